@@ -1,0 +1,417 @@
+//! The manager's packet pool: the free list, the audit and crash reclaim.
+//!
+//! The free list is a plain `Vec` in the manager's own memory, not in the region: one
+//! party uses it, so it needs no synchronisation, and no NF can corrupt it. NFs get
+//! buffers through rings the manager fills.
+
+use crate::buffer::{Buf, BufIdx, Owner, OwnerId};
+use crate::error::{RingError, ShmError};
+use crate::region::{Holder, Region};
+use std::fmt;
+use std::sync::Arc;
+
+/// Where the audit found one buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Nowhere,
+    Free,
+    Ring,
+}
+
+/// The result of [`Pool::audit`]: where every buffer is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audit {
+    pub total: u32,
+    pub free: u32,
+    pub in_rings: u32,
+    /// Held by the manager or a live NF.
+    pub held: u32,
+    /// Buffers found nowhere: not free, in no ring, not held by anyone alive.
+    pub missing: Vec<(u32, Option<Owner>)>,
+    /// Buffers found in two places (two rings, twice in one ring, ring and free list).
+    pub duplicated: Vec<u32>,
+    /// Ring entries that are not buffer indices at all.
+    pub garbage: Vec<(u32, u32)>,
+    /// Rings whose indices are corrupt (their entries could not be counted).
+    pub bad_rings: Vec<(u32, RingError)>,
+}
+
+impl Audit {
+    /// Every buffer is in exactly one place: free + in rings + held == pool size.
+    pub fn is_whole(&self) -> bool {
+        self.missing.is_empty()
+            && self.duplicated.is_empty()
+            && self.garbage.is_empty()
+            && self.bad_rings.is_empty()
+            && self.free + self.in_rings + self.held == self.total
+    }
+}
+
+impl fmt::Display for Audit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pool {}: {} buffers = {} free + {} in rings + {} held",
+            if self.is_whole() { "whole" } else { "NOT whole" },
+            self.total,
+            self.free,
+            self.in_rings,
+            self.held
+        )?;
+        let few = |v: Vec<String>| {
+            let n = v.len();
+            let mut s = v.into_iter().take(8).collect::<Vec<_>>().join(", ");
+            if n > 8 {
+                s += &format!(", ... ({n} in all)");
+            }
+            s
+        };
+        if !self.missing.is_empty() {
+            let v = self.missing.iter().map(|(i, o)| format!("{i} ({})", o.map_or("garbage owner".into(), |o| o.to_string())));
+            write!(f, "; missing: {}", few(v.collect()))?;
+        }
+        if !self.duplicated.is_empty() {
+            write!(f, "; duplicated: {}", few(self.duplicated.iter().map(u32::to_string).collect()))?;
+        }
+        if !self.garbage.is_empty() {
+            write!(f, "; garbage in rings: {}", few(self.garbage.iter().map(|(r, v)| format!("ring {r}: {v}")).collect()))?;
+        }
+        for (r, e) in &self.bad_rings {
+            write!(f, "; ring {r}: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`Pool::reclaim`] got back from a dead owner.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Buffers waiting in rings towards the dead owner.
+    pub from_rings: u32,
+    /// Buffers the dead owner held.
+    pub held: u32,
+    /// Buffers it was enqueueing when it died (owner entry written, index not published).
+    pub torn: u32,
+}
+
+impl Reclaimed {
+    pub fn total(&self) -> u32 {
+        self.from_rings + self.held + self.torn
+    }
+}
+
+/// The manager's side of the region: the free list and the manager's [`Holder`].
+#[derive(Debug)]
+pub struct Pool {
+    holder: Holder,
+    free: Vec<u32>,
+}
+
+impl Pool {
+    /// Take charge of a freshly created region: every buffer starts free. Fails if this
+    /// process already attached the manager's owner id.
+    pub fn new(region: &Arc<Region>) -> Result<Pool, ShmError> {
+        let holder = region.holder(OwnerId::MANAGER)?;
+        let n = region.buffers();
+        for i in 1..=n {
+            let meta = region.meta(BufIdx(i));
+            if meta.owner() != Some(Owner::Free) {
+                return Err(ShmError::BadHeader(format!("buffer {i} of a new region is not free")));
+            }
+        }
+        // Popped from the end: hand out low indices first (nicer to read in traces).
+        Ok(Pool { holder, free: (1..=n).rev().collect() })
+    }
+
+    pub fn region(&self) -> &Arc<Region> {
+        self.holder.region()
+    }
+
+    /// The manager's holder, for claiming from and sending to rings.
+    pub fn holder(&self) -> &Holder {
+        &self.holder
+    }
+
+    pub fn free_count(&self) -> u32 {
+        self.free.len() as u32
+    }
+
+    /// A fresh buffer held by the manager, empty, with the default headroom.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<Buf> {
+        let i = self.free.pop()?;
+        let buf = self.holder.adopt(BufIdx(i));
+        let m = self.holder.meta(&buf);
+        m.set_len_off(0, self.region().layout().headroom);
+        Some(buf)
+    }
+
+    /// Up to `n` fresh buffers appended to `out`; returns how many.
+    pub fn alloc_burst(&mut self, n: usize, out: &mut Vec<Buf>) -> usize {
+        let k = n.min(self.free.len());
+        for _ in 0..k {
+            out.push(self.alloc().expect("counted"));
+        }
+        k
+    }
+
+    /// Give a buffer back to the free list.
+    #[inline]
+    pub fn free(&mut self, buf: Buf) {
+        self.holder.meta(&buf).set_owner(Owner::Free);
+        self.free.push(buf.idx.get());
+    }
+
+    /// Put a buffer we found abandoned back in the free list (reclaim).
+    fn free_idx(&mut self, idx: BufIdx) {
+        self.region().meta(idx).set_owner(Owner::Free);
+        self.free.push(idx.get());
+    }
+
+    /// Account for every buffer: in the free list, in a ring, or held by an owner in
+    /// `live` (the manager is always live). Exact when the rings are quiescent; while
+    /// packets move, buffers between a ring and a holder can show as missing.
+    pub fn audit(&self, live: &[OwnerId]) -> Audit {
+        let region = self.region();
+        let n = region.buffers();
+        let mut seen = vec![Seen::Nowhere; n as usize + 1];
+        let mut a = Audit { total: n, ..Default::default() };
+        for &i in &self.free {
+            if seen[i as usize] != Seen::Nowhere || region.meta(BufIdx(i)).owner() != Some(Owner::Free) {
+                a.duplicated.push(i);
+            }
+            seen[i as usize] = Seen::Free;
+            a.free += 1;
+        }
+        let mut entries = Vec::new();
+        for r in 0..region.layout().rings {
+            entries.clear();
+            let ring = region.ring(r).expect("r < rings");
+            if let Err(e) = ring.snapshot(&mut entries) {
+                a.bad_rings.push((r, e));
+                continue;
+            }
+            for &raw in &entries {
+                match region.buf_idx(raw) {
+                    Err(_) => a.garbage.push((r, raw)),
+                    Ok(idx) => {
+                        if seen[idx.get() as usize] != Seen::Nowhere {
+                            a.duplicated.push(raw);
+                        } else {
+                            a.in_rings += 1;
+                        }
+                        seen[idx.get() as usize] = Seen::Ring;
+                    }
+                }
+            }
+        }
+        for i in 1..=n {
+            if seen[i as usize] != Seen::Nowhere {
+                continue;
+            }
+            match region.meta(BufIdx(i)).owner() {
+                Some(Owner::Held(id)) if id == OwnerId::MANAGER || live.contains(&id) => a.held += 1,
+                other => a.missing.push((i, other)),
+            }
+        }
+        a
+    }
+
+    /// Take back everything owner `dead` had: buffers in rings towards it, buffers it
+    /// held, and buffers it had marked for sending but not yet published when it died.
+    ///
+    /// Call once the owner is known dead (its control socket closed). Rings are found by
+    /// their recorded ends ([`crate::RingRef::set_ends`]). Buffers that `dead` published
+    /// to live consumers are left to them. Safe against those consumers running: they
+    /// mark a buffer held before releasing its ring slot, and we look at the rings
+    /// before at the owner entries.
+    pub fn reclaim(&mut self, dead: OwnerId) -> Result<Reclaimed, RingError> {
+        assert_ne!(dead, OwnerId::MANAGER, "the manager cannot reclaim from itself");
+        let region = self.region().clone();
+        let n = region.buffers();
+        let mut got = Reclaimed::default();
+        let mut published = vec![false; n as usize + 1];
+        let mut entries = Vec::new();
+        for r in 0..region.layout().rings {
+            let ring = region.ring(r)?;
+            let (producer, consumer) = ring.ends();
+            if consumer == dead.0 {
+                // Nobody will consume these: take the consumer's place and drain.
+                let mut cons = crate::ring::Consumer::new(ring);
+                let mut raw = [0u32; 64];
+                loop {
+                    let k = cons.peek_burst(&mut raw)?;
+                    if k == 0 {
+                        break;
+                    }
+                    for &v in &raw[..k] {
+                        if let Ok(idx) = region.buf_idx(v)
+                            && matches!(region.meta(idx).owner(), Some(Owner::Transit { to, .. }) if to == dead)
+                        {
+                            self.free_idx(idx);
+                            got.from_rings += 1;
+                        }
+                    }
+                    cons.commit(k);
+                }
+            } else if producer == dead.0 {
+                entries.clear();
+                ring.snapshot(&mut entries)?;
+                for &v in &entries {
+                    if let Ok(idx) = region.buf_idx(v) {
+                        published[idx.get() as usize] = true;
+                    }
+                }
+            }
+        }
+        for i in 1..=n {
+            let idx = BufIdx(i);
+            match region.meta(idx).owner() {
+                Some(Owner::Held(id)) if id == dead => {
+                    self.free_idx(idx);
+                    got.held += 1;
+                }
+                Some(Owner::Transit { from, .. }) if from == dead && !published[i as usize] => {
+                    self.free_idx(idx);
+                    got.torn += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok(got)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BackingChoice, RegionConfig};
+
+    fn setup() -> (Arc<Region>, Pool) {
+        let cfg = RegionConfig { buffers: 128, rings: 4, ring_capacity: 64, backing: BackingChoice::Normal, ..Default::default() };
+        let r = Region::create(&cfg).unwrap();
+        let p = Pool::new(&r).unwrap();
+        (r, p)
+    }
+
+    #[test]
+    fn a_fresh_pool_is_whole_and_allocations_are_counted_as_held() {
+        let (_r, mut pool) = setup();
+        let a = pool.audit(&[]);
+        assert!(a.is_whole(), "{a}");
+        assert_eq!((a.free, a.held), (128, 0));
+        let mut bufs = Vec::new();
+        assert_eq!(pool.alloc_burst(200, &mut bufs), 128);
+        assert!(pool.alloc().is_none());
+        let a = pool.audit(&[]);
+        assert!(a.is_whole(), "{a}");
+        assert_eq!((a.free, a.held), (0, 128));
+        for b in bufs {
+            pool.free(b);
+        }
+        assert_eq!(pool.audit(&[]).free, 128);
+    }
+
+    #[test]
+    fn audit_counts_rings_and_finds_missing_duplicated_and_garbage() {
+        let (r, mut pool) = setup();
+        let ring = r.ring(1).unwrap();
+        ring.set_ends(0, 5);
+        let mut prod = r.producer(1).unwrap();
+        let mut bufs = Vec::new();
+        pool.alloc_burst(10, &mut bufs);
+        let sent = pool.holder().enqueue(&mut prod, OwnerId(5), &mut bufs).unwrap();
+        assert_eq!(sent, 10);
+        let a = pool.audit(&[OwnerId(5)]);
+        assert!(a.is_whole(), "{a}");
+        assert_eq!((a.free, a.in_rings), (118, 10));
+
+        // A buffer held by an owner that is not alive is missing.
+        let b = pool.alloc().unwrap();
+        let idx = b.index();
+        let raw = pool.holder().send(b, OwnerId(9));
+        let h9 = r.holder(OwnerId(9)).unwrap();
+        let _held = h9.claim(raw).unwrap();
+        assert!(pool.audit(&[OwnerId(5), OwnerId(9)]).is_whole());
+        let a = pool.audit(&[OwnerId(5)]);
+        assert!(!a.is_whole());
+        assert_eq!(a.missing, vec![(idx, Some(Owner::Held(OwnerId(9))))]);
+        assert!(a.to_string().contains("held by nf9"), "{a}");
+
+        // The same index twice in a ring, and numbers that are no buffer at all.
+        let mut p2 = r.producer(2).unwrap();
+        p2.enqueue_burst(&[1, 0, 4000]).unwrap();
+        let a = pool.audit(&[OwnerId(5), OwnerId(9)]);
+        assert_eq!(a.duplicated, vec![1]);
+        assert_eq!(a.garbage, vec![(2, 0), (2, 4000)]);
+        assert!(!a.is_whole());
+    }
+
+    #[test]
+    fn audit_reports_a_corrupt_ring() {
+        let (r, pool) = setup();
+        r.ring(3).unwrap().ctl.tail.word.store(9999, std::sync::atomic::Ordering::Release);
+        let a = pool.audit(&[]);
+        assert_eq!(a.bad_rings.len(), 1);
+        assert!(a.to_string().contains("ring 3: ring corrupted"), "{a}");
+    }
+
+    #[test]
+    fn a_duplicated_index_is_delivered_once() {
+        let (r, mut pool) = setup();
+        let b = pool.alloc().unwrap();
+        let raw = pool.holder().send(b, OwnerId(1));
+        r.producer(0).unwrap().enqueue_burst(&[raw, raw, 0, 77]).unwrap();
+        let h = r.holder(OwnerId(1)).unwrap();
+        let mut out = Vec::new();
+        let n = h.dequeue(&mut r.consumer(0).unwrap(), 32, &mut out).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(out[0].index(), raw);
+        assert_eq!(h.rejected(), 3, "the duplicate, index 0 and a free buffer");
+        assert!(r.ring(0).unwrap().is_empty().unwrap(), "rejected entries are consumed");
+    }
+
+    #[test]
+    fn reclaim_recovers_rings_held_and_torn_buffers_of_a_dead_owner() {
+        let (r, mut pool) = setup();
+        let dead = OwnerId(4);
+        r.ring(0).unwrap().set_ends(0, dead.0); // manager -> nf4
+        r.ring(1).unwrap().set_ends(dead.0, 0); // nf4 -> manager
+        let mgr_h = pool.holder();
+        let _ = mgr_h;
+        let mut bufs = Vec::new();
+        pool.alloc_burst(40, &mut bufs);
+        let mut to_nf = r.producer(0).unwrap();
+        pool.holder().enqueue(&mut to_nf, dead, &mut bufs).unwrap();
+        {
+            let h = r.holder(dead).unwrap();
+            let mut got = Vec::new();
+            h.dequeue(&mut r.consumer(0).unwrap(), 30, &mut got).unwrap();
+            assert_eq!(got.len(), 30);
+            // Sends 10 back, marks 5 for sending without publishing (dies mid-enqueue),
+            // and keeps 15.
+            let mut back: Vec<Buf> = got.drain(..10).collect();
+            h.enqueue(&mut r.producer(1).unwrap(), OwnerId::MANAGER, &mut back).unwrap();
+            for b in got.drain(..5) {
+                let _unpublished = h.send(b, OwnerId::MANAGER);
+            }
+            assert_eq!(got.len(), 15);
+        } // the holder goes away with its buffers: the NF died
+        let before = pool.audit(&[]);
+        assert!(!before.is_whole());
+        assert_eq!(before.missing.len(), 20, "15 held + 5 torn: {before}");
+        let got = pool.reclaim(dead).unwrap();
+        assert_eq!(got, Reclaimed { from_rings: 10, held: 15, torn: 5 });
+        // The 10 it published to the manager are still in their ring, for the manager.
+        let a = pool.audit(&[]);
+        assert!(a.is_whole(), "{a}");
+        assert_eq!((a.free, a.in_rings), (118, 10));
+        let mut back = Vec::new();
+        pool.holder().dequeue(&mut r.consumer(1).unwrap(), 32, &mut back).unwrap();
+        assert_eq!(back.len(), 10);
+        for b in back {
+            pool.free(b);
+        }
+        assert_eq!(pool.audit(&[]).free, 128);
+    }
+}

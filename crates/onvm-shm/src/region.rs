@@ -1,0 +1,564 @@
+//! The shared region: one memfd holding the header, the rings and every packet buffer.
+//!
+//! Why a memfd: the file descriptor *is* the capability. The manager passes it to an NF
+//! over its control socket (SCM_RIGHTS); nothing needs a hugetlbfs mount, a path or a
+//! fixed virtual address, so NFs in containers need only the socket's folder. The file
+//! is sealed against shrinking and growing, so no NF can truncate it under the others
+//! (which would turn their next access into SIGBUS); [`Region::open`] refuses an
+//! unsealed one. Everything inside is addressed by offset, so each process maps it
+//! wherever the kernel likes.
+
+use crate::buffer::{Buf, BufIdx, META_SIZE, Owner, OwnerId, PacketMut, PktMeta};
+use crate::error::{BufError, RingError, ShmError};
+use crate::layout::{BackingChoice, Header, Layout, RegionConfig};
+use crate::ring::{Consumer, Producer, RingCtl, RingRef};
+use memmap2::{Advice, MmapOptions, MmapRaw};
+use rustix::fs::{MemfdFlags, SealFlags};
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use zerocopy::{FromBytes, IntoBytes};
+
+/// Which pages back a region, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backing {
+    Hugetlb { page_size: u64 },
+    Normal { why: String },
+}
+
+impl fmt::Display for Backing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backing::Hugetlb { page_size } => write!(f, "hugepages ({} KiB)", page_size / 1024),
+            Backing::Normal { why } => write!(f, "normal pages ({why})"),
+        }
+    }
+}
+
+/// Free hugepages and their size, from /proc/meminfo.
+fn free_hugepages() -> Option<(u64, u64)> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("HugePages_Free:")?, field("Hugepagesize:")? * 1024))
+}
+
+/// A mapped region, in the manager or an NF.
+pub struct Region {
+    file: File,
+    map: MmapRaw,
+    layout: Layout,
+    backing: Backing,
+    /// Owner ids with a live [`Holder`] in this process (one holder per id).
+    holders: Mutex<HashSet<u16>>,
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Region").field("layout", &self.layout).field("backing", &self.backing).finish()
+    }
+}
+
+impl Region {
+    /// Create, size, seal and map a new region, and write its header.
+    pub fn create(cfg: &RegionConfig) -> Result<Arc<Region>, ShmError> {
+        let layout = Layout::from_config(cfg)?;
+        let (file, map, backing) = match cfg.backing {
+            BackingChoice::Normal => Self::map_normal(&layout, "normal pages requested".into())?,
+            BackingChoice::Hugetlb => Self::map_huge(&layout)?,
+            BackingChoice::Auto => match free_hugepages() {
+                Some((free, size)) if free * size >= layout.file_size(size) => match Self::map_huge(&layout) {
+                    Ok(m) => m,
+                    Err(e) => Self::map_normal(&layout, format!("hugepages failed: {e}"))?,
+                },
+                Some((free, size)) => Self::map_normal(
+                    &layout,
+                    format!("{free} free hugepages, {} needed", layout.file_size(size) / size),
+                )?,
+                None => Self::map_normal(&layout, "no hugepage information".into())?,
+            },
+        };
+        let page = match backing {
+            Backing::Hugetlb { page_size } => page_size,
+            Backing::Normal { .. } => 4096,
+        };
+        let hdr = layout.header(page);
+        let bytes = hdr.as_bytes();
+        // SAFETY: the mapping is at least one page long (layout puts the rings at 4096),
+        // we are its only user (just created), and `bytes` is a local value.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr(), bytes.len()) };
+        Ok(Arc::new(Region { file, map, layout, backing, holders: Mutex::default() }))
+    }
+
+    fn map_huge(layout: &Layout) -> Result<(File, MmapRaw, Backing), ShmError> {
+        let (_, page_size) = free_hugepages().unwrap_or((0, 2 << 20));
+        let fd = rustix::fs::memfd_create("onvm-region", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING | MemfdFlags::HUGETLB)
+            .map_err(|e| ShmError::io("memfd_create(MFD_HUGETLB)")(e.into()))?;
+        // Hugetlb mappings reserve their pages at mmap time, so a shortage is an error
+        // here, not a SIGBUS later.
+        let (file, map) = Self::size_seal_map(fd, layout.file_size(page_size))?;
+        Ok((file, map, Backing::Hugetlb { page_size }))
+    }
+
+    fn map_normal(layout: &Layout, why: String) -> Result<(File, MmapRaw, Backing), ShmError> {
+        let fd = rustix::fs::memfd_create("onvm-region", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .map_err(|e| ShmError::io("memfd_create")(e.into()))?;
+        let (file, map) = Self::size_seal_map(fd, layout.file_size(4096))?;
+        // Best effort: transparent hugepages for shmem depend on the system's settings.
+        let _ = map.advise(Advice::HugePage);
+        Ok((file, map, Backing::Normal { why }))
+    }
+
+    fn size_seal_map(fd: OwnedFd, size: u64) -> Result<(File, MmapRaw), ShmError> {
+        rustix::fs::ftruncate(&fd, size).map_err(|e| ShmError::io("ftruncate region")(e.into()))?;
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+            .map_err(|e| ShmError::io("seal region")(e.into()))?;
+        let file = File::from(fd);
+        let map = MmapOptions::new().len(size as usize).populate().map_raw(&file).map_err(ShmError::io("mmap region"))?;
+        Ok((file, map))
+    }
+
+    /// Map a region from its file descriptor (as received from the manager) and check
+    /// that it is one, of this ABI, sealed, and as large as its header says.
+    pub fn open(fd: OwnedFd) -> Result<Arc<Region>, ShmError> {
+        let seals = rustix::fs::fcntl_get_seals(&fd).map_err(|e| ShmError::io("read region seals")(e.into()))?;
+        if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
+            return Err(ShmError::BadHeader("region file is not sealed against resizing".into()));
+        }
+        let file_size = rustix::fs::fstat(&fd).map_err(|e| ShmError::io("fstat region")(e.into()))?.st_size as u64;
+        if file_size < std::mem::size_of::<Header>() as u64 {
+            return Err(ShmError::SizeMismatch { file: file_size, header: std::mem::size_of::<Header>() as u64 });
+        }
+        let file = File::from(fd);
+        let map = MmapOptions::new().len(file_size as usize).map_raw(&file).map_err(ShmError::io("mmap region"))?;
+        let mut raw = [0u8; std::mem::size_of::<Header>()];
+        // SAFETY: the mapping is at least `raw.len()` bytes (checked above) and `raw` is a
+        // local buffer; copying bytes is valid whatever they are.
+        unsafe { std::ptr::copy_nonoverlapping(map.as_ptr(), raw.as_mut_ptr(), raw.len()) };
+        let hdr = Header::read_from_bytes(&raw).expect("buffer has the header's size");
+        let layout = Layout::validate(&hdr, file_size)?;
+        let backing = if hdr.page_size > 4096 {
+            Backing::Hugetlb { page_size: hdr.page_size }
+        } else {
+            Backing::Normal { why: "as created by the manager".into() }
+        };
+        Ok(Arc::new(Region { file, map, layout, backing, holders: Mutex::default() }))
+    }
+
+    /// The file descriptor to pass to other processes.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn backing(&self) -> &Backing {
+        &self.backing
+    }
+
+    /// Number of packet buffers (valid indices are 1..=this).
+    pub fn buffers(&self) -> u32 {
+        self.layout.buffers
+    }
+
+    /// Bytes mapped.
+    pub fn size(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Ring `i`, bounds-checked.
+    pub fn ring(&self, i: u32) -> Result<RingRef<'_>, RingError> {
+        if i >= self.layout.rings {
+            return Err(RingError::NoSuchRing(i));
+        }
+        let off = self.layout.rings_offset + i as u64 * self.layout.ring_stride;
+        // SAFETY: `i < rings`, so `off + ring_stride <= bufs_offset <= mapping length`
+        // (validated layout); the offset is 128-aligned in a page-aligned mapping, so both
+        // casts are aligned. RingCtl and the slots are all atomics, valid for every bit
+        // pattern and safe to share between threads and processes. The mapping lives as
+        // long as `self`, which the returned references borrow.
+        let (ctl, slots) = unsafe {
+            let p = self.map.as_mut_ptr().add(off as usize);
+            let ctl = &*(p as *const RingCtl);
+            let slots = std::slice::from_raw_parts(
+                p.add(std::mem::size_of::<RingCtl>()) as *const AtomicU32,
+                self.layout.ring_capacity as usize,
+            );
+            (ctl, slots)
+        };
+        RingRef::new(ctl, slots)
+    }
+
+    /// The producing end of ring `i`. The caller must be its only producer (the manager's
+    /// ring assignment ensures this across processes).
+    pub fn producer(&self, i: u32) -> Result<Producer<'_>, RingError> {
+        Ok(Producer::new(self.ring(i)?))
+    }
+
+    /// The consuming end of ring `i`; same rule as [`Region::producer`].
+    pub fn consumer(&self, i: u32) -> Result<Consumer<'_>, RingError> {
+        Ok(Consumer::new(self.ring(i)?))
+    }
+
+    /// Check a raw index read from shared memory.
+    #[inline]
+    pub fn buf_idx(&self, raw: u32) -> Result<BufIdx, BufError> {
+        if raw == 0 || raw > self.layout.buffers {
+            return Err(BufError::OutOfRange { index: raw, max: self.layout.buffers });
+        }
+        Ok(BufIdx(raw))
+    }
+
+    #[inline]
+    fn slot_ptr(&self, idx: BufIdx) -> *mut u8 {
+        let off = self.layout.bufs_offset as usize + idx.0 as usize * self.layout.buf_stride as usize;
+        // SAFETY: `idx <= buffers`, so the slot lies inside the validated layout, which
+        // fits the mapping.
+        unsafe { self.map.as_mut_ptr().add(off) }
+    }
+
+    /// Metadata line of a buffer. Readable by anyone; the fields are atomics.
+    #[inline]
+    pub fn meta(&self, idx: BufIdx) -> &PktMeta {
+        // SAFETY: the slot is in bounds and 64-aligned (bufs_offset is page-aligned and the
+        // stride a multiple of 64); PktMeta is all atomics, valid for any bits and shared
+        // access; the reference borrows `self`, which keeps the mapping alive.
+        unsafe { &*(self.slot_ptr(idx) as *const PktMeta) }
+    }
+
+    /// Attach owner `id` in this process. Only one holder per id may exist in a process:
+    /// that is what makes the holder's buffer tokens unique.
+    pub fn holder(self: &Arc<Self>, id: OwnerId) -> Result<Holder, BufError> {
+        if id > OwnerId::MAX {
+            return Err(BufError::BadOwner(id.0));
+        }
+        if !self.holders.lock().unwrap_or_else(|e| e.into_inner()).insert(id.0) {
+            return Err(BufError::HolderTaken(id.0));
+        }
+        Ok(Holder { region: self.clone(), id, rejected: Cell::new(0), last_reject: RefCell::new(None) })
+    }
+}
+
+/// Most indices moved per ring operation by the holder's burst helpers.
+pub const BURST: usize = 32;
+
+/// One owner (the manager, or an NF instance) attached to a region in this process.
+///
+/// It is the only way to turn a raw index from a ring into a [`Buf`] token: it checks the
+/// index is in range and that the buffer's owner entry says it is in transit *to this
+/// owner*, and marks it held. Not `Sync`: one thread acts for one owner.
+pub struct Holder {
+    region: Arc<Region>,
+    id: OwnerId,
+    rejected: Cell<u64>,
+    last_reject: RefCell<Option<BufError>>,
+}
+
+impl fmt::Debug for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Holder").field("id", &self.id).field("rejected", &self.rejected.get()).finish()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.region.holders.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id.0);
+    }
+}
+
+impl Holder {
+    pub fn id(&self) -> OwnerId {
+        self.id
+    }
+
+    pub fn region(&self) -> &Arc<Region> {
+        &self.region
+    }
+
+    /// Take ownership of a buffer whose index came from a ring towards us.
+    #[inline]
+    pub fn claim(&self, raw: u32) -> Result<Buf, BufError> {
+        let idx = self.region.buf_idx(raw)?;
+        let meta = self.region.meta(idx);
+        match meta.owner() {
+            Some(Owner::Transit { to, .. }) if to == self.id => {
+                meta.set_owner(Owner::Held(self.id));
+                Ok(Buf { idx })
+            }
+            other => Err(BufError::NotForMe {
+                index: raw,
+                me: self.id.0,
+                found: other.map_or_else(|| format!("garbage {:#x}", meta.owner_raw()), |o| o.to_string()),
+            }),
+        }
+    }
+
+    /// Mark a buffer as on its way to `to` and give back the index to enqueue. The
+    /// buffer is no longer ours: if the enqueue then fails, the caller must not drop the
+    /// index (use [`Holder::enqueue`], which only sends what fits).
+    #[inline]
+    pub fn send(&self, buf: Buf, to: OwnerId) -> u32 {
+        self.region.meta(buf.idx).set_owner(Owner::Transit { to, from: self.id });
+        buf.idx.0
+    }
+
+    /// Take a buffer the manager's pool just handed us (owner entry `Held(self)`); used
+    /// by the pool, which holds the manager's holder.
+    pub(crate) fn adopt(&self, idx: BufIdx) -> Buf {
+        self.region.meta(idx).set_owner(Owner::Held(self.id));
+        Buf { idx }
+    }
+
+    /// Metadata of a buffer we hold.
+    #[inline]
+    pub fn meta(&self, buf: &Buf) -> &PktMeta {
+        self.region.meta(buf.idx)
+    }
+
+    /// The bytes of a buffer we hold. Fails only if the shared offset/length were
+    /// corrupted (then the buffer should be dropped).
+    #[inline]
+    pub fn packet<'b>(&'b self, buf: &'b mut Buf) -> Result<PacketMut<'b>, BufError> {
+        let l = &self.region.layout;
+        let room = (l.headroom + l.data_room) as usize;
+        // SAFETY: the area (after the metadata line) is inside the slot, which is inside
+        // the mapping. `&mut Buf` is exclusive and a Buf token exists once per buffer in
+        // this process (only the single Holder of an id mints them, after flipping the
+        // owner entry from Transit-to-us to Held), so no other `&mut` to these bytes
+        // exists here. Other processes do not touch a buffer while we hold it (owner
+        // protocol; NFs are trusted not to be malicious, see DESIGN).
+        let area = unsafe { std::slice::from_raw_parts_mut(self.region.slot_ptr(buf.idx).add(META_SIZE), room) };
+        PacketMut::new(buf.idx, self.region.meta(buf.idx), area, l.headroom)
+    }
+
+    /// Send as many of `bufs` (from the front) to owner `to` through `prod` as fit;
+    /// returns how many went. The rest stay in `bufs`, still ours.
+    pub fn enqueue(&self, prod: &mut Producer<'_>, to: OwnerId, bufs: &mut Vec<Buf>) -> Result<usize, RingError> {
+        let mut raw = [0u32; BURST];
+        let mut sent = 0;
+        while sent < bufs.len() {
+            let want = (bufs.len() - sent).min(BURST);
+            let k = (prod.room(want as u32)? as usize).min(want);
+            if k == 0 {
+                break;
+            }
+            for (r, b) in raw.iter_mut().zip(&bufs[sent..sent + k]) {
+                self.region.meta(b.idx).set_owner(Owner::Transit { to, from: self.id });
+                *r = b.idx.0;
+            }
+            prod.write(&raw[..k]);
+            sent += k;
+        }
+        bufs.drain(..sent);
+        Ok(sent)
+    }
+
+    /// Dequeue up to `max` (at most [`BURST`]) buffers sent to us, claiming each before
+    /// the ring slots are released (so a crash reclaim never races us). Indices that fail
+    /// the checks are skipped and counted in [`Holder::rejected`]. Returns how many were
+    /// pushed to `out`.
+    pub fn dequeue(&self, cons: &mut Consumer<'_>, max: usize, out: &mut Vec<Buf>) -> Result<usize, RingError> {
+        let mut raw = [0u32; BURST];
+        let n = cons.peek_burst(&mut raw[..max.min(BURST)])?;
+        let before = out.len();
+        for &r in &raw[..n] {
+            match self.claim(r) {
+                Ok(b) => out.push(b),
+                Err(e) => {
+                    self.rejected.set(self.rejected.get() + 1);
+                    *self.last_reject.borrow_mut() = Some(e);
+                }
+            }
+        }
+        cons.commit(n);
+        Ok(out.len() - before)
+    }
+
+    /// Indices from rings that failed the checks, since this holder was attached.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.get()
+    }
+
+    /// The most recent rejection, for the error message.
+    pub fn last_rejection(&self) -> Option<BufError> {
+        self.last_reject.borrow().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Pool;
+    use std::os::unix::fs::FileExt;
+
+    pub(crate) fn small() -> RegionConfig {
+        RegionConfig { buffers: 256, rings: 4, ring_capacity: 64, backing: BackingChoice::Normal, ..Default::default() }
+    }
+
+    #[test]
+    fn a_second_mapping_from_the_fd_sees_the_same_packets() {
+        let r = Region::create(&small()).unwrap();
+        let mut pool = Pool::new(&r).unwrap();
+        let mut buf = pool.alloc().unwrap();
+        {
+            let mut p = pool.holder().packet(&mut buf).unwrap();
+            p.copy_from(b"zero copy").unwrap();
+            p.meta().set_flow_hash(0xdead_beef);
+        }
+        let idx = buf.index();
+        let other = Region::open(r.fd().try_clone_to_owned().unwrap()).unwrap();
+        assert_eq!(other.layout(), r.layout());
+        let m = other.meta(other.buf_idx(idx).unwrap());
+        assert_eq!(m.flow_hash(), 0xdead_beef);
+        // Hand it to owner 7 in the other mapping and read the bytes there.
+        let raw = pool.holder().send(buf, OwnerId(7));
+        let h7 = other.holder(OwnerId(7)).unwrap();
+        let mut b7 = h7.claim(raw).unwrap();
+        assert_eq!(h7.packet(&mut b7).unwrap().data(), b"zero copy");
+    }
+
+    #[test]
+    fn auto_backing_uses_hugepages_exactly_when_enough_are_free() {
+        let cfg = RegionConfig { backing: BackingChoice::Auto, ..small() };
+        let (free, size) = free_hugepages().unwrap();
+        let need = Layout::from_config(&cfg).unwrap().file_size(size) / size;
+        let r = Region::create(&cfg).unwrap();
+        if free >= need {
+            assert_eq!(r.backing(), &Backing::Hugetlb { page_size: size }, "{free} free hugepages");
+            assert_eq!(Region::open(r.fd().try_clone_to_owned().unwrap()).unwrap().backing(), r.backing());
+        } else {
+            assert!(matches!(r.backing(), Backing::Normal { why } if why.contains("free hugepages")), "{}", r.backing());
+        }
+        let forced = Region::create(&small()).unwrap();
+        assert!(matches!(forced.backing(), Backing::Normal { .. }));
+    }
+
+    /// A sealed memfd with a hand-written header, for the open-time checks.
+    fn fake(hdr: Header, size: u64, seal: bool) -> OwnedFd {
+        let fd = rustix::fs::memfd_create("fake", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING).unwrap();
+        rustix::fs::ftruncate(&fd, size).unwrap();
+        let f = File::from(fd);
+        f.write_all_at(hdr.as_bytes(), 0).unwrap();
+        if seal {
+            rustix::fs::fcntl_add_seals(&f, SealFlags::SHRINK | SealFlags::GROW).unwrap();
+        }
+        OwnedFd::from(f)
+    }
+
+    #[test]
+    fn open_rejects_foreign_or_mismatched_regions_with_clear_errors() {
+        let l = Layout::from_config(&small()).unwrap();
+        let good = l.header(4096);
+        let size = l.file_size(4096);
+        assert!(Region::open(fake(good, size, true)).is_ok());
+        let err = |h: Header, size: u64, seal: bool| Region::open(fake(h, size, seal)).unwrap_err().to_string();
+        assert!(err(Header { magic: 42, ..good }, size, true).contains("not an onvm region"));
+        assert!(err(Header { abi_version: 99, ..good }, size, true).contains("ABI version 99"));
+        assert!(err(good, size + 4096, true).contains("bytes but its header says"));
+        assert!(err(Header { rings_offset: 0, ..good }, size, true).contains("rings_offset"));
+        assert!(err(good, size, false).contains("not sealed"));
+        let tiny = rustix::fs::memfd_create("tiny", MemfdFlags::ALLOW_SEALING).unwrap();
+        rustix::fs::fcntl_add_seals(&tiny, SealFlags::SHRINK | SealFlags::GROW).unwrap();
+        assert!(Region::open(tiny).is_err());
+    }
+
+    #[test]
+    fn region_cannot_be_resized_by_a_peer() {
+        let r = Region::create(&small()).unwrap();
+        assert!(rustix::fs::ftruncate(r.fd(), 4096).is_err(), "shrink is sealed");
+        assert!(rustix::fs::ftruncate(r.fd(), 1 << 30).is_err(), "grow is sealed");
+    }
+
+    #[test]
+    fn one_holder_per_owner_id_per_process() {
+        let r = Region::create(&small()).unwrap();
+        let h = r.holder(OwnerId(3)).unwrap();
+        assert_eq!(r.holder(OwnerId(3)).unwrap_err(), BufError::HolderTaken(3));
+        assert_eq!(r.holder(OwnerId(0x8000)).unwrap_err(), BufError::BadOwner(0x8000));
+        drop(h);
+        assert!(r.holder(OwnerId(3)).is_ok());
+    }
+
+    #[test]
+    fn claim_refuses_bad_indices() {
+        let r = Region::create(&small()).unwrap();
+        let mut pool = Pool::new(&r).unwrap();
+        let h = r.holder(OwnerId(1)).unwrap();
+        assert_eq!(h.claim(0).unwrap_err(), BufError::OutOfRange { index: 0, max: 256 });
+        assert_eq!(h.claim(257).unwrap_err(), BufError::OutOfRange { index: 257, max: 256 });
+        assert!(h.claim(5).unwrap_err().to_string().contains("free"), "a free buffer is not ours");
+        let b = pool.alloc().unwrap();
+        let raw = pool.holder().send(b, OwnerId(2));
+        assert!(h.claim(raw).unwrap_err().to_string().contains("nf2"), "sent to someone else");
+        r.meta(r.buf_idx(9).unwrap()).owner.store(0xffff_ffff, std::sync::atomic::Ordering::Relaxed);
+        assert!(h.claim(9).unwrap_err().to_string().contains("garbage"));
+    }
+
+    #[test]
+    fn packet_headroom_and_tailroom_operations() {
+        let r = Region::create(&small()).unwrap();
+        let mut pool = Pool::new(&r).unwrap();
+        let mut b = pool.alloc().unwrap();
+        let h = pool.holder();
+        let mut p = h.packet(&mut b).unwrap();
+        assert_eq!((p.len(), p.headroom(), p.tailroom()), (0, 128, 2048));
+        p.copy_from(&[1, 2, 3, 4]).unwrap();
+        p.prepend(2).unwrap().copy_from_slice(&[8, 9]);
+        assert_eq!(p.data(), [8, 9, 1, 2, 3, 4]);
+        assert_eq!(p.headroom(), 126);
+        p.append(1).unwrap()[0] = 5;
+        assert_eq!(p.data(), [8, 9, 1, 2, 3, 4, 5]);
+        p.strip(3).unwrap();
+        p.trim(1).unwrap();
+        assert_eq!(p.data(), [2, 3, 4]);
+        assert!(matches!(p.prepend(1000), Err(BufError::NoRoom { .. })));
+        assert!(matches!(p.strip(4), Err(BufError::NoRoom { .. })));
+        assert!(matches!(p.copy_from(&[0; 3000]), Err(BufError::NoRoom { .. })));
+        p.reset();
+        assert_eq!((p.len(), p.headroom()), (0, 128));
+        // Metadata written through the view is what a second mapping reads.
+        p.set_len(60).unwrap();
+        assert_eq!(r.meta(r.buf_idx(b.index()).unwrap()).raw_len_off(), (60, 128));
+        // Every metadata field round-trips.
+        let m = h.meta(&b);
+        m.set_in_port(3);
+        m.set_src_instance(4);
+        m.set_action(5);
+        m.set_chain_pos(6);
+        m.set_nf_flags(7);
+        m.set_dest(8);
+        m.set_timestamp(9);
+        m.set_user(10);
+        assert_eq!((m.in_port(), m.src_instance(), m.action(), m.chain_pos()), (3, 4, 5, 6));
+        assert_eq!((m.nf_flags(), m.dest(), m.timestamp(), m.user()), (7, 8, 9, 10));
+    }
+
+    #[test]
+    fn corrupt_length_in_metadata_is_an_error_not_a_wild_slice() {
+        let r = Region::create(&small()).unwrap();
+        let mut pool = Pool::new(&r).unwrap();
+        let mut b = pool.alloc().unwrap();
+        pool.holder().meta(&b).set_len_off(4000, 128);
+        assert!(matches!(pool.holder().packet(&mut b), Err(BufError::BadMeta { len: 4000, .. })));
+    }
+
+    #[test]
+    fn jumbo_data_room_is_configurable() {
+        let r = Region::create(&RegionConfig { data_room: 9216, ..small() }).unwrap();
+        let mut pool = Pool::new(&r).unwrap();
+        let mut b = pool.alloc().unwrap();
+        let mut p = pool.holder().packet(&mut b).unwrap();
+        p.copy_from(&[7u8; 9000]).unwrap();
+        assert_eq!(p.len(), 9000);
+    }
+}

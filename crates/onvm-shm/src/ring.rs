@@ -1,0 +1,663 @@
+//! Single-producer/single-consumer rings of `u32` buffer indices.
+//!
+//! # Layout
+//! A ring is a [`RingCtl`] (three 128-byte lines: producer index, consumer index,
+//! doorbell) followed by `capacity` slots of `u32`. Both indices run freely and wrap at
+//! 2^32; a slot is `index & (capacity - 1)`, so capacity is a power of two. The
+//! producer and consumer indices sit on separate lines (128 bytes, because x86 and
+//! ARM prefetch cache lines in pairs), so the two sides never write the same line.
+//! Each side also keeps a process-local copy of the *other* side's index and only
+//! re-reads the shared one when its copy says the ring is full (producer) or empty
+//! (consumer): in steady state a burst touches the shared indices once.
+//!
+//! # Ordering
+//! * The producer writes the slots (relaxed), then publishes its index with a
+//!   `Release` store. The consumer reads that index with `Acquire`, so every slot
+//!   write before the publish is visible before it reads the slots.
+//! * Symmetrically the consumer reads the slots, then publishes its index with
+//!   `Release`; the producer's `Acquire` load of it guarantees the consumer has
+//!   finished reading a slot before the producer overwrites it.
+//! * Slots are `AtomicU32` accessed relaxed: on x86 and ARM that is a plain `mov`, and
+//!   it means a misbehaving peer can at worst make us read a wrong number (which the
+//!   buffer layer bounds-checks), never cause undefined behaviour.
+//!
+//! # Why SPSC only
+//! A multi-producer ring needs a two-phase commit that a process killed between the
+//! phases leaves wedged for everyone. With one writer per index nothing a dead peer
+//! left half-done can block a live one; fan-in is done with one ring per edge.
+//!
+//! # Corruption
+//! Indices read from the peer are checked: `tail - head` must never exceed the
+//! capacity. A ring that breaks that gives [`RingError::Corrupt`], never a wild read.
+
+use crate::error::RingError;
+use crate::sync::{AtomicU32, Ordering, fence, futex_wait, futex_wake};
+use std::time::Duration;
+
+/// One 128-byte line holding one shared word, so two sides never false-share.
+#[repr(C, align(128))]
+#[derive(Debug)]
+pub struct Line {
+    pub(crate) word: AtomicU32,
+}
+
+impl Line {
+    #[cfg(any(loom, test))]
+    fn new(v: u32) -> Self {
+        Line { word: AtomicU32::new(v) }
+    }
+}
+
+/// Control block of a ring, as laid out in shared memory. All zeroes is a valid empty
+/// ring, which is what a fresh memfd gives us.
+#[repr(C)]
+#[derive(Debug)]
+pub struct RingCtl {
+    /// Producer index: count of slots ever published.
+    pub(crate) tail: Line,
+    /// Consumer index: count of slots ever consumed.
+    pub(crate) head: Line,
+    /// Doorbell the consumer sleeps on in shared-core mode (see [`Consumer::wait`]).
+    pub(crate) bell: Line,
+    /// Owner ids of producer (low 16 bits) and consumer (high 16 bits), set by the
+    /// manager when it assigns the ring; used to reclaim after a crash.
+    pub(crate) ends: Line,
+}
+
+/// Doorbell values.
+const AWAKE: u32 = 0;
+const SLEEPING: u32 = 1;
+
+impl RingCtl {
+    /// A heap-allocated control block, for loom models and unit tests.
+    #[cfg(any(loom, test))]
+    pub(crate) fn new_local() -> Self {
+        RingCtl { tail: Line::new(0), head: Line::new(0), bell: Line::new(0), ends: Line::new(0) }
+    }
+}
+
+/// A ring as seen in one process: its control block and its slots.
+#[derive(Debug, Clone, Copy)]
+pub struct RingRef<'a> {
+    pub(crate) ctl: &'a RingCtl,
+    pub(crate) slots: &'a [AtomicU32],
+}
+
+impl<'a> RingRef<'a> {
+    /// Wrap a control block and slots; the slot count must be a power of two >= 2.
+    pub fn new(ctl: &'a RingCtl, slots: &'a [AtomicU32]) -> Result<Self, RingError> {
+        if slots.len() < 2 || !slots.len().is_power_of_two() || slots.len() > 1 << 31 {
+            return Err(RingError::BadCapacity(slots.len()));
+        }
+        Ok(RingRef { ctl, slots })
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// Entries currently in the ring, checked. Racy by nature when both sides run; exact
+    /// when they are quiescent (audit, reclaim of a dead peer).
+    pub fn len(&self) -> Result<u32, RingError> {
+        let head = self.ctl.head.word.load(Ordering::Acquire);
+        let tail = self.ctl.tail.word.load(Ordering::Acquire);
+        check(head, tail, self.capacity())
+    }
+
+    pub fn is_empty(&self) -> Result<bool, RingError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Copy out the published entries without consuming them (audit, crash reclaim).
+    pub fn snapshot(&self, out: &mut Vec<u32>) -> Result<(), RingError> {
+        let head = self.ctl.head.word.load(Ordering::Acquire);
+        let tail = self.ctl.tail.word.load(Ordering::Acquire);
+        let n = check(head, tail, self.capacity())?;
+        let mask = self.capacity() - 1;
+        out.extend((0..n).map(|i| self.slots[(head.wrapping_add(i) & mask) as usize].load(Ordering::Relaxed)));
+        Ok(())
+    }
+
+    /// The owner ids of the producer and consumer, as last set by [`RingRef::set_ends`].
+    pub fn ends(&self) -> (u16, u16) {
+        let v = self.ctl.ends.word.load(Ordering::Acquire);
+        (v as u16, (v >> 16) as u16)
+    }
+
+    /// Record which owners produce into and consume from this ring (manager only).
+    pub fn set_ends(&self, producer: u16, consumer: u16) {
+        self.ctl.ends.word.store(producer as u32 | (consumer as u32) << 16, Ordering::Release);
+    }
+
+    /// Empty the ring and its doorbell, for reuse by new ends. Only when neither end runs.
+    pub fn reset(&self) {
+        self.ctl.head.word.store(0, Ordering::Relaxed);
+        self.ctl.tail.word.store(0, Ordering::Relaxed);
+        self.ctl.bell.word.store(AWAKE, Ordering::Relaxed);
+        fence(Ordering::Release);
+    }
+}
+
+/// Number of entries between `head` and `tail`, or an error when it cannot be.
+#[inline]
+fn check(head: u32, tail: u32, capacity: u32) -> Result<u32, RingError> {
+    let n = tail.wrapping_sub(head);
+    if n > capacity {
+        return Err(RingError::Corrupt { head, tail, capacity });
+    }
+    Ok(n)
+}
+
+/// The producing end of a ring. There must be one per ring across all processes; the
+/// manager's ring assignment guarantees that.
+#[derive(Debug)]
+pub struct Producer<'a> {
+    ring: RingRef<'a>,
+    mask: u32,
+    /// Our own index (we are its only writer).
+    tail: u32,
+    /// Last consumer index we read.
+    head_cache: u32,
+}
+
+impl<'a> Producer<'a> {
+    pub fn new(ring: RingRef<'a>) -> Self {
+        let tail = ring.ctl.tail.word.load(Ordering::Acquire);
+        let head_cache = ring.ctl.head.word.load(Ordering::Acquire);
+        Producer { ring, mask: ring.capacity() - 1, tail, head_cache }
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.mask + 1
+    }
+
+    /// Free slots, re-reading the consumer's index.
+    pub fn free(&mut self) -> Result<u32, RingError> {
+        self.head_cache = self.ring.ctl.head.word.load(Ordering::Acquire);
+        Ok(self.capacity() - check(self.head_cache, self.tail, self.capacity())?)
+    }
+
+    /// Free slots for a burst of `want`, touching the shared index only when needed.
+    #[inline]
+    pub(crate) fn room(&mut self, want: u32) -> Result<u32, RingError> {
+        // The cached index may be stale but was validated when read; the initial one was
+        // not, hence the checked subtraction.
+        if let Some(free) = self.capacity().checked_sub(self.tail.wrapping_sub(self.head_cache))
+            && free >= want
+        {
+            return Ok(free);
+        }
+        self.free()
+    }
+
+    /// Enqueue as many of `items` as fit; returns how many.
+    #[inline]
+    pub fn enqueue_burst(&mut self, items: &[u32]) -> Result<usize, RingError> {
+        let n = (self.room(items.len() as u32)? as usize).min(items.len());
+        self.write(&items[..n]);
+        Ok(n)
+    }
+
+    /// Enqueue all of `items` or none; returns whether they went in.
+    #[inline]
+    pub fn enqueue_bulk(&mut self, items: &[u32]) -> Result<bool, RingError> {
+        if (self.room(items.len() as u32)? as usize) < items.len() {
+            return Ok(false);
+        }
+        self.write(items);
+        Ok(true)
+    }
+
+    /// Write `items` into the slots after our index and publish them. Caller checked room.
+    #[inline]
+    pub(crate) fn write(&mut self, items: &[u32]) {
+        if items.is_empty() {
+            return;
+        }
+        let pos = (self.tail & self.mask) as usize;
+        // Two contiguous pieces: up to the end of the slot array, then from its start.
+        let first = items.len().min(self.ring.slots.len() - pos);
+        for (slot, &v) in self.ring.slots[pos..pos + first].iter().zip(&items[..first]) {
+            slot.store(v, Ordering::Relaxed);
+        }
+        for (slot, &v) in self.ring.slots.iter().zip(&items[first..]) {
+            slot.store(v, Ordering::Relaxed);
+        }
+        self.tail = self.tail.wrapping_add(items.len() as u32);
+        self.ring.ctl.tail.word.store(self.tail, Ordering::Release);
+    }
+
+    /// Wake the consumer if it sleeps on the doorbell (shared-core mode). Call after an
+    /// enqueue. The fence pairs with the one in [`Consumer::wait`]: either the consumer
+    /// sees our new index, or we see its `SLEEPING` and wake it.
+    pub fn notify(&self) {
+        fence(Ordering::SeqCst);
+        let bell = &self.ring.ctl.bell.word;
+        if bell.load(Ordering::Relaxed) == SLEEPING && bell.swap(AWAKE, Ordering::SeqCst) == SLEEPING {
+            futex_wake(bell);
+        }
+    }
+}
+
+/// The consuming end of a ring; one per ring across all processes.
+#[derive(Debug)]
+pub struct Consumer<'a> {
+    ring: RingRef<'a>,
+    mask: u32,
+    /// Our own index (we are its only writer).
+    head: u32,
+    /// Last producer index we read (validated).
+    tail_cache: u32,
+}
+
+impl<'a> Consumer<'a> {
+    pub fn new(ring: RingRef<'a>) -> Self {
+        let head = ring.ctl.head.word.load(Ordering::Acquire);
+        Consumer { ring, mask: ring.capacity() - 1, head, tail_cache: head }
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.mask + 1
+    }
+
+    /// Entries ready, re-reading the producer's index.
+    pub fn ready(&mut self) -> Result<u32, RingError> {
+        let tail = self.ring.ctl.tail.word.load(Ordering::Acquire);
+        let n = check(self.head, tail, self.capacity())?;
+        self.tail_cache = tail;
+        Ok(n)
+    }
+
+    #[inline]
+    fn avail(&mut self, want: u32) -> Result<u32, RingError> {
+        let n = self.tail_cache.wrapping_sub(self.head);
+        if n >= want {
+            return Ok(n);
+        }
+        self.ready()
+    }
+
+    /// Copy up to `out.len()` entries into `out` without consuming them. Follow with
+    /// [`Consumer::commit`]. Lets the caller finish its work on the entries (e.g. take
+    /// ownership of the buffers) before the producer may reuse the slots.
+    #[inline]
+    pub fn peek_burst(&mut self, out: &mut [u32]) -> Result<usize, RingError> {
+        let n = (self.avail(out.len() as u32)? as usize).min(out.len());
+        self.read(&mut out[..n]);
+        Ok(n)
+    }
+
+    /// Consume `n` entries previously peeked.
+    #[inline]
+    pub fn commit(&mut self, n: usize) {
+        debug_assert!(n as u32 <= self.tail_cache.wrapping_sub(self.head));
+        self.head = self.head.wrapping_add(n as u32);
+        self.ring.ctl.head.word.store(self.head, Ordering::Release);
+    }
+
+    /// Dequeue up to `out.len()` entries; returns how many.
+    #[inline]
+    pub fn dequeue_burst(&mut self, out: &mut [u32]) -> Result<usize, RingError> {
+        let n = self.peek_burst(out)?;
+        if n > 0 {
+            self.commit(n);
+        }
+        Ok(n)
+    }
+
+    /// Dequeue exactly `out.len()` entries or none; returns whether it did.
+    #[inline]
+    pub fn dequeue_bulk(&mut self, out: &mut [u32]) -> Result<bool, RingError> {
+        if (self.avail(out.len() as u32)? as usize) < out.len() {
+            return Ok(false);
+        }
+        self.read(out);
+        self.commit(out.len());
+        Ok(true)
+    }
+
+    #[inline]
+    fn read(&self, out: &mut [u32]) {
+        let pos = (self.head & self.mask) as usize;
+        let first = out.len().min(self.ring.slots.len() - pos);
+        let (a, b) = out.split_at_mut(first);
+        for (o, slot) in a.iter_mut().zip(&self.ring.slots[pos..pos + first]) {
+            *o = slot.load(Ordering::Relaxed);
+        }
+        for (o, slot) in b.iter_mut().zip(self.ring.slots.iter()) {
+            *o = slot.load(Ordering::Relaxed);
+        }
+    }
+
+    /// Sleep on the doorbell until the ring has entries or `timeout` passes (shared-core
+    /// mode). Returns the number of entries ready.
+    ///
+    /// Protocol (Dekker-style, with [`Producer::notify`]): announce `SLEEPING`, full
+    /// fence, re-check the ring; only then sleep. Either the producer's enqueue is seen by
+    /// the re-check, or the producer's check after its fence sees `SLEEPING` and wakes us.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<u32, RingError> {
+        let n = self.ready()?;
+        if n > 0 {
+            return Ok(n);
+        }
+        let bell = &self.ring.ctl.bell.word;
+        bell.store(SLEEPING, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let n = self.ready()?;
+        if n == 0 {
+            futex_wait(bell, SLEEPING, timeout);
+        }
+        bell.store(AWAKE, Ordering::Relaxed);
+        self.ready()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    fn slots(n: usize) -> Vec<AtomicU32> {
+        (0..n).map(|_| AtomicU32::new(0)).collect()
+    }
+
+    #[test]
+    fn capacity_must_be_power_of_two() {
+        let ctl = RingCtl::new_local();
+        assert_eq!(RingRef::new(&ctl, &slots(6)).unwrap_err(), RingError::BadCapacity(6));
+        assert_eq!(RingRef::new(&ctl, &slots(1)).unwrap_err(), RingError::BadCapacity(1));
+        assert!(RingRef::new(&ctl, &slots(8)).is_ok());
+    }
+
+    #[test]
+    fn wraps_around_and_keeps_order() {
+        let ctl = RingCtl::new_local();
+        let s = slots(4);
+        let r = RingRef::new(&ctl, &s).unwrap();
+        let (mut p, mut c) = (Producer::new(r), Consumer::new(r));
+        let mut out = [0u32; 3];
+        for round in 0..10u32 {
+            assert_eq!(p.enqueue_burst(&[round, round + 100, round + 200]).unwrap(), 3);
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 3);
+            assert_eq!(out, [round, round + 100, round + 200]);
+        }
+    }
+
+    #[test]
+    fn bulk_is_all_or_nothing() {
+        let ctl = RingCtl::new_local();
+        let s = slots(4);
+        let r = RingRef::new(&ctl, &s).unwrap();
+        let (mut p, mut c) = (Producer::new(r), Consumer::new(r));
+        assert!(p.enqueue_bulk(&[1, 2, 3]).unwrap());
+        assert!(!p.enqueue_bulk(&[4, 5]).unwrap(), "only one slot free");
+        assert_eq!(r.len().unwrap(), 3);
+        let mut two = [0; 2];
+        assert!(c.dequeue_bulk(&mut two).unwrap());
+        assert_eq!(two, [1, 2]);
+        assert!(!c.dequeue_bulk(&mut two).unwrap(), "only one entry left");
+        assert_eq!(c.dequeue_burst(&mut two).unwrap(), 1);
+        assert_eq!(two[0], 3);
+    }
+
+    #[test]
+    fn head_past_tail_is_reported_not_trusted() {
+        let ctl = RingCtl::new_local();
+        let s = slots(8);
+        let r = RingRef::new(&ctl, &s).unwrap();
+        let mut c = Consumer::new(r);
+        // A buggy peer publishes a producer index 1000 slots ahead of an 8-slot ring.
+        ctl.tail.word.store(1000, Ordering::Release);
+        let mut out = [0; 4];
+        assert_eq!(c.dequeue_burst(&mut out).unwrap_err(), RingError::Corrupt { head: 0, tail: 1000, capacity: 8 });
+        // And a consumer index ahead of the producer's (head past tail).
+        ctl.tail.word.store(0, Ordering::Release);
+        ctl.head.word.store(5, Ordering::Release);
+        let mut p = Producer::new(r);
+        assert_eq!(p.enqueue_burst(&[1]).unwrap_err(), RingError::Corrupt { head: 5, tail: 0, capacity: 8 });
+        assert!(matches!(p.free(), Err(RingError::Corrupt { .. })));
+        assert!(matches!(r.len(), Err(RingError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn snapshot_does_not_consume() {
+        let ctl = RingCtl::new_local();
+        let s = slots(8);
+        let r = RingRef::new(&ctl, &s).unwrap();
+        let mut p = Producer::new(r);
+        p.enqueue_burst(&[7, 8, 9]).unwrap();
+        let mut v = Vec::new();
+        r.snapshot(&mut v).unwrap();
+        assert_eq!(v, [7, 8, 9]);
+        assert_eq!(r.len().unwrap(), 3);
+    }
+
+    #[test]
+    fn doorbell_wakes_a_sleeping_consumer_thread() {
+        let ctl = RingCtl::new_local();
+        let s = slots(8);
+        let r = RingRef::new(&ctl, &s).unwrap();
+        std::thread::scope(|sc| {
+            let h = sc.spawn(|| {
+                let mut c = Consumer::new(r);
+                let t = std::time::Instant::now();
+                let n = c.wait(Some(Duration::from_secs(10))).unwrap();
+                (n, t.elapsed())
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            let mut p = Producer::new(r);
+            p.enqueue_burst(&[42]).unwrap();
+            p.notify();
+            let (n, waited) = h.join().unwrap();
+            assert_eq!(n, 1);
+            assert!(waited < Duration::from_secs(5), "woken by the doorbell, not the timeout");
+        });
+    }
+
+    #[test]
+    fn wait_times_out_on_an_empty_ring() {
+        let ctl = RingCtl::new_local();
+        let s = slots(8);
+        let mut c = Consumer::new(RingRef::new(&ctl, &s).unwrap());
+        let t = std::time::Instant::now();
+        assert_eq!(c.wait(Some(Duration::from_millis(30))).unwrap(), 0);
+        assert!(t.elapsed() >= Duration::from_millis(25));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Enq { n: usize, bulk: bool },
+        Deq { n: usize, bulk: bool },
+        PeekCommit { n: usize, keep: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..40usize, any::<bool>()).prop_map(|(n, bulk)| Op::Enq { n, bulk }),
+            (0..40usize, any::<bool>()).prop_map(|(n, bulk)| Op::Deq { n, bulk }),
+            (0..40usize, 0..40usize).prop_map(|(n, keep)| Op::PeekCommit { n, keep }),
+        ]
+    }
+
+    proptest! {
+        /// The ring behaves exactly like a bounded FIFO (`VecDeque` capped at capacity),
+        /// including when its indices wrap past u32::MAX.
+        #[test]
+        fn matches_vecdeque_model(cap_log in 1u32..7, start in any::<u32>(), ops in prop::collection::vec(op(), 1..200)) {
+            let cap = 1usize << cap_log;
+            let ctl = RingCtl::new_local();
+            ctl.head.word.store(start, Ordering::Relaxed);
+            ctl.tail.word.store(start, Ordering::Relaxed);
+            let s = slots(cap);
+            let r = RingRef::new(&ctl, &s).unwrap();
+            let (mut p, mut c) = (Producer::new(r), Consumer::new(r));
+            let mut model = VecDeque::new();
+            let mut next = 0u32;
+            for op in ops {
+                match op {
+                    Op::Enq { n, bulk } => {
+                        let items: Vec<u32> = (next..next + n as u32).collect();
+                        let room = cap - model.len();
+                        if bulk {
+                            let ok = p.enqueue_bulk(&items).unwrap();
+                            prop_assert_eq!(ok, n <= room);
+                            if ok { model.extend(&items); next += n as u32; }
+                        } else {
+                            let k = p.enqueue_burst(&items).unwrap();
+                            prop_assert_eq!(k, n.min(room));
+                            model.extend(&items[..k]);
+                            next += k as u32;
+                        }
+                    }
+                    Op::Deq { n, bulk } => {
+                        let mut out = vec![0; n];
+                        if bulk {
+                            let ok = c.dequeue_bulk(&mut out).unwrap();
+                            prop_assert_eq!(ok, n <= model.len());
+                            if ok { prop_assert_eq!(out, model.drain(..n).collect::<Vec<_>>()); }
+                        } else {
+                            let k = c.dequeue_burst(&mut out).unwrap();
+                            prop_assert_eq!(k, n.min(model.len()));
+                            prop_assert_eq!(&out[..k], &model.drain(..k).collect::<Vec<_>>()[..]);
+                        }
+                    }
+                    Op::PeekCommit { n, keep } => {
+                        let mut out = vec![0; n];
+                        let k = c.peek_burst(&mut out).unwrap();
+                        prop_assert_eq!(k, n.min(model.len()));
+                        prop_assert_eq!(&out[..k], &model.iter().take(k).copied().collect::<Vec<_>>()[..]);
+                        let keep = keep.min(k);
+                        c.commit(keep);
+                        model.drain(..keep);
+                    }
+                }
+                prop_assert_eq!(r.len().unwrap() as usize, model.len());
+            }
+        }
+    }
+
+    /// Two threads pass a million indices through a small ring in bursts: FIFO, no loss,
+    /// no duplicates.
+    #[test]
+    fn two_threads_move_a_million_in_order() {
+        const N: u32 = 1_000_000;
+        let ctl = RingCtl::new_local();
+        let s = slots(64);
+        let r = RingRef::new(&ctl, &s).unwrap();
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                let mut p = Producer::new(r);
+                let mut next = 0u32;
+                while next < N {
+                    let burst: Vec<u32> = (next..(next + 32).min(N)).collect();
+                    next += p.enqueue_burst(&burst).unwrap() as u32;
+                }
+            });
+            let mut c = Consumer::new(r);
+            let mut expect = 0u32;
+            let mut out = [0u32; 32];
+            while expect < N {
+                let k = c.dequeue_burst(&mut out).unwrap();
+                for &v in &out[..k] {
+                    assert_eq!(v, expect);
+                    expect += 1;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    struct Owned {
+        ctl: RingCtl,
+        slots: Vec<AtomicU32>,
+    }
+
+    fn ring(cap: usize) -> Arc<Owned> {
+        Arc::new(Owned { ctl: RingCtl::new_local(), slots: (0..cap).map(|_| AtomicU32::new(0)).collect() })
+    }
+
+    /// Every interleaving of a producer pushing 3 values through a 2-slot ring (so it
+    /// wraps and fills) and a consumer popping them: values arrive once, in order.
+    #[test]
+    fn spsc_delivers_in_order() {
+        loom::model(|| {
+            let o = ring(2);
+            let o2 = o.clone();
+            let t = loom::thread::spawn(move || {
+                let r = RingRef::new(&o2.ctl, &o2.slots).unwrap();
+                let mut p = Producer::new(r);
+                let mut sent = 0u32;
+                while sent < 3 {
+                    if p.enqueue_burst(&[sent + 1]).unwrap() == 1 {
+                        sent += 1;
+                    } else {
+                        loom::thread::yield_now();
+                    }
+                }
+            });
+            let r = RingRef::new(&o.ctl, &o.slots).unwrap();
+            let mut c = Consumer::new(r);
+            let mut got = Vec::new();
+            let mut buf = [0u32; 2];
+            while got.len() < 3 {
+                let n = c.dequeue_burst(&mut buf).unwrap();
+                if n == 0 {
+                    loom::thread::yield_now();
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            t.join().unwrap();
+            assert_eq!(got, [1, 2, 3]);
+        });
+    }
+
+    /// Burst of two through a 2-slot ring: the consumer never sees a slot before the
+    /// producer's write to it is visible (Release/Acquire pairing).
+    #[test]
+    fn burst_publish_is_visible() {
+        loom::model(|| {
+            let o = ring(2);
+            let o2 = o.clone();
+            let t = loom::thread::spawn(move || {
+                let r = RingRef::new(&o2.ctl, &o2.slots).unwrap();
+                assert_eq!(Producer::new(r).enqueue_burst(&[10, 20]).unwrap(), 2);
+            });
+            let r = RingRef::new(&o.ctl, &o.slots).unwrap();
+            let mut c = Consumer::new(r);
+            let mut buf = [0u32; 2];
+            let n = c.dequeue_burst(&mut buf).unwrap();
+            assert!(n == 0 || (n == 2 && buf == [10, 20]));
+            t.join().unwrap();
+        });
+    }
+
+    /// The doorbell protocol never loses a wake-up: a consumer that goes to sleep on an
+    /// empty ring is always woken by a producer that enqueues and notifies.
+    #[test]
+    fn doorbell_never_loses_a_wakeup() {
+        loom::model(|| {
+            let o = ring(2);
+            let o2 = o.clone();
+            let t = loom::thread::spawn(move || {
+                let r = RingRef::new(&o2.ctl, &o2.slots).unwrap();
+                let mut p = Producer::new(r);
+                p.enqueue_burst(&[5]).unwrap();
+                p.notify();
+            });
+            let r = RingRef::new(&o.ctl, &o.slots).unwrap();
+            let mut c = Consumer::new(r);
+            let mut n = 0;
+            while n == 0 {
+                n = c.wait(None).unwrap();
+            }
+            assert_eq!(n, 1);
+            t.join().unwrap();
+        });
+    }
+}
