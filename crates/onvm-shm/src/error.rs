@@ -30,6 +30,7 @@ pub enum ShmError {
 }
 
 impl ShmError {
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn io(what: &'static str) -> impl FnOnce(io::Error) -> ShmError {
         move |source| ShmError::Io { what, source }
     }
@@ -57,7 +58,7 @@ pub enum BufError {
     BadMeta { index: u32, off: u32, len: u32, room: u32 },
     #[error("owner id {0} is already attached in this process")]
     HolderTaken(u16),
-    #[error("owner id {0} is out of range (max {max})", max = crate::OwnerId::MAX.0)]
+    #[error("owner id {0} is out of range (max 32767)")]
     BadOwner(u16),
     #[error("packet length {want} does not fit: {room} bytes of room")]
     NoRoom { want: usize, room: usize },
