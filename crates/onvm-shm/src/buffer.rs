@@ -37,7 +37,11 @@ impl OwnerId {
 
 impl fmt::Display for OwnerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if *self == OwnerId::MANAGER { write!(f, "manager") } else { write!(f, "nf{}", self.0) }
+        if *self == OwnerId::MANAGER {
+            write!(f, "manager")
+        } else {
+            write!(f, "nf{}", self.0)
+        }
     }
 }
 
@@ -63,12 +67,24 @@ impl Owner {
     }
 
     /// Decode an entry; `None` for a bit pattern no writer produces (corruption).
+    /// Mask and value such that `entry & mask == value` iff the entry is
+    /// `Transit { to, .. }` (any sender): the receiver's one-compare check.
+    pub(crate) fn transit_to_pattern(to: OwnerId) -> (u32, u32) {
+        (
+            0b11 << Self::TAG_SHIFT | 0x7fff,
+            Self::TRANSIT << Self::TAG_SHIFT | to.0 as u32,
+        )
+    }
+
     pub(crate) fn decode(v: u32) -> Option<Owner> {
         let id = |x: u32| OwnerId((x & 0x7fff) as u16);
         match v >> Self::TAG_SHIFT {
             0 if v == 0 => Some(Owner::Free),
             Self::HELD if v & !(Self::HELD << Self::TAG_SHIFT | 0x7fff) == 0 => Some(Owner::Held(id(v))),
-            Self::TRANSIT => Some(Owner::Transit { to: id(v), from: id(v >> 15) }),
+            Self::TRANSIT => Some(Owner::Transit {
+                to: id(v),
+                from: id(v >> 15),
+            }),
             _ => None,
         }
     }
@@ -153,6 +169,11 @@ impl PktMeta {
         self.owner.store(o.encode(), Relaxed)
     }
 
+    #[inline]
+    pub(crate) fn set_owner_raw(&self, v: u32) {
+        self.owner.store(v, Relaxed)
+    }
+
     pub(crate) fn raw_len_off(&self) -> (u32, u32) {
         (self.len.load(Relaxed), self.data_off.load(Relaxed))
     }
@@ -207,9 +228,20 @@ impl<'a> PacketMut<'a> {
         let (len, off) = meta.raw_len_off();
         let room = area.len() as u32;
         if off as u64 + len as u64 > room as u64 {
-            return Err(BufError::BadMeta { index: idx.0, off, len, room });
+            return Err(BufError::BadMeta {
+                index: idx.0,
+                off,
+                len,
+                room,
+            });
         }
-        Ok(PacketMut { meta, area, headroom, off, len })
+        Ok(PacketMut {
+            meta,
+            area,
+            headroom,
+            off,
+            len,
+        })
     }
 
     pub fn meta(&self) -> &'a PktMeta {
@@ -268,7 +300,10 @@ impl<'a> PacketMut<'a> {
     pub fn copy_from(&mut self, bytes: &[u8]) -> Result<(), BufError> {
         let room = self.area.len() - self.headroom as usize;
         if bytes.len() > room {
-            return Err(BufError::NoRoom { want: bytes.len(), room });
+            return Err(BufError::NoRoom {
+                want: bytes.len(),
+                room,
+            });
         }
         self.store(self.headroom, bytes.len() as u32);
         self.data_mut().copy_from_slice(bytes);
@@ -278,7 +313,10 @@ impl<'a> PacketMut<'a> {
     /// Grow the packet at the front by `n` bytes (taken from headroom) and return them.
     pub fn prepend(&mut self, n: usize) -> Result<&mut [u8], BufError> {
         if n > self.off as usize {
-            return Err(BufError::NoRoom { want: n, room: self.off as usize });
+            return Err(BufError::NoRoom {
+                want: n,
+                room: self.off as usize,
+            });
         }
         self.store(self.off - n as u32, self.len + n as u32);
         Ok(&mut self.data_mut()[..n])
@@ -287,7 +325,10 @@ impl<'a> PacketMut<'a> {
     /// Remove `n` bytes from the front (e.g. strip a header).
     pub fn strip(&mut self, n: usize) -> Result<(), BufError> {
         if n > self.len as usize {
-            return Err(BufError::NoRoom { want: n, room: self.len as usize });
+            return Err(BufError::NoRoom {
+                want: n,
+                room: self.len as usize,
+            });
         }
         self.store(self.off + n as u32, self.len - n as u32);
         Ok(())
@@ -296,7 +337,10 @@ impl<'a> PacketMut<'a> {
     /// Grow the packet at the back by `n` bytes and return them.
     pub fn append(&mut self, n: usize) -> Result<&mut [u8], BufError> {
         if n > self.tailroom() {
-            return Err(BufError::NoRoom { want: n, room: self.tailroom() });
+            return Err(BufError::NoRoom {
+                want: n,
+                room: self.tailroom(),
+            });
         }
         let old = self.len as usize;
         self.store(self.off, self.len + n as u32);
@@ -306,7 +350,10 @@ impl<'a> PacketMut<'a> {
     /// Remove `n` bytes from the back.
     pub fn trim(&mut self, n: usize) -> Result<(), BufError> {
         if n > self.len as usize {
-            return Err(BufError::NoRoom { want: n, room: self.len as usize });
+            return Err(BufError::NoRoom {
+                want: n,
+                room: self.len as usize,
+            });
         }
         self.store(self.off, self.len - n as u32);
         Ok(())
@@ -318,13 +365,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn transit_pattern_matches_exactly_transit_to_that_owner() {
+        let (mask, want) = Owner::transit_to_pattern(OwnerId(5));
+        let hit = |o: Owner| o.encode() & mask == want;
+        assert!(hit(Owner::Transit {
+            to: OwnerId(5),
+            from: OwnerId(0)
+        }));
+        assert!(hit(Owner::Transit {
+            to: OwnerId(5),
+            from: OwnerId::MAX
+        }));
+        assert!(!hit(Owner::Transit {
+            to: OwnerId(6),
+            from: OwnerId(5)
+        }));
+        assert!(!hit(Owner::Held(OwnerId(5))));
+        assert!(!hit(Owner::Free));
+    }
+
+    #[test]
     fn owner_encoding_round_trips_and_rejects_garbage() {
         for o in [
             Owner::Free,
             Owner::Held(OwnerId::MANAGER),
             Owner::Held(OwnerId::MAX),
-            Owner::Transit { to: OwnerId(3), from: OwnerId(0x7fff) },
-            Owner::Transit { to: OwnerId(0), from: OwnerId(0) },
+            Owner::Transit {
+                to: OwnerId(3),
+                from: OwnerId(0x7fff),
+            },
+            Owner::Transit {
+                to: OwnerId(0),
+                from: OwnerId(0),
+            },
         ] {
             assert_eq!(Owner::decode(o.encode()), Some(o), "{o}");
         }

@@ -17,7 +17,9 @@ pub enum ShmError {
     Config(String),
     #[error("not an onvm region: magic is {found:#018x}, expected {expected:#018x}")]
     BadMagic { found: u64, expected: u64 },
-    #[error("region ABI version {found} does not match this build's {expected}; rebuild the NF against the manager's onvm-shm")]
+    #[error(
+        "region ABI version {found} does not match this build's {expected}; rebuild the NF against the manager's onvm-shm"
+    )]
     AbiMismatch { found: u32, expected: u32 },
     #[error("region header is inconsistent: {0}")]
     BadHeader(String),

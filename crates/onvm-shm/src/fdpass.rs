@@ -8,8 +8,8 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, recvmsg,
-    sendmsg,
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+    recvmsg, sendmsg,
 };
 
 /// Send `payload` with `fd` attached.
@@ -22,7 +22,10 @@ pub fn send_fd(sock: impl AsFd, payload: &[u8], fd: BorrowedFd<'_>) -> io::Resul
     }
     let n = sendmsg(sock, &[IoSlice::new(payload)], &mut control, SendFlags::NOSIGNAL)?;
     if n != payload.len() {
-        return Err(io::Error::new(io::ErrorKind::WriteZero, format!("sent {n} of {} bytes", payload.len())));
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("sent {n} of {} bytes", payload.len()),
+        ));
     }
     Ok(())
 }

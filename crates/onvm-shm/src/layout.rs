@@ -109,7 +109,13 @@ fn round_up(v: u64, to: u64) -> u64 {
 
 impl Layout {
     /// Lay out a region; rejects sizes that make no sense with a message naming them.
-    pub fn compute(buffers: u32, headroom: u32, data_room: u32, rings: u32, ring_capacity: u32) -> Result<Layout, ShmError> {
+    pub fn compute(
+        buffers: u32,
+        headroom: u32,
+        data_room: u32,
+        rings: u32,
+        ring_capacity: u32,
+    ) -> Result<Layout, ShmError> {
         let bad = |m: String| Err(ShmError::Config(m));
         if !(1..=(1 << 24)).contains(&buffers) {
             return bad(format!("buffers = {buffers}, must be 1..=16777216"));
@@ -124,7 +130,9 @@ impl Layout {
             return bad(format!("rings = {rings}, must be 1..=65535"));
         }
         if !(2..=(1 << 24)).contains(&ring_capacity) || !ring_capacity.is_power_of_two() {
-            return bad(format!("ring_capacity = {ring_capacity}, must be a power of two in 2..=16777216"));
+            return bad(format!(
+                "ring_capacity = {ring_capacity}, must be a power of two in 2..=16777216"
+            ));
         }
         let buf_stride = round_up(META_SIZE as u64 + headroom as u64 + data_room as u64, 64);
         let rings_offset = PAGE;
@@ -171,14 +179,24 @@ impl Layout {
     /// Check a header read from a region of `file_size` bytes and return its layout.
     pub fn validate(h: &Header, file_size: u64) -> Result<Layout, ShmError> {
         if h.magic != MAGIC {
-            return Err(ShmError::BadMagic { found: h.magic, expected: MAGIC });
+            return Err(ShmError::BadMagic {
+                found: h.magic,
+                expected: MAGIC,
+            });
         }
         if h.abi_version != ABI_VERSION {
-            return Err(ShmError::AbiMismatch { found: h.abi_version, expected: ABI_VERSION });
+            return Err(ShmError::AbiMismatch {
+                found: h.abi_version,
+                expected: ABI_VERSION,
+            });
         }
         let bad = |m: String| Err(ShmError::BadHeader(m));
         if h.header_size as usize != std::mem::size_of::<Header>() {
-            return bad(format!("header_size {} != {}", h.header_size, std::mem::size_of::<Header>()));
+            return bad(format!(
+                "header_size {} != {}",
+                h.header_size,
+                std::mem::size_of::<Header>()
+            ));
         }
         let l = Self::compute(h.buffers, h.headroom, h.data_room, h.rings, h.ring_capacity)
             .or_else(|e| bad(format!("its configuration is invalid ({e})")))?;
@@ -198,7 +216,10 @@ impl Layout {
             return bad(format!("page_size {} is not a power of two >= 4096", h.page_size));
         }
         if file_size < h.region_size || file_size != round_up(h.region_size, h.page_size) {
-            return Err(ShmError::SizeMismatch { file: file_size, header: round_up(h.region_size, h.page_size) });
+            return Err(ShmError::SizeMismatch {
+                file: file_size,
+                header: round_up(h.region_size, h.page_size),
+            });
         }
         Ok(l)
     }
@@ -227,14 +248,38 @@ mod tests {
     #[test]
     fn bad_configs_name_the_field() {
         let e = |c: RegionConfig| Layout::from_config(&c).unwrap_err().to_string();
-        assert!(e(RegionConfig { ring_capacity: 1000, ..Default::default() }).contains("ring_capacity = 1000"));
-        assert!(e(RegionConfig { buffers: 0, ..Default::default() }).contains("buffers = 0"));
-        assert!(e(RegionConfig { data_room: 10, ..Default::default() }).contains("data_room = 10"));
+        assert!(
+            e(RegionConfig {
+                ring_capacity: 1000,
+                ..Default::default()
+            })
+            .contains("ring_capacity = 1000")
+        );
+        assert!(
+            e(RegionConfig {
+                buffers: 0,
+                ..Default::default()
+            })
+            .contains("buffers = 0")
+        );
+        assert!(
+            e(RegionConfig {
+                data_room: 10,
+                ..Default::default()
+            })
+            .contains("data_room = 10")
+        );
     }
 
     #[test]
     fn validate_catches_every_kind_of_mismatch() {
-        let l = Layout::from_config(&RegionConfig { buffers: 100, rings: 4, ring_capacity: 64, ..Default::default() }).unwrap();
+        let l = Layout::from_config(&RegionConfig {
+            buffers: 100,
+            rings: 4,
+            ring_capacity: 64,
+            ..Default::default()
+        })
+        .unwrap();
         let good = l.header(4096);
         let fsize = l.file_size(4096);
         assert_eq!(Layout::validate(&good, fsize).unwrap(), l);
@@ -246,10 +291,18 @@ mod tests {
         assert!(matches!(Layout::validate(&h, fsize), Err(ShmError::AbiMismatch { .. })));
         let mut h = good;
         h.bufs_offset += 64;
-        assert!(Layout::validate(&h, fsize).unwrap_err().to_string().contains("bufs_offset"));
+        assert!(
+            Layout::validate(&h, fsize)
+                .unwrap_err()
+                .to_string()
+                .contains("bufs_offset")
+        );
         let mut h = good;
         h.buffers = 1 << 30;
         assert!(Layout::validate(&h, fsize).unwrap_err().to_string().contains("buffers"));
-        assert!(matches!(Layout::validate(&good, fsize - 4096), Err(ShmError::SizeMismatch { .. })));
+        assert!(matches!(
+            Layout::validate(&good, fsize - 4096),
+            Err(ShmError::SizeMismatch { .. })
+        ));
     }
 }

@@ -67,14 +67,25 @@ impl fmt::Display for Audit {
             s
         };
         if !self.missing.is_empty() {
-            let v = self.missing.iter().map(|(i, o)| format!("{i} ({})", o.map_or("garbage owner".into(), |o| o.to_string())));
+            let v = self
+                .missing
+                .iter()
+                .map(|(i, o)| format!("{i} ({})", o.map_or("garbage owner".into(), |o| o.to_string())));
             write!(f, "; missing: {}", few(v.collect()))?;
         }
         if !self.duplicated.is_empty() {
-            write!(f, "; duplicated: {}", few(self.duplicated.iter().map(u32::to_string).collect()))?;
+            write!(
+                f,
+                "; duplicated: {}",
+                few(self.duplicated.iter().map(u32::to_string).collect())
+            )?;
         }
         if !self.garbage.is_empty() {
-            write!(f, "; garbage in rings: {}", few(self.garbage.iter().map(|(r, v)| format!("ring {r}: {v}")).collect()))?;
+            write!(
+                f,
+                "; garbage in rings: {}",
+                few(self.garbage.iter().map(|(r, v)| format!("ring {r}: {v}")).collect())
+            )?;
         }
         for (r, e) in &self.bad_rings {
             write!(f, "; ring {r}: {e}")?;
@@ -120,7 +131,10 @@ impl Pool {
             }
         }
         // Popped from the end: hand out low indices first (nicer to read in traces).
-        Ok(Pool { holder, free: (1..=n).rev().collect() })
+        Ok(Pool {
+            holder,
+            free: (1..=n).rev().collect(),
+        })
     }
 
     pub fn region(&self) -> &Arc<Region> {
@@ -175,7 +189,10 @@ impl Pool {
         let region = self.region();
         let n = region.buffers();
         let mut seen = vec![Seen::Nowhere; n as usize + 1];
-        let mut a = Audit { total: n, ..Default::default() };
+        let mut a = Audit {
+            total: n,
+            ..Default::default()
+        };
         for &i in &self.free {
             if seen[i as usize] != Seen::Nowhere || region.meta(BufIdx(i)).owner() != Some(Owner::Free) {
                 a.duplicated.push(i);
@@ -288,7 +305,13 @@ mod tests {
     use crate::{BackingChoice, RegionConfig};
 
     fn setup() -> (Arc<Region>, Pool) {
-        let cfg = RegionConfig { buffers: 128, rings: 4, ring_capacity: 64, backing: BackingChoice::Normal, ..Default::default() };
+        let cfg = RegionConfig {
+            buffers: 128,
+            rings: 4,
+            ring_capacity: 64,
+            backing: BackingChoice::Normal,
+            ..Default::default()
+        };
         let r = Region::create(&cfg).unwrap();
         let p = Pool::new(&r).unwrap();
         (r, p)
@@ -350,7 +373,12 @@ mod tests {
     #[test]
     fn audit_reports_a_corrupt_ring() {
         let (r, pool) = setup();
-        r.ring(3).unwrap().ctl.tail.word.store(9999, std::sync::atomic::Ordering::Release);
+        r.ring(3)
+            .unwrap()
+            .ctl
+            .tail
+            .word
+            .store(9999, std::sync::atomic::Ordering::Release);
         let a = pool.audit(&[]);
         assert_eq!(a.bad_rings.len(), 1);
         assert!(a.to_string().contains("ring 3: ring corrupted"), "{a}");
@@ -391,7 +419,8 @@ mod tests {
             // Sends 10 back, marks 5 for sending without publishing (dies mid-enqueue),
             // and keeps 15.
             let mut back: Vec<Buf> = got.drain(..10).collect();
-            h.enqueue(&mut r.producer(1).unwrap(), OwnerId::MANAGER, &mut back).unwrap();
+            h.enqueue(&mut r.producer(1).unwrap(), OwnerId::MANAGER, &mut back)
+                .unwrap();
             for b in got.drain(..5) {
                 let _unpublished = h.send(b, OwnerId::MANAGER);
             }
@@ -401,13 +430,22 @@ mod tests {
         assert!(!before.is_whole());
         assert_eq!(before.missing.len(), 20, "15 held + 5 torn: {before}");
         let got = pool.reclaim(dead).unwrap();
-        assert_eq!(got, Reclaimed { from_rings: 10, held: 15, torn: 5 });
+        assert_eq!(
+            got,
+            Reclaimed {
+                from_rings: 10,
+                held: 15,
+                torn: 5
+            }
+        );
         // The 10 it published to the manager are still in their ring, for the manager.
         let a = pool.audit(&[]);
         assert!(a.is_whole(), "{a}");
         assert_eq!((a.free, a.in_rings), (118, 10));
         let mut back = Vec::new();
-        pool.holder().dequeue(&mut r.consumer(1).unwrap(), 32, &mut back).unwrap();
+        pool.holder()
+            .dequeue(&mut r.consumer(1).unwrap(), 32, &mut back)
+            .unwrap();
         assert_eq!(back.len(), 10);
         for b in back {
             pool.free(b);

@@ -44,7 +44,9 @@ pub struct Line {
 impl Line {
     #[cfg(any(loom, test))]
     fn new(v: u32) -> Self {
-        Line { word: AtomicU32::new(v) }
+        Line {
+            word: AtomicU32::new(v),
+        }
     }
 }
 
@@ -72,7 +74,12 @@ impl RingCtl {
     /// A heap-allocated control block, for loom models and unit tests.
     #[cfg(any(loom, test))]
     pub(crate) fn new_local() -> Self {
-        RingCtl { tail: Line::new(0), head: Line::new(0), bell: Line::new(0), ends: Line::new(0) }
+        RingCtl {
+            tail: Line::new(0),
+            head: Line::new(0),
+            bell: Line::new(0),
+            ends: Line::new(0),
+        }
     }
 }
 
@@ -126,7 +133,10 @@ impl<'a> RingRef<'a> {
 
     /// Record which owners produce into and consume from this ring (manager only).
     pub fn set_ends(&self, producer: u16, consumer: u16) {
-        self.ctl.ends.word.store(producer as u32 | (consumer as u32) << 16, Ordering::Release);
+        self.ctl
+            .ends
+            .word
+            .store(producer as u32 | (consumer as u32) << 16, Ordering::Release);
     }
 
     /// Empty the ring and its doorbell, for reuse by new ends. Only when neither end runs.
@@ -164,7 +174,12 @@ impl<'a> Producer<'a> {
     pub fn new(ring: RingRef<'a>) -> Self {
         let tail = ring.ctl.tail.word.load(Ordering::Acquire);
         let head_cache = ring.ctl.head.word.load(Ordering::Acquire);
-        Producer { ring, mask: ring.capacity() - 1, tail, head_cache }
+        Producer {
+            ring,
+            mask: ring.capacity() - 1,
+            tail,
+            head_cache,
+        }
     }
 
     pub fn capacity(&self) -> u32 {
@@ -253,7 +268,12 @@ pub struct Consumer<'a> {
 impl<'a> Consumer<'a> {
     pub fn new(ring: RingRef<'a>) -> Self {
         let head = ring.ctl.head.word.load(Ordering::Acquire);
-        Consumer { ring, mask: ring.capacity() - 1, head, tail_cache: head }
+        Consumer {
+            ring,
+            mask: ring.capacity() - 1,
+            head,
+            tail_cache: head,
+        }
     }
 
     pub fn capacity(&self) -> u32 {
@@ -410,12 +430,26 @@ mod tests {
         // A buggy peer publishes a producer index 1000 slots ahead of an 8-slot ring.
         ctl.tail.word.store(1000, Ordering::Release);
         let mut out = [0; 4];
-        assert_eq!(c.dequeue_burst(&mut out).unwrap_err(), RingError::Corrupt { head: 0, tail: 1000, capacity: 8 });
+        assert_eq!(
+            c.dequeue_burst(&mut out).unwrap_err(),
+            RingError::Corrupt {
+                head: 0,
+                tail: 1000,
+                capacity: 8
+            }
+        );
         // And a consumer index ahead of the producer's (head past tail).
         ctl.tail.word.store(0, Ordering::Release);
         ctl.head.word.store(5, Ordering::Release);
         let mut p = Producer::new(r);
-        assert_eq!(p.enqueue_burst(&[1]).unwrap_err(), RingError::Corrupt { head: 5, tail: 0, capacity: 8 });
+        assert_eq!(
+            p.enqueue_burst(&[1]).unwrap_err(),
+            RingError::Corrupt {
+                head: 5,
+                tail: 0,
+                capacity: 8
+            }
+        );
         assert!(matches!(p.free(), Err(RingError::Corrupt { .. })));
         assert!(matches!(r.len(), Err(RingError::Corrupt { .. })));
     }
@@ -451,7 +485,10 @@ mod tests {
             p.notify();
             let (n, waited) = h.join().unwrap();
             assert_eq!(n, 1);
-            assert!(waited < Duration::from_secs(5), "woken by the doorbell, not the timeout");
+            assert!(
+                waited < Duration::from_secs(5),
+                "woken by the doorbell, not the timeout"
+            );
         });
     }
 
@@ -579,7 +616,10 @@ mod loom_tests {
     }
 
     fn ring(cap: usize) -> Arc<Owned> {
-        Arc::new(Owned { ctl: RingCtl::new_local(), slots: (0..cap).map(|_| AtomicU32::new(0)).collect() })
+        Arc::new(Owned {
+            ctl: RingCtl::new_local(),
+            slots: (0..cap).map(|_| AtomicU32::new(0)).collect(),
+        })
     }
 
     /// Every interleaving of a producer pushing 3 values through a 2-slot ring (so it

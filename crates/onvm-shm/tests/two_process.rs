@@ -36,7 +36,12 @@ impl Drop for TempDir {
 
 /// Create the region, start the child in `mode`, and hand it the region's fd.
 fn start(mode: &str, total: u64) -> Setup {
-    let cfg = RegionConfig { buffers: 4096, rings: 2, ring_capacity: 1024, ..Default::default() };
+    let cfg = RegionConfig {
+        buffers: 4096,
+        rings: 2,
+        ring_capacity: 1024,
+        ..Default::default()
+    };
     let region = Region::create(&cfg).unwrap();
     let pool = Pool::new(&region).unwrap();
     region.ring(TO_NF).unwrap().set_ends(0, NF.0);
@@ -54,7 +59,13 @@ fn start(mode: &str, total: u64) -> Setup {
         .unwrap();
     let (sock, _) = listener.accept().unwrap();
     send_fd(&sock, b"region", region.fd()).unwrap();
-    Setup { region, pool, child, sock, _dir: TempDir(dir) }
+    Setup {
+        region,
+        pool,
+        child,
+        sock,
+        _dir: TempDir(dir),
+    }
 }
 
 /// Parent side of the stream: keep up to `window` packets in flight, check that each
@@ -112,7 +123,10 @@ fn two_processes_pass_tens_of_millions_of_indices_both_ways() {
     let t = Instant::now();
     let n = stream(&mut s, TOTAL, 2048, TOTAL);
     let secs = t.elapsed().as_secs_f64();
-    eprintln!("{n} packets each way in {secs:.2} s: {:.1} Mpps round trips", n as f64 / secs / 1e6);
+    eprintln!(
+        "{n} packets each way in {secs:.2} s: {:.1} Mpps round trips",
+        n as f64 / secs / 1e6
+    );
     assert!(s.child.wait().unwrap().success(), "child reported a problem");
     let a = s.pool.audit(&[]);
     assert!(a.is_whole(), "{a}");
@@ -186,7 +200,10 @@ fn doorbell_wakes_a_sleeping_child_process() {
     }
     let per = t.elapsed() / TOTAL as u32;
     eprintln!("{per:?} per sleep/wake round trip");
-    assert!(per < Duration::from_millis(500), "wake-ups were lost ({per:?} per round trip)");
+    assert!(
+        per < Duration::from_millis(500),
+        "wake-ups were lost ({per:?} per round trip)"
+    );
     assert!(s.child.wait().unwrap().success());
     assert!(s.pool.audit(&[]).is_whole());
 }
@@ -196,7 +213,9 @@ fn doorbell_wakes_a_sleeping_child_process() {
 #[test]
 #[ignore = "runs only as the child process of the tests above"]
 fn child_main() {
-    let Some(path) = std::env::var_os("ONVM_SHM_CHILD") else { return };
+    let Some(path) = std::env::var_os("ONVM_SHM_CHILD") else {
+        return;
+    };
     let mode = std::env::var("ONVM_SHM_CHILD_MODE").unwrap();
     let total: u64 = std::env::var("ONVM_SHM_CHILD_TOTAL").unwrap().parse().unwrap();
     let sock = UnixStream::connect(path).unwrap();
@@ -220,7 +239,11 @@ fn child_main() {
         for mut b in got.drain(..) {
             let mut p = h.packet(&mut b).unwrap();
             let seq = u64::from_le_bytes(p.data()[..8].try_into().unwrap());
-            assert_eq!((seq, p.meta().user()), (expect, expect), "child saw a packet out of order");
+            assert_eq!(
+                (seq, p.meta().user()),
+                (expect, expect),
+                "child saw a packet out of order"
+            );
             p.data_mut()[8..16].copy_from_slice(&(!seq).to_le_bytes());
             expect += 1;
             held.push_back(b);

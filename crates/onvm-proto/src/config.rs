@@ -1,0 +1,859 @@
+//! The `onvm up` config file: manager, services, NFs to launch, chains.
+//!
+//! openNetVM spreads this over `go.sh` flags, per-NF `go.sh` scripts and C code (the
+//! default chain is hard-coded). One TOML file replaces all of it, and it is checked as
+//! a whole before anything starts: every error names the offending entry and, where the
+//! TOML parser knows it, the line.
+//!
+//! ```toml
+//! [manager]
+//! socket = "/run/onvm/onvm.sock"          # optional
+//! ports = ["gen:64B,1000flows", "pcapout:out.pcap"]
+//! shared_cores = false
+//!
+//! [services]                              # name -> service ID (1..32)
+//! firewall = 1
+//! monitor = 2
+//!
+//! [[nfs]]
+//! name = "firewall"                       # built-in NF, or set `binary`
+//! service = "firewall"
+//! instances = 2
+//! args = ["--allow", "10.0.0.0/8"]
+//! restart = "on-failure"                  # never | on-failure | always
+//! max_restarts = 3
+//!
+//! [[chains]]
+//! name = "main"
+//! chain = ["firewall", "monitor", "out:1"]
+//! in_port = 0                             # optional; default: every port
+//! default = true
+//! # match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
+//! # priority = 100
+//! ```
+//!
+//! Parsing is two steps: serde reads the file into `Raw*` shapes (which keep source
+//! spans), then [`Config::from_toml`] checks and resolves them into [`Config`], whose
+//! fields are plain, valid values and whose chains are already compiled to flow rules.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use thiserror::Error;
+use toml::Spanned;
+
+use crate::chain::{self, Chain, ChainError, Hop, HopSpec};
+use crate::flow::{Ipv4Prefix, Ipv6Prefix, Match, PrefixError, Rule};
+use crate::limits::{MAX_INSTANCES, MAX_INSTANCES_PER_SERVICE, MAX_SERVICES};
+use crate::port::{PortSpec, PortSpecError};
+
+/// Restarts allowed when `restart` is given without `max_restarts`.
+pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+
+/// What the supervisor does when an NF process exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Leave it stopped.
+    Never,
+    /// Restart it after a failure (non-zero exit or signal), up to `max_restarts` times.
+    OnFailure {
+        /// Restarts allowed over the NF's life.
+        max_restarts: u32,
+    },
+    /// Restart it after any exit, up to `max_restarts` times.
+    Always {
+        /// Restarts allowed over the NF's life.
+        max_restarts: u32,
+    },
+}
+
+impl RestartPolicy {
+    /// Whether to start the NF again after an exit (`success` = exit status 0) when it
+    /// has already been restarted `restarts` times.
+    pub fn should_restart(&self, success: bool, restarts: u32) -> bool {
+        match *self {
+            RestartPolicy::Never => false,
+            RestartPolicy::OnFailure { max_restarts } => !success && restarts < max_restarts,
+            RestartPolicy::Always { max_restarts } => restarts < max_restarts,
+        }
+    }
+}
+
+/// Manager settings.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ManagerConfig {
+    /// Control socket path; `None` = the manager's default.
+    pub socket: Option<PathBuf>,
+    /// Ports, in port-number order (port 0 first).
+    pub ports: Vec<PortSpec>,
+    /// Let NFs share cores and sleep when idle.
+    pub shared_cores: bool,
+}
+
+/// One NF (or group of identical instances) to launch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NfSpec {
+    /// Name (tag) of the NF: a built-in NF when `binary` is `None`.
+    pub name: String,
+    /// Program to run instead of a built-in NF.
+    pub binary: Option<PathBuf>,
+    /// Service ID it serves.
+    pub service: u16,
+    /// Instances to start (1..=[`MAX_INSTANCES_PER_SERVICE`]).
+    pub instances: u16,
+    /// Extra arguments.
+    pub args: Vec<String>,
+    /// What to do when it exits.
+    pub restart: RestartPolicy,
+}
+
+/// A checked config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Manager settings.
+    pub manager: ManagerConfig,
+    /// Service name → ID.
+    pub services: BTreeMap<String, u16>,
+    /// NFs to launch.
+    pub nfs: Vec<NfSpec>,
+    /// The chains, resolved.
+    pub chains: Vec<Chain>,
+    /// The chains compiled to flow rules.
+    pub rules: Vec<Rule>,
+}
+
+/// What is wrong with a config.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigErrorKind {
+    /// TOML syntax error or a value of the wrong type (the message has the line).
+    #[error("{0}")]
+    Toml(toml::de::Error),
+    /// A service name not in `[services]`.
+    #[error("unknown service {name:?} in {used_in} (known: {known})")]
+    UnknownService {
+        /// The name.
+        name: String,
+        /// Where it was used.
+        used_in: String,
+        /// The declared names, comma-separated.
+        known: String,
+    },
+    /// Two services with one ID.
+    #[error("services {first:?} and {second:?} both have ID {id}")]
+    DuplicateServiceId {
+        /// The ID.
+        id: u16,
+        /// One service.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A service ID outside `1..MAX_SERVICES`.
+    #[error("service {name:?} has ID {id}, but service IDs must be 1..={}", max - 1)]
+    ServiceIdOutOfRange {
+        /// Service name.
+        name: String,
+        /// The ID given.
+        id: i64,
+        /// [`MAX_SERVICES`].
+        max: u16,
+    },
+    /// A service name that could be mistaken for another kind of hop.
+    #[error("service name {name:?} is not allowed: {reason}")]
+    BadServiceName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A port spec that does not parse.
+    #[error("manager.ports[{index}]: {error}")]
+    BadPortSpec {
+        /// Index in `manager.ports`.
+        index: usize,
+        /// The parse error.
+        error: PortSpecError,
+    },
+    /// An address prefix in a chain match that does not parse.
+    #[error("chain {chain:?}, match.{field}: {error}")]
+    BadPrefix {
+        /// Chain name.
+        chain: String,
+        /// Field name.
+        field: &'static str,
+        /// The parse error.
+        error: PrefixError,
+    },
+    /// A VLAN ID above 4095.
+    #[error("chain {chain:?}: VLAN ID {vlan} is above 4095")]
+    BadVlan {
+        /// Chain name.
+        chain: String,
+        /// The ID.
+        vlan: u16,
+    },
+    /// `instances` outside `1..=MAX_INSTANCES_PER_SERVICE`.
+    #[error("NF {nf:?}: instances = {instances}, must be 1..={max}")]
+    BadInstances {
+        /// NF name.
+        nf: String,
+        /// The count given.
+        instances: i64,
+        /// The limit.
+        max: usize,
+    },
+    /// The NFs of one service add up to too many instances.
+    #[error("service {service:?} would have {total} instances, more than {max}")]
+    TooManyInstancesForService {
+        /// Service name.
+        service: String,
+        /// Instances asked for.
+        total: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// All NFs add up to more instances than there are instance IDs.
+    #[error("the NFs add up to {total} instances, more than the {max} instance IDs")]
+    TooManyInstances {
+        /// Instances asked for.
+        total: usize,
+        /// Instance IDs available.
+        max: usize,
+    },
+    /// `max_restarts` with `restart = "never"`.
+    #[error("NF {nf:?}: max_restarts makes no sense with restart = \"never\"")]
+    MaxRestartsWithNever {
+        /// NF name.
+        nf: String,
+    },
+    /// More ports than the flow table can number.
+    #[error("{count} ports configured, at most {max} allowed")]
+    TooManyPorts {
+        /// Ports given.
+        count: usize,
+        /// Limit.
+        max: u16,
+    },
+    /// A chain problem (empty, loop, bad hop, conflict, port out of range, ...).
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+/// A config error, with the line it refers to when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line in the file.
+    pub line: Option<usize>,
+    /// The problem.
+    pub kind: ConfigErrorKind,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.kind, self.line) {
+            // toml's own message already shows the line and a snippet.
+            (ConfigErrorKind::Toml(_), _) | (_, None) => self.kind.fmt(f),
+            (kind, Some(line)) => write!(f, "line {line}: {kind}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.kind.source()
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    manager: RawManager,
+    #[serde(default)]
+    services: BTreeMap<String, Spanned<i64>>,
+    #[serde(default)]
+    nfs: Vec<RawNf>,
+    #[serde(default)]
+    chains: Vec<RawChain>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawManager {
+    socket: Option<PathBuf>,
+    #[serde(default)]
+    ports: Vec<Spanned<String>>,
+    #[serde(default)]
+    shared_cores: bool,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum RawRestart {
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNf {
+    name: Spanned<String>,
+    binary: Option<PathBuf>,
+    service: Spanned<String>,
+    instances: Option<Spanned<i64>>,
+    #[serde(default)]
+    args: Vec<String>,
+    restart: Option<RawRestart>,
+    max_restarts: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    eth_type: Option<u16>,
+    vlan_id: Option<u16>,
+    ipv4_src: Option<String>,
+    ipv4_dst: Option<String>,
+    ipv6_src: Option<String>,
+    ipv6_dst: Option<String>,
+    ip_proto: Option<u8>,
+    l4_src: Option<u16>,
+    l4_dst: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    name: Option<String>,
+    chain: Spanned<Vec<Spanned<String>>>,
+    in_port: Option<u16>,
+    #[serde(rename = "match")]
+    matcher: Option<Spanned<RawMatch>>,
+    #[serde(default)]
+    default: bool,
+    priority: Option<u16>,
+}
+
+/// Turns byte offsets into line numbers.
+struct Lines<'a>(&'a str);
+
+impl Lines<'_> {
+    fn at(&self, span: Range<usize>) -> Option<usize> {
+        let upto = self.0.get(..span.start)?;
+        Some(upto.bytes().filter(|&b| b == b'\n').count() + 1)
+    }
+
+    fn err(&self, span: Range<usize>, kind: impl Into<ConfigErrorKind>) -> ConfigError {
+        ConfigError {
+            line: self.at(span),
+            kind: kind.into(),
+        }
+    }
+}
+
+fn check_service_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("it is empty")
+    } else if name == "drop" {
+        Err("\"drop\" is a chain keyword")
+    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        Err("use letters, digits, '-' and '_' only")
+    } else {
+        Ok(())
+    }
+}
+
+fn prefix<P: std::str::FromStr<Err = PrefixError>>(
+    text: &Option<String>,
+    chain: &str,
+    field: &'static str,
+) -> Result<Option<P>, ConfigErrorKind> {
+    text.as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|error| ConfigErrorKind::BadPrefix {
+            chain: chain.to_string(),
+            field,
+            error,
+        })
+}
+
+fn build_match(raw: &RawMatch, chain: &str) -> Result<Match, ConfigErrorKind> {
+    if let Some(vlan) = raw.vlan_id.filter(|&v| v > 0x0fff) {
+        return Err(ConfigErrorKind::BadVlan {
+            chain: chain.to_string(),
+            vlan,
+        });
+    }
+    Ok(Match {
+        in_port: None,
+        eth_type: raw.eth_type,
+        vlan_id: raw.vlan_id,
+        ipv4_src: prefix::<Ipv4Prefix>(&raw.ipv4_src, chain, "ipv4_src")?,
+        ipv4_dst: prefix::<Ipv4Prefix>(&raw.ipv4_dst, chain, "ipv4_dst")?,
+        ipv6_src: prefix::<Ipv6Prefix>(&raw.ipv6_src, chain, "ipv6_src")?,
+        ipv6_dst: prefix::<Ipv6Prefix>(&raw.ipv6_dst, chain, "ipv6_dst")?,
+        ip_proto: raw.ip_proto,
+        l4_src: raw.l4_src,
+        l4_dst: raw.l4_dst,
+    })
+}
+
+impl Config {
+    /// Parses and checks a config file's text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError {
+            line: e.span().and_then(|s| Lines(text).at(s)),
+            kind: ConfigErrorKind::Toml(e),
+        })?;
+        let lines = Lines(text);
+
+        // Ports.
+        let mut ports = Vec::with_capacity(raw.manager.ports.len());
+        for (index, p) in raw.manager.ports.iter().enumerate() {
+            let spec = p
+                .get_ref()
+                .parse()
+                .map_err(|error| lines.err(p.span(), ConfigErrorKind::BadPortSpec { index, error }))?;
+            ports.push(spec);
+        }
+        let port_count = u16::try_from(ports.len())
+            .ok()
+            .filter(|&n| n <= crate::limits::MAX_PORTS)
+            .ok_or(ConfigError {
+                line: None,
+                kind: ConfigErrorKind::TooManyPorts {
+                    count: ports.len(),
+                    max: crate::limits::MAX_PORTS,
+                },
+            })?;
+
+        // Services.
+        let mut services = BTreeMap::new();
+        let mut by_id: BTreeMap<u16, &str> = BTreeMap::new();
+        for (name, id) in &raw.services {
+            check_service_name(name).map_err(|reason| {
+                lines.err(
+                    id.span(),
+                    ConfigErrorKind::BadServiceName {
+                        name: name.clone(),
+                        reason,
+                    },
+                )
+            })?;
+            let sid = u16::try_from(*id.get_ref())
+                .ok()
+                .filter(|&s| (1..MAX_SERVICES).contains(&s))
+                .ok_or_else(|| {
+                    lines.err(
+                        id.span(),
+                        ConfigErrorKind::ServiceIdOutOfRange {
+                            name: name.clone(),
+                            id: *id.get_ref(),
+                            max: MAX_SERVICES,
+                        },
+                    )
+                })?;
+            if let Some(first) = by_id.insert(sid, name) {
+                return Err(lines.err(
+                    id.span(),
+                    ConfigErrorKind::DuplicateServiceId {
+                        id: sid,
+                        first: first.to_string(),
+                        second: name.clone(),
+                    },
+                ));
+            }
+            services.insert(name.clone(), sid);
+        }
+        let known = || {
+            if services.is_empty() {
+                "none declared".to_string()
+            } else {
+                services.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        };
+        let resolve = |name: &Spanned<String>, used_in: String| {
+            services.get(name.get_ref()).copied().ok_or_else(|| {
+                lines.err(
+                    name.span(),
+                    ConfigErrorKind::UnknownService {
+                        name: name.get_ref().clone(),
+                        used_in,
+                        known: known(),
+                    },
+                )
+            })
+        };
+
+        // NFs.
+        let mut nfs = Vec::with_capacity(raw.nfs.len());
+        let mut per_service: BTreeMap<u16, usize> = BTreeMap::new();
+        for nf in &raw.nfs {
+            let name = nf.name.get_ref().clone();
+            let service = resolve(&nf.service, format!("NF {name:?}"))?;
+            let instances = match &nf.instances {
+                None => 1,
+                Some(n) => u16::try_from(*n.get_ref())
+                    .ok()
+                    .filter(|&i| i >= 1 && usize::from(i) <= MAX_INSTANCES_PER_SERVICE)
+                    .ok_or_else(|| {
+                        lines.err(
+                            n.span(),
+                            ConfigErrorKind::BadInstances {
+                                nf: name.clone(),
+                                instances: *n.get_ref(),
+                                max: MAX_INSTANCES_PER_SERVICE,
+                            },
+                        )
+                    })?,
+            };
+            let total = per_service.entry(service).or_default();
+            *total += usize::from(instances);
+            if *total > MAX_INSTANCES_PER_SERVICE {
+                return Err(lines.err(
+                    nf.service.span(),
+                    ConfigErrorKind::TooManyInstancesForService {
+                        service: nf.service.get_ref().clone(),
+                        total: *total,
+                        max: MAX_INSTANCES_PER_SERVICE,
+                    },
+                ));
+            }
+            let max_restarts = nf.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS);
+            let restart = match nf.restart.unwrap_or(RawRestart::OnFailure) {
+                RawRestart::Never if nf.max_restarts.is_some() => {
+                    return Err(lines.err(nf.name.span(), ConfigErrorKind::MaxRestartsWithNever { nf: name }));
+                }
+                RawRestart::Never => RestartPolicy::Never,
+                RawRestart::OnFailure => RestartPolicy::OnFailure { max_restarts },
+                RawRestart::Always => RestartPolicy::Always { max_restarts },
+            };
+            nfs.push(NfSpec {
+                name,
+                binary: nf.binary.clone(),
+                service,
+                instances,
+                args: nf.args.clone(),
+                restart,
+            });
+        }
+        let total: usize = per_service.values().sum();
+        // Instance 0 is reserved.
+        let max = usize::from(MAX_INSTANCES) - 1;
+        if total > max {
+            return Err(ConfigError {
+                line: None,
+                kind: ConfigErrorKind::TooManyInstances { total, max },
+            });
+        }
+
+        // Chains.
+        let mut chains = Vec::with_capacity(raw.chains.len());
+        let mut chain_lines = Vec::with_capacity(raw.chains.len());
+        for (i, c) in raw.chains.iter().enumerate() {
+            let name = c.name.clone().unwrap_or_else(|| format!("chains[{i}]"));
+            let mut hops = Vec::with_capacity(c.chain.get_ref().len());
+            for h in c.chain.get_ref() {
+                let hop = match h.get_ref().parse::<HopSpec>().map_err(|e| lines.err(h.span(), e))? {
+                    HopSpec::Service(s) => Hop::Service {
+                        id: resolve(h, format!("chain {name:?}"))?,
+                        name: s,
+                    },
+                    HopSpec::Out(p) => Hop::Out(p),
+                    HopSpec::Drop => Hop::Drop,
+                };
+                hops.push(hop);
+            }
+            let matcher = match &c.matcher {
+                None => Match::any(),
+                Some(m) => build_match(m.get_ref(), &name).map_err(|k| lines.err(m.span(), k))?,
+            };
+            chain_lines.push(lines.at(c.chain.span()));
+            chains.push(Chain {
+                name,
+                hops,
+                in_port: c.in_port,
+                matcher,
+                default: c.default,
+                priority: c.priority,
+            });
+        }
+        let rules = chain::compile(&chains, port_count).map_err(|e| {
+            // Point at the chain the error names, when it names one.
+            let named = match &e {
+                ChainError::Empty { chain }
+                | ChainError::HopAfterEnd { chain, .. }
+                | ChainError::Loop { chain, .. }
+                | ChainError::PortOutOfRange { chain, .. }
+                | ChainError::InPortInMatch { chain } => Some(chain),
+                ChainError::MultipleDefaults { second, .. } | ChainError::Conflict { second, .. } => Some(second),
+                ChainError::BadHop { .. } | ChainError::CrossLoop { .. } => None,
+            };
+            let line = named
+                .and_then(|n| chains.iter().position(|c| &c.name == n))
+                .and_then(|i| chain_lines[i]);
+            ConfigError { line, kind: e.into() }
+        })?;
+
+        Ok(Config {
+            manager: ManagerConfig {
+                socket: raw.manager.socket,
+                ports,
+                shared_cores: raw.manager.shared_cores,
+            },
+            services,
+            nfs,
+            chains,
+            rules,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{Action, PortNo};
+    use crate::port::GenSpec;
+
+    const EXAMPLE: &str = r#"
+[manager]
+socket = "/run/onvm/test.sock"
+ports = ["gen:64B,1000flows", "pcapout:out.pcap"]
+
+[services]
+firewall = 1
+monitor = 2
+
+[[nfs]]
+name = "firewall"
+service = "firewall"
+instances = 2
+args = ["--allow", "10.0.0.0/8"]
+restart = "always"
+max_restarts = 3
+
+[[nfs]]
+name = "monitor"
+binary = "/usr/bin/my-monitor"
+service = "monitor"
+
+[[chains]]
+name = "main"
+chain = ["firewall", "monitor", "out:1"]
+in_port = 0
+default = true
+
+[[chains]]
+name = "web"
+chain = ["monitor", "drop"]
+match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
+"#;
+
+    fn err(text: &str) -> ConfigError {
+        Config::from_toml(text).unwrap_err()
+    }
+
+    #[test]
+    fn example_parses() {
+        let c = Config::from_toml(EXAMPLE).unwrap();
+        assert_eq!(c.manager.socket, Some("/run/onvm/test.sock".into()));
+        assert_eq!(
+            c.manager.ports,
+            vec![
+                PortSpec::Gen(GenSpec {
+                    frame_size: 64,
+                    flows: 1000,
+                    rate_pps: None
+                }),
+                PortSpec::PcapOut("out.pcap".into())
+            ]
+        );
+        assert_eq!(c.services["monitor"], 2);
+        assert_eq!(c.nfs.len(), 2);
+        assert_eq!(c.nfs[0].instances, 2);
+        assert_eq!(c.nfs[0].restart, RestartPolicy::Always { max_restarts: 3 });
+        assert_eq!(c.nfs[1].instances, 1);
+        assert_eq!(
+            c.nfs[1].restart,
+            RestartPolicy::OnFailure {
+                max_restarts: DEFAULT_MAX_RESTARTS
+            }
+        );
+        assert_eq!(c.nfs[1].binary, Some("/usr/bin/my-monitor".into()));
+        assert!(c.chains[0].default);
+        assert_eq!(c.chains[1].matcher.l4_dst, Some(80));
+        // main: 3 rules; web: one entry rule per port (2) + monitor -> drop.
+        assert_eq!(c.rules.len(), 6);
+        assert!(c.rules.iter().any(|r| r.matcher.in_port == Some(PortNo::service(1))
+            && r.actions == [Action::Output(PortNo::service(2))]
+            && r.priority == chain::DEFAULT_CHAIN_PRIORITY));
+        assert!(c.rules.iter().any(|r| r.matcher.in_port == Some(PortNo::service(2))
+            && r.actions == [Action::Drop]
+            && r.matcher.ipv4_dst == Some("10.0.0.0/8".parse().unwrap())));
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_config() {
+        let c = Config::from_toml("").unwrap();
+        assert!(c.manager.ports.is_empty() && c.services.is_empty() && c.rules.is_empty());
+    }
+
+    #[test]
+    fn toml_syntax_error_has_line() {
+        let e = err("[manager]\nports = [\"null\"\n\n[services]\n");
+        assert!(matches!(e.kind, ConfigErrorKind::Toml(_)));
+        assert!(e.line.is_some());
+        assert!(e.to_string().contains("line"), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = err("[manager]\nport = [\"null\"]\n");
+        assert!(matches!(e.kind, ConfigErrorKind::Toml(_)));
+        assert!(e.to_string().contains("port"), "{e}");
+    }
+
+    #[test]
+    fn unknown_service_is_named_with_its_line() {
+        let e = err("[services]\nfw = 1\n\n[[chains]]\nchain = [\"fw\", \"mon\"]\n");
+        assert_eq!(e.line, Some(5));
+        let ConfigErrorKind::UnknownService { name, used_in, known } = &e.kind else {
+            panic!("{e}");
+        };
+        assert_eq!(
+            (name.as_str(), used_in.as_str(), known.as_str()),
+            ("mon", "chain \"chains[0]\"", "fw")
+        );
+        assert!(e.to_string().starts_with("line 5: unknown service \"mon\""), "{e}");
+        let e = err("[[nfs]]\nname = \"x\"\nservice = \"nope\"\n");
+        assert!(matches!(e.kind, ConfigErrorKind::UnknownService { .. }));
+        assert_eq!(e.line, Some(3));
+    }
+
+    #[test]
+    fn service_id_errors() {
+        let e = err("[services]\na = 3\nb = 3\n");
+        assert_eq!(
+            e.kind,
+            ConfigErrorKind::DuplicateServiceId {
+                id: 3,
+                first: "a".into(),
+                second: "b".into()
+            }
+        );
+        assert_eq!(e.line, Some(3));
+        for bad in ["0", "32", "-1", "70000"] {
+            let e = err(&format!("[services]\na = {bad}\n"));
+            assert!(
+                matches!(e.kind, ConfigErrorKind::ServiceIdOutOfRange { max: 32, .. }),
+                "{bad}: {e}"
+            );
+            assert!(e.to_string().contains("1..=31"), "{e}");
+        }
+        assert!(Config::from_toml("[services]\na = 31\n").is_ok());
+        let e = err("[services]\ndrop = 1\n");
+        assert!(matches!(e.kind, ConfigErrorKind::BadServiceName { .. }));
+        let e = err("[services]\n\"a:b\" = 1\n");
+        assert!(matches!(e.kind, ConfigErrorKind::BadServiceName { .. }));
+    }
+
+    #[test]
+    fn bad_port_spec_is_named() {
+        let e = err("[manager]\nports = [\"null\",\n  \"gen:12B\"]\n");
+        assert_eq!(e.line, Some(3));
+        let ConfigErrorKind::BadPortSpec { index, error } = &e.kind else {
+            panic!("{e}");
+        };
+        assert_eq!(*index, 1);
+        assert_eq!(error.spec, "gen:12B");
+        assert!(e.to_string().contains("manager.ports[1]"), "{e}");
+    }
+
+    #[test]
+    fn chain_errors_pass_through() {
+        let base = "[manager]\nports = [\"null\", \"null\"]\n[services]\na = 1\nb = 2\n";
+        let e = err(&format!("{base}[[chains]]\nname = \"x\"\nchain = []\n"));
+        assert_eq!(e.kind, ConfigErrorKind::Chain(ChainError::Empty { chain: "x".into() }));
+        assert_eq!(e.line, Some(8));
+        let e = err(&format!("{base}[[chains]]\nchain = [\"a\", \"b\", \"a\"]\n"));
+        assert!(matches!(e.kind, ConfigErrorKind::Chain(ChainError::Loop { .. })));
+        let e = err(&format!("{base}[[chains]]\nchain = [\"a\", \"out:7\"]\n"));
+        assert!(matches!(
+            e.kind,
+            ConfigErrorKind::Chain(ChainError::PortOutOfRange { port: 7, ports: 2, .. })
+        ));
+        let e = err(&format!("{base}[[chains]]\nchain = [\"a\", \"out:x\"]\n"));
+        assert!(matches!(e.kind, ConfigErrorKind::Chain(ChainError::BadHop { .. })));
+        assert_eq!(e.line, Some(7));
+        let e = err(&format!(
+            "{base}[[chains]]\nchain = [\"a\", \"b\"]\n[[chains]]\nchain = [\"b\", \"a\"]\nin_port = 1\nmatch = {{ l4_dst = 1 }}\n"
+        ));
+        assert!(
+            matches!(e.kind, ConfigErrorKind::Chain(ChainError::CrossLoop { .. })),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}[[chains]]\nchain = [\"a\"]\nmatch = {{ ipv4_src = \"10.0.0.0/40\" }}\n"
+        ));
+        assert!(
+            matches!(e.kind, ConfigErrorKind::BadPrefix { field: "ipv4_src", .. }),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}[[chains]]\nchain = [\"a\"]\nmatch = {{ in_port = 1 }}\n"
+        ));
+        assert!(matches!(e.kind, ConfigErrorKind::Toml(_)), "{e}");
+    }
+
+    #[test]
+    fn instance_limits() {
+        let base = "[services]\na = 1\nb = 2\n";
+        let e = err(&format!(
+            "{base}[[nfs]]\nname = \"n\"\nservice = \"a\"\ninstances = 0\n"
+        ));
+        assert!(matches!(e.kind, ConfigErrorKind::BadInstances { instances: 0, .. }));
+        let e = err(&format!(
+            "{base}[[nfs]]\nname = \"n\"\nservice = \"a\"\ninstances = 33\n"
+        ));
+        assert!(matches!(e.kind, ConfigErrorKind::BadInstances { max: 32, .. }));
+        let nf = |svc: &str, n: u32| format!("[[nfs]]\nname = \"n\"\nservice = \"{svc}\"\ninstances = {n}\n");
+        let e = err(&format!("{base}{}{}", nf("a", 20), nf("a", 13)));
+        assert!(matches!(
+            e.kind,
+            ConfigErrorKind::TooManyInstancesForService { total: 33, .. }
+        ));
+        let mut many = String::from("[services]\n");
+        for s in 1..=4 {
+            many += &format!("s{s} = {s}\n");
+        }
+        for s in 1..=4 {
+            many += &nf(&format!("s{s}"), 32);
+        }
+        let e = err(&many);
+        assert_eq!(e.kind, ConfigErrorKind::TooManyInstances { total: 128, max: 127 });
+    }
+
+    #[test]
+    fn restart_policies() {
+        let e =
+            err("[services]\na = 1\n[[nfs]]\nname = \"n\"\nservice = \"a\"\nrestart = \"never\"\nmax_restarts = 2\n");
+        assert!(matches!(e.kind, ConfigErrorKind::MaxRestartsWithNever { .. }));
+        let e = err("[services]\na = 1\n[[nfs]]\nname = \"n\"\nservice = \"a\"\nrestart = \"sometimes\"\n");
+        assert!(matches!(e.kind, ConfigErrorKind::Toml(_)));
+
+        let never = RestartPolicy::Never;
+        assert!(!never.should_restart(false, 0));
+        let on_fail = RestartPolicy::OnFailure { max_restarts: 2 };
+        assert!(on_fail.should_restart(false, 1));
+        assert!(!on_fail.should_restart(false, 2));
+        assert!(!on_fail.should_restart(true, 0));
+        let always = RestartPolicy::Always { max_restarts: 1 };
+        assert!(always.should_restart(true, 0));
+        assert!(!always.should_restart(true, 1));
+    }
+}
