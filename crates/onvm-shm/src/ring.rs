@@ -148,6 +148,57 @@ impl<'a> RingRef<'a> {
     }
 }
 
+/// Copy indices into ring slots. The slots a producer writes are, by the protocol, read by
+/// nobody until it publishes them, so a plain (vectorisable) copy is race-free; loom
+/// models it with per-slot atomic stores.
+#[inline]
+fn store_slots(slots: &[AtomicU32], items: &[u32]) {
+    debug_assert_eq!(slots.len(), items.len());
+    if items.is_empty() {
+        return;
+    }
+    #[cfg(not(loom))]
+    // SAFETY: `slots` and `items` have the same length (callers slice them so), AtomicU32
+    // has the size and alignment of u32, and the regions cannot overlap (one is in the
+    // ring, the other the caller's buffer). No one reads these slots concurrently: the
+    // consumer reads only published slots and these are not yet published. A buggy peer
+    // racing here could only see or leave wrong numbers, which readers bounds-check.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            items.as_ptr(),
+            AtomicU32::as_ptr(&slots[0]),
+            items.len().min(slots.len()),
+        )
+    };
+    #[cfg(loom)]
+    for (slot, &v) in slots.iter().zip(items) {
+        slot.store(v, Ordering::Relaxed);
+    }
+}
+
+/// Copy indices out of published ring slots (see [`store_slots`]).
+#[inline]
+fn load_slots(slots: &[AtomicU32], out: &mut [u32]) {
+    debug_assert_eq!(slots.len(), out.len());
+    if out.is_empty() {
+        return;
+    }
+    #[cfg(not(loom))]
+    // SAFETY: as in `store_slots`: equal lengths, same layout, no overlap; the producer
+    // does not write published slots until we release them by advancing our index.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            AtomicU32::as_ptr(&slots[0]),
+            out.as_mut_ptr(),
+            out.len().min(slots.len()),
+        )
+    };
+    #[cfg(loom)]
+    for (o, slot) in out.iter_mut().zip(slots) {
+        *o = slot.load(Ordering::Relaxed);
+    }
+}
+
 /// Number of entries between `head` and `tail`, or an error when it cannot be.
 #[inline]
 fn check(head: u32, tail: u32, capacity: u32) -> Result<u32, RingError> {
@@ -232,12 +283,8 @@ impl<'a> Producer<'a> {
         let pos = (self.tail & self.mask) as usize;
         // Two contiguous pieces: up to the end of the slot array, then from its start.
         let first = items.len().min(self.ring.slots.len() - pos);
-        for (slot, &v) in self.ring.slots[pos..pos + first].iter().zip(&items[..first]) {
-            slot.store(v, Ordering::Relaxed);
-        }
-        for (slot, &v) in self.ring.slots.iter().zip(&items[first..]) {
-            slot.store(v, Ordering::Relaxed);
-        }
+        store_slots(&self.ring.slots[pos..pos + first], &items[..first]);
+        store_slots(&self.ring.slots[..items.len() - first], &items[first..]);
         self.tail = self.tail.wrapping_add(items.len() as u32);
         self.ring.ctl.tail.word.store(self.tail, Ordering::Release);
     }
@@ -341,12 +388,8 @@ impl<'a> Consumer<'a> {
         let pos = (self.head & self.mask) as usize;
         let first = out.len().min(self.ring.slots.len() - pos);
         let (a, b) = out.split_at_mut(first);
-        for (o, slot) in a.iter_mut().zip(&self.ring.slots[pos..pos + first]) {
-            *o = slot.load(Ordering::Relaxed);
-        }
-        for (o, slot) in b.iter_mut().zip(self.ring.slots.iter()) {
-            *o = slot.load(Ordering::Relaxed);
-        }
+        load_slots(&self.ring.slots[pos..pos + first], a);
+        load_slots(&self.ring.slots[..b.len()], b);
     }
 
     /// Sleep on the doorbell until the ring has entries or `timeout` passes (shared-core
