@@ -141,25 +141,27 @@ impl Region {
         // SAFETY: the mapping is at least one page long (layout puts the rings at 4096),
         // we are its only user (just created), and `bytes` is a local value.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr(), bytes.len()) };
-        Ok(Arc::new(Region {
-            slots: Self::slots_of(&map, &layout),
+        Ok(Self::assemble(file, map, layout, backing))
+    }
+
+    /// The region around a mapping whose layout has been computed (create) or validated (open).
+    fn assemble(file: File, map: MmapRaw, layout: Layout, backing: Backing) -> Arc<Region> {
+        // SAFETY: bufs_offset is inside the mapping (the layout fits it), so the sum is a
+        // non-null pointer into it.
+        let base = unsafe { NonNull::new_unchecked(map.as_mut_ptr().add(layout.bufs_offset as usize)) };
+        let slots = Slots {
+            base,
+            stride: layout.buf_stride as usize,
+            count: layout.buffers,
+        };
+        Arc::new(Region {
+            slots,
             file,
             map,
             layout,
             backing,
             holders: Mutex::default(),
-        }))
-    }
-
-    fn slots_of(map: &MmapRaw, layout: &Layout) -> Slots {
-        // SAFETY: bufs_offset is inside the mapping (validated layout), so the sum is a
-        // non-null pointer into it.
-        let base = unsafe { NonNull::new_unchecked(map.as_mut_ptr().add(layout.bufs_offset as usize)) };
-        Slots {
-            base,
-            stride: layout.buf_stride as usize,
-            count: layout.buffers,
-        }
+        })
     }
 
     fn map_huge(layout: &Layout) -> Result<(File, MmapRaw, Backing), ShmError> {
@@ -233,14 +235,7 @@ impl Region {
                 why: "as created by the manager".into(),
             }
         };
-        Ok(Arc::new(Region {
-            slots: Self::slots_of(&map, &layout),
-            file,
-            map,
-            layout,
-            backing,
-            holders: Mutex::default(),
-        }))
+        Ok(Self::assemble(file, map, layout, backing))
     }
 
     /// The file descriptor to pass to other processes.
