@@ -172,11 +172,10 @@ impl Pool {
     /// Give a buffer back to the free list.
     #[inline]
     pub fn free(&mut self, buf: Buf) {
-        self.holder.meta(&buf).set_owner(Owner::Free);
-        self.free.push(buf.idx.get());
+        self.free_idx(buf.idx);
     }
 
-    /// Put a buffer we found abandoned back in the free list (reclaim).
+    /// Put a buffer back in the free list (also for buffers found abandoned by reclaim).
     fn free_idx(&mut self, idx: BufIdx) {
         self.region().meta(idx).set_owner(Owner::Free);
         self.free.push(idx.get());
@@ -405,8 +404,6 @@ mod tests {
         let dead = OwnerId(4);
         r.ring(0).unwrap().set_ends(0, dead.0); // manager -> nf4
         r.ring(1).unwrap().set_ends(dead.0, 0); // nf4 -> manager
-        let mgr_h = pool.holder();
-        let _ = mgr_h;
         let mut bufs = Vec::new();
         pool.alloc_burst(40, &mut bufs);
         let mut to_nf = r.producer(0).unwrap();

@@ -432,7 +432,7 @@ impl Holder {
     /// Take a buffer the manager's pool just handed us (owner entry `Held(self)`); used
     /// by the pool, which holds the manager's holder.
     pub(crate) fn adopt(&self, idx: BufIdx) -> Buf {
-        self.region.meta(idx).set_owner(Owner::Held(self.id));
+        self.slots.meta(idx).set_owner_raw(self.held);
         Buf { idx }
     }
 

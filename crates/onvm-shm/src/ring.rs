@@ -138,14 +138,6 @@ impl<'a> RingRef<'a> {
             .word
             .store(producer as u32 | (consumer as u32) << 16, Ordering::Release);
     }
-
-    /// Empty the ring and its doorbell, for reuse by new ends. Only when neither end runs.
-    pub fn reset(&self) {
-        self.ctl.head.word.store(0, Ordering::Relaxed);
-        self.ctl.tail.word.store(0, Ordering::Relaxed);
-        self.ctl.bell.word.store(AWAKE, Ordering::Relaxed);
-        fence(Ordering::Release);
-    }
 }
 
 /// Copy indices into ring slots. The slots a producer writes are, by the protocol, read by
