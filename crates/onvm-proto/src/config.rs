@@ -668,7 +668,8 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
                 PortSpec::Gen(GenSpec {
                     frame_size: 64,
                     flows: 1000,
-                    rate_pps: None
+                    rate_pps: None,
+                    count: None
                 }),
                 PortSpec::PcapOut("out.pcap".into())
             ]

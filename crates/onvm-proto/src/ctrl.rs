@@ -39,11 +39,88 @@ mod tag {
     pub const READY: u8 = 0x02;
     pub const STOPPING: u8 = 0x03;
     pub const NF_MSG: u8 = 0x04;
+    pub const EDGE_RELEASED: u8 = 0x05;
+    pub const COUNTERS: u8 = 0x06;
 
     pub const REGISTERED: u8 = 0x81;
     pub const REFUSED: u8 = 0x82;
     pub const STOP: u8 = 0x83;
     pub const MGR_MSG: u8 = 0x84;
+    pub const EDGE_OUT: u8 = 0x85;
+    pub const EDGE_IN: u8 = 0x86;
+    pub const EDGE_CLOSED: u8 = 0x87;
+}
+
+/// An NF's packet counters, as openNetVM's stats show them. The NF sends them a few
+/// times a second and once more when it stops; each is monotonic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NfCounters {
+    /// Packets the NF took from its rings.
+    pub rx: u64,
+    /// Packets the NF handed on (to the manager or straight to another NF).
+    pub tx: u64,
+    /// Packets it could not hand on because the ring was full (it dropped them).
+    pub tx_drop: u64,
+    /// Actions: out of a port.
+    pub act_out: u64,
+    /// Actions: to a service or instance.
+    pub act_tonf: u64,
+    /// Actions: drop.
+    pub act_drop: u64,
+    /// Actions: next hop.
+    pub act_next: u64,
+    /// Packets kept by the NF (openNetVM's `buf`).
+    pub act_buffer: u64,
+    /// Kept or allocated packets handed on later with `return_pkt` (openNetVM's `ret`).
+    pub act_returned: u64,
+    /// Fresh buffers taken from the alloc ring.
+    pub allocated: u64,
+}
+
+impl NfCounters {
+    const FIELDS: usize = 10;
+
+    fn to_array(self) -> [u64; Self::FIELDS] {
+        [
+            self.rx,
+            self.tx,
+            self.tx_drop,
+            self.act_out,
+            self.act_tonf,
+            self.act_drop,
+            self.act_next,
+            self.act_buffer,
+            self.act_returned,
+            self.allocated,
+        ]
+    }
+
+    fn from_array(a: [u64; Self::FIELDS]) -> Self {
+        let [
+            rx,
+            tx,
+            tx_drop,
+            act_out,
+            act_tonf,
+            act_drop,
+            act_next,
+            act_buffer,
+            act_returned,
+            allocated,
+        ] = a;
+        NfCounters {
+            rx,
+            tx,
+            tx_drop,
+            act_out,
+            act_tonf,
+            act_drop,
+            act_next,
+            act_buffer,
+            act_returned,
+            allocated,
+        }
+    }
 }
 
 /// Options an NF asks for when it registers.
@@ -140,6 +217,13 @@ pub enum NfMsg {
         /// Payload (at most [`MAX_MSG_PAYLOAD`] bytes).
         bytes: Vec<u8>,
     },
+    /// The NF no longer touches this edge ring (answer to [`MgrMsg::EdgeClosed`]).
+    EdgeReleased {
+        /// The ring.
+        ring: u32,
+    },
+    /// The NF's counters so far.
+    Counters(NfCounters),
 }
 
 /// Rings of a registered instance, as indices into the region's ring directory.
@@ -240,6 +324,27 @@ pub enum MgrMsg {
         /// Payload.
         bytes: Vec<u8>,
     },
+    /// Direct hand-off: enqueue packets bound for `service` (0 = the action `Next`)
+    /// straight onto `ring`, whose consumer is `instance`, instead of via the manager.
+    EdgeOut {
+        /// Service the edge serves; 0 = the next hop of this NF's chain.
+        service: u16,
+        /// Instance at the other end.
+        instance: u16,
+        /// The ring.
+        ring: u32,
+    },
+    /// Also poll `ring`: another NF hands packets to this one on it.
+    EdgeIn {
+        /// The ring.
+        ring: u32,
+    },
+    /// Stop using `ring` (finish what is in it, when receiving) and answer
+    /// [`NfMsg::EdgeReleased`].
+    EdgeClosed {
+        /// The ring.
+        ring: u32,
+    },
 }
 
 /// A malformed control message.
@@ -321,6 +426,9 @@ impl Writer {
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
     fn opt_u16(&mut self, v: Option<u16>) {
         match v {
             None => self.u8(0),
@@ -376,6 +484,9 @@ impl<'a> Reader<'a> {
     }
     fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         self.array(field).map(u32::from_le_bytes)
+    }
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        self.array(field).map(u64::from_le_bytes)
     }
     fn opt_u16(&mut self, field: &'static str) -> Result<Option<u16>, DecodeError> {
         match self.u8(field)? {
@@ -453,6 +564,18 @@ impl NfMsg {
                 w.bytes("bytes", bytes)?;
                 w
             }
+            NfMsg::EdgeReleased { ring } => {
+                let mut w = Writer::new(tag::EDGE_RELEASED);
+                w.u32(*ring);
+                w
+            }
+            NfMsg::Counters(c) => {
+                let mut w = Writer::new(tag::COUNTERS);
+                for v in c.to_array() {
+                    w.u64(v);
+                }
+                w
+            }
         };
         Ok(w.0)
     }
@@ -494,6 +617,14 @@ impl NfMsg {
                     to,
                     bytes: r.bytes("bytes")?,
                 }
+            }
+            tag::EDGE_RELEASED => NfMsg::EdgeReleased { ring: r.u32("ring")? },
+            tag::COUNTERS => {
+                let mut a = [0u64; NfCounters::FIELDS];
+                for v in &mut a {
+                    *v = r.u64("counters")?;
+                }
+                NfMsg::Counters(NfCounters::from_array(a))
             }
             other => return Err(DecodeError::UnknownTag(other)),
         };
@@ -575,6 +706,27 @@ impl MgrMsg {
                 w.bytes("bytes", bytes)?;
                 w
             }
+            MgrMsg::EdgeOut {
+                service,
+                instance,
+                ring,
+            } => {
+                let mut w = Writer::new(tag::EDGE_OUT);
+                w.u16(*service);
+                w.u16(*instance);
+                w.u32(*ring);
+                w
+            }
+            MgrMsg::EdgeIn { ring } => {
+                let mut w = Writer::new(tag::EDGE_IN);
+                w.u32(*ring);
+                w
+            }
+            MgrMsg::EdgeClosed { ring } => {
+                let mut w = Writer::new(tag::EDGE_CLOSED);
+                w.u32(*ring);
+                w
+            }
         };
         Ok(w.0)
     }
@@ -627,6 +779,13 @@ impl MgrMsg {
                 from: r.u16("from")?,
                 bytes: r.bytes("bytes")?,
             },
+            tag::EDGE_OUT => MgrMsg::EdgeOut {
+                service: r.u16("service")?,
+                instance: r.u16("instance")?,
+                ring: r.u32("ring")?,
+            },
+            tag::EDGE_IN => MgrMsg::EdgeIn { ring: r.u32("ring")? },
+            tag::EDGE_CLOSED => MgrMsg::EdgeClosed { ring: r.u32("ring")? },
             other => return Err(DecodeError::UnknownTag(other)),
         };
         r.finish(msg)
@@ -803,6 +962,8 @@ mod tests {
             Just(NfMsg::Ready),
             Just(NfMsg::Stopping),
             (dest, proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(to, bytes)| NfMsg::Msg { to, bytes }),
+            any::<u32>().prop_map(|ring| NfMsg::EdgeReleased { ring }),
+            any::<[u64; NfCounters::FIELDS]>().prop_map(|a| NfMsg::Counters(NfCounters::from_array(a))),
         ]
     }
 
@@ -841,6 +1002,13 @@ mod tests {
             Just(MgrMsg::Stop),
             (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..300))
                 .prop_map(|(from, bytes)| MgrMsg::Msg { from, bytes }),
+            (any::<u16>(), any::<u16>(), any::<u32>()).prop_map(|(service, instance, ring)| MgrMsg::EdgeOut {
+                service,
+                instance,
+                ring
+            }),
+            any::<u32>().prop_map(|ring| MgrMsg::EdgeIn { ring }),
+            any::<u32>().prop_map(|ring| MgrMsg::EdgeClosed { ring }),
         ]
     }
 

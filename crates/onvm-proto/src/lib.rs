@@ -17,6 +17,7 @@
 //! | [`port`] | port spec strings (`gen:64B,1000flows`, `pcap:in.pcap`, ...) |
 //! | [`config`] | the `onvm up` TOML file, checked as a whole |
 //! | [`ctrl`] | NF ⇄ manager control messages and their binary encoding |
+//! | [`verdict`] | an NF's decision for a packet, as carried in its metadata |
 //!
 //! The crate has no `unsafe` code.
 #![forbid(unsafe_code)]
@@ -28,3 +29,4 @@ pub mod flow;
 pub mod limits;
 pub mod port;
 pub mod rss;
+pub mod verdict;

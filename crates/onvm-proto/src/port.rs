@@ -24,6 +24,8 @@ pub struct GenSpec {
     pub flows: u32,
     /// Packets per second (`rate=<N>[k|M|G]`); `None` = as fast as possible.
     pub rate_pps: Option<u64>,
+    /// Packets to send before stopping (`count=<N>[k|M|G]`); `None` = no end.
+    pub count: Option<u64>,
 }
 
 impl GenSpec {
@@ -39,6 +41,43 @@ impl Default for GenSpec {
             frame_size: 64,
             flows: 1,
             rate_pps: None,
+            count: None,
+        }
+    }
+}
+
+/// How a pcap input port paces its packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PcapTiming {
+    /// As fast as the manager polls (`timing=fast`, the default): for throughput tests.
+    #[default]
+    Fast,
+    /// Keep the capture's inter-packet gaps (`timing=file`): for replaying real traffic.
+    File,
+}
+
+/// Settings of a pcap input port: `pcap:FILE[,loop|,once][,timing=fast|file]`.
+///
+/// Options are recognised only at the end of the argument, so a file name may contain
+/// commas as long as its last part is not itself an option word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PcapInSpec {
+    /// The capture (classic pcap, Ethernet link type).
+    pub path: PathBuf,
+    /// Start again from the first packet at the end of the file (`loop`) instead of
+    /// stopping (`once`, the default).
+    pub repeat: bool,
+    /// Pacing.
+    pub timing: PcapTiming,
+}
+
+impl PcapInSpec {
+    /// Read `path` once, at top speed.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        PcapInSpec {
+            path: path.into(),
+            repeat: false,
+            timing: PcapTiming::Fast,
         }
     }
 }
@@ -48,8 +87,8 @@ impl Default for GenSpec {
 pub enum PortSpec {
     /// `gen[:items]`: built-in traffic generator.
     Gen(GenSpec),
-    /// `pcap:FILE`: replay a capture.
-    PcapIn(PathBuf),
+    /// `pcap:FILE[,loop][,timing=file]`: replay a capture.
+    PcapIn(PcapInSpec),
     /// `pcapout:FILE`: write what is sent to a capture.
     PcapOut(PathBuf),
     /// `null`: receives nothing, drops what is sent.
@@ -84,7 +123,7 @@ fn parse_rate(v: &str) -> Option<u64> {
 
 fn parse_gen(args: &str) -> Result<GenSpec, String> {
     let mut g = GenSpec::default();
-    let (mut size, mut flows, mut rate) = (false, false, false);
+    let (mut size, mut flows, mut rate, mut count) = (false, false, false, false);
     for item in args.split(',').filter(|i| !i.is_empty()) {
         let dup = |seen: &mut bool| {
             if std::mem::replace(seen, true) {
@@ -98,6 +137,9 @@ fn parse_gen(args: &str) -> Result<GenSpec, String> {
             g.rate_pps = Some(
                 parse_rate(v).ok_or_else(|| format!("rate {v:?} must be a positive number of packets/s, e.g. 5M"))?,
             );
+        } else if let Some(v) = item.strip_prefix("count=") {
+            dup(&mut count)?;
+            g.count = Some(parse_rate(v).ok_or_else(|| format!("count {v:?} must be a positive number, e.g. 10M"))?);
         } else if let Some(v) = item.strip_suffix("flows") {
             dup(&mut flows)?;
             g.flows = v
@@ -120,11 +162,53 @@ fn parse_gen(args: &str) -> Result<GenSpec, String> {
                 })?;
         } else {
             return Err(format!(
-                "unknown generator setting {item:?} (expected <N>B, <N>flows or rate=<N>)"
+                "unknown generator setting {item:?} (expected <N>B, <N>flows, rate=<N> or count=<N>)"
             ));
         }
     }
     Ok(g)
+}
+
+/// Split trailing options off a `pcap:` argument (see [`PcapInSpec`]).
+fn parse_pcap_in(arg: &str) -> Result<PcapInSpec, String> {
+    let mut rest = arg;
+    let (mut repeat, mut timing) = (None, None);
+    while let Some((head, item)) = rest.rsplit_once(',') {
+        let dup = |seen: bool| {
+            if seen {
+                Err(format!("{item:?} repeats a setting"))
+            } else {
+                Ok(())
+            }
+        };
+        match item {
+            "loop" | "once" => {
+                dup(repeat.is_some())?;
+                repeat = Some(item == "loop");
+            }
+            _ => match item.strip_prefix("timing=") {
+                Some(v) => {
+                    dup(timing.is_some())?;
+                    timing = Some(match v {
+                        "fast" => PcapTiming::Fast,
+                        "file" => PcapTiming::File,
+                        _ => return Err(format!("timing {v:?} must be \"fast\" or \"file\"")),
+                    });
+                }
+                // Not an option: the rest, commas included, is the file name.
+                None => break,
+            },
+        }
+        rest = head;
+    }
+    if rest.is_empty() {
+        return Err("pcap needs a file after \"pcap:\"".into());
+    }
+    Ok(PcapInSpec {
+        path: rest.into(),
+        repeat: repeat.unwrap_or(false),
+        timing: timing.unwrap_or_default(),
+    })
 }
 
 impl FromStr for PortSpec {
@@ -154,7 +238,7 @@ impl FromStr for PortSpec {
         };
         match kind {
             "gen" => parse_gen(arg.unwrap_or("")).map(PortSpec::Gen).map_err(err),
-            "pcap" => Ok(PortSpec::PcapIn(need("a file")?.into())),
+            "pcap" => parse_pcap_in(need("a file")?).map(PortSpec::PcapIn).map_err(err),
             "pcapout" => Ok(PortSpec::PcapOut(need("a file")?.into())),
             "null" if arg.is_none() => Ok(PortSpec::Null),
             "null" => Err(err("null takes no argument".into())),
@@ -176,9 +260,21 @@ impl fmt::Display for PortSpec {
                 if let Some(r) = g.rate_pps {
                     write!(f, ",rate={r}")?;
                 }
+                if let Some(c) = g.count {
+                    write!(f, ",count={c}")?;
+                }
                 Ok(())
             }
-            PortSpec::PcapIn(p) => write!(f, "pcap:{}", p.display()),
+            PortSpec::PcapIn(p) => {
+                write!(f, "pcap:{}", p.path.display())?;
+                if p.repeat {
+                    f.write_str(",loop")?;
+                }
+                if p.timing == PcapTiming::File {
+                    f.write_str(",timing=file")?;
+                }
+                Ok(())
+            }
             PortSpec::PcapOut(p) => write!(f, "pcapout:{}", p.display()),
             PortSpec::Null => f.write_str("null"),
             PortSpec::AfPacket(i) => write!(f, "afpacket:{i}"),
@@ -204,7 +300,8 @@ mod tests {
             Ok(PortSpec::Gen(GenSpec {
                 frame_size: 64,
                 flows: 1000,
-                rate_pps: None
+                rate_pps: None,
+                count: None
             }))
         );
         assert_eq!(
@@ -212,11 +309,12 @@ mod tests {
             Ok(PortSpec::Gen(GenSpec {
                 frame_size: 1500,
                 flows: 1,
-                rate_pps: Some(5_000_000)
+                rate_pps: Some(5_000_000),
+                count: None
             }))
         );
         assert_eq!("gen".parse(), Ok(PortSpec::Gen(GenSpec::default())));
-        assert_eq!("pcap:in.pcap".parse(), Ok(PortSpec::PcapIn("in.pcap".into())));
+        assert_eq!("pcap:in.pcap".parse(), Ok(PortSpec::PcapIn(PcapInSpec::new("in.pcap"))));
         assert_eq!(
             "pcapout:/tmp/o.pcap".parse(),
             Ok(PortSpec::PcapOut("/tmp/o.pcap".into()))
@@ -232,6 +330,11 @@ mod tests {
         assert!(reason("gen:10B").contains("frame size"));
         assert!(reason("gen:0flows").contains("flow count"));
         assert!(reason("gen:rate=fast").contains("rate"));
+        assert!(reason("gen:count=x").contains("count"));
+        assert_eq!(
+            "gen:64B,count=10k".parse::<PortSpec>().unwrap().to_string(),
+            "gen:64B,1flows,count=10000"
+        );
         assert!(reason("gen:64B,128B").contains("repeats"));
         assert!(reason("gen:jumbo").contains("unknown generator setting"));
         assert!(reason("pcap:").contains("needs a file"));
@@ -239,15 +342,42 @@ mod tests {
         assert!(reason("null:x").contains("no argument"));
         assert!(reason("afxdp:averyveryverylongname").contains("interface name"));
         assert!(reason("dpdk:0000:01:00.0").contains("unknown port kind \"dpdk\""));
+        assert!(reason("pcap:,loop").contains("needs a file"));
+        assert!(reason("pcap:a.pcap,loop,once").contains("repeats"));
+        assert!(reason("pcap:a.pcap,timing=slow").contains("timing \"slow\""));
         let e = "foo".parse::<PortSpec>().unwrap_err();
         assert_eq!(e.spec, "foo");
         assert!(e.to_string().starts_with("bad port spec \"foo\""));
     }
 
+    #[test]
+    fn pcap_in_options() {
+        let spec = |s: &str| match s.parse::<PortSpec>() {
+            Ok(PortSpec::PcapIn(p)) => p,
+            other => panic!("{s}: {other:?}"),
+        };
+        let p = spec("pcap:/tmp/a.pcap,loop,timing=file");
+        assert_eq!(p.path, PathBuf::from("/tmp/a.pcap"));
+        assert!(p.repeat);
+        assert_eq!(p.timing, PcapTiming::File);
+        let p = spec("pcap:a.pcap,timing=fast,once");
+        assert_eq!((p.repeat, p.timing), (false, PcapTiming::Fast));
+        // A comma that does not start an option belongs to the file name.
+        assert_eq!(spec("pcap:run,2.pcap,loop").path, PathBuf::from("run,2.pcap"));
+        for s in [
+            "pcap:a.pcap",
+            "pcap:a.pcap,loop",
+            "pcap:a.pcap,timing=file",
+            "pcap:a.pcap,loop,timing=file",
+        ] {
+            assert_eq!(s.parse::<PortSpec>().unwrap().to_string(), s);
+        }
+    }
+
     proptest! {
         #[test]
         fn display_round_trips(size in GenSpec::MIN_FRAME..=GenSpec::MAX_FRAME, flows in 1u32.., rate in proptest::option::of(1u64..u64::MAX / 2)) {
-            let spec = PortSpec::Gen(GenSpec { frame_size: size, flows, rate_pps: rate });
+            let spec = PortSpec::Gen(GenSpec { frame_size: size, flows, rate_pps: rate, count: None });
             prop_assert_eq!(spec.to_string().parse::<PortSpec>(), Ok(spec));
         }
 

@@ -26,6 +26,8 @@ mod pool;
 #[cfg(not(loom))]
 mod region;
 pub mod ring;
+#[cfg(not(loom))]
+pub mod seqpacket;
 mod sync;
 
 #[cfg(not(loom))]

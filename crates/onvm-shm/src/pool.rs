@@ -241,6 +241,32 @@ impl Pool {
     /// to live consumers are left to them. Safe against those consumers running: they
     /// mark a buffer held before releasing its ring slot, and we look at the rings
     /// before at the owner entries.
+    /// Take the consumer's place on ring `r`, whose consumer `dead` is gone, and free
+    /// every buffer in it that is in transit to `dead`; returns how many. The manager
+    /// calls it again for a ring whose producer may still enqueue (a direct NF→NF edge
+    /// towards a crashed NF, until the sender lets go of it).
+    pub fn drain_ring(&mut self, r: u32, dead: OwnerId) -> Result<u32, RingError> {
+        let region = self.region().clone();
+        let mut cons = crate::ring::Consumer::new(region.ring(r)?);
+        let mut raw = [0u32; 64];
+        let mut freed = 0;
+        loop {
+            let k = cons.peek_burst(&mut raw)?;
+            if k == 0 {
+                return Ok(freed);
+            }
+            for &v in &raw[..k] {
+                if let Ok(idx) = region.buf_idx(v)
+                    && matches!(region.meta(idx).owner(), Some(Owner::Transit { to, .. }) if to == dead)
+                {
+                    self.free_idx(idx);
+                    freed += 1;
+                }
+            }
+            cons.commit(k);
+        }
+    }
+
     pub fn reclaim(&mut self, dead: OwnerId) -> Result<Reclaimed, RingError> {
         assert_ne!(dead, OwnerId::MANAGER, "the manager cannot reclaim from itself");
         let region = self.region().clone();
@@ -253,23 +279,7 @@ impl Pool {
             let (producer, consumer) = ring.ends();
             if consumer == dead.0 {
                 // Nobody will consume these: take the consumer's place and drain.
-                let mut cons = crate::ring::Consumer::new(ring);
-                let mut raw = [0u32; 64];
-                loop {
-                    let k = cons.peek_burst(&mut raw)?;
-                    if k == 0 {
-                        break;
-                    }
-                    for &v in &raw[..k] {
-                        if let Ok(idx) = region.buf_idx(v)
-                            && matches!(region.meta(idx).owner(), Some(Owner::Transit { to, .. }) if to == dead)
-                        {
-                            self.free_idx(idx);
-                            got.from_rings += 1;
-                        }
-                    }
-                    cons.commit(k);
-                }
+                got.from_rings += self.drain_ring(r, dead)?;
             } else if producer == dead.0 {
                 entries.clear();
                 ring.snapshot(&mut entries)?;

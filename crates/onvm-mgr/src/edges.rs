@@ -1,0 +1,254 @@
+//! Direct NF→NF edges: which exist, and closing them safely.
+//!
+//! An edge is a ring in the region with one producer NF and one consumer NF. The
+//! manager opens one when it sees that everything an NF sends to a service (or as
+//! `Next`) goes to one instance; from then on the packets bypass the manager.
+//!
+//! Closing is a two-step hand-shake so that no buffer is ever stranded in a ring
+//! nobody reads: first the producer is told and answers that it no longer writes;
+//! then the consumer is told and answers once it has emptied the ring. A dead
+//! producer counts as having answered; for a dead consumer the manager empties the
+//! ring itself (`Pool::drain_ring`) until the producer has let go. Every topology
+//! change (an NF comes or goes, a rule changes) closes all edges; traffic falls back to
+//! the manager and the edges that still make sense are opened again by the next
+//! packets.
+
+use onvm_proto::ctrl::MgrMsg;
+
+use crate::registry::{EDGE_RINGS, FIRST_EDGE_RING};
+
+/// Where an edge is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeState {
+    /// In use.
+    Open,
+    /// Waiting for the producer to stop writing.
+    ClosingProducer,
+    /// Waiting for the consumer to empty it.
+    ClosingConsumer,
+}
+
+/// One edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
+    /// Its ring.
+    pub ring: u32,
+    /// Producer instance.
+    pub from: u16,
+    /// Consumer instance.
+    pub to: u16,
+    /// What the producer uses it for: 0 = `Next`, else a service ID.
+    pub key: u16,
+    /// State.
+    pub state: EdgeState,
+    /// The producer is gone.
+    pub from_dead: bool,
+    /// The consumer is gone: the manager drains the ring.
+    pub to_dead: bool,
+}
+
+/// A message for an instance.
+pub type Outbox = Vec<(u16, MgrMsg)>;
+
+/// All edges.
+#[derive(Debug)]
+pub struct Edges {
+    slots: Vec<Option<Edge>>,
+}
+
+impl Default for Edges {
+    fn default() -> Self {
+        Edges {
+            slots: vec![None; EDGE_RINGS as usize],
+        }
+    }
+}
+
+impl Edges {
+    /// Open edges and edges being closed.
+    pub fn iter(&self) -> impl Iterator<Item = &Edge> {
+        self.slots.iter().flatten()
+    }
+
+    /// The open edge of `from` for `key`, if any (closing ones count: no second edge
+    /// for the same purpose until the first is gone).
+    pub fn find(&self, from: u16, key: u16) -> Option<&Edge> {
+        self.iter().find(|e| e.from == from && e.key == key)
+    }
+
+    /// Open an edge, telling both ends; `None` when every edge ring is in use.
+    pub fn open(&mut self, from: u16, to: u16, key: u16, out: &mut Outbox) -> Option<u32> {
+        let i = self.slots.iter().position(Option::is_none)?;
+        let ring = FIRST_EDGE_RING + i as u32;
+        self.slots[i] = Some(Edge {
+            ring,
+            from,
+            to,
+            key,
+            state: EdgeState::Open,
+            from_dead: false,
+            to_dead: false,
+        });
+        // The consumer first: it polls an empty ring until the producer starts.
+        out.push((to, MgrMsg::EdgeIn { ring }));
+        out.push((
+            from,
+            MgrMsg::EdgeOut {
+                service: key,
+                instance: to,
+                ring,
+            },
+        ));
+        Some(ring)
+    }
+
+    /// Start closing every open edge.
+    pub fn close_all(&mut self, out: &mut Outbox) {
+        for e in self.slots.iter_mut().flatten() {
+            if e.state == EdgeState::Open {
+                e.state = EdgeState::ClosingProducer;
+                if e.from_dead {
+                    Self::to_consumer_step(e, out);
+                } else {
+                    out.push((e.from, MgrMsg::EdgeClosed { ring: e.ring }));
+                }
+            }
+        }
+    }
+
+    fn to_consumer_step(e: &mut Edge, out: &mut Outbox) {
+        e.state = EdgeState::ClosingConsumer;
+        if !e.to_dead {
+            out.push((e.to, MgrMsg::EdgeClosed { ring: e.ring }));
+        }
+    }
+
+    /// `who` answered `EdgeReleased` for `ring`. Returns the ring if the edge is now
+    /// gone and its ring free (the caller resets its ends).
+    pub fn released(&mut self, who: u16, ring: u32, out: &mut Outbox) -> Option<u32> {
+        let slot = self.slots.get_mut(ring.checked_sub(FIRST_EDGE_RING)? as usize)?;
+        let e = slot.as_mut()?;
+        match e.state {
+            EdgeState::ClosingProducer if who == e.from => {
+                Self::to_consumer_step(e, out);
+                if e.to_dead {
+                    return None; // the caller drains it and then calls `finish`
+                }
+                None
+            }
+            EdgeState::ClosingConsumer if who == e.to => {
+                *slot = None;
+                Some(ring)
+            }
+            _ => None,
+        }
+    }
+
+    /// Instance `id` is gone: edges it fed or read are closed.
+    pub fn instance_gone(&mut self, id: u16, out: &mut Outbox) {
+        for slot in &mut self.slots {
+            let Some(e) = slot.as_mut() else { continue };
+            if e.from == id {
+                e.from_dead = true;
+                if e.state != EdgeState::ClosingConsumer {
+                    Self::to_consumer_step(e, out);
+                }
+            }
+            if e.to == id {
+                e.to_dead = true;
+                if e.state == EdgeState::Open {
+                    e.state = EdgeState::ClosingProducer;
+                    if e.from_dead {
+                        Self::to_consumer_step(e, out);
+                    } else {
+                        out.push((e.from, MgrMsg::EdgeClosed { ring: e.ring }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rings whose consumer is dead: the manager drains them. Returns (ring, dead
+    /// consumer, done) where `done` = the producer has let go too, so after this drain
+    /// the ring is free (the caller then calls [`Edges::finish`]).
+    pub fn orphaned(&self) -> Vec<(u32, u16, bool)> {
+        self.iter()
+            .filter(|e| e.to_dead)
+            .map(|e| (e.ring, e.to, e.state == EdgeState::ClosingConsumer))
+            .collect()
+    }
+
+    /// Forget the edge on `ring` (drained, both ends done).
+    pub fn finish(&mut self, ring: u32) {
+        if let Some(slot) = ring
+            .checked_sub(FIRST_EDGE_RING)
+            .and_then(|i| self.slots.get_mut(i as usize))
+        {
+            *slot = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closed_to(out: &Outbox, who: u16) -> bool {
+        out.iter()
+            .any(|(i, m)| *i == who && matches!(m, MgrMsg::EdgeClosed { .. }))
+    }
+
+    #[test]
+    fn two_step_close_with_both_alive() {
+        let mut e = Edges::default();
+        let mut out = Outbox::new();
+        let ring = e.open(1, 2, 0, &mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert!(e.find(1, 0).is_some());
+        out.clear();
+        e.close_all(&mut out);
+        assert!(closed_to(&out, 1) && !closed_to(&out, 2), "producer first");
+        out.clear();
+        assert_eq!(e.released(2, ring, &mut out), None, "the consumer cannot answer first");
+        assert_eq!(e.released(1, ring, &mut out), None);
+        assert!(closed_to(&out, 2));
+        assert_eq!(e.released(2, ring, &mut out), Some(ring));
+        assert!(e.find(1, 0).is_none());
+    }
+
+    #[test]
+    fn dead_consumer_is_drained_until_the_producer_lets_go() {
+        let mut e = Edges::default();
+        let mut out = Outbox::new();
+        let ring = e.open(1, 2, 5, &mut out).unwrap();
+        out.clear();
+        e.instance_gone(2, &mut out);
+        assert!(closed_to(&out, 1));
+        assert_eq!(e.orphaned(), vec![(ring, 2, false)]);
+        e.released(1, ring, &mut out);
+        assert_eq!(e.orphaned(), vec![(ring, 2, true)]);
+        e.finish(ring);
+        assert!(e.iter().next().is_none());
+    }
+
+    #[test]
+    fn dead_producer_skips_to_the_consumer() {
+        let mut e = Edges::default();
+        let mut out = Outbox::new();
+        let ring = e.open(1, 2, 0, &mut out).unwrap();
+        out.clear();
+        e.instance_gone(1, &mut out);
+        assert!(closed_to(&out, 2));
+        assert_eq!(e.released(2, ring, &mut out), Some(ring));
+    }
+
+    #[test]
+    fn rings_run_out_cleanly() {
+        let mut e = Edges::default();
+        let mut out = Outbox::new();
+        for i in 0..EDGE_RINGS {
+            assert!(e.open(1, 2, i as u16, &mut out).is_some());
+        }
+        assert_eq!(e.open(1, 2, 999, &mut out), None);
+    }
+}

@@ -1,0 +1,36 @@
+//! Why a manager could not start or had to stop.
+
+use std::io;
+use std::path::PathBuf;
+
+use onvm_ports::PortError;
+use onvm_shm::{BufError, RingError, ShmError};
+use thiserror::Error;
+
+/// A manager error; each names what to do about it.
+#[derive(Debug, Error)]
+pub enum MgrError {
+    /// Another manager serves this socket.
+    #[error("another NF manager is already running on {0} (stop it, or use another --socket)")]
+    AlreadyRunning(PathBuf),
+    /// The control socket could not be created.
+    #[error("cannot listen on {path}: {source}")]
+    Socket {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The packet region.
+    #[error("packet region: {0}")]
+    Shm(#[from] ShmError),
+    /// A ring of the region.
+    #[error("ring: {0}")]
+    Ring(#[from] RingError),
+    /// A buffer.
+    #[error("buffer: {0}")]
+    Buf(#[from] BufError),
+    /// A port.
+    #[error("{0}")]
+    Port(#[from] PortError),
+}

@@ -1,0 +1,25 @@
+//! `onvm-mgr`: the NF manager.
+//!
+//! It owns the packet region and the pool, the ports and the flow table; NFs register
+//! with it over a Unix seqpacket socket. One thread does everything (see
+//! [`manager`]): on a two-core machine the second core belongs to NFs.
+//!
+//! | Module | Holds |
+//! |---|---|
+//! | [`options`] | how a manager is set up |
+//! | [`registry`] | instance IDs, services and their RETAs, cores, refusal reasons |
+//! | [`edges`] | direct NF→NF rings and their two-step close |
+//! | [`manager`] | the loop: switch, control server, crash reclaim, shutdown, report |
+//! | [`stats`] | console table, CSV, snapshots |
+#![forbid(unsafe_code)]
+
+pub mod edges;
+pub mod error;
+pub mod manager;
+pub mod options;
+pub mod registry;
+pub mod stats;
+
+pub use error::MgrError;
+pub use manager::{DropReason, Report, run};
+pub use options::{Options, StatsMode};

@@ -1,0 +1,917 @@
+//! The manager's one thread: switch loop, control server and stats, interleaved.
+//!
+//! On a small machine one thread is the right shape: the switch never waits for a
+//! lock, the registry and flow table need no synchronisation, and the control sockets
+//! are polled every millisecond (so a dead NF is noticed within a few ms, far inside
+//! the 100 ms promise). When no packet moves, the loop backs off to short sleeps so it
+//! leaves the CPU to NFs that share a core with it.
+
+use std::collections::HashSet;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use onvm_ports::{Port, PortStats};
+use onvm_proto::ctrl::{Dest, MAX_MESSAGE_LEN, MgrMsg, NfMsg, Registered};
+use onvm_proto::flow::{Action as RuleAction, FlowCache, FlowTable, Match, PacketKey, PortKind, PortNo};
+use onvm_proto::limits::MAX_INSTANCES;
+use onvm_proto::rss::Toeplitz;
+use onvm_proto::verdict::Verdict;
+use onvm_shm::seqpacket::{Received, SeqPacket};
+use onvm_shm::{Audit, BURST, Buf, Consumer, OwnerId, Pool, Producer, Region};
+
+use crate::edges::{Edges, Outbox};
+use crate::error::MgrError;
+use crate::options::{Options, StatsMode};
+use crate::registry::{Registry, State, rings_of};
+use crate::stats::{self, NfRow, PortRow, Snapshot};
+
+/// Fresh buffers kept in each NF's alloc ring.
+const ALLOC_LEVEL: u32 = 64;
+/// Control sockets are polled this often while packets flow.
+const CONTROL_EVERY: Duration = Duration::from_millis(1);
+/// How long NFs get to stop when the manager shuts down.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Why the manager freed a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum DropReason {
+    /// No flow rule matched.
+    NoRule,
+    /// A rule said drop.
+    Rule,
+    /// An NF said drop.
+    Nf,
+    /// The destination service has no running instance.
+    NoInstance,
+    /// The destination NF's rx ring was full.
+    RingFull,
+    /// An NF wrote a verdict that names nothing.
+    BadVerdict,
+    /// Output to a port that does not exist.
+    NoSuchPort,
+    /// A rule sends to the controller and there is none.
+    NoController,
+    /// Reclaimed from an NF that exited or crashed.
+    Reclaimed,
+    /// Shared metadata of the buffer was corrupt.
+    BadBuffer,
+}
+
+impl DropReason {
+    const ALL: [DropReason; 10] = [
+        DropReason::NoRule,
+        DropReason::Rule,
+        DropReason::Nf,
+        DropReason::NoInstance,
+        DropReason::RingFull,
+        DropReason::BadVerdict,
+        DropReason::NoSuchPort,
+        DropReason::NoController,
+        DropReason::Reclaimed,
+        DropReason::BadBuffer,
+    ];
+
+    /// Short name used in stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NoRule => "no-rule",
+            DropReason::Rule => "rule-drop",
+            DropReason::Nf => "nf-drop",
+            DropReason::NoInstance => "no-instance",
+            DropReason::RingFull => "nf-ring-full",
+            DropReason::BadVerdict => "bad-verdict",
+            DropReason::NoSuchPort => "no-such-port",
+            DropReason::NoController => "no-controller",
+            DropReason::Reclaimed => "reclaimed",
+            DropReason::BadBuffer => "bad-buffer",
+        }
+    }
+}
+
+/// What a manager run ends with.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Port counters.
+    pub ports: Vec<PortRow>,
+    /// Every NF that ran, with its last counters.
+    pub nfs: Vec<NfRow>,
+    /// Manager drops by reason (non-zero only).
+    pub drops: Vec<(&'static str, u64)>,
+    /// Packets that entered: port receives plus buffers given to NFs to allocate from.
+    pub created: u64,
+    /// Packets sent out of ports.
+    pub sent: u64,
+    /// Packets dropped (manager reasons plus port transmit failures).
+    pub dropped: u64,
+    /// Buffers still not free at the end.
+    pub in_flight: u64,
+    /// The pool audit at the end.
+    pub audit: Audit,
+    /// NFs that died without stopping cleanly.
+    pub crashes: u32,
+    /// Everything that happened, in order.
+    pub events: Vec<String>,
+    /// Time run.
+    pub uptime: Duration,
+}
+
+impl Report {
+    /// Every packet is accounted for: created = sent + dropped + in flight, and the
+    /// pool audit finds every buffer in exactly one place.
+    pub fn conserved(&self) -> bool {
+        self.created == self.sent + self.dropped + self.in_flight && self.audit.is_whole()
+    }
+
+    /// The one-line conservation statement.
+    pub fn conservation_line(&self) -> String {
+        format!(
+            "conservation: {} — {} in = {} sent + {} dropped + {} in flight; {}",
+            if self.conserved() {
+                "OK, every packet accounted for"
+            } else {
+                "FAILED"
+            },
+            self.created,
+            self.sent,
+            self.dropped,
+            self.in_flight,
+            self.audit
+        )
+    }
+}
+
+struct Conn {
+    sock: SeqPacket,
+    instance: Option<u16>,
+}
+
+struct NfRings<'r> {
+    rx: Producer<'r>,
+    tx: Consumer<'r>,
+    alloc: Producer<'r>,
+}
+
+struct Mgr<'r> {
+    opts: Options,
+    region: &'r Arc<Region>,
+    pool: Pool,
+    reg: Registry,
+    rings: Vec<NfRings<'r>>,
+    ports: Vec<Box<dyn Port>>,
+    table: FlowTable,
+    cache: FlowCache,
+    toeplitz: Toeplitz,
+    listener: SeqPacket,
+    conns: Vec<Conn>,
+    edges: Edges,
+    outbox: Outbox,
+    /// (instance, key) pairs already considered for an edge since the last change.
+    edge_tried: HashSet<(u16, u16)>,
+    drops: [u64; DropReason::ALL.len()],
+    alloc_given: u64,
+    crashes: u32,
+    events: Vec<String>,
+    recent_events: Vec<String>,
+    exited: Vec<NfRow>,
+    start: Instant,
+    now: Duration,
+    // Scratch, reused every burst.
+    burst: Vec<Buf>,
+    to_nf: Vec<Vec<Buf>>,
+    to_port: Vec<Vec<Buf>>,
+    active: Vec<u16>,
+    moved: bool,
+}
+
+/// Run a manager until `stop` is set (or its options end it), then stop its NFs,
+/// reclaim everything and report.
+pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
+    let path = opts.socket.clone();
+    let listener = bind_socket(&path)?;
+    let result = (|| {
+        let region = Region::create(&opts.region)?;
+        let mut ports = Vec::new();
+        for (i, spec) in opts.ports.iter().enumerate() {
+            ports.push(onvm_ports::open(spec, i as u16)?);
+        }
+        let mut mgr = Mgr::new(opts, &region, listener, ports)?;
+        mgr.main_loop(stop)?;
+        Ok(mgr.finish())
+    })();
+    // The socket goes whatever happened, so the next manager starts cleanly.
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+/// Listen on `path`, refusing to take over a live manager's socket and replacing a
+/// stale one (left by a manager that was killed).
+fn bind_socket(path: &std::path::Path) -> Result<SeqPacket, MgrError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| MgrError::Socket {
+            path: path.into(),
+            source: e,
+        })?;
+    }
+    if path.exists() {
+        if SeqPacket::connect(path).is_ok() {
+            return Err(MgrError::AlreadyRunning(path.into()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let l = SeqPacket::listen(path).map_err(|e| MgrError::Socket {
+        path: path.into(),
+        source: e,
+    })?;
+    Ok(l)
+}
+
+impl<'r> Mgr<'r> {
+    fn new(
+        opts: Options,
+        region: &'r Arc<Region>,
+        listener: SeqPacket,
+        ports: Vec<Box<dyn Port>>,
+    ) -> Result<Self, MgrError> {
+        let pool = Pool::new(region)?;
+        let mut rings = Vec::with_capacity(usize::from(MAX_INSTANCES));
+        for id in 1..=MAX_INSTANCES {
+            let r = rings_of(id);
+            rings.push(NfRings {
+                rx: region.producer(r.rx)?,
+                tx: region.consumer(r.tx)?,
+                alloc: region.producer(r.alloc)?,
+            });
+        }
+        let mut table = FlowTable::new();
+        for rule in &opts.rules {
+            table.add(rule.clone(), Duration::ZERO);
+        }
+        let nports = ports.len();
+        Ok(Mgr {
+            reg: Registry::new(opts.nf_cores.clone()),
+            opts,
+            region,
+            pool,
+            rings,
+            ports,
+            table,
+            cache: FlowCache::new(4096),
+            toeplitz: Toeplitz::symmetric(),
+            listener,
+            conns: Vec::new(),
+            edges: Edges::default(),
+            outbox: Outbox::new(),
+            edge_tried: HashSet::new(),
+            drops: [0; DropReason::ALL.len()],
+            alloc_given: 0,
+            crashes: 0,
+            events: Vec::new(),
+            recent_events: Vec::new(),
+            exited: Vec::new(),
+            start: Instant::now(),
+            now: Duration::ZERO,
+            burst: Vec::with_capacity(BURST),
+            to_nf: (0..MAX_INSTANCES).map(|_| Vec::new()).collect(),
+            to_port: (0..nports).map(|_| Vec::new()).collect(),
+            active: Vec::new(),
+            moved: false,
+        })
+    }
+
+    fn event(&mut self, text: String) {
+        if self.opts.log_events {
+            eprintln!("onvm mgr: {text}");
+        }
+        self.recent_events.push(text.clone());
+        self.events.push(text);
+    }
+
+    fn drop_buf(&mut self, buf: Buf, why: DropReason) {
+        self.drops[why as usize] += 1;
+        self.pool.free(buf);
+    }
+
+    fn main_loop(&mut self, stop: &AtomicBool) -> Result<(), MgrError> {
+        let mut next_control = Instant::now();
+        let mut next_stats = Instant::now() + self.opts.stats_every;
+        let mut prev: Option<Snapshot> = None;
+        let mut idle_since = Instant::now();
+        let mut idle_spins = 0u32;
+        if self.opts.stats == StatsMode::Csv {
+            print!("{}", stats::csv_header());
+        }
+        loop {
+            self.moved = false;
+            self.switch_once()?;
+            let now = Instant::now();
+            self.now = now.duration_since(self.start);
+            if self.moved {
+                idle_since = now;
+                idle_spins = 0;
+            }
+            if now >= next_control || !self.moved {
+                next_control = now + CONTROL_EVERY;
+                self.control()?;
+                self.top_up_allocs()?;
+                self.drain_orphans()?;
+            }
+            if now >= next_stats {
+                next_stats = now + self.opts.stats_every;
+                let snap = self.snapshot();
+                match self.opts.stats {
+                    StatsMode::Off => {}
+                    StatsMode::Console => println!("{}", stats::console(prev.as_ref(), &snap)),
+                    StatsMode::Csv => print!("{}", stats::csv_lines(prev.as_ref(), &snap, SystemTime::now())),
+                }
+                self.recent_events.clear();
+                prev = Some(snap);
+                for (rule, _) in self.table.expire(self.now) {
+                    self.event(format!("rule expired: priority {} {:?}", rule.priority, rule.matcher));
+                }
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Some(d) = self.opts.run_for
+                && self.now >= d
+            {
+                break;
+            }
+            if let Some(d) = self.opts.exit_when_drained
+                && self.ports.iter().all(|p| p.rx_done())
+                && now.duration_since(idle_since) >= d
+            {
+                break;
+            }
+            if !self.moved {
+                idle_spins = idle_spins.saturating_add(1);
+                // Back off: spin a little, then yield, then sleep briefly.
+                if idle_spins > 2000 {
+                    std::thread::sleep(Duration::from_micros(200));
+                } else if idle_spins > 100 {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        self.shutdown()
+    }
+
+    /// One pass: every port's receive, every NF's transmit ring, then flush.
+    fn switch_once(&mut self) -> Result<(), MgrError> {
+        for p in 0..self.ports.len() {
+            let mut burst = std::mem::take(&mut self.burst);
+            let n = self.ports[p].rx_burst(&mut self.pool, &mut burst, BURST);
+            if n > 0 {
+                self.moved = true;
+                for buf in burst.drain(..) {
+                    self.ingress_port(p as u16, buf);
+                }
+            }
+            self.burst = burst;
+        }
+        for k in 0..self.active.len() {
+            let id = self.active[k];
+            self.drain_nf(id)?;
+        }
+        self.flush()
+    }
+
+    fn drain_nf(&mut self, id: u16) -> Result<(), MgrError> {
+        let mut burst = std::mem::take(&mut self.burst);
+        let ring = &mut self.rings[usize::from(id) - 1].tx;
+        let n = self.pool.holder().dequeue(ring, BURST, &mut burst)?;
+        if n > 0 {
+            self.moved = true;
+            for buf in burst.drain(..) {
+                self.ingress_nf(id, buf);
+            }
+        }
+        self.burst = burst;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), MgrError> {
+        for k in 0..self.active.len() {
+            let id = self.active[k];
+            let i = usize::from(id) - 1;
+            if self.to_nf[i].is_empty() {
+                continue;
+            }
+            let mut v = std::mem::take(&mut self.to_nf[i]);
+            self.pool.holder().enqueue(&mut self.rings[i].rx, OwnerId(id), &mut v)?;
+            self.rings[i].rx.notify();
+            if !v.is_empty() {
+                if let Some(inst) = self.reg.get_mut(id) {
+                    inst.rx_drop += v.len() as u64;
+                }
+                for buf in v.drain(..) {
+                    self.drop_buf(buf, DropReason::RingFull);
+                }
+            }
+            self.to_nf[i] = v;
+        }
+        for p in 0..self.ports.len() {
+            if !self.to_port[p].is_empty() {
+                let mut v = std::mem::take(&mut self.to_port[p]);
+                self.ports[p].tx_burst(&mut self.pool, &mut v);
+                self.to_port[p] = v;
+            }
+        }
+        Ok(())
+    }
+
+    /// The flow-table key of a packet entering the table from `port`, and its length.
+    fn key_of(&self, port: PortNo, buf: &mut Buf) -> Option<(PacketKey, usize)> {
+        let pkt = self.pool.holder().packet(buf).ok()?;
+        Some((PacketKey::from_frame(port, pkt.data()), pkt.len()))
+    }
+
+    fn ingress_port(&mut self, p: u16, mut buf: Buf) {
+        match self.key_of(PortNo::physical(p), &mut buf) {
+            Some((key, len)) => self.by_table(&key, len, buf, None),
+            None => self.drop_buf(buf, DropReason::BadBuffer),
+        }
+    }
+
+    fn ingress_nf(&mut self, id: u16, mut buf: Buf) {
+        let meta = self.pool.holder().meta(&buf);
+        let verdict = match Verdict::decode(meta.action(), meta.dest()) {
+            Ok(v) => v,
+            Err(_) => return self.drop_buf(buf, DropReason::BadVerdict),
+        };
+        let Some(service) = self.reg.get(id).map(|i| i.service) else {
+            return self.drop_buf(buf, DropReason::NoInstance);
+        };
+        match verdict {
+            Verdict::Drop => self.drop_buf(buf, DropReason::Nf),
+            Verdict::Next => match self.key_of(PortNo::service(service), &mut buf) {
+                Some((key, len)) => self.by_table(&key, len, buf, Some(id)),
+                None => self.drop_buf(buf, DropReason::BadBuffer),
+            },
+            Verdict::ToService(s) => {
+                self.learn_edge(id, s, s);
+                self.deliver_service(s, buf, None);
+            }
+            Verdict::ToInstance(i) => self.deliver_instance(i, buf),
+            Verdict::Out(p) => self.deliver_port(p, buf),
+        }
+    }
+
+    /// Resolve with the flow table; `from` = the NF whose `Next` this is.
+    fn by_table(&mut self, key: &PacketKey, len: usize, buf: Buf, from: Option<u16>) {
+        let hit = self.cache.lookup(&self.table, key).map(|(id, rule)| {
+            let catch_all = rule.matcher == Match::in_port(key.in_port) || rule.matcher == Match::any();
+            (id, rule.priority, catch_all, rule.actions.first().cloned())
+        });
+        let Some((rule_id, priority, catch_all, action)) = hit else {
+            return self.drop_buf(buf, DropReason::NoRule);
+        };
+        self.table.record(rule_id, 1, len as u64, self.now);
+        match action {
+            None | Some(RuleAction::Drop) => self.drop_buf(buf, DropReason::Rule),
+            Some(RuleAction::Controller) => self.drop_buf(buf, DropReason::NoController),
+            Some(RuleAction::Output(port)) => match port.kind() {
+                PortKind::Physical(p) => self.deliver_port(p, buf),
+                PortKind::Service(s) => {
+                    if let Some(nf) = from
+                        && catch_all
+                        && self.is_top_rule_for(key.in_port, priority)
+                    {
+                        self.learn_edge(nf, 0, s);
+                    }
+                    self.deliver_service(s, buf, Some(key));
+                }
+                _ => self.drop_buf(buf, DropReason::NoSuchPort),
+            },
+        }
+    }
+
+    /// No rule that could match packets from `port` outranks `priority`.
+    fn is_top_rule_for(&self, port: PortNo, priority: u16) -> bool {
+        self.table
+            .iter()
+            .all(|(_, r)| r.priority <= priority || r.matcher.in_port.is_some_and(|p| p != port))
+    }
+
+    /// Everything `from` sends with `key` (0 = Next) goes to service `service`: if that
+    /// is one instance and neither end sleeps (shared-core), open a direct edge.
+    fn learn_edge(&mut self, from: u16, key: u16, service: u16) {
+        if !self.edge_tried.insert((from, key)) {
+            return;
+        }
+        let targets = self.reg.instances_of(service);
+        if targets.len() != 1 {
+            return;
+        }
+        let to = targets[0];
+        let ok = |i: Option<&crate::registry::Instance>| i.is_some_and(|i| !i.shared && i.state == State::Running);
+        if !ok(self.reg.get(from)) || !ok(self.reg.get(to)) || self.edges.find(from, key).is_some() {
+            return;
+        }
+        let mut out = std::mem::take(&mut self.outbox);
+        if let Some(ring) = self.edges.open(from, to, key, &mut out)
+            && let Ok(r) = self.region.ring(ring)
+        {
+            r.set_ends(from, to);
+        }
+        self.outbox = out;
+    }
+
+    /// To the instance of service `s` that owns this packet's flow (`key`, if the
+    /// caller parsed the packet already).
+    fn deliver_service(&mut self, s: u16, mut buf: Buf, key: Option<&PacketKey>) {
+        let id = match self.reg.instances_of(s) {
+            [] => return self.drop_buf(buf, DropReason::NoInstance),
+            [only] => *only,
+            _ => {
+                let hash = match key {
+                    Some(k) => self.flow_hash(k),
+                    None => match self.key_of(PortNo::service(s), &mut buf) {
+                        Some((k, _)) => self.flow_hash(&k),
+                        None => return self.drop_buf(buf, DropReason::BadBuffer),
+                    },
+                };
+                self.pool.holder().meta(&buf).set_flow_hash(hash);
+                match self.reg.pick(s, hash) {
+                    Some(id) => id,
+                    None => return self.drop_buf(buf, DropReason::NoInstance),
+                }
+            }
+        };
+        self.to_nf[usize::from(id) - 1].push(buf);
+    }
+
+    fn flow_hash(&self, k: &PacketKey) -> u32 {
+        k.flow_tuple().map_or(0, |t| t.hash(&self.toeplitz))
+    }
+
+    fn deliver_instance(&mut self, id: u16, buf: Buf) {
+        if self.reg.get(id).is_some() {
+            self.to_nf[usize::from(id) - 1].push(buf);
+        } else {
+            self.drop_buf(buf, DropReason::NoInstance);
+        }
+    }
+
+    fn deliver_port(&mut self, p: u16, buf: Buf) {
+        match self.to_port.get_mut(usize::from(p)) {
+            Some(q) => q.push(buf),
+            None => self.drop_buf(buf, DropReason::NoSuchPort),
+        }
+    }
+
+    fn top_up_allocs(&mut self) -> Result<(), MgrError> {
+        for k in 0..self.active.len() {
+            let id = self.active[k];
+            let i = usize::from(id) - 1;
+            let have = self.region.ring(rings_of(id).alloc)?.len()?;
+            if have >= ALLOC_LEVEL / 2 {
+                continue;
+            }
+            let mut v = std::mem::take(&mut self.burst);
+            self.pool.alloc_burst((ALLOC_LEVEL - have) as usize, &mut v);
+            let n = self
+                .pool
+                .holder()
+                .enqueue(&mut self.rings[i].alloc, OwnerId(id), &mut v)?;
+            self.alloc_given += n as u64;
+            for buf in v.drain(..) {
+                self.pool.free(buf);
+            }
+            self.burst = v;
+        }
+        Ok(())
+    }
+
+    fn drain_orphans(&mut self) -> Result<(), MgrError> {
+        for (ring, dead, done) in self.edges.orphaned() {
+            let n = self.pool.drain_ring(ring, OwnerId(dead))?;
+            self.drops[DropReason::Reclaimed as usize] += u64::from(n);
+            if done {
+                self.edges.finish(ring);
+                self.region.ring(ring)?.set_ends(0, 0);
+            }
+        }
+        Ok(())
+    }
+
+    fn send_to(&mut self, id: u16, msg: &MgrMsg) {
+        let Ok(bytes) = msg.encode() else { return };
+        if let Some(c) = self.conns.iter().find(|c| c.instance == Some(id)) {
+            // A failed send means the NF is going away; its socket close handles that.
+            let _ = c.sock.send(&bytes);
+        }
+    }
+
+    fn flush_outbox(&mut self) {
+        for (id, msg) in std::mem::take(&mut self.outbox) {
+            self.send_to(id, &msg);
+        }
+    }
+
+    /// Accept connections, read every control message, notice dead NFs.
+    fn control(&mut self) -> Result<(), MgrError> {
+        while let Ok(Some(sock)) = self.listener.accept() {
+            self.conns.push(Conn { sock, instance: None });
+        }
+        let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
+        let mut k = 0;
+        while k < self.conns.len() {
+            let mut gone = false;
+            loop {
+                match self.conns[k].sock.recv(&mut buf) {
+                    Ok(Received::Empty) => break,
+                    Ok(Received::Closed) => {
+                        gone = true;
+                        break;
+                    }
+                    Ok(Received::Msg(n, _)) => {
+                        if let Err(why) = self.handle(k, &buf[..n]) {
+                            let who = self.conns[k]
+                                .instance
+                                .map_or_else(|| "an unregistered client".to_string(), |i| format!("instance {i}"));
+                            self.event(format!("closing the connection of {who}: {why}"));
+                            gone = true;
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let who = self.conns[k].instance;
+                        self.event(format!("control socket of {who:?} failed: {e}"));
+                        gone = true;
+                        break;
+                    }
+                }
+            }
+            if gone {
+                let c = self.conns.swap_remove(k);
+                if let Some(id) = c.instance {
+                    self.nf_gone(id)?;
+                }
+            } else {
+                k += 1;
+            }
+        }
+        self.flush_outbox();
+        Ok(())
+    }
+
+    /// One control message from connection `k`; an error closes the connection.
+    fn handle(&mut self, k: usize, bytes: &[u8]) -> Result<(), String> {
+        let msg = NfMsg::decode(bytes).map_err(|e| format!("malformed control message: {e}"))?;
+        let me = self.conns[k].instance;
+        match (msg, me) {
+            (NfMsg::Register(req), None) => match self.reg.register(&req) {
+                Ok(inst) => {
+                    let (id, service, core) = (inst.id, inst.service, inst.core);
+                    let rings = rings_of(id);
+                    for (r, ends) in [(rings.rx, (0, id)), (rings.tx, (id, 0)), (rings.alloc, (0, id))] {
+                        if let Ok(ring) = self.region.ring(r) {
+                            ring.set_ends(ends.0, ends.1);
+                        }
+                    }
+                    let reply = MgrMsg::Registered(Registered {
+                        instance: id,
+                        service,
+                        core,
+                        rings,
+                    });
+                    let bytes = reply.encode().map_err(|e| e.to_string())?;
+                    self.conns[k]
+                        .sock
+                        .send_with_fd(&bytes, self.region.fd().as_fd())
+                        .map_err(|e| format!("cannot answer the registration: {e}"))?;
+                    self.conns[k].instance = Some(id);
+                    self.event(format!(
+                        "NF {:?} registered: instance {id}, service {service}, core {}",
+                        req.tag,
+                        core.map_or_else(|| "shared".into(), |c| c.to_string())
+                    ));
+                    Ok(())
+                }
+                Err(why) => {
+                    self.event(format!("NF {:?} refused: {why}", req.tag));
+                    if let Ok(b) = MgrMsg::Refused(why).encode() {
+                        let _ = self.conns[k].sock.send(&b);
+                    }
+                    Err("registration refused".into())
+                }
+            },
+            (_, None) => Err("the first message must be a registration".into()),
+            (NfMsg::Register(_), Some(_)) => Err("registered twice".into()),
+            (NfMsg::Ready, Some(id)) => {
+                if let Some(i) = self.reg.get_mut(id) {
+                    i.state = State::Running;
+                }
+                self.active.push(id);
+                self.active.sort_unstable();
+                self.topology_changed();
+                Ok(())
+            }
+            (NfMsg::Stopping, Some(id)) => {
+                if let Some(i) = self.reg.get_mut(id) {
+                    i.state = State::Stopping;
+                }
+                Ok(())
+            }
+            (NfMsg::Counters(c), Some(id)) => {
+                if let Some(i) = self.reg.get_mut(id) {
+                    i.counters = c;
+                }
+                Ok(())
+            }
+            (NfMsg::EdgeReleased { ring }, Some(id)) => {
+                let mut out = std::mem::take(&mut self.outbox);
+                if let Some(r) = self.edges.released(id, ring, &mut out)
+                    && let Ok(ring) = self.region.ring(r)
+                {
+                    ring.set_ends(0, 0);
+                }
+                self.outbox = out;
+                Ok(())
+            }
+            (NfMsg::Msg { to, bytes }, Some(id)) => {
+                let target = match to {
+                    Dest::Instance(i) => self.reg.get(i).map(|i| i.id),
+                    Dest::Service(s) => self.reg.instances_of(s).first().copied(),
+                };
+                match target {
+                    Some(t) => self.send_to(t, &MgrMsg::Msg { from: id, bytes }),
+                    None => self.event(format!("message from instance {id} to {to:?}: no such NF, dropped")),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Close all edges; the next packets re-learn the ones that still make sense.
+    fn topology_changed(&mut self) {
+        let mut out = std::mem::take(&mut self.outbox);
+        self.edges.close_all(&mut out);
+        self.outbox = out;
+        self.edge_tried.clear();
+    }
+
+    /// Instance `id`'s socket closed: route what it already sent, take back everything
+    /// else it had, free its ID.
+    fn nf_gone(&mut self, id: u16) -> Result<(), MgrError> {
+        let clean = self.reg.get(id).is_some_and(|i| i.state == State::Stopping);
+        // Packets it handed on before going are still good.
+        loop {
+            let before = self.moved;
+            self.moved = false;
+            self.drain_nf(id)?;
+            let more = self.moved;
+            self.moved |= before;
+            if !more {
+                break;
+            }
+        }
+        self.active.retain(|&a| a != id);
+        for buf in std::mem::take(&mut self.to_nf[usize::from(id) - 1]) {
+            self.drop_buf(buf, DropReason::NoInstance);
+        }
+        let mut out = std::mem::take(&mut self.outbox);
+        self.edges.instance_gone(id, &mut out);
+        self.outbox = out;
+        self.topology_changed();
+        let unused = self.pool.drain_ring(rings_of(id).alloc, OwnerId(id))?;
+        self.alloc_given -= u64::from(unused);
+        let got = self.pool.reclaim(OwnerId(id))?;
+        let n = got.from_rings + got.held + got.torn;
+        self.drops[DropReason::Reclaimed as usize] += u64::from(n);
+        let children: Vec<u16> = self.reg.iter().filter(|i| i.parent == Some(id)).map(|i| i.id).collect();
+        if let Some(inst) = self.reg.remove(id) {
+            let row = nf_row(&inst);
+            if clean {
+                self.event(format!(
+                    "NF {:?} (instance {id}) stopped; {n} buffers given back",
+                    inst.tag
+                ));
+            } else {
+                self.crashes += 1;
+                self.event(format!(
+                    "NF {:?} (instance {id}) died without stopping; reclaimed {n} buffers ({} in rings, {} held, {} half-sent); instance ID free",
+                    inst.tag, got.from_rings, got.held, got.torn
+                ));
+            }
+            self.exited.push(row);
+        }
+        for c in children {
+            self.send_to(c, &MgrMsg::Stop);
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            uptime: self.start.elapsed(),
+            ports: self.port_rows(),
+            nfs: self.reg.iter().map(nf_row).collect(),
+            drops: self.drop_list(),
+            events: self.recent_events.clone(),
+        }
+    }
+
+    fn port_rows(&self) -> Vec<PortRow> {
+        self.ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortRow {
+                no: i as u16,
+                name: p.name().to_string(),
+                stats: p.stats(),
+            })
+            .collect()
+    }
+
+    fn drop_list(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .filter(|r| self.drops[**r as usize] > 0)
+            .map(|r| (r.name(), self.drops[*r as usize]))
+            .collect()
+    }
+
+    /// Tell every NF to stop, keep switching while they do, then reclaim stragglers.
+    fn shutdown(&mut self) -> Result<(), MgrError> {
+        let ids: Vec<u16> = self.reg.iter().map(|i| i.id).collect();
+        for &id in &ids {
+            self.send_to(id, &MgrMsg::Stop);
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while !self.conns.is_empty() && Instant::now() < deadline {
+            self.switch_once()?;
+            self.control()?;
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        for c in std::mem::take(&mut self.conns) {
+            if let Some(id) = c.instance {
+                self.event(format!("instance {id} did not stop in time"));
+                drop(c);
+                self.nf_gone(id)?;
+            }
+        }
+        // Drain what is still queued for ports.
+        self.switch_once()?;
+        for p in &mut self.ports {
+            if let Err(e) = p.flush() {
+                eprintln!("onvm mgr: port {}: {e}", p.name());
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Report {
+        // Buffers waiting to go to ports were flushed; anything still in `to_nf` has no
+        // NF left to go to.
+        for i in 0..self.to_nf.len() {
+            for buf in std::mem::take(&mut self.to_nf[i]) {
+                self.drop_buf(buf, DropReason::NoInstance);
+            }
+        }
+        let ports = self.port_rows();
+        let port_sum = |f: fn(&PortStats) -> u64| ports.iter().map(|p| f(&p.stats)).sum::<u64>();
+        let created = port_sum(|s| s.rx) + self.alloc_given;
+        let sent = port_sum(|s| s.tx);
+        let dropped = port_sum(|s| s.tx_drop) + self.drops.iter().sum::<u64>();
+        let live: Vec<OwnerId> = self.reg.iter().map(|i| OwnerId(i.id)).collect();
+        let audit = self.pool.audit(&live);
+        let in_flight = u64::from(audit.total - audit.free);
+        let mut nfs = std::mem::take(&mut self.exited);
+        nfs.extend(self.reg.iter().map(nf_row));
+        Report {
+            ports,
+            nfs,
+            drops: self.drop_list(),
+            created,
+            sent,
+            dropped,
+            in_flight,
+            audit,
+            crashes: self.crashes,
+            events: std::mem::take(&mut self.events),
+            uptime: self.start.elapsed(),
+        }
+    }
+}
+
+fn nf_row(i: &crate::registry::Instance) -> NfRow {
+    NfRow {
+        tag: i.tag.clone(),
+        id: i.id,
+        service: i.service,
+        core: i.core,
+        parent: i.parent,
+        state: match i.state {
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Stopping => "stopping",
+        },
+        counters: i.counters,
+        rx_drop: i.rx_drop,
+    }
+}

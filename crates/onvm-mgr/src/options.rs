@@ -1,0 +1,66 @@
+//! How a manager is set up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use onvm_proto::flow::Rule;
+use onvm_proto::port::PortSpec;
+use onvm_shm::RegionConfig;
+
+/// Where the per-interval stats go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsMode {
+    /// Nowhere.
+    Off,
+    /// The console table, on stdout.
+    Console,
+    /// openNetVM's raw CSV, on stdout.
+    Csv,
+}
+
+/// Manager settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Control socket path.
+    pub socket: PathBuf,
+    /// Ports, port 0 first.
+    pub ports: Vec<PortSpec>,
+    /// Flow rules (compiled chains).
+    pub rules: Vec<Rule>,
+    /// Cores handed out to NFs.
+    pub nf_cores: Vec<u16>,
+    /// Packet region.
+    pub region: RegionConfig,
+    /// Stats output.
+    pub stats: StatsMode,
+    /// Stats interval.
+    pub stats_every: Duration,
+    /// Stop after this long.
+    pub run_for: Option<Duration>,
+    /// Stop once every port has nothing more to receive and no packet moved for this long.
+    pub exit_when_drained: Option<Duration>,
+    /// Print events (NF start/stop/crash) on stderr as they happen.
+    pub log_events: bool,
+}
+
+impl Options {
+    /// Defaults: no ports, no rules, every core of the machine for NFs, console stats.
+    pub fn new(socket: PathBuf) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u16;
+        Options {
+            socket,
+            ports: Vec::new(),
+            rules: Vec::new(),
+            nf_cores: (0..cores).collect(),
+            region: RegionConfig {
+                rings: crate::registry::TOTAL_RINGS,
+                ..RegionConfig::default()
+            },
+            stats: StatsMode::Console,
+            stats_every: Duration::from_secs(1),
+            run_for: None,
+            exit_when_drained: None,
+            log_events: true,
+        }
+    }
+}

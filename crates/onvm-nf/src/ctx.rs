@@ -1,0 +1,126 @@
+//! What a callback may do besides answering an action.
+
+use std::time::{Duration, Instant};
+
+use onvm_proto::ctrl::{Dest, NfCounters, NfMsg};
+use onvm_proto::verdict::Verdict;
+use onvm_shm::{Buf, Consumer, Holder, PacketMut};
+
+use crate::action::Action;
+use crate::error::NfError;
+
+/// A packet the NF holds outside the handler: one it kept ([`Action::Keep`]) or
+/// allocated. It must be handed on with [`Ctx::return_pkt`]; one still held when the
+/// NF stops is dropped (given back to the manager), never lost.
+#[derive(Debug)]
+pub struct Kept(pub(crate) Buf);
+
+/// The NF's side of the platform, passed to every callback.
+#[derive(Debug)]
+pub struct Ctx<'r> {
+    pub(crate) holder: &'r Holder,
+    pub(crate) instance: u16,
+    pub(crate) service: u16,
+    pub(crate) counters: NfCounters,
+    pub(crate) kept: Vec<Buf>,
+    pub(crate) returned: Vec<(Buf, Verdict)>,
+    pub(crate) alloc: Consumer<'r>,
+    pub(crate) fresh: Vec<Buf>,
+    pub(crate) msgs: Vec<NfMsg>,
+    pub(crate) stop: bool,
+    pub(crate) started: Instant,
+}
+
+impl<'r> Ctx<'r> {
+    pub(crate) fn new(holder: &'r Holder, instance: u16, service: u16, alloc: Consumer<'r>) -> Self {
+        Ctx {
+            holder,
+            instance,
+            service,
+            counters: NfCounters::default(),
+            kept: Vec::new(),
+            returned: Vec::new(),
+            alloc,
+            fresh: Vec::new(),
+            msgs: Vec::new(),
+            stop: false,
+            started: Instant::now(),
+        }
+    }
+
+    /// This NF's instance ID.
+    pub fn instance(&self) -> u16 {
+        self.instance
+    }
+
+    /// This NF's service ID.
+    pub fn service(&self) -> u16 {
+        self.service
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> NfCounters {
+        self.counters
+    }
+
+    /// Time since the NF started running.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Packets kept so far and not yet taken.
+    pub fn kept_count(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Take the kept packets, oldest first.
+    pub fn take_kept(&mut self) -> Vec<Kept> {
+        self.kept.drain(..).map(Kept).collect()
+    }
+
+    /// The bytes of a kept or allocated packet.
+    pub fn packet<'a>(&self, k: &'a mut Kept) -> Result<PacketMut<'a>, NfError>
+    where
+        'r: 'a,
+    {
+        Ok(self.holder.packet(&mut k.0)?)
+    }
+
+    /// Hand on a kept or allocated packet (openNetVM's `onvm_nflib_return_pkt`);
+    /// [`Action::Keep`] keeps it again.
+    pub fn return_pkt(&mut self, k: Kept, action: Action) {
+        match action.verdict() {
+            Some(v) => {
+                self.counters.act_returned += 1;
+                self.returned.push((k.0, v));
+            }
+            None => self.kept.push(k.0),
+        }
+    }
+
+    /// A fresh, empty packet buffer from the manager's pool, or `None` if none is
+    /// ready right now (the manager tops the NF's alloc ring up continuously).
+    pub fn alloc(&mut self) -> Option<Kept> {
+        if self.fresh.is_empty() {
+            // A corrupt alloc ring reads as "nothing ready"; the manager's audit reports it.
+            let _ = self.holder.dequeue(&mut self.alloc, onvm_shm::BURST, &mut self.fresh);
+            self.fresh.reverse();
+        }
+        let mut buf = self.fresh.pop()?;
+        if let Ok(mut p) = self.holder.packet(&mut buf) {
+            p.reset();
+        }
+        self.counters.allocated += 1;
+        Some(Kept(buf))
+    }
+
+    /// Send a message to another NF (through the manager).
+    pub fn send_msg(&mut self, to: Dest, bytes: Vec<u8>) {
+        self.msgs.push(NfMsg::Msg { to, bytes });
+    }
+
+    /// Stop after this callback.
+    pub fn stop(&mut self) {
+        self.stop = true;
+    }
+}

@@ -1,0 +1,40 @@
+//! `onvm-nf`: the library network functions are written against.
+//!
+//! An NF is an ordinary process. It connects to the manager's control socket,
+//! registers (tag, service, optional instance and core), receives the shared packet
+//! region's memfd and the offsets of its rings, and from then on packets reach it and
+//! leave it as buffer indices: the bytes stay where the port put them (zero-copy).
+//!
+//! ```no_run
+//! use onvm_nf::{Action, Nf, handler_fn};
+//! let nf = Nf::builder("firewall").service(2).connect()?;
+//! nf.run(handler_fn(|pkt, _ctx| if pkt.len() > 1400 { Action::Drop } else { Action::Next }))?;
+//! # Ok::<(), onvm_nf::NfError>(())
+//! ```
+//!
+//! | Module | Holds |
+//! |---|---|
+//! | [`action`] | what a handler answers for a packet |
+//! | [`builder`] | openNetVM's NF options and the registration handshake |
+//! | [`handler`] | the callbacks an NF implements (packet, batch, setup, tick, message, stop) |
+//! | [`ctx`] | what a callback may do: keep and return packets, allocate, send messages, stop |
+//! | [`runtime`] | the receive → handle → hand-on loop, direct NF→NF edges, shutdown |
+//!
+//! Everything is safe Rust; the shared memory is behind `onvm-shm`'s checked API.
+#![forbid(unsafe_code)]
+
+pub mod action;
+pub mod builder;
+pub mod ctx;
+pub mod error;
+pub mod handler;
+pub mod runtime;
+
+pub use action::Action;
+pub use builder::{Nf, NfBuilder};
+pub use ctx::{Ctx, Kept};
+pub use error::NfError;
+pub use handler::{Batch, Handler, handler_fn};
+pub use onvm_proto::ctrl::{Dest, NfCounters};
+pub use onvm_shm::PacketMut;
+pub use runtime::Summary;

@@ -1,0 +1,413 @@
+//! The NF's loop: receive a burst, let the handler decide, hand every packet on.
+//!
+//! Packets leave on one of two kinds of ring. The NF's *tx* ring goes to the manager,
+//! which resolves the verdict with its flow table. An *edge* ring goes straight to
+//! another NF: the manager creates one when it sees that everything this NF sends to
+//! a service (or as `Next`) goes to one known instance, and tells both ends
+//! (`EdgeOut` / `EdgeIn`). That is openNetVM's NF-driven hand-off, but each edge is
+//! its own single-producer ring, so a crashed sender can never leave a shared ring
+//! half-written. The manager closes edges whenever the topology changes; the sender
+//! answers `EdgeReleased` once it no longer writes, the receiver once it has emptied
+//! the ring.
+//!
+//! Control messages are polled from the loop (non-blocking), at most every 64 bursts
+//! or when idle, so the hot path pays no syscall.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use onvm_proto::ctrl::{MAX_MESSAGE_LEN, MgrMsg, NfCounters, NfMsg};
+use onvm_proto::limits::MAX_SERVICES;
+use onvm_proto::verdict::Verdict;
+use onvm_shm::seqpacket::Received;
+use onvm_shm::{BURST, Buf, Consumer, Holder, OwnerId, Producer};
+
+use crate::action::Action;
+use crate::builder::{Nf, signal_flag};
+use crate::ctx::Ctx;
+use crate::error::NfError;
+use crate::handler::{Batch, Handler};
+
+/// How often the NF reports its counters to the manager.
+const REPORT_EVERY: Duration = Duration::from_millis(100);
+
+/// What an NF did, returned when it stops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Tag.
+    pub tag: String,
+    /// Instance ID it had.
+    pub instance: u16,
+    /// Service ID.
+    pub service: u16,
+    /// Final counters.
+    pub counters: NfCounters,
+    /// Time it ran.
+    pub elapsed: Duration,
+    /// Why it stopped.
+    pub reason: String,
+}
+
+struct OutEdge<'r> {
+    /// Service the edge serves (0 = `Next`).
+    service: u16,
+    ring: u32,
+    to: OwnerId,
+    prod: Producer<'r>,
+    pending: Vec<Buf>,
+}
+
+struct InEdge<'r> {
+    ring: u32,
+    cons: Consumer<'r>,
+    closing: bool,
+}
+
+/// Where outgoing packets wait for the end of the burst.
+struct Out<'r> {
+    tx: Producer<'r>,
+    to_mgr: Vec<Buf>,
+    /// Index into `edges` per service (0 = Next); `u8::MAX` = none.
+    by_service: [u8; MAX_SERVICES as usize],
+    edges: Vec<OutEdge<'r>>,
+}
+
+impl<'r> Out<'r> {
+    fn route(&mut self, holder: &Holder, counters: &mut NfCounters, buf: Buf, v: Verdict) {
+        let edge_key = match v {
+            Verdict::Drop => {
+                counters.act_drop += 1;
+                None
+            }
+            Verdict::Next => {
+                counters.act_next += 1;
+                Some(0)
+            }
+            Verdict::ToService(s) => {
+                counters.act_tonf += 1;
+                Some(s)
+            }
+            Verdict::ToInstance(_) => {
+                counters.act_tonf += 1;
+                None
+            }
+            Verdict::Out(_) => {
+                counters.act_out += 1;
+                None
+            }
+        };
+        if v != Verdict::Drop {
+            counters.tx += 1;
+        }
+        if let Some(k) = edge_key
+            && let Some(&e) = self.by_service.get(usize::from(k))
+            && e != u8::MAX
+        {
+            self.edges[usize::from(e)].pending.push(buf);
+            return;
+        }
+        self.via_manager(holder, buf, v);
+    }
+
+    /// Queue a buffer for the manager with its verdict (no counting).
+    fn via_manager(&mut self, holder: &Holder, buf: Buf, v: Verdict) {
+        let (a, d) = v.encode();
+        let m = holder.meta(&buf);
+        m.set_action(a);
+        m.set_dest(d);
+        self.to_mgr.push(buf);
+    }
+
+    /// Push everything out. Edge overflow is dropped (openNetVM's tx_drop): the buffers
+    /// go to the manager marked Drop. The manager ring is waited on: the manager always
+    /// drains it, unless it is gone, which `alive` reports.
+    fn flush(
+        &mut self,
+        holder: &Holder,
+        counters: &mut NfCounters,
+        alive: &mut dyn FnMut() -> bool,
+    ) -> Result<(), NfError> {
+        for e in &mut self.edges {
+            if e.pending.is_empty() {
+                continue;
+            }
+            holder.enqueue(&mut e.prod, e.to, &mut e.pending)?;
+            e.prod.notify();
+            for buf in e.pending.drain(..) {
+                counters.tx_drop += 1;
+                let (a, d) = Verdict::Drop.encode();
+                holder.meta(&buf).set_action(a);
+                holder.meta(&buf).set_dest(d);
+                self.to_mgr.push(buf);
+            }
+        }
+        let mut spins = 0u32;
+        while !self.to_mgr.is_empty() {
+            if holder.enqueue(&mut self.tx, OwnerId::MANAGER, &mut self.to_mgr)? == 0 {
+                spins += 1;
+                if spins.is_multiple_of(1024) && !alive() {
+                    return Err(NfError::Protocol("the manager went away".into()));
+                }
+                std::thread::yield_now();
+            }
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, e: OutEdge<'r>) {
+        if usize::from(e.service) >= self.by_service.len() || self.edges.len() >= usize::from(u8::MAX) {
+            return;
+        }
+        self.by_service[usize::from(e.service)] = self.edges.len() as u8;
+        self.edges.push(e);
+    }
+
+    /// Remove the edge on `ring`; its unsent packets go to the manager instead.
+    fn remove(&mut self, holder: &Holder, ring: u32) -> bool {
+        let Some(i) = self.edges.iter().position(|e| e.ring == ring) else {
+            return false;
+        };
+        let e = self.edges.remove(i);
+        self.by_service = [u8::MAX; MAX_SERVICES as usize];
+        for (k, e) in self.edges.iter().enumerate() {
+            self.by_service[usize::from(e.service)] = k as u8;
+        }
+        let v = match e.service {
+            0 => Verdict::Next,
+            s => Verdict::ToService(s),
+        };
+        for buf in e.pending {
+            self.via_manager(holder, buf, v);
+        }
+        true
+    }
+}
+
+pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfError> {
+    let Nf {
+        opts,
+        sock,
+        region,
+        reg,
+    } = nf;
+    if let (Some(core), true, false) = (reg.core, opts.pin, opts.shared_core) {
+        core_affinity::set_for_current(core_affinity::CoreId { id: usize::from(core) });
+    }
+    let holder = region.holder(OwnerId(reg.instance))?;
+    let mut rx = region.consumer(reg.rings.rx)?;
+    let mut out = Out {
+        tx: region.producer(reg.rings.tx)?,
+        to_mgr: Vec::with_capacity(4 * BURST),
+        by_service: [u8::MAX; MAX_SERVICES as usize],
+        edges: Vec::new(),
+    };
+    let mut inbound: Vec<InEdge<'_>> = Vec::new();
+    let mut ctx = Ctx::new(&holder, reg.instance, reg.service, region.consumer(reg.rings.alloc)?);
+    sock.set_nonblocking(true)?;
+    let send = |m: &NfMsg| -> Result<(), NfError> {
+        sock.send(&m.encode().map_err(|e| NfError::Protocol(e.to_string()))?)?;
+        Ok(())
+    };
+    send(&NfMsg::Ready)?;
+    handler.setup(&mut ctx);
+
+    let stop_signal = signal_flag();
+    let mut bufs: Vec<Buf> = Vec::with_capacity(BURST);
+    let mut actions: Vec<Action> = Vec::with_capacity(BURST);
+    let mut msg_buf = vec![0u8; MAX_MESSAGE_LEN + 1];
+    let mut iter = 0u32;
+    let mut idle = 0u32;
+    let started = Instant::now();
+    let mut next_report = started + REPORT_EVERY;
+    let mut next_tick = started + opts.tick;
+    let mut reason = String::from("stopped by the NF");
+    let mut manager_gone = false;
+    let mut next_in = 0usize;
+
+    while !ctx.stop {
+        bufs.clear();
+        holder.dequeue(&mut rx, BURST, &mut bufs)?;
+        if bufs.len() < BURST && !inbound.is_empty() {
+            // Round-robin over edges so one busy sender cannot starve another.
+            let n_in = inbound.len();
+            for k in 0..n_in {
+                let e = &mut inbound[(next_in + k) % n_in];
+                holder.dequeue(&mut e.cons, BURST - bufs.len(), &mut bufs)?;
+                if bufs.len() == BURST {
+                    break;
+                }
+            }
+            next_in = next_in.wrapping_add(1);
+        }
+        if !bufs.is_empty() {
+            idle = 0;
+            ctx.counters.rx += bufs.len() as u64;
+            actions.clear();
+            actions.resize(bufs.len(), Action::Next);
+            handler.batch(
+                &mut Batch {
+                    holder: &holder,
+                    bufs: &mut bufs,
+                    actions: &mut actions,
+                },
+                &mut ctx,
+            );
+            for (buf, a) in bufs.drain(..).zip(actions.iter()) {
+                match a.verdict() {
+                    Some(v) => out.route(&holder, &mut ctx.counters, buf, v),
+                    None => {
+                        ctx.counters.act_buffer += 1;
+                        ctx.kept.push(buf);
+                    }
+                }
+            }
+        } else {
+            idle = idle.saturating_add(1);
+        }
+        for (buf, v) in std::mem::take(&mut ctx.returned) {
+            out.route(&holder, &mut ctx.counters, buf, v);
+        }
+        out.flush(&holder, &mut ctx.counters, &mut || !manager_gone)?;
+
+        iter = iter.wrapping_add(1);
+        if !iter.is_multiple_of(64) && idle == 0 {
+            continue;
+        }
+        // Housekeeping.
+        let now = Instant::now();
+        if let Some(limit) = opts.packet_limit
+            && ctx.counters.rx >= limit
+        {
+            reason = format!("packet limit of {limit} reached");
+            break;
+        }
+        if let Some(ttl) = opts.ttl
+            && now.duration_since(started) >= ttl
+        {
+            reason = format!("time to live of {ttl:?} reached");
+            break;
+        }
+        if stop_signal.load(Ordering::Relaxed) {
+            reason = "stopped by a signal".into();
+            break;
+        }
+        if now >= next_tick {
+            next_tick = now + opts.tick;
+            handler.tick(&mut ctx);
+        }
+        // Control messages.
+        loop {
+            let n = match sock.recv(&mut msg_buf)? {
+                Received::Empty => break,
+                Received::Closed => {
+                    manager_gone = true;
+                    break;
+                }
+                Received::Msg(n, _) => n,
+            };
+            match MgrMsg::decode(&msg_buf[..n])? {
+                MgrMsg::Stop => {
+                    reason = "stopped by the manager".into();
+                    ctx.stop = true;
+                }
+                MgrMsg::Msg { from, bytes } => handler.message(from, &bytes, &mut ctx),
+                MgrMsg::EdgeOut {
+                    service,
+                    instance,
+                    ring,
+                } => out.add(OutEdge {
+                    service,
+                    ring,
+                    to: OwnerId(instance),
+                    prod: region.producer(ring)?,
+                    pending: Vec::with_capacity(BURST),
+                }),
+                MgrMsg::EdgeIn { ring } => inbound.push(InEdge {
+                    ring,
+                    cons: region.consumer(ring)?,
+                    closing: false,
+                }),
+                MgrMsg::EdgeClosed { ring } => {
+                    if out.remove(&holder, ring) {
+                        send(&NfMsg::EdgeReleased { ring })?;
+                    } else if let Some(e) = inbound.iter_mut().find(|e| e.ring == ring) {
+                        e.closing = true;
+                    }
+                }
+                other @ (MgrMsg::Registered(_) | MgrMsg::Refused(_)) => {
+                    return Err(NfError::Protocol(format!(
+                        "unexpected message while running: {other:?}"
+                    )));
+                }
+            }
+        }
+        if manager_gone {
+            reason = "the manager went away".into();
+            break;
+        }
+        // Inbound edges being closed go once they are empty.
+        let mut k = 0;
+        while k < inbound.len() {
+            if inbound[k].closing && inbound[k].cons.ready()? == 0 {
+                let e = inbound.swap_remove(k);
+                send(&NfMsg::EdgeReleased { ring: e.ring })?;
+            } else {
+                k += 1;
+            }
+        }
+        for m in ctx.msgs.drain(..) {
+            send(&m)?;
+        }
+        if now >= next_report {
+            next_report = now + REPORT_EVERY;
+            send(&NfMsg::Counters(ctx.counters))?;
+        }
+        if idle > 0 {
+            if opts.shared_core {
+                rx.wait(Some(Duration::from_millis(5)))?;
+            } else if idle > 256 {
+                // Nothing to do for a while: let a thread that shares this core run.
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    handler.stop(&mut ctx);
+    if manager_gone {
+        // Nobody to give buffers back to; the manager's crash path (if it restarts) or
+        // the region's end takes care of them.
+        return Ok(summary(&opts, &reg, &ctx, started, reason));
+    }
+    // Give back everything still held: kept, returned, fresh allocations.
+    let leftovers: Vec<Buf> = ctx.kept.drain(..).chain(ctx.fresh.drain(..)).collect();
+    for buf in leftovers {
+        out.route(&holder, &mut ctx.counters, buf, Verdict::Drop);
+    }
+    for (buf, v) in std::mem::take(&mut ctx.returned) {
+        out.route(&holder, &mut ctx.counters, buf, v);
+    }
+    out.flush(&holder, &mut ctx.counters, &mut || true)?;
+    for m in ctx.msgs.drain(..) {
+        send(&m)?;
+    }
+    send(&NfMsg::Counters(ctx.counters))?;
+    send(&NfMsg::Stopping)?;
+    Ok(summary(&opts, &reg, &ctx, started, reason))
+}
+
+fn summary(
+    opts: &crate::builder::NfBuilder,
+    reg: &onvm_proto::ctrl::Registered,
+    ctx: &Ctx<'_>,
+    started: Instant,
+    reason: String,
+) -> Summary {
+    Summary {
+        tag: opts.tag.clone(),
+        instance: reg.instance,
+        service: reg.service,
+        counters: ctx.counters,
+        elapsed: started.elapsed(),
+        reason,
+    }
+}

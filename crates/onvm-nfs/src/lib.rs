@@ -1,0 +1,23 @@
+//! Example NFs, each a [`Handler`](onvm_nf::Handler) in its own module, like BESS
+//! modules or Click elements. The `onvm nf NAME` command runs them; `onvm up` starts
+//! them as child processes.
+//!
+//! | NF | What it does |
+//! |---|---|
+//! | [`speed_tester`] | circulates its own packets to itself or to `-d` and measures Mpps and (with `-l`) per-packet latency |
+//! | [`simple_forward`] | forwards every packet to `-d` (or the chain's next hop) |
+//! | [`basic_monitor`] | counts packets, bytes and protocols; prints them every tick |
+//! | [`bridge`] | sends a packet out of the other port of a pair (0↔1, 2↔3, …) |
+#![forbid(unsafe_code)]
+
+pub mod basic_monitor;
+pub mod bridge;
+pub mod simple_forward;
+pub mod speed_tester;
+
+/// Monotonic clock in nanoseconds, the same in every process of the machine (so one NF
+/// can stamp a packet and another can read the stamp).
+pub fn now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}

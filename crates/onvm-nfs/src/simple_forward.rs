@@ -1,0 +1,16 @@
+//! Forward everything to one service, or to the chain's next hop.
+
+use onvm_nf::{Action, Ctx, Handler, PacketMut};
+
+/// openNetVM's `simple_forward`.
+#[derive(Debug, Clone, Copy)]
+pub struct SimpleForward {
+    /// Destination service (`-d`); `None` = the chain's next hop.
+    pub dest: Option<u16>,
+}
+
+impl Handler for SimpleForward {
+    fn packet(&mut self, _pkt: &mut PacketMut<'_>, _ctx: &mut Ctx<'_>) -> Action {
+        self.dest.map_or(Action::Next, Action::ToService)
+    }
+}

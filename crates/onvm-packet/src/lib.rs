@@ -1,0 +1,115 @@
+//! Typed packet headers and builders for onvm-rs NFs.
+//!
+//! Everything here works on plain byte slices (`&[u8]` / `&mut [u8]`) holding one
+//! Ethernet II frame *without* FCS, so it can be used directly on packet buffers in the
+//! shared packet region: no copies, no allocation on the hot paths, no `unsafe`.
+//!
+//! | Module | Holds |
+//! |---|---|
+//! | [`headers`] | [`Headers`]: strict, typed read access to a frame's headers (etherparse slices) |
+//! | [`layout`] | [`Layout`]: where L3/L4 start, found by hand from a few header bytes, for in-place edits |
+//! | [`edit`] | in-place rewrites: MAC/IP/port swaps, MAC setters, TTL decrement |
+//! | [`checksum`] | recompute ([`fix_checksums`]) and check ([`verify_checksums`]) IPv4/TCP/UDP/ICMP checksums |
+//! | [`builder`] | [`UdpSpec`] / [`TcpSpec`] frame builders and the per-flow generator helper [`build_udp_for_flow`] |
+//!
+//! Reading and writing are deliberately split: [`Headers`] borrows the frame immutably
+//! and hands out etherparse's typed slices, which is what classification and logging
+//! want; the edit and checksum functions only need a handful of offsets ([`Layout`]),
+//! so they find them with a few bounds-checked reads and then mutate the frame in
+//! place, which is what a forwarding NF does to every packet.
+//!
+//! ```
+//! use onvm_packet::{Headers, UdpSpec, swap_ips, swap_macs, swap_ports, verify_checksums};
+//!
+//! // Build a frame into a packet buffer...
+//! let mut buf = [0u8; 1514];
+//! let spec = UdpSpec { payload: b"hello", ..UdpSpec::new([10, 0, 0, 1], [10, 0, 0, 2], 1234, 7) };
+//! let len = spec.write(&mut buf)?;
+//! let frame = &mut buf[..len];
+//!
+//! // ...read it...
+//! let h = Headers::parse(frame)?;
+//! assert_eq!((h.dst_port(), h.payload()), (Some(7), &b"hello"[..]));
+//! drop(h);
+//!
+//! // ...and echo it back in place, checksums still valid.
+//! swap_macs(frame)?;
+//! swap_ips(frame)?;
+//! swap_ports(frame)?;
+//! assert!(verify_checksums(frame)?);
+//! # Ok::<(), onvm_packet::Error>(())
+//! ```
+//!
+//! # Frame sizes and the FCS
+//!
+//! Frames in onvm-rs never carry the 4-byte Ethernet FCS (the NIC adds and strips it),
+//! but frame *sizes* are quoted the usual way, FCS included: the traffic generator's
+//! "64B" frame holds 60 bytes of data. [`frame_len_for_wire_size`] converts one into
+//! the other; every length this crate takes or returns is a data length (no FCS).
+//!
+//! # Errors
+//!
+//! One [`Error`] enum names what was wrong with a frame or a buffer. No function here
+//! panics on malformed input; the tests feed every entry point random bytes.
+#![forbid(unsafe_code)]
+
+pub mod builder;
+pub mod checksum;
+pub mod edit;
+pub mod headers;
+pub mod layout;
+
+mod error;
+
+pub use builder::{
+    FlowTuple, TcpFlags, TcpSpec, UdpSpec, build_udp_for_flow, build_udp_for_flow_vec, frame_len_for_wire_size,
+};
+pub use checksum::{fix_checksums, internet_checksum, verify_checksums};
+pub use edit::{decrement_ttl, reflect_macs, set_dst_mac, set_src_mac, swap_ips, swap_macs, swap_ports};
+pub use error::{Error, Result};
+pub use headers::Headers;
+pub use layout::{Layout, l3_offset, l4_offset};
+
+/// The etherparse version whose types [`Headers`] hands out, so users need not keep
+/// their own dependency in step.
+pub use etherparse;
+
+/// Length of an Ethernet II header (two MACs and the EtherType).
+pub const ETHERNET_HEADER_LEN: usize = 14;
+/// Length of one 802.1Q / 802.1ad VLAN tag.
+pub const VLAN_TAG_LEN: usize = 4;
+/// Length of the Ethernet frame check sequence, which frames here never carry.
+pub const FCS_LEN: usize = 4;
+/// Smallest Ethernet frame without FCS (the "64B" frame on the wire).
+pub const MIN_FRAME_LEN: usize = 60;
+/// Largest standard (non-jumbo) Ethernet frame without FCS: 1500 bytes of MTU plus the header.
+pub const MAX_FRAME_LEN: usize = 1514;
+
+/// A MAC address.
+pub type MacAddr = [u8; 6];
+
+#[cfg(test)]
+mod test_util {
+    //! etherparse's `PacketBuilder` as a one-call reference encoder for the tests.
+
+    use etherparse::err::packet::BuildVecWriteError;
+    use etherparse::{Icmpv4Header, Icmpv6Header, PacketBuilderStep, TcpHeader, UdpHeader};
+
+    /// Writes a finished etherparse builder and its payload into a new vector.
+    pub(crate) trait Build {
+        fn build(self, payload: &[u8]) -> Result<Vec<u8>, BuildVecWriteError>;
+    }
+
+    macro_rules! build {
+        ($($h:ty),*) => {$(
+            impl Build for PacketBuilderStep<$h> {
+                fn build(self, payload: &[u8]) -> Result<Vec<u8>, BuildVecWriteError> {
+                    let mut v = Vec::new();
+                    self.write_to_vec(&mut v, payload)?;
+                    Ok(v)
+                }
+            }
+        )*};
+    }
+    build!(UdpHeader, TcpHeader, Icmpv4Header, Icmpv6Header);
+}

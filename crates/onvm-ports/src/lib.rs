@@ -1,0 +1,208 @@
+//! Port backends of the onvm-rs manager.
+//!
+//! A port is where packets enter and leave the platform. The manager polls each port's
+//! [`Port::rx_burst`] for packets, which land in buffers of the shared [`Pool`], and
+//! hands packets leaving the platform to [`Port::tx_burst`], which gives the buffers
+//! back. Backends here need no privileges, so the whole platform can run and be tested
+//! anywhere:
+//!
+//! | Spec | Backend |
+//! |---|---|
+//! | `gen:64B,1000flows,rate=5M` | [`GenPort`]: built-in UDP traffic generator |
+//! | `pcap:FILE[,loop][,timing=file]` | [`PcapInPort`]: replay a capture |
+//! | `pcapout:FILE` | [`PcapOutPort`]: write what is sent to a capture |
+//! | `null` | [`NullPort`]: receives nothing, drops what is sent |
+//!
+//! Kernel-backed ports (AF_PACKET, AF_XDP, TAP) are not built yet; [`open`] reports
+//! them as [`PortError::Unsupported`].
+//!
+//! Every port is single-threaded (`Send`, not `Sync`): the manager polls it from one
+//! thread, like a DPDK queue.
+#![forbid(unsafe_code)]
+
+mod generator;
+mod null;
+mod pcap;
+
+use std::path::PathBuf;
+
+use onvm_proto::port::PortSpec;
+use onvm_shm::{Buf, Pool};
+use thiserror::Error;
+
+pub use generator::GenPort;
+pub use null::NullPort;
+pub use pcap::{PcapInPort, PcapOutPort};
+
+/// Per-port counters (monotonic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Packets received (handed to the caller).
+    pub rx: u64,
+    /// Packets transmitted.
+    pub tx: u64,
+    /// Bytes of the received packets.
+    pub rx_bytes: u64,
+    /// Bytes of the transmitted packets.
+    pub tx_bytes: u64,
+    /// Packets that arrived but found no free buffer.
+    pub rx_drop: u64,
+    /// Packets that could not be transmitted.
+    pub tx_drop: u64,
+    /// Anything else that went wrong (a packet too big for a buffer, a write error).
+    pub errors: u64,
+}
+
+/// One port backend, polled by the manager.
+pub trait Port: Send {
+    /// Short description, e.g. "gen:64B,4flows" or "pcap:in.pcap".
+    fn name(&self) -> &str;
+    /// Receive up to `max` packets into buffers taken from `pool`, push them on `out`, return how many.
+    /// Sets meta in_port (the port number given at open) and timestamp (ns, monotonic clock) on each.
+    fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Buf>, max: usize) -> usize;
+    /// Transmit every buffer in `bufs` (drain it): sent ones and failed ones go back to `pool.free`. Returns sent.
+    fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize;
+    /// Counters since open.
+    fn stats(&self) -> PortStats;
+    /// True when the port will never receive again (pcap file read once, generator count reached).
+    fn rx_done(&self) -> bool {
+        false
+    }
+    /// Flush buffered output (pcap writer).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A port that cannot be opened; the message names the spec or the file.
+#[derive(Debug, Error)]
+pub enum PortError {
+    /// The backend exists as a spec but is not implemented in this build.
+    #[error("port {spec}: this backend is not supported yet")]
+    Unsupported { spec: String },
+    /// A file could not be opened, read or created.
+    #[error("port {spec}: cannot {what} {path:?}: {source}")]
+    Io {
+        spec: String,
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file that should be a classic pcap capture is not one, or is damaged.
+    #[error("port {spec}: {path:?} is not a usable pcap file: {reason}")]
+    BadPcap {
+        spec: String,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+/// Open the backend `spec` names as port number `port_no` (stamped as `in_port` on every
+/// received packet).
+pub fn open(spec: &PortSpec, port_no: u16) -> Result<Box<dyn Port>, PortError> {
+    Ok(match spec {
+        PortSpec::Gen(g) => Box::new(GenPort::new(g, port_no, g.count)),
+        PortSpec::PcapIn(p) => Box::new(PcapInPort::open(p, port_no)?),
+        PortSpec::PcapOut(path) => Box::new(PcapOutPort::create(path)?),
+        PortSpec::Null => Box::new(NullPort::new()),
+        PortSpec::AfPacket(_) | PortSpec::AfXdp(_) | PortSpec::Tap(_) => {
+            return Err(PortError::Unsupported { spec: spec.to_string() });
+        }
+    })
+}
+
+/// The monotonic clock (`CLOCK_MONOTONIC`) in nanoseconds: the clock of the packet
+/// timestamps ports set. It is system-wide, so an NF in another process can subtract a
+/// packet's timestamp from its own `now_ns()` to measure latency.
+pub fn now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Copy `bytes` into `buf` and stamp it as received now on `port_no`. Fails (leaving the
+/// buffer to the caller) when the packet does not fit the buffer's data room.
+fn fill(pool: &Pool, buf: &mut Buf, bytes: &[u8], port_no: u16, now: u64) -> Result<(), onvm_shm::BufError> {
+    let mut pkt = pool.holder().packet(buf)?;
+    pkt.copy_from(bytes)?;
+    let meta = pkt.meta();
+    meta.set_in_port(port_no);
+    meta.set_timestamp(now);
+    Ok(())
+}
+
+/// Transmit for ports that have nowhere to send: count everything as sent and free it.
+/// Source ports (generator, pcap in) use it too, so a chain that sends packets back out
+/// of the port they came in on works as a loopback benchmark.
+fn swallow(pool: &mut Pool, bufs: &mut Vec<Buf>, stats: &mut PortStats) -> usize {
+    let n = bufs.len();
+    for mut b in bufs.drain(..) {
+        // A buffer with corrupt metadata still goes back; it just adds no bytes.
+        stats.tx_bytes += pool.holder().packet(&mut b).map_or(0, |p| p.len() as u64);
+        pool.free(b);
+    }
+    stats.tx += n as u64;
+    n
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::sync::Arc;
+
+    use onvm_shm::{BackingChoice, Buf, Pool, Region, RegionConfig};
+
+    /// A small region (normal pages) and its pool.
+    pub fn pool(buffers: u32, data_room: u32) -> (Arc<Region>, Pool) {
+        let cfg = RegionConfig {
+            buffers,
+            data_room,
+            rings: 1,
+            ring_capacity: 64,
+            backing: BackingChoice::Normal,
+            ..Default::default()
+        };
+        let r = Region::create(&cfg).unwrap();
+        let p = Pool::new(&r).unwrap();
+        (r, p)
+    }
+
+    /// Copy out the packets' bytes and free the buffers.
+    pub fn take(pool: &mut Pool, bufs: &mut Vec<Buf>) -> Vec<Vec<u8>> {
+        bufs.drain(..)
+            .map(|mut b| {
+                let v = pool.holder().packet(&mut b).unwrap().data().to_vec();
+                pool.free(b);
+                v
+            })
+            .collect()
+    }
+
+    pub fn assert_whole(pool: &Pool) {
+        let a = pool.audit(&[]);
+        assert!(a.is_whole() && a.held == 0, "{a}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_dispatches_and_rejects_kernel_backends() {
+        let p = open(&"gen:64B,4flows".parse().unwrap(), 0).unwrap();
+        assert_eq!(p.name(), "gen:64B,4flows");
+        assert_eq!(open(&PortSpec::Null, 1).unwrap().name(), "null");
+        for s in ["afxdp:veth0", "afpacket:eth0", "tap:tap0"] {
+            let e = open(&s.parse().unwrap(), 0).err().unwrap();
+            assert!(matches!(e, PortError::Unsupported { .. }));
+            assert!(e.to_string().contains(s), "{e}");
+        }
+    }
+
+    #[test]
+    fn now_ns_is_monotonic() {
+        let a = now_ns();
+        let b = now_ns();
+        assert!(a > 0 && b >= a);
+    }
+}

@@ -1,0 +1,671 @@
+//! Capture-file ports: replay a classic pcap file (`pcap:`), write one (`pcapout:`).
+//!
+//! They make the platform testable end to end with files: a known input, and an output
+//! that any tool (tcpdump, Wireshark, scapy) can check.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use onvm_proto::port::{PcapInSpec, PcapTiming, PortSpec};
+use onvm_shm::{Buf, Pool};
+use pcap_file::pcap::{PcapHeader, PcapParser};
+use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
+
+use crate::{Port, PortError, PortStats, fill, now_ns, swallow};
+
+/// First bytes of a pcapng file (section header block type), to name the format in
+/// the error: it is the usual reason a capture is "not pcap".
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+/// One packet of the preloaded file.
+#[derive(Debug, Clone, Copy)]
+struct Rec {
+    /// Offset of the packet bytes in the file.
+    off: usize,
+    len: usize,
+    /// Capture time relative to the first packet.
+    at_ns: u64,
+}
+
+/// Replays a capture (`pcap:FILE[,loop][,timing=file]`).
+///
+/// The whole file is read into memory at open and checked, so a bad file fails `onvm up`
+/// instead of a running port, and receiving is a copy from memory (fine for test-sized
+/// captures; a multi-gigabyte capture would need streaming).
+///
+/// With `timing=file`, packet `k` of a pass is due when the time since the pass started
+/// (the first poll, or the wrap of the previous pass) reaches its capture time minus the
+/// first packet's; a loop therefore has no gap between the last and the first packet.
+/// Packets are never dropped for lack of buffers: they wait, and the timing slips.
+#[derive(Debug)]
+pub struct PcapInPort {
+    name: String,
+    port_no: u16,
+    file: Vec<u8>,
+    pkts: Vec<Rec>,
+    next: usize,
+    repeat: bool,
+    timing: PcapTiming,
+    pass_start: Option<Instant>,
+    delivered_in_pass: u64,
+    /// A whole pass delivered nothing (every packet too big): looping would never receive.
+    barren: bool,
+    stats: PortStats,
+}
+
+fn bad(spec: &str, path: &Path, reason: impl Into<String>) -> PortError {
+    PortError::BadPcap {
+        spec: spec.to_string(),
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+impl PcapInPort {
+    /// Load and check the capture `spec` names.
+    pub fn open(spec: &PcapInSpec, port_no: u16) -> Result<PcapInPort, PortError> {
+        let name = PortSpec::PcapIn(spec.clone()).to_string();
+        let path = &spec.path;
+        let file = std::fs::read(path).map_err(|source| PortError::Io {
+            spec: name.clone(),
+            what: "read",
+            path: path.clone(),
+            source,
+        })?;
+        let (mut rest, parser) = PcapParser::new(&file).map_err(|e| {
+            let reason = match e {
+                _ if file.starts_with(&PCAPNG_MAGIC) => {
+                    "it is pcapng, only classic pcap is read (convert with `editcap -F pcap`)".to_string()
+                }
+                PcapError::IncompleteBuffer => format!("{} bytes is too short for a pcap header", file.len()),
+                PcapError::InvalidField(_) => "no pcap magic number at the start".to_string(),
+                e => e.to_string(),
+            };
+            bad(&name, path, reason)
+        })?;
+        let header = parser.header();
+        if header.datalink != DataLink::ETHERNET {
+            return Err(bad(
+                &name,
+                path,
+                format!(
+                    "link type {:?}; only Ethernet captures can be replayed",
+                    header.datalink
+                ),
+            ));
+        }
+        let frac_ns = match header.ts_resolution {
+            TsResolution::MicroSecond => 1_000,
+            TsResolution::NanoSecond => 1,
+        };
+        let mut pkts = Vec::new();
+        let mut first = None;
+        while !rest.is_empty() {
+            // Raw packets: the checked form also rejects orig_len > snaplen, which real
+            // captures (offloaded super-packets) contain and which does no harm here.
+            let (r, p) = parser.next_raw_packet(rest).map_err(|e| {
+                let n = pkts.len() + 1;
+                match e {
+                    PcapError::IncompleteBuffer => {
+                        bad(&name, path, format!("packet {n} is cut short (truncated file?)"))
+                    }
+                    e => bad(&name, path, format!("packet {n}: {e}")),
+                }
+            })?;
+            let ts = p.ts_sec as u64 * 1_000_000_000 + p.ts_frac as u64 * frac_ns;
+            let t0 = *first.get_or_insert(ts);
+            let end = file.len() - r.len();
+            pkts.push(Rec {
+                off: end - p.data.len(),
+                len: p.data.len(),
+                // A packet stamped before the first one (captures are not always sorted)
+                // is due at once.
+                at_ns: ts.saturating_sub(t0),
+            });
+            rest = r;
+        }
+        Ok(PcapInPort {
+            name,
+            port_no,
+            file,
+            pkts,
+            next: 0,
+            repeat: spec.repeat,
+            timing: spec.timing,
+            pass_start: None,
+            delivered_in_pass: 0,
+            barren: false,
+            stats: PortStats::default(),
+        })
+    }
+
+    /// Packets in the file.
+    pub fn packets(&self) -> usize {
+        self.pkts.len()
+    }
+}
+
+impl Port for PcapInPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Packets longer than the buffers' data room are skipped and counted in `errors`
+    /// (once per pass when looping).
+    fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Buf>, max: usize) -> usize {
+        if self.rx_done() {
+            return 0;
+        }
+        let room = pool.region().layout().data_room as usize;
+        let pass_start = *self.pass_start.get_or_insert_with(Instant::now);
+        let mut elapsed = match self.timing {
+            PcapTiming::File => pass_start.elapsed().as_nanos() as u64,
+            PcapTiming::Fast => u64::MAX,
+        };
+        let now = now_ns();
+        let mut n = 0;
+        while n < max {
+            if self.next == self.pkts.len() {
+                if !self.repeat || self.delivered_in_pass == 0 {
+                    self.barren = self.repeat;
+                    break;
+                }
+                self.next = 0;
+                self.delivered_in_pass = 0;
+                self.pass_start = Some(Instant::now());
+                if self.timing == PcapTiming::File {
+                    elapsed = 0;
+                }
+            }
+            let rec = self.pkts[self.next];
+            if rec.at_ns > elapsed {
+                break;
+            }
+            if rec.len > room {
+                self.stats.errors += 1;
+                self.next += 1;
+                continue;
+            }
+            let Some(mut buf) = pool.alloc() else { break };
+            let bytes = &self.file[rec.off..rec.off + rec.len];
+            fill(pool, &mut buf, bytes, self.port_no, now).expect("a fresh buffer has room for data_room bytes");
+            out.push(buf);
+            n += 1;
+            self.next += 1;
+            self.delivered_in_pass += 1;
+            self.stats.rx_bytes += rec.len as u64;
+        }
+        self.stats.rx += n as u64;
+        n
+    }
+
+    fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
+        swallow(pool, bufs, &mut self.stats)
+    }
+
+    fn stats(&self) -> PortStats {
+        self.stats
+    }
+
+    fn rx_done(&self) -> bool {
+        self.pkts.is_empty() || self.barren || (!self.repeat && self.next == self.pkts.len())
+    }
+}
+
+/// Largest packet stored whole (libpcap's `MAXIMUM_SNAPLEN`); longer ones (only
+/// possible with a data room over 256 KiB) are cut, with their full length recorded.
+const SNAPLEN: u32 = 262_144;
+
+/// Writes every packet sent to it to a capture (`pcapout:FILE`): classic pcap,
+/// little-endian, microsecond timestamps (what every reader accepts), Ethernet link
+/// type, packets stamped with the wall clock at transmit.
+///
+/// Output is buffered; it reaches the file on [`Port::flush`] and when the port is
+/// dropped (where an error can only be ignored, so call `flush` to see it). Records are
+/// written here rather than by `pcap_file::PcapWriter` because that one gives no access
+/// to its writer between packets, so it could not be flushed.
+#[derive(Debug)]
+pub struct PcapOutPort {
+    name: String,
+    out: BufWriter<File>,
+    stats: PortStats,
+}
+
+fn pcap_io(e: PcapError) -> std::io::Error {
+    match e {
+        PcapError::IoError(e) => e,
+        e => std::io::Error::other(e),
+    }
+}
+
+impl PcapOutPort {
+    /// Create (or truncate) `path` and write the pcap header.
+    pub fn create(path: &Path) -> Result<PcapOutPort, PortError> {
+        let name = PortSpec::PcapOut(path.to_path_buf()).to_string();
+        let io = |what: &'static str| {
+            let spec = name.clone();
+            move |source| PortError::Io {
+                spec,
+                what,
+                path: PathBuf::from(path),
+                source,
+            }
+        };
+        let mut out = BufWriter::with_capacity(256 << 10, File::create(path).map_err(io("create"))?);
+        let header = PcapHeader {
+            snaplen: SNAPLEN,
+            datalink: DataLink::ETHERNET,
+            ts_resolution: TsResolution::MicroSecond,
+            endianness: Endianness::Little,
+            ..Default::default()
+        };
+        header.write_to(&mut out).map_err(pcap_io).map_err(io("write"))?;
+        // The header reaches the file now, so even a port that never sends leaves a
+        // valid (empty) capture behind.
+        out.flush().map_err(io("write"))?;
+        Ok(PcapOutPort {
+            name,
+            out,
+            stats: PortStats::default(),
+        })
+    }
+
+    fn write(&mut self, wall: Duration, data: &[u8]) -> std::io::Result<()> {
+        let incl = data.len().min(SNAPLEN as usize);
+        let mut rec = [0u8; 16];
+        rec[0..4].copy_from_slice(&(wall.as_secs() as u32).to_le_bytes());
+        rec[4..8].copy_from_slice(&wall.subsec_micros().to_le_bytes());
+        rec[8..12].copy_from_slice(&(incl as u32).to_le_bytes());
+        rec[12..16].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        self.out.write_all(&rec)?;
+        self.out.write_all(&data[..incl])
+    }
+}
+
+impl Port for PcapOutPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn rx_burst(&mut self, _pool: &mut Pool, _out: &mut Vec<Buf>, _max: usize) -> usize {
+        0
+    }
+
+    /// A packet that cannot be written counts in `tx_drop` and `errors`.
+    fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
+        let wall = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        let mut sent = 0;
+        for mut b in bufs.drain(..) {
+            let written = match pool.holder().packet(&mut b) {
+                Ok(p) => {
+                    let len = p.len();
+                    self.write(wall, p.data()).is_ok().then_some(len)
+                }
+                Err(_) => None,
+            };
+            pool.free(b);
+            match written {
+                Some(len) => {
+                    sent += 1;
+                    self.stats.tx_bytes += len as u64;
+                }
+                None => {
+                    self.stats.tx_drop += 1;
+                    self.stats.errors += 1;
+                }
+            }
+        }
+        self.stats.tx += sent as u64;
+        sent
+    }
+
+    fn stats(&self) -> PortStats {
+        self.stats
+    }
+
+    /// Nothing is ever received here.
+    fn rx_done(&self) -> bool {
+        true
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Drop for PcapOutPort {
+    fn drop(&mut self) {
+        // BufWriter's own drop flushes too; doing it here makes the promise explicit.
+        let _ = self.out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+
+    use super::*;
+    use crate::generator::build_frame;
+    use crate::{GenPort, testutil};
+    use onvm_proto::port::GenSpec;
+
+    /// Write a capture with the given (timestamp, bytes) packets.
+    fn write_pcap(path: &Path, datalink: DataLink, pkts: &[(Duration, Vec<u8>)]) {
+        let header = PcapHeader {
+            datalink,
+            ..Default::default()
+        };
+        let mut w = PcapWriter::with_header(File::create(path).unwrap(), header).unwrap();
+        for (ts, data) in pkts {
+            w.write_packet(&PcapPacket::new(*ts, data.len() as u32, data)).unwrap();
+        }
+    }
+
+    fn frames(n: usize, len: usize) -> Vec<(Duration, Vec<u8>)> {
+        (0..n)
+            .map(|i| (Duration::from_secs(1000), vec![i as u8; len]))
+            .collect()
+    }
+
+    fn open_in(path: &Path, repeat: bool, timing: PcapTiming) -> Result<PcapInPort, PortError> {
+        PcapInPort::open(
+            &PcapInSpec {
+                path: path.to_path_buf(),
+                repeat,
+                timing,
+            },
+            7,
+        )
+    }
+
+    /// Receive until `want` packets came or `polls` polls passed.
+    fn drain(port: &mut dyn Port, pool: &mut Pool, want: usize, polls: usize) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut out = Vec::new();
+        for _ in 0..polls {
+            port.rx_burst(pool, &mut out, 32);
+            for b in &out {
+                assert_eq!(pool.holder().meta(b).in_port(), 7);
+            }
+            got.extend(testutil::take(pool, &mut out));
+            if got.len() >= want {
+                break;
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn packets_written_to_pcapout_read_back_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pcap");
+        let (_r, mut pool) = testutil::pool(128, 2048);
+        let mut sizes = GenPort::new(
+            &GenSpec {
+                frame_size: 64,
+                flows: 3,
+                rate_pps: None,
+            },
+            0,
+            None,
+        );
+        let mut big = GenPort::new(
+            &GenSpec {
+                frame_size: 1518,
+                flows: 2,
+                rate_pps: None,
+            },
+            0,
+            None,
+        );
+        let mut sent = Vec::new();
+        let mut out = PcapOutPort::create(&path).unwrap();
+        assert_eq!(out.name(), format!("pcapout:{}", path.display()));
+        for _ in 0..3 {
+            let mut bufs = Vec::new();
+            sizes.rx_burst(&mut pool, &mut bufs, 20);
+            big.rx_burst(&mut pool, &mut bufs, 5);
+            for b in &mut bufs {
+                sent.push(pool.holder().packet(b).unwrap().data().to_vec());
+            }
+            assert_eq!(out.tx_burst(&mut pool, &mut bufs), 25);
+            assert!(bufs.is_empty());
+        }
+        out.flush().unwrap();
+        let s = out.stats();
+        assert_eq!((s.tx, s.tx_drop, s.errors), (75, 0, 0));
+        assert_eq!(s.tx_bytes, sent.iter().map(|f| f.len() as u64).sum::<u64>());
+        testutil::assert_whole(&pool);
+
+        let mut port = open_in(&path, false, PcapTiming::Fast).unwrap();
+        assert_eq!(port.packets(), 75);
+        let got = drain(&mut port, &mut pool, 75, 10);
+        assert_eq!(got, sent);
+        assert!(port.rx_done());
+        assert_eq!(port.stats().rx, 75);
+        assert_eq!(port.stats().rx_bytes, s.tx_bytes);
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn dropping_the_writer_flushes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.pcap");
+        let (_r, mut pool) = testutil::pool(8, 2048);
+        {
+            let mut out = open_out(&path);
+            let mut bufs = Vec::new();
+            pool.alloc_burst(3, &mut bufs);
+            for b in &mut bufs {
+                pool.holder()
+                    .packet(b)
+                    .unwrap()
+                    .copy_from(&build_frame(64, 0, 1))
+                    .unwrap();
+            }
+            out.tx_burst(&mut pool, &mut bufs);
+        }
+        assert_eq!(open_in(&path, false, PcapTiming::Fast).unwrap().packets(), 3);
+        testutil::assert_whole(&pool);
+    }
+
+    fn open_out(path: &Path) -> PcapOutPort {
+        PcapOutPort::create(path).unwrap()
+    }
+
+    #[test]
+    fn once_stops_and_loop_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("three.pcap");
+        write_pcap(&path, DataLink::ETHERNET, &frames(3, 60));
+        let (_r, mut pool) = testutil::pool(64, 2048);
+
+        let mut once = open_in(&path, false, PcapTiming::Fast).unwrap();
+        assert!(!once.rx_done());
+        assert_eq!(drain(&mut once, &mut pool, 100, 3).len(), 3);
+        assert!(once.rx_done());
+
+        let mut looped = open_in(&path, true, PcapTiming::Fast).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(looped.rx_burst(&mut pool, &mut out, 10), 10);
+        let got = testutil::take(&mut pool, &mut out);
+        let firsts: Vec<u8> = got.iter().map(|f| f[0]).collect();
+        assert_eq!(firsts, [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]);
+        assert!(!looped.rx_done());
+        assert_eq!(looped.name(), format!("pcap:{},loop", path.display()));
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn an_empty_pool_makes_packets_wait_not_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pcap");
+        write_pcap(&path, DataLink::ETHERNET, &frames(10, 60));
+        let (_r, mut pool) = testutil::pool(4, 2048);
+        let mut port = open_in(&path, false, PcapTiming::Fast).unwrap();
+        let mut firsts = Vec::new();
+        let mut out = Vec::new();
+        while !port.rx_done() {
+            assert!(port.rx_burst(&mut pool, &mut out, 32) <= 4);
+            firsts.extend(testutil::take(&mut pool, &mut out).iter().map(|f| f[0]));
+        }
+        assert_eq!(firsts, (0..10).collect::<Vec<u8>>());
+        assert_eq!(port.stats().rx_drop, 0);
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn file_timing_keeps_the_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timed.pcap");
+        let t = |ms| Duration::from_secs(5000) + Duration::from_millis(ms);
+        let pkts = vec![(t(0), vec![0u8; 60]), (t(40), vec![1u8; 60]), (t(80), vec![2u8; 60])];
+        write_pcap(&path, DataLink::ETHERNET, &pkts);
+        let (_r, mut pool) = testutil::pool(16, 2048);
+        let mut port = open_in(&path, false, PcapTiming::File).unwrap();
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        let mut got = 0;
+        while got < 3 {
+            port.rx_burst(&mut pool, &mut out, 32);
+            // The port's clock starts inside the first call, after t0: a packet may only
+            // have come once its offset has passed on our (earlier-started) clock too.
+            let el = t0.elapsed();
+            for f in testutil::take(&mut pool, &mut out) {
+                let due = Duration::from_millis(40 * f[0] as u64);
+                assert!(el >= due, "packet {} came at {el:?}, due at {due:?}", f[0]);
+                assert_eq!(f[0] as usize, got);
+                got += 1;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "stuck");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(port.rx_done());
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn packets_bigger_than_the_buffers_are_skipped_as_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.pcap");
+        let pkts = vec![(t0(), vec![1u8; 100]), (t0(), vec![2u8; 600]), (t0(), vec![3u8; 100])];
+        write_pcap(&path, DataLink::ETHERNET, &pkts);
+        let (_r, mut pool) = testutil::pool(16, 256);
+        let mut port = open_in(&path, false, PcapTiming::Fast).unwrap();
+        let got = drain(&mut port, &mut pool, 2, 3);
+        assert_eq!(got.iter().map(|f| f[0]).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(port.stats().errors, 1);
+        assert!(port.rx_done());
+
+        // Looping over a file whose every packet is too big must not spin forever.
+        let only_big = dir.path().join("only_big.pcap");
+        write_pcap(&only_big, DataLink::ETHERNET, &[(t0(), vec![0u8; 600])]);
+        let mut port = open_in(&only_big, true, PcapTiming::Fast).unwrap();
+        assert_eq!(port.rx_burst(&mut pool, &mut Vec::new(), 32), 0);
+        assert!(port.rx_done());
+        testutil::assert_whole(&pool);
+    }
+
+    fn t0() -> Duration {
+        Duration::from_secs(1)
+    }
+
+    #[test]
+    fn bad_files_give_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |path: &Path, want: &str| {
+            let e = open_in(path, false, PcapTiming::Fast).unwrap_err().to_string();
+            assert!(e.contains(&path.display().to_string()), "{e}");
+            assert!(e.contains(want), "{e}");
+        };
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "this is not a capture, just some text").unwrap();
+        check(&text, "not a usable pcap file: no pcap magic number");
+
+        let short = dir.path().join("short.pcap");
+        std::fs::write(&short, [0xd4, 0xc3, 0xb2, 0xa1]).unwrap();
+        check(&short, "too short");
+
+        let ng = dir.path().join("capture.pcapng");
+        let mut bytes = PCAPNG_MAGIC.to_vec();
+        bytes.resize(64, 0);
+        std::fs::write(&ng, bytes).unwrap();
+        check(&ng, "pcapng");
+
+        check(&dir.path().join("missing.pcap"), "cannot read");
+
+        let cut = dir.path().join("cut.pcap");
+        write_pcap(&cut, DataLink::ETHERNET, &frames(2, 100));
+        let len = std::fs::metadata(&cut).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&cut)
+            .unwrap()
+            .set_len(len - 10)
+            .unwrap();
+        check(&cut, "packet 2 is cut short");
+
+        let sll = dir.path().join("sll.pcap");
+        write_pcap(&sll, DataLink::LINUX_SLL, &frames(1, 60));
+        check(&sll, "only Ethernet");
+
+        let e = PcapOutPort::create(&dir.path().join("no/such/dir/o.pcap")).unwrap_err();
+        assert!(e.to_string().contains("cannot create"), "{e}");
+        assert!(e.to_string().contains("no/such/dir/o.pcap"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_capture_is_done_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.pcap");
+        write_pcap(&path, DataLink::ETHERNET, &[]);
+        let (_r, mut pool) = testutil::pool(8, 2048);
+        let mut port = open_in(&path, true, PcapTiming::Fast).unwrap();
+        assert!(port.rx_done());
+        assert_eq!(port.rx_burst(&mut pool, &mut Vec::new(), 32), 0);
+    }
+
+    #[test]
+    fn tcpdump_reads_the_output() {
+        let Ok(which) = std::process::Command::new("which").arg("tcpdump").output() else {
+            println!("note: `which` is not available; skipping the tcpdump check");
+            return;
+        };
+        if !which.status.success() {
+            println!("note: tcpdump is not installed; skipping the tcpdump check");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pcap");
+        let (_r, mut pool) = testutil::pool(16, 2048);
+        let mut gen_port = GenPort::new(
+            &GenSpec {
+                frame_size: 128,
+                flows: 4,
+                rate_pps: None,
+            },
+            0,
+            None,
+        );
+        let mut out = open_out(&path);
+        let mut bufs = Vec::new();
+        assert_eq!(gen_port.rx_burst(&mut pool, &mut bufs, 8), 8);
+        out.tx_burst(&mut pool, &mut bufs);
+        out.flush().unwrap();
+        let r = std::process::Command::new("tcpdump")
+            .args(["-r", path.to_str().unwrap(), "-nn"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&r.stdout);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 8, "{stdout}");
+        assert!(lines[0].contains("198.18.0.1.1024 > 198.19.255.254.9: UDP"), "{stdout}");
+        assert!(lines[3].contains("198.18.0.4.1024 >"), "{stdout}");
+        testutil::assert_whole(&pool);
+    }
+}

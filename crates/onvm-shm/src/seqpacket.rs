@@ -1,0 +1,187 @@
+//! The control channel's socket: Unix `SOCK_SEQPACKET`.
+//!
+//! Seqpacket keeps message boundaries (one `send` = one message, no framing to get
+//! wrong) and, like a stream, tells the other side when a peer goes away: the manager
+//! learns that an NF died — however it died — from a read of 0 bytes or `ECONNRESET`
+//! on its socket. Nothing here is `unsafe`; it sits next to [`crate::fdpass`] because
+//! the region's memfd travels over this socket.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::net::{
+    AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType, accept_with, bind, connect, listen, send,
+    socket_with,
+};
+
+use crate::fdpass;
+
+/// What one receive got.
+#[derive(Debug)]
+pub enum Received {
+    /// A message of this many bytes (and a file descriptor, if one came along).
+    Msg(usize, Option<OwnedFd>),
+    /// Nothing waiting (non-blocking sockets only).
+    Empty,
+    /// The peer closed its end (or died).
+    Closed,
+}
+
+/// One end of a control connection, or the manager's listening socket.
+#[derive(Debug)]
+pub struct SeqPacket {
+    fd: OwnedFd,
+}
+
+fn new_socket(nonblocking: bool) -> io::Result<OwnedFd> {
+    let mut flags = SocketFlags::CLOEXEC;
+    if nonblocking {
+        flags |= SocketFlags::NONBLOCK;
+    }
+    Ok(socket_with(AddressFamily::UNIX, SocketType::SEQPACKET, flags, None)?)
+}
+
+impl SeqPacket {
+    /// Bind and listen at `path` (non-blocking, for the manager's poll loop).
+    pub fn listen(path: &Path) -> io::Result<SeqPacket> {
+        let fd = new_socket(true)?;
+        bind(&fd, &SocketAddrUnix::new(path)?)?;
+        listen(&fd, 128)?;
+        Ok(SeqPacket { fd })
+    }
+
+    /// Connect to the listener at `path` (blocking socket).
+    pub fn connect(path: &Path) -> io::Result<SeqPacket> {
+        let fd = new_socket(false)?;
+        connect(&fd, &SocketAddrUnix::new(path)?)?;
+        Ok(SeqPacket { fd })
+    }
+
+    /// A connected pair (tests, and NF children of one process).
+    pub fn pair() -> io::Result<(SeqPacket, SeqPacket)> {
+        let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None)?;
+        Ok((SeqPacket { fd: a }, SeqPacket { fd: b }))
+    }
+
+    /// Accept a waiting connection (non-blocking); `None` if there is none.
+    pub fn accept(&self) -> io::Result<Option<SeqPacket>> {
+        match accept_with(&self.fd, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK) {
+            Ok(fd) => Ok(Some(SeqPacket { fd })),
+            Err(rustix::io::Errno::AGAIN) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Make receives on this socket non-blocking (or blocking again).
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        let mut fl = rustix::fs::fcntl_getfl(&self.fd)?;
+        fl.set(rustix::fs::OFlags::NONBLOCK, on);
+        rustix::fs::fcntl_setfl(&self.fd, fl)?;
+        Ok(())
+    }
+
+    /// Send one message.
+    pub fn send(&self, msg: &[u8]) -> io::Result<()> {
+        let n = send(&self.fd, msg, SendFlags::NOSIGNAL)?;
+        if n != msg.len() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "message cut short"));
+        }
+        Ok(())
+    }
+
+    /// Send one message with a file descriptor attached.
+    pub fn send_with_fd(&self, msg: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+        fdpass::send_fd(&self.fd, msg, fd)
+    }
+
+    /// Receive one message into `buf`, which must be at least one byte longer than the
+    /// longest valid message: a message that fills it may have been cut by the kernel,
+    /// so it is an error (`InvalidData`), never a silently truncated message.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        match fdpass::recv_fd(&self.fd, buf) {
+            Ok((0, None)) => Ok(Received::Closed),
+            Ok((n, _)) if n >= buf.len() => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("control message too long (over {} bytes)", buf.len() - 1),
+            )),
+            Ok((n, fd)) => Ok(Received::Msg(n, fd)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Received::Empty),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::CONNRESET.raw_os_error()) => Ok(Received::Closed),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Wait until the socket is readable or `timeout_ms` passes; true if readable.
+    pub fn wait_readable(&self, timeout_ms: i32) -> io::Result<bool> {
+        let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+        let ts = rustix::time::Timespec {
+            tv_sec: i64::from(timeout_ms / 1000),
+            tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
+        };
+        let n = poll(&mut fds, (timeout_ms >= 0).then_some(&ts))?;
+        Ok(n > 0)
+    }
+}
+
+impl AsFd for SeqPacket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_keep_their_boundaries_and_close_is_seen() {
+        let (a, b) = SeqPacket::pair().unwrap();
+        a.send(b"one").unwrap();
+        a.send(b"two!").unwrap();
+        let mut buf = [0u8; 16];
+        assert!(matches!(b.recv(&mut buf).unwrap(), Received::Msg(3, None)));
+        assert!(matches!(b.recv(&mut buf).unwrap(), Received::Msg(4, None)));
+        a.send(&[7u8; 40]).unwrap();
+        let e = b.recv(&mut buf).unwrap_err();
+        assert!(e.to_string().contains("too long"), "{e}");
+        b.set_nonblocking(true).unwrap();
+        assert!(matches!(b.recv(&mut buf).unwrap(), Received::Empty));
+        drop(a);
+        assert!(matches!(b.recv(&mut buf).unwrap(), Received::Closed));
+    }
+
+    #[test]
+    fn listener_accepts_and_path_is_a_socket() {
+        let dir = std::env::temp_dir().join(format!("onvm-seqp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ctl.sock");
+        let _ = std::fs::remove_file(&path);
+        let l = SeqPacket::listen(&path).unwrap();
+        assert!(l.accept().unwrap().is_none());
+        let c = SeqPacket::connect(&path).unwrap();
+        let s = l.accept().unwrap().expect("a connection waits");
+        c.send(b"hi").unwrap();
+        assert!(s.wait_readable(1000).unwrap());
+        let mut buf = [0u8; 4];
+        assert!(matches!(s.recv(&mut buf).unwrap(), Received::Msg(2, None)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Where the manager's control socket lives unless told otherwise: `$ONVM_SOCKET`,
+/// else `onvm.sock` in `$ONVM_RUN_DIR`, else in `/run/onvm` for root, else in a
+/// per-user folder under the temp dir. Manager and NFs call the same function, so
+/// they meet without configuration.
+pub fn default_socket_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("ONVM_SOCKET") {
+        return p.into();
+    }
+    let dir = match std::env::var_os("ONVM_RUN_DIR") {
+        Some(d) => d.into(),
+        None if rustix::process::geteuid().is_root() => std::path::PathBuf::from("/run/onvm"),
+        None => std::env::temp_dir().join(format!("onvm-{}", rustix::process::geteuid().as_raw())),
+    };
+    dir.join("onvm.sock")
+}
