@@ -31,6 +31,8 @@ use crate::stats::{self, NfRow, PortRow, Snapshot};
 const ALLOC_LEVEL: u32 = 64;
 /// Control sockets are polled this often while packets flow.
 const CONTROL_EVERY: Duration = Duration::from_millis(1);
+/// How long packets in flight get to leave when the manager shuts down.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// How long NFs get to stop when the manager shuts down.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -184,6 +186,8 @@ struct Mgr<'r> {
     to_port: Vec<Vec<Buf>>,
     active: Vec<u16>,
     moved: bool,
+    /// Ports are polled for new packets (off while shutting down).
+    rx_on: bool,
 }
 
 /// Run a manager until `stop` is set (or its options end it), then stop its NFs,
@@ -278,6 +282,7 @@ impl<'r> Mgr<'r> {
             to_port: (0..nports).map(|_| Vec::new()).collect(),
             active: Vec::new(),
             moved: false,
+            rx_on: true,
         })
     }
 
@@ -361,7 +366,7 @@ impl<'r> Mgr<'r> {
 
     /// One pass: every port's receive, every NF's transmit ring, then flush.
     fn switch_once(&mut self) -> Result<(), MgrError> {
-        for p in 0..self.ports.len() {
+        for p in 0..if self.rx_on { self.ports.len() } else { 0 } {
             let mut burst = std::mem::take(&mut self.burst);
             let n = self.ports[p].rx_burst(&mut self.pool, &mut burst, BURST);
             if n > 0 {
@@ -836,8 +841,22 @@ impl<'r> Mgr<'r> {
             .collect()
     }
 
-    /// Tell every NF to stop, keep switching while they do, then reclaim stragglers.
+    /// Stop receiving, let packets in flight finish their chains, then tell every NF to
+    /// stop, keep switching while they do, and reclaim stragglers.
     fn shutdown(&mut self) -> Result<(), MgrError> {
+        self.rx_on = false;
+        let t = Instant::now();
+        let mut quiet = Instant::now();
+        while t.elapsed() < DRAIN_GRACE && quiet.elapsed() < Duration::from_millis(50) {
+            self.moved = false;
+            self.switch_once()?;
+            self.control()?;
+            if self.moved {
+                quiet = Instant::now();
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
         let ids: Vec<u16> = self.reg.iter().map(|i| i.id).collect();
         for &id in &ids {
             self.send_to(id, &MgrMsg::Stop);

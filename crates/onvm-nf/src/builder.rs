@@ -71,6 +71,11 @@ impl NfBuilder {
         }
     }
 
+    /// The tag.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
     /// Service ID (`-r`).
     pub fn service(mut self, id: u16) -> Self {
         self.service = id;

@@ -1,0 +1,64 @@
+//! `onvm`: one command for the NF manager, the example NFs, whole deployments from a
+//! config file, the demo and the benchmarks.
+#![forbid(unsafe_code)]
+
+mod bench;
+mod mgr;
+mod nf;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// onvm-rs: network functions on shared memory, chained and scaled.
+#[derive(Parser, Debug)]
+#[command(name = "onvm", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the NF manager.
+    Mgr(mgr::MgrArgs),
+    /// Run a built-in example NF.
+    Nf(nf::NfCmd),
+    /// Start a manager, its ports, NFs and chains from one TOML file.
+    Up(up::UpArgs),
+    /// Run the built-in demo: generator → monitor → forwarder → out, with live stats.
+    Demo(up::DemoArgs),
+    /// Measure throughput and latency (speed_tester self-loop and chains).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Mgr(a) => mgr::run(a),
+        Cmd::Nf(a) => nf::run(a),
+        Cmd::Up(a) => up::run_file(a),
+        Cmd::Demo(a) => up::demo(a),
+        Cmd::Bench(a) => bench::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("onvm: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Errors of the command line tool: a message for the user.
+pub type CliResult = Result<ExitCode, String>;
+
+/// A stop flag raised by SIGINT or SIGTERM.
+pub fn stop_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+    stop
+}

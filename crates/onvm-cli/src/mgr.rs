@@ -1,0 +1,159 @@
+//! `onvm mgr`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use onvm_mgr::{Options, Report, StatsMode};
+use onvm_proto::config::Config;
+use onvm_proto::port::PortSpec;
+use onvm_shm::seqpacket::default_socket_path;
+
+use crate::CliResult;
+
+/// Stats output.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum StatsArg {
+    /// No stats.
+    Off,
+    /// openNetVM's console table.
+    Console,
+    /// openNetVM's raw CSV.
+    Csv,
+}
+
+impl From<StatsArg> for StatsMode {
+    fn from(s: StatsArg) -> Self {
+        match s {
+            StatsArg::Off => StatsMode::Off,
+            StatsArg::Console => StatsMode::Console,
+            StatsArg::Csv => StatsMode::Csv,
+        }
+    }
+}
+
+/// Settings shared by `mgr`, `up` and `demo`.
+#[derive(Args, Debug, Clone)]
+pub struct CommonMgr {
+    /// Control socket (default: $ONVM_SOCKET, else onvm.sock in $ONVM_RUN_DIR, /run/onvm or a temp dir).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Stats output.
+    #[arg(long, value_enum, default_value = "console")]
+    pub stats: StatsArg,
+    /// Stats interval in seconds (openNetVM `-z`).
+    #[arg(long, default_value_t = 1.0)]
+    pub stats_every: f64,
+    /// Stop after this many seconds (openNetVM `-t`).
+    #[arg(long)]
+    pub run_for: Option<f64>,
+    /// Stop once every port is done receiving and nothing moved for this many seconds.
+    #[arg(long)]
+    pub exit_when_drained: Option<f64>,
+    /// Cores handed out to NFs, e.g. 0,1 (default: every core).
+    #[arg(long, value_delimiter = ',')]
+    pub nf_cores: Option<Vec<u16>>,
+    /// Packet buffers in the pool.
+    #[arg(long)]
+    pub buffers: Option<u32>,
+}
+
+/// `onvm mgr`.
+#[derive(Args, Debug)]
+pub struct MgrArgs {
+    /// Ports (repeatable), e.g. gen:64B,100flows  pcap:in.pcap  pcapout:out.pcap  null.
+    #[arg(long = "port", short = 'p')]
+    pub ports: Vec<String>,
+    /// Take ports, services and chains from this `onvm up` file (its NFs are not started).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonMgr,
+}
+
+fn secs(v: f64, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v).map_err(|_| format!("{what} must be a non-negative number of seconds"))
+}
+
+/// Manager options from the command line and an optional config.
+pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[String]) -> Result<Options, String> {
+    let socket = common
+        .socket
+        .clone()
+        .or_else(|| config.and_then(|c| c.manager.socket.clone()))
+        .unwrap_or_else(default_socket_path);
+    let mut o = Options::new(socket);
+    if let Some(c) = config {
+        o.ports = c.manager.ports.clone();
+        o.rules = c.rules.clone();
+    }
+    for p in extra_ports {
+        o.ports.push(p.parse::<PortSpec>().map_err(|e| e.to_string())?);
+    }
+    o.stats = common.stats.into();
+    o.stats_every = secs(common.stats_every, "--stats-every")?;
+    o.run_for = common.run_for.map(|s| secs(s, "--run-for")).transpose()?;
+    o.exit_when_drained = common
+        .exit_when_drained
+        .map(|s| secs(s, "--exit-when-drained"))
+        .transpose()?;
+    if let Some(c) = &common.nf_cores {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if let Some(bad) = c.iter().find(|&&c| usize::from(c) >= n) {
+            return Err(format!("--nf-cores: core {bad} does not exist (this machine has {n})"));
+        }
+        o.nf_cores = c.clone();
+    }
+    if let Some(b) = common.buffers {
+        o.region.buffers = b;
+    }
+    Ok(o)
+}
+
+/// Read and check an `onvm up` file.
+pub fn load_config(path: &std::path::Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Print the end-of-run summary; the exit code says whether every packet was accounted for.
+pub fn print_report(r: &Report) -> ExitCode {
+    println!("\n=== onvm summary ({:.1} s) ===", r.uptime.as_secs_f64());
+    for p in &r.ports {
+        println!(
+            "port {} {:<32} rx {:>12}  tx {:>12}  tx_drop {}",
+            p.no, p.name, p.stats.rx, p.stats.tx, p.stats.tx_drop
+        );
+    }
+    for n in &r.nfs {
+        let c = &n.counters;
+        println!(
+            "NF {:<16} instance {:>3} service {:>2}: rx {} tx {} drop {} next {} tonf {} out {} tx_drop {} rx_drop {}",
+            n.tag, n.id, n.service, c.rx, c.tx, c.act_drop, c.act_next, c.act_tonf, c.act_out, c.tx_drop, n.rx_drop
+        );
+    }
+    if !r.drops.is_empty() {
+        let list: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("manager drops: {}", list.join(" "));
+    }
+    if r.crashes > 0 {
+        println!("NF crashes noticed and reclaimed: {}", r.crashes);
+    }
+    println!("{}", r.conservation_line());
+    if r.conserved() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `onvm mgr`.
+pub fn run(a: MgrArgs) -> CliResult {
+    let config = a.config.as_deref().map(load_config).transpose()?;
+    let opts = options(&a.common, config.as_ref(), &a.ports)?;
+    eprintln!("onvm mgr: listening on {}", opts.socket.display());
+    let stop = crate::stop_on_signals();
+    let report = onvm_mgr::run(opts, &stop).map_err(|e| e.to_string())?;
+    Ok(print_report(&report))
+}
