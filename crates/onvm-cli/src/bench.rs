@@ -1,6 +1,37 @@
-//! `onvm bench` (placeholder until the harness lands).
+//! `onvm bench`: throughput and latency of the platform, as openNetVM measures it.
+//!
+//! Each scenario starts a manager and its NFs in this process (NFs on their own
+//! threads, each mapping the region itself, exactly as an NF process does), runs for a
+//! few seconds, and takes the rate over a window that starts after one second of
+//! warm-up. Scenarios:
+//!
+//! - `self-loop`: one speed_tester sending to itself (openNetVM scenario A).
+//! - `chain2`: speed_tester → simple_forward → speed_tester (scenario B).
+//! - `chain3`: speed_tester → simple_forward → simple_forward → speed_tester; three NFs
+//!   on two cores need shared-core mode, so this one runs through the manager.
+//! - `port-chainN`: generator port → N simple_forwards → null port, through the
+//!   manager's switch and flow table (openNetVM's NIC path, scenario D).
+//! - `*-latency`: one packet in flight, per-packet round trip p50/p99 (L2, L3).
+//!
+//! A ping-pong probe between core 0 and core 1 runs before the NF scenarios: on this
+//! VM the inter-core latency switches between two modes, and two-core figures must
+//! be read with it (see docs/ARCHITECTURE.md).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use clap::Args;
+use onvm_mgr::{Options, StatsMode};
+use onvm_nf::Nf;
+use onvm_nfs::meter::Metered;
+use onvm_nfs::simple_forward::SimpleForward;
+use onvm_nfs::speed_tester::{self, SpeedTester};
+use onvm_proto::chain::{Chain, Hop, compile};
+use onvm_proto::flow::Match;
+use serde::Serialize;
 
 use crate::CliResult;
 
@@ -9,10 +40,353 @@ use crate::CliResult;
 pub struct BenchArgs {
     /// Write the results as JSON here.
     #[arg(long)]
-    pub json: Option<std::path::PathBuf>,
+    pub json: Option<PathBuf>,
+    /// Seconds per scenario (the first second is warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Run only scenarios whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
+/// One result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    /// Scenario name, e.g. `self-loop-64B`.
+    pub name: String,
+    /// Million packets per second seen by the measuring NF.
+    pub mpps: f64,
+    /// Median per-packet round trip (latency scenarios).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_ns: Option<u64>,
+    /// 99th percentile round trip.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_ns: Option<u64>,
+    /// NFs in the scenario.
+    pub nfs: usize,
+    /// Frame size (bytes, with FCS).
+    pub frame: usize,
+    /// openNetVM's figure for the same scenario on this machine type, if measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_netvm_mpps: Option<f64>,
+    /// Inter-core ping-pong round trip measured just before (two-core scenarios).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_rtt_ns: Option<u64>,
+}
+
+/// openNetVM v21.10 on this VM type (../shared/research/onvm-bench.md): self-loop 64.6
+/// Mpps; 2-NF chain 51.7 Mpps in the fast inter-core mode, 18.4 in the slow one.
+const ONVM_SELF_LOOP: f64 = 64.6;
+const ONVM_CHAIN2_FAST: f64 = 51.7;
+const ONVM_CHAIN2_SLOW: f64 = 18.4;
+/// Probe round trips below this are the VM's fast inter-core mode.
+const FAST_MODE_NS: u64 = 300;
+
+/// Round trip of a cache line bounced between core 0 and core 1 (plain spinning, no
+/// PAUSE, which alone costs ~140 cycles on recent x86).
+pub fn pingpong_ns() -> Option<u64> {
+    let cores = core_affinity::get_core_ids()?;
+    if cores.len() < 2 {
+        return None;
+    }
+    const ROUNDS: u64 = 200_000;
+    let flag = Arc::new(AtomicU64::new(0));
+    let f = flag.clone();
+    let c1 = cores[1];
+    let peer = std::thread::spawn(move || {
+        core_affinity::set_for_current(c1);
+        for i in 0..ROUNDS {
+            while f.load(Ordering::Acquire) != 2 * i + 1 {}
+            f.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    let me = std::thread::spawn(move || {
+        core_affinity::set_for_current(cores[0]);
+        let t = Instant::now();
+        for i in 0..ROUNDS {
+            flag.store(2 * i + 1, Ordering::Release);
+            while flag.load(Ordering::Acquire) != 2 * i + 2 {}
+        }
+        t.elapsed()
+    });
+    let d = me.join().ok()?;
+    peer.join().ok()?;
+    Some((d.as_nanos() / u128::from(ROUNDS)) as u64)
+}
+
+/// What an NF of a scenario runs.
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    /// speed_tester to `dest` (None = itself), `count` in flight.
+    Tester { dest: Option<u16>, count: usize },
+    /// simple_forward to `dest` (None = the chain's next hop), metered.
+    Forward { dest: Option<u16> },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    service: u16,
+    core: Option<u16>,
+    shared: bool,
+    role: Role,
+}
+
+struct Scenario {
+    name: String,
+    frame: usize,
+    latency: bool,
+    ports: Vec<String>,
+    chain: Vec<u16>,
+    nfs: Vec<Plan>,
+    onvm: Option<f64>,
+}
+
+fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duration) -> Result<Record, String> {
+    let mut b = Nf::builder(match plan.role {
+        Role::Tester { .. } => "speed_tester",
+        Role::Forward { .. } => "simple_forward",
+    })
+    .service(plan.service)
+    .shared_core(plan.shared)
+    .socket(socket)
+    .ttl(ttl)
+    .tick(Duration::from_millis(500));
+    if let Some(c) = plan.core {
+        b = b.core(c);
+    }
+    let nf = b.connect().map_err(|e| e.to_string())?;
+    let rec = |mpps, p50_ns, p99_ns| Record {
+        name: String::new(),
+        mpps,
+        p50_ns,
+        p99_ns,
+        nfs: 0,
+        frame,
+        open_netvm_mpps: None,
+        probe_rtt_ns: None,
+    };
+    match plan.role {
+        Role::Tester { dest, count } => {
+            let mut st = SpeedTester::new(speed_tester::Config {
+                dest,
+                count,
+                size: frame,
+                latency,
+                print: false,
+            });
+            nf.run(&mut st).map_err(|e| e.to_string())?;
+            let m = st.result.ok_or("speed_tester measured nothing")?;
+            Ok(rec(m.mpps, m.p50_ns, m.p99_ns))
+        }
+        Role::Forward { dest } => {
+            let mut h = Metered::new(SimpleForward { dest });
+            nf.run(&mut h).map_err(|e| e.to_string())?;
+            Ok(rec(h.meter.window().0, None, None))
+        }
+    }
+}
+
+fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>) -> Result<Record, String> {
+    let dir = std::env::temp_dir().join(format!("onvm-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let socket = dir.join(format!("{}.sock", s.name));
+    let mut o = Options::new(socket.clone());
+    o.stats = StatsMode::Off;
+    o.log_events = false;
+    for p in &s.ports {
+        o.ports
+            .push(p.parse().map_err(|e: onvm_proto::port::PortSpecError| e.to_string())?);
+    }
+    if !s.chain.is_empty() {
+        let mut hops: Vec<Hop> = s
+            .chain
+            .iter()
+            .map(|&id| Hop::Service {
+                id,
+                name: format!("s{id}"),
+            })
+            .collect();
+        hops.push(Hop::Out(1));
+        o.rules = compile(
+            &[Chain {
+                name: s.name.clone(),
+                hops,
+                in_port: Some(0),
+                matcher: Match::any(),
+                default: false,
+                priority: None,
+            }],
+            2,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let mgr = std::thread::spawn(move || onvm_mgr::run(o, &st));
+    let t = Instant::now();
+    while !socket.exists() {
+        if t.elapsed() > Duration::from_secs(5) || mgr.is_finished() {
+            return Err(format!("{}: the manager did not start", s.name));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let ttl = Duration::try_from_secs_f64(secs).map_err(|_| "--seconds must be positive")?;
+    // Receivers first, so the first packets find them; the measuring NF (index 0) last.
+    let mut handles = Vec::new();
+    for (i, plan) in s.nfs.iter().enumerate().rev() {
+        let (socket, plan, frame, latency) = (socket.clone(), *plan, s.frame, s.latency);
+        handles.push((i, std::thread::spawn(move || run_nf(plan, socket, frame, latency, ttl))));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut measured = None;
+    for (i, h) in handles {
+        let r = h.join().map_err(|_| "an NF thread panicked".to_string())??;
+        if i == 0 {
+            measured = Some(r);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let report = mgr
+        .join()
+        .map_err(|_| "the manager panicked".to_string())?
+        .map_err(|e| e.to_string())?;
+    if !report.conserved() {
+        return Err(format!("{}: {}", s.name, report.conservation_line()));
+    }
+    let mut r = measured.ok_or("no measuring NF")?;
+    r.name = s.name.clone();
+    r.nfs = s.nfs.len();
+    r.open_netvm_mpps = s.onvm;
+    r.probe_rtt_ns = (s.nfs.len() > 1).then_some(probe).flatten();
+    Ok(r)
+}
+
+fn scenarios(probe: Option<u64>) -> Vec<Scenario> {
+    let fast = probe.is_some_and(|p| p < FAST_MODE_NS);
+    let tester = |dest, count| Plan {
+        service: 1,
+        core: Some(1),
+        shared: false,
+        role: Role::Tester { dest, count },
+    };
+    let fwd = |service, dest, core: Option<u16>, shared| Plan {
+        service,
+        core,
+        shared,
+        role: Role::Forward { dest },
+    };
+    let mut v = Vec::new();
+    for frame in [64usize, 1500] {
+        v.push(Scenario {
+            name: format!("self-loop-{frame}B"),
+            frame,
+            latency: false,
+            ports: vec![],
+            chain: vec![],
+            nfs: vec![tester(None, 128)],
+            onvm: Some(ONVM_SELF_LOOP),
+        });
+        v.push(Scenario {
+            name: format!("chain2-{frame}B"),
+            frame,
+            latency: false,
+            ports: vec![],
+            chain: vec![],
+            nfs: vec![tester(Some(2), 128), fwd(2, Some(1), Some(0), false)],
+            onvm: (frame == 64).then_some(if fast { ONVM_CHAIN2_FAST } else { ONVM_CHAIN2_SLOW }),
+        });
+        v.push(Scenario {
+            name: format!("chain3-{frame}B"),
+            frame,
+            latency: false,
+            ports: vec![],
+            chain: vec![],
+            nfs: vec![
+                Plan {
+                    shared: true,
+                    core: None,
+                    ..tester(Some(2), 128)
+                },
+                fwd(2, Some(3), None, true),
+                fwd(3, Some(1), None, true),
+            ],
+            onvm: None,
+        });
+    }
+    for n in 1..=3u16 {
+        let shared = n > 1;
+        v.push(Scenario {
+            name: format!("port-chain{n}-64B"),
+            frame: 64,
+            latency: false,
+            ports: vec!["gen:64B,1024flows".into(), "null".into()],
+            chain: (1..=n).collect(),
+            nfs: (1..=n)
+                .map(|s| fwd(s, None, if shared { None } else { Some(1) }, shared))
+                .collect(),
+            onvm: None,
+        });
+    }
+    v.push(Scenario {
+        name: "self-loop-latency-64B".into(),
+        frame: 64,
+        latency: true,
+        ports: vec![],
+        chain: vec![],
+        nfs: vec![tester(None, 1)],
+        onvm: None,
+    });
+    v.push(Scenario {
+        name: "chain2-latency-64B".into(),
+        frame: 64,
+        latency: true,
+        ports: vec![],
+        chain: vec![],
+        nfs: vec![tester(Some(2), 1), fwd(2, Some(1), Some(0), false)],
+        onvm: None,
+    });
+    v
 }
 
 /// `onvm bench`.
-pub fn run(_a: BenchArgs) -> CliResult {
-    Err("onvm bench: not implemented yet".into())
+pub fn run(a: BenchArgs) -> CliResult {
+    let probe = pingpong_ns();
+    let mode = match probe {
+        Some(p) if p < FAST_MODE_NS => "fast",
+        Some(_) => "slow",
+        None => "unknown",
+    };
+    println!(
+        "inter-core ping-pong round trip: {} ns ({mode} mode)",
+        probe.map_or_else(|| "-".into(), |p| p.to_string())
+    );
+    let mut out = Vec::new();
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>8}",
+        "scenario", "Mpps", "p50 ns", "p99 ns", "openNetVM", "ratio"
+    );
+    for s in scenarios(probe) {
+        if a.only.as_deref().is_some_and(|o| !s.name.contains(o)) {
+            continue;
+        }
+        let r = run_scenario(&s, a.seconds, probe)?;
+        let opt = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
+        println!(
+            "{:<24} {:>9.2} {:>9} {:>9} {:>12} {:>8}",
+            r.name,
+            r.mpps,
+            opt(r.p50_ns),
+            opt(r.p99_ns),
+            r.open_netvm_mpps.map_or_else(|| "-".into(), |v| format!("{v:.1}")),
+            r.open_netvm_mpps
+                .map_or_else(|| "-".into(), |v| format!("{:.2}x", r.mpps / v)),
+        );
+        out.push(r);
+    }
+    if let Some(path) = a.json {
+        let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("results written to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -300,6 +300,9 @@ impl<'r> Mgr<'r> {
     }
 
     fn main_loop(&mut self, stop: &AtomicBool) -> Result<(), MgrError> {
+        if let Some(c) = self.opts.core {
+            pin_to(c);
+        }
         let mut next_control = Instant::now();
         let mut next_stats = Instant::now() + self.opts.stats_every;
         let mut prev: Option<Snapshot> = None;
@@ -407,7 +410,10 @@ impl<'r> Mgr<'r> {
             }
             let mut v = std::mem::take(&mut self.to_nf[i]);
             self.pool.holder().enqueue(&mut self.rings[i].rx, OwnerId(id), &mut v)?;
-            self.rings[i].rx.notify();
+            if self.reg.get(id).is_some_and(|inst| inst.shared) {
+                // Only shared-core NFs sleep; the doorbell's fence is not free.
+                self.rings[i].rx.notify();
+            }
             if !v.is_empty() {
                 if let Some(inst) = self.reg.get_mut(id) {
                     inst.rx_drop += v.len() as u64;
@@ -916,6 +922,13 @@ impl<'r> Mgr<'r> {
             uptime: self.start.elapsed(),
         }
     }
+}
+
+/// Pin the calling thread to `core` (best effort: an unpinned manager still works).
+fn pin_to(core: u16) {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(usize::from(core));
+    let _ = rustix::thread::sched_setaffinity(None, &set);
 }
 
 fn nf_row(i: &crate::registry::Instance) -> NfRow {

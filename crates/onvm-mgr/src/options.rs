@@ -27,8 +27,10 @@ pub struct Options {
     pub ports: Vec<PortSpec>,
     /// Flow rules (compiled chains).
     pub rules: Vec<Rule>,
-    /// Cores handed out to NFs.
+    /// Cores handed out to NFs, in the order they are given out.
     pub nf_cores: Vec<u16>,
+    /// Core the manager's thread is pinned to; `None` = not pinned.
+    pub core: Option<u16>,
     /// Packet region.
     pub region: RegionConfig,
     /// Stats output.
@@ -44,14 +46,17 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults: no ports, no rules, every core of the machine for NFs, console stats.
+    /// Defaults: no ports, no rules, console stats; the manager on core 0 and NFs on
+    /// every core, core 0 last (on a 2-core machine the first NF gets core 1 to itself,
+    /// a second shares core 0 with the manager, which sleeps when idle).
     pub fn new(socket: PathBuf) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u16;
         Options {
             socket,
             ports: Vec::new(),
             rules: Vec::new(),
-            nf_cores: (0..cores).collect(),
+            nf_cores: (1..cores).chain([0]).collect(),
+            core: Some(0),
             region: RegionConfig {
                 rings: crate::registry::TOTAL_RINGS,
                 ..RegionConfig::default()

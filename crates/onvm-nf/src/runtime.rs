@@ -28,6 +28,11 @@ use crate::ctx::Ctx;
 use crate::error::NfError;
 use crate::handler::{Batch, Handler};
 
+/// Empty polls before a shared-core NF sleeps on its doorbell.
+const SPIN_BEFORE_SLEEP: u32 = 64;
+/// Empty polls before an NF without a core of its own yields the CPU.
+const YIELD_AFTER: u32 = 4096;
+
 /// How often the NF reports its counters to the manager.
 const REPORT_EVERY: Duration = Duration::from_millis(100);
 
@@ -74,39 +79,76 @@ struct Out<'r> {
 
 impl<'r> Out<'r> {
     fn route(&mut self, holder: &Holder, counters: &mut NfCounters, buf: Buf, v: Verdict) {
+        self.route_run(holder, counters, std::iter::once(buf), 1, v);
+    }
+
+    /// Route `n` buffers that share one verdict: the counting and the destination
+    /// lookup happen once per run, not once per packet (a burst usually is one run).
+    #[inline]
+    fn route_run(
+        &mut self,
+        holder: &Holder,
+        counters: &mut NfCounters,
+        bufs: impl Iterator<Item = Buf>,
+        n: u64,
+        v: Verdict,
+    ) {
         let edge_key = match v {
             Verdict::Drop => {
-                counters.act_drop += 1;
+                counters.act_drop += n;
                 None
             }
             Verdict::Next => {
-                counters.act_next += 1;
+                counters.act_next += n;
                 Some(0)
             }
             Verdict::ToService(s) => {
-                counters.act_tonf += 1;
+                counters.act_tonf += n;
                 Some(s)
             }
             Verdict::ToInstance(_) => {
-                counters.act_tonf += 1;
+                counters.act_tonf += n;
                 None
             }
             Verdict::Out(_) => {
-                counters.act_out += 1;
+                counters.act_out += n;
                 None
             }
         };
         if v != Verdict::Drop {
-            counters.tx += 1;
+            counters.tx += n;
         }
         if let Some(k) = edge_key
             && let Some(&e) = self.by_service.get(usize::from(k))
             && e != u8::MAX
         {
-            self.edges[usize::from(e)].pending.push(buf);
+            self.edges[usize::from(e)].pending.extend(bufs);
             return;
         }
-        self.via_manager(holder, buf, v);
+        for buf in bufs {
+            self.via_manager(holder, buf, v);
+        }
+    }
+
+    /// Route a handled burst: runs of equal actions together; kept packets to `kept`.
+    fn route_burst(&mut self, holder: &Holder, ctx: &mut Ctx<'_>, bufs: &mut Vec<Buf>, actions: &[Action]) {
+        let mut start = 0;
+        while start < actions.len() {
+            let a = actions[start];
+            let end = actions[start..]
+                .iter()
+                .position(|&b| b != a)
+                .map_or(actions.len(), |k| start + k);
+            let run = bufs.drain(..end - start);
+            match a.verdict() {
+                Some(v) => self.route_run(holder, &mut ctx.counters, run, (end - start) as u64, v),
+                None => {
+                    ctx.counters.act_buffer += (end - start) as u64;
+                    ctx.kept.extend(run);
+                }
+            }
+            start = end;
+        }
     }
 
     /// Queue a buffer for the manager with its verdict (no counting).
@@ -131,8 +173,8 @@ impl<'r> Out<'r> {
             if e.pending.is_empty() {
                 continue;
             }
+            // No doorbell: the manager only builds edges between NFs that busy-poll.
             holder.enqueue(&mut e.prod, e.to, &mut e.pending)?;
-            e.prod.notify();
             for buf in e.pending.drain(..) {
                 counters.tx_drop += 1;
                 let (a, d) = Verdict::Drop.encode();
@@ -190,9 +232,10 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
         region,
         reg,
     } = nf;
-    if let (Some(core), true, false) = (reg.core, opts.pin, opts.shared_core) {
-        core_affinity::set_for_current(core_affinity::CoreId { id: usize::from(core) });
-    }
+    let dedicated = match (reg.core, opts.pin, opts.shared_core) {
+        (Some(core), true, false) => core_affinity::set_for_current(core_affinity::CoreId { id: usize::from(core) }),
+        _ => false,
+    };
     let holder = region.holder(OwnerId(reg.instance))?;
     let mut rx = region.consumer(reg.rings.rx)?;
     let mut out = Out {
@@ -252,15 +295,7 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
                 },
                 &mut ctx,
             );
-            for (buf, a) in bufs.drain(..).zip(actions.iter()) {
-                match a.verdict() {
-                    Some(v) => out.route(&holder, &mut ctx.counters, buf, v),
-                    None => {
-                        ctx.counters.act_buffer += 1;
-                        ctx.kept.push(buf);
-                    }
-                }
-            }
+            out.route_burst(&holder, &mut ctx, &mut bufs, &actions);
         } else {
             idle = idle.saturating_add(1);
         }
@@ -270,7 +305,11 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
         out.flush(&holder, &mut ctx.counters, &mut || !manager_gone)?;
 
         iter = iter.wrapping_add(1);
-        if !iter.is_multiple_of(64) && idle == 0 {
+        // Housekeeping (clock, control socket: a syscall) every 256 passes, busy or
+        // idle: an idle pass must stay cheap, because it is the delay before the NF
+        // sees the next packet. A shared-core NF about to sleep checks first.
+        let sleepy = idle > SPIN_BEFORE_SLEEP && opts.shared_core;
+        if !iter.is_multiple_of(256) && !sleepy {
             continue;
         }
         // Housekeeping.
@@ -362,13 +401,11 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
             next_report = now + REPORT_EVERY;
             send(&NfMsg::Counters(ctx.counters))?;
         }
-        if idle > 0 {
-            if opts.shared_core {
-                rx.wait(Some(Duration::from_millis(5)))?;
-            } else if idle > 256 {
-                // Nothing to do for a while: let a thread that shares this core run.
-                std::thread::yield_now();
-            }
+        if sleepy {
+            rx.wait(Some(Duration::from_millis(5)))?;
+        } else if idle > YIELD_AFTER && !dedicated {
+            // Nothing to do for a while: let a thread that shares this core run.
+            std::thread::yield_now();
         }
     }
 

@@ -7,11 +7,13 @@
 //! | [`speed_tester`] | circulates its own packets to itself or to `-d` and measures Mpps and (with `-l`) per-packet latency |
 //! | [`simple_forward`] | forwards every packet to `-d` (or the chain's next hop) |
 //! | [`basic_monitor`] | counts packets, bytes and protocols; prints them every tick |
+//! | [`meter`] | packet-rate measurement over a warm window, and a wrapper that meters any NF |
 //! | [`bridge`] | sends a packet out of the other port of a pair (0↔1, 2↔3, …) |
 #![forbid(unsafe_code)]
 
 pub mod basic_monitor;
 pub mod bridge;
+pub mod meter;
 pub mod simple_forward;
 pub mod speed_tester;
 

@@ -1,6 +1,6 @@
 //! Forward everything to one service, or to the chain's next hop.
 
-use onvm_nf::{Action, Ctx, Handler, PacketMut};
+use onvm_nf::{Action, Batch, Ctx, Handler, PacketMut};
 
 /// openNetVM's `simple_forward`.
 #[derive(Debug, Clone, Copy)]
@@ -12,5 +12,10 @@ pub struct SimpleForward {
 impl Handler for SimpleForward {
     fn packet(&mut self, _pkt: &mut PacketMut<'_>, _ctx: &mut Ctx<'_>) -> Action {
         self.dest.map_or(Action::Next, Action::ToService)
+    }
+
+    /// The packets are not looked at, so a burst gets one action.
+    fn batch(&mut self, batch: &mut Batch<'_>, _ctx: &mut Ctx<'_>) {
+        batch.set_all(self.dest.map_or(Action::Next, Action::ToService));
     }
 }

@@ -270,6 +270,7 @@ mod tests {
             frame_size,
             flows,
             rate_pps,
+            count: None,
         }
     }
 

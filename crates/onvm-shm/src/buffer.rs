@@ -224,6 +224,7 @@ pub struct PacketMut<'a> {
 impl<'a> PacketMut<'a> {
     /// Validate the shared offset and length once; from then on they are cached here and
     /// written through, so a peer scribbling on the line cannot move our slice bounds.
+    #[inline]
     pub(crate) fn new(idx: BufIdx, meta: &'a PktMeta, area: &'a mut [u8], headroom: u32) -> Result<Self, BufError> {
         let (len, off) = meta.raw_len_off();
         let room = area.len() as u32;
@@ -244,33 +245,40 @@ impl<'a> PacketMut<'a> {
         })
     }
 
+    #[inline]
     pub fn meta(&self) -> &'a PktMeta {
         self.meta
     }
 
     /// The packet bytes.
+    #[inline]
     pub fn data(&self) -> &[u8] {
         &self.area[self.off as usize..(self.off + self.len) as usize]
     }
 
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.area[self.off as usize..(self.off + self.len) as usize]
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.len as usize
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Bytes free in front of the packet.
+    #[inline]
     pub fn headroom(&self) -> usize {
         self.off as usize
     }
 
     /// Bytes free after the packet.
+    #[inline]
     pub fn tailroom(&self) -> usize {
         self.area.len() - (self.off + self.len) as usize
     }
@@ -282,11 +290,13 @@ impl<'a> PacketMut<'a> {
     }
 
     /// Empty the packet and put its start back at the default headroom.
+    #[inline]
     pub fn reset(&mut self) {
         self.store(self.headroom, 0);
     }
 
     /// Set the length, keeping the start; new bytes (if longer) are whatever was there.
+    #[inline]
     pub fn set_len(&mut self, len: usize) -> Result<(), BufError> {
         let room = self.area.len() - self.off as usize;
         if len > room {
@@ -297,6 +307,7 @@ impl<'a> PacketMut<'a> {
     }
 
     /// Replace the packet's bytes with `bytes` (starting at the default headroom).
+    #[inline]
     pub fn copy_from(&mut self, bytes: &[u8]) -> Result<(), BufError> {
         let room = self.area.len() - self.headroom as usize;
         if bytes.len() > room {
@@ -311,6 +322,7 @@ impl<'a> PacketMut<'a> {
     }
 
     /// Grow the packet at the front by `n` bytes (taken from headroom) and return them.
+    #[inline]
     pub fn prepend(&mut self, n: usize) -> Result<&mut [u8], BufError> {
         if n > self.off as usize {
             return Err(BufError::NoRoom {
@@ -323,6 +335,7 @@ impl<'a> PacketMut<'a> {
     }
 
     /// Remove `n` bytes from the front (e.g. strip a header).
+    #[inline]
     pub fn strip(&mut self, n: usize) -> Result<(), BufError> {
         if n > self.len as usize {
             return Err(BufError::NoRoom {
@@ -335,6 +348,7 @@ impl<'a> PacketMut<'a> {
     }
 
     /// Grow the packet at the back by `n` bytes and return them.
+    #[inline]
     pub fn append(&mut self, n: usize) -> Result<&mut [u8], BufError> {
         if n > self.tailroom() {
             return Err(BufError::NoRoom {
@@ -348,6 +362,7 @@ impl<'a> PacketMut<'a> {
     }
 
     /// Remove `n` bytes from the back.
+    #[inline]
     pub fn trim(&mut self, n: usize) -> Result<(), BufError> {
         if n > self.len as usize {
             return Err(BufError::NoRoom {

@@ -131,6 +131,22 @@ impl AsFd for SeqPacket {
     }
 }
 
+/// Where the manager's control socket lives unless told otherwise: `$ONVM_SOCKET`,
+/// else `onvm.sock` in `$ONVM_RUN_DIR`, else in `/run/onvm` for root, else in a
+/// per-user folder under the temp dir. Manager and NFs call the same function, so
+/// they meet without configuration.
+pub fn default_socket_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("ONVM_SOCKET") {
+        return p.into();
+    }
+    let dir = match std::env::var_os("ONVM_RUN_DIR") {
+        Some(d) => d.into(),
+        None if rustix::process::geteuid().is_root() => std::path::PathBuf::from("/run/onvm"),
+        None => std::env::temp_dir().join(format!("onvm-{}", rustix::process::geteuid().as_raw())),
+    };
+    dir.join("onvm.sock")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,20 +184,4 @@ mod tests {
         assert!(matches!(s.recv(&mut buf).unwrap(), Received::Msg(2, None)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// Where the manager's control socket lives unless told otherwise: `$ONVM_SOCKET`,
-/// else `onvm.sock` in `$ONVM_RUN_DIR`, else in `/run/onvm` for root, else in a
-/// per-user folder under the temp dir. Manager and NFs call the same function, so
-/// they meet without configuration.
-pub fn default_socket_path() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("ONVM_SOCKET") {
-        return p.into();
-    }
-    let dir = match std::env::var_os("ONVM_RUN_DIR") {
-        Some(d) => d.into(),
-        None if rustix::process::geteuid().is_root() => std::path::PathBuf::from("/run/onvm"),
-        None => std::env::temp_dir().join(format!("onvm-{}", rustix::process::geteuid().as_raw())),
-    };
-    dir.join("onvm.sock")
 }
