@@ -44,7 +44,7 @@ pub struct BenchArgs {
     /// Seconds per scenario (the first second is warm-up).
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
-    /// Run only scenarios whose name contains this.
+    /// Run only scenarios whose name starts with this.
     #[arg(long)]
     pub only: Option<String>,
 }
@@ -366,7 +366,7 @@ pub fn run(a: BenchArgs) -> CliResult {
         "scenario", "Mpps", "p50 ns", "p99 ns", "openNetVM", "ratio"
     );
     for s in scenarios(probe) {
-        if a.only.as_deref().is_some_and(|o| !s.name.contains(o)) {
+        if a.only.as_deref().is_some_and(|o| !s.name.starts_with(o)) {
             continue;
         }
         let r = run_scenario(&s, a.seconds, probe)?;

@@ -57,6 +57,9 @@ pub struct CommonMgr {
     /// Packet buffers in the pool.
     #[arg(long)]
     pub buffers: Option<u32>,
+    /// Start receiving from ports only once this many NFs run (at most 30 s later).
+    #[arg(long)]
+    pub wait_for_nfs: Option<usize>,
 }
 
 /// `onvm mgr`.
@@ -84,12 +87,13 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
         .or_else(|| config.and_then(|c| c.manager.socket.clone()))
         .unwrap_or_else(default_socket_path);
     let mut o = Options::new(socket);
-    if let Some(c) = config {
-        o.ports = c.manager.ports.clone();
-        o.rules = c.rules.clone();
-    }
-    for p in extra_ports {
-        o.ports.push(p.parse::<PortSpec>().map_err(|e| e.to_string())?);
+    match config {
+        // The config already holds the extra ports (see `load_config`).
+        Some(c) => {
+            o.ports = c.manager.ports.clone();
+            o.rules = c.rules.clone();
+        }
+        None => o.ports = parse_ports(extra_ports)?,
     }
     o.stats = common.stats.into();
     o.stats_every = secs(common.stats_every, "--stats-every")?;
@@ -108,13 +112,21 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     if let Some(b) = common.buffers {
         o.region.buffers = b;
     }
+    o.wait_for_nfs = common.wait_for_nfs.map(|n| (n, Duration::from_secs(30)));
     Ok(o)
 }
 
-/// Read and check an `onvm up` file.
-pub fn load_config(path: &std::path::Path) -> Result<Config, String> {
+fn parse_ports(specs: &[String]) -> Result<Vec<PortSpec>, String> {
+    specs
+        .iter()
+        .map(|p| p.parse::<PortSpec>().map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// Read and check an `onvm up` file; `extra_ports` (from `--port`) come after its own.
+pub fn load_config(path: &std::path::Path, extra_ports: &[String]) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    Config::from_toml_with_ports(&text, &parse_ports(extra_ports)?).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Print the end-of-run summary; the exit code says whether every packet was accounted for.
@@ -150,7 +162,7 @@ pub fn print_report(r: &Report) -> ExitCode {
 
 /// `onvm mgr`.
 pub fn run(a: MgrArgs) -> CliResult {
-    let config = a.config.as_deref().map(load_config).transpose()?;
+    let config = a.config.as_deref().map(|p| load_config(p, &a.ports)).transpose()?;
     let opts = options(&a.common, config.as_ref(), &a.ports)?;
     eprintln!("onvm mgr: listening on {}", opts.socket.display());
     let stop = crate::stop_on_signals();

@@ -100,7 +100,12 @@ fn nf_command(spec: &NfSpec, shared: bool, socket: &std::path::Path) -> Result<C
 
 /// Run a config: manager thread + supervised NF processes, until the manager stops.
 pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResult {
-    let opts = options(common, Some(cfg), &[])?;
+    let mut opts = options(common, Some(cfg), &[])?;
+    // Ports start once the config's NFs are all up, so no packet meets a missing chain.
+    let expected: usize = cfg.nfs.iter().map(|n| usize::from(n.instances)).sum();
+    if expected > 0 {
+        opts.wait_for_nfs = Some((expected, Duration::from_secs(10)));
+    }
     let socket = opts.socket.clone();
     let stop = crate::stop_on_signals();
     let mgr_stop = stop.clone();
@@ -205,7 +210,7 @@ fn reap(nfs: &mut [Supervised]) {
 
 /// `onvm up FILE`.
 pub fn run_file(a: UpArgs) -> CliResult {
-    let cfg = load_config(&a.file)?;
+    let cfg = load_config(&a.file, &[])?;
     run_config(&cfg, &a.common, false)
 }
 
@@ -233,6 +238,7 @@ pub fn demo(a: DemoArgs) -> CliResult {
         exit_when_drained: None,
         nf_cores: None,
         buffers: None,
+        wait_for_nfs: None,
     };
     let code = run_config(&cfg, &common, true)?;
     println!(

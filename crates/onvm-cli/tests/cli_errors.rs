@@ -167,12 +167,9 @@ fn a_second_manager_on_the_same_socket_is_refused_and_the_socket_goes_with_the_f
     assert!(!socket.exists(), "the socket file is removed when the manager exits");
 }
 
-/// `onvm mgr --config` takes chains from the file and `--port` adds ports (mgr.rs
-/// appends them after the config's), but the config's chains are checked against the
-/// file's ports alone.
+/// `onvm mgr --config` takes chains from the file and `--port` adds ports after the
+/// config's own; the chains may use them.
 #[test]
-#[ignore = "product bug: `onvm mgr --port .. --config C` rejects C's chains that use the --port ports \
-            (\"uses port 0, but only 0 port(s) are configured\")"]
 fn mgr_config_chains_may_use_ports_given_on_the_command_line() {
     let dir = TempDir::new("mgr-ports-config");
     let socket = dir.socket();

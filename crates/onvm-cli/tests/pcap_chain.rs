@@ -86,8 +86,6 @@ fn check_with_tcpdump(path: &std::path::Path, expect: usize) {
 }
 
 #[test]
-#[ignore = "product bug: `onvm up` opens a pcap input port and reads it to the end before its NFs have \
-            registered, so (nearly) every packet is dropped as no-instance"]
 fn pcap_through_three_nf_processes_comes_out_identical() {
     let dir = TempDir::new("pcap-chain");
     let input = distinct_udp_frames(PACKETS, 37);

@@ -311,7 +311,21 @@ impl<'r> Mgr<'r> {
         if self.opts.stats == StatsMode::Csv {
             print!("{}", stats::csv_header());
         }
+        let mut waiting = self.opts.wait_for_nfs;
+        self.rx_on = waiting.is_none();
         loop {
+            if let Some((n, max)) = waiting
+                && (self.active.len() >= n || self.start.elapsed() >= max)
+            {
+                if self.active.len() < n {
+                    self.event(format!(
+                        "only {} of {n} NFs running after {max:?}; ports start anyway",
+                        self.active.len()
+                    ));
+                }
+                waiting = None;
+                self.rx_on = true;
+            }
             self.moved = false;
             self.switch_once()?;
             let now = Instant::now();
@@ -349,6 +363,7 @@ impl<'r> Mgr<'r> {
                 break;
             }
             if let Some(d) = self.opts.exit_when_drained
+                && self.rx_on
                 && self.ports.iter().all(|p| p.rx_done())
                 && now.duration_since(idle_since) >= d
             {
@@ -523,12 +538,21 @@ impl<'r> Mgr<'r> {
             return;
         }
         let mut out = std::mem::take(&mut self.outbox);
-        if let Some(ring) = self.edges.open(from, to, key, &mut out)
+        let opened = self.edges.open(from, to, key, &mut out);
+        self.outbox = out;
+        if let Some(ring) = opened
             && let Ok(r) = self.region.ring(ring)
         {
             r.set_ends(from, to);
+            let what = if key == 0 {
+                "next hop".to_string()
+            } else {
+                format!("service {key}")
+            };
+            self.event(format!(
+                "direct edge: instance {from} → instance {to} ({what}) on ring {ring}"
+            ));
         }
-        self.outbox = out;
     }
 
     /// To the instance of service `s` that owns this packet's flow (`key`, if the

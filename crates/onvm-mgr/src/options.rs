@@ -43,6 +43,9 @@ pub struct Options {
     pub exit_when_drained: Option<Duration>,
     /// Print events (NF start/stop/crash) on stderr as they happen.
     pub log_events: bool,
+    /// Do not receive from ports until this many NFs are running (or the time has
+    /// passed): a pcap file replayed before its chain exists would be dropped whole.
+    pub wait_for_nfs: Option<(usize, Duration)>,
 }
 
 impl Options {
@@ -66,6 +69,7 @@ impl Options {
             run_for: None,
             exit_when_drained: None,
             log_events: true,
+            wait_for_nfs: None,
         }
     }
 }

@@ -406,6 +406,12 @@ fn build_match(raw: &RawMatch, chain: &str) -> Result<Match, ConfigErrorKind> {
 impl Config {
     /// Parses and checks a config file's text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::from_toml_with_ports(text, &[])
+    }
+
+    /// Like [`Config::from_toml`], with `extra` ports appended after the file's own
+    /// (`onvm mgr --config FILE --port SPEC`): chains may use them.
+    pub fn from_toml_with_ports(text: &str, extra: &[PortSpec]) -> Result<Config, ConfigError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError {
             line: e.span().and_then(|s| Lines(text).at(s)),
             kind: ConfigErrorKind::Toml(e),
@@ -421,6 +427,7 @@ impl Config {
                 .map_err(|error| lines.err(p.span(), ConfigErrorKind::BadPortSpec { index, error }))?;
             ports.push(spec);
         }
+        ports.extend(extra.iter().cloned());
         let port_count = u16::try_from(ports.len())
             .ok()
             .filter(|&n| n <= crate::limits::MAX_PORTS)

@@ -330,14 +330,17 @@ impl Region {
     }
 }
 
-/// Hint the CPU to fetch the cache line at `p` in a writable state.
+/// Hint the CPU to fetch the cache line at `p` in a writable state (`prefetchw`: the
+/// claim writes the owner word, so a plain read prefetch would still pay a second
+/// cross-core round trip to upgrade the line).
 #[inline(always)]
 fn prefetch_for_write(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint with no architectural effect; it never faults, even
-    // for an invalid address (and `p` is inside the mapping anyway).
+    // SAFETY: a prefetch is a hint with no architectural effect and never faults, even
+    // for an invalid address (and `p` is inside the mapping anyway); CPUs without
+    // PREFETCHW execute the 0F 0D opcode as a no-op. It touches no stack or flags.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(p.cast());
+        std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
