@@ -104,10 +104,13 @@ fn allocated_packets_are_injected_out_of_a_port() {
     assert_eq!(i, 300);
 }
 
+/// Messages received: (sender, payload).
+type Inbox = Arc<Mutex<Vec<(u16, Vec<u8>)>>>;
+
 /// Records messages; answers "ping" with "pong"; stops on "pong".
 #[derive(Clone, Default)]
 struct Talker {
-    got: Arc<Mutex<Vec<(u16, Vec<u8>)>>>,
+    got: Inbox,
     ping_to: Option<u16>,
 }
 
@@ -222,7 +225,7 @@ fn a_self_loop_runs_on_a_direct_edge_and_the_pool_is_whole_after() {
         .socket(&path)
         .connect()
         .unwrap();
-    let mut st = onvm_nfs_like::SelfLoop::default();
+    let mut st = onvm_nfs_like::SelfLoop;
     let s = nf.run(&mut st).unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let report = mgr.join().unwrap();
@@ -241,7 +244,6 @@ fn a_self_loop_runs_on_a_direct_edge_and_the_pool_is_whole_after() {
 mod onvm_nfs_like {
     use super::*;
 
-    #[derive(Default)]
     pub struct SelfLoop;
 
     impl Handler for SelfLoop {
