@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::limits::{MAX_MSG_PAYLOAD, MAX_TAG_LEN};
 
 /// Version of this protocol (and of the region layout it hands out). Bump on any change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Upper bound of an encoded message, for sizing receive buffers.
 pub const MAX_MESSAGE_LEN: usize = MAX_MSG_PAYLOAD + 16;
@@ -812,7 +812,7 @@ mod tests {
     #[test]
     fn register_layout_is_fixed() {
         let bytes = NfMsg::Register(register()).encode().unwrap();
-        let mut want = vec![0x01, 1, 0, 0, 0, 8, 0];
+        let mut want = vec![0x01, 2, 0, 0, 0, 8, 0];
         want.extend_from_slice(b"firewall");
         want.extend_from_slice(&[2, 0, 1, 7, 0, 0, 0, 1, 0, 0, 0]);
         assert_eq!(bytes, want);

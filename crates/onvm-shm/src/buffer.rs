@@ -1,12 +1,14 @@
-//! Packet buffers: the metadata line, the owner entry, and the holder's view of the bytes.
+//! Packet buffers: the metadata line, the owner entries, and the holder's view of the bytes.
 //!
 //! A buffer slot is one 64-byte metadata line, then `headroom` bytes, then the data
 //! room. The packet's bytes start at `data_off` inside the area after the metadata line,
 //! so prepending a header (an encapsulation, a VLAN tag) just moves `data_off` back.
 //!
 //! # Ownership
-//! Every buffer has an owner entry (in its metadata line, so writing it never
-//! false-shares with other buffers' entries) that says where it is:
+//! Every buffer has an owner entry, a `u32` in the region's owner table (not in its
+//! metadata line: when a burst moves to another core, 16 entries share a cache line,
+//! so the handover costs a few line transfers instead of one per packet, and an NF
+//! that does not look at a packet never pulls its metadata line), that says where it is:
 //! `Free` (in the manager's free list), `Held(id)` (an NF or the manager is working
 //! on it) or `Transit { to, from }` (enqueued, or about to be, towards `to`). The sender
 //! writes `Transit` before it publishes the index; the receiver checks that the entry
@@ -108,7 +110,8 @@ impl fmt::Display for Owner {
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct PktMeta {
-    pub(crate) owner: AtomicU32,
+    /// Unused (the owner entries live in the owner table); keeps the line's layout.
+    _reserved: AtomicU32,
     len: AtomicU32,
     data_off: AtomicU32,
     in_port: AtomicU16,
@@ -154,24 +157,6 @@ impl PktMeta {
         timestamp, set_timestamp: u64;
         /// Opaque word for the holder.
         user, set_user: u64;
-    }
-
-    /// Current owner entry; `None` if it holds a pattern no writer produces.
-    pub fn owner(&self) -> Option<Owner> {
-        Owner::decode(self.owner.load(Relaxed))
-    }
-
-    pub(crate) fn owner_raw(&self) -> u32 {
-        self.owner.load(Relaxed)
-    }
-
-    pub(crate) fn set_owner(&self, o: Owner) {
-        self.owner.store(o.encode(), Relaxed)
-    }
-
-    #[inline]
-    pub(crate) fn set_owner_raw(&self, v: u32) {
-        self.owner.store(v, Relaxed)
     }
 
     pub(crate) fn raw_len_off(&self) -> (u32, u32) {

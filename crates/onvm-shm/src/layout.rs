@@ -21,7 +21,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// "ONVM-RGN" read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"ONVM-RGN");
 /// Bumped on any change to the header, the ring or metadata layout, or the owner protocol.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 const PAGE: u64 = 4096;
 
@@ -86,6 +86,8 @@ pub struct Header {
     pub rings_offset: u64,
     pub ring_stride: u64,
     pub bufs_offset: u64,
+    /// The owner table: one u32 per buffer (index 0 unused).
+    pub owners_offset: u64,
 }
 
 /// Offsets and sizes derived from a config.
@@ -100,6 +102,7 @@ pub struct Layout {
     pub rings_offset: u64,
     pub ring_stride: u64,
     pub bufs_offset: u64,
+    pub owners_offset: u64,
     pub size: u64,
 }
 
@@ -137,7 +140,11 @@ impl Layout {
         let buf_stride = round_up(META_SIZE as u64 + headroom as u64 + data_room as u64, 64);
         let rings_offset = PAGE;
         let ring_stride = round_up(std::mem::size_of::<RingCtl>() as u64 + 4 * ring_capacity as u64, 128);
-        let bufs_offset = round_up(rings_offset + rings as u64 * ring_stride, PAGE);
+        // The owner table sits between the rings and the buffers: 16 owner words per
+        // cache line, so a burst of buffers moving between cores moves a few lines of
+        // owner words instead of one metadata line per packet.
+        let owners_offset = round_up(rings_offset + rings as u64 * ring_stride, 64);
+        let bufs_offset = round_up(owners_offset + (buffers as u64 + 1) * 4, PAGE);
         let size = bufs_offset + (buffers as u64 + 1) * buf_stride;
         Ok(Layout {
             buffers,
@@ -149,6 +156,7 @@ impl Layout {
             rings_offset,
             ring_stride,
             bufs_offset,
+            owners_offset,
             size,
         })
     }
@@ -173,6 +181,7 @@ impl Layout {
             rings_offset: self.rings_offset,
             ring_stride: self.ring_stride,
             bufs_offset: self.bufs_offset,
+            owners_offset: self.owners_offset,
         }
     }
 
@@ -206,6 +215,7 @@ impl Layout {
             ("rings_offset", h.rings_offset, want.rings_offset),
             ("ring_stride", h.ring_stride, want.ring_stride),
             ("bufs_offset", h.bufs_offset, want.bufs_offset),
+            ("owners_offset", h.owners_offset, want.owners_offset),
             ("region_size", h.region_size, want.region_size),
         ] {
             if got != exp {

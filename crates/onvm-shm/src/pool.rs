@@ -125,8 +125,7 @@ impl Pool {
         let holder = region.holder(OwnerId::MANAGER)?;
         let n = region.buffers();
         for i in 1..=n {
-            let meta = region.meta(BufIdx(i));
-            if meta.owner() != Some(Owner::Free) {
+            if region.owner(BufIdx(i)) != Some(Owner::Free) {
                 return Err(ShmError::BadHeader(format!("buffer {i} of a new region is not free")));
             }
         }
@@ -177,7 +176,7 @@ impl Pool {
 
     /// Put a buffer back in the free list (also for buffers found abandoned by reclaim).
     fn free_idx(&mut self, idx: BufIdx) {
-        self.region().meta(idx).set_owner(Owner::Free);
+        self.region().set_owner(idx, Owner::Free);
         self.free.push(idx.get());
     }
 
@@ -193,7 +192,7 @@ impl Pool {
             ..Default::default()
         };
         for &i in &self.free {
-            if seen[i as usize] != Seen::Nowhere || region.meta(BufIdx(i)).owner() != Some(Owner::Free) {
+            if seen[i as usize] != Seen::Nowhere || region.owner(BufIdx(i)) != Some(Owner::Free) {
                 a.duplicated.push(i);
             }
             seen[i as usize] = Seen::Free;
@@ -225,7 +224,7 @@ impl Pool {
             if seen[i as usize] != Seen::Nowhere {
                 continue;
             }
-            match region.meta(BufIdx(i)).owner() {
+            match region.owner(BufIdx(i)) {
                 Some(Owner::Held(id)) if id == OwnerId::MANAGER || live.contains(&id) => a.held += 1,
                 other => a.missing.push((i, other)),
             }
@@ -257,7 +256,7 @@ impl Pool {
             }
             for &v in &raw[..k] {
                 if let Ok(idx) = region.buf_idx(v)
-                    && matches!(region.meta(idx).owner(), Some(Owner::Transit { to, .. }) if to == dead)
+                    && matches!(region.owner(idx), Some(Owner::Transit { to, .. }) if to == dead)
                 {
                     self.free_idx(idx);
                     freed += 1;
@@ -292,7 +291,7 @@ impl Pool {
         }
         for i in 1..=n {
             let idx = BufIdx(i);
-            match region.meta(idx).owner() {
+            match region.owner(idx) {
                 Some(Owner::Held(id)) if id == dead => {
                     self.free_idx(idx);
                     got.held += 1;

@@ -20,7 +20,7 @@ use std::fmt;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -62,6 +62,8 @@ pub(crate) struct Slots {
     base: NonNull<u8>,
     stride: usize,
     count: u32,
+    /// Address of the owner table (entry 0 unused).
+    owners: NonNull<AtomicU32>,
 }
 
 impl Slots {
@@ -81,6 +83,15 @@ impl Slots {
         // SAFETY: a BufIdx is <= count (checked when made from a raw index against the
         // same layout), so the slot lies inside the validated layout, inside the mapping.
         unsafe { self.base.as_ptr().add(idx.0 as usize * self.stride) }
+    }
+
+    /// The owner entry of a buffer.
+    #[inline]
+    pub(crate) fn owner(&self, idx: BufIdx) -> &AtomicU32 {
+        // SAFETY: the table has count + 1 entries (the layout reserves them) and
+        // idx <= count; it is 64-aligned inside the mapping, and AtomicU32 is valid for
+        // any bits and shared access. The mapping outlives `self` (see `meta`).
+        unsafe { &*self.owners.as_ptr().add(idx.0 as usize) }
     }
 
     #[inline]
@@ -149,10 +160,13 @@ impl Region {
         // SAFETY: bufs_offset is inside the mapping (the layout fits it), so the sum is a
         // non-null pointer into it.
         let base = unsafe { NonNull::new_unchecked(map.as_mut_ptr().add(layout.bufs_offset as usize)) };
+        // SAFETY: as above, owners_offset is inside the mapping.
+        let owners = unsafe { NonNull::new_unchecked(map.as_mut_ptr().add(layout.owners_offset as usize)) }.cast();
         let slots = Slots {
             base,
             stride: layout.buf_stride as usize,
             count: layout.buffers,
+            owners,
         };
         Arc::new(Region {
             slots,
@@ -307,6 +321,15 @@ impl Region {
         self.slots.meta(idx)
     }
 
+    /// A buffer's owner entry; `None` if it holds a pattern no writer produces.
+    pub fn owner(&self, idx: BufIdx) -> Option<Owner> {
+        Owner::decode(self.slots.owner(idx).load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_owner(&self, idx: BufIdx, o: Owner) {
+        self.slots.owner(idx).store(o.encode(), Ordering::Relaxed)
+    }
+
     /// Attach owner `id` in this process. Only one holder per id may exist in a process:
     /// that is what makes the holder's buffer tokens unique.
     pub fn holder(self: &Arc<Self>, id: OwnerId) -> Result<Holder, BufError> {
@@ -415,22 +438,21 @@ impl Holder {
     #[inline(always)]
     fn claim_in(&self, slots: Slots, mask: u32, want: u32, held: u32, raw: u32) -> Result<Buf, BufError> {
         let idx = slots.idx(raw)?;
-        let meta = slots.meta(idx);
-        if meta.owner_raw() & mask != want {
-            return Err(self.not_for_me(raw, meta));
+        let owner = slots.owner(idx);
+        let word = owner.load(Ordering::Relaxed);
+        if word & mask != want {
+            return Err(self.not_for_me(raw, word));
         }
-        meta.set_owner_raw(held);
+        owner.store(held, Ordering::Relaxed);
         Ok(Buf { idx })
     }
 
     #[cold]
-    fn not_for_me(&self, raw: u32, meta: &PktMeta) -> BufError {
+    fn not_for_me(&self, raw: u32, word: u32) -> BufError {
         BufError::NotForMe {
             index: raw,
             me: self.id.0,
-            found: meta
-                .owner()
-                .map_or_else(|| format!("garbage {:#x}", meta.owner_raw()), |o| o.to_string()),
+            found: Owner::decode(word).map_or_else(|| format!("garbage {word:#x}"), |o| o.to_string()),
         }
     }
 
@@ -439,16 +461,14 @@ impl Holder {
     /// index (use [`Holder::enqueue`], which only sends what fits).
     #[inline]
     pub fn send(&self, buf: Buf, to: OwnerId) -> u32 {
-        self.region
-            .meta(buf.idx)
-            .set_owner(Owner::Transit { to, from: self.id });
+        self.region.set_owner(buf.idx, Owner::Transit { to, from: self.id });
         buf.idx.0
     }
 
     /// Take a buffer the manager's pool just handed us (owner entry `Held(self)`); used
     /// by the pool, which holds the manager's holder.
     pub(crate) fn adopt(&self, idx: BufIdx) -> Buf {
-        self.slots.meta(idx).set_owner_raw(self.held);
+        self.slots.owner(idx).store(self.held, Ordering::Relaxed);
         Buf { idx }
     }
 
@@ -488,7 +508,7 @@ impl Holder {
             let word = Owner::Transit { to, from: self.id }.encode();
             let slots = self.slots;
             for (r, b) in raw.iter_mut().zip(&bufs[sent..sent + k]) {
-                slots.meta(b.idx).set_owner_raw(word);
+                slots.owner(b.idx).store(word, Ordering::Relaxed);
                 *r = b.idx.0;
             }
             prod.write(&raw[..k]);
@@ -508,12 +528,12 @@ impl Holder {
         let before = out.len();
         out.reserve(n);
         let (slots, mask, want, held) = (self.slots, self.transit_mask, self.transit_to_me, self.held);
-        // The metadata lines were last written on the sender's core. Ask for all of them
-        // (for writing) before claiming the first, so their transfers overlap instead of
+        // The owner entries were last written on the sender's core. Ask for their lines
+        // (for writing) before claiming the first, so the transfers overlap instead of
         // costing one cross-core round trip each.
         for &r in &raw[..n] {
             if let Ok(idx) = slots.idx(r) {
-                prefetch_for_write(slots.ptr(idx));
+                prefetch_for_write(std::ptr::from_ref(slots.owner(idx)).cast());
             }
         }
         for &r in &raw[..n] {
@@ -713,8 +733,8 @@ mod tests {
             h.claim(raw).unwrap_err().to_string().contains("nf2"),
             "sent to someone else"
         );
-        r.meta(r.buf_idx(9).unwrap())
-            .owner
+        r.slots
+            .owner(r.buf_idx(9).unwrap())
             .store(0xffff_ffff, std::sync::atomic::Ordering::Relaxed);
         assert!(h.claim(9).unwrap_err().to_string().contains("garbage"));
     }
