@@ -72,6 +72,9 @@ pub struct Record {
     /// Inter-core ping-pong round trip measured just before (two-core scenarios).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_rtt_ns: Option<u64>,
+    /// The same probe just after: a mode switch during the run shows as a difference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_after_ns: Option<u64>,
 }
 
 /// openNetVM v21.10 on this VM type (../shared/research/onvm-bench.md): self-loop 64.6
@@ -164,6 +167,7 @@ fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duratio
         frame,
         open_netvm_mpps: None,
         probe_rtt_ns: None,
+        probe_after_ns: None,
     };
     match plan.role {
         Role::Tester { dest, count } => {
@@ -257,7 +261,10 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>) -> Result<Record, S
     r.name = s.name.clone();
     r.nfs = s.nfs.len();
     r.open_netvm_mpps = s.onvm;
-    r.probe_rtt_ns = (s.nfs.len() > 1).then_some(probe).flatten();
+    if s.nfs.len() > 1 {
+        r.probe_rtt_ns = probe;
+        r.probe_after_ns = pingpong_ns();
+    }
     Ok(r)
 }
 
@@ -362,17 +369,26 @@ pub fn run(a: BenchArgs) -> CliResult {
     );
     let mut out = Vec::new();
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>8}",
-        "scenario", "Mpps", "p50 ns", "p99 ns", "openNetVM", "ratio"
+        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>8} {:>14}",
+        "scenario", "Mpps", "p50 ns", "p99 ns", "openNetVM", "ratio", "probe ns"
     );
     for s in scenarios(probe) {
         if a.only.as_deref().is_some_and(|o| !s.name.starts_with(o)) {
             continue;
         }
-        let r = run_scenario(&s, a.seconds, probe)?;
+        let before = if s.nfs.len() > 1 { pingpong_ns() } else { probe };
+        let mut s = s;
+        if s.name == "chain2-64B" {
+            s.onvm = Some(if before.is_some_and(|p| p < FAST_MODE_NS) {
+                ONVM_CHAIN2_FAST
+            } else {
+                ONVM_CHAIN2_SLOW
+            });
+        }
+        let r = run_scenario(&s, a.seconds, before)?;
         let opt = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
         println!(
-            "{:<24} {:>9.2} {:>9} {:>9} {:>12} {:>8}",
+            "{:<24} {:>9.2} {:>9} {:>9} {:>12} {:>8} {:>14}",
             r.name,
             r.mpps,
             opt(r.p50_ns),
@@ -380,6 +396,10 @@ pub fn run(a: BenchArgs) -> CliResult {
             r.open_netvm_mpps.map_or_else(|| "-".into(), |v| format!("{v:.1}")),
             r.open_netvm_mpps
                 .map_or_else(|| "-".into(), |v| format!("{:.2}x", r.mpps / v)),
+            match (r.probe_rtt_ns, r.probe_after_ns) {
+                (Some(a), Some(b)) => format!("{a} → {b}"),
+                _ => "-".into(),
+            },
         );
         out.push(r);
     }

@@ -6,7 +6,7 @@
 //! the 100 ms promise). When no packet moves, the loop backs off to short sleeps so it
 //! leaves the CPU to NFs that share a core with it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onvm_ports::{Port, PortStats};
 use onvm_proto::ctrl::{Dest, MAX_MESSAGE_LEN, MgrMsg, NfMsg, Registered};
-use onvm_proto::flow::{Action as RuleAction, FlowCache, FlowTable, Match, PacketKey, PortKind, PortNo};
+use onvm_proto::flow::{Action as RuleAction, FlowCache, FlowTable, Match, PacketKey, PortKind, PortNo, RuleId};
 use onvm_proto::limits::MAX_INSTANCES;
 use onvm_proto::rss::Toeplitz;
 use onvm_proto::verdict::Verdict;
@@ -172,6 +172,9 @@ struct Mgr<'r> {
     outbox: Outbox,
     /// (instance, key) pairs already considered for an edge since the last change.
     edge_tried: HashSet<(u16, u16)>,
+    /// Ports whose packets all match one rule (see `fixed_rule`), for `fixed_gen`.
+    fixed_rules: HashMap<PortNo, Option<(RuleId, Option<RuleAction>)>>,
+    fixed_gen: u64,
     drops: [u64; DropReason::ALL.len()],
     alloc_given: u64,
     crashes: u32,
@@ -269,6 +272,8 @@ impl<'r> Mgr<'r> {
             edges: Edges::default(),
             outbox: Outbox::new(),
             edge_tried: HashSet::new(),
+            fixed_rules: HashMap::new(),
+            fixed_gen: u64::MAX,
             drops: [0; DropReason::ALL.len()],
             alloc_given: 0,
             crashes: 0,
@@ -455,14 +460,19 @@ impl<'r> Mgr<'r> {
         Some((PacketKey::from_frame(port, pkt.data()), pkt.len()))
     }
 
-    fn ingress_port(&mut self, p: u16, mut buf: Buf) {
+    fn ingress_port(&mut self, p: u16, buf: Buf) {
+        let mut slot = Some(buf);
+        if self.by_fixed_rule(PortNo::physical(p), &mut slot, None) {
+            return;
+        }
+        let Some(mut buf) = slot else { return };
         match self.key_of(PortNo::physical(p), &mut buf) {
             Some((key, len)) => self.by_table(&key, len, buf, None),
             None => self.drop_buf(buf, DropReason::BadBuffer),
         }
     }
 
-    fn ingress_nf(&mut self, id: u16, mut buf: Buf) {
+    fn ingress_nf(&mut self, id: u16, buf: Buf) {
         let meta = self.pool.holder().meta(&buf);
         let verdict = match Verdict::decode(meta.action(), meta.dest()) {
             Ok(v) => v,
@@ -473,10 +483,17 @@ impl<'r> Mgr<'r> {
         };
         match verdict {
             Verdict::Drop => self.drop_buf(buf, DropReason::Nf),
-            Verdict::Next => match self.key_of(PortNo::service(service), &mut buf) {
-                Some((key, len)) => self.by_table(&key, len, buf, Some(id)),
-                None => self.drop_buf(buf, DropReason::BadBuffer),
-            },
+            Verdict::Next => {
+                let mut slot = Some(buf);
+                if self.by_fixed_rule(PortNo::service(service), &mut slot, Some(id)) {
+                    return;
+                }
+                let Some(mut buf) = slot else { return };
+                match self.key_of(PortNo::service(service), &mut buf) {
+                    Some((key, len)) => self.by_table(&key, len, buf, Some(id)),
+                    None => self.drop_buf(buf, DropReason::BadBuffer),
+                }
+            }
             Verdict::ToService(s) => {
                 self.learn_edge(id, s, s);
                 self.deliver_service(s, buf, None);
@@ -496,6 +513,50 @@ impl<'r> Mgr<'r> {
             return self.drop_buf(buf, DropReason::NoRule);
         };
         self.table.record(rule_id, 1, len as u64, self.now);
+        let fixed = catch_all && self.is_top_rule_for(key.in_port, priority);
+        self.apply(action, buf, from, Some(key), fixed);
+    }
+
+    /// The rule every packet entering from `port` matches whatever its headers (a
+    /// catch-all for the port at the top priority), if there is one: packets from such a
+    /// port (a plain chain) need no parsing. Cached per flow-table generation.
+    fn fixed_rule(&mut self, port: PortNo) -> Option<(RuleId, Option<RuleAction>)> {
+        if self.fixed_gen != self.table.generation() {
+            self.fixed_rules.clear();
+            self.fixed_gen = self.table.generation();
+        }
+        if let Some(v) = self.fixed_rules.get(&port) {
+            return v.clone();
+        }
+        let v = self.table.lookup(&PacketKey::new(port)).and_then(|(id, r)| {
+            let catch_all = r.matcher == Match::in_port(port) || r.matcher == Match::any();
+            (catch_all && self.is_top_rule_for(port, r.priority)).then(|| (id, r.actions.first().cloned()))
+        });
+        self.fixed_rules.insert(port, v.clone());
+        v
+    }
+
+    /// Route by the fixed rule of `port` if it has one; `false` = parse and look up.
+    fn by_fixed_rule(&mut self, port: PortNo, buf: &mut Option<Buf>, from: Option<u16>) -> bool {
+        let Some((rule_id, action)) = self.fixed_rule(port) else {
+            return false;
+        };
+        let Some(mut b) = buf.take() else { return true };
+        let len = match self.pool.holder().packet(&mut b) {
+            Ok(p) => p.len(),
+            Err(_) => {
+                self.drop_buf(b, DropReason::BadBuffer);
+                return true;
+            }
+        };
+        self.table.record(rule_id, 1, len as u64, self.now);
+        self.apply(action, b, from, None, true);
+        true
+    }
+
+    /// Carry out a rule's action. `fixed` = every packet `from` sends as `Next` gets this
+    /// action, so a direct edge may replace the manager for them.
+    fn apply(&mut self, action: Option<RuleAction>, buf: Buf, from: Option<u16>, key: Option<&PacketKey>, fixed: bool) {
         match action {
             None | Some(RuleAction::Drop) => self.drop_buf(buf, DropReason::Rule),
             Some(RuleAction::Controller) => self.drop_buf(buf, DropReason::NoController),
@@ -503,12 +564,11 @@ impl<'r> Mgr<'r> {
                 PortKind::Physical(p) => self.deliver_port(p, buf),
                 PortKind::Service(s) => {
                     if let Some(nf) = from
-                        && catch_all
-                        && self.is_top_rule_for(key.in_port, priority)
+                        && fixed
                     {
                         self.learn_edge(nf, 0, s);
                     }
-                    self.deliver_service(s, buf, Some(key));
+                    self.deliver_service(s, buf, key);
                 }
                 _ => self.drop_buf(buf, DropReason::NoSuchPort),
             },

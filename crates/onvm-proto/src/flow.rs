@@ -25,7 +25,7 @@ mod matcher;
 mod port_no;
 mod prefix;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -149,7 +149,8 @@ fn next_generation() -> u64 {
 #[derive(Debug)]
 pub struct FlowTable {
     entries: Vec<Entry>,
-    index: HashMap<RuleId, usize>,
+    /// Rule ID → position; Fx hashing, because `record` runs once per packet.
+    index: FxHashMap<RuleId, usize>,
     next_id: u64,
     generation: u64,
 }
@@ -158,7 +159,7 @@ impl Default for FlowTable {
     fn default() -> Self {
         FlowTable {
             entries: Vec::new(),
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             next_id: 1,
             generation: next_generation(),
         }

@@ -1,6 +1,8 @@
 //! The exact-match flow cache in front of the priority table.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::FxHasher;
 
 use super::{FlowTable, PacketKey, Rule, RuleId};
 
@@ -47,7 +49,9 @@ impl FlowCache {
 
     /// Same answer as `table.lookup(key)`, from the cache when it can.
     pub fn lookup<'t>(&mut self, table: &'t FlowTable, key: &PacketKey) -> Option<(RuleId, &'t Rule)> {
-        let mut h = DefaultHasher::new();
+        // Fx, not SipHash: the key comes from packets, but a collision only costs a
+        // cache miss (the slot is overwritten), never a wrong answer or a long chain.
+        let mut h = FxHasher::default();
         key.hash(&mut h);
         let mask = self.slots.len() - 1;
         let slot = &mut self.slots[h.finish() as usize & mask];
