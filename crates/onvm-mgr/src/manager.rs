@@ -526,13 +526,13 @@ impl<'r> Mgr<'r> {
             self.fixed_gen = self.table.generation();
         }
         if let Some(v) = self.fixed_rules.get(&port) {
-            return v.clone();
+            return *v;
         }
         let v = self.table.lookup(&PacketKey::new(port)).and_then(|(id, r)| {
             let catch_all = r.matcher == Match::in_port(port) || r.matcher == Match::any();
             (catch_all && self.is_top_rule_for(port, r.priority)).then(|| (id, r.actions.first().cloned()))
         });
-        self.fixed_rules.insert(port, v.clone());
+        self.fixed_rules.insert(port, v);
         v
     }
 

@@ -13,6 +13,7 @@ use onvm_nf::{Action, Nf, handler_fn};
 fn generator_through_a_two_nf_chain_to_a_port_conserves_every_packet() {
     let mut o = opts("chain2", &["gen:64B,16flows,count=200k", "null"], chain(&[1, 2], 1));
     o.exit_when_drained = Some(Duration::from_millis(300));
+    o.wait_for_nfs = Some((2, Duration::from_secs(10)));
     let path = o.socket.clone();
     let (_stop, mgr) = start(o);
     let mut nfs = Vec::new();

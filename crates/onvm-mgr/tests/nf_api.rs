@@ -28,6 +28,7 @@ impl Handler for Keeper {
 fn kept_packets_are_returned_later_and_none_is_lost() {
     let mut o = opts("keep", &["gen:64B,4flows,count=5000", "null"], chain(&[1], 1));
     o.exit_when_drained = Some(Duration::from_millis(400));
+    o.wait_for_nfs = Some((1, Duration::from_secs(10)));
     let path = o.socket.clone();
     let (_stop, mgr) = start(o);
     let nf = Nf::builder("keeper")
@@ -168,6 +169,7 @@ fn nfs_exchange_messages_through_the_manager() {
 fn scaled_children_share_the_service_and_the_limit_stops_an_nf() {
     let mut o = opts("scale", &["gen:64B,256flows,count=60000", "null"], chain(&[1], 1));
     o.exit_when_drained = Some(Duration::from_millis(400));
+    o.wait_for_nfs = Some((3, Duration::from_secs(10)));
     let path = o.socket.clone();
     let (_stop, mgr) = start(o);
     let parent = Nf::builder("par")
