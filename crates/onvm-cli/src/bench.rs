@@ -66,9 +66,13 @@ pub struct Record {
     pub nfs: usize,
     /// Frame size (bytes, with FCS).
     pub frame: usize,
-    /// openNetVM's figure for the same scenario on this machine type, if measured.
+    /// openNetVM's figure for the same scenario on this machine type, if measured (for
+    /// two-core scenarios: in the VM's fast inter-core mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open_netvm_mpps: Option<f64>,
+    /// openNetVM's figure in the VM's slow inter-core mode (two-core scenarios).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_netvm_slow_mpps: Option<f64>,
     /// Inter-core ping-pong round trip measured just before (two-core scenarios).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_rtt_ns: Option<u64>,
@@ -82,8 +86,6 @@ pub struct Record {
 const ONVM_SELF_LOOP: f64 = 64.6;
 const ONVM_CHAIN2_FAST: f64 = 51.7;
 const ONVM_CHAIN2_SLOW: f64 = 18.4;
-/// Probe round trips below this are the VM's fast inter-core mode.
-const FAST_MODE_NS: u64 = 300;
 
 /// Round trip of a cache line bounced between core 0 and core 1 (plain spinning, no
 /// PAUSE, which alone costs ~140 cycles on recent x86).
@@ -141,7 +143,8 @@ struct Scenario {
     ports: Vec<String>,
     chain: Vec<u16>,
     nfs: Vec<Plan>,
-    onvm: Option<f64>,
+    /// openNetVM's figures: (fast or only mode, slow mode).
+    onvm: (Option<f64>, Option<f64>),
 }
 
 fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duration) -> Result<Record, String> {
@@ -166,6 +169,7 @@ fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duratio
         nfs: 0,
         frame,
         open_netvm_mpps: None,
+        open_netvm_slow_mpps: None,
         probe_rtt_ns: None,
         probe_after_ns: None,
     };
@@ -260,7 +264,7 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>) -> Result<Record, S
     let mut r = measured.ok_or("no measuring NF")?;
     r.name = s.name.clone();
     r.nfs = s.nfs.len();
-    r.open_netvm_mpps = s.onvm;
+    (r.open_netvm_mpps, r.open_netvm_slow_mpps) = s.onvm;
     if s.nfs.len() > 1 {
         r.probe_rtt_ns = probe;
         r.probe_after_ns = pingpong_ns();
@@ -268,8 +272,7 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>) -> Result<Record, S
     Ok(r)
 }
 
-fn scenarios(probe: Option<u64>) -> Vec<Scenario> {
-    let fast = probe.is_some_and(|p| p < FAST_MODE_NS);
+fn scenarios() -> Vec<Scenario> {
     let tester = |dest, count| Plan {
         service: 1,
         core: Some(1),
@@ -291,7 +294,7 @@ fn scenarios(probe: Option<u64>) -> Vec<Scenario> {
             ports: vec![],
             chain: vec![],
             nfs: vec![tester(None, 128)],
-            onvm: Some(ONVM_SELF_LOOP),
+            onvm: (Some(ONVM_SELF_LOOP), None),
         });
         v.push(Scenario {
             name: format!("chain2-{frame}B"),
@@ -300,7 +303,11 @@ fn scenarios(probe: Option<u64>) -> Vec<Scenario> {
             ports: vec![],
             chain: vec![],
             nfs: vec![tester(Some(2), 128), fwd(2, Some(1), Some(0), false)],
-            onvm: (frame == 64).then_some(if fast { ONVM_CHAIN2_FAST } else { ONVM_CHAIN2_SLOW }),
+            onvm: if frame == 64 {
+                (Some(ONVM_CHAIN2_FAST), Some(ONVM_CHAIN2_SLOW))
+            } else {
+                (None, None)
+            },
         });
         v.push(Scenario {
             name: format!("chain3-{frame}B"),
@@ -317,7 +324,7 @@ fn scenarios(probe: Option<u64>) -> Vec<Scenario> {
                 fwd(2, Some(3), None, true),
                 fwd(3, Some(1), None, true),
             ],
-            onvm: None,
+            onvm: (None, None),
         });
     }
     for n in 1..=3u16 {
@@ -331,7 +338,7 @@ fn scenarios(probe: Option<u64>) -> Vec<Scenario> {
             nfs: (1..=n)
                 .map(|s| fwd(s, None, if shared { None } else { Some(1) }, shared))
                 .collect(),
-            onvm: None,
+            onvm: (None, None),
         });
     }
     v.push(Scenario {
@@ -341,7 +348,7 @@ fn scenarios(probe: Option<u64>) -> Vec<Scenario> {
         ports: vec![],
         chain: vec![],
         nfs: vec![tester(None, 1)],
-        onvm: None,
+        onvm: (None, None),
     });
     v.push(Scenario {
         name: "chain2-latency-64B".into(),
@@ -350,7 +357,7 @@ fn scenarios(probe: Option<u64>) -> Vec<Scenario> {
         ports: vec![],
         chain: vec![],
         nfs: vec![tester(Some(2), 1), fwd(2, Some(1), Some(0), false)],
-        onvm: None,
+        onvm: (None, None),
     });
     v
 }
@@ -358,44 +365,38 @@ fn scenarios(probe: Option<u64>) -> Vec<Scenario> {
 /// `onvm bench`.
 pub fn run(a: BenchArgs) -> CliResult {
     let probe = pingpong_ns();
-    let mode = match probe {
-        Some(p) if p < FAST_MODE_NS => "fast",
-        Some(_) => "slow",
-        None => "unknown",
-    };
     println!(
-        "inter-core ping-pong round trip: {} ns ({mode} mode)",
+        "inter-core ping-pong round trip: {} ns (openNetVM's figures were taken at 76-135 ns (fast) and 410-510 ns (slow))",
         probe.map_or_else(|| "-".into(), |p| p.to_string())
     );
     let mut out = Vec::new();
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>8} {:>14}",
+        "{:<24} {:>9} {:>9} {:>9} {:>12} {:>12} {:>14}",
         "scenario", "Mpps", "p50 ns", "p99 ns", "openNetVM", "ratio", "probe ns"
     );
-    for s in scenarios(probe) {
+    for s in scenarios() {
         if a.only.as_deref().is_some_and(|o| !s.name.starts_with(o)) {
             continue;
         }
         let before = if s.nfs.len() > 1 { pingpong_ns() } else { probe };
-        let mut s = s;
-        if s.name == "chain2-64B" {
-            s.onvm = Some(if before.is_some_and(|p| p < FAST_MODE_NS) {
-                ONVM_CHAIN2_FAST
-            } else {
-                ONVM_CHAIN2_SLOW
-            });
-        }
         let r = run_scenario(&s, a.seconds, before)?;
         let opt = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
         println!(
-            "{:<24} {:>9.2} {:>9} {:>9} {:>12} {:>8} {:>14}",
+            "{:<24} {:>9.2} {:>9} {:>9} {:>12} {:>12} {:>14}",
             r.name,
             r.mpps,
             opt(r.p50_ns),
             opt(r.p99_ns),
-            r.open_netvm_mpps.map_or_else(|| "-".into(), |v| format!("{v:.1}")),
-            r.open_netvm_mpps
-                .map_or_else(|| "-".into(), |v| format!("{:.2}x", r.mpps / v)),
+            match (r.open_netvm_mpps, r.open_netvm_slow_mpps) {
+                (Some(f), Some(sl)) => format!("{f:.1}/{sl:.1}"),
+                (Some(f), None) => format!("{f:.1}"),
+                _ => "-".into(),
+            },
+            match (r.open_netvm_mpps, r.open_netvm_slow_mpps) {
+                (Some(f), Some(sl)) => format!("{:.2}x/{:.2}x", r.mpps / f, r.mpps / sl),
+                (Some(f), None) => format!("{:.2}x", r.mpps / f),
+                _ => "-".into(),
+            },
             match (r.probe_rtt_ns, r.probe_after_ns) {
                 (Some(a), Some(b)) => format!("{a} → {b}"),
                 _ => "-".into(),
