@@ -267,3 +267,40 @@ mod onvm_nfs_like {
         }
     }
 }
+
+#[test]
+fn to_instance_and_out_reach_their_targets_and_bridge_crosses_ports() {
+    // Port 0 -> service 1 ("sender"), which sends everything to instance 9 by ID; that NF
+    // (service 2) bridges it out of port 0 ^ 1 = 1 by the packet's in-port.
+    let mut o = opts("toinst", &["gen:64B,8flows,count=3000", "null"], chain(&[1], 1));
+    o.exit_when_drained = Some(Duration::from_millis(400));
+    o.wait_for_nfs = Some((2, Duration::from_secs(10)));
+    let path = o.socket.clone();
+    let (_stop, mgr) = start(o);
+    let target = Nf::builder("bridge")
+        .service(2)
+        .instance(9)
+        .shared_core(true)
+        .socket(&path)
+        .connect()
+        .unwrap();
+    let sender = Nf::builder("sender")
+        .service(1)
+        .shared_core(true)
+        .socket(&path)
+        .connect()
+        .unwrap();
+    let t = std::thread::spawn(move || {
+        target
+            .run(handler_fn(|pkt, _| Action::Out(pkt.meta().in_port() ^ 1)))
+            .unwrap()
+    });
+    let s = std::thread::spawn(move || sender.run(handler_fn(|_, _| Action::ToInstance(9))).unwrap());
+    let (ts, ss) = (t.join().unwrap(), s.join().unwrap());
+    let report = mgr.join().unwrap();
+    assert_eq!(ss.counters.act_tonf, 3000, "{:?}", ss.counters);
+    assert_eq!(ts.counters.rx, 3000);
+    assert_eq!(ts.counters.act_out, 3000);
+    assert_eq!(report.ports[1].stats.tx, 3000);
+    assert!(report.conserved(), "{}", report.conservation_line());
+}

@@ -35,6 +35,8 @@ pub use builder::{Nf, NfBuilder};
 pub use ctx::{Ctx, Kept};
 pub use error::NfError;
 pub use handler::{Batch, Handler, handler_fn};
+/// Typed headers, checksums and frame builders (`onvm-packet`), for NF authors.
+pub use onvm_packet as packet;
 pub use onvm_proto::ctrl::{Dest, NfCounters};
 pub use onvm_shm::PacketMut;
 pub use runtime::Summary;
