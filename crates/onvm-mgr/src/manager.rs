@@ -6,7 +6,7 @@
 //! the 100 ms promise). When no packet moves, the loop backs off to short sleeps so it
 //! leaves the CPU to NFs that share a core with it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use onvm_ports::{Port, PortStats};
 use onvm_proto::ctrl::{Dest, MAX_MESSAGE_LEN, MgrMsg, NfMsg, Registered};
 use onvm_proto::flow::{Action as RuleAction, FlowCache, FlowTable, Match, PacketKey, PortKind, PortNo, RuleId};
-use onvm_proto::limits::MAX_INSTANCES;
+use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
 use onvm_proto::rss::Toeplitz;
 use onvm_proto::verdict::Verdict;
 use onvm_shm::seqpacket::{Received, SeqPacket};
@@ -162,6 +162,8 @@ struct Mgr<'r> {
     pool: Pool,
     reg: Registry,
     rings: Vec<NfRings<'r>>,
+    /// An idle manager sleeps on this ring's doorbell; NFs ring it after sending to us.
+    wake: Consumer<'r>,
     ports: Vec<Box<dyn Port>>,
     table: FlowTable,
     cache: FlowCache,
@@ -170,8 +172,9 @@ struct Mgr<'r> {
     conns: Vec<Conn>,
     edges: Edges,
     outbox: Outbox,
-    /// (instance, key) pairs already considered for an edge since the last change.
-    edge_tried: HashSet<(u16, u16)>,
+    /// (instance, key) pairs already considered for an edge since the last change,
+    /// indexed `instance * MAX_SERVICES + key` (checked once per packet: no hashing).
+    edge_tried: Vec<bool>,
     /// Ports whose packets all match one rule (see `fixed_rule`), for `fixed_gen`.
     fixed_rules: HashMap<PortNo, Option<(RuleId, Option<RuleAction>)>>,
     fixed_gen: u64,
@@ -263,6 +266,7 @@ impl<'r> Mgr<'r> {
             region,
             pool,
             rings,
+            wake: region.consumer(crate::registry::WAKE_RING)?,
             ports,
             table,
             cache: FlowCache::new(4096),
@@ -271,7 +275,7 @@ impl<'r> Mgr<'r> {
             conns: Vec::new(),
             edges: Edges::default(),
             outbox: Outbox::new(),
-            edge_tried: HashSet::new(),
+            edge_tried: vec![false; (usize::from(MAX_INSTANCES) + 1) * usize::from(MAX_SERVICES)],
             fixed_rules: HashMap::new(),
             fixed_gen: u64::MAX,
             drops: [0; DropReason::ALL.len()],
@@ -376,15 +380,29 @@ impl<'r> Mgr<'r> {
             }
             if !self.moved {
                 idle_spins = idle_spins.saturating_add(1);
-                // Back off: spin a little, then yield, then sleep briefly.
+                // Back off: spin a little, then yield, then sleep until an NF rings the
+                // wake-up bell (or 1 ms passes: ports and control sockets need polls).
                 if idle_spins > 2000 {
-                    std::thread::sleep(Duration::from_micros(200));
+                    self.sleep(Duration::from_millis(1));
                 } else if idle_spins > 100 {
                     std::thread::yield_now();
                 }
             }
         }
         self.shutdown()
+    }
+
+    /// Sleep on the wake-up bell unless an NF's transmit ring already holds packets.
+    fn sleep(&mut self, timeout: Duration) {
+        let (rings, active) = (&mut self.rings, &self.active);
+        self.wake.wait_until(
+            |_| {
+                active
+                    .iter()
+                    .any(|&id| rings[usize::from(id) - 1].tx.ready().map_or(true, |n| n > 0))
+            },
+            Some(timeout),
+        );
     }
 
     /// One pass: every port's receive, every NF's transmit ring, then flush.
@@ -585,7 +603,13 @@ impl<'r> Mgr<'r> {
     /// Everything `from` sends with `key` (0 = Next) goes to service `service`: if that
     /// is one instance and neither end sleeps (shared-core), open a direct edge.
     fn learn_edge(&mut self, from: u16, key: u16, service: u16) {
-        if !self.edge_tried.insert((from, key)) {
+        let Some(tried) = self
+            .edge_tried
+            .get_mut(usize::from(from) * usize::from(MAX_SERVICES) + usize::from(key))
+        else {
+            return;
+        };
+        if std::mem::replace(tried, true) {
             return;
         }
         let targets = self.reg.instances_of(service);
@@ -847,7 +871,7 @@ impl<'r> Mgr<'r> {
         let mut out = std::mem::take(&mut self.outbox);
         self.edges.close_all(&mut out);
         self.outbox = out;
-        self.edge_tried.clear();
+        self.edge_tried.fill(false);
     }
 
     /// Instance `id`'s socket closed: route what it already sent, take back everything

@@ -18,8 +18,10 @@ pub const RINGS_PER_INSTANCE: u32 = 3;
 pub const FIRST_EDGE_RING: u32 = RINGS_PER_INSTANCE * MAX_INSTANCES as u32;
 /// Edge rings available.
 pub const EDGE_RINGS: u32 = 128;
+/// The manager's wake-up ring (only its doorbell is used: an idle manager sleeps on it).
+pub const WAKE_RING: u32 = FIRST_EDGE_RING + EDGE_RINGS;
 /// Rings the region needs.
-pub const TOTAL_RINGS: u32 = FIRST_EDGE_RING + EDGE_RINGS;
+pub const TOTAL_RINGS: u32 = WAKE_RING + 1;
 
 /// The rings of instance `id` (fixed by the ID, so a restarted NF with the same ID
 /// finds its rings where they were, and nothing needs allocating).
@@ -29,6 +31,7 @@ pub fn rings_of(id: u16) -> RingIds {
         rx: base,
         tx: base + 1,
         alloc: base + 2,
+        wake: WAKE_RING,
     }
 }
 

@@ -29,7 +29,7 @@ use crate::error::NfError;
 use crate::handler::{Batch, Handler};
 
 /// Empty polls before a shared-core NF sleeps on its doorbell.
-const SPIN_BEFORE_SLEEP: u32 = 64;
+const SPIN_BEFORE_SLEEP: u32 = 16;
 /// Empty polls before an NF without a core of its own yields the CPU.
 const YIELD_AFTER: u32 = 4096;
 
@@ -71,6 +71,8 @@ struct InEdge<'r> {
 /// Where outgoing packets wait for the end of the burst.
 struct Out<'r> {
     tx: Producer<'r>,
+    /// The manager's wake-up ring: rung after packets go to the manager.
+    wake: Producer<'r>,
     to_mgr: Vec<Buf>,
     /// Index into `edges` per service (0 = Next); `u8::MAX` = none.
     by_service: [u8; MAX_SERVICES as usize],
@@ -184,14 +186,20 @@ impl<'r> Out<'r> {
             }
         }
         let mut spins = 0u32;
+        let rang = !self.to_mgr.is_empty();
         while !self.to_mgr.is_empty() {
             if holder.enqueue(&mut self.tx, OwnerId::MANAGER, &mut self.to_mgr)? == 0 {
+                self.wake.notify();
                 spins += 1;
                 if spins.is_multiple_of(1024) && !alive() {
                     return Err(NfError::Protocol("the manager went away".into()));
                 }
                 std::thread::yield_now();
             }
+        }
+        if rang {
+            // Wakes the manager if it sleeps (a fence and a load otherwise).
+            self.wake.notify();
         }
         Ok(())
     }
@@ -240,6 +248,7 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
     let mut rx = region.consumer(reg.rings.rx)?;
     let mut out = Out {
         tx: region.producer(reg.rings.tx)?,
+        wake: region.producer(reg.rings.wake)?,
         to_mgr: Vec::with_capacity(4 * BURST),
         by_service: [u8::MAX; MAX_SERVICES as usize],
         edges: Vec::new(),

@@ -235,6 +235,9 @@ pub struct RingIds {
     pub tx: u32,
     /// Fresh buffers the manager keeps topped up for the NF.
     pub alloc: u32,
+    /// The manager's wake-up ring: its doorbell is where an idle manager sleeps, so an
+    /// NF rings it after handing packets to the manager.
+    pub wake: u32,
 }
 
 /// Successful registration.
@@ -656,6 +659,7 @@ impl MgrMsg {
                 w.u32(r.rings.rx);
                 w.u32(r.rings.tx);
                 w.u32(r.rings.alloc);
+                w.u32(r.rings.wake);
                 w
             }
             MgrMsg::Refused(why) => {
@@ -743,6 +747,7 @@ impl MgrMsg {
                     rx: r.u32("rings.rx")?,
                     tx: r.u32("rings.tx")?,
                     alloc: r.u32("rings.alloc")?,
+                    wake: r.u32("rings.wake")?,
                 },
             }),
             tag::REFUSED => MgrMsg::Refused(match r.u8("reason")? {
@@ -988,14 +993,14 @@ mod tests {
                 any::<u16>(),
                 any::<u16>(),
                 any::<Option<u16>>(),
-                any::<(u32, u32, u32)>()
+                any::<(u32, u32, u32, u32)>()
             )
-                .prop_map(|(instance, service, core, (rx, tx, alloc))| {
+                .prop_map(|(instance, service, core, (rx, tx, alloc, wake))| {
                     MgrMsg::Registered(Registered {
                         instance,
                         service,
                         core,
-                        rings: RingIds { rx, tx, alloc },
+                        rings: RingIds { rx, tx, alloc, wake },
                     })
                 }),
             refuse().prop_map(MgrMsg::Refused),

@@ -391,19 +391,26 @@ impl<'a> Consumer<'a> {
     /// fence, re-check the ring; only then sleep. Either the producer's enqueue is seen by
     /// the re-check, or the producer's check after its fence sees `SLEEPING` and wakes us.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<u32, RingError> {
-        let n = self.ready()?;
-        if n > 0 {
-            return Ok(n);
+        // A corrupt ring counts as "ready", so the error comes back at once.
+        self.wait_until(|c| c.ready().map_or(true, |n| n > 0), timeout);
+        self.ready()
+    }
+
+    /// The doorbell protocol of [`Consumer::wait`] with the re-check supplied by the
+    /// caller: sleep until `ready` (called after the announcement) says there is work,
+    /// or a producer rings, or `timeout` passes. A party that polls several rings (the
+    /// manager) sleeps on one bell that all its producers ring, and re-checks them all.
+    pub fn wait_until(&mut self, mut ready: impl FnMut(&mut Self) -> bool, timeout: Option<Duration>) {
+        if ready(self) {
+            return;
         }
         let bell = &self.ring.ctl.bell.word;
         bell.store(SLEEPING, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let n = self.ready()?;
-        if n == 0 {
+        if !ready(self) {
             futex_wait(bell, SLEEPING, timeout);
         }
         bell.store(AWAKE, Ordering::Relaxed);
-        self.ready()
     }
 }
 
