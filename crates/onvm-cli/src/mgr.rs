@@ -152,6 +152,12 @@ pub fn print_report(r: &Report) -> ExitCode {
     if r.crashes > 0 {
         println!("NF crashes noticed and reclaimed: {}", r.crashes);
     }
+    if r.rejected > 0 {
+        println!(
+            "ring entries from NFs refused (not a buffer sent to the manager): {}",
+            r.rejected
+        );
+    }
     println!("{}", r.conservation_line());
     if r.conserved() {
         ExitCode::SUCCESS

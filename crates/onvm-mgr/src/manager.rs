@@ -112,8 +112,11 @@ pub struct Report {
     pub in_flight: u64,
     /// The pool audit at the end.
     pub audit: Audit,
-    /// NFs that died without stopping cleanly.
+    /// NFs that died without stopping cleanly (or were disconnected for corrupting a ring).
     pub crashes: u32,
+    /// Ring entries from NFs that named no buffer sent to the manager (garbage, stale or
+    /// duplicated indices), refused and counted.
+    pub rejected: u64,
     /// Everything that happened, in order.
     pub events: Vec<String>,
     /// Time run.
@@ -194,6 +197,9 @@ struct Mgr<'r> {
     moved: bool,
     /// Ports are polled for new packets (off while shutting down).
     rx_on: bool,
+    /// NFs that broke one of their rings, with what was wrong: disconnected at the end
+    /// of the pass (a buggy NF must not take the manager down).
+    broken: Vec<(u16, String)>,
 }
 
 /// Run a manager until `stop` is set (or its options end it), then stop its NFs,
@@ -292,6 +298,7 @@ impl<'r> Mgr<'r> {
             active: Vec::new(),
             moved: false,
             rx_on: true,
+            broken: Vec::new(),
         })
     }
 
@@ -428,7 +435,13 @@ impl<'r> Mgr<'r> {
     fn drain_nf(&mut self, id: u16) -> Result<(), MgrError> {
         let mut burst = std::mem::take(&mut self.burst);
         let ring = &mut self.rings[usize::from(id) - 1].tx;
-        let n = self.pool.holder().dequeue(ring, BURST, &mut burst)?;
+        let n = match self.pool.holder().dequeue(ring, BURST, &mut burst) {
+            Ok(n) => n,
+            Err(e) => {
+                self.ring_broken(id, format!("its tx ring: {e}"));
+                0
+            }
+        };
         if n > 0 {
             self.moved = true;
             for buf in burst.drain(..) {
@@ -447,7 +460,12 @@ impl<'r> Mgr<'r> {
                 continue;
             }
             let mut v = std::mem::take(&mut self.to_nf[i]);
-            self.pool.holder().enqueue(&mut self.rings[i].rx, OwnerId(id), &mut v)?;
+            if let Err(e) = self.pool.holder().enqueue(&mut self.rings[i].rx, OwnerId(id), &mut v) {
+                self.ring_broken(id, format!("its rx ring: {e}"));
+                for buf in v.drain(..) {
+                    self.drop_buf(buf, DropReason::NoInstance);
+                }
+            }
             if self.reg.get(id).is_some_and(|inst| inst.shared) {
                 // Only shared-core NFs sleep; the doorbell's fence is not free.
                 self.rings[i].rx.notify();
@@ -686,7 +704,13 @@ impl<'r> Mgr<'r> {
         for k in 0..self.active.len() {
             let id = self.active[k];
             let i = usize::from(id) - 1;
-            let have = self.region.ring(rings_of(id).alloc)?.len()?;
+            let have = match self.region.ring(rings_of(id).alloc)?.len() {
+                Ok(n) => n,
+                Err(e) => {
+                    self.ring_broken(id, format!("its alloc ring: {e}"));
+                    continue;
+                }
+            };
             if have >= ALLOC_LEVEL / 2 {
                 continue;
             }
@@ -695,7 +719,11 @@ impl<'r> Mgr<'r> {
             let n = self
                 .pool
                 .holder()
-                .enqueue(&mut self.rings[i].alloc, OwnerId(id), &mut v)?;
+                .enqueue(&mut self.rings[i].alloc, OwnerId(id), &mut v)
+                .unwrap_or_else(|e| {
+                    self.broken.push((id, format!("its alloc ring: {e}")));
+                    0
+                });
             self.alloc_given += n as u64;
             for buf in v.drain(..) {
                 self.pool.free(buf);
@@ -731,8 +759,23 @@ impl<'r> Mgr<'r> {
         }
     }
 
+    /// Instance `id` corrupted one of its rings: it is disconnected (as if it crashed)
+    /// at the next control pass.
+    fn ring_broken(&mut self, id: u16, what: String) {
+        if !self.broken.iter().any(|(b, _)| *b == id) {
+            self.broken.push((id, what));
+        }
+    }
+
     /// Accept connections, read every control message, notice dead NFs.
     fn control(&mut self) -> Result<(), MgrError> {
+        for (id, what) in std::mem::take(&mut self.broken) {
+            if let Some(k) = self.conns.iter().position(|c| c.instance == Some(id)) {
+                self.event(format!("instance {id} corrupted {what}; disconnecting it"));
+                self.conns.swap_remove(k);
+                self.nf_gone(id)?;
+            }
+        }
         while let Ok(Some(sock)) = self.listener.accept() {
             self.conns.push(Conn { sock, instance: None });
         }
@@ -897,9 +940,25 @@ impl<'r> Mgr<'r> {
         self.edges.instance_gone(id, &mut out);
         self.outbox = out;
         self.topology_changed();
-        let unused = self.pool.drain_ring(rings_of(id).alloc, OwnerId(id))?;
+        let rings = rings_of(id);
+        // A corrupt alloc ring reads as empty here; its buffers are then reclaimed below
+        // or, if unreadable, reported by the audit.
+        let unused = self.pool.drain_ring(rings.alloc, OwnerId(id)).unwrap_or(0);
         self.alloc_given -= u64::from(unused);
         let got = self.pool.reclaim(OwnerId(id))?;
+        // Its rings are the next holder of this ID's: leave them empty and consistent,
+        // whatever the NF did to them, and start our ends afresh.
+        for r in [rings.rx, rings.tx, rings.alloc] {
+            let ring = self.region.ring(r)?;
+            ring.reset();
+            ring.set_ends(0, 0);
+        }
+        self.broken.retain(|(b, _)| *b != id);
+        self.rings[usize::from(id) - 1] = NfRings {
+            rx: self.region.producer(rings.rx)?,
+            tx: self.region.consumer(rings.tx)?,
+            alloc: self.region.producer(rings.alloc)?,
+        };
         let n = got.from_rings + got.held + got.torn;
         self.drops[DropReason::Reclaimed as usize] += u64::from(n);
         let children: Vec<u16> = self.reg.iter().filter(|i| i.parent == Some(id)).map(|i| i.id).collect();
@@ -913,8 +972,16 @@ impl<'r> Mgr<'r> {
             } else {
                 self.crashes += 1;
                 self.event(format!(
-                    "NF {:?} (instance {id}) died without stopping; reclaimed {n} buffers ({} in rings, {} held, {} half-sent); instance ID free",
-                    inst.tag, got.from_rings, got.held, got.torn
+                    "NF {:?} (instance {id}) died without stopping; reclaimed {n} buffers ({} in rings, {} held, {} half-sent){}; instance ID free",
+                    inst.tag,
+                    got.from_rings,
+                    got.held,
+                    got.torn,
+                    if got.corrupt_rings > 0 {
+                        format!("; {} corrupt ring(s) reset", got.corrupt_rings)
+                    } else {
+                        String::new()
+                    }
                 ));
             }
             self.exited.push(row);
@@ -1026,6 +1093,7 @@ impl<'r> Mgr<'r> {
             in_flight,
             audit,
             crashes: self.crashes,
+            rejected: self.pool.holder().rejected(),
             events: std::mem::take(&mut self.events),
             uptime: self.start.elapsed(),
         }

@@ -103,6 +103,9 @@ pub struct Reclaimed {
     pub held: u32,
     /// Buffers it was enqueueing when it died (owner entry written, index not published).
     pub torn: u32,
+    /// Rings of the dead owner whose indices were corrupt (their entries could not be
+    /// read; the audit lists them until the manager resets them).
+    pub corrupt_rings: u32,
 }
 
 impl Reclaimed {
@@ -277,11 +280,18 @@ impl Pool {
             let ring = region.ring(r)?;
             let (producer, consumer) = ring.ends();
             if consumer == dead.0 {
-                // Nobody will consume these: take the consumer's place and drain.
-                got.from_rings += self.drain_ring(r, dead)?;
+                // Nobody will consume these: take the consumer's place and drain. A ring
+                // the dead owner corrupted is skipped, not a reason to stop reclaiming.
+                match self.drain_ring(r, dead) {
+                    Ok(n) => got.from_rings += n,
+                    Err(_) => got.corrupt_rings += 1,
+                }
             } else if producer == dead.0 {
                 entries.clear();
-                ring.snapshot(&mut entries)?;
+                if ring.snapshot(&mut entries).is_err() {
+                    got.corrupt_rings += 1;
+                    continue;
+                }
                 for &v in &entries {
                     if let Ok(idx) = region.buf_idx(v) {
                         published[idx.get() as usize] = true;

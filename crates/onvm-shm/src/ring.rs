@@ -131,6 +131,14 @@ impl<'a> RingRef<'a> {
         (v as u16, (v >> 16) as u16)
     }
 
+    /// Empty the ring by moving its head to its tail (manager only, when neither end is
+    /// alive: a ring a crashed or buggy NF left, before its ID is used again). Whatever
+    /// the indices held, the ring is consistent and empty afterwards.
+    pub fn reset(&self) {
+        let tail = self.ctl.tail.word.load(Ordering::Acquire);
+        self.ctl.head.word.store(tail, Ordering::Release);
+    }
+
     /// Record which owners produce into and consume from this ring (manager only).
     pub fn set_ends(&self, producer: u16, consumer: u16) {
         self.ctl
