@@ -451,7 +451,8 @@ mod tests {
             Reclaimed {
                 from_rings: 10,
                 held: 15,
-                torn: 5
+                torn: 5,
+                corrupt_rings: 0
             }
         );
         // The 10 it published to the manager are still in their ring, for the manager.
