@@ -130,10 +130,8 @@ impl Edges {
         let e = slot.as_mut()?;
         match e.state {
             EdgeState::ClosingProducer if who == e.from => {
+                // A dead consumer's ring is drained and freed through `orphaned`/`finish`.
                 Self::to_consumer_step(e, out);
-                if e.to_dead {
-                    return None; // the caller drains it and then calls `finish`
-                }
                 None
             }
             EdgeState::ClosingConsumer if who == e.to => {

@@ -56,6 +56,22 @@ pub struct Snapshot {
     pub events: Vec<String>,
 }
 
+impl Snapshot {
+    fn port(&self, no: u16) -> Option<&PortRow> {
+        self.ports.iter().find(|q| q.no == no)
+    }
+
+    /// The same NF (same instance and tag) in this snapshot.
+    fn nf(&self, n: &NfRow) -> Option<&NfRow> {
+        self.nfs.iter().find(|m| m.id == n.id && m.tag == n.tag)
+    }
+
+    /// Seconds between `prev` and this snapshot (0 without one: rates read 0).
+    fn seconds_since(&self, prev: Option<&Snapshot>) -> f64 {
+        prev.map_or(0.0, |p| self.uptime.saturating_sub(p.uptime).as_secs_f64())
+    }
+}
+
 fn rate(cur: u64, prev: Option<u64>, dt: f64) -> u64 {
     match prev {
         Some(p) if dt > 0.0 => (cur.saturating_sub(p) as f64 / dt) as u64,
@@ -69,13 +85,11 @@ fn core_text(c: Option<u16>) -> String {
 
 /// The console view (openNetVM's default columns plus next/buf/ret).
 pub fn console(prev: Option<&Snapshot>, cur: &Snapshot) -> String {
-    let dt = prev.map_or(0.0, |p| (cur.uptime.saturating_sub(p.uptime)).as_secs_f64());
+    let dt = cur.seconds_since(prev);
     let mut s = String::new();
     let _ = writeln!(s, "PORTS\n-----");
     for p in &cur.ports {
-        let old = prev
-            .and_then(|x| x.ports.iter().find(|q| q.no == p.no))
-            .map(|q| q.stats);
+        let old = prev.and_then(|x| x.port(p.no)).map(|q| q.stats);
         let _ = writeln!(
             s,
             "Port {} ({}) - rx: {:>12} ({:>10} pps)  tx: {:>12} ({:>10} pps)  drop: {} err: {}",
@@ -109,7 +123,7 @@ pub fn console(prev: Option<&Snapshot>, cur: &Snapshot) -> String {
     );
     let _ = writeln!(s, "{}", "-".repeat(150));
     for n in &cur.nfs {
-        let old = prev.and_then(|x| x.nfs.iter().find(|m| m.id == n.id && m.tag == n.tag));
+        let old = prev.and_then(|x| x.nf(n));
         let c = &n.counters;
         let _ = writeln!(
             s,
@@ -180,13 +194,11 @@ pub fn csv_header() -> &'static str {
 
 /// One interval's CSV lines: `ts,port,rx,rx_pps,tx,tx_pps` per port, then one line per NF.
 pub fn csv_lines(prev: Option<&Snapshot>, cur: &Snapshot, at: SystemTime) -> String {
-    let dt = prev.map_or(0.0, |p| (cur.uptime.saturating_sub(p.uptime)).as_secs_f64());
+    let dt = cur.seconds_since(prev);
     let ts = timestamp(at);
     let mut s = String::new();
     for p in &cur.ports {
-        let old = prev
-            .and_then(|x| x.ports.iter().find(|q| q.no == p.no))
-            .map(|q| q.stats);
+        let old = prev.and_then(|x| x.port(p.no)).map(|q| q.stats);
         let _ = writeln!(
             s,
             "{ts},{},{},{},{},{}",
@@ -198,7 +210,7 @@ pub fn csv_lines(prev: Option<&Snapshot>, cur: &Snapshot, at: SystemTime) -> Str
         );
     }
     for n in &cur.nfs {
-        let old = prev.and_then(|x| x.nfs.iter().find(|m| m.id == n.id && m.tag == n.tag));
+        let old = prev.and_then(|x| x.nf(n));
         let c = &n.counters;
         let children = cur.nfs.iter().filter(|m| m.parent == Some(n.id)).count();
         let rx_drop_rate = rate(n.rx_drop, old.map(|o| o.rx_drop), dt);
