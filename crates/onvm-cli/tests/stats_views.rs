@@ -1,0 +1,61 @@
+//! The stats views of a running manager: openNetVM's raw CSV and the console table.
+
+mod common;
+
+use common::{Proc, TempDir, onvm, serial};
+
+fn run_mgr(dir: &TempDir, stats: &str) -> String {
+    let mut cmd = onvm();
+    cmd.args(["mgr", "--stats", stats, "--stats-every", "0.3", "--run-for", "1.2"])
+        .args(["--port", "gen:64B,4flows,rate=20k", "--port", "null", "--socket"])
+        .arg(dir.socket());
+    let mut p = Proc::spawn("onvm mgr", cmd);
+    // No chain: every packet is dropped with the reason `no-rule`, and still accounted for.
+    assert_eq!(p.exit_code(common::SOON), 0, "{}", p.output());
+    p.stdout.text()
+}
+
+#[test]
+fn csv_mode_prints_open_netvm_columns_every_interval() {
+    let _one = serial();
+    let dir = TempDir::new("csv");
+    let out = run_mgr(&dir, "csv");
+    let mut lines = out.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("#YYYY-MM-DD HH:MM:SS,nic_rx_pkts,nic_rx_pps")
+    );
+    let nf_header = lines.next().unwrap();
+    assert!(
+        nf_header.contains("nf_tag,instance_id,service_id,core,parent,state"),
+        "{nf_header}"
+    );
+    let port0: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.split(',').nth(1) == Some("0"))
+        .collect();
+    assert!(port0.len() >= 2, "a port line per interval:\n{out}");
+    for l in &port0 {
+        assert_eq!(l.split(',').count(), 6, "ts,port,rx,rx_pps,tx,tx_pps: {l}");
+    }
+    let rx: Vec<u64> = port0
+        .iter()
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(rx.windows(2).all(|w| w[0] <= w[1]) && rx.last() > Some(&0), "{rx:?}");
+    assert!(out.contains("conservation: OK"), "{out}");
+    assert!(out.contains("no-rule="), "drops carry their reason: {out}");
+}
+
+#[test]
+fn console_mode_shows_ports_and_the_nf_table() {
+    let _one = serial();
+    let dir = TempDir::new("console");
+    let out = run_mgr(&dir, "console");
+    assert!(out.contains("PORTS\n-----"), "{out}");
+    assert!(out.contains("Port 0 (gen:64B,4flows,rate=20000) - rx:"), "{out}");
+    assert!(out.contains("rx_pps / tx_pps"), "{out}");
+    assert!(out.contains("manager drops: no-rule="), "{out}");
+}
