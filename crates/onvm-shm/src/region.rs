@@ -353,22 +353,6 @@ impl Region {
     }
 }
 
-/// Hint the CPU to fetch the cache line at `p` in a writable state (`prefetchw`: the
-/// claim writes the owner word, so a plain read prefetch would still pay a second
-/// cross-core round trip to upgrade the line).
-#[inline(always)]
-fn prefetch_for_write(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint with no architectural effect and never faults, even
-    // for an invalid address (and `p` is inside the mapping anyway); CPUs without
-    // PREFETCHW execute the 0F 0D opcode as a no-op. It touches no stack or flags.
-    unsafe {
-        std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// Most indices moved per ring operation by the holder's burst helpers.
 pub const BURST: usize = 32;
 
@@ -524,6 +508,7 @@ impl Holder {
     /// pushed to `out`.
     pub fn dequeue(&self, cons: &mut Consumer<'_>, max: usize, out: &mut Vec<Buf>) -> Result<usize, RingError> {
         let mut raw = [0u32; BURST];
+        cons.prefetch_slots();
         let n = cons.peek_burst(&mut raw[..max.min(BURST)])?;
         let before = out.len();
         out.reserve(n);
@@ -533,7 +518,7 @@ impl Holder {
         // costing one cross-core round trip each.
         for &r in &raw[..n] {
             if let Ok(idx) = slots.idx(r) {
-                prefetch_for_write(std::ptr::from_ref(slots.owner(idx)).cast());
+                crate::sync::prefetch_for_write(std::ptr::from_ref(slots.owner(idx)).cast());
             }
         }
         for &r in &raw[..n] {

@@ -44,3 +44,34 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Durat
 
 #[cfg(loom)]
 pub(crate) fn futex_wake(_word: &AtomicU32) {}
+
+/// Hint the CPU to fetch the cache line at `p` in a writable state (`prefetchw`: the
+/// claim writes the owner word, so a plain read prefetch would still pay a second
+/// cross-core round trip to upgrade the line).
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn prefetch_for_write(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint with no architectural effect and never faults, even
+    // for an invalid address (and `p` is inside the mapping anyway); CPUs without
+    // PREFETCHW execute the 0F 0D opcode as a no-op. It touches no stack or flags.
+    unsafe {
+        std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Hint the CPU to fetch the cache line at `p` for reading.
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn prefetch_read(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as for `prefetch_for_write`: a hint that never faults and has no
+    // architectural effect.
+    unsafe {
+        std::arch::asm!("prefetcht0 [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
