@@ -321,7 +321,8 @@ impl<'r> Mgr<'r> {
         }
         let mut next_control = Instant::now();
         let mut next_stats = Instant::now() + self.opts.stats_every;
-        let mut prev: Option<Snapshot> = None;
+        // A baseline at start, so the first interval already shows rates.
+        let mut prev: Option<Snapshot> = Some(self.snapshot());
         let mut idle_since = Instant::now();
         let mut idle_spins = 0u32;
         if self.opts.stats == StatsMode::Csv {
