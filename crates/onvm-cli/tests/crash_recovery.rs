@@ -175,7 +175,7 @@ fn onvm_up_restarts_a_killed_nf_and_still_accounts_for_every_packet() {
     assert_eq!(code, 0, "onvm up exit code\n{}", up.output());
     assert_conserved(&up);
     let out = up.stdout.text();
-    assert!(out.contains("NF crashes noticed and reclaimed: 1"), "{out}");
+    assert!(out.contains("NF crashes noticed and reclaimed: 1"), "{}", up.output());
     // Two summary rows for service 2 (the killed one and its replacement), both busy.
     let rows: Vec<&str> = out
         .lines()

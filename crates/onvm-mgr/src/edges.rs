@@ -76,8 +76,9 @@ impl Edges {
         self.iter().find(|e| e.from == from && e.key == key)
     }
 
-    /// Open an edge, telling both ends; `None` when every edge ring is in use.
-    pub fn open(&mut self, from: u16, to: u16, key: u16, out: &mut Outbox) -> Option<u32> {
+    /// Open an edge, telling both ends; `bell` is the ring whose doorbell the producer
+    /// rings (for a receiver that sleeps). `None` when every edge ring is in use.
+    pub fn open(&mut self, from: u16, to: u16, key: u16, bell: Option<u32>, out: &mut Outbox) -> Option<u32> {
         let i = self.slots.iter().position(Option::is_none)?;
         let ring = FIRST_EDGE_RING + i as u32;
         self.slots[i] = Some(Edge {
@@ -97,6 +98,7 @@ impl Edges {
                 service: key,
                 instance: to,
                 ring,
+                bell,
             },
         ));
         Some(ring)
@@ -200,7 +202,7 @@ mod tests {
     fn two_step_close_with_both_alive() {
         let mut e = Edges::default();
         let mut out = Outbox::new();
-        let ring = e.open(1, 2, 0, &mut out).unwrap();
+        let ring = e.open(1, 2, 0, None, &mut out).unwrap();
         assert_eq!(out.len(), 2);
         assert!(e.find(1, 0).is_some());
         out.clear();
@@ -218,7 +220,7 @@ mod tests {
     fn dead_consumer_is_drained_until_the_producer_lets_go() {
         let mut e = Edges::default();
         let mut out = Outbox::new();
-        let ring = e.open(1, 2, 5, &mut out).unwrap();
+        let ring = e.open(1, 2, 5, None, &mut out).unwrap();
         out.clear();
         e.instance_gone(2, &mut out);
         assert!(closed_to(&out, 1));
@@ -233,7 +235,7 @@ mod tests {
     fn dead_producer_skips_to_the_consumer() {
         let mut e = Edges::default();
         let mut out = Outbox::new();
-        let ring = e.open(1, 2, 0, &mut out).unwrap();
+        let ring = e.open(1, 2, 0, None, &mut out).unwrap();
         out.clear();
         e.instance_gone(1, &mut out);
         assert!(closed_to(&out, 2));
@@ -245,8 +247,8 @@ mod tests {
         let mut e = Edges::default();
         let mut out = Outbox::new();
         for i in 0..EDGE_RINGS {
-            assert!(e.open(1, 2, i as u16, &mut out).is_some());
+            assert!(e.open(1, 2, i as u16, None, &mut out).is_some());
         }
-        assert_eq!(e.open(1, 2, 999, &mut out), None);
+        assert_eq!(e.open(1, 2, 999, None, &mut out), None);
     }
 }

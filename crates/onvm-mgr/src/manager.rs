@@ -620,7 +620,7 @@ impl<'r> Mgr<'r> {
     }
 
     /// Everything `from` sends with `key` (0 = Next) goes to service `service`: if that
-    /// is one instance and neither end sleeps (shared-core), open a direct edge.
+    /// is one instance, open a direct edge.
     fn learn_edge(&mut self, from: u16, key: u16, service: u16) {
         let Some(tried) = self
             .edge_tried
@@ -636,12 +636,14 @@ impl<'r> Mgr<'r> {
             return;
         }
         let to = targets[0];
-        let ok = |i: Option<&crate::registry::Instance>| i.is_some_and(|i| !i.shared && i.state == State::Running);
+        let ok = |i: Option<&crate::registry::Instance>| i.is_some_and(|i| i.state == State::Running);
         if !ok(self.reg.get(from)) || !ok(self.reg.get(to)) || self.edges.find(from, key).is_some() {
             return;
         }
+        // A receiver that sleeps (shared core) is woken through its rx ring's doorbell.
+        let bell = self.reg.get(to).filter(|i| i.shared).map(|_| rings_of(to).rx);
         let mut out = std::mem::take(&mut self.outbox);
-        let opened = self.edges.open(from, to, key, &mut out);
+        let opened = self.edges.open(from, to, key, bell, &mut out);
         self.outbox = out;
         if let Some(ring) = opened
             && let Ok(r) = self.region.ring(ring)

@@ -59,6 +59,8 @@ struct OutEdge<'r> {
     ring: u32,
     to: OwnerId,
     prod: Producer<'r>,
+    /// The receiver's rx ring, only to ring its doorbell (it sleeps: shared core).
+    bell: Option<Producer<'r>>,
     pending: Vec<Buf>,
 }
 
@@ -175,8 +177,10 @@ impl<'r> Out<'r> {
             if e.pending.is_empty() {
                 continue;
             }
-            // No doorbell: the manager only builds edges between NFs that busy-poll.
             holder.enqueue(&mut e.prod, e.to, &mut e.pending)?;
+            if let Some(b) = &e.bell {
+                b.notify();
+            }
             for buf in e.pending.drain(..) {
                 counters.tx_drop += 1;
                 let (a, d) = Verdict::Drop.encode();
@@ -363,11 +367,13 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
                     service,
                     instance,
                     ring,
+                    bell,
                 } => out.add(OutEdge {
                     service,
                     ring,
                     to: OwnerId(instance),
                     prod: region.producer(ring)?,
+                    bell: bell.map(|b| region.producer(b)).transpose()?,
                     pending: Vec::with_capacity(BURST),
                 }),
                 MgrMsg::EdgeIn { ring } => inbound.push(InEdge {
@@ -411,7 +417,15 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
             send(&NfMsg::Counters(ctx.counters))?;
         }
         if sleepy {
-            rx.wait(Some(Duration::from_millis(5)))?;
+            // Senders on edges ring the same doorbell as the manager, so one sleep
+            // covers every ring this NF reads.
+            rx.wait_until(
+                |c| {
+                    c.ready().map_or(true, |n| n > 0)
+                        || inbound.iter_mut().any(|e| e.cons.ready().map_or(true, |n| n > 0))
+                },
+                Some(Duration::from_millis(5)),
+            );
         } else if idle > YIELD_AFTER && !dedicated {
             // Nothing to do for a while: let a thread that shares this core run.
             std::thread::yield_now();

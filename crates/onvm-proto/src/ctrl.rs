@@ -336,6 +336,9 @@ pub enum MgrMsg {
         instance: u16,
         /// The ring.
         ring: u32,
+        /// The ring whose doorbell to ring after enqueueing (the receiver's rx ring,
+        /// where a shared-core receiver sleeps); `None` when the receiver busy-polls.
+        bell: Option<u32>,
     },
     /// Also poll `ring`: another NF hands packets to this one on it.
     EdgeIn {
@@ -714,11 +717,13 @@ impl MgrMsg {
                 service,
                 instance,
                 ring,
+                bell,
             } => {
                 let mut w = Writer::new(tag::EDGE_OUT);
                 w.u16(*service);
                 w.u16(*instance);
                 w.u32(*ring);
+                w.u32(bell.unwrap_or(u32::MAX));
                 w
             }
             MgrMsg::EdgeIn { ring } => {
@@ -788,6 +793,7 @@ impl MgrMsg {
                 service: r.u16("service")?,
                 instance: r.u16("instance")?,
                 ring: r.u32("ring")?,
+                bell: Some(r.u32("bell")?).filter(|&b| b != u32::MAX),
             },
             tag::EDGE_IN => MgrMsg::EdgeIn { ring: r.u32("ring")? },
             tag::EDGE_CLOSED => MgrMsg::EdgeClosed { ring: r.u32("ring")? },
@@ -1007,11 +1013,18 @@ mod tests {
             Just(MgrMsg::Stop),
             (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..300))
                 .prop_map(|(from, bytes)| MgrMsg::Msg { from, bytes }),
-            (any::<u16>(), any::<u16>(), any::<u32>()).prop_map(|(service, instance, ring)| MgrMsg::EdgeOut {
-                service,
-                instance,
-                ring
-            }),
+            (
+                any::<u16>(),
+                any::<u16>(),
+                any::<u32>(),
+                proptest::option::of(0..u32::MAX)
+            )
+                .prop_map(|(service, instance, ring, bell)| MgrMsg::EdgeOut {
+                    service,
+                    instance,
+                    ring,
+                    bell
+                }),
             any::<u32>().prop_map(|ring| MgrMsg::EdgeIn { ring }),
             any::<u32>().prop_map(|ring| MgrMsg::EdgeClosed { ring }),
         ]

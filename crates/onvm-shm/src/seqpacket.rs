@@ -108,7 +108,19 @@ impl SeqPacket {
             )),
             Ok((n, fd)) => Ok(Received::Msg(n, fd)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Received::Empty),
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::CONNRESET.raw_os_error()) => Ok(Received::Closed),
+            // A peer that closes with messages of ours unread makes the kernel report
+            // ECONNRESET *before* the messages it sent us are read (the error is taken
+            // first, then cleared): read on, or its last words (`Stopping`) are lost.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::CONNRESET.raw_os_error()) => {
+                match fdpass::recv_fd(&self.fd, buf) {
+                    Ok((0, None)) | Err(_) => Ok(Received::Closed),
+                    Ok((n, _)) if n >= buf.len() => Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("control message too long (over {} bytes)", buf.len() - 1),
+                    )),
+                    Ok((n, fd)) => Ok(Received::Msg(n, fd)),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -165,6 +177,21 @@ mod tests {
         b.set_nonblocking(true).unwrap();
         assert!(matches!(b.recv(&mut buf).unwrap(), Received::Empty));
         drop(a);
+        assert!(matches!(b.recv(&mut buf).unwrap(), Received::Closed));
+    }
+
+    #[test]
+    fn last_messages_of_a_peer_that_closed_with_unread_data_are_not_lost() {
+        let (a, b) = SeqPacket::pair().unwrap();
+        b.send(b"for a, never read").unwrap();
+        a.send(b"stopping").unwrap();
+        drop(a); // closes with an unread message: the kernel flags ECONNRESET on `b`
+        b.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 32];
+        match b.recv(&mut buf).unwrap() {
+            Received::Msg(n, _) => assert_eq!(&buf[..n], b"stopping"),
+            other => panic!("the last message was lost: {other:?}"),
+        }
         assert!(matches!(b.recv(&mut buf).unwrap(), Received::Closed));
     }
 
