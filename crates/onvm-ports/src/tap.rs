@@ -1,0 +1,225 @@
+//! The TAP port (`tap:NAME`): a virtual Ethernet interface the port creates.
+//!
+//! What the platform sends out of the port, the kernel receives on interface NAME; what
+//! the kernel (or a program bound to NAME) sends out of NAME, the port receives. It lets
+//! the host's own stack, tools and containers talk to NFs without any hardware. The
+//! interface exists while the port is open and is brought up at open, so it is usable
+//! at once (addresses and routes are left to the user).
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use onvm_shm::{Buf, Pool};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketType};
+
+use crate::{Port, PortError, PortStats, fill, now_ns};
+
+/// Largest frame read from the device: its MTU can be raised up to 64 KiB.
+const MAX_FRAME: usize = 65_536 + 14;
+
+/// An `ifreq` naming `name`, with flags `flags`.
+fn ifreq(name: &str, flags: libc::c_int) -> libc::ifreq {
+    let mut ifr = libc::ifreq {
+        ifr_name: [0; libc::IFNAMSIZ],
+        ifr_ifru: libc::__c_anonymous_ifr_ifru {
+            ifru_flags: flags as libc::c_short,
+        },
+    };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    ifr
+}
+
+/// `ioctl(fd, req, ifr)` for the interface requests (TUNSETIFF, SIOC[GS]IFFLAGS).
+fn ioctl_ifreq(fd: BorrowedFd<'_>, req: libc::Ioctl, ifr: &mut libc::ifreq) -> io::Result<()> {
+    // SAFETY: every request passed here reads and/or writes one `ifreq`, which `ifr` is,
+    // alive and exclusively borrowed for the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req, ifr as *mut libc::ifreq) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Set IFF_UP on interface `name` (like `ip link set NAME up`).
+fn set_up(name: &str) -> io::Result<()> {
+    let sock = rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None)?;
+    let mut ifr = ifreq(name, 0);
+    ioctl_ifreq(
+        rustix::fd::AsFd::as_fd(&sock),
+        libc::SIOCGIFFLAGS as libc::Ioctl,
+        &mut ifr,
+    )?;
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+    ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    ioctl_ifreq(
+        rustix::fd::AsFd::as_fd(&sock),
+        libc::SIOCSIFFLAGS as libc::Ioctl,
+        &mut ifr,
+    )
+}
+
+/// Receives what the kernel sends out of a TAP interface, and the reverse (`tap:NAME`).
+#[derive(Debug)]
+pub struct TapPort {
+    name: String,
+    port_no: u16,
+    fd: OwnedFd,
+    /// One frame read from the device, before it is copied into a buffer (so that a
+    /// frame too long for a buffer is seen as such, not cut).
+    scratch: Vec<u8>,
+    stats: PortStats,
+}
+
+impl TapPort {
+    /// Create TAP interface `dev` (or attach to the persistent one of that name) and
+    /// bring it up. Needs CAP_NET_ADMIN.
+    pub fn open(dev: &str, port_no: u16) -> Result<TapPort, PortError> {
+        let name = format!("tap:{dev}");
+        let err = |what: &str, source: io::Error| PortError::Os {
+            spec: name.clone(),
+            what: what.to_string(),
+            source,
+        };
+        if dev.len() >= libc::IFNAMSIZ || dev.contains(['/', ' ', '\0']) {
+            return Err(err(
+                "not a valid interface name (at most 15 bytes, no '/' or space)",
+                io::ErrorKind::InvalidInput.into(),
+            ));
+        }
+        let fd = rustix::fs::open(
+            "/dev/net/tun",
+            OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::NOENT | Errno::NODEV => err("no /dev/net/tun (is the tun module loaded?)", e.into()),
+            Errno::PERM | Errno::ACCESS => err("needs root (CAP_NET_ADMIN) to open /dev/net/tun", e.into()),
+            e => err("cannot open /dev/net/tun", e.into()),
+        })?;
+        let mut ifr = ifreq(dev, libc::IFF_TAP | libc::IFF_NO_PI);
+        ioctl_ifreq(rustix::fd::AsFd::as_fd(&fd), libc::TUNSETIFF, &mut ifr).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) => err("needs root (CAP_NET_ADMIN) to create a TAP interface", e),
+            Some(libc::EBUSY) => err("the interface is in use", e),
+            Some(libc::EINVAL) => err("an interface of that name exists and is not a TAP", e),
+            _ => err("cannot create the TAP interface", e),
+        })?;
+        set_up(dev).map_err(|e| err("cannot bring the interface up", e))?;
+        Ok(TapPort {
+            name,
+            port_no,
+            fd,
+            scratch: vec![0; MAX_FRAME],
+            stats: PortStats::default(),
+        })
+    }
+}
+
+impl Port for TapPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// One `read` per frame; frames wait in the device's queue while the pool is empty.
+    /// Frames longer than a buffer are dropped and counted in `errors`. Never blocks.
+    fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Buf>, max: usize) -> usize {
+        let room = pool.region().layout().data_room as usize;
+        let now = now_ns();
+        let mut n = 0;
+        while n < max {
+            let Some(mut buf) = pool.alloc() else { break };
+            let len = match rustix::io::read(&self.fd, &mut self.scratch[..]) {
+                Ok(len) => len,
+                Err(e) => {
+                    pool.free(buf);
+                    if e != Errno::AGAIN {
+                        self.stats.errors += 1;
+                    }
+                    break;
+                }
+            };
+            if len > room {
+                pool.free(buf);
+                self.stats.errors += 1;
+                continue;
+            }
+            fill(pool, &mut buf, &self.scratch[..len], self.port_no, now)
+                .expect("a fresh buffer has room for data_room bytes");
+            out.push(buf);
+            n += 1;
+            self.stats.rx_bytes += len as u64;
+        }
+        self.stats.rx += n as u64;
+        n
+    }
+
+    /// One `write` per frame. A frame the device cannot take now counts in `tx_drop`;
+    /// any other failure (the interface was set down: `EIO`) in `tx_drop` and `errors`.
+    fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
+        let mut sent = 0;
+        for mut b in bufs.drain(..) {
+            match pool.holder().packet(&mut b) {
+                Ok(p) => match rustix::io::write(&self.fd, p.data()) {
+                    Ok(_) => {
+                        sent += 1;
+                        self.stats.tx_bytes += p.len() as u64;
+                    }
+                    Err(Errno::AGAIN | Errno::NOBUFS) => self.stats.tx_drop += 1,
+                    Err(_) => {
+                        self.stats.tx_drop += 1;
+                        self.stats.errors += 1;
+                    }
+                },
+                Err(_) => self.stats.errors += 1,
+            }
+            pool.free(b);
+        }
+        self.stats.tx += sent as u64;
+        sent
+    }
+
+    fn stats(&self) -> PortStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AfPacketPort;
+    use crate::testlink;
+    use crate::testutil;
+
+    #[test]
+    fn frames_pass_between_the_port_and_the_interface() {
+        if !testlink::is_root() {
+            return;
+        }
+        let dev = testlink::unique_name("t");
+        let (_r, mut pool) = testutil::pool(512, 2048);
+        let mut tap = TapPort::open(&dev, 1).unwrap();
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "1");
+        testlink::wait_up(&dev);
+        let mut sock = AfPacketPort::open(&dev, 2).unwrap();
+        let n = 100;
+        testlink::one_way(&mut tap, &mut sock, &mut pool, n, 1);
+        testlink::one_way(&mut sock, &mut tap, &mut pool, n, 2);
+        let s = tap.stats();
+        assert_eq!((s.tx, s.tx_drop, s.errors), (n as u64, 0, 0), "{s:?}");
+        assert!(s.rx >= n as u64, "{s:?}");
+        drop(sock);
+        drop(tap);
+        // The interface goes with the port.
+        assert!(!std::path::Path::new(&format!("/sys/class/net/{dev}")).exists());
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        let e = TapPort::open("a/b", 0).unwrap_err().to_string();
+        assert!(e.starts_with("port tap:a/b: not a valid interface name"), "{e}");
+        let e = TapPort::open("sixteen-bytes-xx", 0).unwrap_err().to_string();
+        assert!(e.contains("not a valid interface name"), "{e}");
+    }
+}
