@@ -16,6 +16,7 @@ use onvm_ports::{Port, PortStats};
 use onvm_proto::ctrl::{Dest, MAX_MESSAGE_LEN, MgrMsg, NfMsg, Registered};
 use onvm_proto::flow::{Action as RuleAction, FlowCache, FlowTable, Match, PacketKey, PortKind, PortNo, RuleId};
 use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
+use onvm_proto::port::PortSpec;
 use onvm_proto::rss::Toeplitz;
 use onvm_proto::verdict::Verdict;
 use onvm_shm::seqpacket::{Received, SeqPacket};
@@ -208,10 +209,16 @@ pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
     let path = opts.socket.clone();
     let listener = bind_socket(&path)?;
     let result = (|| {
-        let region = Region::create(&opts.region)?;
+        let mut cfg = opts.region.clone();
+        if opts.ports.iter().any(|p| matches!(p, PortSpec::AfXdp(_))) {
+            // The kernel writes AF_XDP frames this far into a buffer's area: with that
+            // much headroom a received frame may use the whole data room.
+            cfg.headroom = cfg.headroom.max(onvm_ports::XDP_HEADROOM);
+        }
+        let region = Region::create(&cfg)?;
         let mut ports = Vec::new();
         for (i, spec) in opts.ports.iter().enumerate() {
-            ports.push(onvm_ports::open(spec, i as u16)?);
+            ports.push(onvm_ports::open(spec, i as u16, &region)?);
         }
         let mut mgr = Mgr::new(opts, &region, listener, ports)?;
         mgr.main_loop(stop)?;
@@ -318,6 +325,15 @@ impl<'r> Mgr<'r> {
     fn main_loop(&mut self, stop: &AtomicBool) -> Result<(), MgrError> {
         if let Some(c) = self.opts.core {
             pin_to(c);
+        }
+        let described: Vec<String> = self
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("port {i}: {}", p.describe()))
+            .collect();
+        for d in described {
+            self.event(d);
         }
         let mut next_control = Instant::now();
         let mut next_stats = Instant::now() + self.opts.stats_every;
@@ -1075,6 +1091,10 @@ impl<'r> Mgr<'r> {
             for buf in std::mem::take(&mut self.to_nf[i]) {
                 self.drop_buf(buf, DropReason::NoInstance);
             }
+        }
+        // Ports that lend buffers to the kernel close and give them back first.
+        for p in &mut self.ports {
+            p.release(&mut self.pool);
         }
         let ports = self.port_rows();
         let port_sum = |f: fn(&PortStats) -> u64| ports.iter().map(|p| f(&p.stats)).sum::<u64>();

@@ -1,43 +1,36 @@
-//! The AF_PACKET port (`afpacket:IFACE`): any Linux interface, through a raw packet socket.
+//! The AF_PACKET port (`afpacket:IFACE[,queues=N][,...]`): any Linux interface, through
+//! raw packet sockets.
 //!
 //! It works on every interface and kernel, which makes it the fallback when AF_XDP is not
-//! available. Receiving reads a TPACKET_V3 ring ([`ring`]) and copies each frame into a
-//! pool buffer (the ring is the kernel's memory, not the shared region; zero copy is
-//! AF_XDP's job). Sending is one non-blocking `send` per packet on the bound socket. The
-//! socket puts the interface in promiscuous mode for as long as it is open, and ignores
-//! the packets it (or anyone else) sends out of the interface.
+//! available. Receiving reads a TPACKET_V3 ring ([`ring`]) per socket and copies each
+//! frame into a pool buffer (the ring is the kernel's memory, not the shared region; zero
+//! copy is AF_XDP's job). With `queues=N` the port opens N sockets joined in one fanout
+//! group that spreads flows over them by hash, as RSS spreads them over NIC queues.
+//! Sending is batched: one `sendmmsg` per burst. The port holds the interface in
+//! promiscuous mode while it is open (unless `promisc=off`), and ignores the packets it
+//! (or anyone else) sends out of the interface.
 
 mod ring;
 
 use std::cell::Cell;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
+use onvm_proto::port::IfaceSpec;
 use onvm_shm::{Buf, Pool};
-use rustix::io::Errno;
-use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 
+use crate::netif::{self, setsockopt};
 use crate::{Port, PortError, PortStats, fill, now_ns};
 use ring::RxRing;
 
-/// `setsockopt(fd, level, name, val)` for a plain-data option value.
-fn setsockopt<T>(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
-    // SAFETY: `val` points to a live `T` of the size passed; the kernel only reads it.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (val as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// One socket of the port and its receive ring.
+#[derive(Debug)]
+struct Queue {
+    ring: RxRing,
+    fd: OwnedFd,
+    /// Packets received through this socket.
+    rx: u64,
 }
 
 /// Receives from and sends to one interface (`afpacket:IFACE`).
@@ -45,89 +38,92 @@ fn setsockopt<T>(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, val:
 pub struct AfPacketPort {
     name: String,
     port_no: u16,
-    ring: RxRing,
-    fd: OwnedFd,
+    queues: Vec<Queue>,
+    /// Queue the next `rx_burst` starts with, so no queue starves.
+    next: usize,
     stats: PortStats,
-    /// Frames the kernel dropped because the ring was full, summed: reading the kernel's
+    /// Frames the kernel dropped because a ring was full, summed: reading the kernel's
     /// counter resets it, and [`Port::stats`] takes `&self`.
     kernel_drops: Cell<u64>,
 }
 
+/// A fanout group id no other port of this machine uses at the same time.
+fn fanout_group(ifindex: u32, port_no: u16) -> u16 {
+    (std::process::id() as u16) ^ (ifindex as u16).rotate_left(8) ^ port_no.wrapping_mul(0x9e37)
+}
+
 impl AfPacketPort {
-    /// Open a packet socket on `iface`, with its receive ring, in promiscuous mode.
-    /// Needs CAP_NET_RAW.
-    pub fn open(iface: &str, port_no: u16) -> Result<AfPacketPort, PortError> {
+    /// Open the port's packet sockets on `iface`, with their receive rings. Needs
+    /// CAP_NET_RAW (and CAP_NET_ADMIN for the MTU and MAC options).
+    pub fn open(iface: &IfaceSpec, port_no: u16) -> Result<AfPacketPort, PortError> {
         let name = format!("afpacket:{iface}");
-        let err = |what: &str, source: io::Error| PortError::Os {
-            spec: name.clone(),
-            what: what.to_string(),
-            source,
-        };
-        // Protocol 0: the socket receives nothing until it is bound to the interface,
-        // after its ring is ready.
-        let fd = rustix::net::socket_with(
-            AddressFamily::PACKET,
-            SocketType::RAW,
-            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(|e| match e {
-            Errno::PERM | Errno::ACCESS => err("needs root (CAP_NET_RAW)", e.into()),
-            e => err("cannot open a packet socket", e.into()),
-        })?;
-        let ifindex = rustix::net::netdevice::name_to_index(&fd, iface).map_err(|e| match e {
-            Errno::NODEV | Errno::NXIO | Errno::INVAL => err("no such interface", e.into()),
-            e => err("cannot look the interface up", e.into()),
-        })?;
-        // Without this, every packet sent out of the interface comes back on RX. Kernels
-        // before 4.20 lack it; `rx_burst` also skips outgoing frames, so that is fine.
-        let _ = setsockopt(
-            fd.as_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_IGNORE_OUTGOING,
-            &1 as &libc::c_int,
-        );
-        let ring = RxRing::new(fd.as_fd()).map_err(|e| err("cannot set up the TPACKET_V3 receive ring", e))?;
-        let mreq = libc::packet_mreq {
-            mr_ifindex: ifindex as libc::c_int,
-            mr_type: libc::PACKET_MR_PROMISC as u16,
-            mr_alen: 0,
-            mr_address: [0; 8],
-        };
-        setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
-            .map_err(|e| err("cannot turn promiscuous mode on", e))?;
-        let addr = libc::sockaddr_ll {
-            sll_family: libc::AF_PACKET as u16,
-            sll_protocol: (libc::ETH_P_ALL as u16).to_be(),
-            sll_ifindex: ifindex as libc::c_int,
-            sll_hatype: 0,
-            sll_pkttype: 0,
-            sll_halen: 0,
-            sll_addr: [0; 8],
-        };
-        // SAFETY: `addr` is a live sockaddr_ll of the size passed; the kernel only reads it.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            return Err(err("cannot bind to the interface", io::Error::last_os_error()));
+        let err = netif::os_err(&name);
+        // Check privileges before looking the interface up, so a user without them is
+        // told that rather than about the interface.
+        drop(netif::packet_socket(&name, 0)?);
+        let ifindex = netif::index(&name, &iface.name)?;
+        netif::configure(&name, iface)?;
+        let mut queues = Vec::new();
+        for _ in 0..iface.queues {
+            // Protocol 0: the socket receives nothing until it is bound to the
+            // interface, after its ring is ready.
+            let fd = netif::packet_socket(&name, 0)?;
+            // Without this, every packet sent out of the interface comes back on RX.
+            // Kernels before 4.20 lack it; `rx_burst` also skips outgoing frames.
+            let _ = setsockopt(
+                fd.as_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_IGNORE_OUTGOING,
+                &1 as &libc::c_int,
+            );
+            let ring = RxRing::new(fd.as_fd()).map_err(|e| err("cannot set up the TPACKET_V3 receive ring", e))?;
+            if iface.promisc && queues.is_empty() {
+                netif::hold_promisc(&name, fd.as_fd(), ifindex)?;
+            }
+            let addr = libc::sockaddr_ll {
+                sll_family: libc::AF_PACKET as u16,
+                sll_protocol: (libc::ETH_P_ALL as u16).to_be(),
+                sll_ifindex: ifindex as libc::c_int,
+                sll_hatype: 0,
+                sll_pkttype: 0,
+                sll_halen: 0,
+                sll_addr: [0; 8],
+            };
+            // SAFETY: `addr` is a live sockaddr_ll of the size passed; the kernel only reads it.
+            let r = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&addr as *const libc::sockaddr_ll).cast(),
+                    size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                return Err(err("cannot bind to the interface", io::Error::last_os_error()));
+            }
+            if iface.queues > 1 {
+                let arg = u32::from(fanout_group(ifindex, port_no)) | (libc::PACKET_FANOUT_HASH << 16);
+                setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)
+                    .map_err(|e| err("cannot join the fanout group", e))?;
+            }
+            queues.push(Queue { ring, fd, rx: 0 });
         }
         Ok(AfPacketPort {
             name,
             port_no,
-            ring,
-            fd,
+            queues,
+            next: 0,
             stats: PortStats::default(),
             kernel_drops: Cell::new(0),
         })
     }
 
-    /// Read (and so reset) the kernel's drop counter into `kernel_drops`.
-    fn collect_kernel_drops(&self) {
+    /// Packets each queue (socket of the fanout group) has received so far.
+    pub fn queue_rx(&self) -> Vec<u64> {
+        self.queues.iter().map(|q| q.rx).collect()
+    }
+
+    /// Read (and so reset) a socket's kernel counters; adds its drops to `kernel_drops`.
+    fn collect_kernel_drops(&self, q: &Queue) {
         let mut st = libc::tpacket_stats_v3 {
             tp_packets: 0,
             tp_drops: 0,
@@ -138,7 +134,7 @@ impl AfPacketPort {
         // at most `len` bytes into `st`.
         let r = unsafe {
             libc::getsockopt(
-                self.fd.as_raw_fd(),
+                q.fd.as_raw_fd(),
                 libc::SOL_PACKET,
                 libc::PACKET_STATISTICS,
                 (&mut st as *mut libc::tpacket_stats_v3).cast(),
@@ -149,71 +145,138 @@ impl AfPacketPort {
             self.kernel_drops.set(self.kernel_drops.get() + u64::from(st.tp_drops));
         }
     }
+
+    /// Receive from one queue.
+    fn rx_queue(&mut self, q: usize, pool: &mut Pool, out: &mut Vec<Buf>, max: usize, now: u64) -> usize {
+        let room = pool.region().layout().data_room as usize;
+        let queue = &mut self.queues[q];
+        let ring = &mut queue.ring;
+        let mut n = 0;
+        while n < max {
+            let Some(frame) = ring.peek() else { break };
+            if frame.pkttype == libc::PACKET_OUTGOING {
+                ring.advance();
+                continue;
+            }
+            if frame.data.len() > room || frame.data.len() < frame.wire_len {
+                self.stats.errors += 1;
+                ring.advance();
+                continue;
+            }
+            let Some(mut buf) = pool.alloc() else { break };
+            let len = frame.data.len();
+            fill(pool, &mut buf, frame.data, self.port_no, now).expect("a fresh buffer has room for data_room bytes");
+            ring.advance();
+            out.push(buf);
+            n += 1;
+            self.stats.rx_bytes += len as u64;
+        }
+        queue.rx += n as u64;
+        n
+    }
 }
+
+/// Most packets one `sendmmsg` carries.
+const TX_BATCH: usize = 64;
 
 impl Port for AfPacketPort {
     fn name(&self) -> &str {
         &self.name
     }
 
-    /// Frames wait in the ring while the pool is empty (the kernel drops what no longer
+    /// Frames wait in the rings while the pool is empty (the kernel drops what no longer
     /// fits, counted in `rx_drop`); frames longer than a buffer are dropped and counted
     /// in `errors`. Never blocks.
     fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Buf>, max: usize) -> usize {
-        let room = pool.region().layout().data_room as usize;
         let now = now_ns();
+        let nq = self.queues.len();
         let mut n = 0;
-        while n < max {
-            let Some(frame) = self.ring.peek() else { break };
-            if frame.pkttype == libc::PACKET_OUTGOING {
-                self.ring.advance();
-                continue;
+        for i in 0..nq {
+            if n == max {
+                break;
             }
-            if frame.data.len() > room || frame.data.len() < frame.wire_len {
-                self.stats.errors += 1;
-                self.ring.advance();
-                continue;
-            }
-            let Some(mut buf) = pool.alloc() else { break };
-            let len = frame.data.len();
-            fill(pool, &mut buf, frame.data, self.port_no, now).expect("a fresh buffer has room for data_room bytes");
-            self.ring.advance();
-            out.push(buf);
-            n += 1;
-            self.stats.rx_bytes += len as u64;
+            n += self.rx_queue((self.next + i) % nq, pool, out, max - n, now);
         }
+        self.next = (self.next + 1) % nq;
         self.stats.rx += n as u64;
         n
     }
 
-    /// A packet the socket cannot take now (`EAGAIN`, `ENOBUFS`) counts in `tx_drop`;
-    /// any other failure in `tx_drop` and `errors`.
+    /// One `sendmmsg` per up to 64 packets on the first socket. What the socket cannot
+    /// take now (its buffer is full) counts in `tx_drop`; a packet the kernel refuses
+    /// (too long for the MTU) in `tx_drop` and `errors`.
     fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
+        let fd = self.queues[0].fd.as_raw_fd();
         let mut sent = 0;
-        for mut b in bufs.drain(..) {
-            match pool.holder().packet(&mut b) {
-                Ok(p) => match rustix::net::send(&self.fd, p.data(), SendFlags::DONTWAIT) {
-                    Ok(_) => {
-                        sent += 1;
-                        self.stats.tx_bytes += p.len() as u64;
-                    }
-                    Err(Errno::AGAIN | Errno::NOBUFS) => self.stats.tx_drop += 1,
-                    Err(_) => {
-                        self.stats.tx_drop += 1;
-                        self.stats.errors += 1;
-                    }
-                },
-                Err(_) => self.stats.errors += 1,
+        while !bufs.is_empty() {
+            let mut batch: Vec<Buf> = Vec::with_capacity(TX_BATCH);
+            for mut b in bufs.drain(..bufs.len().min(TX_BATCH)) {
+                if pool.holder().packet(&mut b).is_ok() {
+                    batch.push(b);
+                } else {
+                    // Corrupt metadata: nothing sensible to send.
+                    self.stats.tx_drop += 1;
+                    self.stats.errors += 1;
+                    pool.free(b);
+                }
             }
-            pool.free(b);
+            let holder = pool.holder();
+            let mut iovs: Vec<libc::iovec> = Vec::with_capacity(batch.len());
+            for b in &mut batch {
+                let p = holder.packet(b).expect("checked just above");
+                let d = p.data();
+                iovs.push(libc::iovec {
+                    iov_base: d.as_ptr() as *mut libc::c_void,
+                    iov_len: d.len(),
+                });
+            }
+            // SAFETY: an all-zero mmsghdr is valid (null name, no control data).
+            let mut msgs: Vec<libc::mmsghdr> = (0..iovs.len()).map(|_| unsafe { std::mem::zeroed() }).collect();
+            for (m, iov) in msgs.iter_mut().zip(iovs.iter_mut()) {
+                m.msg_hdr.msg_iov = iov;
+                m.msg_hdr.msg_iovlen = 1;
+            }
+            let mut done = 0;
+            while done < msgs.len() {
+                // SAFETY: `msgs[done..]` are live headers whose iovecs point at packet bytes
+                // of buffers this port holds (`batch`, freed only after the loop); the
+                // kernel only reads them and writes each header's `msg_len`.
+                let r = unsafe {
+                    libc::sendmmsg(
+                        fd,
+                        msgs[done..].as_mut_ptr(),
+                        (msgs.len() - done) as libc::c_uint,
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if r > 0 {
+                    let r = r as usize;
+                    self.stats.tx_bytes += iovs[done..done + r].iter().map(|v| v.iov_len as u64).sum::<u64>();
+                    sent += r;
+                    done += r;
+                    continue;
+                }
+                // The first remaining packet failed: count it and go on with the rest.
+                let e = io::Error::last_os_error();
+                self.stats.tx_drop += 1;
+                if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) {
+                    self.stats.errors += 1;
+                }
+                done += 1;
+            }
+            for b in batch {
+                pool.free(b);
+            }
         }
         self.stats.tx += sent as u64;
         sent
     }
 
-    /// `rx_drop` includes the frames the kernel dropped because the ring was full.
+    /// `rx_drop` includes the frames the kernel dropped because a ring was full.
     fn stats(&self) -> PortStats {
-        self.collect_kernel_drops();
+        for q in &self.queues {
+            self.collect_kernel_drops(q);
+        }
         PortStats {
             rx_drop: self.stats.rx_drop + self.kernel_drops.get(),
             ..self.stats
@@ -229,7 +292,9 @@ mod tests {
 
     #[test]
     fn missing_interface_is_named() {
-        let e = AfPacketPort::open("onvmnosuch0", 0).unwrap_err().to_string();
+        let e = AfPacketPort::open(&IfaceSpec::new("onvmnosuch0"), 0)
+            .unwrap_err()
+            .to_string();
         if e.contains("CAP_NET_RAW") {
             eprintln!("skipped: not root ({e})");
             return;
@@ -241,8 +306,8 @@ mod tests {
     fn frames_cross_a_veth_pair_both_ways() {
         let Some(veth) = Veth::create() else { return };
         let (_r, mut pool) = testutil::pool(512, 2048);
-        let mut a = AfPacketPort::open(&veth.a, 1).unwrap();
-        let mut b = AfPacketPort::open(&veth.b, 2).unwrap();
+        let mut a = AfPacketPort::open(&IfaceSpec::new(&veth.a), 1).unwrap();
+        let mut b = AfPacketPort::open(&IfaceSpec::new(&veth.b), 2).unwrap();
         let n = 200;
         testlink::one_way(&mut a, &mut b, &mut pool, n, 1);
         testlink::one_way(&mut b, &mut a, &mut pool, n, 2);
@@ -261,8 +326,8 @@ mod tests {
     fn frames_wait_in_the_ring_while_the_pool_is_empty() {
         let Some(veth) = Veth::create() else { return };
         let (_r, mut pool) = testutil::pool(64, 2048);
-        let mut a = AfPacketPort::open(&veth.a, 1).unwrap();
-        let mut b = AfPacketPort::open(&veth.b, 2).unwrap();
+        let mut a = AfPacketPort::open(&IfaceSpec::new(&veth.a), 1).unwrap();
+        let mut b = AfPacketPort::open(&IfaceSpec::new(&veth.b), 2).unwrap();
         let frames = testlink::frames(20, 4);
         assert_eq!(testlink::send(&mut a, &mut pool, &frames), 20);
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -276,13 +341,46 @@ mod tests {
         testutil::assert_whole(&pool);
     }
 
+    #[test]
+    fn options_set_the_interface_and_fanout_spreads_flows() {
+        let Some(veth) = Veth::create() else { return };
+        let (_r, mut pool) = testutil::pool(1024, 2048);
+        let spec = match format!("afpacket:{},queues=2,mtu=1400,mac=02:00:00:00:00:42", veth.b).parse() {
+            Ok(onvm_proto::port::PortSpec::AfPacket(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        let mut b = AfPacketPort::open(&spec, 2).unwrap();
+        assert_eq!(netif::mtu(&veth.b).unwrap(), 1400);
+        assert_eq!(netif::mac(&veth.b).unwrap(), [2, 0, 0, 0, 0, 0x42]);
+        let mut a = AfPacketPort::open(&IfaceSpec::new(&veth.a), 1).unwrap();
+        let n = 400;
+        let frames = testlink::frames(n, 5);
+        assert_eq!(testlink::send(&mut a, &mut pool, &frames), n);
+        let mut got = testlink::receive_marked(&mut b, &mut pool, n);
+        got.sort();
+        let mut want = frames;
+        want.sort();
+        assert!(got == want, "received {} of {n}", got.len());
+        let per = b.queue_rx();
+        assert!(
+            per.len() == 2 && per.iter().all(|&q| q > 0),
+            "fanout left a socket idle: {per:?}"
+        );
+        // A frame longer than the MTU is refused by the kernel and counted.
+        let big = vec![0u8; 1500];
+        assert_eq!(testlink::send(&mut b, &mut pool, &[big]), 0);
+        let s = b.stats();
+        assert_eq!((s.tx_drop, s.errors), (1, 1), "{s:?}");
+        testutil::assert_whole(&pool);
+    }
+
     /// Rough figure, printed: packets/s one port sends to the other over a veth pair.
     #[test]
     fn veth_throughput() {
         let Some(veth) = Veth::create() else { return };
         let (_r, mut pool) = testutil::pool(4096, 2048);
-        let mut a = AfPacketPort::open(&veth.a, 1).unwrap();
-        let mut b = AfPacketPort::open(&veth.b, 2).unwrap();
+        let mut a = AfPacketPort::open(&IfaceSpec::new(&veth.a), 1).unwrap();
+        let mut b = AfPacketPort::open(&IfaceSpec::new(&veth.b), 2).unwrap();
         let frame = &testlink::frames(1, 3)[0];
         let start = std::time::Instant::now();
         let (mut sent, mut got) = (0u64, 0u64);

@@ -12,10 +12,12 @@
 //! | `pcap:FILE[,loop][,timing=file]` | [`PcapInPort`]: replay a capture |
 //! | `pcapout:FILE` | [`PcapOutPort`]: write what is sent to a capture |
 //! | `null` | [`NullPort`]: receives nothing, drops what is sent |
-//! | `afpacket:IFACE` | [`AfPacketPort`]: any interface, through a packet socket (CAP_NET_RAW) |
-//! | `tap:NAME` | [`TapPort`]: a TAP interface the port creates (CAP_NET_ADMIN) |
+//! | `afpacket:IFACE[,opts]` | [`AfPacketPort`]: any interface, through packet sockets (CAP_NET_RAW) |
+//! | `afxdp:IFACE[,opts]` | [`AfXdpPort`]: AF_XDP sockets whose UMEM is the packet region (root) |
+//! | `tap:NAME[,opts]` | [`TapPort`]: a TAP interface the port creates (CAP_NET_ADMIN) |
 //!
-//! AF_XDP is not built yet; [`open`] reports it as [`PortError::Unsupported`].
+//! Interface options (`queues=N`, `promisc=on|off`, `mtu=N`, `mac=..`, AF_XDP's
+//! `mode=auto|copy|zc`) are parsed in [`onvm_proto::port::IfaceSpec`].
 //!
 //! Unsafe code is confined to the kernel-backed modules (socket options, the mapped
 //! receive ring, interface ioctls), each block with the reason it is sound.
@@ -25,7 +27,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod afpacket;
+mod afxdp;
 mod generator;
+mod netif;
 mod null;
 mod pcap;
 mod tap;
@@ -33,12 +37,14 @@ mod tap;
 mod testlink;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use onvm_proto::port::PortSpec;
-use onvm_shm::{Buf, Pool};
+use onvm_shm::{Buf, Pool, Region};
 use thiserror::Error;
 
 pub use afpacket::AfPacketPort;
+pub use afxdp::{AfXdpPort, XDP_HEADROOM};
 pub use generator::GenPort;
 pub use null::NullPort;
 pub use pcap::{PcapInPort, PcapOutPort};
@@ -82,6 +88,13 @@ pub trait Port: Send {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+    /// One line saying what the port is and how it runs (AF_XDP: copy or zero-copy).
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
+    /// Close the port and give back every buffer it keeps for the kernel (AF_XDP's fill
+    /// and TX rings). The manager calls it once, at the end, before its pool audit.
+    fn release(&mut self, _pool: &mut Pool) {}
 }
 
 /// A port that cannot be opened; the message names the spec or the file.
@@ -118,8 +131,8 @@ pub enum PortError {
 }
 
 /// Open the backend `spec` names as port number `port_no` (stamped as `in_port` on every
-/// received packet).
-pub fn open(spec: &PortSpec, port_no: u16) -> Result<Box<dyn Port>, PortError> {
+/// received packet), on packet region `region` (AF_XDP registers it with the kernel).
+pub fn open(spec: &PortSpec, port_no: u16, region: &Arc<Region>) -> Result<Box<dyn Port>, PortError> {
     Ok(match spec {
         PortSpec::Gen(g) => Box::new(GenPort::new(g, port_no, g.count)),
         PortSpec::PcapIn(p) => Box::new(PcapInPort::open(p, port_no)?),
@@ -127,9 +140,7 @@ pub fn open(spec: &PortSpec, port_no: u16) -> Result<Box<dyn Port>, PortError> {
         PortSpec::Null => Box::new(NullPort::new()),
         PortSpec::AfPacket(iface) => Box::new(AfPacketPort::open(iface, port_no)?),
         PortSpec::Tap(dev) => Box::new(TapPort::open(dev, port_no)?),
-        PortSpec::AfXdp(_) => {
-            return Err(PortError::Unsupported { spec: spec.to_string() });
-        }
+        PortSpec::AfXdp(iface) => Box::new(AfXdpPort::open(iface, port_no, region)?),
     })
 }
 
@@ -209,22 +220,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn open_dispatches_and_rejects_afxdp() {
-        let p = open(&"gen:64B,4flows".parse().unwrap(), 0).unwrap();
+    fn open_dispatches_every_backend() {
+        let (r, _pool) = testutil::pool(64, 2048);
+        let p = open(&"gen:64B,4flows".parse().unwrap(), 0, &r).unwrap();
         assert_eq!(p.name(), "gen:64B,4flows");
-        assert_eq!(open(&PortSpec::Null, 1).unwrap().name(), "null");
-        let e = open(&"afxdp:veth0".parse().unwrap(), 0).err().unwrap();
-        assert!(matches!(e, PortError::Unsupported { .. }));
-        assert!(e.to_string().contains("afxdp:veth0"), "{e}");
+        assert_eq!(open(&PortSpec::Null, 1, &r).unwrap().name(), "null");
         // Kernel backends are dispatched: opening fails on the missing interface (or the
-        // missing privilege), naming the spec, not as unsupported.
+        // missing privilege), naming the spec.
         // (The spec parser refuses "bad/name"; a hand-built spec reaches the port.)
         for spec in [
-            PortSpec::AfPacket("onvmnosuch1".into()),
-            PortSpec::Tap("bad/name".into()),
+            PortSpec::AfPacket(onvm_proto::port::IfaceSpec::new("onvmnosuch1")),
+            PortSpec::AfXdp(onvm_proto::port::IfaceSpec::new("onvmnosuch2")),
+            PortSpec::Tap(onvm_proto::port::IfaceSpec::new("bad/name")),
         ] {
             let s = spec.to_string();
-            let e = open(&spec, 0).err().unwrap();
+            let e = open(&spec, 0, &r).err().unwrap();
             assert!(matches!(e, PortError::Os { .. }), "{e}");
             assert!(e.to_string().starts_with(&format!("port {s}: ")), "{e}");
         }

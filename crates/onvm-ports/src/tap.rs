@@ -7,58 +7,18 @@
 //! at once (addresses and routes are left to the user).
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
+use onvm_proto::port::IfaceSpec;
 use onvm_shm::{Buf, Pool};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use rustix::net::{AddressFamily, SocketType};
 
+use crate::netif::{self, ifreq, ioctl_ifreq};
 use crate::{Port, PortError, PortStats, fill, now_ns};
 
 /// Largest frame read from the device: its MTU can be raised up to 64 KiB.
 const MAX_FRAME: usize = 65_536 + 14;
-
-/// An `ifreq` naming `name`, with flags `flags`.
-fn ifreq(name: &str, flags: libc::c_int) -> libc::ifreq {
-    let mut ifr = libc::ifreq {
-        ifr_name: [0; libc::IFNAMSIZ],
-        ifr_ifru: libc::__c_anonymous_ifr_ifru {
-            ifru_flags: flags as libc::c_short,
-        },
-    };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    ifr
-}
-
-/// `ioctl(fd, req, ifr)` for the interface requests (TUNSETIFF, SIOC[GS]IFFLAGS).
-fn ioctl_ifreq(fd: BorrowedFd<'_>, req: libc::Ioctl, ifr: &mut libc::ifreq) -> io::Result<()> {
-    // SAFETY: every request passed here reads and/or writes one `ifreq`, which `ifr` is,
-    // alive and exclusively borrowed for the call.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req, ifr as *mut libc::ifreq) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
-}
-
-/// Set IFF_UP on interface `name` (like `ip link set NAME up`).
-fn set_up(name: &str) -> io::Result<()> {
-    let sock = rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None)?;
-    let mut ifr = ifreq(name, 0);
-    ioctl_ifreq(
-        rustix::fd::AsFd::as_fd(&sock),
-        libc::SIOCGIFFLAGS as libc::Ioctl,
-        &mut ifr,
-    )?;
-    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
-    ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
-    ioctl_ifreq(
-        rustix::fd::AsFd::as_fd(&sock),
-        libc::SIOCSIFFLAGS as libc::Ioctl,
-        &mut ifr,
-    )
-}
 
 /// Receives what the kernel sends out of a TAP interface, and the reverse (`tap:NAME`).
 #[derive(Debug)]
@@ -73,15 +33,13 @@ pub struct TapPort {
 }
 
 impl TapPort {
-    /// Create TAP interface `dev` (or attach to the persistent one of that name) and
-    /// bring it up. Needs CAP_NET_ADMIN.
-    pub fn open(dev: &str, port_no: u16) -> Result<TapPort, PortError> {
-        let name = format!("tap:{dev}");
-        let err = |what: &str, source: io::Error| PortError::Os {
-            spec: name.clone(),
-            what: what.to_string(),
-            source,
-        };
+    /// Create TAP interface `iface.name` (or attach to the persistent one of that name),
+    /// apply its MTU and MAC options and bring it up. Needs CAP_NET_ADMIN. (A TAP device
+    /// takes every frame written to it, so `promisc` changes nothing; `queues` is 1.)
+    pub fn open(iface: &IfaceSpec, port_no: u16) -> Result<TapPort, PortError> {
+        let name = format!("tap:{iface}");
+        let err = netif::os_err(&name);
+        let dev = iface.name.as_str();
         if dev.len() >= libc::IFNAMSIZ || dev.contains(['/', ' ', '\0']) {
             return Err(err(
                 "not a valid interface name (at most 15 bytes, no '/' or space)",
@@ -98,14 +56,19 @@ impl TapPort {
             Errno::PERM | Errno::ACCESS => err("needs root (CAP_NET_ADMIN) to open /dev/net/tun", e.into()),
             e => err("cannot open /dev/net/tun", e.into()),
         })?;
-        let mut ifr = ifreq(dev, libc::IFF_TAP | libc::IFF_NO_PI);
-        ioctl_ifreq(rustix::fd::AsFd::as_fd(&fd), libc::TUNSETIFF, &mut ifr).map_err(|e| match e.raw_os_error() {
+        if iface.queues != 1 {
+            return Err(err("a TAP port has one queue", io::ErrorKind::InvalidInput.into()));
+        }
+        let mut ifr = ifreq(dev);
+        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        ioctl_ifreq(fd.as_fd(), libc::TUNSETIFF, &mut ifr).map_err(|e| match e.raw_os_error() {
             Some(libc::EPERM) => err("needs root (CAP_NET_ADMIN) to create a TAP interface", e),
             Some(libc::EBUSY) => err("the interface is in use", e),
             Some(libc::EINVAL) => err("an interface of that name exists and is not a TAP", e),
             _ => err("cannot create the TAP interface", e),
         })?;
-        set_up(dev).map_err(|e| err("cannot bring the interface up", e))?;
+        netif::configure(&name, iface)?;
+        netif::set_up(dev).map_err(|e| err("cannot bring the interface up", e))?;
         Ok(TapPort {
             name,
             port_no,
@@ -198,10 +161,10 @@ mod tests {
         }
         let dev = testlink::unique_name("t");
         let (_r, mut pool) = testutil::pool(512, 2048);
-        let mut tap = TapPort::open(&dev, 1).unwrap();
+        let mut tap = TapPort::open(&IfaceSpec::new(&dev), 1).unwrap();
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "1");
         testlink::wait_up(&dev);
-        let mut sock = AfPacketPort::open(&dev, 2).unwrap();
+        let mut sock = AfPacketPort::open(&IfaceSpec::new(&dev), 2).unwrap();
         let n = 100;
         testlink::one_way(&mut tap, &mut sock, &mut pool, n, 1);
         testlink::one_way(&mut sock, &mut tap, &mut pool, n, 2);
@@ -217,9 +180,11 @@ mod tests {
 
     #[test]
     fn bad_names_are_refused() {
-        let e = TapPort::open("a/b", 0).unwrap_err().to_string();
+        let e = TapPort::open(&IfaceSpec::new("a/b"), 0).unwrap_err().to_string();
         assert!(e.starts_with("port tap:a/b: not a valid interface name"), "{e}");
-        let e = TapPort::open("sixteen-bytes-xx", 0).unwrap_err().to_string();
+        let e = TapPort::open(&IfaceSpec::new("sixteen-bytes-xx"), 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a valid interface name"), "{e}");
     }
 }

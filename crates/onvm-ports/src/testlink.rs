@@ -80,12 +80,21 @@ impl Veth {
     /// `None` (with a note printed) when not root or `ip` cannot create the pair: the
     /// caller skips its test.
     pub fn create() -> Option<Veth> {
+        Self::with_queues(1)
+    }
+
+    /// A pair whose ends have `queues` receive and transmit queues each.
+    pub fn with_queues(queues: u16) -> Option<Veth> {
         if !is_root() {
             return None;
         }
         let a = unique_name("a");
         let b = unique_name("b");
-        if !ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]) {
+        let q = queues.to_string();
+        #[rustfmt::skip]
+        let args = ["link", "add", &a, "numtxqueues", &q, "numrxqueues", &q, "type", "veth",
+            "peer", "name", &b, "numtxqueues", &q, "numrxqueues", &q];
+        if !ip(&args) {
             eprintln!("skipped: cannot create a veth pair");
             return None;
         }

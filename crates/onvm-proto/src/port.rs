@@ -82,6 +82,156 @@ impl PcapInSpec {
     }
 }
 
+/// How an AF_XDP port binds its sockets (`mode=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Zero-copy when the driver has it, else copy (`mode=auto`, the default).
+    #[default]
+    Auto,
+    /// Always copy mode (`mode=copy`).
+    Copy,
+    /// Zero-copy or fail (`mode=zc`).
+    ZeroCopy,
+}
+
+/// A port on a kernel network interface (`afpacket:`, `afxdp:`, `tap:`) and its options:
+/// `NAME[,queues=N][,promisc=on|off][,mtu=N][,mac=XX:XX:XX:XX:XX:XX][,mode=auto|copy|zc]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfaceSpec {
+    /// The interface (for TAP: the interface the port creates).
+    pub name: String,
+    /// Receive queues to serve (AF_XDP: one socket per queue; AF_PACKET: a fanout
+    /// group of that many sockets). Default 1.
+    pub queues: u16,
+    /// Receive frames addressed to any MAC (default on, as a switch port must).
+    pub promisc: bool,
+    /// MTU to set on the interface at open (jumbo frames need the buffers' data room too).
+    pub mtu: Option<u32>,
+    /// MAC address to set on the interface at open.
+    pub mac: Option<[u8; 6]>,
+    /// AF_XDP only: how to bind.
+    pub xdp_mode: XdpMode,
+}
+
+impl IfaceSpec {
+    /// Most queues a port may serve.
+    pub const MAX_QUEUES: u16 = 64;
+
+    /// Interface `name` with the default options.
+    pub fn new(name: impl Into<String>) -> Self {
+        IfaceSpec {
+            name: name.into(),
+            queues: 1,
+            promisc: true,
+            mtu: None,
+            mac: None,
+            xdp_mode: XdpMode::Auto,
+        }
+    }
+}
+
+impl fmt::Display for IfaceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if self.queues != 1 {
+            write!(f, ",queues={}", self.queues)?;
+        }
+        if !self.promisc {
+            f.write_str(",promisc=off")?;
+        }
+        if let Some(m) = self.mtu {
+            write!(f, ",mtu={m}")?;
+        }
+        if let Some(m) = self.mac {
+            write!(
+                f,
+                ",mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            )?;
+        }
+        match self.xdp_mode {
+            XdpMode::Auto => Ok(()),
+            XdpMode::Copy => f.write_str(",mode=copy"),
+            XdpMode::ZeroCopy => f.write_str(",mode=zc"),
+        }
+    }
+}
+
+fn parse_mac(v: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = v.split(':');
+    for b in &mut mac {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// `NAME[,option=value]...`; `xdp` says whether `mode=` is allowed (AF_XDP only).
+fn parse_iface(arg: &str, xdp: bool) -> Result<IfaceSpec, String> {
+    let mut items = arg.split(',');
+    let name = items.next().unwrap_or("");
+    if name.is_empty() {
+        return Err("needs an interface name".into());
+    }
+    if name.len() > MAX_IFNAME || name.contains(['/', ' ']) {
+        return Err(format!(
+            "{name:?} is not a valid interface name (at most {MAX_IFNAME} bytes, no '/' or space)"
+        ));
+    }
+    let mut spec = IfaceSpec::new(name);
+    let mut seen: Vec<&str> = Vec::new();
+    for item in items {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(format!("interface option {item:?} is not key=value"));
+        };
+        if seen.contains(&k) {
+            return Err(format!("interface option {k:?} repeats"));
+        }
+        seen.push(k);
+        match k {
+            "queues" => match v.parse::<u16>() {
+                Ok(q) if (1..=IfaceSpec::MAX_QUEUES).contains(&q) => spec.queues = q,
+                _ => return Err(format!("queues {v:?} must be 1..={}", IfaceSpec::MAX_QUEUES)),
+            },
+            "promisc" => {
+                spec.promisc = match v {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("promisc {v:?} must be on or off")),
+                }
+            }
+            "mtu" => match v.parse::<u32>() {
+                Ok(m) if (68..=65535).contains(&m) => spec.mtu = Some(m),
+                _ => return Err(format!("mtu {v:?} must be 68..=65535")),
+            },
+            "mac" => match parse_mac(v) {
+                Some(m) if m[0] & 1 == 0 => spec.mac = Some(m),
+                Some(_) => return Err(format!("mac {v:?} is a multicast address")),
+                None => return Err(format!("mac {v:?} is not six hex bytes like 02:00:00:00:00:01")),
+            },
+            "mode" if xdp => {
+                spec.xdp_mode = match v {
+                    "auto" => XdpMode::Auto,
+                    "copy" => XdpMode::Copy,
+                    "zc" => XdpMode::ZeroCopy,
+                    _ => return Err(format!("mode {v:?} must be auto, copy or zc")),
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown interface option {k:?} (expected queues, promisc, mtu, mac{})",
+                    if xdp { " or mode" } else { "" }
+                ));
+            }
+        }
+    }
+    Ok(spec)
+}
+
 /// A port backend and its argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PortSpec {
@@ -93,12 +243,12 @@ pub enum PortSpec {
     PcapOut(PathBuf),
     /// `null`: receives nothing, drops what is sent.
     Null,
-    /// `afpacket:IFACE`: Linux AF_PACKET (TPACKET_V3).
-    AfPacket(String),
-    /// `afxdp:IFACE`: AF_XDP with the packet region as UMEM.
-    AfXdp(String),
-    /// `tap:NAME`: a TAP device.
-    Tap(String),
+    /// `afpacket:IFACE[,options]`: Linux AF_PACKET (TPACKET_V3).
+    AfPacket(IfaceSpec),
+    /// `afxdp:IFACE[,options]`: AF_XDP with the packet region as UMEM.
+    AfXdp(IfaceSpec),
+    /// `tap:NAME[,options]`: a TAP device.
+    Tap(IfaceSpec),
 }
 
 /// A port spec that does not parse; the message names the spec and the problem.
@@ -227,24 +377,16 @@ impl FromStr for PortSpec {
             Some(a) if !a.is_empty() => Ok(a),
             _ => Err(err(format!("{kind} needs {what} after \"{kind}:\""))),
         };
-        let iface = |what: &str| {
-            let a = need(what)?;
-            if a.len() > MAX_IFNAME || a.contains(['/', ' ']) {
-                return Err(err(format!(
-                    "{a:?} is not a valid interface name (at most {MAX_IFNAME} bytes, no '/' or space)"
-                )));
-            }
-            Ok(a.to_string())
-        };
+        let iface = |what: &str, xdp: bool| parse_iface(need(what)?, xdp).map_err(err);
         match kind {
             "gen" => parse_gen(arg.unwrap_or("")).map(PortSpec::Gen).map_err(err),
             "pcap" => parse_pcap_in(need("a file")?).map(PortSpec::PcapIn).map_err(err),
             "pcapout" => Ok(PortSpec::PcapOut(need("a file")?.into())),
             "null" if arg.is_none() => Ok(PortSpec::Null),
             "null" => Err(err("null takes no argument".into())),
-            "afpacket" => Ok(PortSpec::AfPacket(iface("an interface")?)),
-            "afxdp" => Ok(PortSpec::AfXdp(iface("an interface")?)),
-            "tap" => Ok(PortSpec::Tap(iface("a device name")?)),
+            "afpacket" => Ok(PortSpec::AfPacket(iface("an interface", false)?)),
+            "afxdp" => Ok(PortSpec::AfXdp(iface("an interface", true)?)),
+            "tap" => Ok(PortSpec::Tap(iface("a device name", false)?)),
             _ => Err(err(format!(
                 "unknown port kind {kind:?} (expected gen, pcap, pcapout, null, afpacket, afxdp or tap)"
             ))),
@@ -320,9 +462,48 @@ mod tests {
             Ok(PortSpec::PcapOut("/tmp/o.pcap".into()))
         );
         assert_eq!("null".parse(), Ok(PortSpec::Null));
-        assert_eq!("afxdp:veth0".parse(), Ok(PortSpec::AfXdp("veth0".into())));
-        assert_eq!("afpacket:eth1".parse(), Ok(PortSpec::AfPacket("eth1".into())));
-        assert_eq!("tap:tap0".parse(), Ok(PortSpec::Tap("tap0".into())));
+        assert_eq!("afxdp:veth0".parse(), Ok(PortSpec::AfXdp(IfaceSpec::new("veth0"))));
+        assert_eq!("afpacket:eth1".parse(), Ok(PortSpec::AfPacket(IfaceSpec::new("eth1"))));
+        assert_eq!("tap:tap0".parse(), Ok(PortSpec::Tap(IfaceSpec::new("tap0"))));
+    }
+
+    #[test]
+    fn interface_options() {
+        let Ok(PortSpec::AfXdp(x)) =
+            "afxdp:veth0,queues=4,mode=copy,mtu=9000,mac=02:aB:00:00:00:01,promisc=off".parse()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            x,
+            IfaceSpec {
+                name: "veth0".into(),
+                queues: 4,
+                promisc: false,
+                mtu: Some(9000),
+                mac: Some([2, 0xab, 0, 0, 0, 1]),
+                xdp_mode: XdpMode::Copy,
+            }
+        );
+        for s in [
+            "afxdp:veth0,queues=4,promisc=off,mtu=9000,mac=02:ab:00:00:00:01,mode=copy",
+            "afxdp:v,mode=zc",
+            "afpacket:eth0,queues=2",
+            "tap:t0,mtu=1400",
+        ] {
+            assert_eq!(s.parse::<PortSpec>().unwrap().to_string(), s);
+        }
+        assert!(reason("afxdp:v,queues=0").contains("queues \"0\" must be 1..=64"));
+        assert!(reason("afxdp:v,queues=65").contains("must be 1..=64"));
+        assert!(reason("afxdp:v,mtu=20").contains("mtu"));
+        assert!(reason("afxdp:v,mac=01:00:00:00:00:01").contains("multicast"));
+        assert!(reason("afxdp:v,mac=02:00:00:00:00").contains("six hex bytes"));
+        assert!(reason("afxdp:v,mac=02:00:00:00:00:01:02").contains("six hex bytes"));
+        assert!(reason("afxdp:v,mode=fast").contains("auto, copy or zc"));
+        assert!(reason("afpacket:v,mode=copy").contains("unknown interface option \"mode\""));
+        assert!(reason("tap:v,queues=1,queues=2").contains("repeats"));
+        assert!(reason("afxdp:v,promisc").contains("key=value"));
+        assert!(reason("afxdp:,queues=2").contains("interface name"));
     }
 
     #[test]

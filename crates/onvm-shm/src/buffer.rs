@@ -306,6 +306,22 @@ impl<'a> PacketMut<'a> {
         Ok(())
     }
 
+    /// Say where bytes already in the buffer are: `len` bytes starting `off` bytes into
+    /// the packet area (the start of the headroom). For ports whose kernel or NIC wrote
+    /// the packet in place (AF_XDP), which decides where it starts.
+    #[inline]
+    pub fn set_bounds(&mut self, off: usize, len: usize) -> Result<(), BufError> {
+        let room = self.area.len();
+        if off.checked_add(len).is_none_or(|end| end > room) {
+            return Err(BufError::NoRoom {
+                want: off.saturating_add(len),
+                room,
+            });
+        }
+        self.store(off as u32, len as u32);
+        Ok(())
+    }
+
     /// Grow the packet at the front by `n` bytes (taken from headroom) and return them.
     #[inline]
     pub fn prepend(&mut self, n: usize) -> Result<&mut [u8], BufError> {

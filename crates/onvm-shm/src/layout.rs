@@ -238,6 +238,24 @@ impl Layout {
     pub fn file_size(&self, page_size: u64) -> u64 {
         round_up(self.size, page_size)
     }
+
+    /// Offset from the start of the region of buffer `idx`'s packet area (headroom, then
+    /// data room). Ports whose hardware or kernel writes packets straight into the region
+    /// (AF_XDP's UMEM) address buffers this way.
+    pub fn area_offset(&self, idx: u32) -> u64 {
+        self.bufs_offset + u64::from(idx) * u64::from(self.buf_stride) + META_SIZE as u64
+    }
+
+    /// The buffer whose packet area holds region offset `off`, and how far into that area
+    /// `off` is; `None` for offsets outside every valid buffer's area (the header, rings,
+    /// metadata lines, slot 0, past the end).
+    pub fn locate(&self, off: u64) -> Option<(u32, u32)> {
+        let rel = off.checked_sub(self.bufs_offset)?;
+        let idx = rel / u64::from(self.buf_stride);
+        let within = (rel % u64::from(self.buf_stride)).checked_sub(META_SIZE as u64)?;
+        let area = u64::from(self.headroom) + u64::from(self.data_room);
+        (idx >= 1 && idx <= u64::from(self.buffers) && within < area).then_some((idx as u32, within as u32))
+    }
 }
 
 #[cfg(test)]
@@ -253,6 +271,24 @@ mod tests {
         assert!(l.rings_offset >= std::mem::size_of::<Header>() as u64);
         assert!(l.bufs_offset >= l.rings_offset + l.rings as u64 * l.ring_stride);
         assert_eq!(l.size, l.bufs_offset + 32768 * l.buf_stride as u64);
+    }
+
+    #[test]
+    fn area_offsets_locate_back_to_their_buffer() {
+        let l = Layout::compute(100, 256, 2048, 4, 64).unwrap();
+        for idx in [1, 2, 57, 100] {
+            let a = l.area_offset(idx);
+            assert_eq!(l.locate(a), Some((idx, 0)));
+            assert_eq!(l.locate(a + 256), Some((idx, 256)));
+            assert_eq!(l.locate(a + 256 + 2047), Some((idx, 2303)));
+            // The metadata line and the bytes past the data room belong to no area.
+            assert_eq!(l.locate(a - 1), None);
+            assert_eq!(l.locate(a + 2304), None);
+        }
+        assert_eq!(l.locate(l.area_offset(0)), None, "slot 0 is never a buffer");
+        assert_eq!(l.locate(l.area_offset(101)), None);
+        assert_eq!(l.locate(0), None);
+        assert_eq!(l.locate(u64::MAX), None);
     }
 
     #[test]

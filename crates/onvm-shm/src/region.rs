@@ -275,6 +275,13 @@ impl Region {
         self.map.len()
     }
 
+    /// Start of this process's mapping (page-aligned), for registering the region with
+    /// the kernel as memory it may write packets into (AF_XDP's UMEM). Using the pointer
+    /// is the caller's unsafe business; this call itself reads nothing.
+    pub fn base_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
     /// Ring `i`, bounds-checked.
     pub fn ring(&self, i: u32) -> Result<RingRef<'_>, RingError> {
         if i >= self.layout.rings {
@@ -746,6 +753,13 @@ mod tests {
         assert!(matches!(p.copy_from(&[0; 3000]), Err(BufError::NoRoom { .. })));
         p.reset();
         assert_eq!((p.len(), p.headroom()), (0, 128));
+        // Bytes written in place (by a kernel port) are framed where they landed.
+        p.set_bounds(256, 100).unwrap();
+        assert_eq!((p.len(), p.headroom(), p.tailroom()), (100, 256, 2176 - 356));
+        assert!(matches!(p.set_bounds(2000, 177), Err(BufError::NoRoom { .. })));
+        assert!(matches!(p.set_bounds(usize::MAX, 2), Err(BufError::NoRoom { .. })));
+        assert_eq!((p.len(), p.headroom()), (100, 256), "a refused frame changes nothing");
+        p.reset();
         // Metadata written through the view is what a second mapping reads.
         p.set_len(60).unwrap();
         assert_eq!(r.meta(r.buf_idx(b.index()).unwrap()).raw_len_off(), (60, 128));

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use libc::{tpacket_block_desc, tpacket_hdr_v1, tpacket3_hdr};
 use rustix::mm::{MapFlags, ProtFlags};
 
-use super::setsockopt;
+use crate::netif::setsockopt;
 
 /// Size of one block (a power of two, a multiple of the page size).
 const BLOCK_SIZE: u32 = 1 << 18;
