@@ -11,13 +11,16 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# tcpdump reads the pcap files the tests write (the tests skip that check without it).
-if ! command -v tcpdump >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing tcpdump"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q tcpdump >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tcpdump >/dev/null 2>&1; } ||
-        echo "warning: could not install tcpdump; its checks will be skipped" >&2
-fi
+# tcpdump reads the pcap files the tests write and captures in the namespace tests;
+# tcpreplay sends their traffic (the tests that need them say so and skip without).
+for pkg in tcpdump tcpreplay; do
+    if ! command -v "$pkg" >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        log "installing $pkg"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null 2>&1; } ||
+            echo "warning: could not install $pkg; the tests that need it will be skipped" >&2
+    fi
+done
 
 # Hugepages: the region backs itself with them when enough are free, and the tests
 # check that it does (ONVM_EXPECT_HUGEPAGES). Without root we test the fallback only.

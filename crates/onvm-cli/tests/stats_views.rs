@@ -38,7 +38,11 @@ fn csv_mode_prints_open_netvm_columns_every_interval() {
         .collect();
     assert!(port0.len() >= 2, "a port line per interval:\n{out}");
     for l in &port0 {
-        assert_eq!(l.split(',').count(), 6, "ts,port,rx,rx_pps,tx,tx_pps: {l}");
+        assert_eq!(
+            l.split(',').count(),
+            9,
+            "ts,port,rx,rx_pps,tx,tx_pps,rx_drop,tx_drop,errors: {l}"
+        );
     }
     let rx: Vec<u64> = port0
         .iter()

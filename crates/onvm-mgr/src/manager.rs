@@ -346,6 +346,9 @@ impl<'r> Mgr<'r> {
         }
         let mut waiting = self.opts.wait_for_nfs;
         self.rx_on = waiting.is_none();
+        if self.rx_on {
+            self.event("ports receiving".into());
+        }
         loop {
             if let Some((n, max)) = waiting
                 && (self.active.len() >= n || self.start.elapsed() >= max)
@@ -358,6 +361,7 @@ impl<'r> Mgr<'r> {
                 }
                 waiting = None;
                 self.rx_on = true;
+                self.event("ports receiving".into());
             }
             self.moved = false;
             self.switch_once()?;

@@ -92,14 +92,15 @@ pub fn console(prev: Option<&Snapshot>, cur: &Snapshot) -> String {
         let old = prev.and_then(|x| x.port(p.no)).map(|q| q.stats);
         let _ = writeln!(
             s,
-            "Port {} ({}) - rx: {:>12} ({:>10} pps)  tx: {:>12} ({:>10} pps)  drop: {} err: {}",
+            "Port {} ({}) - rx: {:>12} ({:>10} pps)  tx: {:>12} ({:>10} pps)  rx_drop: {} tx_drop: {} err: {}",
             p.no,
             p.name,
             p.stats.rx,
             rate(p.stats.rx, old.map(|o| o.rx), dt),
             p.stats.tx,
             rate(p.stats.tx, old.map(|o| o.tx), dt),
-            p.stats.rx_drop + p.stats.tx_drop,
+            p.stats.rx_drop,
+            p.stats.tx_drop,
             p.stats.errors,
         );
     }
@@ -188,11 +189,13 @@ fn timestamp(at: SystemTime) -> String {
 
 /// The raw CSV header lines (openNetVM's `-v 3`).
 pub fn csv_header() -> &'static str {
-    "#YYYY-MM-DD HH:MM:SS,nic_rx_pkts,nic_rx_pps,nic_tx_pkts,nic_tx_pps\n\
+    "#YYYY-MM-DD HH:MM:SS,nic_rx_pkts,nic_rx_pps,nic_tx_pkts,nic_tx_pps,nic_rx_drop,nic_tx_drop,nic_errors\n\
      #YYYY-MM-DD HH:MM:SS,nf_tag,instance_id,service_id,core,parent,state,children_cnt,rx,tx,rx_pps,tx_pps,rx_drop,tx_drop,rx_drop_rate,tx_drop_rate,act_out,act_tonf,act_drop,act_next,act_buffer,act_returned,num_wakeups,wakeup_rate\n"
 }
 
-/// One interval's CSV lines: `ts,port,rx,rx_pps,tx,tx_pps` per port, then one line per NF.
+/// One interval's CSV lines: `ts,port,rx,rx_pps,tx,tx_pps,rx_drop,tx_drop,errors` per
+/// port (openNetVM's NIC columns with the port number and our drop/error counters
+/// added), then one line per NF.
 pub fn csv_lines(prev: Option<&Snapshot>, cur: &Snapshot, at: SystemTime) -> String {
     let dt = cur.seconds_since(prev);
     let ts = timestamp(at);
@@ -201,12 +204,15 @@ pub fn csv_lines(prev: Option<&Snapshot>, cur: &Snapshot, at: SystemTime) -> Str
         let old = prev.and_then(|x| x.port(p.no)).map(|q| q.stats);
         let _ = writeln!(
             s,
-            "{ts},{},{},{},{},{}",
+            "{ts},{},{},{},{},{},{},{},{}",
             p.no,
             p.stats.rx,
             rate(p.stats.rx, old.map(|o| o.rx), dt),
             p.stats.tx,
-            rate(p.stats.tx, old.map(|o| o.tx), dt)
+            rate(p.stats.tx, old.map(|o| o.tx), dt),
+            p.stats.rx_drop,
+            p.stats.tx_drop,
+            p.stats.errors,
         );
     }
     for n in &cur.nfs {
@@ -257,6 +263,9 @@ mod tests {
                 stats: PortStats {
                     rx,
                     tx: rx / 2,
+                    rx_drop: 4,
+                    tx_drop: 5,
+                    errors: 6,
                     ..Default::default()
                 },
             }],
@@ -303,6 +312,10 @@ mod tests {
             assert!(text.contains(col), "missing column {col}:\n{text}");
         }
         assert!(text.contains("(      2000 pps)"), "port rate over 2 s:\n{text}");
+        assert!(
+            text.contains("rx_drop: 4 tx_drop: 5 err: 6"),
+            "port drops and errors:\n{text}"
+        );
         assert!(text.contains("Service id totals"), "{text}");
         assert!(text.contains("SID   1 2 NFs"), "{text}");
         assert!(text.contains("no-rule=7"));
@@ -317,7 +330,7 @@ mod tests {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let lines = csv_lines(Some(&a), &b, at);
         let mut it = lines.lines();
-        assert_eq!(it.next().unwrap(), "2023-11-14 22:13:20,0,3000,2000,1500,1000");
+        assert_eq!(it.next().unwrap(), "2023-11-14 22:13:20,0,3000,2000,1500,1000,4,5,6");
         let nf = it.next().unwrap();
         assert_eq!(nf.split(',').count(), header_cols, "{nf}");
         assert!(nf.starts_with("2023-11-14 22:13:20,fwd,1,1,1,0,running,1,3000,3000,2000,2000,"));

@@ -1,0 +1,226 @@
+//! Kernel ports end to end, inside a network namespace this test creates and removes:
+//! tcpreplay sends a capture into an interface, `onvm up` (manager and two NF
+//! processes, run inside the namespace) receives it on a kernel port, passes it
+//! through the chain and sends it out of a second port, and tcpdump's capture on the
+//! far side must hold exactly the packets that went in, byte for byte, in order.
+//! One test per backend: AF_PACKET and AF_XDP on veth pairs, TAP on TAP devices.
+//!
+//! Needs root, `ip`, tcpreplay and tcpdump (scripts/test.sh installs them); without
+//! them each test says why it is skipped and passes.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Proc, SOON, TempDir, assert_conserved, distinct_udp_frames, read_pcap, wait_for, write_pcap};
+
+const PACKETS: usize = 300;
+
+/// A network namespace, deleted (with every interface in it) on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create(tag: &str) -> Netns {
+        let name = format!("onvmt-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let st = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("run ip netns add");
+        assert!(st.success(), "ip netns add {name} failed");
+        let ns = Netns(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        // No IPv6 on the test links: no router solicitations or MLD reports in the way.
+        for key in ["all", "default"] {
+            ns.exec(&["sysctl", "-q", "-w", &format!("net.ipv6.conf.{key}.disable_ipv6=1")]);
+        }
+        ns
+    }
+
+    /// Run `cmd` inside the namespace; panics with its stderr if it fails.
+    fn exec(&self, cmd: &[&str]) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(cmd)
+            .output()
+            .expect("run ip netns exec");
+        assert!(
+            out.status.success(),
+            "{cmd:?} in {}: {}",
+            self.0,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let mut cmd = vec!["ip"];
+        cmd.extend_from_slice(args);
+        self.exec(&cmd);
+    }
+
+    /// A command that runs inside the namespace.
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]);
+        c
+    }
+
+    fn veth(&self, a: &str, b: &str) {
+        self.ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        self.ip(&["link", "set", a, "up"]);
+        self.ip(&["link", "set", b, "up"]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// Whether this machine can run these tests; prints why not.
+fn can_run() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        eprintln!("skipped: needs root (network namespaces, raw sockets)");
+        return false;
+    }
+    for tool in ["tcpreplay", "tcpdump"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("skipped: {tool} is not installed (scripts/test.sh installs it)");
+            return false;
+        }
+    }
+    true
+}
+
+fn config(dir: &TempDir, input: &str, output: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"[manager]
+socket = {socket:?}
+ports = [{input:?}, {output:?}]
+shared_cores = true
+
+[services]
+a = 1
+b = 2
+
+[[nfs]]
+name = "basic_monitor"
+service = "a"
+
+[[nfs]]
+name = "simple_forward"
+service = "b"
+
+[[chains]]
+name = "through"
+chain = ["a", "b", "out:1"]
+in_port = 0
+"#,
+        socket = dir.socket().display().to_string(),
+    );
+    dir.write("chain.toml", &text)
+}
+
+/// Start tcpdump on `iface` in `ns`, writing `path`; returns once it listens.
+fn capture(ns: &Netns, iface: &str, path: &Path) -> Proc {
+    let mut c = ns.command("tcpdump");
+    c.args(["-i", iface, "-U", "-n", "-w"]).arg(path).arg("udp");
+    let p = Proc::spawn("tcpdump", c);
+    assert!(
+        p.stderr.wait(SOON, |l| l.contains("listening on")).is_some(),
+        "tcpdump did not start\n{}",
+        p.output()
+    );
+    p
+}
+
+/// The whole scenario: `ports` (input, output) of the manager, `inject` and `sniff` the
+/// interfaces tcpreplay and tcpdump use; `setup` creates what must exist before the
+/// manager starts.
+fn run(kind: &str, ports: (&str, &str), inject: &str, sniff: &str, setup: impl FnOnce(&Netns)) {
+    if !can_run() {
+        return;
+    }
+    let _serial = common::serial();
+    let dir = TempDir::new(kind);
+    let ns = Netns::create(kind);
+    setup(&ns);
+    let input = distinct_udp_frames(PACKETS, 29);
+    let in_pcap = dir.join("in.pcap");
+    write_pcap(&in_pcap, &input, Duration::from_secs(1_700_000_000));
+    let cfg = config(&dir, ports.0, ports.1);
+
+    let mut up_cmd = ns.command(env!("CARGO_BIN_EXE_onvm"));
+    up_cmd.arg("up").arg(&cfg).args(["--stats", "off", "--buffers", "8191"]);
+    let mut up = Proc::spawn("onvm up", up_cmd);
+    assert!(
+        up.stderr.wait(SOON, |l| l.contains("ports receiving")).is_some(),
+        "the manager did not start receiving\n{}",
+        up.output()
+    );
+    let port_lines: Vec<String> = up
+        .stderr
+        .text()
+        .lines()
+        .filter(|l| l.contains("port "))
+        .map(String::from)
+        .collect();
+    eprintln!("{kind}: {port_lines:?}");
+
+    let cap_path = dir.join("cap.pcap");
+    let mut dump = capture(&ns, sniff, &cap_path);
+    let mut replay = ns.command("tcpreplay");
+    replay.args(["-i", inject, "--pps", "20000"]).arg(&in_pcap);
+    let mut replay = Proc::spawn("tcpreplay", replay);
+    assert_eq!(replay.exit_code(SOON), 0, "tcpreplay failed\n{}", replay.output());
+
+    let got_all = wait_for(Duration::from_secs(10), || {
+        std::fs::metadata(&cap_path).is_ok_and(|m| m.len() > 0) && read_pcap(&cap_path).len() >= PACKETS
+    });
+    up.signal("TERM");
+    let code = up.exit_code(SOON);
+    dump.signal("INT");
+    dump.wait_exit(SOON);
+    assert_eq!(code, 0, "onvm up failed\n{}", up.output());
+    assert_conserved(&up);
+    let out = read_pcap(&cap_path);
+    assert!(
+        got_all && out.len() == PACKETS,
+        "{kind}: captured {} of {PACKETS} packets\n{}",
+        out.len(),
+        up.output()
+    );
+    for (i, (o, e)) in out.iter().zip(&input).enumerate() {
+        assert!(o == e, "{kind}: packet {i} differs (or the order changed)");
+    }
+}
+
+#[test]
+fn af_packet_ports_carry_a_replay_through_a_chain() {
+    run("afpacket", ("afpacket:in0", "afpacket:out0"), "in1", "out1", |ns| {
+        ns.veth("in0", "in1");
+        ns.veth("out0", "out1");
+    });
+}
+
+#[test]
+fn af_xdp_ports_carry_a_replay_through_a_chain() {
+    run("afxdp", ("afxdp:in0", "afxdp:out0"), "in1", "out1", |ns| {
+        ns.veth("in0", "in1");
+        ns.veth("out0", "out1");
+    });
+}
+
+#[test]
+fn tap_ports_carry_a_replay_through_a_chain() {
+    // The manager creates both TAP devices; tcpreplay sends out of the kernel's side of
+    // one (the port receives it) and tcpdump sees what the port writes to the other.
+    run("tap", ("tap:tin", "tap:tout"), "tin", "tout", |_| {});
+}
