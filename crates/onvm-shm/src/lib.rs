@@ -22,6 +22,8 @@ pub mod fdpass;
 #[cfg(not(loom))]
 mod layout;
 #[cfg(not(loom))]
+mod mempolicy;
+#[cfg(not(loom))]
 mod pool;
 #[cfg(not(loom))]
 mod region;
@@ -36,7 +38,7 @@ pub use error::{BufError, RingError, ShmError};
 #[cfg(not(loom))]
 pub use layout::{ABI_VERSION, BackingChoice, Header, Layout, MAGIC, RegionConfig};
 #[cfg(not(loom))]
-pub use pool::{Audit, Pool, Reclaimed};
+pub use pool::{Audit, Pool, Reclaimed, Slice};
 #[cfg(not(loom))]
 pub use region::{BURST, Backing, Holder, Region};
 pub use ring::{Consumer, Producer, RingRef};

@@ -1,13 +1,22 @@
-//! The manager's packet pool: the free list, the audit and crash reclaim.
+//! The manager's packet pool: the free lists, the audit and crash reclaim.
 //!
-//! The free list is a plain `Vec` in the manager's own memory, not in the region: one
-//! party uses it, so it needs no synchronisation, and no NF can corrupt it. NFs get
+//! The free lists are plain `Vec`s in the manager's own memory, not in the region: one
+//! party uses them, so they need no synchronisation, and no NF can corrupt them. NFs get
 //! buffers through rings the manager fills.
+//!
+//! The buffers are split into one contiguous [`Slice`] per NUMA node in use, each with
+//! its own free list, so that a port's packets can land in memory of the port's node
+//! ([`Pool::prefer_node`]) while every party still sees one region and one index space
+//! (rings and NFs do not know about nodes). A freed buffer goes back to the slice its
+//! index lies in; an allocation takes from the preferred slice and, when that is empty,
+//! from the others in order, so splitting never makes the pool smaller.
 
 use crate::buffer::{Buf, BufIdx, Owner, OwnerId};
 use crate::error::{RingError, ShmError};
 use crate::region::{Holder, Region};
 use std::fmt;
+use std::io;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 /// Where the audit found one buffer.
@@ -114,28 +123,88 @@ impl Reclaimed {
     }
 }
 
-/// The manager's side of the region: the free list and the manager's [`Holder`].
+/// One NUMA node's share of the buffers: indices `first..=last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    /// The node its pages should live on.
+    pub node: u16,
+    pub first: u32,
+    pub last: u32,
+}
+
+impl Slice {
+    pub fn range(&self) -> RangeInclusive<u32> {
+        self.first..=self.last
+    }
+
+    /// Buffers in it (at least one).
+    pub fn count(&self) -> u32 {
+        self.last - self.first + 1
+    }
+}
+
+/// The manager's side of the region: the free lists and the manager's [`Holder`].
 #[derive(Debug)]
 pub struct Pool {
     holder: Holder,
-    free: Vec<u32>,
+    /// Ascending, adjacent index ranges covering 1..=N.
+    slices: Vec<Slice>,
+    /// One free list per slice.
+    free: Vec<Vec<u32>>,
+    /// The slice allocations come from first.
+    preferred: usize,
 }
 
 impl Pool {
-    /// Take charge of a freshly created region: every buffer starts free. Fails if this
-    /// process already attached the manager's owner id.
+    /// Take charge of a freshly created region: every buffer starts free, in one slice
+    /// for node 0. Fails if this process already attached the manager's owner id.
     pub fn new(region: &Arc<Region>) -> Result<Pool, ShmError> {
-        let holder = region.holder(OwnerId::MANAGER)?;
+        Pool::with_nodes(region, &[0])
+    }
+
+    /// As [`Pool::new`], with the buffers split into one contiguous slice per node of
+    /// `nodes`, in that order and as even as can be (the first slices get the
+    /// remainder); the first node's slice is preferred until [`Pool::prefer_node`].
+    pub fn with_nodes(region: &Arc<Region>, nodes: &[u16]) -> Result<Pool, ShmError> {
         let n = region.buffers();
+        if nodes.is_empty() || nodes.len() > n as usize {
+            return Err(ShmError::Config(format!(
+                "{} NUMA slices for {n} buffers: need 1..={n}",
+                nodes.len()
+            )));
+        }
+        if let Some(twice) = nodes.iter().enumerate().find(|(i, n)| nodes[..*i].contains(n)) {
+            return Err(ShmError::Config(format!("node {} has two slices", twice.1)));
+        }
+        let holder = region.holder(OwnerId::MANAGER)?;
         for i in 1..=n {
             if region.owner(BufIdx(i)) != Some(Owner::Free) {
                 return Err(ShmError::BadHeader(format!("buffer {i} of a new region is not free")));
             }
         }
+        let k = nodes.len() as u32;
+        let mut first = 1;
+        let slices: Vec<Slice> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, &node)| {
+                let len = n / k + u32::from((i as u32) < n % k);
+                let s = Slice {
+                    node,
+                    first,
+                    last: first + len - 1,
+                };
+                first += len;
+                s
+            })
+            .collect();
         // Popped from the end: hand out low indices first (nicer to read in traces).
+        let free = slices.iter().map(|s| s.range().rev().collect()).collect();
         Ok(Pool {
             holder,
-            free: (1..=n).rev().collect(),
+            slices,
+            free,
+            preferred: 0,
         })
     }
 
@@ -148,14 +217,53 @@ impl Pool {
         &self.holder
     }
 
-    pub fn free_count(&self) -> u32 {
-        self.free.len() as u32
+    /// The slices, in index order.
+    pub fn slices(&self) -> &[Slice] {
+        &self.slices
     }
 
-    /// A fresh buffer held by the manager, empty, with the default headroom.
+    /// Take the next allocations from `node`'s slice (while it has buffers); a node
+    /// without a slice means the first slice. Cheap enough to call before every port
+    /// poll.
+    #[inline]
+    pub fn prefer_node(&mut self, node: u16) {
+        self.preferred = self.slices.iter().position(|s| s.node == node).unwrap_or(0);
+    }
+
+    /// The node allocations come from first.
+    pub fn preferred_node(&self) -> u16 {
+        self.slices[self.preferred].node
+    }
+
+    /// Ask the kernel to keep each slice's pages on its node ([`Region::prefer_node`]);
+    /// each slice with what the kernel said.
+    pub fn bind_slices(&self) -> Vec<(Slice, io::Result<()>)> {
+        self.slices
+            .iter()
+            .map(|s| (*s, self.region().prefer_node(s.range(), s.node)))
+            .collect()
+    }
+
+    pub fn free_count(&self) -> u32 {
+        self.free.iter().map(|f| f.len() as u32).sum()
+    }
+
+    /// Free buffers in `node`'s slice (0 if it has none).
+    pub fn free_on(&self, node: u16) -> u32 {
+        self.slices
+            .iter()
+            .position(|s| s.node == node)
+            .map_or(0, |i| self.free[i].len() as u32)
+    }
+
+    /// A fresh buffer held by the manager, empty, with the default headroom: from the
+    /// preferred slice, else from the first other slice that has one.
     #[inline]
     pub fn alloc(&mut self) -> Option<Buf> {
-        let i = self.free.pop()?;
+        let i = match self.free[self.preferred].pop() {
+            Some(i) => i,
+            None => self.free.iter_mut().find_map(Vec::pop)?,
+        };
         let buf = self.holder.adopt(BufIdx(i));
         let m = self.holder.meta(&buf);
         m.set_len_off(0, self.region().layout().headroom);
@@ -164,23 +272,33 @@ impl Pool {
 
     /// Up to `n` fresh buffers appended to `out`; returns how many.
     pub fn alloc_burst(&mut self, n: usize, out: &mut Vec<Buf>) -> usize {
-        let k = n.min(self.free.len());
+        let k = n.min(self.free_count() as usize);
         for _ in 0..k {
             out.push(self.alloc().expect("counted"));
         }
         k
     }
 
-    /// Give a buffer back to the free list.
+    /// Give a buffer back to the free list of its slice.
     #[inline]
     pub fn free(&mut self, buf: Buf) {
         self.free_idx(buf.idx);
     }
 
-    /// Put a buffer back in the free list (also for buffers found abandoned by reclaim).
+    /// The slice index `i` lies in (every valid index lies in one).
+    #[inline]
+    fn slice_of(&self, i: u32) -> usize {
+        self.slices
+            .iter()
+            .position(|s| i <= s.last)
+            .unwrap_or(self.slices.len() - 1)
+    }
+
+    /// Put a buffer back in its free list (also for buffers found abandoned by reclaim).
     fn free_idx(&mut self, idx: BufIdx) {
         self.region().set_owner(idx, Owner::Free);
-        self.free.push(idx.get());
+        let s = self.slice_of(idx.get());
+        self.free[s].push(idx.get());
     }
 
     /// Account for every buffer: in the free list, in a ring, or held by an owner in
@@ -194,7 +312,7 @@ impl Pool {
             total: n,
             ..Default::default()
         };
-        for &i in &self.free {
+        for &i in self.free.iter().flatten() {
             if seen[i as usize] != Seen::Nowhere || region.owner(BufIdx(i)) != Some(Owner::Free) {
                 a.duplicated.push(i);
             }
@@ -322,15 +440,19 @@ mod tests {
     use super::*;
     use crate::{BackingChoice, RegionConfig};
 
-    fn setup() -> (Arc<Region>, Pool) {
+    fn region(buffers: u32) -> Arc<Region> {
         let cfg = RegionConfig {
-            buffers: 128,
+            buffers,
             rings: 4,
             ring_capacity: 64,
             backing: BackingChoice::Normal,
             ..Default::default()
         };
-        let r = Region::create(&cfg).unwrap();
+        Region::create(&cfg).unwrap()
+    }
+
+    fn setup() -> (Arc<Region>, Pool) {
+        let r = region(128);
         let p = Pool::new(&r).unwrap();
         (r, p)
     }
@@ -351,6 +473,90 @@ mod tests {
             pool.free(b);
         }
         assert_eq!(pool.audit(&[]).free, 128);
+    }
+
+    #[test]
+    fn two_slices_prefer_their_node_fall_back_when_empty_and_stay_whole() {
+        let r = region(127);
+        let mut pool = Pool::with_nodes(&r, &[0, 1]).unwrap();
+        let (s0, s1) = (pool.slices()[0], pool.slices()[1]);
+        assert_eq!((s0.node, s0.range(), s1.node, s1.range()), (0, 1..=64, 1, 65..=127));
+        assert_eq!(pool.preferred_node(), 0, "the first node's slice is preferred");
+        pool.prefer_node(1);
+        let mut bufs = Vec::new();
+        assert_eq!(pool.alloc_burst(63, &mut bufs), 63);
+        assert!(
+            bufs.iter().all(|b| s1.range().contains(&b.index())),
+            "from node 1's range"
+        );
+        assert_eq!((pool.free_on(1), pool.free_on(0)), (0, 64));
+        // Node 1 is empty: the next ones come from node 0, none is lost.
+        let more = pool.alloc().unwrap();
+        assert!(s0.range().contains(&more.index()));
+        assert!(pool.audit(&[]).is_whole());
+        // Frees go back to the slice the index lies in, whichever node is preferred.
+        pool.prefer_node(7);
+        assert_eq!(pool.preferred_node(), 0, "a node without a slice means the first");
+        pool.free(more);
+        for b in bufs.drain(..10) {
+            pool.free(b);
+        }
+        assert_eq!((pool.free_on(0), pool.free_on(1)), (64, 10));
+        pool.prefer_node(1);
+        let b = pool.alloc().unwrap();
+        assert!(s1.range().contains(&b.index()));
+        bufs.push(b);
+        let a = pool.audit(&[]);
+        assert!(a.is_whole(), "{a}");
+        assert_eq!((a.free, a.held), (73, 54));
+        for b in bufs {
+            pool.free(b);
+        }
+        assert_eq!(pool.audit(&[]).free, 127);
+    }
+
+    #[test]
+    fn slices_must_be_one_per_node_and_fit() {
+        let r = region(2);
+        assert!(Pool::with_nodes(&r, &[]).is_err());
+        assert!(Pool::with_nodes(&r, &[0, 1, 2]).is_err());
+        let e = Pool::with_nodes(&r, &[1, 1]).unwrap_err();
+        assert!(e.to_string().contains("node 1 has two slices"), "{e}");
+    }
+
+    #[test]
+    fn binding_a_slice_to_node_0_works_and_a_missing_node_is_an_error() {
+        let (r, mut pool) = setup();
+        for (slice, got) in pool.bind_slices() {
+            match got {
+                Ok(()) => {}
+                // A kernel without NUMA, or a sandbox that forbids mbind: nothing to test.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                    eprintln!("mbind not available here: {e}");
+                    return;
+                }
+                Err(e) => panic!("binding {slice:?} to node 0: {e}"),
+            }
+        }
+        // The kernel says so too: the mapping holding the buffers prefers node 0.
+        let maps = std::fs::read_to_string("/proc/self/numa_maps").unwrap();
+        let base = r.base_ptr() as usize;
+        let ours = maps
+            .lines()
+            .filter_map(|l| Some((usize::from_str_radix(l.split(' ').next()?, 16).ok()?, l)))
+            .filter(|(a, _)| (base..base + r.size()).contains(a))
+            .map(|(_, l)| l.to_string())
+            .collect::<Vec<_>>();
+        assert!(ours.iter().any(|l| l.contains("prefer:0")), "{ours:#?}");
+        // Node 1000 does not exist: reported, and the region is as usable as before.
+        let e = r.prefer_node(1..=128, 1000).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+        assert!(r.prefer_node(0..=3, 0).is_err(), "index 0 is no buffer");
+        assert!(r.prefer_node(5..=129, 0).is_err(), "past the last buffer");
+        let mut b = pool.alloc().unwrap();
+        pool.holder().packet(&mut b).unwrap().copy_from(&[7; 60]).unwrap();
+        pool.free(b);
+        assert!(pool.audit(&[]).is_whole());
     }
 
     #[test]

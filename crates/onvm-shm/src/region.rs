@@ -31,6 +31,16 @@ pub enum Backing {
     Normal { why: String },
 }
 
+impl Backing {
+    /// Size of the pages backing the region: the unit the kernel maps and places them in.
+    pub fn page_size(&self) -> u64 {
+        match self {
+            Backing::Hugetlb { page_size } => *page_size,
+            Backing::Normal { .. } => rustix::param::page_size() as u64,
+        }
+    }
+}
+
 impl fmt::Display for Backing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -280,6 +290,34 @@ impl Region {
     /// is the caller's unsafe business; this call itself reads nothing.
     pub fn base_ptr(&self) -> *mut u8 {
         self.map.as_mut_ptr()
+    }
+
+    /// Prefer NUMA node `node` for the pages holding buffers `bufs` (`mbind(2)` with
+    /// `MPOL_PREFERRED`, moving pages already faulted in). Call it before anything pins
+    /// the pages (an AF_XDP UMEM registration does), or they stay where they are.
+    ///
+    /// Page-granular: a page that also holds buffers of the neighbouring range follows
+    /// whichever call covered it last. An error is what the kernel refused (no such node,
+    /// no NUMA support, a sandbox that forbids the call); the region works either way,
+    /// only slower when packets cross nodes, so callers report it and carry on.
+    pub fn prefer_node(&self, bufs: std::ops::RangeInclusive<u32>, node: u16) -> std::io::Result<()> {
+        let (first, last) = (*bufs.start(), *bufs.end());
+        if first == 0 || first > last || last > self.buffers() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("buffers {first}..={last} are not in 1..={}", self.buffers()),
+            ));
+        }
+        let page = self.backing.page_size();
+        let (stride, base) = (u64::from(self.layout.buf_stride), self.layout.bufs_offset);
+        let lo = (base + u64::from(first) * stride) / page * page;
+        let hi = (base + (u64::from(last) + 1) * stride).div_ceil(page) * page;
+        let hi = hi.min(self.map.len() as u64);
+        crate::mempolicy::prefer_node(
+            self.map.as_mut_ptr().wrapping_add(lo as usize),
+            (hi - lo) as usize,
+            node,
+        )
     }
 
     /// Ring `i`, bounds-checked.
