@@ -15,6 +15,7 @@
 //! | `afpacket:IFACE[,opts]` | [`AfPacketPort`]: any interface, through packet sockets (CAP_NET_RAW) |
 //! | `afxdp:IFACE[,opts]` | [`AfXdpPort`]: AF_XDP sockets whose UMEM is the packet region (root) |
 //! | `tap:NAME[,opts]` | [`TapPort`]: a TAP interface the port creates (CAP_NET_ADMIN) |
+//! | `dpdk:DEVARGS` | `DpdkPort` (cargo feature `dpdk`): a DPDK ethdev, mbufs over the packet region |
 //!
 //! Interface options (`queues=N`, `promisc=on|off`, `mtu=N`, `mac=..`, AF_XDP's
 //! `mode=auto|copy|zc`) are parsed in [`onvm_proto::port::IfaceSpec`].
@@ -28,6 +29,8 @@
 
 mod afpacket;
 mod afxdp;
+#[cfg(feature = "dpdk")]
+mod dpdk;
 mod generator;
 mod netif;
 mod null;
@@ -45,6 +48,8 @@ use thiserror::Error;
 
 pub use afpacket::AfPacketPort;
 pub use afxdp::{AfXdpPort, XDP_HEADROOM};
+#[cfg(feature = "dpdk")]
+pub use dpdk::DpdkPort;
 pub use generator::GenPort;
 pub use null::NullPort;
 pub use pcap::{PcapInPort, PcapOutPort};
@@ -100,8 +105,8 @@ pub trait Port: Send {
 /// A port that cannot be opened; the message names the spec or the file.
 #[derive(Debug, Error)]
 pub enum PortError {
-    /// The backend exists as a spec but is not implemented in this build.
-    #[error("port {spec}: this backend is not supported yet")]
+    /// The backend exists as a spec but is not compiled into this build.
+    #[error("port {spec}: this build has no DPDK support (build with `--features dpdk`, which needs libdpdk-dev)")]
     Unsupported { spec: String },
     /// A file could not be opened, read or created.
     #[error("port {spec}: cannot {what} {path:?}: {source}")]
@@ -141,6 +146,10 @@ pub fn open(spec: &PortSpec, port_no: u16, region: &Arc<Region>) -> Result<Box<d
         PortSpec::AfPacket(iface) => Box::new(AfPacketPort::open(iface, port_no)?),
         PortSpec::Tap(dev) => Box::new(TapPort::open(dev, port_no)?),
         PortSpec::AfXdp(iface) => Box::new(AfXdpPort::open(iface, port_no, region)?),
+        #[cfg(feature = "dpdk")]
+        PortSpec::Dpdk(devargs) => Box::new(DpdkPort::open(devargs, port_no, region)?),
+        #[cfg(not(feature = "dpdk"))]
+        PortSpec::Dpdk(_) => return Err(PortError::Unsupported { spec: spec.to_string() }),
     })
 }
 

@@ -249,6 +249,9 @@ pub enum PortSpec {
     AfXdp(IfaceSpec),
     /// `tap:NAME[,options]`: a TAP device.
     Tap(IfaceSpec),
+    /// `dpdk:DEVARGS`: a DPDK port (cargo feature `dpdk`), the device arguments as EAL
+    /// takes them, e.g. `dpdk:net_af_packet0,iface=veth0` or `dpdk:net_ring0`.
+    Dpdk(String),
 }
 
 /// A port spec that does not parse; the message names the spec and the problem.
@@ -387,8 +390,21 @@ impl FromStr for PortSpec {
             "afpacket" => Ok(PortSpec::AfPacket(iface("an interface", false)?)),
             "afxdp" => Ok(PortSpec::AfXdp(iface("an interface", true)?)),
             "tap" => Ok(PortSpec::Tap(iface("a device name", false)?)),
+            "dpdk" => {
+                let a = need("device arguments like net_af_packet0,iface=eth0")?;
+                let name = a.split(',').next().unwrap_or("");
+                if !name.starts_with("net_")
+                    || name.len() <= 4
+                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
+                    return Err(err(format!(
+                        "{name:?} is not a DPDK virtual device name (net_null0, net_ring0, net_pcap0, net_af_packet0, net_af_xdp0, net_tap0, ...)"
+                    )));
+                }
+                Ok(PortSpec::Dpdk(a.to_string()))
+            }
             _ => Err(err(format!(
-                "unknown port kind {kind:?} (expected gen, pcap, pcapout, null, afpacket, afxdp or tap)"
+                "unknown port kind {kind:?} (expected gen, pcap, pcapout, null, afpacket, afxdp, tap or dpdk)"
             ))),
         }
     }
@@ -422,6 +438,7 @@ impl fmt::Display for PortSpec {
             PortSpec::AfPacket(i) => write!(f, "afpacket:{i}"),
             PortSpec::AfXdp(i) => write!(f, "afxdp:{i}"),
             PortSpec::Tap(i) => write!(f, "tap:{i}"),
+            PortSpec::Dpdk(a) => write!(f, "dpdk:{a}"),
         }
     }
 }
@@ -522,7 +539,13 @@ mod tests {
         assert!(reason("pcap").contains("needs a file"));
         assert!(reason("null:x").contains("no argument"));
         assert!(reason("afxdp:averyveryverylongname").contains("interface name"));
-        assert!(reason("dpdk:0000:01:00.0").contains("unknown port kind \"dpdk\""));
+        assert!(reason("dpdk:0000:01:00.0").contains("not a DPDK virtual device name"));
+        assert!(reason("dpdk:").contains("device arguments"));
+        assert!(reason("mystery:x").contains("unknown port kind \"mystery\""));
+        assert_eq!(
+            "dpdk:net_af_packet0,iface=veth0".parse(),
+            Ok(PortSpec::Dpdk("net_af_packet0,iface=veth0".into()))
+        );
         assert!(reason("pcap:,loop").contains("needs a file"));
         assert!(reason("pcap:a.pcap,loop,once").contains("repeats"));
         assert!(reason("pcap:a.pcap,timing=slow").contains("timing \"slow\""));

@@ -1,0 +1,833 @@
+//! The DPDK port (`dpdk:DEVARGS`, cargo feature `dpdk`), linked against Debian's libdpdk
+//! 22.11 through pkg-config.
+//!
+//! **Zero copy**: the mbufs of the port carry pinned external buffers, and mbuf *i*'s
+//! buffer is the packet area of onvm buffer *i + 1* in the shared region. Their mempool
+//! is served by a small mempool driver (`onvm_pool`, in `csrc/dpdk_shim.c`) whose get and
+//! put are the manager's own [`Pool`]: when a PMD refills its receive ring it takes free
+//! onvm buffers, and when it is done transmitting one, the buffer is free again. One
+//! free list, one audit: a buffer a PMD holds is, for the pool, held by the port, and
+//! [`Port::release`] gets every one back.
+//!
+//! The pool is `&mut` and only lent to a port for the duration of a call, so the driver's
+//! callbacks find it through a thread-local set around each call into DPDK
+//! ([`with_pool`]); a buffer a PMD frees outside any call waits in a list and is freed on
+//! the next one.
+//!
+//! **Copy mode** for `net_af_xdp`: that PMD makes its UMEM out of the mempool's own
+//! memory and writes frames just after each mbuf header, which external buffers do not
+//! have; it gets a plain DPDK mempool and the port copies at its edge. (The native
+//! `afxdp:` port is the zero-copy AF_XDP path.)
+//!
+//! EAL starts once per process, at the first DPDK port, with `--in-memory --no-pci`,
+//! on hugepages when enough are free (else `--no-huge`), plus `$ONVM_DPDK_ARGS`.
+
+use std::cell::Cell;
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::io;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use onvm_shm::{Buf, Layout, Pool, Region};
+
+use crate::{Port, PortError, PortStats, fill, now_ns};
+
+mod ffi {
+    use std::ffi::{c_char, c_int, c_void};
+
+    /// `struct rte_mbuf`, opaque.
+    #[repr(C)]
+    pub struct Mbuf {
+        _p: [u8; 0],
+    }
+    /// `struct rte_mempool`, opaque.
+    #[repr(C)]
+    pub struct Mempool {
+        _p: [u8; 0],
+    }
+
+    unsafe extern "C" {
+        pub fn onvm_dpdk_init(argc: c_int, argv: *mut *mut c_char) -> c_int;
+        pub fn onvm_dpdk_probe(devargs: *const c_char, name: *const c_char, port: *mut u16) -> c_int;
+        pub fn onvm_dpdk_ext_pool(
+            name: *const c_char,
+            region: *mut c_void,
+            region_len: usize,
+            first: *mut c_char,
+            stride: u32,
+            count: u32,
+            buf_len: u16,
+            table: *mut *mut Mbuf,
+        ) -> *mut Mempool;
+        pub fn onvm_dpdk_copy_pool(name: *const c_char, n: u32, data_room: u16) -> *mut Mempool;
+        pub fn onvm_dpdk_start(
+            port: u16,
+            mp: *mut Mempool,
+            nq: u16,
+            mtu: u16,
+            promisc: c_int,
+            mac: *const u8,
+            step: *mut *const c_char,
+        ) -> c_int;
+        pub fn onvm_dpdk_stop(port: u16);
+        pub fn onvm_dpdk_rx(port: u16, q: u16, pkts: *mut *mut Mbuf, n: u16) -> u16;
+        pub fn onvm_dpdk_tx(port: u16, q: u16, pkts: *mut *mut Mbuf, n: u16) -> u16;
+        pub fn onvm_dpdk_stats(port: u16, out: *mut u64) -> c_int;
+        pub fn onvm_mbuf_buf_addr(m: *const Mbuf) -> *mut c_void;
+        pub fn onvm_mbuf_data_off(m: *const Mbuf) -> u16;
+        pub fn onvm_mbuf_pkt_len(m: *const Mbuf) -> u32;
+        pub fn onvm_mbuf_nb_segs(m: *const Mbuf) -> u16;
+        pub fn onvm_mbuf_data(m: *mut Mbuf) -> *mut c_void;
+        pub fn onvm_mbuf_set(m: *mut Mbuf, off: u16, len: u16);
+        pub fn onvm_mbuf_alloc(mp: *mut Mempool) -> *mut Mbuf;
+        pub fn onvm_mbuf_free(m: *mut Mbuf);
+        pub fn onvm_dpdk_strerror(e: c_int) -> *const c_char;
+    }
+}
+
+use ffi::{Mbuf, Mempool};
+
+/// The external-buffer mbuf pool over one region, and the buffers PMDs hold.
+struct Shared {
+    mempool: NonNull<Mempool>,
+    /// `table[i]` is the mbuf of buffer `i + 1`.
+    table: Vec<NonNull<Mbuf>>,
+    base: usize,
+    layout: Layout,
+    /// Buffers a PMD has (receive rings, transmissions not yet freed), by index.
+    parked: Vec<Option<Buf>>,
+    /// Buffers a PMD freed while no pool was lent: freed at the next call.
+    limbo: Vec<u32>,
+    /// Free buffers as last seen (the driver's `get_count`).
+    free_seen: u32,
+    /// Ports using this pool that are not released yet.
+    open_ports: usize,
+    /// True while DPDK populates the mempool: its puts are the mbufs being created.
+    populating: bool,
+}
+
+// SAFETY: the raw pointers are DPDK objects that live for the rest of the process
+// (mempools are never freed) and are used only with the mutex held.
+unsafe impl Send for Shared {}
+
+static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+static EAL: OnceLock<Result<(), String>> = OnceLock::new();
+
+thread_local! {
+    /// The pool lent for the current call into DPDK (see [`with_pool`]).
+    static LENT: Cell<Option<NonNull<Pool>>> = const { Cell::new(None) };
+}
+
+fn shared() -> MutexGuard<'static, Option<Shared>> {
+    SHARED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Run `f` (which calls into DPDK) with `pool` lent to the mempool driver.
+fn with_pool<R>(pool: &mut Pool, f: impl FnOnce() -> R) -> R {
+    let prev = LENT.with(|l| l.replace(Some(NonNull::from(&mut *pool))));
+    let r = f();
+    LENT.with(|l| l.set(prev));
+    r
+}
+
+/// The lent pool, if any. The caller must not keep the reference past the callback.
+fn lent<'a>() -> Option<&'a mut Pool> {
+    // SAFETY: the pointer was made from a `&mut Pool` that `with_pool` holds borrowed,
+    // unused, for as long as it is set; callbacks run synchronously inside that call on
+    // this thread, and each uses the reference only until it returns.
+    LENT.with(|l| l.get()).map(|mut p| unsafe { p.as_mut() })
+}
+
+fn index_of(sh: &Shared, m: *const Mbuf) -> Option<u32> {
+    // SAFETY: `m` is an mbuf of our mempool (DPDK hands the driver only its own objects).
+    let addr = unsafe { ffi::onvm_mbuf_buf_addr(m) } as usize;
+    let (idx, within) = sh.layout.locate(addr.checked_sub(sh.base)? as u64)?;
+    (within == 0).then_some(idx)
+}
+
+fn flush_limbo(sh: &mut Shared, pool: &mut Pool) {
+    for idx in std::mem::take(&mut sh.limbo) {
+        if let Some(b) = sh.parked[idx as usize].take() {
+            pool.free(b);
+        }
+    }
+    sh.free_seen = pool.free_count();
+}
+
+/// Mempool driver: take `n` free buffers (all or none) and give their mbufs.
+#[unsafe(no_mangle)]
+extern "C" fn onvm_pool_get(objs: *mut *mut c_void, n: u32) -> i32 {
+    let mut g = shared();
+    let (Some(sh), Some(pool)) = (g.as_mut(), lent()) else {
+        return -libc::ENOBUFS;
+    };
+    flush_limbo(sh, pool);
+    if pool.free_count() < n {
+        return -libc::ENOBUFS;
+    }
+    for i in 0..n as usize {
+        let b = pool.alloc().expect("counted free just above");
+        let idx = b.index() as usize;
+        // SAFETY: DPDK passes room for `n` object pointers.
+        unsafe { *objs.add(i) = sh.table[idx - 1].as_ptr().cast() };
+        sh.parked[idx] = Some(b);
+    }
+    sh.free_seen = pool.free_count();
+    0
+}
+
+/// Mempool driver: these mbufs are free again, so are their buffers.
+#[unsafe(no_mangle)]
+extern "C" fn onvm_pool_put(objs: *const *mut c_void, n: u32) -> i32 {
+    let mut g = shared();
+    let Some(sh) = g.as_mut() else { return 0 };
+    if sh.populating {
+        return 0;
+    }
+    let mut pool = lent();
+    for i in 0..n as usize {
+        // SAFETY: DPDK passes `n` valid object pointers of this mempool.
+        let m = unsafe { *objs.add(i) } as *const Mbuf;
+        let Some(idx) = index_of(sh, m) else { continue };
+        match pool.as_deref_mut() {
+            Some(p) => {
+                if let Some(b) = sh.parked[idx as usize].take() {
+                    p.free(b);
+                }
+            }
+            None => sh.limbo.push(idx),
+        }
+    }
+    if let Some(p) = pool {
+        sh.free_seen = p.free_count();
+    }
+    0
+}
+
+/// Mempool driver: free objects as last seen.
+#[unsafe(no_mangle)]
+extern "C" fn onvm_pool_count() -> u32 {
+    shared().as_ref().map_or(0, |s| s.free_seen)
+}
+
+fn dpdk_error(e: i32) -> String {
+    // SAFETY: rte_strerror returns a pointer to a static or thread-local NUL-terminated
+    // string, valid until the next call on this thread; it is copied at once.
+    unsafe { CStr::from_ptr(ffi::onvm_dpdk_strerror(e.abs())) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Start EAL once per process.
+fn eal() -> Result<(), String> {
+    EAL.get_or_init(|| {
+        let mut args: Vec<String> = [
+            "onvm",
+            "--in-memory",
+            "--no-pci",
+            "--no-telemetry",
+            "--iova-mode=va",
+            "--log-level=lib.eal:warning",
+            "-l",
+            "0",
+        ]
+        .map(String::from)
+        .into();
+        let free_huge = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("HugePages_Free:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        if free_huge < 64 {
+            args.extend(["--no-huge", "-m", "256"].map(String::from));
+        }
+        if let Ok(extra) = std::env::var("ONVM_DPDK_ARGS") {
+            args.extend(extra.split_whitespace().map(String::from));
+        }
+        let cargs: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_str()).map_err(|_| format!("EAL argument {a:?} contains a NUL")))
+            .collect::<Result<_, _>>()?;
+        let mut ptrs: Vec<*mut c_char> = cargs.iter().map(|c| c.as_ptr().cast_mut()).collect();
+        // SAFETY: argv of `ptrs.len()` NUL-terminated strings that outlive the call (EAL
+        // may keep pointers into them, so they are leaked below); called once.
+        let r = unsafe { ffi::onvm_dpdk_init(ptrs.len() as i32, ptrs.as_mut_ptr()) };
+        std::mem::forget(cargs);
+        if r < 0 {
+            return Err(format!("EAL init ({}) failed: {}", args.join(" "), dpdk_error(r)));
+        }
+        Ok(())
+    })
+    .clone()
+}
+
+/// The external-buffer mempool over `region`, created on first use.
+fn ext_pool(region: &Arc<Region>) -> Result<NonNull<Mempool>, String> {
+    static POOLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let mut g = shared();
+    if let Some(sh) = g.as_mut() {
+        if sh.base == region.base_ptr() as usize {
+            sh.open_ports += 1;
+            return Ok(sh.mempool);
+        }
+        if sh.open_ports > 0 {
+            return Err("DPDK ports of one process must share one packet region".into());
+        }
+        // Every port of the old region is released (tests make one region after
+        // another): its mempool stays allocated, unused, and a new one is made.
+    }
+    let layout = *region.layout();
+    let count = layout.buffers;
+    let buf_len = u16::try_from(layout.headroom + layout.data_room)
+        .map_err(|_| "DPDK mbufs hold at most 65535 bytes of headroom + data room".to_string())?;
+    let mut table: Vec<*mut Mbuf> = vec![std::ptr::null_mut(); count as usize];
+    let base = region.base_ptr();
+    *g = Some(Shared {
+        mempool: NonNull::dangling(),
+        table: Vec::new(),
+        base: base as usize,
+        layout,
+        parked: (0..=count).map(|_| None).collect(),
+        limbo: Vec::new(),
+        free_seen: 0,
+        open_ports: 1,
+        populating: true,
+    });
+    drop(g);
+    let seq = POOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = CString::new(format!("onvm_ext{seq}")).expect("no NUL");
+    // SAFETY: `base`/`size` is the live mapping of the region, which outlives the
+    // mempool's use (the manager keeps the region until after its ports are released);
+    // buffer 1's area and every later one lie inside it at `stride` steps; `table` has
+    // room for `count` pointers.
+    let mp = unsafe {
+        ffi::onvm_dpdk_ext_pool(
+            name.as_ptr(),
+            base.cast(),
+            region.size(),
+            base.add(layout.area_offset(1) as usize).cast(),
+            layout.buf_stride,
+            count,
+            buf_len,
+            table.as_mut_ptr(),
+        )
+    };
+    let mut g = shared();
+    let sh = g.as_mut().expect("set above");
+    sh.populating = false;
+    let Some(mp) = NonNull::new(mp) else {
+        *g = None;
+        return Err("cannot create the mbuf pool over the packet region".into());
+    };
+    sh.mempool = mp;
+    sh.table = table
+        .into_iter()
+        .map(|m| NonNull::new(m).ok_or("the mbuf pool has fewer mbufs than the region has buffers"))
+        .collect::<Result<_, _>>()?;
+    Ok(mp)
+}
+
+/// How packets cross the port's edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// mbufs over region buffers.
+    ZeroCopy,
+    /// A private DPDK mempool; bytes copied.
+    Copy,
+}
+
+/// One DPDK ethdev (`dpdk:DEVARGS`).
+#[derive(Debug)]
+pub struct DpdkPort {
+    name: String,
+    port_no: u16,
+    port_id: u16,
+    mode: Mode,
+    mempool: NonNull<Mempool>,
+    started: bool,
+    released: bool,
+    data_room: usize,
+    stats: PortStats,
+    mbufs: Vec<*mut Mbuf>,
+}
+
+// SAFETY: the port's pointers are DPDK objects that live for the process; the port is
+// used from one thread at a time (`Port` is `Send`, not `Sync`).
+unsafe impl Send for DpdkPort {}
+
+impl DpdkPort {
+    /// Start EAL if needed, probe the device `devargs` names and prepare its mempool.
+    /// The device is configured and started at the first poll, when the pool is lent.
+    pub fn open(devargs: &str, port_no: u16, region: &Arc<Region>) -> Result<DpdkPort, PortError> {
+        let name = format!("dpdk:{devargs}");
+        let err = |what: String| PortError::Os {
+            spec: name.clone(),
+            what,
+            source: io::Error::other("DPDK"),
+        };
+        eal().map_err(err)?;
+        let dev = devargs.split(',').next().unwrap_or(devargs);
+        let c_args = CString::new(devargs).map_err(|_| err("device arguments contain a NUL".into()))?;
+        let c_name = CString::new(dev).map_err(|_| err("device name contains a NUL".into()))?;
+        let mut port_id = 0u16;
+        // SAFETY: two NUL-terminated strings and a live u16, for the duration of the call.
+        let r = unsafe { ffi::onvm_dpdk_probe(c_args.as_ptr(), c_name.as_ptr(), &mut port_id) };
+        if r < 0 {
+            return Err(err(format!("cannot probe the device: {}", dpdk_error(r))));
+        }
+        let layout = *region.layout();
+        let (mode, mempool) = if dev.starts_with("net_af_xdp") {
+            let pname = CString::new(format!("onvm_copy{port_no}")).expect("no NUL");
+            let room = u16::try_from(layout.data_room).unwrap_or(u16::MAX);
+            // SAFETY: a NUL-terminated name; plain values.
+            let mp = unsafe { ffi::onvm_dpdk_copy_pool(pname.as_ptr(), 8191, room) };
+            let mp = NonNull::new(mp).ok_or_else(|| err("cannot create the copy-mode mbuf pool".into()))?;
+            (Mode::Copy, mp)
+        } else {
+            (Mode::ZeroCopy, ext_pool(region).map_err(err)?)
+        };
+        Ok(DpdkPort {
+            name,
+            port_no,
+            port_id,
+            mode,
+            mempool,
+            started: false,
+            released: false,
+            data_room: layout.data_room as usize,
+            stats: PortStats::default(),
+            mbufs: Vec::with_capacity(64),
+        })
+    }
+
+    /// Configure and start the device (once), with `pool` lent for the PMD's first
+    /// buffers.
+    fn start(&mut self, pool: &mut Pool) -> bool {
+        if self.started {
+            return true;
+        }
+        let mut step: *const c_char = std::ptr::null();
+        let (id, mp) = (self.port_id, self.mempool.as_ptr());
+        // SAFETY: a probed port id, a live mempool, a live out-pointer; no MAC given.
+        let r = with_pool(pool, || unsafe {
+            ffi::onvm_dpdk_start(id, mp, 1, 0, 1, std::ptr::null(), &mut step)
+        });
+        if r != 0 {
+            let what = if step.is_null() {
+                "start".into()
+            } else {
+                // SAFETY: the shim sets `step` to one of its string literals.
+                unsafe { CStr::from_ptr(step) }.to_string_lossy().into_owned()
+            };
+            eprintln!("onvm: port {}: cannot {what}: {}", self.name, dpdk_error(r));
+            self.released = true;
+            return false;
+        }
+        self.started = true;
+        true
+    }
+
+    /// The device's own counters: (missed + no mbuf, errors).
+    fn device_counters(&self) -> (u64, u64) {
+        if !self.started || self.released {
+            return (0, 0);
+        }
+        let mut s = [0u64; 6];
+        // SAFETY: a started port and room for the six counters the shim writes.
+        if unsafe { ffi::onvm_dpdk_stats(self.port_id, s.as_mut_ptr()) } != 0 {
+            return (0, 0);
+        }
+        (s[2] + s[5], s[3] + s[4])
+    }
+}
+
+impl Port for DpdkPort {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}: DPDK port {}, {}",
+            self.name,
+            self.port_id,
+            match self.mode {
+                Mode::ZeroCopy => "zero-copy (mbufs over the packet region)",
+                Mode::Copy => "copy mode (the PMD owns its packet memory)",
+            }
+        )
+    }
+
+    fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Buf>, max: usize) -> usize {
+        if self.released || !self.start(pool) {
+            return 0;
+        }
+        let want = max.min(64) as u16;
+        self.mbufs.clear();
+        self.mbufs.resize(usize::from(want), std::ptr::null_mut());
+        let (id, pkts) = (self.port_id, self.mbufs.as_mut_ptr());
+        // SAFETY: a started port; `pkts` has room for `want` pointers.
+        let n = with_pool(pool, || unsafe { ffi::onvm_dpdk_rx(id, 0, pkts, want) }) as usize;
+        let now = now_ns();
+        let mut got = 0;
+        let mut g = shared();
+        for &m in &self.mbufs[..n] {
+            // SAFETY: `m` is an mbuf the PMD just returned to us.
+            let (off, len, segs) = unsafe {
+                (
+                    ffi::onvm_mbuf_data_off(m),
+                    ffi::onvm_mbuf_pkt_len(m),
+                    ffi::onvm_mbuf_nb_segs(m),
+                )
+            };
+            match self.mode {
+                Mode::ZeroCopy => {
+                    let sh = g.as_mut().expect("zero-copy ports have the shared pool");
+                    let Some(mut buf) = index_of(sh, m).and_then(|i| sh.parked[i as usize].take()) else {
+                        self.stats.errors += 1;
+                        continue;
+                    };
+                    let framed = segs == 1
+                        && pool
+                            .holder()
+                            .packet(&mut buf)
+                            .and_then(|mut p| {
+                                p.set_bounds(usize::from(off), len as usize)?;
+                                p.meta().set_in_port(self.port_no);
+                                p.meta().set_timestamp(now);
+                                Ok(())
+                            })
+                            .is_ok();
+                    if framed {
+                        self.stats.rx_bytes += u64::from(len);
+                        out.push(buf);
+                        got += 1;
+                    } else {
+                        self.stats.errors += 1;
+                        pool.free(buf);
+                    }
+                }
+                Mode::Copy => {
+                    if segs == 1
+                        && (len as usize) <= self.data_room
+                        && let Some(mut buf) = pool.alloc()
+                    {
+                        // SAFETY: a one-segment mbuf: `len` bytes at its data pointer.
+                        let bytes =
+                            unsafe { std::slice::from_raw_parts(ffi::onvm_mbuf_data(m).cast::<u8>(), len as usize) };
+                        fill(pool, &mut buf, bytes, self.port_no, now).expect("checked against the data room");
+                        self.stats.rx_bytes += u64::from(len);
+                        out.push(buf);
+                        got += 1;
+                    } else if segs != 1 || len as usize > self.data_room {
+                        self.stats.errors += 1;
+                    } else {
+                        self.stats.rx_drop += 1;
+                    }
+                    // SAFETY: the mbuf is ours and no longer used.
+                    unsafe { ffi::onvm_mbuf_free(m) };
+                }
+            }
+        }
+        drop(g);
+        self.stats.rx += got as u64;
+        got
+    }
+
+    fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
+        if self.released || !self.start(pool) {
+            let n = bufs.len() as u64;
+            for b in bufs.drain(..) {
+                pool.free(b);
+            }
+            self.stats.tx_drop += n;
+            return 0;
+        }
+        let mut sent = 0;
+        while !bufs.is_empty() {
+            let take = bufs.len().min(64);
+            self.mbufs.clear();
+            let mut lens = Vec::with_capacity(take);
+            {
+                let mut g = shared();
+                for mut b in bufs.drain(..take) {
+                    let Ok(p) = pool.holder().packet(&mut b) else {
+                        self.stats.errors += 1;
+                        self.stats.tx_drop += 1;
+                        pool.free(b);
+                        continue;
+                    };
+                    let (off, len) = (p.headroom() as u16, p.len() as u16);
+                    let m = match self.mode {
+                        Mode::ZeroCopy => {
+                            let sh = g.as_mut().expect("zero-copy ports have the shared pool");
+                            let idx = b.index() as usize;
+                            let m = sh.table[idx - 1].as_ptr();
+                            // SAFETY: the mbuf of a buffer we hold: nobody else uses it.
+                            unsafe { ffi::onvm_mbuf_set(m, off, len) };
+                            sh.parked[idx] = Some(b);
+                            m
+                        }
+                        Mode::Copy => {
+                            // SAFETY: a live mempool.
+                            let m = unsafe { ffi::onvm_mbuf_alloc(self.mempool.as_ptr()) };
+                            if m.is_null() {
+                                self.stats.tx_drop += 1;
+                                pool.free(b);
+                                continue;
+                            }
+                            // SAFETY: a fresh mbuf of `data_room` bytes past the default
+                            // headroom; the packet fits (our data room is its data room).
+                            unsafe {
+                                ffi::onvm_mbuf_set(m, 128, len);
+                                std::ptr::copy_nonoverlapping(
+                                    p.data().as_ptr(),
+                                    ffi::onvm_mbuf_data(m).cast::<u8>(),
+                                    usize::from(len),
+                                );
+                            }
+                            pool.free(b);
+                            m
+                        }
+                    };
+                    self.mbufs.push(m);
+                    lens.push(u64::from(len));
+                }
+            }
+            let (id, pkts, n) = (self.port_id, self.mbufs.as_mut_ptr(), self.mbufs.len() as u16);
+            // SAFETY: a started port and `n` framed mbufs.
+            let done = with_pool(pool, || unsafe { ffi::onvm_dpdk_tx(id, 0, pkts, n) }) as usize;
+            sent += done;
+            self.stats.tx_bytes += lens[..done].iter().sum::<u64>();
+            // What the device did not take goes back at once.
+            let rest: Vec<*mut Mbuf> = self.mbufs[done..].to_vec();
+            self.stats.tx_drop += rest.len() as u64;
+            // SAFETY: mbufs we framed and still own.
+            with_pool(pool, || {
+                rest.into_iter().for_each(|m| unsafe { ffi::onvm_mbuf_free(m) })
+            });
+        }
+        self.stats.tx += sent as u64;
+        sent
+    }
+
+    fn stats(&self) -> PortStats {
+        let (drops, errors) = self.device_counters();
+        PortStats {
+            rx_drop: self.stats.rx_drop + drops,
+            errors: self.stats.errors + errors,
+            ..self.stats
+        }
+    }
+
+    /// Stop and close the device (the PMD frees what its rings held), then, when it was
+    /// the last DPDK port, free every buffer still lent to DPDK.
+    fn release(&mut self, pool: &mut Pool) {
+        if !self.released {
+            let (drops, errors) = self.device_counters();
+            self.stats.rx_drop += drops;
+            self.stats.errors += errors;
+            if self.started {
+                let id = self.port_id;
+                // SAFETY: a started port, stopped and closed once.
+                with_pool(pool, || unsafe { ffi::onvm_dpdk_stop(id) });
+            }
+            self.released = true;
+        } else {
+            return;
+        }
+        if self.mode == Mode::ZeroCopy {
+            let mut g = shared();
+            if let Some(sh) = g.as_mut() {
+                flush_limbo(sh, pool);
+                sh.open_ports -= 1;
+                if sh.open_ports == 0 {
+                    for b in sh.parked.iter_mut().filter_map(Option::take) {
+                        pool.free(b);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testlink::{self, Veth};
+    use crate::testutil;
+
+    /// DPDK state is per process: its tests take turns.
+    fn one_at_a_time() -> MutexGuard<'static, ()> {
+        static LOCK: Mutex<()> = Mutex::new(());
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Poll `port` until `want` frames (of any kind) arrived or 2 s passed; the buffers.
+    fn receive(port: &mut DpdkPort, pool: &mut Pool, want: usize) -> Vec<Buf> {
+        let mut got = Vec::new();
+        let start = std::time::Instant::now();
+        while got.len() < want && start.elapsed() < std::time::Duration::from_secs(2) {
+            if port.rx_burst(pool, &mut got, 32) == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn ring_vdev_moves_region_buffers_without_copying() {
+        let _one = one_at_a_time();
+        let (r, mut pool) = testutil::pool(1024, 2048);
+        let mut p = DpdkPort::open("net_ring0", 3, &r).unwrap();
+        assert!(p.describe().contains("zero-copy"), "{}", p.describe());
+        // net_ring's transmit ring is its receive ring: what goes out comes back in,
+        // as the same mbufs, so as the same region buffers.
+        let frames = testlink::frames(100, 1);
+        let mut bufs = Vec::new();
+        pool.alloc_burst(frames.len(), &mut bufs);
+        for (b, f) in bufs.iter_mut().zip(&frames) {
+            pool.holder().packet(b).unwrap().copy_from(f).unwrap();
+        }
+        let sent_idx: Vec<u32> = bufs.iter().map(Buf::index).collect();
+        assert_eq!(p.tx_burst(&mut pool, &mut bufs), 100);
+        let mut got = receive(&mut p, &mut pool, 100);
+        let got_idx: Vec<u32> = got.iter().map(Buf::index).collect();
+        assert_eq!(got_idx, sent_idx, "the same buffers come back: nothing was copied");
+        for (b, f) in got.iter_mut().zip(&frames) {
+            let pkt = pool.holder().packet(b).unwrap();
+            assert_eq!(pkt.data(), &f[..]);
+            assert_eq!(pkt.meta().in_port(), 3);
+        }
+        testutil::take(&mut pool, &mut got);
+        let s = p.stats();
+        assert_eq!((s.tx, s.rx, s.tx_drop, s.errors), (100, 100, 0, 0), "{s:?}");
+        p.release(&mut pool);
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn null_vdev_receives_into_pool_buffers_and_gives_them_back() {
+        let _one = one_at_a_time();
+        let (r, mut pool) = testutil::pool(512, 2048);
+        let mut p = DpdkPort::open("net_null0,size=64", 0, &r).unwrap();
+        let mut got = receive(&mut p, &mut pool, 200);
+        assert!(got.len() >= 200);
+        for b in &mut got {
+            let idx = b.index();
+            let pkt = pool.holder().packet(b).unwrap();
+            assert_eq!(pkt.len(), 64);
+            assert!((1..=512).contains(&idx));
+        }
+        testutil::take(&mut pool, &mut got);
+        p.release(&mut pool);
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn pcap_vdev_replays_and_writes_files() {
+        let _one = one_at_a_time();
+        let dir = tempfile::tempdir().unwrap();
+        let (inp, outp) = (dir.path().join("in.pcap"), dir.path().join("out.pcap"));
+        let frames = testlink::frames(50, 2);
+        {
+            let mut w = pcap_file::pcap::PcapWriter::new(std::fs::File::create(&inp).unwrap()).unwrap();
+            for f in &frames {
+                w.write_packet(&pcap_file::pcap::PcapPacket::new(
+                    std::time::Duration::ZERO,
+                    f.len() as u32,
+                    f,
+                ))
+                .unwrap();
+            }
+        }
+        let (r, mut pool) = testutil::pool(512, 2048);
+        let args = format!("net_pcap0,rx_pcap={},tx_pcap={}", inp.display(), outp.display());
+        let mut p = DpdkPort::open(&args, 0, &r).unwrap();
+        let mut got = receive(&mut p, &mut pool, 50);
+        assert_eq!(got.len(), 50);
+        assert_eq!(p.tx_burst(&mut pool, &mut got), 50);
+        p.release(&mut pool);
+        testutil::assert_whole(&pool);
+        let mut rd = pcap_file::pcap::PcapReader::new(std::fs::File::open(&outp).unwrap()).unwrap();
+        let mut written = Vec::new();
+        while let Some(pkt) = rd.next_packet() {
+            written.push(pkt.unwrap().data.to_vec());
+        }
+        assert!(
+            written == frames,
+            "net_pcap wrote {} frames, or other bytes",
+            written.len()
+        );
+    }
+
+    /// `kind` is `net_af_packet` or `net_af_xdp`; the DPDK port sits on one end of a
+    /// veth pair, an AF_PACKET port of ours on the other.
+    fn veth_vdev(kind: &str, n: usize, copy: bool) {
+        let _one = one_at_a_time();
+        let Some(veth) = Veth::create() else { return };
+        let (r, mut pool) = testutil::pool(4096, 2048);
+        let args = format!("{kind}{},iface={}", std::process::id() % 1000, veth.a);
+        let mut p = DpdkPort::open(&args, 1, &r).unwrap();
+        assert_eq!(p.describe().contains("copy mode"), copy, "{}", p.describe());
+        let mut peer = crate::AfPacketPort::open(&onvm_proto::port::IfaceSpec::new(&veth.b), 2).unwrap();
+        // Start the device (it is started at the first poll) before sending to it.
+        let mut none = Vec::new();
+        p.rx_burst(&mut pool, &mut none, 32);
+        testutil::take(&mut pool, &mut none);
+        testlink::one_way(&mut peer, &mut p, &mut pool, n, 1);
+        testlink::one_way(&mut p, &mut peer, &mut pool, n, 2);
+        let s = p.stats();
+        assert_eq!((s.tx, s.tx_drop), (n as u64, 0), "{s:?}");
+        p.release(&mut pool);
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn af_packet_vdev_on_a_veth() {
+        veth_vdev("net_af_packet", 200, false);
+    }
+
+    #[test]
+    fn af_xdp_vdev_on_a_veth() {
+        veth_vdev("net_af_xdp", 200, true);
+    }
+
+    #[test]
+    fn tap_vdev_talks_to_the_kernel() {
+        let _one = one_at_a_time();
+        if !testlink::is_root() {
+            return;
+        }
+        let dev = testlink::unique_name("d");
+        // net_tap fills its receive ring (1024 descriptors) with buffers at start.
+        let (r, mut pool) = testutil::pool(4096, 2048);
+        let mut p = DpdkPort::open(&format!("net_tap{},iface={dev}", std::process::id() % 1000), 0, &r).unwrap();
+        let mut none = Vec::new();
+        p.rx_burst(&mut pool, &mut none, 32);
+        testutil::take(&mut pool, &mut none);
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "1");
+        assert!(testlink::ip(&["link", "set", &dev, "up"]));
+        testlink::wait_up(&dev);
+        let mut sock = crate::AfPacketPort::open(&onvm_proto::port::IfaceSpec::new(&dev), 1).unwrap();
+        testlink::one_way(&mut sock, &mut p, &mut pool, 100, 1);
+        testlink::one_way(&mut p, &mut sock, &mut pool, 100, 2);
+        drop(sock);
+        p.release(&mut pool);
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn bad_device_arguments_are_named() {
+        let _one = one_at_a_time();
+        let (r, _pool) = testutil::pool(64, 2048);
+        let e = DpdkPort::open("net_nosuchdriver0", 0, &r).unwrap_err().to_string();
+        assert!(
+            e.starts_with("port dpdk:net_nosuchdriver0: cannot probe the device"),
+            "{e}"
+        );
+    }
+}
