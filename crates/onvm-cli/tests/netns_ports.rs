@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Proc, SOON, TempDir, assert_conserved, distinct_udp_frames, read_pcap, wait_for, write_pcap};
+use common::{Proc, SOON, TempDir, assert_conserved, read_pcap, udp_frames_up_to, wait_for, write_pcap};
 
 const PACKETS: usize = 300;
 
@@ -145,6 +145,18 @@ fn capture(ns: &Netns, iface: &str, path: &Path) -> Proc {
 /// interfaces tcpreplay and tcpdump use; `setup` creates what must exist before the
 /// manager starts.
 fn run(kind: &str, ports: (&str, &str), inject: &str, sniff: &str, setup: impl FnOnce(&Netns)) {
+    run_with(kind, ports, (inject, sniff), 1514, &[], setup);
+}
+
+/// [`run`] with frames up to `max_len` bytes and extra `onvm up` arguments.
+fn run_with(
+    kind: &str,
+    ports: (&str, &str),
+    (inject, sniff): (&str, &str),
+    max_len: usize,
+    extra: &[&str],
+    setup: impl FnOnce(&Netns),
+) {
     if !can_run() {
         return;
     }
@@ -152,13 +164,13 @@ fn run(kind: &str, ports: (&str, &str), inject: &str, sniff: &str, setup: impl F
     let dir = TempDir::new(kind);
     let ns = Netns::create(kind);
     setup(&ns);
-    let input = distinct_udp_frames(PACKETS, 29);
+    let input = udp_frames_up_to(PACKETS, 29, max_len);
     let in_pcap = dir.join("in.pcap");
     write_pcap(&in_pcap, &input, Duration::from_secs(1_700_000_000));
     let cfg = config(&dir, ports.0, ports.1);
 
     let mut up_cmd = ns.command(env!("CARGO_BIN_EXE_onvm"));
-    up_cmd.arg("up").arg(&cfg).args(["--stats", "off", "--buffers", "8191"]);
+    up_cmd.arg("up").arg(&cfg).args(["--stats", "off", "--buffers", "8191"]).args(extra);
     let mut up = Proc::spawn("onvm up", up_cmd);
     assert!(
         up.stderr.wait(SOON, |l| l.contains("ports receiving")).is_some(),
@@ -223,4 +235,52 @@ fn tap_ports_carry_a_replay_through_a_chain() {
     // The manager creates both TAP devices; tcpreplay sends out of the kernel's side of
     // one (the port receives it) and tcpdump sees what the port writes to the other.
     run("tap", ("tap:tin", "tap:tout"), "tin", "tout", |_| {});
+}
+
+#[test]
+fn jumbo_frames_cross_af_packet_ports() {
+    run_with(
+        "jumbo",
+        ("afpacket:in0,mtu=9000", "afpacket:out0,mtu=9000"),
+        ("in1", "out1"),
+        9014,
+        &["--data-room", "9216"],
+        |ns| {
+            ns.veth("in0", "in1");
+            ns.veth("out0", "out1");
+            for peer in ["in1", "out1"] {
+                ns.ip(&["link", "set", peer, "mtu", "9000"]);
+            }
+        },
+    );
+}
+
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_af_packet_vdevs_carry_a_replay_through_a_chain() {
+    run(
+        "dpdk-afpacket",
+        ("dpdk:net_af_packet0,iface=in0", "dpdk:net_af_packet1,iface=out0"),
+        "in1",
+        "out1",
+        |ns| {
+            ns.veth("in0", "in1");
+            ns.veth("out0", "out1");
+        },
+    );
+}
+
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_af_xdp_vdevs_carry_a_replay_through_a_chain() {
+    run(
+        "dpdk-afxdp",
+        ("dpdk:net_af_xdp0,iface=in0", "dpdk:net_af_xdp1,iface=out0"),
+        "in1",
+        "out1",
+        |ns| {
+            ns.veth("in0", "in1");
+            ns.veth("out0", "out1");
+        },
+    );
 }

@@ -344,9 +344,14 @@ pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
 /// Distinct UDP frames: flow `i % flows`, lengths cycling over 60..=1514, the index in
 /// the payload so that no two frames are equal.
 pub fn distinct_udp_frames(n: usize, flows: u32) -> Vec<Vec<u8>> {
+    udp_frames_up_to(n, flows, 1514)
+}
+
+/// Like [`distinct_udp_frames`], with lengths spread over 60..=`max_len` bytes.
+pub fn udp_frames_up_to(n: usize, flows: u32, max_len: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| {
-            let len = 60 + (i * 97) % (1514 - 60 + 1);
+            let len = 60 + (i * 97) % (max_len - 60 + 1);
             let tag = (i as u32).to_be_bytes();
             let spec = onvm_packet::UdpSpec {
                 payload: &tag,
