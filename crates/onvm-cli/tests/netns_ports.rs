@@ -170,7 +170,11 @@ fn run_with(
     let cfg = config(&dir, ports.0, ports.1);
 
     let mut up_cmd = ns.command(env!("CARGO_BIN_EXE_onvm"));
-    up_cmd.arg("up").arg(&cfg).args(["--stats", "off", "--buffers", "8191"]).args(extra);
+    up_cmd
+        .arg("up")
+        .arg(&cfg)
+        .args(["--stats", "off", "--buffers", "8191"])
+        .args(extra);
     let mut up = Proc::spawn("onvm up", up_cmd);
     assert!(
         up.stderr.wait(SOON, |l| l.contains("ports receiving")).is_some(),
