@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use onvm_mgr::{Options, Report, StatsMode};
+use onvm_mgr::{ManagerCore, Options, Report, StatsMode};
 use onvm_proto::config::Config;
 use onvm_proto::port::PortSpec;
 use onvm_shm::seqpacket::default_socket_path;
@@ -51,9 +51,18 @@ pub struct CommonMgr {
     /// Stop once every port is done receiving and nothing moved for this many seconds.
     #[arg(long)]
     pub exit_when_drained: Option<f64>,
-    /// Cores handed out to NFs, e.g. 0,1 (default: every core).
+    /// Cores handed out to NFs, e.g. 0,1; each an online CPU (default: every online CPU,
+    /// those of the ports' NUMA node first, the manager's last).
     #[arg(long, value_delimiter = ',')]
     pub nf_cores: Option<Vec<u16>>,
+    /// Core the manager's thread is pinned to, an online CPU (default: the first of the
+    /// ports' NUMA node).
+    #[arg(long)]
+    pub mgr_core: Option<u16>,
+    /// Read the CPU and NUMA topology from this sysfs root instead of / (default:
+    /// $ONVM_SYSFS_ROOT, else /); for tests and for checking a placement.
+    #[arg(long)]
+    pub sysfs_root: Option<PathBuf>,
     /// Packet buffers in the pool.
     #[arg(long)]
     pub buffers: Option<u32>,
@@ -102,12 +111,13 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
         .exit_when_drained
         .map(|s| secs(s, "--exit-when-drained"))
         .transpose()?;
-    if let Some(c) = &common.nf_cores {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if let Some(bad) = c.iter().find(|&&c| usize::from(c) >= n) {
-            return Err(format!("--nf-cores: core {bad} does not exist (this machine has {n})"));
-        }
-        o.nf_cores = c.clone();
+    // The manager checks cores against the machine's topology when it starts.
+    o.nf_cores.clone_from(&common.nf_cores);
+    if let Some(c) = common.mgr_core {
+        o.core = ManagerCore::Core(c);
+    }
+    if let Some(r) = &common.sysfs_root {
+        o.sysfs_root.clone_from(r);
     }
     if let Some(b) = common.buffers {
         o.region.buffers = b;

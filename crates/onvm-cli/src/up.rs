@@ -237,6 +237,8 @@ pub fn demo(a: DemoArgs) -> CliResult {
         run_for: Some(a.seconds),
         exit_when_drained: None,
         nf_cores: None,
+        mgr_core: None,
+        sysfs_root: None,
         buffers: None,
         wait_for_nfs: None,
     };

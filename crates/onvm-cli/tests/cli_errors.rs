@@ -190,3 +190,48 @@ fn mgr_config_chains_may_use_ports_given_on_the_command_line() {
     );
     stop_cleanly(mgr);
 }
+
+/// `onvm mgr ARGS` that must fail before starting anything: its stderr.
+fn mgr_fails(dir: &TempDir, args: &[&str]) -> String {
+    let mut cmd = onvm();
+    cmd.args(["mgr", "--stats", "off", "--run-for", "1", "--socket"])
+        .arg(dir.socket())
+        .args(args);
+    let mut p = run_to_end("onvm mgr", cmd);
+    assert_eq!(p.exit_code(SOON), 2, "{}", p.output());
+    assert!(!dir.socket().exists(), "nothing was started");
+    p.stderr.text()
+}
+
+/// Cores are checked against the machine (here a fake two-node sysfs tree, and this
+/// machine) before the manager starts; a sysfs file it cannot read is named.
+#[test]
+fn cores_the_machine_lacks_are_refused_naming_the_online_ones() {
+    let dir = TempDir::new("err-cores");
+    for (file, text) in [
+        ("sys/devices/system/cpu/online", "0-3\n"),
+        ("sys/devices/system/node/node0/cpulist", "0-1\n"),
+        ("sys/devices/system/node/node1/cpulist", "2-3\n"),
+    ] {
+        let p = dir.join(file);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let fake = dir.path().to_str().unwrap();
+    let err = mgr_fails(&dir, &["--sysfs-root", fake, "--mgr-core", "7"]);
+    assert!(
+        err.contains("manager core 7") && err.contains("online CPUs: 0-3"),
+        "{err}"
+    );
+    let err = mgr_fails(&dir, &["--sysfs-root", fake, "--nf-cores", "3,1,3"]);
+    assert!(err.contains("NF core 3 is listed twice"), "{err}");
+    let err = mgr_fails(&dir, &["--nf-cores", "0,99"]);
+    assert!(err.contains("NF core 99") && err.contains("online CPUs: "), "{err}");
+
+    std::fs::write(dir.join("sys/devices/system/cpu/online"), "0-x\n").unwrap();
+    let err = mgr_fails(&dir, &["--sysfs-root", fake]);
+    assert!(
+        err.contains("sys/devices/system/cpu/online") && err.contains("\"0-x\""),
+        "{err}"
+    );
+}

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use onvm_ports::PortError;
 use onvm_shm::{BufError, RingError, ShmError};
+
+use crate::placement::PlacementError;
+use crate::topology::TopologyError;
 use thiserror::Error;
 
 /// A manager error; each names what to do about it.
@@ -33,4 +36,10 @@ pub enum MgrError {
     /// A port.
     #[error("{0}")]
     Port(#[from] PortError),
+    /// The CPU and NUMA topology could not be read.
+    #[error("CPU topology: {0}")]
+    Topology(#[from] TopologyError),
+    /// The cores asked for are not on this machine.
+    #[error("{0}")]
+    Placement(#[from] PlacementError),
 }

@@ -7,6 +7,8 @@
 //! | Module | Holds |
 //! |---|---|
 //! | [`options`] | how a manager is set up |
+//! | [`topology`] | CPUs and NUMA nodes from sysfs (or a fake tree), interfaces' nodes |
+//! | [`placement`] | which cores and nodes the switch, NFs and buffers get |
 //! | [`registry`] | instance IDs, services and their RETAs, cores, refusal reasons |
 //! | [`edges`] | direct NF→NF rings and their two-step close |
 //! | [`manager`] | the loop: switch, control server, crash reclaim, shutdown, report |
@@ -17,9 +19,11 @@ pub mod edges;
 pub mod error;
 pub mod manager;
 pub mod options;
+pub mod placement;
 pub mod registry;
 pub mod stats;
+pub mod topology;
 
 pub use error::MgrError;
 pub use manager::{DropReason, Report, run};
-pub use options::{Options, StatsMode};
+pub use options::{ManagerCore, Options, StatsMode};

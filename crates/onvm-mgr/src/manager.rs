@@ -20,13 +20,15 @@ use onvm_proto::port::PortSpec;
 use onvm_proto::rss::Toeplitz;
 use onvm_proto::verdict::Verdict;
 use onvm_shm::seqpacket::{Received, SeqPacket};
-use onvm_shm::{Audit, BURST, Buf, Consumer, OwnerId, Pool, Producer, Region};
+use onvm_shm::{Audit, BURST, Buf, Consumer, OwnerId, Pool, Producer, Region, Slice};
 
 use crate::edges::{Edges, Outbox};
 use crate::error::MgrError;
 use crate::options::{Options, StatsMode};
+use crate::placement::{self, Placement};
 use crate::registry::{Registry, State, rings_of};
 use crate::stats::{self, NfRow, PortRow, Snapshot};
+use crate::topology::Topology;
 
 /// Fresh buffers kept in each NF's alloc ring.
 const ALLOC_LEVEL: u32 = 64;
@@ -162,6 +164,8 @@ struct NfRings<'r> {
 
 struct Mgr<'r> {
     opts: Options,
+    topo: Topology,
+    place: Placement,
     region: &'r Arc<Region>,
     pool: Pool,
     reg: Registry,
@@ -206,9 +210,16 @@ struct Mgr<'r> {
 /// Run a manager until `stop` is set (or its options end it), then stop its NFs,
 /// reclaim everything and report.
 pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
+    // Cores the machine lacks are an error before anything starts.
+    let topo = Topology::read(&opts.sysfs_root)?;
+    let port_nodes = placement::port_nodes(&topo, &opts.ports)?;
+    let place = placement::place(&topo, &port_nodes, opts.core, opts.nf_cores.as_deref())?;
     let path = opts.socket.clone();
     let listener = bind_socket(&path)?;
     let result = (|| {
+        // Pinned before the region exists, so what the kernel places on first touch
+        // (header, rings, owner table) is on the switch's node too.
+        let pinned = place.manager_core.map(pin_to);
         let mut cfg = opts.region.clone();
         if opts.ports.iter().any(|p| matches!(p, PortSpec::AfXdp(_))) {
             // The kernel writes AF_XDP frames this far into a buffer's area: with that
@@ -216,11 +227,16 @@ pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
             cfg.headroom = cfg.headroom.max(onvm_ports::XDP_HEADROOM);
         }
         let region = Region::create(&cfg)?;
+        let pool = Pool::with_nodes(&region, &place.buffer_nodes)?;
+        // Before the ports open: an AF_XDP port pins the pages, which then stay put.
+        let bound = pool.bind_slices();
         let mut ports = Vec::new();
         for (i, spec) in opts.ports.iter().enumerate() {
             ports.push(onvm_ports::open(spec, i as u16, &region)?);
         }
-        let mut mgr = Mgr::new(opts, &region, listener, ports)?;
+        let numa = numa_line(&topo, &place, pinned, &bound);
+        let mut mgr = Mgr::new(opts, topo, place, &region, pool, listener, ports)?;
+        mgr.event(numa);
         mgr.main_loop(stop)?;
         Ok(mgr.finish())
     })();
@@ -254,11 +270,13 @@ fn bind_socket(path: &std::path::Path) -> Result<SeqPacket, MgrError> {
 impl<'r> Mgr<'r> {
     fn new(
         opts: Options,
+        topo: Topology,
+        place: Placement,
         region: &'r Arc<Region>,
+        pool: Pool,
         listener: SeqPacket,
         ports: Vec<Box<dyn Port>>,
     ) -> Result<Self, MgrError> {
-        let pool = Pool::new(region)?;
         let mut rings = Vec::with_capacity(usize::from(MAX_INSTANCES));
         for id in 1..=MAX_INSTANCES {
             let r = rings_of(id);
@@ -274,8 +292,10 @@ impl<'r> Mgr<'r> {
         }
         let nports = ports.len();
         Ok(Mgr {
-            reg: Registry::new(opts.nf_cores.clone()),
+            reg: Registry::new(place.nf_cores.clone()),
             opts,
+            topo,
+            place,
             region,
             pool,
             rings,
@@ -323,9 +343,6 @@ impl<'r> Mgr<'r> {
     }
 
     fn main_loop(&mut self, stop: &AtomicBool) -> Result<(), MgrError> {
-        if let Some(c) = self.opts.core {
-            pin_to(c);
-        }
         let described: Vec<String> = self
             .ports
             .iter()
@@ -437,6 +454,8 @@ impl<'r> Mgr<'r> {
     fn switch_once(&mut self) -> Result<(), MgrError> {
         for p in 0..if self.rx_on { self.ports.len() } else { 0 } {
             let mut burst = std::mem::take(&mut self.burst);
+            // Its packets land in buffers of its node (a no-op with one slice).
+            self.pool.prefer_node(self.place.port_buffer_node(p));
             let n = self.ports[p].rx_burst(&mut self.pool, &mut burst, BURST);
             if n > 0 {
                 self.moved = true;
@@ -738,6 +757,13 @@ impl<'r> Mgr<'r> {
                 continue;
             }
             let mut v = std::mem::take(&mut self.burst);
+            // Buffers an NF allocates come from its core's node, where it writes them.
+            let node = self
+                .reg
+                .get(id)
+                .and_then(|i| i.core)
+                .and_then(|c| self.topo.node_of_cpu(c));
+            self.pool.prefer_node(node.unwrap_or(self.place.node));
             self.pool.alloc_burst((ALLOC_LEVEL - have) as usize, &mut v);
             let n = self
                 .pool
@@ -1127,11 +1153,45 @@ impl<'r> Mgr<'r> {
     }
 }
 
-/// Pin the calling thread to `core` (best effort: an unpinned manager still works).
-fn pin_to(core: u16) {
+/// The start-up event: topology, placement, and each buffer slice with what the kernel
+/// said to binding it.
+fn numa_line(
+    topo: &Topology,
+    place: &Placement,
+    pinned: Option<rustix::io::Result<()>>,
+    bound: &[(Slice, std::io::Result<()>)],
+) -> String {
+    let slices: Vec<String> = bound
+        .iter()
+        .map(|(s, r)| {
+            let how = match r {
+                Ok(()) => "bound".to_string(),
+                Err(e) => format!("not bound: {e}"),
+            };
+            format!("node {} {}..={} ({how})", s.node, s.first, s.last)
+        })
+        .collect();
+    let mut notes = String::new();
+    if let Some(Err(e)) = pinned {
+        notes += &format!("; pinning the manager failed: {e}");
+    }
+    if let Some(n) = topo.note() {
+        notes += &format!("; {n}");
+    }
+    format!(
+        "numa: {}; {}; buffers: {}{notes}",
+        topo.summary(),
+        place.summary(),
+        slices.join(", ")
+    )
+}
+
+/// Pin the calling thread to `core`. Best effort: an unpinned manager still works, so a
+/// refusal (a cpuset without that CPU) is reported, not fatal.
+fn pin_to(core: u16) -> rustix::io::Result<()> {
     let mut set = rustix::thread::CpuSet::new();
     set.set(usize::from(core));
-    let _ = rustix::thread::sched_setaffinity(None, &set);
+    rustix::thread::sched_setaffinity(None, &set)
 }
 
 fn nf_row(i: &crate::registry::Instance) -> NfRow {

@@ -18,6 +18,18 @@ pub enum StatsMode {
     Csv,
 }
 
+/// Where the manager's thread runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ManagerCore {
+    /// Pinned to the first CPU of the node its ports are on (see [`crate::placement`]).
+    #[default]
+    Auto,
+    /// Pinned to this core, which must be an online CPU.
+    Core(u16),
+    /// Not pinned.
+    Unpinned,
+}
+
 /// Manager settings.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -27,10 +39,15 @@ pub struct Options {
     pub ports: Vec<PortSpec>,
     /// Flow rules (compiled chains).
     pub rules: Vec<Rule>,
-    /// Cores handed out to NFs, in the order they are given out.
-    pub nf_cores: Vec<u16>,
-    /// Core the manager's thread is pinned to; `None` = not pinned.
-    pub core: Option<u16>,
+    /// Cores handed out to NFs, in the order they are given out; `None` = every online
+    /// CPU, those of the switch's node first (see [`crate::placement`]). Each must be an
+    /// online CPU.
+    pub nf_cores: Option<Vec<u16>>,
+    /// Where the manager's thread runs.
+    pub core: ManagerCore,
+    /// Root of the sysfs tree the CPU and NUMA topology is read from: `/`, or
+    /// `$ONVM_SYSFS_ROOT` when set (tests point it at a fake tree).
+    pub sysfs_root: PathBuf,
     /// Packet region.
     pub region: RegionConfig,
     /// Stats output.
@@ -49,17 +66,18 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults: no ports, no rules, console stats; the manager on core 0 and NFs on
-    /// every core, core 0 last (on a 2-core machine the first NF gets core 1 to itself,
+    /// Defaults: no ports, no rules, console stats; cores placed from the topology at
+    /// start: the manager on the first core of its ports' node and NFs on every online
+    /// CPU, the manager's last (on a 2-core machine the first NF gets core 1 to itself,
     /// a second shares core 0 with the manager, which sleeps when idle).
     pub fn new(socket: PathBuf) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u16;
         Options {
             socket,
             ports: Vec::new(),
             rules: Vec::new(),
-            nf_cores: (1..cores).chain([0]).collect(),
-            core: Some(0),
+            nf_cores: None,
+            core: ManagerCore::Auto,
+            sysfs_root: std::env::var_os("ONVM_SYSFS_ROOT").map_or_else(|| "/".into(), PathBuf::from),
             region: RegionConfig {
                 rings: crate::registry::TOTAL_RINGS,
                 ..RegionConfig::default()

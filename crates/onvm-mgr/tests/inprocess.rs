@@ -40,3 +40,47 @@ fn generator_through_a_two_nf_chain_to_a_port_conserves_every_packet() {
         assert!(s.counters.rx > 0);
     }
 }
+
+/// A fake two-node machine (sysfs tree in a temp dir) whose two kernel ports are on
+/// different nodes: the switch goes to port 0's node, the buffers are split into one
+/// slice per node, and a slice whose node this machine lacks is reported unbound while
+/// the manager runs on. TAP ports, because the fake tree decides their nodes; they need
+/// CAP_NET_ADMIN, without which the test says so and passes.
+#[test]
+fn a_fake_two_node_machine_gets_a_buffer_slice_per_port_node() {
+    let fake = tempfile::tempdir().unwrap();
+    for (file, text) in [
+        ("sys/devices/system/cpu/online", "0-3"),
+        ("sys/devices/system/node/node0/cpulist", "0-1"),
+        ("sys/devices/system/node/node1/cpulist", "2-3"),
+        ("sys/class/net/onvmnuma0/device/numa_node", "1"),
+        ("sys/class/net/onvmnuma1/device/numa_node", "0"),
+    ] {
+        let p = fake.path().join(file);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{text}\n")).unwrap();
+    }
+    let mut o = opts("numa", &["tap:onvmnuma0", "tap:onvmnuma1"], Vec::new());
+    o.sysfs_root = fake.path().into();
+    o.run_for = Some(Duration::from_millis(200));
+    let report = match onvm_mgr::run(o, &std::sync::atomic::AtomicBool::new(false)) {
+        Err(onvm_mgr::MgrError::Port(e)) => {
+            eprintln!("skipped: cannot create TAP devices here: {e}");
+            return;
+        }
+        r => r.unwrap(),
+    };
+    let numa = report
+        .events
+        .iter()
+        .find(|e| e.starts_with("numa:"))
+        .expect("a numa event");
+    assert!(numa.contains("2 node(s)"), "{numa}");
+    assert!(
+        numa.contains("switch on node 1 core 2; NF cores [3, 0, 1, 2]"),
+        "{numa}"
+    );
+    assert!(numa.contains("buffers: node 1 1..=2048 ("), "{numa}");
+    assert!(numa.contains("node 0 2049..=4095 (bound)"), "{numa}");
+    assert!(report.conserved(), "{}", report.conservation_line());
+}
