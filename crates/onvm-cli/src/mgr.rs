@@ -66,6 +66,10 @@ pub struct CommonMgr {
     /// Packet buffers in the pool.
     #[arg(long)]
     pub buffers: Option<u32>,
+    /// Bytes of packet data per buffer (default 2048; 9216 for jumbo frames). AF_XDP
+    /// ports need headroom + data room of at most 4096.
+    #[arg(long)]
+    pub data_room: Option<u32>,
     /// Start receiving from ports only once this many NFs run (at most 30 s later).
     #[arg(long)]
     pub wait_for_nfs: Option<usize>,
@@ -121,6 +125,9 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     }
     if let Some(b) = common.buffers {
         o.region.buffers = b;
+    }
+    if let Some(d) = common.data_room {
+        o.region.data_room = d;
     }
     o.wait_for_nfs = common.wait_for_nfs.map(|n| (n, Duration::from_secs(30)));
     Ok(o)

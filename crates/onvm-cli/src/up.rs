@@ -240,6 +240,7 @@ pub fn demo(a: DemoArgs) -> CliResult {
         mgr_core: None,
         sysfs_root: None,
         buffers: None,
+        data_room: None,
         wait_for_nfs: None,
     };
     let code = run_config(&cfg, &common, true)?;
