@@ -128,6 +128,20 @@ in_port = 0
     dir.write("chain.toml", &text)
 }
 
+/// Whole records in a capture tcpdump is still writing (its last one may be half
+/// written: that one does not count yet).
+fn whole_records(path: &Path) -> usize {
+    let Ok(file) = std::fs::File::open(path) else { return 0 };
+    let Ok(mut r) = pcap_file::pcap::PcapReader::new(file) else {
+        return 0;
+    };
+    let mut n = 0;
+    while let Some(Ok(_)) = r.next_packet() {
+        n += 1;
+    }
+    n
+}
+
 /// Start tcpdump on `iface` in `ns`, writing `path`; returns once it listens.
 fn capture(ns: &Netns, iface: &str, path: &Path) -> Proc {
     let mut c = ns.command("tcpdump");
@@ -197,9 +211,7 @@ fn run_with(
     let mut replay = Proc::spawn("tcpreplay", replay);
     assert_eq!(replay.exit_code(SOON), 0, "tcpreplay failed\n{}", replay.output());
 
-    let got_all = wait_for(Duration::from_secs(10), || {
-        std::fs::metadata(&cap_path).is_ok_and(|m| m.len() > 0) && read_pcap(&cap_path).len() >= PACKETS
-    });
+    let got_all = wait_for(Duration::from_secs(10), || whole_records(&cap_path) >= PACKETS);
     up.signal("TERM");
     let code = up.exit_code(SOON);
     dump.signal("INT");
@@ -213,8 +225,18 @@ fn run_with(
         out.len(),
         up.output()
     );
-    for (i, (o, e)) in out.iter().zip(&input).enumerate() {
-        assert!(o == e, "{kind}: packet {i} differs (or the order changed)");
+    if out != input {
+        let first = out.iter().zip(&input).position(|(o, e)| o != e).unwrap_or(0);
+        let (mut a, mut b) = (out.clone(), input.clone());
+        a.sort();
+        b.sort();
+        let what = if a == b {
+            let pos = input.iter().position(|e| *e == out[first]);
+            format!("the same packets in another order: capture {first} is input {pos:?}")
+        } else {
+            format!("other bytes than were sent, first at packet {first}")
+        };
+        panic!("{kind}: {what}\n{}", up.output());
     }
 }
 

@@ -4,6 +4,13 @@
 //! manager opens one when it sees that everything an NF sends to a service (or as
 //! `Next`) goes to one instance; from then on the packets bypass the manager.
 //!
+//! Opening is a hand-shake too, so that a flow keeps its order when its packets move
+//! from the manager's path to the edge: the producer is told first (`EdgeOut`), answers
+//! `EdgeSwitched` once everything it sent the old way is in its tx ring, the manager
+//! moves those packets on into the consumer's rx ring, and only then tells the consumer
+//! (`EdgeIn`). The consumer reads its rx ring before its edges, so the older packets
+//! come first.
+//!
 //! Closing is a two-step hand-shake so that no buffer is ever stranded in a ring
 //! nobody reads: first the producer is told and answers that it no longer writes;
 //! then the consumer is told and answers once it has emptied the ring. A dead
@@ -20,6 +27,8 @@ use crate::registry::{EDGE_RINGS, FIRST_EDGE_RING};
 /// Where an edge is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EdgeState {
+    /// The producer was told and may write; the consumer does not read it yet.
+    Opening,
     /// In use.
     Open,
     /// Waiting for the producer to stop writing.
@@ -86,12 +95,11 @@ impl Edges {
             from,
             to,
             key,
-            state: EdgeState::Open,
+            state: EdgeState::Opening,
             from_dead: false,
             to_dead: false,
         });
-        // The consumer first: it polls an empty ring until the producer starts.
-        out.push((to, MgrMsg::EdgeIn { ring }));
+        // The producer only: the consumer is told once the producer has switched.
         out.push((
             from,
             MgrMsg::EdgeOut {
@@ -104,9 +112,38 @@ impl Edges {
         Some(ring)
     }
 
+    /// The producer `who` answered `EdgeSwitched` for `ring` (and the caller has moved on
+    /// what it sent the old way): tell the consumer. False if no edge was waiting for it.
+    pub fn switched(&mut self, who: u16, ring: u32, out: &mut Outbox) -> bool {
+        let Some(e) = self
+            .slots
+            .get_mut(ring.wrapping_sub(FIRST_EDGE_RING) as usize)
+            .and_then(Option::as_mut)
+        else {
+            return false;
+        };
+        if e.state != EdgeState::Opening || e.from != who {
+            return false;
+        }
+        Self::tell_consumer(e, out);
+        true
+    }
+
+    /// An opening edge becomes open: the consumer starts reading it.
+    fn tell_consumer(e: &mut Edge, out: &mut Outbox) {
+        if e.state == EdgeState::Opening {
+            e.state = EdgeState::Open;
+            if !e.to_dead {
+                out.push((e.to, MgrMsg::EdgeIn { ring: e.ring }));
+            }
+        }
+    }
+
     /// Start closing every open edge.
     pub fn close_all(&mut self, out: &mut Outbox) {
         for e in self.slots.iter_mut().flatten() {
+            // An opening edge may hold packets already: its consumer must read them.
+            Self::tell_consumer(e, out);
             if e.state == EdgeState::Open {
                 e.state = EdgeState::ClosingProducer;
                 if e.from_dead {
@@ -150,13 +187,14 @@ impl Edges {
             let Some(e) = slot.as_mut() else { continue };
             if e.from == id {
                 e.from_dead = true;
+                Self::tell_consumer(e, out);
                 if e.state != EdgeState::ClosingConsumer {
                     Self::to_consumer_step(e, out);
                 }
             }
             if e.to == id {
                 e.to_dead = true;
-                if e.state == EdgeState::Open {
+                if matches!(e.state, EdgeState::Open | EdgeState::Opening) {
                     e.state = EdgeState::ClosingProducer;
                     if e.from_dead {
                         Self::to_consumer_step(e, out);
@@ -198,11 +236,60 @@ mod tests {
             .any(|(i, m)| *i == who && matches!(m, MgrMsg::EdgeClosed { .. }))
     }
 
+    fn told_in(out: &Outbox, who: u16) -> bool {
+        out.iter().any(|(i, m)| *i == who && matches!(m, MgrMsg::EdgeIn { .. }))
+    }
+
+    /// Open with the producer's answer, as the manager does when nothing goes wrong.
+    fn open_switched(e: &mut Edges, from: u16, to: u16, key: u16, out: &mut Outbox) -> u32 {
+        let ring = e.open(from, to, key, None, out).unwrap();
+        assert!(e.switched(from, ring, out));
+        ring
+    }
+
+    #[test]
+    fn the_consumer_hears_of_an_edge_only_after_the_producer_switched() {
+        let mut e = Edges::default();
+        let mut out = Outbox::new();
+        let ring = e.open(1, 2, 0, None, &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(matches!(out[0], (1, MgrMsg::EdgeOut { .. })));
+        out.clear();
+        assert!(!e.switched(2, ring, &mut out), "only the producer switches");
+        assert!(!e.switched(1, ring + 1, &mut out), "no such edge");
+        assert!(out.is_empty());
+        assert!(e.switched(1, ring, &mut out));
+        assert!(told_in(&out, 2));
+        out.clear();
+        assert!(!e.switched(1, ring, &mut out), "once");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn closing_an_opening_edge_lets_the_consumer_read_what_is_in_it() {
+        let mut e = Edges::default();
+        let mut out = Outbox::new();
+        let ring = e.open(1, 2, 0, None, &mut out).unwrap();
+        out.clear();
+        e.close_all(&mut out);
+        assert!(told_in(&out, 2) && closed_to(&out, 1));
+        out.clear();
+        assert_eq!(e.released(1, ring, &mut out), None);
+        assert!(closed_to(&out, 2));
+        assert_eq!(e.released(2, ring, &mut out), Some(ring));
+        // The producer dying before it switched: the consumer reads and closes the ring.
+        let ring = e.open(3, 4, 0, None, &mut out).unwrap();
+        out.clear();
+        e.instance_gone(3, &mut out);
+        assert!(told_in(&out, 4) && closed_to(&out, 4));
+        assert_eq!(e.released(4, ring, &mut out), Some(ring));
+    }
+
     #[test]
     fn two_step_close_with_both_alive() {
         let mut e = Edges::default();
         let mut out = Outbox::new();
-        let ring = e.open(1, 2, 0, None, &mut out).unwrap();
+        let ring = open_switched(&mut e, 1, 2, 0, &mut out);
         assert_eq!(out.len(), 2);
         assert!(e.find(1, 0).is_some());
         out.clear();
@@ -220,7 +307,7 @@ mod tests {
     fn dead_consumer_is_drained_until_the_producer_lets_go() {
         let mut e = Edges::default();
         let mut out = Outbox::new();
-        let ring = e.open(1, 2, 5, None, &mut out).unwrap();
+        let ring = open_switched(&mut e, 1, 2, 5, &mut out);
         out.clear();
         e.instance_gone(2, &mut out);
         assert!(closed_to(&out, 1));
@@ -235,7 +322,7 @@ mod tests {
     fn dead_producer_skips_to_the_consumer() {
         let mut e = Edges::default();
         let mut out = Outbox::new();
-        let ring = e.open(1, 2, 0, None, &mut out).unwrap();
+        let ring = open_switched(&mut e, 1, 2, 0, &mut out);
         out.clear();
         e.instance_gone(1, &mut out);
         assert!(closed_to(&out, 2));

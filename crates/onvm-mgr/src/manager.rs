@@ -492,6 +492,20 @@ impl<'r> Mgr<'r> {
         Ok(())
     }
 
+    /// Route everything in instance `id`'s tx ring, however many bursts that takes.
+    fn drain_nf_fully(&mut self, id: u16) -> Result<(), MgrError> {
+        loop {
+            let before = self.moved;
+            self.moved = false;
+            self.drain_nf(id)?;
+            let more = self.moved;
+            self.moved |= before;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
     fn flush(&mut self) -> Result<(), MgrError> {
         for k in 0..self.active.len() {
             let id = self.active[k];
@@ -934,6 +948,16 @@ impl<'r> Mgr<'r> {
                 }
                 Ok(())
             }
+            (NfMsg::EdgeSwitched { ring }, Some(id)) => {
+                // What it sent through the manager before the switch goes on first, into
+                // the consumer's rx ring; then the consumer learns of the edge.
+                self.drain_nf_fully(id).map_err(|e| e.to_string())?;
+                self.flush().map_err(|e| e.to_string())?;
+                let mut out = std::mem::take(&mut self.outbox);
+                self.edges.switched(id, ring, &mut out);
+                self.outbox = out;
+                Ok(())
+            }
             (NfMsg::EdgeReleased { ring }, Some(id)) => {
                 let mut out = std::mem::take(&mut self.outbox);
                 if let Some(r) = self.edges.released(id, ring, &mut out)
@@ -971,16 +995,7 @@ impl<'r> Mgr<'r> {
     fn nf_gone(&mut self, id: u16) -> Result<(), MgrError> {
         let clean = self.reg.get(id).is_some_and(|i| i.state == State::Stopping);
         // Packets it handed on before going are still good.
-        loop {
-            let before = self.moved;
-            self.moved = false;
-            self.drain_nf(id)?;
-            let more = self.moved;
-            self.moved |= before;
-            if !more {
-                break;
-            }
-        }
+        self.drain_nf_fully(id)?;
         self.active.retain(|&a| a != id);
         for buf in std::mem::take(&mut self.to_nf[usize::from(id) - 1]) {
             self.drop_buf(buf, DropReason::NoInstance);

@@ -3,8 +3,10 @@
 //! Packets leave on one of two kinds of ring. The NF's *tx* ring goes to the manager,
 //! which resolves the verdict with its flow table. An *edge* ring goes straight to
 //! another NF: the manager creates one when it sees that everything this NF sends to
-//! a service (or as `Next`) goes to one known instance, and tells both ends
-//! (`EdgeOut` / `EdgeIn`). That is openNetVM's NF-driven hand-off, but each edge is
+//! a service (or as `Next`) goes to one known instance, and tells the sender
+//! (`EdgeOut`); the sender answers `EdgeSwitched` once what it sent the old way is in
+//! its tx ring, and the receiver is told (`EdgeIn`) after the manager has moved those
+//! on, so flows keep their order. That is openNetVM's NF-driven hand-off, but each edge is
 //! its own single-producer ring, so a crashed sender can never leave a shared ring
 //! half-written. The manager closes edges whenever the topology changes; the sender
 //! answers `EdgeReleased` once it no longer writes, the receiver once it has emptied
@@ -208,6 +210,12 @@ impl<'r> Out<'r> {
         Ok(())
     }
 
+    /// Packets still waiting to go into the tx ring (after a flush: none, since
+    /// [`Out::flush`] waits for the manager).
+    fn has_pending_for_manager(&self) -> bool {
+        !self.to_mgr.is_empty()
+    }
+
     fn add(&mut self, e: OutEdge<'r>) {
         if usize::from(e.service) >= self.by_service.len() || self.edges.len() >= usize::from(u8::MAX) {
             return;
@@ -279,6 +287,7 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
     let mut reason = String::from("stopped by the NF");
     let mut manager_gone = false;
     let mut next_in = 0usize;
+    let mut switching: Vec<u32> = Vec::new();
 
     while !ctx.stop {
         bufs.clear();
@@ -368,14 +377,17 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
                     instance,
                     ring,
                     bell,
-                } => out.add(OutEdge {
-                    service,
-                    ring,
-                    to: OwnerId(instance),
-                    prod: region.producer(ring)?,
-                    bell: bell.map(|b| region.producer(b)).transpose()?,
-                    pending: Vec::with_capacity(BURST),
-                }),
+                } => {
+                    out.add(OutEdge {
+                        service,
+                        ring,
+                        to: OwnerId(instance),
+                        prod: region.producer(ring)?,
+                        bell: bell.map(|b| region.producer(b)).transpose()?,
+                        pending: Vec::with_capacity(BURST),
+                    });
+                    switching.push(ring);
+                }
                 MgrMsg::EdgeIn { ring } => inbound.push(InEdge {
                     ring,
                     cons: region.consumer(ring)?,
@@ -398,6 +410,14 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
         if manager_gone {
             reason = "the manager went away".into();
             break;
+        }
+        // New edges: once everything sent the old way is in the tx ring (a full tx ring
+        // can leave some waiting), say so; the manager then moves it on before the
+        // receiver starts reading the edge, which keeps flows in order.
+        if !switching.is_empty() && !out.has_pending_for_manager() {
+            for ring in switching.drain(..) {
+                send(&NfMsg::EdgeSwitched { ring })?;
+            }
         }
         // Inbound edges being closed go once they are empty.
         let mut k = 0;

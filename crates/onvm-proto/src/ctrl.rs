@@ -41,6 +41,7 @@ mod tag {
     pub const NF_MSG: u8 = 0x04;
     pub const EDGE_RELEASED: u8 = 0x05;
     pub const COUNTERS: u8 = 0x06;
+    pub const EDGE_SWITCHED: u8 = 0x07;
 
     pub const REGISTERED: u8 = 0x81;
     pub const REFUSED: u8 = 0x82;
@@ -219,6 +220,14 @@ pub enum NfMsg {
     },
     /// The NF no longer touches this edge ring (answer to [`MgrMsg::EdgeClosed`]).
     EdgeReleased {
+        /// The ring.
+        ring: u32,
+    },
+    /// Answer to [`MgrMsg::EdgeOut`]: everything the NF sent the old way (through the
+    /// manager) is in its tx ring, and from now on it writes to the edge. The manager
+    /// moves those packets on, then tells the receiver ([`MgrMsg::EdgeIn`]), so a flow
+    /// keeps its order across the switch.
+    EdgeSwitched {
         /// The ring.
         ring: u32,
     },
@@ -575,6 +584,11 @@ impl NfMsg {
                 w.u32(*ring);
                 w
             }
+            NfMsg::EdgeSwitched { ring } => {
+                let mut w = Writer::new(tag::EDGE_SWITCHED);
+                w.u32(*ring);
+                w
+            }
             NfMsg::Counters(c) => {
                 let mut w = Writer::new(tag::COUNTERS);
                 for v in c.to_array() {
@@ -625,6 +639,7 @@ impl NfMsg {
                 }
             }
             tag::EDGE_RELEASED => NfMsg::EdgeReleased { ring: r.u32("ring")? },
+            tag::EDGE_SWITCHED => NfMsg::EdgeSwitched { ring: r.u32("ring")? },
             tag::COUNTERS => {
                 let mut a = [0u64; NfCounters::FIELDS];
                 for v in &mut a {
@@ -974,6 +989,7 @@ mod tests {
             Just(NfMsg::Stopping),
             (dest, proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(to, bytes)| NfMsg::Msg { to, bytes }),
             any::<u32>().prop_map(|ring| NfMsg::EdgeReleased { ring }),
+            any::<u32>().prop_map(|ring| NfMsg::EdgeSwitched { ring }),
             any::<[u64; NfCounters::FIELDS]>().prop_map(|a| NfMsg::Counters(NfCounters::from_array(a))),
         ]
     }
