@@ -605,9 +605,11 @@ impl Port for DpdkPort {
             // What the device did not take goes back at once.
             let rest: Vec<*mut Mbuf> = self.mbufs[done..].to_vec();
             self.stats.tx_drop += rest.len() as u64;
-            // SAFETY: mbufs we framed and still own.
             with_pool(pool, || {
-                rest.into_iter().for_each(|m| unsafe { ffi::onvm_mbuf_free(m) })
+                for m in rest {
+                    // SAFETY: an mbuf we framed and still own.
+                    unsafe { ffi::onvm_mbuf_free(m) };
+                }
             });
         }
         self.stats.tx += sent as u64;
