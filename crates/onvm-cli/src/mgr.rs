@@ -151,8 +151,8 @@ pub fn print_report(r: &Report) -> ExitCode {
     println!("\n=== onvm summary ({:.1} s) ===", r.uptime.as_secs_f64());
     for p in &r.ports {
         println!(
-            "port {} {:<32} rx {:>12}  tx {:>12}  tx_drop {}",
-            p.no, p.name, p.stats.rx, p.stats.tx, p.stats.tx_drop
+            "port {} {:<32} rx {:>12}  tx {:>12}  rx_drop {}  tx_drop {}  errors {}",
+            p.no, p.name, p.stats.rx, p.stats.tx, p.stats.rx_drop, p.stats.tx_drop, p.stats.errors
         );
     }
     for n in &r.nfs {

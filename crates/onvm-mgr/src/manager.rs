@@ -34,6 +34,9 @@ use crate::topology::Topology;
 const ALLOC_LEVEL: u32 = 64;
 /// Control sockets are polled this often while packets flow.
 const CONTROL_EVERY: Duration = Duration::from_millis(1);
+/// Times the manager yields its CPU to a shared-core NF whose rx ring is full before it
+/// drops what does not fit (a few scheduler slices at most: a stuck NF cannot stall it).
+const RING_FULL_YIELDS: u32 = 8;
 /// How long packets in flight get to leave when the manager shuts down.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// How long NFs get to stop when the manager shuts down.
@@ -520,9 +523,27 @@ impl<'r> Mgr<'r> {
                     self.drop_buf(buf, DropReason::NoInstance);
                 }
             }
-            if self.reg.get(id).is_some_and(|inst| inst.shared) {
+            let shared = self.reg.get(id).is_some_and(|inst| inst.shared);
+            if shared {
                 // Only shared-core NFs sleep; the doorbell's fence is not free.
                 self.rings[i].rx.notify();
+                // A full ring of an NF that shares a core (maybe ours) empties only when
+                // it gets to run: give it the CPU a few times before dropping.
+                for _ in 0..RING_FULL_YIELDS {
+                    if v.is_empty() {
+                        break;
+                    }
+                    std::thread::yield_now();
+                    if self
+                        .pool
+                        .holder()
+                        .enqueue(&mut self.rings[i].rx, OwnerId(id), &mut v)
+                        .is_err()
+                    {
+                        break;
+                    }
+                    self.rings[i].rx.notify();
+                }
             }
             if !v.is_empty() {
                 if let Some(inst) = self.reg.get_mut(id) {
