@@ -11,16 +11,9 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
-# tcpdump reads the pcap files the tests write and captures in the namespace tests;
-# tcpreplay sends their traffic (the tests that need them say so and skip without).
-for pkg in tcpdump tcpreplay; do
-    if ! command -v "$pkg" >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        log "installing $pkg"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null 2>&1 ||
-            { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null 2>&1; } ||
-            echo "warning: could not install $pkg; the tests that need it will be skipped" >&2
-    fi
-done
+# Packages the tests need: tcpdump, tcpreplay, iproute2, libdpdk-dev (scripts/deps.sh).
+log "packages"
+scripts/deps.sh
 
 # Hugepages: the region backs itself with them when enough are free, and the tests
 # check that it does (ONVM_EXPECT_HUGEPAGES). Without root we test the fallback only.
@@ -44,6 +37,17 @@ trap 'rm -f "$out"' EXIT
 
 log "unit, property and integration tests"
 cargo test --workspace --all-targets 2>&1 | tee -a "$out"
+
+# The DPDK port, when DPDK's development files are there: its own tests (vdevs
+# net_ring, net_null, net_pcap, net_af_packet, net_af_xdp, net_tap) and the namespace
+# tests through the manager with net_af_packet and net_af_xdp.
+if pkg-config --exists libdpdk 2>/dev/null; then
+    log "DPDK port (cargo feature dpdk)"
+    cargo test -p onvm-ports --features dpdk --lib dpdk 2>&1 | tee -a "$out"
+    cargo test -p onvm-cli --features dpdk --test netns_ports dpdk 2>&1 | tee -a "$out"
+else
+    echo "warning: no libdpdk-dev; the DPDK port is not tested" >&2
+fi
 
 log "loom model checks of the ring and doorbell"
 RUSTFLAGS="--cfg loom" cargo test -p onvm-shm --lib --release --target-dir target/loom 2>&1 | tee -a "$out"
