@@ -10,7 +10,9 @@
 # kernel counters over the measuring window. Everything runs in a network namespace
 # the script creates and removes.
 #
-# Usage (root): scripts/bench-ports.sh [--json FILE]     SECS=5 ROUNDS=3 to change the run
+# Usage (root): scripts/bench-ports.sh [--json FILE]     SECS=5 ROUNDS=3 to change the run,
+#   NF_CORES=0 to put the NF on the sender's core instead of the forwarder's, KEEP=1 to
+#   keep the forwarders' logs in /tmp/bench-ports-work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -92,7 +94,7 @@ start_forwarder() {
         ;;
     afxdp | afpacket)
         forwarder_config "$1"
-        ip netns exec "$NS" "$ONVM" up "$WORK/fwd.toml" --stats off --mgr-core 1 --nf-cores 1 > "$WORK/fwd.log" 2>&1 &
+        ip netns exec "$NS" "$ONVM" up "$WORK/fwd.toml" --stats off --mgr-core 1 --nf-cores "${NF_CORES:-1}" > "$WORK/fwd.log" 2>&1 &
         ;;
     esac
     FWD=$!

@@ -191,8 +191,9 @@ impl AfXdpPort {
         );
         // An eighth of the pool at most waits in one port's fill rings, whatever its
         // queue count. Deep rings matter when the manager shares its core with an NF:
-        // the kernel keeps receiving for the few ms the manager does not run (measured
-        // in scripts/bench-ports.sh: 1024 buffers lost ~7 % at 0.8 Mpps, 4096 ~2 %).
+        // the kernel keeps receiving for the few ms the manager does not run (at 0.8
+        // Mpps, 1024 buffers lost ~7 %, 4096 ~2-5 %; 8192 did no better: past that the
+        // loss is the shared core's CPU, not the buffering).
         let fill_target = (RING_SIZE / 2).min(layout.buffers / (8 * nq)).max(1);
         Ok(AfXdpPort {
             name,
