@@ -162,6 +162,15 @@ fn run(kind: &str, ports: (&str, &str), inject: &str, sniff: &str, setup: impl F
     run_with(kind, ports, (inject, sniff), 1514, &[], setup);
 }
 
+/// [`run`] between two veth pairs: the manager's ports on `in0` and `out0`, tcpreplay on
+/// `in1`, tcpdump on `out1`.
+fn run_on_veths(kind: &str, ports: (&str, &str)) {
+    run(kind, ports, "in1", "out1", |ns| {
+        ns.veth("in0", "in1");
+        ns.veth("out0", "out1");
+    });
+}
+
 /// [`run`] with frames up to `max_len` bytes and extra `onvm up` arguments.
 fn run_with(
     kind: &str,
@@ -242,18 +251,12 @@ fn run_with(
 
 #[test]
 fn af_packet_ports_carry_a_replay_through_a_chain() {
-    run("afpacket", ("afpacket:in0", "afpacket:out0"), "in1", "out1", |ns| {
-        ns.veth("in0", "in1");
-        ns.veth("out0", "out1");
-    });
+    run_on_veths("afpacket", ("afpacket:in0", "afpacket:out0"));
 }
 
 #[test]
 fn af_xdp_ports_carry_a_replay_through_a_chain() {
-    run("afxdp", ("afxdp:in0", "afxdp:out0"), "in1", "out1", |ns| {
-        ns.veth("in0", "in1");
-        ns.veth("out0", "out1");
-    });
+    run_on_veths("afxdp", ("afxdp:in0", "afxdp:out0"));
 }
 
 #[test]
@@ -284,29 +287,17 @@ fn jumbo_frames_cross_af_packet_ports() {
 #[cfg(feature = "dpdk")]
 #[test]
 fn dpdk_af_packet_vdevs_carry_a_replay_through_a_chain() {
-    run(
+    run_on_veths(
         "dpdk-afpacket",
         ("dpdk:net_af_packet0,iface=in0", "dpdk:net_af_packet1,iface=out0"),
-        "in1",
-        "out1",
-        |ns| {
-            ns.veth("in0", "in1");
-            ns.veth("out0", "out1");
-        },
     );
 }
 
 #[cfg(feature = "dpdk")]
 #[test]
 fn dpdk_af_xdp_vdevs_carry_a_replay_through_a_chain() {
-    run(
+    run_on_veths(
         "dpdk-afxdp",
         ("dpdk:net_af_xdp0,iface=in0", "dpdk:net_af_xdp1,iface=out0"),
-        "in1",
-        "out1",
-        |ns| {
-            ns.veth("in0", "in1");
-            ns.veth("out0", "out1");
-        },
     );
 }
