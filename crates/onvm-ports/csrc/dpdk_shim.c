@@ -145,14 +145,11 @@ int onvm_dpdk_start(uint16_t port, struct rte_mempool *mp, uint16_t nq, uint16_t
         if (conf.rx_adv_conf.rss_conf.rss_hf == 0)
             conf.rxmode.mq_mode = RTE_ETH_MQ_RX_NONE;
     }
+    if (mtu != 0)
+        conf.rxmode.mtu = mtu;
     *step = "configure";
     if ((r = rte_eth_dev_configure(port, nq, nq, &conf)) != 0)
         return r;
-    if (mtu != 0) {
-        *step = "set the MTU";
-        if ((r = rte_eth_dev_set_mtu(port, mtu)) != 0)
-            return r;
-    }
     for (uint16_t q = 0; q < nq; q++) {
         *step = "set up an rx queue";
         if ((r = rte_eth_rx_queue_setup(port, q, 1024, rte_eth_dev_socket_id(port), NULL, mp)) != 0)
@@ -171,6 +168,12 @@ int onvm_dpdk_start(uint16_t port, struct rte_mempool *mp, uint16_t nq, uint16_t
     *step = "start";
     if ((r = rte_eth_dev_start(port)) != 0)
         return r;
+    /* Some PMDs (net_tap) apply the MTU only through set_mtu on a started port. */
+    if (mtu != 0) {
+        *step = "set the MTU";
+        if ((r = rte_eth_dev_set_mtu(port, mtu)) != 0 && r != -ENOTSUP)
+            return r;
+    }
     /* Not every vdev has a promiscuous mode (net_null, net_ring); that is not an error. */
     if (promisc)
         rte_eth_promiscuous_enable(port);

@@ -28,6 +28,7 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use onvm_proto::port::{DpdkSpec, IfaceSpec};
 use onvm_shm::{Buf, Layout, Pool, Region};
 
 use crate::{Port, PortError, PortStats, fill, now_ns};
@@ -346,6 +347,10 @@ pub struct DpdkPort {
     port_no: u16,
     port_id: u16,
     mode: Mode,
+    /// Queues, MTU, MAC, promiscuity: applied at start.
+    opts: IfaceSpec,
+    /// Queue the next receive starts with.
+    next_q: u16,
     mempool: NonNull<Mempool>,
     started: bool,
     released: bool,
@@ -359,10 +364,12 @@ pub struct DpdkPort {
 unsafe impl Send for DpdkPort {}
 
 impl DpdkPort {
-    /// Start EAL if needed, probe the device `devargs` names and prepare its mempool.
-    /// The device is configured and started at the first poll, when the pool is lent.
-    pub fn open(devargs: &str, port_no: u16, region: &Arc<Region>) -> Result<DpdkPort, PortError> {
-        let name = format!("dpdk:{devargs}");
+    /// Start EAL if needed, probe the device `spec.devargs` names and prepare its
+    /// mempool. The device is configured and started at the first poll, when the pool
+    /// is lent.
+    pub fn open(spec: &DpdkSpec, port_no: u16, region: &Arc<Region>) -> Result<DpdkPort, PortError> {
+        let name = format!("dpdk:{spec}");
+        let devargs = spec.devargs.as_str();
         let err = |what: String| PortError::Os {
             spec: name.clone(),
             what,
@@ -394,6 +401,8 @@ impl DpdkPort {
             port_no,
             port_id,
             mode,
+            opts: spec.opts.clone(),
+            next_q: 0,
             mempool,
             started: false,
             released: false,
@@ -411,9 +420,14 @@ impl DpdkPort {
         }
         let mut step: *const c_char = std::ptr::null();
         let (id, mp) = (self.port_id, self.mempool.as_ptr());
-        // SAFETY: a probed port id, a live mempool, a live out-pointer; no MAC given.
+        let o = &self.opts;
+        let mtu = o.mtu.map_or(0, |m| m.min(u32::from(u16::MAX)) as u16);
+        let mac = o.mac.as_ref().map_or(std::ptr::null(), |m| m.as_ptr());
+        let (nq, promisc) = (o.queues, i32::from(o.promisc));
+        // SAFETY: a probed port id, a live mempool, a live out-pointer, and a MAC of six
+        // bytes (or null) that outlives the call.
         let r = with_pool(pool, || unsafe {
-            ffi::onvm_dpdk_start(id, mp, 1, 0, 1, std::ptr::null(), &mut step)
+            ffi::onvm_dpdk_start(id, mp, nq, mtu, promisc, mac, &mut step)
         });
         if r != 0 {
             let what = if step.is_null() {
@@ -468,9 +482,17 @@ impl Port for DpdkPort {
         let want = max.min(64) as u16;
         self.mbufs.clear();
         self.mbufs.resize(usize::from(want), std::ptr::null_mut());
-        let (id, pkts) = (self.port_id, self.mbufs.as_mut_ptr());
-        // SAFETY: a started port; `pkts` has room for `want` pointers.
-        let n = with_pool(pool, || unsafe { ffi::onvm_dpdk_rx(id, 0, pkts, want) }) as usize;
+        let mut n = 0usize;
+        for k in 0..self.opts.queues {
+            if n == usize::from(want) {
+                break;
+            }
+            let q = (self.next_q + k) % self.opts.queues;
+            let (id, pkts, room) = (self.port_id, self.mbufs[n..].as_mut_ptr(), want - n as u16);
+            // SAFETY: a started port and queue; `pkts` has room for `room` pointers.
+            n += usize::from(with_pool(pool, || unsafe { ffi::onvm_dpdk_rx(id, q, pkts, room) }));
+        }
+        self.next_q = (self.next_q + 1) % self.opts.queues;
         let now = now_ns();
         let mut got = 0;
         let mut g = shared();
@@ -662,6 +684,13 @@ mod tests {
     use crate::testlink::{self, Veth};
     use crate::testutil;
 
+    fn spec(s: &str) -> DpdkSpec {
+        match format!("dpdk:{s}").parse() {
+            Ok(onvm_proto::port::PortSpec::Dpdk(d)) => d,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
     /// DPDK state is per process: its tests take turns.
     fn one_at_a_time() -> MutexGuard<'static, ()> {
         static LOCK: Mutex<()> = Mutex::new(());
@@ -684,7 +713,7 @@ mod tests {
     fn ring_vdev_moves_region_buffers_without_copying() {
         let _one = one_at_a_time();
         let (r, mut pool) = testutil::pool(1024, 2048);
-        let mut p = DpdkPort::open("net_ring0", 3, &r).unwrap();
+        let mut p = DpdkPort::open(&spec("net_ring0"), 3, &r).unwrap();
         assert!(p.describe().contains("zero-copy"), "{}", p.describe());
         // net_ring's transmit ring is its receive ring: what goes out comes back in,
         // as the same mbufs, so as the same region buffers.
@@ -715,7 +744,7 @@ mod tests {
     fn null_vdev_receives_into_pool_buffers_and_gives_them_back() {
         let _one = one_at_a_time();
         let (r, mut pool) = testutil::pool(512, 2048);
-        let mut p = DpdkPort::open("net_null0,size=64", 0, &r).unwrap();
+        let mut p = DpdkPort::open(&spec("net_null0,size=64;queues=2"), 0, &r).unwrap();
         let mut got = receive(&mut p, &mut pool, 200);
         assert!(got.len() >= 200);
         for b in &mut got {
@@ -748,7 +777,7 @@ mod tests {
         }
         let (r, mut pool) = testutil::pool(512, 2048);
         let args = format!("net_pcap0,rx_pcap={},tx_pcap={}", inp.display(), outp.display());
-        let mut p = DpdkPort::open(&args, 0, &r).unwrap();
+        let mut p = DpdkPort::open(&spec(&args), 0, &r).unwrap();
         let mut got = receive(&mut p, &mut pool, 50);
         assert_eq!(got.len(), 50);
         assert_eq!(p.tx_burst(&mut pool, &mut got), 50);
@@ -773,7 +802,7 @@ mod tests {
         let Some(veth) = Veth::create() else { return };
         let (r, mut pool) = testutil::pool(4096, 2048);
         let args = format!("{kind}{},iface={}", std::process::id() % 1000, veth.a);
-        let mut p = DpdkPort::open(&args, 1, &r).unwrap();
+        let mut p = DpdkPort::open(&spec(&args), 1, &r).unwrap();
         assert_eq!(p.describe().contains("copy mode"), copy, "{}", p.describe());
         let mut peer = crate::AfPacketPort::open(&onvm_proto::port::IfaceSpec::new(&veth.b), 2).unwrap();
         // Start the device (it is started at the first poll) before sending to it.
@@ -807,10 +836,17 @@ mod tests {
         let dev = testlink::unique_name("d");
         // net_tap fills its receive ring (1024 descriptors) with buffers at start.
         let (r, mut pool) = testutil::pool(4096, 2048);
-        let mut p = DpdkPort::open(&format!("net_tap{},iface={dev}", std::process::id() % 1000), 0, &r).unwrap();
+        let args = format!(
+            "net_tap{},iface={dev};mtu=1400,mac=02:00:00:00:00:33",
+            std::process::id() % 1000
+        );
+        let mut p = DpdkPort::open(&spec(&args), 0, &r).unwrap();
         let mut none = Vec::new();
         p.rx_burst(&mut pool, &mut none, 32);
         testutil::take(&mut pool, &mut none);
+        // The port options reached the device (net_tap passes them to its interface).
+        assert_eq!(crate::netif::mtu(&dev).unwrap(), 1400);
+        assert_eq!(crate::netif::mac(&dev).unwrap(), [2, 0, 0, 0, 0, 0x33]);
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "1");
         assert!(testlink::ip(&["link", "set", &dev, "up"]));
         testlink::wait_up(&dev);
@@ -826,7 +862,9 @@ mod tests {
     fn bad_device_arguments_are_named() {
         let _one = one_at_a_time();
         let (r, _pool) = testutil::pool(64, 2048);
-        let e = DpdkPort::open("net_nosuchdriver0", 0, &r).unwrap_err().to_string();
+        let e = DpdkPort::open(&spec("net_nosuchdriver0"), 0, &r)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("port dpdk:net_nosuchdriver0: cannot probe the device"),
             "{e}"

@@ -147,7 +147,7 @@ pub fn open(spec: &PortSpec, port_no: u16, region: &Arc<Region>) -> Result<Box<d
         PortSpec::Tap(dev) => Box::new(TapPort::open(dev, port_no)?),
         PortSpec::AfXdp(iface) => Box::new(AfXdpPort::open(iface, port_no, region)?),
         #[cfg(feature = "dpdk")]
-        PortSpec::Dpdk(devargs) => Box::new(DpdkPort::open(devargs, port_no, region)?),
+        PortSpec::Dpdk(d) => Box::new(DpdkPort::open(d, port_no, region)?),
         #[cfg(not(feature = "dpdk"))]
         PortSpec::Dpdk(_) => return Err(PortError::Unsupported { spec: spec.to_string() }),
     })

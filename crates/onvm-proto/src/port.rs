@@ -232,6 +232,50 @@ fn parse_iface(arg: &str, xdp: bool) -> Result<IfaceSpec, String> {
     Ok(spec)
 }
 
+/// A DPDK port: the device arguments EAL takes, and after a `;` the port options of
+/// [`IfaceSpec`] (`queues`, `promisc`, `mtu`, `mac`; not `mode`). A separator of its own
+/// because PMDs have device arguments of the same names (net_tap's `mac=`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DpdkSpec {
+    /// E.g. `net_af_packet0,iface=veth0`.
+    pub devargs: String,
+    /// The port options (`name` is the device name, the part before the first comma).
+    pub opts: IfaceSpec,
+}
+
+impl fmt::Display for DpdkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.devargs)?;
+        let opts = self.opts.to_string();
+        match opts.split_once(',') {
+            Some((_, rest)) => write!(f, ";{rest}"),
+            None => Ok(()),
+        }
+    }
+}
+
+fn parse_dpdk(a: &str) -> Result<DpdkSpec, String> {
+    let (devargs, opts) = a.split_once(';').unwrap_or((a, ""));
+    let name = devargs.split(',').next().unwrap_or("");
+    if !name.starts_with("net_") || name.len() <= 4 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(format!(
+            "{name:?} is not a DPDK virtual device name (net_null0, net_ring0, net_pcap0, net_af_packet0, net_af_xdp0, net_tap0, ...)"
+        ));
+    }
+    // The options go through the interface-option parser, with the device name in front.
+    let opts = if opts.is_empty() {
+        IfaceSpec::new(name)
+    } else {
+        let mut o = parse_iface(&format!("dpdkdev,{opts}"), false)?;
+        o.name = name.to_string();
+        o
+    };
+    Ok(DpdkSpec {
+        devargs: devargs.to_string(),
+        opts,
+    })
+}
+
 /// A port backend and its argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PortSpec {
@@ -249,9 +293,10 @@ pub enum PortSpec {
     AfXdp(IfaceSpec),
     /// `tap:NAME[,options]`: a TAP device.
     Tap(IfaceSpec),
-    /// `dpdk:DEVARGS`: a DPDK port (cargo feature `dpdk`), the device arguments as EAL
-    /// takes them, e.g. `dpdk:net_af_packet0,iface=veth0` or `dpdk:net_ring0`.
-    Dpdk(String),
+    /// `dpdk:DEVARGS[;options]`: a DPDK port (cargo feature `dpdk`), the device
+    /// arguments as EAL takes them, e.g. `dpdk:net_af_packet0,iface=veth0` or
+    /// `dpdk:net_tap0,iface=t0;queues=2,mtu=9000`.
+    Dpdk(DpdkSpec),
 }
 
 /// A port spec that does not parse; the message names the spec and the problem.
@@ -390,19 +435,9 @@ impl FromStr for PortSpec {
             "afpacket" => Ok(PortSpec::AfPacket(iface("an interface", false)?)),
             "afxdp" => Ok(PortSpec::AfXdp(iface("an interface", true)?)),
             "tap" => Ok(PortSpec::Tap(iface("a device name", false)?)),
-            "dpdk" => {
-                let a = need("device arguments like net_af_packet0,iface=eth0")?;
-                let name = a.split(',').next().unwrap_or("");
-                if !name.starts_with("net_")
-                    || name.len() <= 4
-                    || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    return Err(err(format!(
-                        "{name:?} is not a DPDK virtual device name (net_null0, net_ring0, net_pcap0, net_af_packet0, net_af_xdp0, net_tap0, ...)"
-                    )));
-                }
-                Ok(PortSpec::Dpdk(a.to_string()))
-            }
+            "dpdk" => parse_dpdk(need("device arguments like net_af_packet0,iface=eth0")?)
+                .map(PortSpec::Dpdk)
+                .map_err(err),
             _ => Err(err(format!(
                 "unknown port kind {kind:?} (expected gen, pcap, pcapout, null, afpacket, afxdp, tap or dpdk)"
             ))),
@@ -542,10 +577,28 @@ mod tests {
         assert!(reason("dpdk:0000:01:00.0").contains("not a DPDK virtual device name"));
         assert!(reason("dpdk:").contains("device arguments"));
         assert!(reason("mystery:x").contains("unknown port kind \"mystery\""));
+        let Ok(PortSpec::Dpdk(d)) = "dpdk:net_af_packet0,iface=veth0".parse() else {
+            panic!()
+        };
+        assert_eq!(d.devargs, "net_af_packet0,iface=veth0");
+        assert_eq!(d.opts, IfaceSpec::new("net_af_packet0"));
+        let Ok(PortSpec::Dpdk(d)) = "dpdk:net_tap0,iface=t0,mac=02:00:00:00:00:07;queues=2,mtu=9000".parse() else {
+            panic!()
+        };
         assert_eq!(
-            "dpdk:net_af_packet0,iface=veth0".parse(),
-            Ok(PortSpec::Dpdk("net_af_packet0,iface=veth0".into()))
+            d.devargs, "net_tap0,iface=t0,mac=02:00:00:00:00:07",
+            "the PMD's own mac= stays its own"
         );
+        assert_eq!((d.opts.queues, d.opts.mtu, d.opts.mac), (2, Some(9000), None));
+        for s in [
+            "dpdk:net_null0",
+            "dpdk:net_tap0,iface=t0;queues=2,mtu=9000",
+            "dpdk:net_ring0;promisc=off",
+        ] {
+            assert_eq!(s.parse::<PortSpec>().unwrap().to_string(), s);
+        }
+        assert!(reason("dpdk:net_null0;mode=zc").contains("unknown interface option \"mode\""));
+        assert!(reason("dpdk:net_null0;queues=0").contains("queues"));
         assert!(reason("pcap:,loop").contains("needs a file"));
         assert!(reason("pcap:a.pcap,loop,once").contains("repeats"));
         assert!(reason("pcap:a.pcap,timing=slow").contains("timing \"slow\""));
