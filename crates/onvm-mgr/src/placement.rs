@@ -87,13 +87,18 @@ impl Placement {
     }
 }
 
-/// Each port's node: a kernel interface's (`afpacket:`, `afxdp:`, `tap:`) where sysfs
-/// knows it; generator, pcap and null ports have none, nor (yet) other backends.
+/// Each port's node: a kernel interface's (`afpacket:`, `afxdp:`, `tap:`, and DPDK vdevs
+/// on an interface: `iface=` in their device arguments) where sysfs knows it;
+/// generator, pcap and null ports have none, nor other DPDK devices.
 pub fn port_nodes(topo: &Topology, ports: &[PortSpec]) -> Result<Vec<Option<u16>>, TopologyError> {
     ports
         .iter()
         .map(|p| match p {
             PortSpec::AfPacket(i) | PortSpec::AfXdp(i) | PortSpec::Tap(i) => topo.iface_node(&i.name),
+            PortSpec::Dpdk(d) => match d.devargs.split(',').find_map(|kv| kv.strip_prefix("iface=")) {
+                Some(iface) => topo.iface_node(iface),
+                None => Ok(None),
+            },
             _ => Ok(None),
         })
         .collect()
@@ -223,11 +228,22 @@ mod tests {
     #[test]
     fn kernel_ports_have_their_interfaces_node_and_others_none() {
         let (_dir, t) = two();
-        let specs: Vec<PortSpec> = ["gen:64B,4flows", "afpacket:eth1", "afxdp:eth0", "tap:veth0", "null"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        assert_eq!(port_nodes(&t, &specs).unwrap(), vec![None, Some(1), None, None, None]);
+        let specs: Vec<PortSpec> = [
+            "gen:64B,4flows",
+            "afpacket:eth1",
+            "afxdp:eth0",
+            "tap:veth0",
+            "null",
+            "dpdk:net_af_xdp0,iface=eth1,start_queue=0",
+            "dpdk:net_null0",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(
+            port_nodes(&t, &specs).unwrap(),
+            vec![None, Some(1), None, None, None, Some(1), None]
+        );
         let p = place(&t, &port_nodes(&t, &specs).unwrap(), ManagerCore::Auto, None).unwrap();
         assert_eq!((p.node, p.manager_core), (1, Some(2)));
     }
