@@ -11,8 +11,10 @@
 # the script creates and removes.
 #
 # Usage (root): scripts/bench-ports.sh [--json FILE]     SECS=5 ROUNDS=3 to change the run,
-#   NF_CORES=0 to put the NF on the sender's core instead of the forwarder's, KEEP=1 to
-#   keep the forwarders' logs in /tmp/bench-ports-work.
+#   KINDS="testpmd afxdp" to run only some forwarders, NF_CORES=0 to put the NF on the
+#   sender's core instead of the forwarder's, SHARED=false for a busy-polling NF (two
+#   pollers on one core: 0.48 Mpps, far worse), KEEP=1 to keep the forwarders' logs in
+#   /tmp/bench-ports-work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,7 +66,7 @@ forwarder_config() { # PORT-KIND
 [manager]
 socket = "$WORK/fwd.sock"
 ports = ["$1:a0", "$1:a1"]
-shared_cores = true
+shared_cores = ${SHARED:-true}
 [services]
 fwd = 1
 [[nfs]]
@@ -118,8 +120,9 @@ PIDS+=("$SENDER")
 sleep 2
 
 declare -A SUM RUNS ALL OFF
+KINDS=${KINDS:-testpmd afxdp afpacket}
 for round in $(seq "$ROUNDS"); do
-    for kind in testpmd afxdp afpacket; do
+    for kind in $KINDS; do
         start_forwarder "$kind"
         sleep 1 # warm-up
         a=$(rx) sa=$(tx) da=$(stat d0 rx_dropped) ta=$(stat a1 tx_dropped)
@@ -143,9 +146,9 @@ done
 
 echo
 printf '%-9s %10s  %-28s %s\n' "forwarder" "mean Mpps" "runs" "vs testpmd"
-base=$(awk -v s="${SUM[testpmd]}" -v n="${RUNS[testpmd]}" 'BEGIN { print s / n }')
+base=$(awk -v s="${SUM[testpmd]:-0}" -v n="${RUNS[testpmd]:-1}" 'BEGIN { print s / n }')
 json="["
-for kind in testpmd afxdp afpacket; do
+for kind in $KINDS; do
     mean=$(awk -v s="${SUM[$kind]}" -v n="${RUNS[$kind]}" 'BEGIN { printf "%.3f", s / n }')
     ratio=$(awk -v m="$mean" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", m / b; else print "-" }')
     printf '%-9s %10s  %-28s %sx\n' "$kind" "$mean" "${ALL[$kind]}" "$ratio"
