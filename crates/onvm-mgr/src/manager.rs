@@ -34,6 +34,14 @@ use crate::topology::Topology;
 const ALLOC_LEVEL: u32 = 64;
 /// Control sockets are polled this often while packets flow.
 const CONTROL_EVERY: Duration = Duration::from_millis(1);
+/// Under load the manager rings a sleeping shared-core NF's doorbell once its rx ring
+/// holds [`WAKE_BATCH`] packets or its oldest has waited this long, not after every
+/// burst: each wake-up of an NF that shares the manager's core costs two context
+/// switches and two futex calls, so bigger batches per wake-up leave more of the core to
+/// packets. An idle manager rings at once, so light traffic keeps its latency.
+const WAKE_DELAY: Duration = Duration::from_micros(200);
+/// See [`WAKE_DELAY`].
+const WAKE_BATCH: u32 = 128;
 /// Times the manager yields its CPU to a shared-core NF whose rx ring is full before it
 /// drops what does not fit (a few scheduler slices at most: a stuck NF cannot stall it).
 const RING_FULL_YIELDS: u32 = 8;
@@ -203,6 +211,9 @@ struct Mgr<'r> {
     to_port: Vec<Vec<Buf>>,
     active: Vec<u16>,
     moved: bool,
+    /// Per instance: since when packets wait in its rx ring without its doorbell rung
+    /// (shared-core NFs only; see [`WAKE_DELAY`]).
+    unwoken: Vec<Option<Instant>>,
     /// Ports are polled for new packets (off while shutting down).
     rx_on: bool,
     /// NFs that broke one of their rings, with what was wrong: disconnected at the end
@@ -327,6 +338,7 @@ impl<'r> Mgr<'r> {
             to_port: (0..nports).map(|_| Vec::new()).collect(),
             active: Vec::new(),
             moved: false,
+            unwoken: vec![None; usize::from(MAX_INSTANCES)],
             rx_on: true,
             broken: Vec::new(),
         })
@@ -387,6 +399,7 @@ impl<'r> Mgr<'r> {
             self.switch_once()?;
             let now = Instant::now();
             self.now = now.duration_since(self.start);
+            self.ring_due_bells(now, !self.moved);
             if self.moved {
                 idle_since = now;
                 idle_spins = 0;
@@ -495,6 +508,20 @@ impl<'r> Mgr<'r> {
         Ok(())
     }
 
+    /// Ring the doorbells of shared-core NFs whose packets waited [`WAKE_DELAY`], or all
+    /// that have packets waiting when `all` (the manager is about to idle).
+    fn ring_due_bells(&mut self, now: Instant, all: bool) {
+        for k in 0..self.active.len() {
+            let i = usize::from(self.active[k]) - 1;
+            if let Some(t) = self.unwoken[i]
+                && (all || now.duration_since(t) >= WAKE_DELAY)
+            {
+                self.rings[i].rx.notify();
+                self.unwoken[i] = None;
+            }
+        }
+    }
+
     /// Route everything in instance `id`'s tx ring, however many bursts that takes.
     fn drain_nf_fully(&mut self, id: u16) -> Result<(), MgrError> {
         loop {
@@ -526,7 +553,16 @@ impl<'r> Mgr<'r> {
             let shared = self.reg.get(id).is_some_and(|inst| inst.shared);
             if shared {
                 // Only shared-core NFs sleep; the doorbell's fence is not free.
-                self.rings[i].rx.notify();
+                let queued = self.rings[i]
+                    .rx
+                    .free()
+                    .map_or(WAKE_BATCH, |f| self.region.layout().ring_capacity - f);
+                if queued >= WAKE_BATCH || !v.is_empty() {
+                    self.rings[i].rx.notify();
+                    self.unwoken[i] = None;
+                } else if self.unwoken[i].is_none() {
+                    self.unwoken[i] = Some(Instant::now());
+                }
                 // A full ring of an NF that shares a core (maybe ours) empties only when
                 // it gets to run: give it the CPU a few times before dropping.
                 for _ in 0..RING_FULL_YIELDS {

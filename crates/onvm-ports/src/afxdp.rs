@@ -189,12 +189,11 @@ impl AfXdpPort {
             prog.mode(),
             if nq == 1 { "" } else { "s" }
         );
-        // An eighth of the pool at most waits in one port's fill rings, whatever its
-        // queue count. Deep rings matter when the manager shares its core with an NF:
-        // the kernel keeps receiving for the few ms the manager does not run (at 0.8
-        // Mpps, 1024 buffers lost ~7 %, 4096 ~2-5 %; 8192 did no better: past that the
-        // loss is the shared core's CPU, not the buffering).
-        let fill_target = (RING_SIZE / 2).min(layout.buffers / (8 * nq)).max(1);
+        // 1024 buffers per queue wait in the fill ring (an eighth of the pool at most).
+        // Deeper is worse: the fill ring is FIFO, so the kernel would copy each frame into
+        // a buffer that left the cache long ago (scripts/bench-ports.sh: 4096 cost ~5 % of
+        // the offered rate); shallower drops while the manager waits for its core.
+        let fill_target = (RING_SIZE / 8).min(layout.buffers / (8 * nq)).max(1);
         Ok(AfXdpPort {
             name,
             port_no,
