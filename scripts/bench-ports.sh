@@ -24,7 +24,10 @@ JSON=""
 [ "${1:-}" = "--json" ] && JSON=${2:?--json needs a file}
 
 [ "$(id -u)" = 0 ] || { echo "bench-ports: needs root (namespaces, XDP)" >&2; exit 1; }
-command -v dpdk-testpmd >/dev/null || { echo "bench-ports: needs dpdk-testpmd (apt-get install dpdk-dev)" >&2; exit 1; }
+scripts/deps.sh
+command -v dpdk-testpmd >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q dpdk-dev >/dev/null 2>&1 ||
+    { echo "bench-ports: needs dpdk-testpmd (apt-get install dpdk-dev)" >&2; exit 1; }
 
 cargo build --release -q -p onvm-cli
 ONVM=$PWD/target/release/onvm
