@@ -1,0 +1,112 @@
+//! OpenFlow 1.3 (wire version 0x04), switch side, as a codec with no I/O.
+//!
+//! The onvm manager becomes an OpenFlow switch: a controller programs the one flow
+//! table (DESIGN.md, "One flow table, OpenFlow semantics"). This crate only turns bytes
+//! into [`Message`]s and back — no sockets, no clocks, no state — so every rule of the
+//! protocol is tested deterministically, and the agent in the manager is a thin driver
+//! (the sans-IO shape of quinn-proto). Like smoltcp's `wire` module, each protocol
+//! structure has its own small module with a typed representation and its decode /
+//! encode pair, and all byte work goes through one bounds-checked reader and writer
+//! (`wire.rs`).
+//!
+//! The switch *decodes* what a controller sends and *encodes* what it answers, but
+//! both directions are implemented for every message so that tests (and a test
+//! controller) can round-trip them.
+//!
+//! # Errors are protocol answers
+//!
+//! A message the switch cannot accept must be answered with an OFPT_ERROR whose type
+//! and code tell the controller why. So [`Message::decode`] never panics and every
+//! failure is an [`OfpError`] holding the spec's `(type, code)` ([`ErrorKind`]) and a
+//! human message; [`error_reply`] builds the ERROR message for it.
+//!
+//! ```
+//! use onvm_openflow::{Message, error_reply, ofpet, ofpbrc};
+//! let bad = [0x04, 0x63, 0x00, 0x08, 0, 0, 0, 7]; // type 99 does not exist
+//! let err = Message::decode(&bad).unwrap_err();
+//! assert_eq!((err.kind.ty, err.kind.code), (ofpet::BAD_REQUEST, ofpbrc::BAD_TYPE));
+//! let reply = error_reply(&bad, &err);
+//! let (xid, Message::Error(e)) = Message::decode(&reply).unwrap() else { panic!() };
+//! assert_eq!((xid, e.data.as_slice()), (7, &bad[..]));
+//! ```
+//!
+//! # Version negotiation
+//!
+//! [`negotiate`] applies the HELLO rules (version bitmaps of 1.3.1+, else the lower
+//! header version) and yields the agreed version or HELLO_FAILED/INCOMPATIBLE.
+//!
+//! # What is covered
+//!
+//! HELLO, ERROR, ECHO, FEATURES, GET/SET_CONFIG, BARRIER, ROLE, FLOW_MOD (all five
+//! commands), OXM matches on in_port, eth src/dst/type, vlan_vid, ip_proto, IPv4/IPv6
+//! src/dst and TCP/UDP ports (masks where the spec allows them, prerequisites
+//! checked), instructions GOTO_TABLE / WRITE / APPLY / CLEAR_ACTIONS, actions OUTPUT
+//! and SET_FIELD, PACKET_IN, PACKET_OUT, FLOW_REMOVED, PORT_STATUS, and MULTIPART
+//! DESC, FLOW, AGGREGATE, TABLE, PORT_STATS and PORT_DESC. Anything else gets the
+//! spec's "not supported" error (BAD_TYPE, BAD_MULTIPART, BAD_FIELD, ...).
+//!
+//! # Fuzzing
+//!
+//! The always-run fuzzing is the proptest suite (`cargo test -p onvm-openflow`): random
+//! bytes, and valid messages with random mutations, must decode to a value or an
+//! error, never panic. A cargo-fuzz (libFuzzer) target lives in `fuzz/`, a separate
+//! workspace the main build does not touch. It needs a nightly toolchain and
+//! `cargo install cargo-fuzz`, then:
+//!
+//! ```text
+//! cd crates/onvm-openflow/fuzz
+//! cargo +nightly fuzz run decode -- -max_total_time=60
+//! ```
+//!
+//! The target decodes the input, and re-encodes and re-decodes whatever decoded, which
+//! must give the same message.
+
+#![forbid(unsafe_code)]
+
+mod action;
+mod config;
+mod error;
+mod features;
+mod flow_mod;
+mod flow_removed;
+mod header;
+mod hello;
+mod instruction;
+mod message;
+mod multipart;
+mod oxm;
+mod packet;
+mod port;
+mod role;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+/// The wire version of OpenFlow 1.3.
+pub const OFP_VERSION: u8 = 0x04;
+
+pub use action::{Action, SetField, ofpat, ofpcml};
+pub use config::{SwitchConfig, ofpc_frag};
+pub use error::{
+    ERROR_DATA_LEN, ErrorKind, ErrorMsg, OfpError, error_reply, ofpbac, ofpbic, ofpbmc, ofpbrc, ofpet, ofpfmfc, ofphfc,
+    ofprrfc, ofpscfc,
+};
+pub use features::{FeaturesReply, ofpc};
+pub use flow_mod::{FlowMod, FlowModCommand, OFP_NO_BUFFER, OFPG_ANY, OFPTT_ALL, OFPTT_MAX, ofpff};
+pub use flow_removed::{FlowRemoved, ofprr};
+pub use header::{HEADER_LEN, Header, frame_len, ofpt};
+pub use hello::{Hello, OFPHET_VERSIONBITMAP, VersionBitmap, negotiate};
+pub use instruction::{Instruction, ofpit};
+pub use message::{EncodeError, Message, type_name};
+pub use multipart::{
+    AggregateStats, DESC_STR_LEN, Desc, FlowStats, FlowStatsRequest, MultipartReply, MultipartReplyBody,
+    MultipartRequest, MultipartRequestBody, OFPMPF_MORE, PortStats, SERIAL_NUM_LEN, TableStats, ofpmp,
+};
+pub use oxm::{
+    ETH_TYPE_IPV4, ETH_TYPE_IPV6, IP_PROTO_TCP, IP_PROTO_UDP, Masked, Match, OFPMT_OXM, OFPVID_NONE, OFPVID_PRESENT,
+    OFPXMC_OPENFLOW_BASIC, ofpxmt,
+};
+pub use packet::{PacketIn, PacketOut, ofpr};
+pub use port::{MAX_PORT_NAME_LEN, PORT_LEN, Port, PortStatus, is_output_port, ofpp, ofppc, ofppf, ofppr, ofpps};
+pub use role::{Role, RoleMsg};

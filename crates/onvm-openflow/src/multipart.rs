@@ -1,0 +1,475 @@
+//! MULTIPART_REQUEST / MULTIPART_REPLY: statistics and descriptions, possibly spread
+//! over several messages (the REQ_MORE / REPLY_MORE flag says "more follows").
+//!
+//! Supported kinds: DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC. Any other kind
+//! is `OFPBRC_BAD_MULTIPART`. The codec does not split a long reply; an encoder that
+//! would exceed 64 KiB fails ([`crate::EncodeError`]) so the agent splits the entries
+//! itself and sets REPLY_MORE on all parts but the last.
+
+use crate::error::{ErrorKind, OfpError, ofpbrc, ofpet};
+use crate::instruction::Instruction;
+use crate::oxm::Match;
+use crate::port::{PORT_LEN, Port};
+use crate::wire::{Reader, Writer, fixed_str};
+
+/// `ofp_multipart_type` values.
+pub mod ofpmp {
+    pub const DESC: u16 = 0;
+    pub const FLOW: u16 = 1;
+    pub const AGGREGATE: u16 = 2;
+    pub const TABLE: u16 = 3;
+    pub const PORT_STATS: u16 = 4;
+    pub const QUEUE: u16 = 5;
+    pub const GROUP: u16 = 6;
+    pub const GROUP_DESC: u16 = 7;
+    pub const GROUP_FEATURES: u16 = 8;
+    pub const METER: u16 = 9;
+    pub const METER_CONFIG: u16 = 10;
+    pub const METER_FEATURES: u16 = 11;
+    pub const TABLE_FEATURES: u16 = 12;
+    pub const PORT_DESC: u16 = 13;
+    pub const EXPERIMENTER: u16 = 0xffff;
+}
+
+/// `OFPMPF_REQ_MORE` / `OFPMPF_REPLY_MORE`: more parts follow.
+pub const OFPMPF_MORE: u16 = 1;
+
+/// Sizes of the text fields of `ofp_desc`.
+pub const DESC_STR_LEN: usize = 256;
+pub const SERIAL_NUM_LEN: usize = 32;
+
+/// A multipart request: its flags and what it asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultipartRequest {
+    /// [`OFPMPF_MORE`] or 0.
+    pub flags: u16,
+    pub body: MultipartRequestBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MultipartRequestBody {
+    Desc,
+    Flow(FlowStatsRequest),
+    Aggregate(FlowStatsRequest),
+    Table,
+    /// Counters of one port, or of all with [`crate::ofpp::ANY`].
+    PortStats {
+        port_no: u32,
+    },
+    PortDesc,
+}
+
+/// A multipart reply: its flags and what it answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MultipartReply {
+    /// [`OFPMPF_MORE`] or 0.
+    pub flags: u16,
+    pub body: MultipartReplyBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MultipartReplyBody {
+    Desc(Desc),
+    Flow(Vec<FlowStats>),
+    Aggregate(AggregateStats),
+    Table(Vec<TableStats>),
+    PortStats(Vec<PortStats>),
+    PortDesc(Vec<Port>),
+}
+
+/// `ofp_flow_stats_request` (also the aggregate request): which flows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowStatsRequest {
+    /// A table or [`crate::OFPTT_ALL`].
+    pub table_id: u8,
+    pub out_port: u32,
+    pub out_group: u32,
+    pub cookie: u64,
+    pub cookie_mask: u64,
+    pub match_: Match,
+}
+
+/// `ofp_desc`: who made the switch. Each text is cut to fit its NUL-terminated field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desc {
+    pub mfr_desc: String,
+    pub hw_desc: String,
+    pub sw_desc: String,
+    pub serial_num: String,
+    pub dp_desc: String,
+}
+
+/// `ofp_flow_stats`: one flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowStats {
+    pub table_id: u8,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+    pub priority: u16,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub flags: u16,
+    pub cookie: u64,
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub match_: Match,
+    pub instructions: Vec<Instruction>,
+}
+
+/// `ofp_aggregate_stats_reply`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggregateStats {
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub flow_count: u32,
+}
+
+/// `ofp_table_stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    pub table_id: u8,
+    pub active_count: u32,
+    pub lookup_count: u64,
+    pub matched_count: u64,
+}
+
+/// `ofp_port_stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub port_no: u32,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_frame_err: u64,
+    pub rx_over_err: u64,
+    pub rx_crc_err: u64,
+    pub collisions: u64,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+}
+
+/// Wire sizes of the fixed-size entries.
+const TABLE_STATS_LEN: usize = 24;
+const PORT_STATS_LEN: usize = 112;
+/// `ofp_flow_stats` up to its match.
+const FLOW_STATS_FIXED_LEN: usize = 48;
+
+fn unsupported(ty: u16) -> OfpError {
+    if ty == ofpmp::EXPERIMENTER {
+        OfpError::of(
+            ofpet::BAD_REQUEST,
+            ofpbrc::BAD_EXPERIMENTER,
+            "experimenter multipart is not supported",
+        )
+    } else {
+        OfpError::of(
+            ofpet::BAD_REQUEST,
+            ofpbrc::BAD_MULTIPART,
+            format!("multipart type {ty} is not supported"),
+        )
+    }
+}
+
+/// A body that must be empty (DESC, TABLE, PORT_DESC requests).
+fn empty(r: &mut Reader<'_>) -> Result<(), OfpError> {
+    if r.is_empty() {
+        Ok(())
+    } else {
+        Err(r.short_error(format_args!(
+            "{} unexpected bytes in an empty multipart body",
+            r.remaining()
+        )))
+    }
+}
+
+/// Reads entries of one fixed size until the body is used up.
+fn fixed_entries<T>(
+    r: &mut Reader<'_>,
+    len: usize,
+    decode: impl Fn(&mut Reader<'_>) -> Result<T, OfpError>,
+) -> Result<Vec<T>, OfpError> {
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let mut entry = r.sub(len, ErrorKind::BAD_REQUEST_LEN, "multipart entry")?;
+        out.push(decode(&mut entry)?);
+    }
+    Ok(out)
+}
+
+impl MultipartRequest {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, OfpError> {
+        let ty = r.u16()?;
+        let flags = r.u16()?;
+        r.skip(4)?;
+        let body = match ty {
+            ofpmp::DESC => empty(r).map(|()| MultipartRequestBody::Desc)?,
+            ofpmp::FLOW => MultipartRequestBody::Flow(FlowStatsRequest::decode(r)?),
+            ofpmp::AGGREGATE => MultipartRequestBody::Aggregate(FlowStatsRequest::decode(r)?),
+            ofpmp::TABLE => empty(r).map(|()| MultipartRequestBody::Table)?,
+            ofpmp::PORT_STATS => {
+                let port_no = r.u32()?;
+                r.skip(4)?;
+                empty(r)?;
+                MultipartRequestBody::PortStats { port_no }
+            }
+            ofpmp::PORT_DESC => empty(r).map(|()| MultipartRequestBody::PortDesc)?,
+            other => return Err(unsupported(other)),
+        };
+        Ok(MultipartRequest { flags, body })
+    }
+
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        let ty = match &self.body {
+            MultipartRequestBody::Desc => ofpmp::DESC,
+            MultipartRequestBody::Flow(_) => ofpmp::FLOW,
+            MultipartRequestBody::Aggregate(_) => ofpmp::AGGREGATE,
+            MultipartRequestBody::Table => ofpmp::TABLE,
+            MultipartRequestBody::PortStats { .. } => ofpmp::PORT_STATS,
+            MultipartRequestBody::PortDesc => ofpmp::PORT_DESC,
+        };
+        w.u16(ty);
+        w.u16(self.flags);
+        w.zeros(4);
+        match &self.body {
+            MultipartRequestBody::Flow(f) | MultipartRequestBody::Aggregate(f) => f.encode(w),
+            MultipartRequestBody::PortStats { port_no } => {
+                w.u32(*port_no);
+                w.zeros(4);
+            }
+            MultipartRequestBody::Desc | MultipartRequestBody::Table | MultipartRequestBody::PortDesc => {}
+        }
+    }
+}
+
+impl FlowStatsRequest {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, OfpError> {
+        let table_id = r.u8()?;
+        r.skip(3)?;
+        let out_port = r.u32()?;
+        let out_group = r.u32()?;
+        r.skip(4)?;
+        let cookie = r.u64()?;
+        let cookie_mask = r.u64()?;
+        let match_ = Match::decode(r)?;
+        empty(r)?;
+        Ok(FlowStatsRequest {
+            table_id,
+            out_port,
+            out_group,
+            cookie,
+            cookie_mask,
+            match_,
+        })
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.u8(self.table_id);
+        w.zeros(3);
+        w.u32(self.out_port);
+        w.u32(self.out_group);
+        w.zeros(4);
+        w.u64(self.cookie);
+        w.u64(self.cookie_mask);
+        self.match_.encode(w);
+    }
+}
+
+impl MultipartReply {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, OfpError> {
+        let ty = r.u16()?;
+        let flags = r.u16()?;
+        r.skip(4)?;
+        let body = match ty {
+            ofpmp::DESC => {
+                let mut text = |n| r.bytes(n).map(fixed_str);
+                let desc = Desc {
+                    mfr_desc: text(DESC_STR_LEN)?,
+                    hw_desc: text(DESC_STR_LEN)?,
+                    sw_desc: text(DESC_STR_LEN)?,
+                    serial_num: text(SERIAL_NUM_LEN)?,
+                    dp_desc: text(DESC_STR_LEN)?,
+                };
+                empty(r)?;
+                MultipartReplyBody::Desc(desc)
+            }
+            ofpmp::FLOW => {
+                let mut flows = Vec::new();
+                while !r.is_empty() {
+                    flows.push(FlowStats::decode(r)?);
+                }
+                MultipartReplyBody::Flow(flows)
+            }
+            ofpmp::AGGREGATE => {
+                let agg = AggregateStats {
+                    packet_count: r.u64()?,
+                    byte_count: r.u64()?,
+                    flow_count: r.u32()?,
+                };
+                r.skip(4)?;
+                empty(r)?;
+                MultipartReplyBody::Aggregate(agg)
+            }
+            ofpmp::TABLE => MultipartReplyBody::Table(fixed_entries(r, TABLE_STATS_LEN, |e| {
+                let table_id = e.u8()?;
+                e.skip(3)?;
+                Ok(TableStats {
+                    table_id,
+                    active_count: e.u32()?,
+                    lookup_count: e.u64()?,
+                    matched_count: e.u64()?,
+                })
+            })?),
+            ofpmp::PORT_STATS => MultipartReplyBody::PortStats(fixed_entries(r, PORT_STATS_LEN, PortStats::decode)?),
+            ofpmp::PORT_DESC => MultipartReplyBody::PortDesc(fixed_entries(r, PORT_LEN, Port::decode)?),
+            other => return Err(unsupported(other)),
+        };
+        Ok(MultipartReply { flags, body })
+    }
+
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        let ty = match &self.body {
+            MultipartReplyBody::Desc(_) => ofpmp::DESC,
+            MultipartReplyBody::Flow(_) => ofpmp::FLOW,
+            MultipartReplyBody::Aggregate(_) => ofpmp::AGGREGATE,
+            MultipartReplyBody::Table(_) => ofpmp::TABLE,
+            MultipartReplyBody::PortStats(_) => ofpmp::PORT_STATS,
+            MultipartReplyBody::PortDesc(_) => ofpmp::PORT_DESC,
+        };
+        w.u16(ty);
+        w.u16(self.flags);
+        w.zeros(4);
+        match &self.body {
+            MultipartReplyBody::Desc(d) => {
+                w.fixed_str(&d.mfr_desc, DESC_STR_LEN);
+                w.fixed_str(&d.hw_desc, DESC_STR_LEN);
+                w.fixed_str(&d.sw_desc, DESC_STR_LEN);
+                w.fixed_str(&d.serial_num, SERIAL_NUM_LEN);
+                w.fixed_str(&d.dp_desc, DESC_STR_LEN);
+            }
+            MultipartReplyBody::Flow(flows) => flows.iter().for_each(|f| f.encode(w)),
+            MultipartReplyBody::Aggregate(a) => {
+                w.u64(a.packet_count);
+                w.u64(a.byte_count);
+                w.u32(a.flow_count);
+                w.zeros(4);
+            }
+            MultipartReplyBody::Table(tables) => {
+                for t in tables {
+                    w.u8(t.table_id);
+                    w.zeros(3);
+                    w.u32(t.active_count);
+                    w.u64(t.lookup_count);
+                    w.u64(t.matched_count);
+                }
+            }
+            MultipartReplyBody::PortStats(ports) => ports.iter().for_each(|p| p.encode(w)),
+            MultipartReplyBody::PortDesc(ports) => ports.iter().for_each(|p| p.encode(w)),
+        }
+    }
+}
+
+impl FlowStats {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, OfpError> {
+        let len = usize::from(r.clone().u16()?);
+        if len < FLOW_STATS_FIXED_LEN + 8 {
+            return Err(r.short_error(format_args!("flow stats entry length {len} is too short")));
+        }
+        let mut e = r.sub(len, ErrorKind::BAD_REQUEST_LEN, "flow stats entry")?;
+        e.skip(2)?;
+        let table_id = e.u8()?;
+        e.skip(1)?;
+        let duration_sec = e.u32()?;
+        let duration_nsec = e.u32()?;
+        let priority = e.u16()?;
+        let idle_timeout = e.u16()?;
+        let hard_timeout = e.u16()?;
+        let flags = e.u16()?;
+        e.skip(4)?;
+        Ok(FlowStats {
+            table_id,
+            duration_sec,
+            duration_nsec,
+            priority,
+            idle_timeout,
+            hard_timeout,
+            flags,
+            cookie: e.u64()?,
+            packet_count: e.u64()?,
+            byte_count: e.u64()?,
+            match_: Match::decode(&mut e)?,
+            instructions: Instruction::decode_list(e.rest())?,
+        })
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        let start = w.pos();
+        let at = w.len_placeholder();
+        w.u8(self.table_id);
+        w.zeros(1);
+        w.u32(self.duration_sec);
+        w.u32(self.duration_nsec);
+        w.u16(self.priority);
+        w.u16(self.idle_timeout);
+        w.u16(self.hard_timeout);
+        w.u16(self.flags);
+        w.zeros(4);
+        w.u64(self.cookie);
+        w.u64(self.packet_count);
+        w.u64(self.byte_count);
+        self.match_.encode(w);
+        Instruction::encode_list(&self.instructions, w);
+        w.patch_len(at, start);
+    }
+}
+
+impl PortStats {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, OfpError> {
+        let port_no = r.u32()?;
+        r.skip(4)?;
+        Ok(PortStats {
+            port_no,
+            rx_packets: r.u64()?,
+            tx_packets: r.u64()?,
+            rx_bytes: r.u64()?,
+            tx_bytes: r.u64()?,
+            rx_dropped: r.u64()?,
+            tx_dropped: r.u64()?,
+            rx_errors: r.u64()?,
+            tx_errors: r.u64()?,
+            rx_frame_err: r.u64()?,
+            rx_over_err: r.u64()?,
+            rx_crc_err: r.u64()?,
+            collisions: r.u64()?,
+            duration_sec: r.u32()?,
+            duration_nsec: r.u32()?,
+        })
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.u32(self.port_no);
+        w.zeros(4);
+        for v in [
+            self.rx_packets,
+            self.tx_packets,
+            self.rx_bytes,
+            self.tx_bytes,
+            self.rx_dropped,
+            self.tx_dropped,
+            self.rx_errors,
+            self.tx_errors,
+            self.rx_frame_err,
+            self.rx_over_err,
+            self.rx_crc_err,
+            self.collisions,
+        ] {
+            w.u64(v);
+        }
+        w.u32(self.duration_sec);
+        w.u32(self.duration_nsec);
+    }
+}

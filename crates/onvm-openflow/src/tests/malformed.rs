@@ -1,0 +1,710 @@
+//! A table of malformed messages, each with the OFPT_ERROR `(type, code)` it must get.
+
+use super::{hex, msg};
+use crate::header::ofpt;
+use crate::*;
+
+const V: u8 = OFP_VERSION;
+
+/// An `ofp_match` around `tlvs`, with correct length and padding.
+fn oxm_match(tlvs: &[u8]) -> Vec<u8> {
+    let len = 4 + tlvs.len();
+    let mut out = vec![0, 1];
+    out.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
+    out.extend_from_slice(tlvs);
+    out.resize(len.div_ceil(8) * 8, 0);
+    out
+}
+
+/// A FLOW_MOD with the given command, table, flags, raw match and raw instructions.
+fn flow_mod(command: u8, table: u8, flags: u16, match_: &[u8], instructions: &[u8]) -> Vec<u8> {
+    let mut body = vec![0; 16];
+    body.extend_from_slice(&[table, command, 0, 0, 0, 0, 0, 1]);
+    body.extend_from_slice(&[0xff; 12]);
+    body.extend_from_slice(&flags.to_be_bytes());
+    body.extend_from_slice(&[0, 0]);
+    body.extend_from_slice(match_);
+    body.extend_from_slice(instructions);
+    msg(V, ofpt::FLOW_MOD, 1, &body)
+}
+
+fn add(match_tlvs: &[u8]) -> Vec<u8> {
+    flow_mod(0, 0, 0, &oxm_match(match_tlvs), &[])
+}
+
+fn add_instr(instructions: &[u8]) -> Vec<u8> {
+    flow_mod(0, 0, 0, &oxm_match(&[]), instructions)
+}
+
+/// APPLY_ACTIONS around raw actions.
+fn apply(actions: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 4];
+    out.extend_from_slice(&u16::try_from(8 + actions.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(actions);
+    out
+}
+
+fn output(port: u32) -> Vec<u8> {
+    let mut out = hex("00 00 00 10");
+    out.extend_from_slice(&port.to_be_bytes());
+    out.extend_from_slice(&hex("ff e5 00 00 00 00 00 00"));
+    out
+}
+
+fn packet_out(in_port: u32, actions_len: u16, actions: &[u8]) -> Vec<u8> {
+    let mut body = vec![0xff; 4];
+    body.extend_from_slice(&in_port.to_be_bytes());
+    body.extend_from_slice(&actions_len.to_be_bytes());
+    body.extend_from_slice(&[0; 6]);
+    body.extend_from_slice(actions);
+    msg(V, ofpt::PACKET_OUT, 1, &body)
+}
+
+fn multipart(ty: u16, body: &[u8]) -> Vec<u8> {
+    let mut b = ty.to_be_bytes().to_vec();
+    b.extend_from_slice(&[0; 6]);
+    b.extend_from_slice(body);
+    msg(V, ofpt::MULTIPART_REQUEST, 1, &b)
+}
+
+const TCP_PREREQS: &str = "80 00 0a 02 08 00  80 00 14 01 06";
+
+fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
+    use ofpet::*;
+    let prereq_tcp = |extra: &str| add(&hex(&format!("{TCP_PREREQS} {extra}")));
+    vec![
+        // Header and framing.
+        ("shorter than a header", hex("04 00 00"), BAD_REQUEST, ofpbrc::BAD_LEN),
+        (
+            "header length below 8",
+            hex("04 00 00 07 00 00 00 01"),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "header length beyond the bytes",
+            hex("04 02 00 10 00 00 00 01"),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "bytes beyond the header length",
+            hex("04 02 00 08 00 00 00 01 00"),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "OpenFlow 1.0 features request",
+            hex("01 05 00 08 00 00 00 01"),
+            BAD_REQUEST,
+            ofpbrc::BAD_VERSION,
+        ),
+        (
+            "OpenFlow 1.5 flow mod",
+            msg(6, ofpt::FLOW_MOD, 1, &[]),
+            BAD_REQUEST,
+            ofpbrc::BAD_VERSION,
+        ),
+        (
+            "unknown message type",
+            msg(V, 99, 1, &[]),
+            BAD_REQUEST,
+            ofpbrc::BAD_TYPE,
+        ),
+        (
+            "unsupported GROUP_MOD",
+            msg(V, ofpt::GROUP_MOD, 1, &[0; 8]),
+            BAD_REQUEST,
+            ofpbrc::BAD_TYPE,
+        ),
+        (
+            "experimenter message",
+            msg(V, ofpt::EXPERIMENTER, 1, &[0; 8]),
+            BAD_REQUEST,
+            ofpbrc::BAD_EXPERIMENTER,
+        ),
+        // Small fixed messages.
+        (
+            "features request with a body",
+            msg(V, ofpt::FEATURES_REQUEST, 1, &[0; 4]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "barrier request with a body",
+            msg(V, ofpt::BARRIER_REQUEST, 1, &[0]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "short features reply",
+            msg(V, ofpt::FEATURES_REPLY, 1, &[0; 20]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "short set config",
+            msg(V, ofpt::SET_CONFIG, 1, &[0; 2]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "set config bad flags",
+            msg(V, ofpt::SET_CONFIG, 1, &hex("00 04 00 80")),
+            SWITCH_CONFIG_FAILED,
+            ofpscfc::BAD_FLAGS,
+        ),
+        (
+            "role request unknown role",
+            msg(
+                V,
+                ofpt::ROLE_REQUEST,
+                1,
+                &hex("00 00 00 07 00 00 00 00 00 00 00 00 00 00 00 01"),
+            ),
+            ROLE_REQUEST_FAILED,
+            ofprrfc::BAD_ROLE,
+        ),
+        (
+            "short role request",
+            msg(V, ofpt::ROLE_REQUEST, 1, &[0; 12]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "hello element length 2",
+            msg(V, ofpt::HELLO, 1, &hex("00 01 00 02 00 00 00 00")),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "hello element past the end",
+            msg(V, ofpt::HELLO, 1, &hex("00 01 00 10 00 00 00 10")),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "hello bitmap of 3 bytes",
+            msg(V, ofpt::HELLO, 1, &hex("00 01 00 07 00 00 10 00")),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "short error",
+            msg(V, ofpt::ERROR, 1, &[0; 3]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "short port status",
+            msg(V, ofpt::PORT_STATUS, 1, &[0; 70]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        // FLOW_MOD fixed part.
+        (
+            "flow mod cut in its fixed part",
+            msg(V, ofpt::FLOW_MOD, 1, &[0; 30]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "flow mod unknown command",
+            flow_mod(9, 0, 0, &oxm_match(&[]), &[]),
+            FLOW_MOD_FAILED,
+            ofpfmfc::BAD_COMMAND,
+        ),
+        (
+            "flow mod unknown flag",
+            flow_mod(0, 0, 0x0100, &oxm_match(&[]), &[]),
+            FLOW_MOD_FAILED,
+            ofpfmfc::BAD_FLAGS,
+        ),
+        (
+            "flow mod add to OFPTT_ALL",
+            flow_mod(0, OFPTT_ALL, 0, &oxm_match(&[]), &[]),
+            FLOW_MOD_FAILED,
+            ofpfmfc::BAD_TABLE_ID,
+        ),
+        // The match.
+        (
+            "flow mod without a match",
+            flow_mod(0, 0, 0, &[], &[]),
+            BAD_MATCH,
+            ofpbmc::BAD_LEN,
+        ),
+        (
+            "OFPMT_STANDARD match",
+            flow_mod(0, 0, 0, &hex("00 00 00 04 00 00 00 00"), &[]),
+            BAD_MATCH,
+            ofpbmc::BAD_TYPE,
+        ),
+        (
+            "match length 3",
+            flow_mod(0, 0, 0, &hex("00 01 00 03 00 00 00 00"), &[]),
+            BAD_MATCH,
+            ofpbmc::BAD_LEN,
+        ),
+        (
+            "match length past the end",
+            flow_mod(0, 0, 0, &hex("00 01 00 20 00 00 00 00"), &[]),
+            BAD_MATCH,
+            ofpbmc::BAD_LEN,
+        ),
+        (
+            "match padding missing",
+            flow_mod(0, 0, 0, &hex("00 01 00 0c 80 00 00 04 00 00 00 01"), &[]),
+            BAD_MATCH,
+            ofpbmc::BAD_LEN,
+        ),
+        (
+            "match padding not zero",
+            flow_mod(0, 0, 0, &hex("00 01 00 0c 80 00 00 04 00 00 00 01 00 00 01 00"), &[]),
+            BAD_MATCH,
+            ofpbmc::BAD_LEN,
+        ),
+        ("OXM header cut", add(&hex("80 00")), BAD_MATCH, ofpbmc::BAD_LEN),
+        (
+            "OXM value past the match",
+            add(&hex("80 00 00 08 00 00 00 01")),
+            BAD_MATCH,
+            ofpbmc::BAD_LEN,
+        ),
+        (
+            "in_port of 2 bytes",
+            add(&hex("80 00 00 02 00 01")),
+            BAD_MATCH,
+            ofpbmc::BAD_LEN,
+        ),
+        (
+            "masked eth_dst of 6 bytes",
+            add(&hex("80 00 07 06 01 00 00 00 00 00")),
+            BAD_MATCH,
+            ofpbmc::BAD_LEN,
+        ),
+        (
+            "unsupported field metadata",
+            add(&hex("80 00 04 08 00 00 00 00 00 00 00 01")),
+            BAD_MATCH,
+            ofpbmc::BAD_FIELD,
+        ),
+        (
+            "unknown field 100",
+            add(&hex("80 00 c8 01 00")),
+            BAD_MATCH,
+            ofpbmc::BAD_FIELD,
+        ),
+        (
+            "Nicira class",
+            add(&hex("00 01 00 04 00 00 00 01")),
+            BAD_MATCH,
+            ofpbmc::BAD_FIELD,
+        ),
+        (
+            "masked in_port",
+            add(&hex("80 00 01 08 00 00 00 01 ff ff ff ff")),
+            BAD_MATCH,
+            ofpbmc::BAD_MASK,
+        ),
+        (
+            "masked eth_type",
+            add(&hex("80 00 0b 04 08 00 ff ff")),
+            BAD_MATCH,
+            ofpbmc::BAD_MASK,
+        ),
+        (
+            "eth_type twice",
+            add(&hex("80 00 0a 02 08 00 80 00 0a 02 08 00")),
+            BAD_MATCH,
+            ofpbmc::DUP_FIELD,
+        ),
+        (
+            "eth_src value outside mask",
+            add(&hex("80 00 09 0c 02 00 00 00 00 01 ff ff ff ff ff 00")),
+            BAD_MATCH,
+            ofpbmc::BAD_WILDCARDS,
+        ),
+        (
+            "vlan id without OFPVID_PRESENT",
+            add(&hex("80 00 0c 02 00 05")),
+            BAD_MATCH,
+            ofpbmc::BAD_VALUE,
+        ),
+        (
+            "vlan id over 13 bits",
+            add(&hex("80 00 0c 02 20 05")),
+            BAD_MATCH,
+            ofpbmc::BAD_VALUE,
+        ),
+        (
+            "ip_proto without eth_type",
+            add(&hex("80 00 14 01 06")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "ip_proto over ARP",
+            add(&hex("80 00 0a 02 08 06 80 00 14 01 06")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "ipv4_src without eth_type",
+            add(&hex("80 00 16 04 0a 00 00 01")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "ipv4_src over IPv6",
+            add(&hex("80 00 0a 02 86 dd 80 00 16 04 0a 00 00 01")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "ipv6_dst over IPv4",
+            add(&hex("80 00 0a 02 08 00 80 00 36 10 00000000000000000000000000000001")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "tcp_src without ip_proto",
+            add(&hex("80 00 0a 02 08 00 80 00 1a 02 00 50")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "tcp_dst over UDP",
+            add(&hex("80 00 0a 02 08 00 80 00 14 01 11 80 00 1c 02 00 50")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "udp_src over TCP",
+            prereq_tcp("80 00 1e 02 00 35"),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        // Instructions.
+        (
+            "instruction header cut",
+            add_instr(&hex("00 04")),
+            BAD_INSTRUCTION,
+            ofpbic::BAD_LEN,
+        ),
+        (
+            "instruction length 12",
+            add_instr(&hex("00 05 00 0c 00 00 00 00 00 00 00 00")),
+            BAD_INSTRUCTION,
+            ofpbic::BAD_LEN,
+        ),
+        (
+            "instruction length past the end",
+            add_instr(&hex("00 04 00 18 00 00 00 00")),
+            BAD_INSTRUCTION,
+            ofpbic::BAD_LEN,
+        ),
+        (
+            "goto_table of 16 bytes",
+            add_instr(&hex("00 01 00 10 05 00 00 00 00 00 00 00 00 00 00 00")),
+            BAD_INSTRUCTION,
+            ofpbic::BAD_LEN,
+        ),
+        (
+            "unknown instruction 7",
+            add_instr(&hex("00 07 00 08 00 00 00 00")),
+            BAD_INSTRUCTION,
+            ofpbic::UNKNOWN_INST,
+        ),
+        (
+            "meter instruction",
+            add_instr(&hex("00 06 00 08 00 00 00 01")),
+            BAD_INSTRUCTION,
+            ofpbic::UNSUP_INST,
+        ),
+        (
+            "write_metadata instruction",
+            add_instr(&hex("00 02 00 18 00000000 0000000000000001 ffffffffffffffff")),
+            BAD_INSTRUCTION,
+            ofpbic::UNSUP_INST,
+        ),
+        (
+            "experimenter instruction",
+            add_instr(&hex("ff ff 00 08 00 00 23 20")),
+            BAD_INSTRUCTION,
+            ofpbic::BAD_EXPERIMENTER,
+        ),
+        (
+            "goto the same table",
+            flow_mod(0, 3, 0, &oxm_match(&[]), &hex("00 01 00 08 03 00 00 00")),
+            BAD_INSTRUCTION,
+            ofpbic::BAD_TABLE_ID,
+        ),
+        (
+            "goto table 255",
+            add_instr(&hex("00 01 00 08 ff 00 00 00")),
+            BAD_INSTRUCTION,
+            ofpbic::BAD_TABLE_ID,
+        ),
+        // Actions.
+        (
+            "action past its list",
+            add_instr(&apply(&hex("00 00 00 10 00 00 00 01"))),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "action length 12",
+            add_instr(&apply(&hex("00 00 00 0c 00 00 00 01 00 00 00 00 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "action length 0",
+            add_instr(&apply(&hex("00 00 00 00 00 00 00 01"))),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "output of 24 bytes",
+            add_instr(&apply(&hex(
+                "00 00 00 18 00 00 00 01 ff e5 00 00 00 00 00 00 00 00 00 00 00 00 00 00",
+            ))),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "output to port 0",
+            add_instr(&apply(&output(0))),
+            BAD_ACTION,
+            ofpbac::BAD_OUT_PORT,
+        ),
+        (
+            "output to OFPP_ANY",
+            add_instr(&apply(&output(ofpp::ANY))),
+            BAD_ACTION,
+            ofpbac::BAD_OUT_PORT,
+        ),
+        (
+            "output to a reserved gap",
+            add_instr(&apply(&output(0xffff_ff10))),
+            BAD_ACTION,
+            ofpbac::BAD_OUT_PORT,
+        ),
+        (
+            "pop_vlan",
+            add_instr(&apply(&hex("00 12 00 08 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_TYPE,
+        ),
+        (
+            "group action",
+            add_instr(&apply(&hex("00 16 00 08 00 00 00 01"))),
+            BAD_ACTION,
+            ofpbac::BAD_TYPE,
+        ),
+        (
+            "unknown action 200",
+            add_instr(&apply(&hex("00 c8 00 08 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_TYPE,
+        ),
+        (
+            "experimenter action",
+            add_instr(&apply(&hex("ff ff 00 08 00 00 23 20"))),
+            BAD_ACTION,
+            ofpbac::BAD_EXPERIMENTER,
+        ),
+        (
+            "set_field vlan_vid",
+            add_instr(&apply(&hex("00 19 00 10 80 00 0c 02 10 05 00 00 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_TYPE,
+        ),
+        (
+            "set_field Nicira class",
+            add_instr(&apply(&hex("00 19 00 10 00 01 00 04 00 00 00 01 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_TYPE,
+        ),
+        (
+            "set_field eth_dst of 4 bytes",
+            add_instr(&apply(&hex("00 19 00 10 80 00 06 04 02 00 00 00 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_LEN,
+        ),
+        (
+            "set_field value past the action",
+            add_instr(&apply(&hex("00 19 00 08 80 00 06 06"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_LEN,
+        ),
+        (
+            "set_field with a mask",
+            add_instr(&apply(&hex(
+                "00 19 00 18 80 00 07 0c 02 00 00 00 00 01 ff ff ff ff ff ff 00 00 00 00",
+            ))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_ARGUMENT,
+        ),
+        // PACKET_OUT.
+        (
+            "packet out actions_len past the end",
+            packet_out(ofpp::CONTROLLER, 32, &output(1)),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "packet out actions_len mid-action",
+            packet_out(ofpp::CONTROLLER, 8, &output(1)),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "packet out from FLOOD",
+            packet_out(ofpp::FLOOD, 0, &[]),
+            BAD_REQUEST,
+            ofpbrc::BAD_PORT,
+        ),
+        (
+            "packet out from port 0",
+            packet_out(0, 0, &[]),
+            BAD_REQUEST,
+            ofpbrc::BAD_PORT,
+        ),
+        (
+            "packet out bad action",
+            packet_out(1, 8, &hex("00 12 00 08 00 00 00 00")),
+            BAD_ACTION,
+            ofpbac::BAD_TYPE,
+        ),
+        // MULTIPART.
+        (
+            "multipart cut header",
+            msg(V, ofpt::MULTIPART_REQUEST, 1, &[0, 0, 0]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "multipart group stats",
+            multipart(ofpmp::GROUP, &[0; 8]),
+            BAD_REQUEST,
+            ofpbrc::BAD_MULTIPART,
+        ),
+        (
+            "multipart table features",
+            multipart(ofpmp::TABLE_FEATURES, &[]),
+            BAD_REQUEST,
+            ofpbrc::BAD_MULTIPART,
+        ),
+        (
+            "multipart type 99",
+            multipart(99, &[]),
+            BAD_REQUEST,
+            ofpbrc::BAD_MULTIPART,
+        ),
+        (
+            "multipart experimenter",
+            multipart(ofpmp::EXPERIMENTER, &[0; 8]),
+            BAD_REQUEST,
+            ofpbrc::BAD_EXPERIMENTER,
+        ),
+        (
+            "desc request with a body",
+            multipart(ofpmp::DESC, &[0; 4]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "port stats request cut",
+            multipart(ofpmp::PORT_STATS, &[0; 4]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "flow stats request cut",
+            multipart(ofpmp::FLOW, &[0; 20]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "flow stats request bad match",
+            multipart(
+                ofpmp::FLOW,
+                &[&[0; 32][..], &oxm_match(&hex("80 00 14 01 06"))].concat(),
+            ),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "flow stats reply entry too short",
+            {
+                let mut b = ofpmp::FLOW.to_be_bytes().to_vec();
+                b.extend_from_slice(&[0; 6]);
+                b.extend_from_slice(&hex("00 10"));
+                b.extend_from_slice(&[0; 14]);
+                msg(V, ofpt::MULTIPART_REPLY, 1, &b)
+            },
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "port desc reply of 63 bytes",
+            {
+                let mut b = ofpmp::PORT_DESC.to_be_bytes().to_vec();
+                b.extend_from_slice(&[0; 6]);
+                b.extend_from_slice(&[0; 63]);
+                msg(V, ofpt::MULTIPART_REPLY, 1, &b)
+            },
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+    ]
+}
+
+#[test]
+fn every_malformed_message_gets_its_error() {
+    let mut failures = Vec::new();
+    for (name, bytes, ty, code) in cases() {
+        match Message::decode(&bytes) {
+            Ok(m) => failures.push(format!("{name}: decoded as {m:?}")),
+            Err(e) if (e.kind.ty, e.kind.code) != (ty, code) => {
+                failures.push(format!(
+                    "{name}: got ({}, {}) \"{}\", want ({ty}, {code})",
+                    e.kind.ty, e.kind.code, e.message
+                ));
+            }
+            Err(e) => assert!(!e.message.is_empty(), "{name}: empty message"),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases().len(),
+        failures.join("\n")
+    );
+}
+
+/// The valid neighbours of some cases decode, so the table tests what it says it does.
+#[test]
+fn near_misses_are_valid() {
+    for (name, bytes) in [
+        ("tcp over IPv4", add(&hex(&format!("{TCP_PREREQS} 80 00 1a 02 00 50")))),
+        ("vlan none", add(&hex("80 00 0c 02 00 00"))),
+        ("vlan any tag", add(&hex("80 00 0d 04 10 00 10 00"))),
+        ("delete from OFPTT_ALL", flow_mod(3, OFPTT_ALL, 0, &oxm_match(&[]), &[])),
+        (
+            "goto forward",
+            flow_mod(0, 3, 0, &oxm_match(&[]), &hex("00 01 00 08 04 00 00 00")),
+        ),
+        ("output to controller", add_instr(&apply(&output(ofpp::CONTROLLER)))),
+        (
+            "packet out from controller",
+            packet_out(ofpp::CONTROLLER, 16, &output(ofpp::TABLE)),
+        ),
+        ("packet out from any", packet_out(ofpp::ANY, 0, &[])),
+    ] {
+        assert!(Message::decode(&bytes).is_ok(), "{name}: {:?}", Message::decode(&bytes));
+    }
+}

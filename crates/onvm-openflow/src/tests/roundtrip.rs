@@ -1,0 +1,354 @@
+//! One hand-written round trip per message type, with the fields that matter set.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::round_trip;
+use crate::*;
+
+fn port(n: u32, name: &str) -> Port {
+    Port {
+        port_no: n,
+        hw_addr: [2, 0, 0, 0, 0, n as u8],
+        name: name.into(),
+        config: ofppc::NO_PACKET_IN,
+        state: ofpps::LIVE,
+        curr: ofppf::TEN_GB_FD | ofppf::FIBER,
+        advertised: 0,
+        supported: ofppf::TEN_GB_FD,
+        peer: 0,
+        curr_speed: 10_000_000,
+        max_speed: 10_000_000,
+    }
+}
+
+fn tcp_match() -> Match {
+    Match {
+        in_port: Some(1),
+        eth_dst: Some(Masked::with_mask([1, 0, 0x5e, 0, 0, 0], [0xff, 0xff, 0xff, 0x80, 0, 0])),
+        eth_src: Some(Masked::exact([2, 0, 0, 0, 0, 1])),
+        eth_type: Some(ETH_TYPE_IPV4),
+        vlan_vid: Some(Masked::with_mask(OFPVID_PRESENT, OFPVID_PRESENT)),
+        ip_proto: Some(IP_PROTO_TCP),
+        ipv4_src: Some(Masked::with_mask(
+            Ipv4Addr::new(10, 1, 0, 0),
+            Ipv4Addr::new(255, 255, 0, 0),
+        )),
+        ipv4_dst: Some(Masked::exact(Ipv4Addr::new(10, 2, 0, 1))),
+        tcp_src: Some(1234),
+        tcp_dst: Some(80),
+        ..Match::default()
+    }
+}
+
+fn udp6_match() -> Match {
+    Match {
+        eth_type: Some(ETH_TYPE_IPV6),
+        ip_proto: Some(IP_PROTO_UDP),
+        ipv6_src: Some(Masked::with_mask(
+            "2001:db8::".parse().unwrap(),
+            "ffff:ffff::".parse().unwrap(),
+        )),
+        ipv6_dst: Some(Masked::exact(Ipv6Addr::LOCALHOST)),
+        udp_src: Some(53),
+        udp_dst: Some(5353),
+        ..Match::default()
+    }
+}
+
+fn all_actions() -> Vec<Action> {
+    let mut v: Vec<Action> = [
+        ofpp::CONTROLLER,
+        ofpp::IN_PORT,
+        ofpp::ALL,
+        ofpp::FLOOD,
+        ofpp::TABLE,
+        ofpp::LOCAL,
+        7,
+    ]
+    .into_iter()
+    .map(|port| Action::Output {
+        port,
+        max_len: ofpcml::NO_BUFFER,
+    })
+    .collect();
+    v.extend(
+        [
+            SetField::EthDst([2, 0, 0, 0, 0, 9]),
+            SetField::EthSrc([2, 0, 0, 0, 0, 8]),
+            SetField::Ipv4Src(Ipv4Addr::new(1, 2, 3, 4)),
+            SetField::Ipv4Dst(Ipv4Addr::new(5, 6, 7, 8)),
+            SetField::Ipv6Src(Ipv6Addr::LOCALHOST),
+            SetField::Ipv6Dst(Ipv6Addr::UNSPECIFIED),
+            SetField::TcpSrc(1),
+            SetField::TcpDst(2),
+            SetField::UdpSrc(3),
+            SetField::UdpDst(4),
+        ]
+        .map(Action::SetField),
+    );
+    v
+}
+
+fn flow_mod(command: FlowModCommand) -> FlowMod {
+    FlowMod {
+        cookie: 0xdead_beef,
+        cookie_mask: u64::MAX,
+        table_id: 1,
+        command,
+        idle_timeout: 10,
+        hard_timeout: 300,
+        priority: 0x8000,
+        buffer_id: 77,
+        out_port: 3,
+        out_group: OFPG_ANY,
+        flags: ofpff::SEND_FLOW_REM | ofpff::CHECK_OVERLAP | ofpff::RESET_COUNTS,
+        match_: tcp_match(),
+        instructions: vec![
+            Instruction::ClearActions,
+            Instruction::WriteActions(vec![Action::Output { port: 4, max_len: 0 }]),
+            Instruction::ApplyActions(all_actions()),
+            Instruction::GotoTable(2),
+        ],
+    }
+}
+
+#[test]
+fn session_messages() {
+    for m in [
+        Message::Hello(Hello {
+            version: 4,
+            bitmap: None,
+        }),
+        Message::Hello(Hello::ours(VersionBitmap::of(&[1, 4]))),
+        Message::Error(ErrorMsg {
+            ty: ofpet::BAD_MATCH,
+            code: ofpbmc::BAD_PREREQ,
+            data: vec![4, 14, 0, 8],
+        }),
+        Message::EchoRequest(vec![]),
+        Message::EchoRequest(b"ping".to_vec()),
+        Message::EchoReply(b"ping".to_vec()),
+        Message::FeaturesRequest,
+        Message::GetConfigRequest,
+        Message::GetConfigReply(SwitchConfig {
+            flags: ofpc_frag::NORMAL,
+            miss_send_len: 128,
+        }),
+        Message::SetConfig(SwitchConfig {
+            flags: ofpc_frag::DROP,
+            miss_send_len: ofpcml::NO_BUFFER,
+        }),
+        Message::BarrierRequest,
+        Message::BarrierReply,
+        Message::RoleRequest(RoleMsg {
+            role: Role::Master,
+            generation_id: 5,
+        }),
+        Message::RoleReply(RoleMsg {
+            role: Role::Slave,
+            generation_id: u64::MAX,
+        }),
+    ] {
+        round_trip(&m, 3);
+    }
+}
+
+#[test]
+fn flow_mod_every_command() {
+    for c in [
+        FlowModCommand::Add,
+        FlowModCommand::Modify,
+        FlowModCommand::ModifyStrict,
+        FlowModCommand::Delete,
+        FlowModCommand::DeleteStrict,
+    ] {
+        round_trip(&Message::FlowMod(flow_mod(c)), 1);
+    }
+    let mut del_all = flow_mod(FlowModCommand::Delete);
+    (del_all.table_id, del_all.instructions, del_all.match_) = (OFPTT_ALL, vec![], Match::default());
+    round_trip(&Message::FlowMod(del_all), 1);
+    let mut v6 = flow_mod(FlowModCommand::Add);
+    v6.match_ = udp6_match();
+    round_trip(&Message::FlowMod(v6), 1);
+}
+
+#[test]
+fn packet_in_out_flow_removed_port_status() {
+    round_trip(
+        &Message::PacketIn(PacketIn {
+            buffer_id: 12,
+            total_len: 1500,
+            reason: ofpr::ACTION,
+            table_id: 3,
+            cookie: 9,
+            match_: Match {
+                in_port: Some(0x1002),
+                ..Match::default()
+            },
+            data: vec![0xab; 128],
+        }),
+        1,
+    );
+    round_trip(
+        &Message::PacketOut(PacketOut {
+            buffer_id: OFP_NO_BUFFER,
+            in_port: ofpp::CONTROLLER,
+            actions: all_actions(),
+            data: vec![1; 60],
+        }),
+        2,
+    );
+    round_trip(
+        &Message::PacketOut(PacketOut {
+            buffer_id: 4,
+            in_port: 1,
+            actions: vec![],
+            data: vec![],
+        }),
+        2,
+    );
+    round_trip(
+        &Message::FlowRemoved(FlowRemoved {
+            cookie: 1,
+            priority: 2,
+            reason: ofprr::IDLE_TIMEOUT,
+            table_id: 0,
+            duration_sec: 30,
+            duration_nsec: 999_999_999,
+            idle_timeout: 10,
+            hard_timeout: 0,
+            packet_count: 1 << 40,
+            byte_count: 1 << 50,
+            match_: udp6_match(),
+        }),
+        3,
+    );
+    for reason in [ofppr::ADD, ofppr::DELETE, ofppr::MODIFY] {
+        round_trip(
+            &Message::PortStatus(PortStatus {
+                reason,
+                desc: port(1, "firewall"),
+            }),
+            4,
+        );
+    }
+}
+
+#[test]
+fn port_status_is_80_bytes_and_cuts_long_names() {
+    let long = Message::PortStatus(PortStatus {
+        reason: ofppr::ADD,
+        desc: port(1, "a-very-long-port-name"),
+    });
+    let bytes = long.encode(0).unwrap();
+    assert_eq!(bytes.len(), 80);
+    let (_, Message::PortStatus(back)) = Message::decode(&bytes).unwrap() else {
+        panic!()
+    };
+    assert_eq!(back.desc.name, "a-very-long-por");
+}
+
+#[test]
+fn multipart_requests() {
+    let flows = FlowStatsRequest {
+        table_id: OFPTT_ALL,
+        out_port: ofpp::ANY,
+        out_group: OFPG_ANY,
+        cookie: 0,
+        cookie_mask: 0,
+        match_: tcp_match(),
+    };
+    for body in [
+        MultipartRequestBody::Desc,
+        MultipartRequestBody::Flow(flows.clone()),
+        MultipartRequestBody::Aggregate(flows),
+        MultipartRequestBody::Table,
+        MultipartRequestBody::PortStats { port_no: ofpp::ANY },
+        MultipartRequestBody::PortDesc,
+    ] {
+        round_trip(&Message::MultipartRequest(MultipartRequest { flags: 0, body }), 5);
+    }
+}
+
+#[test]
+fn multipart_replies() {
+    let stats = FlowStats {
+        table_id: 0,
+        duration_sec: 1,
+        duration_nsec: 2,
+        priority: 3,
+        idle_timeout: 4,
+        hard_timeout: 5,
+        flags: ofpff::SEND_FLOW_REM,
+        cookie: 6,
+        packet_count: 7,
+        byte_count: 8,
+        match_: tcp_match(),
+        instructions: flow_mod(FlowModCommand::Add).instructions,
+    };
+    let port_stats = PortStats {
+        port_no: 1,
+        rx_packets: 10,
+        tx_bytes: 20,
+        collisions: 1,
+        duration_sec: 3,
+        ..PortStats::default()
+    };
+    for (flags, body) in [
+        (
+            0,
+            MultipartReplyBody::Desc(Desc {
+                mfr_desc: "onvm-rs".into(),
+                hw_desc: "NFV host".into(),
+                sw_desc: "0.1.0".into(),
+                serial_num: "None".into(),
+                dp_desc: "manager on host a".into(),
+            }),
+        ),
+        (OFPMPF_MORE, MultipartReplyBody::Flow(vec![stats.clone(), stats])),
+        (0, MultipartReplyBody::Flow(vec![])),
+        (
+            0,
+            MultipartReplyBody::Aggregate(AggregateStats {
+                packet_count: 1,
+                byte_count: 2,
+                flow_count: 3,
+            }),
+        ),
+        (
+            0,
+            MultipartReplyBody::Table(vec![TableStats {
+                table_id: 0,
+                active_count: 4,
+                lookup_count: 100,
+                matched_count: 90,
+            }]),
+        ),
+        (OFPMPF_MORE, MultipartReplyBody::PortStats(vec![port_stats, port_stats])),
+        (
+            0,
+            MultipartReplyBody::PortDesc(vec![port(1, "eth0"), port(0x1001, "firewall")]),
+        ),
+    ] {
+        round_trip(&Message::MultipartReply(MultipartReply { flags, body }), 6);
+    }
+}
+
+#[test]
+fn desc_reply_is_1056_bytes_of_body() {
+    let m = Message::MultipartReply(MultipartReply {
+        flags: 0,
+        body: MultipartReplyBody::Desc(Desc::default()),
+    });
+    assert_eq!(m.encode(0).unwrap().len(), 8 + 8 + 1056);
+}
+
+#[test]
+fn too_long_a_reply_is_an_encode_error() {
+    let ports = vec![PortStats::default(); 600]; // 600 * 112 bytes > 64 KiB
+    let m = Message::MultipartReply(MultipartReply {
+        flags: 0,
+        body: MultipartReplyBody::PortStats(ports),
+    });
+    assert_eq!(m.encode(0), Err(EncodeError(16 + 600 * 112)));
+}
