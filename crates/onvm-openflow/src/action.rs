@@ -8,7 +8,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::{ErrorKind, OfpError, ofpbac, ofpet};
-use crate::oxm::{FieldValue, OFPXMC_OPENFLOW_BASIC, Oxm, ofpxmt};
+use crate::oxm::{
+    ETH_TYPE_IPV4, ETH_TYPE_IPV6, FieldValue, IP_PROTO_TCP, IP_PROTO_UDP, Match, OFPXMC_OPENFLOW_BASIC, Oxm, ofpxmt,
+};
 use crate::port::is_output_port;
 use crate::wire::{Reader, Writer};
 
@@ -119,6 +121,18 @@ impl SetField {
                 ));
             }
         })
+    }
+
+    /// Whether `m` guarantees the header this rewrites exists (the spec's set-field
+    /// prerequisites; without push actions only the match can provide them).
+    pub fn prereqs_met(&self, m: &Match) -> bool {
+        match self {
+            SetField::EthDst(_) | SetField::EthSrc(_) => true,
+            SetField::Ipv4Src(_) | SetField::Ipv4Dst(_) => m.eth_type == Some(ETH_TYPE_IPV4),
+            SetField::Ipv6Src(_) | SetField::Ipv6Dst(_) => m.eth_type == Some(ETH_TYPE_IPV6),
+            SetField::TcpSrc(_) | SetField::TcpDst(_) => m.ip_proto == Some(IP_PROTO_TCP),
+            SetField::UdpSrc(_) | SetField::UdpDst(_) => m.ip_proto == Some(IP_PROTO_UDP),
+        }
     }
 
     fn encode(&self, w: &mut Writer) {

@@ -2,10 +2,12 @@
 //!
 //! Decoding checks what only needs the message itself: a known command and flags, a
 //! table id that is not OFPTT_ALL except for deletes, and GOTO_TABLE only forward
-//! (`OFPBIC_BAD_TABLE_ID`). Whether a flow overlaps another (CHECK_OVERLAP) or fits
+//! (`OFPBIC_BAD_TABLE_ID`), and SET_FIELDs whose header the match guarantees
+//! (`OFPBAC_MATCH_INCONSISTENT`: rewriting tcp_dst needs `ip_proto = 6`). Whether a flow overlaps another (CHECK_OVERLAP) or fits
 //! the table is for the flow table to say.
 
-use crate::error::{ErrorKind, OfpError, ofpbic, ofpet, ofpfmfc};
+use crate::action::Action;
+use crate::error::{ErrorKind, OfpError, ofpbac, ofpbic, ofpet, ofpfmfc};
 use crate::instruction::Instruction;
 use crate::oxm::Match;
 use crate::wire::{Reader, Writer};
@@ -116,6 +118,21 @@ impl FlowMod {
                 ErrorKind::new(ofpet::BAD_INSTRUCTION, ofpbic::BAD_TABLE_ID),
                 format!("goto table {next} from table {table_id}: tables only go forward"),
             ));
+        }
+        let actions = instructions.iter().flat_map(|i| match i {
+            Instruction::WriteActions(a) | Instruction::ApplyActions(a) => a.as_slice(),
+            _ => &[],
+        });
+        for action in actions {
+            if let Action::SetField(f) = action
+                && !f.prereqs_met(&match_)
+            {
+                return Err(OfpError::of(
+                    ofpet::BAD_ACTION,
+                    ofpbac::MATCH_INCONSISTENT,
+                    format!("{f:?} needs a match that guarantees its header (eth_type / ip_proto)"),
+                ));
+            }
         }
         Ok(FlowMod {
             cookie,

@@ -122,3 +122,67 @@ pub fn negotiate(ours: &VersionBitmap, peer: &Hello) -> Result<u8, OfpError> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ofpet, ofphfc};
+
+    fn hello(version: u8, bitmap: Option<&[u8]>) -> Hello {
+        Hello {
+            version,
+            bitmap: bitmap.map(VersionBitmap::of),
+        }
+    }
+
+    #[test]
+    fn bitmap_bits() {
+        let b = VersionBitmap::of(&[1, 4, 40]);
+        assert_eq!(b.0, vec![0x12, 1 << 8]);
+        assert!(b.supports(4) && b.supports(40) && !b.supports(5) && !b.supports(200));
+        assert_eq!(b.highest(), Some(40));
+        assert_eq!(VersionBitmap(vec![]).highest(), None);
+    }
+
+    #[test]
+    fn both_bitmaps_take_the_highest_common_version() {
+        let ours = VersionBitmap::of(&[4]);
+        assert_eq!(negotiate(&ours, &hello(6, Some(&[1, 4, 5, 6]))), Ok(4));
+        let ours = VersionBitmap::of(&[1, 4, 5]);
+        assert_eq!(negotiate(&ours, &hello(6, Some(&[1, 4, 6]))), Ok(4));
+        assert_eq!(negotiate(&ours, &hello(6, Some(&[1, 6]))), Ok(1));
+    }
+
+    #[test]
+    fn without_a_bitmap_the_lower_header_version_wins() {
+        let ours = VersionBitmap::of(&[4]);
+        assert_eq!(negotiate(&ours, &hello(4, None)), Ok(4));
+        // A 1.5 controller without a bitmap: we answer in 1.3 and it may accept that.
+        assert_eq!(negotiate(&ours, &hello(6, None)), Ok(4));
+    }
+
+    #[test]
+    fn no_common_version_is_hello_failed_incompatible() {
+        let ours = VersionBitmap::of(&[4]);
+        for peer in [hello(1, None), hello(6, Some(&[5, 6])), hello(4, Some(&[]))] {
+            let e = negotiate(&ours, &peer).unwrap_err();
+            assert_eq!(
+                (e.kind.ty, e.kind.code),
+                (ofpet::HELLO_FAILED, ofphfc::INCOMPATIBLE),
+                "{peer:?}"
+            );
+        }
+        // We speak 1.0 and 1.3 but not 1.2: a plain 1.2 HELLO agrees on nothing.
+        let e = negotiate(&VersionBitmap::of(&[1, 4]), &hello(3, None)).unwrap_err();
+        assert_eq!(e.kind.code, ofphfc::INCOMPATIBLE);
+    }
+
+    #[test]
+    fn unknown_hello_elements_are_skipped() {
+        // An element of type 9 (4 bytes, padded to 8), then the bitmap.
+        let body = [0, 9, 0, 4, 0, 0, 0, 0, 0, 1, 0, 8, 0, 0, 0, 0x10];
+        let mut r = Reader::new(&body, crate::error::ErrorKind::BAD_REQUEST_LEN, "HELLO");
+        let h = Hello::decode(4, &mut r).unwrap();
+        assert_eq!(h.bitmap, Some(VersionBitmap(vec![0x10])));
+    }
+}

@@ -547,6 +547,24 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             BAD_ACTION,
             ofpbac::BAD_SET_ARGUMENT,
         ),
+        (
+            "set_field tcp_dst without ip_proto",
+            add_instr(&apply(&hex("00 19 00 10 80 00 1c 02 00 50 00 00 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "set_field ipv4_src over IPv6",
+            flow_mod(
+                0,
+                0,
+                0,
+                &oxm_match(&hex("80 00 0a 02 86 dd")),
+                &apply(&hex("00 19 00 10 80 00 16 04 0a 00 00 01 00 00 00 00")),
+            ),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
         // PACKET_OUT.
         (
             "packet out actions_len past the end",
@@ -699,6 +717,28 @@ fn near_misses_are_valid() {
             flow_mod(0, 3, 0, &oxm_match(&[]), &hex("00 01 00 08 04 00 00 00")),
         ),
         ("output to controller", add_instr(&apply(&output(ofpp::CONTROLLER)))),
+        (
+            "set_field tcp_dst over TCP",
+            flow_mod(
+                0,
+                0,
+                0,
+                &oxm_match(&hex(TCP_PREREQS)),
+                &apply(&hex("00 19 00 10 80 00 1c 02 00 50 00 00 00 00 00 00")),
+            ),
+        ),
+        (
+            "set_field eth_dst anywhere",
+            add_instr(&apply(&hex("00 19 00 10 80 00 06 06 02 00 00 00 00 01 00 00"))),
+        ),
+        (
+            "set_field tcp_dst in a PACKET_OUT",
+            packet_out(
+                ofpp::CONTROLLER,
+                16,
+                &hex("00 19 00 10 80 00 1c 02 00 50 00 00 00 00 00 00"),
+            ),
+        ),
         (
             "packet out from controller",
             packet_out(ofpp::CONTROLLER, 16, &output(ofpp::TABLE)),

@@ -90,6 +90,13 @@ fn all_actions() -> Vec<Action> {
 }
 
 fn flow_mod(command: FlowModCommand) -> FlowMod {
+    flow_mod_matching(command, tcp_match())
+}
+
+/// A flow mod using every instruction, and every action its match allows.
+fn flow_mod_matching(command: FlowModCommand, match_: Match) -> FlowMod {
+    let mut actions = all_actions();
+    actions.retain(|a| !matches!(a, Action::SetField(f) if !f.prereqs_met(&match_)));
     FlowMod {
         cookie: 0xdead_beef,
         cookie_mask: u64::MAX,
@@ -102,11 +109,11 @@ fn flow_mod(command: FlowModCommand) -> FlowMod {
         out_port: 3,
         out_group: OFPG_ANY,
         flags: ofpff::SEND_FLOW_REM | ofpff::CHECK_OVERLAP | ofpff::RESET_COUNTS,
-        match_: tcp_match(),
+        match_,
         instructions: vec![
             Instruction::ClearActions,
             Instruction::WriteActions(vec![Action::Output { port: 4, max_len: 0 }]),
-            Instruction::ApplyActions(all_actions()),
+            Instruction::ApplyActions(actions),
             Instruction::GotoTable(2),
         ],
     }
@@ -167,8 +174,7 @@ fn flow_mod_every_command() {
     let mut del_all = flow_mod(FlowModCommand::Delete);
     (del_all.table_id, del_all.instructions, del_all.match_) = (OFPTT_ALL, vec![], Match::default());
     round_trip(&Message::FlowMod(del_all), 1);
-    let mut v6 = flow_mod(FlowModCommand::Add);
-    v6.match_ = udp6_match();
+    let v6 = flow_mod_matching(FlowModCommand::Add, udp6_match());
     round_trip(&Message::FlowMod(v6), 1);
 }
 

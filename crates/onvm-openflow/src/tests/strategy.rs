@@ -172,8 +172,12 @@ pub(crate) fn flow_mod() -> impl Strategy<Value = FlowMod> {
                 mut instructions,
             )| {
                 for i in &mut instructions {
-                    if let Instruction::GotoTable(t) = i {
-                        *t = table_id + 1 + *t % (OFPTT_MAX - table_id);
+                    match i {
+                        Instruction::GotoTable(t) => *t = table_id + 1 + *t % (OFPTT_MAX - table_id),
+                        Instruction::WriteActions(a) | Instruction::ApplyActions(a) => {
+                            a.retain(|a| !matches!(a, Action::SetField(f) if !f.prereqs_met(&match_)));
+                        }
+                        Instruction::ClearActions => {}
                     }
                 }
                 FlowMod {
