@@ -110,29 +110,8 @@ impl FlowMod {
         }
         let match_ = Match::decode(r)?;
         let instructions = Instruction::decode_list(r.rest())?;
-        if let Some(Instruction::GotoTable(next)) = instructions
-            .iter()
-            .find(|i| matches!(i, Instruction::GotoTable(t) if *t <= table_id || *t > OFPTT_MAX))
-        {
-            return Err(OfpError::new(
-                ErrorKind::new(ofpet::BAD_INSTRUCTION, ofpbic::BAD_TABLE_ID),
-                format!("goto table {next} from table {table_id}: tables only go forward"),
-            ));
-        }
-        let actions = instructions.iter().flat_map(|i| match i {
-            Instruction::WriteActions(a) | Instruction::ApplyActions(a) => a.as_slice(),
-            _ => &[],
-        });
-        for action in actions {
-            if let Action::SetField(f) = action
-                && !f.prereqs_met(&match_)
-            {
-                return Err(OfpError::of(
-                    ofpet::BAD_ACTION,
-                    ofpbac::MATCH_INCONSISTENT,
-                    format!("{f:?} needs a match that guarantees its header (eth_type / ip_proto)"),
-                ));
-            }
+        if !deletes {
+            check_instructions(table_id, &match_, &instructions)?;
         }
         Ok(FlowMod {
             cookie,
@@ -167,4 +146,35 @@ impl FlowMod {
         self.match_.encode(w);
         Instruction::encode_list(&self.instructions, w);
     }
+}
+
+/// What the spec makes a switch check of the instructions of a flow it installs (a
+/// delete ignores its instructions, so it is not checked): GOTO_TABLE only forward, and
+/// SET_FIELDs only of headers the match guarantees.
+fn check_instructions(table_id: u8, match_: &Match, instructions: &[Instruction]) -> Result<(), OfpError> {
+    if let Some(Instruction::GotoTable(next)) = instructions
+        .iter()
+        .find(|i| matches!(i, Instruction::GotoTable(t) if *t <= table_id || *t > OFPTT_MAX))
+    {
+        return Err(OfpError::new(
+            ErrorKind::new(ofpet::BAD_INSTRUCTION, ofpbic::BAD_TABLE_ID),
+            format!("goto table {next} from table {table_id}: tables only go forward"),
+        ));
+    }
+    let actions = instructions.iter().flat_map(|i| match i {
+        Instruction::WriteActions(a) | Instruction::ApplyActions(a) => a.as_slice(),
+        _ => &[],
+    });
+    for action in actions {
+        if let Action::SetField(f) = action
+            && !f.prereqs_met(match_)
+        {
+            return Err(OfpError::of(
+                ofpet::BAD_ACTION,
+                ofpbac::MATCH_INCONSISTENT,
+                format!("{f:?} needs a match that guarantees its header (eth_type / ip_proto)"),
+            ));
+        }
+    }
+    Ok(())
 }

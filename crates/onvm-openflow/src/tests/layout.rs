@@ -204,3 +204,83 @@ fn frame_len_cuts_a_stream() {
         ofpbrc::BAD_LEN
     );
 }
+
+/// What `ovs-ofctl -O OpenFlow13 dump-flows` asks: every table, any port/group/cookie,
+/// an empty match.
+#[test]
+fn flow_stats_request_of_dump_flows() {
+    let m = Message::MultipartRequest(MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::Flow(FlowStatsRequest {
+            table_id: OFPTT_ALL,
+            out_port: ofpp::ANY,
+            out_group: OFPG_ANY,
+            cookie: 0,
+            cookie_mask: 0,
+            match_: Match::default(),
+        }),
+    });
+    assert_eq!(
+        round_trip(&m, 2),
+        hex("04 12 00 38 00 00 00 02  00 01 00 00 00 00 00 00
+             ff 00 00 00 ff ff ff ff  ff ff ff ff 00 00 00 00
+             00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00
+             00 01 00 04 00 00 00 00")
+    );
+}
+
+#[test]
+fn port_desc_request_and_port_status() {
+    let req = Message::MultipartRequest(MultipartRequest {
+        flags: 0,
+        body: MultipartRequestBody::PortDesc,
+    });
+    assert_eq!(
+        round_trip(&req, 3),
+        hex("04 12 00 10 00 00 00 03 00 0d 00 00 00 00 00 00")
+    );
+    let status = Message::PortStatus(PortStatus {
+        reason: ofppr::ADD,
+        desc: Port {
+            port_no: 1,
+            hw_addr: [2, 0, 0, 0, 0, 1],
+            name: "eth0".into(),
+            config: 0,
+            state: ofpps::LIVE,
+            curr: ofppf::TEN_GB_FD | ofppf::COPPER,
+            advertised: 0,
+            supported: 0,
+            peer: 0,
+            curr_speed: 10_000_000,
+            max_speed: 0,
+        },
+    });
+    assert_eq!(
+        round_trip(&status, 4),
+        hex("04 0c 00 50 00 00 00 04  00 00 00 00 00 00 00 00
+             00 00 00 01 00 00 00 00  02 00 00 00 00 01 00 00
+             65 74 68 30 00 00 00 00  00 00 00 00 00 00 00 00
+             00 00 00 00 00 00 00 04  00 00 08 40 00 00 00 00
+             00 00 00 00 00 00 00 00  00 98 96 80 00 00 00 00")
+    );
+}
+
+#[test]
+fn packet_out_of_a_controller() {
+    let m = Message::PacketOut(PacketOut {
+        buffer_id: OFP_NO_BUFFER,
+        in_port: ofpp::CONTROLLER,
+        actions: vec![Action::Output {
+            port: ofpp::FLOOD,
+            max_len: 0,
+        }],
+        data: vec![0xaa, 0xbb],
+    });
+    assert_eq!(
+        round_trip(&m, 5),
+        hex(
+            "04 0d 00 2a 00 00 00 05  ff ff ff ff ff ff ff fd  00 10 00 00 00 00 00 00
+             00 00 00 10 ff ff ff fb  00 00 00 00 00 00 00 00  aa bb"
+        )
+    );
+}

@@ -713,6 +713,20 @@ fn near_misses_are_valid() {
         ("vlan any tag", add(&hex("80 00 0d 04 10 00 10 00"))),
         ("delete from OFPTT_ALL", flow_mod(3, OFPTT_ALL, 0, &oxm_match(&[]), &[])),
         (
+            "delete ignores its instructions",
+            flow_mod(
+                3,
+                5,
+                0,
+                &oxm_match(&[]),
+                &apply(&hex("00 19 00 10 80 00 1c 02 00 50 00 00 00 00 00 00")),
+            ),
+        ),
+        (
+            "delete ignores a backward goto",
+            flow_mod(4, 5, 0, &oxm_match(&[]), &hex("00 01 00 08 01 00 00 00")),
+        ),
+        (
             "goto forward",
             flow_mod(0, 3, 0, &oxm_match(&[]), &hex("00 01 00 08 04 00 00 00")),
         ),
