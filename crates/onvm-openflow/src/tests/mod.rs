@@ -6,6 +6,7 @@ mod malformed;
 mod props;
 mod roundtrip;
 mod strategy;
+mod vectors;
 
 use crate::Message;
 
