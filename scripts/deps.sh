@@ -5,6 +5,8 @@
 #   iproute2             namespaces and veth pairs
 #   libdpdk-dev          the `dpdk` cargo feature (DPDK 22.11 via pkg-config)
 #   pkg-config           finds it
+#   openvswitch-common   ovs-ofctl, which the OpenFlow codec's interop test asks to
+#                        decode what we encode
 set -euo pipefail
 
 # command or file that shows the package is there -> package
@@ -14,6 +16,7 @@ declare -A NEED=(
     [ip]=iproute2
     [pkg-config]=pkg-config
     [/usr/include/dpdk/rte_ethdev.h]=libdpdk-dev
+    [ovs-ofctl]=openvswitch-common
 )
 missing=()
 for what in "${!NEED[@]}"; do
