@@ -130,6 +130,16 @@ pub mod ofprrfc {
     pub const BAD_ROLE: u16 = 2;
 }
 
+/// `ofp_table_features_failed_code` values.
+pub mod ofptffc {
+    pub const BAD_TABLE: u16 = 0;
+    pub const BAD_METADATA: u16 = 1;
+    pub const BAD_TYPE: u16 = 2;
+    pub const BAD_LEN: u16 = 3;
+    pub const BAD_ARGUMENT: u16 = 4;
+    pub const EPERM: u16 = 5;
+}
+
 /// One OFPT_ERROR `(type, code)` pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ErrorKind {

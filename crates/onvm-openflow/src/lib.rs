@@ -42,7 +42,8 @@
 //! src/dst and TCP/UDP ports (masks where the spec allows them, prerequisites
 //! checked), instructions GOTO_TABLE / WRITE / APPLY / CLEAR_ACTIONS, actions OUTPUT
 //! and SET_FIELD, PACKET_IN, PACKET_OUT, FLOW_REMOVED, PORT_STATUS, and MULTIPART
-//! DESC, FLOW, AGGREGATE, TABLE, PORT_STATS and PORT_DESC. Anything else gets the
+//! DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC and TABLE_FEATURES (query only:
+//! `ovs-ofctl` needs it). Anything else gets the
 //! spec's "not supported" error (BAD_TYPE, BAD_MULTIPART, BAD_FIELD, ...).
 //!
 //! # Fuzzing
@@ -80,6 +81,7 @@ mod oxm;
 mod packet;
 mod port;
 mod role;
+mod table_features;
 mod wire;
 
 #[cfg(test)]
@@ -92,7 +94,7 @@ pub use action::{Action, SetField, ofpat, ofpcml};
 pub use config::{SwitchConfig, ofpc_frag};
 pub use error::{
     ERROR_DATA_LEN, ErrorKind, ErrorMsg, OfpError, error_reply, ofpbac, ofpbic, ofpbmc, ofpbrc, ofpet, ofpfmfc, ofphfc,
-    ofprrfc, ofpscfc,
+    ofprrfc, ofpscfc, ofptffc,
 };
 pub use features::{FeaturesReply, ofpc};
 pub use flow_mod::{FlowMod, FlowModCommand, OFP_NO_BUFFER, OFPG_ANY, OFPTT_ALL, OFPTT_MAX, ofpff};
@@ -112,3 +114,4 @@ pub use oxm::{
 pub use packet::{PacketIn, PacketOut, ofpr};
 pub use port::{MAX_PORT_NAME_LEN, PORT_LEN, Port, PortStatus, is_output_port, ofpp, ofppc, ofppf, ofppr, ofpps};
 pub use role::{Role, RoleMsg};
+pub use table_features::{MAX_TABLE_NAME_LEN, TableFeatureProp, TableFeatures, ofptfpt};

@@ -1,15 +1,17 @@
 //! MULTIPART_REQUEST / MULTIPART_REPLY: statistics and descriptions, possibly spread
 //! over several messages (the REQ_MORE / REPLY_MORE flag says "more follows").
 //!
-//! Supported kinds: DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC. Any other kind
+//! Supported kinds: DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC and TABLE_FEATURES
+//! (query only, see `table_features.rs`). Any other kind
 //! is `OFPBRC_BAD_MULTIPART`. The codec does not split a long reply; an encoder that
 //! would exceed 64 KiB fails ([`crate::EncodeError`]) so the agent splits the entries
 //! itself and sets REPLY_MORE on all parts but the last.
 
-use crate::error::{ErrorKind, OfpError, ofpbrc, ofpet};
+use crate::error::{ErrorKind, OfpError, ofpbrc, ofpet, ofptffc};
 use crate::instruction::Instruction;
 use crate::oxm::Match;
 use crate::port::{PORT_LEN, Port};
+use crate::table_features::TableFeatures;
 use crate::wire::{Reader, Writer, fixed_str};
 
 /// `ofp_multipart_type` values.
@@ -57,6 +59,8 @@ pub enum MultipartRequestBody {
         port_no: u32,
     },
     PortDesc,
+    /// A query of every table's features (setting them is refused).
+    TableFeatures,
 }
 
 /// A multipart reply: its flags and what it answers.
@@ -75,6 +79,7 @@ pub enum MultipartReplyBody {
     Table(Vec<TableStats>),
     PortStats(Vec<PortStats>),
     PortDesc(Vec<Port>),
+    TableFeatures(Vec<TableFeatures>),
 }
 
 /// `ofp_flow_stats_request` (also the aggregate request): which flows.
@@ -218,6 +223,14 @@ impl MultipartRequest {
                 MultipartRequestBody::PortStats { port_no }
             }
             ofpmp::PORT_DESC => empty(r).map(|()| MultipartRequestBody::PortDesc)?,
+            ofpmp::TABLE_FEATURES if r.is_empty() => MultipartRequestBody::TableFeatures,
+            ofpmp::TABLE_FEATURES => {
+                return Err(OfpError::of(
+                    ofpet::TABLE_FEATURES_FAILED,
+                    ofptffc::EPERM,
+                    "this switch does not let a controller change its table features",
+                ));
+            }
             other => return Err(unsupported(other)),
         };
         Ok(MultipartRequest { flags, body })
@@ -231,6 +244,7 @@ impl MultipartRequest {
             MultipartRequestBody::Table => ofpmp::TABLE,
             MultipartRequestBody::PortStats { .. } => ofpmp::PORT_STATS,
             MultipartRequestBody::PortDesc => ofpmp::PORT_DESC,
+            MultipartRequestBody::TableFeatures => ofpmp::TABLE_FEATURES,
         };
         w.u16(ty);
         w.u16(self.flags);
@@ -241,7 +255,10 @@ impl MultipartRequest {
                 w.u32(*port_no);
                 w.zeros(4);
             }
-            MultipartRequestBody::Desc | MultipartRequestBody::Table | MultipartRequestBody::PortDesc => {}
+            MultipartRequestBody::Desc
+            | MultipartRequestBody::Table
+            | MultipartRequestBody::PortDesc
+            | MultipartRequestBody::TableFeatures => {}
         }
     }
 }
@@ -326,6 +343,13 @@ impl MultipartReply {
             })?),
             ofpmp::PORT_STATS => MultipartReplyBody::PortStats(fixed_entries(r, PORT_STATS_LEN, PortStats::decode)?),
             ofpmp::PORT_DESC => MultipartReplyBody::PortDesc(fixed_entries(r, PORT_LEN, Port::decode)?),
+            ofpmp::TABLE_FEATURES => {
+                let mut tables = Vec::new();
+                while !r.is_empty() {
+                    tables.push(TableFeatures::decode(r)?);
+                }
+                MultipartReplyBody::TableFeatures(tables)
+            }
             other => return Err(unsupported(other)),
         };
         Ok(MultipartReply { flags, body })
@@ -339,6 +363,7 @@ impl MultipartReply {
             MultipartReplyBody::Table(_) => ofpmp::TABLE,
             MultipartReplyBody::PortStats(_) => ofpmp::PORT_STATS,
             MultipartReplyBody::PortDesc(_) => ofpmp::PORT_DESC,
+            MultipartReplyBody::TableFeatures(_) => ofpmp::TABLE_FEATURES,
         };
         w.u16(ty);
         w.u16(self.flags);
@@ -369,6 +394,7 @@ impl MultipartReply {
             }
             MultipartReplyBody::PortStats(ports) => ports.iter().for_each(|p| p.encode(w)),
             MultipartReplyBody::PortDesc(ports) => ports.iter().for_each(|p| p.encode(w)),
+            MultipartReplyBody::TableFeatures(tables) => tables.iter().for_each(|t| t.encode(w)),
         }
     }
 }

@@ -610,10 +610,41 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             ofpbrc::BAD_MULTIPART,
         ),
         (
-            "multipart table features",
-            multipart(ofpmp::TABLE_FEATURES, &[]),
+            "multipart meter features",
+            multipart(ofpmp::METER_FEATURES, &[]),
             BAD_REQUEST,
             ofpbrc::BAD_MULTIPART,
+        ),
+        (
+            "setting table features",
+            multipart(ofpmp::TABLE_FEATURES, &[0; 64]),
+            TABLE_FEATURES_FAILED,
+            ofptffc::EPERM,
+        ),
+        (
+            "table features reply entry under 64",
+            {
+                let mut b = ofpmp::TABLE_FEATURES.to_be_bytes().to_vec();
+                b.extend_from_slice(&[0; 6]);
+                b.extend_from_slice(&hex("00 38"));
+                b.extend_from_slice(&[0; 54]);
+                msg(V, ofpt::MULTIPART_REPLY, 1, &b)
+            },
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "table features property past its entry",
+            {
+                let mut b = ofpmp::TABLE_FEATURES.to_be_bytes().to_vec();
+                b.extend_from_slice(&[0; 6]);
+                b.extend_from_slice(&hex("00 48"));
+                b.extend_from_slice(&[0; 62]);
+                b.extend_from_slice(&hex("00 02 00 10 01 02 03 04"));
+                msg(V, ofpt::MULTIPART_REPLY, 1, &b)
+            },
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
         ),
         (
             "multipart type 99",

@@ -307,6 +307,7 @@ fn multipart_request() -> impl Strategy<Value = MultipartRequest> {
         Just(MultipartRequestBody::Table),
         any::<u32>().prop_map(|port_no| MultipartRequestBody::PortStats { port_no }),
         Just(MultipartRequestBody::PortDesc),
+        Just(MultipartRequestBody::TableFeatures),
     ];
     (prop::sample::select(vec![0, OFPMPF_MORE]), body).prop_map(|(flags, body)| MultipartRequest { flags, body })
 }
@@ -346,6 +347,7 @@ fn multipart_reply() -> impl Strategy<Value = MultipartReply> {
         vec(table, 0..4).prop_map(MultipartReplyBody::Table),
         vec(port_stats(), 0..4).prop_map(MultipartReplyBody::PortStats),
         vec(port(), 0..4).prop_map(MultipartReplyBody::PortDesc),
+        vec(table_features(), 0..3).prop_map(MultipartReplyBody::TableFeatures),
     ];
     (prop::sample::select(vec![0, OFPMPF_MORE]), body).prop_map(|(flags, body)| MultipartReply { flags, body })
 }
@@ -457,4 +459,25 @@ pub(crate) fn message() -> impl Strategy<Value = Message> {
         role().prop_map(Message::RoleRequest),
         role().prop_map(Message::RoleReply),
     ]
+}
+
+fn table_features() -> impl Strategy<Value = TableFeatures> {
+    let prop = (any::<u16>(), bytes(40)).prop_map(|(ty, data)| TableFeatureProp { ty, data });
+    (
+        any::<u8>(),
+        text(MAX_TABLE_NAME_LEN - 1),
+        any::<(u64, u64, u32, u32)>(),
+        vec(prop, 0..5),
+    )
+        .prop_map(
+            |(table_id, name, (metadata_match, metadata_write, config, max_entries), properties)| TableFeatures {
+                table_id,
+                name,
+                metadata_match,
+                metadata_write,
+                config,
+                max_entries,
+                properties,
+            },
+        )
 }
