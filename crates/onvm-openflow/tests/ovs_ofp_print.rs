@@ -3,188 +3,12 @@
 //! any problem with `***` (decode error, leftover bytes). Skipped, with a note, where
 //! `ovs-ofctl` is not installed (Debian: `openvswitch-common`).
 
-use std::net::Ipv4Addr;
 use std::process::Command;
 
 use onvm_openflow::*;
 
-fn port(n: u32, name: &str) -> Port {
-    Port {
-        port_no: n,
-        hw_addr: [2, 0, 0, 0, 0, n as u8],
-        name: name.into(),
-        config: 0,
-        state: ofpps::LIVE,
-        curr: ofppf::TEN_GB_FD | ofppf::COPPER,
-        advertised: 0,
-        supported: 0,
-        peer: 0,
-        curr_speed: 10_000_000,
-        max_speed: 10_000_000,
-    }
-}
-
-fn tcp_match() -> Match {
-    Match {
-        in_port: Some(1),
-        eth_type: Some(ETH_TYPE_IPV4),
-        ip_proto: Some(IP_PROTO_TCP),
-        ipv4_dst: Some(Masked::with_mask(
-            Ipv4Addr::new(10, 0, 0, 0),
-            Ipv4Addr::new(255, 255, 255, 0),
-        )),
-        tcp_dst: Some(80),
-        ..Match::default()
-    }
-}
-
-/// Messages a switch sends, each with a phrase OVS prints for it.
-fn samples() -> Vec<(Message, &'static str)> {
-    let flow = FlowStats {
-        table_id: 0,
-        duration_sec: 5,
-        duration_nsec: 0,
-        priority: 100,
-        idle_timeout: 10,
-        hard_timeout: 0,
-        flags: ofpff::SEND_FLOW_REM,
-        cookie: 0x42,
-        packet_count: 7,
-        byte_count: 700,
-        match_: tcp_match(),
-        instructions: vec![
-            Instruction::ApplyActions(vec![
-                Action::SetField(SetField::TcpDst(8080)),
-                Action::Output { port: 2, max_len: 0 },
-            ]),
-            Instruction::GotoTable(1),
-        ],
-    };
-    let reply = |body| Message::MultipartReply(MultipartReply { flags: 0, body });
-    vec![
-        (
-            Message::Hello(Hello::ours(VersionBitmap::of(&[OFP_VERSION]))),
-            "OFPT_HELLO",
-        ),
-        (
-            Message::FeaturesReply(FeaturesReply {
-                datapath_id: 0xabc,
-                n_buffers: 256,
-                n_tables: 4,
-                auxiliary_id: 0,
-                capabilities: ofpc::FLOW_STATS | ofpc::TABLE_STATS | ofpc::PORT_STATS,
-                reserved: 0,
-            }),
-            "dpid:0000000000000abc",
-        ),
-        (
-            Message::GetConfigReply(SwitchConfig {
-                flags: 0,
-                miss_send_len: 128,
-            }),
-            "miss_send_len=128",
-        ),
-        (Message::EchoReply(b"x".to_vec()), "OFPT_ECHO_REPLY"),
-        (Message::BarrierReply, "OFPT_BARRIER_REPLY"),
-        (
-            Message::RoleReply(RoleMsg {
-                role: Role::Master,
-                generation_id: 3,
-            }),
-            "generation_id=3",
-        ),
-        (
-            Message::Error(ErrorMsg {
-                ty: ofpet::BAD_MATCH,
-                code: ofpbmc::BAD_PREREQ,
-                data: Message::BarrierRequest.encode(9).unwrap(),
-            }),
-            "OFPBMC_BAD_PREREQ",
-        ),
-        (
-            Message::PacketIn(PacketIn {
-                buffer_id: OFP_NO_BUFFER,
-                total_len: 60,
-                reason: ofpr::NO_MATCH,
-                table_id: 0,
-                cookie: u64::MAX,
-                match_: Match {
-                    in_port: Some(3),
-                    ..Match::default()
-                },
-                data: vec![0; 60],
-            }),
-            "in_port=3",
-        ),
-        (
-            Message::FlowRemoved(FlowRemoved {
-                cookie: 0x42,
-                priority: 100,
-                reason: ofprr::IDLE_TIMEOUT,
-                table_id: 0,
-                duration_sec: 12,
-                duration_nsec: 0,
-                idle_timeout: 10,
-                hard_timeout: 0,
-                packet_count: 7,
-                byte_count: 700,
-                match_: tcp_match(),
-            }),
-            "reason=idle",
-        ),
-        (
-            Message::PortStatus(PortStatus {
-                reason: ofppr::ADD,
-                desc: port(1, "eth0"),
-            }),
-            "ADD: 1(eth0)",
-        ),
-        (
-            reply(MultipartReplyBody::Desc(Desc {
-                mfr_desc: "onvm-rs".into(),
-                hw_desc: "NFV host".into(),
-                sw_desc: "0.1.0".into(),
-                serial_num: "1".into(),
-                dp_desc: "manager".into(),
-            })),
-            "Manufacturer: onvm-rs",
-        ),
-        (reply(MultipartReplyBody::Flow(vec![flow.clone(), flow])), "tp_dst=80"),
-        (
-            reply(MultipartReplyBody::Aggregate(AggregateStats {
-                packet_count: 7,
-                byte_count: 700,
-                flow_count: 1,
-            })),
-            "flow_count=1",
-        ),
-        (
-            reply(MultipartReplyBody::Table(vec![TableStats {
-                table_id: 0,
-                active_count: 1,
-                lookup_count: 10,
-                matched_count: 9,
-            }])),
-            "active=1",
-        ),
-        (
-            reply(MultipartReplyBody::PortStats(vec![PortStats {
-                port_no: 1,
-                rx_packets: 5,
-                tx_packets: 6,
-                ..PortStats::default()
-            }])),
-            "rx pkts=5",
-        ),
-        (
-            reply(MultipartReplyBody::PortDesc(vec![
-                port(1, "eth0"),
-                port(0x1001, "firewall"),
-            ])),
-            "4097(firewall)",
-        ),
-    ]
-}
+mod common;
+use common::{onvm_table, samples, to_hex};
 
 #[test]
 fn ovs_reads_what_the_switch_sends() {
@@ -195,7 +19,7 @@ fn ovs_reads_what_the_switch_sends() {
     let mut failures = Vec::new();
     for (m, want) in samples() {
         let bytes = m.encode(0x77).unwrap();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = to_hex(&bytes);
         let out = Command::new("ovs-ofctl")
             .args(["ofp-print", &hex])
             .output()
@@ -212,67 +36,6 @@ fn ovs_reads_what_the_switch_sends() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The features of one onvm table, with the eight properties OVS requires.
-fn onvm_table(table_id: u8, n_tables: u8) -> TableFeatures {
-    use ofptfpt::*;
-    let instructions = [
-        ofpit::GOTO_TABLE,
-        ofpit::WRITE_ACTIONS,
-        ofpit::APPLY_ACTIONS,
-        ofpit::CLEAR_ACTIONS,
-    ];
-    let actions = [ofpat::OUTPUT, ofpat::SET_FIELD];
-    let next: Vec<u8> = (table_id + 1..n_tables).collect();
-    let matchable = [
-        (ofpxmt::IN_PORT, false, 4),
-        (ofpxmt::ETH_DST, true, 6),
-        (ofpxmt::ETH_SRC, true, 6),
-        (ofpxmt::ETH_TYPE, false, 2),
-        (ofpxmt::VLAN_VID, true, 2),
-        (ofpxmt::IP_PROTO, false, 1),
-        (ofpxmt::IPV4_SRC, true, 4),
-        (ofpxmt::IPV4_DST, true, 4),
-        (ofpxmt::TCP_SRC, false, 2),
-        (ofpxmt::TCP_DST, false, 2),
-        (ofpxmt::UDP_SRC, false, 2),
-        (ofpxmt::UDP_DST, false, 2),
-        (ofpxmt::IPV6_SRC, true, 16),
-        (ofpxmt::IPV6_DST, true, 16),
-    ];
-    let settable = [
-        (ofpxmt::ETH_DST, false, 6),
-        (ofpxmt::ETH_SRC, false, 6),
-        (ofpxmt::IPV4_SRC, false, 4),
-        (ofpxmt::IPV4_DST, false, 4),
-        (ofpxmt::TCP_SRC, false, 2),
-        (ofpxmt::TCP_DST, false, 2),
-        (ofpxmt::UDP_SRC, false, 2),
-        (ofpxmt::UDP_DST, false, 2),
-        (ofpxmt::IPV6_SRC, false, 16),
-        (ofpxmt::IPV6_DST, false, 16),
-    ];
-    // WILDCARDS lists fields that may be left out, unmasked: OVS refuses masked ids there.
-    let wildcards: Vec<_> = matchable.iter().map(|&(field, _, len)| (field, false, len)).collect();
-    TableFeatures {
-        table_id,
-        name: format!("table{table_id}"),
-        metadata_match: 0,
-        metadata_write: 0,
-        config: 0,
-        max_entries: 65536,
-        properties: vec![
-            TableFeatureProp::types(INSTRUCTIONS, &instructions),
-            TableFeatureProp::next_tables(NEXT_TABLES, &next),
-            TableFeatureProp::types(WRITE_ACTIONS, &actions),
-            TableFeatureProp::types(APPLY_ACTIONS, &actions),
-            TableFeatureProp::oxms(MATCH, &matchable),
-            TableFeatureProp::oxms(WILDCARDS, &wildcards),
-            TableFeatureProp::oxms(WRITE_SETFIELD, &settable),
-            TableFeatureProp::oxms(APPLY_SETFIELD, &settable),
-        ],
-    }
-}
-
 /// `ovs-ofctl` asks for table features before add-flow; OVS must find all it requires.
 #[test]
 fn ovs_reads_our_table_features() {
@@ -286,7 +49,7 @@ fn ovs_reads_our_table_features() {
     });
     let (_, back) = Message::decode(&m.encode(1).unwrap()).unwrap();
     assert_eq!(back, m);
-    let hex: String = m.encode(1).unwrap().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = to_hex(&m.encode(1).unwrap());
     let out = Command::new("ovs-ofctl")
         .args(["ofp-print", &hex])
         .output()
