@@ -723,7 +723,16 @@ fn every_malformed_message_gets_its_error() {
                     e.kind.ty, e.kind.code, e.message
                 ));
             }
-            Err(e) => assert!(!e.message.is_empty(), "{name}: empty message"),
+            Err(e) => {
+                assert!(!e.message.is_empty(), "{name}: empty message");
+                // The reply the switch sends names the same pair and echoes the xid.
+                let (xid, reply) = Message::decode(&error_reply(&bytes, &e)).expect("the reply decodes");
+                let Message::Error(reply) = reply else {
+                    panic!("{name}: reply is not an ERROR")
+                };
+                assert_eq!((reply.ty, reply.code), (ty, code), "{name}");
+                assert_eq!(xid, if bytes.len() >= 8 { 1 } else { 0 }, "{name}");
+            }
         }
     }
     assert!(
