@@ -34,9 +34,14 @@ impl VersionBitmap {
             .is_some_and(|w| w & (1 << (version % 32)) != 0)
     }
 
+    /// The versions set, lowest first.
+    pub fn versions(&self) -> impl DoubleEndedIterator<Item = u8> + '_ {
+        (0..=u8::MAX).filter(|&v| self.supports(v))
+    }
+
     /// The highest version set, if any.
     pub fn highest(&self) -> Option<u8> {
-        (0..=u8::MAX).rev().find(|&v| self.supports(v))
+        self.versions().next_back()
     }
 }
 
@@ -101,23 +106,23 @@ impl Hello {
 /// or the HELLO_FAILED/INCOMPATIBLE error to send it.
 pub fn negotiate(ours: &VersionBitmap, peer: &Hello) -> Result<u8, OfpError> {
     let agreed = match &peer.bitmap {
-        Some(theirs) => (0..=u8::MAX).rev().find(|&v| ours.supports(v) && theirs.supports(v)),
+        Some(theirs) => ours.versions().rev().find(|&v| theirs.supports(v)),
         None => ours
             .highest()
             .map(|h| h.min(peer.version))
             .filter(|&v| ours.supports(v)),
     };
     agreed.ok_or_else(|| {
-        let ours_list: Vec<u8> = (0..=u8::MAX).filter(|&v| ours.supports(v)).collect();
+        let offered = match &peer.bitmap {
+            Some(theirs) => format!("{:?}", theirs.versions().collect::<Vec<_>>()),
+            None => format!("up to {}", peer.version),
+        };
         OfpError::of(
             ofpet::HELLO_FAILED,
             ofphfc::INCOMPATIBLE,
             format!(
-                "no common OpenFlow version: we speak wire versions {ours_list:?}, peer offers {}",
-                match &peer.bitmap {
-                    Some(b) => format!("{:?}", (0..=u8::MAX).filter(|&v| b.supports(v)).collect::<Vec<_>>()),
-                    None => format!("up to {}", peer.version),
-                }
+                "no common OpenFlow version: we speak wire versions {:?}, the peer offers {offered}",
+                ours.versions().collect::<Vec<_>>()
             ),
         )
     })

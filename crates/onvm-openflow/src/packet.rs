@@ -4,7 +4,7 @@
 use crate::action::Action;
 use crate::error::{ErrorKind, OfpError, ofpbrc, ofpet};
 use crate::oxm::Match;
-use crate::port::{is_output_port, ofpp};
+use crate::port::ofpp;
 use crate::wire::{Reader, Writer};
 
 /// `ofp_packet_in_reason`.
@@ -79,13 +79,7 @@ impl PacketOut {
         let in_port = r.u32()?;
         let actions_len = usize::from(r.u16()?);
         r.skip(6)?;
-        let valid_in = (is_output_port(in_port)
-            && !matches!(
-                in_port,
-                ofpp::IN_PORT | ofpp::TABLE | ofpp::FLOOD | ofpp::ALL | ofpp::NORMAL
-            ))
-            || in_port == ofpp::ANY;
-        if !valid_in {
+        if !matches!(in_port, 1..=ofpp::MAX | ofpp::CONTROLLER | ofpp::LOCAL | ofpp::ANY) {
             return Err(OfpError::of(
                 ofpet::BAD_REQUEST,
                 ofpbrc::BAD_PORT,
