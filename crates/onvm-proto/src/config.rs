@@ -391,6 +391,8 @@ fn build_match(raw: &RawMatch, chain: &str) -> Result<Match, ConfigErrorKind> {
     }
     Ok(Match {
         in_port: None,
+        eth_src: None,
+        eth_dst: None,
         eth_type: raw.eth_type,
         vlan_id: raw.vlan_id,
         ipv4_src: prefix::<Ipv4Prefix>(&raw.ipv4_src, chain, "ipv4_src")?,

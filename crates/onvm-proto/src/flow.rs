@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub use cache::FlowCache;
 pub use key::PacketKey;
-pub use matcher::Match;
+pub use matcher::{MacMatch, Match};
 pub use port_no::{PortKind, PortNo};
 pub use prefix::{Ipv4Prefix, Ipv6Prefix, PrefixError};
 

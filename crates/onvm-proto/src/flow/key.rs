@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice, VlanSlice};
+use etherparse::{LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice, VlanSlice};
 
 use super::PortNo;
 use crate::rss::FlowTuple;
@@ -20,6 +20,10 @@ use crate::rss::FlowTuple;
 pub struct PacketKey {
     /// Port the packet entered the table from (physical or a service's port).
     pub in_port: PortNo,
+    /// Ethernet source address.
+    pub eth_src: Option<[u8; 6]>,
+    /// Ethernet destination address.
+    pub eth_dst: Option<[u8; 6]>,
     /// EtherType after any VLAN tags.
     pub eth_type: Option<u16>,
     /// VLAN ID of the outer tag.
@@ -41,6 +45,8 @@ impl PacketKey {
     pub fn new(in_port: PortNo) -> Self {
         PacketKey {
             in_port,
+            eth_src: None,
+            eth_dst: None,
             eth_type: None,
             vlan_id: None,
             ip_src: None,
@@ -58,6 +64,10 @@ impl PacketKey {
         let Ok(pkt) = LaxSlicedPacket::from_ethernet(frame) else {
             return key;
         };
+        if let Some(LinkSlice::Ethernet2(eth)) = &pkt.link {
+            key.eth_src = Some(eth.source());
+            key.eth_dst = Some(eth.destination());
+        }
         key.vlan_id = pkt.vlan().map(|v| match v {
             VlanSlice::SingleVlan(s) => s.vlan_identifier().value(),
             VlanSlice::DoubleVlan(d) => d.outer.vlan_identifier().value(),

@@ -4,11 +4,58 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{Ipv4Prefix, Ipv6Prefix, PacketKey, PortNo};
 
+/// An Ethernet address under a mask (all ones = exact), as OpenFlow's `eth_src` /
+/// `eth_dst` fields have them: a controller may match "any multicast" as
+/// `01:00:00:00:00:00/01:00:00:00:00:00`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MacMatch {
+    /// The address, with the bits outside `mask` cleared.
+    addr: [u8; 6],
+    mask: [u8; 6],
+}
+
+impl MacMatch {
+    /// Exactly `addr`.
+    pub fn exact(addr: [u8; 6]) -> Self {
+        MacMatch { addr, mask: [0xff; 6] }
+    }
+
+    /// `addr` where `mask` has ones (bits outside the mask are ignored).
+    pub fn masked(addr: [u8; 6], mask: [u8; 6]) -> Self {
+        MacMatch {
+            addr: std::array::from_fn(|i| addr[i] & mask[i]),
+            mask,
+        }
+    }
+
+    pub fn addr(&self) -> [u8; 6] {
+        self.addr
+    }
+
+    pub fn mask(&self) -> [u8; 6] {
+        self.mask
+    }
+
+    /// Whether address `a` matches.
+    pub fn contains(&self, a: [u8; 6]) -> bool {
+        (0..6).all(|i| a[i] & self.mask[i] == self.addr[i])
+    }
+
+    /// Whether every address `other` matches, `self` matches too.
+    pub fn covers(&self, other: &MacMatch) -> bool {
+        (0..6).all(|i| self.mask[i] & !other.mask[i] == 0 && other.addr[i] & self.mask[i] == self.addr[i])
+    }
+}
+
 /// What a rule matches. `None` = wildcard. All present fields must match.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Match {
     /// Ingress port (physical or service).
     pub in_port: Option<PortNo>,
+    /// Ethernet source address (masked).
+    pub eth_src: Option<MacMatch>,
+    /// Ethernet destination address (masked).
+    pub eth_dst: Option<MacMatch>,
     /// EtherType (after VLAN tags).
     pub eth_type: Option<u16>,
     /// Outer VLAN ID.
@@ -74,6 +121,8 @@ impl Match {
     /// Whether the packet matches.
     pub fn matches(&self, k: &PacketKey) -> bool {
         self.in_port.is_none_or(|p| p == k.in_port)
+            && self.eth_src.is_none_or(|m| k.eth_src.is_some_and(|a| m.contains(a)))
+            && self.eth_dst.is_none_or(|m| k.eth_dst.is_some_and(|a| m.contains(a)))
             && field(&self.eth_type, &k.eth_type)
             && field(&self.vlan_id, &k.vlan_id)
             && field(&self.ip_proto, &k.ip_proto)
@@ -97,6 +146,8 @@ impl Match {
     /// as OpenFlow's non-strict delete compares).
     pub fn covers(&self, other: &Match) -> bool {
         covers_opt(&self.in_port, &other.in_port, |a, b| a == b)
+            && covers_opt(&self.eth_src, &other.eth_src, MacMatch::covers)
+            && covers_opt(&self.eth_dst, &other.eth_dst, MacMatch::covers)
             && covers_opt(&self.eth_type, &other.eth_type, |a, b| a == b)
             && covers_opt(&self.vlan_id, &other.vlan_id, |a, b| a == b)
             && covers_opt(&self.ip_proto, &other.ip_proto, |a, b| a == b)
@@ -135,5 +186,35 @@ mod tests {
         };
         assert!(!vlan.matches(&k));
         assert!(vlan.matches(&PacketKey::from_frame(PortNo(0), &udp6_vlan(42))));
+    }
+
+    #[test]
+    fn ethernet_addresses_with_masks() {
+        // The test frames go from 01:01:01:01:01:01 to 02:02:02:02:02:02.
+        let k = PacketKey::from_frame(PortNo(0), &tcp4([10, 0, 0, 1], [10, 0, 0, 2], 1, 80));
+        assert_eq!((k.eth_src, k.eth_dst), (Some([1; 6]), Some([2; 6])));
+        let with = |src: Option<MacMatch>, dst: Option<MacMatch>| Match {
+            eth_src: src,
+            eth_dst: dst,
+            ..Match::any()
+        };
+        assert!(with(Some(MacMatch::exact([1; 6])), Some(MacMatch::exact([2; 6]))).matches(&k));
+        assert!(!with(Some(MacMatch::exact([2; 6])), None).matches(&k));
+        let multicast = MacMatch::masked([1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]);
+        assert!(with(Some(multicast), None).matches(&k), "01:01:.. has the group bit");
+        assert!(!with(None, Some(multicast)).matches(&k), "02:02:.. has not");
+        // Bits outside the mask do not count, and are cleared.
+        let m = MacMatch::masked([0xff, 2, 2, 2, 2, 2], [0, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(m.addr(), [0, 2, 2, 2, 2, 2]);
+        assert!(with(None, Some(m)).matches(&k));
+        // A frame too short for an Ethernet header has no addresses: no match.
+        let short = PacketKey::from_frame(PortNo(0), &[0u8; 5]);
+        assert!(!with(Some(multicast), None).matches(&short));
+        // Covering, as non-strict delete compares.
+        assert!(multicast.covers(&MacMatch::exact([1; 6])));
+        assert!(!MacMatch::exact([1; 6]).covers(&multicast));
+        assert!(with(Some(multicast), None).covers(&with(Some(MacMatch::exact([3; 6])), None)));
+        assert!(!with(Some(multicast), None).covers(&with(Some(MacMatch::exact([2; 6])), None)));
+        assert!(Match::any().covers(&with(Some(multicast), None)));
     }
 }
