@@ -331,6 +331,18 @@ fn ext_pool(region: &Arc<Region>) -> Result<NonNull<Mempool>, String> {
     Ok(mp)
 }
 
+/// Where a DPDK port is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Probed; configured and started at the first poll.
+    Probed,
+    Started,
+    /// Starting failed (reported once); the port passes nothing.
+    Failed,
+    /// Stopped and closed by [`Port::release`].
+    Released,
+}
+
 /// How packets cross the port's edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -352,8 +364,7 @@ pub struct DpdkPort {
     /// Queue the next receive starts with.
     next_q: u16,
     mempool: NonNull<Mempool>,
-    started: bool,
-    released: bool,
+    state: State,
     data_room: usize,
     stats: PortStats,
     mbufs: Vec<*mut Mbuf>,
@@ -404,8 +415,7 @@ impl DpdkPort {
             opts: spec.opts.clone(),
             next_q: 0,
             mempool,
-            started: false,
-            released: false,
+            state: State::Probed,
             data_room: layout.data_room as usize,
             stats: PortStats::default(),
             mbufs: Vec::with_capacity(64),
@@ -413,10 +423,10 @@ impl DpdkPort {
     }
 
     /// Configure and start the device (once), with `pool` lent for the PMD's first
-    /// buffers.
+    /// buffers. Whether it runs.
     fn start(&mut self, pool: &mut Pool) -> bool {
-        if self.started {
-            return true;
+        if self.state != State::Probed {
+            return self.state == State::Started;
         }
         let mut step: *const c_char = std::ptr::null();
         let (id, mp) = (self.port_id, self.mempool.as_ptr());
@@ -437,16 +447,16 @@ impl DpdkPort {
                 unsafe { CStr::from_ptr(step) }.to_string_lossy().into_owned()
             };
             eprintln!("onvm: port {}: cannot {what}: {}", self.name, dpdk_error(r));
-            self.released = true;
+            self.state = State::Failed;
             return false;
         }
-        self.started = true;
+        self.state = State::Started;
         true
     }
 
     /// The device's own counters: (missed + no mbuf, errors).
     fn device_counters(&self) -> (u64, u64) {
-        if !self.started || self.released {
+        if self.state != State::Started {
             return (0, 0);
         }
         let mut s = [0u64; 6];
@@ -476,7 +486,7 @@ impl Port for DpdkPort {
     }
 
     fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Buf>, max: usize) -> usize {
-        if self.released || !self.start(pool) {
+        if !self.start(pool) {
             return 0;
         }
         let want = max.min(64) as u16;
@@ -560,7 +570,7 @@ impl Port for DpdkPort {
     }
 
     fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
-        if self.released || !self.start(pool) {
+        if !self.start(pool) {
             let n = bufs.len() as u64;
             for b in bufs.drain(..) {
                 pool.free(b);
@@ -650,19 +660,20 @@ impl Port for DpdkPort {
     /// Stop and close the device (the PMD frees what its rings held), then, when it was
     /// the last DPDK port, free every buffer still lent to DPDK.
     fn release(&mut self, pool: &mut Pool) {
-        if !self.released {
-            let (drops, errors) = self.device_counters();
-            self.stats.rx_drop += drops;
-            self.stats.errors += errors;
-            if self.started {
-                let id = self.port_id;
-                // SAFETY: a started port, stopped and closed once.
-                with_pool(pool, || unsafe { ffi::onvm_dpdk_stop(id) });
-            }
-            self.released = true;
-        } else {
+        if self.state == State::Released {
             return;
         }
+        let (drops, errors) = self.device_counters();
+        self.stats.rx_drop += drops;
+        self.stats.errors += errors;
+        if self.state != State::Probed {
+            // A start that failed half-way may have filled receive rings: closing the
+            // device gives those buffers back too.
+            let id = self.port_id;
+            // SAFETY: a configured port, stopped and closed once.
+            with_pool(pool, || unsafe { ffi::onvm_dpdk_stop(id) });
+        }
+        self.state = State::Released;
         if self.mode == Mode::ZeroCopy {
             let mut g = shared();
             if let Some(sh) = g.as_mut() {
