@@ -16,7 +16,6 @@ use onvm_ports::{Port, PortStats};
 use onvm_proto::ctrl::{Dest, MAX_MESSAGE_LEN, MgrMsg, NfMsg, Registered};
 use onvm_proto::flow::{Action as RuleAction, FlowCache, FlowTable, Match, PacketKey, PortKind, PortNo, RuleId};
 use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
-use onvm_proto::port::PortSpec;
 use onvm_proto::rss::Toeplitz;
 use onvm_proto::verdict::Verdict;
 use onvm_shm::seqpacket::{Received, SeqPacket};
@@ -235,11 +234,7 @@ pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
         // (header, rings, owner table) is on the switch's node too.
         let pinned = place.manager_core.map(pin_to);
         let mut cfg = opts.region.clone();
-        if opts.ports.iter().any(|p| matches!(p, PortSpec::AfXdp(_))) {
-            // The kernel writes AF_XDP frames this far into a buffer's area: with that
-            // much headroom a received frame may use the whole data room.
-            cfg.headroom = cfg.headroom.max(onvm_ports::XDP_HEADROOM);
-        }
+        cfg.headroom = onvm_ports::headroom_for(&opts.ports, cfg.headroom);
         let region = Region::create(&cfg)?;
         let pool = Pool::with_nodes(&region, &place.buffer_nodes)?;
         // Before the ports open: an AF_XDP port pins the pages, which then stay put.

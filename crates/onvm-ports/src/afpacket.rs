@@ -60,14 +60,12 @@ impl AfPacketPort {
         let err = netif::os_err(&name);
         // Check privileges before looking the interface up, so a user without them is
         // told that rather than about the interface.
-        drop(netif::packet_socket(&name, 0)?);
+        drop(netif::packet_socket(&name)?);
         let ifindex = netif::index(&name, &iface.name)?;
         netif::configure(&name, iface)?;
         let mut queues = Vec::new();
         for _ in 0..iface.queues {
-            // Protocol 0: the socket receives nothing until it is bound to the
-            // interface, after its ring is ready.
-            let fd = netif::packet_socket(&name, 0)?;
+            let fd = netif::packet_socket(&name)?;
             // Without this, every packet sent out of the interface comes back on RX.
             // Kernels before 4.20 lack it; `rx_burst` also skips outgoing frames.
             let _ = setsockopt(

@@ -99,7 +99,7 @@ impl AfXdpPort {
                 io::ErrorKind::InvalidInput.into(),
             ));
         }
-        let promisc_sock = netif::packet_socket(&name, 0)?;
+        let promisc_sock = netif::packet_socket(&name)?;
         let ifindex = netif::index(&name, &iface.name)?;
         netif::configure(&name, iface)?;
         let promisc = if iface.promisc {

@@ -135,6 +135,17 @@ pub enum PortError {
     },
 }
 
+/// Headroom the region's buffers need for these ports, at least `configured`: the
+/// kernel writes AF_XDP frames [`XDP_HEADROOM`] bytes into a buffer's area, and with
+/// that much headroom a received frame may still use the whole data room.
+pub fn headroom_for(ports: &[PortSpec], configured: u32) -> u32 {
+    if ports.iter().any(|p| matches!(p, PortSpec::AfXdp(_))) {
+        configured.max(XDP_HEADROOM)
+    } else {
+        configured
+    }
+}
+
 /// Open the backend `spec` names as port number `port_no` (stamped as `in_port` on every
 /// received packet), on packet region `region` (AF_XDP registers it with the kernel).
 pub fn open(spec: &PortSpec, port_no: u16, region: &Arc<Region>) -> Result<Box<dyn Port>, PortError> {
@@ -247,6 +258,14 @@ mod tests {
             assert!(matches!(e, PortError::Os { .. }), "{e}");
             assert!(e.to_string().starts_with(&format!("port {s}: ")), "{e}");
         }
+    }
+
+    #[test]
+    fn afxdp_ports_get_the_kernels_headroom() {
+        let specs = |s: &[&str]| s.iter().map(|s| s.parse().unwrap()).collect::<Vec<PortSpec>>();
+        assert_eq!(headroom_for(&specs(&["gen:64B,4flows", "null"]), 128), 128);
+        assert_eq!(headroom_for(&specs(&["null", "afxdp:veth0"]), 128), XDP_HEADROOM);
+        assert_eq!(headroom_for(&specs(&["afxdp:veth0"]), 512), 512);
     }
 
     #[test]

@@ -50,53 +50,46 @@ pub fn ioctl_ifreq(fd: BorrowedFd<'_>, req: libc::Ioctl, ifr: &mut libc::ifreq) 
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// A datagram socket to send interface ioctls through.
-fn ioctl_socket() -> io::Result<OwnedFd> {
-    Ok(rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None)?)
+/// Interface request `req` on `name` through a datagram socket, `fill` setting the
+/// union first; the `ifreq` as the kernel left it.
+fn if_ioctl(name: &str, req: libc::c_ulong, fill: impl FnOnce(&mut libc::ifreq)) -> io::Result<libc::ifreq> {
+    let sock = rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None)?;
+    let mut ifr = ifreq(name);
+    fill(&mut ifr);
+    ioctl_ifreq(sock.as_fd(), req as libc::Ioctl, &mut ifr)?;
+    Ok(ifr)
 }
 
 /// Set IFF_UP on interface `name` (like `ip link set NAME up`).
 pub fn set_up(name: &str) -> io::Result<()> {
-    let sock = ioctl_socket()?;
-    let mut ifr = ifreq(name);
-    ioctl_ifreq(sock.as_fd(), libc::SIOCGIFFLAGS as libc::Ioctl, &mut ifr)?;
+    let ifr = if_ioctl(name, libc::SIOCGIFFLAGS, |_| {})?;
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
-    ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
-    ioctl_ifreq(sock.as_fd(), libc::SIOCSIFFLAGS as libc::Ioctl, &mut ifr)
+    let flags = unsafe { ifr.ifr_ifru.ifru_flags } | libc::IFF_UP as libc::c_short;
+    if_ioctl(name, libc::SIOCSIFFLAGS, |r| r.ifr_ifru.ifru_flags = flags).map(drop)
 }
 
 /// The interface's MTU.
 #[cfg(test)]
 pub fn mtu(name: &str) -> io::Result<u32> {
-    let sock = ioctl_socket()?;
-    let mut ifr = ifreq(name);
-    ioctl_ifreq(sock.as_fd(), libc::SIOCGIFMTU as libc::Ioctl, &mut ifr)?;
+    let ifr = if_ioctl(name, libc::SIOCGIFMTU, |_| {})?;
     // SAFETY: SIOCGIFMTU filled the mtu member of the union.
     Ok(unsafe { ifr.ifr_ifru.ifru_mtu } as u32)
 }
 
 fn set_mtu(name: &str, mtu: u32) -> io::Result<()> {
-    let sock = ioctl_socket()?;
-    let mut ifr = ifreq(name);
-    ifr.ifr_ifru.ifru_mtu = mtu as libc::c_int;
-    ioctl_ifreq(sock.as_fd(), libc::SIOCSIFMTU as libc::Ioctl, &mut ifr)
+    if_ioctl(name, libc::SIOCSIFMTU, |r| r.ifr_ifru.ifru_mtu = mtu as libc::c_int).map(drop)
 }
 
 /// The interface's MAC address.
 #[cfg(test)]
 pub fn mac(name: &str) -> io::Result<[u8; 6]> {
-    let sock = ioctl_socket()?;
-    let mut ifr = ifreq(name);
-    ioctl_ifreq(sock.as_fd(), libc::SIOCGIFHWADDR as libc::Ioctl, &mut ifr)?;
+    let ifr = if_ioctl(name, libc::SIOCGIFHWADDR, |_| {})?;
     // SAFETY: SIOCGIFHWADDR filled the hwaddr member of the union.
     let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
     Ok(std::array::from_fn(|i| sa.sa_data[i] as u8))
 }
 
 fn set_mac(name: &str, mac: [u8; 6]) -> io::Result<()> {
-    let sock = ioctl_socket()?;
-    let mut ifr = ifreq(name);
     let mut sa = libc::sockaddr {
         sa_family: libc::ARPHRD_ETHER,
         sa_data: [0; 14],
@@ -104,8 +97,7 @@ fn set_mac(name: &str, mac: [u8; 6]) -> io::Result<()> {
     for (d, s) in sa.sa_data.iter_mut().zip(mac) {
         *d = s as libc::c_char;
     }
-    ifr.ifr_ifru.ifru_hwaddr = sa;
-    ioctl_ifreq(sock.as_fd(), libc::SIOCSIFHWADDR as libc::Ioctl, &mut ifr)
+    if_ioctl(name, libc::SIOCSIFHWADDR, |r| r.ifr_ifru.ifru_hwaddr = sa).map(drop)
 }
 
 /// Builds the [`PortError::Os`] of port `spec`.
@@ -121,23 +113,23 @@ pub fn os_err(spec: &str) -> impl Fn(&str, io::Error) -> PortError + use<> {
 /// The index of interface `name`, or an error saying it does not exist.
 pub fn index(spec: &str, name: &str) -> Result<u32, PortError> {
     let err = os_err(spec);
-    let sock = ioctl_socket().map_err(|e| err("cannot open a socket", e))?;
+    let sock = rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None)
+        .map_err(|e| err("cannot open a socket", e.into()))?;
     rustix::net::netdevice::name_to_index(&sock, name).map_err(|e| match e {
         Errno::NODEV | Errno::NXIO | Errno::INVAL => err("no such interface", e.into()),
         e => err("cannot look the interface up", e.into()),
     })
 }
 
-/// A packet socket on the given protocol, non-blocking.
-pub fn packet_socket(spec: &str, protocol: u16) -> Result<OwnedFd, PortError> {
+/// A non-blocking packet socket of protocol 0: it receives nothing until it is bound
+/// to an interface (with ETH_P_ALL), so its ring can be set up first.
+pub fn packet_socket(spec: &str) -> Result<OwnedFd, PortError> {
     let err = os_err(spec);
-    // The protocol goes in network byte order; 0 receives nothing until bound.
-    let proto = std::num::NonZeroU32::new(u32::from(protocol.to_be())).map(rustix::net::Protocol::from_raw);
     rustix::net::socket_with(
         AddressFamily::PACKET,
         SocketType::RAW,
         SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        proto,
+        None,
     )
     .map_err(|e| match e {
         Errno::PERM | Errno::ACCESS => err("needs root (CAP_NET_RAW)", e.into()),
