@@ -115,11 +115,7 @@ impl Edges {
     /// The producer `who` answered `EdgeSwitched` for `ring` (and the caller has moved on
     /// what it sent the old way): tell the consumer. False if no edge was waiting for it.
     pub fn switched(&mut self, who: u16, ring: u32, out: &mut Outbox) -> bool {
-        let Some(e) = self
-            .slots
-            .get_mut(ring.wrapping_sub(FIRST_EDGE_RING) as usize)
-            .and_then(Option::as_mut)
-        else {
+        let Some(e) = self.slot(ring).and_then(Option::as_mut) else {
             return false;
         };
         if e.state != EdgeState::Opening || e.from != who {
@@ -165,7 +161,7 @@ impl Edges {
     /// `who` answered `EdgeReleased` for `ring`. Returns the ring if the edge is now
     /// gone and its ring free (the caller resets its ends).
     pub fn released(&mut self, who: u16, ring: u32, out: &mut Outbox) -> Option<u32> {
-        let slot = self.slots.get_mut(ring.checked_sub(FIRST_EDGE_RING)? as usize)?;
+        let slot = self.slot(ring)?;
         let e = slot.as_mut()?;
         match e.state {
             EdgeState::ClosingProducer if who == e.from => {
@@ -218,12 +214,14 @@ impl Edges {
 
     /// Forget the edge on `ring` (drained, both ends done).
     pub fn finish(&mut self, ring: u32) {
-        if let Some(slot) = ring
-            .checked_sub(FIRST_EDGE_RING)
-            .and_then(|i| self.slots.get_mut(i as usize))
-        {
+        if let Some(slot) = self.slot(ring) {
             *slot = None;
         }
+    }
+
+    /// The slot of edge ring `ring`, if it is one.
+    fn slot(&mut self, ring: u32) -> Option<&mut Option<Edge>> {
+        self.slots.get_mut(ring.checked_sub(FIRST_EDGE_RING)? as usize)
     }
 }
 

@@ -210,12 +210,6 @@ impl<'r> Out<'r> {
         Ok(())
     }
 
-    /// Packets still waiting to go into the tx ring (after a flush: none, since
-    /// [`Out::flush`] waits for the manager).
-    fn has_pending_for_manager(&self) -> bool {
-        !self.to_mgr.is_empty()
-    }
-
     fn add(&mut self, e: OutEdge<'r>) {
         if usize::from(e.service) >= self.by_service.len() || self.edges.len() >= usize::from(u8::MAX) {
             return;
@@ -287,7 +281,6 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
     let mut reason = String::from("stopped by the NF");
     let mut manager_gone = false;
     let mut next_in = 0usize;
-    let mut switching: Vec<u32> = Vec::new();
 
     while !ctx.stop {
         bufs.clear();
@@ -386,7 +379,11 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
                         bell: bell.map(|b| region.producer(b)).transpose()?,
                         pending: Vec::with_capacity(BURST),
                     });
-                    switching.push(ring);
+                    // Everything sent the old way is in the tx ring already (the flush
+                    // above waits until the manager's ring takes it all): say so, and
+                    // the manager moves it on before the receiver reads the edge,
+                    // which keeps flows in order.
+                    send(&NfMsg::EdgeSwitched { ring })?;
                 }
                 MgrMsg::EdgeIn { ring } => inbound.push(InEdge {
                     ring,
@@ -410,14 +407,6 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
         if manager_gone {
             reason = "the manager went away".into();
             break;
-        }
-        // New edges: once everything sent the old way is in the tx ring (a full tx ring
-        // can leave some waiting), say so; the manager then moves it on before the
-        // receiver starts reading the edge, which keeps flows in order.
-        if !switching.is_empty() && !out.has_pending_for_manager() {
-            for ring in switching.drain(..) {
-                send(&NfMsg::EdgeSwitched { ring })?;
-            }
         }
         // Inbound edges being closed go once they are empty.
         let mut k = 0;
