@@ -275,10 +275,7 @@ impl Port for AfPacketPort {
         for q in &self.queues {
             self.collect_kernel_drops(q);
         }
-        PortStats {
-            rx_drop: self.stats.rx_drop + self.kernel_drops.get(),
-            ..self.stats
-        }
+        self.stats.plus(self.kernel_drops.get(), 0)
     }
 }
 

@@ -419,19 +419,14 @@ impl Port for AfXdpPort {
     fn stats(&self) -> PortStats {
         // The kernel's counters are cumulative per socket; `release` folds them in.
         let (drops, invalid) = self.kernel_counters();
-        PortStats {
-            rx_drop: self.stats.rx_drop + drops,
-            errors: self.stats.errors + invalid,
-            ..self.stats
-        }
+        self.stats.plus(drops, invalid)
     }
 
     /// Detach the program, close the sockets (the kernel lets go of the region), then
     /// free every buffer the kernel had.
     fn release(&mut self, pool: &mut Pool) {
         let (drops, invalid) = self.kernel_counters();
-        self.stats.rx_drop += drops;
-        self.stats.errors += invalid;
+        self.stats = self.stats.plus(drops, invalid);
         self.prog = None;
         self.queues.clear();
         self.promisc = None;

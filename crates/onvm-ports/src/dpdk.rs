@@ -650,11 +650,7 @@ impl Port for DpdkPort {
 
     fn stats(&self) -> PortStats {
         let (drops, errors) = self.device_counters();
-        PortStats {
-            rx_drop: self.stats.rx_drop + drops,
-            errors: self.stats.errors + errors,
-            ..self.stats
-        }
+        self.stats.plus(drops, errors)
     }
 
     /// Stop and close the device (the PMD frees what its rings held), then, when it was
@@ -664,8 +660,7 @@ impl Port for DpdkPort {
             return;
         }
         let (drops, errors) = self.device_counters();
-        self.stats.rx_drop += drops;
-        self.stats.errors += errors;
+        self.stats = self.stats.plus(drops, errors);
         if self.state != State::Probed {
             // A start that failed half-way may have filled receive rings: closing the
             // device gives those buffers back too.

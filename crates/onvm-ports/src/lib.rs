@@ -74,6 +74,17 @@ pub struct PortStats {
     pub errors: u64,
 }
 
+impl PortStats {
+    /// These counters plus drops and errors counted elsewhere (by the kernel or a NIC).
+    pub fn plus(self, rx_drop: u64, errors: u64) -> PortStats {
+        PortStats {
+            rx_drop: self.rx_drop + rx_drop,
+            errors: self.errors + errors,
+            ..self
+        }
+    }
+}
+
 /// One port backend, polled by the manager.
 pub trait Port: Send {
     /// Short description, e.g. "gen:64B,4flows" or "pcap:in.pcap".
