@@ -865,6 +865,28 @@ mod tests {
     }
 
     #[test]
+    fn a_port_whose_start_fails_passes_nothing_and_leaves_the_pool_whole() {
+        let _one = one_at_a_time();
+        if !testlink::is_root() {
+            return;
+        }
+        let dev = testlink::unique_name("f");
+        let (r, mut pool) = testutil::pool(4096, 2048);
+        // An MTU beyond what net_tap takes: the device refuses to be configured.
+        let args = format!("net_tap{},iface={dev};mtu=65535", 500 + std::process::id() % 400);
+        let mut p = DpdkPort::open(&spec(&args), 0, &r).unwrap();
+        let mut none = Vec::new();
+        assert_eq!(p.rx_burst(&mut pool, &mut none, 32), 0);
+        assert_eq!(p.state, State::Failed);
+        let mut out = Vec::new();
+        pool.alloc_burst(3, &mut out);
+        assert_eq!(p.tx_burst(&mut pool, &mut out), 0, "a failed port passes nothing");
+        assert_eq!(p.stats().tx_drop, 3);
+        p.release(&mut pool);
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
     fn bad_device_arguments_are_named() {
         let _one = one_at_a_time();
         let (r, _pool) = testutil::pool(64, 2048);
