@@ -10,7 +10,10 @@
 //! Properties are kept as `(type, data)`, which round-trips every property, including
 //! experimenter ones; [`TableFeatureProp`]'s constructors build the standard lists.
 
+use crate::action::ofpat;
 use crate::error::{ErrorKind, OfpError};
+use crate::instruction::ofpit;
+use crate::oxm::ofpxmt;
 use crate::oxm::OFPXMC_OPENFLOW_BASIC;
 use crate::wire::{Reader, Writer, fixed_str, pad8};
 
@@ -98,6 +101,58 @@ pub struct TableFeatures {
 }
 
 impl TableFeatures {
+    /// What a table of onvm's pipeline can do, with the eight properties OVS requires:
+    /// every match field the flow table has (masks where it takes them), the four
+    /// instructions, OUTPUT as the only action (onvm does not rewrite headers), and goto
+    /// to any later table of `n_tables`.
+    pub fn onvm(table_id: u8, n_tables: u8) -> TableFeatures {
+        use ofptfpt::*;
+        let instructions = [
+            ofpit::GOTO_TABLE,
+            ofpit::WRITE_ACTIONS,
+            ofpit::APPLY_ACTIONS,
+            ofpit::CLEAR_ACTIONS,
+        ];
+        let actions = [ofpat::OUTPUT];
+        let next: Vec<u8> = (table_id.saturating_add(1)..n_tables).collect();
+        let matchable = [
+            (ofpxmt::IN_PORT, false, 4),
+            (ofpxmt::ETH_DST, true, 6),
+            (ofpxmt::ETH_SRC, true, 6),
+            (ofpxmt::ETH_TYPE, false, 2),
+            (ofpxmt::VLAN_VID, false, 2),
+            (ofpxmt::IP_PROTO, false, 1),
+            (ofpxmt::IPV4_SRC, true, 4),
+            (ofpxmt::IPV4_DST, true, 4),
+            (ofpxmt::TCP_SRC, false, 2),
+            (ofpxmt::TCP_DST, false, 2),
+            (ofpxmt::UDP_SRC, false, 2),
+            (ofpxmt::UDP_DST, false, 2),
+            (ofpxmt::IPV6_SRC, true, 16),
+            (ofpxmt::IPV6_DST, true, 16),
+        ];
+        // WILDCARDS lists fields that may be left out, unmasked: OVS refuses masked ids there.
+        let wildcards: Vec<_> = matchable.iter().map(|&(field, _, len)| (field, false, len)).collect();
+        TableFeatures {
+            table_id,
+            name: format!("table{table_id}"),
+            metadata_match: 0,
+            metadata_write: 0,
+            config: 0,
+            max_entries: 65536,
+            properties: vec![
+                TableFeatureProp::types(INSTRUCTIONS, &instructions),
+                TableFeatureProp::next_tables(NEXT_TABLES, &next),
+                TableFeatureProp::types(WRITE_ACTIONS, &actions),
+                TableFeatureProp::types(APPLY_ACTIONS, &actions),
+                TableFeatureProp::oxms(MATCH, &matchable),
+                TableFeatureProp::oxms(WILDCARDS, &wildcards),
+                TableFeatureProp::oxms(WRITE_SETFIELD, &[]),
+                TableFeatureProp::oxms(APPLY_SETFIELD, &[]),
+            ],
+        }
+    }
+
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, OfpError> {
         let len = usize::from(r.clone().u16()?);
         if len < TABLE_FEATURES_FIXED_LEN {

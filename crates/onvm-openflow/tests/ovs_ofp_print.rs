@@ -65,9 +65,10 @@ fn ovs_reads_our_table_features() {
     for want in [
         "table 0 (\"table0\")",
         "next tables: 1-3",
-        "actions: output set_field",
-        "Set-Field: eth_{src,dst} ip_{src,dst} ipv6_{src,dst} tcp_{src,dst} udp_{src,dst}",
-        "arbitrary mask: eth_{src,dst} vlan_vid ip_{src,dst} ipv6_{src,dst}",
+        "instructions: apply_actions clear_actions write_actions goto_table",
+        "actions: output\n",
+        "arbitrary mask: eth_{src,dst} ip_{src,dst} ipv6_{src,dst}",
+        "exact match or wildcard: in_port_oxm eth_type vlan_vid nw_proto tcp_{src,dst} udp_{src,dst}",
         "max_entries=65536",
     ] {
         assert!(stdout.contains(want), "no {want:?} in:\n{stdout}");

@@ -15,9 +15,12 @@
 //!   rule the given match covers; [`FlowTable::delete_strict`] only the identical one.
 //! * Time is passed in (`now`, a [`Duration`] since an epoch of the caller's choosing):
 //!   the table has no clock, so timeouts are tested deterministically.
-//! * [`FlowCache`] is an exact-match cache in front of the priority scan. It is
-//!   invalidated by a generation number that every table change bumps, so a new rule
-//!   is seen by the very next packet.
+//! * Rules live in one of [`N_TABLES`] numbered tables, as in an OpenFlow pipeline:
+//!   every packet starts in table 0 and [`Action::Goto`] continues the lookup in a
+//!   later table with the same packet. Config chains use table 0 only.
+//! * [`FlowCache`] is an exact-match cache in front of the priority scan of table 0.
+//!   It is invalidated by a generation number that every table change bumps, so a new
+//!   rule is seen by the very next packet.
 
 mod cache;
 mod key;
@@ -35,16 +38,22 @@ pub use matcher::{MacMatch, Match};
 pub use port_no::{PortKind, PortNo};
 pub use prefix::{Ipv4Prefix, Ipv6Prefix, PrefixError};
 
+/// Number of tables of the pipeline (table IDs `0..N_TABLES`).
+pub const N_TABLES: u8 = 8;
+
 /// What to do with a matching packet. A rule with no actions drops (as in OpenFlow).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Send to a port: a physical port's TX, or a service (one of its instances,
-    /// chosen by [`crate::rss::Reta`]).
+    /// chosen by [`crate::rss::Reta`]), or back where it came from ([`PortNo::IN_PORT`]).
     Output(PortNo),
     /// Free the packet.
     Drop,
-    /// Send to the SDN controller (PACKET_IN).
-    Controller,
+    /// Send to the SDN controller (PACKET_IN) with at most `max_len` bytes, the rest
+    /// buffered in the switch; `0xffff` = the whole packet, nothing buffered.
+    Controller { max_len: u16 },
+    /// Continue the lookup in this (later) table.
+    Goto(u8),
 }
 
 impl Action {
@@ -52,8 +61,8 @@ impl Action {
     pub fn outputs_to(&self, port: PortNo) -> bool {
         match self {
             Action::Output(p) => *p == port,
-            Action::Controller => port == PortNo::CONTROLLER,
-            Action::Drop => false,
+            Action::Controller { .. } => port == PortNo::CONTROLLER,
+            Action::Drop | Action::Goto(_) => false,
         }
     }
 }
@@ -61,6 +70,8 @@ impl Action {
 /// One flow rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
+    /// The table it is in (`0..N_TABLES`); every packet starts in table 0.
+    pub table: u8,
     /// Higher wins.
     pub priority: u16,
     /// Which packets.
@@ -77,12 +88,17 @@ pub struct Rule {
     pub packets: u64,
     /// Bytes matched.
     pub bytes: u64,
+    /// OpenFlow's flow-mod flags (`OFPFF_*`, e.g. send FLOW_REMOVED), kept as given.
+    pub flags: u16,
+    /// When [`FlowTable::add`] installed it (the caller's clock, as `now`).
+    pub installed: Duration,
 }
 
 impl Rule {
-    /// A permanent rule with zero counters and cookie.
+    /// A permanent table-0 rule with zero counters, cookie and flags.
     pub fn new(priority: u16, matcher: Match, actions: Vec<Action>) -> Self {
         Rule {
+            table: 0,
             priority,
             matcher,
             actions,
@@ -91,7 +107,15 @@ impl Rule {
             hard_timeout: 0,
             packets: 0,
             bytes: 0,
+            flags: 0,
+            installed: Duration::ZERO,
         }
+    }
+
+    /// The rule that catches what no other rule of its table does (OpenFlow's
+    /// "table-miss" entry): priority 0, matching everything.
+    pub fn is_table_miss(&self) -> bool {
+        self.priority == 0 && self.matcher == Match::any()
     }
 }
 
@@ -99,9 +123,11 @@ impl Rule {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RuleId(pub u64);
 
-/// Extra conditions of a delete, as in OpenFlow's FLOW_MOD delete.
+/// Extra conditions of a delete or modify, as in OpenFlow's FLOW_MOD.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeleteFilter {
+    /// Only rules of this table (`None`: of every table).
+    pub table: Option<u8>,
     /// Only rules with an action that outputs to this port.
     pub out_port: Option<PortNo>,
     /// Only rules with `rule.cookie & mask == cookie & mask`.
@@ -110,7 +136,8 @@ pub struct DeleteFilter {
 
 impl DeleteFilter {
     fn admits(&self, rule: &Rule) -> bool {
-        self.out_port
+        self.table.is_none_or(|t| rule.table == t)
+            && self.out_port
             .is_none_or(|p| rule.actions.iter().any(|a| a.outputs_to(p)))
             && self.cookie.is_none_or(|(c, m)| rule.cookie & m == c & m)
     }
@@ -129,7 +156,6 @@ pub enum Expiry {
 struct Entry {
     id: RuleId,
     rule: Rule,
-    installed: Duration,
     last_hit: Duration,
 }
 
@@ -192,22 +218,30 @@ impl FlowTable {
         self.index = self.entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
     }
 
-    /// Installs `rule` (FLOW_MOD add). A rule with the same priority and match is
-    /// replaced in place (keeping its position among equal priorities) and returned;
-    /// the new rule keeps the counters it carries.
-    pub fn add(&mut self, rule: Rule, now: Duration) -> (RuleId, Option<Rule>) {
+    /// Installs `rule` (FLOW_MOD add) at `now`. A rule of the same table with the same
+    /// priority and match is replaced in place (keeping its position among equal
+    /// priorities) and returned; the new rule keeps the counters it carries.
+    ///
+    /// # Panics
+    /// If `rule.table >= N_TABLES`, or it goes to a table that is not a later one
+    /// (callers check what they are given first; a pipeline must not loop).
+    pub fn add(&mut self, mut rule: Rule, now: Duration) -> (RuleId, Option<Rule>) {
+        assert!(rule.table < N_TABLES, "table {} out of range", rule.table);
+        assert!(
+            rule.actions
+                .iter()
+                .all(|a| !matches!(a, Action::Goto(t) if *t <= rule.table || *t >= N_TABLES)),
+            "a rule may only go to a later table"
+        );
         let id = RuleId(self.next_id);
         self.next_id += 1;
-        let entry = Entry {
-            id,
-            rule,
-            installed: now,
-            last_hit: now,
-        };
-        let same = self
-            .entries
-            .iter()
-            .position(|e| e.rule.priority == entry.rule.priority && e.rule.matcher == entry.rule.matcher);
+        rule.installed = now;
+        let entry = Entry { id, rule, last_hit: now };
+        let same = self.entries.iter().position(|e| {
+            e.rule.table == entry.rule.table
+                && e.rule.priority == entry.rule.priority
+                && e.rule.matcher == entry.rule.matcher
+        });
         let replaced = match same {
             Some(i) => Some(std::mem::replace(&mut self.entries[i], entry).rule),
             None => {
@@ -237,6 +271,49 @@ impl FlowTable {
         removed
     }
 
+    /// Whether a rule of `table` with this priority has a match that some packet
+    /// could share with `matcher` (OpenFlow's CHECK_OVERLAP refusal).
+    pub fn overlaps(&self, table: u8, priority: u16, matcher: &Match) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.rule.table == table && e.rule.priority == priority && e.rule.matcher.overlaps(matcher))
+    }
+
+    /// FLOW_MOD modify: gives every rule that `matcher` covers (non-strict) or that has
+    /// exactly this priority and match (strict, `priority` given), and that `filter`
+    /// admits, these actions and flags, keeping its counters unless `reset_counts`.
+    /// Returns how many rules changed (0 adds nothing, as in OpenFlow 1.3).
+    pub fn modify(
+        &mut self,
+        matcher: &Match,
+        priority: Option<u16>,
+        filter: &DeleteFilter,
+        actions: &[Action],
+        flags: u16,
+        reset_counts: bool,
+    ) -> usize {
+        let mut n = 0;
+        for e in &mut self.entries {
+            let hit = match priority {
+                Some(p) => e.rule.priority == p && e.rule.matcher == *matcher,
+                None => matcher.covers(&e.rule.matcher),
+            };
+            if hit && filter.admits(&e.rule) {
+                e.rule.actions = actions.to_vec();
+                e.rule.flags = flags;
+                if reset_counts {
+                    e.rule.packets = 0;
+                    e.rule.bytes = 0;
+                }
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.changed();
+        }
+        n
+    }
+
     /// Non-strict delete: removes every rule whose match `matcher` covers (any
     /// priority) and that `filter` admits. `Match::any()` clears the table.
     pub fn delete(&mut self, matcher: &Match, filter: &DeleteFilter) -> Vec<Rule> {
@@ -257,13 +334,20 @@ impl FlowTable {
         Some(e.rule)
     }
 
-    fn lookup_index(&self, key: &PacketKey) -> Option<usize> {
-        self.entries.iter().position(|e| e.rule.matcher.matches(key))
+    fn lookup_index(&self, table: u8, key: &PacketKey) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|e| e.rule.table == table && e.rule.matcher.matches(key))
     }
 
-    /// The highest-priority rule matching `key` (ties: the one added first).
+    /// The highest-priority rule of table 0 matching `key` (ties: the one added first).
     pub fn lookup(&self, key: &PacketKey) -> Option<(RuleId, &Rule)> {
-        self.lookup_index(key).map(|i| self.at(i))
+        self.lookup_in(0, key)
+    }
+
+    /// The highest-priority rule of `table` matching `key` (a [`Action::Goto`]).
+    pub fn lookup_in(&self, table: u8, key: &PacketKey) -> Option<(RuleId, &Rule)> {
+        self.lookup_index(table, key).map(|i| self.at(i))
     }
 
     fn at(&self, i: usize) -> (RuleId, &Rule) {
@@ -301,7 +385,7 @@ impl FlowTable {
         let reason = |e: &Entry| {
             let hard = Duration::from_secs(e.rule.hard_timeout.into());
             let idle = Duration::from_secs(e.rule.idle_timeout.into());
-            if e.rule.hard_timeout != 0 && now.saturating_sub(e.installed) >= hard {
+            if e.rule.hard_timeout != 0 && now.saturating_sub(e.rule.installed) >= hard {
                 Some(Expiry::Hard)
             } else if e.rule.idle_timeout != 0 && now.saturating_sub(e.last_hit) >= idle {
                 Some(Expiry::Idle)
@@ -335,7 +419,7 @@ mod tests {
         let (low, _) = t.add(Rule::new(1, Match::any(), vec![Action::Drop]), T0);
         assert_eq!(t.lookup(&k).unwrap().0, low);
         let (first, _) = t.add(Rule::new(10, web.clone(), vec![Action::Output(PortNo::service(1))]), T0);
-        let (_second, _) = t.add(Rule::new(10, Match::in_port(PortNo(0)), vec![Action::Controller]), T0);
+        let (_second, _) = t.add(Rule::new(10, Match::in_port(PortNo(0)), vec![Action::Controller { max_len: 128 }]), T0);
         assert_eq!(t.lookup(&k).unwrap().0, first);
         let (high, _) = t.add(Rule::new(100, Match::in_port(PortNo(0)), vec![]), T0);
         assert_eq!(t.lookup(&k).unwrap().0, high);
@@ -352,11 +436,11 @@ mod tests {
         let m = Match::in_port(PortNo(0));
         let (a, none) = t.add(Rule::new(5, m.clone(), vec![Action::Drop]), T0);
         assert!(none.is_none());
-        let (b, old) = t.add(Rule::new(5, m.clone(), vec![Action::Controller]), T0);
+        let (b, old) = t.add(Rule::new(5, m.clone(), vec![Action::Controller { max_len: 128 }]), T0);
         assert_eq!(old.unwrap().actions, vec![Action::Drop]);
         assert_eq!(t.len(), 1);
         assert!(t.get(a).is_none());
-        assert_eq!(t.get(b).unwrap().actions, vec![Action::Controller]);
+        assert_eq!(t.get(b).unwrap().actions, vec![Action::Controller { max_len: 128 }]);
         // Different priority is a different rule.
         t.add(Rule::new(6, m, vec![Action::Drop]), T0);
         assert_eq!(t.len(), 2);
@@ -439,6 +523,97 @@ mod tests {
         let gone = t.expire(s(18));
         assert_eq!(gone[0].1, Expiry::Idle);
         assert!(!t.record(idle_id, 1, 1, s(19)));
+    }
+
+    #[test]
+    fn tables_are_separate_and_goto_only_goes_forward() {
+        let mut t = FlowTable::new();
+        let k = key4(PortNo(0), [10, 0, 0, 5], 80);
+        let mut second = Rule::new(9, Match::any(), vec![Action::Output(PortNo(2))]);
+        second.table = 1;
+        let (in1, _) = t.add(second.clone(), T0);
+        // Table 0 does not see table 1's rule.
+        assert!(t.lookup(&k).is_none());
+        let (goto, _) = t.add(Rule::new(1, Match::any(), vec![Action::Goto(1)]), T0);
+        assert_eq!(t.lookup(&k).unwrap().0, goto);
+        assert_eq!(t.lookup_in(1, &k).unwrap().0, in1);
+        // Same priority and match in another table is another rule.
+        second.table = 2;
+        t.add(second, T0);
+        assert_eq!(t.len(), 3);
+        // A delete restricted to one table leaves the others.
+        let only1 = DeleteFilter {
+            table: Some(1),
+            ..DeleteFilter::default()
+        };
+        assert_eq!(t.delete(&Match::any(), &only1).len(), 1);
+        assert!(t.lookup_in(1, &k).is_none());
+        assert!(t.lookup_in(2, &k).is_some());
+        let backwards = std::panic::catch_unwind(|| {
+            let mut r = Rule::new(1, Match::any(), vec![Action::Goto(1)]);
+            r.table = 1;
+            FlowTable::new().add(r, T0)
+        });
+        assert!(backwards.is_err(), "a goto to the same table would loop");
+    }
+
+    #[test]
+    fn modify_changes_actions_and_keeps_counters() {
+        let mut t = FlowTable::new();
+        let m = Match::in_port(PortNo(0));
+        let (id, _) = t.add(Rule::new(5, m.clone(), vec![Action::Drop]), Duration::from_secs(3));
+        assert_eq!(t.get(id).unwrap().installed, Duration::from_secs(3));
+        t.record(id, 4, 400, T0);
+        let g = t.generation();
+        let none = DeleteFilter::default();
+        // Strict with another priority: nothing.
+        assert_eq!(t.modify(&m, Some(6), &none, &[Action::Output(PortNo(1))], 0, false), 0);
+        assert_eq!(t.generation(), g);
+        // Non-strict with a covering match.
+        assert_eq!(t.modify(&Match::any(), None, &none, &[Action::Output(PortNo(1))], 1, false), 1);
+        let r = t.get(id).unwrap();
+        assert_eq!((r.actions.as_slice(), r.flags, r.packets), (&[Action::Output(PortNo(1))][..], 1, 4));
+        assert_ne!(t.generation(), g, "fixed-rule caches must see new actions");
+        assert_eq!(t.modify(&m, Some(5), &none, &[], 0, true), 1);
+        assert_eq!(t.get(id).unwrap().packets, 0);
+        assert_eq!(t.len(), 1, "modify never adds");
+    }
+
+    #[test]
+    fn overlap_of_equal_priority_rules() {
+        let mut t = FlowTable::new();
+        let tcp80 = Match {
+            ip_proto: Some(6),
+            l4_dst: Some(80),
+            ..Match::any()
+        };
+        t.add(Rule::new(5, tcp80, vec![]), T0);
+        let udp = Match {
+            ip_proto: Some(17),
+            ..Match::any()
+        };
+        let net = Match {
+            ipv4_dst: Some("10.0.0.0/8".parse().unwrap()),
+            ..Match::any()
+        };
+        assert!(!t.overlaps(0, 5, &udp), "tcp and udp exclude each other");
+        assert!(t.overlaps(0, 5, &net), "a tcp/80 packet to 10/8 matches both");
+        assert!(!t.overlaps(0, 4, &net), "other priorities do not count");
+        assert!(!t.overlaps(1, 5, &net), "nor other tables");
+        let v6 = Match {
+            ipv6_dst: Some("::/0".parse().unwrap()),
+            ..Match::any()
+        };
+        assert!(!net.overlaps(&v6) && !v6.overlaps(&net));
+        let a = Match {
+            ipv4_dst: Some("10.1.0.0/16".parse().unwrap()),
+            ..Match::any()
+        };
+        let b = Match {
+            ipv4_dst: Some("10.2.0.0/16".parse().unwrap()),
+            ..Match::any()
+        };
+        assert!(!a.overlaps(&b) && a.overlaps(&net));
     }
 
     #[test]

@@ -188,63 +188,7 @@ pub fn samples() -> Vec<(Message, &'static str)> {
     ]
 }
 
-/// The features of one onvm table, with the eight properties OVS requires.
+/// The features of one onvm table (the crate's own description).
 pub fn onvm_table(table_id: u8, n_tables: u8) -> TableFeatures {
-    use ofptfpt::*;
-    let instructions = [
-        ofpit::GOTO_TABLE,
-        ofpit::WRITE_ACTIONS,
-        ofpit::APPLY_ACTIONS,
-        ofpit::CLEAR_ACTIONS,
-    ];
-    let actions = [ofpat::OUTPUT, ofpat::SET_FIELD];
-    let next: Vec<u8> = (table_id + 1..n_tables).collect();
-    let matchable = [
-        (ofpxmt::IN_PORT, false, 4),
-        (ofpxmt::ETH_DST, true, 6),
-        (ofpxmt::ETH_SRC, true, 6),
-        (ofpxmt::ETH_TYPE, false, 2),
-        (ofpxmt::VLAN_VID, true, 2),
-        (ofpxmt::IP_PROTO, false, 1),
-        (ofpxmt::IPV4_SRC, true, 4),
-        (ofpxmt::IPV4_DST, true, 4),
-        (ofpxmt::TCP_SRC, false, 2),
-        (ofpxmt::TCP_DST, false, 2),
-        (ofpxmt::UDP_SRC, false, 2),
-        (ofpxmt::UDP_DST, false, 2),
-        (ofpxmt::IPV6_SRC, true, 16),
-        (ofpxmt::IPV6_DST, true, 16),
-    ];
-    let settable = [
-        (ofpxmt::ETH_DST, false, 6),
-        (ofpxmt::ETH_SRC, false, 6),
-        (ofpxmt::IPV4_SRC, false, 4),
-        (ofpxmt::IPV4_DST, false, 4),
-        (ofpxmt::TCP_SRC, false, 2),
-        (ofpxmt::TCP_DST, false, 2),
-        (ofpxmt::UDP_SRC, false, 2),
-        (ofpxmt::UDP_DST, false, 2),
-        (ofpxmt::IPV6_SRC, false, 16),
-        (ofpxmt::IPV6_DST, false, 16),
-    ];
-    // WILDCARDS lists fields that may be left out, unmasked: OVS refuses masked ids there.
-    let wildcards: Vec<_> = matchable.iter().map(|&(field, _, len)| (field, false, len)).collect();
-    TableFeatures {
-        table_id,
-        name: format!("table{table_id}"),
-        metadata_match: 0,
-        metadata_write: 0,
-        config: 0,
-        max_entries: 65536,
-        properties: vec![
-            TableFeatureProp::types(INSTRUCTIONS, &instructions),
-            TableFeatureProp::next_tables(NEXT_TABLES, &next),
-            TableFeatureProp::types(WRITE_ACTIONS, &actions),
-            TableFeatureProp::types(APPLY_ACTIONS, &actions),
-            TableFeatureProp::oxms(MATCH, &matchable),
-            TableFeatureProp::oxms(WILDCARDS, &wildcards),
-            TableFeatureProp::oxms(WRITE_SETFIELD, &settable),
-            TableFeatureProp::oxms(APPLY_SETFIELD, &settable),
-        ],
-    }
+    TableFeatures::onvm(table_id, n_tables)
 }

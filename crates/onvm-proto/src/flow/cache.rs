@@ -47,7 +47,7 @@ impl FlowCache {
         (self.hits, self.misses)
     }
 
-    /// Same answer as `table.lookup(key)`, from the cache when it can.
+    /// Same answer as `table.lookup(key)` (table 0), from the cache when it can.
     pub fn lookup<'t>(&mut self, table: &'t FlowTable, key: &PacketKey) -> Option<(RuleId, &'t Rule)> {
         // Fx, not SipHash: the key comes from packets, but a collision only costs a
         // cache miss (the slot is overwritten), never a wrong answer or a long chain.
@@ -63,7 +63,7 @@ impl FlowCache {
             return s.index.map(|i| table.at(i));
         }
         self.misses += 1;
-        let index = table.lookup_index(key);
+        let index = table.lookup_index(0, key);
         *slot = Some(Slot {
             key: key.clone(),
             generation: table.generation(),

@@ -41,6 +41,11 @@ impl MacMatch {
         (0..6).all(|i| a[i] & self.mask[i] == self.addr[i])
     }
 
+    /// Whether some address matches both.
+    pub fn overlaps(&self, other: &MacMatch) -> bool {
+        (0..6).all(|i| (self.addr[i] ^ other.addr[i]) & self.mask[i] & other.mask[i] == 0)
+    }
+
     /// Whether every address `other` matches, `self` matches too.
     pub fn covers(&self, other: &MacMatch) -> bool {
         (0..6).all(|i| self.mask[i] & !other.mask[i] == 0 && other.addr[i] & self.mask[i] == self.addr[i])
@@ -140,6 +145,38 @@ impl Match {
             && self
                 .ipv6_dst
                 .is_none_or(|p| v6(k.ip_dst).is_some_and(|a| p.contains(a)))
+    }
+
+    /// Whether some packet could match both (OpenFlow's CHECK_OVERLAP): no field has
+    /// values in the two that exclude each other.
+    pub fn overlaps(&self, other: &Match) -> bool {
+        fn both<T>(a: &Option<T>, b: &Option<T>, meet: impl Fn(&T, &T) -> bool) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => meet(a, b),
+                _ => true,
+            }
+        }
+        let eq = |a: &u16, b: &u16| a == b;
+        // Two prefixes meet when one contains the other.
+        let v4 = |a: &Ipv4Prefix, b: &Ipv4Prefix| a.covers(b) || b.covers(a);
+        let v6 = |a: &Ipv6Prefix, b: &Ipv6Prefix| a.covers(b) || b.covers(a);
+        both(&self.in_port, &other.in_port, |a, b| a == b)
+            && both(&self.eth_src, &other.eth_src, MacMatch::overlaps)
+            && both(&self.eth_dst, &other.eth_dst, MacMatch::overlaps)
+            && both(&self.eth_type, &other.eth_type, eq)
+            && both(&self.vlan_id, &other.vlan_id, eq)
+            && both(&self.ip_proto, &other.ip_proto, |a, b| a == b)
+            && both(&self.l4_src, &other.l4_src, eq)
+            && both(&self.l4_dst, &other.l4_dst, eq)
+            && both(&self.ipv4_src, &other.ipv4_src, v4)
+            && both(&self.ipv4_dst, &other.ipv4_dst, v4)
+            && both(&self.ipv6_src, &other.ipv6_src, v6)
+            && both(&self.ipv6_dst, &other.ipv6_dst, v6)
+            // An IPv4 field and an IPv6 field exclude each other.
+            && !((self.ipv4_src.is_some() || self.ipv4_dst.is_some())
+                && (other.ipv6_src.is_some() || other.ipv6_dst.is_some()))
+            && !((self.ipv6_src.is_some() || self.ipv6_dst.is_some())
+                && (other.ipv4_src.is_some() || other.ipv4_dst.is_some()))
     }
 
     /// Whether every packet `other` matches is also matched by `self` (field by field,

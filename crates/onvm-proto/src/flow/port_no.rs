@@ -12,6 +12,7 @@ use crate::limits::{MAX_PORTS, MAX_SERVICES};
 /// |---|---|
 /// | `0 ..= 0x0fff` | physical/virtual port `p` (the manager's port index) |
 /// | `0x1000 + s` | the logical port of service `s` (`s < MAX_SERVICES`) |
+/// | `0xffff_fff8` | the port the packet came in on (OpenFlow's `OFPP_IN_PORT`) |
 /// | `0xffff_fffd` | the controller (OpenFlow's `OFPP_CONTROLLER`) |
 ///
 /// Services sit above every possible port index so the two can never collide, and the
@@ -27,6 +28,8 @@ pub enum PortKind {
     Physical(u16),
     /// The logical port of a service.
     Service(u16),
+    /// The port the packet came in on.
+    InPort,
     /// The controller.
     Controller,
     /// A number outside the ranges above.
@@ -38,6 +41,8 @@ impl PortNo {
     pub const SERVICE_BASE: u32 = 0x1000;
     /// The controller (`OFPP_CONTROLLER`).
     pub const CONTROLLER: PortNo = PortNo(0xffff_fffd);
+    /// Where the packet came from (`OFPP_IN_PORT`), as an output.
+    pub const IN_PORT: PortNo = PortNo(0xffff_fff8);
 
     /// Physical port `p`.
     ///
@@ -65,6 +70,7 @@ impl PortNo {
                 PortKind::Service((p - Self::SERVICE_BASE) as u16)
             }
             p if p == Self::CONTROLLER.0 => PortKind::Controller,
+            p if p == Self::IN_PORT.0 => PortKind::InPort,
             p => PortKind::Other(p),
         }
     }
@@ -76,6 +82,7 @@ impl fmt::Display for PortNo {
             PortKind::Physical(p) => write!(f, "port {p}"),
             PortKind::Service(s) => write!(f, "service {s}"),
             PortKind::Controller => f.write_str("controller"),
+            PortKind::InPort => f.write_str("in-port"),
             PortKind::Other(p) => write!(f, "port {p:#x}"),
         }
     }
