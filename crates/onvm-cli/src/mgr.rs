@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use onvm_mgr::openflow::{OpenFlowOptions, parse_controller, parse_listen};
 use onvm_mgr::{ManagerCore, Options, Report, StatsMode};
 use onvm_proto::config::Config;
 use onvm_proto::port::PortSpec;
@@ -73,6 +74,19 @@ pub struct CommonMgr {
     /// Start receiving from ports only once this many NFs run (at most 30 s later).
     #[arg(long)]
     pub wait_for_nfs: Option<usize>,
+    /// OpenFlow 1.3: listen for `ovs-ofctl` and controllers, as ptcp:PORT[:IP].
+    #[arg(long, value_name = "ptcp:PORT[:IP]")]
+    pub openflow_listen: Option<String>,
+    /// OpenFlow 1.3: a controller to connect to, as tcp:HOST:PORT (repeatable).
+    #[arg(long = "controller", value_name = "tcp:HOST:PORT")]
+    pub controllers: Vec<String>,
+    /// When the last controller goes: keep its rules (secure) or put the config's
+    /// chains back (standalone).
+    #[arg(long, default_value = "secure", value_name = "secure|standalone")]
+    pub fail_mode: String,
+    /// OpenFlow datapath ID, hex or decimal (default: derived from the socket path).
+    #[arg(long)]
+    pub datapath_id: Option<String>,
 }
 
 /// `onvm mgr`.
@@ -130,7 +144,44 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
         o.region.data_room = d;
     }
     o.wait_for_nfs = common.wait_for_nfs.map(|n| (n, Duration::from_secs(30)));
+    if let Some(c) = config {
+        o.service_names = c.services.iter().map(|(name, &id)| (id, name.clone())).collect();
+    }
+    o.openflow = openflow_options(common, &o.socket)?;
     Ok(o)
+}
+
+fn openflow_options(common: &CommonMgr, socket: &std::path::Path) -> Result<OpenFlowOptions, String> {
+    let datapath_id = match &common.datapath_id {
+        Some(d) => {
+            let parsed = match d.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => d.parse(),
+            };
+            parsed.map_err(|_| format!("--datapath-id {d:?}: expected a number such as 0x1 or 42"))?
+        }
+        // Stable per manager: FNV-1a of the socket path, in the 48 bits a MAC has.
+        None => {
+            let h = socket
+                .as_os_str()
+                .as_encoded_bytes()
+                .iter()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
+            h & 0xffff_ffff_ffff
+        }
+    };
+    Ok(OpenFlowOptions {
+        listen: common.openflow_listen.as_deref().map(parse_listen).transpose()?,
+        controllers: common
+            .controllers
+            .iter()
+            .map(|c| parse_controller(c))
+            .collect::<Result<_, _>>()?,
+        fail_mode: common.fail_mode.parse()?,
+        datapath_id,
+    })
 }
 
 fn parse_ports(specs: &[String]) -> Result<Vec<PortSpec>, String> {

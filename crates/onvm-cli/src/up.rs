@@ -242,6 +242,10 @@ pub fn demo(a: DemoArgs) -> CliResult {
         buffers: None,
         data_room: None,
         wait_for_nfs: None,
+        openflow_listen: None,
+        controllers: Vec::new(),
+        fail_mode: "secure".into(),
+        datapath_id: None,
     };
     let code = run_config(&cfg, &common, true)?;
     println!(

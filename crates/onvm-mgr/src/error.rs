@@ -42,4 +42,7 @@ pub enum MgrError {
     /// The cores asked for are not on this machine.
     #[error("{0}")]
     Placement(#[from] PlacementError),
+    /// The OpenFlow listener could not be opened.
+    #[error("{0} (is another switch listening there? pick another ptcp: port)")]
+    OpenFlow(io::Error),
 }

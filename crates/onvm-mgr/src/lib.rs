@@ -13,11 +13,13 @@
 //! | [`edges`] | direct NF→NF rings and their two-step close |
 //! | [`manager`] | the loop: switch, control server, crash reclaim, shutdown, report |
 //! | [`stats`] | console table, CSV, snapshots |
+//! | [`openflow`] | the OpenFlow 1.3 agent: controllers and `ovs-ofctl` program the table |
 #![forbid(unsafe_code)]
 
 pub mod edges;
 pub mod error;
 pub mod manager;
+pub mod openflow;
 pub mod options;
 pub mod placement;
 pub mod registry;

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onvm_ports::{Port, PortStats};
 use onvm_proto::ctrl::{Dest, MAX_MESSAGE_LEN, MgrMsg, NfMsg, Registered};
-use onvm_proto::flow::{Action as RuleAction, FlowCache, FlowTable, Match, PacketKey, PortKind, PortNo, RuleId};
+use onvm_proto::flow::{
+    Action as RuleAction, Expiry, FlowCache, FlowTable, Match, N_TABLES, PacketKey, PortKind, PortNo, RuleId,
+};
 use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
 use onvm_proto::rss::Toeplitz;
 use onvm_proto::verdict::Verdict;
@@ -23,6 +25,7 @@ use onvm_shm::{Audit, BURST, Buf, Consumer, OwnerId, Pool, Producer, Region, Sli
 
 use crate::edges::{Edges, Outbox};
 use crate::error::MgrError;
+use crate::openflow::{Agent, Out, Payload, PortCounters, PortView, Switch};
 use crate::options::{Options, StatsMode};
 use crate::placement::{self, Placement};
 use crate::registry::{Registry, State, rings_of};
@@ -73,10 +76,14 @@ pub enum DropReason {
     Reclaimed,
     /// Shared metadata of the buffer was corrupt.
     BadBuffer,
+    /// Buffered for the controller, which did not claim it in time.
+    BufferExpired,
+    /// The controller let a packet go (a PACKET_OUT without outputs).
+    ControllerDrop,
 }
 
 impl DropReason {
-    const ALL: [DropReason; 10] = [
+    const ALL: [DropReason; 12] = [
         DropReason::NoRule,
         DropReason::Rule,
         DropReason::Nf,
@@ -87,6 +94,8 @@ impl DropReason {
         DropReason::NoController,
         DropReason::Reclaimed,
         DropReason::BadBuffer,
+        DropReason::BufferExpired,
+        DropReason::ControllerDrop,
     ];
 
     /// Short name used in stats.
@@ -102,6 +111,8 @@ impl DropReason {
             DropReason::NoController => "no-controller",
             DropReason::Reclaimed => "reclaimed",
             DropReason::BadBuffer => "bad-buffer",
+            DropReason::BufferExpired => "buffer-expired",
+            DropReason::ControllerDrop => "controller-drop",
         }
     }
 }
@@ -115,9 +126,10 @@ pub struct Report {
     pub nfs: Vec<NfRow>,
     /// Manager drops by reason (non-zero only).
     pub drops: Vec<(&'static str, u64)>,
-    /// Packets that entered: port receives plus buffers given to NFs to allocate from.
+    /// Packets that entered: port receives, buffers given to NFs to allocate from, and
+    /// packets a controller sent (PACKET_OUT).
     pub created: u64,
-    /// Packets sent out of ports.
+    /// Packets sent out of ports, or whole to a controller (PACKET_IN).
     pub sent: u64,
     /// Packets dropped (manager reasons plus port transmit failures).
     pub dropped: u64,
@@ -218,6 +230,17 @@ struct Mgr<'r> {
     /// NFs that broke one of their rings, with what was wrong: disconnected at the end
     /// of the pass (a buggy NF must not take the manager down).
     broken: Vec<(u16, String)>,
+    /// The OpenFlow agent, when controllers or a listener are configured.
+    agent: Option<Agent>,
+    /// Per table: (lookups, matches), for OpenFlow's TABLE stats.
+    table_counts: [(u64, u64); N_TABLES as usize],
+    /// Packets a controller's PACKET_OUT brought in.
+    injected: u64,
+    /// Packets handed whole to a controller.
+    to_controller: u64,
+    /// The table generation edges were last checked against: a new rule may send a
+    /// service's packets elsewhere, so its direct edges must close.
+    edges_gen: u64,
 }
 
 /// Run a manager until `stop` is set (or its options end it), then stop its NFs,
@@ -244,8 +267,16 @@ pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
             ports.push(onvm_ports::open(spec, i as u16, &region)?);
         }
         let numa = numa_line(&topo, &place, pinned, &bound);
+        let agent = match opts.openflow.enabled() {
+            true => Some(Agent::new(opts.openflow.clone()).map_err(MgrError::OpenFlow)?),
+            false => None,
+        };
         let mut mgr = Mgr::new(opts, topo, place, &region, pool, listener, ports)?;
         mgr.event(numa);
+        if let Some(a) = agent.as_ref().and_then(Agent::local_addr) {
+            mgr.event(format!("openflow: listening on {a}"));
+        }
+        mgr.agent = agent;
         mgr.main_loop(stop)?;
         Ok(mgr.finish())
     })();
@@ -336,6 +367,11 @@ impl<'r> Mgr<'r> {
             unwoken: vec![None; usize::from(MAX_INSTANCES)],
             rx_on: true,
             broken: Vec::new(),
+            agent: None,
+            table_counts: [(0, 0); N_TABLES as usize],
+            injected: 0,
+            to_controller: 0,
+            edges_gen: 0,
         })
     }
 
@@ -415,8 +451,15 @@ impl<'r> Mgr<'r> {
                 }
                 self.recent_events.clear();
                 prev = Some(snap);
-                for (rule, _) in self.table.expire(self.now) {
+                for (rule, why) in self.table.expire(self.now) {
                     self.event(format!("rule expired: priority {} {:?}", rule.priority, rule.matcher));
+                    let reason = match why {
+                        Expiry::Idle => onvm_openflow::ofprr::IDLE_TIMEOUT,
+                        Expiry::Hard => onvm_openflow::ofprr::HARD_TIMEOUT,
+                    };
+                    if let Some(a) = &mut self.agent {
+                        a.flow_removed(&rule, reason, self.now);
+                    }
                 }
             }
             if stop.load(Ordering::Relaxed) {
@@ -645,23 +688,61 @@ impl<'r> Mgr<'r> {
         }
     }
 
-    /// Resolve with the flow table; `from` = the NF whose `Next` this is.
+    /// Resolve with the flow table, from table 0 through any gotos; `from` = the NF
+    /// whose `Next` this is.
     fn by_table(&mut self, key: &PacketKey, len: usize, buf: Buf, from: Option<u16>) {
-        let hit = self.cache.lookup(&self.table, key).map(|(id, rule)| {
-            let catch_all = rule.matcher == Match::in_port(key.in_port) || rule.matcher == Match::any();
-            (id, rule.priority, catch_all, rule.actions.first().cloned())
-        });
-        let Some((rule_id, priority, catch_all, action)) = hit else {
-            return self.drop_buf(buf, DropReason::NoRule);
+        let mut table = 0u8;
+        loop {
+            let found = if table == 0 {
+                self.cache.lookup(&self.table, key)
+            } else {
+                self.table.lookup_in(table, key)
+            };
+            let hit = found.map(|(id, rule)| {
+                let catch_all = rule.matcher == Match::in_port(key.in_port) || rule.matcher == Match::any();
+                (id, rule.priority, catch_all, rule.actions.first().cloned())
+            });
+            let counts = &mut self.table_counts[usize::from(table)];
+            counts.0 += 1;
+            let Some((rule_id, priority, catch_all, action)) = hit else {
+                return self.drop_buf(buf, DropReason::NoRule);
+            };
+            counts.1 += 1;
+            self.table.record(rule_id, 1, len as u64, self.now);
+            match action {
+                Some(RuleAction::Goto(t)) => table = t,
+                Some(RuleAction::Controller { max_len }) => return self.packet_in(buf, key.in_port, rule_id, max_len),
+                _ => {
+                    let fixed = table == 0 && catch_all && self.is_top_rule_for(key.in_port, priority);
+                    return self.apply(action, buf, from, key.in_port, Some(key), fixed);
+                }
+            }
+        }
+    }
+
+    /// A rule sends `buf` to the controller: a PACKET_IN, with the packet kept in a
+    /// switch buffer or sent whole (see [`crate::openflow`]).
+    fn packet_in(&mut self, mut buf: Buf, in_port: PortNo, rule: RuleId, max_len: u16) {
+        let (Some(agent), Some(rule)) = (&mut self.agent, self.table.get(rule)) else {
+            return self.drop_buf(buf, DropReason::NoController);
         };
-        self.table.record(rule_id, 1, len as u64, self.now);
-        let fixed = catch_all && self.is_top_rule_for(key.in_port, priority);
-        self.apply(action, buf, from, Some(key), fixed);
+        if !agent.has_controller() {
+            return self.drop_buf(buf, DropReason::NoController);
+        }
+        let data = match self.pool.holder().packet(&mut buf) {
+            Ok(p) => p.data().to_vec(),
+            Err(_) => return self.drop_buf(buf, DropReason::BadBuffer),
+        };
+        if let Some(whole) = agent.packet_in(buf, &data, in_port, rule, max_len) {
+            self.to_controller += 1;
+            self.pool.free(whole);
+        }
     }
 
     /// The rule every packet entering from `port` matches whatever its headers (a
-    /// catch-all for the port at the top priority), if there is one: packets from such a
-    /// port (a plain chain) need no parsing. Cached per flow-table generation.
+    /// catch-all for the port at the top priority of table 0, that sends somewhere), if
+    /// there is one: packets from such a port (a plain chain) need no parsing. Cached
+    /// per flow-table generation.
     fn fixed_rule(&mut self, port: PortNo) -> Option<(RuleId, Option<RuleAction>)> {
         if self.fixed_gen != self.table.generation() {
             self.fixed_rules.clear();
@@ -672,7 +753,11 @@ impl<'r> Mgr<'r> {
         }
         let v = self.table.lookup(&PacketKey::new(port)).and_then(|(id, r)| {
             let catch_all = r.matcher == Match::in_port(port) || r.matcher == Match::any();
-            (catch_all && self.is_top_rule_for(port, r.priority)).then(|| (id, r.actions.first().cloned()))
+            let plain = !matches!(
+                r.actions.first(),
+                Some(RuleAction::Goto(_) | RuleAction::Controller { .. })
+            );
+            (catch_all && plain && self.is_top_rule_for(port, r.priority)).then(|| (id, r.actions.first().cloned()))
         });
         self.fixed_rules.insert(port, v);
         v
@@ -691,37 +776,49 @@ impl<'r> Mgr<'r> {
                 return true;
             }
         };
+        self.table_counts[0].0 += 1;
+        self.table_counts[0].1 += 1;
         self.table.record(rule_id, 1, len as u64, self.now);
-        self.apply(action, b, from, None, true);
+        self.apply(action, b, from, port, None, true);
         true
     }
 
-    /// Carry out a rule's action. `fixed` = every packet `from` sends as `Next` gets this
-    /// action, so a direct edge may replace the manager for them.
-    fn apply(&mut self, action: Option<RuleAction>, buf: Buf, from: Option<u16>, key: Option<&PacketKey>, fixed: bool) {
-        match action {
-            None | Some(RuleAction::Drop) => self.drop_buf(buf, DropReason::Rule),
-            Some(RuleAction::Controller) => self.drop_buf(buf, DropReason::NoController),
-            Some(RuleAction::Output(port)) => match port.kind() {
-                PortKind::Physical(p) => self.deliver_port(p, buf),
-                PortKind::Service(s) => {
-                    if let Some(nf) = from
-                        && fixed
-                    {
-                        self.learn_edge(nf, 0, s);
-                    }
-                    self.deliver_service(s, buf, key);
+    /// Carry out a rule's output or drop (`by_table` resolves gotos and the controller)
+    /// for a packet that entered the table from `in_port`. `fixed` = every packet `from`
+    /// sends as `Next` gets this action, so a direct edge may replace the manager for them.
+    fn apply(
+        &mut self,
+        action: Option<RuleAction>,
+        buf: Buf,
+        from: Option<u16>,
+        in_port: PortNo,
+        key: Option<&PacketKey>,
+        fixed: bool,
+    ) {
+        let Some(RuleAction::Output(to)) = action else {
+            return self.drop_buf(buf, DropReason::Rule);
+        };
+        let port = if to == PortNo::IN_PORT { in_port } else { to };
+        match port.kind() {
+            PortKind::Physical(p) => self.deliver_port(p, buf),
+            PortKind::Service(s) => {
+                if let Some(nf) = from
+                    && fixed
+                    && to != PortNo::IN_PORT
+                {
+                    self.learn_edge(nf, 0, s);
                 }
-                _ => self.drop_buf(buf, DropReason::NoSuchPort),
-            },
+                self.deliver_service(s, buf, key);
+            }
+            _ => self.drop_buf(buf, DropReason::NoSuchPort),
         }
     }
 
-    /// No rule that could match packets from `port` outranks `priority`.
+    /// No rule of table 0 that could match packets from `port` outranks `priority`.
     fn is_top_rule_for(&self, port: PortNo, priority: u16) -> bool {
         self.table
             .iter()
-            .all(|(_, r)| r.priority <= priority || r.matcher.in_port.is_some_and(|p| p != port))
+            .all(|(_, r)| r.table != 0 || r.priority <= priority || r.matcher.in_port.is_some_and(|p| p != port))
     }
 
     /// Everything `from` sends with `key` (0 = Next) goes to service `service`: if that
@@ -931,6 +1028,16 @@ impl<'r> Mgr<'r> {
             } else {
                 k += 1;
             }
+        }
+        if let Some(mut agent) = self.agent.take() {
+            agent.poll(self);
+            self.agent = Some(agent);
+        }
+        if self.table.generation() != self.edges_gen {
+            // A rule changed (a controller, an expiry): where a service's packets go may
+            // have too, so the edges that bypass the table close and are learnt anew.
+            self.edges_gen = self.table.generation();
+            self.topology_changed();
         }
         self.flush_outbox();
         Ok(())
@@ -1189,14 +1296,18 @@ impl<'r> Mgr<'r> {
                 self.drop_buf(buf, DropReason::NoInstance);
             }
         }
+        // Packets still buffered for a controller will not be claimed now.
+        for buf in self.agent.as_mut().map(Agent::take_held).unwrap_or_default() {
+            self.drop_buf(buf, DropReason::BufferExpired);
+        }
         // Ports that lend buffers to the kernel close and give them back first.
         for p in &mut self.ports {
             p.release(&mut self.pool);
         }
         let ports = self.port_rows();
         let port_sum = |f: fn(&PortStats) -> u64| ports.iter().map(|p| f(&p.stats)).sum::<u64>();
-        let created = port_sum(|s| s.rx) + self.alloc_given;
-        let sent = port_sum(|s| s.tx);
+        let created = port_sum(|s| s.rx) + self.alloc_given + self.injected;
+        let sent = port_sum(|s| s.tx) + self.to_controller;
         let dropped = port_sum(|s| s.tx_drop) + self.drops.iter().sum::<u64>();
         let live: Vec<OwnerId> = self.reg.iter().map(|i| OwnerId(i.id)).collect();
         let audit = self.pool.audit(&live);
@@ -1217,6 +1328,208 @@ impl<'r> Mgr<'r> {
             events: std::mem::take(&mut self.events),
             uptime: self.start.elapsed(),
         }
+    }
+}
+
+impl Mgr<'_> {
+    /// A fresh buffer holding `data`, as if received on `in_port`; `None` when the pool
+    /// is empty or the packet does not fit.
+    fn copy_in(&mut self, data: &[u8], in_port: PortNo) -> Option<Buf> {
+        let mut buf = self.pool.alloc()?;
+        let filled = self.pool.holder().packet(&mut buf).and_then(|mut p| {
+            p.copy_from(data)?;
+            if let PortKind::Physical(n) = in_port.kind() {
+                p.meta().set_in_port(n);
+            }
+            Ok(())
+        });
+        match filled {
+            Ok(()) => {
+                self.injected += 1;
+                Some(buf)
+            }
+            Err(_) => {
+                self.pool.free(buf);
+                None
+            }
+        }
+    }
+
+    /// An injected packet to one destination: a port, or the table (`None`).
+    fn send_injected(&mut self, mut buf: Buf, in_port: PortNo, dest: Option<PortNo>) {
+        match dest.map(PortNo::kind) {
+            None => match self.key_of(in_port, &mut buf) {
+                Some((key, len)) => self.by_table(&key, len, buf, None),
+                None => self.drop_buf(buf, DropReason::BadBuffer),
+            },
+            Some(PortKind::Physical(p)) => self.deliver_port(p, buf),
+            Some(PortKind::Service(s)) => self.deliver_service(s, buf, None),
+            Some(_) => self.drop_buf(buf, DropReason::NoSuchPort),
+        }
+    }
+
+    fn service_name(&self, s: u16) -> String {
+        self.opts.service_names.get(&s).cloned().unwrap_or_else(|| {
+            self.reg
+                .instances_of(s)
+                .first()
+                .and_then(|&i| self.reg.get(i))
+                .map_or_else(|| format!("service{s}"), |i| i.tag.clone())
+        })
+    }
+}
+
+impl Switch for Mgr<'_> {
+    fn table(&mut self) -> &mut FlowTable {
+        &mut self.table
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn ports(&self) -> Vec<PortView> {
+        let mut v: Vec<PortView> = self
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortView {
+                no: PortNo::physical(i as u16),
+                name: p.name().to_string(),
+                up: true,
+            })
+            .collect();
+        let mut services: Vec<u16> = self.opts.service_names.keys().copied().collect();
+        services.extend(self.reg.iter().map(|i| i.service));
+        services.sort_unstable();
+        services.dedup();
+        v.extend(services.into_iter().map(|s| {
+            PortView {
+                no: PortNo::service(s),
+                name: self.service_name(s),
+                up: self
+                    .reg
+                    .instances_of(s)
+                    .iter()
+                    .any(|&i| self.reg.get(i).is_some_and(|i| i.state == State::Running)),
+            }
+        }));
+        v
+    }
+
+    fn port_counters(&self, port: PortNo) -> PortCounters {
+        match port.kind() {
+            PortKind::Physical(p) => self.ports.get(usize::from(p)).map_or_else(PortCounters::default, |p| {
+                let s = p.stats();
+                PortCounters {
+                    rx_packets: s.rx,
+                    tx_packets: s.tx,
+                    rx_bytes: s.rx_bytes,
+                    tx_bytes: s.tx_bytes,
+                    rx_dropped: s.rx_drop,
+                    tx_dropped: s.tx_drop,
+                    errors: s.errors,
+                }
+            }),
+            // The switch sends to a service what its NFs take in (or could not, ring
+            // full) and receives what they hand on.
+            PortKind::Service(s) => self
+                .reg
+                .iter()
+                .filter(|i| i.service == s)
+                .fold(PortCounters::default(), |c, i| PortCounters {
+                    rx_packets: c.rx_packets + i.counters.tx,
+                    tx_packets: c.tx_packets + i.counters.rx + i.rx_drop,
+                    tx_dropped: c.tx_dropped + i.rx_drop,
+                    ..c
+                }),
+            _ => PortCounters::default(),
+        }
+    }
+
+    fn table_counts(&self, table: u8) -> (u64, u64) {
+        self.table_counts.get(usize::from(table)).copied().unwrap_or_default()
+    }
+
+    fn inject(&mut self, packet: Payload, in_port: PortNo, outs: &[Out]) -> Result<(), String> {
+        // `None` = through the table.
+        let mut dests: Vec<Option<PortNo>> = Vec::new();
+        for o in outs {
+            match *o {
+                Out::Table => dests.push(None),
+                Out::Port(p) => dests.push(Some(p)),
+                Out::InPort => dests.push(Some(in_port)),
+                Out::Flood => dests.extend(
+                    (0..self.ports.len() as u16)
+                        .map(PortNo::physical)
+                        .filter(|&p| p != in_port)
+                        .map(Some),
+                ),
+            }
+        }
+        // A buffered packet goes to the last destination itself, copies to the others.
+        let (mut held, data) = match packet {
+            Payload::Held(mut b) => {
+                let copy = match dests.len() > 1 {
+                    true => self
+                        .pool
+                        .holder()
+                        .packet(&mut b)
+                        .map(|p| p.data().to_vec())
+                        .unwrap_or_default(),
+                    false => Vec::new(),
+                };
+                (Some(b), copy)
+            }
+            Payload::Data(d) => (None, d),
+        };
+        let n = dests.len();
+        let mut missing = 0;
+        for (i, dest) in dests.into_iter().enumerate() {
+            let buf = match held.take() {
+                Some(b) if i + 1 == n => b,
+                other => {
+                    held = other;
+                    match self.copy_in(&data, in_port) {
+                        Some(b) => b,
+                        None => {
+                            missing += 1;
+                            continue;
+                        }
+                    }
+                }
+            };
+            self.send_injected(buf, in_port, dest);
+        }
+        if let Some(b) = held {
+            self.drop_buf(b, DropReason::ControllerDrop);
+        }
+        match missing {
+            0 => Ok(()),
+            m => Err(format!(
+                "{m} of {n} copies not sent: no free buffer, or {} bytes do not fit one",
+                data.len()
+            )),
+        }
+    }
+
+    fn release(&mut self, buf: Buf, expired: bool) {
+        let why = match expired {
+            true => DropReason::BufferExpired,
+            false => DropReason::ControllerDrop,
+        };
+        self.drop_buf(buf, why);
+    }
+
+    fn restore_config_rules(&mut self) {
+        self.table = FlowTable::new();
+        for rule in self.opts.rules.clone() {
+            self.table.add(rule, self.now);
+        }
+    }
+
+    fn event(&mut self, text: String) {
+        Mgr::event(self, text);
     }
 }
 

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use onvm_proto::flow::Rule;
 use onvm_proto::port::PortSpec;
 use onvm_shm::RegionConfig;
@@ -63,6 +65,10 @@ pub struct Options {
     /// Do not receive from ports until this many NFs are running (or the time has
     /// passed): a pcap file replayed before its chain exists would be dropped whole.
     pub wait_for_nfs: Option<(usize, Duration)>,
+    /// Service names (the config's `[services]`), for the OpenFlow port list.
+    pub service_names: BTreeMap<u16, String>,
+    /// OpenFlow controllers and listener (off when neither is given).
+    pub openflow: crate::openflow::OpenFlowOptions,
 }
 
 impl Options {
@@ -88,6 +94,8 @@ impl Options {
             exit_when_drained: None,
             log_events: true,
             wait_for_nfs: None,
+            service_names: BTreeMap::new(),
+            openflow: crate::openflow::OpenFlowOptions::default(),
         }
     }
 }

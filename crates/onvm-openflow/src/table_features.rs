@@ -13,8 +13,8 @@
 use crate::action::ofpat;
 use crate::error::{ErrorKind, OfpError};
 use crate::instruction::ofpit;
-use crate::oxm::ofpxmt;
 use crate::oxm::OFPXMC_OPENFLOW_BASIC;
+use crate::oxm::ofpxmt;
 use crate::wire::{Reader, Writer, fixed_str, pad8};
 
 /// `ofp_table_feature_prop_type` values.

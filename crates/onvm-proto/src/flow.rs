@@ -135,10 +135,12 @@ pub struct DeleteFilter {
 }
 
 impl DeleteFilter {
-    fn admits(&self, rule: &Rule) -> bool {
+    /// Whether `rule` passes these conditions.
+    pub fn admits(&self, rule: &Rule) -> bool {
         self.table.is_none_or(|t| rule.table == t)
-            && self.out_port
-            .is_none_or(|p| rule.actions.iter().any(|a| a.outputs_to(p)))
+            && self
+                .out_port
+                .is_none_or(|p| rule.actions.iter().any(|a| a.outputs_to(p)))
             && self.cookie.is_none_or(|(c, m)| rule.cookie & m == c & m)
     }
 }
@@ -236,7 +238,11 @@ impl FlowTable {
         let id = RuleId(self.next_id);
         self.next_id += 1;
         rule.installed = now;
-        let entry = Entry { id, rule, last_hit: now };
+        let entry = Entry {
+            id,
+            rule,
+            last_hit: now,
+        };
         let same = self.entries.iter().position(|e| {
             e.rule.table == entry.rule.table
                 && e.rule.priority == entry.rule.priority
@@ -419,7 +425,10 @@ mod tests {
         let (low, _) = t.add(Rule::new(1, Match::any(), vec![Action::Drop]), T0);
         assert_eq!(t.lookup(&k).unwrap().0, low);
         let (first, _) = t.add(Rule::new(10, web.clone(), vec![Action::Output(PortNo::service(1))]), T0);
-        let (_second, _) = t.add(Rule::new(10, Match::in_port(PortNo(0)), vec![Action::Controller { max_len: 128 }]), T0);
+        let (_second, _) = t.add(
+            Rule::new(10, Match::in_port(PortNo(0)), vec![Action::Controller { max_len: 128 }]),
+            T0,
+        );
         assert_eq!(t.lookup(&k).unwrap().0, first);
         let (high, _) = t.add(Rule::new(100, Match::in_port(PortNo(0)), vec![]), T0);
         assert_eq!(t.lookup(&k).unwrap().0, high);
@@ -570,9 +579,15 @@ mod tests {
         assert_eq!(t.modify(&m, Some(6), &none, &[Action::Output(PortNo(1))], 0, false), 0);
         assert_eq!(t.generation(), g);
         // Non-strict with a covering match.
-        assert_eq!(t.modify(&Match::any(), None, &none, &[Action::Output(PortNo(1))], 1, false), 1);
+        assert_eq!(
+            t.modify(&Match::any(), None, &none, &[Action::Output(PortNo(1))], 1, false),
+            1
+        );
         let r = t.get(id).unwrap();
-        assert_eq!((r.actions.as_slice(), r.flags, r.packets), (&[Action::Output(PortNo(1))][..], 1, 4));
+        assert_eq!(
+            (r.actions.as_slice(), r.flags, r.packets),
+            (&[Action::Output(PortNo(1))][..], 1, 4)
+        );
         assert_ne!(t.generation(), g, "fixed-rule caches must see new actions");
         assert_eq!(t.modify(&m, Some(5), &none, &[], 0, true), 1);
         assert_eq!(t.get(id).unwrap().packets, 0);

@@ -1,0 +1,162 @@
+//! One OpenFlow connection: a non-blocking TCP stream cut into messages.
+//!
+//! The manager's thread must never wait on a controller, so the stream is polled from
+//! the control tick: reads take what the kernel has, writes queue what does not fit
+//! and go on at the next tick. A controller that stops reading while the switch has
+//! more than [`MAX_QUEUED`] bytes for it is cut off rather than letting the queue grow.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+use onvm_openflow::{Message, OfpError, Role, frame_len};
+
+/// Bytes queued for a peer before it counts as stuck.
+pub const MAX_QUEUED: usize = 16 << 20;
+
+/// Whence a connection came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// We connected to `--controller` number `n`.
+    Active(usize),
+    /// It connected to our `--openflow-listen` socket (`ovs-ofctl`, a controller).
+    Passive,
+}
+
+/// What a read brought.
+pub enum Input {
+    /// One whole message: its bytes (for ERROR replies) and what they decode to.
+    Msg(Vec<u8>, Box<Result<(u32, Message), OfpError>>),
+    /// Nothing more for now.
+    Idle,
+    /// The peer closed, or the stream failed (the reason).
+    Closed(String),
+}
+
+/// A TCP connection to a controller or tool.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    pub peer: SocketAddr,
+    pub origin: Origin,
+    /// The non-blocking connect has not finished.
+    pub connecting: bool,
+    /// HELLO exchanged and a version agreed.
+    pub ready: bool,
+    pub role: Role,
+    /// Last time anything came in (for the inactivity probe).
+    pub last_rx: Instant,
+    /// An ECHO_REQUEST of ours is unanswered since then.
+    pub probe_sent: Option<Instant>,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    xid: u32,
+}
+
+impl Conn {
+    /// A connection over `stream`, which must be non-blocking.
+    pub fn new(stream: TcpStream, peer: SocketAddr, origin: Origin, connecting: bool) -> Conn {
+        let _ = stream.set_nodelay(true);
+        Conn {
+            stream,
+            peer,
+            origin,
+            connecting,
+            ready: false,
+            role: Role::Equal,
+            last_rx: Instant::now(),
+            probe_sent: None,
+            rx: Vec::new(),
+            tx: Vec::new(),
+            xid: 0,
+        }
+    }
+
+    /// Whether this peer gets asynchronous messages (PACKET_IN, FLOW_REMOVED,
+    /// PORT_STATUS): a slave gets only PORT_STATUS, as in the spec's default.
+    pub fn wants_async(&self, port_status: bool) -> bool {
+        self.ready && (port_status || self.role != Role::Slave)
+    }
+
+    /// Whether a pending connect finished: `Ok(true)` connected, `Ok(false)` not yet.
+    pub fn check_connected(&mut self) -> Result<bool, String> {
+        if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
+            return Err(e.to_string());
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => {
+                self.connecting = false;
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Queues `msg` with transaction id `xid`.
+    pub fn send_xid(&mut self, xid: u32, msg: &Message) {
+        match msg.encode(xid) {
+            Ok(b) => self.tx.extend_from_slice(&b),
+            // Only multipart replies can be too long, and those are split before this.
+            Err(e) => eprintln!("onvm mgr: openflow: not sent to {}: {e}", self.peer),
+        }
+    }
+
+    /// Queues `msg` with a fresh transaction id of ours (asynchronous messages).
+    pub fn send(&mut self, msg: &Message) {
+        self.xid = self.xid.wrapping_add(1);
+        self.send_xid(self.xid, msg);
+    }
+
+    /// Queues raw bytes (an ERROR built from the offending message).
+    pub fn send_bytes(&mut self, b: &[u8]) {
+        self.tx.extend_from_slice(b);
+    }
+
+    /// The next whole message, reading what the kernel has when none is buffered.
+    pub fn next(&mut self) -> Input {
+        loop {
+            match frame_len(&self.rx) {
+                Ok(Some(n)) => {
+                    let bytes: Vec<u8> = self.rx.drain(..n).collect();
+                    let decoded = Message::decode(&bytes);
+                    return Input::Msg(bytes, Box::new(decoded));
+                }
+                Ok(None) => {}
+                // A length below the header's own: nothing after it can be framed.
+                Err(e) => return Input::Closed(format!("unframeable stream: {e}")),
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Input::Closed("closed by the peer".into()),
+                Ok(n) => {
+                    self.last_rx = Instant::now();
+                    self.probe_sent = None;
+                    self.rx.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Input::Idle,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Input::Closed(e.to_string()),
+            }
+        }
+    }
+
+    /// Writes what is queued, as far as the kernel takes it.
+    pub fn flush(&mut self) -> Result<(), String> {
+        while !self.tx.is_empty() {
+            match self.stream.write(&self.tx) {
+                Ok(0) => return Err("closed while writing".into()),
+                Ok(n) => {
+                    self.tx.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if self.tx.len() > MAX_QUEUED {
+            return Err(format!("{} bytes queued for a peer that does not read", self.tx.len()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,461 @@
+//! OpenFlow's view of the flow table and onvm's, converted both ways.
+//!
+//! Ports: OpenFlow numbers ports from 1, so physical port `p` is OpenFlow port `p + 1`;
+//! the logical port of service `s` is `0x1000 + s` in both (see [`PortNo`]); reserved
+//! ports keep their numbers. What onvm's table cannot express is refused with the
+//! spec's error, never approximated: a controller must not believe a rule does what it
+//! does not.
+
+use onvm_openflow::{self as of, Instruction, Masked, OfpError, ofpbac, ofpbic, ofpbmc, ofpcml, ofpet, ofpp};
+use onvm_proto::flow::{Action, Ipv4Prefix, Ipv6Prefix, MacMatch, Match, N_TABLES, PortKind, PortNo};
+use onvm_proto::limits::MAX_SERVICES;
+
+/// The OpenFlow number of a port.
+pub fn of_port(p: PortNo) -> u32 {
+    match p.kind() {
+        PortKind::Physical(n) => u32::from(n) + 1,
+        PortKind::Service(_) | PortKind::Other(_) => p.0,
+        PortKind::Controller => ofpp::CONTROLLER,
+        PortKind::InPort => ofpp::IN_PORT,
+    }
+}
+
+/// The port an OpenFlow number names: a physical or service port, or the controller.
+pub fn onvm_port(n: u32) -> Option<PortNo> {
+    match n {
+        1..PortNo::SERVICE_BASE => Some(PortNo(n - 1)),
+        _ if (PortNo::SERVICE_BASE..PortNo::SERVICE_BASE + u32::from(MAX_SERVICES)).contains(&n) => Some(PortNo(n)),
+        ofpp::CONTROLLER => Some(PortNo::CONTROLLER),
+        _ => None,
+    }
+}
+
+fn bad_match(code: u16, message: String) -> OfpError {
+    OfpError::of(ofpet::BAD_MATCH, code, message)
+}
+
+/// The prefix length of a contiguous network mask of `bits` bits, or `None`.
+fn prefix_len(mask: u128, bits: u32) -> Option<u8> {
+    let top = mask << (128 - bits);
+    let len = top.leading_ones();
+    (top.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}
+
+fn v4(m: &Masked<std::net::Ipv4Addr>) -> Result<Ipv4Prefix, OfpError> {
+    let mask = m.mask.map_or(u32::MAX, u32::from);
+    let len = prefix_len(u128::from(mask), 32).ok_or_else(|| {
+        bad_match(
+            ofpbmc::BAD_NW_ADDR_MASK,
+            format!(
+                "IPv4 mask {} is not a prefix (onvm matches prefixes)",
+                std::net::Ipv4Addr::from(mask)
+            ),
+        )
+    })?;
+    Ok(Ipv4Prefix::new(m.value, len).expect("length checked"))
+}
+
+fn v6(m: &Masked<std::net::Ipv6Addr>) -> Result<Ipv6Prefix, OfpError> {
+    let mask = m.mask.map_or(u128::MAX, u128::from);
+    let len = prefix_len(mask, 128).ok_or_else(|| {
+        bad_match(
+            ofpbmc::BAD_NW_ADDR_MASK,
+            format!(
+                "IPv6 mask {} is not a prefix (onvm matches prefixes)",
+                std::net::Ipv6Addr::from(mask)
+            ),
+        )
+    })?;
+    Ok(Ipv6Prefix::new(m.value, len).expect("length checked"))
+}
+
+/// onvm's match for an OpenFlow match.
+pub fn to_match(m: &of::Match) -> Result<Match, OfpError> {
+    let in_port = m
+        .in_port
+        .map(|n| {
+            onvm_port(n)
+                .ok_or_else(|| bad_match(ofpbmc::BAD_VALUE, format!("in_port {n:#x} is no port of this switch")))
+        })
+        .transpose()?;
+    let mac = |f: &Option<Masked<[u8; 6]>>| f.map(|f| MacMatch::masked(f.value, f.mask.unwrap_or([0xff; 6])));
+    let vlan_id = match m.vlan_vid {
+        None => None,
+        Some(Masked { value, mask: None }) if value & of::OFPVID_PRESENT != 0 => Some(value & 0x0fff),
+        Some(v) => {
+            return Err(bad_match(
+                ofpbmc::BAD_VALUE,
+                format!(
+                    "vlan_vid {:#06x}{}: onvm matches one VLAN ID, not \"untagged\" or \"any tag\"",
+                    v.value,
+                    v.mask.map(|m| format!("/{m:#06x}")).unwrap_or_default()
+                ),
+            ));
+        }
+    };
+    Ok(Match {
+        in_port,
+        eth_src: mac(&m.eth_src),
+        eth_dst: mac(&m.eth_dst),
+        eth_type: m.eth_type,
+        vlan_id,
+        ipv4_src: m.ipv4_src.as_ref().map(v4).transpose()?,
+        ipv4_dst: m.ipv4_dst.as_ref().map(v4).transpose()?,
+        ipv6_src: m.ipv6_src.as_ref().map(v6).transpose()?,
+        ipv6_dst: m.ipv6_dst.as_ref().map(v6).transpose()?,
+        ip_proto: m.ip_proto,
+        // The codec checked the prerequisites: a TCP field comes with ip_proto 6.
+        l4_src: m.tcp_src.or(m.udp_src),
+        l4_dst: m.tcp_dst.or(m.udp_dst),
+    })
+}
+
+fn masked<T: PartialEq + Copy>(value: T, mask: T, full: T) -> Masked<T> {
+    if mask == full {
+        Masked::exact(value)
+    } else {
+        Masked::with_mask(value, mask)
+    }
+}
+
+/// The OpenFlow match for onvm's (what dump-flows shows).
+pub fn from_match(m: &Match) -> of::Match {
+    let mac = |f: &Option<MacMatch>| f.map(|f| masked(f.addr(), f.mask(), [0xff; 6]));
+    let p4 = |p: &Option<Ipv4Prefix>| {
+        p.map(|p| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(p.prefix_len())).unwrap_or(0);
+            masked(p.addr(), mask.into(), std::net::Ipv4Addr::BROADCAST)
+        })
+    };
+    let p6 = |p: &Option<Ipv6Prefix>| {
+        p.map(|p| {
+            let mask = u128::MAX.checked_shl(128 - u32::from(p.prefix_len())).unwrap_or(0);
+            masked(p.addr(), mask.into(), std::net::Ipv6Addr::from(u128::MAX))
+        })
+    };
+    let tcp = m.ip_proto == Some(of::IP_PROTO_TCP);
+    let udp = m.ip_proto == Some(of::IP_PROTO_UDP);
+    of::Match {
+        in_port: m.in_port.map(of_port),
+        eth_dst: mac(&m.eth_dst),
+        eth_src: mac(&m.eth_src),
+        eth_type: m.eth_type,
+        vlan_vid: m.vlan_id.map(|v| Masked::exact(v | of::OFPVID_PRESENT)),
+        ip_proto: m.ip_proto,
+        ipv4_src: p4(&m.ipv4_src),
+        ipv4_dst: p4(&m.ipv4_dst),
+        tcp_src: m.l4_src.filter(|_| tcp),
+        tcp_dst: m.l4_dst.filter(|_| tcp),
+        udp_src: m.l4_src.filter(|_| udp),
+        udp_dst: m.l4_dst.filter(|_| udp),
+        ipv6_src: p6(&m.ipv6_src),
+        ipv6_dst: p6(&m.ipv6_dst),
+    }
+}
+
+fn bad_action(code: u16, message: String) -> OfpError {
+    OfpError::of(ofpet::BAD_ACTION, code, message)
+}
+
+/// onvm's action for one OpenFlow action of a flow rule.
+fn rule_action(a: &of::Action) -> Result<Action, OfpError> {
+    match *a {
+        of::Action::Output {
+            port: ofpp::CONTROLLER,
+            max_len,
+        } => Ok(Action::Controller { max_len }),
+        of::Action::Output {
+            port: ofpp::IN_PORT, ..
+        } => Ok(Action::Output(PortNo::IN_PORT)),
+        of::Action::Output { port, .. } => match onvm_port(port) {
+            Some(p) if p != PortNo::CONTROLLER => Ok(Action::Output(p)),
+            _ => Err(bad_action(
+                ofpbac::BAD_OUT_PORT,
+                format!(
+                    "output to {port:#x} is not possible in a flow rule (ports, services, IN_PORT and CONTROLLER are)"
+                ),
+            )),
+        },
+        of::Action::SetField(f) => Err(bad_action(
+            ofpbac::BAD_SET_TYPE,
+            format!("{f:?}: onvm does not rewrite headers in the switch (an NF does)"),
+        )),
+    }
+}
+
+/// onvm's actions for the instructions of a FLOW_MOD to `table`.
+///
+/// onvm keeps no action set between tables, so a rule either outputs (to one port:
+/// copies are an NF's job) or goes to a later table. WRITE_ACTIONS is taken as APPLY
+/// (with nothing carried between tables the two end alike) and CLEAR_ACTIONS has
+/// nothing to clear.
+pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<Vec<Action>, OfpError> {
+    let mut out = Vec::new();
+    let mut goto = None;
+    for i in instructions {
+        match i {
+            Instruction::ApplyActions(a) | Instruction::WriteActions(a) => {
+                for a in a {
+                    out.push(rule_action(a)?);
+                }
+            }
+            Instruction::ClearActions => {}
+            Instruction::GotoTable(t) => {
+                if *t <= table || *t >= N_TABLES {
+                    return Err(OfpError::of(
+                        ofpet::BAD_INSTRUCTION,
+                        ofpbic::BAD_TABLE_ID,
+                        format!("goto table {t} from table {table}: must be a later table below {N_TABLES}"),
+                    ));
+                }
+                goto = Some(Action::Goto(*t));
+            }
+        }
+    }
+    if out.len() > 1 {
+        return Err(bad_action(
+            ofpbac::TOO_MANY,
+            format!(
+                "{} outputs in one rule: onvm rules send each packet to one place (a copy is an NF's job)",
+                out.len()
+            ),
+        ));
+    }
+    if let Some(g) = goto {
+        if !out.is_empty() {
+            return Err(OfpError::of(
+                ofpet::BAD_INSTRUCTION,
+                ofpbic::UNSUP_INST,
+                "output and goto-table in one rule: onvm keeps no action set between tables",
+            ));
+        }
+        out.push(g);
+    }
+    Ok(out)
+}
+
+/// The instructions that describe onvm's actions (what dump-flows shows).
+pub fn to_instructions(actions: &[Action]) -> Vec<Instruction> {
+    let mut apply = Vec::new();
+    let mut goto = None;
+    for a in actions {
+        match *a {
+            Action::Output(p) => apply.push(of::Action::Output {
+                port: of_port(p),
+                max_len: 0,
+            }),
+            Action::Controller { max_len } => apply.push(of::Action::Output {
+                port: ofpp::CONTROLLER,
+                max_len,
+            }),
+            Action::Goto(t) => goto = Some(Instruction::GotoTable(t)),
+            Action::Drop => {}
+        }
+    }
+    let mut v = Vec::new();
+    if !apply.is_empty() {
+        v.push(Instruction::ApplyActions(apply));
+    }
+    v.extend(goto);
+    v
+}
+
+/// Where a PACKET_OUT sends its packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Out {
+    /// A physical or service port.
+    Port(PortNo),
+    /// Through the flow table, from the message's in_port.
+    Table,
+    /// Back out the message's in_port.
+    InPort,
+    /// Every physical port but the in_port (FLOOD and ALL: onvm has no NO_FWD ports).
+    Flood,
+}
+
+/// The outputs of a PACKET_OUT's actions.
+pub fn packet_out_actions(actions: &[of::Action]) -> Result<Vec<Out>, OfpError> {
+    actions
+        .iter()
+        .map(|a| match *a {
+            of::Action::Output { port, .. } => match port {
+                ofpp::TABLE => Ok(Out::Table),
+                ofpp::IN_PORT => Ok(Out::InPort),
+                ofpp::FLOOD | ofpp::ALL => Ok(Out::Flood),
+                _ => match onvm_port(port) {
+                    Some(p) if p != PortNo::CONTROLLER => Ok(Out::Port(p)),
+                    _ => Err(bad_action(
+                        ofpbac::BAD_OUT_PORT,
+                        format!("packet-out to {port:#x}: no such port"),
+                    )),
+                },
+            },
+            of::Action::SetField(f) => Err(bad_action(
+                ofpbac::BAD_SET_TYPE,
+                format!("{f:?}: onvm does not rewrite headers in the switch"),
+            )),
+        })
+        .collect()
+}
+
+/// A controller output that asks for the whole packet.
+pub const WHOLE: u16 = ofpcml::NO_BUFFER;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn port_numbers_both_ways() {
+        assert_eq!(of_port(PortNo::physical(0)), 1);
+        assert_eq!(of_port(PortNo::service(3)), 0x1003);
+        assert_eq!(onvm_port(1), Some(PortNo::physical(0)));
+        assert_eq!(onvm_port(0x1003), Some(PortNo::service(3)));
+        assert_eq!(onvm_port(0), None, "OpenFlow has no port 0");
+        assert_eq!(onvm_port(0x1000 + u32::from(MAX_SERVICES)), None);
+        assert_eq!(onvm_port(ofpp::CONTROLLER), Some(PortNo::CONTROLLER));
+        assert_eq!(onvm_port(ofpp::LOCAL), None);
+    }
+
+    #[test]
+    fn matches_round_trip_and_masks_must_be_prefixes() {
+        let m = of::Match {
+            in_port: Some(2),
+            eth_dst: Some(Masked::with_mask([1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0])),
+            eth_type: Some(of::ETH_TYPE_IPV4),
+            vlan_vid: Some(Masked::exact(of::OFPVID_PRESENT | 42)),
+            ip_proto: Some(of::IP_PROTO_UDP),
+            ipv4_src: Some(Masked::with_mask(
+                Ipv4Addr::new(10, 0, 0, 0),
+                Ipv4Addr::new(255, 0, 0, 0),
+            )),
+            ipv4_dst: Some(Masked::exact(Ipv4Addr::new(10, 0, 0, 9))),
+            udp_dst: Some(53),
+            ..of::Match::default()
+        };
+        let ours = to_match(&m).unwrap();
+        assert_eq!(ours.in_port, Some(PortNo::physical(1)));
+        assert_eq!(ours.vlan_id, Some(42));
+        assert_eq!(ours.ipv4_src.unwrap().prefix_len(), 8);
+        assert_eq!(ours.l4_dst, Some(53));
+        assert_eq!(from_match(&ours), m);
+        let v6 = of::Match {
+            eth_type: Some(of::ETH_TYPE_IPV6),
+            ipv6_dst: Some(Masked::with_mask(
+                "2001:db8::".parse().unwrap(),
+                "ffff:ffff::".parse().unwrap(),
+            )),
+            ip_proto: Some(of::IP_PROTO_TCP),
+            tcp_src: Some(1),
+            ..of::Match::default()
+        };
+        assert_eq!(from_match(&to_match(&v6).unwrap()), v6);
+
+        let holes = of::Match {
+            eth_type: Some(of::ETH_TYPE_IPV4),
+            ipv4_dst: Some(Masked::with_mask(
+                Ipv4Addr::new(10, 0, 0, 1),
+                Ipv4Addr::new(255, 0, 255, 0),
+            )),
+            ..of::Match::default()
+        };
+        let e = to_match(&holes).unwrap_err();
+        assert_eq!((e.kind.ty, e.kind.code), (ofpet::BAD_MATCH, ofpbmc::BAD_NW_ADDR_MASK));
+        assert!(e.to_string().contains("255.0.255.0"), "{e}");
+        let any_tag = of::Match {
+            vlan_vid: Some(Masked::with_mask(of::OFPVID_PRESENT, of::OFPVID_PRESENT)),
+            ..of::Match::default()
+        };
+        assert_eq!(to_match(&any_tag).unwrap_err().kind.code, ofpbmc::BAD_VALUE);
+        let no_port = of::Match {
+            in_port: Some(0x2000),
+            ..of::Match::default()
+        };
+        assert_eq!(to_match(&no_port).unwrap_err().kind.code, ofpbmc::BAD_VALUE);
+        assert_eq!(prefix_len(u128::from(u32::MAX), 32), Some(32));
+        assert_eq!(prefix_len(0, 32), Some(0));
+        assert_eq!(prefix_len(0xff00_0000, 32), Some(8));
+        assert_eq!(prefix_len(0xff00_ff00, 32), None);
+        assert_eq!(prefix_len(u128::from(Ipv6Addr::from(u128::MAX << 64)), 128), Some(64));
+    }
+
+    #[test]
+    fn instructions_onvm_can_and_cannot_carry_out() {
+        let out = |port| of::Action::Output { port, max_len: 0 };
+        let apply = |a: Vec<of::Action>| Instruction::ApplyActions(a);
+        assert_eq!(
+            to_actions(&[apply(vec![out(0x1001)])], 0).unwrap(),
+            [Action::Output(PortNo::service(1))]
+        );
+        assert_eq!(to_actions(&[Instruction::GotoTable(2)], 1).unwrap(), [Action::Goto(2)]);
+        assert_eq!(to_actions(&[], 0).unwrap(), [], "no instructions = drop");
+        let miss = of::Action::Output {
+            port: ofpp::CONTROLLER,
+            max_len: WHOLE,
+        };
+        assert_eq!(
+            to_actions(&[apply(vec![miss])], 0).unwrap(),
+            [Action::Controller { max_len: WHOLE }]
+        );
+        let code = |i: &[Instruction], t| {
+            let e = to_actions(i, t).unwrap_err();
+            (e.kind.ty, e.kind.code)
+        };
+        assert_eq!(
+            code(&[Instruction::GotoTable(1)], 1),
+            (ofpet::BAD_INSTRUCTION, ofpbic::BAD_TABLE_ID)
+        );
+        assert_eq!(
+            code(&[Instruction::GotoTable(N_TABLES)], 0),
+            (ofpet::BAD_INSTRUCTION, ofpbic::BAD_TABLE_ID)
+        );
+        assert_eq!(
+            code(&[apply(vec![out(1), out(2)])], 0),
+            (ofpet::BAD_ACTION, ofpbac::TOO_MANY)
+        );
+        assert_eq!(
+            code(&[apply(vec![out(1)]), Instruction::GotoTable(1)], 0),
+            (ofpet::BAD_INSTRUCTION, ofpbic::UNSUP_INST)
+        );
+        assert_eq!(
+            code(&[apply(vec![out(ofpp::FLOOD)])], 0),
+            (ofpet::BAD_ACTION, ofpbac::BAD_OUT_PORT)
+        );
+        let set = of::Action::SetField(of::SetField::TcpDst(80));
+        assert_eq!(code(&[apply(vec![set])], 0), (ofpet::BAD_ACTION, ofpbac::BAD_SET_TYPE));
+        // And back, as dump-flows shows them.
+        for i in [
+            vec![apply(vec![out(3)])],
+            vec![Instruction::GotoTable(4)],
+            vec![apply(vec![miss])],
+            vec![],
+        ] {
+            assert_eq!(to_instructions(&to_actions(&i, 0).unwrap()), i);
+        }
+    }
+
+    #[test]
+    fn packet_out_destinations() {
+        let out = |port| of::Action::Output { port, max_len: 0 };
+        assert_eq!(
+            packet_out_actions(&[
+                out(ofpp::TABLE),
+                out(ofpp::FLOOD),
+                out(ofpp::ALL),
+                out(ofpp::IN_PORT),
+                out(2)
+            ])
+            .unwrap(),
+            [
+                Out::Table,
+                Out::Flood,
+                Out::Flood,
+                Out::InPort,
+                Out::Port(PortNo::physical(1))
+            ]
+        );
+        let e = packet_out_actions(&[out(ofpp::LOCAL)]).unwrap_err();
+        assert_eq!((e.kind.ty, e.kind.code), (ofpet::BAD_ACTION, ofpbac::BAD_OUT_PORT));
+    }
+}
