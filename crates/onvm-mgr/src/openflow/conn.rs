@@ -44,6 +44,10 @@ pub struct Conn {
     /// HELLO exchanged and a version agreed.
     pub ready: bool,
     pub role: Role,
+    /// Whether it gets asynchronous messages: controllers do; a connection to the
+    /// listener is a tool's (`ovs-ofctl` fails on a message it did not ask for) until
+    /// it sends a ROLE_REQUEST, as a controller that dials in does.
+    pub async_on: bool,
     /// Last time anything came in (for the inactivity probe).
     pub last_rx: Instant,
     /// An ECHO_REQUEST of ours is unanswered since then.
@@ -64,6 +68,7 @@ impl Conn {
             connecting,
             ready: false,
             role: Role::Equal,
+            async_on: origin != Origin::Passive,
             last_rx: Instant::now(),
             probe_sent: None,
             rx: Vec::new(),
@@ -75,7 +80,7 @@ impl Conn {
     /// Whether this peer gets asynchronous messages (PACKET_IN, FLOW_REMOVED,
     /// PORT_STATUS): a slave gets only PORT_STATUS, as in the spec's default.
     pub fn wants_async(&self, port_status: bool) -> bool {
-        self.ready && (port_status || self.role != Role::Slave)
+        self.ready && self.async_on && (port_status || self.role != Role::Slave)
     }
 
     /// Whether a pending connect finished: `Ok(true)` connected, `Ok(false)` not yet.

@@ -23,6 +23,11 @@
 //!   the last one goes; `standalone` puts the config's rules back, so the manager's
 //!   own chains carry traffic until a controller returns. Only `--controller`
 //!   connections count: `ovs-ofctl` sessions come and go.
+//! * **Service connections**: a connection to the listener gets replies but no
+//!   asynchronous messages (PACKET_IN, FLOW_REMOVED, PORT_STATUS) until it sends a
+//!   ROLE_REQUEST, as Open vSwitch treats `ovs-ofctl`: a tool that did not ask for one
+//!   fails on it. A controller that dials in sends a ROLE_REQUEST (or is configured
+//!   with `--controller` instead).
 //! * **Roles**: EQUAL by default; a MASTER request makes every other master a slave;
 //!   slaves may not change the table or send packets (IS_SLAVE) and get no PACKET_IN.
 
@@ -603,6 +608,7 @@ impl Agent {
         if r.role != Role::NoChange {
             self.conns[k].role = r.role;
         }
+        self.conns[k].async_on = true;
         Ok(RoleMsg {
             role: self.conns[k].role,
             generation_id: self.generation_id.unwrap_or(0),
