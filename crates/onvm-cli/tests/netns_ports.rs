@@ -10,94 +10,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
+use common::netns::{Netns, can_run, capture, whole_records};
 use common::{Proc, SOON, TempDir, assert_conserved, read_pcap, udp_frames_up_to, wait_for, write_pcap};
 
 const PACKETS: usize = 300;
-
-/// A network namespace, deleted (with every interface in it) on drop.
-struct Netns(String);
-
-impl Netns {
-    fn create(tag: &str) -> Netns {
-        let name = format!("onvmt-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let st = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("run ip netns add");
-        assert!(st.success(), "ip netns add {name} failed");
-        let ns = Netns(name);
-        ns.ip(&["link", "set", "lo", "up"]);
-        // No IPv6 on the test links: no router solicitations or MLD reports in the way.
-        for key in ["all", "default"] {
-            ns.exec(&["sysctl", "-q", "-w", &format!("net.ipv6.conf.{key}.disable_ipv6=1")]);
-        }
-        ns
-    }
-
-    /// Run `cmd` inside the namespace; panics with its stderr if it fails.
-    fn exec(&self, cmd: &[&str]) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(cmd)
-            .output()
-            .expect("run ip netns exec");
-        assert!(
-            out.status.success(),
-            "{cmd:?} in {}: {}",
-            self.0,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut cmd = vec!["ip"];
-        cmd.extend_from_slice(args);
-        self.exec(&cmd);
-    }
-
-    /// A command that runs inside the namespace.
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-
-    fn veth(&self, a: &str, b: &str) {
-        self.ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
-        self.ip(&["link", "set", a, "up"]);
-        self.ip(&["link", "set", b, "up"]);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-/// Whether this machine can run these tests; prints why not.
-fn can_run() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
-        eprintln!("skipped: needs root (network namespaces, raw sockets)");
-        return false;
-    }
-    for tool in ["tcpreplay", "tcpdump"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            eprintln!("skipped: {tool} is not installed (scripts/test.sh installs it)");
-            return false;
-        }
-    }
-    true
-}
 
 fn config(dir: &TempDir, input: &str, output: &str) -> std::path::PathBuf {
     let text = format!(
@@ -126,33 +44,6 @@ in_port = 0
         socket = dir.socket().display().to_string(),
     );
     dir.write("chain.toml", &text)
-}
-
-/// Whole records in a capture tcpdump is still writing (its last one may be half
-/// written: that one does not count yet).
-fn whole_records(path: &Path) -> usize {
-    let Ok(file) = std::fs::File::open(path) else { return 0 };
-    let Ok(mut r) = pcap_file::pcap::PcapReader::new(file) else {
-        return 0;
-    };
-    let mut n = 0;
-    while let Some(Ok(_)) = r.next_packet() {
-        n += 1;
-    }
-    n
-}
-
-/// Start tcpdump on `iface` in `ns`, writing `path`; returns once it listens.
-fn capture(ns: &Netns, iface: &str, path: &Path) -> Proc {
-    let mut c = ns.command("tcpdump");
-    c.args(["-i", iface, "-U", "-n", "-w"]).arg(path).arg("udp");
-    let p = Proc::spawn("tcpdump", c);
-    assert!(
-        p.stderr.wait(SOON, |l| l.contains("listening on")).is_some(),
-        "tcpdump did not start\n{}",
-        p.output()
-    );
-    p
 }
 
 /// The whole scenario: `ports` (input, output) of the manager, `inject` and `sniff` the

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::netns::{Netns, capture, whole_records};
 use common::{
     Proc, SOON, TempDir, assert_conserved, distinct_udp_frames, read_pcap, start_forwarder, wait_for, write_pcap,
 };
@@ -333,4 +334,124 @@ fn reactive_hops_from_buffered_packet_ins() {
 #[test]
 fn reactive_hops_from_whole_packet_ins_and_packet_outs() {
     reactive("whole");
+}
+
+/// Two managers, as two hosts: network namespaces A and B joined by a veth pair (A's
+/// port 1 to B's port 0), each with one NF, and one os-ken controller in a third
+/// namespace that both reach over their own management link. The controller steers
+/// one chain across them: in → A's service 1 → the link → B's service 2 → out.
+/// tcpreplay sends into A and tcpdump on B's far side must see every frame, in order.
+#[test]
+fn one_controller_steers_a_chain_across_two_managers() {
+    if !have_os_ken() || !common::netns::can_run() {
+        return;
+    }
+    let _serial = common::serial();
+    let dir = TempDir::new("of-hosts");
+    let ext = Netns::create("ofx");
+    let (a, b) = (Netns::create("ofa"), Netns::create("ofb"));
+    ext.veth_to("in1", &a, "in0");
+    a.veth_to("link0", &b, "link1");
+    b.veth_to("out0", &ext, "out1");
+    ext.veth_to("ctla", &a, "ctla0");
+    ext.veth_to("ctlb", &b, "ctlb0");
+    for (ns, iface, cidr) in [
+        (&ext, "ctla", "10.9.1.1/24"),
+        (&a, "ctla0", "10.9.1.2/24"),
+        (&ext, "ctlb", "10.9.2.1/24"),
+        (&b, "ctlb0", "10.9.2.2/24"),
+    ] {
+        ns.addr(iface, cidr);
+    }
+
+    let port = free_port();
+    let mut ctl_cmd = ext.command("python3");
+    ctl_cmd.arg(example_app()).args([
+        "--listen",
+        &port.to_string(),
+        "--chain",
+        "0xa=1,4097,2",
+        "--chain",
+        "0xb=1,4098,2",
+    ]);
+    let ctl = Proc::spawn("os-ken", ctl_cmd);
+    assert!(
+        ctl.stdout.wait(SOON, |l| l.contains("listening on")).is_some(),
+        "{}",
+        ctl.output()
+    );
+
+    let host = |ns: &Netns, name: &str, dpid: &str, ports: [&str; 2], controller: &str| {
+        let socket = dir.join(&format!("{name}.sock"));
+        let mut cmd = ns.command(env!("CARGO_BIN_EXE_onvm"));
+        cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket"])
+            .arg(&socket)
+            .args([
+                "-p",
+                ports[0],
+                "-p",
+                ports[1],
+                "--datapath-id",
+                dpid,
+                "--wait-for-nfs",
+                "1",
+            ])
+            .args(["--controller", &format!("tcp:{controller}:{port}")]);
+        let p = Proc::spawn(name, cmd);
+        assert!(
+            wait_for(SOON, || socket.exists()),
+            "{name} did not start\n{}",
+            p.output()
+        );
+        (p, socket)
+    };
+    let (mut mgr_a, sock_a) = host(&a, "host A", "0xa", ["afpacket:in0", "afpacket:link0"], "10.9.1.1");
+    let (mut mgr_b, sock_b) = host(&b, "host B", "0xb", ["afpacket:link1", "afpacket:out0"], "10.9.2.1");
+    for dpid in ["0xa", "0xb"] {
+        assert!(
+            ctl.stdout
+                .wait(SOON, |l| l.contains(&format!("rules on {dpid}")))
+                .is_some(),
+            "the controller did not program {dpid}\n{}\n{}\n{}",
+            ctl.output(),
+            mgr_a.output(),
+            mgr_b.output()
+        );
+    }
+    let (_nf_a, _) = start_forwarder(&mgr_a, &sock_a, 1, "a");
+    let (_nf_b, _) = start_forwarder(&mgr_b, &sock_b, 2, "b");
+    for m in [&mgr_a, &mgr_b] {
+        assert!(
+            m.stderr.wait(SOON, |l| l.contains("ports receiving")).is_some(),
+            "{}",
+            m.output()
+        );
+    }
+
+    let frames = distinct_udp_frames(PACKETS, 16);
+    let in_pcap = dir.join("in.pcap");
+    write_pcap(&in_pcap, &frames, Duration::from_secs(1_700_000_000));
+    let cap = dir.join("cap.pcap");
+    let mut dump = capture(&ext, "out1", &cap);
+    let mut replay = ext.command("tcpreplay");
+    replay.args(["-i", "in1", "--pps", "20000"]).arg(&in_pcap);
+    let mut replay = Proc::spawn("tcpreplay", replay);
+    assert_eq!(replay.exit_code(SOON), 0, "{}", replay.output());
+    let all = wait_for(SOON, || whole_records(&cap) >= PACKETS);
+    for m in [&mut mgr_a, &mut mgr_b] {
+        m.signal("TERM");
+        assert_eq!(m.exit_code(SOON), 0, "{}", m.output());
+        assert_conserved(m);
+    }
+    dump.signal("INT");
+    dump.wait_exit(SOON);
+    let out = read_pcap(&cap);
+    assert!(
+        all,
+        "captured {} of {PACKETS}\n{}\n{}",
+        out.len(),
+        mgr_a.output(),
+        mgr_b.output()
+    );
+    assert_eq!(out, frames, "host B must send what host A received, in order");
 }

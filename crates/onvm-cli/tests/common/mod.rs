@@ -3,6 +3,8 @@
 //! killed and reaped whatever happens, polling with a timeout, and pcap files.
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
