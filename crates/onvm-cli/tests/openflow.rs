@@ -218,7 +218,11 @@ fn ovs_ofctl_shows_programs_and_reads_the_switch() {
 
 /// The example controller on a free port with these arguments; returns once it listens.
 fn start_controller(args: &[&str]) -> (Proc, u16) {
-    let port = free_port();
+    start_controller_on(free_port(), args)
+}
+
+/// The example controller on `port`.
+fn start_controller_on(port: u16, args: &[&str]) -> (Proc, u16) {
     let mut cmd = Command::new("python3");
     cmd.arg(example_app()).args(["--listen", &port.to_string()]).args(args);
     let p = Proc::spawn("os-ken", cmd);
@@ -454,4 +458,93 @@ fn one_controller_steers_a_chain_across_two_managers() {
         mgr_b.output()
     );
     assert_eq!(out, frames, "host B must send what host A received, in order");
+}
+
+/// The manager dials a controller that is not there yet, gets it when it comes, loses
+/// it, and gets it back; meanwhile the table follows the fail mode: `secure` keeps
+/// the controller's rule, `standalone` puts the config's chain back alone.
+fn controller_comes_and_goes(fail_mode: &str) {
+    if !have_os_ken() || !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let dir = TempDir::new(&format!("of-fail-{fail_mode}"));
+    let cfg = dir.write(
+        "chain.toml",
+        &format!(
+            "[manager]\nsocket = {:?}\nports = [\"null\", \"null\"]\n\n[services]\nmon = 1\n\n\
+             [[chains]]\nname = \"c\"\nchain = [\"mon\", \"out:1\"]\nin_port = 0\n",
+            dir.socket().display().to_string()
+        ),
+    );
+    let port = free_port();
+    let controller = format!("tcp:127.0.0.1:{port}");
+    let mut cmd = common::onvm();
+    cmd.args(["mgr", "--stats", "off", "--config"])
+        .arg(&cfg)
+        .args(["--openflow-listen", "ptcp:0:127.0.0.1", "--controller", &controller])
+        .args(["--fail-mode", fail_mode]);
+    let mut mgr = Proc::spawn("onvm mgr", cmd);
+    let sw = listen_addr(&mgr);
+    // Nobody listens yet: refused, and redialled.
+    assert!(
+        mgr.stderr.wait(SOON, |l| l.contains("redialling in")).is_some(),
+        "{}",
+        mgr.output()
+    );
+    let config_rules = flows(&ofctl_ok("dump-flows", &sw, &[])).len();
+    assert_eq!(config_rules, 2, "the config's chain is two rules");
+    let controller_rule = |dump: &str| {
+        flows(dump)
+            .iter()
+            .any(|l| l.contains("priority=100,in_port=2 actions=output:1"))
+    };
+
+    for round in 0..2 {
+        let (mut ctl, _) = start_controller_on(port, &["--chain", "any=2,1"]);
+        assert!(
+            ctl.stdout.wait(SOON, |l| l.contains("installed 1 rules")).is_some(),
+            "round {round}: the manager did not (re)connect\n{}\n{}",
+            ctl.output(),
+            mgr.output()
+        );
+        let dump = ofctl_ok("dump-flows", &sw, &[]);
+        assert!(controller_rule(&dump), "{dump}");
+        assert_eq!(flows(&dump).len(), config_rules + 1, "{dump}");
+        let gone_before = mgr.stderr.count(|l| l.contains("gone ("));
+        ctl.kill();
+        assert!(
+            wait_for(SOON, || mgr.stderr.count(|l| l.contains("gone (")) > gone_before),
+            "the manager did not notice the controller go\n{}",
+            mgr.output()
+        );
+        let mut dump = String::new();
+        let settled = wait_for(Duration::from_secs(2), || {
+            dump = ofctl_ok("dump-flows", &sw, &[]);
+            controller_rule(&dump) == (fail_mode == "secure")
+        });
+        assert!(
+            settled,
+            "{fail_mode}: after the controller went:\n{dump}\n{}",
+            mgr.output()
+        );
+        assert_eq!(
+            flows(&dump).len(),
+            config_rules + usize::from(fail_mode == "secure"),
+            "{dump}"
+        );
+    }
+    mgr.signal("TERM");
+    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    assert_conserved(&mgr);
+}
+
+#[test]
+fn fail_secure_keeps_the_controllers_rules_and_redials() {
+    controller_comes_and_goes("secure");
+}
+
+#[test]
+fn fail_standalone_restores_the_config_chain_and_redials() {
+    controller_comes_and_goes("standalone");
 }
