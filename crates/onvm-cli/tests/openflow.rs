@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use onvm_openflow as of;
+
 use common::netns::{Netns, capture, whole_records};
 use common::{
     Proc, SOON, TempDir, assert_conserved, distinct_udp_frames, read_pcap, start_forwarder, wait_for, write_pcap,
@@ -547,4 +549,137 @@ fn fail_secure_keeps_the_controllers_rules_and_redials() {
 #[test]
 fn fail_standalone_restores_the_config_chain_and_redials() {
     controller_comes_and_goes("standalone");
+}
+
+/// A controller written against the codec, for what os-ken's example does not do:
+/// it takes one connection from the manager and speaks through blocking reads.
+struct RawController {
+    s: std::net::TcpStream,
+    rx: Vec<u8>,
+}
+
+impl RawController {
+    fn accept(l: &TcpListener) -> RawController {
+        let (s, _) = l.accept().expect("the manager dials");
+        s.set_read_timeout(Some(SOON)).unwrap();
+        let mut c = RawController { s, rx: Vec::new() };
+        c.send(&of::Message::Hello(of::Hello::ours(of::VersionBitmap::of(&[4]))));
+        c
+    }
+
+    fn send(&mut self, m: &of::Message) {
+        use std::io::Write;
+        self.s.write_all(&m.encode(1).unwrap()).unwrap();
+    }
+
+    fn recv(&mut self) -> of::Message {
+        use std::io::Read;
+        loop {
+            if let Ok(Some(n)) = of::frame_len(&self.rx) {
+                let b: Vec<u8> = self.rx.drain(..n).collect();
+                match of::Message::decode(&b).unwrap().1 {
+                    of::Message::EchoRequest(d) => self.send(&of::Message::EchoReply(d)),
+                    m => return m,
+                }
+                continue;
+            }
+            let mut buf = [0u8; 65536];
+            let n = self.s.read(&mut buf).expect("a message from the manager");
+            assert!(n > 0, "the manager closed the connection");
+            self.rx.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// The next PACKET_IN, skipping everything else.
+    fn packet_in(&mut self) -> of::PacketIn {
+        loop {
+            if let of::Message::PacketIn(p) = self.recv() {
+                return p;
+            }
+        }
+    }
+}
+
+fn output(port: u32, max_len: u16) -> of::Action {
+    of::Action::Output { port, max_len }
+}
+
+/// PACKET_IN truncates to the rule's max_len and keeps the packet; PACKET_OUT floods a
+/// buffered packet (copies to every other port) or sends carried bytes; buffers nobody
+/// claims are dropped after 5 s, counted, and the pool is whole again.
+#[test]
+fn packet_in_buffers_packet_out_floods_and_unclaimed_buffers_expire() {
+    let _serial = common::serial();
+    let dir = TempDir::new("of-raw");
+    // Ten frames, all longer than 64 bytes (the first of the set is 60).
+    let frames = distinct_udp_frames(11, 4).split_off(1);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let controller = format!("tcp:{}", l.local_addr().unwrap());
+    let out3 = format!("pcapout:{}", dir.join("out3.pcap").display());
+    let mgr = start_mgr(&dir, &frames, 1, &["--controller", &controller, "-p", &out3]);
+    let mut c = RawController::accept(&l);
+    // Table miss → controller, 64 bytes of each packet.
+    c.send(&of::Message::FlowMod(of::FlowMod {
+        cookie: 0x5eed,
+        cookie_mask: 0,
+        table_id: 0,
+        command: of::FlowModCommand::Add,
+        idle_timeout: 0,
+        hard_timeout: 0,
+        priority: 0,
+        buffer_id: of::OFP_NO_BUFFER,
+        out_port: of::ofpp::ANY,
+        out_group: of::OFPG_ANY,
+        flags: 0,
+        match_: of::Match::default(),
+        instructions: vec![of::Instruction::ApplyActions(vec![output(of::ofpp::CONTROLLER, 64)])],
+    }));
+    c.send(&of::Message::BarrierRequest);
+    while c.recv() != of::Message::BarrierReply {}
+    // Ports receive once an NF runs (one that no rule sends to).
+    let (_nf, _) = start_forwarder(&mgr, &dir.socket(), 9, "idle");
+    let first = c.packet_in();
+    let i = 0;
+    assert_eq!(first.data[..], frames[i][..64], "the rule's 64 bytes");
+    assert_eq!(usize::from(first.total_len), frames[i].len());
+    assert_eq!(
+        (first.reason, first.cookie, first.match_.in_port),
+        (of::ofpr::NO_MATCH, 0x5eed, Some(1))
+    );
+    assert_ne!(first.buffer_id, of::OFP_NO_BUFFER);
+    let mut seen = 1;
+    while seen < frames.len() - i {
+        c.packet_in();
+        seen += 1;
+    }
+    // The buffered first packet: flooded from port 1 (to ports 2 and 3).
+    c.send(&of::Message::PacketOut(of::PacketOut {
+        buffer_id: first.buffer_id,
+        in_port: 1,
+        actions: vec![output(of::ofpp::FLOOD, 0)],
+        data: vec![],
+    }));
+    // Bytes of the controller's own, to port 2.
+    let own = frames[0].iter().rev().copied().collect::<Vec<u8>>();
+    c.send(&of::Message::PacketOut(of::PacketOut {
+        buffer_id: of::OFP_NO_BUFFER,
+        in_port: of::ofpp::CONTROLLER,
+        actions: vec![output(2, 0)],
+        data: own.clone(),
+    }));
+    // The rest stay buffered until they expire.
+    let expired = (frames.len() - i - 1) as u64;
+    std::thread::sleep(Duration::from_millis(5_500));
+    let mut mgr = mgr;
+    mgr.signal("TERM");
+    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    assert_conserved(&mgr);
+    let out = mgr.stdout.text();
+    let drops = out
+        .lines()
+        .find(|l| l.starts_with("manager drops:"))
+        .unwrap_or_default();
+    assert!(drops.contains(&format!("buffer-expired={expired}")), "{out}");
+    assert_eq!(read_pcap(&dir.join("out.pcap")), [frames[i].clone(), own]);
+    assert_eq!(read_pcap(&dir.join("out3.pcap")), [frames[i].clone()]);
 }

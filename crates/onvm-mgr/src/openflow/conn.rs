@@ -55,6 +55,8 @@ pub struct Conn {
     rx: Vec<u8>,
     tx: Vec<u8>,
     xid: u32,
+    /// The stream could not be cut into messages any more; it closes.
+    unframeable: Option<String>,
 }
 
 impl Conn {
@@ -74,6 +76,7 @@ impl Conn {
             rx: Vec::new(),
             tx: Vec::new(),
             xid: 0,
+            unframeable: None,
         }
     }
 
@@ -120,6 +123,9 @@ impl Conn {
 
     /// The next whole message, reading what the kernel has when none is buffered.
     pub fn next(&mut self) -> Input {
+        if let Some(why) = &self.unframeable {
+            return Input::Closed(why.clone());
+        }
         loop {
             match frame_len(&self.rx) {
                 Ok(Some(n)) => {
@@ -128,8 +134,13 @@ impl Conn {
                     return Input::Msg(bytes, Box::new(decoded));
                 }
                 Ok(None) => {}
-                // A length below the header's own: nothing after it can be framed.
-                Err(e) => return Input::Closed(format!("unframeable stream: {e}")),
+                // A length below the header's own: nothing after it can be framed. The
+                // peer gets the ERROR for it, then the connection closes.
+                Err(e) => {
+                    let head = self.rx[..onvm_openflow::HEADER_LEN].to_vec();
+                    self.unframeable = Some(format!("unframeable stream: {e}"));
+                    return Input::Msg(head, Box::new(Err(e)));
+                }
             }
             let mut chunk = [0u8; 16 * 1024];
             match self.stream.read(&mut chunk) {

@@ -34,6 +34,9 @@
 mod conn;
 pub mod translate;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -285,6 +288,7 @@ impl Agent {
     #[allow(clippy::too_many_arguments)]
     pub fn packet_in(&mut self, buf: Buf, data: &[u8], in_port: PortNo, rule: &Rule, max_len: u16) -> Option<Buf> {
         let buffered = max_len != of::ofpcml::NO_BUFFER && self.held.len() < N_BUFFERS;
+        let total_len = data.len().min(usize::from(u16::MAX)) as u16;
         let (buffer_id, data, kept) = if buffered {
             let id = self.fresh_buffer_id();
             self.held.insert(
@@ -301,7 +305,7 @@ impl Agent {
         };
         let msg = Message::PacketIn(PacketIn {
             buffer_id,
-            total_len: data.len().min(usize::from(u16::MAX)) as u16,
+            total_len,
             reason: if rule.is_table_miss() {
                 ofpr::NO_MATCH
             } else {
@@ -368,7 +372,9 @@ impl Agent {
             match self.serve(k, now, sw) {
                 Ok(()) => k += 1,
                 Err(why) => {
-                    let c = self.conns.swap_remove(k);
+                    let mut c = self.conns.swap_remove(k);
+                    // Best effort: an ERROR that explains the close goes out first.
+                    let _ = c.flush();
                     if let Origin::Active(i) = c.origin {
                         let d = &mut self.dials[i];
                         d.live = false;
