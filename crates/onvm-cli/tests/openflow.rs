@@ -683,3 +683,60 @@ fn packet_in_buffers_packet_out_floods_and_unclaimed_buffers_expire() {
     assert_eq!(read_pcap(&dir.join("out.pcap")), [frames[i].clone(), own]);
     assert_eq!(read_pcap(&dir.join("out3.pcap")), [frames[i].clone()]);
 }
+
+/// A controller reroutes a service while traffic flows over the direct NF→NF edge the
+/// manager opened for it: the edge must close, or the old next hop keeps getting
+/// packets that the table no longer sends there.
+#[test]
+fn rerouting_a_service_closes_its_direct_edge() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let dir = TempDir::new("of-reroute");
+    let mut cmd = common::onvm();
+    cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket"])
+        .arg(dir.socket())
+        .args(["-p", "gen:64B,16flows,rate=20k", "-p", "null", "--wait-for-nfs", "3"])
+        .args(["--openflow-listen", "ptcp:0:127.0.0.1"]);
+    let mgr = Proc::spawn("onvm mgr", cmd);
+    let sw = listen_addr(&mgr);
+    for f in ["in_port=1,actions=output:4097", "in_port=4097,actions=output:4098"] {
+        ofctl_ok("add-flow", &sw, &[f]);
+    }
+    for f in ["in_port=4098,actions=output:2", "in_port=4099,actions=output:2"] {
+        ofctl_ok("add-flow", &sw, &[f]);
+    }
+    let _nfs: Vec<_> = [(1, "a"), (2, "b"), (3, "c")]
+        .into_iter()
+        .map(|(s, t)| start_forwarder(&mgr, &dir.socket(), s, t).0)
+        .collect();
+    assert!(
+        mgr.stderr.wait(SOON, |l| l.contains("direct edge")).is_some(),
+        "no direct edge a → b\n{}",
+        mgr.output()
+    );
+    let packets = |from: &str| -> u64 {
+        let dump = ofctl_ok("dump-flows", &sw, &[]);
+        let line = flows(&dump)
+            .into_iter()
+            .find(|l| l.contains(&format!("in_port={from} ")))
+            .unwrap_or_else(|| panic!("no rule for {from}:\n{dump}"))
+            .to_string();
+        let n = line.split("n_packets=").nth(1).unwrap().split(',').next().unwrap();
+        n.parse().unwrap()
+    };
+    assert!(wait_for(SOON, || packets("4098") > 100), "b's packets do not come back");
+    ofctl_ok("mod-flows", &sw, &["in_port=4097,actions=output:4099"]);
+    // What was in flight to b when the rule changed drains; then b gets nothing more.
+    std::thread::sleep(Duration::from_millis(300));
+    let (b, c) = (packets("4098"), packets("4099"));
+    std::thread::sleep(Duration::from_millis(500));
+    let (b2, c2) = (packets("4098"), packets("4099"));
+    assert_eq!(b2, b, "b still gets a's packets after the reroute\n{}", mgr.output());
+    assert!(c2 > c && c > 0, "c gets a's packets: {c} then {c2}");
+    let mut mgr = mgr;
+    mgr.signal("TERM");
+    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    assert_conserved(&mgr);
+}
