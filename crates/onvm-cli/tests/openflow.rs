@@ -740,3 +740,88 @@ fn rerouting_a_service_closes_its_direct_edge() {
     assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
     assert_conserved(&mgr);
 }
+
+fn add(priority: u16, in_port: u32, idle: u16, hard: u16, flags: u16) -> of::Message {
+    of::Message::FlowMod(of::FlowMod {
+        cookie: u64::from(priority),
+        cookie_mask: 0,
+        table_id: 0,
+        command: of::FlowModCommand::Add,
+        idle_timeout: idle,
+        hard_timeout: hard,
+        priority,
+        buffer_id: of::OFP_NO_BUFFER,
+        out_port: of::ofpp::ANY,
+        out_group: of::OFPG_ANY,
+        flags,
+        match_: of::Match {
+            in_port: Some(in_port),
+            ..of::Match::default()
+        },
+        instructions: vec![of::Instruction::ApplyActions(vec![output(2, 0)])],
+    })
+}
+
+/// Idle and hard timeouts remove rules, and a controller that set SEND_FLOW_REM hears
+/// of it (and of a delete) with the reason and the rule's counters.
+#[test]
+fn timeouts_and_deletes_send_flow_removed() {
+    let _serial = common::serial();
+    let dir = TempDir::new("of-timeouts");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let controller = format!("tcp:{}", l.local_addr().unwrap());
+    let mgr = start_mgr(&dir, &[], 0, &["--controller", &controller]);
+    let mut c = RawController::accept(&l);
+    let notify = of::ofpff::SEND_FLOW_REM;
+    c.send(&add(1, 1, 0, 1, notify)); // hard 1 s
+    c.send(&add(2, 2, 1, 0, notify)); // idle 1 s
+    c.send(&add(3, 3, 1, 0, 0)); // idle 1 s, nobody told
+    c.send(&add(4, 4, 0, 0, notify)); // deleted below
+    let mut del = add(4, 4, 0, 0, 0);
+    if let of::Message::FlowMod(f) = &mut del {
+        f.command = of::FlowModCommand::DeleteStrict;
+    }
+    c.send(&del);
+    let mut reasons = Vec::new();
+    while reasons.len() < 3 {
+        if let of::Message::FlowRemoved(r) = c.recv() {
+            reasons.push((r.cookie, r.reason, r.match_.in_port));
+        }
+    }
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            (1, of::ofprr::HARD_TIMEOUT, Some(1)),
+            (2, of::ofprr::IDLE_TIMEOUT, Some(2)),
+            (4, of::ofprr::DELETE, Some(4))
+        ]
+    );
+    // All four are gone (the silent one too, maybe one expiry pass later).
+    let mut count = || {
+        c.send(&of::Message::MultipartRequest(of::MultipartRequest {
+            flags: 0,
+            body: of::MultipartRequestBody::Aggregate(of::FlowStatsRequest {
+                table_id: of::OFPTT_ALL,
+                out_port: of::ofpp::ANY,
+                out_group: of::OFPG_ANY,
+                cookie: 0,
+                cookie_mask: 0,
+                match_: of::Match::default(),
+            }),
+        }));
+        loop {
+            if let of::Message::MultipartReply(of::MultipartReply {
+                body: of::MultipartReplyBody::Aggregate(a),
+                ..
+            }) = c.recv()
+            {
+                break a.flow_count;
+            }
+        }
+    };
+    assert!(wait_for(Duration::from_secs(3), || count() == 0));
+    let mut mgr = mgr;
+    mgr.signal("TERM");
+    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+}
