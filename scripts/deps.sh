@@ -5,8 +5,9 @@
 #   iproute2             namespaces and veth pairs
 #   libdpdk-dev          the `dpdk` cargo feature (DPDK 22.11 via pkg-config)
 #   pkg-config           finds it
-#   openvswitch-common   ovs-ofctl, which the OpenFlow codec's interop test asks to
-#                        decode what we encode
+#   openvswitch-common   ovs-ofctl: the OpenFlow tests program managers with it, and
+#                        the codec's interop test has it decode what we encode
+#   python3, python3-pip os-ken (PyPI), the controller of the OpenFlow tests
 set -euo pipefail
 
 # command or file that shows the package is there -> package
@@ -17,6 +18,8 @@ declare -A NEED=(
     [pkg-config]=pkg-config
     [/usr/include/dpdk/rte_ethdev.h]=libdpdk-dev
     [ovs-ofctl]=openvswitch-common
+    [python3]=python3
+    [pip3]=python3-pip
 )
 missing=()
 for what in "${!NEED[@]}"; do
@@ -35,9 +38,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-# os-ken (PyPI): the OpenFlow codec's interop test has os-ken's parser read what we encode.
+# os-ken (PyPI): the controller of the OpenFlow tests and the example app, and the parser
+# the codec's interop test uses. Debian 12's Python is "externally managed" (PEP 668), so
+# pip needs --break-system-packages there; os-ken is not packaged by Debian.
 if command -v python3 >/dev/null && ! python3 -c 'import os_ken' 2>/dev/null; then
     echo "installing os-ken (PyPI)"
-    python3 -m pip install -q os-ken >/dev/null 2>&1 ||
-        echo "warning: could not install os-ken; the test that needs it will be skipped" >&2
+    { python3 -m pip install -q os-ken || python3 -m pip install -q --break-system-packages os-ken; } >/dev/null 2>&1 ||
+        echo "warning: could not install os-ken; the tests that need it will be skipped" >&2
 fi
