@@ -431,15 +431,16 @@ impl<'r> Mgr<'r> {
             let now = Instant::now();
             self.now = now.duration_since(self.start);
             self.ring_due_bells(now, !self.moved);
-            if self.moved {
-                idle_since = now;
-                idle_spins = 0;
-            }
             if now >= next_control || !self.moved {
                 next_control = now + CONTROL_EVERY;
                 self.control()?;
                 self.top_up_allocs()?;
                 self.drain_orphans()?;
+            }
+            // After the control tick: a controller's message counts as work too.
+            if self.moved {
+                idle_since = now;
+                idle_spins = 0;
             }
             if now >= next_stats {
                 next_stats = now + self.opts.stats_every;
@@ -1030,7 +1031,9 @@ impl<'r> Mgr<'r> {
             }
         }
         if let Some(mut agent) = self.agent.take() {
-            agent.poll(self);
+            // A controller mid-exchange counts as work: no back-off sleep before its next
+            // message.
+            self.moved |= agent.poll(self);
             self.agent = Some(agent);
         }
         if self.table.generation() != self.edges_gen {

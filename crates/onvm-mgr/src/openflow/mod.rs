@@ -360,17 +360,25 @@ impl Agent {
     }
 
     /// Accept, dial, read and answer, write; expire buffers; announce port changes.
-    pub fn poll(&mut self, sw: &mut impl Switch) {
+    /// Returns whether a message came in: a controller in a request-reply exchange
+    /// (`ovs-ofctl add-flows` waits for each answer) sends the next one at once, so the
+    /// manager must not fall asleep for a millisecond (`scripts/bench-openflow.sh`:
+    /// 867 rules/s with that sleep, 24 190 without; Open vSwitch 13 296).
+    pub fn poll(&mut self, sw: &mut impl Switch) -> bool {
         if !self.opts.enabled() {
-            return;
+            return false;
         }
+        let mut busy = false;
         let now = Instant::now();
         self.accept(sw);
         self.dial(now, sw);
         let mut k = 0;
         while k < self.conns.len() {
             match self.serve(k, now, sw) {
-                Ok(()) => k += 1,
+                Ok(got) => {
+                    busy |= got;
+                    k += 1;
+                }
                 Err(why) => {
                     let mut c = self.conns.swap_remove(k);
                     // Best effort: an ERROR that explains the close goes out first.
@@ -414,6 +422,7 @@ impl Agent {
             sw.event("openflow: no controller left; fail-standalone: the config's rules are back".into());
         }
         self.had_controller = controller;
+        busy
     }
 
     fn accept(&mut self, sw: &mut impl Switch) {
@@ -456,19 +465,23 @@ impl Agent {
         }
     }
 
-    /// One connection's turn; an error closes it.
-    fn serve(&mut self, k: usize, now: Instant, sw: &mut impl Switch) -> Result<(), String> {
+    /// One connection's turn (whether a message came); an error closes it.
+    fn serve(&mut self, k: usize, now: Instant, sw: &mut impl Switch) -> Result<bool, String> {
         if self.conns[k].connecting {
             if !self.conns[k].check_connected()? {
-                return Ok(());
+                return Ok(false);
             }
             self.conns[k].send(&hello());
         }
+        let mut got = false;
         for _ in 0..MSGS_PER_TICK {
             match self.conns[k].next() {
                 Input::Idle => break,
                 Input::Closed(why) => return Err(why),
-                Input::Msg(bytes, decoded) => self.handle(k, &bytes, *decoded, sw)?,
+                Input::Msg(bytes, decoded) => {
+                    got = true;
+                    self.handle(k, &bytes, *decoded, sw)?;
+                }
             }
         }
         let c = &mut self.conns[k];
@@ -485,7 +498,7 @@ impl Agent {
                 _ => {}
             }
         }
-        c.flush()
+        c.flush().map(|()| got)
     }
 
     /// One message from connection `k`.
