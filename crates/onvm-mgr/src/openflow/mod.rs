@@ -32,27 +32,33 @@
 //!   slaves may not change the table or send packets (IS_SLAVE) and get no PACKET_IN.
 
 mod conn;
+mod options;
+mod reports;
+mod switch;
 pub mod translate;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use onvm_openflow::{
-    self as of, AggregateStats, Desc, FeaturesReply, FlowMod, FlowModCommand, FlowRemoved, FlowStats, FlowStatsRequest,
-    Hello, Message, MultipartReply, MultipartReplyBody, MultipartRequestBody, OFP_NO_BUFFER, OFP_VERSION, OFPMPF_MORE,
-    OFPTT_ALL, OfpError, PacketIn, PacketOut, PortStatus, Role, RoleMsg, SwitchConfig, TableFeatures, TableStats,
-    VersionBitmap, error_reply, negotiate, ofpbrc, ofpc, ofpet, ofpff, ofpfmfc, ofpp, ofppr, ofpps, ofpr, ofprrfc,
+    self as of, AggregateStats, Desc, FeaturesReply, FlowMod, FlowModCommand, FlowRemoved, FlowStats, Hello, Message,
+    MultipartReply, MultipartReplyBody, MultipartRequestBody, OFP_NO_BUFFER, OFP_VERSION, OFPMPF_MORE, OFPTT_ALL,
+    OfpError, PacketIn, PacketOut, Role, RoleMsg, SwitchConfig, TableFeatures, TableStats, VersionBitmap, error_reply,
+    negotiate, ofpbrc, ofpc, ofpet, ofpff, ofpfmfc, ofpp, ofppr, ofpr, ofprrfc,
 };
-use onvm_proto::flow::{DeleteFilter, FlowTable, Match, N_TABLES, PortKind, PortNo, Rule};
+use onvm_proto::flow::{DeleteFilter, N_TABLES, PortNo, Rule};
 use onvm_shm::Buf;
 
 use conn::{Conn, Input, Origin};
+pub use options::{FailMode, OpenFlowOptions, parse_controller, parse_listen};
+use reports::{flow_stats, port_desc, port_stats, port_status, selected};
+pub use switch::{Payload, PortCounters, PortView, Switch};
 pub use translate::Out;
-use translate::{from_match, of_port, onvm_port, packet_out_actions, to_actions, to_instructions, to_match};
+use translate::{from_match, of_port, onvm_port, packet_out_actions, to_actions, to_match};
 
 /// Packets kept for the controller at most (FEATURES_REPLY's `n_buffers`).
 pub const N_BUFFERS: usize = 256;
@@ -69,128 +75,6 @@ const MSGS_PER_TICK: usize = 256;
 const FLOWS_PER_PART: usize = 64;
 /// How often the port list is compared for PORT_STATUS.
 const PORT_CHECK_EVERY: Duration = Duration::from_millis(20);
-
-/// What happens to the table when the last controller goes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FailMode {
-    /// Keep it as the controllers left it.
-    #[default]
-    Secure,
-    /// Put the config's rules back (the manager's own chains).
-    Standalone,
-}
-
-impl std::str::FromStr for FailMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "secure" => Ok(FailMode::Secure),
-            "standalone" => Ok(FailMode::Standalone),
-            _ => Err(format!("fail mode {s:?}: expected secure or standalone")),
-        }
-    }
-}
-
-/// How the switch meets controllers.
-#[derive(Clone, Debug, Default)]
-pub struct OpenFlowOptions {
-    /// `ptcp:PORT[:IP]`: where `ovs-ofctl` and dialling-in controllers connect.
-    pub listen: Option<SocketAddr>,
-    /// `tcp:HOST:PORT` controllers to dial.
-    pub controllers: Vec<SocketAddr>,
-    pub fail_mode: FailMode,
-    /// FEATURES_REPLY's datapath ID (how a controller tells switches apart).
-    pub datapath_id: u64,
-}
-
-impl OpenFlowOptions {
-    /// Whether OpenFlow is on at all.
-    pub fn enabled(&self) -> bool {
-        self.listen.is_some() || !self.controllers.is_empty()
-    }
-}
-
-/// Parses `ptcp:PORT[:IP]` (Open vSwitch's syntax; all addresses when no IP).
-pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    let rest = s
-        .strip_prefix("ptcp:")
-        .ok_or_else(|| format!("{s:?}: an OpenFlow listener is ptcp:PORT[:IP]"))?;
-    let (port, ip) = rest.split_once(':').unwrap_or((rest, "0.0.0.0"));
-    let port: u16 = port.parse().map_err(|_| format!("{s:?}: {port:?} is not a TCP port"))?;
-    let ip: std::net::IpAddr = ip
-        .trim_matches(['[', ']'])
-        .parse()
-        .map_err(|_| format!("{s:?}: {ip:?} is not an IP address"))?;
-    Ok(SocketAddr::new(ip, port))
-}
-
-/// Parses `tcp:HOST:PORT` (`tcp:[::1]:6653` for IPv6), resolving HOST once.
-pub fn parse_controller(s: &str) -> Result<SocketAddr, String> {
-    let rest = s
-        .strip_prefix("tcp:")
-        .ok_or_else(|| format!("{s:?}: a controller is tcp:HOST:PORT"))?;
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{s:?}: a controller is tcp:HOST:PORT"))?;
-    let port: u16 = port.parse().map_err(|_| format!("{s:?}: {port:?} is not a TCP port"))?;
-    (host.trim_matches(['[', ']']), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("{s:?}: cannot resolve {host:?}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{s:?}: {host:?} has no address"))
-}
-
-/// Counters of one port, as PORT_STATS reports them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PortCounters {
-    pub rx_packets: u64,
-    pub tx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    pub rx_dropped: u64,
-    pub tx_dropped: u64,
-    pub errors: u64,
-}
-
-/// A port as the switch shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PortView {
-    pub no: PortNo,
-    pub name: String,
-    /// Link up (a physical port; a service with a running instance).
-    pub up: bool,
-}
-
-/// A packet the agent hands to the switch.
-#[derive(Debug)]
-pub enum Payload {
-    /// One it buffered for the controller.
-    Held(Buf),
-    /// Bytes a PACKET_OUT carried.
-    Data(Vec<u8>),
-}
-
-/// What the agent needs of the manager (implemented by it; tests use their own).
-pub trait Switch {
-    /// The flow table.
-    fn table(&mut self) -> &mut FlowTable;
-    /// The table's clock.
-    fn now(&self) -> Duration;
-    /// Physical ports, then services.
-    fn ports(&self) -> Vec<PortView>;
-    /// Counters of a port in [`Switch::ports`].
-    fn port_counters(&self, port: PortNo) -> PortCounters;
-    /// (lookups, matches) of a table.
-    fn table_counts(&self, table: u8) -> (u64, u64);
-    /// Send a packet on, as if it came in on `in_port`. An error is a note for the log.
-    fn inject(&mut self, packet: Payload, in_port: PortNo, outs: &[Out]) -> Result<(), String>;
-    /// Drop a buffered packet the controller did not claim in time, or let go.
-    fn release(&mut self, buf: Buf, expired: bool);
-    /// The config's rules, alone in the table (fail-standalone).
-    fn restore_config_rules(&mut self);
-    /// Note something in the manager's event log.
-    fn event(&mut self, text: String);
-}
 
 #[derive(Debug)]
 struct Held {
@@ -889,88 +773,4 @@ fn connect_nonblocking(addr: SocketAddr) -> std::io::Result<TcpStream> {
         Err(e) => return Err(e),
     }
     Ok(s.into())
-}
-
-/// The rules a FLOW / AGGREGATE request selects: its table, cookie, out_port and a
-/// match that covers theirs (the non-strict rule).
-fn selected<'t>(table: &'t FlowTable, req: &FlowStatsRequest) -> Result<Vec<&'t Rule>, OfpError> {
-    let m: Match = to_match(&req.match_)?;
-    let filter = DeleteFilter {
-        table: (req.table_id != OFPTT_ALL).then_some(req.table_id),
-        cookie: (req.cookie_mask != 0).then_some((req.cookie, req.cookie_mask)),
-        out_port: (req.out_port != ofpp::ANY).then(|| onvm_port(req.out_port).unwrap_or(PortNo(u32::MAX))),
-    };
-    Ok(table
-        .iter()
-        .map(|(_, r)| r)
-        .filter(|r| m.covers(&r.matcher) && filter.admits(r))
-        .collect())
-}
-
-fn flow_stats(r: &Rule, now: Duration) -> FlowStats {
-    let age = now.saturating_sub(r.installed);
-    FlowStats {
-        table_id: r.table,
-        duration_sec: age.as_secs() as u32,
-        duration_nsec: age.subsec_nanos(),
-        priority: r.priority,
-        idle_timeout: r.idle_timeout,
-        hard_timeout: r.hard_timeout,
-        flags: r.flags,
-        cookie: r.cookie,
-        packet_count: r.packets,
-        byte_count: r.bytes,
-        match_: from_match(&r.matcher),
-        instructions: to_instructions(&r.actions),
-    }
-}
-
-/// A locally administered address per port ("on" in its second and third bytes).
-fn hw_addr(p: PortNo) -> [u8; 6] {
-    let [_, _, hi, lo] = p.0.to_be_bytes();
-    let kind = u8::from(matches!(p.kind(), PortKind::Service(_)));
-    [0x02, b'o', b'n', kind, hi, lo]
-}
-
-fn port_desc(p: &PortView) -> of::Port {
-    of::Port {
-        port_no: of_port(p.no),
-        hw_addr: hw_addr(p.no),
-        name: p.name.clone(),
-        config: 0,
-        state: if p.up { ofpps::LIVE } else { ofpps::LINK_DOWN },
-        curr: 0,
-        advertised: 0,
-        supported: 0,
-        peer: 0,
-        curr_speed: 0,
-        max_speed: 0,
-    }
-}
-
-fn port_status(reason: u8, p: &PortView) -> Message {
-    Message::PortStatus(PortStatus {
-        reason,
-        desc: port_desc(p),
-    })
-}
-
-fn port_stats(no: PortNo, c: PortCounters, up: Duration) -> of::PortStats {
-    of::PortStats {
-        port_no: of_port(no),
-        rx_packets: c.rx_packets,
-        tx_packets: c.tx_packets,
-        rx_bytes: c.rx_bytes,
-        tx_bytes: c.tx_bytes,
-        rx_dropped: c.rx_dropped,
-        tx_dropped: c.tx_dropped,
-        rx_errors: c.errors,
-        tx_errors: 0,
-        rx_frame_err: 0,
-        rx_over_err: 0,
-        rx_crc_err: 0,
-        collisions: 0,
-        duration_sec: up.as_secs() as u32,
-        duration_nsec: up.subsec_nanos(),
-    }
 }

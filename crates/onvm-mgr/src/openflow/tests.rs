@@ -8,9 +8,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use onvm_openflow::{
-    FlowMod, FlowModCommand, Hello, Instruction, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
-    OFP_NO_BUFFER, OFPG_ANY, OFPMPF_MORE, OFPTT_ALL, PacketOut, Role, RoleMsg, VersionBitmap, frame_len, ofpbrc, ofpet,
-    ofpff, ofpfmfc, ofphfc, ofpp, ofppr, ofprrfc,
+    FlowMod, FlowModCommand, FlowStatsRequest, Hello, Instruction, Message, MultipartReplyBody, MultipartRequest,
+    MultipartRequestBody, OFP_NO_BUFFER, OFPG_ANY, OFPMPF_MORE, OFPTT_ALL, PacketOut, Role, RoleMsg, VersionBitmap,
+    frame_len, ofpbrc, ofpet, ofpff, ofpfmfc, ofphfc, ofpp, ofppr, ofprrfc,
 };
 use onvm_proto::flow::{FlowTable, PortNo};
 use onvm_shm::Buf;
