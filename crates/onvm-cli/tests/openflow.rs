@@ -107,11 +107,16 @@ fn ofctl_ok(cmd: &str, target: &str, args: &[&str]) -> String {
     text
 }
 
-/// Stop the manager, check it accounted for every packet, and return what port 1 sent.
-fn stop(mut mgr: Proc, dir: &TempDir) -> Vec<Vec<u8>> {
+/// Stop the manager and check it exits cleanly, having accounted for every packet.
+fn finish(mgr: &mut Proc) {
     mgr.signal("TERM");
     assert_eq!(mgr.exit_code(SOON), 0, "the manager failed\n{}", mgr.output());
-    assert_conserved(&mgr);
+    assert_conserved(mgr);
+}
+
+/// [`finish`], and what port 1 sent.
+fn stop(mut mgr: Proc, dir: &TempDir) -> Vec<Vec<u8>> {
+    finish(&mut mgr);
     read_pcap(&dir.join("out.pcap"))
 }
 
@@ -445,9 +450,7 @@ fn one_controller_steers_a_chain_across_two_managers() {
     assert_eq!(replay.exit_code(SOON), 0, "{}", replay.output());
     let all = wait_for(SOON, || whole_records(&cap) >= PACKETS);
     for m in [&mut mgr_a, &mut mgr_b] {
-        m.signal("TERM");
-        assert_eq!(m.exit_code(SOON), 0, "{}", m.output());
-        assert_conserved(m);
+        finish(m);
     }
     dump.signal("INT");
     dump.wait_exit(SOON);
@@ -536,9 +539,7 @@ fn controller_comes_and_goes(fail_mode: &str) {
             "{dump}"
         );
     }
-    mgr.signal("TERM");
-    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
-    assert_conserved(&mgr);
+    finish(&mut mgr);
 }
 
 #[test]
@@ -671,9 +672,7 @@ fn packet_in_buffers_packet_out_floods_and_unclaimed_buffers_expire() {
     let expired = (frames.len() - i - 1) as u64;
     std::thread::sleep(Duration::from_millis(5_500));
     let mut mgr = mgr;
-    mgr.signal("TERM");
-    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
-    assert_conserved(&mgr);
+    finish(&mut mgr);
     let out = mgr.stdout.text();
     let drops = out
         .lines()
@@ -736,9 +735,7 @@ fn rerouting_a_service_closes_its_direct_edge() {
     assert_eq!(b2, b, "b still gets a's packets after the reroute\n{}", mgr.output());
     assert!(c2 > c && c > 0, "c gets a's packets: {c} then {c2}");
     let mut mgr = mgr;
-    mgr.signal("TERM");
-    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
-    assert_conserved(&mgr);
+    finish(&mut mgr);
 }
 
 fn add(priority: u16, in_port: u32, idle: u16, hard: u16, flags: u16) -> of::Message {
@@ -822,6 +819,5 @@ fn timeouts_and_deletes_send_flow_removed() {
     };
     assert!(wait_for(Duration::from_secs(3), || count() == 0));
     let mut mgr = mgr;
-    mgr.signal("TERM");
-    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    finish(&mut mgr);
 }

@@ -41,31 +41,25 @@ fn prefix_len(mask: u128, bits: u32) -> Option<u8> {
     (top.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
 }
 
-fn v4(m: &Masked<std::net::Ipv4Addr>) -> Result<Ipv4Prefix, OfpError> {
-    let mask = m.mask.map_or(u32::MAX, u32::from);
-    let len = prefix_len(u128::from(mask), 32).ok_or_else(|| {
+/// The prefix length of an IP mask, or the error a controller gets for another mask.
+fn mask_len(mask: u128, bits: u32, shown: impl std::fmt::Display) -> Result<u8, OfpError> {
+    prefix_len(mask, bits).ok_or_else(|| {
         bad_match(
             ofpbmc::BAD_NW_ADDR_MASK,
-            format!(
-                "IPv4 mask {} is not a prefix (onvm matches prefixes)",
-                std::net::Ipv4Addr::from(mask)
-            ),
+            format!("IP mask {shown} is not a prefix (onvm matches prefixes)"),
         )
-    })?;
+    })
+}
+
+fn v4(m: &Masked<std::net::Ipv4Addr>) -> Result<Ipv4Prefix, OfpError> {
+    let mask = m.mask.map_or(u32::MAX, u32::from);
+    let len = mask_len(mask.into(), 32, std::net::Ipv4Addr::from(mask))?;
     Ok(Ipv4Prefix::new(m.value, len).expect("length checked"))
 }
 
 fn v6(m: &Masked<std::net::Ipv6Addr>) -> Result<Ipv6Prefix, OfpError> {
     let mask = m.mask.map_or(u128::MAX, u128::from);
-    let len = prefix_len(mask, 128).ok_or_else(|| {
-        bad_match(
-            ofpbmc::BAD_NW_ADDR_MASK,
-            format!(
-                "IPv6 mask {} is not a prefix (onvm matches prefixes)",
-                std::net::Ipv6Addr::from(mask)
-            ),
-        )
-    })?;
+    let len = mask_len(mask, 128, std::net::Ipv6Addr::from(mask))?;
     Ok(Ipv6Prefix::new(m.value, len).expect("length checked"))
 }
 
