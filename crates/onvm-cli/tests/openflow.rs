@@ -821,3 +821,42 @@ fn timeouts_and_deletes_send_flow_removed() {
     let mut mgr = mgr;
     finish(&mut mgr);
 }
+
+/// `--controller` is repeatable and needs no ports or NFs: a bare manager dials both
+/// controllers, each sees the same switch, and `ovs-ofctl` on the listener sees it too.
+#[test]
+fn a_bare_manager_serves_two_controllers_and_a_tool() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let dir = TempDir::new("of-two");
+    let (l1, l2) = (
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    );
+    let (c1, c2) = (
+        format!("tcp:{}", l1.local_addr().unwrap()),
+        format!("tcp:{}", l2.local_addr().unwrap()),
+    );
+    let mut cmd = common::onvm();
+    cmd.args(["mgr", "--stats", "off", "--socket"])
+        .arg(dir.socket())
+        .args(["--controller", &c1, "--controller", &c2, "--datapath-id", "77"])
+        .args(["--openflow-listen", "ptcp:0:127.0.0.1"]);
+    let mut mgr = Proc::spawn("onvm mgr", cmd);
+    let sw = listen_addr(&mgr);
+    for l in [&l1, &l2] {
+        let mut c = RawController::accept(l);
+        c.send(&of::Message::FeaturesRequest);
+        let dpid = loop {
+            if let of::Message::FeaturesReply(f) = c.recv() {
+                break f.datapath_id;
+            }
+        };
+        assert_eq!(dpid, 77);
+    }
+    let show = ofctl_ok("show", &sw, &[]);
+    assert!(show.contains("dpid:000000000000004d"), "{show}");
+    finish(&mut mgr);
+}
