@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Proc, SOON, TempDir, nf_command, onvm, run_to_end, start_forwarder, start_mgr};
+use common::{Proc, SOON, TempDir, nf_command, onvm, run_to_end, start_forwarder, start_mgr, stop_cleanly};
 use onvm_proto::ctrl::{ABI_VERSION, MAX_MESSAGE_LEN, MgrMsg, NfMsg, RefuseReason, Register, RegisterFlags};
 use onvm_shm::seqpacket::{Received, SeqPacket};
 
@@ -19,13 +19,6 @@ fn up_fails(dir: &TempDir, file: &Path) -> String {
     assert_eq!(p.exit_code(SOON), 2, "{}", p.output());
     assert!(!dir.socket().exists(), "nothing was started");
     p.stderr.text()
-}
-
-/// SIGTERM the manager; it must exit 0 with every packet accounted for.
-fn stop_cleanly(mut mgr: Proc) {
-    mgr.signal("TERM");
-    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
-    common::assert_conserved(&mgr);
 }
 
 #[test]
@@ -67,7 +60,7 @@ in_port = 0
 fn nf_asking_for_a_service_out_of_range_is_refused() {
     let dir = TempDir::new("err-service");
     let socket = dir.socket();
-    let mgr = start_mgr(&socket, &[]);
+    let mut mgr = start_mgr(&socket, &[]);
     let mut nf = run_to_end("onvm nf", nf_command(&socket, 99, "far", &[], &["simple-forward"]));
     assert_eq!(nf.exit_code(SOON), 2, "{}", nf.output());
     assert!(nf.stderr.text().contains("out of range"), "{}", nf.output());
@@ -104,14 +97,14 @@ fn nf_asking_for_a_service_out_of_range_is_refused() {
         "{}",
         mgr.output()
     );
-    stop_cleanly(mgr);
+    stop_cleanly(&mut mgr);
 }
 
 #[test]
 fn second_nf_asking_for_a_taken_instance_id_is_refused() {
     let dir = TempDir::new("err-taken");
     let socket = dir.socket();
-    let mgr = start_mgr(&socket, &[]);
+    let mut mgr = start_mgr(&socket, &[]);
     let first = Proc::spawn(
         "first",
         nf_command(&socket, 1, "first", &["-n", "5"], &["simple-forward"]),
@@ -124,7 +117,7 @@ fn second_nf_asking_for_a_taken_instance_id_is_refused() {
     );
     assert_eq!(second.exit_code(SOON), 2, "{}", second.output());
     assert!(second.stderr.text().contains("already taken"), "{}", second.output());
-    stop_cleanly(mgr);
+    stop_cleanly(&mut mgr);
     drop(first);
 }
 
@@ -132,7 +125,7 @@ fn second_nf_asking_for_a_taken_instance_id_is_refused() {
 fn malformed_control_messages_are_reported_and_the_manager_carries_on() {
     let dir = TempDir::new("err-malformed");
     let socket = dir.socket();
-    let mgr = start_mgr(&socket, &[]);
+    let mut mgr = start_mgr(&socket, &[]);
     for (k, garbage) in [&[0x42u8, 1, 2][..], &[0x01, 1, 0][..]].into_iter().enumerate() {
         let raw = SeqPacket::connect(&socket).expect("connect to the manager");
         raw.send(garbage).unwrap();
@@ -147,7 +140,7 @@ fn malformed_control_messages_are_reported_and_the_manager_carries_on() {
     }
     // Still serving.
     let (nf, _) = start_forwarder(&mgr, &socket, 1, "after");
-    stop_cleanly(mgr);
+    stop_cleanly(&mut mgr);
     drop(nf);
 }
 
@@ -155,7 +148,7 @@ fn malformed_control_messages_are_reported_and_the_manager_carries_on() {
 fn a_second_manager_on_the_same_socket_is_refused_and_the_socket_goes_with_the_first() {
     let dir = TempDir::new("err-two-mgrs");
     let socket = dir.socket();
-    let mgr = start_mgr(&socket, &[]);
+    let mut mgr = start_mgr(&socket, &[]);
     let mut cmd = onvm();
     cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket"])
         .arg(&socket);
@@ -163,7 +156,7 @@ fn a_second_manager_on_the_same_socket_is_refused_and_the_socket_goes_with_the_f
     assert_eq!(second.exit_code(SOON), 2, "{}", second.output());
     assert!(second.stderr.text().contains("already running"), "{}", second.output());
     assert!(socket.exists(), "the first manager's socket is left alone");
-    stop_cleanly(mgr);
+    stop_cleanly(&mut mgr);
     assert!(!socket.exists(), "the socket file is removed when the manager exits");
 }
 
@@ -177,7 +170,7 @@ fn mgr_config_chains_may_use_ports_given_on_the_command_line() {
         "chain.toml",
         "[services]\na = 1\n\n[[chains]]\nchain = [\"a\", \"out:1\"]\nin_port = 0\n",
     );
-    let mgr = start_mgr(
+    let mut mgr = start_mgr(
         &socket,
         &[
             "--port",
@@ -188,7 +181,7 @@ fn mgr_config_chains_may_use_ports_given_on_the_command_line() {
             cfg.to_str().unwrap(),
         ],
     );
-    stop_cleanly(mgr);
+    stop_cleanly(&mut mgr);
 }
 
 /// `onvm mgr ARGS` that must fail before starting anything: its stderr.
@@ -234,4 +227,38 @@ fn cores_the_machine_lacks_are_refused_naming_the_online_ones() {
         err.contains("sys/devices/system/cpu/online") && err.contains("\"0-x\""),
         "{err}"
     );
+}
+
+#[test]
+fn bad_openflow_settings_name_the_flag() {
+    let dir = TempDir::new("err-openflow");
+    for (args, want) in [
+        (&["--controller", "127.0.0.1:6653"][..], "a controller is tcp:HOST:PORT"),
+        (&["--controller", "tcp:no-such-host.invalid:6653"], "cannot resolve"),
+        (&["--openflow-listen", "ptcp:http"], "not a TCP port"),
+        (&["--fail-mode", "open"], "expected secure or standalone"),
+        (&["--datapath-id", "0xzz"], "--datapath-id"),
+    ] {
+        let mut cmd = onvm();
+        cmd.args(["mgr", "--stats", "off", "--socket"])
+            .arg(dir.socket())
+            .args(args);
+        let mut p = run_to_end("onvm mgr", cmd);
+        assert_eq!(p.exit_code(SOON), 2, "{args:?}: {}", p.output());
+        assert!(p.stderr.text().contains(want), "{args:?}: {}", p.output());
+    }
+    // A listener port already taken: the manager says which, and starts nothing.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = format!("ptcp:{}:127.0.0.1", taken.local_addr().unwrap().port());
+    let mut cmd = onvm();
+    cmd.args(["mgr", "--stats", "off", "--openflow-listen", &listen, "--socket"])
+        .arg(dir.socket());
+    let mut p = run_to_end("onvm mgr", cmd);
+    assert_ne!(p.exit_code(SOON), 0);
+    let err = p.stderr.text();
+    assert!(
+        err.contains("OpenFlow listener") && err.contains("pick another ptcp: port"),
+        "{err}"
+    );
+    assert!(!dir.socket().exists(), "the control socket went with it");
 }

@@ -19,7 +19,8 @@ use onvm_openflow as of;
 
 use common::netns::{Netns, capture, whole_records};
 use common::{
-    Proc, SOON, TempDir, assert_conserved, distinct_udp_frames, read_pcap, start_forwarder, wait_for, write_pcap,
+    Proc, SOON, TempDir, assert_conserved, distinct_udp_frames, read_pcap, start_forwarder, stop_cleanly, wait_for,
+    write_pcap,
 };
 
 const PACKETS: usize = 200;
@@ -107,16 +108,9 @@ fn ofctl_ok(cmd: &str, target: &str, args: &[&str]) -> String {
     text
 }
 
-/// Stop the manager and check it exits cleanly, having accounted for every packet.
-fn finish(mgr: &mut Proc) {
-    mgr.signal("TERM");
-    assert_eq!(mgr.exit_code(SOON), 0, "the manager failed\n{}", mgr.output());
-    assert_conserved(mgr);
-}
-
-/// [`finish`], and what port 1 sent.
+/// [`stop_cleanly`], and what port 1 sent.
 fn stop(mut mgr: Proc, dir: &TempDir) -> Vec<Vec<u8>> {
-    finish(&mut mgr);
+    stop_cleanly(&mut mgr);
     read_pcap(&dir.join("out.pcap"))
 }
 
@@ -450,7 +444,7 @@ fn one_controller_steers_a_chain_across_two_managers() {
     assert_eq!(replay.exit_code(SOON), 0, "{}", replay.output());
     let all = wait_for(SOON, || whole_records(&cap) >= PACKETS);
     for m in [&mut mgr_a, &mut mgr_b] {
-        finish(m);
+        stop_cleanly(m);
     }
     dump.signal("INT");
     dump.wait_exit(SOON);
@@ -539,7 +533,7 @@ fn controller_comes_and_goes(fail_mode: &str) {
             "{dump}"
         );
     }
-    finish(&mut mgr);
+    stop_cleanly(&mut mgr);
 }
 
 #[test]
@@ -672,7 +666,7 @@ fn packet_in_buffers_packet_out_floods_and_unclaimed_buffers_expire() {
     let expired = (frames.len() - i - 1) as u64;
     std::thread::sleep(Duration::from_millis(5_500));
     let mut mgr = mgr;
-    finish(&mut mgr);
+    stop_cleanly(&mut mgr);
     let out = mgr.stdout.text();
     let drops = out
         .lines()
@@ -735,7 +729,7 @@ fn rerouting_a_service_closes_its_direct_edge() {
     assert_eq!(b2, b, "b still gets a's packets after the reroute\n{}", mgr.output());
     assert!(c2 > c && c > 0, "c gets a's packets: {c} then {c2}");
     let mut mgr = mgr;
-    finish(&mut mgr);
+    stop_cleanly(&mut mgr);
 }
 
 fn add(priority: u16, in_port: u32, idle: u16, hard: u16, flags: u16) -> of::Message {
@@ -819,7 +813,7 @@ fn timeouts_and_deletes_send_flow_removed() {
     };
     assert!(wait_for(Duration::from_secs(3), || count() == 0));
     let mut mgr = mgr;
-    finish(&mut mgr);
+    stop_cleanly(&mut mgr);
 }
 
 /// `--controller` is repeatable and needs no ports or NFs: a bare manager dials both
@@ -858,5 +852,5 @@ fn a_bare_manager_serves_two_controllers_and_a_tool() {
     }
     let show = ofctl_ok("show", &sw, &[]);
     assert!(show.contains("dpid:000000000000004d"), "{show}");
-    finish(&mut mgr);
+    stop_cleanly(&mut mgr);
 }

@@ -302,6 +302,13 @@ pub fn field(line: &str, name: &str) -> Option<u64> {
     None
 }
 
+/// SIGTERM the manager; it must exit 0 with every packet accounted for.
+pub fn stop_cleanly(mgr: &mut Proc) {
+    mgr.signal("TERM");
+    assert_eq!(mgr.exit_code(SOON), 0, "the manager failed\n{}", mgr.output());
+    assert_conserved(mgr);
+}
+
 /// Assert the manager summary in `stdout` says every packet was accounted for.
 pub fn assert_conserved(p: &Proc) {
     let out = p.stdout.text();
