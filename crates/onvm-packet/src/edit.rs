@@ -6,7 +6,11 @@
 //! touches only the bytes it must, finds them through [`Layout`], and keeps every
 //! checksum valid — swapping two fields of a one's-complement sum leaves it unchanged,
 //! and the TTL decrement patches the IPv4 header checksum incrementally (RFC 1624) —
-//! so no [`crate::fix_checksums`] call is needed after them.
+//! so no [`crate::fix_checksums`] call is needed after them. Setting an address or a
+//! port (an OpenFlow SET_FIELD) patches the IPv4 header and TCP/UDP checksums the same
+//! incremental way.
+
+use std::net::IpAddr;
 
 use crate::layout::{IpVersion, Layout};
 use crate::{ETHERNET_HEADER_LEN, Error, MacAddr, Result};
@@ -95,6 +99,83 @@ pub fn decrement_ttl(frame: &mut [u8]) -> Result<u8> {
     Ok(ttl)
 }
 
+/// RFC 1624 eqn. 3 on the checksum at `sum_at` after the 16-bit words `old` became `new`.
+/// A UDP checksum of 0 (IPv4: "none") stays 0, and a computed 0 is sent as 0xffff.
+fn patch_checksum(frame: &mut [u8], sum_at: usize, old: &[u8], new: &[u8], udp: bool) {
+    let hc = u16::from_be_bytes([frame[sum_at], frame[sum_at + 1]]);
+    if udp && hc == 0 {
+        return;
+    }
+    let word = |b: &[u8]| u32::from(u16::from_be_bytes([b[0], b[1]]));
+    let mut sum = u32::from(!hc);
+    for (o, n) in old.chunks(2).zip(new.chunks(2)) {
+        sum += (!word(o) & 0xffff) + word(n);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let mut out = !(sum as u16);
+    if udp && out == 0 {
+        out = 0xffff;
+    }
+    frame[sum_at..sum_at + 2].copy_from_slice(&out.to_be_bytes());
+}
+
+/// Where the TCP/UDP checksum is (and whether it is UDP's), when the frame has the header.
+fn l4_checksum(layout: &Layout) -> Option<(usize, bool)> {
+    let (l4, proto, _) = layout.tcp_udp().ok()?;
+    Some(if proto == crate::layout::IP_PROTO_TCP {
+        (l4 + 16, false)
+    } else {
+        (l4 + 6, true)
+    })
+}
+
+/// Writes `new` at `at`, patching the L4 checksum and, when `ip_header`, the IPv4 one.
+fn replace(frame: &mut [u8], layout: &Layout, at: usize, new: &[u8], ip_header: bool) {
+    let mut old = [0u8; 16];
+    old[..new.len()].copy_from_slice(&frame[at..at + new.len()]);
+    let old = &old[..new.len()];
+    if ip_header {
+        patch_checksum(frame, layout.l3 + 10, old, new, false);
+    }
+    if let Some((sum_at, udp)) = l4_checksum(layout) {
+        patch_checksum(frame, sum_at, old, new, udp);
+    }
+    frame[at..at + new.len()].copy_from_slice(new);
+}
+
+/// Sets the source (`src`) or destination IP address; the IPv4 header checksum and the
+/// TCP/UDP checksum (whose pseudo-header holds the addresses) stay valid.
+///
+/// Errors with [`Error::IpVersionMismatch`] for an address of the other version.
+pub fn set_ip(frame: &mut [u8], src: bool, addr: IpAddr) -> Result<()> {
+    let layout = Layout::of(frame)?;
+    let l3 = layout.l3;
+    match (layout.ip()?.version, addr) {
+        (IpVersion::V4, IpAddr::V4(a)) => replace(frame, &layout, l3 + if src { 12 } else { 16 }, &a.octets(), true),
+        (IpVersion::V6, IpAddr::V6(a)) => replace(frame, &layout, l3 + if src { 8 } else { 24 }, &a.octets(), false),
+        (packet, _) => {
+            let v = |v6: bool| if v6 { 6 } else { 4 };
+            return Err(Error::IpVersionMismatch {
+                given: v(addr.is_ipv6()),
+                packet: v(packet == IpVersion::V6),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Sets the source (`src`) or destination TCP/UDP port; the checksum stays valid.
+///
+/// Errors as [`swap_ports`] does for frames without a TCP/UDP header.
+pub fn set_port(frame: &mut [u8], src: bool, port: u16) -> Result<()> {
+    let layout = Layout::of(frame)?;
+    let (l4, _, _) = layout.tcp_udp()?;
+    replace(frame, &layout, l4 + if src { 0 } else { 2 }, &port.to_be_bytes(), false);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +239,49 @@ mod tests {
             assert_eq!(verify_checksums(&f), Ok(true));
             let h = Headers::parse(&f).unwrap();
             assert_eq!((h.dst_ip(), h.src_ip(), h.dst_port(), h.src_port()), before);
+        }
+    }
+
+    #[test]
+    fn set_addresses_and_ports_keep_checksums_valid() {
+        let mut no_sum = udp4(64);
+        no_sum[40..42].copy_from_slice(&[0, 0]); // IPv4 UDP without a checksum
+        for mut f in [udp4(64), tcp6(), no_sum.clone()] {
+            let v6 = Headers::parse(&f).unwrap().ipv6().is_some();
+            let (s, d): (IpAddr, IpAddr) = if v6 {
+                ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap())
+            } else {
+                ("192.168.1.1".parse().unwrap(), "172.16.0.9".parse().unwrap())
+            };
+            set_ip(&mut f, true, s).unwrap();
+            set_ip(&mut f, false, d).unwrap();
+            set_port(&mut f, true, 5353).unwrap();
+            set_port(&mut f, false, 53).unwrap();
+            assert_eq!(verify_checksums(&f), Ok(true), "{f:02x?}");
+            let h = Headers::parse(&f).unwrap();
+            assert_eq!(
+                (h.src_ip(), h.dst_ip(), h.src_port(), h.dst_port()),
+                (Some(s), Some(d), Some(5353), Some(53))
+            );
+        }
+        // "No checksum" stays none.
+        let mut f = no_sum;
+        set_port(&mut f, false, 9).unwrap();
+        assert_eq!(&f[40..42], &[0, 0]);
+        let e = set_ip(&mut udp4(64), true, "::1".parse().unwrap()).unwrap_err();
+        assert_eq!(e, Error::IpVersionMismatch { given: 6, packet: 4 });
+        assert!(e.to_string().contains("IPv6 address cannot go into an IPv4 packet"));
+    }
+
+    proptest! {
+        /// Any address and port on any UDP/TCP frame: the checksums a receiver checks hold.
+        #[test]
+        fn rewrites_never_break_checksums(a in any::<[u8; 4]>(), p in any::<u16>(), src in any::<bool>(), tcp in any::<bool>()) {
+            let b = PacketBuilder::ethernet2(A, B).ipv4([10, 0, 0, 1], [10, 9, 8, 7], 64);
+            let mut f = if tcp { b.tcp(1, 2, 3, 4).build(b"xyz").unwrap() } else { b.udp(1, 2).build(b"xyz").unwrap() };
+            set_ip(&mut f, src, IpAddr::from(a)).unwrap();
+            set_port(&mut f, !src, p).unwrap();
+            prop_assert_eq!(verify_checksums(&f), Ok(true));
         }
     }
 

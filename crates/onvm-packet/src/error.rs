@@ -61,6 +61,14 @@ pub enum Error {
         /// Bytes available.
         have: usize,
     },
+    /// An address of one IP version was to be written into a packet of the other.
+    #[error("an IPv{given} address cannot go into an IPv{packet} packet")]
+    IpVersionMismatch {
+        /// The address's version (4 or 6).
+        given: u8,
+        /// The packet's version.
+        packet: u8,
+    },
     /// A builder was given a source and a destination address of different IP versions.
     #[error("source and destination addresses are of different IP versions")]
     MixedIpVersions,

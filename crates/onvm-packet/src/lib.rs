@@ -65,7 +65,9 @@ pub use builder::{
     FlowTuple, TcpFlags, TcpSpec, UdpSpec, build_udp_for_flow, build_udp_for_flow_vec, frame_len_for_wire_size,
 };
 pub use checksum::{fix_checksums, internet_checksum, verify_checksums};
-pub use edit::{decrement_ttl, reflect_macs, set_dst_mac, set_src_mac, swap_ips, swap_macs, swap_ports};
+pub use edit::{
+    decrement_ttl, reflect_macs, set_dst_mac, set_ip, set_port, set_src_mac, swap_ips, swap_macs, swap_ports,
+};
 pub use error::{Error, Result};
 pub use headers::Headers;
 pub use layout::{Layout, l3_offset, l4_offset};
