@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use onvm_ports::{Port, PortStats};
 use onvm_proto::ctrl::{Dest, MAX_MESSAGE_LEN, MgrMsg, NfMsg, Registered};
 use onvm_proto::flow::{
-    Action as RuleAction, Expiry, FlowCache, FlowTable, Match, N_TABLES, PacketKey, PortKind, PortNo, RuleId,
+    Action as RuleAction, Expiry, FlowCache, FlowTable, Match, N_TABLES, PacketKey, PortKind, PortNo, Rewrite, RuleId,
 };
 use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
 use onvm_proto::rss::Toeplitz;
@@ -234,8 +234,9 @@ struct Mgr<'r> {
     agent: Option<Agent>,
     /// Per table: (lookups, matches), for OpenFlow's TABLE stats.
     table_counts: [(u64, u64); N_TABLES as usize],
-    /// Packets a controller's PACKET_OUT brought in.
-    injected: u64,
+    /// Packets the manager made: a PACKET_OUT's bytes, and the copies of rules and
+    /// PACKET_OUTs with several outputs.
+    made: u64,
     /// Packets handed whole to a controller.
     to_controller: u64,
     /// The table generation edges were last checked against: a new rule may send a
@@ -369,7 +370,7 @@ impl<'r> Mgr<'r> {
             broken: Vec::new(),
             agent: None,
             table_counts: [(0, 0); N_TABLES as usize],
-            injected: 0,
+            made: 0,
             to_controller: 0,
             edges_gen: 0,
         })
@@ -692,7 +693,10 @@ impl<'r> Mgr<'r> {
     /// Resolve with the flow table, from table 0 through any gotos; `from` = the NF
     /// whose `Next` this is.
     fn by_table(&mut self, key: &PacketKey, len: usize, buf: Buf, from: Option<u16>) {
-        let mut table = 0u8;
+        self.by_table_from(0, key, len, buf, from);
+    }
+
+    fn by_table_from(&mut self, mut table: u8, key: &PacketKey, len: usize, buf: Buf, from: Option<u16>) {
         loop {
             let found = if table == 0 {
                 self.cache.lookup(&self.table, key)
@@ -701,15 +705,25 @@ impl<'r> Mgr<'r> {
             };
             let hit = found.map(|(id, rule)| {
                 let catch_all = rule.matcher == Match::in_port(key.in_port) || rule.matcher == Match::any();
-                (id, rule.priority, catch_all, rule.actions.first().cloned())
+                let first = rule.actions.first().cloned();
+                let several = rule.actions.len() > 1 || matches!(first, Some(RuleAction::Set(_)));
+                (id, rule.priority, catch_all, first, several)
             });
             let counts = &mut self.table_counts[usize::from(table)];
             counts.0 += 1;
-            let Some((rule_id, priority, catch_all, action)) = hit else {
+            let Some((rule_id, priority, catch_all, action, several)) = hit else {
                 return self.drop_buf(buf, DropReason::NoRule);
             };
             counts.1 += 1;
             self.table.record(rule_id, 1, len as u64, self.now);
+            if several {
+                let steps: Vec<Step> = self
+                    .table
+                    .get(rule_id)
+                    .map_or_else(Vec::new, |r| r.actions.iter().map(|&a| Step::of(a)).collect());
+                self.run_steps(&steps, buf, key.in_port, from, Some(rule_id));
+                return;
+            }
             match action {
                 Some(RuleAction::Goto(t)) => table = t,
                 Some(RuleAction::Controller { max_len }) => return self.packet_in(buf, key.in_port, rule_id, max_len),
@@ -719,6 +733,92 @@ impl<'r> Mgr<'r> {
                 }
             }
         }
+    }
+
+    /// Look `buf` up from `table` on, as entering from `in_port`.
+    fn lookup_from(&mut self, table: u8, mut buf: Buf, in_port: PortNo, from: Option<u16>) {
+        match self.key_of(in_port, &mut buf) {
+            Some((key, len)) => self.by_table_from(table, &key, len, buf, from),
+            None => self.drop_buf(buf, DropReason::BadBuffer),
+        }
+    }
+
+    /// Carry out several steps in order, as OpenFlow's apply-actions (a rule's, or a
+    /// PACKET_OUT's): a rewrite changes the packet in place, and every step that sends
+    /// it somewhere gets a copy, but the last, which gets the packet itself. A packet no
+    /// step sends anywhere is dropped. Returns how many copies could not be made (no
+    /// free buffer).
+    fn run_steps(
+        &mut self,
+        steps: &[Step],
+        buf: Buf,
+        in_port: PortNo,
+        from: Option<u16>,
+        rule: Option<RuleId>,
+    ) -> usize {
+        let last = steps.iter().rposition(|s| !matches!(s, Step::Act(RuleAction::Set(_))));
+        let mut held = Some(buf);
+        let mut missed = 0;
+        for (i, step) in steps.iter().enumerate() {
+            let Some(b) = held.as_mut() else { break };
+            if let Step::Act(RuleAction::Set(rw)) = *step {
+                self.rewrite(b, rw);
+                continue;
+            }
+            let b = if Some(i) == last {
+                held.take().expect("held until the last step")
+            } else {
+                match self.copy_of(b, in_port) {
+                    Some(c) => c,
+                    None => {
+                        missed += 1;
+                        continue;
+                    }
+                }
+            };
+            match (*step, rule) {
+                (Step::Table(t), _) => self.lookup_from(t, b, in_port, from),
+                (Step::Act(RuleAction::Controller { max_len }), Some(r)) => self.packet_in(b, in_port, r, max_len),
+                (Step::Act(a), _) => self.apply(Some(a), b, from, in_port, None, false),
+            }
+        }
+        if let Some(b) = held {
+            self.drop_buf(b, DropReason::Rule);
+        }
+        missed
+    }
+
+    /// Rewrite a header field in place. A packet without the field (the rule's match did
+    /// not guarantee it) goes on unchanged.
+    fn rewrite(&mut self, buf: &mut Buf, rw: Rewrite) {
+        let Ok(mut p) = self.pool.holder().packet(buf) else {
+            return;
+        };
+        let f = p.data_mut();
+        let _ = match rw {
+            Rewrite::EthSrc(m) => onvm_packet::set_src_mac(f, m),
+            Rewrite::EthDst(m) => onvm_packet::set_dst_mac(f, m),
+            Rewrite::IpSrc(a) => onvm_packet::set_ip(f, true, a),
+            Rewrite::IpDst(a) => onvm_packet::set_ip(f, false, a),
+            Rewrite::L4Src(n) => onvm_packet::set_port(f, true, n),
+            Rewrite::L4Dst(n) => onvm_packet::set_port(f, false, n),
+        };
+    }
+
+    /// A copy of `buf` in a fresh buffer (counted as made), or `None` when none is free.
+    fn copy_of(&mut self, buf: &mut Buf, in_port: PortNo) -> Option<Buf> {
+        let data = self.pool.holder().packet(buf).ok()?.data().to_vec();
+        self.copy_in(&data, in_port)
+    }
+
+    /// Out of every physical port but `in_port`: copies, and the packet itself last.
+    fn flood(&mut self, buf: Buf, in_port: PortNo) {
+        let steps: Vec<Step> = (0..self.ports.len() as u16)
+            .map(PortNo::physical)
+            .filter(|&p| p != in_port)
+            .map(|p| Step::Act(RuleAction::Output(p)))
+            .collect();
+        self.run_steps(&steps, buf, in_port, None, None);
     }
 
     /// A rule sends `buf` to the controller: a PACKET_IN, with the packet kept in a
@@ -754,10 +854,11 @@ impl<'r> Mgr<'r> {
         }
         let v = self.table.lookup(&PacketKey::new(port)).and_then(|(id, r)| {
             let catch_all = r.matcher == Match::in_port(port) || r.matcher == Match::any();
-            let plain = !matches!(
-                r.actions.first(),
-                Some(RuleAction::Goto(_) | RuleAction::Controller { .. })
-            );
+            let plain = r.actions.len() <= 1
+                && !matches!(
+                    r.actions.first(),
+                    Some(RuleAction::Goto(_) | RuleAction::Controller { .. } | RuleAction::Set(_))
+                );
             (catch_all && plain && self.is_top_rule_for(port, r.priority)).then(|| (id, r.actions.first().cloned()))
         });
         self.fixed_rules.insert(port, v);
@@ -802,6 +903,7 @@ impl<'r> Mgr<'r> {
         let port = if to == PortNo::IN_PORT { in_port } else { to };
         match port.kind() {
             PortKind::Physical(p) => self.deliver_port(p, buf),
+            PortKind::All => self.flood(buf, in_port),
             PortKind::Service(s) => {
                 if let Some(nf) = from
                     && fixed
@@ -1309,7 +1411,7 @@ impl<'r> Mgr<'r> {
         }
         let ports = self.port_rows();
         let port_sum = |f: fn(&PortStats) -> u64| ports.iter().map(|p| f(&p.stats)).sum::<u64>();
-        let created = port_sum(|s| s.rx) + self.alloc_given + self.injected;
+        let created = port_sum(|s| s.rx) + self.alloc_given + self.made;
         let sent = port_sum(|s| s.tx) + self.to_controller;
         let dropped = port_sum(|s| s.tx_drop) + self.drops.iter().sum::<u64>();
         let live: Vec<OwnerId> = self.reg.iter().map(|i| OwnerId(i.id)).collect();
@@ -1334,6 +1436,24 @@ impl<'r> Mgr<'r> {
     }
 }
 
+/// One step of a rule's or a PACKET_OUT's actions (see `Mgr::run_steps`).
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// An action of the table's.
+    Act(RuleAction),
+    /// Look the packet up from this table on (a goto, or PACKET_OUT's TABLE).
+    Table(u8),
+}
+
+impl Step {
+    fn of(a: RuleAction) -> Step {
+        match a {
+            RuleAction::Goto(t) => Step::Table(t),
+            a => Step::Act(a),
+        }
+    }
+}
+
 impl Mgr<'_> {
     /// A fresh buffer holding `data`, as if received on `in_port`; `None` when the pool
     /// is empty or the packet does not fit.
@@ -1348,26 +1468,13 @@ impl Mgr<'_> {
         });
         match filled {
             Ok(()) => {
-                self.injected += 1;
+                self.made += 1;
                 Some(buf)
             }
             Err(_) => {
                 self.pool.free(buf);
                 None
             }
-        }
-    }
-
-    /// An injected packet to one destination: a port, or the table (`None`).
-    fn send_injected(&mut self, mut buf: Buf, in_port: PortNo, dest: Option<PortNo>) {
-        match dest.map(PortNo::kind) {
-            None => match self.key_of(in_port, &mut buf) {
-                Some((key, len)) => self.by_table(&key, len, buf, None),
-                None => self.drop_buf(buf, DropReason::BadBuffer),
-            },
-            Some(PortKind::Physical(p)) => self.deliver_port(p, buf),
-            Some(PortKind::Service(s)) => self.deliver_service(s, buf, None),
-            Some(_) => self.drop_buf(buf, DropReason::NoSuchPort),
         }
     }
 
@@ -1455,64 +1562,29 @@ impl Switch for Mgr<'_> {
     }
 
     fn inject(&mut self, packet: Payload, in_port: PortNo, outs: &[Out]) -> Result<(), String> {
-        // `None` = through the table.
-        let mut dests: Vec<Option<PortNo>> = Vec::new();
-        for o in outs {
-            match *o {
-                Out::Table => dests.push(None),
-                Out::Port(p) => dests.push(Some(p)),
-                Out::InPort => dests.push(Some(in_port)),
-                Out::Flood => dests.extend(
-                    (0..self.ports.len() as u16)
-                        .map(PortNo::physical)
-                        .filter(|&p| p != in_port)
-                        .map(Some),
-                ),
-            }
-        }
-        // A buffered packet goes to the last destination itself, copies to the others.
-        let (mut held, data) = match packet {
-            Payload::Held(mut b) => {
-                let copy = match dests.len() > 1 {
-                    true => self
-                        .pool
-                        .holder()
-                        .packet(&mut b)
-                        .map(|p| p.data().to_vec())
-                        .unwrap_or_default(),
-                    false => Vec::new(),
-                };
-                (Some(b), copy)
-            }
-            Payload::Data(d) => (None, d),
+        let buf = match packet {
+            Payload::Held(b) => b,
+            Payload::Data(d) => self
+                .copy_in(&d, in_port)
+                .ok_or_else(|| format!("{} bytes: no free buffer, or more than a buffer holds", d.len()))?,
         };
-        let n = dests.len();
-        let mut missing = 0;
-        for (i, dest) in dests.into_iter().enumerate() {
-            let buf = match held.take() {
-                Some(b) if i + 1 == n => b,
-                other => {
-                    held = other;
-                    match self.copy_in(&data, in_port) {
-                        Some(b) => b,
-                        None => {
-                            missing += 1;
-                            continue;
-                        }
-                    }
-                }
-            };
-            self.send_injected(buf, in_port, dest);
+        let steps: Vec<Step> = outs
+            .iter()
+            .map(|o| match *o {
+                Out::Table => Step::Table(0),
+                Out::Port(p) => Step::Act(RuleAction::Output(p)),
+                Out::InPort => Step::Act(RuleAction::Output(PortNo::IN_PORT)),
+                Out::Flood => Step::Act(RuleAction::Output(PortNo::ALL)),
+                Out::Set(r) => Step::Act(RuleAction::Set(r)),
+            })
+            .collect();
+        if steps.iter().all(|s| matches!(s, Step::Act(RuleAction::Set(_)))) {
+            self.drop_buf(buf, DropReason::ControllerDrop);
+            return Ok(());
         }
-        if let Some(b) = held {
-            self.drop_buf(b, DropReason::ControllerDrop);
-        }
-        match missing {
+        match self.run_steps(&steps, buf, in_port, None, None) {
             0 => Ok(()),
-            m => Err(format!(
-                "{m} of {n} copies not sent: no free buffer, or {} bytes do not fit one",
-                data.len()
-            )),
+            m => Err(format!("{m} copies not sent: no free buffer")),
         }
     }
 

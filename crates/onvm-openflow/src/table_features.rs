@@ -103,8 +103,8 @@ pub struct TableFeatures {
 impl TableFeatures {
     /// What a table of onvm's pipeline can do, with the eight properties OVS requires:
     /// every match field the flow table has (masks where it takes them), the four
-    /// instructions, OUTPUT as the only action (onvm does not rewrite headers), and goto
-    /// to any later table of `n_tables`.
+    /// instructions, OUTPUT and SET_FIELD (MACs, IPs, TCP/UDP ports), and goto to any
+    /// later table of `n_tables`.
     pub fn onvm(table_id: u8, n_tables: u8) -> TableFeatures {
         use ofptfpt::*;
         let instructions = [
@@ -113,7 +113,7 @@ impl TableFeatures {
             ofpit::APPLY_ACTIONS,
             ofpit::CLEAR_ACTIONS,
         ];
-        let actions = [ofpat::OUTPUT];
+        let actions = [ofpat::OUTPUT, ofpat::SET_FIELD];
         let next: Vec<u8> = (table_id.saturating_add(1)..n_tables).collect();
         let matchable = [
             (ofpxmt::IN_PORT, false, 4),
@@ -131,6 +131,18 @@ impl TableFeatures {
             (ofpxmt::IPV6_SRC, true, 16),
             (ofpxmt::IPV6_DST, true, 16),
         ];
+        let settable = [
+            (ofpxmt::ETH_DST, false, 6),
+            (ofpxmt::ETH_SRC, false, 6),
+            (ofpxmt::IPV4_SRC, false, 4),
+            (ofpxmt::IPV4_DST, false, 4),
+            (ofpxmt::TCP_SRC, false, 2),
+            (ofpxmt::TCP_DST, false, 2),
+            (ofpxmt::UDP_SRC, false, 2),
+            (ofpxmt::UDP_DST, false, 2),
+            (ofpxmt::IPV6_SRC, false, 16),
+            (ofpxmt::IPV6_DST, false, 16),
+        ];
         // WILDCARDS lists fields that may be left out, unmasked: OVS refuses masked ids there.
         let wildcards: Vec<_> = matchable.iter().map(|&(field, _, len)| (field, false, len)).collect();
         TableFeatures {
@@ -147,8 +159,8 @@ impl TableFeatures {
                 TableFeatureProp::types(APPLY_ACTIONS, &actions),
                 TableFeatureProp::oxms(MATCH, &matchable),
                 TableFeatureProp::oxms(WILDCARDS, &wildcards),
-                TableFeatureProp::oxms(WRITE_SETFIELD, &[]),
-                TableFeatureProp::oxms(APPLY_SETFIELD, &[]),
+                TableFeatureProp::oxms(WRITE_SETFIELD, &settable),
+                TableFeatureProp::oxms(APPLY_SETFIELD, &settable),
             ],
         }
     }

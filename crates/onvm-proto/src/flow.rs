@@ -41,11 +41,28 @@ pub use prefix::{Ipv4Prefix, Ipv6Prefix, PrefixError};
 /// Number of tables of the pipeline (table IDs `0..N_TABLES`).
 pub const N_TABLES: u8 = 8;
 
-/// What to do with a matching packet. A rule with no actions drops (as in OpenFlow).
+/// A header rewrite (OpenFlow's SET_FIELD), done in place with checksums kept valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rewrite {
+    EthSrc([u8; 6]),
+    EthDst([u8; 6]),
+    /// IPv4 or IPv6 source (of the packet's own version).
+    IpSrc(std::net::IpAddr),
+    IpDst(std::net::IpAddr),
+    /// TCP or UDP source port.
+    L4Src(u16),
+    L4Dst(u16),
+}
+
+/// What to do with a matching packet. A rule's actions run in order, as OpenFlow's
+/// apply-actions: a rewrite changes the packet, an output sends it as it is by then (a
+/// copy when more follows), a goto (last) continues in a later table. A rule with no
+/// output drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Send to a port: a physical port's TX, or a service (one of its instances,
-    /// chosen by [`crate::rss::Reta`]), or back where it came from ([`PortNo::IN_PORT`]).
+    /// chosen by [`crate::rss::Reta`]), back where it came from ([`PortNo::IN_PORT`]),
+    /// or out of every physical port but that one ([`PortNo::ALL`]).
     Output(PortNo),
     /// Free the packet.
     Drop,
@@ -54,6 +71,8 @@ pub enum Action {
     Controller { max_len: u16 },
     /// Continue the lookup in this (later) table.
     Goto(u8),
+    /// Rewrite a header field.
+    Set(Rewrite),
 }
 
 impl Action {
@@ -62,7 +81,7 @@ impl Action {
         match self {
             Action::Output(p) => *p == port,
             Action::Controller { .. } => port == PortNo::CONTROLLER,
-            Action::Drop | Action::Goto(_) => false,
+            Action::Drop | Action::Goto(_) | Action::Set(_) => false,
         }
     }
 }

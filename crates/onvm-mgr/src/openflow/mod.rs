@@ -10,15 +10,17 @@
 //!   logical port `0x1000 + id` named after it (PORT_DESC, `ovs-ofctl show`), up
 //!   while it has a running instance. A change is announced with PORT_STATUS.
 //! * **Table**: FLOW_MOD edits the same [`onvm_proto::flow::FlowTable`] that config
-//!   chains fill, with its tables, goto, counters and timeouts ([`translate`] says
+//!   chains fill, with its tables, goto, counters and timeouts, and ordered actions
+//!   (outputs, copies, set-fields) that the manager carries out ([`translate`] says
 //!   what cannot be expressed, and is refused with the spec's error).
 //! * **PACKET_IN**: a rule's CONTROLLER action sends the packet's first `max_len`
 //!   bytes and keeps the packet in a switch buffer (up to [`N_BUFFERS`], for
 //!   [`BUFFER_TIMEOUT`]) that a later PACKET_OUT or FLOW_MOD names; `max_len =
 //!   0xffff` (or full buffers) sends the whole packet instead. Without a controller
 //!   the packet is dropped as `no-controller`.
-//! * **PACKET_OUT** sends a buffered or carried packet to ports, services, the table
-//!   (TABLE), IN_PORT, or every physical port (FLOOD/ALL).
+//! * **PACKET_OUT** runs its actions on a buffered or carried packet: set-fields, and
+//!   outputs to ports, services, the table (TABLE), IN_PORT, or every physical port
+//!   (FLOOD/ALL).
 //! * **Fail modes**: `secure` (default) keeps the table as controllers left it when
 //!   the last one goes; `standalone` puts the config's rules back, so the manager's
 //!   own chains carry traffic until a controller returns. Only `--controller`

@@ -39,7 +39,7 @@ pub fn flow_stats(r: &Rule, now: Duration) -> FlowStats {
         packet_count: r.packets,
         byte_count: r.bytes,
         match_: from_match(&r.matcher),
-        instructions: to_instructions(&r.actions),
+        instructions: to_instructions(&r.actions, r.matcher.ip_proto == Some(of::IP_PROTO_UDP)),
     }
 }
 

@@ -6,8 +6,8 @@
 //! spec's error, never approximated: a controller must not believe a rule does what it
 //! does not.
 
-use onvm_openflow::{self as of, Instruction, Masked, OfpError, ofpbac, ofpbic, ofpbmc, ofpcml, ofpet, ofpp};
-use onvm_proto::flow::{Action, Ipv4Prefix, Ipv6Prefix, MacMatch, Match, N_TABLES, PortKind, PortNo};
+use onvm_openflow::{self as of, Instruction, Masked, OfpError, SetField, ofpbac, ofpbic, ofpbmc, ofpcml, ofpet, ofpp};
+use onvm_proto::flow::{Action, Ipv4Prefix, Ipv6Prefix, MacMatch, Match, N_TABLES, PortKind, PortNo, Rewrite};
 use onvm_proto::limits::MAX_SERVICES;
 
 /// The OpenFlow number of a port.
@@ -17,6 +17,7 @@ pub fn of_port(p: PortNo) -> u32 {
         PortKind::Service(_) | PortKind::Other(_) => p.0,
         PortKind::Controller => ofpp::CONTROLLER,
         PortKind::InPort => ofpp::IN_PORT,
+        PortKind::All => ofpp::ALL,
     }
 }
 
@@ -151,6 +152,37 @@ fn bad_action(code: u16, message: String) -> OfpError {
     OfpError::of(ofpet::BAD_ACTION, code, message)
 }
 
+/// onvm's rewrite for a SET_FIELD (the codec has checked its prerequisites).
+fn rewrite(f: SetField) -> Rewrite {
+    match f {
+        SetField::EthDst(m) => Rewrite::EthDst(m),
+        SetField::EthSrc(m) => Rewrite::EthSrc(m),
+        SetField::Ipv4Src(a) => Rewrite::IpSrc(a.into()),
+        SetField::Ipv4Dst(a) => Rewrite::IpDst(a.into()),
+        SetField::Ipv6Src(a) => Rewrite::IpSrc(a.into()),
+        SetField::Ipv6Dst(a) => Rewrite::IpDst(a.into()),
+        SetField::TcpSrc(p) | SetField::UdpSrc(p) => Rewrite::L4Src(p),
+        SetField::TcpDst(p) | SetField::UdpDst(p) => Rewrite::L4Dst(p),
+    }
+}
+
+/// The SET_FIELD for onvm's rewrite; a port is TCP's unless the rule matches UDP.
+fn set_field(r: Rewrite, udp: bool) -> SetField {
+    use std::net::IpAddr::{V4, V6};
+    match r {
+        Rewrite::EthDst(m) => SetField::EthDst(m),
+        Rewrite::EthSrc(m) => SetField::EthSrc(m),
+        Rewrite::IpSrc(V4(a)) => SetField::Ipv4Src(a),
+        Rewrite::IpDst(V4(a)) => SetField::Ipv4Dst(a),
+        Rewrite::IpSrc(V6(a)) => SetField::Ipv6Src(a),
+        Rewrite::IpDst(V6(a)) => SetField::Ipv6Dst(a),
+        Rewrite::L4Src(p) if udp => SetField::UdpSrc(p),
+        Rewrite::L4Dst(p) if udp => SetField::UdpDst(p),
+        Rewrite::L4Src(p) => SetField::TcpSrc(p),
+        Rewrite::L4Dst(p) => SetField::TcpDst(p),
+    }
+}
+
 /// onvm's action for one OpenFlow action of a flow rule.
 fn rule_action(a: &of::Action) -> Result<Action, OfpError> {
     match *a {
@@ -161,36 +193,43 @@ fn rule_action(a: &of::Action) -> Result<Action, OfpError> {
         of::Action::Output {
             port: ofpp::IN_PORT, ..
         } => Ok(Action::Output(PortNo::IN_PORT)),
+        of::Action::Output {
+            port: ofpp::FLOOD | ofpp::ALL,
+            ..
+        } => Ok(Action::Output(PortNo::ALL)),
         of::Action::Output { port, .. } => match onvm_port(port) {
             Some(p) if p != PortNo::CONTROLLER => Ok(Action::Output(p)),
             _ => Err(bad_action(
                 ofpbac::BAD_OUT_PORT,
                 format!(
-                    "output to {port:#x} is not possible in a flow rule (ports, services, IN_PORT and CONTROLLER are)"
+                    "output to {port:#x} is not possible in a flow rule (ports, services, IN_PORT, ALL, FLOOD and CONTROLLER are)"
                 ),
             )),
         },
-        of::Action::SetField(f) => Err(bad_action(
-            ofpbac::BAD_SET_TYPE,
-            format!("{f:?}: onvm does not rewrite headers in the switch (an NF does)"),
-        )),
+        of::Action::SetField(f) => Ok(Action::Set(rewrite(f))),
     }
 }
 
-/// onvm's actions for the instructions of a FLOW_MOD to `table`.
+/// onvm's actions for the instructions of a FLOW_MOD to `table`: apply-actions in
+/// their order, then write-actions, then the goto.
 ///
-/// onvm keeps no action set between tables, so a rule either outputs (to one port:
-/// copies are an NF's job) or goes to a later table. WRITE_ACTIONS is taken as APPLY
-/// (with nothing carried between tables the two end alike) and CLEAR_ACTIONS has
-/// nothing to clear.
+/// onvm keeps no action set between tables: WRITE_ACTIONS is carried out at the end of
+/// its own rule, which is what the action set would do there, so it is refused in a
+/// rule that goes on to another table (where the action set would wait for later
+/// tables). CLEAR_ACTIONS has nothing to clear.
 pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<Vec<Action>, OfpError> {
-    let mut out = Vec::new();
+    let (mut apply, mut write) = (Vec::new(), Vec::new());
     let mut goto = None;
     for i in instructions {
         match i {
-            Instruction::ApplyActions(a) | Instruction::WriteActions(a) => {
+            Instruction::ApplyActions(a) => {
                 for a in a {
-                    out.push(rule_action(a)?);
+                    apply.push(rule_action(a)?);
+                }
+            }
+            Instruction::WriteActions(a) => {
+                for a in a {
+                    write.push(rule_action(a)?);
                 }
             }
             Instruction::ClearActions => {}
@@ -206,30 +245,21 @@ pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<Vec<Action>
             }
         }
     }
-    if out.len() > 1 {
-        return Err(bad_action(
-            ofpbac::TOO_MANY,
-            format!(
-                "{} outputs in one rule: onvm rules send each packet to one place (a copy is an NF's job)",
-                out.len()
-            ),
+    if goto.is_some() && !write.is_empty() {
+        return Err(OfpError::of(
+            ofpet::BAD_INSTRUCTION,
+            ofpbic::UNSUP_INST,
+            "write-actions with goto-table: onvm keeps no action set between tables (use apply-actions)",
         ));
     }
-    if let Some(g) = goto {
-        if !out.is_empty() {
-            return Err(OfpError::of(
-                ofpet::BAD_INSTRUCTION,
-                ofpbic::UNSUP_INST,
-                "output and goto-table in one rule: onvm keeps no action set between tables",
-            ));
-        }
-        out.push(g);
-    }
-    Ok(out)
+    apply.extend(write);
+    apply.extend(goto);
+    Ok(apply)
 }
 
-/// The instructions that describe onvm's actions (what dump-flows shows).
-pub fn to_instructions(actions: &[Action]) -> Vec<Instruction> {
+/// The instructions that describe onvm's actions (what dump-flows shows); `udp` says
+/// whether port rewrites are UDP's (the rule matches UDP) or TCP's.
+pub fn to_instructions(actions: &[Action], udp: bool) -> Vec<Instruction> {
     let mut apply = Vec::new();
     let mut goto = None;
     for a in actions {
@@ -242,6 +272,7 @@ pub fn to_instructions(actions: &[Action]) -> Vec<Instruction> {
                 port: ofpp::CONTROLLER,
                 max_len,
             }),
+            Action::Set(r) => apply.push(of::Action::SetField(set_field(r, udp))),
             Action::Goto(t) => goto = Some(Instruction::GotoTable(t)),
             Action::Drop => {}
         }
@@ -254,7 +285,7 @@ pub fn to_instructions(actions: &[Action]) -> Vec<Instruction> {
     v
 }
 
-/// Where a PACKET_OUT sends its packet.
+/// What a PACKET_OUT does with its packet, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Out {
     /// A physical or service port.
@@ -265,9 +296,11 @@ pub enum Out {
     InPort,
     /// Every physical port but the in_port (FLOOD and ALL: onvm has no NO_FWD ports).
     Flood,
+    /// Rewrite a header field (the outputs after it see the new value).
+    Set(Rewrite),
 }
 
-/// The outputs of a PACKET_OUT's actions.
+/// The steps of a PACKET_OUT's actions.
 pub fn packet_out_actions(actions: &[of::Action]) -> Result<Vec<Out>, OfpError> {
     actions
         .iter()
@@ -284,10 +317,7 @@ pub fn packet_out_actions(actions: &[of::Action]) -> Result<Vec<Out>, OfpError> 
                     )),
                 },
             },
-            of::Action::SetField(f) => Err(bad_action(
-                ofpbac::BAD_SET_TYPE,
-                format!("{f:?}: onvm does not rewrite headers in the switch"),
-            )),
+            of::Action::SetField(f) => Ok(Out::Set(rewrite(f))),
         })
         .collect()
 }
@@ -405,28 +435,48 @@ mod tests {
             (ofpet::BAD_INSTRUCTION, ofpbic::BAD_TABLE_ID)
         );
         assert_eq!(
-            code(&[apply(vec![out(1), out(2)])], 0),
-            (ofpet::BAD_ACTION, ofpbac::TOO_MANY)
-        );
-        assert_eq!(
-            code(&[apply(vec![out(1)]), Instruction::GotoTable(1)], 0),
+            code(&[Instruction::WriteActions(vec![out(1)]), Instruction::GotoTable(1)], 0),
             (ofpet::BAD_INSTRUCTION, ofpbic::UNSUP_INST)
         );
         assert_eq!(
-            code(&[apply(vec![out(ofpp::FLOOD)])], 0),
+            code(&[apply(vec![out(ofpp::LOCAL)])], 0),
             (ofpet::BAD_ACTION, ofpbac::BAD_OUT_PORT)
         );
+        // Rewrites, several outputs and a goto, in order; write-actions after apply.
         let set = of::Action::SetField(of::SetField::TcpDst(80));
-        assert_eq!(code(&[apply(vec![set])], 0), (ofpet::BAD_ACTION, ofpbac::BAD_SET_TYPE));
+        let mac = of::Action::SetField(of::SetField::EthDst([2; 6]));
+        let got = to_actions(
+            &[
+                Instruction::WriteActions(vec![out(2)]),
+                apply(vec![set, out(1), mac, out(ofpp::FLOOD)]),
+            ],
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                Action::Set(Rewrite::L4Dst(80)),
+                Action::Output(PortNo::physical(0)),
+                Action::Set(Rewrite::EthDst([2; 6])),
+                Action::Output(PortNo::ALL),
+                Action::Output(PortNo::physical(1)),
+            ]
+        );
         // And back, as dump-flows shows them.
+        let v6 = of::Action::SetField(of::SetField::Ipv6Src("2001:db8::1".parse().unwrap()));
         for i in [
             vec![apply(vec![out(3)])],
             vec![Instruction::GotoTable(4)],
             vec![apply(vec![miss])],
             vec![],
+            vec![apply(vec![set, v6, out(1), out(ofpp::ALL)]), Instruction::GotoTable(2)],
         ] {
-            assert_eq!(to_instructions(&to_actions(&i, 0).unwrap()), i);
+            assert_eq!(to_instructions(&to_actions(&i, 0).unwrap(), false), i);
         }
+        let udp = of::Action::SetField(of::SetField::UdpSrc(53));
+        let i = vec![apply(vec![udp])];
+        assert_eq!(to_instructions(&to_actions(&i, 0).unwrap(), true), i);
     }
 
     #[test]
@@ -437,6 +487,7 @@ mod tests {
                 out(ofpp::TABLE),
                 out(ofpp::FLOOD),
                 out(ofpp::ALL),
+                of::Action::SetField(of::SetField::UdpDst(7)),
                 out(ofpp::IN_PORT),
                 out(2)
             ])
@@ -445,6 +496,7 @@ mod tests {
                 Out::Table,
                 Out::Flood,
                 Out::Flood,
+                Out::Set(Rewrite::L4Dst(7)),
                 Out::InPort,
                 Out::Port(PortNo::physical(1))
             ]

@@ -13,6 +13,7 @@ use crate::limits::{MAX_PORTS, MAX_SERVICES};
 /// | `0 ..= 0x0fff` | physical/virtual port `p` (the manager's port index) |
 /// | `0x1000 + s` | the logical port of service `s` (`s < MAX_SERVICES`) |
 /// | `0xffff_fff8` | the port the packet came in on (OpenFlow's `OFPP_IN_PORT`) |
+/// | `0xffff_fffc` | every physical port but the one the packet came in on (`OFPP_ALL`) |
 /// | `0xffff_fffd` | the controller (OpenFlow's `OFPP_CONTROLLER`) |
 ///
 /// Services sit above every possible port index so the two can never collide, and the
@@ -30,6 +31,8 @@ pub enum PortKind {
     Service(u16),
     /// The port the packet came in on.
     InPort,
+    /// Every physical port but the one it came in on.
+    All,
     /// The controller.
     Controller,
     /// A number outside the ranges above.
@@ -43,6 +46,8 @@ impl PortNo {
     pub const CONTROLLER: PortNo = PortNo(0xffff_fffd);
     /// Where the packet came from (`OFPP_IN_PORT`), as an output.
     pub const IN_PORT: PortNo = PortNo(0xffff_fff8);
+    /// Every physical port but the in-port (`OFPP_ALL`; onvm's FLOOD is the same).
+    pub const ALL: PortNo = PortNo(0xffff_fffc);
 
     /// Physical port `p`.
     ///
@@ -71,6 +76,7 @@ impl PortNo {
             }
             p if p == Self::CONTROLLER.0 => PortKind::Controller,
             p if p == Self::IN_PORT.0 => PortKind::InPort,
+            p if p == Self::ALL.0 => PortKind::All,
             p => PortKind::Other(p),
         }
     }
@@ -83,6 +89,7 @@ impl fmt::Display for PortNo {
             PortKind::Service(s) => write!(f, "service {s}"),
             PortKind::Controller => f.write_str("controller"),
             PortKind::InPort => f.write_str("in-port"),
+            PortKind::All => f.write_str("all ports"),
             PortKind::Other(p) => write!(f, "port {p:#x}"),
         }
     }
