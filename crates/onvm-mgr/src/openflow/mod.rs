@@ -71,6 +71,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// A peer silent this long gets an ECHO_REQUEST; silent twice as long, it is dropped.
 const PROBE_AFTER: Duration = Duration::from_secs(5);
+/// Connections served at once; more to the listener are closed as they come.
+const MAX_CONNS: usize = 64;
 /// Messages taken from one connection per tick, so a flood of them cannot stall packets.
 const MSGS_PER_TICK: usize = 256;
 /// Flow stats per MULTIPART_REPLY part (each well under 1 KB, the part under 64 KB).
@@ -316,6 +318,11 @@ impl Agent {
         loop {
             match l.accept() {
                 Ok((s, peer)) => {
+                    if self.conns.len() >= MAX_CONNS {
+                        // Closed at once: a flood of connections must not slow the switch.
+                        sw.event(format!("openflow: {peer} refused: {MAX_CONNS} connections open"));
+                        continue;
+                    }
                     if s.set_nonblocking(true).is_err() {
                         continue;
                     }

@@ -407,3 +407,22 @@ fn tools_get_no_async_messages_until_they_ask_for_a_role() {
         )]
     );
 }
+
+#[test]
+fn connections_beyond_the_limit_are_closed() {
+    let (mut agent, mut sw, _first) = setup();
+    let mut peers: Vec<Peer> = (1..MAX_CONNS).map(|_| connect(&mut agent, &mut sw)).collect();
+    let s = TcpStream::connect(agent.local_addr().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    let mut extra = Peer { s, rx: Vec::new() };
+    assert!(extra.recv(&mut agent, &mut sw, SHORT).is_none(), "no HELLO: closed");
+    assert!(
+        sw.events.iter().any(|e| e.contains("connections open")),
+        "{:?}",
+        sw.events
+    );
+    // The others are still served.
+    let last = peers.last_mut().unwrap();
+    last.send(9, &Message::BarrierRequest);
+    assert_eq!(last.expect(&mut agent, &mut sw), (9, Message::BarrierReply));
+}
