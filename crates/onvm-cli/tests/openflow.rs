@@ -57,21 +57,28 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `onvm mgr --stats off --buffers 4095 --socket DIR/onvm.sock ARGS`, started.
+fn spawn_mgr(dir: &TempDir, args: &[&str]) -> Proc {
+    let mut cmd = common::onvm();
+    cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket"])
+        .arg(dir.socket())
+        .args(args);
+    Proc::spawn("onvm mgr", cmd)
+}
+
 /// `onvm mgr` with a pcap input (port 0) and output (port 1) and these arguments; it
 /// receives only once `nfs` NFs run, so the rules can be set up first.
 fn start_mgr(dir: &TempDir, frames: &[Vec<u8>], nfs: usize, extra: &[&str]) -> Proc {
     let input = dir.join("in.pcap");
     write_pcap(&input, frames, Duration::from_secs(1_700_000_000));
-    let mut cmd = common::onvm();
-    cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket"])
-        .arg(dir.socket())
-        .arg("-p")
-        .arg(format!("pcap:{}", input.display()))
-        .arg("-p")
-        .arg(format!("pcapout:{}", dir.join("out.pcap").display()))
-        .args(["--wait-for-nfs", &nfs.to_string()])
-        .args(extra);
-    let mut p = Proc::spawn("onvm mgr", cmd);
+    let (pcap, pcapout) = (
+        format!("pcap:{}", input.display()),
+        format!("pcapout:{}", dir.join("out.pcap").display()),
+    );
+    let nfs = nfs.to_string();
+    let mut args = vec!["-p", &pcap, "-p", &pcapout, "--wait-for-nfs", &nfs];
+    args.extend_from_slice(extra);
+    let mut p = spawn_mgr(dir, &args);
     let up = wait_for(SOON, || dir.socket().exists() || p.exited());
     assert!(up && dir.socket().exists(), "the manager did not start\n{}", p.output());
     p
@@ -484,12 +491,20 @@ fn controller_comes_and_goes(fail_mode: &str) {
     );
     let port = free_port();
     let controller = format!("tcp:127.0.0.1:{port}");
-    let mut cmd = common::onvm();
-    cmd.args(["mgr", "--stats", "off", "--config"])
-        .arg(&cfg)
-        .args(["--openflow-listen", "ptcp:0:127.0.0.1", "--controller", &controller])
-        .args(["--fail-mode", fail_mode]);
-    let mut mgr = Proc::spawn("onvm mgr", cmd);
+    let cfg = cfg.display().to_string();
+    let mut mgr = spawn_mgr(
+        &dir,
+        &[
+            "--config",
+            &cfg,
+            "--openflow-listen",
+            "ptcp:0:127.0.0.1",
+            "--controller",
+            &controller,
+            "--fail-mode",
+            fail_mode,
+        ],
+    );
     let sw = listen_addr(&mgr);
     // Nobody listens yet: refused, and redialled.
     assert!(
@@ -693,12 +708,19 @@ fn rerouting_a_service_closes_its_direct_edge() {
     }
     let _serial = common::serial();
     let dir = TempDir::new("of-reroute");
-    let mut cmd = common::onvm();
-    cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket"])
-        .arg(dir.socket())
-        .args(["-p", "gen:64B,16flows,rate=20k", "-p", "null", "--wait-for-nfs", "3"])
-        .args(["--openflow-listen", "ptcp:0:127.0.0.1"]);
-    let mgr = Proc::spawn("onvm mgr", cmd);
+    let mgr = spawn_mgr(
+        &dir,
+        &[
+            "-p",
+            "gen:64B,16flows,rate=20k",
+            "-p",
+            "null",
+            "--wait-for-nfs",
+            "3",
+            "--openflow-listen",
+            "ptcp:0:127.0.0.1",
+        ],
+    );
     let sw = listen_addr(&mgr);
     for f in ["in_port=1,actions=output:4097", "in_port=4097,actions=output:4098"] {
         ofctl_ok("add-flow", &sw, &[f]);
@@ -839,12 +861,19 @@ fn a_bare_manager_serves_two_controllers_and_a_tool() {
         format!("tcp:{}", l1.local_addr().unwrap()),
         format!("tcp:{}", l2.local_addr().unwrap()),
     );
-    let mut cmd = common::onvm();
-    cmd.args(["mgr", "--stats", "off", "--socket"])
-        .arg(dir.socket())
-        .args(["--controller", &c1, "--controller", &c2, "--datapath-id", "77"])
-        .args(["--openflow-listen", "ptcp:0:127.0.0.1"]);
-    let mut mgr = Proc::spawn("onvm mgr", cmd);
+    let mut mgr = spawn_mgr(
+        &dir,
+        &[
+            "--controller",
+            &c1,
+            "--controller",
+            &c2,
+            "--datapath-id",
+            "77",
+            "--openflow-listen",
+            "ptcp:0:127.0.0.1",
+        ],
+    );
     let sw = listen_addr(&mgr);
     for l in [&l1, &l2] {
         let mut c = RawController::accept(l);
@@ -872,18 +901,17 @@ fn garbage_from_controllers_never_takes_the_switch_down() {
     use std::io::{Read, Write};
     let _serial = common::serial();
     let dir = TempDir::new("of-garbage");
-    let mut cmd = common::onvm();
-    cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket"])
-        .arg(dir.socket())
-        .args([
+    let mut mgr = spawn_mgr(
+        &dir,
+        &[
             "-p",
             "gen:64B,16flows,rate=20k",
             "-p",
             "null",
             "--openflow-listen",
             "ptcp:0:127.0.0.1",
-        ]);
-    let mut mgr = Proc::spawn("onvm mgr", cmd);
+        ],
+    );
     let sw = listen_addr(&mgr);
     ofctl_ok("add-flow", &sw, &["in_port=1,actions=output:2"]);
     let addr = sw.strip_prefix("tcp:").unwrap().to_string();
