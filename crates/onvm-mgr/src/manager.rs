@@ -126,8 +126,9 @@ pub struct Report {
     pub nfs: Vec<NfRow>,
     /// Manager drops by reason (non-zero only).
     pub drops: Vec<(&'static str, u64)>,
-    /// Packets that entered: port receives, buffers given to NFs to allocate from, and
-    /// packets a controller sent (PACKET_OUT).
+    /// Packets that entered: port receives, buffers given to NFs to allocate from,
+    /// packets a controller sent (PACKET_OUT), and copies the switch made for actions
+    /// with several outputs.
     pub created: u64,
     /// Packets sent out of ports, or whole to a controller (PACKET_IN).
     pub sent: u64,
