@@ -80,10 +80,10 @@ pub struct CommonMgr {
     /// OpenFlow 1.3: a controller to connect to, as tcp:HOST:PORT (repeatable).
     #[arg(long = "controller", value_name = "tcp:HOST:PORT")]
     pub controllers: Vec<String>,
-    /// When the last controller goes: keep its rules (secure) or put the config's
-    /// chains back (standalone).
-    #[arg(long, default_value = "secure", value_name = "secure|standalone")]
-    pub fail_mode: String,
+    /// When the last controller goes: keep its rules (secure, the default) or put the
+    /// config's chains back (standalone).
+    #[arg(long, value_name = "secure|standalone")]
+    pub fail_mode: Option<String>,
     /// OpenFlow datapath ID, hex or decimal (default: derived from the socket path).
     #[arg(long)]
     pub datapath_id: Option<String>,
@@ -147,13 +147,33 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     if let Some(c) = config {
         o.service_names = c.services.iter().map(|(name, &id)| (id, name.clone())).collect();
     }
-    o.openflow = openflow_options(common, &o.socket)?;
+    o.openflow = openflow_options(common, config.map(|c| &c.manager), &o.socket)?;
     Ok(o)
 }
 
-fn openflow_options(common: &CommonMgr, socket: &std::path::Path) -> Result<OpenFlowOptions, String> {
-    let datapath_id = match &common.datapath_id {
-        Some(d) => {
+/// The OpenFlow settings: each flag, else the config's `[manager]` key, else the default
+/// (`--controller` flags replace the config's list).
+fn openflow_options(
+    common: &CommonMgr,
+    config: Option<&onvm_proto::config::ManagerConfig>,
+    socket: &std::path::Path,
+) -> Result<OpenFlowOptions, String> {
+    let listen = common
+        .openflow_listen
+        .as_deref()
+        .or_else(|| config.and_then(|c| c.openflow_listen.as_deref()));
+    let controllers = match (&common.controllers, config) {
+        (flags, Some(c)) if flags.is_empty() => c.controllers.as_slice(),
+        (flags, _) => flags.as_slice(),
+    };
+    let fail_mode = common
+        .fail_mode
+        .as_deref()
+        .or_else(|| config.and_then(|c| c.fail_mode.as_deref()))
+        .unwrap_or("secure");
+    let datapath_id = match (&common.datapath_id, config.and_then(|c| c.datapath_id)) {
+        (None, Some(d)) => d,
+        (Some(d), _) => {
             let parsed = match d.strip_prefix("0x") {
                 Some(hex) => u64::from_str_radix(hex, 16),
                 None => d.parse(),
@@ -161,7 +181,7 @@ fn openflow_options(common: &CommonMgr, socket: &std::path::Path) -> Result<Open
             parsed.map_err(|_| format!("--datapath-id {d:?}: expected a number such as 0x1 or 42"))?
         }
         // Stable per manager: FNV-1a of the socket path, in the 48 bits a MAC has.
-        None => {
+        (None, None) => {
             let h = socket
                 .as_os_str()
                 .as_encoded_bytes()
@@ -173,13 +193,12 @@ fn openflow_options(common: &CommonMgr, socket: &std::path::Path) -> Result<Open
         }
     };
     Ok(OpenFlowOptions {
-        listen: common.openflow_listen.as_deref().map(parse_listen).transpose()?,
-        controllers: common
-            .controllers
+        listen: listen.map(parse_listen).transpose()?,
+        controllers: controllers
             .iter()
             .map(|c| parse_controller(c))
             .collect::<Result<_, _>>()?,
-        fail_mode: common.fail_mode.parse()?,
+        fail_mode: fail_mode.parse()?,
         datapath_id,
     })
 }

@@ -244,7 +244,7 @@ pub fn demo(a: DemoArgs) -> CliResult {
         wait_for_nfs: None,
         openflow_listen: None,
         controllers: Vec::new(),
-        fail_mode: "secure".into(),
+        fail_mode: None,
         datapath_id: None,
     };
     let code = run_config(&cfg, &common, true)?;

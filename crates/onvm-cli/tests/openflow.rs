@@ -474,37 +474,39 @@ fn one_controller_steers_a_chain_across_two_managers() {
 
 /// The manager dials a controller that is not there yet, gets it when it comes, loses
 /// it, and gets it back; meanwhile the table follows the fail mode: `secure` keeps
-/// the controller's rule, `standalone` puts the config's chain back alone.
+/// the controller's rule, `standalone` puts the config's chain back alone. (The
+/// standalone run takes its OpenFlow settings from the config's `[manager]`.)
 fn controller_comes_and_goes(fail_mode: &str) {
     if !have_os_ken() || !have_ovs_ofctl() {
         return;
     }
     let _serial = common::serial();
     let dir = TempDir::new(&format!("of-fail-{fail_mode}"));
+    let port = free_port();
+    let controller = format!("tcp:127.0.0.1:{port}");
+    // Standalone takes its OpenFlow settings from the config file, secure from flags.
+    let in_config = fail_mode == "standalone";
+    let openflow = match in_config {
+        true => format!(
+            "controllers = [{controller:?}]\nopenflow_listen = \"ptcp:0:127.0.0.1\"\nfail_mode = {fail_mode:?}\n"
+        ),
+        false => String::new(),
+    };
     let cfg = dir.write(
         "chain.toml",
         &format!(
-            "[manager]\nsocket = {:?}\nports = [\"null\", \"null\"]\n\n[services]\nmon = 1\n\n\
+            "[manager]\nsocket = {:?}\nports = [\"null\", \"null\"]\n{openflow}\n[services]\nmon = 1\n\n\
              [[chains]]\nname = \"c\"\nchain = [\"mon\", \"out:1\"]\nin_port = 0\n",
             dir.socket().display().to_string()
         ),
     );
-    let port = free_port();
-    let controller = format!("tcp:127.0.0.1:{port}");
     let cfg = cfg.display().to_string();
-    let mut mgr = spawn_mgr(
-        &dir,
-        &[
-            "--config",
-            &cfg,
-            "--openflow-listen",
-            "ptcp:0:127.0.0.1",
-            "--controller",
-            &controller,
-            "--fail-mode",
-            fail_mode,
-        ],
-    );
+    let mut args = vec!["--config", &cfg];
+    if !in_config {
+        args.extend(["--openflow-listen", "ptcp:0:127.0.0.1", "--controller", &controller]);
+        args.extend(["--fail-mode", fail_mode]);
+    }
+    let mut mgr = spawn_mgr(&dir, &args);
     let sw = listen_addr(&mgr);
     // Nobody listens yet: refused, and redialled.
     assert!(

@@ -10,6 +10,10 @@
 //! socket = "/run/onvm/onvm.sock"          # optional
 //! ports = ["gen:64B,1000flows", "pcapout:out.pcap"]
 //! shared_cores = false
+//! controllers = ["tcp:10.0.0.1:6653"]     # optional: OpenFlow controllers to dial
+//! openflow_listen = "ptcp:6634:127.0.0.1" # optional: for ovs-ofctl
+//! fail_mode = "secure"                    # or "standalone"
+//! datapath_id = 0xa
 //!
 //! [services]                              # name -> service ID (1..32)
 //! firewall = 1
@@ -91,6 +95,14 @@ pub struct ManagerConfig {
     pub ports: Vec<PortSpec>,
     /// Let NFs share cores and sleep when idle.
     pub shared_cores: bool,
+    /// OpenFlow controllers to dial (`tcp:HOST:PORT`, checked by the manager).
+    pub controllers: Vec<String>,
+    /// OpenFlow listener (`ptcp:PORT[:IP]`).
+    pub openflow_listen: Option<String>,
+    /// `secure` or `standalone`.
+    pub fail_mode: Option<String>,
+    /// OpenFlow datapath ID.
+    pub datapath_id: Option<u64>,
 }
 
 /// One NF (or group of identical instances) to launch.
@@ -288,6 +300,11 @@ struct RawManager {
     ports: Vec<Spanned<String>>,
     #[serde(default)]
     shared_cores: bool,
+    #[serde(default)]
+    controllers: Vec<String>,
+    openflow_listen: Option<String>,
+    fail_mode: Option<String>,
+    datapath_id: Option<u64>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -614,6 +631,10 @@ impl Config {
                 socket: raw.manager.socket,
                 ports,
                 shared_cores: raw.manager.shared_cores,
+                controllers: raw.manager.controllers,
+                openflow_listen: raw.manager.openflow_listen,
+                fail_mode: raw.manager.fail_mode,
+                datapath_id: raw.manager.datapath_id,
             },
             services,
             nfs,
@@ -711,6 +732,23 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
     fn empty_file_is_an_empty_config() {
         let c = Config::from_toml("").unwrap();
         assert!(c.manager.ports.is_empty() && c.services.is_empty() && c.rules.is_empty());
+    }
+
+    #[test]
+    fn openflow_settings_in_the_manager_section() {
+        let c = Config::from_toml(
+            "[manager]\ncontrollers = [\"tcp:10.0.0.1:6653\", \"tcp:10.0.0.2:6653\"]\n\
+             openflow_listen = \"ptcp:6634\"\nfail_mode = \"standalone\"\ndatapath_id = 0xa\n",
+        )
+        .unwrap();
+        assert_eq!(c.manager.controllers, ["tcp:10.0.0.1:6653", "tcp:10.0.0.2:6653"]);
+        assert_eq!(c.manager.openflow_listen.as_deref(), Some("ptcp:6634"));
+        assert_eq!(
+            (c.manager.fail_mode.as_deref(), c.manager.datapath_id),
+            (Some("standalone"), Some(10))
+        );
+        let e = err("[manager]\ncontroller = \"tcp:1.2.3.4:1\"\n");
+        assert!(e.to_string().contains("controller"), "a misspelt key is named: {e}");
     }
 
     #[test]
