@@ -508,11 +508,19 @@ fn controller_comes_and_goes(fail_mode: &str) {
     }
     let mut mgr = spawn_mgr(&dir, &args);
     let sw = listen_addr(&mgr);
-    // Nobody listens yet: refused, and redialled.
+    // Nobody listens yet: refused, and redialled after 1 s, then 2 s (the backoff doubles).
+    let (t1, _) = mgr
+        .stderr
+        .wait(SOON, |l| l.contains("redialling in 1s"))
+        .unwrap_or_else(|| panic!("{}", mgr.output()));
+    let (t2, _) = mgr
+        .stderr
+        .wait(SOON, |l| l.contains("redialling in 2s"))
+        .unwrap_or_else(|| panic!("{}", mgr.output()));
+    let gap = t2.duration_since(t1);
     assert!(
-        mgr.stderr.wait(SOON, |l| l.contains("redialling in")).is_some(),
-        "{}",
-        mgr.output()
+        gap >= Duration::from_millis(900),
+        "redialled after {gap:?}, not the 1 s backoff"
     );
     let config_rules = flows(&ofctl_ok("dump-flows", &sw, &[])).len();
     assert_eq!(config_rules, 2, "the config's chain is two rules");
