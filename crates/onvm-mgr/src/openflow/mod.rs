@@ -97,6 +97,18 @@ struct Dial {
     live: bool,
 }
 
+impl Dial {
+    /// The dial failed or the connection went: try again after the backoff, which
+    /// doubles for next time. Returns the wait.
+    fn retry_later(&mut self, now: Instant) -> Duration {
+        let wait = self.backoff;
+        self.live = false;
+        self.at = now + wait;
+        self.backoff = (wait * 2).min(MAX_BACKOFF);
+        wait
+    }
+}
+
 /// The OpenFlow agent.
 #[derive(Debug)]
 pub struct Agent {
@@ -173,7 +185,6 @@ impl Agent {
 
     /// A rule sent `buf` (whose bytes are `data`) to the controller. Returns the buffer
     /// when it was sent whole (the caller frees it), `None` when the agent keeps it.
-    #[allow(clippy::too_many_arguments)]
     pub fn packet_in(&mut self, buf: Buf, data: &[u8], in_port: PortNo, rule: &Rule, max_len: u16) -> Option<Buf> {
         let buffered = max_len != of::ofpcml::NO_BUFFER && self.held.len() < N_BUFFERS;
         let total_len = data.len().min(usize::from(u16::MAX)) as u16;
@@ -253,9 +264,6 @@ impl Agent {
     /// manager must not fall asleep for a millisecond (`scripts/bench-openflow.sh`:
     /// 867 rules/s with that sleep, 24 190 without; Open vSwitch 13 296).
     pub fn poll(&mut self, sw: &mut impl Switch) -> bool {
-        if !self.opts.enabled() {
-            return false;
-        }
         let mut busy = false;
         let now = Instant::now();
         self.accept(sw);
@@ -272,30 +280,19 @@ impl Agent {
                     // Best effort: an ERROR that explains the close goes out first.
                     let _ = c.flush();
                     if let Origin::Active(i) = c.origin {
-                        let d = &mut self.dials[i];
-                        d.live = false;
-                        d.at = now + d.backoff;
+                        let wait = self.dials[i].retry_later(now);
                         sw.event(format!(
-                            "openflow: controller {} gone ({why}); redialling in {:?}",
-                            c.peer, d.backoff
+                            "openflow: controller {} gone ({why}); redialling in {wait:?}",
+                            c.peer
                         ));
-                        d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
                     } else if c.ready {
                         sw.event(format!("openflow: {} disconnected ({why})", c.peer));
                     }
                 }
             }
         }
-        let expired: Vec<u32> = self
-            .held
-            .iter()
-            .filter(|(_, h)| now.duration_since(h.at) >= BUFFER_TIMEOUT)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in expired {
-            if let Some(h) = self.held.remove(&id) {
-                sw.release(h.buf, true);
-            }
+        for (_, h) in self.held.extract_if(|_, h| now.duration_since(h.at) >= BUFFER_TIMEOUT) {
+            sw.release(h.buf, true);
         }
         if now >= self.next_port_check {
             self.next_port_check = now + PORT_CHECK_EVERY;
@@ -350,9 +347,8 @@ impl Agent {
                     self.conns.push(Conn::new(s, d.addr, Origin::Active(i), true));
                 }
                 Err(e) => {
-                    d.at = now + d.backoff;
-                    sw.event(format!("openflow: cannot dial {}: {e}", d.addr));
-                    d.backoff = (d.backoff * 2).min(MAX_BACKOFF);
+                    let wait = d.retry_later(now);
+                    sw.event(format!("openflow: cannot dial {}: {e}; redialling in {wait:?}", d.addr));
                 }
             }
         }

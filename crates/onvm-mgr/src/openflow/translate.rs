@@ -6,7 +6,7 @@
 //! spec's error, never approximated: a controller must not believe a rule does what it
 //! does not.
 
-use onvm_openflow::{self as of, Instruction, Masked, OfpError, SetField, ofpbac, ofpbic, ofpbmc, ofpcml, ofpet, ofpp};
+use onvm_openflow::{self as of, Instruction, Masked, OfpError, SetField, ofpbac, ofpbic, ofpbmc, ofpet, ofpp};
 use onvm_proto::flow::{Action, Ipv4Prefix, Ipv6Prefix, MacMatch, Match, N_TABLES, PortKind, PortNo, Rewrite};
 use onvm_proto::limits::MAX_SERVICES;
 
@@ -322,9 +322,6 @@ pub fn packet_out_actions(actions: &[of::Action]) -> Result<Vec<Out>, OfpError> 
         .collect()
 }
 
-/// A controller output that asks for the whole packet.
-pub const WHOLE: u16 = ofpcml::NO_BUFFER;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,11 +413,13 @@ mod tests {
         assert_eq!(to_actions(&[], 0).unwrap(), [], "no instructions = drop");
         let miss = of::Action::Output {
             port: ofpp::CONTROLLER,
-            max_len: WHOLE,
+            max_len: of::ofpcml::NO_BUFFER,
         };
         assert_eq!(
             to_actions(&[apply(vec![miss])], 0).unwrap(),
-            [Action::Controller { max_len: WHOLE }]
+            [Action::Controller {
+                max_len: of::ofpcml::NO_BUFFER
+            }]
         );
         let code = |i: &[Instruction], t| {
             let e = to_actions(i, t).unwrap_err();
