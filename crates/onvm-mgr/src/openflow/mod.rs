@@ -402,8 +402,8 @@ impl Agent {
             Ok(m) => m,
             Err(e) => {
                 self.conns[k].send_bytes(&error_reply(bytes, &e));
+                // The ERROR goes out as the connection closes (see `poll`).
                 if e.kind.ty == ofpet::HELLO_FAILED {
-                    let _ = self.conns[k].flush();
                     return Err(e.message);
                 }
                 return Ok(());
@@ -425,7 +425,6 @@ impl Agent {
                 }
                 Err(e) => {
                     refuse(self, e.clone());
-                    let _ = self.conns[k].flush();
                     return Err(e.message);
                 }
             },
