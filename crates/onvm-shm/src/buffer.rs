@@ -19,6 +19,15 @@
 //!
 //! In a process, an owner id is represented by one [`crate::Holder`]; only it creates
 //! [`Buf`] tokens for that id, and a `Buf` is needed to get `&mut` access to the bytes.
+//!
+//! # Regions
+//! A process may map several regions (a manager with one per NUMA node; tests make
+//! dozens), and indices mean nothing outside their region. So every [`Buf`] carries the
+//! [`crate::Region::id`] of the mapping whose holder minted it, and every holder and pool
+//! compares it before using the index: a `Buf` of region A given to region B's holder or
+//! pool is refused (a named error, or counted in [`crate::Holder::foreign`] where the
+//! signature has no error), never read as B's buffer with that index. The compare is
+//! one predictable branch per call (per burst in `Holder::enqueue`).
 
 use crate::error::BufError;
 use std::fmt;
@@ -159,6 +168,24 @@ impl PktMeta {
         user, set_user: u64;
     }
 
+    /// A zeroed line in private memory (the holder's stand-in for a foreign buffer's).
+    pub(crate) const fn zeroed() -> PktMeta {
+        PktMeta {
+            _reserved: AtomicU32::new(0),
+            len: AtomicU32::new(0),
+            data_off: AtomicU32::new(0),
+            in_port: AtomicU16::new(0),
+            src_instance: AtomicU16::new(0),
+            flow_hash: AtomicU32::new(0),
+            action: AtomicU8::new(0),
+            chain_pos: AtomicU8::new(0),
+            nf_flags: AtomicU16::new(0),
+            dest: AtomicU32::new(0),
+            timestamp: AtomicU64::new(0),
+            user: AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn raw_len_off(&self) -> (u32, u32) {
         (self.len.load(Relaxed), self.data_off.load(Relaxed))
     }
@@ -170,7 +197,8 @@ impl PktMeta {
 }
 
 /// A validated buffer index (1..=pool size). Index 0 is never valid, so a zeroed slot
-/// or a zeroed ring can never name a buffer.
+/// or a zeroed ring can never name a buffer. It does not say which region it was checked
+/// against: [`crate::Region::meta`] and [`crate::Region::owner`] re-check its range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BufIdx(pub(crate) u32);
 
@@ -183,15 +211,26 @@ impl BufIdx {
 /// Proof that this process holds a buffer. Not `Clone`: one token per buffer, so at most
 /// one `&mut` view of its bytes. Created only by a [`crate::Holder`] (after the owner
 /// check) or the manager's [`crate::Pool`]; consumed when the buffer is sent or freed.
+///
+/// It names its region as well as its index (8 bytes), and only holders and pools of
+/// that region accept it (see the module doc, "Regions").
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "a Buf that is dropped without being sent or freed leaks the buffer"]
 pub struct Buf {
     pub(crate) idx: BufIdx,
+    /// [`crate::Region::id`] of the mapping whose holder minted it.
+    pub(crate) region: u32,
 }
 
 impl Buf {
     pub fn index(&self) -> u32 {
         self.idx.0
+    }
+
+    /// The [`crate::Region::id`] of the region it belongs to, for a process with several
+    /// regions to find the pool a buffer goes back to.
+    pub fn region_id(&self) -> u32 {
+        self.region
     }
 }
 

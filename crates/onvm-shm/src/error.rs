@@ -25,6 +25,10 @@ pub enum ShmError {
     BadHeader(String),
     #[error("region file is {file} bytes but its header says {header}")]
     SizeMismatch { file: u64, header: u64 },
+    /// Region ids (one per mapping made in this process, see [`crate::Region::id`]) are
+    /// used up.
+    #[error("this process has made 2^32 - 1 region mappings; no region id is left")]
+    NoRegionId,
     #[error(transparent)]
     Ring(#[from] RingError),
     #[error(transparent)]
@@ -47,6 +51,10 @@ pub enum RingError {
     NoSuchRing(u32),
     #[error("ring capacity {0} is not a power of two >= 2")]
     BadCapacity(usize),
+    /// [`crate::Holder::enqueue`] was given a buffer of another region (a bug in this
+    /// process); nothing was sent.
+    #[error("buffer {index} of region #{buf_region} was given to a holder of region #{region}; nothing was sent")]
+    ForeignBuf { index: u32, buf_region: u32, region: u32 },
 }
 
 /// A buffer index or buffer state that breaks the ownership protocol.
@@ -64,4 +72,9 @@ pub enum BufError {
     BadOwner(u16),
     #[error("packet length {want} does not fit: {room} bytes of room")]
     NoRoom { want: usize, room: usize },
+    /// A [`crate::Buf`] of one region was used with another region's holder or pool.
+    /// Buffer tokens never leave the process that made them, so this is a bug in this
+    /// process, never a peer's doing.
+    #[error("buffer {index} belongs to region #{buf_region}, not to region #{region} it was used with")]
+    ForeignRegion { index: u32, buf_region: u32, region: u32 },
 }

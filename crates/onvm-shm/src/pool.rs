@@ -280,8 +280,20 @@ impl Pool {
     }
 
     /// Give a buffer back to the free list of its slice.
+    ///
+    /// A `Buf` of another region is refused: it does not enter this pool (its index would
+    /// name one of our buffers, which someone may hold, or none at all), no owner entry
+    /// is written, and it is counted in the holder's [`Holder::foreign`]. It is a bug in
+    /// this process (tokens never cross processes), so a panic would be fair; but this
+    /// is the manager's pool, whose panic stops every NF, while a refusal loses one
+    /// buffer of the other region: it stays `Held` there by whoever held it (the
+    /// manager, or an NF whose buffers are reclaimed when it goes), never double-owned.
     #[inline]
     pub fn free(&mut self, buf: Buf) {
+        if !self.holder.minted(&buf) {
+            self.holder.refuse(&buf);
+            return;
+        }
         self.free_idx(buf.idx);
     }
 
@@ -295,6 +307,7 @@ impl Pool {
     }
 
     /// Put a buffer back in its free list (also for buffers found abandoned by reclaim).
+    /// `idx` is an index of this region.
     fn free_idx(&mut self, idx: BufIdx) {
         self.region().set_owner(idx, Owner::Free);
         let s = self.slice_of(idx.get());

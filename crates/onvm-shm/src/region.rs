@@ -7,6 +7,10 @@
 //! (which would turn their next access into SIGBUS); [`Region::open`] refuses an
 //! unsealed one. Everything inside is addressed by offset, so each process maps it
 //! wherever the kernel likes.
+//!
+//! Each mapping gets a process-wide unique [`Region::id`], which its holders stamp on the
+//! [`Buf`] tokens they mint and check on every `Buf` they are given, so a buffer of one
+//! region cannot be taken for the buffer with the same index in another.
 
 use crate::buffer::{Buf, BufIdx, META_SIZE, Owner, OwnerId, PacketMut, PktMeta};
 use crate::error::{BufError, RingError, ShmError};
@@ -66,6 +70,10 @@ fn free_hugepages() -> Option<(u64, u64)> {
 /// loops keep it in registers: the compiler must otherwise reload the layout through
 /// `Region`/`Holder` (which contain cells) after every atomic store to a metadata line.
 /// Only held inside a `Region` or a `Holder`, both of which keep the mapping alive.
+///
+/// Every `BufIdx` passed to its accessors must have been checked against *this* region:
+/// made by [`Slots::idx`] from these slots, taken from a [`Buf`] whose region tag equals
+/// `region`, or bounds-checked again ([`Region::meta`], [`Region::owner`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Slots {
     /// Address of slot 0.
@@ -74,6 +82,8 @@ pub(crate) struct Slots {
     count: u32,
     /// Address of the owner table (entry 0 unused).
     owners: NonNull<AtomicU32>,
+    /// The region's id, stamped on every `Buf` minted from these slots.
+    region: u32,
 }
 
 impl Slots {
@@ -88,10 +98,17 @@ impl Slots {
         Ok(BufIdx(raw))
     }
 
+    /// Whether `buf` was minted for this region (so its index is one of ours).
+    #[inline(always)]
+    fn minted(&self, buf: &Buf) -> bool {
+        buf.region == self.region
+    }
+
     #[inline]
     fn ptr(&self, idx: BufIdx) -> *mut u8 {
-        // SAFETY: a BufIdx is <= count (checked when made from a raw index against the
-        // same layout), so the slot lies inside the validated layout, inside the mapping.
+        // SAFETY: `idx` was checked against this region (see the struct doc: made by
+        // `idx` here, from a Buf whose tag is ours, or re-checked), so 1 <= idx <= count
+        // and the slot lies inside the validated layout, inside the mapping.
         unsafe { self.base.as_ptr().add(idx.0 as usize * self.stride) }
     }
 
@@ -99,7 +116,7 @@ impl Slots {
     #[inline]
     pub(crate) fn owner(&self, idx: BufIdx) -> &AtomicU32 {
         // SAFETY: the table has count + 1 entries (the layout reserves them) and
-        // idx <= count; it is 64-aligned inside the mapping, and AtomicU32 is valid for
+        // idx <= count (checked against this region, see the struct doc); it is 64-aligned inside the mapping, and AtomicU32 is valid for
         // any bits and shared access. The mapping outlives `self` (see `meta`).
         unsafe { &*self.owners.as_ptr().add(idx.0 as usize) }
     }
@@ -113,6 +130,9 @@ impl Slots {
         unsafe { &*(self.ptr(idx) as *const PktMeta) }
     }
 }
+
+/// The next [`Region::id`]; 0 is never handed out.
+static NEXT_REGION_ID: AtomicU32 = AtomicU32::new(1);
 
 /// A mapped region, in the manager or an NF.
 pub struct Region {
@@ -128,6 +148,7 @@ pub struct Region {
 impl fmt::Debug for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Region")
+            .field("id", &self.slots.region)
             .field("layout", &self.layout)
             .field("backing", &self.backing)
             .finish()
@@ -162,11 +183,17 @@ impl Region {
         // SAFETY: the mapping is at least one page long (layout puts the rings at 4096),
         // we are its only user (just created), and `bytes` is a local value.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr(), bytes.len()) };
-        Ok(Self::assemble(file, map, layout, backing))
+        Self::assemble(file, map, layout, backing)
     }
 
-    /// The region around a mapping whose layout has been computed (create) or validated (open).
-    fn assemble(file: File, map: MmapRaw, layout: Layout, backing: Backing) -> Arc<Region> {
+    /// The region around a mapping whose layout has been computed (create) or validated
+    /// (open), with a fresh id.
+    fn assemble(file: File, map: MmapRaw, layout: Layout, backing: Backing) -> Result<Arc<Region>, ShmError> {
+        // Never reused: a Buf of a dropped region must not match a later one. 2^32 - 1
+        // mappings at one per ~10 us of syscalls take half a day; refuse rather than wrap.
+        let region = NEXT_REGION_ID
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+            .map_err(|_| ShmError::NoRegionId)?;
         // SAFETY: bufs_offset is inside the mapping (the layout fits it), so the sum is a
         // non-null pointer into it.
         let base = unsafe { NonNull::new_unchecked(map.as_mut_ptr().add(layout.bufs_offset as usize)) };
@@ -177,15 +204,16 @@ impl Region {
             stride: layout.buf_stride as usize,
             count: layout.buffers,
             owners,
+            region,
         };
-        Arc::new(Region {
+        Ok(Arc::new(Region {
             slots,
             file,
             map,
             layout,
             backing,
             holders: Mutex::default(),
-        })
+        }))
     }
 
     fn map_huge(layout: &Layout) -> Result<(File, MmapRaw, Backing), ShmError> {
@@ -259,7 +287,7 @@ impl Region {
                 why: "as created by the manager".into(),
             }
         };
-        Ok(Self::assemble(file, map, layout, backing))
+        Self::assemble(file, map, layout, backing)
     }
 
     /// The file descriptor to pass to other processes.
@@ -269,6 +297,13 @@ impl Region {
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// This mapping's id, unique in this process and never reused (ids are not shared
+    /// between processes, and two mappings of one memfd get two). Every [`Buf`] carries
+    /// the id of its region ([`Buf::region_id`]).
+    pub fn id(&self) -> u32 {
+        self.slots.region
     }
 
     pub fn backing(&self) -> &Backing {
@@ -361,14 +396,36 @@ impl Region {
     }
 
     /// Metadata line of a buffer. Readable by anyone; the fields are atomics.
+    ///
+    /// # Panics
+    /// If `idx` is past this region's last buffer: it was checked by another region's
+    /// [`Region::buf_idx`] (a bug in this process), and using it would read outside
+    /// the mapping.
     #[inline]
     pub fn meta(&self, idx: BufIdx) -> &PktMeta {
-        self.slots.meta(idx)
+        self.slots.meta(self.own_idx(idx))
     }
 
     /// A buffer's owner entry; `None` if it holds a pattern no writer produces.
+    ///
+    /// # Panics
+    /// As [`Region::meta`], for an index of a larger region.
     pub fn owner(&self, idx: BufIdx) -> Option<Owner> {
-        Owner::decode(self.slots.owner(idx).load(Ordering::Relaxed))
+        Owner::decode(self.slots.owner(self.own_idx(idx)).load(Ordering::Relaxed))
+    }
+
+    /// `idx`, checked against this region (a `BufIdx` does not say which region's
+    /// `buf_idx` made it).
+    #[inline]
+    fn own_idx(&self, idx: BufIdx) -> BufIdx {
+        assert!(
+            idx.0 <= self.slots.count,
+            "buffer index {} is not in region #{} (1..={}): it was checked against another region",
+            idx.0,
+            self.slots.region,
+            self.slots.count
+        );
+        idx
     }
 
     pub(crate) fn set_owner(&self, idx: BufIdx, o: Owner) {
@@ -394,6 +451,8 @@ impl Region {
             transit_to_me,
             rejected: Cell::new(0),
             last_reject: RefCell::new(None),
+            foreign: Cell::new(0),
+            scratch: PktMeta::zeroed(),
         })
     }
 }
@@ -406,6 +465,10 @@ pub const BURST: usize = 32;
 /// It is the only way to turn a raw index from a ring into a [`Buf`] token: it checks the
 /// index is in range and that the buffer's owner entry says it is in transit *to this
 /// owner*, and marks it held. Not `Sync`: one thread acts for one owner.
+///
+/// Every method that takes a [`Buf`] first checks that it is of this holder's region;
+/// one of another region is refused, as each method's doc says, and counted in
+/// [`Holder::foreign`].
 pub struct Holder {
     /// Copy of the region's slot view (the `region` field keeps the mapping alive).
     slots: Slots,
@@ -417,13 +480,19 @@ pub struct Holder {
     transit_to_me: u32,
     rejected: Cell<u64>,
     last_reject: RefCell<Option<BufError>>,
+    /// Bufs of another region refused.
+    foreign: Cell<u64>,
+    /// The metadata line `meta` gives for a Buf of another region: ours, in private memory.
+    scratch: PktMeta,
 }
 
 impl fmt::Debug for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Holder")
             .field("id", &self.id)
+            .field("region", &self.slots.region)
             .field("rejected", &self.rejected.get())
+            .field("foreign", &self.foreign.get())
             .finish()
     }
 }
@@ -473,7 +542,10 @@ impl Holder {
             return Err(self.not_for_me(raw, word));
         }
         owner.store(held, Ordering::Relaxed);
-        Ok(Buf { idx })
+        Ok(Buf {
+            idx,
+            region: slots.region,
+        })
     }
 
     #[cold]
@@ -488,49 +560,114 @@ impl Holder {
     /// Mark a buffer as on its way to `to` and give back the index to enqueue. The
     /// buffer is no longer ours: if the enqueue then fails, the caller must not drop the
     /// index (use [`Holder::enqueue`], which only sends what fits).
+    ///
+    /// A `Buf` of another region is refused: nothing is written, it is counted in
+    /// [`Holder::foreign`], and the result is 0, which is never a buffer index (a
+    /// receiver rejects it). The token is gone, so its buffer stays held in its own
+    /// region (see [`crate::Pool::free`] for why this does not panic).
     #[inline]
     pub fn send(&self, buf: Buf, to: OwnerId) -> u32 {
-        self.region.set_owner(buf.idx, Owner::Transit { to, from: self.id });
+        if !self.slots.minted(&buf) {
+            self.refuse(&buf);
+            return 0;
+        }
+        self.slots
+            .owner(buf.idx)
+            .store(Owner::Transit { to, from: self.id }.encode(), Ordering::Relaxed);
         buf.idx.0
     }
 
     /// Take a buffer the manager's pool just handed us (owner entry `Held(self)`); used
-    /// by the pool, which holds the manager's holder.
+    /// by the pool, which holds the manager's holder. `idx` is from the pool's free list
+    /// of this region.
     pub(crate) fn adopt(&self, idx: BufIdx) -> Buf {
         self.slots.owner(idx).store(self.held, Ordering::Relaxed);
-        Buf { idx }
+        Buf {
+            idx,
+            region: self.slots.region,
+        }
+    }
+
+    /// Whether `buf` belongs to this holder's region.
+    #[inline(always)]
+    pub(crate) fn minted(&self, buf: &Buf) -> bool {
+        self.slots.minted(buf)
+    }
+
+    /// Count a Buf of another region and say what was wrong.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn refuse(&self, buf: &Buf) -> BufError {
+        self.foreign.set(self.foreign.get() + 1);
+        BufError::ForeignRegion {
+            index: buf.idx.0,
+            buf_region: buf.region,
+            region: self.slots.region,
+        }
     }
 
     /// Metadata of a buffer we hold.
+    ///
+    /// For a `Buf` of another region, which this signature cannot refuse with an error,
+    /// it is counted in [`Holder::foreign`] and the result is a stand-in line in this
+    /// holder's private memory: neither region's metadata is read or written, and the
+    /// `Buf` is refused again wherever it goes next (`packet`, `enqueue`, `Pool::free`).
     #[inline]
     pub fn meta(&self, buf: &Buf) -> &PktMeta {
+        if !self.slots.minted(buf) {
+            self.refuse(buf);
+            return &self.scratch;
+        }
         self.slots.meta(buf.idx)
     }
 
-    /// The bytes of a buffer we hold. Fails only if the shared offset/length were
-    /// corrupted (then the buffer should be dropped).
+    /// The bytes of a buffer we hold. Fails if the shared offset/length were corrupted
+    /// (then the buffer should be dropped), or with [`BufError::ForeignRegion`] (also
+    /// counted in [`Holder::foreign`]) for a `Buf` of another region.
     #[inline]
     pub fn packet<'b>(&'b self, buf: &'b mut Buf) -> Result<PacketMut<'b>, BufError> {
+        if !self.slots.minted(buf) {
+            return Err(self.refuse(buf));
+        }
         let l = &self.region.layout;
         let room = (l.headroom + l.data_room) as usize;
-        // SAFETY: the area (after the metadata line) is inside the slot, which is inside
-        // the mapping. `&mut Buf` is exclusive and a Buf token exists once per buffer in
-        // this process (only the single Holder of an id mints them, after flipping the
-        // owner entry from Transit-to-us to Held), so no other `&mut` to these bytes
-        // exists here. Other processes do not touch a buffer while we hold it (owner
-        // protocol; NFs are trusted not to be malicious, see DESIGN).
+        // SAFETY: the Buf was minted for this region (checked just above), so its index
+        // is in 1..=count of this mapping and the area (after the metadata line) is
+        // inside its slot, inside the mapping. `&mut Buf` is exclusive and a Buf token
+        // exists once per buffer in this process (only the single Holder of an id mints
+        // them, after flipping the owner entry from Transit-to-us to Held), so no other
+        // `&mut` to these bytes exists here. Other processes do not touch a buffer while
+        // we hold it (owner protocol; NFs are trusted not to be malicious, see DESIGN).
         let area = unsafe { std::slice::from_raw_parts_mut(self.slots.ptr(buf.idx).add(META_SIZE), room) };
         PacketMut::new(buf.idx, self.slots.meta(buf.idx), area, l.headroom)
     }
 
     /// Send as many of `bufs` (from the front) to owner `to` through `prod` as fit;
     /// returns how many went. The rest stay in `bufs`, still ours.
+    ///
+    /// If any of `bufs` belongs to another region, nothing is sent and the error is
+    /// [`RingError::ForeignBuf`] (counted in [`Holder::foreign`]); `bufs` is unchanged.
+    /// On a ring error, the buffers sent before it are gone from `bufs` and the rest
+    /// stay.
     pub fn enqueue(&self, prod: &mut Producer<'_>, to: OwnerId, bufs: &mut Vec<Buf>) -> Result<usize, RingError> {
+        // One pass of xors, no early exit, so it vectorises; the burst is in L1 anyway.
+        let tag = self.slots.region;
+        if bufs.iter().fold(0, |acc, b| acc | (b.region ^ tag)) != 0 {
+            return Err(self.refuse_burst(bufs));
+        }
         let mut raw = [0u32; BURST];
         let mut sent = 0;
         while sent < bufs.len() {
             let want = (bufs.len() - sent).min(BURST);
-            let k = (prod.room(want as u32)? as usize).min(want);
+            let room = match prod.room(want as u32) {
+                Ok(room) => room,
+                Err(e) => {
+                    // Those already published are the consumer's now, not the caller's.
+                    bufs.drain(..sent);
+                    return Err(e);
+                }
+            };
+            let k = (room as usize).min(want);
             if k == 0 {
                 break;
             }
@@ -545,6 +682,19 @@ impl Holder {
         }
         bufs.drain(..sent);
         Ok(sent)
+    }
+
+    /// The error for a burst with a Buf of another region in it.
+    #[cold]
+    #[inline(never)]
+    fn refuse_burst(&self, bufs: &[Buf]) -> RingError {
+        let b = bufs.iter().find(|b| !self.slots.minted(b)).expect("the caller saw one");
+        self.foreign.set(self.foreign.get() + 1);
+        RingError::ForeignBuf {
+            index: b.idx.0,
+            buf_region: b.region,
+            region: self.slots.region,
+        }
     }
 
     /// Dequeue up to `max` (at most [`BURST`]) buffers sent to us, claiming each before
@@ -588,6 +738,13 @@ impl Holder {
     /// The most recent rejection, for the error message.
     pub fn last_rejection(&self) -> Option<BufError> {
         self.last_reject.borrow().clone()
+    }
+
+    /// [`Buf`]s of another region this holder (or its [`crate::Pool`]) refused, since it
+    /// was attached. Anything but 0 is a bug in this process: tokens never cross
+    /// processes, so a peer cannot cause it.
+    pub fn foreign(&self) -> u64 {
+        self.foreign.get()
     }
 }
 
