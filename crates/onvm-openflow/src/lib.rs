@@ -51,7 +51,7 @@
 //! Besides hand-written layouts from the spec, the tests hold byte strings serialised
 //! by os-ken and captured from `ovs-ofctl` 3.1, which must decode as meant
 //! (`src/tests/vectors.rs`), and they hand every switch→controller message we encode to
-//! `ovs-ofctl ofp-print` and to os-ken's parser (`tests/`, skipped where the tool is
+//! `ovs-ofctl ofp-print` and to os-ken's parser (`tests/`, which fail where the tool is
 //! missing). Finding from those captures: `ovs-ofctl -O OpenFlow13` asks for
 //! TABLE_FEATURES before it changes flows, so that query is supported.
 //!

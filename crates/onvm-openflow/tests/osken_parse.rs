@@ -1,6 +1,6 @@
 //! Interop: os-ken (the maintained Ryu fork, the controller of issue 5's tests) parses
-//! every switch→controller message we encode. Skipped, with a note, where Python's
-//! `os_ken` is not installed (`pip install os-ken`).
+//! every switch→controller message we encode. Fails, naming what is missing, where
+//! Python's `os_ken` is not installed (`pip install os-ken`).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -26,12 +26,7 @@ for line in sys.stdin:
 
 #[test]
 fn os_ken_parses_what_the_switch_sends() {
-    let has_os_ken = Command::new("python3")
-        .args(["-c", "import os_ken"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_os_ken {
-        eprintln!("python3 with os_ken not installed; skipping the os-ken interop check");
+    if !common::have_os_ken() {
         return;
     }
     let mut messages: Vec<Message> = samples().into_iter().map(|(m, _)| m).collect();

@@ -836,7 +836,7 @@ mod tests {
     #[test]
     fn tap_vdev_talks_to_the_kernel() {
         let _one = one_at_a_time();
-        if !testlink::is_root() {
+        if !testlink::require_root() {
             return;
         }
         let dev = testlink::unique_name("d");
@@ -867,7 +867,7 @@ mod tests {
     #[test]
     fn a_port_whose_start_fails_passes_nothing_and_leaves_the_pool_whole() {
         let _one = one_at_a_time();
-        if !testlink::is_root() {
+        if !testlink::require_root() {
             return;
         }
         let dev = testlink::unique_name("f");

@@ -633,12 +633,7 @@ mod tests {
 
     #[test]
     fn tcpdump_reads_the_output() {
-        let Ok(which) = std::process::Command::new("which").arg("tcpdump").output() else {
-            println!("note: `which` is not available; skipping the tcpdump check");
-            return;
-        };
-        if !which.status.success() {
-            println!("note: tcpdump is not installed; skipping the tcpdump check");
+        if !onvm_testkit::require_tool("tcpdump", "apt install tcpdump") {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn frames_pass_between_the_port_and_the_interface() {
-        if !testlink::is_root() {
+        if !testlink::require_root() {
             return;
         }
         let dev = testlink::unique_name("t");

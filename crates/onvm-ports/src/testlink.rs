@@ -46,13 +46,12 @@ pub fn unique_name(kind: &str) -> String {
     )
 }
 
-/// Whether the tests can create interfaces; prints why they are skipped when not.
-pub fn is_root() -> bool {
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        eprintln!("skipped: needs root to create interfaces");
-    }
-    root
+/// Requires root, which the tests of kernel-backed ports need: the test fails without
+/// it (`false` only with `ONVM_ALLOW_SKIP=1`: the caller returns, see onvm-testkit).
+#[must_use = "the test must return when this is false"]
+#[track_caller]
+pub fn require_root() -> bool {
+    onvm_testkit::require_root("to create interfaces (veth pairs, TAP devices) and open raw and AF_XDP sockets")
 }
 
 /// Wait (up to 5 s) until `name` is operationally up: before that the kernel drops
@@ -77,15 +76,17 @@ pub struct Veth {
 }
 
 impl Veth {
-    /// `None` (with a note printed) when not root or `ip` cannot create the pair: the
-    /// caller skips its test.
+    /// The test fails when not root or when `ip` cannot create the pair; `None` only
+    /// where skipping is allowed ([`require_root`]): the caller returns.
+    #[track_caller]
     pub fn create() -> Option<Veth> {
         Self::with_queues(1)
     }
 
     /// A pair whose ends have `queues` receive and transmit queues each.
+    #[track_caller]
     pub fn with_queues(queues: u16) -> Option<Veth> {
-        if !is_root() {
+        if !require_root() {
             return None;
         }
         let a = unique_name("a");
@@ -94,10 +95,10 @@ impl Veth {
         #[rustfmt::skip]
         let args = ["link", "add", &a, "numtxqueues", &q, "numrxqueues", &q, "type", "veth",
             "peer", "name", &b, "numtxqueues", &q, "numrxqueues", &q];
-        if !ip(&args) {
-            eprintln!("skipped: cannot create a veth pair");
-            return None;
-        }
+        assert!(
+            ip(&args),
+            "cannot create a veth pair (the kernel needs CONFIG_VETH; `ip` is in iproute2)"
+        );
         let veth = Veth { a, b };
         for n in [&veth.a, &veth.b] {
             // No IPv6 on test links: fewer stray frames.

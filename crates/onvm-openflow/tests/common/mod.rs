@@ -5,6 +5,22 @@ use std::net::Ipv4Addr;
 
 use onvm_openflow::*;
 
+/// Fails the test without `ovs-ofctl` (`false` only with ONVM_ALLOW_SKIP=1: return).
+#[allow(dead_code)] // each test binary uses one of the two tools
+#[must_use]
+#[track_caller]
+pub fn have_ovs_ofctl() -> bool {
+    onvm_testkit::require_tool("ovs-ofctl", "apt install openvswitch-common")
+}
+
+/// Fails the test without python3 and os-ken (`false` only with ONVM_ALLOW_SKIP=1: return).
+#[allow(dead_code)] // each test binary uses one of the two tools
+#[must_use]
+#[track_caller]
+pub fn have_os_ken() -> bool {
+    onvm_testkit::require_python_module("os_ken", "python3 -m pip install os-ken")
+}
+
 /// Lower-case hex, as `ovs-ofctl ofp-print` and Python's `bytes.fromhex` take it.
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
