@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the DPDK build need, when missing (root,
-# apt). Used by scripts/test.sh and .ci/run; safe to run again.
+# apt). Used by scripts/test.sh and .ci/run; safe to run again. Exits non-zero, saying
+# what is missing and why, when anything cannot be installed: the tests fail without it.
 #   tcpdump, tcpreplay   captures and traffic of the namespace tests
 #   iproute2             namespaces and veth pairs
 #   libdpdk-dev          the `dpdk` cargo feature (DPDK 22.11 via pkg-config)
@@ -9,6 +10,11 @@
 #                        the codec's interop test has it decode what we encode
 #   python3, python3-pip os-ken (PyPI), the controller of the OpenFlow tests
 set -euo pipefail
+
+die() {
+    echo "error: scripts/deps.sh: $*" >&2
+    exit 1
+}
 
 # command or file that shows the package is there -> package
 declare -A NEED=(
@@ -21,28 +27,42 @@ declare -A NEED=(
     [python3]=python3
     [pip3]=python3-pip
 )
+have() {
+    if [[ $1 == /* ]]; then [ -e "$1" ]; else command -v "$1" >/dev/null; fi
+}
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
 missing=()
 for what in "${!NEED[@]}"; do
-    if [[ $what == /* ]]; then [ -e "$what" ] && continue; else command -v "$what" >/dev/null && continue; fi
-    missing+=("${NEED[$what]}")
+    have "$what" || missing+=("${NEED[$what]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-        echo "warning: missing ${missing[*]} (install them as root); the tests that need them will be skipped" >&2
-    else
-        echo "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
-            { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; } ||
-            echo "warning: could not install ${missing[*]}; the tests that need them will be skipped" >&2
+    [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; run this script as root to install them"
+    command -v apt-get >/dev/null || die "missing ${missing[*]}, and there is no apt-get to install them with"
+    echo "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # The package lists may be stale or absent (a fresh container): update once and retry.
+    if ! apt-get install -y -q "${missing[@]}" >"$log" 2>&1; then
+        if ! { apt-get update -q && apt-get install -y -q "${missing[@]}"; } >>"$log" 2>&1; then
+            tail -n 20 "$log" >&2
+            die "could not install ${missing[*]} (the end of apt-get's output is above)"
+        fi
     fi
+    for what in "${!NEED[@]}"; do
+        have "$what" || die "$what is still missing after installing ${NEED[$what]}"
+    done
 fi
 
 # os-ken (PyPI): the controller of the OpenFlow tests and the example app, and the parser
 # the codec's interop test uses. Debian 12's Python is "externally managed" (PEP 668), so
 # pip needs --break-system-packages there; os-ken is not packaged by Debian.
-if command -v python3 >/dev/null && ! python3 -c 'import os_ken' 2>/dev/null; then
+if ! python3 -c 'import os_ken' 2>/dev/null; then
     echo "installing os-ken (PyPI)"
-    { python3 -m pip install -q os-ken || python3 -m pip install -q --break-system-packages os-ken; } >/dev/null 2>&1 ||
-        echo "warning: could not install os-ken; the tests that need it will be skipped" >&2
+    if ! { python3 -m pip install -q os-ken || python3 -m pip install -q --break-system-packages os-ken; } >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        die "could not install os-ken with pip (the end of its output is above)"
+    fi
+    python3 -c 'import os_ken' || die "os-ken was installed but python3 cannot import it"
 fi
