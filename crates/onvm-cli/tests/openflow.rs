@@ -5,8 +5,8 @@
 //! leaves port 1 is written to a pcap file and compared with what went in.
 //!
 //! Needs `ovs-ofctl` (Debian `openvswitch-common`) and python3 with os-ken
-//! (`pip install os-ken`); scripts/test.sh installs both. Without them each test says
-//! why it is skipped and passes.
+//! (`pip install os-ken`); scripts/test.sh installs both. Without them each test fails,
+//! naming what is missing (onvm-testkit; `ONVM_ALLOW_SKIP=1` skips instead).
 
 mod common;
 
@@ -25,26 +25,18 @@ use common::{
 
 const PACKETS: usize = 200;
 
+/// Fails the test without `ovs-ofctl` (`false` only with ONVM_ALLOW_SKIP=1: return).
+#[must_use]
+#[track_caller]
 fn have_ovs_ofctl() -> bool {
-    let ok = Command::new("ovs-ofctl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: ovs-ofctl is not installed (apt install openvswitch-common)");
-    }
-    ok
+    onvm_testkit::require_tool("ovs-ofctl", "apt install openvswitch-common")
 }
 
+/// Fails the test without python3 and os-ken (`false` only with ONVM_ALLOW_SKIP=1: return).
+#[must_use]
+#[track_caller]
 fn have_os_ken() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import os_ken"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skipped: python3 cannot import os_ken (pip install os-ken)");
-    }
-    ok
+    onvm_testkit::require_python_module("os_ken", "python3 -m pip install os-ken")
 }
 
 /// The example controller app.

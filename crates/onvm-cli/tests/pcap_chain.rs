@@ -70,12 +70,17 @@ fn assert_same_packets(out: &[Vec<u8>], input: &[Vec<u8>], up: &Proc) {
     }
 }
 
-/// If tcpdump is installed, it must read the output and list every packet.
+/// tcpdump must read the output and list every packet.
 fn check_with_tcpdump(path: &std::path::Path, expect: usize) {
-    let Ok(out) = Command::new("tcpdump").arg("-r").arg(path).arg("-nn").output() else {
-        eprintln!("tcpdump not installed; skipping that check");
+    if !onvm_testkit::require_tool("tcpdump", "apt install tcpdump") {
         return;
-    };
+    }
+    let out = Command::new("tcpdump")
+        .arg("-r")
+        .arg(path)
+        .arg("-nn")
+        .output()
+        .expect("run tcpdump -r");
     assert!(
         out.status.success(),
         "tcpdump -r failed: {}",

@@ -42,7 +42,6 @@ pub fn require(have: bool, what: &str, how: &str) -> bool {
     let test = std::thread::current().name().unwrap_or("a test").to_string();
     let reason = format!("needs {what}: {how}");
     if std::env::var_os(ALLOW_SKIP).is_some_and(|v| v == "1") {
-        println!("SKIPPED: {test}: {reason}");
         eprintln!("SKIPPED: {test}: {reason}");
         if let Some(log) = std::env::var_os(SKIP_LOG) {
             // One write of one line to a file opened for appending: lines from tests

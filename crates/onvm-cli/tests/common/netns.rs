@@ -81,23 +81,15 @@ impl Drop for Netns {
     }
 }
 
-/// Whether this machine can run these tests; prints why not.
+/// Requires what these tests need: root, `ip`, tcpreplay and tcpdump. The test fails
+/// without them; `false` only with ONVM_ALLOW_SKIP=1 (onvm-testkit): the caller returns.
+#[must_use]
+#[track_caller]
 pub fn can_run() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root {
-        eprintln!("skipped: needs root (network namespaces, raw sockets)");
-        return false;
-    }
-    for tool in ["tcpreplay", "tcpdump"] {
-        if Command::new(tool).arg("--version").output().is_err() {
-            eprintln!("skipped: {tool} is not installed (scripts/test.sh installs it)");
-            return false;
-        }
-    }
-    true
+    onvm_testkit::require_root("to create network namespaces, veth pairs and raw sockets")
+        && onvm_testkit::require_tool("ip", "apt install iproute2")
+        && onvm_testkit::require_tool("tcpreplay", "apt install tcpreplay")
+        && onvm_testkit::require_tool("tcpdump", "apt install tcpdump")
 }
 
 /// Whole records in a capture tcpdump is still writing (its last one may be half
