@@ -2,18 +2,18 @@
 //!
 //! The manager runs on a thread of this process; every NF is a child process (`onvm nf
 //! NAME …`, or the config's own binary) that finds the manager through `ONVM_SOCKET`.
-//! The supervisor restarts an NF that exits according to its restart policy; the
-//! manager itself notices the exit through the NF's control socket and reclaims its
-//! buffers before the restarted NF registers.
+//! [`onvm_mgr::supervisor`] restarts an NF that exits according to its restart policy,
+//! after a backoff; the manager itself notices the exit through the NF's control socket
+//! and reclaims its buffers before the restarted NF registers.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use onvm_proto::config::{Config, NfSpec};
+use onvm_mgr::supervisor::{Decision, GiveUp, NfInstance, NfOutput, ProcessLauncher, Supervisor, SupervisorEvent};
+use onvm_proto::config::Config;
 
 use crate::CliResult;
 use crate::mgr::{CommonMgr, load_config, options, print_report};
@@ -69,35 +69,6 @@ chain = ["monitor", "forward", "out:1"]
 in_port = 0
 "#;
 
-struct Supervised {
-    spec: NfSpec,
-    index: u16,
-    child: Option<Child>,
-    restarts: u32,
-}
-
-fn nf_command(spec: &NfSpec, shared: bool, socket: &std::path::Path) -> Result<Command, String> {
-    let mut cmd = match &spec.binary {
-        Some(bin) => Command::new(bin),
-        None => {
-            let exe = std::env::current_exe().map_err(|e| format!("cannot find the onvm binary: {e}"))?;
-            let mut c = Command::new(exe);
-            c.arg("nf");
-            c.args(["--service", &spec.service.to_string(), "--tag", &spec.name]);
-            if shared {
-                c.arg("--shared-core");
-            }
-            c.args(["--socket", &socket.display().to_string()]);
-            c.arg(spec.name.replace('_', "-"));
-            c
-        }
-    };
-    cmd.args(&spec.args);
-    cmd.env("ONVM_SOCKET", socket);
-    cmd.stdin(Stdio::null());
-    Ok(cmd)
-}
-
 /// Run a config: manager thread + supervised NF processes, until the manager stops.
 pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResult {
     let mut opts = options(common, Some(cfg), &[])?;
@@ -120,91 +91,63 @@ pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResul
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let mut nfs: Vec<Supervised> = Vec::new();
+    let launcher = ProcessLauncher {
+        program: std::env::current_exe().map_err(|e| format!("cannot find the onvm binary: {e}"))?,
+        socket,
+        shared_cores: cfg.manager.shared_cores,
+        stdout: if quiet_nfs { NfOutput::Null } else { NfOutput::Inherit },
+    };
+    let mut nfs = Supervisor::new(launcher);
     for spec in &cfg.nfs {
         for index in 0..spec.instances {
-            nfs.push(Supervised {
+            let nf = NfInstance {
                 spec: spec.clone(),
                 index,
-                child: None,
-                restarts: 0,
-            });
+            };
+            let label = nf.label();
+            // On an error, dropping `nfs` kills the NFs already started.
+            nfs.add(nf, Instant::now())
+                .map_err(|e| format!("cannot start NF {label}: {e}"))?;
         }
     }
-    let spawn = |s: &mut Supervised| -> Result<(), String> {
-        let mut cmd = nf_command(&s.spec, cfg.manager.shared_cores, &socket)?;
-        if quiet_nfs {
-            cmd.stdout(Stdio::null());
+    while !mgr.is_finished() {
+        if stop.load(Ordering::Relaxed) {
+            nfs.request_stop();
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start NF {} #{}: {e}", s.spec.name, s.index))?;
-        s.child = Some(child);
-        Ok(())
-    };
-    for s in &mut nfs {
-        spawn(s)?;
+        for event in nfs.poll(Instant::now()) {
+            log(&event);
+        }
+        std::thread::sleep(POLL);
     }
-    supervise(&mut nfs, &mgr, &stop, spawn);
     let report = mgr
         .join()
         .map_err(|_| "the manager thread panicked".to_string())?
         .map_err(|e| e.to_string())?;
-    reap(&mut nfs);
+    // The manager told every NF to stop and waited for them; what is left gets SIGTERM,
+    // then SIGKILL after the grace period.
+    for event in nfs.stop_all(STOP_GRACE) {
+        log(&event);
+    }
     Ok(print_report(&report))
 }
 
-fn supervise(
-    nfs: &mut [Supervised],
-    mgr: &std::thread::JoinHandle<Result<onvm_mgr::Report, onvm_mgr::MgrError>>,
-    stop: &Arc<AtomicBool>,
-    mut spawn: impl FnMut(&mut Supervised) -> Result<(), String>,
-) {
-    while !mgr.is_finished() {
-        for s in nfs.iter_mut() {
-            let Some(child) = s.child.as_mut() else { continue };
-            let Ok(Some(status)) = child.try_wait() else { continue };
-            s.child = None;
-            if stop.load(Ordering::Relaxed) || mgr.is_finished() {
-                continue;
-            }
-            if s.spec.restart.should_restart(status.success(), s.restarts) {
-                s.restarts += 1;
-                eprintln!(
-                    "onvm up: NF {} #{} exited ({status}); restart {} of its policy",
-                    s.spec.name, s.index, s.restarts
-                );
-                if let Err(e) = spawn(s) {
-                    eprintln!("onvm up: {e}");
-                }
-            } else {
-                eprintln!(
-                    "onvm up: NF {} #{} exited ({status}); not restarted",
-                    s.spec.name, s.index
-                );
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+/// How often the supervisor looks at the NFs: exits are noticed and due restarts made
+/// within this.
+const POLL: Duration = Duration::from_millis(20);
 
-/// Wait for NF processes to finish after the manager told them to stop; kill stragglers.
-fn reap(nfs: &mut [Supervised]) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    for s in nfs.iter_mut() {
-        if let Some(mut c) = s.child.take() {
-            loop {
-                match c.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() >= deadline => {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        }
+/// How long NFs still running after the manager stopped get before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Print what the log has always shown: exits while running, and their consequence.
+/// Starts, and exits while stopping (every NF's), are not news.
+fn log(event: &SupervisorEvent) {
+    match event {
+        SupervisorEvent::Started { .. }
+        | SupervisorEvent::Exited {
+            then: Decision::GiveUp(GiveUp::Stopping),
+            ..
+        } => {}
+        _ => eprintln!("onvm up: {event}"),
     }
 }
 

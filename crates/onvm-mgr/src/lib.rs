@@ -14,6 +14,7 @@
 //! | [`manager`] | the loop: switch, control server, crash reclaim, shutdown, report |
 //! | [`stats`] | console table, CSV, snapshots |
 //! | [`openflow`] | the OpenFlow 1.3 agent: controllers and `ovs-ofctl` program the table |
+//! | [`supervisor`] | NF processes started, watched and restarted under their policy (backoff) |
 #![forbid(unsafe_code)]
 
 pub mod edges;
@@ -24,6 +25,7 @@ pub mod options;
 pub mod placement;
 pub mod registry;
 pub mod stats;
+pub mod supervisor;
 pub mod topology;
 
 pub use error::MgrError;

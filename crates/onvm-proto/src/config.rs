@@ -25,7 +25,8 @@
 //! instances = 2
 //! args = ["--allow", "10.0.0.0/8"]
 //! restart = "on-failure"                  # never | on-failure | always
-//! max_restarts = 3
+//! max_restarts = 3                       # over the NF's life; default 5
+//! backoff = { initial_ms = 100, max_ms = 10000, factor = 2 }   # optional; these are the defaults
 //!
 //! [[chains]]
 //! name = "main"
@@ -44,6 +45,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -57,31 +59,87 @@ use crate::port::{PortSpec, PortSpecError};
 /// Restarts allowed when `restart` is given without `max_restarts`.
 pub const DEFAULT_MAX_RESTARTS: u32 = 5;
 
-/// What the supervisor does when an NF process exits.
+/// When an NF that exits is started again (`restart = ...`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RestartPolicy {
+pub enum RestartMode {
     /// Leave it stopped.
     Never,
-    /// Restart it after a failure (non-zero exit or signal), up to `max_restarts` times.
-    OnFailure {
-        /// Restarts allowed over the NF's life.
-        max_restarts: u32,
-    },
-    /// Restart it after any exit, up to `max_restarts` times.
-    Always {
-        /// Restarts allowed over the NF's life.
-        max_restarts: u32,
-    },
+    /// Restart it after a failure (non-zero exit or signal).
+    OnFailure,
+    /// Restart it after any exit.
+    Always,
+}
+
+/// How long the supervisor waits before a restart (`backoff = { ... }`).
+///
+/// The first restart waits `initial`; each further restart after a short run waits
+/// `factor` times longer, up to `max`. A crash loop then costs little CPU and log, while
+/// a single crash is repaired at once (100 ms by default, as Docker does). When the
+/// delay drops back to `initial` is the supervisor's business (`onvm_mgr::supervisor`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay before the first restart.
+    pub initial: Duration,
+    /// The longest delay.
+    pub max: Duration,
+    /// Growth per consecutive restart (1 = a fixed delay).
+    pub factor: u32,
+}
+
+impl Backoff {
+    /// 100 ms, doubling.
+    pub const DEFAULT_INITIAL: Duration = Duration::from_millis(100);
+    /// At most 10 s: a chain waits no longer than that for a hop that keeps crashing.
+    pub const DEFAULT_MAX: Duration = Duration::from_secs(10);
+    /// Doubling.
+    pub const DEFAULT_FACTOR: u32 = 2;
+    /// The largest `factor` accepted (beyond it the first restarts jump to `max` anyway).
+    pub const MAX_FACTOR: u32 = 16;
+    /// The largest `max` accepted: a longer wait looks like a hang, not a backoff.
+    pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Self::DEFAULT_INITIAL,
+            max: Self::DEFAULT_MAX,
+            factor: Self::DEFAULT_FACTOR,
+        }
+    }
+}
+
+/// What the supervisor does when an NF exits. Data only: the decisions are made by
+/// `onvm_mgr::supervisor`, which also launches containers with the same policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Which exits are followed by a restart.
+    pub mode: RestartMode,
+    /// Restarts allowed over the NF's life; `None` = no limit. A config file always
+    /// gives a limit ([`DEFAULT_MAX_RESTARTS`] when unset).
+    pub max_restarts: Option<u32>,
+    /// Delay before each restart.
+    pub backoff: Backoff,
 }
 
 impl RestartPolicy {
-    /// Whether to start the NF again after an exit (`success` = exit status 0) when it
-    /// has already been restarted `restarts` times.
-    pub fn should_restart(&self, success: bool, restarts: u32) -> bool {
-        match *self {
-            RestartPolicy::Never => false,
-            RestartPolicy::OnFailure { max_restarts } => !success && restarts < max_restarts,
-            RestartPolicy::Always { max_restarts } => restarts < max_restarts,
+    /// Never restart.
+    pub const NEVER: RestartPolicy = RestartPolicy {
+        mode: RestartMode::Never,
+        max_restarts: Some(0),
+        backoff: Backoff {
+            initial: Backoff::DEFAULT_INITIAL,
+            max: Backoff::DEFAULT_MAX,
+            factor: Backoff::DEFAULT_FACTOR,
+        },
+    };
+
+    /// `mode` with `max_restarts` and the default backoff.
+    pub fn new(mode: RestartMode, max_restarts: Option<u32>) -> Self {
+        RestartPolicy {
+            mode,
+            max_restarts,
+            backoff: Backoff::default(),
         }
     }
 }
@@ -241,6 +299,20 @@ pub enum ConfigErrorKind {
         /// NF name.
         nf: String,
     },
+    /// `backoff` with `restart = "never"`.
+    #[error("NF {nf:?}: backoff makes no sense with restart = \"never\"")]
+    BackoffWithNever {
+        /// NF name.
+        nf: String,
+    },
+    /// A `backoff` value out of range.
+    #[error("NF {nf:?}: backoff: {problem}")]
+    BadBackoff {
+        /// NF name.
+        nf: String,
+        /// What is wrong, with the limits.
+        problem: String,
+    },
     /// More ports than the flow table can number.
     #[error("{count} ports configured, at most {max} allowed")]
     TooManyPorts {
@@ -326,6 +398,48 @@ struct RawNf {
     args: Vec<String>,
     restart: Option<RawRestart>,
     max_restarts: Option<u32>,
+    backoff: Option<Spanned<RawBackoff>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBackoff {
+    initial_ms: Option<u64>,
+    max_ms: Option<u64>,
+    factor: Option<u32>,
+}
+
+/// Checks a `backoff` table; unset values take [`Backoff`]'s defaults, and an unset `max_ms`
+/// is raised to `initial_ms` when that is longer.
+fn build_backoff(raw: &RawBackoff) -> Result<Backoff, String> {
+    let initial = raw.initial_ms.map_or(Backoff::DEFAULT_INITIAL, Duration::from_millis);
+    let max = match raw.max_ms {
+        Some(ms) => Duration::from_millis(ms),
+        None => Backoff::DEFAULT_MAX.max(initial),
+    };
+    let factor = raw.factor.unwrap_or(Backoff::DEFAULT_FACTOR);
+    if initial.is_zero() {
+        // Zero stays zero whatever the factor: no backoff at all.
+        return Err("initial_ms = 0, must be at least 1".into());
+    }
+    if max > Backoff::MAX_DELAY {
+        return Err(format!(
+            "max_ms = {}, must be at most {}",
+            max.as_millis(),
+            Backoff::MAX_DELAY.as_millis()
+        ));
+    }
+    if max < initial {
+        return Err(format!(
+            "max_ms = {} is below initial_ms = {}",
+            max.as_millis(),
+            initial.as_millis()
+        ));
+    }
+    if !(1..=Backoff::MAX_FACTOR).contains(&factor) {
+        return Err(format!("factor = {factor}, must be 1..={}", Backoff::MAX_FACTOR));
+    }
+    Ok(Backoff { initial, max, factor })
 }
 
 #[derive(Deserialize, Default)]
@@ -550,14 +664,37 @@ impl Config {
                     },
                 ));
             }
-            let max_restarts = nf.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS);
+            let max_restarts = Some(nf.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS));
+            let backoff = match &nf.backoff {
+                None => Backoff::default(),
+                Some(b) => build_backoff(b.get_ref()).map_err(|problem| {
+                    lines.err(
+                        b.span(),
+                        ConfigErrorKind::BadBackoff {
+                            nf: name.clone(),
+                            problem,
+                        },
+                    )
+                })?,
+            };
             let restart = match nf.restart.unwrap_or(RawRestart::OnFailure) {
                 RawRestart::Never if nf.max_restarts.is_some() => {
                     return Err(lines.err(nf.name.span(), ConfigErrorKind::MaxRestartsWithNever { nf: name }));
                 }
-                RawRestart::Never => RestartPolicy::Never,
-                RawRestart::OnFailure => RestartPolicy::OnFailure { max_restarts },
-                RawRestart::Always => RestartPolicy::Always { max_restarts },
+                RawRestart::Never if nf.backoff.is_some() => {
+                    return Err(lines.err(nf.name.span(), ConfigErrorKind::BackoffWithNever { nf: name }));
+                }
+                RawRestart::Never => RestartPolicy::NEVER,
+                RawRestart::OnFailure => RestartPolicy {
+                    mode: RestartMode::OnFailure,
+                    max_restarts,
+                    backoff,
+                },
+                RawRestart::Always => RestartPolicy {
+                    mode: RestartMode::Always,
+                    max_restarts,
+                    backoff,
+                },
             };
             nfs.push(NfSpec {
                 name,
@@ -707,13 +844,11 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
         assert_eq!(c.services["monitor"], 2);
         assert_eq!(c.nfs.len(), 2);
         assert_eq!(c.nfs[0].instances, 2);
-        assert_eq!(c.nfs[0].restart, RestartPolicy::Always { max_restarts: 3 });
+        assert_eq!(c.nfs[0].restart, RestartPolicy::new(RestartMode::Always, Some(3)));
         assert_eq!(c.nfs[1].instances, 1);
         assert_eq!(
             c.nfs[1].restart,
-            RestartPolicy::OnFailure {
-                max_restarts: DEFAULT_MAX_RESTARTS
-            }
+            RestartPolicy::new(RestartMode::OnFailure, Some(DEFAULT_MAX_RESTARTS))
         );
         assert_eq!(c.nfs[1].binary, Some("/usr/bin/my-monitor".into()));
         assert!(c.chains[0].default);
@@ -894,14 +1029,77 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
         let e = err("[services]\na = 1\n[[nfs]]\nname = \"n\"\nservice = \"a\"\nrestart = \"sometimes\"\n");
         assert!(matches!(e.kind, ConfigErrorKind::Toml(_)));
 
-        let never = RestartPolicy::Never;
-        assert!(!never.should_restart(false, 0));
-        let on_fail = RestartPolicy::OnFailure { max_restarts: 2 };
-        assert!(on_fail.should_restart(false, 1));
-        assert!(!on_fail.should_restart(false, 2));
-        assert!(!on_fail.should_restart(true, 0));
-        let always = RestartPolicy::Always { max_restarts: 1 };
-        assert!(always.should_restart(true, 0));
-        assert!(!always.should_restart(true, 1));
+        let nf = |extra: &str| format!("[services]\na = 1\n[[nfs]]\nname = \"n\"\nservice = \"a\"\n{extra}");
+        let policy = |extra: &str| Config::from_toml(&nf(extra)).unwrap().nfs[0].restart;
+        assert_eq!(
+            policy(""),
+            RestartPolicy::new(RestartMode::OnFailure, Some(DEFAULT_MAX_RESTARTS)),
+            "on-failure, 5 restarts, default backoff when nothing is said"
+        );
+        assert_eq!(policy("restart = \"never\"\n"), RestartPolicy::NEVER);
+        assert_eq!(
+            policy("restart = \"always\"\nmax_restarts = 0\n"),
+            RestartPolicy::new(RestartMode::Always, Some(0))
+        );
+    }
+
+    #[test]
+    fn restart_backoff() {
+        let nf = |extra: &str| format!("[services]\na = 1\n[[nfs]]\nname = \"n\"\nservice = \"a\"\n{extra}");
+        let backoff = |extra: &str| Config::from_toml(&nf(extra)).unwrap().nfs[0].restart.backoff;
+        let ms = Duration::from_millis;
+        assert_eq!(backoff(""), Backoff::default());
+        assert_eq!(
+            Backoff::default(),
+            Backoff {
+                initial: ms(100),
+                max: ms(10_000),
+                factor: 2
+            }
+        );
+        assert_eq!(
+            backoff("backoff = { initial_ms = 50, max_ms = 400, factor = 3 }\n"),
+            Backoff {
+                initial: ms(50),
+                max: ms(400),
+                factor: 3
+            }
+        );
+        assert_eq!(
+            backoff("backoff = { factor = 1 }\n"),
+            Backoff {
+                factor: 1,
+                ..Backoff::default()
+            }
+        );
+        // An unset max is raised to a longer initial delay rather than refused.
+        assert_eq!(backoff("backoff = { initial_ms = 20000 }\n").max, ms(20_000));
+        assert_eq!(
+            backoff("[nfs.backoff]\ninitial_ms = 200\n").initial,
+            ms(200),
+            "a sub-table works too"
+        );
+
+        for (bad, says) in [
+            ("{ initial_ms = 0 }", "initial_ms = 0"),
+            ("{ initial_ms = 500, max_ms = 100 }", "below initial_ms"),
+            ("{ max_ms = 3600001 }", "at most 3600000"),
+            ("{ factor = 0 }", "factor = 0, must be 1..=16"),
+            ("{ factor = 17 }", "factor = 17"),
+        ] {
+            let e = err(&nf(&format!("\nbackoff = {bad}\n")));
+            assert!(matches!(e.kind, ConfigErrorKind::BadBackoff { .. }), "{bad}: {e}");
+            assert_eq!(e.line, Some(7), "{bad}: {e}");
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        let e = err(&nf("backoff = { initial = 5 }\n"));
+        assert!(
+            matches!(e.kind, ConfigErrorKind::Toml(_)),
+            "a misspelt key is refused: {e}"
+        );
+        let e = err(&nf("backoff = { initial_ms = -5 }\n"));
+        assert!(matches!(e.kind, ConfigErrorKind::Toml(_)), "{e}");
+        let e = err(&nf("restart = \"never\"\nbackoff = { factor = 2 }\n"));
+        assert!(matches!(e.kind, ConfigErrorKind::BackoffWithNever { .. }), "{e}");
     }
 }
