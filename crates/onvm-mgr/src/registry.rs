@@ -12,12 +12,9 @@ use onvm_proto::ctrl::{ABI_VERSION, NfCounters, RefuseReason, Register, Register
 use onvm_proto::limits::{MAX_INSTANCES, MAX_INSTANCES_PER_SERVICE, MAX_SERVICES};
 use onvm_proto::rss::Reta;
 
-/// Rings each instance owns in the region's ring directory: rx, tx, alloc.
-pub const RINGS_PER_INSTANCE: u32 = 3;
-/// First ring used for direct NF→NF edges (after every instance's own rings).
-pub const FIRST_EDGE_RING: u32 = RINGS_PER_INSTANCE * MAX_INSTANCES as u32;
-/// Edge rings available.
-pub const EDGE_RINGS: u32 = 128;
+/// The ring directory's layout is shared with the edge protocol (`onvm_proto::edge`).
+pub use onvm_proto::limits::{EDGE_RINGS, FIRST_EDGE_RING, RINGS_PER_INSTANCE};
+
 /// The manager's wake-up ring (only its doorbell is used: an idle manager sleeps on it).
 pub const WAKE_RING: u32 = FIRST_EDGE_RING + EDGE_RINGS;
 /// Rings the region needs.

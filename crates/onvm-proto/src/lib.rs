@@ -17,6 +17,7 @@
 //! | [`port`] | port spec strings (`gen:64B,1000flows`, `pcap:in.pcap`, ...) |
 //! | [`config`] | the `onvm up` TOML file, checked as a whole |
 //! | [`ctrl`] | NF ⇄ manager control messages and their binary encoding |
+//! | [`edge`] | the direct NF→NF edge protocol: the manager's half and the NF's |
 //! | [`verdict`] | an NF's decision for a packet, as carried in its metadata |
 //!
 //! The crate has no `unsafe` code.
@@ -25,6 +26,7 @@
 pub mod chain;
 pub mod config;
 pub mod ctrl;
+pub mod edge;
 pub mod flow;
 pub mod limits;
 pub mod port;

@@ -29,3 +29,12 @@ pub const MAX_TAG_LEN: usize = 64;
 /// Largest NF-to-NF message payload carried on the control channel, in bytes. It keeps
 /// a whole control message well inside one `SOCK_SEQPACKET` datagram.
 pub const MAX_MSG_PAYLOAD: usize = 16 * 1024;
+
+/// Rings each instance owns in the region's ring directory: rx, tx, alloc.
+pub const RINGS_PER_INSTANCE: u32 = 3;
+
+/// First ring used for direct NF→NF edges (after every instance's own rings).
+pub const FIRST_EDGE_RING: u32 = RINGS_PER_INSTANCE * MAX_INSTANCES as u32;
+
+/// Edge rings available (see [`crate::edge`]).
+pub const EDGE_RINGS: u32 = 128;
