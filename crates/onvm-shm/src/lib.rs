@@ -6,7 +6,9 @@
 //! indices through single-producer/single-consumer [`ring`]s; the bytes never move.
 //! Each buffer's owner entry ([`Owner`]) says who has it, so that a [`Holder`] can refuse
 //! an index that is not for it, and the manager can [`Pool::audit`] the pool and
-//! [`Pool::reclaim`] what a crashed NF held.
+//! [`Pool::reclaim`] what a crashed NF held. A [`Buf`] token names its region too
+//! ([`Region::id`]): a process may map several regions, and each refuses the others'
+//! buffers instead of mistaking their indices for its own.
 //!
 //! This crate is where the `unsafe` of onvm-rs lives (mapping the region and viewing
 //! parts of it as typed values); each block carries a `SAFETY:` comment. Everything it
