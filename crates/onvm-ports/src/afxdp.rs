@@ -13,6 +13,10 @@
 //! and passes everything else on to the kernel. Binding tries zero-copy with native
 //! XDP first and falls back to copy mode (generic XDP where the driver has no native
 //! XDP); [`AfXdpPort::mode`] reports what it got.
+//!
+//! The UMEM is one region, so the port works only with that region's pool: given
+//! another's (a manager with a region per NUMA node that mixes them up), it refuses
+//! rather than let the kernel write into the wrong region's buffers.
 
 mod bpf;
 mod xsk;
@@ -63,6 +67,8 @@ struct Queue {
 pub struct AfXdpPort {
     name: String,
     port_no: u16,
+    /// [`Region::id`] of the region registered as UMEM: the only pool region it serves.
+    region: u32,
     layout: Layout,
     queues: Vec<Queue>,
     /// Detaches the XDP program when dropped (declared after the queues' sockets: the
@@ -197,6 +203,7 @@ impl AfXdpPort {
         Ok(AfXdpPort {
             name,
             port_no,
+            region: region.id(),
             parked: (0..=layout.buffers).map(|_| None).collect(),
             layout,
             queues,
@@ -223,6 +230,16 @@ impl AfXdpPort {
     /// Packets received on each queue.
     pub fn queue_rx(&self) -> Vec<u64> {
         self.queues.iter().map(|q| q.received).collect()
+    }
+
+    /// Whether `pool` is of another region than the UMEM; counted as an error. Its
+    /// buffers' indices would name buffers of the UMEM region that others may hold.
+    fn wrong_pool(&mut self, pool: &Pool) -> bool {
+        let wrong = pool.region().id() != self.region;
+        if wrong {
+            self.stats.errors += 1;
+        }
+        wrong
     }
 
     /// Keep queue `q`'s fill ring stocked from the pool.
@@ -354,8 +371,11 @@ impl Port for AfXdpPort {
     /// Frames land in buffers the port stocked the fill rings with; taking them costs no
     /// copy. Frames for which the kernel found no buffer (fill ring empty because the
     /// pool ran dry) or no room in the RX ring are dropped by the kernel, counted in
-    /// `rx_drop`. Never blocks.
+    /// `rx_drop`. Never blocks. With another region's pool: nothing, counted in `errors`.
     fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Buf>, max: usize) -> usize {
+        if self.wrong_pool(pool) {
+            return 0;
+        }
         let now = now_ns();
         let nq = self.queues.len();
         let mut n = 0;
@@ -376,9 +396,17 @@ impl Port for AfXdpPort {
 
     /// Each packet goes into a TX ring as the address of its bytes in the region (no
     /// copy); the buffer comes back to the pool when the kernel reports completion.
-    /// A packet that finds its TX ring full counts in `tx_drop`.
+    /// A packet that finds its TX ring full counts in `tx_drop`. With another region's
+    /// pool, every packet goes back to that pool unsent (`tx_drop`, and one `errors`).
     fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
         if bufs.is_empty() {
+            return 0;
+        }
+        if self.wrong_pool(pool) {
+            self.stats.tx_drop += bufs.len() as u64;
+            for b in bufs.drain(..) {
+                pool.free(b);
+            }
             return 0;
         }
         let q = self.next % self.queues.len();
@@ -528,6 +556,34 @@ mod tests {
             .output()
             .unwrap();
         assert!(!String::from_utf8_lossy(&show.stdout).contains("prog/xdp"));
+    }
+
+    /// A port whose UMEM is region A, polled with region B's pool (a manager with a
+    /// region per node that mixed them up), lets no B buffer reach A's UMEM and B's
+    /// buffers come back to B; with A's pool it works as before.
+    #[test]
+    fn another_regions_pool_is_refused() {
+        let Some(veth) = Veth::create() else { return };
+        let (a, mut pool_a) = region(1024);
+        let (_b, mut pool_b) = region(1024);
+        let mut x = open_polled(&spec(&veth.a, ""), 1, &a, &mut pool_a);
+        let mut out = Vec::new();
+        assert_eq!(x.rx_burst(&mut pool_b, &mut out, 32), 0);
+        assert_eq!(pool_b.free_count(), 1024, "no B buffer went to the fill ring");
+        let mut bufs = Vec::new();
+        pool_b.alloc_burst(8, &mut bufs);
+        assert_eq!(x.tx_burst(&mut pool_b, &mut bufs), 0);
+        assert!(bufs.is_empty());
+        assert_eq!(pool_b.free_count(), 1024, "B's buffers went back to B");
+        testutil::assert_whole(&pool_b);
+        let s = x.stats();
+        assert_eq!((s.tx, s.tx_drop, s.errors), (0, 8, 2), "{s:?}");
+        // A's buffers given with A's pool still go out.
+        let mut peer = AfPacketPort::open(&IfaceSpec::new(&veth.b), 2).unwrap();
+        testlink::one_way(&mut x, &mut peer, &mut pool_a, 10, 2);
+        assert_eq!(x.stats().tx, 10);
+        x.release(&mut pool_a);
+        testutil::assert_whole(&pool_a);
     }
 
     #[test]
