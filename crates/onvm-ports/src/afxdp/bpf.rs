@@ -16,7 +16,9 @@
 //! six fixed instructions; libbpf/libxdp bring C build dependencies. The program is
 //! attached through a BPF link (`BPF_LINK_CREATE`), so it is detached when the link's
 //! file descriptor closes — also when the manager is killed — and never outlives the
-//! port.
+//! port. Dropping the port detaches it at once (`BPF_LINK_DETACH`), even while a copy
+//! of the descriptor lives on in a child process that another thread has forked and
+//! not yet exec'd.
 
 use std::io;
 use std::mem::size_of;
@@ -26,6 +28,7 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_LINK_DETACH: libc::c_long = 34;
 
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 const BPF_PROG_TYPE_XDP: u32 = 6;
@@ -142,13 +145,19 @@ struct LinkCreate {
     _rest: [u64; 16],
 }
 
+#[repr(C)]
+struct LinkDetach {
+    link_fd: u32,
+    _rest: [u64; 16],
+}
+
 /// The program attached to an interface, with its socket map. Dropping it detaches the
-/// program (the link closes) and frees both.
+/// program before it returns and frees both.
 #[derive(Debug)]
 pub struct XdpProgram {
     map: OwnedFd,
     _prog: OwnedFd,
-    _link: OwnedFd,
+    link: OwnedFd,
     /// `XDP_FLAGS_DRV_MODE` or `XDP_FLAGS_SKB_MODE`: where it runs.
     pub flags: u32,
 }
@@ -222,7 +231,7 @@ impl XdpProgram {
         Ok(XdpProgram {
             map,
             _prog: prog,
-            _link: owned(fd),
+            link: owned(fd),
             flags,
         })
     }
@@ -252,6 +261,26 @@ impl XdpProgram {
         } else {
             "generic XDP"
         }
+    }
+}
+
+impl Drop for XdpProgram {
+    /// Closing the link's descriptor detaches the program only when no other copy of it
+    /// is left, and there can be one: a process forked by another thread (the manager
+    /// starting an NF, `ip` run by a test) holds copies of every descriptor until it
+    /// execs, which a busy machine may delay for many milliseconds. Until then the
+    /// program would still be attached, the interface unusable by another program.
+    /// `BPF_LINK_DETACH` (Linux 5.9) detaches it now, whoever holds the descriptor.
+    fn drop(&mut self) {
+        // An error (EINVAL: a kernel older than 5.9) leaves the close just after this
+        // to detach it, as before.
+        let _ = bpf(
+            BPF_LINK_DETACH,
+            &mut LinkDetach {
+                link_fd: self.link.as_raw_fd() as u32,
+                _rest: [0; 16],
+            },
+        );
     }
 }
 
