@@ -210,6 +210,11 @@ impl Edges {
     pub fn instance_gone(&mut self, id: u16, out: &mut Outbox) {
         for slot in &mut self.slots {
             let Some(e) = slot.as_mut() else { continue };
+            // Both flags first: a self-loop's dead NF is told nothing (its ID may be
+            // given to a new NF before the messages go out).
+            if e.to == id {
+                e.to_dead = true;
+            }
             if e.from == id {
                 e.from_dead = true;
                 // It may have written before it could answer; the caller moved on what
@@ -218,16 +223,12 @@ impl Edges {
                 if e.state != EdgeState::ClosingConsumer {
                     Self::to_consumer_step(e, out);
                 }
-            }
-            if e.to == id {
-                e.to_dead = true;
-                if matches!(e.state, EdgeState::Open | EdgeState::Opening) {
-                    e.state = EdgeState::ClosingProducer;
-                    if e.from_dead {
-                        Self::to_consumer_step(e, out);
-                    } else {
-                        out.push((e.from, MgrMsg::EdgeClosed { ring: e.ring }));
-                    }
+            } else if e.to == id && matches!(e.state, EdgeState::Open | EdgeState::Opening) {
+                e.state = EdgeState::ClosingProducer;
+                if e.from_dead {
+                    Self::to_consumer_step(e, out);
+                } else {
+                    out.push((e.from, MgrMsg::EdgeClosed { ring: e.ring }));
                 }
             }
         }
@@ -373,6 +374,22 @@ mod tests {
         e.instance_gone(1, &mut out);
         assert!(closed_to(&out, 2));
         assert_eq!(e.released(2, ring, &mut out), Some(ring));
+    }
+
+    #[test]
+    fn a_dead_self_loop_tells_nobody_and_is_drained() {
+        for switched in [false, true] {
+            let mut e = Edges::default();
+            let mut out = Outbox::new();
+            let ring = e.open(3, 3, 1, None, &mut out).unwrap();
+            if switched {
+                assert!(e.switched(3, ring, &mut out));
+            }
+            out.clear();
+            e.instance_gone(3, &mut out);
+            assert!(out.is_empty(), "{out:?}");
+            assert_eq!(e.orphaned(), vec![(ring, 3, true)]);
+        }
     }
 
     #[test]
