@@ -11,12 +11,17 @@
 //! | [`placement`] | which cores and nodes the switch, NFs and buffers get |
 //! | [`registry`] | instance IDs, services and their RETAs, cores, refusal reasons |
 //! | [`edges`] | direct NF→NF rings and their two-step close |
-//! | [`manager`] | the loop: switch, control server, crash reclaim, shutdown, report |
+//! | [`router`] | where a packet goes: a pure decision from frame, table, services and time |
+//! | [`drops`] | drop reasons and their counters |
+//! | [`manager`] | the loop: switch, control socket, NF lifecycle and reclaim, shutdown, report |
+//! | [`control_plane`] | the seam that OpenFlow (and later REST, exporters) plug into |
 //! | [`stats`] | console table, CSV, snapshots |
 //! | [`openflow`] | the OpenFlow 1.3 agent: controllers and `ovs-ofctl` program the table |
 //! | [`supervisor`] | NF processes started, watched and restarted under their policy (backoff) |
 #![forbid(unsafe_code)]
 
+pub mod control_plane;
+pub mod drops;
 pub mod edges;
 pub mod error;
 pub mod manager;
@@ -24,10 +29,12 @@ pub mod openflow;
 pub mod options;
 pub mod placement;
 pub mod registry;
+pub mod router;
 pub mod stats;
 pub mod supervisor;
 pub mod topology;
 
+pub use drops::DropReason;
 pub use error::MgrError;
-pub use manager::{DropReason, Report, run};
+pub use manager::{Report, run};
 pub use options::{ManagerCore, Options, StatsMode};

@@ -7,9 +7,10 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use onvm_openflow::{Message, OfpError, Role, frame_len};
+use thiserror::Error;
 
 /// Bytes queued for a peer before it counts as stuck.
 pub const MAX_QUEUED: usize = 16 << 20;
@@ -23,14 +24,35 @@ pub enum Origin {
     Passive,
 }
 
+/// Why a connection closed (said in the event log).
+#[derive(Debug, Error)]
+pub enum Closed {
+    #[error("closed by the peer")]
+    ByPeer,
+    #[error("closed while writing")]
+    WhileWriting,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A length below the header's own: nothing after it can be framed.
+    #[error("unframeable stream: {0}")]
+    Unframeable(OfpError),
+    #[error("{0} bytes queued for a peer that does not read")]
+    Stuck(usize),
+    /// No version in common, or a HELLO that did not parse.
+    #[error("{0}")]
+    HelloFailed(String),
+    #[error("no answer to an echo request for {0:?}")]
+    NoEchoReply(Duration),
+}
+
 /// What a read brought.
 pub enum Input {
     /// One whole message: its bytes (for ERROR replies) and what they decode to.
     Msg(Vec<u8>, Box<Result<(u32, Message), OfpError>>),
     /// Nothing more for now.
     Idle,
-    /// The peer closed, or the stream failed (the reason).
-    Closed(String),
+    /// The peer closed, or the stream failed.
+    Closed(Closed),
 }
 
 /// A TCP connection to a controller or tool.
@@ -56,7 +78,7 @@ pub struct Conn {
     tx: Vec<u8>,
     xid: u32,
     /// The stream could not be cut into messages any more; it closes.
-    unframeable: Option<String>,
+    unframeable: Option<OfpError>,
 }
 
 impl Conn {
@@ -87,9 +109,9 @@ impl Conn {
     }
 
     /// Whether a pending connect finished: `Ok(true)` connected, `Ok(false)` not yet.
-    pub fn check_connected(&mut self) -> Result<bool, String> {
+    pub fn check_connected(&mut self) -> Result<bool, Closed> {
         if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
-            return Err(e.to_string());
+            return Err(e.into());
         }
         match self.stream.peer_addr() {
             Ok(_) => {
@@ -97,7 +119,7 @@ impl Conn {
                 Ok(true)
             }
             Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -123,8 +145,8 @@ impl Conn {
 
     /// The next whole message, reading what the kernel has when none is buffered.
     pub fn next(&mut self) -> Input {
-        if let Some(why) = &self.unframeable {
-            return Input::Closed(why.clone());
+        if let Some(e) = &self.unframeable {
+            return Input::Closed(Closed::Unframeable(e.clone()));
         }
         loop {
             match frame_len(&self.rx) {
@@ -138,13 +160,13 @@ impl Conn {
                 // peer gets the ERROR for it, then the connection closes.
                 Err(e) => {
                     let head = self.rx[..onvm_openflow::HEADER_LEN].to_vec();
-                    self.unframeable = Some(format!("unframeable stream: {e}"));
+                    self.unframeable = Some(e.clone());
                     return Input::Msg(head, Box::new(Err(e)));
                 }
             }
             let mut chunk = [0u8; 16 * 1024];
             match self.stream.read(&mut chunk) {
-                Ok(0) => return Input::Closed("closed by the peer".into()),
+                Ok(0) => return Input::Closed(Closed::ByPeer),
                 Ok(n) => {
                     self.last_rx = Instant::now();
                     self.probe_sent = None;
@@ -152,26 +174,26 @@ impl Conn {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Input::Idle,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Input::Closed(e.to_string()),
+                Err(e) => return Input::Closed(e.into()),
             }
         }
     }
 
     /// Writes what is queued, as far as the kernel takes it.
-    pub fn flush(&mut self) -> Result<(), String> {
+    pub fn flush(&mut self) -> Result<(), Closed> {
         while !self.tx.is_empty() {
             match self.stream.write(&self.tx) {
-                Ok(0) => return Err("closed while writing".into()),
+                Ok(0) => return Err(Closed::WhileWriting),
                 Ok(n) => {
                     self.tx.drain(..n);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         }
         if self.tx.len() > MAX_QUEUED {
-            return Err(format!("{} bytes queued for a peer that does not read", self.tx.len()));
+            return Err(Closed::Stuck(self.tx.len()));
         }
         Ok(())
     }

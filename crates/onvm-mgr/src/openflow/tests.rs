@@ -12,10 +12,11 @@ use onvm_openflow::{
     MultipartRequestBody, OFP_NO_BUFFER, OFPG_ANY, OFPMPF_MORE, OFPTT_ALL, PacketOut, Role, RoleMsg, VersionBitmap,
     frame_len, ofpbrc, ofpet, ofpff, ofpfmfc, ofphfc, ofpp, ofppr, ofprrfc,
 };
-use onvm_proto::flow::{FlowTable, PortNo};
+use onvm_proto::flow::{FlowTable, N_TABLES, PortNo};
 use onvm_shm::Buf;
 
 use super::*;
+use crate::control_plane::InjectError;
 
 #[derive(Default)]
 struct FakeSwitch {
@@ -41,9 +42,9 @@ impl Switch for FakeSwitch {
     fn table_counts(&self, _: u8) -> (u64, u64) {
         (0, 0)
     }
-    fn inject(&mut self, packet: Payload, in_port: PortNo, outs: &[Out]) -> Result<(), String> {
+    fn inject(&mut self, packet: Payload, in_port: PortNo, outs: &[Out]) -> Result<(), InjectError> {
         let Payload::Data(d) = packet else {
-            return Err("no buffers here".into());
+            return Err(InjectError::CopiesLost(1));
         };
         self.injected.push((in_port, outs.to_vec(), d));
         Ok(())

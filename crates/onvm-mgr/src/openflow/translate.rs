@@ -285,20 +285,8 @@ pub fn to_instructions(actions: &[Action], udp: bool) -> Vec<Instruction> {
     v
 }
 
-/// What a PACKET_OUT does with its packet, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Out {
-    /// A physical or service port.
-    Port(PortNo),
-    /// Through the flow table, from the message's in_port.
-    Table,
-    /// Back out the message's in_port.
-    InPort,
-    /// Every physical port but the in_port (FLOOD and ALL: onvm has no NO_FWD ports).
-    Flood,
-    /// Rewrite a header field (the outputs after it see the new value).
-    Set(Rewrite),
-}
+/// What a PACKET_OUT does with its packet, in order (the control-plane seam's steps).
+pub use crate::control_plane::Out;
 
 /// The steps of a PACKET_OUT's actions.
 pub fn packet_out_actions(actions: &[of::Action]) -> Result<Vec<Out>, OfpError> {

@@ -1,0 +1,101 @@
+//! Why the manager freed a packet, and how many times each reason happened.
+//!
+//! Every packet that enters the manager leaves through a port, a controller, or one of
+//! these reasons: together they make the conservation line of [`crate::Report`] add up.
+
+/// Why the manager freed a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum DropReason {
+    /// No flow rule matched.
+    NoRule,
+    /// A rule said drop.
+    Rule,
+    /// An NF said drop.
+    Nf,
+    /// The destination service has no running instance.
+    NoInstance,
+    /// The destination NF's rx ring was full.
+    RingFull,
+    /// An NF wrote a verdict that names nothing.
+    BadVerdict,
+    /// Output to a port that does not exist.
+    NoSuchPort,
+    /// A rule sends to the controller and there is none.
+    NoController,
+    /// Reclaimed from an NF that exited or crashed.
+    Reclaimed,
+    /// Shared metadata of the buffer was corrupt.
+    BadBuffer,
+    /// Buffered for the controller, which did not claim it in time.
+    BufferExpired,
+    /// The controller let a packet go (a PACKET_OUT without outputs).
+    ControllerDrop,
+}
+
+impl DropReason {
+    /// Every reason, in the order stats list them.
+    pub const ALL: [DropReason; 12] = [
+        DropReason::NoRule,
+        DropReason::Rule,
+        DropReason::Nf,
+        DropReason::NoInstance,
+        DropReason::RingFull,
+        DropReason::BadVerdict,
+        DropReason::NoSuchPort,
+        DropReason::NoController,
+        DropReason::Reclaimed,
+        DropReason::BadBuffer,
+        DropReason::BufferExpired,
+        DropReason::ControllerDrop,
+    ];
+
+    /// Short name used in stats.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NoRule => "no-rule",
+            DropReason::Rule => "rule-drop",
+            DropReason::Nf => "nf-drop",
+            DropReason::NoInstance => "no-instance",
+            DropReason::RingFull => "nf-ring-full",
+            DropReason::BadVerdict => "bad-verdict",
+            DropReason::NoSuchPort => "no-such-port",
+            DropReason::NoController => "no-controller",
+            DropReason::Reclaimed => "reclaimed",
+            DropReason::BadBuffer => "bad-buffer",
+            DropReason::BufferExpired => "buffer-expired",
+            DropReason::ControllerDrop => "controller-drop",
+        }
+    }
+}
+
+/// Drop counters, one per reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops([u64; DropReason::ALL.len()]);
+
+impl Drops {
+    /// Count `n` drops for `why`.
+    #[inline]
+    pub fn add(&mut self, why: DropReason, n: u64) {
+        self.0[why as usize] += n;
+    }
+
+    /// Drops for `why`.
+    pub fn get(&self, why: DropReason) -> u64 {
+        self.0[why as usize]
+    }
+
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// The reasons that happened, by name, in [`DropReason::ALL`] order.
+    pub fn list(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .filter(|r| self.get(**r) > 0)
+            .map(|r| (r.name(), self.get(*r)))
+            .collect()
+    }
+}

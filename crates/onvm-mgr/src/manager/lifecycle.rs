@@ -1,0 +1,174 @@
+//! An NF's life as the manager sees it: registration, ready, alloc top-ups, and what
+//! happens when it goes (cleanly or not): its packets routed or reclaimed, its rings
+//! reset, its ID freed.
+
+use std::os::fd::AsFd;
+
+use onvm_proto::ctrl::{MgrMsg, Register, Registered};
+use onvm_shm::OwnerId;
+
+use super::control::ControlError;
+use super::{ALLOC_LEVEL, DropReason, Mgr, NfRings};
+use crate::error::MgrError;
+use crate::registry::{State, rings_of};
+
+impl Mgr<'_> {
+    /// A registration on connection `k`: an instance ID, its rings, the region's fd.
+    pub(super) fn register(&mut self, k: usize, req: &Register) -> Result<(), ControlError> {
+        let inst = match self.fwd.reg.register(req) {
+            Ok(inst) => inst,
+            Err(why) => {
+                self.fwd.acct.event(format!("NF {:?} refused: {why}", req.tag));
+                if let Ok(b) = MgrMsg::Refused(why.clone()).encode() {
+                    let _ = self.ctl.conns[k].sock.send(&b);
+                }
+                return Err(ControlError::Refused(why));
+            }
+        };
+        let (id, service, core) = (inst.id, inst.service, inst.core);
+        let rings = rings_of(id);
+        for (r, ends) in [(rings.rx, (0, id)), (rings.tx, (id, 0)), (rings.alloc, (0, id))] {
+            if let Ok(ring) = self.fwd.region.ring(r) {
+                ring.set_ends(ends.0, ends.1);
+            }
+        }
+        let reply = MgrMsg::Registered(Registered {
+            instance: id,
+            service,
+            core,
+            rings,
+        });
+        self.ctl.conns[k]
+            .sock
+            .send_with_fd(&reply.encode()?, self.fwd.region.fd().as_fd())
+            .map_err(ControlError::Reply)?;
+        self.ctl.conns[k].instance = Some(id);
+        self.fwd.acct.event(format!(
+            "NF {:?} registered: instance {id}, service {service}, core {}",
+            req.tag,
+            core.map_or_else(|| "shared".into(), |c| c.to_string())
+        ));
+        Ok(())
+    }
+
+    /// Instance `id` is ready for packets.
+    pub(super) fn ready(&mut self, id: u16) {
+        if let Some(i) = self.fwd.reg.get_mut(id) {
+            i.state = State::Running;
+        }
+        if let Err(at) = self.io.active.binary_search(&id) {
+            self.io.active.insert(at, id);
+        }
+        self.fwd.topology_changed();
+    }
+
+    /// Keep every running NF's alloc ring at [`ALLOC_LEVEL`].
+    pub(super) fn top_up_allocs(&mut self) -> Result<(), MgrError> {
+        let (io, fwd) = (&mut self.io, &mut self.fwd);
+        for &id in &io.active {
+            let i = usize::from(id) - 1;
+            let have = match fwd.region.ring(rings_of(id).alloc)?.len() {
+                Ok(n) => n,
+                Err(e) => {
+                    io.broken.add(id, format!("its alloc ring: {e}"));
+                    continue;
+                }
+            };
+            if have >= ALLOC_LEVEL / 2 {
+                continue;
+            }
+            // Buffers an NF allocates come from its core's node, where it writes them.
+            let node = fwd
+                .reg
+                .get(id)
+                .and_then(|i| i.core)
+                .and_then(|c| self.topo.node_of_cpu(c));
+            fwd.pool.prefer_node(node.unwrap_or(self.place.node));
+            fwd.pool.alloc_burst((ALLOC_LEVEL - have) as usize, &mut io.burst);
+            let n = match fwd
+                .pool
+                .holder()
+                .enqueue(&mut io.rings[i].alloc, OwnerId(id), &mut io.burst)
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    io.broken.add(id, format!("its alloc ring: {e}"));
+                    0
+                }
+            };
+            fwd.acct.alloc_given += n as u64;
+            for buf in io.burst.drain(..) {
+                fwd.pool.free(buf);
+            }
+        }
+        Ok(())
+    }
+
+    /// Empty edge rings whose consumer is gone.
+    pub(super) fn drain_orphans(&mut self) -> Result<(), MgrError> {
+        let fwd = &mut self.fwd;
+        for (ring, dead, done) in fwd.direct.edges.orphaned() {
+            let n = fwd.pool.drain_ring(ring, OwnerId(dead))?;
+            fwd.acct.drops.add(DropReason::Reclaimed, u64::from(n));
+            if done {
+                fwd.direct.edges.finish(ring);
+                fwd.region.ring(ring)?.set_ends(0, 0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Instance `id`'s socket closed: route what it already sent, take back everything
+    /// else it had, free its ID.
+    pub(super) fn nf_gone(&mut self, id: u16) -> Result<(), MgrError> {
+        let clean = self.fwd.reg.get(id).is_some_and(|i| i.state == State::Stopping);
+        // Packets it handed on before going are still good.
+        self.drain_nf_fully(id);
+        self.io.active.retain(|&a| a != id);
+        self.fwd.drop_queued_for(id);
+        self.fwd.direct.edges.instance_gone(id, &mut self.fwd.outbox);
+        self.fwd.topology_changed();
+        let fwd = &mut self.fwd;
+        let rings = rings_of(id);
+        // A corrupt alloc ring reads as empty here; its buffers are then reclaimed below
+        // or, if unreadable, reported by the audit.
+        let unused = fwd.pool.drain_ring(rings.alloc, OwnerId(id)).unwrap_or(0);
+        fwd.acct.alloc_given -= u64::from(unused);
+        let got = fwd.pool.reclaim(OwnerId(id))?;
+        // Its rings are the next holder of this ID's: leave them empty and consistent,
+        // whatever the NF did to them, and start our ends afresh.
+        for r in [rings.rx, rings.tx, rings.alloc] {
+            let ring = fwd.region.ring(r)?;
+            ring.reset();
+            ring.set_ends(0, 0);
+        }
+        self.io.broken.0.retain(|(b, _)| *b != id);
+        self.io.rings[usize::from(id) - 1] = NfRings::of(fwd.region, id)?;
+        let n = got.from_rings + got.held + got.torn;
+        fwd.acct.drops.add(DropReason::Reclaimed, u64::from(n));
+        let children: Vec<u16> = fwd.reg.iter().filter(|i| i.parent == Some(id)).map(|i| i.id).collect();
+        if let Some(inst) = fwd.reg.remove(id) {
+            if clean {
+                fwd.acct.event(format!(
+                    "NF {:?} (instance {id}) stopped; {n} buffers given back",
+                    inst.tag
+                ));
+            } else {
+                fwd.acct.crashes += 1;
+                let corrupt = match got.corrupt_rings {
+                    0 => String::new(),
+                    c => format!("; {c} corrupt ring(s) reset"),
+                };
+                fwd.acct.event(format!(
+                    "NF {:?} (instance {id}) died without stopping; reclaimed {n} buffers ({} in rings, {} held, {} half-sent){corrupt}; instance ID free",
+                    inst.tag, got.from_rings, got.held, got.torn,
+                ));
+            }
+            fwd.acct.exited.push(super::report::nf_row(&inst));
+        }
+        for c in children {
+            self.ctl.send_to(c, &MgrMsg::Stop);
+        }
+        Ok(())
+    }
+}

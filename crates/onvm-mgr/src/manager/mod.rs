@@ -1,0 +1,331 @@
+//! The manager's one thread: switch loop, control server and stats, interleaved.
+//!
+//! On a small machine one thread is the right shape: the switch never waits for a
+//! lock, the registry and flow table need no synchronisation, and the control sockets
+//! are polled every millisecond (so a dead NF is noticed within a few ms, far inside
+//! the 100 ms promise). When no packet moves, the loop backs off to short sleeps so it
+//! leaves the CPU to NFs that share a core with it.
+//!
+//! The state is grouped by who borrows it, so each part of the loop takes only what it
+//! needs (smoltcp's `Interface` and its inner struct):
+//!
+//! | part | holds | file |
+//! |---|---|---|
+//! | [`Io`] | ports, NF rings, the wake-up bell, scratch burst, doorbell timers | `switch.rs` (the loop) |
+//! | [`Fwd`] | pool, router, flow table, registry, edges, queues, accounting | `forward.rs` (carrying out decisions) |
+//! | [`control::Control`] | the NF control socket and its connections | `control.rs` |
+//! | planes | the [`ControlPlane`]s (the OpenFlow agent) | `planes.rs` |
+//!
+//! NF registration, death and reclaim are in `lifecycle.rs`; the report and stats
+//! snapshots in `report.rs`; the loop's deadlines in `timers.rs`.
+//!
+//! A packet's path: a port's `rx_burst` (or an NF's tx ring) → [`Fwd::from_port`] /
+//! [`Fwd::from_nf`] → [`crate::router::Router::route`] decides → [`Fwd`] carries the
+//! decision out into a per-NF or per-port queue → `Mgr::flush` enqueues to rx rings
+//! (ringing doorbells) and ports' `tx_burst`.
+
+mod control;
+mod forward;
+mod lifecycle;
+mod planes;
+mod report;
+mod switch;
+mod timers;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use onvm_ports::Port;
+use onvm_proto::flow::FlowTable;
+use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
+use onvm_shm::seqpacket::SeqPacket;
+use onvm_shm::{BURST, Buf, Consumer, Pool, Producer, Region, Slice};
+
+use crate::control_plane::{ControlPlane, PacketIn};
+use crate::edges::{Edges, Outbox};
+use crate::error::MgrError;
+use crate::openflow::Agent;
+use crate::options::Options;
+use crate::placement::{self, Placement};
+use crate::registry::{Registry, rings_of};
+use crate::router::Router;
+use crate::topology::Topology;
+
+pub use crate::drops::DropReason;
+pub use report::Report;
+
+use control::Control;
+use report::Accounting;
+use timers::Timers;
+
+/// Fresh buffers kept in each NF's alloc ring.
+const ALLOC_LEVEL: u32 = 64;
+/// Control sockets are polled this often while packets flow.
+const CONTROL_EVERY: Duration = Duration::from_millis(1);
+/// Rules are checked for timeouts this often, whatever the stats interval: a rule
+/// leaves the table within this long of its timeout.
+const EXPIRE_EVERY: Duration = Duration::from_millis(100);
+/// Under load the manager rings a sleeping shared-core NF's doorbell once its rx ring
+/// holds [`WAKE_BATCH`] packets or its oldest has waited this long, not after every
+/// burst: each wake-up of an NF that shares the manager's core costs two context
+/// switches and two futex calls, so bigger batches per wake-up leave more of the core to
+/// packets. An idle manager rings at once, so light traffic keeps its latency.
+const WAKE_DELAY: Duration = Duration::from_micros(200);
+/// See [`WAKE_DELAY`].
+const WAKE_BATCH: u32 = 128;
+/// Times the manager yields its CPU to a shared-core NF whose rx ring is full before it
+/// drops what does not fit (a few scheduler slices at most: a stuck NF cannot stall it).
+const RING_FULL_YIELDS: u32 = 8;
+/// How long packets in flight get to leave when the manager shuts down.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// How long NFs get to stop when the manager shuts down.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// One NF instance's rings, from the manager's side.
+struct NfRings<'r> {
+    rx: Producer<'r>,
+    tx: Consumer<'r>,
+    alloc: Producer<'r>,
+}
+
+impl<'r> NfRings<'r> {
+    fn of(region: &'r Region, id: u16) -> Result<Self, MgrError> {
+        let r = rings_of(id);
+        Ok(NfRings {
+            rx: region.producer(r.rx)?,
+            tx: region.consumer(r.tx)?,
+            alloc: region.producer(r.alloc)?,
+        })
+    }
+}
+
+/// What the switch loop polls: ports and NF rings.
+struct Io<'r> {
+    ports: Vec<Box<dyn Port>>,
+    /// Per instance (index `id - 1`).
+    rings: Vec<NfRings<'r>>,
+    /// An idle manager sleeps on this ring's doorbell; NFs ring it after sending to us.
+    wake: Consumer<'r>,
+    /// Running instances, ascending.
+    active: Vec<u16>,
+    /// Scratch, reused every burst.
+    burst: Vec<Buf>,
+    /// Per instance: since when packets wait in its rx ring without its doorbell rung
+    /// (shared-core NFs only; see [`WAKE_DELAY`]).
+    unwoken: Vec<Option<Instant>>,
+    /// Ports are polled for new packets (off while shutting down).
+    rx_on: bool,
+    /// Something moved in this pass (a packet, a controller's message).
+    moved: bool,
+    /// NFs that broke one of their rings.
+    broken: Broken,
+}
+
+/// NFs that broke one of their rings, with what was wrong: disconnected at the next
+/// control tick, as if they crashed (a buggy NF must not take the manager down).
+#[derive(Debug, Default)]
+struct Broken(Vec<(u16, String)>);
+
+impl Broken {
+    /// Instance `id` corrupted one of its rings (the first report per NF counts).
+    fn add(&mut self, id: u16, what: String) {
+        if !self.0.iter().any(|(b, _)| *b == id) {
+            self.0.push((id, what));
+        }
+    }
+}
+
+/// Direct NF→NF edges and which (instance, key) pairs were already considered.
+struct Direct {
+    edges: Edges,
+    /// Indexed `instance * MAX_SERVICES + key` (checked once per packet: no hashing).
+    tried: Vec<bool>,
+    /// The table generation edges were last checked against: a new rule may send a
+    /// service's packets elsewhere, so its direct edges must close.
+    generation: u64,
+}
+
+/// What carrying out a routing decision touches.
+struct Fwd<'r> {
+    region: &'r Arc<Region>,
+    pool: Pool,
+    router: Router,
+    table: FlowTable,
+    reg: Registry,
+    direct: Direct,
+    /// Per instance (index `id - 1`): packets for its rx ring, enqueued at the flush.
+    to_nf: Vec<Vec<Buf>>,
+    /// Per port: packets for its `tx_burst`.
+    to_port: Vec<Vec<Buf>>,
+    /// Packets for a controller, handed to the planes at the next control tick.
+    to_planes: Vec<PacketIn>,
+    /// Some plane takes packets for a controller (as of the last control tick).
+    controller: bool,
+    /// Messages for NFs, sent at the end of the control tick.
+    outbox: Outbox,
+    acct: Accounting,
+    /// The table's clock: time since the manager started.
+    now: Duration,
+}
+
+/// The manager.
+struct Mgr<'r> {
+    opts: Options,
+    topo: Topology,
+    place: Placement,
+    io: Io<'r>,
+    fwd: Fwd<'r>,
+    ctl: Control,
+    planes: Vec<Box<dyn ControlPlane>>,
+    timers: Timers,
+    start: Instant,
+}
+
+/// Run a manager until `stop` is set (or its options end it), then stop its NFs,
+/// reclaim everything and report.
+pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
+    // Cores the machine lacks are an error before anything starts.
+    let topo = Topology::read(&opts.sysfs_root)?;
+    let port_nodes = placement::port_nodes(&topo, &opts.ports)?;
+    let place = placement::place(&topo, &port_nodes, opts.core, opts.nf_cores.as_deref())?;
+    let path = opts.socket.clone();
+    let listener = control::bind_socket(&path)?;
+    let result = (|| {
+        // Pinned before the region exists, so what the kernel places on first touch
+        // (header, rings, owner table) is on the switch's node too.
+        let pinned = place.manager_core.map(pin_to);
+        let mut cfg = opts.region.clone();
+        cfg.headroom = onvm_ports::headroom_for(&opts.ports, cfg.headroom);
+        let region = Region::create(&cfg)?;
+        let pool = Pool::with_nodes(&region, &place.buffer_nodes)?;
+        // Before the ports open: an AF_XDP port pins the pages, which then stay put.
+        let bound = pool.bind_slices();
+        let mut ports = Vec::new();
+        for (i, spec) in opts.ports.iter().enumerate() {
+            ports.push(onvm_ports::open(spec, i as u16, &region)?);
+        }
+        let numa = numa_line(&topo, &place, pinned, &bound);
+        let mut planes: Vec<Box<dyn ControlPlane>> = Vec::new();
+        let mut listening = None;
+        if opts.openflow.enabled() {
+            let agent = Agent::new(opts.openflow.clone()).map_err(MgrError::OpenFlow)?;
+            listening = agent.local_addr();
+            planes.push(Box::new(agent));
+        }
+        let mut mgr = Mgr::new(opts, topo, place, &region, pool, listener, ports, planes)?;
+        mgr.fwd.acct.event(numa);
+        if let Some(a) = listening {
+            mgr.fwd.acct.event(format!("openflow: listening on {a}"));
+        }
+        mgr.main_loop(stop)?;
+        Ok(mgr.finish())
+    })();
+    // The socket goes whatever happened, so the next manager starts cleanly.
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+impl<'r> Mgr<'r> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        opts: Options,
+        topo: Topology,
+        place: Placement,
+        region: &'r Arc<Region>,
+        pool: Pool,
+        listener: SeqPacket,
+        ports: Vec<Box<dyn Port>>,
+        planes: Vec<Box<dyn ControlPlane>>,
+    ) -> Result<Self, MgrError> {
+        let rings = (1..=MAX_INSTANCES)
+            .map(|id| NfRings::of(region, id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut table = FlowTable::new();
+        for rule in &opts.rules {
+            table.add(rule.clone(), Duration::ZERO);
+        }
+        let nports = ports.len();
+        let start = Instant::now();
+        Ok(Mgr {
+            io: Io {
+                ports,
+                rings,
+                wake: region.consumer(crate::registry::WAKE_RING)?,
+                active: Vec::new(),
+                burst: Vec::with_capacity(BURST),
+                unwoken: vec![None; usize::from(MAX_INSTANCES)],
+                rx_on: true,
+                moved: false,
+                broken: Broken::default(),
+            },
+            fwd: Fwd {
+                region,
+                pool,
+                router: Router::new(nports as u16),
+                table,
+                reg: Registry::new(place.nf_cores.clone()),
+                direct: Direct {
+                    edges: Edges::default(),
+                    tried: vec![false; (usize::from(MAX_INSTANCES) + 1) * usize::from(MAX_SERVICES)],
+                    generation: 0,
+                },
+                to_nf: (0..MAX_INSTANCES).map(|_| Vec::new()).collect(),
+                to_port: (0..nports).map(|_| Vec::new()).collect(),
+                to_planes: Vec::new(),
+                controller: planes.iter().any(|p| p.takes_packets()),
+                outbox: Outbox::new(),
+                acct: Accounting::new(opts.log_events),
+                now: Duration::ZERO,
+            },
+            ctl: Control::new(listener),
+            planes,
+            timers: Timers::new(start, opts.stats_every),
+            opts,
+            topo,
+            place,
+            start,
+        })
+    }
+}
+
+/// The start-up event: topology, placement, and each buffer slice with what the kernel
+/// said to binding it.
+fn numa_line(
+    topo: &Topology,
+    place: &Placement,
+    pinned: Option<rustix::io::Result<()>>,
+    bound: &[(Slice, std::io::Result<()>)],
+) -> String {
+    let slices: Vec<String> = bound
+        .iter()
+        .map(|(s, r)| {
+            let how = match r {
+                Ok(()) => "bound".to_string(),
+                Err(e) => format!("not bound: {e}"),
+            };
+            format!("node {} {}..={} ({how})", s.node, s.first, s.last)
+        })
+        .collect();
+    let mut notes = String::new();
+    if let Some(Err(e)) = pinned {
+        notes += &format!("; pinning the manager failed: {e}");
+    }
+    if let Some(n) = topo.note() {
+        notes += &format!("; {n}");
+    }
+    format!(
+        "numa: {}; {}; buffers: {}{notes}",
+        topo.summary(),
+        place.summary(),
+        slices.join(", ")
+    )
+}
+
+/// Pin the calling thread to `core`. Best effort: an unpinned manager still works, so a
+/// refusal (a cpuset without that CPU) is reported, not fatal.
+fn pin_to(core: u16) -> rustix::io::Result<()> {
+    let mut set = rustix::thread::CpuSet::new();
+    set.set(usize::from(core));
+    rustix::thread::sched_setaffinity(None, &set)
+}

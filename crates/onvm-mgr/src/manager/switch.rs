@@ -1,0 +1,290 @@
+//! The switch loop: poll ports and NF tx rings, route, flush to rx rings and ports;
+//! between passes, the timers' jobs; when idle, back off to sleep.
+//!
+//! Order of one pass: every port's receive (when receiving), every running NF's tx
+//! ring, then the flush. After it: doorbells that are due, the control tick (every
+//! [`CONTROL_EVERY`] under load, every pass when idle), rule expiry, stats.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use onvm_proto::ctrl::MgrMsg;
+use onvm_shm::{BURST, OwnerId};
+
+use super::timers::Timer;
+use super::{CONTROL_EVERY, DRAIN_GRACE, DropReason, Mgr, RING_FULL_YIELDS, STOP_GRACE, WAKE_BATCH, WAKE_DELAY};
+use crate::error::MgrError;
+use crate::options::StatsMode;
+use crate::stats;
+
+impl Mgr<'_> {
+    pub(super) fn main_loop(&mut self, stop: &AtomicBool) -> Result<(), MgrError> {
+        let described: Vec<String> = self
+            .io
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("port {i}: {}", p.describe()))
+            .collect();
+        for d in described {
+            self.fwd.acct.event(d);
+        }
+        // A baseline at start, so the first interval already shows rates.
+        let mut prev = Some(self.snapshot());
+        let mut idle_since = Instant::now();
+        let mut idle_spins = 0u32;
+        if self.opts.stats == StatsMode::Csv {
+            print!("{}", stats::csv_header());
+        }
+        let mut waiting = self.opts.wait_for_nfs;
+        self.io.rx_on = waiting.is_none();
+        if self.io.rx_on {
+            self.fwd.acct.event("ports receiving".into());
+        }
+        loop {
+            if let Some((n, max)) = waiting
+                && (self.io.active.len() >= n || self.start.elapsed() >= max)
+            {
+                if self.io.active.len() < n {
+                    let running = self.io.active.len();
+                    self.fwd.acct.event(format!(
+                        "only {running} of {n} NFs running after {max:?}; ports start anyway"
+                    ));
+                }
+                waiting = None;
+                self.io.rx_on = true;
+                self.fwd.acct.event("ports receiving".into());
+            }
+            self.io.moved = false;
+            self.switch_once()?;
+            let now = Instant::now();
+            self.fwd.now = now.duration_since(self.start);
+            self.ring_due_bells(now, !self.io.moved);
+            if !self.io.moved {
+                // Idle: serve the control sockets now rather than in up to a millisecond.
+                self.timers.now(Timer::Control, now);
+            }
+            if self.timers.fire(Timer::Control, now) {
+                self.control_tick()?;
+            }
+            // After the control tick: a controller's message counts as work too.
+            if self.io.moved {
+                idle_since = now;
+                idle_spins = 0;
+            }
+            if self.timers.fire(Timer::Expire, now) {
+                self.expire_rules();
+            }
+            if self.timers.fire(Timer::Stats, now) {
+                let snap = self.snapshot();
+                match self.opts.stats {
+                    StatsMode::Off => {}
+                    StatsMode::Console => println!("{}", stats::console(prev.as_ref(), &snap)),
+                    StatsMode::Csv => print!("{}", stats::csv_lines(prev.as_ref(), &snap, SystemTime::now())),
+                }
+                self.fwd.acct.recent_events.clear();
+                prev = Some(snap);
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Some(d) = self.opts.run_for
+                && self.fwd.now >= d
+            {
+                break;
+            }
+            if let Some(d) = self.opts.exit_when_drained
+                && self.io.rx_on
+                && self.io.ports.iter().all(|p| p.rx_done())
+                && now.duration_since(idle_since) >= d
+            {
+                break;
+            }
+            if !self.io.moved {
+                idle_spins = idle_spins.saturating_add(1);
+                // Back off: spin a little, then yield, then sleep until an NF rings the
+                // wake-up bell (or 1 ms passes: ports and control sockets need polls).
+                if idle_spins > 2000 {
+                    self.sleep(CONTROL_EVERY);
+                } else if idle_spins > 100 {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        self.shutdown()
+    }
+
+    /// Sleep on the wake-up bell unless an NF's transmit ring already holds packets.
+    fn sleep(&mut self, timeout: Duration) {
+        let io = &mut self.io;
+        let (rings, active) = (&mut io.rings, &io.active);
+        io.wake.wait_until(
+            |_| {
+                active
+                    .iter()
+                    .any(|&id| rings[usize::from(id) - 1].tx.ready().map_or(true, |n| n > 0))
+            },
+            Some(timeout),
+        );
+    }
+
+    /// One pass: every port's receive, every NF's transmit ring, then flush.
+    pub(super) fn switch_once(&mut self) -> Result<(), MgrError> {
+        let (io, fwd) = (&mut self.io, &mut self.fwd);
+        let nports = if io.rx_on { io.ports.len() } else { 0 };
+        for p in 0..nports {
+            // Its packets land in buffers of its node (a no-op with one slice).
+            fwd.pool.prefer_node(self.place.port_buffer_node(p));
+            if io.ports[p].rx_burst(&mut fwd.pool, &mut io.burst, BURST) > 0 {
+                io.moved = true;
+                for buf in io.burst.drain(..) {
+                    fwd.from_port(p as u16, buf);
+                }
+            }
+        }
+        for k in 0..self.io.active.len() {
+            let id = self.io.active[k];
+            self.drain_nf(id);
+        }
+        self.flush();
+        Ok(())
+    }
+
+    /// Route one burst from instance `id`'s tx ring; whether it had any.
+    fn drain_nf(&mut self, id: u16) -> bool {
+        let (io, fwd) = (&mut self.io, &mut self.fwd);
+        let ring = &mut io.rings[usize::from(id) - 1].tx;
+        let n = match fwd.pool.holder().dequeue(ring, BURST, &mut io.burst) {
+            Ok(n) => n,
+            Err(e) => {
+                io.broken.add(id, format!("its tx ring: {e}"));
+                0
+            }
+        };
+        if n == 0 {
+            return false;
+        }
+        io.moved = true;
+        for buf in io.burst.drain(..) {
+            fwd.from_nf(id, buf);
+        }
+        true
+    }
+
+    /// Route everything in instance `id`'s tx ring, however many bursts that takes.
+    pub(super) fn drain_nf_fully(&mut self, id: u16) {
+        while self.drain_nf(id) {}
+    }
+
+    /// Ring the doorbells of shared-core NFs whose packets waited [`WAKE_DELAY`], or all
+    /// that have packets waiting when `all` (the manager is about to idle).
+    fn ring_due_bells(&mut self, now: Instant, all: bool) {
+        let io = &mut self.io;
+        for &id in &io.active {
+            let i = usize::from(id) - 1;
+            if let Some(t) = io.unwoken[i]
+                && (all || now.duration_since(t) >= WAKE_DELAY)
+            {
+                io.rings[i].rx.notify();
+                io.unwoken[i] = None;
+            }
+        }
+    }
+
+    /// Queued packets into NF rx rings (ringing doorbells) and out of ports.
+    pub(super) fn flush(&mut self) {
+        let (io, fwd) = (&mut self.io, &mut self.fwd);
+        let capacity = fwd.region.layout().ring_capacity;
+        for &id in &io.active {
+            let i = usize::from(id) - 1;
+            let q = &mut fwd.to_nf[i];
+            if q.is_empty() {
+                continue;
+            }
+            let rx = &mut io.rings[i].rx;
+            let holder = fwd.pool.holder();
+            if let Err(e) = holder.enqueue(rx, OwnerId(id), q) {
+                io.broken.add(id, format!("its rx ring: {e}"));
+                for buf in q.drain(..) {
+                    fwd.acct.drop(&mut fwd.pool, buf, DropReason::NoInstance);
+                }
+                continue;
+            }
+            if fwd.reg.get(id).is_some_and(|inst| inst.shared) {
+                // Only shared-core NFs sleep; the doorbell's fence is not free.
+                let queued = rx.free().map_or(WAKE_BATCH, |f| capacity - f);
+                if queued >= WAKE_BATCH || !q.is_empty() {
+                    rx.notify();
+                    io.unwoken[i] = None;
+                } else if io.unwoken[i].is_none() {
+                    io.unwoken[i] = Some(Instant::now());
+                }
+                // A full ring of an NF that shares a core (maybe ours) empties only when
+                // it gets to run: give it the CPU a few times before dropping.
+                for _ in 0..RING_FULL_YIELDS {
+                    if q.is_empty() {
+                        break;
+                    }
+                    std::thread::yield_now();
+                    if holder.enqueue(rx, OwnerId(id), q).is_err() {
+                        break;
+                    }
+                    rx.notify();
+                }
+            }
+            if !q.is_empty() {
+                if let Some(inst) = fwd.reg.get_mut(id) {
+                    inst.rx_drop += q.len() as u64;
+                }
+                for buf in q.drain(..) {
+                    fwd.acct.drop(&mut fwd.pool, buf, DropReason::RingFull);
+                }
+            }
+        }
+        for (port, q) in io.ports.iter_mut().zip(&mut fwd.to_port) {
+            if !q.is_empty() {
+                port.tx_burst(&mut fwd.pool, q);
+            }
+        }
+    }
+
+    /// Stop receiving, let packets in flight finish their chains, then tell every NF to
+    /// stop, keep switching while they do, and reclaim stragglers.
+    fn shutdown(&mut self) -> Result<(), MgrError> {
+        self.io.rx_on = false;
+        let t = Instant::now();
+        let mut quiet = Instant::now();
+        while t.elapsed() < DRAIN_GRACE && quiet.elapsed() < Duration::from_millis(50) {
+            self.io.moved = false;
+            self.switch_once()?;
+            self.control_tick()?;
+            if self.io.moved {
+                quiet = Instant::now();
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        let ids: Vec<u16> = self.fwd.reg.iter().map(|i| i.id).collect();
+        for id in ids {
+            self.ctl.send_to(id, &MgrMsg::Stop);
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while self.ctl.has_connections() && Instant::now() < deadline {
+            self.switch_once()?;
+            self.control_tick()?;
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        for id in self.ctl.close_all() {
+            self.fwd.acct.event(format!("instance {id} did not stop in time"));
+            self.nf_gone(id)?;
+        }
+        // Drain what is still queued for ports.
+        self.switch_once()?;
+        for p in &mut self.io.ports {
+            if let Err(e) = p.flush() {
+                eprintln!("onvm mgr: port {}: {e}", p.name());
+            }
+        }
+        Ok(())
+    }
+}
