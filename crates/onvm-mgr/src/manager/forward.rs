@@ -1,6 +1,6 @@
 //! Carrying out the router's decisions: the only place that moves a routed buffer.
 //!
-//! [`Fwd::from_port`] and [`Fwd::from_nf`] ask [`crate::router::Router::route`] where a
+//! [`Fwd::ingress_port`] and [`Fwd::ingress_nf`] ask [`crate::router::Router::route`] where a
 //! packet goes and then put it in a per-NF or per-port queue (flushed by the switch
 //! loop), hand it to the planes (controller), or free it with its reason. Several steps
 //! (a rule's or a PACKET_OUT's actions) run here in order: rewrites in place, a copy for
@@ -23,13 +23,13 @@ impl Fwd<'_> {
 
     /// A packet received on port `p`.
     #[inline]
-    pub(super) fn from_port(&mut self, p: u16, buf: Buf) {
+    pub(super) fn ingress_port(&mut self, p: u16, buf: Buf) {
         self.route(Ingress::Port(p), buf);
     }
 
     /// A packet instance `id` handed back, with the verdict in its metadata.
     #[inline]
-    pub(super) fn from_nf(&mut self, id: u16, buf: Buf) {
+    pub(super) fn ingress_nf(&mut self, id: u16, buf: Buf) {
         let meta = self.pool.holder().meta(&buf);
         let (action, dest) = (meta.action(), meta.dest());
         self.route(Ingress::Nf { id, action, dest }, buf);
@@ -40,7 +40,6 @@ impl Fwd<'_> {
         let packet = self.pool.holder().packet(&mut buf);
         let frame = packet.as_ref().ok().map(|p| p.data());
         let d = self.router.route(&mut self.table, &self.reg, ingress, frame, self.now);
-        drop(packet);
         self.carry_out(d, buf);
     }
 
@@ -78,13 +77,13 @@ impl Fwd<'_> {
                     None => self.drop(buf, DropReason::NoInstance),
                 }
             }
-            Target::Controller { rule, max_len, in_port } => self.to_controller(buf, rule, max_len, in_port),
+            Target::Controller { rule, max_len, in_port } => self.for_controller(buf, rule, max_len, in_port),
             Target::Drop(why) => self.drop(buf, why),
         }
     }
 
     /// Queue a packet for the planes (handed over at the next control tick).
-    fn to_controller(&mut self, buf: Buf, rule: RuleId, max_len: u16, in_port: PortNo) {
+    fn for_controller(&mut self, buf: Buf, rule: RuleId, max_len: u16, in_port: PortNo) {
         if !self.controller {
             return self.drop(buf, DropReason::NoController);
         }
@@ -125,7 +124,7 @@ impl Fwd<'_> {
             };
             match (step, rule) {
                 (Step::Table(t), _) => self.lookup_from(t, b, in_port),
-                (Step::Controller { max_len }, Some(r)) => self.to_controller(b, r, max_len, in_port),
+                (Step::Controller { max_len }, Some(r)) => self.for_controller(b, r, max_len, in_port),
                 (Step::Output(to), _) => self.output(to, b, in_port),
                 (Step::Controller { .. } | Step::Drop | Step::Set(_), _) => self.drop(b, DropReason::Rule),
             }
@@ -141,7 +140,6 @@ impl Fwd<'_> {
         let packet = self.pool.holder().packet(&mut buf);
         let frame = packet.as_ref().ok().map(|p| p.data());
         let plan = self.router.output(to, in_port, None, &self.reg, frame);
-        drop(packet);
         self.follow(plan, buf);
     }
 
@@ -155,7 +153,6 @@ impl Fwd<'_> {
         let plan = self
             .router
             .lookup(table, &mut self.table, &self.reg, &key, frame, self.now);
-        drop(packet);
         self.follow(plan, buf);
     }
 

@@ -19,8 +19,8 @@
 //! NF registration, death and reclaim are in `lifecycle.rs`; the report and stats
 //! snapshots in `report.rs`; the loop's deadlines in `timers.rs`.
 //!
-//! A packet's path: a port's `rx_burst` (or an NF's tx ring) → [`Fwd::from_port`] /
-//! [`Fwd::from_nf`] → [`crate::router::Router::route`] decides → [`Fwd`] carries the
+//! A packet's path: a port's `rx_burst` (or an NF's tx ring) → [`Fwd::ingress_port`] /
+//! [`Fwd::ingress_nf`] → [`crate::router::Router::route`] decides → [`Fwd`] carries the
 //! decision out into a per-NF or per-port queue → `Mgr::flush` enqueues to rx rings
 //! (ringing doorbells) and ports' `tx_burst`.
 

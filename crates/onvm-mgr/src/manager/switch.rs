@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use onvm_proto::ctrl::MgrMsg;
-use onvm_shm::{BURST, OwnerId};
+use onvm_shm::{BURST, OwnerId, RingError};
 
 use super::timers::Timer;
 use super::{CONTROL_EVERY, DRAIN_GRACE, DropReason, Mgr, RING_FULL_YIELDS, STOP_GRACE, WAKE_BATCH, WAKE_DELAY};
@@ -138,7 +138,7 @@ impl Mgr<'_> {
             if io.ports[p].rx_burst(&mut fwd.pool, &mut io.burst, BURST) > 0 {
                 io.moved = true;
                 for buf in io.burst.drain(..) {
-                    fwd.from_port(p as u16, buf);
+                    fwd.ingress_port(p as u16, buf);
                 }
             }
         }
@@ -166,7 +166,7 @@ impl Mgr<'_> {
         }
         io.moved = true;
         for buf in io.burst.drain(..) {
-            fwd.from_nf(id, buf);
+            fwd.ingress_nf(id, buf);
         }
         true
     }
@@ -203,12 +203,26 @@ impl Mgr<'_> {
             }
             let rx = &mut io.rings[i].rx;
             let holder = fwd.pool.holder();
-            if let Err(e) = holder.enqueue(rx, OwnerId(id), q) {
-                io.broken.add(id, format!("its rx ring: {e}"));
-                for buf in q.drain(..) {
-                    fwd.acct.drop(&mut fwd.pool, buf, DropReason::NoInstance);
+            match holder.enqueue(rx, OwnerId(id), q) {
+                Ok(_) => {}
+                // A buffer of another region in our queue is our bug, not the NF's: the
+                // burst is refused whole; the pool frees ours and refuses the other.
+                Err(e @ RingError::ForeignBuf { .. }) => {
+                    fwd.acct.event(format!(
+                        "bug: a buffer of another region was routed to instance {id}: {e}"
+                    ));
+                    for buf in q.drain(..) {
+                        fwd.acct.drop(&mut fwd.pool, buf, DropReason::BadBuffer);
+                    }
+                    continue;
                 }
-                continue;
+                Err(e) => {
+                    io.broken.add(id, format!("its rx ring: {e}"));
+                    for buf in q.drain(..) {
+                        fwd.acct.drop(&mut fwd.pool, buf, DropReason::NoInstance);
+                    }
+                    continue;
+                }
             }
             if fwd.reg.get(id).is_some_and(|inst| inst.shared) {
                 // Only shared-core NFs sleep; the doorbell's fence is not free.
