@@ -193,12 +193,15 @@ fn openflow_options(
         }
     };
     Ok(OpenFlowOptions {
-        listen: listen.map(parse_listen).transpose()?,
+        listen: listen.map(parse_listen).transpose().map_err(|e| e.to_string())?,
         controllers: controllers
             .iter()
             .map(|c| parse_controller(c))
-            .collect::<Result<_, _>>()?,
-        fail_mode: fail_mode.parse()?,
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?,
+        fail_mode: fail_mode
+            .parse()
+            .map_err(|e: onvm_mgr::openflow::OptionError| e.to_string())?,
         datapath_id,
     })
 }

@@ -56,7 +56,7 @@ use onvm_shm::Buf;
 use crate::control_plane::{self, ControlPlane, Fate};
 pub use crate::control_plane::{Payload, PortCounters, PortView, Switch};
 use conn::{Closed, Conn, Input, Origin};
-pub use options::{FailMode, OpenFlowOptions, parse_controller, parse_listen};
+pub use options::{FailMode, OpenFlowOptions, OptionError, parse_controller, parse_listen};
 pub use translate::Out;
 use translate::{from_match, of_port};
 

@@ -3,6 +3,35 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
+use thiserror::Error;
+
+/// Why an OpenFlow option was refused; each says what was expected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum OptionError {
+    #[error("fail mode {0:?}: expected secure or standalone")]
+    FailMode(String),
+    #[error("{0:?}: an OpenFlow listener is ptcp:PORT[:IP]")]
+    Listen(String),
+    #[error("{0:?}: a controller is tcp:HOST:PORT")]
+    Controller(String),
+    #[error("{spec:?}: {port:?} is not a TCP port")]
+    Port { spec: String, port: String },
+    #[error("{spec:?}: {ip:?} is not an IP address")]
+    Ip { spec: String, ip: String },
+    #[error("{spec:?}: cannot resolve {host:?}: {why}")]
+    Resolve { spec: String, host: String, why: String },
+    #[error("{spec:?}: {host:?} has no address")]
+    NoAddress { spec: String, host: String },
+}
+
+/// The TCP port of `spec`.
+fn tcp_port(spec: &str, port: &str) -> Result<u16, OptionError> {
+    port.parse().map_err(|_| OptionError::Port {
+        spec: spec.into(),
+        port: port.into(),
+    })
+}
+
 /// What happens to the table when the last controller goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FailMode {
@@ -14,12 +43,12 @@ pub enum FailMode {
 }
 
 impl std::str::FromStr for FailMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = OptionError;
+    fn from_str(s: &str) -> Result<Self, OptionError> {
         match s {
             "secure" => Ok(FailMode::Secure),
             "standalone" => Ok(FailMode::Standalone),
-            _ => Err(format!("fail mode {s:?}: expected secure or standalone")),
+            _ => Err(OptionError::FailMode(s.into())),
         }
     }
 }
@@ -44,33 +73,36 @@ impl OpenFlowOptions {
 }
 
 /// Parses `ptcp:PORT[:IP]` (Open vSwitch's syntax; all addresses when no IP).
-pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    let rest = s
-        .strip_prefix("ptcp:")
-        .ok_or_else(|| format!("{s:?}: an OpenFlow listener is ptcp:PORT[:IP]"))?;
+pub fn parse_listen(s: &str) -> Result<SocketAddr, OptionError> {
+    let rest = s.strip_prefix("ptcp:").ok_or_else(|| OptionError::Listen(s.into()))?;
     let (port, ip) = rest.split_once(':').unwrap_or((rest, "0.0.0.0"));
-    let port: u16 = port.parse().map_err(|_| format!("{s:?}: {port:?} is not a TCP port"))?;
-    let ip: std::net::IpAddr = ip
-        .trim_matches(['[', ']'])
-        .parse()
-        .map_err(|_| format!("{s:?}: {ip:?} is not an IP address"))?;
+    let port = tcp_port(s, port)?;
+    let ip: std::net::IpAddr = ip.trim_matches(['[', ']']).parse().map_err(|_| OptionError::Ip {
+        spec: s.into(),
+        ip: ip.into(),
+    })?;
     Ok(SocketAddr::new(ip, port))
 }
 
 /// Parses `tcp:HOST:PORT` (`tcp:[::1]:6653` for IPv6), resolving HOST once.
-pub fn parse_controller(s: &str) -> Result<SocketAddr, String> {
-    let rest = s
+pub fn parse_controller(s: &str) -> Result<SocketAddr, OptionError> {
+    let (host, port) = s
         .strip_prefix("tcp:")
-        .ok_or_else(|| format!("{s:?}: a controller is tcp:HOST:PORT"))?;
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{s:?}: a controller is tcp:HOST:PORT"))?;
-    let port: u16 = port.parse().map_err(|_| format!("{s:?}: {port:?} is not a TCP port"))?;
+        .and_then(|rest| rest.rsplit_once(':'))
+        .ok_or_else(|| OptionError::Controller(s.into()))?;
+    let port = tcp_port(s, port)?;
     (host.trim_matches(['[', ']']), port)
         .to_socket_addrs()
-        .map_err(|e| format!("{s:?}: cannot resolve {host:?}: {e}"))?
+        .map_err(|e| OptionError::Resolve {
+            spec: s.into(),
+            host: host.into(),
+            why: e.to_string(),
+        })?
         .next()
-        .ok_or_else(|| format!("{s:?}: {host:?} has no address"))
+        .ok_or_else(|| OptionError::NoAddress {
+            spec: s.into(),
+            host: host.into(),
+        })
 }
 
 #[cfg(test)]
@@ -82,11 +114,22 @@ mod tests {
         assert_eq!(parse_listen("ptcp:6653"), Ok("0.0.0.0:6653".parse().unwrap()));
         assert_eq!(parse_listen("ptcp:0:127.0.0.1"), Ok("127.0.0.1:0".parse().unwrap()));
         assert_eq!(parse_listen("ptcp:6653:[::1]"), Ok("[::1]:6653".parse().unwrap()));
-        assert!(parse_listen("tcp:6653").unwrap_err().contains("ptcp:PORT[:IP]"));
-        assert!(parse_listen("ptcp:x").unwrap_err().contains("not a TCP port"));
+        assert!(
+            parse_listen("tcp:6653")
+                .unwrap_err()
+                .to_string()
+                .contains("ptcp:PORT[:IP]")
+        );
+        assert!(
+            parse_listen("ptcp:x")
+                .unwrap_err()
+                .to_string()
+                .contains("not a TCP port")
+        );
         assert!(
             parse_listen("ptcp:1:nowhere")
                 .unwrap_err()
+                .to_string()
                 .contains("not an IP address")
         );
         assert_eq!(
@@ -95,19 +138,37 @@ mod tests {
         );
         assert_eq!(parse_controller("tcp:[::1]:6653"), Ok("[::1]:6653".parse().unwrap()));
         assert_eq!(parse_controller("tcp:localhost:1").map(|a| a.port()), Ok(1));
-        assert!(parse_controller("ptcp:6653").unwrap_err().contains("tcp:HOST:PORT"));
-        assert!(parse_controller("tcp:127.0.0.1").unwrap_err().contains("tcp:HOST:PORT"));
+        assert!(
+            parse_controller("ptcp:6653")
+                .unwrap_err()
+                .to_string()
+                .contains("tcp:HOST:PORT")
+        );
+        assert!(
+            parse_controller("tcp:127.0.0.1")
+                .unwrap_err()
+                .to_string()
+                .contains("tcp:HOST:PORT")
+        );
         assert!(
             parse_controller("tcp:127.0.0.1:x")
                 .unwrap_err()
+                .to_string()
                 .contains("not a TCP port")
         );
         assert!(
             parse_controller("tcp:no-such-host.invalid:1")
                 .unwrap_err()
+                .to_string()
                 .contains("cannot resolve")
         );
         assert_eq!("standalone".parse(), Ok(FailMode::Standalone));
-        assert!("open".parse::<FailMode>().unwrap_err().contains("secure or standalone"));
+        assert!(
+            "open"
+                .parse::<FailMode>()
+                .unwrap_err()
+                .to_string()
+                .contains("secure or standalone")
+        );
     }
 }
