@@ -148,6 +148,9 @@ struct LinkCreate {
 #[repr(C)]
 struct LinkDetach {
     link_fd: u32,
+    /// Named, so that it is zero: the kernel refuses the call when any byte past
+    /// `link_fd` is not, and the compiler leaves implicit padding undefined.
+    _pad: u32,
     _rest: [u64; 16],
 }
 
@@ -272,15 +275,20 @@ impl Drop for XdpProgram {
     /// program would still be attached, the interface unusable by another program.
     /// `BPF_LINK_DETACH` (Linux 5.9) detaches it now, whoever holds the descriptor.
     fn drop(&mut self) {
-        // An error (EINVAL: a kernel older than 5.9) leaves the close just after this
-        // to detach it, as before.
-        let _ = bpf(
+        let detached = bpf(
             BPF_LINK_DETACH,
             &mut LinkDetach {
                 link_fd: self.link.as_raw_fd() as u32,
+                _pad: 0,
                 _rest: [0; 16],
             },
         );
+        // EINVAL: a kernel older than 5.9; the close just after this detaches it then.
+        if let Err(e) = detached
+            && e.raw_os_error() != Some(libc::EINVAL)
+        {
+            eprintln!("onvm: cannot detach the XDP program at once ({e}); it goes when its link closes");
+        }
     }
 }
 
