@@ -174,7 +174,7 @@ mod tests {
         drop(sock);
         drop(tap);
         // The interface goes with the port.
-        assert!(!std::path::Path::new(&format!("/sys/class/net/{dev}")).exists());
+        testlink::wait_gone(&dev);
         testutil::assert_whole(&pool);
     }
 

@@ -68,6 +68,19 @@ pub fn wait_up(name: &str) {
     panic!("{name} did not come up");
 }
 
+/// Wait (up to 10 s) until interface `name` is gone; panics if it stays. An interface
+/// that goes with the last descriptor of a port (a TAP device) may outlive the port for
+/// a moment: a process that another test thread forked (to run `ip`) holds a copy of
+/// every descriptor until it execs, which a busy machine delays.
+pub fn wait_gone(name: &str) {
+    let path = format!("/sys/class/net/{name}");
+    let start = Instant::now();
+    while std::path::Path::new(&path).exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{name} outlived its port");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A veth pair `a` <-> `b`, both up; deleted on drop (also when the test panics).
 #[derive(Debug)]
 pub struct Veth {
@@ -156,13 +169,14 @@ pub fn send(port: &mut dyn Port, pool: &mut Pool, frames: &[Vec<u8>]) -> usize {
     n
 }
 
-/// Poll `port` until `want` marked frames arrived (2 s at most), or for 50 ms when
-/// `want` is 0; returns the marked frames, freeing every buffer.
+/// Poll `port` until `want` marked frames arrived (10 s at most: the kernel delivers
+/// them in softirq, which a busy machine delays), or for 50 ms when `want` is 0;
+/// returns the marked frames, freeing every buffer.
 pub fn receive_marked(port: &mut dyn Port, pool: &mut Pool, want: usize) -> Vec<Vec<u8>> {
     let limit = if want == 0 {
         Duration::from_millis(50)
     } else {
-        Duration::from_secs(2)
+        Duration::from_secs(10)
     };
     let start = Instant::now();
     let mut got = Vec::new();
