@@ -20,7 +20,7 @@
 //! `afxdp:` port is the zero-copy AF_XDP path.)
 //!
 //! EAL starts once per process, at the first DPDK port, with `--in-memory --no-pci`,
-//! on hugepages when enough are free (else `--no-huge`), plus `$ONVM_DPDK_ARGS`.
+//! on hugepages when enough are free (else `--no-huge --no-shconf`), plus `$ONVM_DPDK_ARGS`.
 
 use std::cell::Cell;
 use std::ffi::{CStr, CString, c_char, c_void};
@@ -243,7 +243,10 @@ fn eal() -> Result<(), String> {
             })
             .unwrap_or(0);
         if free_huge < 64 {
-            args.extend(["--no-huge", "-m", "256"].map(String::from));
+            // Without hugepages EAL runs in legacy memory mode, which it refuses together
+            // with --in-memory; --no-shconf alone keeps it from writing files then.
+            args.retain(|a| a != "--in-memory");
+            args.extend(["--no-huge", "--no-shconf", "-m", "256"].map(String::from));
         }
         if let Ok(extra) = std::env::var("ONVM_DPDK_ARGS") {
             args.extend(extra.split_whitespace().map(String::from));
