@@ -83,9 +83,14 @@ fn sigkill_of_the_middle_nf_is_noticed_reclaimed_and_a_new_one_takes_over() {
         line.contains("\"fwd-b\"") && line.contains(&format!("instance {b_id}")),
         "{line}"
     );
-    // How soon is a measurement, printed above (docs/ARCHITECTURE.md keeps the figure),
-    // not a promise checked here: on a busy machine the manager may wait for a core.
-    // What is checked: the death is reported on its own (within SOON), the NF named.
+    // How soon is a measurement, printed above (docs/ARCHITECTURE.md keeps the figure:
+    // ~1-2 ms; 0.35-1.0 s on an oversubscribed machine where the manager waits for a
+    // core). The bound here holds on a busy machine and still fails if the death were
+    // noticed only by some timeout rather than by the socket closing.
+    assert!(
+        latency < Duration::from_secs(5),
+        "the death was reported {latency:?} after the kill (the socket's close is the signal)"
+    );
 
     // A new b registers (free IDs are handed out lowest first, so it may get b's old
     // one) and carries traffic again.
