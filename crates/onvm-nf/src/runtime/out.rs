@@ -228,7 +228,130 @@ impl<'r> Out<'r> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use onvm_shm::{BackingChoice, Consumer, Pool, Region, RegionConfig};
+
     use super::*;
+
+    const NF: OwnerId = OwnerId(5);
+    const PEER: OwnerId = OwnerId(7);
+    /// Rings: the NF's tx, the manager's wake-up ring, an edge to PEER, the NF's alloc.
+    const TX: u32 = 0;
+    const WAKE: u32 = 1;
+    const EDGE: u32 = 2;
+    const ALLOC: u32 = 3;
+    const RING_CAPACITY: u32 = 8;
+
+    /// A region whose manager pool has handed `n` buffers to NF.
+    fn setup(n: usize) -> (Arc<Region>, Pool, Vec<Buf>) {
+        let region = Region::create(&RegionConfig {
+            buffers: 256,
+            rings: 4,
+            ring_capacity: RING_CAPACITY,
+            backing: BackingChoice::Normal,
+            ..Default::default()
+        })
+        .unwrap();
+        region.ring(TX).unwrap().set_ends(NF.0, OwnerId::MANAGER.0);
+        region.ring(EDGE).unwrap().set_ends(NF.0, PEER.0);
+        let mut pool = Pool::new(&region).unwrap();
+        let mut given = Vec::new();
+        assert_eq!(pool.alloc_burst(n, &mut given), n);
+        let raws: Vec<u32> = given.into_iter().map(|b| pool.holder().send(b, NF)).collect();
+        let nf = region.holder(NF).unwrap();
+        let bufs = raws.into_iter().map(|r| nf.claim(r).unwrap()).collect();
+        (region, pool, bufs)
+    }
+
+    fn edge<'r>(region: &'r Region, key: u16) -> OutEdge<'r> {
+        OutEdge {
+            key,
+            ring: EDGE,
+            to: PEER,
+            prod: region.producer(EDGE).unwrap(),
+            bell: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The verdicts of what the manager finds on `cons`, in order, and the indices.
+    fn taken(holder: &Holder, cons: &mut Consumer<'_>) -> Vec<(Verdict, u32)> {
+        let mut v = Vec::new();
+        holder.dequeue(cons, 64, &mut v).unwrap();
+        v.iter()
+            .map(|b| {
+                let m = holder.meta(b);
+                (Verdict::decode(m.action(), m.dest()).unwrap(), b.index())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_burst_goes_by_runs_to_the_edge_of_its_key_or_to_the_manager_with_its_verdict() {
+        let (region, pool, mut bufs) = setup(6);
+        let idx: Vec<u32> = bufs.iter().map(Buf::index).collect();
+        let nf = region.holder(NF).unwrap();
+        let mut ctx = Ctx::new(&nf, NF.0, 1, region.consumer(ALLOC).unwrap());
+        let mut out = Out::new(region.producer(TX).unwrap(), region.producer(WAKE).unwrap());
+        out.add(edge(&region, 0));
+        let (next, drop) = (Action::Next, Action::Drop);
+        let actions = [next, next, Action::ToService(3), Action::Keep, drop, next];
+        out.route_burst(&nf, &mut ctx, &mut bufs, &actions);
+        assert!(bufs.is_empty());
+        assert_eq!(ctx.kept.iter().map(Buf::index).collect::<Vec<_>>(), [idx[3]]);
+        out.flush(&nf, &mut ctx.counters, Manager::Draining).unwrap();
+
+        let mgr = pool.holder();
+        assert_eq!(
+            taken(mgr, &mut region.consumer(TX).unwrap()),
+            [(Verdict::ToService(3), idx[2]), (Verdict::Drop, idx[4])]
+        );
+        let peer = region.holder(PEER).unwrap();
+        let mut on_edge = Vec::new();
+        peer.dequeue(&mut region.consumer(EDGE).unwrap(), 64, &mut on_edge)
+            .unwrap();
+        assert_eq!(
+            on_edge.iter().map(Buf::index).collect::<Vec<_>>(),
+            [idx[0], idx[1], idx[5]],
+            "in order, verdicts unwritten"
+        );
+        let c = ctx.counters;
+        assert_eq!(
+            (c.act_next, c.act_tonf, c.act_buffer, c.act_drop, c.tx, c.tx_drop),
+            (3, 1, 1, 1, 4, 0)
+        );
+    }
+
+    #[test]
+    fn edge_overflow_goes_to_the_manager_as_drops_and_a_removed_edge_sends_the_old_way() {
+        let n = RING_CAPACITY as usize + 3;
+        let (region, pool, mut bufs) = setup(n + 2);
+        let idx: Vec<u32> = bufs.iter().map(Buf::index).collect();
+        let nf = region.holder(NF).unwrap();
+        let mut ctx = Ctx::new(&nf, NF.0, 1, region.consumer(ALLOC).unwrap());
+        let mut out = Out::new(region.producer(TX).unwrap(), region.producer(WAKE).unwrap());
+        out.add(edge(&region, 4));
+        let mut first: Vec<Buf> = bufs.drain(..n).collect();
+        out.route_burst(&nf, &mut ctx, &mut first, &vec![Action::ToService(4); n]);
+        out.flush(&nf, &mut ctx.counters, Manager::Draining).unwrap();
+        let mgr = pool.holder();
+        let dropped = taken(mgr, &mut region.consumer(TX).unwrap());
+        assert_eq!(dropped.len(), 3, "what the edge had no room for");
+        assert!(dropped.iter().all(|&(v, _)| v == Verdict::Drop));
+        assert_eq!(ctx.counters.tx_drop, 3);
+
+        // Routed to the edge, then the edge is closed before the flush.
+        let last = bufs.pop().unwrap();
+        out.route(&nf, &mut ctx.counters, last, Verdict::ToService(4));
+        out.remove(&nf, EDGE);
+        out.route_burst(&nf, &mut ctx, &mut bufs, &[Action::ToService(4)]);
+        out.flush(&nf, &mut ctx.counters, Manager::Draining).unwrap();
+        assert_eq!(
+            taken(mgr, &mut region.consumer(TX).unwrap()),
+            [(Verdict::ToService(4), idx[n + 1]), (Verdict::ToService(4), idx[n])]
+        );
+    }
 
     #[test]
     fn runs_are_maximal_stretches_of_one_action() {
