@@ -13,12 +13,12 @@
 //! the ring. The protocol's NF half is [`NfEdges`], pure and tested against the
 //! manager's half in `onvm-proto`; the runtime feeds it and acts on what it says.
 //!
-//! One [`Runtime`] pass: [`Runtime::rx_burst`] (rx ring first, then the edges),
-//! [`Runtime::handle_burst`] (the handler, then routing by runs of equal actions),
-//! [`Runtime::send`] (returned packets, then every ring flushed). Every 256 passes, or
-//! before a shared-core NF sleeps, [`Runtime::housekeeping`] reads the clock, checks
+//! One `Runtime` pass: `Runtime::rx_burst` (rx ring first, then the edges),
+//! `Runtime::handle_burst` (the handler, then routing by runs of equal actions),
+//! `Runtime::send` (returned packets, then every ring flushed). Every 256 passes, or
+//! before a shared-core NF sleeps, `Runtime::housekeeping` reads the clock, checks
 //! the limits, ticks, polls the control socket (non-blocking) and reports; then
-//! [`Runtime::idle`] spins, sleeps or yields. So the hot path pays no syscall, no
+//! `Runtime::idle` spins, sleeps or yields. So the hot path pays no syscall, no
 //! allocation and no dynamic dispatch.
 //!
 //! | File | Holds |
