@@ -216,6 +216,7 @@ impl NfEdges {
                     self.out[i].state = OutState::Stopped;
                     self.events.push_back(NfEvent::StopWriting { key, ring });
                 }
+                // (`Stopped` ones are not found above: they already stopped.)
                 OutState::Writing | OutState::Stopped => {
                     self.out.swap_remove(i);
                     self.events.push_back(NfEvent::StopWriting { key, ring });
