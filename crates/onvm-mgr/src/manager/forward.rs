@@ -35,7 +35,7 @@ impl Fwd<'_> {
         self.route(Ingress::Nf { id, action, dest }, buf);
     }
 
-    #[inline]
+    #[inline(always)]
     fn route(&mut self, ingress: Ingress, mut buf: Buf) {
         let packet = self.pool.holder().packet(&mut buf);
         let frame = packet.as_ref().ok().map(|p| p.data());
@@ -44,7 +44,7 @@ impl Fwd<'_> {
     }
 
     /// Do what the router decided.
-    #[inline]
+    #[inline(always)]
     pub(super) fn carry_out(&mut self, d: Decision, buf: Buf) {
         if let Some(l) = d.learn {
             self.learn_edge(l);
@@ -52,6 +52,7 @@ impl Fwd<'_> {
         self.follow(d.plan, buf);
     }
 
+    #[inline(always)]
     fn follow(&mut self, plan: Plan, buf: Buf) {
         match plan {
             Plan::To(t) => self.send(t, buf),
@@ -61,7 +62,7 @@ impl Fwd<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn send(&mut self, t: Target, buf: Buf) {
         match t {
             Target::Port(p) => match self.to_port.get_mut(usize::from(p)) {
@@ -83,6 +84,7 @@ impl Fwd<'_> {
     }
 
     /// Queue a packet for the planes (handed over at the next control tick).
+    #[cold]
     fn for_controller(&mut self, buf: Buf, rule: RuleId, max_len: u16, in_port: PortNo) {
         if !self.controller {
             return self.drop(buf, DropReason::NoController);
@@ -98,6 +100,7 @@ impl Fwd<'_> {
     /// it somewhere gets a copy, but the last, which gets the packet itself. A packet no
     /// step sends anywhere is dropped. Returns how many copies could not be made (no
     /// free buffer).
+    #[inline(never)]
     pub(super) fn run_steps(&mut self, steps: &[Step], buf: Buf, in_port: PortNo, rule: Option<RuleId>) -> usize {
         let last = steps.iter().rposition(Step::sends);
         let mut held = Some(buf);
@@ -203,16 +206,23 @@ impl Fwd<'_> {
     }
 
     /// Everything `from` sends with `key` (0 = Next) goes to `service`: if that is one
-    /// running instance, open a direct edge.
+    /// running instance, open a direct edge. Checked once per (NF, key) until the
+    /// topology changes: after the first packet this is one load and a branch.
+    #[inline]
     fn learn_edge(&mut self, l: Learn) {
-        let Learn { from, key, service } = l;
-        let at = usize::from(from) * usize::from(MAX_SERVICES) + usize::from(key);
-        let Some(tried) = self.direct.tried.get_mut(at) else {
-            return;
-        };
-        if std::mem::replace(tried, true) {
-            return;
+        let at = usize::from(l.from) * usize::from(MAX_SERVICES) + usize::from(l.key);
+        match self.direct.tried.get_mut(at) {
+            Some(tried) if !*tried => {
+                *tried = true;
+                self.open_edge(l);
+            }
+            _ => {}
         }
+    }
+
+    #[inline(never)]
+    fn open_edge(&mut self, l: Learn) {
+        let Learn { from, key, service } = l;
         let &[to] = self.reg.instances_of(service) else {
             return;
         };

@@ -199,6 +199,10 @@ impl Router {
     /// Where a packet from `ingress` goes. `frame` is its bytes (`None` when its
     /// metadata was corrupt: then only decisions that need no bytes are made). Rule
     /// counters are updated at `now`.
+    ///
+    /// Inlined into the switch, with the lookup kept out of line: the decision of a
+    /// plain chain then never leaves registers.
+    #[inline(always)]
     pub fn route(
         &mut self,
         table: &mut FlowTable,
@@ -238,6 +242,7 @@ impl Router {
     }
 
     /// A packet entering the table from `port` (`from` = the NF whose `Next` it is).
+    #[inline(always)]
     fn by_port(
         &mut self,
         table: &mut FlowTable,
@@ -278,6 +283,7 @@ impl Router {
 
     /// Look `key` up from `table` on, through any gotos. The switch calls this for a
     /// [`Step::Table`] with the key of the packet as rewritten by then.
+    #[inline(never)]
     pub fn lookup(
         &mut self,
         mut t: u8,
@@ -330,6 +336,7 @@ impl Router {
     /// Where an output to `to` goes for a packet that entered from `in_port` (`key`, if
     /// the caller parsed the packet already; else it is parsed from `frame` when a
     /// service with several instances needs its flow hash).
+    #[inline(always)]
     pub fn output(
         &self,
         to: PortNo,
@@ -356,6 +363,7 @@ impl Router {
     }
 
     /// The instance of service `s` that owns this packet's flow.
+    #[inline(always)]
     fn to_service(&self, s: u16, key: Option<&PacketKey>, svc: &impl Services, frame: Option<&[u8]>) -> Target {
         match svc.instances_of(s) {
             [] => Target::Drop(DropReason::NoInstance),
