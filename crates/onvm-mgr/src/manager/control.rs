@@ -5,8 +5,6 @@
 //! gone (`lifecycle.rs` reclaims what it held). A message that does not decode, or
 //! breaks the protocol, closes the connection with a [`ControlError`] naming why.
 
-use std::path::Path;
-
 use onvm_proto::ctrl::{DecodeError, Dest, EncodeError, MAX_MESSAGE_LEN, MgrMsg, NfMsg, RefuseReason};
 use onvm_shm::seqpacket::{Received, SeqPacket};
 use thiserror::Error;
@@ -238,23 +236,4 @@ impl Mgr<'_> {
             }
         }
     }
-}
-
-/// Listen on `path`, refusing to take over a live manager's socket and replacing a
-/// stale one (left by a manager that was killed).
-pub(super) fn bind_socket(path: &Path) -> Result<SeqPacket, MgrError> {
-    let failed = |e| MgrError::Socket {
-        path: path.into(),
-        source: e,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(failed)?;
-    }
-    if path.exists() {
-        if SeqPacket::connect(path).is_ok() {
-            return Err(MgrError::AlreadyRunning(path.into()));
-        }
-        let _ = std::fs::remove_file(path);
-    }
-    SeqPacket::listen(path).map_err(failed)
 }

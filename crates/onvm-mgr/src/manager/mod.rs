@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | [`Io`] | ports, NF rings, the wake-up bell, scratch burst, doorbell timers | `switch.rs` (the loop) |
 //! | [`Fwd`] | pool, router, flow table, registry, edges, queues, accounting | `forward.rs` (carrying out decisions) |
-//! | [`control::Control`] | the NF control socket and its connections | `control.rs` |
+//! | [`control::Control`] | the NF control socket and its connections | `control.rs` (`socket.rs`: its file) |
 //! | planes | the [`ControlPlane`]s (the OpenFlow agent) | `planes.rs` |
 //!
 //! NF registration, death and reclaim are in `lifecycle.rs`; the report and stats
@@ -29,6 +29,7 @@ mod forward;
 mod lifecycle;
 mod planes;
 mod report;
+mod socket;
 mod switch;
 mod timers;
 
@@ -190,7 +191,7 @@ pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
     let port_nodes = placement::port_nodes(&topo, &opts.ports)?;
     let place = placement::place(&topo, &port_nodes, opts.core, opts.nf_cores.as_deref())?;
     let path = opts.socket.clone();
-    let listener = control::bind_socket(&path)?;
+    let listener = socket::bind_socket(&path)?;
     let result = (|| {
         // Pinned before the region exists, so what the kernel places on first touch
         // (header, rings, owner table) is on the switch's node too.
