@@ -5,6 +5,13 @@
 //! learns that an NF died — however it died — from a read of 0 bytes or `ECONNRESET`
 //! on its socket. Nothing here is `unsafe`; it sits next to [`crate::fdpass`] because
 //! the region's memfd travels over this socket.
+//!
+//! A read of 0 bytes is also what an *empty message* gives (`send(fd, "", 0)` is a
+//! valid seqpacket datagram), so 0 bytes alone does not mean the peer went away: a
+//! live NF could otherwise get itself (or, through a bug, be) declared dead by one
+//! empty send. [`SeqPacket::recv`] tells them apart by the socket's shutdown state:
+//! when the peer closes, the kernel marks our end shut for reading (`POLLRDHUP`, with
+//! `POLLHUP` once both directions are); a live peer's empty datagram leaves it open.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -12,8 +19,8 @@ use std::path::Path;
 
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::net::{
-    AddressFamily, SendFlags, SocketAddrUnix, SocketFlags, SocketType, accept_with, bind, connect, listen, send,
-    socket_with,
+    AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType, accept_with, bind, connect, listen,
+    send, socket_with,
 };
 
 use crate::fdpass;
@@ -27,6 +34,12 @@ pub enum Received {
     Empty,
     /// The peer closed its end (or died).
     Closed,
+}
+
+/// The error [`SeqPacket::recv`] gives for an empty message from a live peer
+/// (`InvalidData`, like a message too long): a bad message, not a close.
+fn empty_message() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "empty control message (0 bytes)")
 }
 
 /// One end of a control connection, or the manager's listening socket.
@@ -99,8 +112,12 @@ impl SeqPacket {
     /// Receive one message into `buf`, which must be at least one byte longer than the
     /// longest valid message: a message that fills it may have been cut by the kernel,
     /// so it is an error (`InvalidData`), never a silently truncated message.
+    ///
+    /// An empty message from a peer that is still connected is an `InvalidData` error
+    /// too (see the module doc), never [`Received::Closed`].
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         match fdpass::recv_fd(&self.fd, buf) {
+            Ok((0, None)) if self.peer_open()? || self.more_queued() => Err(empty_message()),
             Ok((0, None)) => Ok(Received::Closed),
             Ok((n, _)) if n >= buf.len() => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -123,6 +140,27 @@ impl SeqPacket {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether the peer may still send: our end is not shut for reading. Checked after a
+    /// read of 0 bytes, which an empty datagram gives as well as the end of the stream.
+    fn peer_open(&self) -> io::Result<bool> {
+        let mut fds = [PollFd::new(&self.fd, PollFlags::RDHUP)];
+        let zero = rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 };
+        poll(&mut fds, Some(&zero))?;
+        Ok(!fds[0].revents().intersects(PollFlags::RDHUP | PollFlags::HUP))
+    }
+
+    /// After a read of 0 bytes from a peer that has gone: whether messages it sent before
+    /// going are still queued (so the 0 bytes were an empty message, and its last words
+    /// are still to be read). An empty message followed only by empty ones and the close
+    /// reads as the close: nothing is lost but empty messages.
+    fn more_queued(&self) -> bool {
+        let mut one = [0u8; 1];
+        matches!(
+            rustix::net::recv(&self.fd, &mut one[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),
+            Ok((_, n)) if n > 0
+        )
     }
 
     /// Wait until the socket is readable or `timeout_ms` passes; true if readable.
@@ -192,6 +230,41 @@ mod tests {
             Received::Msg(n, _) => assert_eq!(&buf[..n], b"stopping"),
             other => panic!("the last message was lost: {other:?}"),
         }
+        assert!(matches!(b.recv(&mut buf).unwrap(), Received::Closed));
+    }
+
+    #[test]
+    fn an_empty_message_from_a_live_peer_is_an_error_not_a_close() {
+        let (a, b) = SeqPacket::pair().unwrap();
+        let mut buf = [0u8; 16];
+        for _ in 0..3 {
+            a.send(b"").unwrap();
+            let e = b.recv(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+            assert!(e.to_string().contains("empty"), "{e}");
+        }
+        // The connection still works both ways.
+        a.send(b"after").unwrap();
+        assert!(matches!(b.recv(&mut buf).unwrap(), Received::Msg(5, None)));
+        b.send(b"back").unwrap();
+        assert!(matches!(a.recv(&mut buf).unwrap(), Received::Msg(4, None)));
+        // An empty message, then last words, then the close: the last words are read.
+        a.send(b"").unwrap();
+        a.send(b"bye").unwrap();
+        drop(a);
+        assert!(b.recv(&mut buf).is_err(), "the empty message");
+        match b.recv(&mut buf).unwrap() {
+            Received::Msg(n, _) => assert_eq!(&buf[..n], b"bye"),
+            other => panic!("the last message was lost: {other:?}"),
+        }
+        assert!(matches!(b.recv(&mut buf).unwrap(), Received::Closed));
+    }
+
+    #[test]
+    fn a_peer_that_shuts_down_writing_reads_as_closed() {
+        let (a, b) = SeqPacket::pair().unwrap();
+        rustix::net::shutdown(&a, rustix::net::Shutdown::Write).unwrap();
+        let mut buf = [0u8; 16];
         assert!(matches!(b.recv(&mut buf).unwrap(), Received::Closed));
     }
 
