@@ -144,6 +144,61 @@ fn malformed_control_messages_are_reported_and_the_manager_carries_on() {
     drop(nf);
 }
 
+/// Issue 12: an empty or malformed message from a registered NF is an error in that
+/// message, not the NF's death: the manager reports it and the NF keeps its instance.
+#[test]
+fn an_empty_or_malformed_message_from_a_registered_nf_does_not_unregister_it() {
+    let dir = TempDir::new("err-empty-dgram");
+    let socket = dir.socket();
+    let mut mgr = start_mgr(&socket, &[]);
+    let raw = SeqPacket::connect(&socket).expect("connect to the manager");
+    let reg = NfMsg::Register(Register {
+        abi_version: ABI_VERSION,
+        tag: "chatty".into(),
+        service: 1,
+        instance: Some(9),
+        core: None,
+        parent: None,
+        flags: RegisterFlags::SHARED_CORE,
+    });
+    raw.send(&reg.encode().unwrap()).unwrap();
+    assert!(raw.wait_readable(10_000).unwrap(), "the manager answers");
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
+    let Received::Msg(n, _) = raw.recv(&mut buf).unwrap() else {
+        panic!("no answer to the registration\n{}", mgr.output());
+    };
+    assert!(
+        matches!(MgrMsg::decode(&buf[..n]).unwrap(), MgrMsg::Registered(_)),
+        "{}",
+        mgr.output()
+    );
+    raw.send(&NfMsg::Ready.encode().unwrap()).unwrap();
+    raw.send(b"").unwrap();
+    raw.send(&[0x42, 1, 2]).unwrap();
+    let reported = common::wait_for(SOON, || {
+        mgr.stderr.count(|l| l.contains("bad control message from instance 9")) >= 2
+    });
+    assert!(reported, "both bad messages are reported\n{}", mgr.output());
+    let text = mgr.stderr.text();
+    assert!(text.contains("empty control message"), "{text}");
+    assert!(text.contains("malformed control message"), "{text}");
+    // The connection stays open ...
+    assert!(
+        !raw.wait_readable(300).unwrap(),
+        "the manager hung up\n{}",
+        mgr.output()
+    );
+    // ... and the instance stays taken: a second NF asking for it is refused.
+    let mut second = run_to_end(
+        "second",
+        nf_command(&socket, 1, "second", &["-n", "9"], &["simple-forward"]),
+    );
+    assert_eq!(second.exit_code(SOON), 2, "{}", second.output());
+    assert!(second.stderr.text().contains("already taken"), "{}", second.output());
+    drop(raw);
+    stop_cleanly(&mut mgr);
+}
+
 #[test]
 fn a_second_manager_on_the_same_socket_is_refused_and_the_socket_goes_with_the_first() {
     let dir = TempDir::new("err-two-mgrs");

@@ -107,6 +107,8 @@ enum Turn {
     Idle,
     /// A message (decoded or not).
     Msg(Result<NfMsg, DecodeError>),
+    /// A message that could not be read (empty, too long): the reason for the log.
+    Unreadable(String),
     /// The connection is gone (closed, or failed: the reason for the log).
     Gone(Option<String>),
 }
@@ -137,6 +139,27 @@ impl Mgr<'_> {
                             self.fwd.acct.event(format!("control socket of {who:?} failed: {why}"));
                         }
                         break true;
+                    }
+                    // A registered NF's bad message is an error in that message, not
+                    // its death (issue 12): it is reported and the NF keeps its place.
+                    // An unregistered client that cannot speak the protocol is hung up on.
+                    Turn::Unreadable(why) => {
+                        let Some(id) = self.ctl.conns[k].instance else {
+                            self.fwd
+                                .acct
+                                .event(format!("closing the connection of an unregistered client: {why}"));
+                            break true;
+                        };
+                        self.fwd
+                            .acct
+                            .event(format!("bad control message from instance {id} ignored: {why}"));
+                    }
+                    Turn::Msg(Err(e)) if self.ctl.conns[k].instance.is_some() => {
+                        let id = self.ctl.conns[k].instance.unwrap_or_default();
+                        let why = ControlError::from(e);
+                        self.fwd
+                            .acct
+                            .event(format!("bad control message from instance {id} ignored: {why}"));
                     }
                     Turn::Msg(msg) => {
                         if let Err(why) = self.handle(k, msg) {
@@ -176,6 +199,7 @@ impl Mgr<'_> {
             Ok(Received::Empty) => Turn::Idle,
             Ok(Received::Closed) => Turn::Gone(None),
             Ok(Received::Msg(n, _)) => Turn::Msg(NfMsg::decode(&ctl.buf[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Turn::Unreadable(e.to_string()),
             Err(e) => Turn::Gone(Some(e.to_string())),
         }
     }
