@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("onvm: error: {e}");
+            onvm_mgr::stats::emit_err(format_args!("onvm: error: {e}\n"));
             ExitCode::from(2)
         }
     }

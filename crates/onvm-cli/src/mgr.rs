@@ -1,5 +1,6 @@
 //! `onvm mgr`.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -221,34 +222,41 @@ pub fn load_config(path: &std::path::Path, extra_ports: &[String]) -> Result<Con
 
 /// Print the end-of-run summary; the exit code says whether every packet was accounted for.
 pub fn print_report(r: &Report) -> ExitCode {
-    println!("\n=== onvm summary ({:.1} s) ===", r.uptime.as_secs_f64());
+    // One string, written once and never fatal: stdout may be a pipe whose reader left
+    // (`| head`), and the exit code must still say whether packets were conserved.
+    let mut out = String::new();
+    let _ = writeln!(out, "\n=== onvm summary ({:.1} s) ===", r.uptime.as_secs_f64());
     for p in &r.ports {
-        println!(
+        let _ = writeln!(
+            out,
             "port {} {:<32} rx {:>12}  tx {:>12}  rx_drop {}  tx_drop {}  errors {}",
             p.no, p.name, p.stats.rx, p.stats.tx, p.stats.rx_drop, p.stats.tx_drop, p.stats.errors
         );
     }
     for n in &r.nfs {
         let c = &n.counters;
-        println!(
+        let _ = writeln!(
+            out,
             "NF {:<16} instance {:>3} service {:>2}: rx {} tx {} drop {} next {} tonf {} out {} tx_drop {} rx_drop {}",
             n.tag, n.id, n.service, c.rx, c.tx, c.act_drop, c.act_next, c.act_tonf, c.act_out, c.tx_drop, n.rx_drop
         );
     }
     if !r.drops.is_empty() {
         let list: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("manager drops: {}", list.join(" "));
+        let _ = writeln!(out, "manager drops: {}", list.join(" "));
     }
     if r.crashes > 0 {
-        println!("NF crashes noticed and reclaimed: {}", r.crashes);
+        let _ = writeln!(out, "NF crashes noticed and reclaimed: {}", r.crashes);
     }
     if r.rejected > 0 {
-        println!(
+        let _ = writeln!(
+            out,
             "ring entries from NFs refused (not a buffer sent to the manager): {}",
             r.rejected
         );
     }
-    println!("{}", r.conservation_line());
+    let _ = writeln!(out, "{}", r.conservation_line());
+    onvm_mgr::stats::emit(format_args!("{out}"));
     if r.conserved() {
         ExitCode::SUCCESS
     } else {
@@ -260,7 +268,7 @@ pub fn print_report(r: &Report) -> ExitCode {
 pub fn run(a: MgrArgs) -> CliResult {
     let config = a.config.as_deref().map(|p| load_config(p, &a.ports)).transpose()?;
     let opts = options(&a.common, config.as_ref(), &a.ports)?;
-    eprintln!("onvm mgr: listening on {}", opts.socket.display());
+    onvm_mgr::stats::emit_err(format_args!("onvm mgr: listening on {}\n", opts.socket.display()));
     let stop = crate::stop_on_signals();
     let report = onvm_mgr::run(opts, &stop).map_err(|e| e.to_string())?;
     Ok(print_report(&report))

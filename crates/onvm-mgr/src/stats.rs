@@ -2,8 +2,14 @@
 //!
 //! Pure formatting over [`Snapshot`]s taken by the manager once per interval; rates
 //! are differences between two snapshots, so nothing on the data path computes them.
+//!
+//! What the manager and the `onvm` command print goes through [`emit`] and [`emit_err`]:
+//! a reader that went away (`onvm mgr | head -3`) makes a write fail with `EPIPE`
+//! (Rust ignores `SIGPIPE`), which `println!` turns into a panic. The manager has NFs
+//! and a pool to look after; losing its audience is no reason to stop.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
 use onvm_ports::PortStats;
@@ -70,6 +76,19 @@ impl Snapshot {
     fn seconds_since(&self, prev: Option<&Snapshot>) -> f64 {
         prev.map_or(0.0, |p| self.uptime.saturating_sub(p.uptime).as_secs_f64())
     }
+}
+
+/// Write `args` to stdout, as `print!` does, ignoring errors (a closed pipe, a full
+/// disk): output is a courtesy, never a reason to stop.
+pub fn emit(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(args);
+    let _ = out.flush();
+}
+
+/// Write `args` to stderr, as `eprint!` does, ignoring errors (see [`emit`]).
+pub fn emit_err(args: std::fmt::Arguments<'_>) {
+    let _ = std::io::stderr().lock().write_fmt(args);
 }
 
 fn rate(cur: u64, prev: Option<u64>, dt: f64) -> u64 {

@@ -114,7 +114,7 @@ impl Accounting {
     /// Note something in the event log.
     pub(super) fn event(&mut self, text: String) {
         if self.log_events {
-            eprintln!("onvm mgr: {text}");
+            crate::stats::emit_err(format_args!("onvm mgr: {text}\n"));
         }
         self.recent_events.push(text.clone());
         self.events.push(text);

@@ -34,7 +34,7 @@ impl Mgr<'_> {
         let mut idle_since = Instant::now();
         let mut idle_spins = 0u32;
         if self.opts.stats == StatsMode::Csv {
-            print!("{}", stats::csv_header());
+            stats::emit(format_args!("{}", stats::csv_header()));
         }
         let mut waiting = self.opts.wait_for_nfs;
         self.io.rx_on = waiting.is_none();
@@ -79,8 +79,11 @@ impl Mgr<'_> {
                 let snap = self.snapshot();
                 match self.opts.stats {
                     StatsMode::Off => {}
-                    StatsMode::Console => println!("{}", stats::console(prev.as_ref(), &snap)),
-                    StatsMode::Csv => print!("{}", stats::csv_lines(prev.as_ref(), &snap, SystemTime::now())),
+                    StatsMode::Console => stats::emit(format_args!("{}\n", stats::console(prev.as_ref(), &snap))),
+                    StatsMode::Csv => stats::emit(format_args!(
+                        "{}",
+                        stats::csv_lines(prev.as_ref(), &snap, SystemTime::now())
+                    )),
                 }
                 self.fwd.acct.recent_events.clear();
                 prev = Some(snap);
@@ -296,7 +299,7 @@ impl Mgr<'_> {
         self.switch_once()?;
         for p in &mut self.io.ports {
             if let Err(e) = p.flush() {
-                eprintln!("onvm mgr: port {}: {e}", p.name());
+                stats::emit_err(format_args!("onvm mgr: port {}: {e}\n", p.name()));
             }
         }
         Ok(())

@@ -128,7 +128,7 @@ impl Conn {
         match msg.encode(xid) {
             Ok(b) => self.tx.extend_from_slice(&b),
             // Only multipart replies can be too long, and those are split before this.
-            Err(e) => eprintln!("onvm mgr: openflow: not sent to {}: {e}", self.peer),
+            Err(e) => crate::stats::emit_err(format_args!("onvm mgr: openflow: not sent to {}: {e}\n", self.peer)),
         }
     }
 
