@@ -110,8 +110,13 @@ pub struct Reclaimed {
     pub from_rings: u32,
     /// Buffers the dead owner held.
     pub held: u32,
-    /// Buffers it was enqueueing when it died (owner entry written, index not published).
+    /// Buffers it was enqueueing when it died (owner entry written, index not published),
+    /// or that it sent where no consumer will take them.
     pub torn: u32,
+    /// Buffers sent to it that are in no ring any more and that it never claimed: it
+    /// moved its consumer index past them, or they sat in a ring of its that it
+    /// corrupted (and whose entries could not be read).
+    pub stranded: u32,
     /// Rings of the dead owner whose indices were corrupt (their entries could not be
     /// read; the audit lists them until the manager resets them).
     pub corrupt_rings: u32,
@@ -119,7 +124,7 @@ pub struct Reclaimed {
 
 impl Reclaimed {
     pub fn total(&self) -> u32 {
-        self.from_rings + self.held + self.torn
+        self.from_rings + self.held + self.torn + self.stranded
     }
 }
 
@@ -366,14 +371,6 @@ impl Pool {
         a
     }
 
-    /// Take back everything owner `dead` had: buffers in rings towards it, buffers it
-    /// held, and buffers it had marked for sending but not yet published when it died.
-    ///
-    /// Call once the owner is known dead (its control socket closed). Rings are found by
-    /// their recorded ends ([`crate::RingRef::set_ends`]). Buffers that `dead` published
-    /// to live consumers are left to them. Safe against those consumers running: they
-    /// mark a buffer held before releasing its ring slot, and we look at the rings
-    /// before at the owner entries.
     /// Take the consumer's place on ring `r`, whose consumer `dead` is gone, and free
     /// every buffer in it that is in transit to `dead`; returns how many. The manager
     /// calls it again for a ring whose producer may still enqueue (a direct NF→NF edge
@@ -400,33 +397,64 @@ impl Pool {
         }
     }
 
+    /// Take back everything owner `dead` had: every buffer whose owner entry names it
+    /// (held by it, in transit to it, in transit from it), wherever the buffer is, except
+    /// those that `dead` published to a live consumer, which are left to that consumer.
+    ///
+    /// Call once the owner is known dead (its control socket closed). Rings are found by
+    /// their recorded ends ([`crate::RingRef::set_ends`]). First the rings towards `dead`
+    /// are drained ([`Pool::drain_ring`]); then every other ring is read, and a buffer
+    /// counts as in flight when it sits in a ring whose consumer would accept it (its
+    /// entry is `Transit { to: consumer, from: producer }` of that ring, the check
+    /// [`Holder::dequeue`] makes); then the owner table is swept once. So nothing is
+    /// lost whatever `dead` did to its rings: entries it skipped without claiming, rings
+    /// whose indices it corrupted (unreadable, so their entries are in no ring we know;
+    /// the caller resets such rings), indices it wrote where no consumer takes them.
+    ///
+    /// Safe against live consumers and producers running meanwhile: a consumer marks a
+    /// buffer held before it releases the slot, and we read the rings before the owner
+    /// entries, so a buffer taken in between is `Held` by its taker and left alone. A
+    /// live producer that marks a buffer `Transit { to: dead }` and publishes it after our
+    /// sweep freed it leaves a stale index in a ring towards `dead`: every later reader of
+    /// that ring (the drain of orphaned edges, a consumer) checks the owner entry and
+    /// skips it, so the buffer is never freed or claimed twice. O(buffers + ring slots);
+    /// deaths are rare.
     pub fn reclaim(&mut self, dead: OwnerId) -> Result<Reclaimed, RingError> {
         assert_ne!(dead, OwnerId::MANAGER, "the manager cannot reclaim from itself");
         let region = self.region().clone();
         let n = region.buffers();
         let mut got = Reclaimed::default();
-        let mut published = vec![false; n as usize + 1];
+        // Per buffer seen in a ring: the owner word that ring's consumer accepts. 0 (the
+        // word of `Free`, never a `Transit`) for a buffer in no readable ring.
+        let mut in_flight = vec![0u32; n as usize + 1];
         let mut entries = Vec::new();
         for r in 0..region.layout().rings {
             let ring = region.ring(r)?;
             let (producer, consumer) = ring.ends();
             if consumer == dead.0 {
                 // Nobody will consume these: take the consumer's place and drain. A ring
-                // the dead owner corrupted is skipped, not a reason to stop reclaiming.
+                // the dead owner corrupted is skipped here; its buffers still name the
+                // dead owner, so the sweep below frees them.
                 match self.drain_ring(r, dead) {
-                    Ok(n) => got.from_rings += n,
+                    Ok(k) => got.from_rings += k,
                     Err(_) => got.corrupt_rings += 1,
                 }
-            } else if producer == dead.0 {
-                entries.clear();
-                if ring.snapshot(&mut entries).is_err() {
+                continue;
+            }
+            entries.clear();
+            if ring.snapshot(&mut entries).is_err() {
+                if producer == dead.0 {
                     got.corrupt_rings += 1;
-                    continue;
                 }
-                for &v in &entries {
-                    if let Ok(idx) = region.buf_idx(v) {
-                        published[idx.get() as usize] = true;
-                    }
+                continue;
+            }
+            let accepted = match (OwnerId(producer), OwnerId(consumer)) {
+                (p, c) if p <= OwnerId::MAX && c <= OwnerId::MAX => Owner::Transit { to: c, from: p }.encode(),
+                _ => continue, // garbage ends: no consumer accepts anything from it
+            };
+            for &v in &entries {
+                if let Ok(idx) = region.buf_idx(v) {
+                    in_flight[idx.get() as usize] = accepted;
                 }
             }
         }
@@ -437,9 +465,15 @@ impl Pool {
                     self.free_idx(idx);
                     got.held += 1;
                 }
-                Some(Owner::Transit { from, .. }) if from == dead && !published[i as usize] => {
+                Some(o @ Owner::Transit { to, from })
+                    if (to == dead || from == dead) && in_flight[i as usize] != o.encode() =>
+                {
                     self.free_idx(idx);
-                    got.torn += 1;
+                    if from == dead {
+                        got.torn += 1;
+                    } else {
+                        got.stranded += 1;
+                    }
                 }
                 _ => {}
             }
@@ -674,6 +708,7 @@ mod tests {
                 from_rings: 10,
                 held: 15,
                 torn: 5,
+                stranded: 0,
                 corrupt_rings: 0
             }
         );
@@ -690,5 +725,102 @@ mod tests {
             pool.free(b);
         }
         assert_eq!(pool.audit(&[]).free, 128);
+    }
+
+    /// An NF that moves its consumer index past what it was sent without claiming it
+    /// (from the manager and from a live peer), then dies: every one comes back.
+    #[test]
+    fn reclaim_recovers_buffers_a_dead_owner_skipped_without_claiming() {
+        let (r, mut pool) = setup();
+        let (dead, peer) = (OwnerId(4), OwnerId(5));
+        r.ring(0).unwrap().set_ends(0, dead.0); // manager -> nf4
+        r.ring(2).unwrap().set_ends(peer.0, dead.0); // nf5 -> nf4 (a direct edge)
+        let mut bufs = Vec::new();
+        pool.alloc_burst(40, &mut bufs);
+        pool.holder()
+            .enqueue(&mut r.producer(0).unwrap(), dead, &mut bufs)
+            .unwrap();
+        let h5 = r.holder(peer).unwrap();
+        pool.alloc_burst(10, &mut bufs);
+        let raws: Vec<u32> = bufs.drain(..).map(|b| pool.holder().send(b, peer)).collect();
+        let mut mine: Vec<Buf> = raws.iter().map(|&v| h5.claim(v).unwrap()).collect();
+        h5.enqueue(&mut r.producer(2).unwrap(), dead, &mut mine).unwrap();
+        // nf4 reads both rings raw: the indices are gone from the rings, never claimed.
+        let mut raw = [0u32; 64];
+        assert_eq!(r.consumer(0).unwrap().dequeue_burst(&mut raw).unwrap(), 40);
+        assert_eq!(r.consumer(2).unwrap().dequeue_burst(&mut raw).unwrap(), 10);
+        assert_eq!(pool.audit(&[peer]).missing.len(), 50);
+        let got = pool.reclaim(dead).unwrap();
+        assert_eq!((got.stranded, got.total(), got.corrupt_rings), (50, 50, 0), "{got:?}");
+        let a = pool.audit(&[peer]);
+        assert!(a.is_whole(), "{a}");
+        assert_eq!(a.free, 128);
+    }
+
+    /// An NF that corrupts its alloc ring's indices and dies: the ring cannot be read,
+    /// but its buffers still say they were on their way to the dead owner.
+    #[test]
+    fn reclaim_recovers_the_buffers_of_a_corrupt_ring() {
+        let (r, mut pool) = setup();
+        let dead = OwnerId(4);
+        let ring = r.ring(1).unwrap();
+        ring.set_ends(0, dead.0);
+        let mut bufs = Vec::new();
+        pool.alloc_burst(64, &mut bufs);
+        pool.holder()
+            .enqueue(&mut r.producer(1).unwrap(), dead, &mut bufs)
+            .unwrap();
+        ring.ctl
+            .head
+            .word
+            .store(0x8000_0000, std::sync::atomic::Ordering::Release);
+        assert!(pool.drain_ring(1, dead).is_err());
+        let got = pool.reclaim(dead).unwrap();
+        assert_eq!((got.corrupt_rings, got.stranded), (1, 64), "{got:?}");
+        ring.reset();
+        let a = pool.audit(&[]);
+        assert!(a.is_whole(), "{a}");
+        assert_eq!(a.free, 128);
+    }
+
+    /// What a dead owner published to a live consumer stays the consumer's (no double
+    /// free); what it wrote where no consumer would accept it comes back.
+    #[test]
+    fn reclaim_leaves_what_a_live_consumer_will_take_and_frees_what_it_would_refuse() {
+        let (r, mut pool) = setup();
+        let (dead, live) = (OwnerId(4), OwnerId(5));
+        r.ring(2).unwrap().set_ends(dead.0, live.0); // nf4 -> nf5
+        r.ring(3).unwrap().set_ends(0, live.0); // manager -> nf5
+        let mut bufs = Vec::new();
+        pool.alloc_burst(12, &mut bufs);
+        let raws: Vec<u32> = bufs.drain(..).map(|b| pool.holder().send(b, dead)).collect();
+        let forged;
+        {
+            let h4 = r.holder(dead).unwrap();
+            let mut mine: Vec<Buf> = raws.iter().map(|&v| h4.claim(v).unwrap()).collect();
+            // Two into the manager's ring towards nf5, claiming to be from nf4: a
+            // consumer that checks the sender refuses them.
+            let two: Vec<u32> = mine.drain(..2).map(|b| h4.send(b, live)).collect();
+            r.producer(3).unwrap().enqueue_burst(&two).unwrap();
+            forged = two;
+            h4.enqueue(&mut r.producer(2).unwrap(), live, &mut mine).unwrap();
+        }
+        let got = pool.reclaim(dead).unwrap();
+        assert_eq!((got.torn, got.total()), (2, 2), "{got:?}");
+        let h5 = r.holder(live).unwrap();
+        let mut out = Vec::new();
+        h5.dequeue(&mut r.consumer(2).unwrap(), 32, &mut out).unwrap();
+        assert_eq!(out.len(), 10, "the published ones are nf5's");
+        h5.dequeue(&mut r.consumer(3).unwrap(), 32, &mut out).unwrap();
+        assert_eq!(out.len(), 10, "the forged ones were freed, and refused");
+        assert_eq!(h5.rejected(), 2);
+        assert!(
+            forged
+                .iter()
+                .all(|&v| r.owner(r.buf_idx(v).unwrap()) == Some(Owner::Free))
+        );
+        let a = pool.audit(&[live]);
+        assert!(a.is_whole(), "{a}");
+        assert_eq!((a.free, a.held), (118, 10));
     }
 }

@@ -144,7 +144,7 @@ impl Mgr<'_> {
         }
         self.io.broken.0.retain(|(b, _)| *b != id);
         self.io.rings[usize::from(id) - 1] = NfRings::of(fwd.region, id)?;
-        let n = got.from_rings + got.held + got.torn;
+        let n = got.total();
         fwd.acct.drops.add(DropReason::Reclaimed, u64::from(n));
         let children: Vec<u16> = fwd.reg.iter().filter(|i| i.parent == Some(id)).map(|i| i.id).collect();
         if let Some(inst) = fwd.reg.remove(id) {
@@ -160,8 +160,8 @@ impl Mgr<'_> {
                     c => format!("; {c} corrupt ring(s) reset"),
                 };
                 fwd.acct.event(format!(
-                    "NF {:?} (instance {id}) died without stopping; reclaimed {n} buffers ({} in rings, {} held, {} half-sent){corrupt}; instance ID free",
-                    inst.tag, got.from_rings, got.held, got.torn,
+                    "NF {:?} (instance {id}) died without stopping; reclaimed {n} buffers ({} in rings, {} held, {} half-sent, {} skipped unclaimed){corrupt}; instance ID free",
+                    inst.tag, got.from_rings, got.held, got.torn, got.stranded,
                 ));
             }
             fwd.acct.exited.push(super::report::nf_row(&inst));
