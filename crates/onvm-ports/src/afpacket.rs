@@ -163,8 +163,13 @@ impl AfPacketPort {
             }
             let Some(mut buf) = pool.alloc() else { break };
             let len = frame.data.len();
-            fill(pool, &mut buf, frame.data, self.port_no, now).expect("a fresh buffer has room for data_room bytes");
+            let filled = fill(pool, &mut buf, frame.data, self.port_no, now);
             ring.advance();
+            if filled.is_err() {
+                self.stats.errors += 1;
+                pool.free(buf);
+                continue;
+            }
             out.push(buf);
             n += 1;
             self.stats.rx_bytes += len as u64;
@@ -208,25 +213,28 @@ impl Port for AfPacketPort {
         let mut sent = 0;
         while !bufs.is_empty() {
             let mut batch: Vec<Buf> = Vec::with_capacity(TX_BATCH);
+            let mut iovs: Vec<libc::iovec> = Vec::with_capacity(TX_BATCH);
             for mut b in bufs.drain(..bufs.len().min(TX_BATCH)) {
-                if pool.holder().packet(&mut b).is_ok() {
-                    batch.push(b);
-                } else {
-                    // Corrupt metadata: nothing sensible to send.
-                    self.stats.tx_drop += 1;
-                    self.stats.errors += 1;
-                    pool.free(b);
-                }
-            }
-            let holder = pool.holder();
-            let mut iovs: Vec<libc::iovec> = Vec::with_capacity(batch.len());
-            for b in &mut batch {
-                let p = holder.packet(b).expect("checked just above");
-                let d = p.data();
-                iovs.push(libc::iovec {
-                    iov_base: d.as_ptr() as *mut libc::c_void,
-                    iov_len: d.len(),
+                // The metadata is read once, here: the bounds checked are the bounds sent.
+                let iov = pool.holder().packet(&mut b).map(|p| {
+                    let d = p.data();
+                    libc::iovec {
+                        iov_base: d.as_ptr() as *mut libc::c_void,
+                        iov_len: d.len(),
+                    }
                 });
+                match iov {
+                    Ok(iov) => {
+                        iovs.push(iov);
+                        batch.push(b);
+                    }
+                    Err(_) => {
+                        // Corrupt metadata: nothing sensible to send.
+                        self.stats.tx_drop += 1;
+                        self.stats.errors += 1;
+                        pool.free(b);
+                    }
+                }
             }
             // SAFETY: an all-zero mmsghdr is valid (null name, no control data).
             let mut msgs: Vec<libc::mmsghdr> = (0..iovs.len()).map(|_| unsafe { std::mem::zeroed() }).collect();

@@ -321,7 +321,8 @@ impl AfXdpPort {
                 continue;
             };
             let holder = pool.holder();
-            match holder.packet(&mut buf).and_then(|mut p| {
+            // The kernel said where the frame is: the metadata line is written, not read.
+            match holder.packet_reset(&mut buf).and_then(|mut p| {
                 p.set_bounds(off as usize, d.len as usize)?;
                 Ok(p.meta())
             }) {

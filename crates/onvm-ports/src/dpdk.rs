@@ -528,7 +528,7 @@ impl Port for DpdkPort {
                     let framed = segs == 1
                         && pool
                             .holder()
-                            .packet(&mut buf)
+                            .packet_reset(&mut buf)
                             .and_then(|mut p| {
                                 p.set_bounds(usize::from(off), len as usize)?;
                                 p.meta().set_in_port(self.port_no);
@@ -553,10 +553,14 @@ impl Port for DpdkPort {
                         // SAFETY: a one-segment mbuf: `len` bytes at its data pointer.
                         let bytes =
                             unsafe { std::slice::from_raw_parts(ffi::onvm_mbuf_data(m).cast::<u8>(), len as usize) };
-                        fill(pool, &mut buf, bytes, self.port_no, now).expect("checked against the data room");
-                        self.stats.rx_bytes += u64::from(len);
-                        out.push(buf);
-                        got += 1;
+                        if fill(pool, &mut buf, bytes, self.port_no, now).is_ok() {
+                            self.stats.rx_bytes += u64::from(len);
+                            out.push(buf);
+                            got += 1;
+                        } else {
+                            self.stats.errors += 1;
+                            pool.free(buf);
+                        }
                     } else if segs != 1 || len as usize > self.data_room {
                         self.stats.errors += 1;
                     } else {

@@ -221,9 +221,25 @@ impl Port for GenPort {
             self.stats.rx_drop += (want - got) as u64;
         }
         let now = now_ns();
-        for b in &mut out[start..] {
-            let mut pkt = pool.holder().packet(b).expect("a fresh buffer has valid metadata");
-            pkt.copy_from(&self.template).expect("checked against the data room");
+        let mut i = start;
+        while i < out.len() {
+            // Written over, never read: an NF's stray write into a fresh buffer's
+            // metadata line cannot stop the manager (see `Holder::packet_reset`). The
+            // errors cannot happen (a buffer of our pool, a template that fits, checked
+            // above); should one, the buffer goes back and is counted, no panic.
+            let filled = pool
+                .holder()
+                .packet_reset(&mut out[i])
+                .and_then(|mut pkt| pkt.copy_from(&self.template).map(|()| pkt));
+            let mut pkt = match filled {
+                Ok(pkt) => pkt,
+                Err(_) => {
+                    self.stats.errors += 1;
+                    let b = out.remove(i);
+                    pool.free(b);
+                    continue;
+                }
+            };
             self.patch(pkt.data_mut(), self.next_flow);
             let m = pkt.meta();
             m.set_in_port(self.port_no);
@@ -232,8 +248,9 @@ impl Port for GenPort {
             if self.next_flow == self.flows {
                 self.next_flow = 0;
             }
+            i += 1;
         }
-        let n = got;
+        let n = out.len() - start;
         self.stats.rx += n as u64;
         self.stats.rx_bytes += (n * self.template.len()) as u64;
         if let Some(r) = &mut self.remaining {
@@ -390,6 +407,48 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(port.stats().errors, 8);
         testutil::assert_whole(&pool);
+    }
+
+    /// An NF with a stale pointer writes garbage into every buffer's metadata line, free
+    /// ones included, while the generator fills buffers: no panic, every frame whole.
+    #[test]
+    fn a_scribbled_metadata_line_does_not_stop_the_generator() {
+        let (r, mut pool) = testutil::pool(64, 2048);
+        let mut port = GenPort::new(&spec(64, 4, None), 0, None);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let scribbler = {
+            let (r, stop) = (r.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for i in 1..=r.buffers() {
+                        scribble(&r, i);
+                    }
+                }
+            })
+        };
+        let mut out = Vec::new();
+        for _ in 0..2000 {
+            assert_eq!(port.rx_burst(&mut pool, &mut out, 32), 32);
+            for b in out.drain(..) {
+                pool.free(b);
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        scribbler.join().unwrap();
+        assert_eq!(port.stats().errors, 0);
+        testutil::assert_whole(&pool);
+    }
+
+    /// Length and offset of buffer `i` far outside its slot, as a peer could write them.
+    fn scribble(r: &onvm_shm::Region, i: u32) {
+        let line = r.meta(r.buf_idx(i).unwrap()) as *const onvm_shm::PktMeta as *const std::sync::atomic::AtomicU32;
+        // Words 1 and 2 of the line are the length and data offset (atomics, so a racy
+        // write from here is what a peer process would do).
+        // SAFETY: the line is 64 bytes of atomics inside the live mapping `r` keeps.
+        unsafe {
+            (*line.add(1)).store(0xffff_fff0, std::sync::atomic::Ordering::Relaxed);
+            (*line.add(2)).store(0x7fff_ffff, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     #[test]

@@ -185,8 +185,13 @@ pub fn now_ns() -> u64 {
 
 /// Copy `bytes` into `buf` and stamp it as received now on `port_no`. Fails (leaving the
 /// buffer to the caller) when the packet does not fit the buffer's data room.
+///
+/// The buffer's metadata line is rewritten, never read ([`onvm_shm::Holder::packet_reset`]),
+/// so a stray write into it by an NF cannot fail this; an error means `bytes` do not fit
+/// the data room (or `buf` is of another region): the caller frees the buffer and counts
+/// the packet in its `errors`.
 fn fill(pool: &Pool, buf: &mut Buf, bytes: &[u8], port_no: u16, now: u64) -> Result<(), onvm_shm::BufError> {
-    let mut pkt = pool.holder().packet(buf)?;
+    let mut pkt = pool.holder().packet_reset(buf)?;
     pkt.copy_from(bytes)?;
     let meta = pkt.meta();
     meta.set_in_port(port_no);

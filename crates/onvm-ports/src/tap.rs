@@ -107,8 +107,11 @@ impl Port for TapPort {
                 self.stats.errors += 1;
                 continue;
             }
-            fill(pool, &mut buf, &self.scratch[..len], self.port_no, now)
-                .expect("a fresh buffer has room for data_room bytes");
+            if fill(pool, &mut buf, &self.scratch[..len], self.port_no, now).is_err() {
+                pool.free(buf);
+                self.stats.errors += 1;
+                continue;
+            }
             out.push(buf);
             n += 1;
             self.stats.rx_bytes += len as u64;

@@ -269,6 +269,22 @@ impl<'a> PacketMut<'a> {
         })
     }
 
+    /// An empty packet at the default headroom, written to the shared line without
+    /// reading it first: for a buffer whose previous contents do not matter (a fresh
+    /// one), so a stray write into its line by a peer cannot make this fail.
+    #[inline]
+    pub(crate) fn reset_new(meta: &'a PktMeta, area: &'a mut [u8], headroom: u32) -> Self {
+        debug_assert!(headroom as usize <= area.len());
+        meta.set_len_off(0, headroom);
+        PacketMut {
+            meta,
+            area,
+            headroom,
+            off: headroom,
+            len: 0,
+        }
+    }
+
     #[inline]
     pub fn meta(&self) -> &'a PktMeta {
         self.meta

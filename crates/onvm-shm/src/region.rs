@@ -642,6 +642,26 @@ impl Holder {
         PacketMut::new(buf.idx, self.slots.meta(buf.idx), area, l.headroom)
     }
 
+    /// The bytes of a buffer we hold, emptied: length 0 at the default headroom, written
+    /// over whatever its metadata line said without reading it. For ports and
+    /// generators that fill a fresh buffer anyway: a peer's stray write into the line
+    /// cannot make this fail (the only error is [`BufError::ForeignRegion`], counted in
+    /// [`Holder::foreign`]), and the bounds of the view come from the layout, not from
+    /// shared memory.
+    #[inline]
+    pub fn packet_reset<'b>(&'b self, buf: &'b mut Buf) -> Result<PacketMut<'b>, BufError> {
+        if !self.slots.minted(buf) {
+            return Err(self.refuse(buf));
+        }
+        let l = &self.region.layout;
+        let room = (l.headroom + l.data_room) as usize;
+        // SAFETY: as in `packet`: the Buf is of this region (checked above), so the area
+        // is inside its slot, inside the mapping, and `&mut Buf` makes this the only
+        // `&mut` view of those bytes in this process.
+        let area = unsafe { std::slice::from_raw_parts_mut(self.slots.ptr(buf.idx).add(META_SIZE), room) };
+        Ok(PacketMut::reset_new(self.slots.meta(buf.idx), area, l.headroom))
+    }
+
     /// Send as many of `bufs` (from the front) to owner `to` through `prod` as fit;
     /// returns how many went. The rest stay in `bufs`, still ours.
     ///
@@ -982,6 +1002,20 @@ mod tests {
             pool.holder().packet(&mut b),
             Err(BufError::BadMeta { len: 4000, .. })
         ));
+    }
+
+    #[test]
+    fn packet_reset_ignores_what_a_peer_scribbled_on_the_line() {
+        let r = Region::create(&small()).unwrap();
+        let mut pool = Pool::new(&r).unwrap();
+        let mut b = pool.alloc().unwrap();
+        pool.holder().meta(&b).set_len_off(u32::MAX, u32::MAX);
+        assert!(pool.holder().packet(&mut b).is_err());
+        let mut p = pool.holder().packet_reset(&mut b).unwrap();
+        assert_eq!((p.len(), p.headroom()), (0, 128));
+        p.copy_from(b"fresh").unwrap();
+        assert_eq!(pool.holder().packet(&mut b).unwrap().data(), b"fresh");
+        pool.free(b);
     }
 
     #[test]
