@@ -31,11 +31,14 @@ pub enum DropReason {
     BufferExpired,
     /// The controller let a packet go (a PACKET_OUT without outputs).
     ControllerDrop,
+    /// The destination NF's rx ring was full because the NF stopped reading it (the
+    /// watchdog found it hung; the event names it).
+    HungNf,
 }
 
 impl DropReason {
     /// Every reason, in the order stats list them.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::NoRule,
         DropReason::Rule,
         DropReason::Nf,
@@ -48,6 +51,7 @@ impl DropReason {
         DropReason::BadBuffer,
         DropReason::BufferExpired,
         DropReason::ControllerDrop,
+        DropReason::HungNf,
     ];
 
     /// Short name used in stats.
@@ -65,6 +69,7 @@ impl DropReason {
             DropReason::BadBuffer => "bad-buffer",
             DropReason::BufferExpired => "buffer-expired",
             DropReason::ControllerDrop => "controller-drop",
+            DropReason::HungNf => "nf-hung",
         }
     }
 }

@@ -62,6 +62,9 @@ pub struct Options {
     pub exit_when_drained: Option<Duration>,
     /// Print events (NF start/stop/crash) on stderr as they happen.
     pub log_events: bool,
+    /// An NF whose rx ring holds packets and has not moved for this long is reported
+    /// hung, and its flows go to its service's other instances (`Duration::ZERO`: off).
+    pub watchdog: Duration,
     /// Do not receive from ports until this many NFs are running (or the time has
     /// passed): a pcap file replayed before its chain exists would be dropped whole.
     pub wait_for_nfs: Option<(usize, Duration)>,
@@ -93,6 +96,7 @@ impl Options {
             run_for: None,
             exit_when_drained: None,
             log_events: true,
+            watchdog: Duration::from_millis(500),
             wait_for_nfs: None,
             service_names: BTreeMap::new(),
             openflow: crate::openflow::OpenFlowOptions::default(),

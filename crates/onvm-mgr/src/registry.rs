@@ -66,6 +66,9 @@ pub struct Instance {
     pub counters: NfCounters,
     /// Packets the manager could not give it (its rx ring was full).
     pub rx_drop: u64,
+    /// The watchdog found it not reading its rx ring: its service's flows go to the
+    /// other instances, if there are any.
+    pub hung: bool,
     /// When it registered.
     pub since: Instant,
 }
@@ -217,8 +220,31 @@ impl Registry {
             state: State::Starting,
             counters: NfCounters::default(),
             rx_drop: 0,
+            hung: false,
             since: Instant::now(),
         }))
+    }
+
+    /// Mark instance `id` hung (or reading again). A hung instance leaves its service's
+    /// table while another instance can take its flows, and comes back when it reads
+    /// again; the only instance of a service stays (there is nowhere else to go).
+    /// Whether the table changed.
+    pub fn set_hung(&mut self, id: u16, hung: bool) -> bool {
+        let Some(inst) = self
+            .slots
+            .get_mut(usize::from(id).wrapping_sub(1))
+            .and_then(Option::as_mut)
+        else {
+            return false;
+        };
+        inst.hung = hung;
+        let reta = &mut self.services[usize::from(inst.service)];
+        let listed = reta.instances().contains(&id);
+        match (hung, listed) {
+            (true, true) if reta.instances().len() > 1 => reta.remove_instance(id).is_ok(),
+            (false, false) => reta.add_instance(id).is_ok(),
+            _ => false,
+        }
     }
 
     /// Forget an instance; its ID, core and RETA share are free again.

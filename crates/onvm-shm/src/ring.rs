@@ -111,6 +111,12 @@ impl<'a> RingRef<'a> {
         check(head, tail, self.capacity())
     }
 
+    /// How many entries the consumer has taken, ever (its free-running index): the
+    /// manager's watchdog compares it over time to see whether a consumer still reads.
+    pub fn consumed(&self) -> u32 {
+        self.ctl.head.word.load(Ordering::Acquire)
+    }
+
     pub fn is_empty(&self) -> Result<bool, RingError> {
         Ok(self.len()? == 0)
     }

@@ -125,6 +125,7 @@ impl Mgr<'_> {
         // Packets it handed on before going are still good.
         self.drain_nf_fully(id);
         self.io.active.retain(|&a| a != id);
+        self.watchdog.forget(id);
         self.fwd.drop_queued_for(id);
         self.fwd.direct.edges.instance_gone(id, &mut self.fwd.outbox);
         self.fwd.topology_changed();

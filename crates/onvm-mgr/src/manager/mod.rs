@@ -17,7 +17,8 @@
 //! | planes | the [`ControlPlane`]s (the OpenFlow agent) | `planes.rs` |
 //!
 //! NF registration, death and reclaim are in `lifecycle.rs`; the report and stats
-//! snapshots in `report.rs`; the loop's deadlines in `timers.rs`.
+//! snapshots in `report.rs`; the loop's deadlines in `timers.rs`; hung NFs in
+//! `watchdog.rs`.
 //!
 //! A packet's path: a port's `rx_burst` (or an NF's tx ring) → [`Fwd::ingress_port`] /
 //! [`Fwd::ingress_nf`] → [`crate::router::Router::route`] decides → [`Fwd`] carries the
@@ -32,6 +33,7 @@ mod report;
 mod socket;
 mod switch;
 mod timers;
+mod watchdog;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -59,6 +61,7 @@ pub use report::Report;
 use control::Control;
 use report::Accounting;
 use timers::Timers;
+use watchdog::Watchdog;
 
 /// Fresh buffers kept in each NF's alloc ring.
 const ALLOC_LEVEL: u32 = 64;
@@ -78,6 +81,9 @@ const WAKE_BATCH: u32 = 128;
 /// Times the manager yields its CPU to a shared-core NF whose rx ring is full before it
 /// drops what does not fit (a few scheduler slices at most: a stuck NF cannot stall it).
 const RING_FULL_YIELDS: u32 = 8;
+/// How often the watchdog looks at NFs' rx rings: a hung NF is reported within its
+/// time plus this.
+const WATCHDOG_EVERY: Duration = Duration::from_millis(50);
 /// How long packets in flight get to leave when the manager shuts down.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// How long NFs get to stop when the manager shuts down.
@@ -180,6 +186,7 @@ struct Mgr<'r> {
     ctl: Control,
     planes: Vec<Box<dyn ControlPlane>>,
     timers: Timers,
+    watchdog: Watchdog,
     start: Instant,
 }
 
@@ -282,6 +289,7 @@ impl<'r> Mgr<'r> {
             ctl: Control::new(listener),
             planes,
             timers: Timers::new(start, opts.stats_every),
+            watchdog: Watchdog::new(opts.watchdog, usize::from(MAX_INSTANCES)),
             opts,
             topo,
             place,

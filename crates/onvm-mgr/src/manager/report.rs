@@ -202,6 +202,7 @@ pub(super) fn nf_row(i: &Instance) -> NfRow {
         core: i.core,
         parent: i.parent,
         state: match i.state {
+            State::Running if i.hung => "hung",
             State::Starting => "starting",
             State::Running => "running",
             State::Stopping => "stopping",

@@ -12,6 +12,7 @@ use onvm_proto::ctrl::MgrMsg;
 use onvm_shm::{BURST, OwnerId, RingError};
 
 use super::timers::Timer;
+use super::watchdog::Change;
 use super::{CONTROL_EVERY, DRAIN_GRACE, DropReason, Mgr, RING_FULL_YIELDS, STOP_GRACE, WAKE_BATCH, WAKE_DELAY};
 use crate::error::MgrError;
 use crate::options::StatsMode;
@@ -74,6 +75,9 @@ impl Mgr<'_> {
             }
             if self.timers.fire(Timer::Expire, now) {
                 self.expire_rules();
+            }
+            if self.timers.fire(Timer::Watchdog, now) {
+                self.watch(now);
             }
             if self.timers.fire(Timer::Stats, now) {
                 let snap = self.snapshot();
@@ -250,11 +254,15 @@ impl Mgr<'_> {
                 }
             }
             if !q.is_empty() {
+                let mut why = DropReason::RingFull;
                 if let Some(inst) = fwd.reg.get_mut(id) {
                     inst.rx_drop += q.len() as u64;
+                    if inst.hung {
+                        why = DropReason::HungNf;
+                    }
                 }
                 for buf in q.drain(..) {
-                    fwd.acct.drop(&mut fwd.pool, buf, DropReason::RingFull);
+                    fwd.acct.drop(&mut fwd.pool, buf, why);
                 }
             }
         }
@@ -262,6 +270,43 @@ impl Mgr<'_> {
             if !q.is_empty() {
                 port.tx_burst(&mut fwd.pool, q);
             }
+        }
+    }
+
+    /// The watchdog's round: every running NF whose rx ring holds packets and has not
+    /// moved for the watchdog's time is hung: reported, its flows moved to its service's
+    /// other instances (edges close, so its senders go through the table again); an NF
+    /// that reads again gets them back.
+    fn watch(&mut self, now: Instant) {
+        let (io, fwd) = (&mut self.io, &mut self.fwd);
+        let mut changed = false;
+        for &id in &io.active {
+            let Ok(ring) = fwd.region.ring(crate::registry::rings_of(id).rx) else {
+                continue;
+            };
+            let waiting = ring.len().map_or(true, |n| n > 0);
+            let Some(change) = self.watchdog.observe(id, ring.consumed(), waiting, now) else {
+                continue;
+            };
+            let (tag, service) = fwd
+                .reg
+                .get(id)
+                .map_or((String::new(), 0), |i| (i.tag.clone(), i.service));
+            let moved = fwd.reg.set_hung(id, matches!(change, Change::Hung { .. }));
+            let flows = match (moved, change) {
+                (true, Change::Hung { .. }) => format!("its flows go to the other instances of service {service}"),
+                (false, Change::Hung { .. }) => format!("service {service} has no other instance to take its flows"),
+                (_, Change::Resumed) => "it takes its flows back".to_string(),
+            };
+            let what = match change {
+                Change::Hung { for_ } => format!("hung: its rx ring holds packets and it has not read for {for_:?}"),
+                Change::Resumed => "reads its rx ring again".to_string(),
+            };
+            fwd.acct.event(format!("NF {tag:?} (instance {id}) {what}; {flows}"));
+            changed = true;
+        }
+        if changed {
+            fwd.topology_changed();
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CONTROL_EVERY, EXPIRE_EVERY};
+use super::{CONTROL_EVERY, EXPIRE_EVERY, WATCHDOG_EVERY};
 
 /// A periodic job of the loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,9 +19,11 @@ pub(super) enum Timer {
     Expire,
     /// The stats line.
     Stats,
+    /// NFs that stopped reading.
+    Watchdog,
 }
 
-const N: usize = 3;
+const N: usize = 4;
 
 /// When each job is next due, and its period.
 #[derive(Debug)]
@@ -34,8 +36,8 @@ impl Timers {
     /// Control and expiry due at once; the first stats line one interval after `start`.
     pub(super) fn new(start: Instant, stats_every: Duration) -> Timers {
         Timers {
-            due: [start, start, start + stats_every],
-            every: [CONTROL_EVERY, EXPIRE_EVERY, stats_every],
+            due: [start, start, start + stats_every, start],
+            every: [CONTROL_EVERY, EXPIRE_EVERY, stats_every, WATCHDOG_EVERY],
         }
     }
 
