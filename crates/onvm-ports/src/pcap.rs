@@ -4,13 +4,13 @@
 //! that any tool (tcpdump, Wireshark, scapy) can check.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use onvm_proto::port::{PcapInSpec, PcapTiming, PortSpec};
 use onvm_shm::{Buf, Pool};
-use pcap_file::pcap::{PcapHeader, PcapParser};
+use pcap_file::pcap::PcapHeader;
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 
 use crate::{Port, PortError, PortStats, fill, now_ns, swallow};
@@ -19,21 +19,130 @@ use crate::{Port, PortError, PortStats, fill, now_ns, swallow};
 /// the error: it is the usual reason a capture is "not pcap".
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
-/// One packet of the preloaded file.
+/// Length of the classic pcap file header.
+const FILE_HEADER_LEN: u64 = 24;
+
+/// How much of the file is read at a time.
+const READ_BUF: usize = 64 << 10;
+
+/// One packet's record header, as read from the file.
 #[derive(Debug, Clone, Copy)]
 struct Rec {
-    /// Offset of the packet bytes in the file.
-    off: usize,
+    /// Bytes stored in the file (`incl_len`), at most [`SNAPLEN`].
     len: usize,
-    /// Capture time relative to the first packet.
+    /// Capture time relative to the file's first packet.
     at_ns: u64,
+}
+
+/// The records of an open capture, read one at a time: memory stays bounded (the read
+/// buffer and one packet of at most [`SNAPLEN`] bytes) whatever the file holds or
+/// claims. A record that says it stores more than [`SNAPLEN`] bytes — more than libpcap
+/// ever writes, and what garbage usually claims — is an error, not an allocation.
+#[derive(Debug)]
+struct Records {
+    src: BufReader<File>,
+    big_endian: bool,
+    frac_ns: u64,
+    /// Capture time of the file's first packet (the same on every pass).
+    t0: Option<u64>,
+    /// Records read in this pass (for errors: "packet N").
+    read: u64,
+}
+
+/// Read until `buf` is full or the end of the file; how many bytes came.
+fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match src.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+impl Records {
+    fn u32_at(&self, b: &[u8]) -> u32 {
+        let b = [b[0], b[1], b[2], b[3]];
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    /// The next record's header, or `None` at a clean end of the file; its bytes are
+    /// then the next `len` bytes of `src`.
+    fn header(&mut self) -> Result<Option<Rec>, String> {
+        let mut h = [0u8; 16];
+        let n = self.read + 1;
+        match read_full(&mut self.src, &mut h) {
+            Ok(0) => return Ok(None),
+            Ok(16) => {}
+            Ok(_) => return Err(format!("packet {n} is cut short (truncated file?)")),
+            Err(e) => return Err(format!("packet {n}: {e}")),
+        }
+        // `orig_len` (bytes 12..16) is not checked: real captures (offloaded
+        // super-packets) have it over the snaplen, which does no harm here.
+        let incl = self.u32_at(&h[8..12]);
+        if incl > SNAPLEN {
+            return Err(format!(
+                "packet {n} claims {incl} bytes, over the {SNAPLEN} a pcap record holds (corrupt file?)"
+            ));
+        }
+        let ts = u64::from(self.u32_at(&h[0..4])) * 1_000_000_000 + u64::from(self.u32_at(&h[4..8])) * self.frac_ns;
+        let t0 = *self.t0.get_or_insert(ts);
+        self.read += 1;
+        Ok(Some(Rec {
+            len: incl as usize,
+            // A packet stamped before the first one (captures are not always sorted)
+            // is due at once.
+            at_ns: ts.saturating_sub(t0),
+        }))
+    }
+
+    /// The next record with its bytes in `data` (reused: never more than [`SNAPLEN`]).
+    fn next(&mut self, data: &mut Vec<u8>) -> Result<Option<Rec>, String> {
+        let Some(rec) = self.header()? else { return Ok(None) };
+        data.resize(rec.len, 0);
+        match read_full(&mut self.src, data) {
+            Ok(n) if n == rec.len => Ok(Some(rec)),
+            Ok(_) => Err(format!("packet {} is cut short (truncated file?)", self.read)),
+            Err(e) => Err(format!("packet {}: {e}", self.read)),
+        }
+    }
+
+    /// Skip over the next record's bytes (the check at open).
+    fn skip(&mut self) -> Result<Option<Rec>, String> {
+        let Some(rec) = self.header()? else { return Ok(None) };
+        let n = std::io::copy(&mut (&mut self.src).take(rec.len as u64), &mut std::io::sink())
+            .map_err(|e| format!("packet {}: {e}", self.read))?;
+        if n != rec.len as u64 {
+            return Err(format!("packet {} is cut short (truncated file?)", self.read));
+        }
+        Ok(Some(rec))
+    }
+
+    /// Back to the first record.
+    fn rewind(&mut self) -> std::io::Result<()> {
+        self.src.seek(SeekFrom::Start(FILE_HEADER_LEN))?;
+        self.read = 0;
+        Ok(())
+    }
 }
 
 /// Replays a capture (`pcap:FILE[,loop][,timing=file]`).
 ///
-/// The whole file is read into memory at open and checked, so a bad file fails `onvm up`
-/// instead of a running port, and receiving is a copy from memory (fine for test-sized
-/// captures; a multi-gigabyte capture would need streaming).
+/// The file is streamed: packets are read one at a time as they are sent, so memory
+/// stays bounded on any file (a multi-gigabyte capture, `/dev/zero`, garbage). A
+/// regular file is checked whole at open (its records walked, their bytes skipped), so
+/// a bad or truncated file fails `onvm up` instead of a running port; other files (a
+/// FIFO, a device) have only their header checked, cannot `loop`, and a bad record
+/// found while streaming ends the port's input, counted in `errors`; their reads
+/// block (the manager's loop waits on a FIFO's writer), so they suit tests and tools,
+/// not traffic.
 ///
 /// With `timing=file`, packet `k` of a pass is due when the time since the pass started
 /// (the first poll, or the wrap of the previous pass) reaches its capture time minus the
@@ -43,9 +152,17 @@ struct Rec {
 pub struct PcapInPort {
     name: String,
     port_no: u16,
-    file: Vec<u8>,
-    pkts: Vec<Rec>,
-    next: usize,
+    records: Records,
+    /// Packets in the file, when it was checked at open (a regular file).
+    count: Option<u64>,
+    /// The record read but not yet sent (waiting for its time or a buffer); its bytes
+    /// are in `data`.
+    pending: Option<Rec>,
+    data: Vec<u8>,
+    /// Records taken from the file in this pass (sent or skipped).
+    taken_in_pass: u64,
+    /// No more input: the end of a file read once, a read error, or a barren loop.
+    ended: bool,
     repeat: bool,
     timing: PcapTiming,
     pass_start: Option<Instant>,
@@ -64,28 +181,43 @@ fn bad(spec: &str, path: &Path, reason: impl Into<String>) -> PortError {
 }
 
 impl PcapInPort {
-    /// Load and check the capture `spec` names.
+    /// Open the capture `spec` names and check it (see the type's doc).
     pub fn open(spec: &PcapInSpec, port_no: u16) -> Result<PcapInPort, PortError> {
         let name = PortSpec::PcapIn(spec.clone()).to_string();
         let path = &spec.path;
-        let file = std::fs::read(path).map_err(|source| PortError::Io {
+        let io = |source| PortError::Io {
             spec: name.clone(),
             what: "read",
             path: path.clone(),
             source,
-        })?;
-        let (mut rest, parser) = PcapParser::new(&file).map_err(|e| {
-            let reason = match e {
-                _ if file.starts_with(&PCAPNG_MAGIC) => {
-                    "it is pcapng, only classic pcap is read (convert with `editcap -F pcap`)".to_string()
-                }
-                PcapError::IncompleteBuffer => format!("{} bytes is too short for a pcap header", file.len()),
-                PcapError::InvalidField(_) => "no pcap magic number at the start".to_string(),
-                e => e.to_string(),
-            };
-            bad(&name, path, reason)
-        })?;
-        let header = parser.header();
+        };
+        let file = File::open(path).map_err(io)?;
+        let regular = file.metadata().map_err(io)?.is_file();
+        if spec.repeat && !regular {
+            return Err(bad(
+                &name,
+                path,
+                "`loop` needs a regular file (this one cannot be read again from the start)",
+            ));
+        }
+        let mut src = BufReader::with_capacity(READ_BUF, file);
+        let mut head = [0u8; FILE_HEADER_LEN as usize];
+        let got = read_full(&mut src, &mut head).map_err(io)?;
+        let head = &head[..got];
+        let header = match PcapHeader::from_slice(head) {
+            Ok((_, h)) => h,
+            Err(e) => {
+                let reason = match e {
+                    _ if head.starts_with(&PCAPNG_MAGIC) => {
+                        "it is pcapng, only classic pcap is read (convert with `editcap -F pcap`)".to_string()
+                    }
+                    PcapError::IncompleteBuffer => format!("{got} bytes is too short for a pcap header"),
+                    PcapError::InvalidField(_) => "no pcap magic number at the start".to_string(),
+                    e => e.to_string(),
+                };
+                return Err(bad(&name, path, reason));
+            }
+        };
         if header.datalink != DataLink::ETHERNET {
             return Err(bad(
                 &name,
@@ -96,42 +228,33 @@ impl PcapInPort {
                 ),
             ));
         }
-        let frac_ns = match header.ts_resolution {
-            TsResolution::MicroSecond => 1_000,
-            TsResolution::NanoSecond => 1,
+        let mut records = Records {
+            src,
+            big_endian: header.endianness == Endianness::Big,
+            frac_ns: match header.ts_resolution {
+                TsResolution::MicroSecond => 1_000,
+                TsResolution::NanoSecond => 1,
+            },
+            t0: None,
+            read: 0,
         };
-        let mut pkts = Vec::new();
-        let mut first = None;
-        while !rest.is_empty() {
-            // Raw packets: the checked form also rejects orig_len > snaplen, which real
-            // captures (offloaded super-packets) contain and which does no harm here.
-            let (r, p) = parser.next_raw_packet(rest).map_err(|e| {
-                let n = pkts.len() + 1;
-                match e {
-                    PcapError::IncompleteBuffer => {
-                        bad(&name, path, format!("packet {n} is cut short (truncated file?)"))
-                    }
-                    e => bad(&name, path, format!("packet {n}: {e}")),
-                }
-            })?;
-            let ts = p.ts_sec as u64 * 1_000_000_000 + p.ts_frac as u64 * frac_ns;
-            let t0 = *first.get_or_insert(ts);
-            let end = file.len() - r.len();
-            pkts.push(Rec {
-                off: end - p.data.len(),
-                len: p.data.len(),
-                // A packet stamped before the first one (captures are not always sorted)
-                // is due at once.
-                at_ns: ts.saturating_sub(t0),
-            });
-            rest = r;
-        }
+        let count = if regular {
+            while records.skip().map_err(|r| bad(&name, path, r))?.is_some() {}
+            let n = records.read;
+            records.rewind().map_err(io)?;
+            Some(n)
+        } else {
+            None
+        };
         Ok(PcapInPort {
             name,
             port_no,
-            file,
-            pkts,
-            next: 0,
+            records,
+            count,
+            pending: None,
+            data: Vec::new(),
+            taken_in_pass: 0,
+            ended: count == Some(0),
             repeat: spec.repeat,
             timing: spec.timing,
             pass_start: None,
@@ -141,9 +264,47 @@ impl PcapInPort {
         })
     }
 
-    /// Packets in the file.
-    pub fn packets(&self) -> usize {
-        self.pkts.len()
+    /// Packets in the file, when it was checked whole at open (a regular file).
+    pub fn packets(&self) -> Option<u64> {
+        self.count
+    }
+
+    /// The next record of this pass into `pending`, starting a new pass at the end of
+    /// the file when looping; false when there is no more input.
+    fn fetch(&mut self, elapsed: &mut u64) -> bool {
+        loop {
+            match self.records.next(&mut self.data) {
+                Ok(Some(rec)) => {
+                    self.pending = Some(rec);
+                    self.taken_in_pass += 1;
+                    return true;
+                }
+                Ok(None) if self.repeat && self.delivered_in_pass > 0 => {
+                    if self.records.rewind().is_err() {
+                        self.stats.errors += 1;
+                        self.ended = true;
+                        return false;
+                    }
+                    self.taken_in_pass = 0;
+                    self.delivered_in_pass = 0;
+                    self.pass_start = Some(Instant::now());
+                    if self.timing == PcapTiming::File {
+                        *elapsed = 0;
+                    }
+                }
+                Ok(None) => {
+                    self.barren = self.repeat;
+                    self.ended = true;
+                    return false;
+                }
+                // The file changed under us, or a FIFO sent garbage: the input ends.
+                Err(_) => {
+                    self.stats.errors += 1;
+                    self.ended = true;
+                    return false;
+                }
+            }
+        }
     }
 }
 
@@ -167,35 +328,36 @@ impl Port for PcapInPort {
         let now = now_ns();
         let mut n = 0;
         while n < max {
-            if self.next == self.pkts.len() {
-                if !self.repeat || self.delivered_in_pass == 0 {
-                    self.barren = self.repeat;
+            if self.pending.is_none() {
+                if !self.repeat && self.pass_done() {
+                    self.ended = true;
+                }
+                if self.ended || !self.fetch(&mut elapsed) {
                     break;
                 }
-                self.next = 0;
-                self.delivered_in_pass = 0;
-                self.pass_start = Some(Instant::now());
-                if self.timing == PcapTiming::File {
-                    elapsed = 0;
-                }
             }
-            let rec = self.pkts[self.next];
+            let Some(rec) = self.pending else { break };
             if rec.at_ns > elapsed {
                 break;
             }
             if rec.len > room {
                 self.stats.errors += 1;
-                self.next += 1;
+                self.pending = None;
                 continue;
             }
             let Some(mut buf) = pool.alloc() else { break };
-            let bytes = &self.file[rec.off..rec.off + rec.len];
-            fill(pool, &mut buf, bytes, self.port_no, now).expect("a fresh buffer has room for data_room bytes");
+            fill(pool, &mut buf, &self.data[..rec.len], self.port_no, now)
+                .expect("a fresh buffer has room for data_room bytes");
             out.push(buf);
             n += 1;
-            self.next += 1;
+            self.pending = None;
             self.delivered_in_pass += 1;
             self.stats.rx_bytes += rec.len as u64;
+        }
+        // A file read once that has sent its last packet is done now, not after one
+        // more read finds its end.
+        if self.pending.is_none() && self.pass_done() && !self.repeat {
+            self.ended = true;
         }
         self.stats.rx += n as u64;
         n
@@ -210,7 +372,15 @@ impl Port for PcapInPort {
     }
 
     fn rx_done(&self) -> bool {
-        self.pkts.is_empty() || self.barren || (!self.repeat && self.next == self.pkts.len())
+        self.ended || self.barren
+    }
+}
+
+impl PcapInPort {
+    /// Every record the check at open counted has been taken in this pass (never true
+    /// for a file that was not checked: its end is found by reading).
+    fn pass_done(&self) -> bool {
+        self.count.is_some_and(|c| self.taken_in_pass >= c)
     }
 }
 
@@ -444,7 +614,7 @@ mod tests {
         testutil::assert_whole(&pool);
 
         let mut port = open_in(&path, false, PcapTiming::Fast).unwrap();
-        assert_eq!(port.packets(), 75);
+        assert_eq!(port.packets(), Some(75));
         let got = drain(&mut port, &mut pool, 75, 10);
         assert_eq!(got, sent);
         assert!(port.rx_done());
@@ -471,7 +641,7 @@ mod tests {
             }
             out.tx_burst(&mut pool, &mut bufs);
         }
-        assert_eq!(open_in(&path, false, PcapTiming::Fast).unwrap().packets(), 3);
+        assert_eq!(open_in(&path, false, PcapTiming::Fast).unwrap().packets(), Some(3));
         testutil::assert_whole(&pool);
     }
 
@@ -618,6 +788,106 @@ mod tests {
         let e = PcapOutPort::create(&dir.path().join("no/such/dir/o.pcap")).unwrap_err();
         assert!(e.to_string().contains("cannot create"), "{e}");
         assert!(e.to_string().contains("no/such/dir/o.pcap"), "{e}");
+    }
+
+    /// A little-endian microsecond pcap file header (Ethernet).
+    fn header_bytes() -> Vec<u8> {
+        let mut h = Vec::new();
+        PcapHeader {
+            datalink: DataLink::ETHERNET,
+            endianness: Endianness::Little,
+            ..Default::default()
+        }
+        .write_to(&mut h)
+        .unwrap();
+        h
+    }
+
+    /// A record header claiming `incl` stored bytes.
+    fn record_header(incl: u32) -> Vec<u8> {
+        [1u32, 0, incl, incl].iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn endless_or_lying_input_is_an_error_not_a_read_without_end() {
+        // `/dev/zero` never ends: only its first 24 bytes are read, and they are no pcap.
+        let e = open_in(Path::new("/dev/zero"), false, PcapTiming::Fast)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/dev/zero") && e.contains("no pcap magic number"), "{e}");
+        let e = open_in(Path::new("/dev/zero"), true, PcapTiming::Fast)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`loop` needs a regular file"), "{e}");
+
+        // A record that claims 4 GiB is refused before anything is allocated for it.
+        let dir = tempfile::tempdir().unwrap();
+        let liar = dir.path().join("liar.pcap");
+        let mut bytes = header_bytes();
+        bytes.extend(record_header(60));
+        bytes.extend([0u8; 60]);
+        bytes.extend(record_header(u32::MAX));
+        bytes.extend([0u8; 100]);
+        std::fs::write(&liar, bytes).unwrap();
+        let e = open_in(&liar, false, PcapTiming::Fast).unwrap_err().to_string();
+        assert!(e.contains("packet 2 claims 4294967295 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_long_capture_is_streamed_with_bounded_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.pcap");
+        write_pcap(&path, DataLink::ETHERNET, &frames(5000, 1000));
+        let (_r, mut pool) = testutil::pool(64, 2048);
+        let mut port = open_in(&path, true, PcapTiming::Fast).unwrap();
+        assert_eq!(port.packets(), Some(5000));
+        let mut out = Vec::new();
+        let mut got = 0;
+        while got < 12_000 {
+            got += port.rx_burst(&mut pool, &mut out, 32);
+            testutil::take(&mut pool, &mut out);
+            // One packet's bytes and the read buffer: nothing grows with the file.
+            assert!(port.data.capacity() <= 2048, "{}", port.data.capacity());
+            assert!(port.records.src.capacity() <= READ_BUF);
+        }
+        assert_eq!(port.stats().errors, 0);
+        assert!(!port.rx_done());
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn a_fifo_is_streamed_and_a_bad_record_in_it_ends_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("in.fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut bytes = header_bytes();
+                for i in 0..3u8 {
+                    bytes.extend(record_header(60));
+                    bytes.extend([i; 60]);
+                }
+                bytes.extend(record_header(1 << 30));
+                std::fs::write(&fifo, bytes).unwrap();
+            })
+        };
+        let (_r, mut pool) = testutil::pool(16, 2048);
+        let mut port = open_in(&fifo, false, PcapTiming::Fast).unwrap();
+        assert_eq!(port.packets(), None, "a FIFO is not checked ahead");
+        let got = drain(&mut port, &mut pool, 4, 10);
+        writer.join().unwrap();
+        assert_eq!(got.iter().map(|f| f[0]).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(port.rx_done());
+        assert_eq!(port.stats().errors, 1, "the record claiming 1 GiB");
+        testutil::assert_whole(&pool);
     }
 
     #[test]
