@@ -76,6 +76,15 @@ pub enum NfKind {
     Bridge,
 }
 
+/// The built-in NFs' names as `onvm nf` takes them (`simple-forward`, …), from the
+/// subcommands themselves, so a new NF is listed without editing a list.
+pub fn builtin_names() -> Vec<String> {
+    NfKind::augment_subcommands(clap::Command::new("nf"))
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect()
+}
+
 impl NfKind {
     fn name(&self) -> &'static str {
         match self {

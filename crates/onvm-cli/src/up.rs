@@ -69,9 +69,75 @@ chain = ["monitor", "forward", "out:1"]
 in_port = 0
 "#;
 
+/// Check that every NF of `cfg` can be launched before anything starts: a built-in NF
+/// must exist and take its `args`, a `binary` must be an executable file (on `PATH` if
+/// it names no directory). Without this an unknown NF failed at launch, was retried per
+/// its restart policy, and the run went on without it and still ended "OK" (issue 12).
+pub fn preflight(cfg: &Config, launcher: &ProcessLauncher) -> Result<(), String> {
+    for spec in &cfg.nfs {
+        let name = &spec.name;
+        match &spec.binary {
+            None => {
+                let builtin = crate::nf::builtin_names();
+                if !builtin.contains(&spec.name.replace('_', "-")) {
+                    return Err(format!(
+                        "NF {name:?} is neither a built-in NF ({}) nor has a `binary`",
+                        builtin.join(", ").replace('-', "_")
+                    ));
+                }
+                // The very command line the NF will get, parsed as `onvm` would.
+                let nf = NfInstance {
+                    spec: spec.clone(),
+                    index: 0,
+                };
+                let cmd = launcher.command(&nf);
+                let argv = std::iter::once(std::ffi::OsStr::new("onvm")).chain(cmd.get_args());
+                if let Err(e) = <crate::Cli as clap::Parser>::try_parse_from(argv) {
+                    let msg = e.to_string();
+                    let first = msg.lines().next().unwrap_or_default().trim_start_matches("error: ");
+                    return Err(format!("NF {name:?}: its args {:?} are refused: {first}", spec.args));
+                }
+            }
+            Some(bin) => {
+                executable(bin).map_err(|why| format!("NF {name:?}: binary {}: {why}", bin.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `bin` names an executable file, looked up on `PATH` as `Command` will when
+/// it has no `/`.
+fn executable(bin: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec =
+        |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if bin.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return match std::fs::metadata(bin) {
+            Err(e) => Err(format!("{e}")),
+            Ok(m) if !m.is_file() => Err("not a file".into()),
+            Ok(_) if !is_exec(bin) => Err("not executable".into()),
+            Ok(_) => Ok(()),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| is_exec(&d.join(bin))) {
+        Ok(())
+    } else {
+        Err("no such executable on PATH".into())
+    }
+}
+
 /// Run a config: manager thread + supervised NF processes, until the manager stops.
 pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResult {
     let mut opts = options(common, Some(cfg), &[])?;
+    let launcher = ProcessLauncher {
+        program: std::env::current_exe().map_err(|e| format!("cannot find the onvm binary: {e}"))?,
+        socket: opts.socket.clone(),
+        shared_cores: cfg.manager.shared_cores,
+        stdout: if quiet_nfs { NfOutput::Null } else { NfOutput::Inherit },
+    };
+    preflight(cfg, &launcher)?;
     // Ports start once the config's NFs are all up, so no packet meets a missing chain.
     let expected: usize = cfg.nfs.iter().map(|n| usize::from(n.instances)).sum();
     if expected > 0 {
@@ -91,12 +157,6 @@ pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResul
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let launcher = ProcessLauncher {
-        program: std::env::current_exe().map_err(|e| format!("cannot find the onvm binary: {e}"))?,
-        socket,
-        shared_cores: cfg.manager.shared_cores,
-        stdout: if quiet_nfs { NfOutput::Null } else { NfOutput::Inherit },
-    };
     let mut nfs = Supervisor::new(launcher);
     for spec in &cfg.nfs {
         for index in 0..spec.instances {
@@ -175,6 +235,8 @@ pub fn demo(a: DemoArgs) -> CliResult {
     println!("onvm demo: running for {} s; live stats every second\n", a.seconds);
     let common = CommonMgr {
         socket: Some(a.socket.unwrap_or_else(|| dir.join("onvm.sock"))),
+        socket_group: None,
+        socket_uids: Vec::new(),
         stats: crate::mgr::StatsArg::Console,
         stats_every: 1.0,
         run_for: Some(a.seconds),

@@ -317,3 +317,58 @@ fn bad_openflow_settings_name_the_flag() {
     );
     assert!(!dir.socket().exists(), "the control socket went with it");
 }
+
+/// Issue 12: `pcap:/dev/zero` used to read until memory ran out; now its header is
+/// refused at once (and the manager never starts).
+#[test]
+fn a_pcap_port_on_dev_zero_is_refused_at_once() {
+    let dir = TempDir::new("err-pcap-zero");
+    let t0 = std::time::Instant::now();
+    let err = mgr_fails(&dir, &["--port", "pcap:/dev/zero"]);
+    assert!(
+        err.contains("/dev/zero") && err.contains("no pcap magic number"),
+        "{err}"
+    );
+    let err = mgr_fails(&dir, &["--port", "pcap:/dev/zero,loop"]);
+    assert!(err.contains("`loop` needs a regular file"), "{err}");
+    assert!(t0.elapsed() < SOON, "took {:?}", t0.elapsed());
+}
+
+/// Issue 12: `onvm up` checks every NF before it starts anything. An unknown NF used to
+/// be retried six times while the run went on without it and ended "conservation: OK".
+#[test]
+fn up_refuses_an_nf_it_cannot_launch_before_starting_anything() {
+    let dir = TempDir::new("err-up-nf");
+    let sh = dir.write("not-exec.sh", "#!/bin/sh\n");
+    for (nf, want) in [
+        (
+            "name = \"ghost\"".to_string(),
+            "NF \"ghost\" is neither a built-in NF (speed_tester, simple_forward, basic_monitor, bridge)",
+        ),
+        (
+            "name = \"fw\"\nbinary = \"/no/such/dir/fw\"".to_string(),
+            "NF \"fw\": binary /no/such/dir/fw: No such file",
+        ),
+        (
+            "name = \"fw\"\nbinary = \"no-such-onvm-nf-binary\"".to_string(),
+            "no such executable on PATH",
+        ),
+        (
+            format!("name = \"fw\"\nbinary = \"{}\"", sh.display()),
+            "not executable",
+        ),
+        (
+            "name = \"simple_forward\"\nargs = [\"--quiet\"]".to_string(),
+            "NF \"simple_forward\": its args [\"--quiet\"] are refused: unexpected argument '--quiet'",
+        ),
+    ] {
+        let file = dir.write(
+            "up.toml",
+            &format!(
+                "[manager]\nports = [\"null\"]\n\n[services]\na = 1\n\n[[nfs]]\n{nf}\nservice = \"a\"\nrestart = \"always\"\n"
+            ),
+        );
+        let err = up_fails(&dir, &file);
+        assert!(err.contains(want), "{nf}: want {want:?} in: {err}");
+    }
+}
