@@ -14,6 +14,7 @@ mod code {
     pub const TO_SERVICE: u8 = 3;
     pub const TO_INSTANCE: u8 = 4;
     pub const OUT: u8 = 5;
+    pub const EDGE_FULL: u8 = 6;
 }
 
 /// Where a packet goes after an NF (openNetVM's `ONVM_NF_ACTION_*`).
@@ -29,6 +30,10 @@ pub enum Verdict {
     ToInstance(u16),
     /// Out of a physical port.
     Out(u16),
+    /// Not an NF's decision: the NF library meant it for this instance over a direct
+    /// edge whose ring was full, and gives it back to be freed. The manager counts it
+    /// as that instance's full ring, not as a drop by the NF.
+    EdgeFull(u16),
 }
 
 /// A verdict byte/word pair that names no verdict.
@@ -50,6 +55,7 @@ impl Verdict {
             Verdict::ToService(s) => (code::TO_SERVICE, u32::from(s)),
             Verdict::ToInstance(i) => (code::TO_INSTANCE, u32::from(i)),
             Verdict::Out(p) => (code::OUT, u32::from(p)),
+            Verdict::EdgeFull(i) => (code::EDGE_FULL, u32::from(i)),
         }
     }
 
@@ -63,6 +69,7 @@ impl Verdict {
             code::TO_SERVICE => Verdict::ToService(id()?),
             code::TO_INSTANCE => Verdict::ToInstance(id()?),
             code::OUT => Verdict::Out(id()?),
+            code::EDGE_FULL => Verdict::EdgeFull(id()?),
             _ => return Err(bad),
         })
     }
@@ -81,6 +88,7 @@ mod tests {
             Verdict::ToService(3),
             Verdict::ToInstance(65535),
             Verdict::Out(0),
+            Verdict::EdgeFull(7),
         ] {
             let (a, d) = v.encode();
             assert_eq!(Verdict::decode(a, d), Ok(v));

@@ -80,6 +80,20 @@ impl Fwd<'_> {
             }
             Target::Controller { rule, max_len, in_port } => self.for_controller(buf, rule, max_len, in_port),
             Target::Drop(why) => self.drop(buf, why),
+            Target::Overflow { id } => {
+                let why = match self.reg.get_mut(id) {
+                    Some(inst) => {
+                        inst.rx_drop += 1;
+                        if inst.hung {
+                            DropReason::HungNf
+                        } else {
+                            DropReason::RingFull
+                        }
+                    }
+                    None => DropReason::RingFull,
+                };
+                self.drop(buf, why);
+            }
         }
     }
 

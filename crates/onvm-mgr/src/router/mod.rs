@@ -81,6 +81,9 @@ pub enum Target {
     },
     /// Freed, for this reason.
     Drop(DropReason),
+    /// Freed because instance `id`'s ring was full (a direct edge to it overflowed):
+    /// counted against that instance.
+    Overflow { id: u16 },
 }
 
 /// One step of a rule's or a PACKET_OUT's actions, carried out by the switch in order
@@ -238,6 +241,7 @@ impl Router {
             },
             Verdict::Out(p) if p < self.ports => Target::Port(p).into(),
             Verdict::Out(_) => Target::Drop(DropReason::NoSuchPort).into(),
+            Verdict::EdgeFull(to) => Target::Overflow { id: to }.into(),
         }
     }
 

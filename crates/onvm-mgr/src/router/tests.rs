@@ -371,6 +371,9 @@ fn nf_verdicts() {
         "what an NF sends to a service by name may take an edge"
     );
     assert_eq!(nf(&mut r, &mut t, Verdict::Next), to(Target::Drop(DropReason::NoRule)));
+    // A packet the NF library gives back because an edge to instance 4 was full is
+    // instance 4's full ring, not the NF's drop.
+    assert_eq!(nf(&mut r, &mut t, Verdict::EdgeFull(4)), to(Target::Overflow { id: 4 }));
     // A verdict that names nothing, and an NF the registry does not know.
     let bad = r.route(
         &mut t,

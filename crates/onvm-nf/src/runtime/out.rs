@@ -70,6 +70,8 @@ fn tally(counters: &mut NfCounters, v: Verdict, n: u64) -> Option<u16> {
             counters.act_out += n;
             None
         }
+        // The library's own hand-back (counted as `tx_drop` where it is made).
+        Verdict::EdgeFull(_) => return None,
     };
     counters.tx += n;
     key
@@ -200,7 +202,7 @@ impl<'r> Out<'r> {
             }
             for buf in e.pending.drain(..) {
                 counters.tx_drop += 1;
-                let (a, d) = Verdict::Drop.encode();
+                let (a, d) = Verdict::EdgeFull(e.to.0).encode();
                 holder.meta(&buf).set_action(a);
                 holder.meta(&buf).set_dest(d);
                 self.to_mgr.push(buf);
@@ -354,7 +356,7 @@ mod tests {
     }
 
     #[test]
-    fn edge_overflow_goes_to_the_manager_as_drops_and_a_removed_edge_sends_the_old_way() {
+    fn edge_overflow_goes_to_the_manager_as_the_peers_full_ring_and_a_removed_edge_sends_the_old_way() {
         let n = RING_CAPACITY as usize + 3;
         let (region, pool, mut bufs) = setup(n + 2);
         let idx: Vec<u32> = bufs.iter().map(Buf::index).collect();
@@ -368,7 +370,8 @@ mod tests {
         let mgr = pool.holder();
         let dropped = taken(mgr, &mut region.consumer(TX).unwrap());
         assert_eq!(dropped.len(), 3, "what the edge had no room for");
-        assert!(dropped.iter().all(|&(v, _)| v == Verdict::Drop));
+        // Named as the peer's full ring, so the manager does not count it as our drop.
+        assert!(dropped.iter().all(|&(v, _)| v == Verdict::EdgeFull(PEER.0)), "{dropped:?}");
         assert_eq!(ctx.counters.tx_drop, 3);
 
         // Routed to the edge, then the edge is closed before the flush.
