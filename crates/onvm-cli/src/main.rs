@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bounds;
 mod mgr;
 mod nf;
 mod up;
@@ -35,12 +36,13 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Numbers are checked before anything starts (see `bounds`).
     let result = match cli.cmd {
-        Cmd::Mgr(a) => mgr::run(a),
-        Cmd::Nf(a) => nf::run(a),
-        Cmd::Up(a) => up::run_file(a),
-        Cmd::Demo(a) => up::demo(a),
-        Cmd::Bench(a) => bench::run(a),
+        Cmd::Mgr(a) => bounds::check_mgr(&a.common).and_then(|()| mgr::run(a)),
+        Cmd::Nf(a) => bounds::check_nf(&a).and_then(|()| nf::run(a)),
+        Cmd::Up(a) => bounds::check_mgr(&a.common).and_then(|()| up::run_file(a)),
+        Cmd::Demo(a) => bounds::check_demo(a.seconds).and_then(|()| up::demo(a)),
+        Cmd::Bench(a) => bounds::check_bench(a.seconds).and_then(|()| bench::run(a)),
     };
     match result {
         Ok(code) => code,

@@ -92,10 +92,18 @@ pub fn preflight(cfg: &Config, launcher: &ProcessLauncher) -> Result<(), String>
                 };
                 let cmd = launcher.command(&nf);
                 let argv = std::iter::once(std::ffi::OsStr::new("onvm")).chain(cmd.get_args());
-                if let Err(e) = <crate::Cli as clap::Parser>::try_parse_from(argv) {
-                    let msg = e.to_string();
-                    let first = msg.lines().next().unwrap_or_default().trim_start_matches("error: ");
-                    return Err(format!("NF {name:?}: its args {:?} are refused: {first}", spec.args));
+                let refused = |why: &str| format!("NF {name:?}: its args {:?} are refused: {why}", spec.args);
+                match <crate::Cli as clap::Parser>::try_parse_from(argv) {
+                    Err(e) => {
+                        let msg = e.to_string();
+                        return Err(refused(
+                            msg.lines().next().unwrap_or_default().trim_start_matches("error: "),
+                        ));
+                    }
+                    Ok(crate::Cli { cmd: crate::Cmd::Nf(a) }) => {
+                        crate::bounds::check_nf(&a).map_err(|e| refused(&e))?
+                    }
+                    Ok(_) => return Err(refused("not an `onvm nf` command line")),
                 }
             }
             Some(bin) => {

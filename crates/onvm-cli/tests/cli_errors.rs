@@ -372,3 +372,126 @@ fn up_refuses_an_nf_it_cannot_launch_before_starting_anything() {
         assert!(err.contains(want), "{nf}: want {want:?} in: {err}");
     }
 }
+
+/// Issue 12: nonsense numbers (zero, negative, NaN, forever) are refused before anything
+/// starts, naming the flag and the range it takes.
+#[test]
+fn nonsense_numbers_are_refused_naming_the_flag_and_its_range() {
+    let dir = TempDir::new("err-numbers");
+    for (args, want) in [
+        (
+            &["--stats-every", "0"][..],
+            "--stats-every 0: out of range, must be 0.01..=3600 seconds",
+        ),
+        (&["--stats-every=-1"], "--stats-every -1: out of range, must be"),
+        (&["--stats-every", "NaN"], "--stats-every NaN: out of range, must be"),
+        (
+            &["--run-for", "0"],
+            "--run-for 0: out of range, must be 0.001..=31536000 seconds",
+        ),
+        (
+            &["--exit-when-drained", "0"],
+            "--exit-when-drained 0: out of range, must be",
+        ),
+        (&["--buffers", "0"], "--buffers 0: out of range, must be 1..=16777216"),
+        (
+            &["--data-room", "0"],
+            "--data-room 0: out of range, must be 64..=1048576",
+        ),
+        (
+            &["--data-room", "100000000"],
+            "--data-room 100000000: out of range, must be 64..=1048576",
+        ),
+        (
+            &["--wait-for-nfs", "0"],
+            "--wait-for-nfs 0: out of range, must be 1..=127",
+        ),
+    ] {
+        // `--run-for` comes from `mgr_fails` too: give the one under test last.
+        let mut cmd = onvm();
+        cmd.args(["mgr", "--stats", "off", "--socket"])
+            .arg(dir.socket())
+            .args(args);
+        let mut p = run_to_end("onvm mgr", cmd);
+        assert_eq!(p.exit_code(SOON), 2, "{args:?}: {}", p.output());
+        assert!(
+            p.stderr.text().contains(want),
+            "{args:?}: want {want:?}: {}",
+            p.output()
+        );
+        assert!(!dir.socket().exists(), "nothing was started");
+    }
+
+    // `onvm up` takes the same flags.
+    let file = dir.write("up.toml", "[manager]\nports = [\"null\"]\n");
+    let mut cmd = onvm();
+    cmd.arg("up")
+        .arg(&file)
+        .args(["--stats-every", "0", "--socket"])
+        .arg(dir.socket());
+    let mut p = run_to_end("onvm up", cmd);
+    assert_eq!(p.exit_code(SOON), 2, "{}", p.output());
+    assert!(
+        p.stderr.text().contains("--stats-every 0: out of range, must be"),
+        "{}",
+        p.output()
+    );
+
+    // `onvm nf`, before it connects (no manager runs here).
+    for (args, want) in [
+        (&["--ttl", "0", "simple-forward"][..], "--ttl 0: out of range, must be"),
+        (
+            &["--packet-limit", "0", "simple-forward"],
+            "--packet-limit 0: out of range, must be 1..=",
+        ),
+        (
+            &["-r", "0", "simple-forward"],
+            "--service 0: out of range, must be 1..=31",
+        ),
+        (
+            &["-n", "0", "simple-forward"],
+            "--instance 0: out of range, must be 1..=127",
+        ),
+        (
+            &["simple-forward", "-d", "99"],
+            "--dest 99: out of range, must be 1..=31",
+        ),
+        (&["speed-tester", "-c", "0"], "--count 0: out of range, must be 1..="),
+        (
+            &["speed-tester", "-s", "10"],
+            "--size 10: out of range, must be 64..=9216",
+        ),
+    ] {
+        let mut cmd = onvm();
+        cmd.args(["nf", "--socket"]).arg(dir.socket()).args(args);
+        let mut p = run_to_end("onvm nf", cmd);
+        assert_eq!(p.exit_code(SOON), 2, "{args:?}: {}", p.output());
+        assert!(
+            p.stderr.text().contains(want),
+            "{args:?}: want {want:?}: {}",
+            p.output()
+        );
+    }
+
+    // An NF of an `onvm up` file gets the same checks, before anything starts.
+    let file = dir.write(
+        "nf.toml",
+        "[manager]\nports = [\"null\"]\n\n[services]\na = 1\n\n[[nfs]]\nname = \"speed_tester\"\nservice = \"a\"\nargs = [\"-c\", \"0\"]\n",
+    );
+    let err = up_fails(&dir, &file);
+    assert!(
+        err.contains("NF \"speed_tester\": its args [\"-c\", \"0\"] are refused: --count 0: out of range, must be"),
+        "{err}"
+    );
+
+    for (cmd_name, want) in [
+        ("bench", "--seconds 0: out of range, must be 0.1..=3600"),
+        ("demo", "--seconds 0: out of range, must be"),
+    ] {
+        let mut cmd = onvm();
+        cmd.args([cmd_name, "--seconds", "0"]);
+        let mut p = run_to_end(cmd_name, cmd);
+        assert_eq!(p.exit_code(SOON), 2, "{}", p.output());
+        assert!(p.stderr.text().contains(want), "{}", p.output());
+    }
+}

@@ -1,0 +1,137 @@
+//! The numbers each command takes, checked before anything starts.
+//!
+//! Clap checks that a number parses; this checks that it makes sense (issue 12:
+//! `--stats-every 0` was accepted). Each refusal names the flag, the value and the range
+//! allowed, e.g. `--stats-every 0: out of range, must be 0.01..=3600 seconds`. Ranges are wide: they
+//! refuse what cannot be meant (zero, negative, NaN, "forever"), not what is unusual.
+//! The packet region's own sizes (`--buffers`, `--data-room`) use the limits that
+//! `onvm_shm::Layout` enforces, so the flag is named before the region is made.
+
+use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
+use onvm_proto::port::GenSpec;
+
+use crate::mgr::CommonMgr;
+use crate::nf::{NfCmd, NfKind};
+
+/// A year, in seconds: the longest run any duration flag takes.
+const YEAR_S: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Most buffers a packet region holds (`onvm_shm::Layout::compute`).
+const MAX_BUFFERS: u64 = 1 << 24;
+
+/// Data room per buffer, bytes (`onvm_shm::Layout::compute`).
+const DATA_ROOM: (u64, u64) = (64, 1 << 20);
+
+/// Seconds in `lo..=hi` (`lo` > 0: zero is refused), finite.
+fn secs(flag: &str, v: f64, lo: f64, hi: f64) -> Result<(), String> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("{flag} {v}: out of range, must be {lo}..={hi} seconds"))
+    }
+}
+
+/// A count in `lo..=hi`.
+fn count(flag: &str, v: u64, lo: u64, hi: u64) -> Result<(), String> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("{flag} {v}: out of range, must be {lo}..={hi}"))
+    }
+}
+
+/// `onvm mgr`, `onvm up`: the manager's numbers.
+pub fn check_mgr(c: &CommonMgr) -> Result<(), String> {
+    secs("--stats-every", c.stats_every, 0.01, 3600.0)?;
+    if let Some(s) = c.run_for {
+        secs("--run-for", s, 0.001, YEAR_S)?;
+    }
+    if let Some(s) = c.exit_when_drained {
+        secs("--exit-when-drained", s, 0.001, 3600.0)?;
+    }
+    if let Some(b) = c.buffers {
+        count("--buffers", u64::from(b), 1, MAX_BUFFERS)?;
+    }
+    if let Some(d) = c.data_room {
+        count("--data-room", u64::from(d), DATA_ROOM.0, DATA_ROOM.1)?;
+    }
+    if let Some(n) = c.wait_for_nfs {
+        count("--wait-for-nfs", n as u64, 1, u64::from(MAX_INSTANCES) - 1)?;
+    }
+    Ok(())
+}
+
+/// A service ID an NF may name (`-r`, `-d`): `1..MAX_SERVICES`.
+fn service(flag: &str, s: u16) -> Result<(), String> {
+    count(flag, u64::from(s), 1, u64::from(MAX_SERVICES) - 1)
+}
+
+/// `onvm nf`: the NF's numbers and its kind's.
+pub fn check_nf(a: &NfCmd) -> Result<(), String> {
+    let c = &a.common;
+    service("--service", c.service)?;
+    if let Some(i) = c.instance {
+        count("--instance", u64::from(i), 1, u64::from(MAX_INSTANCES) - 1)?;
+    }
+    if let Some(t) = c.ttl {
+        secs("--ttl", t, 0.001, YEAR_S)?;
+    }
+    if let Some(l) = c.packet_limit {
+        count("--packet-limit", l, 1, u64::MAX)?;
+    }
+    match &a.kind {
+        NfKind::SpeedTester {
+            dest, count: n, size, ..
+        } => {
+            if let Some(d) = dest {
+                service("--dest", *d)?;
+            }
+            count("--count", *n as u64, 1, MAX_BUFFERS)?;
+            count(
+                "--size",
+                *size as u64,
+                u64::from(GenSpec::MIN_FRAME),
+                u64::from(GenSpec::MAX_FRAME),
+            )?;
+        }
+        NfKind::SimpleForward { dest } | NfKind::BasicMonitor { dest, .. } => {
+            if let Some(d) = dest {
+                service("--dest", *d)?;
+            }
+        }
+        NfKind::Bridge => {}
+    }
+    Ok(())
+}
+
+/// `onvm bench --seconds`: per scenario.
+pub fn check_bench(seconds: f64) -> Result<(), String> {
+    secs("--seconds", seconds, 0.1, 3600.0)
+}
+
+/// `onvm demo --seconds`.
+pub fn check_demo(seconds: f64) -> Result<(), String> {
+    secs("--seconds", seconds, 0.1, YEAR_S)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_negative_nan_and_forever_are_refused_naming_flag_and_range() {
+        assert_eq!(
+            secs("--stats-every", 0.0, 0.01, 3600.0).unwrap_err(),
+            "--stats-every 0: out of range, must be 0.01..=3600 seconds"
+        );
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
+            assert!(secs("--ttl", bad, 0.001, YEAR_S).is_err(), "{bad}");
+        }
+        assert!(secs("--ttl", 0.5, 0.001, YEAR_S).is_ok());
+        assert_eq!(
+            count("--wait-for-nfs", 0, 1, 127).unwrap_err(),
+            "--wait-for-nfs 0: out of range, must be 1..=127"
+        );
+        assert!(count("--buffers", 4095, 1, MAX_BUFFERS).is_ok());
+    }
+}
