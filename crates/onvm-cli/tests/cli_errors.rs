@@ -495,3 +495,14 @@ fn nonsense_numbers_are_refused_naming_the_flag_and_its_range() {
         assert!(p.stderr.text().contains(want), "{}", p.output());
     }
 }
+
+/// Issue 12: a generator whose frames cannot fit a buffer used to run and send nothing.
+#[test]
+fn a_generator_frame_bigger_than_the_data_room_is_refused() {
+    let dir = TempDir::new("err-gen-room");
+    let err = mgr_fails(&dir, &["--port", "gen:9000B"]);
+    assert!(
+        err.contains("port gen:9000B,1flows: 9000-byte frames") && err.contains("do not fit the 2048-byte data room"),
+        "{err}"
+    );
+}

@@ -42,7 +42,7 @@ mod testlink;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use onvm_proto::port::PortSpec;
+use onvm_proto::port::{GenSpec, PortSpec};
 use onvm_shm::{Buf, Pool, Region};
 use thiserror::Error;
 
@@ -135,6 +135,10 @@ pub enum PortError {
         path: PathBuf,
         reason: String,
     },
+    /// The spec asks for something the packet region cannot hold (a generated frame
+    /// longer than a buffer's data room): refused at open, not a port that never sends.
+    #[error("port {spec}: {reason}")]
+    DoesNotFit { spec: String, reason: String },
     /// The kernel refused to set up the port: `what` says what failed or why (a missing
     /// interface, a missing privilege), `source` is the OS error.
     #[error("port {spec}: {what}: {source}")]
@@ -161,7 +165,23 @@ pub fn headroom_for(ports: &[PortSpec], configured: u32) -> u32 {
 /// received packet), on packet region `region` (AF_XDP registers it with the kernel).
 pub fn open(spec: &PortSpec, port_no: u16, region: &Arc<Region>) -> Result<Box<dyn Port>, PortError> {
     Ok(match spec {
-        PortSpec::Gen(g) => Box::new(GenPort::new(g, port_no, g.count)),
+        PortSpec::Gen(g) => {
+            // The frame without its FCS (see `generator`) must fit a buffer.
+            let room = region.layout().data_room;
+            let bytes = u32::from(g.frame_size).saturating_sub(4);
+            if bytes > room {
+                return Err(PortError::DoesNotFit {
+                    spec: spec.to_string(),
+                    reason: format!(
+                        "{}-byte frames ({bytes} bytes without the FCS) do not fit the {room}-byte data room \
+                         of a buffer: give at most {}B, or a larger --data-room",
+                        g.frame_size,
+                        room.saturating_add(4).min(u32::from(GenSpec::MAX_FRAME))
+                    ),
+                });
+            }
+            Box::new(GenPort::new(g, port_no, g.count))
+        }
         PortSpec::PcapIn(p) => Box::new(PcapInPort::open(p, port_no)?),
         PortSpec::PcapOut(path) => Box::new(PcapOutPort::create(path)?),
         PortSpec::Null => Box::new(NullPort::new()),
@@ -274,6 +294,20 @@ mod tests {
             assert!(matches!(e, PortError::Os { .. }), "{e}");
             assert!(e.to_string().starts_with(&format!("port {s}: ")), "{e}");
         }
+    }
+
+    #[test]
+    fn a_generator_whose_frames_do_not_fit_a_buffer_is_refused() {
+        let (r, _pool) = testutil::pool(8, 2048);
+        // 2052 bytes with the FCS is 2048 without: it fits exactly.
+        assert!(open(&"gen:2052B".parse().unwrap(), 0, &r).is_ok());
+        let e = open(&"gen:2053B,4flows".parse().unwrap(), 0, &r).err().unwrap();
+        assert!(matches!(e, PortError::DoesNotFit { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "port gen:2053B,4flows: 2053-byte frames (2049 bytes without the FCS) do not fit the \
+             2048-byte data room of a buffer: give at most 2052B, or a larger --data-room"
+        );
     }
 
     #[test]
