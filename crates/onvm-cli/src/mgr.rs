@@ -39,8 +39,17 @@ impl From<StatsArg> for StatsMode {
 #[derive(Args, Debug, Clone)]
 pub struct CommonMgr {
     /// Control socket (default: $ONVM_SOCKET, else onvm.sock in $ONVM_RUN_DIR, /run/onvm or a temp dir).
+    /// Only the manager's user and root may use it unless granted below.
     #[arg(long)]
     pub socket: Option<PathBuf>,
+    /// Let this group's members use the control socket (and so see every packet): the
+    /// socket becomes 0660 and the directory the manager creates 0750, of this group.
+    #[arg(long, value_name = "NAME|GID")]
+    pub socket_group: Option<String>,
+    /// Let these users use the control socket too (repeatable, or comma-separated);
+    /// checked on each connection by the kernel's peer credentials.
+    #[arg(long = "socket-uid", value_name = "USER|UID", value_delimiter = ',')]
+    pub socket_uids: Vec<String>,
     /// Stats output.
     #[arg(long, value_enum, default_value = "console")]
     pub stats: StatsArg,
@@ -75,7 +84,8 @@ pub struct CommonMgr {
     /// Start receiving from ports only once this many NFs run (at most 30 s later).
     #[arg(long)]
     pub wait_for_nfs: Option<usize>,
-    /// OpenFlow 1.3: listen for `ovs-ofctl` and controllers, as ptcp:PORT[:IP].
+    /// OpenFlow 1.3: listen for `ovs-ofctl` and controllers, as ptcp:PORT[:IP] (without
+    /// IP on 127.0.0.1 only; ptcp:PORT:0.0.0.0 for every address).
     #[arg(long, value_name = "ptcp:PORT[:IP]")]
     pub openflow_listen: Option<String>,
     /// OpenFlow 1.3: a controller to connect to, as tcp:HOST:PORT (repeatable).
@@ -115,6 +125,7 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
         .or_else(|| config.and_then(|c| c.manager.socket.clone()))
         .unwrap_or_else(default_socket_path);
     let mut o = Options::new(socket);
+    o.socket_access = socket_access(common, config.map(|c| &c.manager))?;
     match config {
         // The config already holds the extra ports (see `load_config`).
         Some(c) => {
@@ -150,6 +161,52 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     }
     o.openflow = openflow_options(common, config.map(|c| &c.manager), &o.socket)?;
     Ok(o)
+}
+
+/// Who may use the control socket: `--socket-group` and `--socket-uid`, else the
+/// config's `socket_group` and `socket_uids`.
+fn socket_access(
+    common: &CommonMgr,
+    config: Option<&onvm_proto::config::ManagerConfig>,
+) -> Result<onvm_mgr::SocketAccess, String> {
+    let group = common
+        .socket_group
+        .as_deref()
+        .or_else(|| config.and_then(|c| c.socket_group.as_deref()));
+    let users = match (&common.socket_uids, config) {
+        (flags, Some(c)) if flags.is_empty() => c.socket_uids.as_slice(),
+        (flags, _) => flags.as_slice(),
+    };
+    Ok(onvm_mgr::SocketAccess {
+        group: group.map(|g| id_of("group", g)).transpose()?,
+        uids: users.iter().map(|u| id_of("passwd", u)).collect::<Result<_, _>>()?,
+    })
+}
+
+/// A group's GID or a user's UID (`db` is `group` or `passwd`): a number as it is, a
+/// name looked up with getent(1), so that names from LDAP and the like work too.
+fn id_of(db: &str, name: &str) -> Result<u32, String> {
+    let what = if db == "group" {
+        "--socket-group"
+    } else {
+        "--socket-uid"
+    };
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    let out = std::process::Command::new("getent")
+        .args([db, name])
+        .output()
+        .map_err(|e| format!("{what} {name:?}: cannot run getent to look it up ({e}); give a number"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.split(':').nth(2))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            let kind = if db == "group" { "group" } else { "user" };
+            format!("{what} {name:?}: no such {kind}")
+        })
 }
 
 /// The OpenFlow settings: each flag, else the config's `[manager]` key, else the default

@@ -99,7 +99,12 @@ fn a_manager_whose_stdout_reader_left_keeps_running_and_stops_cleanly() {
         common::nf_command(&dir.socket(), 1, "fwd", &[], &["simple-forward"]),
     );
     let registered = wait_for(SOON, || err.lock().unwrap().contains("NF \"fwd\" registered"));
-    assert!(registered, "the NF did not register\n{}{}", err.lock().unwrap(), nf.output());
+    assert!(
+        registered,
+        "the NF did not register\n{}{}",
+        err.lock().unwrap(),
+        nf.output()
+    );
     drop(nf);
     common::signal(mgr.0.id(), "INT");
     let code = mgr.exit_code("on SIGINT", &err);
@@ -126,7 +131,10 @@ fn a_manager_whose_stderr_reader_left_keeps_running_and_stops_cleanly() {
     std::thread::sleep(Duration::from_millis(500));
     nf.kill();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(mgr.0.try_wait().unwrap().is_none(), "the manager died when stderr closed");
+    assert!(
+        mgr.0.try_wait().unwrap().is_none(),
+        "the manager died when stderr closed"
+    );
     common::signal(mgr.0.id(), "INT");
     let code = mgr.exit_code("on SIGINT", &Mutex::new(String::new()));
     let out = out.lock().unwrap().clone();

@@ -24,6 +24,22 @@ pub enum MgrError {
         /// Why.
         source: io::Error,
     },
+    /// The socket's directory could let another user replace or intercept the socket.
+    #[error("refusing {path} as the control socket's directory: {why}")]
+    SocketDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Something that is not our socket is at the socket's path; it is left alone.
+    #[error("{path} exists and is not {what}; refusing to replace it (remove it yourself, or use another --socket)")]
+    NotOurSocket {
+        /// The path.
+        path: PathBuf,
+        /// What it would have to be.
+        what: &'static str,
+    },
     /// The packet region.
     #[error("packet region: {0}")]
     Shm(#[from] ShmError),

@@ -37,4 +37,4 @@ pub mod topology;
 pub use drops::DropReason;
 pub use error::MgrError;
 pub use manager::{Report, run};
-pub use options::{ManagerCore, Options, StatsMode};
+pub use options::{ManagerCore, Options, SocketAccess, StatsMode};

@@ -32,11 +32,57 @@ pub enum ManagerCore {
     Unpinned,
 }
 
+/// Who may use the control socket. Its user (the manager's) and root always may;
+/// by default nobody else can even reach it (directory 0700, socket 0600). Every
+/// accepted connection is checked again with `SO_PEERCRED` against this list, so
+/// loosened file modes (a umask of 000, a `chmod`) give no one else access.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// Members of this group may connect: the directory the manager creates is 0750
+    /// and the socket 0660, both of this group.
+    pub group: Option<u32>,
+    /// These users may connect too. The socket is then 0666 and the directory the
+    /// manager creates searchable by all (0711, or 0751 with a group): the kernel's
+    /// peer credentials, not the file modes, decide.
+    pub uids: Vec<u32>,
+}
+
+impl SocketAccess {
+    /// The mode of a directory the manager creates for its socket.
+    pub fn dir_mode(&self) -> u32 {
+        let group = if self.group.is_some() { 0o050 } else { 0 };
+        let others = if self.uids.is_empty() { 0 } else { 0o011 };
+        0o700 | group | others
+    }
+
+    /// The mode of the socket.
+    pub fn socket_mode(&self) -> u32 {
+        let group = if self.group.is_some() { 0o060 } else { 0 };
+        let others = if self.uids.is_empty() { 0 } else { 0o066 };
+        0o600 | group | others
+    }
+
+    /// Whether a peer with these credentials may use the socket of a manager running
+    /// as `me`; `groups` are the peer's supplementary groups (asked for only when the
+    /// answer depends on them).
+    pub fn allows(&self, me: u32, uid: u32, gid: u32, groups: impl FnOnce() -> Vec<u32>) -> bool {
+        if uid == me || uid == 0 || self.uids.contains(&uid) {
+            return true;
+        }
+        match self.group {
+            Some(g) => gid == g || groups().contains(&g),
+            None => false,
+        }
+    }
+}
+
 /// Manager settings.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Control socket path.
     pub socket: PathBuf,
+    /// Who besides the manager's own user and root may connect to it.
+    pub socket_access: SocketAccess,
     /// Ports, port 0 first.
     pub ports: Vec<PortSpec>,
     /// Flow rules (compiled chains).
@@ -82,6 +128,7 @@ impl Options {
     pub fn new(socket: PathBuf) -> Self {
         Options {
             socket,
+            socket_access: SocketAccess::default(),
             ports: Vec::new(),
             rules: Vec::new(),
             nf_cores: None,

@@ -14,6 +14,8 @@
 //! openflow_listen = "ptcp:6634:127.0.0.1" # optional: for ovs-ofctl
 //! fail_mode = "secure"                    # or "standalone"
 //! datapath_id = 0xa
+//! socket_group = "onvm"                   # optional: this group may use the socket
+//! socket_uids = [1001, "alice"]           # optional: so may these users
 //!
 //! [services]                              # name -> service ID (1..32)
 //! firewall = 1
@@ -161,6 +163,10 @@ pub struct ManagerConfig {
     pub fail_mode: Option<String>,
     /// OpenFlow datapath ID.
     pub datapath_id: Option<u64>,
+    /// A group (name or GID) whose members may use the control socket.
+    pub socket_group: Option<String>,
+    /// Further users (names or UIDs) who may use the control socket.
+    pub socket_uids: Vec<String>,
 }
 
 /// One NF (or group of identical instances) to launch.
@@ -377,6 +383,26 @@ struct RawManager {
     openflow_listen: Option<String>,
     fail_mode: Option<String>,
     datapath_id: Option<u64>,
+    socket_group: Option<NameOrId>,
+    #[serde(default)]
+    socket_uids: Vec<NameOrId>,
+}
+
+/// A user or group, by name or by number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NameOrId {
+    Id(u32),
+    Name(String),
+}
+
+impl NameOrId {
+    fn into_string(self) -> String {
+        match self {
+            NameOrId::Id(n) => n.to_string(),
+            NameOrId::Name(s) => s,
+        }
+    }
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -772,6 +798,8 @@ impl Config {
                 openflow_listen: raw.manager.openflow_listen,
                 fail_mode: raw.manager.fail_mode,
                 datapath_id: raw.manager.datapath_id,
+                socket_group: raw.manager.socket_group.map(NameOrId::into_string),
+                socket_uids: raw.manager.socket_uids.into_iter().map(NameOrId::into_string).collect(),
             },
             services,
             nfs,
@@ -867,6 +895,15 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
     fn empty_file_is_an_empty_config() {
         let c = Config::from_toml("").unwrap();
         assert!(c.manager.ports.is_empty() && c.services.is_empty() && c.rules.is_empty());
+    }
+
+    #[test]
+    fn socket_access_in_the_manager_section() {
+        let c = Config::from_toml("[manager]\nsocket_group = \"onvm\"\nsocket_uids = [1001, \"alice\"]\n").unwrap();
+        assert_eq!(c.manager.socket_group.as_deref(), Some("onvm"));
+        assert_eq!(c.manager.socket_uids, ["1001", "alice"]);
+        let c = Config::from_toml("[manager]\nsocket_group = 50\n").unwrap();
+        assert_eq!(c.manager.socket_group.as_deref(), Some("50"));
     }
 
     #[test]

@@ -42,6 +42,35 @@ fn empty_message() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "empty control message (0 bytes)")
 }
 
+/// Who is at the other end of a connection, as the kernel saw it when the peer
+/// connected (`SO_PEERCRED`): it cannot be forged by the peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerCred {
+    /// Process ID of the peer when it connected.
+    pub pid: u32,
+    /// Its effective user ID.
+    pub uid: u32,
+    /// Its effective (primary) group ID.
+    pub gid: u32,
+}
+
+impl PeerCred {
+    /// The peer's supplementary groups, read from `/proc/PID/status` (`SO_PEERCRED`
+    /// carries only the primary group). Empty when the process is gone; a PID reused
+    /// since can only name a process that the kernel already let through the socket's
+    /// file modes, so the answer widens nothing the modes had not allowed.
+    pub fn supplementary_groups(&self) -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Groups:"))
+                    .map(|g| g.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// One end of a control connection, or the manager's listening socket.
 #[derive(Debug)]
 pub struct SeqPacket {
@@ -85,6 +114,16 @@ impl SeqPacket {
             Err(rustix::io::Errno::AGAIN) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The credentials of the connected peer (`SO_PEERCRED`).
+    pub fn peer_cred(&self) -> io::Result<PeerCred> {
+        let c = rustix::net::sockopt::socket_peercred(&self.fd)?;
+        Ok(PeerCred {
+            pid: c.pid.as_raw_nonzero().get().unsigned_abs(),
+            uid: c.uid.as_raw(),
+            gid: c.gid.as_raw(),
+        })
     }
 
     /// Make receives on this socket non-blocking (or blocking again).
@@ -282,6 +321,10 @@ mod tests {
         assert!(s.wait_readable(1000).unwrap());
         let mut buf = [0u8; 4];
         assert!(matches!(s.recv(&mut buf).unwrap(), Received::Msg(2, None)));
+        let me = s.peer_cred().unwrap();
+        assert_eq!(me.pid, std::process::id());
+        assert_eq!(me.uid, rustix::process::geteuid().as_raw());
+        assert_eq!(me.gid, rustix::process::getegid().as_raw());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

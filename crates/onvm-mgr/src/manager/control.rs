@@ -48,14 +48,14 @@ pub(super) struct Conn {
 /// The listening socket and every connection to it.
 #[derive(Debug)]
 pub(super) struct Control {
-    listener: SeqPacket,
+    listener: super::socket::Listener,
     pub(super) conns: Vec<Conn>,
     /// Receive buffer, one byte longer than any message (a longer one shows as such).
     buf: Vec<u8>,
 }
 
 impl Control {
-    pub(super) fn new(listener: SeqPacket) -> Control {
+    pub(super) fn new(listener: super::socket::Listener) -> Control {
         Control {
             listener,
             conns: Vec::new(),
@@ -127,6 +127,9 @@ impl Mgr<'_> {
         }
         while let Ok(Some(sock)) = self.ctl.listener.accept() {
             self.ctl.conns.push(Conn { sock, instance: None });
+        }
+        for refused in self.ctl.listener.refusals() {
+            self.fwd.acct.event(refused);
         }
         let mut k = 0;
         while k < self.ctl.conns.len() {

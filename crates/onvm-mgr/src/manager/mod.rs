@@ -42,7 +42,6 @@ use std::time::{Duration, Instant};
 use onvm_ports::Port;
 use onvm_proto::flow::FlowTable;
 use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
-use onvm_shm::seqpacket::SeqPacket;
 use onvm_shm::{BURST, Buf, Consumer, Pool, Producer, Region, Slice};
 
 use crate::control_plane::{ControlPlane, PacketIn};
@@ -198,7 +197,7 @@ pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
     let port_nodes = placement::port_nodes(&topo, &opts.ports)?;
     let place = placement::place(&topo, &port_nodes, opts.core, opts.nf_cores.as_deref())?;
     let path = opts.socket.clone();
-    let listener = socket::bind_socket(&path)?;
+    let listener = socket::bind_socket(&path, &opts.socket_access)?;
     let result = (|| {
         // Pinned before the region exists, so what the kernel places on first touch
         // (header, rings, owner table) is on the switch's node too.
@@ -242,7 +241,7 @@ impl<'r> Mgr<'r> {
         place: Placement,
         region: &'r Arc<Region>,
         pool: Pool,
-        listener: SeqPacket,
+        listener: socket::Listener,
         ports: Vec<Box<dyn Port>>,
         planes: Vec<Box<dyn ControlPlane>>,
     ) -> Result<Self, MgrError> {

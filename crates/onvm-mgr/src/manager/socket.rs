@@ -1,27 +1,277 @@
-//! The control socket's file: where it lives, and taking it over from a dead manager
-//! (never from a live one).
+//! The control socket's file: where it lives, who may reach it, and taking it over
+//! from a dead manager (never from a live one, and never anything that is not a socket).
+//!
+//! Whoever can connect gets the packet region's memfd, so every packet on the machine:
+//! the socket is the manager's whole access control. Three layers:
+//! * its **directory** is one that only the manager's user (or root) can write to, so
+//!   no one can put a socket of theirs there or swap ours. A directory the manager
+//!   creates is 0700 (see [`SocketAccess::dir_mode`]); an existing one owned by
+//!   another user, or writable by group or others (`/tmp` itself), is refused: for a
+//!   non-root user's default `/tmp/onvm-UID`, another user could create it first and
+//!   receive the victim's registrations.
+//! * the **socket** is 0600 (0660 with a granted group), whatever the umask;
+//! * every accepted connection's **peer credentials** (`SO_PEERCRED`) are checked, so
+//!   loosened modes give no one else access; a refused peer is closed and logged.
 
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use onvm_shm::seqpacket::SeqPacket;
 
 use crate::error::MgrError;
+use crate::options::SocketAccess;
 
-/// Listen on `path`, refusing to take over a live manager's socket and replacing a
-/// stale one (left by a manager that was killed).
-pub(super) fn bind_socket(path: &Path) -> Result<SeqPacket, MgrError> {
+/// The listening socket, with the check each connection must pass.
+#[derive(Debug)]
+pub(super) struct Listener {
+    sock: SeqPacket,
+    access: SocketAccess,
+    /// The manager's effective user ID.
+    me: u32,
+    /// Connections refused so far.
+    refused: u64,
+    /// Refusals not yet taken by [`Listener::refusals`].
+    reports: Vec<String>,
+}
+
+impl Listener {
+    /// The next connection from an allowed peer, if one waits. Refused peers are
+    /// closed here and reported by [`Listener::refusals`] (the first ten, then at each
+    /// power of two, so that a flood of them cannot flood the log).
+    pub(super) fn accept(&mut self) -> io::Result<Option<SeqPacket>> {
+        loop {
+            let Some(conn) = self.sock.accept()? else {
+                return Ok(None);
+            };
+            let why = match conn.peer_cred() {
+                Ok(c) if self.access.allows(self.me, c.uid, c.gid, || c.supplementary_groups()) => {
+                    return Ok(Some(conn));
+                }
+                Ok(c) => format!(
+                    "uid {} gid {} (pid {}) is neither the manager's user, root, nor granted by \
+                     --socket-group/--socket-uid",
+                    c.uid, c.gid, c.pid
+                ),
+                Err(e) => format!("its credentials cannot be read: {e}"),
+            };
+            self.refused += 1;
+            if self.refused <= 10 || self.refused.is_power_of_two() {
+                self.reports
+                    .push(format!("refused a control connection ({} so far): {why}", self.refused));
+            }
+        }
+    }
+}
+
+impl Listener {
+    /// The refusals to report since the last call.
+    pub(super) fn refusals(&mut self) -> std::vec::Drain<'_, String> {
+        self.reports.drain(..)
+    }
+}
+
+fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Listen on `path` with `access`, refusing a directory others could tamper with,
+/// refusing to take over a live manager's socket or anything that is not a socket,
+/// and replacing a stale socket of this user (left by a manager that was killed).
+pub(super) fn bind_socket(path: &Path, access: &SocketAccess) -> Result<Listener, MgrError> {
     let failed = |e| MgrError::Socket {
         path: path.into(),
         source: e,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(failed)?;
-    }
-    if path.exists() {
-        if SeqPacket::connect(path).is_ok() {
-            return Err(MgrError::AlreadyRunning(path.into()));
+    let me = euid();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    prepare_dir(dir, access, me)?;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if SeqPacket::connect(path).is_ok() {
+                return Err(MgrError::AlreadyRunning(path.into()));
+            }
+            if m.uid() != me {
+                return Err(MgrError::NotOurSocket {
+                    path: path.into(),
+                    what: "a socket of this user",
+                });
+            }
+            std::fs::remove_file(path).map_err(failed)?;
         }
-        let _ = std::fs::remove_file(path);
+        Ok(_) => {
+            return Err(MgrError::NotOurSocket {
+                path: path.into(),
+                what: "a socket",
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed(e)),
     }
-    SeqPacket::listen(path).map_err(failed)
+    let sock = SeqPacket::listen(path).map_err(failed)?;
+    // Until this chmod the umask decides; the directory keeps others out meanwhile,
+    // and the peer check holds in any case.
+    let set = || -> io::Result<()> {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(access.socket_mode()))?;
+        if let Some(g) = access.group {
+            std::os::unix::fs::chown(path, None, Some(g))?;
+        }
+        Ok(())
+    };
+    if let Err(e) = set() {
+        let _ = std::fs::remove_file(path);
+        return Err(failed(e));
+    }
+    Ok(Listener {
+        sock,
+        access: access.clone(),
+        me,
+        refused: 0,
+        reports: Vec::new(),
+    })
+}
+
+/// Create the socket's directory (mode and group from `access`), or check that an
+/// existing one is safe: a directory, owned by `me` or root, writable by no one else.
+fn prepare_dir(dir: &Path, access: &SocketAccess, me: u32) -> Result<(), MgrError> {
+    let failed = |e| MgrError::Socket {
+        path: dir.into(),
+        source: e,
+    };
+    let refuse = |why: String| MgrError::SocketDir { path: dir.into(), why };
+    let create = || std::fs::DirBuilder::new().mode(access.dir_mode()).create(dir);
+    let mut made = create();
+    if let Err(e) = &made
+        && e.kind() == io::ErrorKind::NotFound
+        && let Some(up) = dir.parent()
+    {
+        // Missing ancestors get the usual modes; only the last level is ours to guard.
+        std::fs::create_dir_all(up).map_err(failed)?;
+        made = create();
+    }
+    match made {
+        Ok(()) => {
+            // The umask may have taken bits away (a group's, say).
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(access.dir_mode())).map_err(failed)?;
+            if let Some(g) = access.group {
+                std::os::unix::fs::chown(dir, None, Some(g)).map_err(failed)?;
+            }
+            return Ok(());
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let link = std::fs::symlink_metadata(dir).map_err(failed)?;
+    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
+        return Err(refuse(format!(
+            "it is a symbolic link owned by uid {}, not by this user (uid {me}) or root",
+            link.uid()
+        )));
+    }
+    let m = std::fs::metadata(dir).map_err(failed)?;
+    if !m.is_dir() {
+        return Err(refuse("it is not a directory".into()));
+    }
+    if m.uid() != me && m.uid() != 0 {
+        return Err(refuse(format!(
+            "it is owned by uid {}, not by this user (uid {me}) or root: another user may have \
+             created it to receive this manager's NFs (remove it, or use another --socket)",
+            m.uid()
+        )));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(refuse(format!(
+            "its mode {:04o} lets group or others write to it, so they could replace the socket \
+             (chmod go-w it, or use a directory of your own for --socket)",
+            m.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("onvm-sock-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_new_directory_is_0700_and_the_socket_0600_whatever_the_umask() {
+        let d = tmp("modes");
+        let path = d.join("run/onvm.sock");
+        let l = bind_socket(&path, &SocketAccess::default()).unwrap();
+        assert_eq!(mode(&d.join("run")), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        drop(l);
+        // A stale socket of ours is replaced.
+        let again = bind_socket(&path, &SocketAccess::default());
+        assert!(again.is_ok(), "{again:?}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_live_socket_is_not_taken_over() {
+        let d = tmp("live");
+        let path = d.join("onvm.sock");
+        let _l = bind_socket(&path, &SocketAccess::default()).unwrap();
+        let e = bind_socket(&path, &SocketAccess::default()).unwrap_err();
+        assert!(matches!(e, MgrError::AlreadyRunning(_)), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn what_is_not_a_socket_is_refused_and_left_intact() {
+        let d = tmp("file");
+        std::fs::create_dir_all(&d).unwrap();
+        let path = d.join("precious.txt");
+        std::fs::write(&path, "keep me").unwrap();
+        let e = bind_socket(&path, &SocketAccess::default()).unwrap_err();
+        assert!(e.to_string().contains("is not a socket"), "{e}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep me");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_directory_others_can_write_to_is_refused() {
+        let d = tmp("loose");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = bind_socket(&d.join("onvm.sock"), &SocketAccess::default()).unwrap_err();
+        assert!(e.to_string().contains("lets group or others write"), "{e}");
+        assert!(!d.join("onvm.sock").exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_peer_check_allows_the_owner_root_granted_uids_and_the_group() {
+        let none = SocketAccess::default();
+        assert!(none.allows(1000, 1000, 1000, Vec::new));
+        assert!(none.allows(1000, 0, 0, Vec::new));
+        assert!(!none.allows(1000, 1001, 1000, || vec![1000]));
+        let grant = SocketAccess {
+            group: Some(50),
+            uids: vec![1002],
+        };
+        assert!(grant.allows(0, 1002, 1002, Vec::new));
+        assert!(grant.allows(0, 1001, 50, Vec::new));
+        assert!(grant.allows(0, 1001, 1001, || vec![7, 50]));
+        assert!(!grant.allows(0, 1001, 1001, || vec![7]));
+        assert_eq!((grant.dir_mode(), grant.socket_mode()), (0o751, 0o666));
+        let group = SocketAccess {
+            group: Some(50),
+            uids: Vec::new(),
+        };
+        assert_eq!((group.dir_mode(), group.socket_mode()), (0o750, 0o660));
+    }
 }

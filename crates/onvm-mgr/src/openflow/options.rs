@@ -72,10 +72,12 @@ impl OpenFlowOptions {
     }
 }
 
-/// Parses `ptcp:PORT[:IP]` (Open vSwitch's syntax; all addresses when no IP).
+/// Parses `ptcp:PORT[:IP]` (Open vSwitch's syntax). Without an IP it listens on
+/// 127.0.0.1 only: OpenFlow has no authentication, and whoever reaches the port can
+/// rewrite every rule, so other machines must be let in explicitly (`ptcp:6653:0.0.0.0`).
 pub fn parse_listen(s: &str) -> Result<SocketAddr, OptionError> {
     let rest = s.strip_prefix("ptcp:").ok_or_else(|| OptionError::Listen(s.into()))?;
-    let (port, ip) = rest.split_once(':').unwrap_or((rest, "0.0.0.0"));
+    let (port, ip) = rest.split_once(':').unwrap_or((rest, "127.0.0.1"));
     let port = tcp_port(s, port)?;
     let ip: std::net::IpAddr = ip.trim_matches(['[', ']']).parse().map_err(|_| OptionError::Ip {
         spec: s.into(),
@@ -111,7 +113,8 @@ mod tests {
 
     #[test]
     fn addresses_as_open_vswitch_writes_them() {
-        assert_eq!(parse_listen("ptcp:6653"), Ok("0.0.0.0:6653".parse().unwrap()));
+        assert_eq!(parse_listen("ptcp:6653"), Ok("127.0.0.1:6653".parse().unwrap()));
+        assert_eq!(parse_listen("ptcp:6653:0.0.0.0"), Ok("0.0.0.0:6653".parse().unwrap()));
         assert_eq!(parse_listen("ptcp:0:127.0.0.1"), Ok("127.0.0.1:0".parse().unwrap()));
         assert_eq!(parse_listen("ptcp:6653:[::1]"), Ok("[::1]:6653".parse().unwrap()));
         assert!(
