@@ -33,6 +33,9 @@ impl GenSpec {
     pub const MIN_FRAME: u16 = 64;
     /// Largest jumbo frame accepted.
     pub const MAX_FRAME: u16 = 9216;
+    /// Highest `rate=` accepted, packets/s: far above what any link carries (400 Gb/s
+    /// is 595 Mpps of 64-byte frames); more is a typo, not a wish.
+    pub const MAX_RATE_PPS: u64 = 10_000_000_000;
 }
 
 impl Default for GenSpec {
@@ -333,18 +336,23 @@ fn parse_gen(args: &str) -> Result<GenSpec, String> {
         if let Some(v) = item.strip_prefix("rate=") {
             dup(&mut rate)?;
             g.rate_pps = Some(
-                parse_rate(v).ok_or_else(|| format!("rate {v:?} must be a positive number of packets/s, e.g. 5M"))?,
+                parse_rate(v)
+                    .filter(|&r| r <= GenSpec::MAX_RATE_PPS)
+                    .ok_or_else(|| format!("rate {v:?} must be 1..=10G packets/s (k, M, G allowed), e.g. 5M"))?,
             );
         } else if let Some(v) = item.strip_prefix("count=") {
             dup(&mut count)?;
-            g.count = Some(parse_rate(v).ok_or_else(|| format!("count {v:?} must be a positive number, e.g. 10M"))?);
+            g.count = Some(
+                parse_rate(v)
+                    .ok_or_else(|| format!("count {v:?} must be 1..={} (k, M, G allowed), e.g. 10M", u64::MAX))?,
+            );
         } else if let Some(v) = item.strip_suffix("flows") {
             dup(&mut flows)?;
             g.flows = v
                 .parse()
                 .ok()
                 .filter(|&f| f > 0)
-                .ok_or_else(|| format!("flow count {v:?} must be a positive number"))?;
+                .ok_or_else(|| format!("flow count {v:?} must be 1..={}", u32::MAX))?;
         } else if let Some(v) = item.strip_suffix('B') {
             dup(&mut size)?;
             g.frame_size = v
@@ -564,6 +572,18 @@ mod tests {
         assert!(reason("gen:0flows").contains("flow count"));
         assert!(reason("gen:rate=fast").contains("rate"));
         assert!(reason("gen:count=x").contains("count"));
+        // Zero, overflow and absurd numbers name the range allowed (issue 12).
+        assert_eq!(reason("gen:0flows"), "flow count \"0\" must be 1..=4294967295");
+        assert!(reason("gen:5000000000flows").contains("must be 1..=4294967295"));
+        for r in ["0", "11G", "99999999999G", "-1", "1.5M"] {
+            let why = reason(&format!("gen:rate={r}"));
+            assert!(why.contains("must be 1..=10G packets/s"), "{r}: {why}");
+        }
+        assert!("gen:rate=10G".parse::<PortSpec>().is_ok());
+        assert!(reason("gen:count=0").contains("must be 1..=18446744073709551615"));
+        assert!(reason("gen:0B").contains("must be 64..=9216 bytes"));
+        assert!(reason("afpacket:eth0,queues=0").contains("must be 1..="));
+        assert!(reason("afpacket:eth0,mtu=0").contains("must be 68..=65535"));
         assert_eq!(
             "gen:64B,count=10k".parse::<PortSpec>().unwrap().to_string(),
             "gen:64B,1flows,count=10000"
@@ -633,7 +653,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn display_round_trips(size in GenSpec::MIN_FRAME..=GenSpec::MAX_FRAME, flows in 1u32.., rate in proptest::option::of(1u64..u64::MAX / 2)) {
+        fn display_round_trips(size in GenSpec::MIN_FRAME..=GenSpec::MAX_FRAME, flows in 1u32.., rate in proptest::option::of(1u64..=GenSpec::MAX_RATE_PPS)) {
             let spec = PortSpec::Gen(GenSpec { frame_size: size, flows, rate_pps: rate, count: None });
             prop_assert_eq!(spec.to_string().parse::<PortSpec>(), Ok(spec));
         }
