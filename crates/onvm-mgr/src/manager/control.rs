@@ -4,6 +4,18 @@
 //! registration, and the connection closing is how the manager learns that the NF is
 //! gone (`lifecycle.rs` reclaims what it held). A message that does not decode, or
 //! breaks the protocol, closes the connection with a [`ControlError`] naming why.
+//!
+//! The control plane must not starve the data plane (issue 12: a repeated `Ready`, a
+//! flood of counters or 3,000 idle connections took unrelated chains from 1.0 Mpps to
+//! 0.01–0.12), so one tick's work is bounded whatever clients do: each connection gets at
+//! most [`MSGS_PER_CONN`] messages per tick, the whole tick [`RECVS_PER_TICK`] receive
+//! calls (starting where the last tick stopped, so every connection gets its turn),
+//! [`ACCEPTS_PER_TICK`] new connections; at most [`MAX_UNREGISTERED`] connections may
+//! wait to register, each for [`REGISTER_WITHIN`]. What exceeds a budget waits in its
+//! socket for the next tick; connections over the cap are closed. Those closures are
+//! reported at most once per [`TALLY_EVERY`], not once each.
+
+use std::time::{Duration, Instant};
 
 use onvm_proto::ctrl::{DecodeError, Dest, EncodeError, MAX_MESSAGE_LEN, MgrMsg, NfMsg, RefuseReason};
 use onvm_shm::seqpacket::{Received, SeqPacket};
@@ -37,12 +49,61 @@ pub enum ControlError {
     Encode(#[from] EncodeError),
 }
 
+/// Messages one connection may have served per control tick; the rest wait in its
+/// socket for the next tick. A well-behaved NF sends a few per second (counters, edge
+/// switches and releases, one per edge), so 32 per millisecond tick (32,000/s) never holds
+/// one back, while a flooding NF costs the switch at most ~32 receives (~30 µs) a tick.
+pub(super) const MSGS_PER_CONN: u32 = 32;
+/// Receive calls (a message or an empty socket) per control tick over all connections:
+/// at ~1 µs each, a tick stays under ~0.3 ms even with every one of the 128 instances
+/// flooding. Connections are taken in turn from where the last tick stopped, so with one
+/// flooding NF the others are still served in the same tick.
+pub(super) const RECVS_PER_TICK: u32 = 256;
+/// New connections taken from the listening socket per control tick (more wait in its
+/// backlog): NFs start a few at a time, and a connect flood costs at most this many
+/// accept and close calls a tick.
+pub(super) const ACCEPTS_PER_TICK: u32 = 16;
+/// Connections that may wait to register at once; more are closed as they come. Every
+/// connection is polled each tick, so 3,000 idle ones made each tick take milliseconds;
+/// 64 is more than any number of NFs that start together (`onvm up` starts them one
+/// after another) and costs at most 64 empty receives a tick.
+pub(super) const MAX_UNREGISTERED: usize = 64;
+/// How long a connection may wait before registering: an NF sends `Register` as soon as
+/// it has connected (milliseconds), so 2 s is generous on a busy machine and still frees
+/// a slot of [`MAX_UNREGISTERED`] soon.
+pub(super) const REGISTER_WITHIN: Duration = Duration::from_secs(2);
+/// Closures of misbehaving connections are reported at most this often, with their
+/// count, so a flood of them cannot flood the events too.
+pub(super) const TALLY_EVERY: Duration = Duration::from_secs(1);
+
 /// One NF's connection.
 #[derive(Debug)]
 pub(super) struct Conn {
     pub(super) sock: SeqPacket,
     /// Its instance, once registered.
     pub(super) instance: Option<u16>,
+    /// When it was accepted (it must register within [`REGISTER_WITHIN`]).
+    since: Instant,
+}
+
+/// Occurrences of one kind of closure, reported together at most every [`TALLY_EVERY`].
+#[derive(Debug, Default)]
+struct Tally {
+    /// Not reported yet.
+    pending: u64,
+    /// When they were last reported.
+    last: Option<Instant>,
+}
+
+impl Tally {
+    /// The count to report now, if any is pending and the last report is old enough.
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        if self.pending == 0 || self.last.is_some_and(|t| now.duration_since(t) < TALLY_EVERY) {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.pending))
+    }
 }
 
 /// The listening socket and every connection to it.
@@ -52,6 +113,15 @@ pub(super) struct Control {
     pub(super) conns: Vec<Conn>,
     /// Receive buffer, one byte longer than any message (a longer one shows as such).
     buf: Vec<u8>,
+    /// The connection the next tick serves first.
+    cursor: usize,
+    /// Indices of connections closed in this tick, removed at its end so that indices
+    /// stay put while messages are served (scratch, reused).
+    gone: Vec<usize>,
+    /// Connections closed because [`MAX_UNREGISTERED`] others waited to register.
+    over_cap: Tally,
+    /// Connections closed for not registering within [`REGISTER_WITHIN`].
+    timed_out: Tally,
 }
 
 impl Control {
@@ -60,6 +130,29 @@ impl Control {
             listener,
             conns: Vec::new(),
             buf: vec![0u8; MAX_MESSAGE_LEN + 1],
+            cursor: 0,
+            gone: Vec::new(),
+            over_cap: Tally::default(),
+            timed_out: Tally::default(),
+        }
+    }
+
+    /// Take up to [`ACCEPTS_PER_TICK`] new connections; those beyond
+    /// [`MAX_UNREGISTERED`] waiting ones are closed at once.
+    fn accept(&mut self, now: Instant) {
+        let mut waiting = self.conns.iter().filter(|c| c.instance.is_none()).count();
+        for _ in 0..ACCEPTS_PER_TICK {
+            let Ok(Some(sock)) = self.listener.accept() else { break };
+            if waiting >= MAX_UNREGISTERED {
+                self.over_cap.pending += 1;
+                continue; // dropped: closed
+            }
+            waiting += 1;
+            self.conns.push(Conn {
+                sock,
+                instance: None,
+                since: now,
+            });
         }
     }
 
@@ -125,15 +218,50 @@ impl Mgr<'_> {
                 self.nf_gone(id)?;
             }
         }
-        while let Ok(Some(sock)) = self.ctl.listener.accept() {
-            self.ctl.conns.push(Conn { sock, instance: None });
-        }
+        let now = Instant::now();
+        self.ctl.accept(now);
         for refused in self.ctl.listener.refusals() {
             self.fwd.acct.event(refused);
         }
-        let mut k = 0;
-        while k < self.ctl.conns.len() {
+        self.serve_conns(now)?;
+        if let Some(n) = self.ctl.over_cap.due(now) {
+            self.fwd.acct.event(format!(
+                "closed {n} new control connection(s): {MAX_UNREGISTERED} others were waiting to register"
+            ));
+        }
+        if let Some(n) = self.ctl.timed_out.due(now) {
+            self.fwd.acct.event(format!(
+                "closed {n} control connection(s) that did not register within {REGISTER_WITHIN:?}"
+            ));
+        }
+        self.poll_planes();
+        if self.fwd.table.generation() != self.fwd.direct.generation {
+            // A rule changed (a controller, an expiry): where a service's packets go may
+            // have too, so the edges that bypass the table close and are learnt anew.
+            self.fwd.direct.generation = self.fwd.table.generation();
+            self.fwd.topology_changed();
+        }
+        self.ctl.flush_outbox(&mut self.fwd.outbox);
+        self.top_up_allocs()?;
+        self.drain_orphans()
+    }
+
+    /// Serve connections in turn from the cursor, each up to [`MSGS_PER_CONN`] messages,
+    /// all of them up to [`RECVS_PER_TICK`] receives; close the ones that went, broke the
+    /// protocol or waited too long to register, then reclaim what their NFs held.
+    fn serve_conns(&mut self, now: Instant) -> Result<(), MgrError> {
+        let n = self.ctl.conns.len();
+        let mut budget = RECVS_PER_TICK;
+        let mut served = 0;
+        let mut k = if n == 0 { 0 } else { self.ctl.cursor % n };
+        while served < n && budget > 0 {
+            let mut quota = MSGS_PER_CONN.min(budget);
             let gone = loop {
+                if quota == 0 {
+                    break false;
+                }
+                quota -= 1;
+                budget -= 1;
                 match self.next_message(k) {
                     Turn::Idle => break false,
                     Turn::Gone(why) => {
@@ -175,25 +303,28 @@ impl Mgr<'_> {
                     }
                 }
             };
-            if gone {
-                let c = self.ctl.conns.swap_remove(k);
-                if let Some(id) = c.instance {
-                    self.nf_gone(id)?;
-                }
-            } else {
-                k += 1;
+            let c = &self.ctl.conns[k];
+            let late = !gone && c.instance.is_none() && now.duration_since(c.since) >= REGISTER_WITHIN;
+            if late {
+                self.ctl.timed_out.pending += 1;
+            }
+            if gone || late {
+                self.ctl.gone.push(k);
+            }
+            served += 1;
+            k = (k + 1) % n;
+        }
+        // Where the budget ran out, the next tick goes on.
+        self.ctl.cursor = k;
+        // Highest index first: each swap_remove then moves a connection that stays.
+        self.ctl.gone.sort_unstable();
+        while let Some(k) = self.ctl.gone.pop() {
+            let c = self.ctl.conns.swap_remove(k);
+            if let Some(id) = c.instance {
+                self.nf_gone(id)?;
             }
         }
-        self.poll_planes();
-        if self.fwd.table.generation() != self.fwd.direct.generation {
-            // A rule changed (a controller, an expiry): where a service's packets go may
-            // have too, so the edges that bypass the table close and are learnt anew.
-            self.fwd.direct.generation = self.fwd.table.generation();
-            self.fwd.topology_changed();
-        }
-        self.ctl.flush_outbox(&mut self.fwd.outbox);
-        self.top_up_allocs()?;
-        self.drain_orphans()
+        Ok(())
     }
 
     fn next_message(&mut self, k: usize) -> Turn {
@@ -262,5 +393,24 @@ impl Mgr<'_> {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_reports_at_once_then_at_most_once_per_interval() {
+        let t0 = Instant::now();
+        let mut t = Tally::default();
+        assert_eq!(t.due(t0), None, "nothing to report");
+        t.pending = 3;
+        assert_eq!(t.due(t0), Some(3), "the first report is at once");
+        t.pending = 5;
+        assert_eq!(t.due(t0 + TALLY_EVERY / 2), None, "too soon after the last");
+        t.pending += 1;
+        assert_eq!(t.due(t0 + TALLY_EVERY), Some(6), "the rest together");
+        assert_eq!(t.due(t0 + TALLY_EVERY * 3), None);
     }
 }

@@ -51,9 +51,14 @@ impl Mgr<'_> {
         Ok(())
     }
 
-    /// Instance `id` is ready for packets.
+    /// Instance `id` is ready for packets. A repeated `Ready` changes nothing: each one
+    /// used to close every direct edge in the switch (issue 12: a client repeating it
+    /// reopened an unrelated chain's edge 85 times in 1.5 s).
     pub(super) fn ready(&mut self, id: u16) {
         if let Some(i) = self.fwd.reg.get_mut(id) {
+            if i.state == State::Running {
+                return;
+            }
             i.state = State::Running;
         }
         if let Err(at) = self.io.active.binary_search(&id) {
