@@ -131,19 +131,19 @@ pub fn builder(c: &NfCommon, default_tag: &str) -> Result<NfBuilder, String> {
 fn go<H: Handler>(b: NfBuilder, h: H) -> Result<Summary, String> {
     let tag = b.tag().to_string();
     let nf = b.connect().map_err(|e| e.to_string())?;
-    eprintln!(
-        "{tag}: instance {} of service {} on core {}",
+    onvm_mgr::stats::emit_err(format_args!(
+        "{tag}: instance {} of service {} on core {}\n",
         nf.instance(),
         nf.service(),
         nf.core().map_or_else(|| "any".into(), |c| c.to_string())
-    );
+    ));
     nf.run(h).map_err(|e| e.to_string())
 }
 
 fn print_summary(s: &Summary) {
     let c = &s.counters;
-    println!(
-        "NF Activity summary: {} (instance {}, service {}) ran {:.1} s, {}: rx {} tx {} drop {} next {} tonf {} out {} buf {} ret {} tx_drop {}",
+    onvm_mgr::stats::emit(format_args!(
+        "NF Activity summary: {} (instance {}, service {}) ran {:.1} s, {}: rx {} tx {} drop {} next {} tonf {} out {} buf {} ret {} tx_drop {}\n",
         s.tag,
         s.instance,
         s.service,
@@ -158,7 +158,7 @@ fn print_summary(s: &Summary) {
         c.act_buffer,
         c.act_returned,
         c.tx_drop
-    );
+    ));
 }
 
 /// `onvm nf`.
@@ -180,8 +180,8 @@ pub fn run(a: NfCmd) -> CliResult {
             });
             let s = go(b, &mut st)?;
             if let Some(m) = st.result {
-                println!(
-                    "speed_tester: {:.2} Mpps over {:.1} s ({} packets in flight){}",
+                onvm_mgr::stats::emit(format_args!(
+                    "speed_tester: {:.2} Mpps over {:.1} s ({} packets in flight){}\n",
                     m.mpps,
                     m.window.as_secs_f64(),
                     m.in_flight,
@@ -189,7 +189,7 @@ pub fn run(a: NfCmd) -> CliResult {
                         (Some(a), Some(b)) => format!("; latency p50 {a} ns, p99 {b} ns"),
                         _ => String::new(),
                     }
-                );
+                ));
             }
             s
         }
@@ -197,7 +197,7 @@ pub fn run(a: NfCmd) -> CliResult {
         NfKind::BasicMonitor { dest, quiet } => {
             let mut m = BasicMonitor::new(dest, !quiet);
             let s = go(b, &mut m)?;
-            println!("basic_monitor: {:?}", m.counts);
+            onvm_mgr::stats::emit(format_args!("basic_monitor: {:?}\n", m.counts));
             s
         }
         NfKind::Bridge => go(b, Bridge)?,

@@ -215,7 +215,7 @@ fn log(event: &SupervisorEvent) {
             then: Decision::GiveUp(GiveUp::Stopping),
             ..
         } => {}
-        _ => eprintln!("onvm up: {event}"),
+        _ => onvm_mgr::stats::emit_err(format_args!("onvm up: {event}\n")),
     }
 }
 
@@ -232,15 +232,16 @@ pub fn demo(a: DemoArgs) -> CliResult {
     let out = dir.join("demo-out.pcap");
     let text = DEMO_CONFIG.replace("{OUT}", &out.display().to_string());
     if a.print_config {
-        print!("{text}");
+        onvm_mgr::stats::emit(format_args!("{text}"));
         return Ok(ExitCode::SUCCESS);
     }
     let cfg = Config::from_toml(&text).map_err(|e| format!("embedded demo config: {e}"))?;
-    println!(
-        "onvm demo: generator (1 Mpps, 64 flows) -> basic_monitor -> simple_forward -> {}",
-        out.display()
-    );
-    println!("onvm demo: running for {} s; live stats every second\n", a.seconds);
+    onvm_mgr::stats::emit(format_args!(
+        "onvm demo: generator (1 Mpps, 64 flows) -> basic_monitor -> simple_forward -> {}\n\
+         onvm demo: running for {} s; live stats every second\n\n",
+        out.display(),
+        a.seconds
+    ));
     let common = CommonMgr {
         socket: Some(a.socket.unwrap_or_else(|| dir.join("onvm.sock"))),
         socket_group: None,
@@ -261,10 +262,10 @@ pub fn demo(a: DemoArgs) -> CliResult {
         datapath_id: None,
     };
     let code = run_config(&cfg, &common, true)?;
-    println!(
-        "onvm demo: packets sent out are in {} (try: tcpdump -r {} | head)",
+    onvm_mgr::stats::emit(format_args!(
+        "onvm demo: packets sent out are in {} (try: tcpdump -r {} | head)\n",
         out.display(),
         out.display()
-    );
+    ));
     Ok(code)
 }

@@ -141,3 +141,67 @@ fn a_manager_whose_stderr_reader_left_keeps_running_and_stops_cleanly() {
     assert!(out.contains("conservation: OK"), "{out}");
     assert_eq!(code, 0, "{out}");
 }
+
+#[test]
+fn under_onvm_up_neither_the_manager_nor_a_printing_nf_dies_when_the_reader_leaves() {
+    let _one = serial();
+    let dir = TempDir::new("closed-up");
+    // basic_monitor prints a line every second on the stdout it shares with `onvm up`.
+    let config = dir.write(
+        "up.toml",
+        r#"[manager]
+ports = ["gen:64B,4flows,rate=20k", "null"]
+shared_cores = true
+
+[services]
+mon = 1
+
+[[nfs]]
+name = "basic_monitor"
+service = "mon"
+restart = "on-failure"
+
+[[chains]]
+name = "m"
+chain = ["mon", "out:1"]
+in_port = 0
+"#,
+    );
+    let mut cmd = onvm();
+    cmd.args([
+        "up",
+        "--stats",
+        "console",
+        "--stats-every",
+        "0.1",
+        "--buffers",
+        "4095",
+        "--socket",
+    ])
+    .arg(dir.socket())
+    .arg(&config)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut up = Reap(cmd.spawn().expect("start onvm up"));
+    let err = collect(up.0.stderr.take().unwrap());
+    head_3(&mut up.0);
+    // The monitor registers, then prints (each second) into the closed pipe.
+    let registered = wait_for(SOON, || err.lock().unwrap().contains("registered"));
+    assert!(registered, "the NF did not register\n{}", err.lock().unwrap());
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        up.0.try_wait().unwrap().is_none(),
+        "onvm up died\n{}",
+        err.lock().unwrap()
+    );
+    common::signal(up.0.id(), "INT");
+    let code = up.exit_code("on SIGINT", &err);
+    let err = err.lock().unwrap().clone();
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert!(
+        !err.contains("exited (") && !err.contains("crash"),
+        "the NF died:\n{err}"
+    );
+    assert_eq!(code, 0, "{err}");
+}

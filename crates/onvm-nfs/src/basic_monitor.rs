@@ -2,6 +2,7 @@
 
 use onvm_nf::{Action, Ctx, Handler, PacketMut};
 use onvm_packet::Headers;
+use std::io::Write as _;
 
 /// What the monitor counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,7 +71,10 @@ impl Handler for BasicMonitor {
     fn tick(&mut self, ctx: &mut Ctx<'_>) {
         if self.print {
             let c = self.counts;
-            println!(
+            // Ignoring errors: a reader that went away (`onvm up | head`) is no reason
+            // for the NF to die (`println!` would panic on EPIPE).
+            let _ = writeln!(
+                std::io::stdout().lock(),
                 "basic_monitor[{}]: {} pkts (+{}), {} bytes; ipv4 {} ipv6 {} tcp {} udp {} malformed {}",
                 ctx.instance(),
                 c.packets,

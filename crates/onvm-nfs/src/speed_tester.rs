@@ -6,6 +6,7 @@
 //! mode each packet carries the time it was last sent (in its metadata) and the NF
 //! records the round-trip time in a histogram.
 
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -157,7 +158,11 @@ impl Handler for SpeedTester {
         if let Some(mpps) = self.meter.tick()
             && self.cfg.print
         {
-            println!("speed_tester[{}]: {mpps:.2} Mpps", ctx.instance());
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "speed_tester[{}]: {mpps:.2} Mpps",
+                ctx.instance()
+            );
         }
     }
 
