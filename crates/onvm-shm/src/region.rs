@@ -526,7 +526,9 @@ impl Holder {
         &self.region
     }
 
-    /// Take ownership of a buffer whose index came from a ring towards us.
+    /// Take ownership of a buffer whose index came from a ring towards us: checks that it
+    /// is in transit to us, from anyone. [`Holder::dequeue`], which knows the ring, also
+    /// checks the sender.
     #[inline]
     pub fn claim(&self, raw: u32) -> Result<Buf, BufError> {
         self.claim_in(self.slots, self.transit_mask, self.transit_to_me, self.held, raw)
@@ -721,13 +723,27 @@ impl Holder {
     /// the ring slots are released (so a crash reclaim never races us). Indices that fail
     /// the checks are skipped and counted in [`Holder::rejected`]. Returns how many were
     /// pushed to `out`.
+    ///
+    /// The check is on the sender as well as the receiver: a buffer's owner entry must be
+    /// exactly `Transit { to: us, from: producer }`, where the producer is the one the
+    /// manager recorded for this ring ([`crate::RingRef::set_ends`]), read once per
+    /// burst. So an NF cannot hand us a buffer that is on its way to someone else, nor
+    /// pass its own off as another's. (Ends a peer overwrote make us refuse everything
+    /// on that ring, counted; the buffers still name us, so the manager's reclaim gets
+    /// them back.)
     pub fn dequeue(&self, cons: &mut Consumer<'_>, max: usize, out: &mut Vec<Buf>) -> Result<usize, RingError> {
         let mut raw = [0u32; BURST];
         cons.prefetch_slots();
         let n = cons.peek_burst(&mut raw[..max.min(BURST)])?;
         let before = out.len();
         out.reserve(n);
-        let (slots, mask, want, held) = (self.slots, self.transit_mask, self.transit_to_me, self.held);
+        let (producer, _) = cons.ring().ends();
+        let want = match OwnerId(producer) {
+            from if from <= OwnerId::MAX => Owner::Transit { to: self.id, from }.encode(),
+            // No owner id: no entry matches (a Transit word never has both top bits set).
+            _ => u32::MAX,
+        };
+        let (slots, mask, held) = (self.slots, u32::MAX, self.held);
         // The owner entries were last written on the sender's core. Ask for their lines
         // (for writing) before claiming the first, so the transfers overlap instead of
         // costing one cross-core round trip each.
@@ -944,6 +960,37 @@ mod tests {
             .owner(r.buf_idx(9).unwrap())
             .store(0xffff_ffff, std::sync::atomic::Ordering::Relaxed);
         assert!(h.claim(9).unwrap_err().to_string().contains("garbage"));
+    }
+
+    /// Two NFs in one process: nf3 cannot pass its own buffer off as the manager's, nor
+    /// put a buffer the manager sent nf2 on its own edge to nf2.
+    #[test]
+    fn dequeue_checks_the_sender_as_well_as_the_receiver() {
+        let r = Region::create(&small()).unwrap();
+        let mut pool = Pool::new(&r).unwrap();
+        let (nf2, nf3) = (r.holder(OwnerId(2)).unwrap(), r.holder(OwnerId(3)).unwrap());
+        r.ring(0).unwrap().set_ends(0, 2); // manager -> nf2
+        r.ring(1).unwrap().set_ends(3, 2); // nf3 -> nf2
+        let (mut rx, mut edge) = (r.producer(0).unwrap(), r.producer(1).unwrap());
+        let mut bufs = Vec::new();
+        pool.alloc_burst(2, &mut bufs);
+        let to_nf3 = pool.holder().send(bufs.pop().unwrap(), OwnerId(3));
+        let mine = nf3.claim(to_nf3).unwrap();
+        // nf3's buffer, written into the manager's ring towards nf2.
+        let forged = nf3.send(mine, OwnerId(2));
+        rx.enqueue_burst(&[forged]).unwrap();
+        // A buffer on its way from the manager to nf2, copied onto nf3's edge first.
+        let stolen = pool.holder().send(bufs.pop().unwrap(), OwnerId(2));
+        edge.enqueue_burst(&[stolen]).unwrap();
+        rx.enqueue_burst(&[stolen]).unwrap();
+        let mut got = Vec::new();
+        nf2.dequeue(&mut r.consumer(1).unwrap(), 32, &mut got).unwrap();
+        assert!(got.is_empty(), "not sent by nf3");
+        assert!(nf2.last_rejection().unwrap().to_string().contains("manager -> nf2"));
+        nf2.dequeue(&mut r.consumer(0).unwrap(), 32, &mut got).unwrap();
+        assert_eq!(got.iter().map(Buf::index).collect::<Vec<_>>(), vec![stolen]);
+        assert_eq!(nf2.rejected(), 2, "the copy on the edge and the forged one");
+        assert!(nf2.last_rejection().unwrap().to_string().contains("nf3 -> nf2"));
     }
 
     #[test]

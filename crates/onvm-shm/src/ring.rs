@@ -333,6 +333,12 @@ impl<'a> Consumer<'a> {
         self.mask + 1
     }
 
+    /// The ring this end reads (for its recorded ends: [`RingRef::ends`]).
+    #[inline]
+    pub fn ring(&self) -> RingRef<'a> {
+        self.ring
+    }
+
     /// Entries ready, re-reading the producer's index.
     pub fn ready(&mut self) -> Result<u32, RingError> {
         let tail = self.ring.ctl.tail.word.load(Ordering::Acquire);
