@@ -43,23 +43,28 @@ impl TestUser {
         user
     }
 
-    /// `cmd` run as this user (uid, primary group, no other groups), exec'd in place so
-    /// that killing it kills the program itself.
+    /// `cmd` run as this user (see [`as_user`]).
     fn command(&self, cmd: &Command) -> Command {
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--clear-groups")
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-        }
-        c
+        as_user(self.uid, self.gid, cmd)
     }
+}
+
+/// `cmd` run as `uid` (primary group `gid`, no other groups), exec'd in place so that
+/// killing it kills the program itself.
+fn as_user(uid: u32, gid: u32, cmd: &Command) -> Command {
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
 }
 
 impl Drop for TestUser {
@@ -231,4 +236,59 @@ fn a_directory_squatted_by_another_user_is_refused() {
     let err = mgr_fails(user.command(&cmd));
     assert!(err.contains("owned by uid 65534"), "{err}");
     assert!(err.contains(&squatted.display().to_string()), "{err}");
+}
+
+#[test]
+fn an_nf_at_the_default_path_does_not_register_with_another_users_manager() {
+    if !onvm_testkit::require_root("to create a user and run processes as two users") {
+        return;
+    }
+    let _one = serial();
+    let victim = TestUser::new("d");
+    let dir = TempDir::new("default-nf");
+    // `nobody` created the victim's default directory first and runs a manager there.
+    let squatted = dir.join(&format!("onvm-{}", victim.uid));
+    std::fs::create_dir(&squatted).unwrap();
+    std::os::unix::fs::chown(&squatted, Some(65534), Some(65534)).unwrap();
+    chmod(&squatted, 0o755);
+    let socket = squatted.join("onvm.sock");
+    let mut cmd = onvm();
+    cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket-uid"])
+        .arg(victim.uid.to_string())
+        .arg("--socket")
+        .arg(&socket);
+    let mut mgr = Proc::spawn("nobody's onvm mgr", as_user(65534, 65534, &cmd));
+    let up = common::wait_for(SOON, || socket.exists() || mgr.exited());
+    assert!(
+        up && socket.exists(),
+        "nobody's manager did not start\n{}",
+        mgr.output()
+    );
+
+    // The victim's NF, given no socket, finds it at its default path and refuses it.
+    let nf = |socket: Option<&Path>| {
+        let mut cmd = onvm();
+        cmd.arg("nf");
+        if let Some(s) = socket {
+            cmd.arg("--socket").arg(s);
+        }
+        cmd.args(["--service", "1", "--tag", "victim", "--shared-core", "simple-forward"])
+            .env("TMPDIR", dir.path())
+            .env_remove("ONVM_SOCKET")
+            .env_remove("ONVM_RUN_DIR");
+        Proc::spawn("victim NF", victim.command(&cmd))
+    };
+    let mut refused = nf(None);
+    assert_ne!(refused.exit_code(SOON), 0, "{}", refused.output());
+    assert!(
+        refused.stderr.text().contains("runs as another user"),
+        "{}",
+        refused.output()
+    );
+    assert!(!mgr.stderr.text().contains("registered"), "{}", mgr.output());
+
+    // Named explicitly, the same socket is trusted: it was the check that refused.
+    let named = nf(Some(&socket));
+    wait_registered(&mgr, "victim", &named);
+    stop_cleanly(&mut mgr);
 }

@@ -150,8 +150,28 @@ impl NfBuilder {
     pub fn connect(self) -> Result<Nf, NfError> {
         self.check()?;
         signal_flag();
+        // Where nothing names the socket, it is the per-user default (`/tmp/onvm-UID`),
+        // whose directory another user may have created first: only a manager running
+        // as this user or root gets this NF's packets there.
+        let implicit = self.socket.is_none()
+            && ["ONVM_SOCKET", "ONVM_RUN_DIR"]
+                .iter()
+                .all(|v| std::env::var_os(v).is_none());
         let path = self.socket.clone().unwrap_or_else(default_socket_path);
-        let sock = SeqPacket::connect(&path).map_err(|source| NfError::Connect { path, source })?;
+        let sock = SeqPacket::connect(&path).map_err(|source| NfError::Connect {
+            path: path.clone(),
+            source,
+        })?;
+        if implicit && !sock.peer_is_self_or_root()? {
+            return Err(NfError::Connect {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "its manager runs as another user (not this one, not root), who may have created the \
+                     directory to receive this NF's packets; name the socket with --socket to trust it",
+                ),
+            });
+        }
         let mut flags = RegisterFlags::NONE;
         if self.shared_core {
             flags = flags | RegisterFlags::SHARED_CORE;

@@ -126,6 +126,15 @@ impl SeqPacket {
         })
     }
 
+    /// Whether the peer runs as this process's effective user or as root. An NF that
+    /// found its manager at the default path asks this before registering: another user
+    /// could have created the per-user directory first and listen there for the packets
+    /// of every NF that trusts it.
+    pub fn peer_is_self_or_root(&self) -> io::Result<bool> {
+        let uid = self.peer_cred()?.uid;
+        Ok(uid == 0 || uid == rustix::process::geteuid().as_raw())
+    }
+
     /// Make receives on this socket non-blocking (or blocking again).
     pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         let mut fl = rustix::fs::fcntl_getfl(&self.fd)?;
@@ -325,6 +334,7 @@ mod tests {
         assert_eq!(me.pid, std::process::id());
         assert_eq!(me.uid, rustix::process::geteuid().as_raw());
         assert_eq!(me.gid, rustix::process::getegid().as_raw());
+        assert!(c.peer_is_self_or_root().unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -111,18 +111,26 @@ pub(super) fn bind_socket(path: &Path, access: &SocketAccess) -> Result<Listener
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(failed(e)),
     }
-    let sock = SeqPacket::listen(path).map_err(failed)?;
-    // Until this chmod the umask decides; the directory keeps others out meanwhile,
-    // and the peer check holds in any case.
+    // Bound under a temporary name, given its modes, then renamed into place: the path
+    // never shows a socket with the umask's modes (connecting follows the inode, so
+    // the listener keeps working under its final name).
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy().into_owned());
+    let fresh = dir.join(format!(".{name}.{}.new", std::process::id()));
+    if std::fs::symlink_metadata(&fresh).is_ok_and(|m| m.file_type().is_socket() && m.uid() == me) {
+        let _ = std::fs::remove_file(&fresh);
+    }
+    let sock = SeqPacket::listen(&fresh).map_err(failed)?;
     let set = || -> io::Result<()> {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(access.socket_mode()))?;
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(access.socket_mode()))?;
         if let Some(g) = access.group {
-            std::os::unix::fs::chown(path, None, Some(g))?;
+            std::os::unix::fs::chown(&fresh, None, Some(g))?;
         }
-        Ok(())
+        std::fs::rename(&fresh, path)
     };
     if let Err(e) = set() {
-        let _ = std::fs::remove_file(path);
+        let _ = std::fs::remove_file(&fresh);
         return Err(failed(e));
     }
     Ok(Listener {
