@@ -228,8 +228,7 @@ pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
         mgr.main_loop(stop)?;
         Ok(mgr.finish())
     })();
-    // The socket goes whatever happened, so the next manager starts cleanly.
-    let _ = std::fs::remove_file(&path);
+    // The socket went with the listener (`socket::Listener`'s drop), whatever happened.
     result
 }
 

@@ -33,6 +33,19 @@ pub(super) struct Listener {
     refused: u64,
     /// Refusals not yet taken by [`Listener::refusals`].
     reports: Vec<String>,
+    /// Where it is, and the file it is there (device, inode): only that file is
+    /// removed when the listener goes, never one put there since by someone else.
+    path: std::path::PathBuf,
+    file: (u64, u64),
+}
+
+impl Drop for Listener {
+    /// Remove the socket, so that the next manager starts cleanly; whatever happened.
+    fn drop(&mut self) {
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl Listener {
@@ -133,12 +146,15 @@ pub(super) fn bind_socket(path: &Path, access: &SocketAccess) -> Result<Listener
         let _ = std::fs::remove_file(&fresh);
         return Err(failed(e));
     }
+    let m = std::fs::symlink_metadata(path).map_err(failed)?;
     Ok(Listener {
         sock,
         access: access.clone(),
         me,
         refused: 0,
         reports: Vec::new(),
+        path: path.into(),
+        file: (m.dev(), m.ino()),
     })
 }
 
@@ -222,9 +238,19 @@ mod tests {
         assert_eq!(mode(&d.join("run")), 0o700);
         assert_eq!(mode(&path), 0o600);
         drop(l);
-        // A stale socket of ours is replaced.
+        assert!(!path.exists(), "the socket goes with its listener");
+        // A stale socket of ours (left by a killed manager) is replaced.
+        let stale = SeqPacket::listen(&path).unwrap();
+        drop(stale);
         let again = bind_socket(&path, &SocketAccess::default());
         assert!(again.is_ok(), "{again:?}");
+        // What another manager put at the path since is not removed with ours.
+        let mine = again.unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let theirs = SeqPacket::listen(&path).unwrap();
+        drop(mine);
+        assert!(path.exists(), "another manager's socket was removed");
+        drop(theirs);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
