@@ -75,6 +75,11 @@ pub(super) const REGISTER_WITHIN: Duration = Duration::from_secs(2);
 /// Closures of misbehaving connections are reported at most this often, with their
 /// count, so a flood of them cannot flood the events too.
 pub(super) const TALLY_EVERY: Duration = Duration::from_secs(1);
+/// A registered NF's faults that do not close its connection (a bad message, a message
+/// to no such NF) are each reported up to this many times, then only the 16th, 32nd,
+/// 64th, …: a bug shows, and a flood of them costs neither an event nor an allocation
+/// per message.
+pub(super) const COMPLAINTS_IN_FULL: u64 = 10;
 
 /// One NF's connection.
 #[derive(Debug)]
@@ -84,6 +89,8 @@ pub(super) struct Conn {
     pub(super) instance: Option<u16>,
     /// When it was accepted (it must register within [`REGISTER_WITHIN`]).
     since: Instant,
+    /// Its faults so far that did not close it (see [`COMPLAINTS_IN_FULL`]).
+    complaints: u64,
 }
 
 /// Occurrences of one kind of closure, reported together at most every [`TALLY_EVERY`].
@@ -152,6 +159,7 @@ impl Control {
                 sock,
                 instance: None,
                 since: now,
+                complaints: 0,
             });
         }
     }
@@ -281,16 +289,14 @@ impl Mgr<'_> {
                                 .event(format!("closing the connection of an unregistered client: {why}"));
                             break true;
                         };
-                        self.fwd
-                            .acct
-                            .event(format!("bad control message from instance {id} ignored: {why}"));
+                        self.complain(k, || format!("bad control message from instance {id} ignored: {why}"));
                     }
                     Turn::Msg(Err(e)) if self.ctl.conns[k].instance.is_some() => {
                         let id = self.ctl.conns[k].instance.unwrap_or_default();
-                        let why = ControlError::from(e);
-                        self.fwd
-                            .acct
-                            .event(format!("bad control message from instance {id} ignored: {why}"));
+                        self.complain(k, || {
+                            let why = ControlError::from(e);
+                            format!("bad control message from instance {id} ignored: {why}")
+                        });
                     }
                     Turn::Msg(msg) => {
                         if let Err(why) = self.handle(k, msg) {
@@ -325,6 +331,21 @@ impl Mgr<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Report a fault of connection `k` that does not close it, unless it has had
+    /// [`COMPLAINTS_IN_FULL`] already (then only at each power of two, with the count).
+    fn complain(&mut self, k: usize, what: impl FnOnce() -> String) {
+        let c = &mut self.ctl.conns[k];
+        c.complaints += 1;
+        let n = c.complaints;
+        if n <= COMPLAINTS_IN_FULL {
+            self.fwd.acct.event(what());
+        } else if n.is_power_of_two() {
+            self.fwd
+                .acct
+                .event(format!("{} ({n} faults of this connection so far)", what()));
+        }
     }
 
     fn next_message(&mut self, k: usize) -> Turn {
@@ -385,10 +406,9 @@ impl Mgr<'_> {
                 };
                 match target {
                     Some(t) => self.ctl.send_to(t, &MgrMsg::Msg { from: id, bytes }),
-                    None => self
-                        .fwd
-                        .acct
-                        .event(format!("message from instance {id} to {to:?}: no such NF, dropped")),
+                    None => self.complain(k, || {
+                        format!("message from instance {id} to {to:?}: no such NF, dropped")
+                    }),
                 }
                 Ok(())
             }
