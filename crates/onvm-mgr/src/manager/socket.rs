@@ -213,6 +213,26 @@ fn prepare_dir(dir: &Path, access: &SocketAccess, me: u32) -> Result<(), MgrErro
             m.mode() & 0o7777
         )));
     }
+    // A grant that the directory makes void would fail only when an NF tries.
+    let others_search = m.mode() & 0o001 != 0;
+    if let Some(g) = access.group
+        && !others_search
+        && (m.gid() != g || m.mode() & 0o010 == 0)
+    {
+        return Err(refuse(format!(
+            "group {g} cannot reach a socket in it (group {}, mode {:04o}): chgrp {g} and chmod g+x it, \
+             or remove it and the manager creates it",
+            m.gid(),
+            m.mode() & 0o7777
+        )));
+    }
+    if !access.uids.is_empty() && !others_search {
+        return Err(refuse(format!(
+            "the users granted by --socket-uid cannot reach a socket in it (mode {:04o}): chmod o+x it, \
+             or remove it and the manager creates it",
+            m.mode() & 0o7777
+        )));
+    }
     Ok(())
 }
 
@@ -284,6 +304,31 @@ mod tests {
         let e = bind_socket(&d.join("onvm.sock"), &SocketAccess::default()).unwrap_err();
         assert!(e.to_string().contains("lets group or others write"), "{e}");
         assert!(!d.join("onvm.sock").exists());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn an_existing_directory_that_would_void_a_grant_is_refused() {
+        let d = tmp("void");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let gid = std::fs::metadata(&d).unwrap().gid();
+        let group = SocketAccess {
+            group: Some(gid),
+            uids: Vec::new(),
+        };
+        let e = bind_socket(&d.join("onvm.sock"), &group).unwrap_err();
+        assert!(e.to_string().contains("cannot reach a socket in it"), "{e}");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let ok = bind_socket(&d.join("onvm.sock"), &group);
+        assert!(ok.is_ok(), "{ok:?}");
+        drop(ok);
+        let users = SocketAccess {
+            group: None,
+            uids: vec![4242],
+        };
+        let e = bind_socket(&d.join("onvm.sock"), &users).unwrap_err();
+        assert!(e.to_string().contains("--socket-uid cannot reach"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 
