@@ -209,7 +209,7 @@ enum Turn {
     /// A message (decoded or not).
     Msg(Result<NfMsg, DecodeError>),
     /// A message that could not be read (empty, too long): the reason for the log.
-    Unreadable(String),
+    Unreadable(std::io::Error),
     /// The connection is gone (closed, or failed: the reason for the log).
     Gone(Option<String>),
 }
@@ -354,7 +354,7 @@ impl Mgr<'_> {
             Ok(Received::Empty) => Turn::Idle,
             Ok(Received::Closed) => Turn::Gone(None),
             Ok(Received::Msg(n, _)) => Turn::Msg(NfMsg::decode(&ctl.buf[..n])),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Turn::Unreadable(e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Turn::Unreadable(e),
             Err(e) => Turn::Gone(Some(e.to_string())),
         }
     }
