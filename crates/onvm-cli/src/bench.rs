@@ -35,6 +35,13 @@ use serde::Serialize;
 
 use crate::CliResult;
 
+/// `println!` that a closed stdout (`onvm bench | head`) cannot turn into a panic.
+macro_rules! say {
+    ($($t:tt)*) => {
+        onvm_mgr::stats::emit(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
 /// `onvm bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -365,14 +372,20 @@ fn scenarios() -> Vec<Scenario> {
 /// `onvm bench`.
 pub fn run(a: BenchArgs) -> CliResult {
     let probe = pingpong_ns();
-    println!(
+    say!(
         "inter-core ping-pong round trip: {} ns (openNetVM's figures were taken at 76-135 ns (fast) and 410-510 ns (slow))",
         probe.map_or_else(|| "-".into(), |p| p.to_string())
     );
     let mut out = Vec::new();
-    println!(
+    say!(
         "{:<24} {:>9} {:>9} {:>9} {:>12} {:>12} {:>14}",
-        "scenario", "Mpps", "p50 ns", "p99 ns", "openNetVM", "ratio", "probe ns"
+        "scenario",
+        "Mpps",
+        "p50 ns",
+        "p99 ns",
+        "openNetVM",
+        "ratio",
+        "probe ns"
     );
     for s in scenarios() {
         if a.only.as_deref().is_some_and(|o| !s.name.starts_with(o)) {
@@ -381,7 +394,7 @@ pub fn run(a: BenchArgs) -> CliResult {
         let before = if s.nfs.len() > 1 { pingpong_ns() } else { probe };
         let r = run_scenario(&s, a.seconds, before)?;
         let opt = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
-        println!(
+        say!(
             "{:<24} {:>9.2} {:>9} {:>9} {:>12} {:>12} {:>14}",
             r.name,
             r.mpps,
@@ -407,7 +420,7 @@ pub fn run(a: BenchArgs) -> CliResult {
     if let Some(path) = a.json {
         let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        println!("results written to {}", path.display());
+        say!("results written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
