@@ -375,9 +375,17 @@ impl Pool {
     /// every buffer in it that is in transit to `dead`; returns how many. The manager
     /// calls it again for a ring whose producer may still enqueue (a direct NF→NF edge
     /// towards a crashed NF, until the sender lets go of it).
+    ///
+    /// Only entries whose owner entry is exactly `Transit { to: dead, from: producer }`
+    /// (the ring's recorded producer) are freed, as a consumer would claim them: anything
+    /// else in the ring is stale (an index published after [`Pool::reclaim`] freed it,
+    /// and perhaps since sent to a new NF with the dead one's ID) or garbage, and
+    /// whatever buffer it names is someone else's to account for.
     pub fn drain_ring(&mut self, r: u32, dead: OwnerId) -> Result<u32, RingError> {
         let region = self.region().clone();
-        let mut cons = crate::ring::Consumer::new(region.ring(r)?);
+        let ring = region.ring(r)?;
+        let (producer, _) = ring.ends();
+        let mut cons = crate::ring::Consumer::new(ring);
         let mut raw = [0u32; 64];
         let mut freed = 0;
         loop {
@@ -387,7 +395,7 @@ impl Pool {
             }
             for &v in &raw[..k] {
                 if let Ok(idx) = region.buf_idx(v)
-                    && matches!(region.owner(idx), Some(Owner::Transit { to, .. }) if to == dead)
+                    && matches!(region.owner(idx), Some(Owner::Transit { to, from }) if to == dead && from.0 == producer)
                 {
                     self.free_idx(idx);
                     freed += 1;
@@ -755,6 +763,37 @@ mod tests {
         let a = pool.audit(&[peer]);
         assert!(a.is_whole(), "{a}");
         assert_eq!(a.free, 128);
+    }
+
+    /// A live sender publishes, on its edge to a dead NF, an index the reclaim already
+    /// freed; the manager then gives that buffer to the NF that reuses the dead one's ID.
+    /// Draining the orphaned edge leaves it alone: it is the new NF's now.
+    #[test]
+    fn draining_an_orphaned_edge_skips_a_stale_index_now_sent_to_the_reused_id() {
+        let (r, mut pool) = setup();
+        let (dead, peer) = (OwnerId(4), OwnerId(5));
+        r.ring(0).unwrap().set_ends(0, dead.0); // manager -> nf4 (the new one's rx)
+        r.ring(2).unwrap().set_ends(peer.0, dead.0); // nf5 -> nf4
+        let h5 = r.holder(peer).unwrap();
+        let b = pool.alloc().unwrap();
+        let b = h5.claim(pool.holder().send(b, peer)).unwrap();
+        // nf5 marks it for nf4; nf4 dies before nf5 publishes.
+        let raw = h5.send(b, dead);
+        assert_eq!(pool.reclaim(dead).unwrap().stranded, 1);
+        r.producer(2).unwrap().enqueue_burst(&[raw]).unwrap();
+        // A new nf4 registers; the manager sends it that very buffer.
+        let b = pool.alloc().unwrap();
+        assert_eq!(b.index(), raw, "the freed buffer is the next one handed out");
+        let mut one = vec![b];
+        pool.holder()
+            .enqueue(&mut r.producer(0).unwrap(), dead, &mut one)
+            .unwrap();
+        assert_eq!(pool.drain_ring(2, dead).unwrap(), 0, "not nf5's send any more");
+        let h4 = r.holder(dead).unwrap();
+        let mut got = Vec::new();
+        h4.dequeue(&mut r.consumer(0).unwrap(), 32, &mut got).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(pool.audit(&[peer, dead]).is_whole());
     }
 
     /// An NF that corrupts its alloc ring's indices and dies: the ring cannot be read,
