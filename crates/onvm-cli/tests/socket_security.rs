@@ -24,6 +24,7 @@ impl TestUser {
         let name = format!("onvmtest{}{tag}", std::process::id());
         // One left by a killed run.
         let _ = Command::new("userdel").arg(&name).stderr(Stdio::null()).status();
+        let _ = Command::new("groupdel").arg(&name).stderr(Stdio::null()).status();
         let st = Command::new("useradd")
             .args([
                 "--system",
