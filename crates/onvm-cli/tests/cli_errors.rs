@@ -403,8 +403,8 @@ fn nonsense_numbers_are_refused_naming_the_flag_and_its_range() {
             "--data-room 100000000: out of range, must be 64..=1048576",
         ),
         (
-            &["--wait-for-nfs", "0"],
-            "--wait-for-nfs 0: out of range, must be 1..=127",
+            &["--wait-for-nfs", "128"],
+            "--wait-for-nfs 128: out of range, must be 0..=127",
         ),
     ] {
         // `--run-for` comes from `mgr_fails` too: give the one under test last.
