@@ -326,8 +326,12 @@ impl Mgr<'_> {
         self.ctl.gone.sort_unstable();
         while let Some(k) = self.ctl.gone.pop() {
             let c = self.ctl.conns.swap_remove(k);
-            if let Some(id) = c.instance {
-                self.nf_gone(id)?;
+            if let Some(id) = c.instance
+                && let Err(e) = self.nf_gone(id)
+            {
+                // No stale index may outlive this tick.
+                self.ctl.gone.clear();
+                return Err(e);
             }
         }
         Ok(())
