@@ -46,7 +46,10 @@ in_port = 0
     let after = at.saturating_duration_since(stopped);
     eprintln!("hung NF reported {after:?} after SIGSTOP: {line}");
     assert!(after < Duration::from_secs(5), "reported {after:?} after the stop");
-    assert!(line.contains("fwd-b") && line.contains("other instances of service 1"), "{line}");
+    assert!(
+        line.contains("fwd-b") && line.contains("other instances of service 1"),
+        "{line}"
+    );
 
     // Long enough that without moving its flows b's half would make most of the loss.
     std::thread::sleep(Duration::from_secs(4));

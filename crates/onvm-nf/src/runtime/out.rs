@@ -371,7 +371,10 @@ mod tests {
         let dropped = taken(mgr, &mut region.consumer(TX).unwrap());
         assert_eq!(dropped.len(), 3, "what the edge had no room for");
         // Named as the peer's full ring, so the manager does not count it as our drop.
-        assert!(dropped.iter().all(|&(v, _)| v == Verdict::EdgeFull(PEER.0)), "{dropped:?}");
+        assert!(
+            dropped.iter().all(|&(v, _)| v == Verdict::EdgeFull(PEER.0)),
+            "{dropped:?}"
+        );
         assert_eq!(ctx.counters.tx_drop, 3);
 
         // Routed to the edge, then the edge is closed before the flush.
