@@ -225,6 +225,15 @@ fn event<'r>(report: &'r Report, needle: &str) -> &'r str {
         .unwrap_or_else(|| panic!("no event with {needle:?}: {:#?}", report.events))
 }
 
+/// "N skipped unclaimed" in the manager's event about a dead NF.
+fn unclaimed(e: &str) -> u32 {
+    e.split(" skipped unclaimed")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{e}"))
+}
+
 /// The bad NF moves its consumer index past what it is sent, claiming nothing, for a
 /// while, then dies: every buffer it skipped comes back.
 #[test]
@@ -246,13 +255,7 @@ fn an_nf_that_skips_its_ring_and_dies_loses_no_buffer() {
     rig.expect_flowing("after the bad NF died");
     let report = rig.finish();
     let e = event(&report, "\"bad\" (instance");
-    let unclaimed: u32 = e
-        .split(" skipped unclaimed")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{e}"));
-    assert!(unclaimed > 0, "{e}");
+    assert!(unclaimed(e) > 0, "{e}");
 }
 
 /// The bad NF writes garbage lengths and offsets into every buffer's metadata line
@@ -325,5 +328,5 @@ fn a_corrupt_alloc_ring_then_death_loses_nothing() {
     rig.expect_flowing("after the bad NF died");
     let report = rig.finish();
     let e = event(&report, "\"bad\" (instance");
-    assert!(e.contains("corrupt ring"), "{e}");
+    assert!(unclaimed(e) >= 32, "the alloc ring's buffers: {e}");
 }

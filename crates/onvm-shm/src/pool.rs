@@ -381,6 +381,18 @@ impl Pool {
     /// else in the ring is stale (an index published after [`Pool::reclaim`] freed it,
     /// and perhaps since sent to a new NF with the dead one's ID) or garbage, and
     /// whatever buffer it names is someone else's to account for.
+    ///
+    /// A ring whose indices are corrupt (the dead consumer, or a live producer, wrote
+    /// garbage) is not an error here (the manager calls this from its control loop,
+    /// where an error would stop it): its entries cannot be read, so the ring is reset
+    /// (we are its consumer now). If an NF produces into it (a direct edge), every buffer
+    /// whose entry is `Transit { to: dead, from: that NF }` is freed, wherever it is:
+    /// such a buffer is in no ring a live consumer reads, and a copy of its index read
+    /// later from some ring no longer matches its entry, so nothing is freed twice (an
+    /// O(buffers) sweep, only on corruption). If the manager produces into it (the dead
+    /// NF's rx or alloc ring), nothing is freed here: [`Pool::reclaim`]'s sweep frees
+    /// those buffers, and the caller counts them there. The only error is
+    /// [`RingError::NoSuchRing`].
     pub fn drain_ring(&mut self, r: u32, dead: OwnerId) -> Result<u32, RingError> {
         let region = self.region().clone();
         let ring = region.ring(r)?;
@@ -389,7 +401,10 @@ impl Pool {
         let mut raw = [0u32; 64];
         let mut freed = 0;
         loop {
-            let k = cons.peek_burst(&mut raw)?;
+            let k = match cons.peek_burst(&mut raw) {
+                Ok(k) => k,
+                Err(_) => return Ok(freed + self.recover_corrupt(r, dead, producer)),
+            };
             if k == 0 {
                 return Ok(freed);
             }
@@ -403,6 +418,28 @@ impl Pool {
             }
             cons.commit(k);
         }
+    }
+
+    /// [`Pool::drain_ring`] on a corrupt ring: reset it and, for an NF's ring, free what
+    /// that NF sent the dead owner; how many.
+    #[cold]
+    fn recover_corrupt(&mut self, r: u32, dead: OwnerId, producer: u16) -> u32 {
+        let region = self.region().clone();
+        if let Ok(ring) = region.ring(r) {
+            ring.reset();
+        }
+        if producer == OwnerId::MANAGER.0 {
+            return 0;
+        }
+        let mut freed = 0;
+        for i in 1..=region.buffers() {
+            let idx = BufIdx(i);
+            if matches!(region.owner(idx), Some(Owner::Transit { to, from }) if to == dead && from.0 == producer) {
+                self.free_idx(idx);
+                freed += 1;
+            }
+        }
+        freed
     }
 
     /// Take back everything owner `dead` had: every buffer whose owner entry names it
@@ -440,13 +477,12 @@ impl Pool {
             let ring = region.ring(r)?;
             let (producer, consumer) = ring.ends();
             if consumer == dead.0 {
-                // Nobody will consume these: take the consumer's place and drain. A ring
-                // the dead owner corrupted is skipped here; its buffers still name the
-                // dead owner, so the sweep below frees them.
-                match self.drain_ring(r, dead) {
-                    Ok(k) => got.from_rings += k,
-                    Err(_) => got.corrupt_rings += 1,
+                // Nobody will consume these: take the consumer's place and drain (a
+                // corrupt ring is reset and its buffers found through their entries).
+                if ring.len().is_err() {
+                    got.corrupt_rings += 1;
                 }
+                got.from_rings += self.drain_ring(r, dead)?;
                 continue;
             }
             entries.clear();
@@ -796,6 +832,37 @@ mod tests {
         assert!(pool.audit(&[peer, dead]).is_whole());
     }
 
+    /// A live sender corrupts its edge towards a dead NF: draining the orphaned edge is
+    /// no error (the manager would stop), the ring is reset, and what the sender had sent
+    /// the dead NF comes back; a copy of such an index seen later frees nothing twice.
+    #[test]
+    fn draining_a_corrupt_orphaned_edge_recovers_it() {
+        let (r, mut pool) = setup();
+        let (dead, peer) = (OwnerId(4), OwnerId(5));
+        let ring = r.ring(2).unwrap();
+        ring.set_ends(peer.0, dead.0);
+        let h5 = r.holder(peer).unwrap();
+        let mut bufs = Vec::new();
+        pool.alloc_burst(20, &mut bufs);
+        let raws: Vec<u32> = bufs.drain(..).map(|b| pool.holder().send(b, peer)).collect();
+        let mut mine: Vec<Buf> = raws.iter().map(|&v| h5.claim(v).unwrap()).collect();
+        h5.enqueue(&mut r.producer(2).unwrap(), dead, &mut mine).unwrap();
+        ring.ctl
+            .tail
+            .word
+            .store(0x4000_0000, std::sync::atomic::Ordering::Release);
+        assert_eq!(pool.drain_ring(2, dead), Ok(20));
+        assert_eq!(ring.len(), Ok(0), "reset");
+        assert!(pool.audit(&[peer]).is_whole());
+        // The same indices published again (a confused sender): nothing more is freed.
+        r.producer(2).unwrap().enqueue_burst(&raws).unwrap();
+        assert_eq!(pool.drain_ring(2, dead), Ok(0));
+        let a = pool.audit(&[peer]);
+        assert!(a.is_whole(), "{a}");
+        assert_eq!(a.free, 128);
+        assert_eq!(pool.drain_ring(99, dead), Err(RingError::NoSuchRing(99)));
+    }
+
     /// An NF that corrupts its alloc ring's indices and dies: the ring cannot be read,
     /// but its buffers still say they were on their way to the dead owner.
     #[test]
@@ -813,10 +880,9 @@ mod tests {
             .head
             .word
             .store(0x8000_0000, std::sync::atomic::Ordering::Release);
-        assert!(pool.drain_ring(1, dead).is_err());
         let got = pool.reclaim(dead).unwrap();
         assert_eq!((got.corrupt_rings, got.stranded), (1, 64), "{got:?}");
-        ring.reset();
+        assert_eq!(ring.len(), Ok(0), "reset");
         let a = pool.audit(&[]);
         assert!(a.is_whole(), "{a}");
         assert_eq!(a.free, 128);
