@@ -84,6 +84,13 @@ pub struct CommonMgr {
     /// Start receiving from ports only once this many NFs run (at most 30 s later).
     #[arg(long)]
     pub wait_for_nfs: Option<usize>,
+    /// An NF that leaves packets in its rx ring unread this long (ms) is reported hung
+    /// and its flows go to its service's other instances; 0 = off [default: 500].
+    #[arg(long, value_name = "MS")]
+    pub watchdog_ms: Option<u64>,
+    /// Kill a hung NF too (`onvm up` does, so its restart policy brings it back).
+    #[arg(long)]
+    pub kill_hung: bool,
     /// OpenFlow 1.3: listen for `ovs-ofctl` and controllers, as ptcp:PORT[:IP] (without
     /// IP on 127.0.0.1 only; ptcp:PORT:0.0.0.0 for every address).
     #[arg(long, value_name = "ptcp:PORT[:IP]")]
@@ -116,6 +123,10 @@ pub struct MgrArgs {
 fn secs(v: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|_| format!("{what} must be a non-negative number of seconds"))
 }
+
+/// The watchdog's time, when on: shorter would call a busy NF hung (a scheduler slice
+/// on a loaded machine is tens of ms), longer is no watchdog.
+const WATCHDOG_MS: std::ops::RangeInclusive<u64> = 50..=600_000;
 
 /// Manager options from the command line and an optional config.
 pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[String]) -> Result<Options, String> {
@@ -156,6 +167,18 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
         o.region.data_room = d;
     }
     o.wait_for_nfs = common.wait_for_nfs.map(|n| (n, Duration::from_secs(30)));
+    let manager = config.map(|c| &c.manager);
+    if let Some(ms) = common.watchdog_ms.or_else(|| manager.and_then(|m| m.watchdog_ms)) {
+        if ms != 0 && !(WATCHDOG_MS.contains(&ms)) {
+            return Err(format!(
+                "watchdog {ms} ms: out of range, must be 0 (off) or {}..={}",
+                WATCHDOG_MS.start(),
+                WATCHDOG_MS.end()
+            ));
+        }
+        o.watchdog = Duration::from_millis(ms);
+    }
+    o.kill_hung = common.kill_hung || manager.and_then(|m| m.kill_hung).unwrap_or(false);
     if let Some(c) = config {
         o.service_names = c.services.iter().map(|(name, &id)| (id, name.clone())).collect();
     }

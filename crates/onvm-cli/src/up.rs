@@ -151,6 +151,9 @@ pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResul
     if expected > 0 {
         opts.wait_for_nfs = Some((expected, Duration::from_secs(10)));
     }
+    // A hung NF is killed here unless the config says otherwise: its restart policy
+    // then brings it back, which a manager alone cannot do.
+    opts.kill_hung = common.kill_hung || cfg.manager.kill_hung.unwrap_or(true);
     let socket = opts.socket.clone();
     let stop = crate::stop_on_signals();
     let mgr_stop = stop.clone();
@@ -256,6 +259,8 @@ pub fn demo(a: DemoArgs) -> CliResult {
         buffers: None,
         data_room: None,
         wait_for_nfs: None,
+        watchdog_ms: None,
+        kill_hung: false,
         openflow_listen: None,
         controllers: Vec::new(),
         fail_mode: None,

@@ -6,7 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{SOON, TempDir, field, instance_of, serial, start_forwarder, start_mgr, stop_cleanly};
+use common::{
+    KillBySocket, Proc, SOON, TempDir, assert_conserved, field, instance_of, onvm, pids_with_args, serial,
+    start_forwarder, start_mgr, stop_cleanly,
+};
 
 #[test]
 fn a_stopped_nf_is_reported_hung_and_its_flows_move_to_the_other_instance() {
@@ -73,4 +76,72 @@ in_port = 0
     let (rx, tx) = (port(0, "rx"), port(1, "tx"));
     // b was stopped for ~4.5 s of ~6 s: had its flows stayed, ~35 % would be lost.
     assert!(tx * 100 >= rx * 85, "only {tx} of {rx} packets left the chain\n{out}");
+}
+
+#[test]
+fn under_onvm_up_a_hung_nf_is_killed_and_restarted_by_its_policy() {
+    let _one = serial();
+    let dir = TempDir::new("watchdog-up");
+    let socket = dir.socket();
+    let _reap = KillBySocket(socket.clone());
+    let cfg = dir.write(
+        "up.toml",
+        r#"[manager]
+ports = ["gen:64B,64flows,rate=50k", "null"]
+shared_cores = true
+watchdog_ms = 300
+
+[services]
+fwd = 1
+
+[[nfs]]
+name = "simple_forward"
+service = "fwd"
+restart = "on-failure"
+
+[[chains]]
+name = "through fwd"
+chain = ["fwd", "out:1"]
+in_port = 0
+"#,
+    );
+    let mut cmd = onvm();
+    cmd.arg("up")
+        .arg(&cfg)
+        .args(["--stats", "off", "--buffers", "4095", "--socket"])
+        .arg(&socket);
+    let mut up = Proc::spawn("onvm up", cmd);
+    let registered = |p: &Proc| p.stderr.count(|l| l.contains("registered: instance"));
+    assert!(
+        common::wait_for(SOON, || registered(&up) == 1),
+        "the NF registers\n{}",
+        up.output()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let sock = socket.display().to_string();
+    let pids = pids_with_args(&[&["--service", "1"], &["--socket", &sock]]);
+    assert_eq!(pids.len(), 1, "one NF process: {pids:?}");
+    common::signal(pids[0], "STOP");
+
+    // Hung (the only instance: its flows have nowhere to go), killed, restarted.
+    for (what, needle) in [
+        ("hung", ") hung:".to_string()),
+        ("killed", format!("killed (pid {})", pids[0])),
+        ("restarted", "restart 1".to_string()),
+    ] {
+        assert!(
+            up.stderr.wait(SOON, |l| l.contains(&needle)).is_some(),
+            "the NF was not {what}\n{}",
+            up.output()
+        );
+    }
+    assert!(
+        common::wait_for(SOON, || registered(&up) == 2),
+        "the new NF registers\n{}",
+        up.output()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    up.signal("TERM");
+    assert_eq!(up.exit_code(SOON), 0, "onvm up exit code\n{}", up.output());
+    assert_conserved(&up);
 }

@@ -111,6 +111,9 @@ pub struct Options {
     /// An NF whose rx ring holds packets and has not moved for this long is reported
     /// hung, and its flows go to its service's other instances (`Duration::ZERO`: off).
     pub watchdog: Duration,
+    /// A hung NF is also killed (SIGKILL to the process on its socket's other end), so
+    /// that a supervisor (`onvm up`) restarts it per its policy.
+    pub kill_hung: bool,
     /// Do not receive from ports until this many NFs are running (or the time has
     /// passed): a pcap file replayed before its chain exists would be dropped whole.
     pub wait_for_nfs: Option<(usize, Duration)>,
@@ -144,6 +147,7 @@ impl Options {
             exit_when_drained: None,
             log_events: true,
             watchdog: Duration::from_millis(500),
+            kill_hung: false,
             wait_for_nfs: None,
             service_names: BTreeMap::new(),
             openflow: crate::openflow::OpenFlowOptions::default(),

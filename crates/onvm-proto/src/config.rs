@@ -16,6 +16,8 @@
 //! datapath_id = 0xa
 //! socket_group = "onvm"                   # optional: this group may use the socket
 //! socket_uids = [1001, "alice"]           # optional: so may these users
+//! watchdog_ms = 500                        # an NF not reading its ring this long is hung (0: off)
+//! kill_hung = true                         # and is killed (onvm up then restarts it per policy)
 //!
 //! [services]                              # name -> service ID (1..32)
 //! firewall = 1
@@ -167,6 +169,11 @@ pub struct ManagerConfig {
     pub socket_group: Option<String>,
     /// Further users (names or UIDs) who may use the control socket.
     pub socket_uids: Vec<String>,
+    /// Milliseconds an NF may leave packets in its rx ring unread before it counts as
+    /// hung (`Some(0)`: the watchdog is off; `None`: the manager's default).
+    pub watchdog_ms: Option<u64>,
+    /// A hung NF is killed (so a supervisor restarts it); `None`: the command's default.
+    pub kill_hung: Option<bool>,
 }
 
 /// One NF (or group of identical instances) to launch.
@@ -386,6 +393,8 @@ struct RawManager {
     socket_group: Option<NameOrId>,
     #[serde(default)]
     socket_uids: Vec<NameOrId>,
+    watchdog_ms: Option<u64>,
+    kill_hung: Option<bool>,
 }
 
 /// A user or group, by name or by number.
@@ -800,6 +809,8 @@ impl Config {
                 datapath_id: raw.manager.datapath_id,
                 socket_group: raw.manager.socket_group.map(NameOrId::into_string),
                 socket_uids: raw.manager.socket_uids.into_iter().map(NameOrId::into_string).collect(),
+                watchdog_ms: raw.manager.watchdog_ms,
+                kill_hung: raw.manager.kill_hung,
             },
             services,
             nfs,

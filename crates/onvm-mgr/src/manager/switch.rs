@@ -303,6 +303,10 @@ impl Mgr<'_> {
                 Change::Resumed => "reads its rx ring again".to_string(),
             };
             fwd.acct.event(format!("NF {tag:?} (instance {id}) {what}; {flows}"));
+            if self.opts.kill_hung && matches!(change, Change::Hung { .. }) {
+                let event = kill_instance(&self.ctl, id);
+                fwd.acct.event(format!("NF {tag:?} (instance {id}): {event}"));
+            }
             changed = true;
         }
         if changed {
@@ -348,5 +352,30 @@ impl Mgr<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// SIGKILL the process at the other end of instance `id`'s control socket (the kernel's
+/// peer credentials name it; nothing the NF says is trusted for this). Its socket then
+/// closes, the manager reclaims what it held, and a supervisor restarts it. What
+/// happened, for the event log.
+fn kill_instance(ctl: &super::control::Control, id: u16) -> String {
+    use rustix::process::{Pid, Signal, kill_process};
+    let Some(conn) = ctl.conns.iter().find(|c| c.instance == Some(id)) else {
+        return "not killed: it has no connection".into();
+    };
+    let pid = match conn.sock.peer_cred() {
+        Ok(c) => c.pid,
+        Err(e) => return format!("not killed: its peer is unknown ({e})"),
+    };
+    if pid == std::process::id() {
+        // An NF thread of this very process (tests, `onvm bench`): killing would take
+        // the manager with it.
+        return "not killed: it runs inside the manager's process".into();
+    }
+    match Pid::from_raw(pid as i32).map(|p| kill_process(p, Signal::KILL)) {
+        Some(Ok(())) => format!("killed (pid {pid}) so that it restarts"),
+        Some(Err(e)) => format!("not killed (pid {pid}): {e}"),
+        None => format!("not killed: pid {pid} is no process id"),
     }
 }
