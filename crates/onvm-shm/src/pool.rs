@@ -393,6 +393,9 @@ impl Pool {
     /// NF's rx or alloc ring), nothing is freed here: [`Pool::reclaim`]'s sweep frees
     /// those buffers, and the caller counts them there. The only error is
     /// [`RingError::NoSuchRing`].
+    ///
+    /// It takes at most one ring's capacity of entries per call, so a producer that
+    /// never stops cannot hold the caller; call again (the manager does, every tick).
     pub fn drain_ring(&mut self, r: u32, dead: OwnerId) -> Result<u32, RingError> {
         let region = self.region().clone();
         let ring = region.ring(r)?;
@@ -400,8 +403,16 @@ impl Pool {
         let mut cons = crate::ring::Consumer::new(ring);
         let mut raw = [0u32; 64];
         let mut freed = 0;
+        // At most one ring's worth per call: a live producer that keeps enqueueing (the
+        // same index over and over, say) cannot keep the manager here; the rest waits
+        // for the next call.
+        let mut budget = ring.capacity();
         loop {
-            let k = match cons.peek_burst(&mut raw) {
+            if budget == 0 {
+                return Ok(freed);
+            }
+            let want = raw.len().min(budget as usize);
+            let k = match cons.peek_burst(&mut raw[..want]) {
                 Ok(k) => k,
                 Err(_) => return Ok(freed + self.recover_corrupt(r, dead, producer)),
             };
@@ -417,6 +428,7 @@ impl Pool {
                 }
             }
             cons.commit(k);
+            budget -= k as u32;
         }
     }
 
@@ -861,6 +873,32 @@ mod tests {
         assert!(a.is_whole(), "{a}");
         assert_eq!(a.free, 128);
         assert_eq!(pool.drain_ring(99, dead), Err(RingError::NoSuchRing(99)));
+    }
+
+    /// A live sender that never stops enqueueing (one stale index, over and over) into
+    /// its edge to a dead NF cannot hold the drain: each call takes at most a ring's
+    /// worth.
+    #[test]
+    fn draining_an_edge_whose_sender_never_stops_returns() {
+        let (r, mut pool) = setup();
+        let (dead, peer) = (OwnerId(4), OwnerId(5));
+        r.ring(2).unwrap().set_ends(peer.0, dead.0);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sender = {
+            let (r, stop) = (r.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut p = r.producer(2).unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = p.enqueue_burst(&[7; 32]);
+                }
+            })
+        };
+        for _ in 0..3 {
+            assert_eq!(pool.drain_ring(2, dead), Ok(0), "buffer 7 is free, not sent");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        sender.join().unwrap();
+        assert_eq!(pool.free_count(), 128);
     }
 
     /// An NF that corrupts its alloc ring's indices and dies: the ring cannot be read,
