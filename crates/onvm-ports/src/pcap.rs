@@ -346,8 +346,12 @@ impl Port for PcapInPort {
                 continue;
             }
             let Some(mut buf) = pool.alloc() else { break };
-            fill(pool, &mut buf, &self.data[..rec.len], self.port_no, now)
-                .expect("a fresh buffer has room for data_room bytes");
+            if fill(pool, &mut buf, &self.data[..rec.len], self.port_no, now).is_err() {
+                self.stats.errors += 1;
+                pool.free(buf);
+                self.pending = None;
+                continue;
+            }
             out.push(buf);
             n += 1;
             self.pending = None;
