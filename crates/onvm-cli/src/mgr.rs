@@ -91,6 +91,10 @@ pub struct CommonMgr {
     /// Kill a hung NF too (`onvm up` does, so its restart policy brings it back).
     #[arg(long)]
     pub kill_hung: bool,
+    /// Buffers an NF may hold outside its rings (kept and allocated packets); more
+    /// are dropped as nf-over-quota [default: a quarter of the pool].
+    #[arg(long, value_name = "BUFFERS")]
+    pub nf_quota: Option<u32>,
     /// OpenFlow 1.3: listen for `ovs-ofctl` and controllers, as ptcp:PORT[:IP] (without
     /// IP on 127.0.0.1 only; ptcp:PORT:0.0.0.0 for every address).
     #[arg(long, value_name = "ptcp:PORT[:IP]")]
@@ -179,6 +183,13 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
         o.watchdog = Duration::from_millis(ms);
     }
     o.kill_hung = common.kill_hung || manager.and_then(|m| m.kill_hung).unwrap_or(false);
+    o.nf_quota = common.nf_quota.or_else(|| manager.and_then(|m| m.nf_quota));
+    if o.nf_quota == Some(0) {
+        return Err("nf quota 0: out of range, an NF must be able to hold at least 1 buffer".into());
+    }
+    if let Some(c) = config {
+        o.service_quota = c.quotas.clone();
+    }
     if let Some(c) = config {
         o.service_names = c.services.iter().map(|(name, &id)| (id, name.clone())).collect();
     }

@@ -34,11 +34,13 @@ pub enum DropReason {
     /// The destination NF's rx ring was full because the NF stopped reading it (the
     /// watchdog found it hung; the event names it).
     HungNf,
+    /// An NF was told to keep a packet while holding its quota of buffers already.
+    OverQuota,
 }
 
 impl DropReason {
     /// Every reason, in the order stats list them.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::NoRule,
         DropReason::Rule,
         DropReason::Nf,
@@ -52,6 +54,7 @@ impl DropReason {
         DropReason::BufferExpired,
         DropReason::ControllerDrop,
         DropReason::HungNf,
+        DropReason::OverQuota,
     ];
 
     /// Short name used in stats.
@@ -70,6 +73,7 @@ impl DropReason {
             DropReason::BufferExpired => "buffer-expired",
             DropReason::ControllerDrop => "controller-drop",
             DropReason::HungNf => "nf-hung",
+            DropReason::OverQuota => "nf-over-quota",
         }
     }
 }

@@ -114,6 +114,12 @@ pub struct Options {
     /// A hung NF is also killed (SIGKILL to the process on its socket's other end), so
     /// that a supervisor (`onvm up`) restarts it per its policy.
     pub kill_hung: bool,
+    /// Buffers one NF may hold outside its rings (kept and allocated packets), unless
+    /// its service has its own in `service_quota`; `None`: a quarter of the pool, so
+    /// one hoarding NF cannot starve every other chain.
+    pub nf_quota: Option<u32>,
+    /// Per service, the quota of each of its NFs.
+    pub service_quota: BTreeMap<u16, u32>,
     /// Do not receive from ports until this many NFs are running (or the time has
     /// passed): a pcap file replayed before its chain exists would be dropped whole.
     pub wait_for_nfs: Option<(usize, Duration)>,
@@ -124,6 +130,16 @@ pub struct Options {
 }
 
 impl Options {
+    /// The quota of an NF of `service`, in a pool of `pool` buffers.
+    pub fn quota_of(&self, service: u16, pool: u32) -> u32 {
+        self.service_quota
+            .get(&service)
+            .copied()
+            .or(self.nf_quota)
+            .unwrap_or(pool / 4)
+            .max(1)
+    }
+
     /// Defaults: no ports, no rules, console stats; cores placed from the topology at
     /// start: the manager on the first core of its ports' node and NFs on every online
     /// CPU, the manager's last (on a 2-core machine the first NF gets core 1 to itself,
@@ -148,6 +164,8 @@ impl Options {
             log_events: true,
             watchdog: Duration::from_millis(500),
             kill_hung: false,
+            nf_quota: None,
+            service_quota: BTreeMap::new(),
             wait_for_nfs: None,
             service_names: BTreeMap::new(),
             openflow: crate::openflow::OpenFlowOptions::default(),

@@ -29,10 +29,14 @@ pub struct Ctx<'r> {
     pub(crate) msgs: Vec<NfMsg>,
     pub(crate) stop: bool,
     pub(crate) started: Instant,
+    /// Buffers the NF may hold outside its rings (the manager says, at registration).
+    pub(crate) quota: u32,
+    /// Buffers it holds: kept or allocated, not yet handed on.
+    pub(crate) held: u32,
 }
 
 impl<'r> Ctx<'r> {
-    pub(crate) fn new(holder: &'r Holder, instance: u16, service: u16, alloc: Consumer<'r>) -> Self {
+    pub(crate) fn new(holder: &'r Holder, instance: u16, service: u16, alloc: Consumer<'r>, quota: u32) -> Self {
         Ctx {
             holder,
             instance,
@@ -45,6 +49,8 @@ impl<'r> Ctx<'r> {
             msgs: Vec::new(),
             stop: false,
             started: Instant::now(),
+            quota,
+            held: 0,
         }
     }
 
@@ -66,6 +72,18 @@ impl<'r> Ctx<'r> {
     /// Time since the NF started running.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// How many buffers this NF may hold outside its rings (kept and allocated, not
+    /// yet handed on), as the manager set it; packets it is told to keep beyond that
+    /// go back to the manager, counted as `nf-over-quota`, and [`Ctx::alloc`] says no.
+    pub fn quota(&self) -> u32 {
+        self.quota
+    }
+
+    /// Buffers it holds now against its quota.
+    pub fn held(&self) -> u32 {
+        self.held
     }
 
     /// Packets kept so far and not yet taken.
@@ -92,6 +110,7 @@ impl<'r> Ctx<'r> {
         match action.verdict() {
             Some(v) => {
                 self.counters.act_returned += 1;
+                self.held = self.held.saturating_sub(1);
                 self.returned.push((k.0, v));
             }
             None => self.kept.push(k.0),
@@ -99,8 +118,12 @@ impl<'r> Ctx<'r> {
     }
 
     /// A fresh, empty packet buffer from the manager's pool, or `None` if none is
-    /// ready right now (the manager tops the NF's alloc ring up continuously).
+    /// ready right now (the manager tops the NF's alloc ring up continuously) or the NF
+    /// holds its quota of buffers already (see [`Ctx::quota`]).
     pub fn alloc(&mut self) -> Option<Kept> {
+        if self.held >= self.quota {
+            return None;
+        }
         if self.fresh.is_empty() {
             // A corrupt alloc ring reads as "nothing ready"; the manager's audit reports it.
             let _ = self.holder.dequeue(&mut self.alloc, onvm_shm::BURST, &mut self.fresh);
@@ -112,6 +135,7 @@ impl<'r> Ctx<'r> {
         // come from our own holder).
         let _ = self.holder.packet_reset(&mut buf);
         self.counters.allocated += 1;
+        self.held += 1;
         Some(Kept(buf))
     }
 

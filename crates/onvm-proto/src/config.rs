@@ -18,6 +18,7 @@
 //! socket_uids = [1001, "alice"]           # optional: so may these users
 //! watchdog_ms = 500                        # an NF not reading its ring this long is hung (0: off)
 //! kill_hung = true                         # and is killed (onvm up then restarts it per policy)
+//! nf_quota = 4096                          # buffers an NF may hold outside its rings (default: pool / 4)
 //!
 //! [services]                              # name -> service ID (1..32)
 //! firewall = 1
@@ -174,6 +175,9 @@ pub struct ManagerConfig {
     pub watchdog_ms: Option<u64>,
     /// A hung NF is killed (so a supervisor restarts it); `None`: the command's default.
     pub kill_hung: Option<bool>,
+    /// Buffers an NF may hold outside its rings, unless its entry says otherwise;
+    /// `None`: the manager's default (a quarter of the pool).
+    pub nf_quota: Option<u32>,
 }
 
 /// One NF (or group of identical instances) to launch.
@@ -206,6 +210,8 @@ pub struct Config {
     pub chains: Vec<Chain>,
     /// The chains compiled to flow rules.
     pub rules: Vec<Rule>,
+    /// Service → the buffer quota of each of its NFs (`quota` of its `[[nfs]]` entry).
+    pub quotas: BTreeMap<u16, u32>,
 }
 
 /// What is wrong with a config.
@@ -312,6 +318,17 @@ pub enum ConfigErrorKind {
         /// NF name.
         nf: String,
     },
+    /// A `quota` of 0 (an NF must be able to hold a packet), or two NF entries of one
+    /// service with different quotas.
+    #[error("NF {nf:?}: quota {quota}: {problem}")]
+    BadQuota {
+        /// NF name.
+        nf: String,
+        /// The quota given.
+        quota: u32,
+        /// What is wrong.
+        problem: &'static str,
+    },
     /// `backoff` with `restart = "never"`.
     #[error("NF {nf:?}: backoff makes no sense with restart = \"never\"")]
     BackoffWithNever {
@@ -395,6 +412,7 @@ struct RawManager {
     socket_uids: Vec<NameOrId>,
     watchdog_ms: Option<u64>,
     kill_hung: Option<bool>,
+    nf_quota: Option<u32>,
 }
 
 /// A user or group, by name or by number.
@@ -434,6 +452,7 @@ struct RawNf {
     restart: Option<RawRestart>,
     max_restarts: Option<u32>,
     backoff: Option<Spanned<RawBackoff>>,
+    quota: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -667,6 +686,7 @@ impl Config {
 
         // NFs.
         let mut nfs = Vec::with_capacity(raw.nfs.len());
+        let mut quotas = BTreeMap::new();
         let mut per_service: BTreeMap<u16, usize> = BTreeMap::new();
         for nf in &raw.nfs {
             let name = nf.name.get_ref().clone();
@@ -731,6 +751,24 @@ impl Config {
                     backoff,
                 },
             };
+            if let Some(q) = &nf.quota {
+                let quota = *q.get_ref();
+                let problem = match quotas.insert(service, quota) {
+                    _ if quota == 0 => Some("must be at least 1"),
+                    Some(other) if other != quota => Some("another entry of its service says otherwise"),
+                    _ => None,
+                };
+                if let Some(problem) = problem {
+                    return Err(lines.err(
+                        q.span(),
+                        ConfigErrorKind::BadQuota {
+                            nf: name,
+                            quota,
+                            problem,
+                        },
+                    ));
+                }
+            }
             nfs.push(NfSpec {
                 name,
                 binary: nf.binary.clone(),
@@ -811,11 +849,13 @@ impl Config {
                 socket_uids: raw.manager.socket_uids.into_iter().map(NameOrId::into_string).collect(),
                 watchdog_ms: raw.manager.watchdog_ms,
                 kill_hung: raw.manager.kill_hung,
+                nf_quota: raw.manager.nf_quota,
             },
             services,
             nfs,
             chains,
             rules,
+            quotas,
         })
     }
 }
@@ -1089,6 +1129,29 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
             policy("restart = \"always\"\nmax_restarts = 0\n"),
             RestartPolicy::new(RestartMode::Always, Some(0))
         );
+    }
+
+    #[test]
+    fn quotas_and_watchdog() {
+        let two = |a: &str, b: &str| {
+            format!(
+                "[manager]\nnf_quota = 4096\nwatchdog_ms = 300\nkill_hung = false\n[services]\na = 1\nb = 2\n\
+                 [[nfs]]\nname = \"n\"\nservice = \"a\"\n{a}\n[[nfs]]\nname = \"m\"\nservice = \"b\"\n{b}\n"
+            )
+        };
+        let c = Config::from_toml(&two("quota = 100", "")).unwrap();
+        assert_eq!(c.quotas, BTreeMap::from([(1, 100)]));
+        assert_eq!(
+            (c.manager.nf_quota, c.manager.watchdog_ms, c.manager.kill_hung),
+            (Some(4096), Some(300), Some(false))
+        );
+        let e = Config::from_toml(&two("quota = 0", "")).unwrap_err();
+        assert!(matches!(e.kind, ConfigErrorKind::BadQuota { quota: 0, .. }), "{e}");
+        assert!(e.line.is_some(), "the error has the line: {e}");
+        let same = "[services]\na = 1\n[[nfs]]\nname = \"n\"\nservice = \"a\"\nquota = 5\n\
+                    [[nfs]]\nname = \"m\"\nservice = \"a\"\nquota = 6\n";
+        let e = Config::from_toml(same).unwrap_err();
+        assert!(e.to_string().contains("another entry of its service"), "{e}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::limits::{MAX_MSG_PAYLOAD, MAX_TAG_LEN};
 
 /// Version of this protocol (and of the region layout it hands out). Bump on any change.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Upper bound of an encoded message, for sizing receive buffers.
 pub const MAX_MESSAGE_LEN: usize = MAX_MSG_PAYLOAD + 16;
@@ -260,6 +260,9 @@ pub struct Registered {
     pub core: Option<u16>,
     /// The instance's rings.
     pub rings: RingIds,
+    /// Buffers it may hold outside its rings (kept and allocated packets); the NF
+    /// library refuses more (`nf-over-quota`).
+    pub quota: u32,
 }
 
 /// Why the manager refused a registration (openNetVM's `NF_*` error states).
@@ -678,6 +681,7 @@ impl MgrMsg {
                 w.u32(r.rings.tx);
                 w.u32(r.rings.alloc);
                 w.u32(r.rings.wake);
+                w.u32(r.quota);
                 w
             }
             MgrMsg::Refused(why) => {
@@ -769,6 +773,7 @@ impl MgrMsg {
                     alloc: r.u32("rings.alloc")?,
                     wake: r.u32("rings.wake")?,
                 },
+                quota: r.u32("quota")?,
             }),
             tag::REFUSED => MgrMsg::Refused(match r.u8("reason")? {
                 reason::INSTANCE_TAKEN => RefuseReason::InstanceTaken(r.u16("instance")?),
@@ -838,7 +843,8 @@ mod tests {
     #[test]
     fn register_layout_is_fixed() {
         let bytes = NfMsg::Register(register()).encode().unwrap();
-        let mut want = vec![0x01, 2, 0, 0, 0, 8, 0];
+        // ABI version 3 (Registered carries the NF's buffer quota).
+        let mut want = vec![0x01, 3, 0, 0, 0, 8, 0];
         want.extend_from_slice(b"firewall");
         want.extend_from_slice(&[2, 0, 1, 7, 0, 0, 0, 1, 0, 0, 0]);
         assert_eq!(bytes, want);
@@ -1015,14 +1021,16 @@ mod tests {
                 any::<u16>(),
                 any::<u16>(),
                 any::<Option<u16>>(),
-                any::<(u32, u32, u32, u32)>()
+                any::<(u32, u32, u32, u32)>(),
+                any::<u32>()
             )
-                .prop_map(|(instance, service, core, (rx, tx, alloc, wake))| {
+                .prop_map(|(instance, service, core, (rx, tx, alloc, wake), quota)| {
                     MgrMsg::Registered(Registered {
                         instance,
                         service,
                         core,
                         rings: RingIds { rx, tx, alloc, wake },
+                        quota,
                     })
                 }),
             refuse().prop_map(MgrMsg::Refused),

@@ -15,6 +15,7 @@ mod code {
     pub const TO_INSTANCE: u8 = 4;
     pub const OUT: u8 = 5;
     pub const EDGE_FULL: u8 = 6;
+    pub const OVER_QUOTA: u8 = 7;
 }
 
 /// Where a packet goes after an NF (openNetVM's `ONVM_NF_ACTION_*`).
@@ -34,6 +35,9 @@ pub enum Verdict {
     /// edge whose ring was full, and gives it back to be freed. The manager counts it
     /// as that instance's full ring, not as a drop by the NF.
     EdgeFull(u16),
+    /// Not an NF's decision: the NF library was told to keep the packet, but the NF
+    /// holds its quota of buffers already. The manager counts `nf-over-quota`.
+    OverQuota,
 }
 
 /// A verdict byte/word pair that names no verdict.
@@ -56,6 +60,7 @@ impl Verdict {
             Verdict::ToInstance(i) => (code::TO_INSTANCE, u32::from(i)),
             Verdict::Out(p) => (code::OUT, u32::from(p)),
             Verdict::EdgeFull(i) => (code::EDGE_FULL, u32::from(i)),
+            Verdict::OverQuota => (code::OVER_QUOTA, 0),
         }
     }
 
@@ -70,6 +75,7 @@ impl Verdict {
             code::TO_INSTANCE => Verdict::ToInstance(id()?),
             code::OUT => Verdict::Out(id()?),
             code::EDGE_FULL => Verdict::EdgeFull(id()?),
+            code::OVER_QUOTA => Verdict::OverQuota,
             _ => return Err(bad),
         })
     }
@@ -89,6 +95,7 @@ mod tests {
             Verdict::ToInstance(65535),
             Verdict::Out(0),
             Verdict::EdgeFull(7),
+            Verdict::OverQuota,
         ] {
             let (a, d) = v.encode();
             assert_eq!(Verdict::decode(a, d), Ok(v));

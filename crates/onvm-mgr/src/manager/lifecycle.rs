@@ -32,11 +32,13 @@ impl Mgr<'_> {
                 ring.set_ends(ends.0, ends.1);
             }
         }
+        let quota = self.opts.quota_of(service, self.fwd.region.buffers());
         let reply = MgrMsg::Registered(Registered {
             instance: id,
             service,
             core,
             rings,
+            quota,
         });
         self.ctl.conns[k]
             .sock

@@ -242,6 +242,7 @@ impl Router {
             Verdict::Out(p) if p < self.ports => Target::Port(p).into(),
             Verdict::Out(_) => Target::Drop(DropReason::NoSuchPort).into(),
             Verdict::EdgeFull(to) => Target::Overflow { id: to }.into(),
+            Verdict::OverQuota => Target::Drop(DropReason::OverQuota).into(),
         }
     }
 

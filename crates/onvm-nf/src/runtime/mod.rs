@@ -132,7 +132,13 @@ impl<'r> Runtime<'r> {
         core: CoreUse,
     ) -> Result<Self, NfError> {
         let out = Out::new(region.producer(reg.rings.tx)?, region.producer(reg.rings.wake)?);
-        let ctx = Ctx::new(holder, reg.instance, reg.service, region.consumer(reg.rings.alloc)?);
+        let ctx = Ctx::new(
+            holder,
+            reg.instance,
+            reg.service,
+            region.consumer(reg.rings.alloc)?,
+            reg.quota,
+        );
         sock.set_nonblocking(true)?;
         let started = Instant::now();
         Ok(Runtime {

@@ -71,7 +71,7 @@ fn tally(counters: &mut NfCounters, v: Verdict, n: u64) -> Option<u16> {
             None
         }
         // The library's own hand-back (counted as `tx_drop` where it is made).
-        Verdict::EdgeFull(_) => return None,
+        Verdict::EdgeFull(_) | Verdict::OverQuota => return None,
     };
     counters.tx += n;
     key
@@ -165,8 +165,16 @@ impl<'r> Out<'r> {
             match a.verdict() {
                 Some(v) => self.route_run(holder, &mut ctx.counters, run, n as u64, v),
                 None => {
-                    ctx.counters.act_buffer += n as u64;
-                    ctx.kept.extend(run);
+                    // Within its quota the NF keeps them; what is over goes back.
+                    let room = ctx.quota.saturating_sub(ctx.held) as usize;
+                    let mut run = run;
+                    let keep = n.min(room);
+                    ctx.counters.act_buffer += keep as u64;
+                    ctx.held += keep as u32;
+                    ctx.kept.extend(run.by_ref().take(keep));
+                    for buf in run {
+                        self.via_manager(holder, buf, Verdict::OverQuota);
+                    }
                 }
             }
             start += n;
@@ -324,7 +332,7 @@ mod tests {
         let (region, pool, mut bufs) = setup(6);
         let idx: Vec<u32> = bufs.iter().map(Buf::index).collect();
         let nf = region.holder(NF).unwrap();
-        let mut ctx = Ctx::new(&nf, NF.0, 1, region.consumer(ALLOC).unwrap());
+        let mut ctx = Ctx::new(&nf, NF.0, 1, region.consumer(ALLOC).unwrap(), u32::MAX);
         let mut out = Out::new(region.producer(TX).unwrap(), region.producer(WAKE).unwrap());
         out.add(edge(&region, 0));
         let (next, drop) = (Action::Next, Action::Drop);
@@ -361,7 +369,7 @@ mod tests {
         let (region, pool, mut bufs) = setup(n + 2);
         let idx: Vec<u32> = bufs.iter().map(Buf::index).collect();
         let nf = region.holder(NF).unwrap();
-        let mut ctx = Ctx::new(&nf, NF.0, 1, region.consumer(ALLOC).unwrap());
+        let mut ctx = Ctx::new(&nf, NF.0, 1, region.consumer(ALLOC).unwrap(), u32::MAX);
         let mut out = Out::new(region.producer(TX).unwrap(), region.producer(WAKE).unwrap());
         out.add(edge(&region, 4));
         let mut first: Vec<Buf> = bufs.drain(..n).collect();
