@@ -25,6 +25,7 @@
 use std::cell::Cell;
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::io;
+use std::io::Write as _;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -449,7 +450,12 @@ impl DpdkPort {
                 // SAFETY: the shim sets `step` to one of its string literals.
                 unsafe { CStr::from_ptr(step) }.to_string_lossy().into_owned()
             };
-            eprintln!("onvm: port {}: cannot {what}: {}", self.name, dpdk_error(r));
+            let _ = writeln!(
+                std::io::stderr(),
+                "onvm: port {}: cannot {what}: {}",
+                self.name,
+                dpdk_error(r)
+            );
             self.state = State::Failed;
             return false;
         }

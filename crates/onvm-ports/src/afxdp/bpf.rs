@@ -21,6 +21,7 @@
 //! not yet exec'd.
 
 use std::io;
+use std::io::Write as _;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -207,7 +208,10 @@ impl XdpProgram {
             let text = String::from_utf8_lossy(&log);
             let text = text.trim_end_matches('\0').trim();
             if !text.is_empty() {
-                eprintln!("onvm: the kernel's verifier refused the XDP program:\n{text}");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "onvm: the kernel's verifier refused the XDP program:\n{text}"
+                );
             }
             ("cannot load the XDP program", e)
         })?);
@@ -287,7 +291,11 @@ impl Drop for XdpProgram {
         if let Err(e) = detached
             && e.raw_os_error() != Some(libc::EINVAL)
         {
-            eprintln!("onvm: cannot detach the XDP program at once ({e}); it goes when its link closes");
+            // Never `eprintln!` (a closed stderr would panic, and this runs in a drop).
+            let _ = writeln!(
+                std::io::stderr(),
+                "onvm: cannot detach the XDP program at once ({e}); it goes when its link closes"
+            );
         }
     }
 }
