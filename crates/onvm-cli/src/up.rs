@@ -12,7 +12,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use onvm_mgr::supervisor::{Decision, GiveUp, NfInstance, NfOutput, ProcessLauncher, Supervisor, SupervisorEvent};
+use onvm_mgr::supervisor::{
+    Decision, GiveUp, NfInstance, NfOutput, Outcome, ProcessLauncher, Supervisor, SupervisorEvent,
+};
 use onvm_proto::config::Config;
 
 use crate::CliResult;
@@ -181,12 +183,14 @@ pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResul
                 .map_err(|e| format!("cannot start NF {label}: {e}"))?;
         }
     }
+    let mut abandoned = 0u32;
     while !mgr.is_finished() {
         if stop.load(Ordering::Relaxed) {
             nfs.request_stop();
         }
         for event in nfs.poll(Instant::now()) {
             log(&event);
+            abandoned += u32::from(abandons_a_failed_nf(&event));
         }
         std::thread::sleep(POLL);
     }
@@ -199,7 +203,36 @@ pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResul
     for event in nfs.stop_all(STOP_GRACE) {
         log(&event);
     }
-    Ok(print_report(&report))
+    let code = print_report(&report);
+    if abandoned > 0 {
+        // Packets may all be accounted for, but the config did not run as written.
+        onvm_mgr::stats::emit_err(format_args!(
+            "onvm up: {abandoned} NF(s) failed and were not restarted (see above)\n"
+        ));
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(code)
+}
+
+/// An NF failed and its policy does not restart it (again): `onvm up` then ends with
+/// a failure, even though it ran on with the NFs it had.
+fn abandons_a_failed_nf(event: &SupervisorEvent) -> bool {
+    match event {
+        SupervisorEvent::Exited {
+            exit,
+            then: Decision::GiveUp(why),
+            ..
+        } => match why {
+            GiveUp::MaxRestarts(_) => true,
+            GiveUp::Never => exit.outcome() == Outcome::Failure,
+            GiveUp::CleanExit | GiveUp::Stopping => false,
+        },
+        SupervisorEvent::LaunchFailed {
+            then: Decision::GiveUp(GiveUp::MaxRestarts(_) | GiveUp::Never),
+            ..
+        } => true,
+        _ => false,
+    }
 }
 
 /// How often the supervisor looks at the NFs: exits are noticed and due restarts made

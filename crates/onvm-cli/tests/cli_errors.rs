@@ -506,3 +506,43 @@ fn a_generator_frame_bigger_than_the_data_room_is_refused() {
         "{err}"
     );
 }
+
+/// An NF that fails every time is given up on by its policy; `onvm up` runs on with
+/// the rest, and then ends with a failure saying so (it used to exit 0).
+#[test]
+fn up_ends_with_a_failure_when_an_nf_was_given_up() {
+    let dir = TempDir::new("up-gives-up");
+    let file = dir.write(
+        "up.toml",
+        r#"[manager]
+ports = ["gen:64B,4flows,rate=1k", "null"]
+
+[services]
+a = 1
+
+[[nfs]]
+name = "always-fails"
+binary = "/bin/false"
+service = "a"
+restart = "on-failure"
+max_restarts = 1
+backoff = { initial_ms = 10 }
+
+[[chains]]
+name = "a"
+chain = ["a", "out:1"]
+in_port = 0
+"#,
+    );
+    let mut cmd = onvm();
+    cmd.arg("up")
+        .arg(&file)
+        .args(["--stats", "off", "--run-for", "2", "--socket"])
+        .arg(dir.socket());
+    let mut p = run_to_end("onvm up", cmd);
+    assert_eq!(p.exit_code(SOON), 1, "{}", p.output());
+    let err = p.stderr.text();
+    assert!(err.contains("1 NF(s) failed and were not restarted"), "{}", p.output());
+    // The packets are still all accounted for: the failure is the config's, not theirs.
+    assert!(p.stdout.text().contains("conservation: OK"), "{}", p.output());
+}
