@@ -178,9 +178,16 @@ impl Mgr<'_> {
         true
     }
 
-    /// Route everything in instance `id`'s tx ring, however many bursts that takes.
+    /// Route what instance `id`'s tx ring holds: at most one ring's worth, so a process
+    /// that keeps publishing (after its socket closed, say) cannot hold the manager;
+    /// anything left is reclaimed as half-sent.
     pub(super) fn drain_nf_fully(&mut self, id: u16) {
-        while self.drain_nf(id) {}
+        let bursts = self.fwd.region.layout().ring_capacity as usize / BURST + 1;
+        for _ in 0..bursts {
+            if !self.drain_nf(id) {
+                return;
+            }
+        }
     }
 
     /// Ring the doorbells of shared-core NFs whose packets waited [`WAKE_DELAY`], or all
