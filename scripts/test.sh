@@ -9,7 +9,8 @@
 #     onvm-rs: N passed, N failed, N skipped
 #
 # passed and failed count tests: the "test result:" lines of every step (unit, property,
-# integration and doc tests, the DPDK port, the loom models). A step that fails without
+# integration and doc tests, the DPDK port, the loom models; the fuzzing step counts
+# one failure when any target fails). A step that fails without
 # a failing test (a build error, a test binary that crashed, a package that could not be
 # installed) counts as one failure. A test never passes without what it needs: it fails
 # naming the missing tool or privilege (crates/onvm-testkit). Only where the environment
@@ -101,6 +102,16 @@ fi
 
 step "loom model checks of the ring and doorbell" \
     env RUSTFLAGS="--cfg loom" cargo test -p onvm-shm --lib --release --no-fail-fast --target-dir target/loom
+
+# Fuzzing: every cargo-fuzz target (OpenFlow, control messages, config file, pcap
+# reader) from its corpus in fuzz/corpus/, ONVM_FUZZ_SECONDS (20) each; a crash, hang or
+# unbounded allocation fails. libFuzzer needs the nightly toolchain; scripts/fuzz.sh
+# installs cargo-fuzz when missing.
+if cargo +nightly --version >/dev/null 2>&1; then
+    step "fuzzing (scripts/fuzz.sh)" scripts/fuzz.sh "${ONVM_FUZZ_SECONDS:-20}"
+else
+    skip_step "fuzzing" "no nightly Rust toolchain (cargo-fuzz needs it): rustup toolchain install nightly"
+fi
 
 # The closing line (the child processes of the two-process tests print their own result
 # lines; they are counted too). A skipped test returned early and libtest counted it as
