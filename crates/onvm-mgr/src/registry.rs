@@ -69,6 +69,9 @@ pub struct Instance {
     /// The watchdog found it not reading its rx ring: its service's flows go to the
     /// other instances, if there are any.
     pub hung: bool,
+    /// Buffers it may hold outside its rings, and at most what the manager queues in
+    /// its rx ring (set when it registers; `u32::MAX` until then).
+    pub quota: u32,
     /// When it registered.
     pub since: Instant,
 }
@@ -221,6 +224,7 @@ impl Registry {
             counters: NfCounters::default(),
             rx_drop: 0,
             hung: false,
+            quota: u32::MAX,
             since: Instant::now(),
         }))
     }

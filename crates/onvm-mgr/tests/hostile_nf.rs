@@ -330,3 +330,26 @@ fn a_corrupt_alloc_ring_then_death_loses_nothing() {
     let e = event(&report, "\"bad\" (instance");
     assert!(unclaimed(e) >= 32, "the alloc ring's buffers: {e}");
 }
+
+/// The bad NF never reads its ring: the manager queues at most its quota there (the
+/// ring has room for more than the whole pool), so the good chain keeps its buffers.
+#[test]
+fn an_nf_that_never_reads_gets_at_most_its_quota_queued() {
+    let rig = rig("sleeper");
+    let bad = Bad::register(&rig.path);
+    let quota = bad.reg.quota;
+    assert_eq!(quota, 4095 / 4, "a quarter of the pool by default");
+    wait_for("its ring to fill to its quota", || {
+        bad.ring_len(bad.reg.rings.rx) >= quota
+    });
+    rig.expect_flowing("while the bad NF does not read");
+    assert_eq!(bad.ring_len(bad.reg.rings.rx), quota, "never more than its quota");
+    bad.die();
+    let report = rig.finish();
+    let over = report
+        .drops
+        .iter()
+        .find(|(r, _)| *r == "nf-over-quota")
+        .map_or(0, |d| d.1);
+    assert!(over > 0, "{:?}", report.drops);
+}

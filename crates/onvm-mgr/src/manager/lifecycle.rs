@@ -33,6 +33,9 @@ impl Mgr<'_> {
             }
         }
         let quota = self.opts.quota_of(service, self.fwd.region.buffers());
+        if let Some(i) = self.fwd.reg.get_mut(id) {
+            i.quota = quota;
+        }
         let reply = MgrMsg::Registered(Registered {
             instance: id,
             service,

@@ -216,6 +216,18 @@ impl Mgr<'_> {
                 continue;
             }
             let rx = &mut io.rings[i].rx;
+            // What waits in its ring counts against its quota too: a stopped NF's ring
+            // (4096 slots) could otherwise hold a small pool whole until the watchdog acts.
+            let quota = fwd.reg.get(id).map_or(u32::MAX, |inst| inst.quota);
+            if quota < capacity {
+                let queued = rx.free().map_or(0, |f| capacity - f);
+                let room = quota.saturating_sub(queued) as usize;
+                if q.len() > room {
+                    for buf in q.drain(room..) {
+                        fwd.acct.drop(&mut fwd.pool, buf, DropReason::OverQuota);
+                    }
+                }
+            }
             let holder = fwd.pool.holder();
             match holder.enqueue(rx, OwnerId(id), q) {
                 Ok(_) => {}
