@@ -295,7 +295,14 @@ fn a_metadata_scribbler_hurts_no_one() {
     drop(me);
     bad.die();
     rig.expect_flowing("after the scribbler died");
-    rig.finish();
+    let report = rig.finish();
+    // The manager named what it found: the buffer, who handed it over (whichever NF
+    // it passed through last), and what was wrong.
+    let e = event(&report, "bad buffer (#1): buffer ");
+    assert!(
+        (e.contains(" from instance ") || e.contains(" from port ")) && e.contains("corrupt metadata"),
+        "{e}"
+    );
 }
 
 /// The bad NF writes garbage into the indices of its rings (rx: the manager's producer

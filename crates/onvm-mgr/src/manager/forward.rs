@@ -37,9 +37,19 @@ impl Fwd<'_> {
 
     #[inline(always)]
     fn route(&mut self, ingress: Ingress, mut buf: Buf) {
+        let index = buf.index();
         let packet = self.pool.holder().packet(&mut buf);
         let frame = packet.as_ref().ok().map(|p| p.data());
         let d = self.router.route(&mut self.table, &self.reg, ingress, frame, self.now);
+        if let Err(e) = &packet {
+            // Its metadata was scribbled on: say which buffer and who sent it (the drop
+            // itself, if the decision needed the bytes, is counted as bad-buffer).
+            let from = match ingress {
+                Ingress::Port(p) => format!("port {p}"),
+                Ingress::Nf { id, .. } => format!("instance {id}"),
+            };
+            self.acct.complain(format!("buffer {index} from {from}: {e}"));
+        }
         self.carry_out(d, buf);
     }
 

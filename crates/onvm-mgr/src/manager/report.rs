@@ -85,6 +85,9 @@ pub(super) struct Accounting {
     pub(super) recent_events: Vec<String>,
     /// NFs that are gone, as they last were.
     pub(super) exited: Vec<NfRow>,
+    /// Complaints about bad buffers so far (the first few are logged in full, then
+    /// only at powers of two: a scribbler must not flood the log).
+    complaints: u64,
     /// Events also go to stderr as they happen.
     log_events: bool,
 }
@@ -100,6 +103,7 @@ impl Accounting {
             events: Vec::new(),
             recent_events: Vec::new(),
             exited: Vec::new(),
+            complaints: 0,
             log_events,
         }
     }
@@ -109,6 +113,16 @@ impl Accounting {
     pub(super) fn drop(&mut self, pool: &mut Pool, buf: Buf, why: DropReason) {
         self.drops.add(why, 1);
         pool.free(buf);
+    }
+
+    /// A buffer read from shared memory was bad: logged with what names it, the first
+    /// ten times and then at every power of two.
+    pub(super) fn complain(&mut self, what: String) {
+        self.complaints += 1;
+        let n = self.complaints;
+        if n <= 10 || n.is_power_of_two() {
+            self.event(format!("bad buffer (#{n}): {what}"));
+        }
     }
 
     /// Note something in the event log.
