@@ -80,6 +80,9 @@ const WAKE_BATCH: u32 = 128;
 /// Times the manager yields its CPU to a shared-core NF whose rx ring is full before it
 /// drops what does not fit (a few scheduler slices at most: a stuck NF cannot stall it).
 const RING_FULL_YIELDS: u32 = 8;
+/// The pool is low when fewer than 1/this of its buffers are free: then an NF's rx
+/// ring may hold no more than its quota (see `Mgr::flush`).
+const LOW_WATER_DIV: u32 = 8;
 /// How often the watchdog looks at NFs' rx rings: a hung NF is reported within its
 /// time plus this.
 const WATCHDOG_EVERY: Duration = Duration::from_millis(50);

@@ -13,7 +13,9 @@ use onvm_shm::{BURST, OwnerId, RingError};
 
 use super::timers::Timer;
 use super::watchdog::Change;
-use super::{CONTROL_EVERY, DRAIN_GRACE, DropReason, Mgr, RING_FULL_YIELDS, STOP_GRACE, WAKE_BATCH, WAKE_DELAY};
+use super::{
+    CONTROL_EVERY, DRAIN_GRACE, DropReason, LOW_WATER_DIV, Mgr, RING_FULL_YIELDS, STOP_GRACE, WAKE_BATCH, WAKE_DELAY,
+};
 use crate::error::MgrError;
 use crate::options::StatsMode;
 use crate::stats;
@@ -209,6 +211,7 @@ impl Mgr<'_> {
     pub(super) fn flush(&mut self) {
         let (io, fwd) = (&mut self.io, &mut self.fwd);
         let capacity = fwd.region.layout().ring_capacity;
+        let low_water = fwd.region.buffers() / LOW_WATER_DIV;
         for &id in &io.active {
             let i = usize::from(id) - 1;
             let q = &mut fwd.to_nf[i];
@@ -216,10 +219,11 @@ impl Mgr<'_> {
                 continue;
             }
             let rx = &mut io.rings[i].rx;
-            // What waits in its ring counts against its quota too: a stopped NF's ring
-            // (4096 slots) could otherwise hold a small pool whole until the watchdog acts.
+            // When the pool runs low, what waits in an NF's ring counts against its quota
+            // too: a stopped NF's ring (4096 slots) could otherwise hold a small pool whole
+            // before the watchdog acts. Not before: a burst may fill a ring that is read.
             let quota = fwd.reg.get(id).map_or(u32::MAX, |inst| inst.quota);
-            if quota < capacity {
+            if quota < capacity && fwd.pool.free_count() < low_water {
                 let queued = rx.free().map_or(0, |f| capacity - f);
                 let room = quota.saturating_sub(queued) as usize;
                 if q.len() > room {
