@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    KillBySocket, Proc, SOON, TempDir, assert_conserved, instance_of, onvm, pids_with_args, serial, start_forwarder,
-    start_mgr, summary_rx,
+    KillBySocket, SOON, TempDir, assert_conserved, instance_of, pids_with_args, registered, serial, start_forwarder,
+    start_mgr, start_up, summary_rx,
 };
 
 /// Services a, b, c chained from the generator (port 0) to the null port (1).
@@ -129,18 +129,7 @@ fn onvm_up_restarts_a_killed_nf_and_still_accounts_for_every_packet() {
     let socket = dir.socket();
     let _reap = KillBySocket(socket.clone());
     let cfg = loaded_chain_config(&dir, THREE_NFS);
-    let mut cmd = onvm();
-    cmd.arg("up")
-        .arg(&cfg)
-        .args(["--stats", "off", "--buffers", "4095", "--socket"])
-        .arg(&socket);
-    let mut up = Proc::spawn("onvm up", cmd);
-    let registered = |p: &Proc| p.stderr.count(|l| l.contains("registered: instance"));
-    assert!(
-        common::wait_for(SOON, || registered(&up) == 3),
-        "three NFs register\n{}",
-        up.output()
-    );
+    let mut up = start_up(&cfg, &socket, 3);
     let_traffic_flow();
 
     let sock = socket.display().to_string();

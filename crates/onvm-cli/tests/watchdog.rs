@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    KillBySocket, Proc, SOON, TempDir, assert_conserved, field, instance_of, onvm, pids_with_args, serial,
-    start_forwarder, start_mgr, stop_cleanly,
+    KillBySocket, SOON, TempDir, assert_conserved, field, instance_of, pids_with_args, registered, serial,
+    start_forwarder, start_mgr, start_up, stop_cleanly,
 };
 
 #[test]
@@ -105,18 +105,7 @@ chain = ["fwd", "out:1"]
 in_port = 0
 "#,
     );
-    let mut cmd = onvm();
-    cmd.arg("up")
-        .arg(&cfg)
-        .args(["--stats", "off", "--buffers", "4095", "--socket"])
-        .arg(&socket);
-    let mut up = Proc::spawn("onvm up", cmd);
-    let registered = |p: &Proc| p.stderr.count(|l| l.contains("registered: instance"));
-    assert!(
-        common::wait_for(SOON, || registered(&up) == 1),
-        "the NF registers\n{}",
-        up.output()
-    );
+    let mut up = start_up(&cfg, &socket, 1);
     std::thread::sleep(Duration::from_millis(300));
     let sock = socket.display().to_string();
     let pids = pids_with_args(&[&["--service", "1"], &["--socket", &sock]]);

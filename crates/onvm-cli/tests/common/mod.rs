@@ -247,6 +247,28 @@ pub fn start_mgr(socket: &Path, extra: &[&str]) -> Proc {
     p
 }
 
+/// `onvm up CONFIG` with stats off, a small pool and `socket`; returns once `nfs` NFs
+/// have registered.
+pub fn start_up(config: &Path, socket: &Path, nfs: usize) -> Proc {
+    let mut cmd = onvm();
+    cmd.arg("up")
+        .arg(config)
+        .args(["--stats", "off", "--buffers", "4095", "--socket"])
+        .arg(socket);
+    let up = Proc::spawn("onvm up", cmd);
+    assert!(
+        wait_for(SOON, || registered(&up) >= nfs),
+        "{nfs} NF(s) did not register\n{}",
+        up.output()
+    );
+    up
+}
+
+/// How many NF registrations a manager (or `onvm up`) has reported.
+pub fn registered(p: &Proc) -> usize {
+    p.stderr.count(|l| l.contains("registered: instance"))
+}
+
 /// `onvm nf --socket S --service N --tag TAG --shared-core [flags] KIND [args]`.
 pub fn nf_command(socket: &Path, service: u16, tag: &str, flags: &[&str], kind_and_args: &[&str]) -> Command {
     let mut cmd = onvm();
