@@ -12,6 +12,8 @@ use onvm_proto::ctrl::{ABI_VERSION, NfCounters, RefuseReason, Register, Register
 use onvm_proto::limits::{MAX_INSTANCES, MAX_INSTANCES_PER_SERVICE, MAX_SERVICES};
 use onvm_proto::rss::Reta;
 
+use crate::drops::DropReason;
+
 /// The ring directory's layout is shared with the edge protocol (`onvm_proto::edge`).
 pub use onvm_proto::limits::{EDGE_RINGS, FIRST_EDGE_RING, RINGS_PER_INSTANCE};
 
@@ -227,6 +229,22 @@ impl Registry {
             quota: u32::MAX,
             since: Instant::now(),
         }))
+    }
+
+    /// Its rx ring had no room for `n` packets: counted against it, and why (a hung NF's
+    /// full ring is its hang, not a burst it could not keep up with).
+    pub fn ring_full(&mut self, id: u16, n: u64) -> DropReason {
+        match self.get_mut(id) {
+            Some(inst) => {
+                inst.rx_drop += n;
+                if inst.hung {
+                    DropReason::HungNf
+                } else {
+                    DropReason::RingFull
+                }
+            }
+            None => DropReason::RingFull,
+        }
     }
 
     /// Mark instance `id` hung (or reading again). A hung instance leaves its service's

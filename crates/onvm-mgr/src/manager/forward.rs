@@ -91,17 +91,7 @@ impl Fwd<'_> {
             Target::Controller { rule, max_len, in_port } => self.for_controller(buf, rule, max_len, in_port),
             Target::Drop(why) => self.drop(buf, why),
             Target::Overflow { id } => {
-                let why = match self.reg.get_mut(id) {
-                    Some(inst) => {
-                        inst.rx_drop += 1;
-                        if inst.hung {
-                            DropReason::HungNf
-                        } else {
-                            DropReason::RingFull
-                        }
-                    }
-                    None => DropReason::RingFull,
-                };
+                let why = self.reg.ring_full(id, 1);
                 self.drop(buf, why);
             }
         }
@@ -282,8 +272,6 @@ impl Fwd<'_> {
         let Some(q) = usize::from(id).checked_sub(1).and_then(|i| self.to_nf.get_mut(i)) else {
             return;
         };
-        for buf in q.drain(..) {
-            self.acct.drop(&mut self.pool, buf, DropReason::NoInstance);
-        }
+        self.acct.drop_all(&mut self.pool, q.drain(..), DropReason::NoInstance);
     }
 }

@@ -115,6 +115,13 @@ impl Accounting {
         pool.free(buf);
     }
 
+    /// Free every buffer of `bufs`, counted under `why`.
+    pub(super) fn drop_all(&mut self, pool: &mut Pool, bufs: impl IntoIterator<Item = Buf>, why: DropReason) {
+        for buf in bufs {
+            self.drop(pool, buf, why);
+        }
+    }
+
     /// A buffer read from shared memory was bad: logged with what names it, the first
     /// ten times and then at every power of two.
     pub(super) fn complain(&mut self, what: String) {

@@ -222,14 +222,15 @@ impl Mgr<'_> {
             // When the pool runs low, what waits in an NF's ring counts against its quota
             // too: a stopped NF's ring (4096 slots) could otherwise hold a small pool whole
             // before the watchdog acts. Not before: a burst may fill a ring that is read.
-            let quota = fwd.reg.get(id).map_or(u32::MAX, |inst| inst.quota);
+            let (quota, shared) = fwd
+                .reg
+                .get(id)
+                .map_or((u32::MAX, false), |inst| (inst.quota, inst.shared));
             if quota < capacity && fwd.pool.free_count() < low_water {
                 let queued = rx.free().map_or(0, |f| capacity - f);
                 let room = quota.saturating_sub(queued) as usize;
                 if q.len() > room {
-                    for buf in q.drain(room..) {
-                        fwd.acct.drop(&mut fwd.pool, buf, DropReason::OverQuota);
-                    }
+                    fwd.acct.drop_all(&mut fwd.pool, q.drain(room..), DropReason::OverQuota);
                 }
             }
             let holder = fwd.pool.holder();
@@ -241,20 +242,16 @@ impl Mgr<'_> {
                     fwd.acct.event(format!(
                         "bug: a buffer of another region was routed to instance {id}: {e}"
                     ));
-                    for buf in q.drain(..) {
-                        fwd.acct.drop(&mut fwd.pool, buf, DropReason::BadBuffer);
-                    }
+                    fwd.acct.drop_all(&mut fwd.pool, q.drain(..), DropReason::BadBuffer);
                     continue;
                 }
                 Err(e) => {
                     io.broken.add(id, format!("its rx ring: {e}"));
-                    for buf in q.drain(..) {
-                        fwd.acct.drop(&mut fwd.pool, buf, DropReason::NoInstance);
-                    }
+                    fwd.acct.drop_all(&mut fwd.pool, q.drain(..), DropReason::NoInstance);
                     continue;
                 }
             }
-            if fwd.reg.get(id).is_some_and(|inst| inst.shared) {
+            if shared {
                 // Only shared-core NFs sleep; the doorbell's fence is not free.
                 let queued = rx.free().map_or(WAKE_BATCH, |f| capacity - f);
                 if queued >= WAKE_BATCH || !q.is_empty() {
@@ -277,16 +274,8 @@ impl Mgr<'_> {
                 }
             }
             if !q.is_empty() {
-                let mut why = DropReason::RingFull;
-                if let Some(inst) = fwd.reg.get_mut(id) {
-                    inst.rx_drop += q.len() as u64;
-                    if inst.hung {
-                        why = DropReason::HungNf;
-                    }
-                }
-                for buf in q.drain(..) {
-                    fwd.acct.drop(&mut fwd.pool, buf, why);
-                }
+                let why = fwd.reg.ring_full(id, q.len() as u64);
+                fwd.acct.drop_all(&mut fwd.pool, q.drain(..), why);
             }
         }
         for (port, q) in io.ports.iter_mut().zip(&mut fwd.to_port) {
