@@ -7,11 +7,10 @@ mod common;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
-use common::{opts, start};
+use common::{ByHand, opts, register_by_hand, start};
 use onvm_nf::{Action, Nf, handler_fn};
-use onvm_proto::ctrl::{ABI_VERSION, MAX_MESSAGE_LEN, MgrMsg, NfMsg, Register, RegisterFlags};
-use onvm_shm::Region;
-use onvm_shm::seqpacket::{Received, SeqPacket};
+use onvm_proto::ctrl::MAX_MESSAGE_LEN;
+use onvm_shm::seqpacket::Received;
 
 #[test]
 fn garbage_indices_and_a_corrupt_ring_leave_the_manager_running() {
@@ -24,27 +23,12 @@ fn garbage_indices_and_a_corrupt_ring_leave_the_manager_running() {
     let (stop, mgr) = start(o);
 
     // Register by hand, as a buggy NF would.
-    let sock = SeqPacket::connect(&path).unwrap();
-    let reg = NfMsg::Register(Register {
-        abi_version: ABI_VERSION,
-        tag: "buggy".into(),
-        service: 1,
-        instance: None,
-        core: None,
-        parent: None,
-        flags: RegisterFlags::SHARED_CORE,
-    });
-    sock.send(&reg.encode().unwrap()).unwrap();
-    let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
-    let Received::Msg(n, Some(fd)) = sock.recv(&mut buf).unwrap() else {
-        panic!("no registration answer with the region");
-    };
-    let MgrMsg::Registered(r) = MgrMsg::decode(&buf[..n]).unwrap() else {
-        panic!("refused");
-    };
-    let file = std::fs::File::from(fd.try_clone().unwrap());
-    let region = Region::open(fd).unwrap();
-    sock.send(&NfMsg::Ready.encode().unwrap()).unwrap();
+    let ByHand {
+        sock,
+        file,
+        region,
+        reg: r,
+    } = register_by_hand(&path, "buggy", 1);
 
     // 1. Indices that are no buffer, or no buffer sent to the manager.
     let mut tx = region.producer(r.rings.tx).unwrap();
@@ -58,6 +42,7 @@ fn garbage_indices_and_a_corrupt_ring_leave_the_manager_running() {
 
     // The manager disconnects the NF: its socket reads as closed.
     sock.set_nonblocking(false).unwrap();
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
     assert!(
         sock.wait_readable(2000).unwrap(),
         "the manager did not react to the corrupt ring"

@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{opts, start};
+use common::{ByHand, opts, register_by_hand, start};
 use onvm_mgr::Report;
 use onvm_nf::{Action, Nf, handler_fn};
 use onvm_proto::chain::{Chain, Hop, compile};
-use onvm_proto::ctrl::{ABI_VERSION, MAX_MESSAGE_LEN, MgrMsg, NfMsg, Register, RegisterFlags, Registered};
+use onvm_proto::ctrl::{MAX_MESSAGE_LEN, Registered};
 use onvm_proto::flow::Match;
 use onvm_shm::seqpacket::{Received, SeqPacket};
 use onvm_shm::{OwnerId, Region};
@@ -138,27 +138,12 @@ struct Bad {
 
 impl Bad {
     fn register(path: &Path) -> Bad {
-        let sock = SeqPacket::connect(path).unwrap();
-        let reg = NfMsg::Register(Register {
-            abi_version: ABI_VERSION,
-            tag: "bad".into(),
-            service: 2,
-            instance: None,
-            core: None,
-            parent: None,
-            flags: RegisterFlags::SHARED_CORE,
-        });
-        sock.send(&reg.encode().unwrap()).unwrap();
-        let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
-        let Received::Msg(n, Some(fd)) = sock.recv(&mut buf).unwrap() else {
-            panic!("no registration answer with the region");
-        };
-        let MgrMsg::Registered(reg) = MgrMsg::decode(&buf[..n]).unwrap() else {
-            panic!("refused");
-        };
-        let file = File::from(fd.try_clone().unwrap());
-        let region = Region::open(fd).unwrap();
-        sock.send(&NfMsg::Ready.encode().unwrap()).unwrap();
+        let ByHand {
+            sock,
+            file,
+            region,
+            reg,
+        } = register_by_hand(path, "bad", 2);
         Bad {
             sock,
             file,

@@ -1,15 +1,19 @@
 //! Helpers shared by the in-process tests: a manager on a thread, options, chains.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use onvm_mgr::{Options, Report, StatsMode};
 use onvm_proto::chain::{Chain, Hop, compile};
+use onvm_proto::ctrl::{ABI_VERSION, MAX_MESSAGE_LEN, MgrMsg, NfMsg, Register, RegisterFlags, Registered};
 use onvm_proto::flow::Match;
 use onvm_proto::port::PortSpec;
+use onvm_shm::Region;
+use onvm_shm::seqpacket::{Received, SeqPacket};
 
 pub fn socket(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("onvm-test-{}-{name}", std::process::id()));
@@ -61,4 +65,44 @@ pub fn opts(name: &str, ports: &[&str], rules: Vec<onvm_proto::flow::Rule>) -> O
     o.log_events = false;
     o.region.buffers = 4095;
     o
+}
+
+/// An NF registered by hand, as a buggy one (or one not written with onvm-nf) would:
+/// its socket, the region as a file (to scribble on with pwrite) and mapped, and the
+/// manager's answer. It has said Ready.
+pub struct ByHand {
+    pub sock: SeqPacket,
+    pub file: File,
+    pub region: Arc<Region>,
+    pub reg: Registered,
+}
+
+pub fn register_by_hand(path: &Path, tag: &str, service: u16) -> ByHand {
+    let sock = SeqPacket::connect(path).unwrap();
+    let reg = NfMsg::Register(Register {
+        abi_version: ABI_VERSION,
+        tag: tag.into(),
+        service,
+        instance: None,
+        core: None,
+        parent: None,
+        flags: RegisterFlags::SHARED_CORE,
+    });
+    sock.send(&reg.encode().unwrap()).unwrap();
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
+    let Received::Msg(n, Some(fd)) = sock.recv(&mut buf).unwrap() else {
+        panic!("no registration answer with the region");
+    };
+    let MgrMsg::Registered(reg) = MgrMsg::decode(&buf[..n]).unwrap() else {
+        panic!("refused");
+    };
+    let file = File::from(fd.try_clone().unwrap());
+    let region = Region::open(fd).unwrap();
+    sock.send(&NfMsg::Ready.encode().unwrap()).unwrap();
+    ByHand {
+        sock,
+        file,
+        region,
+        reg,
+    }
 }
