@@ -155,7 +155,7 @@ pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResul
     }
     // A hung NF is killed here unless the config says otherwise: its restart policy
     // then brings it back, which a manager alone cannot do.
-    opts.kill_hung = common.kill_hung || cfg.manager.kill_hung.unwrap_or(true);
+    opts.kill_hung |= cfg.manager.kill_hung.is_none();
     let socket = opts.socket.clone();
     let stop = crate::stop_on_signals();
     let mgr_stop = stop.clone();

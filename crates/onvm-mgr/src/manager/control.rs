@@ -81,6 +81,11 @@ pub(super) const TALLY_EVERY: Duration = Duration::from_secs(1);
 /// per message.
 pub(super) const COMPLAINTS_IN_FULL: u64 = 10;
 
+/// Whether the `n`th complaint of a kind is logged (see [`COMPLAINTS_IN_FULL`]).
+pub(super) fn worth_logging(n: u64) -> bool {
+    n <= COMPLAINTS_IN_FULL || n.is_power_of_two()
+}
+
 /// One NF's connection.
 #[derive(Debug)]
 pub(super) struct Conn {

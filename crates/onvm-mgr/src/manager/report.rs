@@ -127,7 +127,7 @@ impl Accounting {
     pub(super) fn complain(&mut self, what: String) {
         self.complaints += 1;
         let n = self.complaints;
-        if n <= 10 || n.is_power_of_two() {
+        if super::control::worth_logging(n) {
             self.event(format!("bad buffer (#{n}): {what}"));
         }
     }

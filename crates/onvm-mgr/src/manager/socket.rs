@@ -69,7 +69,7 @@ impl Listener {
                 Err(e) => format!("its credentials cannot be read: {e}"),
             };
             self.refused += 1;
-            if self.refused <= 10 || self.refused.is_power_of_two() {
+            if super::control::worth_logging(self.refused) {
                 self.reports
                     .push(format!("refused a control connection ({} so far): {why}", self.refused));
             }

@@ -70,7 +70,8 @@ fn tally(counters: &mut NfCounters, v: Verdict, n: u64) -> Option<u16> {
             counters.act_out += n;
             None
         }
-        // The library's own hand-back (counted as `tx_drop` where it is made).
+        // The library's own hand-backs: an edge's overflow (counted as `tx_drop` where it
+        // is made) and what is over quota (counted by the manager, `nf-over-quota`).
         Verdict::EdgeFull(_) | Verdict::OverQuota => return None,
     };
     counters.tx += n;
@@ -208,11 +209,12 @@ impl<'r> Out<'r> {
             if let Some(b) = &e.bell {
                 b.notify();
             }
+            let (a, d) = Verdict::EdgeFull(e.to.0).encode();
             for buf in e.pending.drain(..) {
                 counters.tx_drop += 1;
-                let (a, d) = Verdict::EdgeFull(e.to.0).encode();
-                holder.meta(&buf).set_action(a);
-                holder.meta(&buf).set_dest(d);
+                let m = holder.meta(&buf);
+                m.set_action(a);
+                m.set_dest(d);
                 self.to_mgr.push(buf);
             }
         }
