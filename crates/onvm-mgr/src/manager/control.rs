@@ -22,6 +22,7 @@ use onvm_shm::seqpacket::{Received, SeqPacket};
 use thiserror::Error;
 
 use super::Mgr;
+use super::socket::Accepted;
 use crate::edges::Outbox;
 use crate::error::MgrError;
 use crate::registry::State;
@@ -153,8 +154,13 @@ impl Control {
     /// [`MAX_UNREGISTERED`] waiting ones are closed at once.
     fn accept(&mut self, now: Instant) {
         let mut waiting = self.conns.iter().filter(|c| c.instance.is_none()).count();
+        // Refused peers count against the budget as allowed ones do (one accept each).
         for _ in 0..ACCEPTS_PER_TICK {
-            let Ok(Some(sock)) = self.listener.accept() else { break };
+            let sock = match self.listener.accept() {
+                Ok(Accepted::Allowed(sock)) => sock,
+                Ok(Accepted::Refused) => continue,
+                Ok(Accepted::Empty) | Err(_) => break,
+            };
             if waiting >= MAX_UNREGISTERED {
                 self.over_cap.pending += 1;
                 continue; // dropped: closed

@@ -48,32 +48,47 @@ impl Drop for Listener {
     }
 }
 
+/// What one [`Listener::accept`] took from the listening socket.
+#[derive(Debug)]
+pub(super) enum Accepted {
+    /// A connection from an allowed peer.
+    Allowed(SeqPacket),
+    /// A connection from a peer that is not allowed: closed already, and counted.
+    Refused,
+    /// None waited.
+    Empty,
+}
+
 impl Listener {
-    /// The next connection from an allowed peer, if one waits. Refused peers are
-    /// closed here and reported by [`Listener::refusals`] (the first ten, then at each
-    /// power of two, so that a flood of them cannot flood the log).
-    pub(super) fn accept(&mut self) -> io::Result<Option<SeqPacket>> {
-        loop {
-            let Some(conn) = self.sock.accept()? else {
-                return Ok(None);
-            };
-            let why = match conn.peer_cred() {
-                Ok(c) if self.access.allows(self.me, c.uid, c.gid, || c.supplementary_groups()) => {
-                    return Ok(Some(conn));
-                }
-                Ok(c) => format!(
-                    "uid {} gid {} (pid {}) is neither the manager's user, root, nor granted by \
-                     --socket-group/--socket-uid",
-                    c.uid, c.gid, c.pid
-                ),
-                Err(e) => format!("its credentials cannot be read: {e}"),
-            };
-            self.refused += 1;
-            if super::control::worth_logging(self.refused) {
-                self.reports
-                    .push(format!("refused a control connection ({} so far): {why}", self.refused));
+    /// Take at most one connection, if one waits: an allowed peer's is returned, a
+    /// refused peer's is closed here and reported by [`Listener::refusals`] (the first
+    /// ten, then at each power of two, so that a flood of them cannot flood the log).
+    ///
+    /// One call is one `accept` whatever the peer, so that the caller's budget
+    /// ([`super::control::ACCEPTS_PER_TICK`]) bounds refused connections too: another
+    /// local user connecting in a loop costs the switch thread no more per tick than
+    /// NFs do.
+    pub(super) fn accept(&mut self) -> io::Result<Accepted> {
+        let Some(conn) = self.sock.accept()? else {
+            return Ok(Accepted::Empty);
+        };
+        let why = match conn.peer_cred() {
+            Ok(c) if self.access.allows(self.me, c.uid, c.gid, || c.supplementary_groups()) => {
+                return Ok(Accepted::Allowed(conn));
             }
+            Ok(c) => format!(
+                "uid {} gid {} (pid {}) is neither the manager's user, root, nor granted by \
+                 --socket-group/--socket-uid",
+                c.uid, c.gid, c.pid
+            ),
+            Err(e) => format!("its credentials cannot be read: {e}"),
+        };
+        self.refused += 1;
+        if super::control::worth_logging(self.refused) {
+            self.reports
+                .push(format!("refused a control connection ({} so far): {why}", self.refused));
         }
+        Ok(Accepted::Refused)
     }
 }
 
@@ -329,6 +344,54 @@ mod tests {
         };
         let e = bind_socket(&d.join("onvm.sock"), &users).unwrap_err();
         assert!(e.to_string().contains("--socket-uid cannot reach"), "{e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// Connect `n` times to `path` as a peer `l` refuses: as root, from a thread that
+    /// has dropped to uid 65534 (credentials are per thread for the kernel, and
+    /// `SO_PEERCRED` records the connecting thread's); otherwise as ourselves, with the
+    /// listener told that its user is another.
+    fn connect_refused(l: &mut Listener, path: &Path, n: usize) -> Vec<SeqPacket> {
+        if l.me != 0 {
+            l.me += 1;
+            return (0..n).map(|_| SeqPacket::connect(path).unwrap()).collect();
+        }
+        // The dropped thread must be able to reach the socket.
+        let dir = path.parent().unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let nobody = rustix::process::Uid::from_raw(65534);
+            rustix::thread::set_thread_res_uid(nobody, nobody, nobody).unwrap();
+            (0..n).map(|_| SeqPacket::connect(&path).unwrap()).collect()
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn each_accept_takes_one_connection_refused_or_not() {
+        let d = tmp("flood");
+        let path = d.join("onvm.sock");
+        let mut l = bind_socket(&path, &SocketAccess::default()).unwrap();
+        let peers = connect_refused(&mut l, &path, 40);
+        // One call, one connection: a flood of refused peers cannot make one call (and
+        // so one control tick) do unbounded work.
+        assert!(matches!(l.accept().unwrap(), Accepted::Refused));
+        assert_eq!(l.refused, 1);
+        let mut calls = 1;
+        loop {
+            match l.accept().unwrap() {
+                Accepted::Refused => calls += 1,
+                Accepted::Empty => break,
+                Accepted::Allowed(_) => panic!("a refused peer was allowed"),
+            }
+        }
+        assert_eq!((calls, l.refused), (40, 40));
+        // Reported: the first ten, then each power of two (16, 32).
+        assert_eq!(l.refusals().count(), 12);
+        drop(peers);
         std::fs::remove_dir_all(&d).unwrap();
     }
 
