@@ -27,8 +27,42 @@
 //! left half-done can block a live one; fan-in is done with one ring per edge.
 //!
 //! # Corruption
+//! Every process maps the whole region, so any of them can scribble any ring's indices.
 //! Indices read from the peer are checked: `tail - head` must never exceed the
-//! capacity. A ring that breaks that gives [`RingError::Corrupt`], never a wild read.
+//! capacity. A ring that breaks that gives [`RingError::Corrupt`], never a wild read,
+//! and the error is never fatal to the side that reads it: the producer did not write
+//! (as if the ring were full), the consumer did not read (as if it were empty), and the
+//! caller counts it and tries again later. The ring *heals*: each side is the only
+//! writer of its own index and keeps the true value locally, so republishing it
+//! ([`Producer::heal`], [`Consumer::heal`]: a relaxed load of the shared word, a store
+//! only when it differs, so an idle line is not dirtied) undoes a stray write. Where
+//! that happens:
+//! * The consumer republishes its index whenever a poll finds the ring empty (the
+//!   re-read of the producer's index that an empty cache makes anyway) or finds the
+//!   producer's index corrupt; and every read it makes publishes its index anyway.
+//! * The producer republishes its index when it finds the consumer's index corrupt;
+//!   every write publishes it anyway; and its owner calls [`Producer::heal`] at a
+//!   periodic point when it has nothing to send (the NF in its housekeeping, the
+//!   manager in its control tick), so a ring nobody writes heals too.
+//!
+//! So one stray write costs at most a poll or a few milliseconds of the ring looking
+//! full or empty; a scribbler that keeps writing stalls that one ring (each call
+//! counted by its caller) and nothing else.
+//!
+//! A scribble that stays in range cannot be told from the truth. A producer index
+//! moved forward makes the consumer read stale slots (their indices fail the buffer
+//! layer's claim checks, counted) and leaves its index ahead of the real producer
+//! index; the producer then sees a corrupt ring and republishes its index, and the
+//! consumer, finding the producer's index behind its own by at most the capacity,
+//! resyncs its index back to it ([`Consumer::ready`]). Buffers a producer published
+//! into slots the consumer had already read as stale in that window are in transit to
+//! the consumer in no ring it reads: the manager's reclaim gets them back when the
+//! consumer goes (`Pool::reclaim`). A consumer index moved forward in range can likewise
+//! let the producer overwrite unread slots and run ahead of the real consumer index by
+//! more than the capacity; the consumer, finding the same such producer index a few
+//! polls in a row, takes the last `capacity` entries written as the ring's contents, so
+//! the ends agree again; the same reclaim bounds the loss. Whatever was scribbled, once
+//! the scribbler stops both ends agree within a few polls and a write.
 
 use crate::error::RingError;
 use crate::sync::{AtomicU32, Ordering, fence, futex_wait, futex_wake};
@@ -243,10 +277,36 @@ impl<'a> Producer<'a> {
         self.mask + 1
     }
 
-    /// Free slots, re-reading the consumer's index.
+    /// Free slots, re-reading the consumer's index. A corrupt one is not cached (the
+    /// last valid one stays, and the slots it freed are still free) and makes us
+    /// republish our own index, in case the scribble hit both (see the module docs).
     pub fn free(&mut self) -> Result<u32, RingError> {
-        self.head_cache = self.ring.ctl.head.word.load(Ordering::Acquire);
-        Ok(self.capacity() - check(self.head_cache, self.tail, self.capacity())?)
+        // A-head: pairs with R-head in `Consumer::commit`.
+        let head = self.ring.ctl.head.word.load(Ordering::Acquire);
+        match check(head, self.tail, self.capacity()) {
+            Ok(n) => {
+                self.head_cache = head;
+                Ok(self.capacity() - n)
+            }
+            Err(e) => {
+                self.heal();
+                Err(e)
+            }
+        }
+    }
+
+    /// Republish our index if the shared one differs (a peer scribbled it). One relaxed
+    /// load when it does not, so calling it at every idle point is cheap. Whether it
+    /// had to.
+    #[inline]
+    pub fn heal(&self) -> bool {
+        let word = &self.ring.ctl.tail.word;
+        if word.load(Ordering::Relaxed) == self.tail {
+            return false;
+        }
+        // R-tail (as in `write`): the slots up to our index were written before.
+        word.store(self.tail, Ordering::Release);
+        true
     }
 
     /// Free slots for a burst of `want`, touching the shared index only when needed.
@@ -292,6 +352,7 @@ impl<'a> Producer<'a> {
         store_slots(&self.ring.slots[pos..pos + first], &items[..first]);
         store_slots(&self.ring.slots[..items.len() - first], &items[first..]);
         self.tail = self.tail.wrapping_add(items.len() as u32);
+        // R-tail: pairs with A-tail in `Consumer::ready`.
         self.ring.ctl.tail.word.store(self.tail, Ordering::Release);
     }
 
@@ -316,7 +377,14 @@ pub struct Consumer<'a> {
     head: u32,
     /// Last producer index we read (validated).
     tail_cache: u32,
+    /// The last corrupt producer index seen, and in how many polls in a row.
+    bad_tail: u32,
+    bad_polls: u32,
 }
+
+/// Polls in a row that must find the same producer index more than the capacity ahead
+/// before the consumer takes it as true (see [`Consumer::ready`]).
+const JUMP_AFTER: u32 = 3;
 
 impl<'a> Consumer<'a> {
     pub fn new(ring: RingRef<'a>) -> Self {
@@ -326,6 +394,8 @@ impl<'a> Consumer<'a> {
             mask: ring.capacity() - 1,
             head,
             tail_cache: head,
+            bad_tail: head,
+            bad_polls: 0,
         }
     }
 
@@ -339,12 +409,73 @@ impl<'a> Consumer<'a> {
         self.ring
     }
 
-    /// Entries ready, re-reading the producer's index.
+    /// Entries ready, re-reading the producer's index. An empty ring republishes our
+    /// own index ([`Consumer::heal`]); a corrupt one too, after resyncing it when it is
+    /// ahead of the producer's (we read past a scribbled producer index: see the module
+    /// docs), and this call reads nothing.
     pub fn ready(&mut self) -> Result<u32, RingError> {
+        // A-tail: pairs with R-tail in `Producer::write`.
         let tail = self.ring.ctl.tail.word.load(Ordering::Acquire);
-        let n = check(self.head, tail, self.capacity())?;
-        self.tail_cache = tail;
-        Ok(n)
+        match check(self.head, tail, self.capacity()) {
+            Ok(n) => {
+                self.tail_cache = tail;
+                self.bad_polls = 0;
+                if n == 0 {
+                    self.heal();
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                self.corrupt(tail);
+                Err(e)
+            }
+        }
+    }
+
+    /// The producer's index `tail` is impossible from here. If our index is ahead of it
+    /// by at most the capacity, what we read past it were stale slots: go back to it.
+    /// Otherwise keep ours (the producer republishes its index). Either way publish
+    /// ours.
+    ///
+    /// A producer index more than the capacity ahead of ours is a scribble the producer
+    /// will undo (its next write or heal), or the producer really ran ahead (it trusted
+    /// a consumer index scribbled forward in range and overwrote slots we had not read).
+    /// Only the second stays: seen [`JUMP_AFTER`] polls in a row, unchanged, we take the
+    /// last `capacity` entries it wrote as the ring's contents (they are exactly what is
+    /// in the slots; should it be a scribble after all, they are stale indices the claim
+    /// checks reject), so the two ends agree again whatever was written.
+    #[cold]
+    #[inline(never)]
+    fn corrupt(&mut self, tail: u32) {
+        let cap = self.capacity();
+        if self.head.wrapping_sub(tail) <= cap {
+            self.head = tail;
+            self.bad_polls = 0;
+        } else if tail == self.bad_tail {
+            self.bad_polls += 1;
+            if self.bad_polls >= JUMP_AFTER {
+                self.head = tail.wrapping_sub(cap);
+                self.bad_polls = 0;
+            }
+        } else {
+            self.bad_tail = tail;
+            self.bad_polls = 1;
+        }
+        self.tail_cache = self.head;
+        self.heal();
+    }
+
+    /// Republish our index if the shared one differs (a peer scribbled it). One relaxed
+    /// load when it does not. Whether it had to.
+    #[inline]
+    pub fn heal(&self) -> bool {
+        let word = &self.ring.ctl.head.word;
+        if word.load(Ordering::Relaxed) == self.head {
+            return false;
+        }
+        // R-head (as in `commit`): we finished reading the slots before our index.
+        word.store(self.head, Ordering::Release);
+        true
     }
 
     #[inline]
@@ -383,6 +514,7 @@ impl<'a> Consumer<'a> {
     pub fn commit(&mut self, n: usize) {
         debug_assert!(n as u32 <= self.tail_cache.wrapping_sub(self.head));
         self.head = self.head.wrapping_add(n as u32);
+        // R-head: pairs with A-head in `Producer::free`.
         self.ring.ctl.head.word.store(self.head, Ordering::Release);
     }
 
@@ -526,6 +658,140 @@ mod tests {
         );
         assert!(matches!(p.free(), Err(RingError::Corrupt { .. })));
         assert!(matches!(r.len(), Err(RingError::Corrupt { .. })));
+    }
+
+    /// A ring of 8 slots, its two ends, and a way to scribble its indices.
+    fn scribbled<T>(f: impl FnOnce(&RingCtl, Producer<'_>, Consumer<'_>) -> T) -> T {
+        let ctl = RingCtl::new_local();
+        let s = slots(8);
+        let r = RingRef::new(&ctl, &s).unwrap();
+        f(&ctl, Producer::new(r), Consumer::new(r))
+    }
+
+    #[test]
+    fn a_corrupt_head_is_no_room_until_the_consumer_polls() {
+        scribbled(|ctl, mut p, mut c| {
+            let mut out = [0; 8];
+            // Fill the ring, so the producer's cache says full and it must re-read.
+            assert_eq!(p.enqueue_burst(&[1, 2, 3, 4, 5, 6, 7, 8]).unwrap(), 8);
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 8);
+            ctl.head.word.store(0xdead_beef, Ordering::Relaxed);
+            assert!(matches!(p.enqueue_burst(&[9]), Err(RingError::Corrupt { .. })));
+            assert!(matches!(p.enqueue_bulk(&[9]), Err(RingError::Corrupt { .. })));
+            assert_eq!(
+                ctl.tail.word.load(Ordering::Relaxed),
+                8,
+                "the producer's own index is intact"
+            );
+            // The consumer's next poll finds the ring empty and republishes its index.
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 0);
+            assert_eq!(ctl.head.word.load(Ordering::Relaxed), 8);
+            assert_eq!(p.enqueue_burst(&[9, 10]).unwrap(), 2);
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 2);
+            assert_eq!(out[..2], [9, 10]);
+        });
+    }
+
+    #[test]
+    fn a_corrupt_tail_is_nothing_new_until_the_producer_writes_or_heals() {
+        scribbled(|ctl, mut p, mut c| {
+            let mut out = [0; 8];
+            assert_eq!(p.enqueue_burst(&[1, 2]).unwrap(), 2);
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 2);
+            ctl.tail.word.store(0x8000_0000, Ordering::Relaxed);
+            assert!(matches!(c.dequeue_burst(&mut out), Err(RingError::Corrupt { .. })));
+            assert_eq!(
+                ctl.head.word.load(Ordering::Relaxed),
+                2,
+                "the consumer's own index is intact"
+            );
+            // The next write publishes the true index: the ring is whole again.
+            assert_eq!(p.enqueue_burst(&[3]).unwrap(), 1);
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 1);
+            assert_eq!(out[0], 3);
+            // With nothing to send, the producer's periodic heal does it.
+            ctl.tail.word.store(77, Ordering::Relaxed);
+            assert!(c.ready().is_err());
+            assert!(p.heal());
+            assert!(!p.heal(), "nothing to do the second time");
+            assert_eq!(c.ready().unwrap(), 0);
+        });
+    }
+
+    #[test]
+    fn a_tail_scribbled_forward_in_range_makes_the_consumer_resync() {
+        scribbled(|ctl, mut p, mut c| {
+            let mut out = [0; 8];
+            assert_eq!(p.enqueue_burst(&[1, 2]).unwrap(), 2);
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 2);
+            // In range: 5 "entries" that are stale slots. The consumer cannot tell.
+            ctl.tail.word.store(7, Ordering::Relaxed);
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 5);
+            assert_eq!(ctl.head.word.load(Ordering::Relaxed), 7);
+            // The producer (its cache says 6 free, it wants 7) re-reads: the consumer's
+            // index is past its own, so it writes nothing and republishes its index.
+            assert!(p.enqueue_burst(&[3, 4, 5, 6, 7, 8, 9]).is_err());
+            assert_eq!(ctl.tail.word.load(Ordering::Relaxed), 2);
+            // The consumer finds its index ahead of the producer's and goes back to it.
+            assert!(c.ready().is_err());
+            assert_eq!(ctl.head.word.load(Ordering::Relaxed), 2);
+            assert_eq!(p.enqueue_burst(&[3, 4]).unwrap(), 2);
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 2);
+            assert_eq!(out[..2], [3, 4], "nothing the producer wrote after the resync is lost");
+        });
+    }
+
+    /// A third party writes random indices into both words, often, while both sides run
+    /// on: nothing panics, every call returns, and once it stops the ring is a FIFO again.
+    #[test]
+    fn persistent_scribbling_never_panics_and_heals_when_it_stops() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u32
+        };
+        scribbled(|ctl, mut p, mut c| {
+            let mut out = [0; 8];
+            let mut next = 0u32;
+            for _ in 0..100_000 {
+                match rnd() % 4 {
+                    0 => {
+                        let w = rnd();
+                        let near = p.tail.wrapping_add(w % 24).wrapping_sub(12);
+                        let v = if w & 1 == 0 { w } else { near };
+                        if w & 2 == 0 {
+                            ctl.head.word.store(v, Ordering::Relaxed);
+                        } else {
+                            ctl.tail.word.store(v, Ordering::Relaxed);
+                        }
+                    }
+                    1 => {
+                        let k = rnd() % 9;
+                        let items: Vec<u32> = (next..next + k).collect();
+                        next += p.enqueue_burst(&items).unwrap_or(0) as u32;
+                    }
+                    2 => {
+                        let k = (rnd() % 9) as usize;
+                        let _ = c.dequeue_burst(&mut out[..k]);
+                    }
+                    _ => {
+                        p.heal();
+                    }
+                }
+            }
+            // The scribbler stops: within a few polls and writes the ring works again.
+            for _ in 0..2 * JUMP_AFTER {
+                let _ = c.dequeue_burst(&mut out);
+                let _ = p.enqueue_burst(&[]);
+                p.heal();
+            }
+            let _ = c.dequeue_burst(&mut out);
+            assert_eq!(p.enqueue_burst(&[1, 2, 3]).unwrap(), 3);
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 3);
+            assert_eq!(out[..3], [1, 2, 3]);
+        });
     }
 
     #[test]
