@@ -2,6 +2,8 @@
 # Runs every cargo-fuzz target of onvm-rs for a bounded time, from its seed corpus.
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET [NAME...]]   (default 20 s, every target;
 #        scripts/test.sh runs it)
+#        scripts/fuzz.sh --install   (only checks for nightly and installs cargo-fuzz;
+#        scripts/test.sh runs it first, so that it can tell a missing tool from a crash)
 #
 # Targets (libFuzzer, nightly Rust; corpus in fuzz/corpus/<name>/, committed):
 #   openflow  crates/onvm-openflow/fuzz  decode  OpenFlow 1.3 decode + re-encode
@@ -9,18 +11,28 @@
 #   config    fuzz                       config  Config::from_toml on any UTF-8
 #   pcap      fuzz                       pcap    the pcap: port opening and replaying any file
 #
-# Installs cargo-fuzz when missing (cargo install, ~1.5 min). Each target runs against
-# a copy of its corpus in a temporary directory (the repo is not written), with
+# Installs cargo-fuzz (the version pinned below, cargo install --locked, ~1.5 min) only
+# when `cargo fuzz` does not run; one already installed is used as it is. Each target runs
+# against a copy of its corpus in a temporary directory (the repo is not written), with
 # libFuzzer's limits on time per input, RSS and single allocations: a crash, a failed
 # assertion, a hang or an unbounded allocation fails the run. The input that did it is
 # kept under target/fuzz-artifacts/<name>/ and its path printed, with the command that
 # replays it. Exits non-zero when any target failed, or when the nightly toolchain or
-# cargo-fuzz is missing and cannot be had (scripts/test.sh counts that as a failure
-# unless ONVM_ALLOW_SKIP=1).
+# cargo-fuzz is missing and cannot be had (scripts/test.sh finds that out with --install
+# first and counts it as a failure, or as skipped where ONVM_ALLOW_SKIP=1).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 root=$PWD
 
+# The cargo-fuzz that is installed when there is none: the one these targets were last
+# run with (a newer one may change flags or the corpus layout).
+CARGO_FUZZ_VERSION=0.13.2
+
+install_only=false
+if [ "${1:-}" = --install ]; then
+    install_only=true
+    shift
+fi
 secs=${1:-20}
 [[ $secs =~ ^[1-9][0-9]*$ ]] || { echo "usage: scripts/fuzz.sh [SECONDS_PER_TARGET [NAME...]]" >&2; exit 2; }
 shift $(($# > 0 ? 1 : 0))
@@ -35,9 +47,12 @@ die() {
 cargo +nightly --version >/dev/null 2>&1 ||
     die "no nightly Rust toolchain (cargo-fuzz needs it): rustup toolchain install nightly"
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "installing cargo-fuzz (cargo install cargo-fuzz --locked)"
-    cargo install cargo-fuzz --locked || die "could not install cargo-fuzz"
+    echo "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install cargo-fuzz --version $CARGO_FUZZ_VERSION --locked)"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked ||
+        die "could not install cargo-fuzz $CARGO_FUZZ_VERSION"
 fi
+echo "using $(cargo fuzz --version)"
+$install_only && exit 0
 
 # name fuzz-dir target
 targets=(

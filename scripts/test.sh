@@ -11,14 +11,17 @@
 # passed and failed count tests: the "test result:" lines of every step (unit, property,
 # integration and doc tests, the DPDK port, the loom models; the fuzzing step counts
 # one failure when any target fails). A step that fails without
-# a failing test (a build error, a test binary that crashed, a package that could not be
-# installed) counts as one failure. A test never passes without what it needs: it fails
-# naming the missing tool or privilege (crates/onvm-testkit). Only where the environment
-# sets ONVM_ALLOW_SKIP=1 (a developer's machine; CI never does) does such a test return
-# early instead; it writes a line to $ONVM_SKIP_LOG, which this script sets, and it is
-# counted as skipped, not passed.
+# a failing test (a build error, a test binary that crashed) counts as one failure. So
+# does a step this script cannot run for want of something in the environment (packages
+# that could not be installed, no nightly toolchain, cargo-fuzz that could not be
+# installed, no DPDK): only where the environment sets ONVM_ALLOW_SKIP=1 (a developer's
+# machine; CI never does) is that step reported with a SKIPPED: line and counted as one
+# skipped instead. A test never passes without what it needs: it fails naming the
+# missing tool or privilege (crates/onvm-testkit). Only where ONVM_ALLOW_SKIP=1 does
+# such a test return early instead; it writes a line to $ONVM_SKIP_LOG, which this
+# script sets, and it is counted as skipped, not passed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -34,7 +37,8 @@ export ONVM_SKIP_LOG="$work/skipped-tests"
 passed=0
 failed=0
 skipped=0 # by this script (a step it could not run); skipped tests are added at the end
-problems=()
+problems=() # failed steps, for the summary
+skips=()    # steps skipped for want of something (ONVM_ALLOW_SKIP=1), for the summary
 
 # step NAME COMMAND...: runs COMMAND, its output shown and counted. A failure is
 # recorded, never fatal: the next step runs all the same.
@@ -58,6 +62,7 @@ skip_step() {
     if [ "${ONVM_ALLOW_SKIP:-}" = 1 ]; then
         echo "SKIPPED: $1: $2" >&2
         skipped=$((skipped + 1))
+        skips+=("$1: $2")
     else
         echo "error: $1: $2" >&2
         problems+=("$1: $2")
@@ -65,9 +70,22 @@ skip_step() {
     fi
 }
 
+# setup_step NAME COMMAND...: runs COMMAND, which gets what later steps need (installs
+# packages or tools), its output shown. Its failure is the environment's, not the code's:
+# skip_step (a failure unless ONVM_ALLOW_SKIP=1). Returns COMMAND's success.
+setup_step() {
+    local name=$1
+    shift
+    log "$name"
+    "$@" 2>&1
+    local rc=$?
+    [ "$rc" -eq 0 ] || skip_step "$name" "$* failed (exit status $rc; its output is above)"
+    return "$rc"
+}
+
 # Packages the tests need: tcpdump, tcpreplay, iproute2, ovs-ofctl, os-ken, libdpdk-dev
 # (scripts/deps.sh). Without them the tests that need them fail, and say so.
-step "packages" scripts/deps.sh
+setup_step "packages" scripts/deps.sh
 
 # Hugepages: the region backs itself with them when enough are free, and the tests
 # check that it does (ONVM_EXPECT_HUGEPAGES). Without root we test the fallback only.
@@ -106,11 +124,12 @@ step "loom model checks of the ring and doorbell" \
 # Fuzzing: every cargo-fuzz target (OpenFlow, control messages, config file, pcap
 # reader) from its corpus in fuzz/corpus/, ONVM_FUZZ_SECONDS (20) each; a crash, hang or
 # unbounded allocation fails. libFuzzer needs the nightly toolchain; scripts/fuzz.sh
-# installs cargo-fuzz when missing.
-if cargo +nightly --version >/dev/null 2>&1; then
-    step "fuzzing (scripts/fuzz.sh)" scripts/fuzz.sh "${ONVM_FUZZ_SECONDS:-20}"
-else
+# --install installs cargo-fuzz when missing (a setup step: a crash is a failure, a
+# missing tool is the environment's).
+if ! cargo +nightly --version >/dev/null 2>&1; then
     skip_step "fuzzing" "no nightly Rust toolchain (cargo-fuzz needs it): rustup toolchain install nightly"
+elif setup_step "cargo-fuzz (scripts/fuzz.sh --install)" scripts/fuzz.sh --install; then
+    step "fuzzing (scripts/fuzz.sh)" scripts/fuzz.sh "${ONVM_FUZZ_SECONDS:-20}"
 fi
 
 # The closing line (the child processes of the two-process tests print their own result
@@ -122,6 +141,10 @@ skipped=$((skipped + skipped_tests))
 if [ "$skipped_tests" -gt 0 ]; then
     log "skipped tests (ONVM_ALLOW_SKIP=1)"
     sed 's/^/SKIPPED: /' "$ONVM_SKIP_LOG"
+fi
+if [ ${#skips[@]} -gt 0 ]; then
+    log "skipped steps (ONVM_ALLOW_SKIP=1): what this machine lacks"
+    printf 'SKIPPED: %s\n' "${skips[@]}"
 fi
 if [ ${#problems[@]} -gt 0 ]; then
     log "failed steps"
