@@ -155,11 +155,6 @@ impl<L: Launcher> Supervisor<L> {
         }
     }
 
-    /// The launcher.
-    pub fn launcher(&self) -> &L {
-        &self.launcher
-    }
-
     /// Launch `nf` now and supervise it. A first launch that fails is returned, not
     /// retried: it is a setup error (a missing binary), which the caller reports.
     pub fn add(&mut self, nf: NfInstance, now: Instant) -> io::Result<SupervisorEvent> {

@@ -117,11 +117,6 @@ impl Restarts {
         }
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &RestartPolicy {
-        &self.policy
-    }
-
     /// Restarts decided so far.
     pub fn restarts(&self) -> u32 {
         self.restarts

@@ -273,7 +273,9 @@ impl NfEdges {
     }
 
     /// Whether inbound `ring` is being closed.
-    pub fn is_draining(&self, ring: u32) -> bool {
+    /// Tests only: the runtime acts on [`NfEdges::poll`]'s events instead.
+    #[cfg(test)]
+    pub(crate) fn is_draining(&self, ring: u32) -> bool {
         self.inbound.iter().any(|e| e.ring == ring && e.draining)
     }
 
@@ -289,7 +291,9 @@ impl NfEdges {
     }
 
     /// The ring the NF writes for `key`, switched or not.
-    pub fn writes(&self, key: u16) -> Option<u32> {
+    /// Tests only: the runtime acts on [`NfEdges::poll`]'s events instead.
+    #[cfg(test)]
+    pub(crate) fn writes(&self, key: u16) -> Option<u32> {
         self.out
             .iter()
             .find(|e| e.key == key && matches!(e.state, OutState::Switching | OutState::Writing))
@@ -297,7 +301,9 @@ impl NfEdges {
     }
 
     /// Whether the NF reads `ring` (draining or not).
-    pub fn reads(&self, ring: u32) -> bool {
+    /// Tests only: the runtime acts on [`NfEdges::poll`]'s events instead.
+    #[cfg(test)]
+    pub(crate) fn reads(&self, ring: u32) -> bool {
         self.inbound.iter().any(|e| e.ring == ring)
     }
 }
