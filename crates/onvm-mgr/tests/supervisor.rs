@@ -42,6 +42,8 @@ fn sh(script: &str, mode: RestartMode, max_restarts: Option<u32>) -> NfInstance 
                     factor: 2,
                 },
             },
+            image: None,
+            memory: None,
         },
         index: 0,
     }

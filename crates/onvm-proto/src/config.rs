@@ -178,6 +178,9 @@ pub struct ManagerConfig {
     /// Buffers an NF may hold outside its rings, unless its entry says otherwise;
     /// `None`: the manager's default (a quarter of the pool).
     pub nf_quota: Option<u32>,
+    /// The Docker engine for container NFs (`unix:///PATH`); `None`: `DOCKER_HOST`, or
+    /// `/var/run/docker.sock`.
+    pub docker: Option<String>,
 }
 
 /// One NF (or group of identical instances) to launch.
@@ -195,6 +198,12 @@ pub struct NfSpec {
     pub args: Vec<String>,
     /// What to do when it exits.
     pub restart: RestartPolicy,
+    /// Run it in a container of this image (`onvm image build` makes one) instead of as
+    /// a process.
+    pub image: Option<String>,
+    /// A container's memory limit in bytes (`memory = "256M"`); `None`: the launcher's
+    /// default.
+    pub memory: Option<u64>,
 }
 
 /// A checked config.
@@ -329,6 +338,36 @@ pub enum ConfigErrorKind {
         /// What is wrong.
         problem: &'static str,
     },
+    /// Both `image` and `binary`: a container runs its image's entrypoint.
+    #[error("NF {nf:?}: give `image` (a container) or `binary` (a process), not both")]
+    ImageAndBinary {
+        /// NF name.
+        nf: String,
+    },
+    /// An empty image name, or one with spaces.
+    #[error("NF {nf:?}: {image:?} is not an image name (NAME[:TAG], as `onvm image build` prints it)")]
+    BadImage {
+        /// NF name.
+        nf: String,
+        /// What was given.
+        image: String,
+    },
+    /// `memory` for an NF that runs as a process.
+    #[error("NF {nf:?}: `memory` limits a container; this NF has no `image`")]
+    MemoryWithoutImage {
+        /// NF name.
+        nf: String,
+    },
+    /// A `memory` value that is not a size.
+    #[error("NF {nf:?}: memory {value:?}: {problem}")]
+    BadMemory {
+        /// NF name.
+        nf: String,
+        /// What was given.
+        value: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// `backoff` with `restart = "never"`.
     #[error("NF {nf:?}: backoff makes no sense with restart = \"never\"")]
     BackoffWithNever {
@@ -413,6 +452,7 @@ struct RawManager {
     watchdog_ms: Option<u64>,
     kill_hung: Option<bool>,
     nf_quota: Option<u32>,
+    docker: Option<String>,
 }
 
 /// A user or group, by name or by number.
@@ -453,6 +493,8 @@ struct RawNf {
     max_restarts: Option<u32>,
     backoff: Option<Spanned<RawBackoff>>,
     quota: Option<Spanned<u32>>,
+    image: Option<Spanned<String>>,
+    memory: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -769,6 +811,37 @@ impl Config {
                     ));
                 }
             }
+            let image = match &nf.image {
+                Some(i) if nf.binary.is_some() => {
+                    return Err(lines.err(i.span(), ConfigErrorKind::ImageAndBinary { nf: name }));
+                }
+                Some(i) if i.get_ref().trim().is_empty() || i.get_ref().chars().any(char::is_whitespace) => {
+                    return Err(lines.err(
+                        i.span(),
+                        ConfigErrorKind::BadImage {
+                            nf: name,
+                            image: i.get_ref().clone(),
+                        },
+                    ));
+                }
+                i => i.as_ref().map(|i| i.get_ref().clone()),
+            };
+            let memory = match &nf.memory {
+                None => None,
+                Some(m) if image.is_none() => {
+                    return Err(lines.err(m.span(), ConfigErrorKind::MemoryWithoutImage { nf: name }));
+                }
+                Some(m) => Some(parse_bytes(m.get_ref()).map_err(|problem| {
+                    lines.err(
+                        m.span(),
+                        ConfigErrorKind::BadMemory {
+                            nf: name.clone(),
+                            value: m.get_ref().clone(),
+                            problem,
+                        },
+                    )
+                })?),
+            };
             nfs.push(NfSpec {
                 name,
                 binary: nf.binary.clone(),
@@ -776,6 +849,8 @@ impl Config {
                 instances,
                 args: nf.args.clone(),
                 restart,
+                image,
+                memory,
             });
         }
         let total: usize = per_service.values().sum();
@@ -850,6 +925,7 @@ impl Config {
                 watchdog_ms: raw.manager.watchdog_ms,
                 kill_hung: raw.manager.kill_hung,
                 nf_quota: raw.manager.nf_quota,
+                docker: raw.manager.docker,
             },
             services,
             nfs,
@@ -858,6 +934,39 @@ impl Config {
             quotas,
         })
     }
+}
+
+/// Container memory limits below this cannot start an NF (Docker's own floor is 6 MiB).
+pub const MIN_CONTAINER_MEMORY: u64 = 16 << 20;
+
+/// A size as `256M`, `1G`, `65536K` or bytes (binary units), at least
+/// [`MIN_CONTAINER_MEMORY`].
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err("not a size (use bytes, or a number with K, M or G)".into()),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| "not a size (use bytes, or a number with K, M or G)".to_string())?;
+    let bytes = n.checked_mul(1 << shift).filter(|b| *b <= 1 << 50).ok_or("too large")?;
+    if bytes < MIN_CONTAINER_MEMORY {
+        return Err(format!(
+            "below the {} MiB an NF container needs",
+            MIN_CONTAINER_MEMORY >> 20
+        ));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -1152,6 +1261,43 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
                     [[nfs]]\nname = \"m\"\nservice = \"a\"\nquota = 6\n";
         let e = Config::from_toml(same).unwrap_err();
         assert!(e.to_string().contains("another entry of its service"), "{e}");
+    }
+
+    #[test]
+    fn container_nfs() {
+        let nf = |extra: &str| format!("[services]\na = 1\n[[nfs]]\nname = \"n\"\nservice = \"a\"\n{extra}");
+        let c = Config::from_toml(&nf("image = \"onvm/nfs:1\"\nmemory = \"256M\"\n")).unwrap();
+        assert_eq!(
+            (c.nfs[0].image.as_deref(), c.nfs[0].memory),
+            (Some("onvm/nfs:1"), Some(256 << 20))
+        );
+        let c = Config::from_toml(&nf("")).unwrap();
+        assert_eq!((c.nfs[0].image.as_deref(), c.nfs[0].memory), (None, None));
+        let err = |extra: &str| Config::from_toml(&nf(extra)).unwrap_err();
+        let e = err("image = \"x\"\nbinary = \"/bin/true\"\n");
+        assert!(
+            matches!(e.kind, ConfigErrorKind::ImageAndBinary { .. }) && e.line.is_some(),
+            "{e}"
+        );
+        assert!(matches!(
+            err("image = \"a b\"\n").kind,
+            ConfigErrorKind::BadImage { .. }
+        ));
+        assert!(matches!(
+            err("memory = \"1G\"\n").kind,
+            ConfigErrorKind::MemoryWithoutImage { .. }
+        ));
+        let e = err("image = \"x\"\nmemory = \"lots\"\n");
+        assert!(e.to_string().contains("not a size"), "{e}");
+        let e = err("image = \"x\"\nmemory = \"1M\"\n");
+        assert!(e.to_string().contains("below the 16 MiB"), "{e}");
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert_eq!(parse_bytes("65536K"), Ok(64 << 20));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("33554432"), Ok(32 << 20));
+        assert!(parse_bytes("99999999999G").is_err());
+        let c = Config::from_toml("[manager]\ndocker = \"unix:///tmp/d.sock\"\n").unwrap();
+        assert_eq!(c.manager.docker.as_deref(), Some("unix:///tmp/d.sock"));
     }
 
     #[test]

@@ -400,6 +400,8 @@ mod tests {
                         factor: 2,
                     },
                 },
+                image: None,
+                memory: None,
             },
             index: 0,
         }

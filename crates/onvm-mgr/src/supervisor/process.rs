@@ -228,6 +228,8 @@ mod tests {
                 instances: 2,
                 args: args.iter().map(|a| a.to_string()).collect(),
                 restart: RestartPolicy::NEVER,
+                image: None,
+                memory: None,
             },
             index: 1,
         }
