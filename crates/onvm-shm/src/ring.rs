@@ -59,10 +59,10 @@
 //! the consumer in no ring it reads: the manager's reclaim gets them back when the
 //! consumer goes (`Pool::reclaim`). A consumer index moved forward in range can likewise
 //! let the producer overwrite unread slots and run ahead of the real consumer index by
-//! more than the capacity; the consumer, finding the same such producer index a few
+//! more than the capacity; the consumer, finding the same such producer index many
 //! polls in a row, takes the last `capacity` entries written as the ring's contents, so
 //! the ends agree again; the same reclaim bounds the loss. Whatever was scribbled, once
-//! the scribbler stops both ends agree within a few polls and a write.
+//! the scribbler stops both ends agree within a write and at most that many polls.
 
 use crate::error::RingError;
 use crate::sync::{AtomicU32, Ordering, fence, futex_wait, futex_wake};
@@ -383,8 +383,10 @@ pub struct Consumer<'a> {
 }
 
 /// Polls in a row that must find the same producer index more than the capacity ahead
-/// before the consumer takes it as true (see [`Consumer::ready`]).
-const JUMP_AFTER: u32 = 3;
+/// before the consumer takes it as true (see [`Consumer::ready`]): enough that a stray
+/// write is almost always undone first by the producer (its next write, or its heal
+/// every few hundred passes), so the consumer rarely reads a ring's worth of stale slots.
+const JUMP_AFTER: u32 = 1024;
 
 impl<'a> Consumer<'a> {
     pub fn new(ring: RingRef<'a>) -> Self {

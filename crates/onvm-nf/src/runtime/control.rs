@@ -71,7 +71,7 @@ impl<'r> Runtime<'r> {
         self.edges.handle_tx_flushed();
         // Inbound edges being closed go once they are empty.
         for ring in self.edges.draining() {
-            if self.inbound.is_empty(ring)? {
+            if self.inbound.is_empty(ring) {
                 self.drained.push(ring);
             }
         }

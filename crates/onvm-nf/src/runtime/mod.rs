@@ -176,7 +176,7 @@ impl<'r> Runtime<'r> {
             if self.ctx.stop {
                 break self.stopped_by;
             }
-            let got = self.rx_burst()?;
+            let got = self.rx_burst();
             if got > 0 {
                 self.handle_burst(handler);
             }
@@ -196,13 +196,17 @@ impl<'r> Runtime<'r> {
     /// Receive a burst: the rx ring first (older packets, see the module docs), then
     /// the edges. The number of packets.
     #[inline]
-    fn rx_burst(&mut self) -> Result<usize, NfError> {
+    fn rx_burst(&mut self) -> usize {
         self.bufs.clear();
-        self.holder.dequeue(&mut self.rx, BURST, &mut self.bufs)?;
-        if self.bufs.len() < BURST {
-            self.inbound.fill(self.holder, &mut self.bufs)?;
+        // A corrupt rx ring (a peer scribbled it) gives nothing this time, counted; the
+        // manager's next write (or heal) and our own index's republishing mend it.
+        if let Err(e) = self.holder.dequeue(&mut self.rx, BURST, &mut self.bufs) {
+            self.inbound.count_corrupt(self.reg.rings.rx, e);
         }
-        Ok(self.bufs.len())
+        if self.bufs.len() < BURST {
+            self.inbound.fill(self.holder, &mut self.bufs);
+        }
+        self.bufs.len()
     }
 
     /// Let the handler decide, then route the burst.
@@ -248,6 +252,7 @@ impl<'r> Runtime<'r> {
         if signal_flag().load(Ordering::Relaxed) {
             return Ok(Some(StopReason::Signal));
         }
+        self.out.heal();
         let due = self.timers.due(now);
         if due.tick {
             handler.tick(&mut self.ctx);
@@ -279,7 +284,9 @@ impl<'r> Runtime<'r> {
                 // covers every ring this NF reads.
                 let inbound = &mut self.inbound;
                 self.rx.wait_until(
-                    |c| c.ready().map_or(true, |n| n > 0) || inbound.any_ready(),
+                    // A corrupt ring is not ready: the manager's write that mends it
+                    // rings the bell.
+                    |c| c.ready().is_ok_and(|n| n > 0) || inbound.any_ready(),
                     Some(SLEEP_AT_MOST),
                 );
             }

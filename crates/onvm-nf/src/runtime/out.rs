@@ -192,8 +192,11 @@ impl<'r> Out<'r> {
     }
 
     /// Push everything out. Edge overflow is dropped (openNetVM's tx_drop): the buffers
-    /// go to the manager marked Drop. The manager ring is waited on: the manager always
-    /// drains it, unless it is gone.
+    /// go to the manager marked as the peer's full edge. An edge whose consumer index
+    /// is corrupt (its reader, or a third NF, scribbled it) is treated the same: full
+    /// for this flush; it heals when its reader next polls. The manager ring is waited
+    /// on: the manager always drains it (and republishes its index when it finds it
+    /// corrupt), unless it is gone.
     #[inline]
     pub(super) fn flush(
         &mut self,
@@ -205,7 +208,9 @@ impl<'r> Out<'r> {
             if e.pending.is_empty() {
                 continue;
             }
-            holder.enqueue(&mut e.prod, e.to, &mut e.pending)?;
+            // Err: a corrupt ring (what went before the error is sent and gone from
+            // `pending`), or a buffer of another region, which cannot be in `pending`.
+            let _ = holder.enqueue(&mut e.prod, e.to, &mut e.pending);
             if let Some(b) = &e.bell {
                 b.notify();
             }
@@ -223,7 +228,13 @@ impl<'r> Out<'r> {
         }
         let mut spins = 0u32;
         while !self.to_mgr.is_empty() {
-            if holder.enqueue(&mut self.tx, OwnerId::MANAGER, &mut self.to_mgr)? == 0 {
+            // A corrupt consumer index is no room: the manager heals it when its next
+            // drain of this ring finds it empty or corrupt.
+            if holder
+                .enqueue(&mut self.tx, OwnerId::MANAGER, &mut self.to_mgr)
+                .unwrap_or(0)
+                == 0
+            {
                 self.wake.notify();
                 spins += 1;
                 if spins.is_multiple_of(1024) && manager == Manager::Gone {
@@ -235,6 +246,16 @@ impl<'r> Out<'r> {
         // Wakes the manager if it sleeps (a fence and a load otherwise).
         self.wake.notify();
         Ok(())
+    }
+
+    /// Republish the indices of the rings this NF produces into, should a peer have
+    /// scribbled them (one relaxed load each when not): the housekeeping's share of
+    /// ring healing, so a ring with nothing to send heals too (see `onvm_shm::ring`).
+    pub(super) fn heal(&self) {
+        self.tx.heal();
+        for e in &self.edges {
+            e.prod.heal();
+        }
     }
 
     /// Start writing an edge.
@@ -270,6 +291,7 @@ impl<'r> Out<'r> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::FileExt;
     use std::sync::Arc;
 
     use onvm_shm::{BackingChoice, Consumer, Pool, Region, RegionConfig};
@@ -397,6 +419,48 @@ mod tests {
             taken(mgr, &mut region.consumer(TX).unwrap()),
             [(Verdict::ToService(4), idx[n + 1]), (Verdict::ToService(4), idx[n])]
         );
+    }
+
+    #[test]
+    fn an_edge_with_a_corrupt_head_is_full_for_the_flush_and_works_once_its_reader_polls() {
+        let n = RING_CAPACITY as usize;
+        let (region, pool, mut bufs) = setup(2 * n + 2);
+        let nf = region.holder(NF).unwrap();
+        let mut ctx = Ctx::new(&nf, NF.0, 1, region.consumer(ALLOC).unwrap(), u32::MAX);
+        let mut out = Out::new(region.producer(TX).unwrap(), region.producer(WAKE).unwrap());
+        out.add(edge(&region, 0));
+        let peer = region.holder(PEER).unwrap();
+        let mut reader = region.consumer(EDGE).unwrap();
+        // Fill the edge and let the reader take it all, so our cache says full.
+        let mut first: Vec<Buf> = bufs.drain(..n).collect();
+        out.route_burst(&nf, &mut ctx, &mut first, &vec![Action::Next; n]);
+        out.flush(&nf, &mut ctx.counters, Manager::Draining).unwrap();
+        let mut got = Vec::new();
+        peer.dequeue(&mut reader, 64, &mut got).unwrap();
+        assert_eq!(got.len(), n);
+        // Someone scribbles the reader's index: the flush still succeeds, and what the
+        // edge could not take goes to the manager as the peer's full edge.
+        let head = region.ring(EDGE).unwrap().consumed();
+        let file = std::fs::File::from(region.fd().try_clone_to_owned().unwrap());
+        let line = region.layout().rings_offset + u64::from(EDGE) * region.layout().ring_stride + 128;
+        file.write_at(&head.wrapping_add(0x1234_5678).to_le_bytes(), line)
+            .unwrap();
+        assert!(region.ring(EDGE).unwrap().len().is_err(), "the scribble hit the head");
+        let mut second: Vec<Buf> = bufs.drain(..2).collect();
+        out.route_burst(&nf, &mut ctx, &mut second, &[Action::Next; 2]);
+        out.flush(&nf, &mut ctx.counters, Manager::Draining).unwrap();
+        let mgr = pool.holder();
+        let back = taken(mgr, &mut region.consumer(TX).unwrap());
+        assert_eq!(back.len(), 2);
+        assert!(back.iter().all(|&(v, _)| v == Verdict::EdgeFull(PEER.0)), "{back:?}");
+        assert_eq!(ctx.counters.tx_drop, 2);
+        // The reader polls (finds nothing, republishes its index): the edge takes packets.
+        assert_eq!(peer.dequeue(&mut reader, 64, &mut got).unwrap(), 0);
+        let mut third = std::mem::take(&mut bufs);
+        out.route_burst(&nf, &mut ctx, &mut third, &vec![Action::Next; n]);
+        out.flush(&nf, &mut ctx.counters, Manager::Draining).unwrap();
+        assert_eq!(peer.dequeue(&mut reader, 64, &mut got).unwrap(), n);
+        assert_eq!(ctx.counters.tx_drop, 2);
     }
 
     #[test]
