@@ -21,7 +21,7 @@ use onvm_proto::port::IfaceSpec;
 use onvm_shm::{Buf, Pool};
 
 use crate::netif::{self, setsockopt};
-use crate::{Port, PortError, PortStats, fill, now_ns};
+use crate::{BadBuffers, Port, PortError, PortStats, fill, now_ns};
 use ring::RxRing;
 
 /// One socket of the port and its receive ring.
@@ -42,6 +42,7 @@ pub struct AfPacketPort {
     /// Queue the next `rx_burst` starts with, so no queue starves.
     next: usize,
     stats: PortStats,
+    bad: BadBuffers,
     /// Frames the kernel dropped because a ring was full, summed: reading the kernel's
     /// counter resets it, and [`Port::stats`] takes `&self`.
     kernel_drops: Cell<u64>,
@@ -111,6 +112,7 @@ impl AfPacketPort {
             queues,
             next: 0,
             stats: PortStats::default(),
+            bad: BadBuffers::default(),
             kernel_drops: Cell::new(0),
         })
     }
@@ -165,8 +167,8 @@ impl AfPacketPort {
             let len = frame.data.len();
             let filled = fill(pool, &mut buf, frame.data, self.port_no, now);
             ring.advance();
-            if filled.is_err() {
-                self.stats.errors += 1;
+            if let Err(e) = filled {
+                self.bad.count(&mut self.stats, "receiving into", buf.index(), &e);
                 pool.free(buf);
                 continue;
             }
@@ -215,6 +217,7 @@ impl Port for AfPacketPort {
             let mut batch: Vec<Buf> = Vec::with_capacity(TX_BATCH);
             let mut iovs: Vec<libc::iovec> = Vec::with_capacity(TX_BATCH);
             for mut b in bufs.drain(..bufs.len().min(TX_BATCH)) {
+                let index = b.index();
                 // The metadata is read once, here: the bounds checked are the bounds sent.
                 let iov = pool.holder().packet(&mut b).map(|p| {
                     let d = p.data();
@@ -228,10 +231,10 @@ impl Port for AfPacketPort {
                         iovs.push(iov);
                         batch.push(b);
                     }
-                    Err(_) => {
+                    Err(e) => {
                         // Corrupt metadata: nothing sensible to send.
                         self.stats.tx_drop += 1;
-                        self.stats.errors += 1;
+                        self.bad.count(&mut self.stats, "sending", index, &e);
                         pool.free(b);
                     }
                 }
@@ -284,6 +287,10 @@ impl Port for AfPacketPort {
             self.collect_kernel_drops(q);
         }
         self.stats.plus(self.kernel_drops.get(), 0)
+    }
+
+    fn take_bad_buffers(&mut self, out: &mut Vec<String>) {
+        self.bad.take(out);
     }
 }
 

@@ -39,7 +39,7 @@ pub use bpf::XdpProgram;
 use xsk::XskRing;
 
 use crate::netif;
-use crate::{Port, PortError, PortStats, now_ns};
+use crate::{BadBuffers, Port, PortError, PortStats, now_ns};
 
 /// Entries in each of a socket's four rings (deep: see `fill_target`).
 const RING_SIZE: u32 = 8192;
@@ -84,6 +84,7 @@ pub struct AfXdpPort {
     mode: String,
     next: usize,
     stats: PortStats,
+    bad: BadBuffers,
 }
 
 /// Where the frame of RX/completion address `addr` starts, as a region offset.
@@ -214,6 +215,7 @@ impl AfXdpPort {
             mode,
             next: 0,
             stats: PortStats::default(),
+            bad: BadBuffers::default(),
         })
     }
 
@@ -333,8 +335,9 @@ impl AfXdpPort {
                     out.push(buf);
                     got += 1;
                 }
-                Err(_) => {
-                    self.stats.errors += 1;
+                Err(e) => {
+                    let index = buf.index();
+                    self.bad.count(&mut self.stats, "receiving into", index, &e);
                     pool.free(buf);
                 }
             }
@@ -421,8 +424,8 @@ impl Port for AfXdpPort {
                     len: p.len() as u32,
                     options: XdpDescOptions::empty(),
                 },
-                Err(_) => {
-                    self.stats.errors += 1;
+                Err(e) => {
+                    self.bad.count(&mut self.stats, "sending", idx, &e);
                     self.stats.tx_drop += 1;
                     pool.free(b);
                     continue;
@@ -449,6 +452,10 @@ impl Port for AfXdpPort {
         // The kernel's counters are cumulative per socket; `release` folds them in.
         let (drops, invalid) = self.kernel_counters();
         self.stats.plus(drops, invalid)
+    }
+
+    fn take_bad_buffers(&mut self, out: &mut Vec<String>) {
+        self.bad.take(out);
     }
 
     /// Detach the program, close the sockets (the kernel lets go of the region), then

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use onvm_proto::port::{DpdkSpec, IfaceSpec};
 use onvm_shm::{Buf, Layout, Pool, Region};
 
-use crate::{Port, PortError, PortStats, fill, now_ns};
+use crate::{BadBuffers, Port, PortError, PortStats, fill, now_ns};
 
 mod ffi {
     use std::ffi::{c_char, c_int, c_void};
@@ -371,6 +371,7 @@ pub struct DpdkPort {
     state: State,
     data_room: usize,
     stats: PortStats,
+    bad: BadBuffers,
     mbufs: Vec<*mut Mbuf>,
 }
 
@@ -422,6 +423,7 @@ impl DpdkPort {
             state: State::Probed,
             data_room: layout.data_room as usize,
             stats: PortStats::default(),
+            bad: BadBuffers::default(),
             mbufs: Vec::with_capacity(64),
         })
     }
@@ -531,24 +533,28 @@ impl Port for DpdkPort {
                         self.stats.errors += 1;
                         continue;
                     };
-                    let framed = segs == 1
-                        && pool
-                            .holder()
-                            .packet_reset(&mut buf)
-                            .and_then(|mut p| {
-                                p.set_bounds(usize::from(off), len as usize)?;
-                                p.meta().set_in_port(self.port_no);
-                                p.meta().set_timestamp(now);
-                                Ok(())
-                            })
-                            .is_ok();
-                    if framed {
-                        self.stats.rx_bytes += u64::from(len);
-                        out.push(buf);
-                        got += 1;
-                    } else {
+                    if segs != 1 {
                         self.stats.errors += 1;
                         pool.free(buf);
+                        continue;
+                    }
+                    let index = buf.index();
+                    let framed = pool.holder().packet_reset(&mut buf).and_then(|mut p| {
+                        p.set_bounds(usize::from(off), len as usize)?;
+                        p.meta().set_in_port(self.port_no);
+                        p.meta().set_timestamp(now);
+                        Ok(())
+                    });
+                    match framed {
+                        Ok(()) => {
+                            self.stats.rx_bytes += u64::from(len);
+                            out.push(buf);
+                            got += 1;
+                        }
+                        Err(e) => {
+                            self.bad.count(&mut self.stats, "receiving into", index, &e);
+                            pool.free(buf);
+                        }
                     }
                 }
                 Mode::Copy => {
@@ -559,13 +565,16 @@ impl Port for DpdkPort {
                         // SAFETY: a one-segment mbuf: `len` bytes at its data pointer.
                         let bytes =
                             unsafe { std::slice::from_raw_parts(ffi::onvm_mbuf_data(m).cast::<u8>(), len as usize) };
-                        if fill(pool, &mut buf, bytes, self.port_no, now).is_ok() {
-                            self.stats.rx_bytes += u64::from(len);
-                            out.push(buf);
-                            got += 1;
-                        } else {
-                            self.stats.errors += 1;
-                            pool.free(buf);
+                        match fill(pool, &mut buf, bytes, self.port_no, now) {
+                            Ok(()) => {
+                                self.stats.rx_bytes += u64::from(len);
+                                out.push(buf);
+                                got += 1;
+                            }
+                            Err(e) => {
+                                self.bad.count(&mut self.stats, "receiving into", buf.index(), &e);
+                                pool.free(buf);
+                            }
                         }
                     } else if segs != 1 || len as usize > self.data_room {
                         self.stats.errors += 1;
@@ -599,11 +608,15 @@ impl Port for DpdkPort {
             {
                 let mut g = shared();
                 for mut b in bufs.drain(..take) {
-                    let Ok(p) = pool.holder().packet(&mut b) else {
-                        self.stats.errors += 1;
-                        self.stats.tx_drop += 1;
-                        pool.free(b);
-                        continue;
+                    let index = b.index();
+                    let p = match pool.holder().packet(&mut b) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            self.bad.count(&mut self.stats, "sending", index, &e);
+                            self.stats.tx_drop += 1;
+                            pool.free(b);
+                            continue;
+                        }
                     };
                     let (off, len) = (p.headroom() as u16, p.len() as u16);
                     let m = match self.mode {
@@ -664,6 +677,10 @@ impl Port for DpdkPort {
     fn stats(&self) -> PortStats {
         let (drops, errors) = self.device_counters();
         self.stats.plus(drops, errors)
+    }
+
+    fn take_bad_buffers(&mut self, out: &mut Vec<String>) {
+        self.bad.take(out);
     }
 
     /// Stop and close the device (the PMD frees what its rings held), then, when it was

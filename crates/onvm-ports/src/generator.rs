@@ -25,7 +25,7 @@ use etherparse::PacketBuilder;
 use onvm_proto::port::{GenSpec, PortSpec};
 use onvm_shm::{Buf, Pool};
 
-use crate::{Port, PortStats, now_ns, swallow};
+use crate::{BadBuffers, Port, PortStats, now_ns, swallow};
 
 const ETH: usize = 14;
 const IP_CSUM: usize = ETH + 10;
@@ -137,6 +137,7 @@ pub struct GenPort {
     /// Packets still to generate when a count was given.
     remaining: Option<u64>,
     stats: PortStats,
+    bad: BadBuffers,
 }
 
 impl GenPort {
@@ -168,6 +169,7 @@ impl GenPort {
             pace: spec.rate_pps.map(Pace::new),
             remaining: count,
             stats: PortStats::default(),
+            bad: BadBuffers::default(),
         }
     }
 
@@ -233,8 +235,9 @@ impl Port for GenPort {
                 .and_then(|mut pkt| pkt.copy_from(&self.template).map(|()| pkt));
             let mut pkt = match filled {
                 Ok(pkt) => pkt,
-                Err(_) => {
-                    self.stats.errors += 1;
+                Err(e) => {
+                    let index = out[i].index();
+                    self.bad.count(&mut self.stats, "receiving into", index, &e);
                     let b = out.remove(i);
                     pool.free(b);
                     continue;
@@ -260,11 +263,15 @@ impl Port for GenPort {
     }
 
     fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
-        swallow(pool, bufs, &mut self.stats)
+        swallow(pool, bufs, &mut self.stats, &mut self.bad)
     }
 
     fn stats(&self) -> PortStats {
         self.stats
+    }
+
+    fn take_bad_buffers(&mut self, out: &mut Vec<String>) {
+        self.bad.take(out);
     }
 
     fn rx_done(&self) -> bool {

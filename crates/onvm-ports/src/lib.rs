@@ -111,6 +111,46 @@ pub trait Port: Send {
     /// Close the port and give back every buffer it keeps for the kernel (AF_XDP's fill
     /// and TX rings). The manager calls it once, at the end, before its pool audit.
     fn release(&mut self, _pool: &mut Pool) {}
+    /// Move the port's bad buffers named since the last call to `out` (see
+    /// [`BadBuffers`]); the manager logs them, throttled, off the fast path.
+    fn take_bad_buffers(&mut self, _out: &mut Vec<String>) {}
+}
+
+/// The buffers a port found bad, named: a buffer whose metadata line (written by the
+/// NFs, in shared memory) gives a length or offset outside the buffer, or a buffer of
+/// another region. Each is counted in [`PortStats::errors`] at once; the first
+/// [`BadBuffers::NAMED`] since the manager last took them are kept with the buffer's
+/// index and what was wrong, the rest only counted, so a scribbler costs no more than
+/// a counter. The NF that sent the buffer is named by the manager, which read the same
+/// metadata when it routed the buffer (its complaint names the same index); by the time
+/// a port has it, the owner table says only that the manager holds it.
+///
+/// This is the one place ports count a bad buffer: their receive paths (after
+/// [`fill`]), [`swallow`] and their transmit paths use it.
+#[derive(Debug, Default)]
+pub struct BadBuffers {
+    named: Vec<String>,
+}
+
+impl BadBuffers {
+    /// Bad buffers named between two [`Port::take_bad_buffers`] (the stats interval).
+    pub const NAMED: usize = 16;
+
+    /// Count buffer `index`, found bad with `e` while `doing` ("receiving into",
+    /// "sending"), in `stats.errors`, and name it if fewer than [`BadBuffers::NAMED`]
+    /// wait to be taken.
+    #[cold]
+    pub fn count(&mut self, stats: &mut PortStats, doing: &str, index: u32, e: &onvm_shm::BufError) {
+        stats.errors += 1;
+        if self.named.len() < Self::NAMED {
+            self.named.push(format!("{doing} buffer {index}: {e}"));
+        }
+    }
+
+    /// Move what was named to `out`.
+    pub fn take(&mut self, out: &mut Vec<String>) {
+        out.append(&mut self.named);
+    }
 }
 
 /// A port that cannot be opened; the message names the spec or the file.
@@ -204,12 +244,12 @@ pub fn now_ns() -> u64 {
 }
 
 /// Copy `bytes` into `buf` and stamp it as received now on `port_no`. Fails (leaving the
-/// buffer to the caller) when the packet does not fit the buffer's data room.
+/// buffer to the caller, who frees it and counts it with [`BadBuffers::count`]) when the
+/// packet does not fit the buffer's data room (ports check the length first) or `buf`
+/// is of another region.
 ///
 /// The buffer's metadata line is rewritten, never read ([`onvm_shm::Holder::packet_reset`]),
-/// so a stray write into it by an NF cannot fail this; an error means `bytes` do not fit
-/// the data room (or `buf` is of another region): the caller frees the buffer and counts
-/// the packet in its `errors`.
+/// so a stray write into it by an NF cannot fail this.
 fn fill(pool: &Pool, buf: &mut Buf, bytes: &[u8], port_no: u16, now: u64) -> Result<(), onvm_shm::BufError> {
     let mut pkt = pool.holder().packet_reset(buf)?;
     pkt.copy_from(bytes)?;
@@ -222,11 +262,16 @@ fn fill(pool: &Pool, buf: &mut Buf, bytes: &[u8], port_no: u16, now: u64) -> Res
 /// Transmit for ports that have nowhere to send: count everything as sent and free it.
 /// Source ports (generator, pcap in) use it too, so a chain that sends packets back out
 /// of the port they came in on works as a loopback benchmark.
-fn swallow(pool: &mut Pool, bufs: &mut Vec<Buf>, stats: &mut PortStats) -> usize {
+fn swallow(pool: &mut Pool, bufs: &mut Vec<Buf>, stats: &mut PortStats, bad: &mut BadBuffers) -> usize {
     let n = bufs.len();
     for mut b in bufs.drain(..) {
-        // A buffer with corrupt metadata still goes back; it just adds no bytes.
-        stats.tx_bytes += pool.holder().packet(&mut b).map_or(0, |p| p.len() as u64);
+        // A buffer with corrupt metadata still goes back (and counts as sent: nothing
+        // was to be done with it); it adds no bytes, and is counted and named.
+        let index = b.index();
+        match pool.holder().packet(&mut b) {
+            Ok(p) => stats.tx_bytes += p.len() as u64,
+            Err(e) => bad.count(stats, "sending", index, &e),
+        }
         pool.free(b);
     }
     stats.tx += n as u64;
@@ -263,6 +308,27 @@ pub(crate) mod testutil {
                 v
             })
             .collect()
+    }
+
+    /// Write `len` and `off` into `buf`'s metadata line as another process can: through
+    /// the region's file, past every check of the API.
+    pub fn scribble(r: &Region, buf: &Buf, len: u32, off: u32) {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::from(r.fd().try_clone_to_owned().unwrap());
+        let l = r.layout();
+        // Bytes 4..12 of the 64-byte metadata line: length, data offset.
+        let at = l.bufs_offset + u64::from(buf.index()) * u64::from(l.buf_stride) + 4;
+        let mut bytes = [0u8; 8];
+        bytes[..4].copy_from_slice(&len.to_le_bytes());
+        bytes[4..].copy_from_slice(&off.to_le_bytes());
+        file.write_at(&bytes, at).unwrap();
+    }
+
+    /// The bad buffers `port` named.
+    pub fn bad_buffers(port: &mut dyn crate::Port) -> Vec<String> {
+        let mut v = Vec::new();
+        port.take_bad_buffers(&mut v);
+        v
     }
 
     pub fn assert_whole(pool: &Pool) {
@@ -316,6 +382,51 @@ mod tests {
         assert_eq!(headroom_for(&specs(&["gen:64B,4flows", "null"]), 128), 128);
         assert_eq!(headroom_for(&specs(&["null", "afxdp:veth0"]), 128), XDP_HEADROOM);
         assert_eq!(headroom_for(&specs(&["afxdp:veth0"]), 512), 512);
+    }
+
+    #[test]
+    fn a_buffer_with_scribbled_metadata_is_counted_and_named() {
+        let (r, mut pool) = testutil::pool(16, 256);
+        let dir = tempfile::tempdir().unwrap();
+        let out_spec: PortSpec = format!("pcapout:{}", dir.path().join("o.pcap").display())
+            .parse()
+            .unwrap();
+        for spec in [PortSpec::Null, "gen:64B,4flows".parse().unwrap(), out_spec] {
+            let mut port = open(&spec, 0, &r).unwrap();
+            let mut bufs = Vec::new();
+            pool.alloc_burst(3, &mut bufs);
+            for b in &mut bufs {
+                pool.holder().packet_reset(b).unwrap().copy_from(&[1; 60]).unwrap();
+            }
+            // What a stray write by an NF does: a length past the buffer's end.
+            let idx = bufs[1].index();
+            testutil::scribble(&r, &bufs[1], 4000, 128);
+            port.tx_burst(&mut pool, &mut bufs);
+            assert_eq!(port.stats().errors, 1, "{spec}");
+            let named = testutil::bad_buffers(&mut *port);
+            assert_eq!(named.len(), 1, "{spec}: {named:?}");
+            assert!(
+                named[0].starts_with(&format!("sending buffer {idx}: buffer {idx} has corrupt metadata")),
+                "{spec}: {named:?}"
+            );
+            assert!(testutil::bad_buffers(&mut *port).is_empty(), "taken once");
+            testutil::assert_whole(&pool);
+        }
+    }
+
+    #[test]
+    fn a_flood_of_bad_buffers_is_counted_but_named_only_so_often() {
+        let (r, mut pool) = testutil::pool(64, 256);
+        let mut port = NullPort::new();
+        let mut bufs = Vec::new();
+        pool.alloc_burst(40, &mut bufs);
+        for b in &bufs {
+            testutil::scribble(&r, b, u32::MAX, u32::MAX);
+        }
+        port.tx_burst(&mut pool, &mut bufs);
+        assert_eq!(port.stats().errors, 40);
+        assert_eq!(testutil::bad_buffers(&mut port).len(), BadBuffers::NAMED);
+        testutil::assert_whole(&pool);
     }
 
     #[test]

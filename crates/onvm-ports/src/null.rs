@@ -2,12 +2,13 @@
 
 use onvm_shm::{Buf, Pool};
 
-use crate::{Port, PortStats, swallow};
+use crate::{BadBuffers, Port, PortStats, swallow};
 
 /// Receives nothing; counts and frees what is sent.
 #[derive(Debug, Default)]
 pub struct NullPort {
     stats: PortStats,
+    bad: BadBuffers,
 }
 
 impl NullPort {
@@ -26,11 +27,15 @@ impl Port for NullPort {
     }
 
     fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
-        swallow(pool, bufs, &mut self.stats)
+        swallow(pool, bufs, &mut self.stats, &mut self.bad)
     }
 
     fn stats(&self) -> PortStats {
         self.stats
+    }
+
+    fn take_bad_buffers(&mut self, out: &mut Vec<String>) {
+        self.bad.take(out);
     }
 
     /// Nothing will ever arrive, so a manager waiting for its inputs to run dry need not

@@ -4,26 +4,33 @@
 //! that any tool (tcpdump, Wireshark, scapy) can check.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use onvm_proto::port::{PcapInSpec, PcapTiming, PortSpec};
 use onvm_shm::{Buf, Pool};
-use pcap_file::pcap::PcapHeader;
+use pcap_file::pcap::{PcapHeader, PcapParser};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
 
-use crate::{Port, PortError, PortStats, fill, now_ns, swallow};
+use crate::{BadBuffers, Port, PortError, PortStats, fill, now_ns, swallow};
 
 /// First bytes of a pcapng file (section header block type), to name the format in
 /// the error: it is the usual reason a capture is "not pcap".
 const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 
 /// Length of the classic pcap file header.
-const FILE_HEADER_LEN: u64 = 24;
+const FILE_HEADER_LEN: usize = 24;
 
-/// How much of the file is read at a time.
+/// Length of a record's header.
+const RECORD_HEADER_LEN: usize = 16;
+
+/// How much of the file is read at a time; the buffer grows past it only for a record
+/// longer than this, up to [`MAX_RECORD`].
 const READ_BUF: usize = 64 << 10;
+
+/// The longest record the buffer ever holds: its header and [`SNAPLEN`] bytes.
+const MAX_RECORD: usize = RECORD_HEADER_LEN + SNAPLEN as usize;
 
 /// One packet's record header, as read from the file.
 #[derive(Debug, Clone, Copy)]
@@ -34,14 +41,43 @@ struct Rec {
     at_ns: u64,
 }
 
-/// The records of an open capture, read one at a time: memory stays bounded (the read
-/// buffer and one packet of at most [`SNAPLEN`] bytes) whatever the file holds or
-/// claims. A record that says it stores more than [`SNAPLEN`] bytes — more than libpcap
-/// ever writes, and what garbage usually claims — is an error, not an allocation.
+/// What the capture has next.
+#[derive(Debug)]
+enum Next {
+    /// A record, its bytes copied out.
+    Rec(Rec),
+    /// Nothing yet: a FIFO's writer has not written the rest (never for a regular file).
+    NotYet,
+    /// The end of the file (a FIFO: its writer closed it).
+    End,
+}
+
+/// The records of an open capture, parsed by pcap-file's [`PcapParser`] (the header,
+/// either byte order, micro- or nanosecond stamps) out of a buffer of ours.
+///
+/// Memory stays bounded whatever the file holds or claims: the buffer is [`READ_BUF`]
+/// and grows only to fit one record of at most [`SNAPLEN`] bytes. A record that says
+/// it stores more — more than libpcap ever writes, and what garbage usually claims — is
+/// an error, not an allocation.
+///
+/// The buffer is ours rather than pcap-file's `PcapReader`'s because reading must be
+/// resumable: a FIFO is read without blocking (the switch loop polls this port, and a
+/// slow writer must not stop it), so a read may find half a record; here the half stays
+/// in the buffer and the next poll parses it whole. `PcapReader` cannot resume after a
+/// `WouldBlock` (its buffer has already been moved when the read fails) and takes 8 MB
+/// per port; a reader thread feeding a channel could use it, but would add a thread that
+/// may sit blocked in `read` after the port is gone, and a second bound (the channel) to
+/// get right, for what a buffer and a non-blocking descriptor do on the one thread.
 #[derive(Debug)]
 struct Records {
-    src: BufReader<File>,
-    big_endian: bool,
+    src: File,
+    parser: PcapParser,
+    /// Bytes read, not yet parsed: `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The file has no more bytes (a FIFO: its writer closed it).
+    eof: bool,
     frac_ns: u64,
     /// Capture time of the file's first packet (the same on every pass).
     t0: Option<u64>,
@@ -49,88 +85,139 @@ struct Records {
     read: u64,
 }
 
-/// Read until `buf` is full or the end of the file; how many bytes came.
-fn read_full(src: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match src.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
 impl Records {
-    fn u32_at(&self, b: &[u8]) -> u32 {
-        let b = [b[0], b[1], b[2], b[3]];
-        if self.big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
+    /// The records of `src`, whose first bytes are its pcap header; the header is read
+    /// with blocking reads (at open, before the switch loop runs). The error is an I/O
+    /// error or why the file is no pcap.
+    fn open(mut src: File) -> Result<Records, Result<std::io::Error, String>> {
+        let mut buf = vec![0; READ_BUF];
+        let mut end = 0;
+        while end < FILE_HEADER_LEN {
+            match src.read(&mut buf[end..FILE_HEADER_LEN]) {
+                Ok(0) => break,
+                Ok(n) => end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Ok(e)),
+            }
         }
+        let head = &buf[..end];
+        let parser = match PcapParser::new(head) {
+            Ok((_, p)) => p,
+            Err(e) => {
+                return Err(Err(match e {
+                    _ if head.starts_with(&PCAPNG_MAGIC) => {
+                        "it is pcapng, only classic pcap is read (convert with `editcap -F pcap`)".to_string()
+                    }
+                    PcapError::IncompleteBuffer => format!("{end} bytes is too short for a pcap header"),
+                    PcapError::InvalidField(_) => "no pcap magic number at the start".to_string(),
+                    e => e.to_string(),
+                }));
+            }
+        };
+        let frac_ns = match parser.header().ts_resolution {
+            TsResolution::MicroSecond => 1_000,
+            TsResolution::NanoSecond => 1,
+        };
+        Ok(Records {
+            src,
+            parser,
+            buf,
+            start: FILE_HEADER_LEN,
+            end,
+            eof: false,
+            frac_ns,
+            t0: None,
+            read: 0,
+        })
     }
 
-    /// The next record's header, or `None` at a clean end of the file; its bytes are
-    /// then the next `len` bytes of `src`.
-    fn header(&mut self) -> Result<Option<Rec>, String> {
-        let mut h = [0u8; 16];
+    /// The next record, with its bytes in `data` (reused: never more than [`SNAPLEN`]).
+    fn next(&mut self, data: &mut Vec<u8>) -> Result<Next, String> {
         let n = self.read + 1;
-        match read_full(&mut self.src, &mut h) {
-            Ok(0) => return Ok(None),
-            Ok(16) => {}
-            Ok(_) => return Err(format!("packet {n} is cut short (truncated file?)")),
-            Err(e) => return Err(format!("packet {n}: {e}")),
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            match self.parser.next_raw_packet(avail) {
+                Ok((rest, raw)) => {
+                    // `orig_len` is not checked: real captures (offloaded super-packets)
+                    // have it over the snaplen, which does no harm here. (That is why the
+                    // raw record is taken, not pcap-file's checked `PcapPacket`.)
+                    if raw.incl_len > SNAPLEN {
+                        return Err(too_long(n, raw.incl_len));
+                    }
+                    data.clear();
+                    data.extend_from_slice(&raw.data);
+                    let ts = u64::from(raw.ts_sec) * 1_000_000_000 + u64::from(raw.ts_frac) * self.frac_ns;
+                    self.start = self.end - rest.len();
+                    let t0 = *self.t0.get_or_insert(ts);
+                    self.read = n;
+                    return Ok(Next::Rec(Rec {
+                        len: data.len(),
+                        // A packet stamped before the first one (captures are not always
+                        // sorted) is due at once.
+                        at_ns: ts.saturating_sub(t0),
+                    }));
+                }
+                Err(PcapError::IncompleteBuffer) => {
+                    // Refuse a record too long before reading (or making room for) it.
+                    if avail.len() >= RECORD_HEADER_LEN {
+                        let b = [avail[8], avail[9], avail[10], avail[11]];
+                        let incl = match self.parser.header().endianness {
+                            Endianness::Big => u32::from_be_bytes(b),
+                            Endianness::Little => u32::from_le_bytes(b),
+                        };
+                        if incl > SNAPLEN {
+                            return Err(too_long(n, incl));
+                        }
+                    }
+                    if self.eof {
+                        return match avail.len() {
+                            0 => Ok(Next::End),
+                            _ => Err(format!("packet {n} is cut short (truncated file?)")),
+                        };
+                    }
+                    if !self.fill().map_err(|e| format!("packet {n}: {e}"))? {
+                        return Ok(Next::NotYet);
+                    }
+                }
+                Err(e) => return Err(format!("packet {n}: {e}")),
+            }
         }
-        // `orig_len` (bytes 12..16) is not checked: real captures (offloaded
-        // super-packets) have it over the snaplen, which does no harm here.
-        let incl = self.u32_at(&h[8..12]);
-        if incl > SNAPLEN {
-            return Err(format!(
-                "packet {n} claims {incl} bytes, over the {SNAPLEN} a pcap record holds (corrupt file?)"
-            ));
-        }
-        let ts = u64::from(self.u32_at(&h[0..4])) * 1_000_000_000 + u64::from(self.u32_at(&h[4..8])) * self.frac_ns;
-        let t0 = *self.t0.get_or_insert(ts);
-        self.read += 1;
-        Ok(Some(Rec {
-            len: incl as usize,
-            // A packet stamped before the first one (captures are not always sorted)
-            // is due at once.
-            at_ns: ts.saturating_sub(t0),
-        }))
     }
 
-    /// The next record with its bytes in `data` (reused: never more than [`SNAPLEN`]).
-    fn next(&mut self, data: &mut Vec<u8>) -> Result<Option<Rec>, String> {
-        let Some(rec) = self.header()? else { return Ok(None) };
-        data.resize(rec.len, 0);
-        match read_full(&mut self.src, data) {
-            Ok(n) if n == rec.len => Ok(Some(rec)),
-            Ok(_) => Err(format!("packet {} is cut short (truncated file?)", self.read)),
-            Err(e) => Err(format!("packet {}: {e}", self.read)),
+    /// Read more into the buffer (moving what is unparsed to its start, growing it up
+    /// to [`MAX_RECORD`] if one record needs it); false if a FIFO has nothing now.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            // Only when one record (of at most SNAPLEN bytes, checked) fills the buffer.
+            self.buf.resize((self.buf.len() * 2).min(MAX_RECORD), 0);
+        }
+        loop {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            return Ok(true);
         }
     }
 
-    /// Skip over the next record's bytes (the check at open).
-    fn skip(&mut self) -> Result<Option<Rec>, String> {
-        let Some(rec) = self.header()? else { return Ok(None) };
-        let n = std::io::copy(&mut (&mut self.src).take(rec.len as u64), &mut std::io::sink())
-            .map_err(|e| format!("packet {}: {e}", self.read))?;
-        if n != rec.len as u64 {
-            return Err(format!("packet {} is cut short (truncated file?)", self.read));
-        }
-        Ok(Some(rec))
-    }
-
-    /// Back to the first record.
+    /// Back to the first record (a regular file).
     fn rewind(&mut self) -> std::io::Result<()> {
-        self.src.seek(SeekFrom::Start(FILE_HEADER_LEN))?;
-        self.read = 0;
+        self.src.seek(SeekFrom::Start(FILE_HEADER_LEN as u64))?;
+        (self.start, self.end, self.eof, self.read) = (0, 0, false, 0);
         Ok(())
     }
+}
+
+fn too_long(n: u64, incl: u32) -> String {
+    format!("packet {n} claims {incl} bytes, over the {SNAPLEN} a pcap record holds (corrupt file?)")
 }
 
 /// Replays a capture (`pcap:FILE[,loop][,timing=file]`).
@@ -140,9 +227,10 @@ impl Records {
 /// regular file is checked whole at open (its records walked, their bytes skipped), so
 /// a bad or truncated file fails `onvm up` instead of a running port; other files (a
 /// FIFO, a device) have only their header checked, cannot `loop`, and a bad record
-/// found while streaming ends the port's input, counted in `errors`; their reads
-/// block (the manager's loop waits on a FIFO's writer), so they suit tests and tools,
-/// not traffic.
+/// found while streaming ends the port's input, counted in `errors`. Opening a FIFO
+/// waits for its writer and its pcap header (before the switch loop runs); after that
+/// it is read without blocking, a record at a time as its bytes come, and its writer
+/// closing it ends the input as a regular file's end does.
 ///
 /// With `timing=file`, packet `k` of a pass is due when the time since the pass started
 /// (the first poll, or the wrap of the previous pass) reaches its capture time minus the
@@ -170,6 +258,7 @@ pub struct PcapInPort {
     /// A whole pass delivered nothing (every packet too big): looping would never receive.
     barren: bool,
     stats: PortStats,
+    bad: BadBuffers,
 }
 
 fn bad(spec: &str, path: &Path, reason: impl Into<String>) -> PortError {
@@ -200,24 +289,11 @@ impl PcapInPort {
                 "`loop` needs a regular file (this one cannot be read again from the start)",
             ));
         }
-        let mut src = BufReader::with_capacity(READ_BUF, file);
-        let mut head = [0u8; FILE_HEADER_LEN as usize];
-        let got = read_full(&mut src, &mut head).map_err(io)?;
-        let head = &head[..got];
-        let header = match PcapHeader::from_slice(head) {
-            Ok((_, h)) => h,
-            Err(e) => {
-                let reason = match e {
-                    _ if head.starts_with(&PCAPNG_MAGIC) => {
-                        "it is pcapng, only classic pcap is read (convert with `editcap -F pcap`)".to_string()
-                    }
-                    PcapError::IncompleteBuffer => format!("{got} bytes is too short for a pcap header"),
-                    PcapError::InvalidField(_) => "no pcap magic number at the start".to_string(),
-                    e => e.to_string(),
-                };
-                return Err(bad(&name, path, reason));
-            }
-        };
+        let mut records = Records::open(file).map_err(|e| match e {
+            Ok(e) => io(e),
+            Err(reason) => bad(&name, path, reason),
+        })?;
+        let header = records.parser.header();
         if header.datalink != DataLink::ETHERNET {
             return Err(bad(
                 &name,
@@ -228,22 +304,17 @@ impl PcapInPort {
                 ),
             ));
         }
-        let mut records = Records {
-            src,
-            big_endian: header.endianness == Endianness::Big,
-            frac_ns: match header.ts_resolution {
-                TsResolution::MicroSecond => 1_000,
-                TsResolution::NanoSecond => 1,
-            },
-            t0: None,
-            read: 0,
-        };
         let count = if regular {
-            while records.skip().map_err(|r| bad(&name, path, r))?.is_some() {}
+            let mut scratch = Vec::new();
+            while let Next::Rec(_) = records.next(&mut scratch).map_err(|r| bad(&name, path, r))? {}
             let n = records.read;
             records.rewind().map_err(io)?;
             Some(n)
         } else {
+            // Read from now on without blocking: a slow writer must not stop the
+            // switch loop (see `Records`).
+            let fl = rustix::fs::fcntl_getfl(&records.src).map_err(|e| io(e.into()))?;
+            rustix::fs::fcntl_setfl(&records.src, fl | rustix::fs::OFlags::NONBLOCK).map_err(|e| io(e.into()))?;
             None
         };
         Ok(PcapInPort {
@@ -261,6 +332,7 @@ impl PcapInPort {
             delivered_in_pass: 0,
             barren: false,
             stats: PortStats::default(),
+            bad: BadBuffers::default(),
         })
     }
 
@@ -270,16 +342,19 @@ impl PcapInPort {
     }
 
     /// The next record of this pass into `pending`, starting a new pass at the end of
-    /// the file when looping; false when there is no more input.
+    /// the file when looping; false when there is no more input (yet: a FIFO's writer
+    /// may not have written it).
     fn fetch(&mut self, elapsed: &mut u64) -> bool {
         loop {
             match self.records.next(&mut self.data) {
-                Ok(Some(rec)) => {
+                Ok(Next::Rec(rec)) => {
                     self.pending = Some(rec);
                     self.taken_in_pass += 1;
                     return true;
                 }
-                Ok(None) if self.repeat && self.delivered_in_pass > 0 => {
+                // A FIFO's writer is slow: try again at the next poll.
+                Ok(Next::NotYet) => return false,
+                Ok(Next::End) if self.repeat && self.delivered_in_pass > 0 => {
                     if self.records.rewind().is_err() {
                         self.stats.errors += 1;
                         self.ended = true;
@@ -292,7 +367,7 @@ impl PcapInPort {
                         *elapsed = 0;
                     }
                 }
-                Ok(None) => {
+                Ok(Next::End) => {
                     self.barren = self.repeat;
                     self.ended = true;
                     return false;
@@ -346,8 +421,8 @@ impl Port for PcapInPort {
                 continue;
             }
             let Some(mut buf) = pool.alloc() else { break };
-            if fill(pool, &mut buf, &self.data[..rec.len], self.port_no, now).is_err() {
-                self.stats.errors += 1;
+            if let Err(e) = fill(pool, &mut buf, &self.data[..rec.len], self.port_no, now) {
+                self.bad.count(&mut self.stats, "receiving into", buf.index(), &e);
                 pool.free(buf);
                 self.pending = None;
                 continue;
@@ -368,11 +443,15 @@ impl Port for PcapInPort {
     }
 
     fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
-        swallow(pool, bufs, &mut self.stats)
+        swallow(pool, bufs, &mut self.stats, &mut self.bad)
     }
 
     fn stats(&self) -> PortStats {
         self.stats
+    }
+
+    fn take_bad_buffers(&mut self, out: &mut Vec<String>) {
+        self.bad.take(out);
     }
 
     fn rx_done(&self) -> bool {
@@ -405,6 +484,7 @@ pub struct PcapOutPort {
     name: String,
     out: BufWriter<File>,
     stats: PortStats,
+    bad: BadBuffers,
 }
 
 fn pcap_io(e: PcapError) -> std::io::Error {
@@ -443,6 +523,7 @@ impl PcapOutPort {
             name,
             out,
             stats: PortStats::default(),
+            bad: BadBuffers::default(),
         })
     }
 
@@ -474,12 +555,20 @@ impl Port for PcapOutPort {
             .unwrap_or(Duration::ZERO);
         let mut sent = 0;
         for mut b in bufs.drain(..) {
+            let index = b.index();
             let written = match pool.holder().packet(&mut b) {
                 Ok(p) => {
                     let len = p.len();
-                    self.write(wall, p.data()).is_ok().then_some(len)
+                    let w = self.write(wall, p.data());
+                    if w.is_err() {
+                        self.stats.errors += 1;
+                    }
+                    w.is_ok().then_some(len)
                 }
-                Err(_) => None,
+                Err(e) => {
+                    self.bad.count(&mut self.stats, "sending", index, &e);
+                    None
+                }
             };
             pool.free(b);
             match written {
@@ -487,10 +576,7 @@ impl Port for PcapOutPort {
                     sent += 1;
                     self.stats.tx_bytes += len as u64;
                 }
-                None => {
-                    self.stats.tx_drop += 1;
-                    self.stats.errors += 1;
-                }
+                None => self.stats.tx_drop += 1,
             }
         }
         self.stats.tx += sent as u64;
@@ -499,6 +585,10 @@ impl Port for PcapOutPort {
 
     fn stats(&self) -> PortStats {
         self.stats
+    }
+
+    fn take_bad_buffers(&mut self, out: &mut Vec<String>) {
+        self.bad.take(out);
     }
 
     /// Nothing is ever received here.
@@ -852,7 +942,7 @@ mod tests {
             testutil::take(&mut pool, &mut out);
             // One packet's bytes and the read buffer: nothing grows with the file.
             assert!(port.data.capacity() <= 2048, "{}", port.data.capacity());
-            assert!(port.records.src.capacity() <= READ_BUF);
+            assert!(port.records.buf.len() <= READ_BUF);
         }
         assert_eq!(port.stats().errors, 0);
         assert!(!port.rx_done());

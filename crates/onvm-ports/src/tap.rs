@@ -15,7 +15,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::netif::{self, ifreq, ioctl_ifreq};
-use crate::{Port, PortError, PortStats, fill, now_ns};
+use crate::{BadBuffers, Port, PortError, PortStats, fill, now_ns};
 
 /// Largest frame read from the device: its MTU can be raised up to 64 KiB.
 const MAX_FRAME: usize = 65_536 + 14;
@@ -30,6 +30,7 @@ pub struct TapPort {
     /// frame too long for a buffer is seen as such, not cut).
     scratch: Vec<u8>,
     stats: PortStats,
+    bad: BadBuffers,
 }
 
 impl TapPort {
@@ -75,6 +76,7 @@ impl TapPort {
             fd,
             scratch: vec![0; MAX_FRAME],
             stats: PortStats::default(),
+            bad: BadBuffers::default(),
         })
     }
 }
@@ -107,9 +109,9 @@ impl Port for TapPort {
                 self.stats.errors += 1;
                 continue;
             }
-            if fill(pool, &mut buf, &self.scratch[..len], self.port_no, now).is_err() {
+            if let Err(e) = fill(pool, &mut buf, &self.scratch[..len], self.port_no, now) {
+                self.bad.count(&mut self.stats, "receiving into", buf.index(), &e);
                 pool.free(buf);
-                self.stats.errors += 1;
                 continue;
             }
             out.push(buf);
@@ -125,6 +127,7 @@ impl Port for TapPort {
     fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
         let mut sent = 0;
         for mut b in bufs.drain(..) {
+            let index = b.index();
             match pool.holder().packet(&mut b) {
                 Ok(p) => match rustix::io::write(&self.fd, p.data()) {
                     Ok(_) => {
@@ -137,7 +140,7 @@ impl Port for TapPort {
                         self.stats.errors += 1;
                     }
                 },
-                Err(_) => self.stats.errors += 1,
+                Err(e) => self.bad.count(&mut self.stats, "sending", index, &e),
             }
             pool.free(b);
         }
@@ -147,6 +150,10 @@ impl Port for TapPort {
 
     fn stats(&self) -> PortStats {
         self.stats
+    }
+
+    fn take_bad_buffers(&mut self, out: &mut Vec<String>) {
+        self.bad.take(out);
     }
 }
 

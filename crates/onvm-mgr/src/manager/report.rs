@@ -143,13 +143,28 @@ impl Accounting {
 }
 
 impl Mgr<'_> {
-    pub(super) fn snapshot(&self) -> Snapshot {
+    /// What the stats views show now. The bad buffers ports named since the last one
+    /// are logged first (as [`Accounting::complain`]s, so they show in this one's events).
+    pub(super) fn snapshot(&mut self) -> Snapshot {
+        self.port_complaints();
         Snapshot {
             uptime: self.start.elapsed(),
             ports: self.port_rows(),
             nfs: self.fwd.reg.iter().map(nf_row).collect(),
             drops: self.fwd.acct.drops.list(),
             events: self.fwd.acct.recent_events.clone(),
+        }
+    }
+
+    /// Log the bad buffers each port named (see [`onvm_ports::BadBuffers`]): off the
+    /// fast path, at each stats interval and at the end.
+    fn port_complaints(&mut self) {
+        let mut named = Vec::new();
+        for (i, p) in self.io.ports.iter_mut().enumerate() {
+            p.take_bad_buffers(&mut named);
+            for what in named.drain(..) {
+                self.fwd.acct.complain(format!("port {i}: {what}"));
+            }
         }
     }
 
@@ -186,6 +201,7 @@ impl Mgr<'_> {
         for p in &mut self.io.ports {
             p.release(&mut self.fwd.pool);
         }
+        self.port_complaints();
         let ports = self.port_rows();
         let port_sum = |f: fn(&PortStats) -> u64| ports.iter().map(|p| f(&p.stats)).sum::<u64>();
         let acct = &mut self.fwd.acct;
