@@ -4,23 +4,24 @@
 //! `--stats-every 0` was accepted). Each refusal names the flag, the value and the range
 //! allowed, e.g. `--stats-every 0: out of range, must be 0.01..=3600 seconds`. Ranges are wide: they
 //! refuse what cannot be meant (zero, negative, NaN, "forever"), not what is unusual.
-//! The packet region's own sizes (`--buffers`, `--data-room`) use the limits that
-//! `onvm_shm::Layout` enforces, so the flag is named before the region is made.
+//!
+//! This module owns the bounds that only flags have (durations). The others are owned
+//! where they are enforced, and taken from there: the packet region's sizes
+//! (`--buffers`, `--data-room`) from [`onvm_shm::Layout`], so the flag is named before
+//! the region is made; IDs from [`onvm_proto::limits`]; frame sizes from [`GenSpec`];
+//! the watchdog time and the NF quota, which the config file also sets, from
+//! [`onvm_proto::config`], which checks the file's values with the same functions.
 
+use onvm_proto::config::{check_nf_quota, check_watchdog_ms};
 use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
 use onvm_proto::port::GenSpec;
+use onvm_shm::Layout;
 
 use crate::mgr::CommonMgr;
 use crate::nf::{NfCmd, NfKind};
 
 /// A year, in seconds: the longest run any duration flag takes.
 const YEAR_S: f64 = 365.0 * 24.0 * 3600.0;
-
-/// Most buffers a packet region holds (`onvm_shm::Layout::compute`).
-const MAX_BUFFERS: u64 = 1 << 24;
-
-/// Data room per buffer, bytes (`onvm_shm::Layout::compute`).
-const DATA_ROOM: (u64, u64) = (64, 1 << 20);
 
 /// Seconds in `lo..=hi` (`lo` > 0: zero is refused), finite.
 fn secs(flag: &str, v: f64, lo: f64, hi: f64) -> Result<(), String> {
@@ -50,14 +51,25 @@ pub fn check_mgr(c: &CommonMgr) -> Result<(), String> {
         secs("--exit-when-drained", s, 0.001, 3600.0)?;
     }
     if let Some(b) = c.buffers {
-        count("--buffers", u64::from(b), 1, MAX_BUFFERS)?;
+        count("--buffers", u64::from(b), 1, u64::from(Layout::MAX_BUFFERS))?;
     }
     if let Some(d) = c.data_room {
-        count("--data-room", u64::from(d), DATA_ROOM.0, DATA_ROOM.1)?;
+        count(
+            "--data-room",
+            u64::from(d),
+            u64::from(Layout::MIN_DATA_ROOM),
+            u64::from(Layout::MAX_DATA_ROOM),
+        )?;
     }
     if let Some(n) = c.wait_for_nfs {
         // 0 = receive at once (what a script that computes the count may pass).
         count("--wait-for-nfs", n as u64, 0, u64::from(MAX_INSTANCES) - 1)?;
+    }
+    if let Some(ms) = c.watchdog_ms {
+        check_watchdog_ms(ms).map_err(|e| format!("--watchdog-ms {ms}: {e}"))?;
+    }
+    if let Some(q) = c.nf_quota {
+        check_nf_quota(q).map_err(|e| format!("--nf-quota {q}: {e}"))?;
     }
     Ok(())
 }
@@ -87,7 +99,7 @@ pub fn check_nf(a: &NfCmd) -> Result<(), String> {
             if let Some(d) = dest {
                 service("--dest", *d)?;
             }
-            count("--count", *n as u64, 1, MAX_BUFFERS)?;
+            count("--count", *n as u64, 1, u64::from(Layout::MAX_BUFFERS))?;
             count(
                 "--size",
                 *size as u64,
@@ -133,6 +145,6 @@ mod tests {
             count("--wait-for-nfs", 128, 0, 127).unwrap_err(),
             "--wait-for-nfs 128: out of range, must be 0..=127"
         );
-        assert!(count("--buffers", 4095, 1, MAX_BUFFERS).is_ok());
+        assert!(count("--buffers", 4095, 1, u64::from(Layout::MAX_BUFFERS)).is_ok());
     }
 }

@@ -12,7 +12,7 @@ use onvm_proto::config::Config;
 use onvm_proto::port::PortSpec;
 use onvm_shm::seqpacket::default_socket_path;
 
-use crate::CliResult;
+use crate::{CliResult, bounds};
 
 /// Stats output.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -124,16 +124,18 @@ pub struct MgrArgs {
     pub common: CommonMgr,
 }
 
+/// Seconds as a `Duration`. `bounds::check_mgr` has refused what is out of range
+/// already; the error is for a value that no check saw, instead of a panic.
 fn secs(v: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|_| format!("{what} must be a non-negative number of seconds"))
 }
 
-/// The watchdog's time, when on: shorter would call a busy NF hung (a scheduler slice
-/// on a loaded machine is tens of ms), longer is no watchdog.
-const WATCHDOG_MS: std::ops::RangeInclusive<u64> = 50..=600_000;
-
-/// Manager options from the command line and an optional config.
+/// Manager options from the command line and an optional config. The numbers are checked
+/// where their bounds live: the flags by [`bounds::check_mgr`], called here so that every
+/// command that starts a manager (`mgr`, `up`, `demo`) has them checked, and the
+/// config's by `Config::from_toml`.
 pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[String]) -> Result<Options, String> {
+    bounds::check_mgr(common)?;
     let socket = common
         .socket
         .clone()
@@ -173,20 +175,10 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     o.wait_for_nfs = common.wait_for_nfs.map(|n| (n, Duration::from_secs(30)));
     let manager = config.map(|c| &c.manager);
     if let Some(ms) = common.watchdog_ms.or_else(|| manager.and_then(|m| m.watchdog_ms)) {
-        if ms != 0 && !(WATCHDOG_MS.contains(&ms)) {
-            return Err(format!(
-                "watchdog {ms} ms: out of range, must be 0 (off) or {}..={}",
-                WATCHDOG_MS.start(),
-                WATCHDOG_MS.end()
-            ));
-        }
         o.watchdog = Duration::from_millis(ms);
     }
     o.kill_hung = common.kill_hung || manager.and_then(|m| m.kill_hung).unwrap_or(false);
     o.nf_quota = common.nf_quota.or_else(|| manager.and_then(|m| m.nf_quota));
-    if o.nf_quota == Some(0) {
-        return Err("nf quota 0: out of range, an NF must be able to hold at least 1 buffer".into());
-    }
     if let Some(c) = config {
         o.service_quota = c.quotas.clone();
     }

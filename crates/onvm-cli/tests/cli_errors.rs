@@ -406,6 +406,11 @@ fn nonsense_numbers_are_refused_naming_the_flag_and_its_range() {
             &["--wait-for-nfs", "128"],
             "--wait-for-nfs 128: out of range, must be 0..=127",
         ),
+        (
+            &["--watchdog-ms", "10"],
+            "--watchdog-ms 10: out of range, must be 0 (off) or 50..=600000",
+        ),
+        (&["--nf-quota", "0"], "--nf-quota 0: out of range, must be at least 1"),
     ] {
         // `--run-for` comes from `mgr_fails` too: give the one under test last.
         let mut cmd = onvm();
@@ -435,6 +440,13 @@ fn nonsense_numbers_are_refused_naming_the_flag_and_its_range() {
         p.stderr.text().contains("--stats-every 0: out of range, must be"),
         "{}",
         p.output()
+    );
+    // And its file's numbers are checked with the same bounds, naming the line.
+    let file = dir.write("up-watchdog.toml", "[manager]\nports = [\"null\"]\nwatchdog_ms = 10\n");
+    let err = up_fails(&dir, &file);
+    assert!(
+        err.contains("line 3: manager.watchdog_ms = 10: out of range, must be 0 (off) or 50..=600000"),
+        "{err}"
     );
 
     // `onvm nf`, before it connects (no manager runs here).

@@ -48,7 +48,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -63,6 +63,35 @@ use crate::port::{PortSpec, PortSpecError};
 
 /// Restarts allowed when `restart` is given without `max_restarts`.
 pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+
+/// The watchdog's time when it is on, in ms (`[manager] watchdog_ms`, `--watchdog-ms`;
+/// 0 turns it off): shorter would call a busy NF hung (a scheduler slice on a loaded
+/// machine is tens of ms), longer is no watchdog.
+pub const WATCHDOG_MS: RangeInclusive<u64> = 50..=600_000;
+
+/// Checks a watchdog time in ms (`[manager] watchdog_ms`, `--watchdog-ms`): 0 (off) or
+/// in [`WATCHDOG_MS`]. The error says what is allowed.
+pub fn check_watchdog_ms(ms: u64) -> Result<(), String> {
+    if ms == 0 || WATCHDOG_MS.contains(&ms) {
+        Ok(())
+    } else {
+        Err(format!(
+            "out of range, must be 0 (off) or {}..={}",
+            WATCHDOG_MS.start(),
+            WATCHDOG_MS.end()
+        ))
+    }
+}
+
+/// Checks an NF's buffer quota (`[manager] nf_quota`, an NF's `quota`, `--nf-quota`): an
+/// NF must be able to hold at least one packet.
+pub fn check_nf_quota(quota: u32) -> Result<(), &'static str> {
+    if quota == 0 {
+        Err("out of range, must be at least 1 (an NF must be able to hold a packet)")
+    } else {
+        Ok(())
+    }
+}
 
 /// When an NF that exits is started again (`restart = ...`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -382,6 +411,16 @@ pub enum ConfigErrorKind {
         /// What is wrong, with the limits.
         problem: String,
     },
+    /// A `[manager]` number out of range (`watchdog_ms`, `nf_quota`).
+    #[error("manager.{key} = {value}: {problem}")]
+    BadManagerValue {
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: u64,
+        /// What is wrong, with the range allowed.
+        problem: String,
+    },
     /// More ports than the flow table can number.
     #[error("{count} ports configured, at most {max} allowed")]
     TooManyPorts {
@@ -449,9 +488,9 @@ struct RawManager {
     socket_group: Option<NameOrId>,
     #[serde(default)]
     socket_uids: Vec<NameOrId>,
-    watchdog_ms: Option<u64>,
+    watchdog_ms: Option<Spanned<u64>>,
     kill_hung: Option<bool>,
-    nf_quota: Option<u32>,
+    nf_quota: Option<Spanned<u32>>,
     docker: Option<String>,
 }
 
@@ -647,6 +686,35 @@ impl Config {
         })?;
         let lines = Lines(text);
 
+        // The manager's numbers.
+        if let Some(ms) = &raw.manager.watchdog_ms {
+            check_watchdog_ms(*ms.get_ref()).map_err(|problem| {
+                let value = *ms.get_ref();
+                lines.err(
+                    ms.span(),
+                    ConfigErrorKind::BadManagerValue {
+                        key: "watchdog_ms",
+                        value,
+                        problem,
+                    },
+                )
+            })?;
+        }
+        if let Some(q) = &raw.manager.nf_quota {
+            check_nf_quota(*q.get_ref()).map_err(|problem| {
+                let value = u64::from(*q.get_ref());
+                let problem = problem.to_string();
+                lines.err(
+                    q.span(),
+                    ConfigErrorKind::BadManagerValue {
+                        key: "nf_quota",
+                        value,
+                        problem,
+                    },
+                )
+            })?;
+        }
+
         // Ports.
         let mut ports = Vec::with_capacity(raw.manager.ports.len());
         for (index, p) in raw.manager.ports.iter().enumerate() {
@@ -796,7 +864,7 @@ impl Config {
             if let Some(q) = &nf.quota {
                 let quota = *q.get_ref();
                 let problem = match quotas.insert(service, quota) {
-                    _ if quota == 0 => Some("must be at least 1"),
+                    _ if let Err(problem) = check_nf_quota(quota) => Some(problem),
                     Some(other) if other != quota => Some("another entry of its service says otherwise"),
                     _ => None,
                 };
@@ -922,9 +990,9 @@ impl Config {
                 datapath_id: raw.manager.datapath_id,
                 socket_group: raw.manager.socket_group.map(NameOrId::into_string),
                 socket_uids: raw.manager.socket_uids.into_iter().map(NameOrId::into_string).collect(),
-                watchdog_ms: raw.manager.watchdog_ms,
+                watchdog_ms: raw.manager.watchdog_ms.map(Spanned::into_inner),
                 kill_hung: raw.manager.kill_hung,
-                nf_quota: raw.manager.nf_quota,
+                nf_quota: raw.manager.nf_quota.map(Spanned::into_inner),
                 docker: raw.manager.docker,
             },
             services,
@@ -1261,6 +1329,29 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
                     [[nfs]]\nname = \"m\"\nservice = \"a\"\nquota = 6\n";
         let e = Config::from_toml(same).unwrap_err();
         assert!(e.to_string().contains("another entry of its service"), "{e}");
+        // The manager's numbers are checked with the file, naming key, value and line.
+        for (text, msg) in [
+            (
+                "watchdog_ms = 10",
+                "line 2: manager.watchdog_ms = 10: out of range, must be 0 (off) or 50..=600000",
+            ),
+            ("watchdog_ms = 700000", "manager.watchdog_ms = 700000: out of range"),
+            (
+                "nf_quota = 0",
+                "line 2: manager.nf_quota = 0: out of range, must be at least 1",
+            ),
+        ] {
+            let e = Config::from_toml(&format!("[manager]\n{text}\n")).unwrap_err();
+            assert!(e.to_string().contains(msg), "{text}: {e}");
+        }
+        for ok in [
+            "watchdog_ms = 0",
+            "watchdog_ms = 50",
+            "watchdog_ms = 600000",
+            "nf_quota = 1",
+        ] {
+            assert!(Config::from_toml(&format!("[manager]\n{ok}\n")).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -111,6 +111,14 @@ fn round_up(v: u64, to: u64) -> u64 {
 }
 
 impl Layout {
+    /// Most packet buffers a region holds ([`Layout::compute`] refuses more); the
+    /// command line checks `--buffers` against it before anything starts.
+    pub const MAX_BUFFERS: u32 = 1 << 24;
+    /// Fewest bytes of packet data per buffer: a minimum Ethernet frame fits.
+    pub const MIN_DATA_ROOM: u32 = 64;
+    /// Most bytes of packet data per buffer.
+    pub const MAX_DATA_ROOM: u32 = 1 << 20;
+
     /// Lay out a region; rejects sizes that make no sense with a message naming them.
     pub fn compute(
         buffers: u32,
@@ -120,11 +128,15 @@ impl Layout {
         ring_capacity: u32,
     ) -> Result<Layout, ShmError> {
         let bad = |m: String| Err(ShmError::Config(m));
-        if !(1..=(1 << 24)).contains(&buffers) {
-            return bad(format!("buffers = {buffers}, must be 1..=16777216"));
+        if !(1..=Self::MAX_BUFFERS).contains(&buffers) {
+            return bad(format!("buffers = {buffers}, must be 1..={}", Self::MAX_BUFFERS));
         }
-        if !(64..=(1 << 20)).contains(&data_room) {
-            return bad(format!("data_room = {data_room}, must be 64..=1048576 bytes"));
+        if !(Self::MIN_DATA_ROOM..=Self::MAX_DATA_ROOM).contains(&data_room) {
+            return bad(format!(
+                "data_room = {data_room}, must be {}..={} bytes",
+                Self::MIN_DATA_ROOM,
+                Self::MAX_DATA_ROOM
+            ));
         }
         if headroom > 1 << 16 {
             return bad(format!("headroom = {headroom}, must be at most 65536 bytes"));
