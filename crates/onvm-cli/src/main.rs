@@ -4,6 +4,7 @@
 
 mod bench;
 mod bounds;
+mod image;
 mod mgr;
 mod nf;
 mod up;
@@ -32,6 +33,8 @@ enum Cmd {
     Demo(up::DemoArgs),
     /// Measure throughput and latency (speed_tester self-loop and chains).
     Bench(bench::BenchArgs),
+    /// Build container images of NFs.
+    Image(image::ImageCmd),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Cmd::Up(a) => bounds::check_mgr(&a.common).and_then(|()| up::run_file(a)),
         Cmd::Demo(a) => bounds::check_demo(a.seconds).and_then(|()| up::demo(a)),
         Cmd::Bench(a) => bounds::check_bench(a.seconds).and_then(|()| bench::run(a)),
+        Cmd::Image(a) => image::run(a),
     };
     match result {
         Ok(code) => code,

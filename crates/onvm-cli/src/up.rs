@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use onvm_container::{ContainerLauncher, Engine, Limits, NF_USER, NfLauncher};
 use onvm_mgr::supervisor::{
     Decision, GiveUp, NfInstance, NfOutput, Outcome, ProcessLauncher, Supervisor, SupervisorEvent,
 };
@@ -72,49 +73,92 @@ in_port = 0
 "#;
 
 /// Check that every NF of `cfg` can be launched before anything starts: a built-in NF
-/// must exist and take its `args`, a `binary` must be an executable file (on `PATH` if
-/// it names no directory). Without this an unknown NF failed at launch, was retried per
-/// its restart policy, and the run went on without it and still ended "OK" (issue 12).
-pub fn preflight(cfg: &Config, launcher: &ProcessLauncher) -> Result<(), String> {
+/// must exist and take its `args` (also when it runs from an image of the `onvm`
+/// binary), a `binary` must be an executable file (on `PATH` if it names no directory),
+/// an `image` must be on the engine. Without this an unknown NF failed at launch, was
+/// retried per its restart policy, and the run went on without it and still ended "OK"
+/// (issue 12).
+pub fn preflight(cfg: &Config, launcher: &mut NfLauncher) -> Result<(), String> {
     for spec in &cfg.nfs {
         let name = &spec.name;
-        match &spec.binary {
-            None => {
-                let builtin = crate::nf::builtin_names();
-                if !builtin.contains(&spec.name.replace('_', "-")) {
-                    return Err(format!(
-                        "NF {name:?} is neither a built-in NF ({}) nor has a `binary`",
-                        builtin.join(", ").replace('-', "_")
-                    ));
-                }
-                // The very command line the NF will get, parsed as `onvm` would.
-                let nf = NfInstance {
-                    spec: spec.clone(),
-                    index: 0,
-                };
-                let cmd = launcher.command(&nf);
-                let argv = std::iter::once(std::ffi::OsStr::new("onvm")).chain(cmd.get_args());
-                let refused = |why: &str| format!("NF {name:?}: its args {:?} are refused: {why}", spec.args);
-                match <crate::Cli as clap::Parser>::try_parse_from(argv) {
-                    Err(e) => {
-                        let msg = e.to_string();
-                        return Err(refused(
-                            msg.lines().next().unwrap_or_default().trim_start_matches("error: "),
-                        ));
-                    }
-                    Ok(crate::Cli { cmd: crate::Cmd::Nf(a) }) => {
-                        crate::bounds::check_nf(&a).map_err(|e| refused(&e))?
-                    }
-                    Ok(_) => return Err(refused("not an `onvm nf` command line")),
-                }
+        let nf = NfInstance {
+            spec: spec.clone(),
+            index: 0,
+        };
+        let builtin = match (&spec.image, &launcher.containers) {
+            (Some(_), Some(c)) => launcher.check_image(&c.engine().clone(), &nf)?,
+            (Some(_), None) => return Err(format!("NF {name:?} has an image but no Docker engine is connected")),
+            (None, _) => spec.binary.is_none(),
+        };
+        if let Some(bin) = &spec.binary {
+            executable(bin).map_err(|why| format!("NF {name:?}: binary {}: {why}", bin.display()))?;
+        }
+        if !builtin {
+            continue;
+        }
+        let known = crate::nf::builtin_names();
+        if !known.contains(&spec.name.replace('_', "-")) {
+            let what = if spec.image.is_some() {
+                "runs from an image of the onvm binary but is not a built-in NF"
+            } else {
+                "is neither a built-in NF nor has a `binary` or `image`"
+            };
+            return Err(format!(
+                "NF {name:?} {what} (built-in: {})",
+                known.join(", ").replace('-', "_")
+            ));
+        }
+        // The very command line the NF will get, parsed as `onvm` would.
+        let cmd = launcher.process.command(&nf);
+        let argv = std::iter::once(std::ffi::OsStr::new("onvm")).chain(cmd.get_args());
+        let refused = |why: &str| format!("NF {name:?}: its args {:?} are refused: {why}", spec.args);
+        match <crate::Cli as clap::Parser>::try_parse_from(argv) {
+            Err(e) => {
+                let msg = e.to_string();
+                return Err(refused(
+                    msg.lines().next().unwrap_or_default().trim_start_matches("error: "),
+                ));
             }
-            Some(bin) => {
-                executable(bin).map_err(|why| format!("NF {name:?}: binary {}: {why}", bin.display()))?;
-            }
+            Ok(crate::Cli { cmd: crate::Cmd::Nf(a) }) => crate::bounds::check_nf(&a).map_err(|e| refused(&e))?,
+            Ok(_) => return Err(refused("not an `onvm nf` command line")),
         }
     }
     Ok(())
 }
+
+/// The container launcher for a config with `image` NFs (`None` without): connected to
+/// its engine, granting the socket to the image user's group unless the config grants
+/// another (which the containers then join), with the manager's NF cores as cpuset.
+fn container_launcher(cfg: &Config, opts: &mut onvm_mgr::Options) -> Result<Option<ContainerLauncher>, String> {
+    if cfg.nfs.iter().all(|n| n.image.is_none()) {
+        return Ok(None);
+    }
+    let engine = Engine::connect(cfg.manager.docker.as_deref()).map_err(|e| e.to_string())?;
+    let group = *opts.socket_access.group.get_or_insert(NF_USER);
+    // The cores the manager will hand out to NFs: an NF's core is always in its cpuset.
+    let cpuset = onvm_mgr::topology::Topology::read(&opts.sysfs_root)
+        .ok()
+        .and_then(|topo| {
+            let nodes = onvm_mgr::placement::port_nodes(&topo, &opts.ports).ok()?;
+            let place = onvm_mgr::placement::place(&topo, &nodes, opts.core, opts.nf_cores.as_deref()).ok()?;
+            Some(onvm_mgr::topology::format_cpulist(&place.nf_cores))
+        });
+    let limits = Limits {
+        cpuset,
+        memory: Some(DEFAULT_CONTAINER_MEMORY),
+        pids: Some(256),
+    };
+    Ok(Some(ContainerLauncher::new(
+        std::sync::Arc::new(engine),
+        opts.socket.clone(),
+        Some(group),
+        limits,
+    )))
+}
+
+/// A container NF's memory limit unless its entry sets `memory`: NFs keep their packets
+/// in the manager's region, so they need little of their own.
+const DEFAULT_CONTAINER_MEMORY: u64 = 256 << 20;
 
 /// Whether `bin` names an executable file, looked up on `PATH` as `Command` will when
 /// it has no `/`.
@@ -141,13 +185,26 @@ fn executable(bin: &std::path::Path) -> Result<(), String> {
 /// Run a config: manager thread + supervised NF processes, until the manager stops.
 pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResult {
     let mut opts = options(common, Some(cfg), &[])?;
-    let launcher = ProcessLauncher {
+    let process = ProcessLauncher {
         program: std::env::current_exe().map_err(|e| format!("cannot find the onvm binary: {e}"))?,
         socket: opts.socket.clone(),
         shared_cores: cfg.manager.shared_cores,
         stdout: if quiet_nfs { NfOutput::Null } else { NfOutput::Inherit },
     };
-    preflight(cfg, &launcher)?;
+    let containers = container_launcher(cfg, &mut opts)?;
+    let mut launcher = NfLauncher::new(process, containers.clone());
+    preflight(cfg, &mut launcher)?;
+    // Containers of a manager that died on this socket serve no one: they go first.
+    if let Some(c) = &containers {
+        let gone = c.remove_ours().map_err(|e| e.to_string())?;
+        if !gone.is_empty() {
+            onvm_mgr::stats::emit_err(format_args!(
+                "onvm up: removed {} container(s) left by an earlier manager on this socket: {}\n",
+                gone.len(),
+                gone.join(", ")
+            ));
+        }
+    }
     // Ports start once the config's NFs are all up, so no packet meets a missing chain.
     let expected: usize = cfg.nfs.iter().map(|n| usize::from(n.instances)).sum();
     if expected > 0 {
@@ -179,8 +236,10 @@ pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResul
             };
             let label = nf.label();
             // On an error, dropping `nfs` kills the NFs already started.
-            nfs.add(nf, Instant::now())
+            let started = nfs
+                .add(nf, Instant::now())
                 .map_err(|e| format!("cannot start NF {label}: {e}"))?;
+            log(&started);
         }
     }
     let mut abandoned = 0u32;
@@ -202,6 +261,19 @@ pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResul
     // then SIGKILL after the grace period.
     for event in nfs.stop_all(STOP_GRACE) {
         log(&event);
+    }
+    // Every container was removed when its exit was seen; one that could not be is
+    // removed now, so nothing of ours stays behind.
+    if let Some(c) = &containers {
+        match c.remove_ours() {
+            Ok(gone) if !gone.is_empty() => onvm_mgr::stats::emit_err(format_args!(
+                "onvm up: removed {} container(s) still there at the end: {}\n",
+                gone.len(),
+                gone.join(", ")
+            )),
+            Ok(_) => {}
+            Err(e) => onvm_mgr::stats::emit_err(format_args!("onvm up: cannot clean up containers: {e}\n")),
+        }
     }
     let code = print_report(&report);
     if abandoned > 0 {
@@ -246,6 +318,10 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Starts, and exits while stopping (every NF's), are not news.
 fn log(event: &SupervisorEvent) {
     match event {
+        // A container's name and ID are news: they are how `docker` knows it.
+        SupervisorEvent::Started { id, .. } if id.starts_with("container") => {
+            onvm_mgr::stats::emit_err(format_args!("onvm up: {event}\n"))
+        }
         SupervisorEvent::Started { .. }
         | SupervisorEvent::Exited {
             then: Decision::GiveUp(GiveUp::Stopping),
