@@ -343,7 +343,8 @@ fn up_refuses_an_nf_it_cannot_launch_before_starting_anything() {
     for (nf, want) in [
         (
             "name = \"ghost\"".to_string(),
-            "NF \"ghost\" is neither a built-in NF (speed_tester, simple_forward, basic_monitor, bridge)",
+            "NF \"ghost\" is neither a built-in NF nor has a `binary` or `image` \
+             (built-in: speed_tester, simple_forward, basic_monitor, bridge)",
         ),
         (
             "name = \"fw\"\nbinary = \"/no/such/dir/fw\"".to_string(),
