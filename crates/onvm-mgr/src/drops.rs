@@ -36,11 +36,14 @@ pub enum DropReason {
     HungNf,
     /// An NF was told to keep a packet while holding its quota of buffers already.
     OverQuota,
+    /// The destination NF's rx ring had corrupt indices (some process scribbled them;
+    /// the event names the ring and the NF): treated as full until the ring heals.
+    RingCorrupt,
 }
 
 impl DropReason {
     /// Every reason, in the order stats list them.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::NoRule,
         DropReason::Rule,
         DropReason::Nf,
@@ -55,6 +58,7 @@ impl DropReason {
         DropReason::ControllerDrop,
         DropReason::HungNf,
         DropReason::OverQuota,
+        DropReason::RingCorrupt,
     ];
 
     /// Short name used in stats.
@@ -74,6 +78,7 @@ impl DropReason {
             DropReason::ControllerDrop => "controller-drop",
             DropReason::HungNf => "nf-hung",
             DropReason::OverQuota => "nf-over-quota",
+            DropReason::RingCorrupt => "ring-corrupt",
         }
     }
 }
@@ -106,5 +111,24 @@ impl Drops {
             .filter(|r| self.get(**r) > 0)
             .map(|r| (r.name(), self.get(*r)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_listed_once_in_its_slot_with_its_own_name() {
+        let mut names = std::collections::HashSet::new();
+        for (k, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, k, "{r:?} sits in its own counter");
+            assert!(names.insert(r.name()), "{} named twice", r.name());
+        }
+        let mut d = Drops::default();
+        d.add(DropReason::RingCorrupt, 3);
+        d.add(DropReason::HungNf, 1);
+        assert_eq!(d.list(), [("nf-hung", 1), ("ring-corrupt", 3)]);
+        assert_eq!(d.total(), 4);
     }
 }

@@ -241,7 +241,14 @@ impl Fwd<'_> {
             return;
         };
         let running = |i: Option<&crate::registry::Instance>| i.is_some_and(|i| i.state == State::Running);
-        if !running(self.reg.get(from)) || !running(self.reg.get(to)) || self.direct.edges.find(from, key).is_some() {
+        // Never into a hung NF: its edge would hold a ring's worth of buffers, past its
+        // quota, for as long as it stays hung (the watchdog closed the edges into it).
+        let hung = self.reg.get(to).is_some_and(|i| i.hung);
+        if !running(self.reg.get(from))
+            || !running(self.reg.get(to))
+            || hung
+            || self.direct.edges.find(from, key).is_some()
+        {
             return;
         }
         // A receiver that sleeps (shared core) is woken through its rx ring's doorbell.

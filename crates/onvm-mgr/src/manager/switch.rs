@@ -11,13 +11,16 @@ use std::time::{Duration, Instant, SystemTime};
 use onvm_proto::ctrl::MgrMsg;
 use onvm_shm::{BURST, OwnerId, RingError};
 
+use super::control::worth_logging;
 use super::timers::Timer;
-use super::watchdog::Change;
+use super::watchdog::{Change, fold};
 use super::{
     CONTROL_EVERY, DRAIN_GRACE, DropReason, LOW_WATER_DIV, Mgr, RING_FULL_YIELDS, STOP_GRACE, WAKE_BATCH, WAKE_DELAY,
 };
+use crate::edges::EdgeState;
 use crate::error::MgrError;
 use crate::options::StatsMode;
+use crate::registry::rings_of;
 use crate::stats;
 
 impl Mgr<'_> {
@@ -64,8 +67,10 @@ impl Mgr<'_> {
             self.fwd.now = now.duration_since(self.start);
             self.ring_due_bells(now, !self.io.moved);
             if !self.io.moved {
-                // Idle: serve the control sockets now rather than in up to a millisecond.
+                // Idle: serve the control sockets now rather than in up to a millisecond,
+                // and mend any ring a process scribbled (cheap: nothing else to do).
                 self.timers.now(Timer::Control, now);
+                self.heal_rings();
             }
             if self.timers.fire(Timer::Control, now) {
                 self.control_tick()?;
@@ -129,9 +134,10 @@ impl Mgr<'_> {
         let (rings, active) = (&mut io.rings, &io.active);
         io.wake.wait_until(
             |_| {
+                // A corrupt ring is not ready: the NF's next write mends it and rings.
                 active
                     .iter()
-                    .any(|&id| rings[usize::from(id) - 1].tx.ready().map_or(true, |n| n > 0))
+                    .any(|&id| rings[usize::from(id) - 1].tx.ready().is_ok_and(|n| n > 0))
             },
             Some(timeout),
         );
@@ -159,14 +165,24 @@ impl Mgr<'_> {
         Ok(())
     }
 
-    /// Route one burst from instance `id`'s tx ring; whether it had any.
+    /// Route one burst from instance `id`'s tx ring; whether it had any. A corrupt ring
+    /// gives nothing this time (counted, an event now and then) and is read again next
+    /// pass: some process scribbled it, not necessarily its NF, which is not
+    /// disconnected for it. Our read republished our index, which mends our half.
     fn drain_nf(&mut self, id: u16) -> bool {
         let (io, fwd) = (&mut self.io, &mut self.fwd);
         let ring = &mut io.rings[usize::from(id) - 1].tx;
         let n = match fwd.pool.holder().dequeue(ring, BURST, &mut io.burst) {
             Ok(n) => n,
             Err(e) => {
-                io.broken.add(id, format!("its tx ring: {e}"));
+                let times = self.watchdog.ring_corrupt(id);
+                if worth_logging(times) {
+                    let tag = fwd.reg.get(id).map_or("", |i| i.tag.as_str());
+                    fwd.acct.event(format!(
+                        "NF {tag:?} (instance {id}): its tx ring (ring {}) is corrupt, read again next pass ({times} times so far): {e}",
+                        rings_of(id).tx
+                    ));
+                }
                 0
             }
         };
@@ -245,9 +261,20 @@ impl Mgr<'_> {
                     fwd.acct.drop_all(&mut fwd.pool, q.drain(..), DropReason::BadBuffer);
                     continue;
                 }
+                // Corrupt indices (some process scribbled them): no room this time, a
+                // counted drop of its own; the NF is not disconnected for what it may
+                // not have done. The ring mends when the NF next polls it.
                 Err(e) => {
-                    io.broken.add(id, format!("its rx ring: {e}"));
-                    fwd.acct.drop_all(&mut fwd.pool, q.drain(..), DropReason::NoInstance);
+                    let times = self.watchdog.ring_corrupt(id);
+                    if worth_logging(times) {
+                        let tag = fwd.reg.get(id).map_or("", |i| i.tag.as_str());
+                        fwd.acct.event(format!(
+                            "NF {tag:?} (instance {id}): its rx ring (ring {}) is corrupt, {} packets dropped as ring-corrupt ({times} times so far): {e}",
+                            rings_of(id).rx,
+                            q.len()
+                        ));
+                    }
+                    fwd.acct.drop_all(&mut fwd.pool, q.drain(..), DropReason::RingCorrupt);
                     continue;
                 }
             }
@@ -285,19 +312,48 @@ impl Mgr<'_> {
         }
     }
 
-    /// The watchdog's round: every running NF whose rx ring holds packets and has not
-    /// moved for the watchdog's time is hung: reported, its flows moved to its service's
-    /// other instances (edges close, so its senders go through the table again); an NF
-    /// that reads again gets them back.
+    /// Republish our indices of the rings we produce into (every running NF's rx and
+    /// alloc ring), should a process have scribbled them: a ring we have nothing to
+    /// write to heals too. One relaxed load per ring when nothing is wrong; done when
+    /// idle and every watchdog round.
+    pub(super) fn heal_rings(&mut self) {
+        let io = &self.io;
+        for &id in &io.active {
+            let r = &io.rings[usize::from(id) - 1];
+            r.rx.heal();
+            r.alloc.heal();
+        }
+    }
+
+    /// The watchdog's round: every running NF whose rings (its rx ring and the direct
+    /// edges it reads) hold packets and have not moved for the watchdog's time is hung:
+    /// reported, its flows moved to its service's other instances, edges closed (so its
+    /// senders go through the manager, where its quota and `nf-hung` apply, and none
+    /// opens into it while it is hung); an NF that reads again gets them back.
     fn watch(&mut self, now: Instant) {
+        self.heal_rings();
         let (io, fwd) = (&mut self.io, &mut self.fwd);
         let mut changed = false;
         for &id in &io.active {
-            let Ok(ring) = fwd.region.ring(crate::registry::rings_of(id).rx) else {
-                continue;
-            };
-            let waiting = ring.len().map_or(true, |n| n > 0);
-            let Some(change) = self.watchdog.observe(id, ring.consumed(), waiting, now) else {
+            // Rings this NF reads: its rx ring, and the edges into it it was told of.
+            let edges = fwd.direct.edges.iter().filter(|e| {
+                e.to == id
+                    && !e.to_dead
+                    && matches!(
+                        e.state,
+                        EdgeState::Open | EdgeState::ClosingProducer | EdgeState::ClosingConsumer
+                    )
+            });
+            let rings = std::iter::once(rings_of(id).rx)
+                .chain(edges.map(|e| e.ring))
+                .filter_map(|r| fwd.region.ring(r).ok());
+            let (mut waiting, mut consumed) = (false, Vec::new());
+            for ring in rings {
+                // A corrupt ring is no evidence of a hang: someone scribbled it.
+                waiting |= ring.len().is_ok_and(|n| n > 0);
+                consumed.push(ring.consumed());
+            }
+            let Some(change) = self.watchdog.observe(id, fold(consumed), waiting, now) else {
                 continue;
             };
             let (tag, service) = fwd
@@ -311,8 +367,10 @@ impl Mgr<'_> {
                 (_, Change::Resumed) => "it takes its flows back".to_string(),
             };
             let what = match change {
-                Change::Hung { for_ } => format!("hung: its rx ring holds packets and it has not read for {for_:?}"),
-                Change::Resumed => "reads its rx ring again".to_string(),
+                Change::Hung { for_ } => {
+                    format!("hung: the rings it reads hold packets and it has not read for {for_:?}")
+                }
+                Change::Resumed => "reads its rings again".to_string(),
             };
             fwd.acct.event(format!("NF {tag:?} (instance {id}) {what}; {flows}"));
             if self.opts.kill_hung && matches!(change, Change::Hung { .. }) {

@@ -1,14 +1,21 @@
-//! The watchdog: which NFs stopped reading their rx ring.
+//! The watchdog: which NFs stopped reading their rings.
 //!
 //! An NF that is stopped (SIGSTOP), stuck in its handler, or simply never reads again
-//! holds its service's flows hostage: packets pile up in its ring and then drop. The
-//! manager looks at every running NF's rx ring every [`super::WATCHDOG_EVERY`]: an NF
-//! whose ring holds packets while its consumer index has not moved for the configured
-//! time is *hung*; one whose index moves (or whose ring empties) again has *resumed*.
-//! The ring index is the truth here: counters an NF reports can lie, the index it must
-//! move to read cannot.
+//! holds its service's flows hostage: packets pile up in its rings and then drop. The
+//! manager looks at every running NF's rings every [`super::WATCHDOG_EVERY`]: its rx
+//! ring and the direct edges it reads (an NF fed only over an edge is watched the same
+//! way; the edge ring would otherwise hold up to its capacity of buffers for as long
+//! as the NF stays stopped). An NF whose rings hold packets while none of their
+//! consumer indices has moved for the configured time is *hung*; one whose indices
+//! move (or whose rings empty) again has *resumed*. The ring indices are the truth
+//! here: counters an NF reports can lie, the index it must move to read cannot. A ring
+//! found corrupt is no evidence either way (someone scribbled it): it does not count
+//! as holding packets.
 //!
-//! Pure: the caller passes the index, whether packets wait, and the time.
+//! It also counts, per instance, the corrupt rings the switch loop met, so that the
+//! events about them can be throttled ([`Watchdog::ring_corrupt`]).
+//!
+//! Pure: the caller passes the indices, whether packets wait, and the time.
 
 use std::time::{Duration, Instant};
 
@@ -28,11 +35,22 @@ struct Seen {
     hung: bool,
 }
 
-/// Per instance (index `id - 1`): its ring's consumer index when it last moved.
+/// Per instance (index `id - 1`): its rings' consumer indices when they last moved.
 #[derive(Debug)]
 pub(super) struct Watchdog {
     after: Duration,
     seen: Vec<Option<Seen>>,
+    /// Per instance: reads or writes of its rx or tx ring that found it corrupt.
+    corrupt: Vec<u64>,
+}
+
+/// The consumer indices of the rings one NF reads, folded into one number that moves
+/// whenever any of them moves (each index only grows, and all together by less than 2^32
+/// between two looks, so the sum cannot come back to where it was), for
+/// [`Watchdog::observe`]. A ring that starts or stops being read moves it too, which at
+/// worst restarts the clock.
+pub(super) fn fold(consumed: impl IntoIterator<Item = u32>) -> u32 {
+    consumed.into_iter().fold(0u32, u32::wrapping_add)
 }
 
 impl Watchdog {
@@ -41,11 +59,24 @@ impl Watchdog {
         Watchdog {
             after,
             seen: vec![None; instances],
+            corrupt: vec![0; instances],
         }
     }
 
-    /// Look at instance `id`: its rx ring's consumer index, and whether packets wait
-    /// in it, at `now`.
+    /// Instance `id`'s rx or tx ring was found corrupt once more: how many times so far
+    /// (for `control::worth_logging`).
+    pub(super) fn ring_corrupt(&mut self, id: u16) -> u64 {
+        match usize::from(id).checked_sub(1).and_then(|i| self.corrupt.get_mut(i)) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => 0,
+        }
+    }
+
+    /// Look at instance `id`: the consumer indices of the rings it reads ([`fold`]ed
+    /// into one), and whether packets wait in any of them, at `now`.
     pub(super) fn observe(&mut self, id: u16, consumed: u32, waiting: bool, now: Instant) -> Option<Change> {
         if self.after.is_zero() {
             return None;
@@ -73,6 +104,9 @@ impl Watchdog {
     pub(super) fn forget(&mut self, id: u16) {
         if let Some(s) = usize::from(id).checked_sub(1).and_then(|i| self.seen.get_mut(i)) {
             *s = None;
+        }
+        if let Some(n) = usize::from(id).checked_sub(1).and_then(|i| self.corrupt.get_mut(i)) {
+            *n = 0;
         }
     }
 }
@@ -117,6 +151,29 @@ mod tests {
         // An index that wraps still moves.
         assert_eq!(w.observe(3, u32::MAX, true, t0), None);
         assert_eq!(w.observe(3, 0, true, t0 + 600 * MS), None);
+    }
+
+    #[test]
+    fn the_folded_index_moves_when_any_ring_moves() {
+        let base = fold([10, 20, 30]);
+        assert_ne!(fold([11, 20, 30]), base);
+        assert_ne!(fold([10, 20, 31]), base);
+        assert_ne!(fold([10, 21, 30]), base);
+        assert_ne!(fold([u32::MAX, 20]), fold([0, 20]), "a wrap moves it too");
+        assert_eq!(fold([10, 20, 30]), base);
+        assert_eq!(fold([7]), 7, "one ring: its index");
+    }
+
+    #[test]
+    fn corrupt_rings_are_counted_per_instance_and_forgotten_with_it() {
+        let mut w = Watchdog::new(100 * MS, 4);
+        assert_eq!(w.ring_corrupt(2), 1);
+        assert_eq!(w.ring_corrupt(2), 2);
+        assert_eq!(w.ring_corrupt(3), 1);
+        assert_eq!(w.ring_corrupt(0), 0);
+        assert_eq!(w.ring_corrupt(9), 0);
+        w.forget(2);
+        assert_eq!(w.ring_corrupt(2), 1);
     }
 
     #[test]
