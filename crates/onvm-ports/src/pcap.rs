@@ -193,7 +193,11 @@ impl Records {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            // Only when one record (of at most SNAPLEN bytes, checked) fills the buffer.
+            // Only when one record (of at most SNAPLEN bytes, checked) fills the buffer,
+            // so it never needs more than MAX_RECORD.
+            if self.buf.len() >= MAX_RECORD {
+                return Err(std::io::Error::other("a record longer than any pcap record"));
+            }
             self.buf.resize((self.buf.len() * 2).min(MAX_RECORD), 0);
         }
         loop {
@@ -953,14 +957,7 @@ mod tests {
     fn a_fifo_is_streamed_and_a_bad_record_in_it_ends_the_input() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("in.fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        mkfifo(&fifo);
         let writer = {
             let fifo = fifo.clone();
             std::thread::spawn(move || {
@@ -981,6 +978,156 @@ mod tests {
         assert_eq!(got.iter().map(|f| f[0]).collect::<Vec<_>>(), [0, 1, 2]);
         assert!(port.rx_done());
         assert_eq!(port.stats().errors, 1, "the record claiming 1 GiB");
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn both_byte_orders_and_both_stamp_resolutions_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamps = [
+            Duration::new(1_700_000_000, 5_000),
+            Duration::new(1_700_000_000, 1_505_000),
+            Duration::new(1_700_000_002, 0),
+        ];
+        for endianness in [Endianness::Little, Endianness::Big] {
+            for ts_resolution in [TsResolution::MicroSecond, TsResolution::NanoSecond] {
+                let path = dir.path().join(format!("{endianness:?}-{ts_resolution:?}.pcap"));
+                let header = PcapHeader {
+                    datalink: DataLink::ETHERNET,
+                    endianness,
+                    ts_resolution,
+                    ..Default::default()
+                };
+                let mut w = PcapWriter::with_header(File::create(&path).unwrap(), header).unwrap();
+                for (i, ts) in stamps.iter().enumerate() {
+                    let data = vec![i as u8; 60 + i];
+                    w.write_packet(&PcapPacket::new(*ts, data.len() as u32, &data)).unwrap();
+                }
+                drop(w);
+                let mut port = open_in(&path, false, PcapTiming::Fast).unwrap();
+                assert_eq!(port.packets(), Some(3));
+                let mut data = Vec::new();
+                let mut got = Vec::new();
+                while let Next::Rec(r) = port.records.next(&mut data).unwrap() {
+                    assert_eq!(data, vec![got.len() as u8; 60 + got.len()]);
+                    got.push(r.at_ns);
+                }
+                assert_eq!(got, [0, 1_500_000, 1_999_995_000], "{endianness:?} {ts_resolution:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_longer_than_the_read_buffer_grows_it_only_to_one_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.pcap");
+        let big = vec![7u8; 200_000];
+        let header = PcapHeader {
+            datalink: DataLink::ETHERNET,
+            snaplen: SNAPLEN,
+            ..Default::default()
+        };
+        let mut w = PcapWriter::with_header(File::create(&path).unwrap(), header).unwrap();
+        for data in [&[1; 60][..], &big, &[2; 60]] {
+            w.write_packet(&PcapPacket::new(t0(), data.len() as u32, data)).unwrap();
+        }
+        drop(w);
+        let mut port = open_in(&path, false, PcapTiming::Fast).unwrap();
+        assert_eq!(port.packets(), Some(3));
+        let mut data = Vec::new();
+        let mut lens = Vec::new();
+        while let Next::Rec(r) = port.records.next(&mut data).unwrap() {
+            lens.push(r.len);
+            assert!(port.records.buf.len() <= MAX_RECORD);
+        }
+        assert_eq!(lens, [60, 200_000, 60]);
+    }
+
+    /// Make a FIFO at `path`.
+    fn mkfifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_slow_fifo_writer_never_blocks_the_poll_and_its_close_ends_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("slow.fifo");
+        mkfifo(&fifo);
+        const PACKETS: u8 = 6;
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                f.write_all(&header_bytes()).unwrap();
+                for i in 0..PACKETS {
+                    let mut rec = record_header(60);
+                    rec.extend([i; 60]);
+                    // Half a record, a pause, the rest: the reader must keep the half.
+                    let (a, b) = rec.split_at(30);
+                    f.write_all(a).unwrap();
+                    std::thread::sleep(Duration::from_millis(if i < 2 { 300 } else { 20 }));
+                    f.write_all(b).unwrap();
+                }
+                // Dropping `f` closes the FIFO: the end of the input.
+            })
+        };
+        let (_r, mut pool) = testutil::pool(16, 2048);
+        let mut port = open_in(&fifo, false, PcapTiming::Fast).unwrap();
+        let mut got = Vec::new();
+        let mut out = Vec::new();
+        let mut slowest = Duration::ZERO;
+        let t = Instant::now();
+        while !port.rx_done() {
+            assert!(t.elapsed() < Duration::from_secs(30), "the input never ended");
+            let call = Instant::now();
+            port.rx_burst(&mut pool, &mut out, 32);
+            slowest = slowest.max(call.elapsed());
+            got.extend(testutil::take(&mut pool, &mut out));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        writer.join().unwrap();
+        // The writer sleeps 300 ms twice mid-record; a blocking read would wait as long.
+        assert!(slowest < Duration::from_millis(50), "an rx_burst took {slowest:?}");
+        assert!(t.elapsed() >= Duration::from_millis(600), "{:?}", t.elapsed());
+        assert_eq!(
+            got.iter().map(|f| f[0]).collect::<Vec<_>>(),
+            (0..PACKETS).collect::<Vec<_>>()
+        );
+        assert!(got.iter().all(|f| f.len() == 60));
+        assert_eq!(port.stats().errors, 0);
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn a_fifo_closed_mid_record_is_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("cut.fifo");
+        mkfifo(&fifo);
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let mut bytes = header_bytes();
+                bytes.extend(record_header(60));
+                bytes.extend([1; 60]);
+                bytes.extend(record_header(60));
+                bytes.extend([2; 10]);
+                std::fs::write(&fifo, bytes).unwrap();
+            })
+        };
+        let (_r, mut pool) = testutil::pool(16, 2048);
+        let mut port = open_in(&fifo, false, PcapTiming::Fast).unwrap();
+        writer.join().unwrap();
+        let got = drain(&mut port, &mut pool, 2, 10);
+        assert_eq!(got.len(), 1);
+        assert!(port.rx_done());
+        assert_eq!(port.stats().errors, 1, "the record cut short");
         testutil::assert_whole(&pool);
     }
 
