@@ -9,6 +9,9 @@
 #   openvswitch-common   ovs-ofctl: the OpenFlow tests program managers with it, and
 #                        the codec's interop test has it decode what we encode
 #   python3, python3-pip os-ken (PyPI), the controller of the OpenFlow tests
+#   docker.io            dockerd (and the docker client) for the container NF tests;
+#                        scripts/test.sh starts a private dockerd
+#   binutils             strip: `onvm image build` strips debug info from NF binaries
 set -euo pipefail
 
 die() {
@@ -26,6 +29,8 @@ declare -A NEED=(
     [ovs-ofctl]=openvswitch-common
     [python3]=python3
     [pip3]=python3-pip
+    [dockerd]=docker.io
+    [strip]=binutils
 )
 have() {
     if [[ $1 == /* ]]; then [ -e "$1" ]; else command -v "$1" >/dev/null; fi

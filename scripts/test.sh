@@ -31,7 +31,18 @@ if ! command -v cargo >/dev/null; then
 fi
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+dockerd_pid=
+cleanup() {
+    # dockerd unmounts its containers' file systems when it stops; only then can its
+    # data root go.
+    if [ -n "$dockerd_pid" ]; then
+        kill "$dockerd_pid" 2>/dev/null
+        for _ in $(seq 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$dockerd_pid" 2>/dev/null
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
 export ONVM_SKIP_LOG="$work/skipped-tests"
 : >"$ONVM_SKIP_LOG"
 passed=0
@@ -103,6 +114,34 @@ if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
 else
     log "not root: testing without hugepages (and the tests that need root fail)"
 fi
+
+# A private Docker engine for the container NF tests (DOCKER_HOST): its own data and
+# exec roots and socket under $work, no bridge and no iptables rules, so it touches
+# nothing of the machine's own Docker, if any. Without it the container tests fail,
+# naming what is missing (onvm_testkit::require_docker).
+start_dockerd() {
+    local dk="$work/docker"
+    mkdir -p "$dk"
+    command -v dockerd >/dev/null || { echo "dockerd is not installed (apt install docker.io)"; return 1; }
+    [ "$(id -u)" = 0 ] || { echo "dockerd needs root"; return 1; }
+    dockerd --data-root "$dk/data" --exec-root "$dk/exec" --host "unix://$dk/docker.sock" \
+        --pidfile "$dk/dockerd.pid" --bridge=none --iptables=false --ip6tables=false \
+        >"$dk/dockerd.log" 2>&1 &
+    dockerd_pid=$!
+    for _ in $(seq 300); do
+        if [ -S "$dk/docker.sock" ] && DOCKER_HOST="unix://$dk/docker.sock" docker version >/dev/null 2>&1; then
+            export DOCKER_HOST="unix://$dk/docker.sock"
+            echo "dockerd $(docker version --format '{{.Server.Version}}') on $DOCKER_HOST"
+            return 0
+        fi
+        kill -0 "$dockerd_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "dockerd did not start; the end of its log:"
+    tail -n 20 "$dk/dockerd.log"
+    return 1
+}
+setup_step "Docker engine (a private dockerd)" start_dockerd
 
 step "unit, property and integration tests" cargo test --workspace --all-targets --no-fail-fast
 # --all-targets leaves out the doc tests.

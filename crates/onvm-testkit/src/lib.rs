@@ -125,6 +125,44 @@ pub fn require_python_module(module: &str, install: &str) -> bool {
     )
 }
 
+/// The Docker engine of the container tests: `DOCKER_HOST` (`unix:///PATH`), which
+/// `scripts/test.sh` points at a private `dockerd` it starts (its own data and exec
+/// roots, no bridge, no iptables). Requires that it answers `GET /_ping`.
+#[must_use = "the test must return when this is false"]
+#[track_caller]
+pub fn require_docker() -> bool {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    let answer = match host.strip_prefix("unix://") {
+        None if host.is_empty() => Err("DOCKER_HOST is not set".to_string()),
+        None => Err(format!("DOCKER_HOST={host} is not a unix socket")),
+        Some(path) => ping(Path::new(path)).map_err(|e| format!("the engine at {host} does not answer: {e}")),
+    };
+    let how = "run the tests with scripts/test.sh, which installs docker.io and starts a private dockerd, \
+               or start one and set DOCKER_HOST=unix:///PATH";
+    match answer {
+        Ok(()) => true,
+        Err(why) => require(false, &format!("a Docker engine ({why})"), how),
+    }
+}
+
+/// `GET /_ping` on the Engine API socket at `path`.
+fn ping(path: &Path) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut s = std::os::unix::net::UnixStream::connect(path)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    s.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    if reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "it answered {:?}",
+            reply.lines().next().unwrap_or("nothing")
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
