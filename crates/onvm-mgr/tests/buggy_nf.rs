@@ -72,3 +72,65 @@ fn garbage_indices_and_a_corrupt_ring_leave_the_manager_running() {
     assert_eq!(report.crashes, 1);
     assert!(report.conserved(), "{}", report.conservation_line());
 }
+
+/// An NF scribbles on the metadata of buffers it sends out of a port: the port cannot
+/// send them, and says which buffer it was (as the manager's routing does, naming the
+/// NF), in the manager's events; every packet is still accounted for.
+#[test]
+fn a_port_names_the_scribbled_buffers_it_could_not_send() {
+    let mut o = opts("portbad", &["gen:64B,4flows,rate=2k", "null"], common::chain(&[1], 1));
+    o.run_for = Some(Duration::from_secs(30));
+    o.region.backing = onvm_shm::BackingChoice::Normal;
+    let path = o.socket.clone();
+    let (stop, mgr) = start(o);
+    let ByHand {
+        sock,
+        file,
+        region,
+        reg: r,
+    } = register_by_hand(&path, "scribbler", 1);
+    let me = region.holder(onvm_shm::OwnerId(r.instance)).unwrap();
+    let (mut rx, mut tx) = (
+        region.consumer(r.rings.rx).unwrap(),
+        region.producer(r.rings.tx).unwrap(),
+    );
+    let l = *region.layout();
+    let (action, dest) = onvm_proto::verdict::Verdict::Out(1).encode();
+    let mut bufs = Vec::new();
+    let mut scribbled = Vec::new();
+    let t = std::time::Instant::now();
+    while scribbled.len() < 5 {
+        assert!(t.elapsed() < Duration::from_secs(10), "no packets came to the NF");
+        me.dequeue(&mut rx, 1, &mut bufs).unwrap();
+        for b in &bufs {
+            me.meta(b).set_action(action);
+            me.meta(b).set_dest(dest);
+            // Bytes 4..8 of the metadata line: a length past the buffer's end.
+            let at = l.bufs_offset + u64::from(b.index()) * u64::from(l.buf_stride) + 4;
+            file.write_at(&0xffff_0000u32.to_le_bytes(), at).unwrap();
+            scribbled.push(b.index());
+        }
+        me.enqueue(&mut tx, onvm_shm::OwnerId::MANAGER, &mut bufs).unwrap();
+        assert!(bufs.is_empty());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    drop(me);
+    drop(region);
+    drop(sock);
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let report = mgr.join().unwrap();
+    let first = scribbled[0];
+    let want = format!("port 1: sending buffer {first}: buffer {first} has corrupt metadata");
+    assert!(
+        report
+            .events
+            .iter()
+            .any(|e| e.starts_with("bad buffer (#") && e.contains(&want)),
+        "no event with {want:?}: {:?}",
+        report.events
+    );
+    assert!(report.ports[1].stats.errors >= 5, "{:?}", report.ports[1].stats);
+    assert!(report.conserved(), "{}", report.conservation_line());
+}
