@@ -6,7 +6,7 @@
 //! after a backoff; the manager itself notices the exit through the NF's control socket
 //! and reclaims its buffers before the restarted NF registers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use onvm_container::{ContainerLauncher, Engine, Limits, NF_USER, NfLauncher};
 use onvm_mgr::supervisor::{
     Decision, GiveUp, NfInstance, NfOutput, Outcome, ProcessLauncher, Supervisor, SupervisorEvent,
 };
-use onvm_proto::config::Config;
+use onvm_proto::config::{Config, NfSpec};
 
 use crate::CliResult;
 use crate::mgr::{CommonMgr, load_config, options, print_report};
@@ -183,7 +183,7 @@ fn executable(bin: &std::path::Path) -> Result<(), String> {
 }
 
 /// Run a config: manager thread + supervised NF processes, until the manager stops.
-pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResult {
+pub fn run_config(cfg: &Config, file: Option<&Path>, common: &CommonMgr, quiet_nfs: bool) -> CliResult {
     let mut opts = options(common, Some(cfg), &[])?;
     let process = ProcessLauncher {
         program: std::env::current_exe().map_err(|e| format!("cannot find the onvm binary: {e}"))?,
@@ -243,9 +243,20 @@ pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResul
         }
     }
     let mut abandoned = 0u32;
+    let reload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if file.is_some() {
+        let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone());
+    }
+    let mut running = cfg.clone();
     while !mgr.is_finished() {
         if stop.load(Ordering::Relaxed) {
             nfs.request_stop();
+        }
+        if let Some(path) = file
+            && reload.swap(false, Ordering::Relaxed)
+            && !stop.load(Ordering::Relaxed)
+        {
+            rescale(&mut nfs, &mut running, path);
         }
         for event in nfs.poll(Instant::now()) {
             log(&event);
@@ -284,6 +295,53 @@ pub fn run_config(cfg: &Config, common: &CommonMgr, quiet_nfs: bool) -> CliResul
         return Ok(ExitCode::FAILURE);
     }
     Ok(code)
+}
+
+/// SIGHUP: read the config file again and apply what can change while running, which is
+/// each NF entry's `instances` (scaling a service up or down without touching its
+/// other instances or any other NF). Any other change is reported and not applied.
+fn rescale(nfs: &mut Supervisor<NfLauncher>, running: &mut Config, path: &Path) {
+    let say = |m: std::fmt::Arguments<'_>| onvm_mgr::stats::emit_err(format_args!("onvm up: reload: {m}\n"));
+    let new = match crate::mgr::load_config(path, &[]) {
+        Ok(c) => c,
+        Err(e) => return say(format_args!("{e}; nothing changed")),
+    };
+    let same_but_instances = |a: &NfSpec, b: &NfSpec| {
+        NfSpec {
+            instances: b.instances,
+            ..a.clone()
+        } == *b
+    };
+    let comparable = Config {
+        nfs: running.nfs.clone(),
+        ..new.clone()
+    };
+    if new.nfs.len() != running.nfs.len()
+        || !new.nfs.iter().zip(&running.nfs).all(|(n, r)| same_but_instances(r, n))
+        || comparable != *running
+    {
+        return say(format_args!(
+            "only the `instances` of existing NF entries can change while running (restart onvm up for \
+             anything else); nothing changed"
+        ));
+    }
+    for (k, (n, r)) in new.nfs.iter().zip(running.nfs.iter_mut()).enumerate() {
+        if n.instances == r.instances {
+            continue;
+        }
+        say(format_args!(
+            "NF entry {k} ({}): {} -> {} instance(s)",
+            n.name, r.instances, n.instances
+        ));
+        let (events, result) = nfs.scale(r, n.instances, Instant::now());
+        for e in &events {
+            say(format_args!("{e}"));
+        }
+        if let Err(e) = result {
+            say(format_args!("NF entry {k} ({}): cannot start an instance: {e}", n.name));
+        }
+        r.instances = n.instances;
+    }
 }
 
 /// An NF failed and its policy does not restart it (again): `onvm up` then ends with
@@ -334,7 +392,7 @@ fn log(event: &SupervisorEvent) {
 /// `onvm up FILE`.
 pub fn run_file(a: UpArgs) -> CliResult {
     let cfg = load_config(&a.file, &[])?;
-    run_config(&cfg, &a.common, false)
+    run_config(&cfg, Some(&a.file), &a.common, false)
 }
 
 /// `onvm demo`.
@@ -376,7 +434,7 @@ pub fn demo(a: DemoArgs) -> CliResult {
         fail_mode: None,
         datapath_id: None,
     };
-    let code = run_config(&cfg, &common, true)?;
+    let code = run_config(&cfg, None, &common, true)?;
     onvm_mgr::stats::emit(format_args!(
         "onvm demo: packets sent out are in {} (try: tcpdump -r {} | head)\n",
         out.display(),

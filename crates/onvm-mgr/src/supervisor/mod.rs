@@ -23,6 +23,8 @@ use std::fmt;
 use std::io;
 use std::time::{Duration, Instant};
 
+use onvm_proto::config::NfSpec;
+
 pub use policy::{Backoff, Decision, GiveUp, Outcome, Poll, RestartMode, RestartPolicy, Restarts, STABLE_RUN};
 pub use process::{Exit, Handle, Label, Launcher, NfInstance, NfOutput, ProcessHandle, ProcessLauncher};
 
@@ -84,6 +86,13 @@ pub enum SupervisorEvent {
         /// [`Handle::id`].
         id: String,
     },
+    /// An instance scaled away was asked to stop.
+    Retiring {
+        /// Which.
+        nf: Label,
+        /// [`Handle::id`].
+        id: String,
+    },
     /// An NF did not go away even [`KILL_WAIT`] after SIGKILL; it is left behind.
     Unreaped {
         /// Which.
@@ -104,6 +113,7 @@ impl fmt::Display for SupervisorEvent {
             }
             SupervisorEvent::HandleFailed { nf, id, error } => write!(f, "NF {nf} ({id}): {error}"),
             SupervisorEvent::Killed { nf, id } => write!(f, "NF {nf} ({id}) did not stop in time; killed"),
+            SupervisorEvent::Retiring { nf, id } => write!(f, "NF {nf} ({id}) scaled away: asked to stop"),
             SupervisorEvent::Unreaped { nf, id } => {
                 write!(f, "NF {nf} ({id}) still there {KILL_WAIT:?} after SIGKILL; left behind")
             }
@@ -133,6 +143,8 @@ struct Slot<H> {
     restarts: Restarts,
     /// `Some` while it runs (launched, not yet reaped).
     handle: Option<H>,
+    /// Scaled away: asked to stop, never restarted, forgotten once reaped.
+    retiring: bool,
 }
 
 /// Owns launched NFs and keeps them running under their policies. See the module doc for
@@ -170,8 +182,70 @@ impl<L: Launcher> Supervisor<L> {
             nf,
             label,
             handle: Some(handle),
+            retiring: false,
         });
         Ok(event)
+    }
+
+    /// Run `n` instances of the config entry `spec` (its slots are those whose spec
+    /// equals it in everything but `instances`). Missing ones start now, numbered after
+    /// the highest index; surplus ones, the highest indexes first, are asked to stop
+    /// (SIGTERM, or `docker kill -s TERM`: the NF unregisters, and the manager moves its
+    /// flows to the instances that stay), are not restarted, and are forgotten once
+    /// they have exited. The others are not touched. Returns what it did; a start that
+    /// fails is an error, after the starts before it.
+    pub fn scale(&mut self, spec: &NfSpec, n: u16, now: Instant) -> (Vec<SupervisorEvent>, io::Result<()>) {
+        let same = |s: &NfSpec| {
+            NfSpec {
+                instances: spec.instances,
+                ..s.clone()
+            } == *spec
+        };
+        let mut events = Vec::new();
+        let mut live: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| same(&self.slots[i].nf.spec) && !self.slots[i].retiring)
+            .collect();
+        live.sort_by_key(|&i| self.slots[i].nf.index);
+        let have = live.len();
+        let want = usize::from(n);
+        if want > have {
+            let mut next = self
+                .slots
+                .iter()
+                .filter(|s| same(&s.nf.spec))
+                .map(|s| s.nf.index + 1)
+                .max()
+                .unwrap_or(0);
+            for _ in have..want {
+                let nf = NfInstance {
+                    spec: NfSpec {
+                        instances: n,
+                        ..spec.clone()
+                    },
+                    index: next,
+                };
+                next += 1;
+                match self.add(nf, now) {
+                    Ok(e) => events.push(e),
+                    Err(e) => return (events, Err(e)),
+                }
+            }
+        }
+        for &i in live.iter().skip(want).rev() {
+            let slot = &mut self.slots[i];
+            slot.retiring = true;
+            slot.restarts.handle_stop();
+            events.push(SupervisorEvent::Retiring {
+                nf: slot.label.clone(),
+                id: slot.handle.as_ref().map(Handle::id).unwrap_or_default(),
+            });
+            if let Some(h) = slot.handle.as_mut()
+                && let Err(error) = h.stop()
+            {
+                events.push(slot.handle_failed(error));
+            }
+        }
+        (events, Ok(()))
     }
 
     /// Reap exits, decide about them, and launch the restarts that are due at `now`.
@@ -199,6 +273,8 @@ impl<L: Launcher> Supervisor<L> {
                 }
             }
         }
+        // Instances scaled away are forgotten once they have exited.
+        self.slots.retain(|s| !(s.retiring && s.handle.is_none()));
         events
     }
 
@@ -325,7 +401,6 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use onvm_proto::config::NfSpec;
 
     /// What the fake NFs do, shared between the test and the launcher.
     #[derive(Debug, Default)]
@@ -409,6 +484,60 @@ mod tests {
 
     fn exit(fake: &Fake, run: usize, code: i64) {
         fake.0.borrow_mut().runs[run].0 = Some(Exit::Code(code));
+    }
+
+    #[test]
+    fn scaling_starts_new_indexes_and_retires_the_highest_without_restarting_them() {
+        let fake = Fake::default();
+        fake.0.borrow_mut().obey_stop = true;
+        let mut sup = Supervisor::new(fake.clone());
+        let t = Instant::now();
+        let entry = nf(RestartMode::Always, None).spec;
+        let mut other = nf(RestartMode::Always, None);
+        other.spec.service = 9;
+        sup.add(
+            NfInstance {
+                spec: entry.clone(),
+                index: 0,
+            },
+            t,
+        )
+        .unwrap();
+        sup.add(other, t).unwrap();
+        let (ev, r) = sup.scale(&entry, 3, t);
+        r.unwrap();
+        let started: Vec<String> = ev.iter().map(ToString::to_string).collect();
+        assert_eq!(started, ["NF fw #1 started (run 2)", "NF fw #2 started (run 3)"]);
+        assert_eq!(sup.running(), 4);
+        // Down to 1: #2 then #1 are asked to stop; the other entry is not touched.
+        let (ev, r) = sup.scale(&entry, 1, t + MS);
+        r.unwrap();
+        let asked: Vec<String> = ev.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            asked,
+            [
+                "NF fw #2 (run 3) scaled away: asked to stop",
+                "NF fw #1 (run 2) scaled away: asked to stop"
+            ]
+        );
+        assert!(fake.0.borrow().runs[2].1 && fake.0.borrow().runs[3].1 && !fake.0.borrow().runs[0].1);
+        let ev = sup.poll(t + 2 * MS);
+        assert!(
+            ev.iter().all(|e| matches!(
+                e,
+                SupervisorEvent::Exited {
+                    then: Decision::GiveUp(GiveUp::Stopping),
+                    ..
+                }
+            )),
+            "not restarted: {ev:?}"
+        );
+        assert_eq!(sup.running(), 2);
+        assert_eq!(sup.instances().count(), 2, "retired instances are forgotten");
+        assert!(sup.poll(t + 10_000 * MS).is_empty());
+        // Up again: numbering goes on after the highest index still there.
+        let (ev, _) = sup.scale(&entry, 2, t + 10_001 * MS);
+        assert_eq!(ev[0].to_string(), "NF fw #1 started (run 4)");
     }
 
     #[test]
