@@ -209,22 +209,21 @@ impl<L: Launcher> Supervisor<L> {
         let have = live.len();
         let want = usize::from(n);
         if want > have {
-            let mut next = self
+            let first = self
                 .slots
                 .iter()
                 .filter(|s| same(&s.nf.spec))
                 .map(|s| s.nf.index + 1)
                 .max()
                 .unwrap_or(0);
-            for _ in have..want {
+            for index in (first..).take(want - have) {
                 let nf = NfInstance {
                     spec: NfSpec {
                         instances: n,
                         ..spec.clone()
                     },
-                    index: next,
+                    index,
                 };
-                next += 1;
                 match self.add(nf, now) {
                     Ok(e) => events.push(e),
                     Err(e) => return (events, Err(e)),
