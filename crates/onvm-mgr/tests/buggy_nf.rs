@@ -1,6 +1,6 @@
 //! A buggy NF must not take the manager down: garbage indices are refused and counted,
-//! a ring with corrupt indices gets its NF disconnected (as a crash, buffers reclaimed,
-//! rings reset), and the next NF runs normally.
+//! a ring with corrupt indices is reported and read again (its NF is not disconnected
+//! for it), and when the NF dies the next one gets its instance and runs normally.
 
 mod common;
 
@@ -35,20 +35,28 @@ fn garbage_indices_and_a_corrupt_ring_leave_the_manager_running() {
     assert_eq!(tx.enqueue_burst(&[0, 7, 1_000_000, 7]).unwrap(), 4);
     std::thread::sleep(Duration::from_millis(50));
 
-    // 2. A transmit ring whose tail jumps past its capacity.
+    // 2. A transmit ring whose tail jumps past its capacity: the manager reads it as
+    // corrupt, says so, and carries on (some process scribbled it, not necessarily its
+    // NF, which is not disconnected for it).
     let l = region.layout();
     let tail_at = l.rings_offset + u64::from(r.rings.tx) * l.ring_stride;
     file.write_at(&0x4000_0000u32.to_le_bytes(), tail_at).unwrap();
-
-    // The manager disconnects the NF: its socket reads as closed.
-    sock.set_nonblocking(false).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    sock.set_nonblocking(true).unwrap();
     let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
-    assert!(
-        sock.wait_readable(2000).unwrap(),
-        "the manager did not react to the corrupt ring"
-    );
-    assert!(matches!(sock.recv(&mut buf), Ok(Received::Closed) | Err(_)));
+    loop {
+        match sock.recv(&mut buf) {
+            Ok(Received::Msg(..)) => {}
+            Ok(Received::Empty) => break,
+            Ok(Received::Closed) => panic!("the NF was disconnected for its corrupt ring"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    // The buggy NF dies.
     drop(region);
+    drop(sock);
+    std::thread::sleep(Duration::from_millis(100));
 
     // And it still serves NFs: a well-behaved one gets the freed ID and clean rings.
     let nf = Nf::builder("good")
@@ -65,7 +73,10 @@ fn garbage_indices_and_a_corrupt_ring_leave_the_manager_running() {
     let report = mgr.join().unwrap();
     assert!(report.rejected >= 3, "garbage indices are counted: {}", report.rejected);
     assert!(
-        report.events.iter().any(|e| e.contains("corrupted its tx ring")),
+        report
+            .events
+            .iter()
+            .any(|e| e.contains("its tx ring") && e.contains("is corrupt")),
         "{:?}",
         report.events
     );
