@@ -126,7 +126,7 @@ pub trait Port: Send {
 /// a port has it, the owner table says only that the manager holds it.
 ///
 /// This is the one place ports count a bad buffer: their receive paths (after
-/// [`fill`]), [`swallow`] and their transmit paths use it.
+/// `fill`), `swallow` and their transmit paths use it.
 #[derive(Debug, Default)]
 pub struct BadBuffers {
     named: Vec<String>,
