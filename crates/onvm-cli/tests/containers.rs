@@ -1,0 +1,458 @@
+//! Container NFs with a real Docker engine (`DOCKER_HOST`; scripts/test.sh starts a
+//! private dockerd): the image `onvm image build` makes, chains of containers and of
+//! containers mixed with processes, a container killed or stopped under load, scaling
+//! a container service while it runs, and nothing of ours left behind.
+//!
+//! The `docker` client is the independent witness here: it kills, stops, lists and
+//! inspects what `onvm up` made through the Engine API.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{
+    Proc, SOON, TempDir, assert_conserved, distinct_udp_frames, onvm, read_pcap, registered, serial, wait_for,
+    write_pcap,
+};
+
+/// The image of the built-in NFs, as the tests build it.
+const IMAGE: &str = "onvm-test/nfs:latest";
+
+/// Whether a Docker engine and client are there; fails the test (naming why) if not.
+fn docker_ready() -> bool {
+    onvm_testkit::require_docker() && onvm_testkit::require_tool("docker", "apt install docker.io")
+}
+
+/// `docker ARGS`: its stdout, trimmed; panics with its stderr when it fails.
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Build [`IMAGE`] with `onvm image build`, once per test binary; its output.
+fn image() -> &'static str {
+    static BUILT: OnceLock<String> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = onvm()
+            .args(["image", "build", "--tag", IMAGE])
+            .output()
+            .expect("run onvm image build");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "onvm image build failed:\n{text}");
+        text
+    })
+}
+
+/// The containers labelled as serving the manager on `socket` (running or not).
+fn ours(socket: &Path) -> Vec<String> {
+    let filter = format!("label=org.onvm-rs.socket={}", socket.display());
+    let list = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
+    list.lines().map(String::from).collect()
+}
+
+/// A config: `ports`, then `body` (services, NFs, chains); the socket in its own
+/// folder, which the manager creates (0750, group of the NF image's user).
+fn config(dir: &TempDir, ports: &[String], body: &str) -> (PathBuf, PathBuf) {
+    let socket = dir.join("run/onvm.sock");
+    let ports: Vec<String> = ports.iter().map(|p| format!("{p:?}")).collect();
+    let text = format!(
+        "[manager]\nsocket = {:?}\nports = [{}]\nshared_cores = true\n\n{body}",
+        socket.display().to_string(),
+        ports.join(", ")
+    );
+    (dir.write("up.toml", &text), socket)
+}
+
+fn up(cfg: &Path, extra: &[&str]) -> Proc {
+    let mut cmd = onvm();
+    cmd.arg("up")
+        .arg(cfg)
+        .args(["--stats", "off", "--buffers", "4095"])
+        .args(extra);
+    Proc::spawn("onvm up", cmd)
+}
+
+/// From the summary, the `rx` of every NF instance tagged `tag`.
+fn rx_of(p: &Proc, tag: &str) -> Vec<u64> {
+    let prefix = format!("NF {tag} ");
+    p.stdout
+        .text()
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .map(|l| common::field(l, "rx").unwrap_or(0))
+        .collect()
+}
+
+#[test]
+fn the_nf_image_is_small_from_scratch_not_root_and_runs() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    let built = image();
+    assert!(
+        built.contains("/lib64/ld-linux") || built.contains("ld-linux"),
+        "{built}"
+    );
+    let info = docker(&[
+        "image",
+        "inspect",
+        IMAGE,
+        "--format",
+        "{{.Size}} {{.Config.User}} {{len .RootFS.Layers}} {{index .Config.Labels \"org.onvm-rs.builtin-nfs\"}}",
+    ]);
+    let f: Vec<&str> = info.split_whitespace().collect();
+    let size: u64 = f[0].parse().unwrap();
+    assert!(size < 50_000_000, "image of {size} bytes: {info}");
+    assert_eq!(f[1], "65532:65532", "the default user is not root: {info}");
+    assert_eq!(f[2], "1", "FROM scratch: one layer, ours: {info}");
+    assert_eq!(f[3], "true", "{info}");
+    // Its binary, loader and libraries are all there: `onvm nf --help` runs inside.
+    let help = docker(&["run", "--rm", "--network", "none", IMAGE, "nf", "--help"]);
+    assert!(help.contains("simple-forward"), "{help}");
+    // And nothing else: no shell to fall back on.
+    let shell = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/bin/sh",
+            IMAGE,
+            "-c",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!shell.status.success(), "the image has a shell");
+}
+
+#[test]
+fn a_capture_crosses_a_chain_of_containers_unchanged() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    image();
+    let dir = TempDir::new("ct-pcap");
+    let frames = distinct_udp_frames(500, 32);
+    write_pcap(&dir.join("in.pcap"), &frames, Duration::ZERO);
+    let body = format!(
+        r#"[services]
+mon = 1
+fwd = 2
+
+[[nfs]]
+name = "basic_monitor"
+service = "mon"
+args = ["--quiet"]
+image = "{IMAGE}"
+
+[[nfs]]
+name = "simple_forward"
+service = "fwd"
+image = "{IMAGE}"
+memory = "128M"
+
+[[chains]]
+name = "c"
+chain = ["mon", "fwd", "out:1"]
+in_port = 0
+"#
+    );
+    let ports = [
+        format!("pcap:{}", dir.join("in.pcap").display()),
+        format!("pcapout:{}", dir.join("out.pcap").display()),
+    ];
+    let (cfg, socket) = config(&dir, &ports, &body);
+    let mut p = up(&cfg, &["--exit-when-drained", "1"]);
+    assert_eq!(
+        p.exit_code(Duration::from_secs(60)),
+        0,
+        "onvm up failed\n{}",
+        p.output()
+    );
+    assert_conserved(&p);
+    let err = p.stderr.text();
+    assert_eq!(err.matches("started (container onvm-").count(), 2, "{err}");
+    let out = read_pcap(&dir.join("out.pcap"));
+    assert_eq!(out.len(), frames.len(), "every packet comes out\n{}", p.output());
+    for (i, (o, e)) in out.iter().zip(&frames).enumerate() {
+        assert!(o == e, "packet {i} differs (or the order changed)");
+    }
+    assert!(ours(&socket).is_empty(), "containers left: {:?}", ours(&socket));
+}
+
+#[test]
+fn processes_and_containers_share_a_chain_and_a_service() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    image();
+    let dir = TempDir::new("ct-mixed");
+    // Service fwd: one process and one container; then a container monitor.
+    let body = format!(
+        r#"[services]
+fwd = 1
+mon = 2
+
+[[nfs]]
+name = "simple_forward"
+service = "fwd"
+
+[[nfs]]
+name = "simple_forward"
+service = "fwd"
+image = "{IMAGE}"
+
+[[nfs]]
+name = "basic_monitor"
+service = "mon"
+args = ["--quiet"]
+image = "{IMAGE}"
+
+[[chains]]
+name = "c"
+chain = ["fwd", "mon", "out:1"]
+in_port = 0
+"#
+    );
+    let ports = ["gen:64B,64flows,rate=200k".to_string(), "null".to_string()];
+    let (cfg, socket) = config(&dir, &ports, &body);
+    let mut p = up(&cfg, &["--run-for", "3"]);
+    assert_eq!(
+        p.exit_code(Duration::from_secs(60)),
+        0,
+        "onvm up failed\n{}",
+        p.output()
+    );
+    assert_conserved(&p);
+    let fwd = rx_of(&p, "simple_forward");
+    assert_eq!(fwd.len(), 2, "{}", p.output());
+    assert!(
+        fwd.iter().all(|&n| n > 1000),
+        "both instances of the service, process and container, get flows: {fwd:?}"
+    );
+    let mon = rx_of(&p, "basic_monitor");
+    assert_eq!(mon[0], fwd.iter().sum::<u64>(), "the container after them sees all");
+    assert!(ours(&socket).is_empty());
+}
+
+#[test]
+fn a_killed_or_stopped_container_is_reclaimed_and_restarted_under_load() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    image();
+    let dir = TempDir::new("ct-kill");
+    let body = format!(
+        r#"[services]
+mon = 1
+fwd = 2
+
+[[nfs]]
+name = "basic_monitor"
+service = "mon"
+args = ["--quiet"]
+
+[[nfs]]
+name = "simple_forward"
+service = "fwd"
+image = "{IMAGE}"
+restart = "always"
+
+[[chains]]
+name = "c"
+chain = ["mon", "fwd", "out:1"]
+in_port = 0
+"#
+    );
+    let ports = ["gen:64B,64flows,rate=200k".to_string(), "null".to_string()];
+    let (cfg, socket) = config(&dir, &ports, &body);
+    let mut p = up(&cfg, &[]);
+    assert!(wait_for(SOON, || registered(&p) >= 2), "{}", p.output());
+    let name = ours(&socket)
+        .into_iter()
+        .find(|n| n.contains("simple_forward"))
+        .expect("its container");
+    std::thread::sleep(Duration::from_millis(500));
+
+    // docker kill: the NF dies without stopping; the manager sees its socket close.
+    let t = Instant::now();
+    docker(&["kill", &name]);
+    let killed = t.elapsed();
+    let seen = p
+        .stderr
+        .wait(SOON, |l| l.contains("died without stopping") && l.contains("reclaimed"));
+    let (at, line) = seen.unwrap_or_else(|| panic!("the kill was not noticed\n{}", p.output()));
+    let detect = at.saturating_duration_since(t).saturating_sub(killed);
+    eprintln!(
+        "docker kill noticed {:?} after the call began, {detect:?} after the engine answered ({killed:?}): {line}",
+        at.saturating_duration_since(t)
+    );
+    assert!(detect < Duration::from_secs(2), "{detect:?}");
+    assert!(wait_for(SOON, || registered(&p) >= 3), "not restarted\n{}", p.output());
+
+    // docker stop: SIGTERM, the NF stops cleanly and, restart = "always", comes back.
+    std::thread::sleep(Duration::from_millis(500));
+    docker(&["stop", "-t", "5", &name]);
+    assert!(
+        p.stderr
+            .wait(SOON, |l| l.contains("\"simple_forward\"") && l.contains("stopped;"))
+            .is_some(),
+        "{}",
+        p.output()
+    );
+    assert!(
+        wait_for(SOON, || registered(&p) >= 4),
+        "not restarted after docker stop\n{}",
+        p.output()
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    p.signal("TERM");
+    assert_eq!(p.exit_code(SOON), 0, "{}", p.output());
+    assert_conserved(&p);
+    let fwd = rx_of(&p, "simple_forward");
+    assert_eq!(fwd.len(), 3, "three runs of the forwarder\n{}", p.output());
+    assert!(fwd.iter().all(|&n| n > 0), "traffic resumed after each: {fwd:?}");
+    assert!(
+        p.stdout.text().contains("NF crashes noticed and reclaimed: 1"),
+        "{}",
+        p.output()
+    );
+    assert!(ours(&socket).is_empty());
+}
+
+#[test]
+fn scaling_a_container_service_while_it_runs_loses_nothing_uncounted() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    image();
+    let dir = TempDir::new("ct-scale");
+    let body = |n: u16| {
+        format!(
+            r#"[services]
+fwd = 1
+
+[[nfs]]
+name = "simple_forward"
+service = "fwd"
+image = "{IMAGE}"
+instances = {n}
+
+[[chains]]
+name = "c"
+chain = ["fwd", "out:1"]
+in_port = 0
+"#
+        )
+    };
+    let ports = ["gen:64B,256flows,rate=200k".to_string(), "null".to_string()];
+    let (cfg, socket) = config(&dir, &ports, &body(1));
+    let mut p = up(&cfg, &[]);
+    assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
+    std::thread::sleep(Duration::from_millis(500));
+    config(&dir, &ports, &body(3));
+    p.signal("HUP");
+    assert!(wait_for(SOON, || registered(&p) >= 3), "not scaled up\n{}", p.output());
+    assert_eq!(ours(&socket).len(), 3);
+    std::thread::sleep(Duration::from_secs(1));
+    config(&dir, &ports, &body(1));
+    p.signal("HUP");
+    assert!(
+        wait_for(SOON, || p.stderr.count(|l| l.contains("scaled away")) == 2
+            && p.stderr.count(|l| l.contains("stopped;")) >= 2),
+        "not scaled down\n{}",
+        p.output()
+    );
+    assert!(wait_for(SOON, || ours(&socket).len() == 1), "{:?}", ours(&socket));
+    // A change other than instances is refused while running.
+    dir.write(
+        "up.toml",
+        &std::fs::read_to_string(&cfg).unwrap().replace("256flows", "128flows"),
+    );
+    p.signal("HUP");
+    assert!(
+        p.stderr.wait(SOON, |l| l.contains("only the `instances`")).is_some(),
+        "{}",
+        p.output()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    p.signal("TERM");
+    assert_eq!(p.exit_code(SOON), 0, "{}", p.output());
+    assert_conserved(&p);
+    let fwd = rx_of(&p, "simple_forward");
+    assert_eq!(fwd.len(), 3, "{}", p.output());
+    assert!(
+        fwd.iter().all(|&n| n > 1000),
+        "every instance took flows while it ran: {fwd:?}"
+    );
+    assert!(ours(&socket).is_empty());
+}
+
+#[test]
+fn no_container_outlives_its_manager() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    image();
+    let networks = docker(&["network", "ls", "-q"]);
+    let volumes = docker(&["volume", "ls", "-q"]);
+    let dir = TempDir::new("ct-left");
+    let body = format!(
+        r#"[services]
+fwd = 1
+
+[[nfs]]
+name = "simple_forward"
+service = "fwd"
+image = "{IMAGE}"
+
+[[chains]]
+name = "c"
+chain = ["fwd", "out:1"]
+in_port = 0
+"#
+    );
+    let ports = ["gen:64B,8flows,rate=10k".to_string(), "null".to_string()];
+    let (cfg, socket) = config(&dir, &ports, &body);
+    // onvm up killed outright: its container stays (the NF ends when its manager goes).
+    let mut p = up(&cfg, &[]);
+    assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
+    p.kill();
+    assert_eq!(ours(&socket).len(), 1);
+    // The next onvm up on that socket removes it first, and its own at the end.
+    let mut p = up(&cfg, &[]);
+    assert!(
+        p.stderr
+            .wait(SOON, |l| l
+                .contains("removed 1 container(s) left by an earlier manager"))
+            .is_some(),
+        "{}",
+        p.output()
+    );
+    assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
+    p.signal("TERM");
+    assert_eq!(p.exit_code(SOON), 0, "{}", p.output());
+    assert!(ours(&socket).is_empty(), "{:?}", ours(&socket));
+    assert_eq!(docker(&["network", "ls", "-q"]), networks, "no network of ours");
+    assert_eq!(docker(&["volume", "ls", "-q"]), volumes, "no volume of ours");
+}
