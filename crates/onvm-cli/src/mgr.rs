@@ -323,6 +323,10 @@ pub fn print_report(r: &Report) -> ExitCode {
             "NF {:<16} instance {:>3} service {:>2}: rx {} tx {} drop {} next {} tonf {} out {} tx_drop {} rx_drop {}",
             n.tag, n.id, n.service, c.rx, c.tx, c.act_drop, c.act_next, c.act_tonf, c.act_out, c.tx_drop, n.rx_drop
         );
+        if let Some(id) = &n.container {
+            out.pop();
+            let _ = writeln!(out, " container {id}");
+        }
     }
     if !r.drops.is_empty() {
         let list: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k}={v}")).collect();

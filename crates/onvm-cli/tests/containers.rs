@@ -249,6 +249,26 @@ in_port = 0
     );
     let mon = rx_of(&p, "basic_monitor");
     assert_eq!(mon[0], fwd.iter().sum::<u64>(), "the container after them sees all");
+    // The manager names the container each NF runs in (from its cgroup), as docker does.
+    let out = p.stdout.text();
+    let in_container: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("NF ") && l.contains(" container "))
+        .collect();
+    assert_eq!(in_container.len(), 2, "the monitor and one forwarder:\n{out}");
+    let err = p.stderr.text();
+    for line in in_container {
+        let id = line.rsplit(' ').next().unwrap();
+        assert_eq!(id.len(), 12, "{line}");
+        assert!(
+            err.contains(&format!("({id}")),
+            "onvm up named container {id} when it started it:\n{err}"
+        );
+        assert!(
+            err.contains(&format!(", container {id}")),
+            "the manager's registration names it:\n{err}"
+        );
+    }
     assert!(ours(&socket).is_empty());
 }
 

@@ -76,6 +76,9 @@ pub struct Instance {
     pub quota: u32,
     /// When it registered.
     pub since: Instant,
+    /// The Docker container it runs in (short ID), read from its process's cgroup when
+    /// it registered; `None` for a bare process.
+    pub container: Option<String>,
 }
 
 /// The registry.
@@ -228,6 +231,7 @@ impl Registry {
             hung: false,
             quota: u32::MAX,
             since: Instant::now(),
+            container: None,
         }))
     }
 

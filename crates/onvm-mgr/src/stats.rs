@@ -45,6 +45,8 @@ pub struct NfRow {
     pub counters: NfCounters,
     /// Packets the manager could not enqueue to it.
     pub rx_drop: u64,
+    /// The container it runs in (short ID), if any.
+    pub container: Option<String>,
 }
 
 /// Everything the views show at one moment.
@@ -163,6 +165,11 @@ pub fn console(prev: Option<&Snapshot>, cur: &Snapshot) -> String {
             c.act_buffer,
             c.act_returned,
         );
+        if let Some(id) = &n.container {
+            // The row's end: the container it runs in.
+            s.pop();
+            let _ = writeln!(s, "  container {id}");
+        }
     }
     // Per-service totals whenever a service has several instances (as openNetVM).
     let mut services: Vec<u16> = cur.nfs.iter().map(|n| n.service).collect();
@@ -290,6 +297,7 @@ mod tests {
             }],
             nfs: vec![
                 NfRow {
+                    container: None,
                     tag: "fwd".into(),
                     id: 1,
                     service: 1,
@@ -305,6 +313,7 @@ mod tests {
                     rx_drop: 0,
                 },
                 NfRow {
+                    container: None,
                     tag: "fwd".into(),
                     id: 2,
                     service: 1,

@@ -48,11 +48,23 @@ impl Mgr<'_> {
             .send_with_fd(&reply.encode()?, self.fwd.region.fd().as_fd())
             .map_err(ControlError::Reply)?;
         self.ctl.conns[k].instance = Some(id);
+        let container = self.ctl.conns[k]
+            .sock
+            .peer_cred()
+            .ok()
+            .and_then(|c| std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid)).ok())
+            .and_then(|text| container_id(&text));
         self.fwd.acct.event(format!(
-            "NF {:?} registered: instance {id}, service {service}, core {}",
+            "NF {:?} registered: instance {id}, service {service}, core {}{}",
             req.tag,
-            core.map_or_else(|| "shared".into(), |c| c.to_string())
+            core.map_or_else(|| "shared".into(), |c| c.to_string()),
+            container
+                .as_ref()
+                .map_or_else(String::new, |c| format!(", container {c}"))
         ));
+        if let Some(i) = self.fwd.reg.get_mut(id) {
+            i.container = container;
+        }
         Ok(())
     }
 
@@ -181,5 +193,42 @@ impl Mgr<'_> {
             self.ctl.send_to(c, &MgrMsg::Stop);
         }
         Ok(())
+    }
+}
+
+/// The short ID (12 hex digits) of the Docker container whose cgroup is in `cgroup`
+/// (a `/proc/PID/cgroup`): the 64-hex-digit component of the path, which Docker names
+/// `docker-ID.scope` (systemd driver) or `docker/ID` (cgroupfs driver). `None` for a
+/// process outside a container.
+fn container_id(cgroup: &str) -> Option<String> {
+    cgroup.lines().find_map(|line| {
+        let path = line.splitn(3, ':').nth(2)?;
+        path.split(['/', '-', '.'])
+            .find(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(|w| w[..12].to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::container_id;
+
+    #[test]
+    fn the_container_is_read_from_either_cgroup_driver_and_a_bare_process_has_none() {
+        let id = "5fb4a8513dbf0f0ac2a7e0d5c0c4e34c2c7d1a9e4b3f6a2d8e7c1b0a9f8e7d6c";
+        assert_eq!(
+            container_id(&format!("0::/system.slice/docker-{id}.scope\n")).as_deref(),
+            Some("5fb4a8513dbf")
+        );
+        assert_eq!(
+            container_id(&format!("0::/docker/{id}\n")).as_deref(),
+            Some("5fb4a8513dbf")
+        );
+        assert_eq!(
+            container_id(&format!("12:cpuset:/docker/{id}\n1:name=systemd:/docker/{id}\n")).as_deref(),
+            Some("5fb4a8513dbf")
+        );
+        assert_eq!(container_id("0::/user.slice/user-0.slice/session-1.scope\n"), None);
+        assert_eq!(container_id(""), None);
     }
 }

@@ -246,5 +246,6 @@ pub(super) fn nf_row(i: &Instance) -> NfRow {
         },
         counters: i.counters,
         rx_drop: i.rx_drop,
+        container: i.container.clone(),
     }
 }
