@@ -476,3 +476,93 @@ in_port = 0
     assert_eq!(docker(&["network", "ls", "-q"]), networks, "no network of ours");
     assert_eq!(docker(&["volume", "ls", "-q"]), volumes, "no volume of ours");
 }
+
+#[test]
+fn a_container_nf_gets_the_socket_folder_and_nothing_else() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    image();
+    let dir = TempDir::new("ct-inspect");
+    let body = format!(
+        r#"[services]
+fwd = 1
+
+[[nfs]]
+name = "simple_forward"
+service = "fwd"
+image = "{IMAGE}"
+memory = "96M"
+
+[[chains]]
+name = "c"
+chain = ["fwd", "out:1"]
+in_port = 0
+"#
+    );
+    let ports = ["gen:64B,8flows,rate=10k".to_string(), "null".to_string()];
+    let (cfg, socket) = config(&dir, &ports, &body);
+    let mut p = up(&cfg, &[]);
+    assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
+    let name = ours(&socket).pop().expect("its container");
+    let f = "{{.HostConfig.NetworkMode}}|{{json .HostConfig.CapDrop}}|{{json .HostConfig.CapAdd}}|\
+             {{.HostConfig.Privileged}}|{{json .HostConfig.SecurityOpt}}|{{.HostConfig.ReadonlyRootfs}}|\
+             {{json .HostConfig.Binds}}|{{json .HostConfig.Devices}}|{{.HostConfig.Memory}}|\
+             {{.HostConfig.CpusetCpus}}|{{.Config.User}}|{{json .HostConfig.GroupAdd}}|{{len .Mounts}}";
+    let info = docker(&["inspect", &name, "--format", f]);
+    let v: Vec<&str> = info.split('|').collect();
+    let run = socket.parent().unwrap().display().to_string();
+    assert_eq!(v[0], "none", "no network: {info}");
+    assert_eq!(v[1], "[\"ALL\"]", "every capability dropped: {info}");
+    assert_eq!(v[2], "null", "none added: {info}");
+    assert_eq!(v[3], "false", "not privileged: {info}");
+    assert_eq!(v[4], "[\"no-new-privileges\"]", "{info}");
+    assert_eq!(v[5], "true", "read-only root: {info}");
+    assert_eq!(
+        v[6],
+        format!("[\"{run}:{run}:ro\"]"),
+        "only the socket's folder, read-only: {info}"
+    );
+    assert!(v[7] == "null" || v[7] == "[]", "no devices: {info}");
+    assert_eq!(v[8], (96u64 << 20).to_string(), "the config's memory limit: {info}");
+    // The cpuset is the manager's NF cores.
+    let err = p.stderr.text();
+    let cores = err
+        .split("NF cores [")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .expect("NF cores");
+    for c in cores.split(", ") {
+        let c: u16 = c.parse().unwrap();
+        let cpus = onvm_mgr_cpulist(v[9]);
+        assert!(cpus.contains(&c), "NF core {c} not in cpuset {:?}: {info}", v[9]);
+    }
+    assert_eq!(v[10], "65532:65532", "the image's user: {info}");
+    assert_eq!(v[11], "[\"65532\"]", "the socket's group: {info}");
+    assert_eq!(v[12], "1", "one mount: {info}");
+    // Its user is 65532 and reaches the socket by the group: 0750 / 0660, no more.
+    use std::os::unix::fs::MetadataExt;
+    let d = std::fs::metadata(socket.parent().unwrap()).unwrap();
+    let s = std::fs::metadata(&socket).unwrap();
+    assert_eq!((d.mode() & 0o777, d.gid()), (0o750, 65532));
+    assert_eq!((s.mode() & 0o777, s.gid()), (0o660, 65532));
+    let pid = docker(&["inspect", &name, "--format", "{{.State.Pid}}"]);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid.split_whitespace().skip(1).all(|u| u == "65532"), "{uid}");
+    p.signal("TERM");
+    assert_eq!(p.exit_code(SOON), 0, "{}", p.output());
+    assert_conserved(&p);
+}
+
+/// A CPU list (`0-2,5`) as CPUs.
+fn onvm_mgr_cpulist(text: &str) -> Vec<u16> {
+    text.split(',')
+        .filter(|r| !r.is_empty())
+        .flat_map(|r| match r.split_once('-') {
+            Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect::<Vec<u16>>(),
+            None => vec![r.parse().unwrap()],
+        })
+        .collect()
+}
