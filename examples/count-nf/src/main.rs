@@ -1,0 +1,219 @@
+//! `count-nf`: an NF of one's own, written against the `onvm-nf` library as any user's
+//! crate would be; a template to copy. docs/CONTAINERS.md builds it, puts it in an image
+//! and runs it with `onvm up`.
+//!
+//! It counts packets and bytes per IP protocol, passes every packet on (to the chain's
+//! next hop, or to `--to-service`) and prints its totals to stderr when it stops. Like
+//! every NF it finds the manager through `ONVM_SOCKET`, which `onvm up` sets; `onvm up`
+//! passes an NF of one's own only its config entry's `args`, so they name the service.
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser;
+use onvm_nf::packet::Headers;
+use onvm_nf::{Action, Ctx, Handler, Nf, PacketMut};
+
+/// Count packets and bytes per IP protocol, and pass them on.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Service ID to serve (the config entry's `service`).
+    #[arg(long)]
+    service: u16,
+    /// Name shown in the manager's stats.
+    #[arg(long, default_value = "count-nf")]
+    tag: String,
+    /// Send packets to this service instead of the chain's next hop.
+    #[arg(long)]
+    to_service: Option<u16>,
+    /// Share a core with other NFs and sleep when idle (as `shared_cores = true` does
+    /// for the built-in NFs).
+    #[arg(long)]
+    shared_core: bool,
+}
+
+/// Packets and bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    packets: u64,
+    bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+/// What passed, by the IP protocol of each frame (after IPv6 extension headers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Counts {
+    /// Indexed by protocol number (6 TCP, 17 UDP, …).
+    ip: [Tally; 256],
+    /// Frames that are not IP, or do not parse.
+    not_ip: Tally,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            ip: [Tally::default(); 256],
+            not_ip: Tally::default(),
+        }
+    }
+}
+
+impl Counts {
+    /// Count one frame.
+    fn count(&mut self, frame: &[u8]) {
+        let proto = Headers::parse(frame).ok().and_then(|h| h.ip_proto());
+        match proto {
+            Some(p) => self.ip[usize::from(p)].add(frame.len()),
+            None => self.not_ip.add(frame.len()),
+        }
+    }
+
+    /// Everything counted.
+    fn total(&self) -> Tally {
+        self.ip
+            .iter()
+            .chain([&self.not_ip])
+            .fold(Tally::default(), |t, c| Tally {
+                packets: t.packets + c.packets,
+                bytes: t.bytes + c.bytes,
+            })
+    }
+
+    /// One line per protocol seen, after a total: `PREFIX total: N packets, N bytes`.
+    fn report(&self, prefix: &str) -> String {
+        let mut out = String::new();
+        let mut line = |what: &str, t: Tally| {
+            let _ = writeln!(out, "{prefix} {what}: {} packets, {} bytes", t.packets, t.bytes);
+        };
+        line("total", self.total());
+        for (p, t) in self.ip.iter().enumerate().filter(|(_, t)| t.packets > 0) {
+            line(&proto_name(p as u8), *t);
+        }
+        if self.not_ip.packets > 0 {
+            line("not-ip", self.not_ip);
+        }
+        out
+    }
+}
+
+/// `tcp`, `udp`, … or `ip-proto-N`.
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmpv6".into(),
+        132 => "sctp".into(),
+        _ => format!("ip-proto-{p}"),
+    }
+}
+
+/// The NF: its state is the counts and where packets go.
+#[derive(Debug)]
+struct CountNf {
+    tag: String,
+    to: Action,
+    counts: Counts,
+}
+
+impl Handler for CountNf {
+    fn packet(&mut self, pkt: &mut PacketMut<'_>, _ctx: &mut Ctx<'_>) -> Action {
+        self.counts.count(pkt.data());
+        self.to
+    }
+
+    fn stop(&mut self, ctx: &mut Ctx<'_>) {
+        let report = self
+            .counts
+            .report(&format!("{} (instance {})", self.tag, ctx.instance()));
+        // One write, and never a panic: stderr may be a pipe whose reader left.
+        let _ = std::io::stderr().lock().write_all(report.as_bytes());
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let nf = Nf::builder(args.tag.as_str())
+        .service(args.service)
+        .shared_core(args.shared_core)
+        .connect();
+    let nf = match nf {
+        Ok(nf) => nf,
+        Err(e) => {
+            eprintln!("{}: cannot register with the manager: {e}", args.tag);
+            return ExitCode::FAILURE;
+        }
+    };
+    let handler = CountNf {
+        tag: args.tag,
+        to: args.to_service.map_or(Action::Next, Action::ToService),
+        counts: Counts::default(),
+    };
+    match nf.run(handler) {
+        Ok(_summary) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("count-nf: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use onvm_nf::packet::{TcpSpec, UdpSpec};
+
+    #[test]
+    fn counts_packets_and_bytes_per_ip_protocol() {
+        let mut c = Counts::default();
+        let udp = UdpSpec::new([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53).to_vec().unwrap();
+        let tcp = TcpSpec::new([10, 0, 0, 1], [10, 0, 0, 2], 1000, 80).to_vec().unwrap();
+        let tcp6 = TcpSpec::new(std::net::Ipv6Addr::LOCALHOST, std::net::Ipv6Addr::LOCALHOST, 1000, 443)
+            .to_vec()
+            .unwrap();
+        for frame in [&udp, &tcp, &udp, &tcp6] {
+            c.count(frame);
+        }
+        c.count(&[0u8; 20]);
+        let bytes = |f: &[u8]| f.len() as u64;
+        assert_eq!(
+            c.ip[17],
+            Tally {
+                packets: 2,
+                bytes: 2 * bytes(&udp)
+            }
+        );
+        assert_eq!(
+            c.ip[6],
+            Tally {
+                packets: 2,
+                bytes: bytes(&tcp) + bytes(&tcp6)
+            },
+            "IPv4 and IPv6 alike"
+        );
+        assert_eq!(c.not_ip, Tally { packets: 1, bytes: 20 }, "a runt is not IP");
+        assert_eq!(c.total().packets, 5);
+        assert_eq!(c.total().bytes, 2 * bytes(&udp) + bytes(&tcp) + bytes(&tcp6) + 20);
+    }
+
+    #[test]
+    fn the_report_lists_the_total_then_each_protocol_seen() {
+        let mut c = Counts::default();
+        c.ip[17] = Tally { packets: 3, bytes: 180 };
+        c.ip[47] = Tally { packets: 1, bytes: 100 };
+        assert_eq!(
+            c.report("count-nf (instance 2)"),
+            "count-nf (instance 2) total: 4 packets, 280 bytes\n\
+             count-nf (instance 2) udp: 3 packets, 180 bytes\n\
+             count-nf (instance 2) ip-proto-47: 1 packets, 100 bytes\n"
+        );
+    }
+}
