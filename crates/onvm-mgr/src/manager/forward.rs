@@ -257,6 +257,8 @@ impl Fwd<'_> {
         if let Some(ring) = opened
             && let Ok(r) = self.region.ring(ring)
         {
+            // Unused until now, but maybe scribbled on meanwhile: start it consistent.
+            r.reset();
             r.set_ends(from, to);
             let what = match key {
                 0 => "next hop".to_string(),

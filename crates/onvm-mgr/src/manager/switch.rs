@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use onvm_proto::ctrl::MgrMsg;
+use onvm_proto::limits::{EDGE_RINGS, FIRST_EDGE_RING};
 use onvm_shm::{BURST, OwnerId, RingError};
 
 use super::control::worth_logging;
@@ -325,6 +326,24 @@ impl Mgr<'_> {
         }
     }
 
+    /// Reset edge rings that no edge uses and whose indices a process scribbled: nobody
+    /// produces into or consumes from them (both ends let go before an edge is
+    /// forgotten), so nobody else would ever mend them, and the audit would report them
+    /// corrupt for good.
+    fn reset_idle_edges(&mut self) {
+        let fwd = &self.fwd;
+        for r in FIRST_EDGE_RING..FIRST_EDGE_RING + EDGE_RINGS {
+            if fwd.direct.edges.iter().any(|e| e.ring == r) {
+                continue;
+            }
+            if let Ok(ring) = fwd.region.ring(r)
+                && ring.len().is_err()
+            {
+                ring.reset();
+            }
+        }
+    }
+
     /// The watchdog's round: every running NF whose rings (its rx ring and the direct
     /// edges it reads) hold packets and have not moved for the watchdog's time is hung:
     /// reported, its flows moved to its service's other instances, edges closed (so its
@@ -332,6 +351,7 @@ impl Mgr<'_> {
     /// opens into it while it is hung); an NF that reads again gets them back.
     fn watch(&mut self, now: Instant) {
         self.heal_rings();
+        self.reset_idle_edges();
         let (io, fwd) = (&mut self.io, &mut self.fwd);
         let mut changed = false;
         for &id in &io.active {
