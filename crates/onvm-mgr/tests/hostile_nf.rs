@@ -378,26 +378,33 @@ impl Running {
     }
 }
 
-/// The rig plus a chain port 2 -> service 3 (A) -> service 4 (B) -> port 1 of onvm-nf
-/// NFs (instances 10 and 11), on rings of 256 slots, so a writer's cached view of an
-/// edge says full often and it re-reads the consumer's index.
-fn rig_ab(name: &str) -> (Rig, Bad, Running, Running) {
+/// The rig plus onvm-nf NFs on rings of 256 slots (so a writer's cached view of a ring
+/// says full often and it re-reads the consumer's index): with `Some(a)`, a chain port 2
+/// -> service 3 (A, instance 10) -> service 4 (B, instance 11) -> port 1, where A sends
+/// to B over a direct edge; with `None`, port 2 -> B -> port 1 (the manager feeds B's rx
+/// ring). And a hand-registered NF to scribble with.
+fn rig_b(name: &str, via_a: bool) -> (Rig, Bad, Option<Running>, Running) {
+    let b_hop = Hop::Service {
+        id: 4,
+        name: "b".into(),
+    };
+    let mut hops = vec![b_hop, Hop::Out(1)];
+    if via_a {
+        hops.insert(
+            0,
+            Hop::Service {
+                id: 3,
+                name: "a".into(),
+            },
+        );
+    }
+    let first = if via_a { 3 } else { 4 };
     let rules = compile(
         &[
             chain("good", 0, 1),
             Chain {
-                hops: vec![
-                    Hop::Service {
-                        id: 3,
-                        name: "a".into(),
-                    },
-                    Hop::Service {
-                        id: 4,
-                        name: "b".into(),
-                    },
-                    Hop::Out(1),
-                ],
-                ..chain("ab", 2, 3)
+                hops,
+                ..chain("b", 2, first)
             },
         ],
         3,
@@ -407,7 +414,7 @@ fn rig_ab(name: &str) -> (Rig, Bad, Running, Running) {
     // The scribbler (service 2, which nothing feeds) registers first: a registration
     // closes every edge, and the edge a -> b must be the one that stays.
     let spy = Bad::register(&r.path);
-    let a = Running::start(&r.path, "a", 3, 10);
+    let a = via_a.then(|| Running::start(&r.path, "a", 3, 10));
     let b = Running::start(&r.path, "b", 4, 11);
     b.expect_seeing("b before the scribbling");
     (r, spy, a, b)
@@ -419,7 +426,8 @@ fn rig_ab(name: &str) -> (Rig, Bad, Running, Running) {
 /// and once B stops, A -> B traffic resumes; at the end the pool is whole.
 #[test]
 fn an_edge_reader_that_scribbles_its_own_index_never_stops_the_writer() {
-    let (rig, spy, a, b) = rig_ab("edgescribbler");
+    let (rig, spy, a, b) = rig_b("edgescribbler", true);
+    let a = a.unwrap();
     let edge = FIRST_EDGE_RING..FIRST_EDGE_RING + EDGE_RINGS;
     let mut ring = None;
     wait_for("the direct edge a -> b", || {
@@ -462,7 +470,7 @@ fn an_edge_reader_that_scribbles_its_own_index_never_stops_the_writer() {
 /// once the scribbling stops; at the end the pool is whole.
 #[test]
 fn a_third_nf_scribbling_an_innocent_nfs_rx_ring_disconnects_no_one() {
-    let (rig, spy, a, b) = rig_ab("rxscribbler");
+    let (rig, spy, _, b) = rig_b("rxscribbler", false);
     let rx = onvm_mgr::registry::rings_of(11).rx;
     let ring = spy.region.ring(rx).unwrap();
     spy.scribble_ring(rx, 1, ring.consumed().wrapping_add(0x8000_0000));
@@ -482,11 +490,10 @@ fn a_third_nf_scribbling_an_innocent_nfs_rx_ring_disconnects_no_one() {
     }
     rig.expect_flowing("after the rx scribbling");
     b.expect_seeing("b after the scribbling stopped");
-    a.expect_seeing("a after the scribbling stopped");
     spy.die();
     // b first: it sees packets only while a sends them.
-    let (sb, sa) = (b.stop(), a.stop());
-    eprintln!("a: {:?}; b: {:?}", sa.counters, sb.counters);
+    let sb = b.stop();
+    eprintln!("b: {:?}", sb.counters);
     let report = rig.finish();
     assert_eq!(
         report.crashes, 1,
