@@ -259,6 +259,9 @@ pub struct Producer<'a> {
     tail: u32,
     /// Last consumer index we read.
     head_cache: u32,
+    /// At most this many entries in the ring ([`Producer::limit_to`]; the capacity by
+    /// default).
+    limit: u32,
 }
 
 impl<'a> Producer<'a> {
@@ -270,11 +273,19 @@ impl<'a> Producer<'a> {
             mask: ring.capacity() - 1,
             tail,
             head_cache,
+            limit: ring.capacity(),
         }
     }
 
     pub fn capacity(&self) -> u32 {
         self.mask + 1
+    }
+
+    /// Never let the ring hold more than `n` entries (at least 1, at most the
+    /// capacity): a sender caps what a stalled consumer can hold of the pool. Only this
+    /// end's view: [`Producer::free`] and the enqueues count from it.
+    pub fn limit_to(&mut self, n: u32) {
+        self.limit = n.clamp(1, self.capacity());
     }
 
     /// Free slots, re-reading the consumer's index. A corrupt one is not cached (the
@@ -286,7 +297,7 @@ impl<'a> Producer<'a> {
         match check(head, self.tail, self.capacity()) {
             Ok(n) => {
                 self.head_cache = head;
-                Ok(self.capacity() - n)
+                Ok(self.limit.saturating_sub(n))
             }
             Err(e) => {
                 self.heal();
@@ -314,7 +325,7 @@ impl<'a> Producer<'a> {
     pub(crate) fn room(&mut self, want: u32) -> Result<u32, RingError> {
         // The cached index may be stale but was validated when read; the initial one was
         // not, hence the checked subtraction.
-        if let Some(free) = self.capacity().checked_sub(self.tail.wrapping_sub(self.head_cache))
+        if let Some(free) = self.limit.checked_sub(self.tail.wrapping_sub(self.head_cache))
             && free >= want
         {
             return Ok(free);
@@ -793,6 +804,22 @@ mod tests {
             assert_eq!(p.enqueue_burst(&[1, 2, 3]).unwrap(), 3);
             assert_eq!(c.dequeue_burst(&mut out).unwrap(), 3);
             assert_eq!(out[..3], [1, 2, 3]);
+        });
+    }
+
+    #[test]
+    fn a_limited_producer_fills_the_ring_only_to_its_limit() {
+        scribbled(|_, mut p, mut c| {
+            p.limit_to(3);
+            assert_eq!(p.enqueue_burst(&[1, 2, 3, 4, 5]).unwrap(), 3);
+            assert_eq!(p.free().unwrap(), 0);
+            let mut out = [0; 2];
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 2);
+            assert_eq!(p.enqueue_burst(&[6, 7, 8]).unwrap(), 2);
+            p.limit_to(0);
+            assert_eq!(p.capacity(), 8);
+            assert_eq!(c.dequeue_burst(&mut out).unwrap(), 2);
+            assert_eq!(p.enqueue_burst(&[9, 10]).unwrap(), 0, "3 queued, a limit of 1");
         });
     }
 

@@ -85,14 +85,22 @@ impl<'r> Runtime<'r> {
     fn apply_edge_events(&mut self) -> Result<(), NfError> {
         while let Some(ev) = self.edges.poll() {
             match ev {
-                NfEvent::StartWriting { key, ring, to, bell } => self.out.add(OutEdge {
-                    key,
-                    ring,
-                    to: OwnerId(to),
-                    prod: self.region.producer(ring)?,
-                    bell: bell.map(|b| self.region.producer(b)).transpose()?,
-                    pending: Vec::with_capacity(BURST),
-                }),
+                NfEvent::StartWriting { key, ring, to, bell } => {
+                    // An edge never holds more than a quota of buffers: a receiver that
+                    // stops reading (stopped, hung) cannot take a ring's worth of the
+                    // pool before the watchdog closes its edges. (The receiver's quota
+                    // is not ours to know; ours is the same unless set per service.)
+                    let mut prod = self.region.producer(ring)?;
+                    prod.limit_to(self.reg.quota);
+                    self.out.add(OutEdge {
+                        key,
+                        ring,
+                        to: OwnerId(to),
+                        prod,
+                        bell: bell.map(|b| self.region.producer(b)).transpose()?,
+                        pending: Vec::with_capacity(BURST),
+                    });
+                }
                 NfEvent::StopWriting { ring, .. } => self.out.remove(self.holder, ring),
                 NfEvent::StartReading { ring } => self.inbound.add(ring, self.region.consumer(ring)?),
                 NfEvent::StopReading { ring } => self.inbound.remove(ring),
