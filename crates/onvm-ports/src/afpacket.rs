@@ -9,7 +9,25 @@
 //! Sending is batched: one `sendmmsg` per burst. The port holds the interface in
 //! promiscuous mode while it is open (unless `promisc=off`), and ignores the packets it
 //! (or anyone else) sends out of the interface.
+//!
+//! The packets it hands on are the frames as they were on the wire, although the kernel
+//! gives a packet socket something else ([`offload`] has the details):
+//! - **VLAN tags** (802.1Q and 802.1ad) the kernel moved into the ring frame's header
+//!   are put back after the MAC addresses, so a tagged frame is 4 bytes longer in its
+//!   buffer than in the ring (a frame that no longer fits the data room is dropped and
+//!   counted in `errors`). An inner tag of a QinQ frame was never taken out.
+//! - **Partial checksums** (`TP_STATUS_CSUMNOTREADY`: the sender left checksumming to
+//!   the hardware, as veth and a host's own traffic do by default) are completed: the
+//!   TCP or UDP checksum is computed, so receivers beyond the platform accept the frame.
+//! - **Super-frames** (a TCP frame longer than the interface's MTU: a sender's
+//!   segmentation offload on veth, GRO on a NIC) are cut into segments whose IP
+//!   packets fit the MTU (read at open), each a frame of its own in its own buffer.
+//!
+//! [`AfPacketPort::offloads`] counts each. Transmitting needs none of this: a packet
+//! socket sends the bytes it is given, a tagged frame stays tagged on the wire, and the
+//! checksums are what the NFs left (the kernel computes none for a packet socket).
 
+pub(crate) mod offload;
 mod ring;
 
 use std::cell::Cell;
@@ -21,8 +39,31 @@ use onvm_proto::port::IfaceSpec;
 use onvm_shm::{Buf, Pool};
 
 use crate::netif::{self, setsockopt};
-use crate::{BadBuffers, Port, PortError, PortStats, fill, now_ns};
+use crate::{BadBuffers, Port, PortError, PortStats, now_ns};
+use offload::{TAG_LEN, TcpSplit, VlanTag, complete_checksum, write_tagged};
 use ring::RxRing;
+
+/// `TP_STATUS_GSO_TCP` (Linux 5.10): the frame is a TCP super-frame (not in libc yet).
+const TP_STATUS_GSO_TCP: u32 = 1 << 8;
+/// Length of an Ethernet header without tags.
+const ETH_HLEN: usize = 14;
+
+/// What an [`AfPacketPort`] undid of the kernel's offloads since open (see the module
+/// doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OffloadStats {
+    /// VLAN tags put back into received frames.
+    pub tags_restored: u64,
+    /// Partial TCP/UDP checksums completed (a super-frame's segments count one each).
+    pub checksums_completed: u64,
+    /// Frames flagged partial that carry no whole TCP or UDP segment (SCTP, a
+    /// fragment): passed on as they came.
+    pub checksums_left: u64,
+    /// TCP super-frames cut into segments.
+    pub super_frames: u64,
+    /// Segments they were cut into.
+    pub segments: u64,
+}
 
 /// One socket of the port and its receive ring.
 #[derive(Debug)]
@@ -31,6 +72,9 @@ struct Queue {
     fd: OwnedFd,
     /// Packets received through this socket.
     rx: u64,
+    /// Segments of the super-frame at the head of the ring already received: the frame
+    /// stays in the ring until its last segment has a buffer.
+    split_next: usize,
 }
 
 /// Receives from and sends to one interface (`afpacket:IFACE`).
@@ -46,6 +90,9 @@ pub struct AfPacketPort {
     /// Frames the kernel dropped because a ring was full, summed: reading the kernel's
     /// counter resets it, and [`Port::stats`] takes `&self`.
     kernel_drops: Cell<u64>,
+    /// The interface's MTU at open: the IP length super-frames are cut to.
+    mtu: usize,
+    offloads: OffloadStats,
 }
 
 /// A fanout group id no other port of this machine uses at the same time.
@@ -104,8 +151,18 @@ impl AfPacketPort {
                 setsockopt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)
                     .map_err(|e| err("cannot join the fanout group", e))?;
             }
-            queues.push(Queue { ring, fd, rx: 0 });
+            queues.push(Queue {
+                ring,
+                fd,
+                rx: 0,
+                split_next: 0,
+            });
         }
+        let mut ifr = netif::ifreq(&iface.name);
+        netif::ioctl_ifreq(queues[0].fd.as_fd(), libc::SIOCGIFMTU as libc::Ioctl, &mut ifr)
+            .map_err(|e| err("cannot read the interface's MTU", e))?;
+        // SAFETY: SIOCGIFMTU succeeded, so it filled the mtu member of the union.
+        let mtu = unsafe { ifr.ifr_ifru.ifru_mtu }.max(0) as usize;
         Ok(AfPacketPort {
             name,
             port_no,
@@ -114,7 +171,14 @@ impl AfPacketPort {
             stats: PortStats::default(),
             bad: BadBuffers::default(),
             kernel_drops: Cell::new(0),
+            mtu,
+            offloads: OffloadStats::default(),
         })
+    }
+
+    /// What the port undid of the kernel's offloads so far.
+    pub fn offloads(&self) -> OffloadStats {
+        self.offloads
     }
 
     /// Packets each queue (socket of the fanout group) has received so far.
@@ -149,36 +213,112 @@ impl AfPacketPort {
     /// Receive from one queue.
     fn rx_queue(&mut self, q: usize, pool: &mut Pool, out: &mut Vec<Buf>, max: usize, now: u64) -> usize {
         let room = pool.region().layout().data_room as usize;
+        let (port_no, mtu) = (self.port_no, self.mtu);
         let queue = &mut self.queues[q];
         let ring = &mut queue.ring;
+        let split_next = &mut queue.split_next;
         let mut n = 0;
-        while n < max {
+        'frames: while n < max {
             let Some(frame) = ring.peek() else { break };
             if frame.pkttype == libc::PACKET_OUTGOING {
                 ring.advance();
                 continue;
             }
-            if frame.data.len() > room || frame.data.len() < frame.wire_len {
+            let tag = VlanTag::from_ring(frame.status, frame.vlan_tci, frame.vlan_tpid);
+            let len = frame.data.len() + if tag.is_some() { TAG_LEN } else { 0 };
+            // A super-frame: longer than the MTU allows (the flag alone would miss GRO's).
+            let split = if frame.data.len() > mtu + ETH_HLEN || frame.status & TP_STATUS_GSO_TCP != 0 {
+                TcpSplit::plan(frame.data, tag, mtu).filter(|s| s.len(0) <= room)
+            } else {
+                None
+            };
+            if frame.data.len() < frame.wire_len || (split.is_none() && len > room) || frame.data.len() < ETH_HLEN {
                 self.stats.errors += 1;
                 ring.advance();
                 continue;
             }
-            let Some(mut buf) = pool.alloc() else { break };
-            let len = frame.data.len();
-            let filled = fill(pool, &mut buf, frame.data, self.port_no, now);
-            ring.advance();
-            if let Err(e) = filled {
-                self.bad.count(&mut self.stats, "receiving into", buf.index(), &e);
-                pool.free(buf);
+            let partial = frame.status & libc::TP_STATUS_CSUMNOTREADY != 0;
+            let Some(split) = split else {
+                let Some(mut buf) = pool.alloc() else { break };
+                let mut completed = None;
+                let filled = fill_with(pool, &mut buf, len, port_no, now, |d| {
+                    match tag {
+                        Some(tag) => write_tagged(frame.data, tag, d),
+                        None => {
+                            d.copy_from_slice(frame.data);
+                            true
+                        }
+                    };
+                    if partial {
+                        completed = Some(complete_checksum(d));
+                    }
+                });
+                ring.advance();
+                if let Err(e) = filled {
+                    self.bad.count(&mut self.stats, "receiving into", buf.index(), &e);
+                    pool.free(buf);
+                    continue;
+                }
+                let o = &mut self.offloads;
+                o.tags_restored += u64::from(tag.is_some());
+                match completed {
+                    Some(true) => o.checksums_completed += 1,
+                    Some(false) => o.checksums_left += 1,
+                    None => {}
+                }
+                out.push(buf);
+                n += 1;
+                self.stats.rx_bytes += len as u64;
                 continue;
+            };
+            while *split_next < split.count() {
+                if n == max {
+                    break 'frames;
+                }
+                let Some(mut buf) = pool.alloc() else { break 'frames };
+                let i = *split_next;
+                *split_next += 1;
+                let len = split.len(i);
+                if let Err(e) = fill_with(pool, &mut buf, len, port_no, now, |d| split.write(frame.data, i, d)) {
+                    self.bad.count(&mut self.stats, "receiving into", buf.index(), &e);
+                    pool.free(buf);
+                    continue;
+                }
+                let o = &mut self.offloads;
+                o.tags_restored += u64::from(tag.is_some());
+                o.checksums_completed += u64::from(partial);
+                o.segments += 1;
+                out.push(buf);
+                n += 1;
+                self.stats.rx_bytes += len as u64;
             }
-            out.push(buf);
-            n += 1;
-            self.stats.rx_bytes += len as u64;
+            self.offloads.super_frames += 1;
+            *split_next = 0;
+            ring.advance();
         }
         queue.rx += n as u64;
         n
     }
+}
+
+/// Give `buf` the `len` bytes `write` writes (into the packet, at the default headroom)
+/// and stamp it as received now on `port_no`; like [`crate::fill`], whose checks it
+/// makes, without a copy in between.
+fn fill_with(
+    pool: &Pool,
+    buf: &mut Buf,
+    len: usize,
+    port_no: u16,
+    now: u64,
+    write: impl FnOnce(&mut [u8]),
+) -> Result<(), onvm_shm::BufError> {
+    let mut pkt = pool.holder().packet_reset(buf)?;
+    pkt.set_len(len)?;
+    write(pkt.data_mut());
+    let meta = pkt.meta();
+    meta.set_in_port(port_no);
+    meta.set_timestamp(now);
+    Ok(())
 }
 
 /// Most packets one `sendmmsg` carries.
@@ -295,7 +435,7 @@ impl Port for AfPacketPort {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testlink::{self, Veth};
     use crate::testutil;
@@ -381,6 +521,113 @@ mod tests {
         assert_eq!(testlink::send(&mut b, &mut pool, &[big]), 0);
         let s = b.stats();
         assert_eq!((s.tx_drop, s.errors), (1, 1), "{s:?}");
+        testutil::assert_whole(&pool);
+    }
+
+    /// `frames` with a tag after the MAC addresses: 802.1Q, 802.1ad, or both (QinQ), by index.
+    pub(crate) fn tagged(frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let tags: &[[u8; 4]] = match i % 3 {
+                    0 => &[[0x81, 0x00, 0x60, 100]],
+                    1 => &[[0x88, 0xa8, 0x0f, 0xff]],
+                    _ => &[[0x88, 0xa8, 0x00, 10], [0x81, 0x00, 0x20, 20]],
+                };
+                let mut v = f[..12].to_vec();
+                v.extend(tags.iter().flatten());
+                v.extend_from_slice(&f[12..]);
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vlan_tags_cross_a_veth_pair_intact() {
+        let Some(veth) = Veth::create() else { return };
+        let (_r, mut pool) = testutil::pool(512, 2048);
+        let mut a = AfPacketPort::open(&IfaceSpec::new(&veth.a), 1).unwrap();
+        let mut b = AfPacketPort::open(&IfaceSpec::new(&veth.b), 2).unwrap();
+        // Sent as they are, tags inline; the receiving kernel takes the outer tag out
+        // into the ring header, and the port puts it back.
+        let frames = tagged(&testlink::frames(90, 6));
+        assert_eq!(testlink::send(&mut a, &mut pool, &frames), 90);
+        let got = testlink::receive_marked(&mut b, &mut pool, 90);
+        assert_eq!(got.len(), 90);
+        for (i, (g, f)) in got.iter().zip(&frames).enumerate() {
+            assert!(g == f, "frame {i}: sent {f:02x?}\nreceived {g:02x?}");
+        }
+        assert_eq!(b.offloads().tags_restored, 90, "{:?}", b.offloads());
+        // A frame a tag makes too long for the data room is dropped and counted.
+        let (_r, mut small) = testutil::pool(64, testlink::FRAME_LEN as u32 + 2);
+        let frames = testlink::frames(2, 7);
+        assert_eq!(testlink::send(&mut a, &mut pool, &tagged(&frames)[..1]), 1);
+        assert_eq!(testlink::send(&mut a, &mut pool, &frames[1..]), 1);
+        assert_eq!(testlink::receive_marked(&mut b, &mut small, 1), &frames[1..]);
+        assert_eq!(b.stats().errors, 1);
+        testutil::assert_whole(&pool);
+        testutil::assert_whole(&small);
+    }
+
+    /// The host's own UDP traffic out of `veth.b`, which the kernel sends with checksum
+    /// offload (a partial checksum): what a port on `veth.a` gets of it. (A VLAN device
+    /// on `veth.b` would add frames whose tag is in the skb; kernels without 8021q, as
+    /// some CI VMs run, cannot make one.)
+    pub(crate) struct HostTraffic {
+        sock: std::net::UdpSocket,
+    }
+
+    impl HostTraffic {
+        /// An address (10.213.7.1/30, with a static neighbour, so no ARP) for `veth.b`;
+        /// it goes with the pair.
+        pub fn new(veth: &Veth) -> HostTraffic {
+            #[rustfmt::skip]
+            let steps: [&[&str]; 2] = [
+                &["addr", "add", "10.213.7.1/30", "dev", &veth.b],
+                &["neigh", "replace", "10.213.7.2", "lladdr", "02:00:00:00:00:02", "dev", &veth.b],
+            ];
+            for args in steps {
+                assert!(testlink::ip(args), "ip {args:?}");
+            }
+            let sock = std::net::UdpSocket::bind("10.213.7.1:0").unwrap();
+            HostTraffic { sock }
+        }
+
+        /// Send `n` marked datagrams of `len` payload bytes.
+        pub fn send(&self, n: usize, len: usize) {
+            for i in 0..n {
+                let mut p = vec![0x3c; len];
+                p[..4].copy_from_slice(&(i as u32).to_be_bytes());
+                self.sock.send_to(&p, ("10.213.7.2", testlink::MARK_PORT)).unwrap();
+            }
+        }
+    }
+
+    /// Whether the UDP checksum of `frame` (after any tags) is whole and right.
+    pub(crate) fn udp_checksum_ok(frame: &[u8]) -> bool {
+        offload::checksum_is_partial(frame) == Some(false) && {
+            let mut f = frame.to_vec();
+            offload::complete_checksum(&mut f);
+            f == frame
+        }
+    }
+
+    #[test]
+    fn the_hosts_own_traffic_comes_with_whole_checksums() {
+        let Some(veth) = Veth::create() else { return };
+        let (_r, mut pool) = testutil::pool(512, 2048);
+        let mut a = AfPacketPort::open(&IfaceSpec::new(&veth.a), 1).unwrap();
+        let host = HostTraffic::new(&veth);
+        host.send(20, 100);
+        host.send(20, 1001);
+        let got = testlink::receive_marked(&mut a, &mut pool, 40);
+        assert_eq!(got.len(), 40);
+        for (i, f) in got.iter().enumerate() {
+            assert!(udp_checksum_ok(f), "frame {i}: {f:02x?}");
+        }
+        let o = a.offloads();
+        assert_eq!(o.checksums_completed, 40, "{o:?}");
         testutil::assert_whole(&pool);
     }
 

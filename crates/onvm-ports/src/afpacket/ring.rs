@@ -45,6 +45,12 @@ pub(super) struct Frame<'a> {
     pub wire_len: usize,
     /// `sll_pkttype`: host, broadcast, other host, outgoing...
     pub pkttype: u8,
+    /// `tp_status`: `TP_STATUS_VLAN_VALID`, `TP_STATUS_CSUMNOTREADY`, ... (see [`super::offload`]).
+    pub status: u32,
+    /// `tp_vlan_tci`, meaningful with `TP_STATUS_VLAN_VALID`.
+    pub vlan_tci: u16,
+    /// `tp_vlan_tpid`, meaningful with `TP_STATUS_VLAN_TPID_VALID`.
+    pub vlan_tpid: u16,
 }
 
 /// The mapped ring and where the reader is in it.
@@ -165,6 +171,9 @@ impl RxRing {
                 data,
                 wire_len: hdr.tp_len as usize,
                 pkttype,
+                status: hdr.tp_status,
+                vlan_tci: hdr.hv1.tp_vlan_tci as u16,
+                vlan_tpid: hdr.hv1.tp_vlan_tpid,
             });
         }
     }
