@@ -5,6 +5,17 @@
 //! the host's own stack, tools and containers talk to NFs without any hardware. The
 //! interface exists while the port is open and is brought up at open, so it is usable
 //! at once (addresses and routes are left to the user).
+//!
+//! The device is opened without `IFF_VNET_HDR` and no offloads are turned on
+//! (`TUNSETOFFLOAD`), so the frames the port reads are as they would be on a wire, as
+//! AF_PACKET and AF_XDP ports give them:
+//! - **VLAN tags**: the kernel writes a frame's tag into the bytes the port reads (also
+//!   a tag it kept in the skb), and takes a tag the port writes as part of the frame:
+//!   802.1Q, 802.1ad and QinQ frames cross both ways intact.
+//! - **Checksums**: the device offers no checksum offload, so the kernel completes every
+//!   checksum before handing a frame to it; no frame comes with a partial one.
+//! - **Super-frames**: no segmentation offload either: the kernel segments TCP to the
+//!   device's MTU before the port reads it.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -184,6 +195,40 @@ mod tests {
         drop(sock);
         drop(tap);
         // The interface goes with the port.
+        testlink::wait_gone(&dev);
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn tags_cross_both_ways_and_checksums_come_whole() {
+        use crate::afpacket::tests::{tagged, udp_checksum_ok};
+        if !testlink::require_root() {
+            return;
+        }
+        let dev = testlink::unique_name("t");
+        let (_r, mut pool) = testutil::pool(512, 2048);
+        let mut tap = TapPort::open(&IfaceSpec::new(&dev), 1).unwrap();
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "1");
+        testlink::wait_up(&dev);
+        let mut sock = AfPacketPort::open(&IfaceSpec::new(&dev), 2).unwrap();
+        let frames = tagged(&testlink::frames(30, 3));
+        assert_eq!(testlink::send(&mut tap, &mut pool, &frames), 30);
+        assert!(testlink::receive_marked(&mut sock, &mut pool, 30) == frames);
+        assert_eq!(testlink::send(&mut sock, &mut pool, &frames), 30);
+        assert!(testlink::receive_marked(&mut tap, &mut pool, 30) == frames);
+        // The host's own UDP out of the device: whole checksums, segmented to the MTU.
+        assert!(testlink::ip(&["addr", "add", "10.213.9.1/30", "dev", &dev]));
+        #[rustfmt::skip]
+        assert!(testlink::ip(&["neigh", "replace", "10.213.9.2", "lladdr", "02:00:00:00:00:02", "dev", &dev]));
+        let udp = std::net::UdpSocket::bind("10.213.9.1:0").unwrap();
+        for len in [100, 1001, 1472] {
+            udp.send_to(&vec![7; len], ("10.213.9.2", testlink::MARK_PORT)).unwrap();
+        }
+        let got = testlink::receive_marked(&mut tap, &mut pool, 3);
+        assert_eq!(got.len(), 3);
+        assert!(got.iter().all(|f| udp_checksum_ok(f)), "{got:02x?}");
+        drop(sock);
+        drop(tap);
         testlink::wait_gone(&dev);
         testutil::assert_whole(&pool);
     }
