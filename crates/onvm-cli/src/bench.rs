@@ -12,6 +12,9 @@
 //! - `port-chainN`: generator port → N simple_forwards → null port, through the
 //!   manager's switch and flow table (openNetVM's NIC path, scenario D).
 //! - `*-latency`: one packet in flight, per-packet round trip p50/p99 (L2, L3).
+//! - `container-chain2-64B`, only with `--only container` (it needs a Docker engine):
+//!   `onvm up` runs generator port → 2 simple_forwards → null port with the NFs as
+//!   bare processes and as containers, interleaved; see [`containers`].
 //!
 //! A ping-pong probe between core 0 and core 1 runs before the NF scenarios: on this
 //! VM the inter-core latency switches between two modes, and two-core figures must
@@ -42,6 +45,8 @@ macro_rules! say {
     };
 }
 
+mod containers;
+
 /// `onvm bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -54,6 +59,8 @@ pub struct BenchArgs {
     /// Run only scenarios whose name starts with this.
     #[arg(long)]
     pub only: Option<String>,
+    #[command(flatten)]
+    pub containers: containers::ContainerArgs,
 }
 
 /// One result.
@@ -371,6 +378,11 @@ fn scenarios() -> Vec<Scenario> {
 
 /// `onvm bench`.
 pub fn run(a: BenchArgs) -> CliResult {
+    if containers::selected(a.only.as_deref()) {
+        let out = containers::run(a.seconds, &a.containers)?;
+        write_json(a.json.as_deref(), &out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let probe = pingpong_ns();
     say!(
         "inter-core ping-pong round trip: {} ns (openNetVM's figures were taken at 76-135 ns (fast) and 410-510 ns (slow))",
@@ -417,10 +429,16 @@ pub fn run(a: BenchArgs) -> CliResult {
         );
         out.push(r);
     }
-    if let Some(path) = a.json {
-        let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    write_json(a.json.as_deref(), &out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--json PATH`: the records, pretty-printed.
+fn write_json(path: Option<&std::path::Path>, records: &impl Serialize) -> Result<(), String> {
+    if let Some(path) = path {
+        let text = serde_json::to_string_pretty(records).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         say!("results written to {}", path.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
