@@ -117,8 +117,9 @@ pub use multipart::{
     MultipartRequest, MultipartRequestBody, OFPMPF_MORE, PortStats, SERIAL_NUM_LEN, TableStats, ofpmp,
 };
 pub use oxm::{
-    ETH_TYPE_IPV4, ETH_TYPE_IPV6, IP_PROTO_TCP, IP_PROTO_UDP, Masked, Match, OFPMT_OXM, OFPVID_NONE, OFPVID_PRESENT,
-    OFPXMC_OPENFLOW_BASIC, ofpxmt,
+    ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_MPLS, ETH_TYPE_MPLS_MCAST, ICMPV6_ND_ADVERT,
+    ICMPV6_ND_SOLICIT, IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_SCTP, IP_PROTO_TCP, IP_PROTO_UDP, Masked, Match,
+    OFPMT_OXM, OFPVID_NONE, OFPVID_PRESENT, OFPXMC_OPENFLOW_BASIC, ofpxmt,
 };
 pub use packet::{PacketIn, PacketOut, ofpr};
 pub use port::{MAX_PORT_NAME_LEN, PORT_LEN, Port, PortStatus, is_output_port, ofpp, ofppc, ofppf, ofppr, ofpps};

@@ -668,6 +668,7 @@ fn build_match(raw: &RawMatch, chain: &str) -> Result<Match, ConfigErrorKind> {
         ip_proto: raw.ip_proto,
         l4_src: raw.l4_src,
         l4_dst: raw.l4_dst,
+        ..Match::any()
     })
 }
 

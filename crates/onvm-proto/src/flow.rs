@@ -34,7 +34,7 @@ use std::time::Duration;
 
 pub use cache::FlowCache;
 pub use key::PacketKey;
-pub use matcher::{MacMatch, Match};
+pub use matcher::{Bits, MacMatch, MaskedBits, Match, VID_PRESENT};
 pub use port_no::{PortKind, PortNo};
 pub use prefix::{Ipv4Prefix, Ipv6Prefix, PrefixError};
 

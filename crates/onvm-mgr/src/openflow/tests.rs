@@ -427,3 +427,62 @@ fn connections_beyond_the_limit_are_closed() {
     last.send(9, &Message::BarrierRequest);
     assert_eq!(last.expect(&mut agent, &mut sw), (9, Message::BarrierReply));
 }
+
+#[test]
+fn every_supported_match_field_is_installed_and_read_back_as_sent() {
+    let (mut agent, mut sw, mut p) = setup();
+    let wide = super::translate::tests::wide_matches();
+    for (i, m) in wide.iter().enumerate() {
+        let mut f = flow_mod(FlowModCommand::Add, 100 + i as u16, 1, 2);
+        f.match_ = m.clone();
+        p.send(10 + i as u32, &Message::FlowMod(f));
+    }
+    p.send(2, &Message::BarrierRequest);
+    assert_eq!(
+        p.expect(&mut agent, &mut sw),
+        (2, Message::BarrierReply),
+        "no flow-mod refused"
+    );
+    p.send(
+        3,
+        &Message::MultipartRequest(MultipartRequest {
+            flags: 0,
+            body: MultipartRequestBody::Flow(FlowStatsRequest {
+                table_id: OFPTT_ALL,
+                out_port: ofpp::ANY,
+                out_group: OFPG_ANY,
+                cookie: 0,
+                cookie_mask: 0,
+                match_: onvm_openflow::Match::default(),
+            }),
+        }),
+    );
+    let (3, Message::MultipartReply(r)) = p.expect(&mut agent, &mut sw) else {
+        panic!("expected the flow stats")
+    };
+    let MultipartReplyBody::Flow(flows) = r.body else {
+        panic!()
+    };
+    let mut got: Vec<_> = flows.iter().map(|f| (f.priority, f.match_.clone())).collect();
+    got.sort_by_key(|(p, _)| *p);
+    let want: Vec<_> = wide
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (100 + i as u16, m.clone()))
+        .collect();
+    assert_eq!(got, want);
+
+    // A flow-mod whose prerequisites are missing is refused with BAD_PREREQ.
+    let mut f = flow_mod(FlowModCommand::Add, 1, 1, 2);
+    f.match_ = onvm_openflow::Match {
+        eth_type: Some(onvm_openflow::ETH_TYPE_IPV4),
+        icmpv4_type: Some(8),
+        ..onvm_openflow::Match::default()
+    };
+    p.send(4, &Message::FlowMod(f));
+    assert_eq!(
+        p.error_of(&mut agent, &mut sw),
+        (ofpet::BAD_MATCH, onvm_openflow::ofpbmc::BAD_PREREQ)
+    );
+    assert_eq!(sw.table.len(), wide.len());
+}

@@ -7,7 +7,11 @@
 //! does not.
 
 use onvm_openflow::{self as of, Instruction, Masked, OfpError, SetField, ofpbac, ofpbic, ofpbmc, ofpet, ofpp};
-use onvm_proto::flow::{Action, Ipv4Prefix, Ipv6Prefix, MacMatch, Match, N_TABLES, PortKind, PortNo, Rewrite};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use onvm_proto::flow::{
+    Action, Bits, Ipv4Prefix, Ipv6Prefix, MacMatch, MaskedBits, Match, N_TABLES, PortKind, PortNo, Rewrite, VID_PRESENT,
+};
 use onvm_proto::limits::MAX_SERVICES;
 
 /// The OpenFlow number of a port.
@@ -35,76 +39,82 @@ fn bad_match(code: u16, message: String) -> OfpError {
     OfpError::of(ofpet::BAD_MATCH, code, message)
 }
 
-/// The prefix length of a contiguous network mask of `bits` bits, or `None`.
-fn prefix_len(mask: u128, bits: u32) -> Option<u8> {
-    let top = mask << (128 - bits);
-    let len = top.leading_ones();
-    (top.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+/// The VLAN bits OpenFlow's `vlan_vid` compares: [`VID_PRESENT`] and the 12-bit ID.
+const VID_BITS: u16 = VID_PRESENT | 0x0fff;
+/// The 20 bits of an IPv6 flow label.
+const FLABEL_BITS: u32 = 0x000f_ffff;
+
+fn port_value(n: u32, name: &str) -> Result<PortNo, OfpError> {
+    onvm_port(n).ok_or_else(|| bad_match(ofpbmc::BAD_VALUE, format!("{name} {n:#x} is no port of this switch")))
 }
 
-/// The prefix length of an IP mask, or the error a controller gets for another mask.
-fn mask_len(mask: u128, bits: u32, shown: impl std::fmt::Display) -> Result<u8, OfpError> {
-    prefix_len(mask, bits).ok_or_else(|| {
-        bad_match(
-            ofpbmc::BAD_NW_ADDR_MASK,
-            format!("IP mask {shown} is not a prefix (onvm matches prefixes)"),
-        )
-    })
+fn v4(m: &Masked<Ipv4Addr>) -> Ipv4Prefix {
+    Ipv4Prefix::with_mask(m.value, m.mask.unwrap_or(Ipv4Addr::BROADCAST))
 }
 
-fn v4(m: &Masked<std::net::Ipv4Addr>) -> Result<Ipv4Prefix, OfpError> {
-    let mask = m.mask.map_or(u32::MAX, u32::from);
-    let len = mask_len(mask.into(), 32, std::net::Ipv4Addr::from(mask))?;
-    Ok(Ipv4Prefix::new(m.value, len).expect("length checked"))
+fn v6(m: &Masked<Ipv6Addr>) -> Ipv6Prefix {
+    Ipv6Prefix::with_mask(m.value, m.mask.unwrap_or(Ipv6Addr::from(u128::MAX)))
 }
 
-fn v6(m: &Masked<std::net::Ipv6Addr>) -> Result<Ipv6Prefix, OfpError> {
-    let mask = m.mask.map_or(u128::MAX, u128::from);
-    let len = mask_len(mask, 128, std::net::Ipv6Addr::from(mask))?;
-    Ok(Ipv6Prefix::new(m.value, len).expect("length checked"))
+fn mac(f: &Masked<[u8; 6]>) -> MacMatch {
+    MacMatch::masked(f.value, f.mask.unwrap_or([0xff; 6]))
 }
 
-/// onvm's match for an OpenFlow match.
+fn bits<T: Bits>(m: &Masked<T>, full: T) -> MaskedBits<T> {
+    MaskedBits::masked(m.value, m.mask.unwrap_or(full) & full)
+}
+
+/// onvm's match for an OpenFlow match (whose codec checked the prerequisites, so a
+/// field shared by protocols, such as a port, comes with the `ip_proto` that says
+/// which). Every mask is kept: what the table matches is what the controller asked.
 pub fn to_match(m: &of::Match) -> Result<Match, OfpError> {
-    let in_port = m
-        .in_port
-        .map(|n| {
-            onvm_port(n)
-                .ok_or_else(|| bad_match(ofpbmc::BAD_VALUE, format!("in_port {n:#x} is no port of this switch")))
-        })
-        .transpose()?;
-    let mac = |f: &Option<Masked<[u8; 6]>>| f.map(|f| MacMatch::masked(f.value, f.mask.unwrap_or([0xff; 6])));
-    let vlan_id = match m.vlan_vid {
-        None => None,
-        Some(Masked { value, mask: None }) if value & of::OFPVID_PRESENT != 0 => Some(value & 0x0fff),
-        Some(v) => {
-            return Err(bad_match(
-                ofpbmc::BAD_VALUE,
-                format!(
-                    "vlan_vid {:#06x}{}: onvm matches one VLAN ID, not \"untagged\" or \"any tag\"",
-                    v.value,
-                    v.mask.map(|m| format!("/{m:#06x}")).unwrap_or_default()
-                ),
-            ));
-        }
+    let in_port = m.in_port.map(|n| port_value(n, "in_port")).transpose()?;
+    let in_phy_port = m.in_phy_port.map(|n| port_value(n, "in_phy_port")).transpose()?;
+    // A tagged packet with exactly one VLAN ID is `vlan_id`; the rest (untagged, any
+    // tag, masked IDs) is `vlan_vid`, so each match has one spelling.
+    let (vlan_id, vlan_vid) = match m.vlan_vid.map(|v| bits(&v, VID_BITS)) {
+        None => (None, None),
+        Some(v) if v.mask() == VID_BITS && v.value() & VID_PRESENT != 0 => (Some(v.value() & 0x0fff), None),
+        Some(v) => (None, Some(v)),
     };
     Ok(Match {
         in_port,
-        eth_src: mac(&m.eth_src),
-        eth_dst: mac(&m.eth_dst),
+        eth_src: m.eth_src.as_ref().map(mac),
+        eth_dst: m.eth_dst.as_ref().map(mac),
         eth_type: m.eth_type,
         vlan_id,
-        ipv4_src: m.ipv4_src.as_ref().map(v4).transpose()?,
-        ipv4_dst: m.ipv4_dst.as_ref().map(v4).transpose()?,
-        ipv6_src: m.ipv6_src.as_ref().map(v6).transpose()?,
-        ipv6_dst: m.ipv6_dst.as_ref().map(v6).transpose()?,
+        ipv4_src: m.ipv4_src.as_ref().map(v4),
+        ipv4_dst: m.ipv4_dst.as_ref().map(v4),
+        ipv6_src: m.ipv6_src.as_ref().map(v6),
+        ipv6_dst: m.ipv6_dst.as_ref().map(v6),
         ip_proto: m.ip_proto,
-        // The codec checked the prerequisites: a TCP field comes with ip_proto 6.
-        l4_src: m.tcp_src.or(m.udp_src),
-        l4_dst: m.tcp_dst.or(m.udp_dst),
+        l4_src: m.tcp_src.or(m.udp_src).or(m.sctp_src),
+        l4_dst: m.tcp_dst.or(m.udp_dst).or(m.sctp_dst),
+        in_phy_port,
+        metadata: m.metadata.as_ref().map(|v| bits(v, u64::MAX)),
+        tunnel_id: m.tunnel_id.as_ref().map(|v| bits(v, u64::MAX)),
+        vlan_vid,
+        vlan_pcp: m.vlan_pcp,
+        ip_dscp: m.ip_dscp,
+        ip_ecn: m.ip_ecn,
+        icmp_type: m.icmpv4_type.or(m.icmpv6_type),
+        icmp_code: m.icmpv4_code.or(m.icmpv6_code),
+        arp_op: m.arp_op,
+        arp_spa: m.arp_spa.as_ref().map(v4),
+        arp_tpa: m.arp_tpa.as_ref().map(v4),
+        arp_sha: m.arp_sha.as_ref().map(mac),
+        arp_tha: m.arp_tha.as_ref().map(mac),
+        ipv6_flabel: m.ipv6_flabel.as_ref().map(|v| bits(v, FLABEL_BITS)),
+        nd_target: m.ipv6_nd_target,
+        nd_sll: m.ipv6_nd_sll,
+        nd_tll: m.ipv6_nd_tll,
+        mpls_label: m.mpls_label,
+        mpls_tc: m.mpls_tc,
+        mpls_bos: m.mpls_bos,
     })
 }
 
+/// `value/mask`, or the exact value when the mask is `full`.
 fn masked<T: PartialEq + Copy>(value: T, mask: T, full: T) -> Masked<T> {
     if mask == full {
         Masked::exact(value)
@@ -113,38 +123,58 @@ fn masked<T: PartialEq + Copy>(value: T, mask: T, full: T) -> Masked<T> {
     }
 }
 
-/// The OpenFlow match for onvm's (what dump-flows shows).
+/// The OpenFlow match for onvm's (what dump-flows shows): what [`to_match`] was given,
+/// up to a full mask, which reads back as an exact value (as Open vSwitch has it).
 pub fn from_match(m: &Match) -> of::Match {
     let mac = |f: &Option<MacMatch>| f.map(|f| masked(f.addr(), f.mask(), [0xff; 6]));
-    let p4 = |p: &Option<Ipv4Prefix>| {
-        p.map(|p| {
-            let mask = u32::MAX.checked_shl(32 - u32::from(p.prefix_len())).unwrap_or(0);
-            masked(p.addr(), mask.into(), std::net::Ipv4Addr::BROADCAST)
-        })
-    };
-    let p6 = |p: &Option<Ipv6Prefix>| {
-        p.map(|p| {
-            let mask = u128::MAX.checked_shl(128 - u32::from(p.prefix_len())).unwrap_or(0);
-            masked(p.addr(), mask.into(), std::net::Ipv6Addr::from(u128::MAX))
-        })
-    };
-    let tcp = m.ip_proto == Some(of::IP_PROTO_TCP);
-    let udp = m.ip_proto == Some(of::IP_PROTO_UDP);
+    let p4 = |p: &Option<Ipv4Prefix>| p.map(|p| masked(p.addr(), p.mask(), Ipv4Addr::BROADCAST));
+    let p6 = |p: &Option<Ipv6Prefix>| p.map(|p| masked(p.addr(), p.mask(), Ipv6Addr::from(u128::MAX)));
+    fn b<T: Bits>(v: &Option<MaskedBits<T>>, full: T) -> Option<Masked<T>> {
+        v.map(|v| masked(v.value(), v.mask(), full))
+    }
+    let proto = |p: u8| m.ip_proto == Some(p);
+    let port = |v: Option<u16>, p: u8| v.filter(|_| proto(p));
+    let icmp = |v: Option<u8>, p: u8| v.filter(|_| proto(p));
+    let vlan_vid = b(&m.vlan_vid, VID_BITS).or(m.vlan_id.map(|v| Masked::exact(v | of::OFPVID_PRESENT)));
     of::Match {
         in_port: m.in_port.map(of_port),
+        in_phy_port: m.in_phy_port.map(of_port),
+        metadata: b(&m.metadata, u64::MAX),
         eth_dst: mac(&m.eth_dst),
         eth_src: mac(&m.eth_src),
         eth_type: m.eth_type,
-        vlan_vid: m.vlan_id.map(|v| Masked::exact(v | of::OFPVID_PRESENT)),
+        vlan_vid,
+        vlan_pcp: m.vlan_pcp,
+        ip_dscp: m.ip_dscp,
+        ip_ecn: m.ip_ecn,
         ip_proto: m.ip_proto,
         ipv4_src: p4(&m.ipv4_src),
         ipv4_dst: p4(&m.ipv4_dst),
-        tcp_src: m.l4_src.filter(|_| tcp),
-        tcp_dst: m.l4_dst.filter(|_| tcp),
-        udp_src: m.l4_src.filter(|_| udp),
-        udp_dst: m.l4_dst.filter(|_| udp),
+        tcp_src: port(m.l4_src, of::IP_PROTO_TCP),
+        tcp_dst: port(m.l4_dst, of::IP_PROTO_TCP),
+        udp_src: port(m.l4_src, of::IP_PROTO_UDP),
+        udp_dst: port(m.l4_dst, of::IP_PROTO_UDP),
+        sctp_src: port(m.l4_src, of::IP_PROTO_SCTP),
+        sctp_dst: port(m.l4_dst, of::IP_PROTO_SCTP),
+        icmpv4_type: icmp(m.icmp_type, of::IP_PROTO_ICMP),
+        icmpv4_code: icmp(m.icmp_code, of::IP_PROTO_ICMP),
+        arp_op: m.arp_op,
+        arp_spa: p4(&m.arp_spa),
+        arp_tpa: p4(&m.arp_tpa),
+        arp_sha: mac(&m.arp_sha),
+        arp_tha: mac(&m.arp_tha),
         ipv6_src: p6(&m.ipv6_src),
         ipv6_dst: p6(&m.ipv6_dst),
+        ipv6_flabel: b(&m.ipv6_flabel, FLABEL_BITS),
+        icmpv6_type: icmp(m.icmp_type, of::IP_PROTO_ICMPV6),
+        icmpv6_code: icmp(m.icmp_code, of::IP_PROTO_ICMPV6),
+        ipv6_nd_target: m.nd_target,
+        ipv6_nd_sll: m.nd_sll,
+        ipv6_nd_tll: m.nd_tll,
+        mpls_label: m.mpls_label,
+        mpls_tc: m.mpls_tc,
+        mpls_bos: m.mpls_bos,
+        tunnel_id: b(&m.tunnel_id, u64::MAX),
     }
 }
 
@@ -311,9 +341,8 @@ pub fn packet_out_actions(actions: &[of::Action]) -> Result<Vec<Out>, OfpError> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn port_numbers_both_ways() {
@@ -328,7 +357,7 @@ mod tests {
     }
 
     #[test]
-    fn matches_round_trip_and_masks_must_be_prefixes() {
+    fn matches_round_trip_with_any_mask() {
         let m = of::Match {
             in_port: Some(2),
             eth_dst: Some(Masked::with_mask([1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0])),
@@ -346,7 +375,7 @@ mod tests {
         let ours = to_match(&m).unwrap();
         assert_eq!(ours.in_port, Some(PortNo::physical(1)));
         assert_eq!(ours.vlan_id, Some(42));
-        assert_eq!(ours.ipv4_src.unwrap().prefix_len(), 8);
+        assert_eq!(ours.ipv4_src.unwrap().prefix_len(), Some(8));
         assert_eq!(ours.l4_dst, Some(53));
         assert_eq!(from_match(&ours), m);
         let v6 = of::Match {
@@ -360,33 +389,178 @@ mod tests {
             ..of::Match::default()
         };
         assert_eq!(from_match(&to_match(&v6).unwrap()), v6);
-
+        // Masks that are no prefix are kept as they are.
         let holes = of::Match {
             eth_type: Some(of::ETH_TYPE_IPV4),
             ipv4_dst: Some(Masked::with_mask(
-                Ipv4Addr::new(10, 0, 0, 1),
+                Ipv4Addr::new(10, 0, 1, 0),
                 Ipv4Addr::new(255, 0, 255, 0),
             )),
             ..of::Match::default()
         };
-        let e = to_match(&holes).unwrap_err();
-        assert_eq!((e.kind.ty, e.kind.code), (ofpet::BAD_MATCH, ofpbmc::BAD_NW_ADDR_MASK));
-        assert!(e.to_string().contains("255.0.255.0"), "{e}");
-        let any_tag = of::Match {
-            vlan_vid: Some(Masked::with_mask(of::OFPVID_PRESENT, of::OFPVID_PRESENT)),
+        let ours = to_match(&holes).unwrap();
+        assert_eq!(ours.ipv4_dst.unwrap().prefix_len(), None);
+        assert_eq!(from_match(&ours), holes);
+        // A full mask reads back as an exact value, as Open vSwitch shows it.
+        let full = of::Match {
+            eth_type: Some(of::ETH_TYPE_IPV4),
+            ipv4_dst: Some(Masked::with_mask(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::BROADCAST)),
             ..of::Match::default()
         };
-        assert_eq!(to_match(&any_tag).unwrap_err().kind.code, ofpbmc::BAD_VALUE);
+        assert_eq!(
+            from_match(&to_match(&full).unwrap()).ipv4_dst,
+            Some(Masked::exact(Ipv4Addr::new(10, 0, 0, 1)))
+        );
         let no_port = of::Match {
             in_port: Some(0x2000),
             ..of::Match::default()
         };
         assert_eq!(to_match(&no_port).unwrap_err().kind.code, ofpbmc::BAD_VALUE);
-        assert_eq!(prefix_len(u128::from(u32::MAX), 32), Some(32));
-        assert_eq!(prefix_len(0, 32), Some(0));
-        assert_eq!(prefix_len(0xff00_0000, 32), Some(8));
-        assert_eq!(prefix_len(0xff00_ff00, 32), None);
-        assert_eq!(prefix_len(u128::from(Ipv6Addr::from(u128::MAX << 64)), 128), Some(64));
+        let no_phy_port = of::Match {
+            in_port: Some(1),
+            in_phy_port: Some(0x2000),
+            ..of::Match::default()
+        };
+        assert_eq!(to_match(&no_phy_port).unwrap_err().kind.code, ofpbmc::BAD_VALUE);
+    }
+
+    /// Matches with every field onvm supports beyond the classic ones, each with its
+    /// prerequisites (as the codec checks them).
+    pub(crate) fn wide_matches() -> Vec<of::Match> {
+        let mac = |b| [2, 0, 0, 0, 0, b];
+        let base = |eth_type, ip_proto| of::Match {
+            eth_type: Some(eth_type),
+            ip_proto,
+            ..of::Match::default()
+        };
+        vec![
+            // ovs-testcontroller's learned flows: untagged, with nw_tos, ICMP type/code.
+            of::Match {
+                in_port: Some(1),
+                vlan_vid: Some(Masked::exact(of::OFPVID_NONE)),
+                eth_src: Some(Masked::exact(mac(1))),
+                eth_dst: Some(Masked::exact(mac(2))),
+                ip_dscp: Some(0),
+                ipv4_src: Some(Masked::exact(Ipv4Addr::new(10, 0, 0, 1))),
+                ipv4_dst: Some(Masked::exact(Ipv4Addr::new(10, 0, 0, 2))),
+                icmpv4_type: Some(8),
+                icmpv4_code: Some(0),
+                ..base(of::ETH_TYPE_IPV4, Some(of::IP_PROTO_ICMP))
+            },
+            of::Match {
+                in_port: Some(2),
+                in_phy_port: Some(2),
+                metadata: Some(Masked::with_mask(0xab00, 0xff00)),
+                tunnel_id: Some(Masked::exact(0)),
+                vlan_vid: Some(Masked::with_mask(of::OFPVID_PRESENT, of::OFPVID_PRESENT)),
+                vlan_pcp: Some(5),
+                ip_dscp: Some(46),
+                ip_ecn: Some(3),
+                ipv4_dst: Some(Masked::with_mask(
+                    Ipv4Addr::new(10, 0, 0, 1),
+                    Ipv4Addr::new(255, 0, 255, 255),
+                )),
+                tcp_src: Some(1234),
+                tcp_dst: Some(80),
+                ..base(of::ETH_TYPE_IPV4, Some(of::IP_PROTO_TCP))
+            },
+            of::Match {
+                vlan_vid: Some(Masked::with_mask(of::OFPVID_PRESENT | 0x0a0, 0x1ff0)),
+                ipv6_src: Some(Masked::with_mask(
+                    "2001::1".parse().unwrap(),
+                    "ffff::ffff".parse().unwrap(),
+                )),
+                ipv6_flabel: Some(Masked::with_mask(0x12000, 0xff000)),
+                sctp_src: Some(5000),
+                sctp_dst: Some(80),
+                ..base(of::ETH_TYPE_IPV6, Some(of::IP_PROTO_SCTP))
+            },
+            of::Match {
+                ipv6_flabel: Some(Masked::exact(0xabcde)),
+                udp_dst: Some(53),
+                ..base(of::ETH_TYPE_IPV6, Some(of::IP_PROTO_UDP))
+            },
+            of::Match {
+                arp_op: Some(1),
+                arp_spa: Some(Masked::with_mask(
+                    Ipv4Addr::new(10, 0, 0, 0),
+                    Ipv4Addr::new(255, 255, 255, 0),
+                )),
+                arp_tpa: Some(Masked::exact(Ipv4Addr::new(10, 0, 0, 9))),
+                arp_sha: Some(Masked::exact(mac(1))),
+                arp_tha: Some(Masked::with_mask(mac(0), [0xff, 0xff, 0xff, 0, 0, 0])),
+                ..base(of::ETH_TYPE_ARP, None)
+            },
+            of::Match {
+                icmpv6_type: Some(of::ICMPV6_ND_SOLICIT),
+                icmpv6_code: Some(0),
+                ipv6_nd_target: Some("fe80::2".parse().unwrap()),
+                ipv6_nd_sll: Some(mac(3)),
+                ..base(of::ETH_TYPE_IPV6, Some(of::IP_PROTO_ICMPV6))
+            },
+            of::Match {
+                icmpv6_type: Some(of::ICMPV6_ND_ADVERT),
+                ipv6_nd_target: Some("fe80::3".parse().unwrap()),
+                ipv6_nd_tll: Some(mac(4)),
+                ..base(of::ETH_TYPE_IPV6, Some(of::IP_PROTO_ICMPV6))
+            },
+            of::Match {
+                mpls_label: Some(0xfffff),
+                mpls_tc: Some(7),
+                mpls_bos: Some(1),
+                ..base(of::ETH_TYPE_MPLS, None)
+            },
+        ]
+    }
+
+    #[test]
+    fn every_field_round_trips_through_the_table_match() {
+        for m in wide_matches() {
+            m.check_prereqs().unwrap();
+            let ours = to_match(&m).unwrap();
+            assert_eq!(from_match(&ours), m, "{ours:?}");
+        }
+        // The two spellings of one VLAN match: "tagged with 42" is `vlan_id`.
+        let exact = of::Match {
+            vlan_vid: Some(Masked::with_mask(of::OFPVID_PRESENT | 42, 0x1fff)),
+            ..of::Match::default()
+        };
+        let ours = to_match(&exact).unwrap();
+        assert_eq!((ours.vlan_id, ours.vlan_vid), (Some(42), None));
+        assert_eq!(from_match(&ours).vlan_vid, Some(Masked::exact(of::OFPVID_PRESENT | 42)));
+        let untagged = to_match(&of::Match {
+            vlan_vid: Some(Masked::exact(of::OFPVID_NONE)),
+            ..of::Match::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (untagged.vlan_id, untagged.vlan_vid.map(|v| (v.value(), v.mask()))),
+            (None, Some((0, 0x1fff)))
+        );
+    }
+
+    #[test]
+    fn table_matches_do_what_the_openflow_match_says() {
+        use onvm_proto::flow::PacketKey;
+        // An untagged ICMP echo from 10.0.0.1 to 10.0.0.2, 02:..:01 → 02:..:02, port 1.
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
+        f.extend([0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend([8, 0, 0, 0, 0, 1, 0, 1]);
+        let k = PacketKey::from_frame(PortNo::physical(0), &f);
+        let learned = to_match(&wide_matches()[0]).unwrap();
+        assert!(learned.matches(&k));
+        let mut tagged = f.clone();
+        tagged.splice(12..12, [0x81, 0, 0, 5]);
+        assert!(!learned.matches(&PacketKey::from_frame(PortNo::physical(0), &tagged)));
+        let mut reply = f.clone();
+        reply[34] = 0;
+        assert!(!learned.matches(&PacketKey::from_frame(PortNo::physical(0), &reply)));
+        let mut tos = f.clone();
+        tos[15] = 0xb8;
+        assert!(!learned.matches(&PacketKey::from_frame(PortNo::physical(0), &tos)));
+        // Any tag with PCP 5 over TCP.
+        let any_tag = to_match(&wide_matches()[1]).unwrap();
+        assert!(!any_tag.matches(&k));
     }
 
     #[test]

@@ -284,10 +284,125 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             ofpbmc::BAD_LEN,
         ),
         (
-            "unsupported field metadata",
-            add(&hex("80 00 04 08 00 00 00 00 00 00 00 01")),
+            "unsupported field pbb_isid",
+            add(&hex("80 00 4a 03 00 00 01")),
             BAD_MATCH,
             ofpbmc::BAD_FIELD,
+        ),
+        (
+            "unsupported field ipv6_exthdr",
+            add(&hex("80 00 0a 02 86 dd 80 00 4e 02 00 01")),
+            BAD_MATCH,
+            ofpbmc::BAD_FIELD,
+        ),
+        (
+            "metadata twice",
+            add(&hex(
+                "80 00 04 08 00 00 00 00 00 00 00 01 80 00 04 08 00 00 00 00 00 00 00 01",
+            )),
+            BAD_MATCH,
+            ofpbmc::DUP_FIELD,
+        ),
+        (
+            "masked ipv6_nd_target",
+            add(&hex(&format!("80 00 3f 20 {} {}", "00".repeat(16), "ff".repeat(16)))),
+            BAD_MATCH,
+            ofpbmc::BAD_MASK,
+        ),
+        (
+            "vlan_pcp of 8",
+            add(&hex("80 00 0c 02 10 05 80 00 0e 01 08")),
+            BAD_MATCH,
+            ofpbmc::BAD_VALUE,
+        ),
+        (
+            "ip_dscp of 64",
+            add(&hex("80 00 0a 02 08 00 80 00 10 01 40")),
+            BAD_MATCH,
+            ofpbmc::BAD_VALUE,
+        ),
+        (
+            "mpls_bos of 2",
+            add(&hex("80 00 0a 02 88 47 80 00 48 01 02")),
+            BAD_MATCH,
+            ofpbmc::BAD_VALUE,
+        ),
+        (
+            "vlan_pcp without vlan_vid",
+            add(&hex("80 00 0e 01 03")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "vlan_pcp on untagged",
+            add(&hex("80 00 0c 02 00 00 80 00 0e 01 03")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "in_phy_port without in_port",
+            add(&hex("80 00 02 04 00 00 00 01")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "ip_dscp over ARP",
+            add(&hex("80 00 0a 02 08 06 80 00 10 01 2e")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "icmpv4_type without ip_proto",
+            add(&hex("80 00 0a 02 08 00 80 00 26 01 08")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "icmpv4_type over IPv6",
+            add(&hex("80 00 0a 02 86 dd 80 00 14 01 01 80 00 26 01 08")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "sctp_src over TCP",
+            add(&hex("80 00 0a 02 08 00 80 00 14 01 06 80 00 22 02 00 50")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "arp_op over IPv4",
+            add(&hex("80 00 0a 02 08 00 80 00 2a 02 00 01")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "icmpv6_type with ip_proto 1",
+            add(&hex("80 00 0a 02 86 dd 80 00 14 01 01 80 00 3a 01 87")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "ipv6_nd_target on an echo request",
+            add(&hex(&format!(
+                "80 00 0a 02 86 dd 80 00 14 01 3a 80 00 3a 01 80 80 00 3e 10 {}",
+                "00".repeat(16)
+            ))),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "ipv6_nd_tll on a solicitation",
+            add(&hex(
+                "80 00 0a 02 86 dd 80 00 14 01 3a 80 00 3a 01 87 80 00 42 06 00 00 00 00 00 01",
+            )),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
+        ),
+        (
+            "mpls_label over IPv4",
+            add(&hex("80 00 0a 02 08 00 80 00 44 04 00 00 00 10")),
+            BAD_MATCH,
+            ofpbmc::BAD_PREREQ,
         ),
         (
             "unknown field 100",
@@ -318,12 +433,6 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             add(&hex("80 00 0a 02 08 00 80 00 0a 02 08 00")),
             BAD_MATCH,
             ofpbmc::DUP_FIELD,
-        ),
-        (
-            "eth_src value outside mask",
-            add(&hex("80 00 09 0c 02 00 00 00 00 01 ff ff ff ff ff 00")),
-            BAD_MATCH,
-            ofpbmc::BAD_WILDCARDS,
         ),
         (
             "vlan id without OFPVID_PRESENT",

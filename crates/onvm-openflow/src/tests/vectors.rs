@@ -107,7 +107,7 @@ fn l2_and_l4_flows() {
         (0x1234, 10, 30, ofpff::SEND_FLOW_REM)
     );
     assert_eq!(f.match_.in_port, Some(1));
-    // os-ken clears value bits outside the mask itself (we would refuse them: BAD_WILDCARDS).
+    // os-ken clears value bits outside the mask itself (as our decoder would).
     assert_eq!(
         f.match_.eth_src,
         Some(Masked::with_mask([0, 0, 0, 0, 0, 0], [0xff, 0xff, 0xff, 0, 0, 0]))

@@ -1,21 +1,25 @@
 //! Extraction of the matchable header fields of a raw Ethernet frame.
 //!
-//! Frames come from ports and NFs and may be anything: parsing is lax (etherparse's
-//! `LaxSlicedPacket`) and stops at the first header that does not parse, keeping what
-//! came before it. It never panics; the tests feed it random and truncated bytes.
+//! Frames come from ports and NFs and may be anything: parsing is lax and stops at the
+//! first header that does not parse (or is cut short), keeping what came before it. It
+//! never panics; the tests feed it random and truncated bytes. Ethernet, up to two VLAN
+//! tags (802.1Q, 802.1ad), ARP and the top MPLS label are read here; IPv4 and IPv6 (with
+//! extension headers) by etherparse's lax slices; then the first bytes of TCP, UDP,
+//! SCTP, ICMP and ICMPv6 (with the neighbour discovery target and options).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use etherparse::{LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice, VlanSlice};
+use etherparse::{LaxIpPayloadSlice, LaxIpv4Slice, LaxIpv6Slice};
 
 use super::PortNo;
 use crate::rss::FlowTuple;
 
-/// The header fields of one packet that rules can match, plus where it came from.
+/// The header fields of one packet that rules can match, plus where it came from and
+/// its pipeline state.
 ///
-/// Fields that could not be parsed (truncated or unknown headers) are `None`, and a
-/// rule that asks for such a field does not match: a malformed frame falls through to
-/// the rules that ignore what it lacks, never into one that assumed it.
+/// Fields that could not be parsed (truncated or unknown headers, another protocol) are
+/// `None`, and a rule that asks for such a field does not match: a malformed frame falls
+/// through to the rules that ignore what it lacks, never into one that assumed it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PacketKey {
     /// Port the packet entered the table from (physical or a service's port).
@@ -34,14 +38,68 @@ pub struct PacketKey {
     pub ip_dst: Option<IpAddr>,
     /// IP protocol of the payload (after IPv6 extension headers).
     pub ip_proto: Option<u8>,
-    /// TCP/UDP source port.
+    /// TCP/UDP/SCTP source port.
     pub l4_src: Option<u16>,
-    /// TCP/UDP destination port.
+    /// TCP/UDP/SCTP destination port.
     pub l4_dst: Option<u16>,
+    /// The pipeline's metadata register: 0 when a packet enters table 0 (OpenFlow's
+    /// write-metadata changes it between tables).
+    pub metadata: u64,
+    /// The tunnel ID the packet arrived with: 0 for packets from ports and services.
+    pub tunnel_id: u64,
+    /// Priority (PCP) of the outer VLAN tag.
+    pub vlan_pcp: Option<u8>,
+    /// DSCP of IPv4's TOS or IPv6's traffic class.
+    pub ip_dscp: Option<u8>,
+    /// ECN of IPv4's TOS or IPv6's traffic class.
+    pub ip_ecn: Option<u8>,
+    /// IPv6 flow label.
+    pub ipv6_flabel: Option<u32>,
+    /// ICMPv4 or ICMPv6 type (which one: `ip_proto`).
+    pub icmp_type: Option<u8>,
+    /// ICMPv4 or ICMPv6 code.
+    pub icmp_code: Option<u8>,
+    /// ARP opcode (Ethernet/IPv4 ARP only).
+    pub arp_op: Option<u16>,
+    /// ARP sender protocol address.
+    pub arp_spa: Option<Ipv4Addr>,
+    /// ARP target protocol address.
+    pub arp_tpa: Option<Ipv4Addr>,
+    /// ARP sender hardware address.
+    pub arp_sha: Option<[u8; 6]>,
+    /// ARP target hardware address.
+    pub arp_tha: Option<[u8; 6]>,
+    /// Target of an ICMPv6 neighbour solicitation (135) or advertisement (136).
+    pub nd_target: Option<Ipv6Addr>,
+    /// Source link-layer address option of an NS/NA; all zeros when it has none (as
+    /// Open vSwitch has it).
+    pub nd_sll: Option<[u8; 6]>,
+    /// Target link-layer address option of an NS/NA; all zeros when it has none.
+    pub nd_tll: Option<[u8; 6]>,
+    /// Label of the top MPLS label stack entry.
+    pub mpls_label: Option<u32>,
+    /// Traffic class of the top MPLS entry.
+    pub mpls_tc: Option<u8>,
+    /// Bottom-of-stack bit of the top MPLS entry.
+    pub mpls_bos: Option<u8>,
+}
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+const ETH_ARP: u16 = 0x0806;
+const ETH_MPLS: u16 = 0x8847;
+const ETH_MPLS_MCAST: u16 = 0x8848;
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn array<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
+    b.get(at..at + N)?.try_into().ok()
 }
 
 impl PacketKey {
-    /// A key with only `in_port` set.
+    /// A key with only `in_port` set (and metadata and tunnel ID 0).
     pub fn new(in_port: PortNo) -> Self {
         PacketKey {
             in_port,
@@ -54,6 +112,25 @@ impl PacketKey {
             ip_proto: None,
             l4_src: None,
             l4_dst: None,
+            metadata: 0,
+            tunnel_id: 0,
+            vlan_pcp: None,
+            ip_dscp: None,
+            ip_ecn: None,
+            ipv6_flabel: None,
+            icmp_type: None,
+            icmp_code: None,
+            arp_op: None,
+            arp_spa: None,
+            arp_tpa: None,
+            arp_sha: None,
+            arp_tha: None,
+            nd_target: None,
+            nd_sll: None,
+            nd_tll: None,
+            mpls_label: None,
+            mpls_tc: None,
+            mpls_bos: None,
         }
     }
 
@@ -61,45 +138,134 @@ impl PacketKey {
     /// parsing stops quietly at the first one that does not. Never panics.
     pub fn from_frame(in_port: PortNo, frame: &[u8]) -> Self {
         let mut key = PacketKey::new(in_port);
-        let Ok(pkt) = LaxSlicedPacket::from_ethernet(frame) else {
-            return key;
-        };
-        if let Some(LinkSlice::Ethernet2(eth)) = &pkt.link {
-            key.eth_src = Some(eth.source());
-            key.eth_dst = Some(eth.destination());
+        key.parse_ethernet(frame);
+        key
+    }
+
+    /// Ethernet, VLAN tags, then the EtherType's header. `None` = stopped early.
+    fn parse_ethernet(&mut self, f: &[u8]) -> Option<()> {
+        let mut ty = be16(f, 12)?;
+        self.eth_dst = array(f, 0);
+        self.eth_src = array(f, 6);
+        let mut at = 14;
+        // 802.1Q, 802.1ad and the old QinQ type; the outer tag's fields are the match's.
+        for _ in 0..2 {
+            if !matches!(ty, 0x8100 | 0x88a8 | 0x9100) {
+                break;
+            }
+            let (tci, inner) = (be16(f, at)?, be16(f, at + 2)?);
+            if self.vlan_id.is_none() {
+                self.vlan_id = Some(tci & 0x0fff);
+                self.vlan_pcp = Some((tci >> 13) as u8);
+            }
+            ty = inner;
+            at += 4;
         }
-        key.vlan_id = pkt.vlan().map(|v| match v {
-            VlanSlice::SingleVlan(s) => s.vlan_identifier().value(),
-            VlanSlice::DoubleVlan(d) => d.outer.vlan_identifier().value(),
-        });
-        key.eth_type = pkt.ether_payload().map(|p| p.ether_type.0);
-        match &pkt.net {
-            Some(LaxNetSlice::Ipv4(ip)) => {
-                let h = ip.header();
-                key.ip_src = Some(IpAddr::V4(h.source_addr()));
-                key.ip_dst = Some(IpAddr::V4(h.destination_addr()));
-                key.ip_proto = Some(ip.payload().ip_number.0);
+        self.eth_type = Some(ty);
+        let rest = &f[at..];
+        match ty {
+            ETH_IPV4 => self.parse_ipv4(rest),
+            ETH_IPV6 => self.parse_ipv6(rest),
+            ETH_ARP => self.parse_arp(rest),
+            ETH_MPLS | ETH_MPLS_MCAST => {
+                let e = u32::from_be_bytes(array(rest, 0)?);
+                self.mpls_label = Some(e >> 12);
+                self.mpls_tc = Some((e >> 9) as u8 & 7);
+                self.mpls_bos = Some((e >> 8) as u8 & 1);
+                Some(())
             }
-            Some(LaxNetSlice::Ipv6(ip)) => {
-                let h = ip.header();
-                key.ip_src = Some(IpAddr::V6(h.source_addr()));
-                key.ip_dst = Some(IpAddr::V6(h.destination_addr()));
-                key.ip_proto = Some(ip.payload().ip_number.0);
-            }
-            Some(LaxNetSlice::Arp(_)) | None => {}
+            _ => None,
         }
-        match &pkt.transport {
-            Some(TransportSlice::Tcp(t)) => {
-                key.l4_src = Some(t.source_port());
-                key.l4_dst = Some(t.destination_port());
+    }
+
+    /// Ethernet/IPv4 ARP (the only kind OpenFlow's `arp_*` fields describe).
+    fn parse_arp(&mut self, a: &[u8]) -> Option<()> {
+        if a.len() < 28 || be16(a, 0)? != 1 || be16(a, 2)? != ETH_IPV4 || a[4] != 6 || a[5] != 4 {
+            return None;
+        }
+        self.arp_op = be16(a, 6);
+        self.arp_sha = array(a, 8);
+        self.arp_spa = array::<4>(a, 14).map(Ipv4Addr::from);
+        self.arp_tha = array(a, 18);
+        self.arp_tpa = array::<4>(a, 24).map(Ipv4Addr::from);
+        Some(())
+    }
+
+    fn parse_ipv4(&mut self, b: &[u8]) -> Option<()> {
+        let (ip, _) = LaxIpv4Slice::from_slice(b).ok()?;
+        let h = ip.header();
+        self.ip_src = Some(IpAddr::V4(h.source_addr()));
+        self.ip_dst = Some(IpAddr::V4(h.destination_addr()));
+        let tos = b[1];
+        (self.ip_dscp, self.ip_ecn) = (Some(tos >> 2), Some(tos & 3));
+        self.parse_l4(ip.payload())
+    }
+
+    fn parse_ipv6(&mut self, b: &[u8]) -> Option<()> {
+        let (ip, ext_err) = LaxIpv6Slice::from_slice(b).ok()?;
+        let h = ip.header();
+        self.ip_src = Some(IpAddr::V6(h.source_addr()));
+        self.ip_dst = Some(IpAddr::V6(h.destination_addr()));
+        let tc = (b[0] << 4) | (b[1] >> 4);
+        (self.ip_dscp, self.ip_ecn) = (Some(tc >> 2), Some(tc & 3));
+        self.ipv6_flabel = Some(u32::from_be_bytes([0, b[1] & 0x0f, b[2], b[3]]));
+        if ext_err.is_some() {
+            // The payload starts at the extension header that did not parse.
+            self.ip_proto = Some(ip.payload().ip_number.0);
+            return None;
+        }
+        self.parse_l4(ip.payload())
+    }
+
+    /// The protocol after IP, and its first header unless the packet is a fragment.
+    fn parse_l4(&mut self, p: &LaxIpPayloadSlice<'_>) -> Option<()> {
+        let proto = p.ip_number.0;
+        self.ip_proto = Some(proto);
+        if p.fragmented {
+            return None;
+        }
+        let l4 = p.payload;
+        // Whole headers only, as Open vSwitch reads them.
+        let ports = |min: usize| (l4.len() >= min).then(|| (be16(l4, 0), be16(l4, 2)));
+        match proto {
+            6 | 17 | 132 => {
+                (self.l4_src, self.l4_dst) = ports(match proto {
+                    6 => 20,
+                    17 => 8,
+                    _ => 12,
+                })?;
             }
-            Some(TransportSlice::Udp(u)) => {
-                key.l4_src = Some(u.source_port());
-                key.l4_dst = Some(u.destination_port());
+            1 | 58 => {
+                let (ty, code) = (*l4.first()?, *l4.get(1)?);
+                (self.icmp_type, self.icmp_code) = (Some(ty), Some(code));
+                if proto == 58 && code == 0 && matches!(ty, 135 | 136) {
+                    self.parse_nd(l4)?;
+                }
             }
             _ => {}
         }
-        key
+        Some(())
+    }
+
+    /// A neighbour solicitation or advertisement: the target, then the options.
+    fn parse_nd(&mut self, m: &[u8]) -> Option<()> {
+        self.nd_target = Some(Ipv6Addr::from(array::<16>(m, 8)?));
+        self.nd_sll = Some([0; 6]);
+        self.nd_tll = Some([0; 6]);
+        let mut opts = m.get(24..)?;
+        while opts.len() >= 8 {
+            let len = usize::from(opts[1]) * 8;
+            if len == 0 || len > opts.len() {
+                return None;
+            }
+            match opts[0] {
+                1 if len == 8 => self.nd_sll = array(opts, 2),
+                2 if len == 8 => self.nd_tll = array(opts, 2),
+                _ => {}
+            }
+            opts = &opts[len..];
+        }
+        Some(())
     }
 
     /// The 5-tuple for RSS, if the packet is IP (ports are 0 when absent).
@@ -145,6 +311,70 @@ pub(crate) mod frames {
             .write(&mut v, &[1, 2, 3])
             .unwrap();
         v
+    }
+
+    /// An Ethernet frame with `tags` (TPID, TCI) and `payload` of type `ty`.
+    pub(crate) fn eth(tags: &[(u16, u16)], ty: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1];
+        for (tpid, tci) in tags {
+            v.extend(tpid.to_be_bytes());
+            v.extend(tci.to_be_bytes());
+        }
+        v.extend(ty.to_be_bytes());
+        v.extend(payload);
+        v
+    }
+
+    /// An IPv4 packet (no Ethernet) with this TOS, protocol and payload.
+    pub(crate) fn ipv4(tos: u8, proto: u8, payload: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(20 + payload.len()).unwrap();
+        let mut v = vec![0x45, tos];
+        v.extend(len.to_be_bytes());
+        v.extend([0, 0, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        v.extend(payload);
+        v
+    }
+
+    /// An Ethernet/IPv4 ARP packet.
+    pub(crate) fn arp(op: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Vec<u8> {
+        let mut a = vec![0, 1, 8, 0, 6, 4];
+        a.extend(op.to_be_bytes());
+        a.extend(sha);
+        a.extend(spa);
+        a.extend(tha);
+        a.extend(tpa);
+        eth(&[], 0x0806, &a)
+    }
+
+    /// An ICMPv6 message of `ty` with `body` after its 8-byte header, in IPv6 with
+    /// traffic class `tc` and flow label `fl`.
+    pub(crate) fn icmp6(ty: u8, code: u8, body: &[u8], tc: u8, fl: u32) -> Vec<u8> {
+        let mut v = Vec::new();
+        let src: [u8; 16] = "fe80::1".parse::<Ipv6Addr>().unwrap().octets();
+        let dst: [u8; 16] = "ff02::1:ff00:2".parse::<Ipv6Addr>().unwrap().octets();
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv6(src, dst, 255);
+        b.icmpv6(etherparse::Icmpv6Type::Unknown {
+            type_u8: ty,
+            code_u8: code,
+            bytes5to8: [0x60, 0, 0, 0],
+        })
+        .write(&mut v, body)
+        .unwrap();
+        // Traffic class and flow label by hand (the builder leaves them 0).
+        let w = 0x6000_0000u32 | (u32::from(tc) << 20) | fl;
+        v[14..18].copy_from_slice(&w.to_be_bytes());
+        v
+    }
+
+    /// A neighbour solicitation (135) or advertisement (136) for `target` with these
+    /// options (type, address).
+    pub(crate) fn nd(ty: u8, target: &str, opts: &[(u8, [u8; 6])]) -> Vec<u8> {
+        let mut body = target.parse::<Ipv6Addr>().unwrap().octets().to_vec();
+        for (t, a) in opts {
+            body.extend([*t, 1]);
+            body.extend(a);
+        }
+        icmp6(ty, 0, &body, 0, 0)
     }
 
     pub(crate) fn key4(in_port: PortNo, dst: [u8; 4], dp: u16) -> PacketKey {
@@ -198,6 +428,111 @@ mod tests {
         assert_eq!(PacketKey::from_frame(PortNo(7), &f[..5]), PacketKey::new(PortNo(7)));
     }
 
+    #[test]
+    fn qinq_and_priority_come_from_the_outer_tag() {
+        let ip = ipv4(0, 17, &[0, 1, 0, 2, 0, 8, 0, 0]);
+        // 802.1ad outer (PCP 5, VID 100) over 802.1Q inner (VID 200).
+        let f = eth(&[(0x88a8, 0xa064), (0x8100, 200)], 0x0800, &ip);
+        let k = PacketKey::from_frame(PortNo(0), &f);
+        assert_eq!((k.vlan_id, k.vlan_pcp, k.eth_type), (Some(100), Some(5), Some(0x0800)));
+        assert_eq!((k.l4_src, k.l4_dst), (Some(1), Some(2)));
+        let f = eth(&[(0x8100, 0x2007)], 0x0800, &ip);
+        let k = PacketKey::from_frame(PortNo(0), &f);
+        assert_eq!((k.vlan_id, k.vlan_pcp), (Some(7), Some(1)));
+        let k = PacketKey::from_frame(PortNo(0), &tcp4([1; 4], [2; 4], 1, 2));
+        assert_eq!((k.vlan_id, k.vlan_pcp), (None, None));
+        // A tag cut short: Ethernet addresses only.
+        let k = PacketKey::from_frame(PortNo(0), &f[..16]);
+        assert_eq!((k.eth_src, k.vlan_id, k.eth_type), (Some([1; 6]), None, None));
+    }
+
+    #[test]
+    fn tos_sctp_and_icmp4() {
+        let sctp = ipv4(0xb9, 132, &[0x13, 0x88, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let k = PacketKey::from_frame(PortNo(0), &eth(&[], 0x0800, &sctp));
+        assert_eq!((k.ip_dscp, k.ip_ecn, k.ip_proto), (Some(46), Some(1), Some(132)));
+        assert_eq!((k.l4_src, k.l4_dst), (Some(5000), Some(80)));
+        // An SCTP common header cut short has no ports.
+        let k = PacketKey::from_frame(PortNo(0), &eth(&[], 0x0800, &ipv4(0, 132, &[0, 1, 0, 2])));
+        assert_eq!((k.ip_proto, k.l4_src), (Some(132), None));
+        let icmp = ipv4(0, 1, &[3, 1, 0, 0, 0, 0, 0, 0]);
+        let k = PacketKey::from_frame(PortNo(0), &eth(&[], 0x0800, &icmp));
+        assert_eq!((k.icmp_type, k.icmp_code, k.l4_src), (Some(3), Some(1), None));
+        assert_eq!(
+            PacketKey::from_frame(PortNo(0), &eth(&[], 0x0800, &icmp[..21])).icmp_type,
+            None
+        );
+    }
+
+    #[test]
+    fn arp_fields() {
+        let f = arp(2, [0xa; 6], [10, 0, 0, 1], [0xb; 6], [10, 0, 0, 2]);
+        let k = PacketKey::from_frame(PortNo(0), &f);
+        assert_eq!((k.eth_type, k.arp_op), (Some(0x0806), Some(2)));
+        assert_eq!((k.arp_sha, k.arp_tha), (Some([0xa; 6]), Some([0xb; 6])));
+        assert_eq!(k.arp_spa, Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(k.arp_tpa, Some(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!((k.ip_src, k.l4_src), (None, None));
+        // Truncated, or not Ethernet/IPv4 ARP: no ARP fields.
+        assert_eq!(PacketKey::from_frame(PortNo(0), &f[..14 + 27]).arp_op, None);
+        let mut g = f.clone();
+        g[14 + 4] = 8;
+        assert_eq!(PacketKey::from_frame(PortNo(0), &g).arp_spa, None);
+    }
+
+    #[test]
+    fn mpls_top_of_stack() {
+        // Label 1000, TC 5, not bottom; then label 7, bottom.
+        let top = (1000u32 << 12) | (5 << 9) | 64;
+        let mut stack = top.to_be_bytes().to_vec();
+        stack.extend(((7u32 << 12) | (1 << 8) | 64).to_be_bytes());
+        let k = PacketKey::from_frame(PortNo(0), &eth(&[(0x8100, 3)], 0x8847, &stack));
+        assert_eq!((k.mpls_label, k.mpls_tc, k.mpls_bos), (Some(1000), Some(5), Some(0)));
+        assert_eq!(k.vlan_id, Some(3));
+        let k = PacketKey::from_frame(PortNo(0), &eth(&[], 0x8848, &stack[4..]));
+        assert_eq!((k.mpls_label, k.mpls_bos), (Some(7), Some(1)));
+        assert_eq!(
+            PacketKey::from_frame(PortNo(0), &eth(&[], 0x8847, &stack[..3])).mpls_label,
+            None
+        );
+    }
+
+    #[test]
+    fn icmp6_and_neighbour_discovery() {
+        let k = PacketKey::from_frame(PortNo(0), &icmp6(128, 0, &[1, 2, 3, 4], 0xb8, 0xabcde));
+        assert_eq!((k.ip_proto, k.icmp_type, k.icmp_code), (Some(58), Some(128), Some(0)));
+        assert_eq!((k.ip_dscp, k.ip_ecn, k.ipv6_flabel), (Some(46), Some(0), Some(0xabcde)));
+        assert_eq!(k.nd_target, None);
+        let ns = nd(135, "fe80::2", &[(1, [0xa; 6])]);
+        let k = PacketKey::from_frame(PortNo(0), &ns);
+        assert_eq!(k.nd_target, Some("fe80::2".parse().unwrap()));
+        assert_eq!((k.nd_sll, k.nd_tll), (Some([0xa; 6]), Some([0; 6])));
+        let na = nd(136, "fe80::3", &[(2, [0xb; 6])]);
+        let k = PacketKey::from_frame(PortNo(0), &na);
+        assert_eq!(
+            (k.icmp_type, k.nd_sll, k.nd_tll),
+            (Some(136), Some([0; 6]), Some([0xb; 6]))
+        );
+        // No options: both zero, as Open vSwitch has them.
+        let k = PacketKey::from_frame(PortNo(0), &nd(135, "fe80::2", &[]));
+        assert_eq!((k.nd_sll, k.nd_tll), (Some([0; 6]), Some([0; 6])));
+        // A target cut short: type and code, no target.
+        let k = PacketKey::from_frame(PortNo(0), &ns[..14 + 40 + 8 + 10]);
+        assert_eq!((k.icmp_type, k.nd_target), (Some(135), None));
+        // An option of length 0 stops the option walk.
+        let mut bad = ns.clone();
+        let at = bad.len() - 7;
+        bad[at] = 0;
+        let k = PacketKey::from_frame(PortNo(0), &bad);
+        assert_eq!((k.nd_target.is_some(), k.nd_sll), (true, Some([0; 6])));
+    }
+
+    #[test]
+    fn metadata_and_tunnel_id_start_at_zero() {
+        let k = PacketKey::from_frame(PortNo(0), &tcp4([1; 4], [2; 4], 1, 2));
+        assert_eq!((k.metadata, k.tunnel_id), (0, 0));
+    }
+
     proptest! {
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
@@ -215,6 +550,18 @@ mod tests {
             if pos < g.len() { g[pos] = val; }
             g.truncate(cut);
             let _ = PacketKey::from_frame(PortNo(1), &g);
+            let stack = [0u8, 0x3e, 0x81, 0x40];
+            let frames = [
+                nd(135, "fe80::2", &[(1, [0xa; 6]), (2, [0xb; 6])]),
+                arp(1, [1; 6], [1; 4], [2; 6], [2; 4]),
+                eth(&[(0x88a8, 1), (0x8100, 2)], 0x8847, &stack),
+                eth(&[], 0x0800, &ipv4(0, 132, &[0; 12])),
+            ];
+            for mut h in frames {
+                if pos < h.len() { h[pos] = val; }
+                h.truncate(cut);
+                let _ = PacketKey::from_frame(PortNo(1), &h);
+            }
         }
     }
 }
