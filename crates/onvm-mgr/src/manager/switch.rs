@@ -236,15 +236,24 @@ impl Mgr<'_> {
                 continue;
             }
             let rx = &mut io.rings[i].rx;
-            // When the pool runs low, what waits in an NF's ring counts against its quota
-            // too: a stopped NF's ring (4096 slots) could otherwise hold a small pool whole
-            // before the watchdog acts. Not before: a burst may fill a ring that is read.
-            let (quota, shared) = fwd
+            // When the pool runs low, what waits in an NF's rings (its rx ring and the
+            // edges into it) counts against its quota too: a stopped NF's ring (4096
+            // slots) could otherwise hold a small pool whole before the watchdog acts.
+            // Not before: a burst may fill a ring that is read. A hung NF's always: it
+            // reads nothing, so nothing sent to it needs room for a burst.
+            let (quota, shared, hung) = fwd
                 .reg
                 .get(id)
-                .map_or((u32::MAX, false), |inst| (inst.quota, inst.shared));
-            if quota < capacity && fwd.pool.free_count() < low_water {
-                let queued = rx.free().map_or(0, |f| capacity - f);
+                .map_or((u32::MAX, false, false), |inst| (inst.quota, inst.shared, inst.hung));
+            if quota < capacity && (hung || fwd.pool.free_count() < low_water) {
+                let on_edges: u32 = fwd
+                    .direct
+                    .edges
+                    .iter()
+                    .filter(|e| e.to == id)
+                    .filter_map(|e| fwd.region.ring(e.ring).ok()?.len().ok())
+                    .sum();
+                let queued = rx.free().map_or(0, |f| capacity - f) + on_edges;
                 let room = quota.saturating_sub(queued) as usize;
                 if q.len() > room {
                     fwd.acct.drop_all(&mut fwd.pool, q.drain(room..), DropReason::OverQuota);
