@@ -438,3 +438,45 @@ fn rule_counters_use_the_callers_clock() {
     assert!(t.expire(NOW + Duration::from_millis(500)).is_empty());
     assert_eq!(t.expire(NOW + Duration::from_secs(2)).len(), 1);
 }
+
+#[test]
+fn new_match_fields_route_packets_and_metadata_starts_at_zero() {
+    use onvm_proto::flow::{MaskedBits, VID_PRESENT};
+    let untagged = Match {
+        vlan_vid: Some(MaskedBits::exact(0)),
+        ip_dscp: Some(0),
+        eth_type: Some(0x0800),
+        ..Match::any()
+    };
+    let tagged = Match {
+        vlan_vid: Some(MaskedBits::masked(VID_PRESENT, VID_PRESENT)),
+        ..Match::any()
+    };
+    // Metadata and tunnel ID are 0 for every packet entering table 0.
+    let zero = Match {
+        metadata: Some(MaskedBits::exact(0)),
+        tunnel_id: Some(MaskedBits::exact(0)),
+        ..Match::in_port(PortNo::physical(0))
+    };
+    let mut t = table(vec![
+        rule(30, untagged, out(PortNo::physical(1))),
+        rule(20, tagged, out(PortNo::physical(2))),
+        rule(10, zero, out(PortNo::physical(3))),
+    ]);
+    let mut r = Router::new(4);
+    let s = Svc::default();
+    let plain = udp([10, 0, 0, 1], 53);
+    assert_eq!(from_port(&mut r, &mut t, &s, 0, &plain), to(Target::Port(1)));
+    let mut vlan = plain.clone();
+    vlan.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+    assert_eq!(from_port(&mut r, &mut t, &s, 0, &vlan), to(Target::Port(2)));
+    // Not IP, untagged: only the metadata rule is left, and it matches.
+    let mut arp = plain.clone();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(from_port(&mut r, &mut t, &s, 0, &arp), to(Target::Port(3)));
+    // From another port nothing matches.
+    assert_eq!(
+        from_port(&mut r, &mut t, &s, 1, &arp),
+        to(Target::Drop(DropReason::NoRule))
+    );
+}
