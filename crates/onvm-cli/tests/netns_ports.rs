@@ -3,16 +3,20 @@
 //! processes, run inside the namespace) receives it on a kernel port, passes it
 //! through the chain and sends it out of a second port, and tcpdump's capture on the
 //! far side must hold exactly the packets that went in, byte for byte, in order.
-//! One test per backend: AF_PACKET and AF_XDP on veth pairs, TAP on TAP devices.
+//! One test per backend: AF_PACKET and AF_XDP on veth pairs, TAP on TAP devices; the
+//! same with VLAN-tagged frames (802.1Q, 802.1ad, QinQ), which must come out with their
+//! tags; and a TCP transfer between two namespaces through two AF_PACKET ports with the
+//! kernel's offloads left on (partial checksums, super-frames).
 //!
-//! Needs root, `ip`, tcpreplay and tcpdump (scripts/test.sh installs them); without
-//! them each test fails, naming what is missing (`ONVM_ALLOW_SKIP=1` skips instead).
+//! Needs root, `ip`, tcpreplay and tcpdump (scripts/test.sh installs them), and python3
+//! for the TCP test; without them each test fails, naming what is missing
+//! (`ONVM_ALLOW_SKIP=1` skips instead).
 
 mod common;
 
 use std::time::Duration;
 
-use common::netns::{Netns, can_run, capture, whole_records};
+use common::netns::{Netns, can_run, capture_filtered, whole_records};
 use common::{Proc, SOON, TempDir, assert_conserved, read_pcap, udp_frames_up_to, wait_for, write_pcap};
 
 const PACKETS: usize = 300;
@@ -66,8 +70,55 @@ fn run_on_veths(kind: &str, ports: (&str, &str)) {
 fn run_with(
     kind: &str,
     ports: (&str, &str),
-    (inject, sniff): (&str, &str),
+    ends: (&str, &str),
     max_len: usize,
+    extra: &[&str],
+    setup: impl FnOnce(&Netns),
+) {
+    let input = udp_frames_up_to(PACKETS, 29, max_len);
+    run_frames(kind, ports, ends, (input, "udp"), extra, setup);
+}
+
+/// `frames` with VLAN tags after the MAC addresses, by index: 802.1Q (VID and PCP
+/// varying), 802.1ad, and QinQ (802.1ad outside, 802.1Q inside).
+fn tagged(frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    frames
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let vid = (i % 4094 + 1) as u16;
+            let q = (0x8100u16, (((i % 8) as u16) << 13) | vid);
+            let ad = (0x88a8u16, vid);
+            let tags = match i % 3 {
+                0 => vec![q],
+                1 => vec![ad],
+                _ => vec![ad, (0x8100, 100)],
+            };
+            let mut v = f[..12].to_vec();
+            for (tpid, tci) in tags {
+                v.extend_from_slice(&tpid.to_be_bytes());
+                v.extend_from_slice(&tci.to_be_bytes());
+            }
+            v.extend_from_slice(&f[12..]);
+            v
+        })
+        .collect()
+}
+
+/// [`run`] with VLAN-tagged frames: they must leave with their tags, byte for byte.
+fn run_tagged(kind: &str, ports: (&str, &str), ends: (&str, &str), setup: impl FnOnce(&Netns)) {
+    // At most 1400 bytes before the tags: a QinQ frame longer than the MTU allows
+    // untagged plus one tag is refused by the kernel.
+    let input = tagged(udp_frames_up_to(PACKETS, 29, 1400));
+    run_frames(kind, ports, ends, (input, "vlan"), &[], setup);
+}
+
+/// The scenario of [`run`] with these `input` frames, captured with tcpdump `filter`.
+fn run_frames(
+    kind: &str,
+    ports: (&str, &str),
+    (inject, sniff): (&str, &str),
+    (input, filter): (Vec<Vec<u8>>, &str),
     extra: &[&str],
     setup: impl FnOnce(&Netns),
 ) {
@@ -78,7 +129,6 @@ fn run_with(
     let dir = TempDir::new(kind);
     let ns = Netns::create(kind);
     setup(&ns);
-    let input = udp_frames_up_to(PACKETS, 29, max_len);
     let in_pcap = dir.join("in.pcap");
     write_pcap(&in_pcap, &input, Duration::from_secs(1_700_000_000));
     let cfg = config(&dir, ports.0, ports.1);
@@ -105,7 +155,7 @@ fn run_with(
     eprintln!("{kind}: {port_lines:?}");
 
     let cap_path = dir.join("cap.pcap");
-    let mut dump = capture(&ns, sniff, &cap_path);
+    let mut dump = capture_filtered(&ns, sniff, &cap_path, filter);
     let mut replay = ns.command("tcpreplay");
     replay.args(["-i", inject, "--pps", "20000"]).arg(&in_pcap);
     let mut replay = Proc::spawn("tcpreplay", replay);
@@ -172,6 +222,175 @@ fn jumbo_frames_cross_af_packet_ports() {
                 ns.ip(&["link", "set", peer, "mtu", "9000"]);
             }
         },
+    );
+}
+
+#[test]
+fn vlan_tags_cross_af_packet_ports_intact() {
+    run_tagged(
+        "vlan-afpacket",
+        ("afpacket:in0", "afpacket:out0"),
+        ("in1", "out1"),
+        |ns| {
+            ns.veth("in0", "in1");
+            ns.veth("out0", "out1");
+        },
+    );
+}
+
+#[test]
+fn vlan_tags_cross_af_xdp_ports_intact() {
+    run_tagged("vlan-afxdp", ("afxdp:in0", "afxdp:out0"), ("in1", "out1"), |ns| {
+        ns.veth("in0", "in1");
+        ns.veth("out0", "out1");
+    });
+}
+
+#[test]
+fn vlan_tags_cross_tap_ports_intact() {
+    run_tagged("vlan-tap", ("tap:tin", "tap:tout"), ("tin", "tout"), |_| {});
+}
+
+/// Bytes the TCP test sends.
+const TCP_BYTES: usize = 4 << 20;
+
+/// Both ways between ports 0 and 1, each through a forwarder.
+fn two_way_config(dir: &TempDir, ports: (&str, &str)) -> std::path::PathBuf {
+    let text = format!(
+        r#"[manager]
+socket = {socket:?}
+ports = [{a:?}, {b:?}]
+shared_cores = true
+
+[services]
+east = 1
+west = 2
+
+[[nfs]]
+name = "simple_forward"
+service = "east"
+
+[[nfs]]
+name = "simple_forward"
+service = "west"
+
+[[chains]]
+name = "east"
+chain = ["east", "out:1"]
+in_port = 0
+
+[[chains]]
+name = "west"
+chain = ["west", "out:0"]
+in_port = 1
+"#,
+        socket = dir.socket().display().to_string(),
+        a = ports.0,
+        b = ports.1,
+    );
+    dir.write("two-way.toml", &text)
+}
+
+/// A TCP client in one namespace sends 4 MiB to a server in another, through the
+/// manager's two AF_PACKET ports and a forwarder each way. The hosts' veths keep the
+/// kernel's defaults (checksum and segmentation offload on): the ports get partial
+/// checksums and super-frames of up to 64 KiB, and must hand on frames a receiver
+/// accepts. The server must get exactly the bytes sent.
+#[test]
+fn tcp_crosses_af_packet_ports_with_offloads_on() {
+    if !can_run() || !onvm_testkit::require_tool("python3", "apt install python3") {
+        return;
+    }
+    let _serial = common::serial();
+    let dir = TempDir::new("tcp");
+    let mgr_ns = Netns::create("tcpm");
+    let (h1, h2) = (Netns::create("tcp1"), Netns::create("tcp2"));
+    mgr_ns.veth_to("p0", &h1, "h1");
+    mgr_ns.veth_to("p1", &h2, "h2");
+    h1.addr("h1", "10.213.10.1/24");
+    h2.addr("h2", "10.213.10.2/24");
+    let cfg = two_way_config(&dir, ("afpacket:p0", "afpacket:p1"));
+    let mut up_cmd = mgr_ns.command(env!("CARGO_BIN_EXE_onvm"));
+    up_cmd.arg("up").arg(&cfg).args(["--stats", "off", "--buffers", "8191"]);
+    let mut up = Proc::spawn("onvm up", up_cmd);
+    assert!(
+        up.stderr.wait(SOON, |l| l.contains("ports receiving")).is_some(),
+        "the manager did not start receiving\n{}",
+        up.output()
+    );
+    // What the sender puts on its veth, to show the offloads were on.
+    let sent_pcap = dir.join("sent.pcap");
+    let mut dump = capture_filtered(&h1, "h1", &sent_pcap, "tcp");
+    let script = |role: &str| {
+        format!(
+            r#"
+import hashlib, socket, sys
+n = {TCP_BYTES}
+if "{role}" == "server":
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("10.213.10.2", 5001))
+    s.listen(1)
+    print("listening", flush=True)
+    c, _ = s.accept()
+    h, got = hashlib.sha256(), 0
+    while True:
+        d = c.recv(1 << 16)
+        if not d:
+            break
+        h.update(d)
+        got += len(d)
+    print("received", got, h.hexdigest(), flush=True)
+else:
+    data = bytes((i * 7 + i // 1000) % 256 for i in range(n))
+    s = socket.create_connection(("10.213.10.2", 5001), timeout=20)
+    s.sendall(data)
+    s.close()
+    print("sent", n, hashlib.sha256(data).hexdigest(), flush=True)
+"#
+        )
+    };
+    let mut server = h2.command("python3");
+    server.args(["-c", &script("server")]);
+    let mut server = Proc::spawn("tcp server", server);
+    assert!(
+        server.stdout.wait(SOON, |l| l.contains("listening")).is_some(),
+        "the server did not start\n{}",
+        server.output()
+    );
+    let mut client = h1.command("python3");
+    client.args(["-c", &script("client")]);
+    let mut client = Proc::spawn("tcp client", client);
+    let client_code = client.exit_code(Duration::from_secs(30));
+    let server_code = server.exit_code(Duration::from_secs(30));
+    up.signal("TERM");
+    let code = up.exit_code(SOON);
+    dump.signal("INT");
+    dump.wait_exit(SOON);
+    let why = format!("{}{}{}", client.output(), server.output(), up.output());
+    assert_eq!((client_code, server_code), (0, 0), "{why}");
+    let sent = client
+        .stdout
+        .find(|l| l.starts_with("sent "))
+        .expect("the client's line")
+        .1;
+    let received = server
+        .stdout
+        .find(|l| l.starts_with("received "))
+        .expect("the server's line")
+        .1;
+    assert_eq!(received.replace("received", ""), sent.replace("sent", ""), "{why}");
+    assert_eq!(code, 0, "onvm up failed\n{}", up.output());
+    assert_conserved(&up);
+    let frames = common::read_pcap(&sent_pcap);
+    let longest = frames.iter().map(Vec::len).max().unwrap_or(0);
+    eprintln!(
+        "tcp: the sender's veth carried {} frames, the longest {longest} bytes",
+        frames.len()
+    );
+    assert!(
+        longest > 1514,
+        "the sender used no segmentation offload (longest frame {longest} bytes): the test did not test it"
     );
 }
 

@@ -118,3 +118,16 @@ pub fn capture(ns: &Netns, iface: &str, path: &Path) -> Proc {
     );
     p
 }
+
+/// Like [`capture`], with tcpdump filter `filter` (e.g. `vlan`, `tcp`) instead of `udp`.
+pub fn capture_filtered(ns: &Netns, iface: &str, path: &Path, filter: &str) -> Proc {
+    let mut c = ns.command("tcpdump");
+    c.args(["-i", iface, "-U", "-n", "-w"]).arg(path).arg(filter);
+    let p = Proc::spawn("tcpdump", c);
+    assert!(
+        p.stderr.wait(SOON, |l| l.contains("listening on")).is_some(),
+        "tcpdump did not start\n{}",
+        p.output()
+    );
+    p
+}
