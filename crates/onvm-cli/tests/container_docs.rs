@@ -72,12 +72,24 @@ fn blocks(page: &str) -> Vec<Block> {
             .and_then(|m| m.strip_suffix("-->"))
             .map(str::trim);
         let at = format!("docs/CONTAINERS.md:{start}");
+        let unknown = || panic!("{at}: a ```{lang} block marked {marker:?}: the test does not know what to do with it");
         let step = match (marker, lang) {
             (None, "sh") => Step::Run(text),
-            (Some(m), "sh") if m.starts_with("skip (") && m.ends_with(')') && m.len() > "skip ()".len() => Step::Skip,
-            (Some(m), _) if m.starts_with("file ") => Step::File(m["file ".len()..].to_string(), text),
-            (Some(m), _) if m.starts_with("excerpt of ") => Step::Excerpt(m["excerpt of ".len()..].to_string(), text),
-            (m, l) => panic!("{at}: a ```{l} block marked {m:?}: the test does not know what to do with it"),
+            (None, _) => unknown(),
+            (Some(m), _) => {
+                if let Some(path) = m.strip_prefix("file ") {
+                    Step::File(path.to_string(), text)
+                } else if let Some(path) = m.strip_prefix("excerpt of ") {
+                    Step::Excerpt(path.to_string(), text)
+                } else if let Some(why) = m.strip_prefix("skip (").and_then(|w| w.strip_suffix(')'))
+                    && !why.is_empty()
+                    && lang == "sh"
+                {
+                    Step::Skip
+                } else {
+                    unknown()
+                }
+            }
         };
         out.push(Block { line: start, step });
         i = end + 1;
