@@ -547,3 +547,26 @@ fn an_nf_that_never_reads_cannot_take_the_pool() {
         .map_or(0, |d| d.1);
     assert!(over > 0, "{:?}", report.drops);
 }
+
+/// A process scribbles rings nobody uses (the rings of an unused instance ID, an unused
+/// edge ring): the manager resets them within a watchdog round, so the audit at the end is
+/// whole and the NF that later gets that ID starts on consistent rings and works.
+#[test]
+fn scribbled_idle_rings_are_reset() {
+    let rig = rig("idlescribbler");
+    let spy = Bad::register(&rig.path);
+    let unused = onvm_mgr::registry::rings_of(100);
+    let idle = [unused.rx, unused.tx, unused.alloc, FIRST_EDGE_RING + EDGE_RINGS - 1];
+    for r in idle {
+        spy.scribble_ring(r, 1, 0xdead_beef);
+    }
+    assert!(spy.region.ring(unused.rx).unwrap().len().is_err(), "the scribble took");
+    wait_for("the idle rings to be reset", || {
+        idle.iter().all(|&r| spy.region.ring(r).unwrap().len().is_ok())
+    });
+    let late = Running::start(&rig.path, "late", 1, 100);
+    late.expect_seeing("on the ID whose rings were scribbled");
+    late.stop();
+    spy.die();
+    rig.finish();
+}

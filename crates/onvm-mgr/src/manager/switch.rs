@@ -9,14 +9,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use onvm_proto::ctrl::MgrMsg;
-use onvm_proto::limits::{EDGE_RINGS, FIRST_EDGE_RING};
+use onvm_proto::limits::{EDGE_RINGS, FIRST_EDGE_RING, MAX_INSTANCES};
 use onvm_shm::{BURST, OwnerId, RingError};
 
 use super::control::worth_logging;
 use super::timers::Timer;
 use super::watchdog::{Change, fold};
 use super::{
-    CONTROL_EVERY, DRAIN_GRACE, DropReason, LOW_WATER_DIV, Mgr, RING_FULL_YIELDS, STOP_GRACE, WAKE_BATCH, WAKE_DELAY,
+    CONTROL_EVERY, DRAIN_GRACE, DropReason, LOW_WATER_DIV, Mgr, NfRings, RING_FULL_YIELDS, STOP_GRACE, WAKE_BATCH,
+    WAKE_DELAY,
 };
 use crate::edges::EdgeState;
 use crate::error::MgrError;
@@ -335,20 +336,37 @@ impl Mgr<'_> {
         }
     }
 
-    /// Reset edge rings that no edge uses and whose indices a process scribbled: nobody
-    /// produces into or consumes from them (both ends let go before an edge is
-    /// forgotten), so nobody else would ever mend them, and the audit would report them
-    /// corrupt for good.
-    fn reset_idle_edges(&mut self) {
-        let fwd = &self.fwd;
+    /// Reset rings nobody uses whose indices a process scribbled: edge rings no edge
+    /// uses, and the rx, tx and alloc rings of instance IDs nobody holds. Nobody
+    /// produces into or consumes from them (both ends of an edge let go before it is
+    /// forgotten; a departed NF's rings were reset when it went), so nobody else would
+    /// ever mend them, the audit would report them corrupt for good, and the next NF on
+    /// the ID would start on a corrupt ring. O(rings), every watchdog round.
+    fn reset_idle_rings(&mut self) {
+        let (io, fwd) = (&mut self.io, &self.fwd);
+        let corrupt = |r: u32| fwd.region.ring(r).ok().filter(|ring| ring.len().is_err());
         for r in FIRST_EDGE_RING..FIRST_EDGE_RING + EDGE_RINGS {
-            if fwd.direct.edges.iter().any(|e| e.ring == r) {
-                continue;
-            }
-            if let Ok(ring) = fwd.region.ring(r)
-                && ring.len().is_err()
+            if !fwd.direct.edges.iter().any(|e| e.ring == r)
+                && let Some(ring) = corrupt(r)
             {
                 ring.reset();
+            }
+        }
+        for id in 1..=MAX_INSTANCES {
+            if fwd.reg.get(id).is_some() {
+                continue;
+            }
+            let rings = rings_of(id);
+            let mut reset = false;
+            for r in [rings.rx, rings.tx, rings.alloc] {
+                if let Some(ring) = corrupt(r) {
+                    ring.reset();
+                    reset = true;
+                }
+            }
+            // Our ends start afresh from the mended indices (as when an NF goes).
+            if reset && let Ok(ours) = NfRings::of(fwd.region, id) {
+                io.rings[usize::from(id) - 1] = ours;
             }
         }
     }
@@ -360,7 +378,7 @@ impl Mgr<'_> {
     /// opens into it while it is hung); an NF that reads again gets them back.
     fn watch(&mut self, now: Instant) {
         self.heal_rings();
-        self.reset_idle_edges();
+        self.reset_idle_rings();
         let (io, fwd) = (&mut self.io, &mut self.fwd);
         let mut changed = false;
         for &id in &io.active {
