@@ -14,7 +14,7 @@ use onvm_shm::{BURST, OwnerId, RingError};
 
 use super::control::worth_logging;
 use super::timers::Timer;
-use super::watchdog::{Change, fold};
+use super::watchdog::Change;
 use super::{
     CONTROL_EVERY, DRAIN_GRACE, DropReason, LOW_WATER_DIV, Mgr, NfRings, RING_FULL_YIELDS, STOP_GRACE, WAKE_BATCH,
     WAKE_DELAY,
@@ -391,16 +391,16 @@ impl Mgr<'_> {
                         EdgeState::Open | EdgeState::ClosingProducer | EdgeState::ClosingConsumer
                     )
             });
-            let rings = std::iter::once(rings_of(id).rx)
-                .chain(edges.map(|e| e.ring))
-                .filter_map(|r| fwd.region.ring(r).ok());
             let (mut waiting, mut consumed) = (false, Vec::new());
-            for ring in rings {
+            for r in std::iter::once(rings_of(id).rx).chain(edges.map(|e| e.ring)) {
+                let Ok(ring) = fwd.region.ring(r) else {
+                    continue;
+                };
                 // A corrupt ring is no evidence of a hang: someone scribbled it.
                 waiting |= ring.len().is_ok_and(|n| n > 0);
-                consumed.push(ring.consumed());
+                consumed.push((r, ring.consumed()));
             }
-            let Some(change) = self.watchdog.observe(id, fold(consumed), waiting, now) else {
+            let Some(change) = self.watchdog.observe(id, &consumed, waiting, now) else {
                 continue;
             };
             let (tag, service) = fwd

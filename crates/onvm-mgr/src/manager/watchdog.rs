@@ -28,9 +28,10 @@ pub(super) enum Change {
     Resumed,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Seen {
-    consumed: u32,
+    /// Each ring it reads, with its consumer index.
+    rings: Vec<(u32, u32)>,
     since: Instant,
     hung: bool,
 }
@@ -42,15 +43,6 @@ pub(super) struct Watchdog {
     seen: Vec<Option<Seen>>,
     /// Per instance: reads or writes of its rx or tx ring that found it corrupt.
     corrupt: Vec<u64>,
-}
-
-/// The consumer indices of the rings one NF reads, folded into one number that moves
-/// whenever any of them moves (each index only grows, and all together by less than 2^32
-/// between two looks, so the sum cannot come back to where it was), for
-/// [`Watchdog::observe`]. A ring that starts or stops being read moves it too, which at
-/// worst restarts the clock.
-pub(super) fn fold(consumed: impl IntoIterator<Item = u32>) -> u32 {
-    consumed.into_iter().fold(0u32, u32::wrapping_add)
 }
 
 impl Watchdog {
@@ -75,20 +67,26 @@ impl Watchdog {
         }
     }
 
-    /// Look at instance `id`: the consumer indices of the rings it reads ([`fold`]ed
-    /// into one), and whether packets wait in any of them, at `now`.
-    pub(super) fn observe(&mut self, id: u16, consumed: u32, waiting: bool, now: Instant) -> Option<Change> {
+    /// Look at instance `id`: the rings it reads, each with its consumer index, and
+    /// whether packets wait in any of them, at `now`. It moved if a ring it read at the
+    /// last look has another index now; a ring that starts or stops being read (an edge
+    /// opens or closes) is no movement.
+    pub(super) fn observe(&mut self, id: u16, rings: &[(u32, u32)], waiting: bool, now: Instant) -> Option<Change> {
         if self.after.is_zero() {
             return None;
         }
         let slot = self.seen.get_mut(usize::from(id).checked_sub(1)?)?;
-        let s = slot.get_or_insert(Seen {
-            consumed,
+        let s = slot.get_or_insert_with(|| Seen {
+            rings: rings.to_vec(),
             since: now,
             hung: false,
         });
-        if s.consumed != consumed || !waiting {
-            s.consumed = consumed;
+        let moved = rings
+            .iter()
+            .any(|&(r, c)| s.rings.iter().any(|&(was, before)| was == r && before != c));
+        s.rings.clear();
+        s.rings.extend_from_slice(rings);
+        if moved || !waiting {
             s.since = now;
             return std::mem::replace(&mut s.hung, false).then_some(Change::Resumed);
         }
@@ -121,17 +119,21 @@ mod tests {
     fn a_ring_that_waits_and_does_not_move_is_hung_then_resumes() {
         let t0 = Instant::now();
         let mut w = Watchdog::new(500 * MS, 4);
-        assert_eq!(w.observe(2, 10, true, t0), None);
-        assert_eq!(w.observe(2, 10, true, t0 + 499 * MS), None);
+        assert_eq!(w.observe(2, &[(0, 10)], true, t0), None);
+        assert_eq!(w.observe(2, &[(0, 10)], true, t0 + 499 * MS), None);
         assert_eq!(
-            w.observe(2, 10, true, t0 + 500 * MS),
+            w.observe(2, &[(0, 10)], true, t0 + 500 * MS),
             Some(Change::Hung { for_: 500 * MS })
         );
-        assert_eq!(w.observe(2, 10, true, t0 + 900 * MS), None, "reported once");
-        assert_eq!(w.observe(2, 11, true, t0 + 950 * MS), Some(Change::Resumed));
-        assert_eq!(w.observe(2, 11, true, t0 + 1400 * MS), None, "the clock starts again");
+        assert_eq!(w.observe(2, &[(0, 10)], true, t0 + 900 * MS), None, "reported once");
+        assert_eq!(w.observe(2, &[(0, 11)], true, t0 + 950 * MS), Some(Change::Resumed));
         assert_eq!(
-            w.observe(2, 11, true, t0 + 1450 * MS),
+            w.observe(2, &[(0, 11)], true, t0 + 1400 * MS),
+            None,
+            "the clock starts again"
+        );
+        assert_eq!(
+            w.observe(2, &[(0, 11)], true, t0 + 1450 * MS),
             Some(Change::Hung { for_: 500 * MS })
         );
     }
@@ -142,26 +144,36 @@ mod tests {
         let mut w = Watchdog::new(500 * MS, 4);
         // Nothing waits: however long its index stays, it is idle, not hung.
         for ms in (0..5000).step_by(100) {
-            assert_eq!(w.observe(1, 7, false, t0 + ms * MS), None);
+            assert_eq!(w.observe(1, &[(0, 7)], false, t0 + ms * MS), None);
         }
         // A slow reader is not hung: its index moves.
         for (k, ms) in (5000..8000).step_by(400).enumerate() {
-            assert_eq!(w.observe(1, 8 + k as u32, true, t0 + ms * MS), None);
+            assert_eq!(w.observe(1, &[(0, 8 + k as u32)], true, t0 + ms * MS), None);
         }
         // An index that wraps still moves.
-        assert_eq!(w.observe(3, u32::MAX, true, t0), None);
-        assert_eq!(w.observe(3, 0, true, t0 + 600 * MS), None);
+        assert_eq!(w.observe(3, &[(0, u32::MAX)], true, t0), None);
+        assert_eq!(w.observe(3, &[(0, 0)], true, t0 + 600 * MS), None);
     }
 
     #[test]
-    fn the_folded_index_moves_when_any_ring_moves() {
-        let base = fold([10, 20, 30]);
-        assert_ne!(fold([11, 20, 30]), base);
-        assert_ne!(fold([10, 20, 31]), base);
-        assert_ne!(fold([10, 21, 30]), base);
-        assert_ne!(fold([u32::MAX, 20]), fold([0, 20]), "a wrap moves it too");
-        assert_eq!(fold([10, 20, 30]), base);
-        assert_eq!(fold([7]), 7, "one ring: its index");
+    fn any_ring_moving_is_reading_and_rings_coming_or_going_are_not() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::new(500 * MS, 4);
+        // Its rx ring (0) is empty; an edge (900) holds packets and does not move.
+        assert_eq!(w.observe(1, &[(0, 5), (900, 40)], true, t0), None);
+        // Another edge opens into it, and one closes: no movement, the clock runs on.
+        assert_eq!(w.observe(1, &[(0, 5), (900, 40), (901, 0)], true, t0 + 300 * MS), None);
+        assert_eq!(
+            w.observe(1, &[(0, 5), (901, 0)], true, t0 + 500 * MS),
+            Some(Change::Hung { for_: 500 * MS })
+        );
+        // An edge closing while it is hung does not make it resume.
+        assert_eq!(w.observe(1, &[(0, 5)], true, t0 + 600 * MS), None);
+        // Its rx ring moves: it reads.
+        assert_eq!(w.observe(1, &[(0, 6)], true, t0 + 650 * MS), Some(Change::Resumed));
+        // Only the edge moves: it reads too.
+        assert_eq!(w.observe(2, &[(0, 5), (900, 40)], true, t0), None);
+        assert_eq!(w.observe(2, &[(0, 5), (900, 41)], true, t0 + 900 * MS), None);
     }
 
     #[test]
@@ -180,15 +192,15 @@ mod tests {
     fn off_forget_and_ids_out_of_range() {
         let t0 = Instant::now();
         let mut off = Watchdog::new(Duration::ZERO, 4);
-        assert_eq!(off.observe(1, 0, true, t0 + 10_000 * MS), None);
+        assert_eq!(off.observe(1, &[(0, 0)], true, t0 + 10_000 * MS), None);
         let mut w = Watchdog::new(100 * MS, 4);
-        assert_eq!(w.observe(0, 0, true, t0), None);
-        assert_eq!(w.observe(9, 0, true, t0), None);
-        w.observe(4, 5, true, t0);
-        assert!(w.observe(4, 5, true, t0 + 200 * MS).is_some());
+        assert_eq!(w.observe(0, &[(0, 0)], true, t0), None);
+        assert_eq!(w.observe(9, &[(0, 0)], true, t0), None);
+        w.observe(4, &[(0, 5)], true, t0);
+        assert!(w.observe(4, &[(0, 5)], true, t0 + 200 * MS).is_some());
         w.forget(4);
         assert_eq!(
-            w.observe(4, 5, true, t0 + 300 * MS),
+            w.observe(4, &[(0, 5)], true, t0 + 300 * MS),
             None,
             "a new NF on the ID starts afresh"
         );
