@@ -198,7 +198,8 @@ impl PacketKey {
         self.ip_dst = Some(IpAddr::V4(h.destination_addr()));
         let tos = b[1];
         (self.ip_dscp, self.ip_ecn) = (Some(tos >> 2), Some(tos & 3));
-        self.parse_l4(ip.payload())
+        // A first fragment has the transport header, as Open vSwitch reads it.
+        self.parse_l4(ip.payload(), h.fragments_offset().value() == 0)
     }
 
     fn parse_ipv6(&mut self, b: &[u8]) -> Option<()> {
@@ -214,14 +215,15 @@ impl PacketKey {
             self.ip_proto = Some(ip.payload().ip_number.0);
             return None;
         }
-        self.parse_l4(ip.payload())
+        self.parse_l4(ip.payload(), false)
     }
 
-    /// The protocol after IP, and its first header unless the packet is a fragment.
-    fn parse_l4(&mut self, p: &LaxIpPayloadSlice<'_>) -> Option<()> {
+    /// The protocol after IP, and its first header unless the packet is a fragment
+    /// (`first`: one that starts at offset 0, which has it).
+    fn parse_l4(&mut self, p: &LaxIpPayloadSlice<'_>, first: bool) -> Option<()> {
         let proto = p.ip_number.0;
         self.ip_proto = Some(proto);
-        if p.fragmented {
+        if p.fragmented && !first {
             return None;
         }
         let l4 = p.payload;
@@ -462,6 +464,19 @@ mod tests {
             PacketKey::from_frame(PortNo(0), &eth(&[], 0x0800, &icmp[..21])).icmp_type,
             None
         );
+    }
+
+    #[test]
+    fn ipv4_fragments_have_ports_only_in_the_first() {
+        let udp = [0x13, 0x88, 0, 53, 0, 8, 0, 0];
+        let mut first = ipv4(0, 17, &udp);
+        first[6] = 0x20; // more fragments, offset 0
+        let k = PacketKey::from_frame(PortNo(0), &eth(&[], 0x0800, &first));
+        assert_eq!((k.ip_proto, k.l4_src, k.l4_dst), (Some(17), Some(5000), Some(53)));
+        let mut later = ipv4(0, 17, &udp);
+        later[7] = 0x10; // offset 128 bytes
+        let k = PacketKey::from_frame(PortNo(0), &eth(&[], 0x0800, &later));
+        assert_eq!((k.ip_proto, k.l4_src), (Some(17), None));
     }
 
     #[test]
