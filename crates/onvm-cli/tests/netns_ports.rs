@@ -291,6 +291,15 @@ in_port = 1
     dir.write("two-way.toml", &text)
 }
 
+/// What the sender's veth carries in a TCP test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SenderFrames {
+    /// Super-frames longer than the MTU (segmentation offload; AF_PACKET must cut them).
+    SuperFrames,
+    /// Frames that fit the MTU (attaching XDP to a veth turns its peer's offload off).
+    FitTheMtu,
+}
+
 /// A TCP client in one namespace sends 4 MiB to a server in another, through the
 /// manager's two AF_PACKET ports and a forwarder each way. The hosts' veths keep the
 /// kernel's defaults (checksum and segmentation offload on): the ports get partial
@@ -298,18 +307,33 @@ in_port = 1
 /// accepts. The server must get exactly the bytes sent.
 #[test]
 fn tcp_crosses_af_packet_ports_with_offloads_on() {
+    tcp_through(
+        "tcp-afpacket",
+        ("afpacket:p0", "afpacket:p1"),
+        SenderFrames::SuperFrames,
+    );
+}
+
+/// [`tcp_crosses_af_packet_ports_with_offloads_on`] through AF_XDP ports: no
+/// super-frames, but partial checksums, which the port sees no flag for.
+#[test]
+fn tcp_crosses_af_xdp_ports_with_offloads_on() {
+    tcp_through("tcp-afxdp", ("afxdp:p0", "afxdp:p1"), SenderFrames::FitTheMtu);
+}
+
+fn tcp_through(kind: &str, ports: (&str, &str), expect: SenderFrames) {
     if !can_run() || !onvm_testkit::require_tool("python3", "apt install python3") {
         return;
     }
     let _serial = common::serial();
-    let dir = TempDir::new("tcp");
-    let mgr_ns = Netns::create("tcpm");
-    let (h1, h2) = (Netns::create("tcp1"), Netns::create("tcp2"));
+    let dir = TempDir::new(kind);
+    let mgr_ns = Netns::create(kind);
+    let (h1, h2) = (Netns::create(&format!("{kind}1")), Netns::create(&format!("{kind}2")));
     mgr_ns.veth_to("p0", &h1, "h1");
     mgr_ns.veth_to("p1", &h2, "h2");
     h1.addr("h1", "10.213.10.1/24");
     h2.addr("h2", "10.213.10.2/24");
-    let cfg = two_way_config(&dir, ("afpacket:p0", "afpacket:p1"));
+    let cfg = two_way_config(&dir, ports);
     let mut up_cmd = mgr_ns.command(env!("CARGO_BIN_EXE_onvm"));
     up_cmd.arg("up").arg(&cfg).args(["--stats", "off", "--buffers", "8191"]);
     let mut up = Proc::spawn("onvm up", up_cmd);
@@ -385,12 +409,24 @@ else:
     let frames = common::read_pcap(&sent_pcap);
     let longest = frames.iter().map(Vec::len).max().unwrap_or(0);
     eprintln!(
-        "tcp: the sender's veth carried {} frames, the longest {longest} bytes",
+        "{kind}: the sender's veth carried {} frames, the longest {longest} bytes",
         frames.len()
     );
+    match expect {
+        SenderFrames::SuperFrames => assert!(
+            longest > 1514,
+            "the sender used no segmentation offload (longest frame {longest} bytes): the test did not test it"
+        ),
+        SenderFrames::FitTheMtu => assert!(longest <= 1514, "a {longest}-byte frame"),
+    }
+    // The sender left its checksums to the (veth's) hardware: what the ports got.
+    let partial = frames
+        .iter()
+        .filter(|f| onvm_packet::verify_checksums(f) == Ok(false))
+        .count();
     assert!(
-        longest > 1514,
-        "the sender used no segmentation offload (longest frame {longest} bytes): the test did not test it"
+        partial > 0,
+        "no frame with a partial checksum: the test did not test it"
     );
 }
 
