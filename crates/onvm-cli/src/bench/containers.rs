@@ -3,12 +3,21 @@
 //! The other scenarios run NFs as threads of the bench process, which cannot be
 //! containers. This group runs `onvm up` (this very binary) once per round with a
 //! generated config: a generator port (`gen:64B,1024flows`, no rate limit) → two
-//! `simple_forward` NFs as a service chain → a `null` port, in shared-core mode (a
-//! spinning manager and two NFs on a two-core machine). The same config is run with
-//! both NFs as bare processes and with both as containers of one image (`image =`),
-//! rounds interleaved bare, container, bare, container, …: this VM switches between a
-//! fast and a slow inter-core mode, and interleaving spreads the modes over both sides.
-//! The figures are medians over the rounds and the ratio container/bare.
+//! `simple_forward` NFs as a service chain → a `null` port, in shared-core mode. The
+//! same config is run with both NFs as bare processes and with both as containers of
+//! one image (`image =`), rounds interleaved bare, container, container, bare, bare, …:
+//! this VM switches between a fast and a slow inter-core mode, and interleaving spreads
+//! the modes (and other load) over both sides. The figures are medians over the rounds and the ratio
+//! container/bare.
+//!
+//! **Cores**: the manager gets core 0 (`--mgr-core 0`), the NFs share core 1
+//! (`--nf-cores 1`), the same for both sides. Containers get core 1 as their cpuset
+//! from the manager's placement; bare NFs inherit it as their CPU affinity, because
+//! `onvm up` is spawned from a thread pinned to core 1 (the manager's thread pins
+//! itself to core 0). Left to float, the two sides would not share the cores alike: a
+//! container's CPU time is weighed by the CFS group scheduler as part of Docker's
+//! cgroup, one entity against each bare task, so a container NF next to the spinning
+//! manager got a smaller share of that core than a bare NF would.
 //!
 //! **Throughput** comes from the manager itself: `--stats csv` every
 //! [`STATS_EVERY`] seconds, each interval's port-1 `tx_pps`, which the manager computes
@@ -67,6 +76,10 @@ const STATS_EVERY: f64 = 0.25;
 
 /// Warm-up after the ports start receiving, not measured.
 const WARM_UP: Duration = Duration::from_secs(1);
+
+/// The manager's core and the NFs' core (see the module doc).
+const MGR_CORE: usize = 0;
+const NF_CORE: usize = 1;
 
 /// Time `onvm up` gets to start its NFs before the measured run (its `--run-for`
 /// counts from the manager's start).
@@ -129,12 +142,19 @@ struct Round {
     launch_to_first_packet_ms: f64,
     /// `onvm up` spawned → `ports receiving`.
     command_to_first_packet_ms: f64,
+    /// Socket seen → the first stats line showing both NFs with packets: an upper
+    /// bound of launch → first packet, [`STATS_EVERY`] coarse.
+    launch_to_packets_seen_ms: f64,
     /// Socket seen → the later container's start call returned (containers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     launch_to_started_ms: Option<f64>,
     /// Inter-core ping-pong just before the round (the VM's mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     probe_rtt_ns: Option<u64>,
+    /// The 1-minute load average at the round's end (this round's three busy threads
+    /// included): what else wanted the two cores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load: Option<f64>,
 }
 
 /// The medians of both sides.
@@ -226,7 +246,7 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
         engine.endpoint()
     );
     say!(
-        "{:<6} {:<10} {:>8} {:>5} {:>14} {:>16} {:>16} {:>10}",
+        "{:<6} {:<10} {:>8} {:>5} {:>14} {:>16} {:>16} {:>10} {:>5}",
         "round",
         "mode",
         "Mpps",
@@ -234,13 +254,19 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
         "launch->reg ms",
         "launch->1st pkt",
         "command->1st pkt",
-        "probe ns"
+        "probe ns",
+        "load"
     );
     let dir = std::env::temp_dir().join(format!("onvm-bench-ct-{}", std::process::id()));
     let run_for = seconds + LAUNCH_ALLOWANCE;
     let mut rounds = Vec::new();
     for round in 1..=a.rounds {
-        for mode in [Mode::Bare, Mode::Container] {
+        let order = if round % 2 == 1 {
+            [Mode::Bare, Mode::Container]
+        } else {
+            [Mode::Container, Mode::Bare]
+        };
+        for mode in order {
             let image = (mode == Mode::Container).then_some((tag.as_str(), engine.endpoint()));
             let probe = super::pingpong_ns();
             let rundir = dir.join(format!("{}-{round}", mode.name()));
@@ -258,11 +284,13 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
                 launch_to_registered_ms: ms(m.registered - m.socket),
                 launch_to_first_packet_ms: ms(m.receiving - m.socket),
                 command_to_first_packet_ms: ms(m.receiving),
+                launch_to_packets_seen_ms: ms(m.seen - m.socket),
                 launch_to_started_ms: m.started.map(|s| ms(s.saturating_sub(m.socket))),
                 probe_rtt_ns: probe,
+                load: load_average(),
             };
             say!(
-                "{:<6} {:<10} {:>8.2} {:>5} {:>14.1} {:>16.1} {:>16.1} {:>10}",
+                "{:<6} {:<10} {:>8.2} {:>5} {:>14.1} {:>16.1} {:>16.1} {:>10} {:>5}",
                 round,
                 mode.name(),
                 r.mpps,
@@ -270,7 +298,8 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
                 r.launch_to_registered_ms,
                 r.launch_to_first_packet_ms,
                 r.command_to_first_packet_ms,
-                probe.map_or_else(|| "-".into(), |p| p.to_string())
+                probe.map_or_else(|| "-".into(), |p| p.to_string()),
+                r.load.map_or_else(|| "-".into(), |l| format!("{l:.1}"))
             );
             rounds.push(r);
         }
@@ -336,6 +365,16 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
     Ok(out)
 }
 
+/// The first field of /proc/loadavg.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -348,6 +387,7 @@ struct Measured {
     socket: Duration,
     registered: Duration,
     receiving: Duration,
+    seen: Duration,
     started: Option<Duration>,
 }
 
@@ -395,17 +435,25 @@ fn one_round(
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let cfg = dir.join("up.toml");
     std::fs::write(&cfg, config_text(&socket, image)).map_err(|e| format!("cannot write {}: {e}", cfg.display()))?;
-    let t0 = Instant::now();
-    let mut child = Command::new(exe)
-        .arg("up")
+    let mut cmd = Command::new(exe);
+    cmd.arg("up")
         .arg(&cfg)
         .args(["--stats", "csv", "--stats-every", &STATS_EVERY.to_string()])
         .args(["--run-for", &run_for.to_string()])
+        .args(["--mgr-core", &MGR_CORE.to_string(), "--nf-cores", &NF_CORE.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {} up: {e}", exe.display()))?;
+        .stderr(Stdio::piped());
+    let t0 = Instant::now();
+    // A child inherits the CPU affinity of the thread that forks it.
+    let mut child = std::thread::spawn(move || {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: NF_CORE }) {
+            return Err(format!("cannot pin to core {NF_CORE} (the group needs cores 0 and 1)"));
+        }
+        cmd.spawn().map_err(|e| format!("cannot run onvm up: {e}"))
+    })
+    .join()
+    .map_err(|_| "the thread starting onvm up panicked".to_string())??;
     let (tx, rx) = mpsc::channel::<(Duration, Stream, String)>();
     let mut readers = Vec::new();
     let pipes: [(Option<Box<dyn std::io::Read + Send>>, Stream); 2] = [
@@ -500,19 +548,19 @@ fn one_round(
             tail()
         ));
     }
-    // Evidence of the first packets: the first sample after the ports opened shows both
-    // NFs with packets received.
-    let first = samples
-        .iter()
-        .find(|s| s.at > receiving)
-        .ok_or_else(|| format!("no stats after the ports opened:\n{}", tail()))?;
-    if first.nf_rx.len() != 2 || first.nf_rx.iter().any(|&(_, rx)| rx == 0) {
-        return Err(format!(
-            "the first stats after the ports opened show NFs without packets: {:?}",
-            first.nf_rx
-        ));
-    }
+    // Evidence of the first packets: before the window, a sample shows both NFs with
+    // packets received.
     let from = receiving + WARM_UP + Duration::from_secs_f64(STATS_EVERY);
+    let seen = packets_seen(&samples, receiving)
+        .filter(|&at| at < from)
+        .ok_or_else(|| {
+            let shown: Vec<_> = samples.iter().take(10).map(|s| (s.at, &s.nf_rx)).collect();
+            format!(
+                "no stats showed both NFs with packets within the warm-up (ports receiving at {receiving:?}; \
+                 (arrival, [(instance, rx)]) of the first samples: {shown:?}):\n{}",
+                tail()
+            )
+        })?;
     let (mpps, intervals) = window_rate(&samples, from, max_intervals)
         .ok_or_else(|| format!("no full stats interval after the warm-up:\n{}", tail()))?;
     Ok(Measured {
@@ -521,6 +569,7 @@ fn one_round(
         socket,
         registered: events.registered.iter().copied().max().unwrap_or(receiving),
         receiving,
+        seen,
         started: events.started.iter().copied().max(),
     })
 }
@@ -541,21 +590,21 @@ struct Events {
 }
 
 impl Events {
+    /// Lines are matched by their text wherever it starts: bare NFs write to the same
+    /// stderr, and a line of theirs can land between `onvm mgr: ` and the rest.
     fn read<'a>(lines: impl Iterator<Item = (Duration, &'a str)>) -> Events {
         let mut e = Events::default();
         for (at, line) in lines {
-            if let Some(m) = line.strip_prefix("onvm mgr: ") {
-                if m.starts_with("NF ") && m.contains(" registered: instance ") {
-                    e.registered.push(at);
-                    e.in_containers += usize::from(m.contains(", container "));
-                } else if m == "ports receiving" {
-                    e.receiving.get_or_insert(at);
-                } else if m.starts_with("only ") && m.ends_with("ports start anyway") {
-                    e.short.get_or_insert(at);
-                }
-            } else if let Some(m) = line.strip_prefix("onvm up: NF ")
-                && m.contains(" started (container ")
+            if let Some(k) = line.find("NF \"")
+                && line[k..].contains("\" registered: instance ")
             {
+                e.registered.push(at);
+                e.in_containers += usize::from(line[k..].contains(", container "));
+            } else if line.ends_with("ports receiving") {
+                e.receiving.get_or_insert(at);
+            } else if line.ends_with("ports start anyway") {
+                e.short.get_or_insert(at);
+            } else if line.contains("onvm up: NF ") && line.contains(" started (container ") {
                 e.started.push(at);
             }
         }
@@ -627,6 +676,14 @@ fn samples<'a>(lines: impl Iterator<Item = (Duration, &'a str)>) -> Vec<Sample> 
         }
     }
     out
+}
+
+/// When the first sample after `after` arrived that shows two NFs, both with packets.
+fn packets_seen(samples: &[Sample], after: Duration) -> Option<Duration> {
+    samples
+        .iter()
+        .find(|s| s.at > after && s.nf_rx.len() == 2 && s.nf_rx.iter().all(|&(_, rx)| rx > 0))
+        .map(|s| s.at)
 }
 
 /// Mean port-1 rate (Mpps) of the first `max` intervals that ended at or after
@@ -727,6 +784,25 @@ mod tests {
     }
 
     #[test]
+    fn packets_are_seen_once_a_sample_shows_both_nfs_with_some() {
+        let at = |ms, nf_rx| Sample {
+            at: s(ms),
+            port1_tx_pps: 0,
+            nf_rx,
+        };
+        let v = vec![
+            at(100, vec![(1, 5), (2, 5)]),
+            at(250, vec![(1, 0), (2, 0)]),
+            at(500, vec![(1, 9), (2, 0)]),
+            at(750, vec![(1, 20), (2, 3)]),
+        ];
+        // Only samples after the ports opened count.
+        assert_eq!(packets_seen(&v, s(200)), Some(s(750)));
+        assert_eq!(packets_seen(&v, s(800)), None);
+        assert_eq!(packets_seen(&[at(300, vec![(1, 1)])], s(0)), None);
+    }
+
+    #[test]
     fn events_are_read_from_the_manager_and_onvm_up() {
         let err = [
             (s(10), "onvm mgr: port 0: gen:64B,1024flows"),
@@ -751,6 +827,16 @@ mod tests {
         assert_eq!(e.receiving, Some(s(801)));
         assert_eq!(e.started, vec![s(400)]);
         assert_eq!(e.short, None);
+        // A bare NF's line between the manager's prefix and the rest of its line.
+        let torn = Events::read(
+            [
+                (s(1), "onvm mgr: simple-forward: instance 2 of service 2 on core 1"),
+                (s(2), "NF \"simple-forward\" registered: instance 2, service 2, core 1"),
+                (s(3), "onvm mgr: ports receiving"),
+            ]
+            .into_iter(),
+        );
+        assert_eq!((torn.registered, torn.receiving), (vec![s(2)], Some(s(3))));
         let short =
             Events::read([(s(5), "onvm mgr: only 1 of 2 NFs running after 10s; ports start anyway")].into_iter());
         assert_eq!(short.short, Some(s(5)));
