@@ -152,9 +152,13 @@ struct Round {
     #[serde(skip_serializing_if = "Option::is_none")]
     probe_rtt_ns: Option<u64>,
     /// The 1-minute load average at the round's end (this round's three busy threads
-    /// included): what else wanted the two cores.
+    /// included).
     #[serde(skip_serializing_if = "Option::is_none")]
     load: Option<f64>,
+    /// CPU time used by everything but this round (`onvm up`, its NFs, Docker's
+    /// containers, the bench) during it, in cores: what else wanted the two cores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    others_cores: Option<f64>,
 }
 
 /// The medians of both sides.
@@ -255,7 +259,7 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
         "launch->1st pkt",
         "command->1st pkt",
         "probe ns",
-        "load"
+        "others"
     );
     let dir = std::env::temp_dir().join(format!("onvm-bench-ct-{}", std::process::id()));
     let run_for = seconds + LAUNCH_ALLOWANCE;
@@ -270,7 +274,9 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
             let image = (mode == Mode::Container).then_some((tag.as_str(), engine.endpoint()));
             let probe = super::pingpong_ns();
             let rundir = dir.join(format!("{}-{round}", mode.name()));
+            let before = CpuUse::now();
             let result = one_round(&exe, &rundir, image, run_for, max_intervals);
+            let others = CpuUse::now().and_then(|after| Some(after.others_since(&before?)));
             let _ = std::fs::remove_dir_all(&rundir);
             let m = result.map_err(|e| format!("{NAME} {} round {round}: {e}", mode.name()))?;
             let r = Round {
@@ -288,6 +294,7 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
                 launch_to_started_ms: m.started.map(|s| ms(s.saturating_sub(m.socket))),
                 probe_rtt_ns: probe,
                 load: load_average(),
+                others_cores: others,
             };
             say!(
                 "{:<6} {:<10} {:>8.2} {:>5} {:>14.1} {:>16.1} {:>16.1} {:>10} {:>5}",
@@ -299,7 +306,7 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
                 r.launch_to_first_packet_ms,
                 r.command_to_first_packet_ms,
                 probe.map_or_else(|| "-".into(), |p| p.to_string()),
-                r.load.map_or_else(|| "-".into(), |l| format!("{l:.1}"))
+                others.map_or_else(|| "-".into(), |o| format!("{o:.2}"))
             );
             rounds.push(r);
         }
@@ -363,6 +370,73 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
     }
     out.push(serde_json::to_value(&s).map_err(|e| e.to_string())?);
     Ok(out)
+}
+
+/// CPU time counters, to tell what else ran during a round.
+#[derive(Clone, Copy, Debug)]
+struct CpuUse {
+    at: Instant,
+    /// Busy time of every CPU (/proc/stat: all but idle and iowait).
+    busy: Duration,
+    /// This process's own time and that of its waited-for children (`onvm up` and the
+    /// bare NFs it reaped).
+    ours: Duration,
+    /// Docker's containers (cgroup v1 cpuacct; zero where absent).
+    containers: Duration,
+}
+
+/// Clock ticks of /proc (`USER_HZ`, 100 on Linux).
+const TICK: Duration = Duration::from_millis(10);
+
+impl CpuUse {
+    fn now() -> Option<CpuUse> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let busy = busy_ticks(stat.lines().next()?)?;
+        let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let ours = own_ticks(&me)?;
+        let containers = std::fs::read_to_string("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage")
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .map_or(Duration::ZERO, Duration::from_nanos);
+        Some(CpuUse {
+            at: Instant::now(),
+            busy: TICK * busy,
+            ours: TICK * ours,
+            containers,
+        })
+    }
+
+    /// Cores' worth of CPU time used since `before` by anything else.
+    fn others_since(&self, before: &CpuUse) -> f64 {
+        let all = self.busy.saturating_sub(before.busy);
+        let ours = self.ours.saturating_sub(before.ours) + self.containers.saturating_sub(before.containers);
+        all.saturating_sub(ours).as_secs_f64() / self.at.duration_since(before.at).as_secs_f64()
+    }
+}
+
+/// Busy ticks from /proc/stat's `cpu` line: user nice system idle iowait irq softirq
+/// steal …, all but idle and iowait (guest time is already in user).
+fn busy_ticks(line: &str) -> Option<u32> {
+    let f: Vec<u64> = line
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let sum = f.get(..8)?.iter().sum::<u64>() - f[3] - f[4];
+    u32::try_from(sum).ok()
+}
+
+/// utime + stime + cutime + cstime from /proc/PID/stat (fields 14–17, after the
+/// command name in parentheses, which may hold spaces).
+fn own_ticks(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = f
+        .get(11..15)?
+        .iter()
+        .map(|x| x.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    u32::try_from(t).ok()
 }
 
 /// The first field of /proc/loadavg.
@@ -840,6 +914,18 @@ mod tests {
         let short =
             Events::read([(s(5), "onvm mgr: only 1 of 2 NFs running after 10s; ports start anyway")].into_iter());
         assert_eq!(short.short, Some(s(5)));
+    }
+
+    #[test]
+    fn cpu_time_is_read_from_proc() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        assert_eq!(busy_ticks("cpu  100 20 30 5000 7 0 4 1 0 0"), Some(155));
+        assert_eq!(busy_ticks("cpu0 1 2 3 4 5 6 7 8"), None);
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt
+        // cmajflt utime stime cutime cstime …
+        let stat = "42 (onvm bench) S 1 42 42 0 -1 4194560 10 20 0 0 300 40 5000 600 20 0 3 0";
+        assert_eq!(own_ticks(stat), Some(5940));
+        assert_eq!(own_ticks("42 (x) S 1"), None);
     }
 
     #[test]
