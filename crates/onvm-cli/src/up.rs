@@ -191,7 +191,10 @@ pub fn run_config(cfg: &Config, file: Option<&Path>, common: &CommonMgr, quiet_n
         shared_cores: cfg.manager.shared_cores,
         stdout: if quiet_nfs { NfOutput::Null } else { NfOutput::Inherit },
     };
-    let containers = container_launcher(cfg, &mut opts)?;
+    let mut containers = container_launcher(cfg, &mut opts)?;
+    if let Some(c) = containers.as_mut() {
+        c.stdout = !quiet_nfs;
+    }
     let mut launcher = NfLauncher::new(process, containers.clone());
     preflight(cfg, &mut launcher)?;
     // Containers of a manager that died on this socket serve no one: they go first.
@@ -215,6 +218,12 @@ pub fn run_config(cfg: &Config, file: Option<&Path>, common: &CommonMgr, quiet_n
     opts.kill_hung |= cfg.manager.kill_hung.is_none();
     let socket = opts.socket.clone();
     let stop = crate::stop_on_signals();
+    // SIGHUP reloads the file (scaling); taken from the start, so that an early one
+    // cannot end `onvm up` with the signal's default action.
+    let reload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if file.is_some() {
+        let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone());
+    }
     let mgr_stop = stop.clone();
     let mgr = std::thread::spawn(move || onvm_mgr::run(opts, &mgr_stop));
     let t = Instant::now();
@@ -243,10 +252,6 @@ pub fn run_config(cfg: &Config, file: Option<&Path>, common: &CommonMgr, quiet_n
         }
     }
     let mut abandoned = 0u32;
-    let reload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if file.is_some() {
-        let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone());
-    }
     let mut running = cfg.clone();
     while !mgr.is_finished() {
         if stop.load(Ordering::Relaxed) {

@@ -18,12 +18,14 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
@@ -56,6 +58,9 @@ pub struct ContainerLauncher {
     group: Option<u32>,
     /// Limits for every container.
     pub limits: Limits,
+    /// A container's standard output goes to ours (its standard error always does, as
+    /// a process's does).
+    pub stdout: bool,
 }
 
 impl ContainerLauncher {
@@ -66,6 +71,7 @@ impl ContainerLauncher {
             socket,
             group,
             limits,
+            stdout: true,
         }
     }
 
@@ -85,12 +91,14 @@ impl ContainerLauncher {
         container_name(&self.owner(), nf)
     }
 
-    /// Create and start a container of `image` running `args` for `nf`.
+    /// Create and start a container of `image` running `args` with `env` (`KEY=VALUE`;
+    /// the launcher's `ONVM_*` variables) for `nf`.
     pub fn start(
         &self,
         nf: &Label,
         image: &str,
         args: Vec<OsString>,
+        env: Vec<String>,
         memory: Option<u64>,
     ) -> io::Result<ContainerHandle> {
         let name = self.name_of(nf);
@@ -117,7 +125,7 @@ impl ContainerLauncher {
         let body = ContainerCreateBody {
             image: Some(image.into()),
             cmd: Some(args.iter().map(|a| a.to_string_lossy().into_owned()).collect()),
-            env: Some(vec![format!("ONVM_SOCKET={}", self.socket.display())]),
+            env: Some(env),
             labels: Some(labels),
             network_disabled: Some(true),
             host_config: Some(host),
@@ -137,13 +145,18 @@ impl ContainerLauncher {
             return Err(io_error(&format!("starting container {name}"), e));
         }
         let exit = Arc::new(Mutex::new(None));
+        let logs_done = Arc::new(AtomicBool::new(false));
         self.engine
             .spawn(wait_for_exit(docker.clone(), id.clone(), exit.clone()));
+        self.engine
+            .spawn(forward_logs(docker.clone(), id.clone(), self.stdout, logs_done.clone()));
         Ok(ContainerHandle {
             engine: self.engine.clone(),
             id,
             name,
             exit,
+            logs_done,
+            exit_seen: None,
             removed: false,
         })
     }
@@ -192,6 +205,30 @@ fn remove(engine: &Engine, id: &str) -> io::Result<()> {
     }
 }
 
+/// Copy container `id`'s output to ours as it comes (its standard output only when
+/// `stdout`), until it ends; then set `done`. Its log is removed with the container, so
+/// this is the one place an NF's last words (its summary) can be read.
+async fn forward_logs(docker: bollard::Docker, id: String, stdout: bool, done: Arc<AtomicBool>) {
+    use std::io::Write as _;
+    let opts = LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build();
+    let mut logs = docker.logs(&id, Some(opts));
+    while let Some(Ok(out)) = logs.next().await {
+        // Errors writing our own output (a closed pipe) are not the NF's problem.
+        let _ = match out {
+            LogOutput::StdErr { message } => std::io::stderr().lock().write_all(&message),
+            LogOutput::StdOut { message } | LogOutput::Console { message } if stdout => {
+                std::io::stdout().lock().write_all(&message)
+            }
+            _ => Ok(()),
+        };
+    }
+    done.store(true, Ordering::Release);
+}
+
+/// How long `try_wait` holds back an exit while the container's output is still being
+/// copied.
+const LOG_GRACE: Duration = Duration::from_millis(500);
+
 /// Record container `id`'s exit code in `exit` once it stops. A wait that fails (the
 /// engine restarting, say) is retried; a container removed by someone else counts as
 /// killed (137).
@@ -227,6 +264,10 @@ pub struct ContainerHandle {
     id: String,
     name: String,
     exit: Arc<Mutex<Option<i64>>>,
+    /// Its output has all been copied.
+    logs_done: Arc<AtomicBool>,
+    /// When `try_wait` first saw its exit.
+    exit_seen: Option<Instant>,
     removed: bool,
 }
 
@@ -267,6 +308,11 @@ impl Handle for ContainerHandle {
         let Some(code) = *self.exit.lock().unwrap_or_else(|p| p.into_inner()) else {
             return Ok(None);
         };
+        // Its output first (for at most LOG_GRACE): the container and its log go next.
+        let seen = *self.exit_seen.get_or_insert_with(Instant::now);
+        if !self.logs_done.load(Ordering::Acquire) && seen.elapsed() < LOG_GRACE {
+            return Ok(None);
+        }
         if !self.removed {
             // Its exit is known; nothing more to learn from it. A failure here leaves it
             // to the next start under its name, or to `remove_ours`.

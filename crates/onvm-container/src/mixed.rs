@@ -62,6 +62,15 @@ impl NfLauncher {
         Ok(builtin)
     }
 
+    /// The container's environment for `nf`: the `ONVM_*` variables a process gets.
+    pub fn container_env(&self, nf: &NfInstance) -> Vec<String> {
+        self.process
+            .command(nf)
+            .get_envs()
+            .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v?.to_str()?)))
+            .collect()
+    }
+
     /// The container's command line for `nf` (see the module doc).
     pub fn container_args(&self, nf: &NfInstance, builtin: bool) -> Vec<OsString> {
         if builtin {
@@ -88,7 +97,7 @@ impl Launcher for NfLauncher {
         let builtin = self.check_image(containers.engine(), nf).map_err(io::Error::other)?;
         let args = self.container_args(nf, builtin);
         containers
-            .start(&nf.label(), &img, args, nf.spec.memory)
+            .start(&nf.label(), &img, args, self.container_env(nf), nf.spec.memory)
             .map(NfHandle::Container)
     }
 }

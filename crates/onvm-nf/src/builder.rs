@@ -28,7 +28,18 @@ pub struct NfBuilder {
     pub(crate) tick: Duration,
     pub(crate) parent: Option<u16>,
     pub(crate) pin: bool,
+    /// An environment variable [`NfBuilder::from_env`] could not use, reported by
+    /// `connect`.
+    pub(crate) env_error: Option<String>,
 }
+
+/// The service ID a launcher gives an NF ([`NfBuilder::from_env`]); `onvm up` sets it
+/// to the config entry's `service`.
+pub const ENV_SERVICE: &str = onvm_proto::ctrl::env::SERVICE;
+/// The tag a launcher gives an NF: the config entry's `name`.
+pub const ENV_TAG: &str = onvm_proto::ctrl::env::TAG;
+/// `1` when the NF should share its core and sleep when idle (`shared_cores = true`).
+pub const ENV_SHARED_CORE: &str = onvm_proto::ctrl::env::SHARED_CORE;
 
 /// A registered NF, ready to [`run`](Nf::run).
 #[derive(Debug)]
@@ -68,12 +79,47 @@ impl NfBuilder {
             tick: Duration::from_secs(1),
             parent: None,
             pin: true,
+            env_error: None,
         }
+    }
+
+    /// An NF with the settings its launcher put in the environment: [`ENV_SERVICE`]
+    /// (else service 1), [`ENV_TAG`] (else `default_tag`) and [`ENV_SHARED_CORE`], next to
+    /// `ONVM_SOCKET`, which every NF reads. `onvm up` sets them for an NF of one's own
+    /// (process or container), so its config entry says them once; the builder's
+    /// methods still override them (an NF's own flags, say). A value that is not valid
+    /// makes [`connect`](Self::connect) fail, naming it.
+    pub fn from_env(default_tag: impl Into<String>) -> Self {
+        Self::from_vars(default_tag, |k| std::env::var(k).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with the variables looked up by `get`.
+    fn from_vars(default_tag: impl Into<String>, get: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |k: &str| get(k).filter(|v| !v.is_empty());
+        let mut b = NfBuilder::new(var(ENV_TAG).unwrap_or_else(|| default_tag.into()));
+        if let Some(v) = var(ENV_SERVICE) {
+            match v.parse() {
+                Ok(id) => b.service = id,
+                Err(_) => b.env_error = Some(format!("{ENV_SERVICE}={v:?} is not a service ID")),
+            }
+        }
+        match var(ENV_SHARED_CORE).as_deref() {
+            None | Some("0") => {}
+            Some("1") => b.shared_core = true,
+            Some(v) => b.env_error = Some(format!("{ENV_SHARED_CORE}={v:?} is neither 0 nor 1")),
+        }
+        b
     }
 
     /// The tag.
     pub fn tag(&self) -> &str {
         &self.tag
+    }
+
+    /// Another tag (one given on an NF's command line over its launcher's).
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = tag.into();
+        self
     }
 
     /// Service ID (`-r`).
@@ -131,6 +177,9 @@ impl NfBuilder {
     }
 
     fn check(&self) -> Result<(), NfError> {
+        if let Some(e) = &self.env_error {
+            return Err(NfError::Option(e.clone()));
+        }
         if self.tag.is_empty() || self.tag.len() > MAX_TAG_LEN {
             return Err(NfError::Option(format!(
                 "tag {:?} must be 1 to {MAX_TAG_LEN} bytes",
@@ -273,5 +322,38 @@ impl Nf {
             handles.push(std::thread::spawn(move || nf.run(make())));
         }
         Ok(handles)
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    fn vars(list: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let list: Vec<(String, String)> = list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| list.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn a_launcher_s_settings_are_defaults_the_methods_override() {
+        let b = NfBuilder::from_vars(
+            "mine",
+            vars(&[(ENV_SERVICE, "7"), (ENV_TAG, "fw"), (ENV_SHARED_CORE, "1")]),
+        );
+        assert_eq!((b.service, b.tag.as_str(), b.shared_core), (7, "fw", true));
+        assert!(b.check().is_ok());
+        let b = b.service(3).shared_core(false);
+        assert_eq!((b.service, b.shared_core), (3, false));
+        let b = NfBuilder::from_vars("mine", vars(&[]));
+        assert_eq!((b.service, b.tag.as_str(), b.shared_core), (1, "mine", false));
+    }
+
+    #[test]
+    fn a_bad_value_is_named_when_connecting() {
+        let b = NfBuilder::from_vars("mine", vars(&[(ENV_SERVICE, "seven")]));
+        let e = b.check().unwrap_err().to_string();
+        assert!(e.contains("ONVM_SERVICE=\"seven\""), "{e}");
+        let b = NfBuilder::from_vars("mine", vars(&[(ENV_SHARED_CORE, "yes")]));
+        assert!(b.check().unwrap_err().to_string().contains("ONVM_SHARED_CORE"));
     }
 }

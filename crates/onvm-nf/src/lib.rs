@@ -31,7 +31,7 @@ pub mod handler;
 pub mod runtime;
 
 pub use action::Action;
-pub use builder::{Nf, NfBuilder};
+pub use builder::{ENV_SERVICE, ENV_SHARED_CORE, ENV_TAG, Nf, NfBuilder};
 pub use ctx::{Ctx, Kept};
 pub use error::NfError;
 pub use handler::{Batch, Handler, handler_fn};

@@ -28,6 +28,20 @@ use thiserror::Error;
 
 use crate::limits::{MAX_MSG_PAYLOAD, MAX_TAG_LEN};
 
+/// The environment through which a launcher (`onvm up`) tells an NF where its
+/// manager is and what it is: the control socket, and for an NF of one's own (which
+/// gets no command-line flags from the launcher) its service ID, tag and core mode.
+pub mod env {
+    /// The manager's control socket.
+    pub const SOCKET: &str = "ONVM_SOCKET";
+    /// The config entry's `service` ID.
+    pub const SERVICE: &str = "ONVM_SERVICE";
+    /// The config entry's `name`.
+    pub const TAG: &str = "ONVM_TAG";
+    /// `1` when NFs share cores and sleep when idle (`shared_cores = true`), else `0`.
+    pub const SHARED_CORE: &str = "ONVM_SHARED_CORE";
+}
+
 /// Version of this protocol (and of the region layout it hands out). Bump on any change.
 pub const ABI_VERSION: u32 = 3;
 

@@ -14,22 +14,23 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use onvm_nf::packet::Headers;
-use onvm_nf::{Action, Ctx, Handler, Nf, PacketMut};
+use onvm_nf::{Action, Ctx, Handler, NfBuilder, PacketMut};
 
-/// Count packets and bytes per IP protocol, and pass them on.
+/// Count packets and bytes per IP protocol, and pass them on. Service, tag and core
+/// mode come from `onvm up` (ONVM_SERVICE, ONVM_TAG, ONVM_SHARED_CORE); the flags
+/// override them, e.g. when it is started by hand.
 #[derive(Parser, Debug)]
 struct Args {
-    /// Service ID to serve (the config entry's `service`).
+    /// Service ID to serve (default: ONVM_SERVICE, else 1).
     #[arg(long)]
-    service: u16,
-    /// Name shown in the manager's stats.
-    #[arg(long, default_value = "count-nf")]
-    tag: String,
+    service: Option<u16>,
+    /// Name shown in the manager's stats (default: ONVM_TAG, else `count-nf`).
+    #[arg(long)]
+    tag: Option<String>,
     /// Send packets to this service instead of the chain's next hop.
     #[arg(long)]
     to_service: Option<u16>,
-    /// Share a core with other NFs and sleep when idle (as `shared_cores = true` does
-    /// for the built-in NFs).
+    /// Share a core with other NFs and sleep when idle (default: ONVM_SHARED_CORE).
     #[arg(long)]
     shared_core: bool,
 }
@@ -141,19 +142,26 @@ impl Handler for CountNf {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let nf = Nf::builder(args.tag.as_str())
-        .service(args.service)
-        .shared_core(args.shared_core)
-        .connect();
-    let nf = match nf {
+    let mut builder = NfBuilder::from_env("count-nf");
+    if let Some(tag) = &args.tag {
+        builder = builder.with_tag(tag);
+    }
+    if let Some(id) = args.service {
+        builder = builder.service(id);
+    }
+    if args.shared_core {
+        builder = builder.shared_core(true);
+    }
+    let tag = builder.tag().to_string();
+    let nf = match builder.connect() {
         Ok(nf) => nf,
         Err(e) => {
-            eprintln!("{}: cannot register with the manager: {e}", args.tag);
+            eprintln!("{tag}: cannot register with the manager: {e}");
             return ExitCode::FAILURE;
         }
     };
     let handler = CountNf {
-        tag: args.tag,
+        tag,
         to: args.to_service.map_or(Action::Next, Action::ToService),
         counts: Counts::default(),
     };

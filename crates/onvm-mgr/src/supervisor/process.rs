@@ -119,8 +119,10 @@ pub enum NfOutput {
 ///
 /// A built-in NF (no `binary` in its spec) runs as `PROGRAM nf --service S --tag NAME
 /// [--shared-core] --socket SOCK name-with-dashes ARGS…`, where PROGRAM is the `onvm`
-/// binary; an NF with a `binary` runs as `BINARY ARGS…`. Both get `ONVM_SOCKET` and a
-/// null stdin; stderr is inherited, so their events reach the same log.
+/// binary; an NF with a `binary` runs as `BINARY ARGS…`. Both get `ONVM_SOCKET`,
+/// `ONVM_SERVICE`, `ONVM_TAG` and `ONVM_SHARED_CORE` ([`onvm_proto::ctrl::env`]; an NF of
+/// one's own takes them as defaults with `NfBuilder::from_env`) and a null stdin; stderr
+/// is inherited, so their events reach the same log.
 #[derive(Clone, Debug)]
 pub struct ProcessLauncher {
     /// The `onvm` binary, for built-in NFs.
@@ -152,7 +154,12 @@ impl ProcessLauncher {
             }
         };
         cmd.args(&spec.args);
-        cmd.env("ONVM_SOCKET", &self.socket);
+        // What an NF of one's own learns only from here (a built-in one has the flags).
+        use onvm_proto::ctrl::env;
+        cmd.env(env::SOCKET, &self.socket);
+        cmd.env(env::SERVICE, spec.service.to_string());
+        cmd.env(env::TAG, &spec.name);
+        cmd.env(env::SHARED_CORE, if self.shared_cores { "1" } else { "0" });
         cmd.stdin(Stdio::null());
         if self.stdout == NfOutput::Null {
             cmd.stdout(Stdio::null());
@@ -282,7 +289,23 @@ mod tests {
         let cmd = launcher(true).command(&instance("mine", Some("/usr/bin/my-nf"), &["--x"]));
         assert_eq!(cmd.get_program(), "/usr/bin/my-nf");
         assert_eq!(args(&cmd), ["--x"]);
-        assert!(cmd.get_envs().any(|(k, _)| k == "ONVM_SOCKET"));
+        let env: Vec<(String, String)> = cmd
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into(),
+                    v.unwrap_or_default().to_string_lossy().into(),
+                )
+            })
+            .collect();
+        for (k, v) in [
+            ("ONVM_SOCKET", "/run/onvm.sock"),
+            ("ONVM_SERVICE", "3"),
+            ("ONVM_TAG", "mine"),
+            ("ONVM_SHARED_CORE", "1"),
+        ] {
+            assert!(env.contains(&(k.into(), v.into())), "{k}={v} in {env:?}");
+        }
     }
 
     #[test]
