@@ -505,6 +505,39 @@ fn a_third_nf_scribbling_an_innocent_nfs_rx_ring_disconnects_no_one() {
     assert!(e.contains("\"b\" (instance 11)") && e.contains("ring-corrupt"), "{e}");
 }
 
+/// A third NF scribbles innocent NF B's alloc ring (both indices, over and over for a
+/// second): the manager reports it, does not top the ring up while it is corrupt, and
+/// does not disconnect B, which keeps forwarding; at the end the pool is whole.
+#[test]
+fn a_third_nf_scribbling_an_innocent_nfs_alloc_ring_disconnects_no_one() {
+    let (rig, spy, _, b) = rig_b("allocscribbler", false);
+    let alloc = onvm_mgr::registry::rings_of(11).alloc;
+    wait_for("b's alloc ring to be filled", || spy.ring_len(alloc) >= 32);
+    let t = Instant::now();
+    let mut k = 0u32;
+    while t.elapsed() < Duration::from_secs(1) {
+        k = k.wrapping_add(1);
+        spy.scribble_ring(alloc, u64::from(k % 2), 0xdead_0000 | (k & 0xffff));
+        if k.is_multiple_of(64) {
+            assert!(!b.handle.is_finished(), "b exited");
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    rig.expect_flowing("after the alloc scribbling");
+    b.expect_seeing("b after the alloc scribbling");
+    spy.die();
+    let sb = b.stop();
+    eprintln!("b: {:?}", sb.counters);
+    let report = rig.finish();
+    assert_eq!(
+        report.crashes, 1,
+        "only the spy died, b was not disconnected: {:#?}",
+        report.events
+    );
+    let e = event(&report, "its alloc ring (ring ");
+    assert!(e.contains("\"b\" (instance 11)") && e.contains("corrupt"), "{e}");
+}
+
 /// The bad NF corrupts its alloc ring once the manager has filled it, then dies: the
 /// buffers that were in it come back although the ring cannot be read.
 #[test]

@@ -196,17 +196,6 @@ impl Control {
         }
     }
 
-    /// Close instance `id`'s connection; whether it had one.
-    fn disconnect(&mut self, id: u16) -> bool {
-        match self.conns.iter().position(|c| c.instance == Some(id)) {
-            Some(k) => {
-                self.conns.swap_remove(k);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Close every connection; the instances they belonged to.
     pub(super) fn close_all(&mut self) -> Vec<u16> {
         self.conns.drain(..).filter_map(|c| c.instance).collect()
@@ -226,17 +215,10 @@ enum Turn {
 }
 
 impl Mgr<'_> {
-    /// Disconnect NFs that broke a ring, accept connections, serve every message,
-    /// notice dead NFs; then the planes, edges, alloc rings.
+    /// Accept connections, serve every message, notice dead NFs; then the planes,
+    /// edges, alloc rings. (A corrupt ring never disconnects an NF: anyone may have
+    /// scribbled it; see `switch.rs` and `top_up_allocs`.)
     pub(super) fn control_tick(&mut self) -> Result<(), MgrError> {
-        for (id, what) in std::mem::take(&mut self.io.broken.0) {
-            if self.ctl.disconnect(id) {
-                self.fwd
-                    .acct
-                    .event(format!("instance {id} corrupted {what}; disconnecting it"));
-                self.nf_gone(id)?;
-            }
-        }
         let now = Instant::now();
         self.ctl.accept(now);
         for refused in self.ctl.listener.refusals() {

@@ -86,13 +86,27 @@ impl Mgr<'_> {
 
     /// Keep every running NF's alloc ring at [`ALLOC_LEVEL`].
     pub(super) fn top_up_allocs(&mut self) -> Result<(), MgrError> {
-        let (io, fwd) = (&mut self.io, &mut self.fwd);
+        let (io, fwd, watchdog) = (&mut self.io, &mut self.fwd, &mut self.watchdog);
+        // Corrupt indices (some process scribbled them) are not the NF's doing, as far
+        // as anyone knows: no top-up this time, counted and reported; the NF is not
+        // disconnected, and the ring mends when either end next publishes its index.
+        let mut corrupt = |fwd: &mut super::Fwd, id: u16, e: &onvm_shm::RingError| {
+            let times = watchdog.ring_corrupt(id);
+            if super::control::worth_logging(times) {
+                let tag = fwd.reg.get(id).map_or("", |i| i.tag.as_str());
+                fwd.acct.event(format!(
+                    "NF {tag:?} (instance {id}): its alloc ring (ring {}) is corrupt, not topped up ({times} times so far): {e}",
+                    rings_of(id).alloc
+                ));
+            }
+        };
         for &id in &io.active {
             let i = usize::from(id) - 1;
             let have = match fwd.region.ring(rings_of(id).alloc)?.len() {
                 Ok(n) => n,
                 Err(e) => {
-                    io.broken.add(id, format!("its alloc ring: {e}"));
+                    io.rings[i].alloc.heal();
+                    corrupt(fwd, id, &e);
                     continue;
                 }
             };
@@ -114,7 +128,7 @@ impl Mgr<'_> {
             {
                 Ok(n) => n,
                 Err(e) => {
-                    io.broken.add(id, format!("its alloc ring: {e}"));
+                    corrupt(fwd, id, &e);
                     0
                 }
             };
@@ -165,7 +179,6 @@ impl Mgr<'_> {
             ring.reset();
             ring.set_ends(0, 0);
         }
-        self.io.broken.0.retain(|(b, _)| *b != id);
         self.io.rings[usize::from(id) - 1] = NfRings::of(fwd.region, id)?;
         let n = got.total();
         fwd.acct.drops.add(DropReason::Reclaimed, u64::from(n));

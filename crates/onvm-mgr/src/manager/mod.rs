@@ -127,22 +127,6 @@ struct Io<'r> {
     rx_on: bool,
     /// Something moved in this pass (a packet, a controller's message).
     moved: bool,
-    /// NFs that broke one of their rings.
-    broken: Broken,
-}
-
-/// NFs that broke one of their rings, with what was wrong: disconnected at the next
-/// control tick, as if they crashed (a buggy NF must not take the manager down).
-#[derive(Debug, Default)]
-struct Broken(Vec<(u16, String)>);
-
-impl Broken {
-    /// Instance `id` corrupted one of its rings (the first report per NF counts).
-    fn add(&mut self, id: u16, what: String) {
-        if !self.0.iter().any(|(b, _)| *b == id) {
-            self.0.push((id, what));
-        }
-    }
 }
 
 /// Direct NF→NF edges and which (instance, key) pairs were already considered.
@@ -266,7 +250,6 @@ impl<'r> Mgr<'r> {
                 unwoken: vec![None; usize::from(MAX_INSTANCES)],
                 rx_on: true,
                 moved: false,
-                broken: Broken::default(),
             },
             fwd: Fwd {
                 region,
