@@ -570,28 +570,40 @@ pub(crate) mod tests {
         testutil::assert_whole(&small);
     }
 
-    /// The host's own UDP traffic out of `veth.b`, which the kernel sends with checksum
-    /// offload (a partial checksum): what a port on `veth.a` gets of it. (A VLAN device
-    /// on `veth.b` would add frames whose tag is in the skb; kernels without 8021q, as
-    /// some CI VMs run, cannot make one.)
+    /// The two addresses of a /30 for the host's own traffic in test `test` (each test
+    /// its own, and each process its own block): in 198.18.0.0/15, the range set aside
+    /// for tests (RFC 2544), so the route it adds in the host's namespace takes no real
+    /// traffic, and two tests never route through each other's interface.
+    pub(crate) fn host_net(test: u8) -> (String, String) {
+        let block = 4 * (std::process::id() % 63) + 1;
+        (format!("198.18.{test}.{block}"), format!("198.18.{test}.{}", block + 1))
+    }
+
+    /// The host's own UDP traffic out of `dev`, which the kernel sends with checksum
+    /// offload where the device offers it (veth: a partial checksum). (A VLAN device on
+    /// it would add frames whose tag is in the skb; kernels without 8021q, as some CI
+    /// VMs run, cannot make one.)
     pub(crate) struct HostTraffic {
         sock: std::net::UdpSocket,
+        peer: String,
     }
 
     impl HostTraffic {
-        /// An address (10.213.7.1/30, with a static neighbour, so no ARP) for `veth.b`;
-        /// it goes with the pair.
-        pub fn new(veth: &Veth) -> HostTraffic {
+        /// The first address of [`host_net`]`(test)` for `dev`, with a static neighbour
+        /// for the second (no ARP); they go with the interface.
+        pub fn new(dev: &str, test: u8) -> HostTraffic {
+            let (local, peer) = host_net(test);
+            let cidr = format!("{local}/30");
             #[rustfmt::skip]
             let steps: [&[&str]; 2] = [
-                &["addr", "add", "10.213.7.1/30", "dev", &veth.b],
-                &["neigh", "replace", "10.213.7.2", "lladdr", "02:00:00:00:00:02", "dev", &veth.b],
+                &["addr", "add", &cidr, "dev", dev],
+                &["neigh", "replace", &peer, "lladdr", "02:00:00:00:00:02", "dev", dev],
             ];
             for args in steps {
                 assert!(testlink::ip(args), "ip {args:?}");
             }
-            let sock = std::net::UdpSocket::bind("10.213.7.1:0").unwrap();
-            HostTraffic { sock }
+            let sock = std::net::UdpSocket::bind((local.as_str(), 0)).unwrap();
+            HostTraffic { sock, peer }
         }
 
         /// Send `n` marked datagrams of `len` payload bytes.
@@ -599,7 +611,9 @@ pub(crate) mod tests {
             for i in 0..n {
                 let mut p = vec![0x3c; len];
                 p[..4].copy_from_slice(&(i as u32).to_be_bytes());
-                self.sock.send_to(&p, ("10.213.7.2", testlink::MARK_PORT)).unwrap();
+                self.sock
+                    .send_to(&p, (self.peer.as_str(), testlink::MARK_PORT))
+                    .unwrap();
             }
         }
     }
@@ -618,7 +632,7 @@ pub(crate) mod tests {
         let Some(veth) = Veth::create() else { return };
         let (_r, mut pool) = testutil::pool(512, 2048);
         let mut a = AfPacketPort::open(&IfaceSpec::new(&veth.a), 1).unwrap();
-        let host = HostTraffic::new(&veth);
+        let host = HostTraffic::new(&veth.b, 1);
         host.send(20, 100);
         host.send(20, 1001);
         let got = testlink::receive_marked(&mut a, &mut pool, 40);

@@ -722,7 +722,7 @@ mod tests {
         assert!(testlink::receive_marked(&mut peer, &mut pool, 30) == frames);
         // The host's UDP out of the peer carries a partial checksum (checksum offload
         // is on by default on veth); the port completes it.
-        let host = HostTraffic::new(&veth);
+        let host = HostTraffic::new(&veth.b, 2);
         host.send(10, 100);
         host.send(10, 1001);
         let got = testlink::receive_marked(&mut x, &mut pool, 20);

@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn tags_cross_both_ways_and_checksums_come_whole() {
-        use crate::afpacket::tests::{tagged, udp_checksum_ok};
+        use crate::afpacket::tests::{HostTraffic, tagged, udp_checksum_ok};
         if !testlink::require_root() {
             return;
         }
@@ -217,12 +217,9 @@ mod tests {
         assert_eq!(testlink::send(&mut sock, &mut pool, &frames), 30);
         assert!(testlink::receive_marked(&mut tap, &mut pool, 30) == frames);
         // The host's own UDP out of the device: whole checksums, segmented to the MTU.
-        assert!(testlink::ip(&["addr", "add", "10.213.9.1/30", "dev", &dev]));
-        #[rustfmt::skip]
-        assert!(testlink::ip(&["neigh", "replace", "10.213.9.2", "lladdr", "02:00:00:00:00:02", "dev", &dev]));
-        let udp = std::net::UdpSocket::bind("10.213.9.1:0").unwrap();
+        let host = HostTraffic::new(&dev, 3);
         for len in [100, 1001, 1472] {
-            udp.send_to(&vec![7; len], ("10.213.9.2", testlink::MARK_PORT)).unwrap();
+            host.send(1, len);
         }
         let got = testlink::receive_marked(&mut tap, &mut pool, 3);
         assert_eq!(got.len(), 3);
