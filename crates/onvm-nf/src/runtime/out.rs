@@ -13,6 +13,11 @@ use crate::action::Action;
 use crate::ctx::Ctx;
 use crate::error::NfError;
 
+/// How long a full tx ring is waited on before the NF gives up on its manager: a live
+/// manager drains it on every pass (microseconds apart), so one that has not for this
+/// long is dead or hung, and the NF must not spin for ever.
+const MANAGER_STUCK: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Whether the manager still drains the tx ring (a full ring is then waited on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Manager {
@@ -227,6 +232,7 @@ impl<'r> Out<'r> {
             return Ok(());
         }
         let mut spins = 0u32;
+        let mut since: Option<std::time::Instant> = None;
         while !self.to_mgr.is_empty() {
             // A corrupt consumer index is no room: the manager heals it when its next
             // drain of this ring finds it empty or corrupt.
@@ -237,8 +243,17 @@ impl<'r> Out<'r> {
             {
                 self.wake.notify();
                 spins += 1;
-                if spins.is_multiple_of(1024) && manager == Manager::Gone {
-                    return Err(NfError::Protocol("the manager went away".into()));
+                if spins.is_multiple_of(1024) {
+                    if manager == Manager::Gone {
+                        return Err(NfError::Protocol("the manager went away".into()));
+                    }
+                    // Its socket's closing is read only between bursts, so a manager
+                    // that died while we wait here is noticed by the time it takes.
+                    if since.get_or_insert_with(std::time::Instant::now).elapsed() > MANAGER_STUCK {
+                        return Err(NfError::Protocol(format!(
+                            "the manager has not drained this NF's tx ring for {MANAGER_STUCK:?}: it is gone or hung"
+                        )));
+                    }
                 }
                 std::thread::yield_now();
             }
