@@ -568,3 +568,84 @@ fn onvm_mgr_cpulist(text: &str) -> Vec<u16> {
         })
         .collect()
 }
+
+/// count-nf (examples/count-nf, an NF of one's own) built here and put in an image by
+/// `onvm image build --binary`, once per test binary; the image's name.
+fn count_nf_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    const TAG: &str = "onvm-test/count-nf:latest";
+    BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-q", "-p", "count-nf"])
+            .current_dir(&root)
+            .status()
+            .expect("run cargo build");
+        assert!(st.success(), "cargo build -p count-nf failed");
+        let bin = Path::new(env!("CARGO_BIN_EXE_onvm")).with_file_name("count-nf");
+        let out = onvm()
+            .args(["image", "build", "--tag", TAG, "--binary"])
+            .arg(&bin)
+            .output()
+            .expect("run onvm image build");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    });
+    TAG
+}
+
+#[test]
+fn flows_spread_over_container_instances_and_each_stays_on_one() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    let img = count_nf_image();
+    let dir = TempDir::new("ct-affinity");
+    let body = format!(
+        r#"[services]
+cnt = 1
+
+[[nfs]]
+name = "count-nf"
+service = "cnt"
+image = "{img}"
+instances = 3
+args = ["--per-flow"]
+
+[[chains]]
+name = "c"
+chain = ["cnt", "out:1"]
+in_port = 0
+"#
+    );
+    let ports = ["gen:64B,64flows,rate=100k".to_string(), "null".to_string()];
+    let (cfg, _socket) = config(&dir, &ports, &body);
+    let mut p = up(&cfg, &["--run-for", "3"]);
+    assert_eq!(p.exit_code(Duration::from_secs(60)), 0, "{}", p.output());
+    assert_conserved(&p);
+    // Each container's totals reach onvm up's stderr (its log is copied out before the
+    // container goes): `count-nf (instance N) flow A:P > B:Q udp: ...`.
+    let err = p.stderr.text();
+    let mut seen: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for l in err
+        .lines()
+        .filter(|l| l.starts_with("count-nf (instance ") && l.contains(") flow "))
+    {
+        let (who, flow) = l.split_once(") flow ").unwrap();
+        let flow = flow.split(':').take(3).collect::<Vec<_>>().join(":");
+        seen.entry(flow).or_default().insert(who.to_string());
+    }
+    assert_eq!(seen.len(), 64, "every flow counted once somewhere:\n{err}");
+    let split: Vec<_> = seen.iter().filter(|(_, who)| who.len() > 1).collect();
+    assert!(split.is_empty(), "flows seen by several instances: {split:?}");
+    let used: std::collections::BTreeSet<&String> = seen.values().flatten().collect();
+    assert_eq!(used.len(), 3, "every container instance got flows: {used:?}");
+    let totals: u64 = err
+        .lines()
+        .filter(|l| l.starts_with("count-nf (instance ") && l.contains(") total: "))
+        .map(|l| common::field(l, "total:").unwrap_or(0))
+        .sum();
+    let rx: u64 = rx_of(&p, "count-nf").iter().sum();
+    assert_eq!(totals, rx, "the NFs' own totals add up to what the manager counted");
+}

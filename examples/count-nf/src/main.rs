@@ -8,8 +8,10 @@
 //! passes an NF of one's own only its config entry's `args`, so they name the service.
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -33,6 +35,9 @@ struct Args {
     /// Share a core with other NFs and sleep when idle (default: ONVM_SHARED_CORE).
     #[arg(long)]
     shared_core: bool,
+    /// Also count per flow (addresses, ports, protocol) and print one line per flow.
+    #[arg(long)]
+    per_flow: bool,
 }
 
 /// Packets and bytes.
@@ -56,6 +61,16 @@ struct Counts {
     ip: [Tally; 256],
     /// Frames that are not IP, or do not parse.
     not_ip: Tally,
+    /// Per flow, when asked for (`--per-flow`).
+    flows: Option<BTreeMap<Flow, Tally>>,
+}
+
+/// A flow: source and destination address and port (0 without ports), protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Flow {
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
+    proto: u8,
 }
 
 impl Default for Counts {
@@ -63,6 +78,7 @@ impl Default for Counts {
         Counts {
             ip: [Tally::default(); 256],
             not_ip: Tally::default(),
+            flows: None,
         }
     }
 }
@@ -70,10 +86,20 @@ impl Default for Counts {
 impl Counts {
     /// Count one frame.
     fn count(&mut self, frame: &[u8]) {
-        let proto = Headers::parse(frame).ok().and_then(|h| h.ip_proto());
-        match proto {
+        let h = Headers::parse(frame).ok();
+        match h.as_ref().and_then(Headers::ip_proto) {
             Some(p) => self.ip[usize::from(p)].add(frame.len()),
             None => self.not_ip.add(frame.len()),
+        }
+        if let (Some(flows), Some(h)) = (self.flows.as_mut(), h)
+            && let (Some(src), Some(dst), Some(proto)) = (h.src_ip(), h.dst_ip(), h.ip_proto())
+        {
+            let flow = Flow {
+                src: (src, h.src_port().unwrap_or(0)),
+                dst: (dst, h.dst_port().unwrap_or(0)),
+                proto,
+            };
+            flows.entry(flow).or_default().add(frame.len());
         }
     }
 
@@ -100,6 +126,17 @@ impl Counts {
         }
         if self.not_ip.packets > 0 {
             line("not-ip", self.not_ip);
+        }
+        for (f, t) in self.flows.iter().flatten() {
+            let what = format!(
+                "flow {}:{} > {}:{} {}",
+                f.src.0,
+                f.src.1,
+                f.dst.0,
+                f.dst.1,
+                proto_name(f.proto)
+            );
+            line(&what, *t);
         }
         out
     }
@@ -163,7 +200,10 @@ fn main() -> ExitCode {
     let handler = CountNf {
         tag,
         to: args.to_service.map_or(Action::Next, Action::ToService),
-        counts: Counts::default(),
+        counts: Counts {
+            flows: args.per_flow.then(BTreeMap::new),
+            ..Counts::default()
+        },
     };
     match nf.run(handler) {
         Ok(_summary) => ExitCode::SUCCESS,
@@ -210,6 +250,33 @@ mod tests {
         assert_eq!(c.not_ip, Tally { packets: 1, bytes: 20 }, "a runt is not IP");
         assert_eq!(c.total().packets, 5);
         assert_eq!(c.total().bytes, 2 * bytes(&udp) + bytes(&tcp) + bytes(&tcp6) + 20);
+    }
+
+    #[test]
+    fn per_flow_counts_are_kept_only_when_asked_and_print_one_line_each() {
+        let udp = UdpSpec::new([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53).to_vec().unwrap();
+        let other = UdpSpec::new([10, 0, 0, 3], [10, 0, 0, 2], 1000, 53).to_vec().unwrap();
+        let mut plain = Counts::default();
+        plain.count(&udp);
+        assert!(plain.flows.is_none());
+        let mut c = Counts {
+            flows: Some(BTreeMap::new()),
+            ..Counts::default()
+        };
+        for f in [&udp, &other, &udp, &[0u8; 20][..]] {
+            c.count(f);
+        }
+        let flows = c.flows.as_ref().unwrap();
+        assert_eq!(flows.len(), 2, "the runt has no flow");
+        let r = c.report("x");
+        assert!(
+            r.contains(&format!(
+                "x flow 10.0.0.1:1000 > 10.0.0.2:53 udp: 2 packets, {} bytes\n",
+                2 * udp.len()
+            )),
+            "{r}"
+        );
+        assert!(r.contains("x flow 10.0.0.3:1000 > 10.0.0.2:53 udp: 1 packets"), "{r}");
     }
 
     #[test]
