@@ -731,13 +731,8 @@ impl NfCpu {
 fn cpu_per_packet(samples: &[Sample], readings: &[(Duration, Duration)], from: Duration, max: usize) -> Option<f64> {
     let first = samples.iter().position(|s| s.at >= from)?;
     let start = samples.get(first.checked_sub(1)?)?;
-    let end = samples[first..].iter().take(max).last()?;
-    let near = |at: Duration| {
-        readings
-            .iter()
-            .min_by_key(|(t, _)| if *t > at { *t - at } else { at - *t })
-            .map(|&(_, cpu)| cpu)
-    };
+    let end = samples[first..].iter().take(max).next_back()?;
+    let near = |at: Duration| readings.iter().min_by_key(|(t, _)| t.abs_diff(at)).map(|&(_, cpu)| cpu);
     let cpu = near(end.at)?.checked_sub(near(start.at)?)?;
     let packets = end.port1_tx.checked_sub(start.port1_tx).filter(|&p| p > 0)?;
     Some(cpu.as_secs_f64() * 1e9 / packets as f64)
