@@ -56,7 +56,8 @@ pub struct BenchArgs {
     /// Seconds per scenario (the first second is warm-up).
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
-    /// Run only scenarios whose name starts with this.
+    /// Run only scenarios whose name starts with this (`container`: NFs in containers
+    /// against bare processes, which needs a Docker engine and runs only when asked).
     #[arg(long)]
     pub only: Option<String>,
     #[command(flatten)]

@@ -7,17 +7,30 @@
 //! same config is run with both NFs as bare processes and with both as containers of
 //! one image (`image =`), rounds interleaved bare, container, container, bare, bare, …:
 //! this VM switches between a fast and a slow inter-core mode, and interleaving spreads
-//! the modes (and other load) over both sides. The figures are medians over the rounds and the ratio
-//! container/bare.
+//! the modes (and other load) over both sides. The figures are medians over the rounds
+//! and the ratio container/bare.
 //!
 //! **Cores**: the manager gets core 0 (`--mgr-core 0`), the NFs share core 1
 //! (`--nf-cores 1`), the same for both sides. Containers get core 1 as their cpuset
 //! from the manager's placement; bare NFs inherit it as their CPU affinity, because
 //! `onvm up` is spawned from a thread pinned to core 1 (the manager's thread pins
-//! itself to core 0). Left to float, the two sides would not share the cores alike: a
-//! container's CPU time is weighed by the CFS group scheduler as part of Docker's
-//! cgroup, one entity against each bare task, so a container NF next to the spinning
-//! manager got a smaller share of that core than a bare NF would.
+//! itself to core 0). Left to float, a container NF and a bare one would not meet the
+//! spinning manager alike: the CFS group scheduler weighs Docker's cgroup as one entity
+//! and each bare task (or, with `sched_autogroup`, each session) as another.
+//!
+//! **Other load**: the same weighing decides what share of core 1 the NFs get when
+//! something else wants it too (on this VM: other sessions' builds). Plain bare NFs
+//! share the autogroup of `onvm up`, whose manager keeps core 0 busy, while containers
+//! are in Docker's cgroup, whose weight is all on core 1: under load the containers
+//! got about twice the bare NFs' share and won by 1.2–1.8×, which says nothing about
+//! the data path. So the bench puts the bare NFs in a cgroup of its own (cpu and
+//! cpuacct, v1: [`BareCgroup`]) as Docker puts each container in one, and both sides
+//! are weighed alike; where it cannot create one it says so. Each round also reports
+//! what else ran (`others`: busy CPU time from /proc/stat less that of `onvm up`, its
+//! reaped NFs, Docker's containers and the bench, in cores) and the **NF CPU time per
+//! packet**: the CPU time both NFs used over the window (from their cgroup's cpuacct,
+//! or /proc without one) over the packets that left port 1 in it, i.e. the data
+//! path's cost whatever share of the core the NFs got.
 //!
 //! **Throughput** comes from the manager itself: `--stats csv` every
 //! [`STATS_EVERY`] seconds, each interval's port-1 `tx_pps`, which the manager computes
@@ -30,9 +43,11 @@
 //! opens the ports only once every NF has registered and said it is ready, at which
 //! the manager logs `ports receiving`. From then the generator's first burst goes to
 //! the first NF in the same switch pass, so the NFs handle their first packets
-//! microseconds (a doorbell wake-up) after that line; the next stats sample must show
-//! both NFs with packets received, or the round fails. The bench watches the socket
-//! appear itself and stamps every line of `onvm up`'s output as it arrives, so:
+//! microseconds (a doorbell wake-up) after that line; a stats sample before the window
+//! must show both NFs with packets received, or the round fails (the first such sample
+//! is kept as an upper bound, *launch → packets seen*, [`STATS_EVERY`] coarse). The
+//! bench watches the socket appear itself and stamps every line of `onvm up`'s output
+//! as it arrives, so:
 //!
 //! - *launch → registered*: socket seen → the later of the two NFs' `registered`
 //!   events (for a container: engine calls to create and start it, the runtime, the
@@ -188,6 +203,8 @@ struct Summary {
     bare_command_to_first_packet_ms: f64,
     container_command_to_first_packet_ms: f64,
     image: String,
+    /// Whether the bare NFs ran in a cgroup of the bench's (see [`BareCgroup`]).
+    bare_cgroup: bool,
 }
 
 /// Run the group; its records for `--json` (every round, then the summary).
@@ -206,12 +223,7 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
             )
         })?;
     let max_intervals = (window.as_secs_f64() / STATS_EVERY).round() as usize;
-    let engine = Engine::connect(None).map_err(|e| {
-        format!(
-            "the container group needs a Docker engine: {e} (start dockerd, or point DOCKER_HOST at one, \
-             e.g. unix:///tmp/dk/docker.sock)"
-        )
-    })?;
+    let engine = Engine::connect(None).map_err(|e| format!("the container group needs a Docker engine: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the onvm binary: {e}"))?;
     let tag = match &a.image {
         Some(tag) => {
@@ -268,6 +280,14 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
         "probe ns",
         "others"
     );
+    let cgroup = BareCgroup::create();
+    match &cgroup {
+        Ok(g) => say!(
+            "bare NFs run in cgroup {} (cpu, cpuacct), weighed by the scheduler as Docker's are",
+            g.name
+        ),
+        Err(e) => say!("bare NFs run in no cgroup of their own ({e}): with other load, compare `NF ns/pkt`"),
+    }
     let dir = std::env::temp_dir().join(format!("onvm-bench-ct-{}", std::process::id()));
     let run_for = seconds + LAUNCH_ALLOWANCE;
     let mut rounds = Vec::new();
@@ -282,7 +302,7 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
             let probe = super::pingpong_ns();
             let rundir = dir.join(format!("{}-{round}", mode.name()));
             let before = CpuUse::now();
-            let result = one_round(&exe, &rundir, image, run_for, max_intervals);
+            let result = one_round(&exe, &rundir, image, cgroup.as_ref().ok(), run_for, max_intervals);
             let others = CpuUse::now().and_then(|after| Some(after.others_since(&before?)));
             let _ = std::fs::remove_dir_all(&rundir);
             let m = result.map_err(|e| format!("{NAME} {} round {round}: {e}", mode.name()))?;
@@ -342,6 +362,7 @@ pub fn run(seconds: f64, a: &ContainerArgs) -> Result<Vec<serde_json::Value>, St
         bare_command_to_first_packet_ms: med(Mode::Bare, |r| r.command_to_first_packet_ms),
         container_command_to_first_packet_ms: med(Mode::Container, |r| r.command_to_first_packet_ms),
         image: tag,
+        bare_cgroup: cgroup.is_ok(),
     };
     for (mode, mpps, cpu, reg, first, cmd) in [
         (
@@ -486,22 +507,89 @@ struct Measured {
 /// name comes from its entry's NF name and instance index only, so two entries named
 /// `simple_forward` in two services would get one container name, and starting the
 /// second would remove the first as a leftover.
-fn config_text(socket: &Path, image: Option<(&str, &str)>) -> String {
+///
+/// `bare` = (the onvm binary, a cgroup name) puts bare NFs in that cgroup (cpu and
+/// cpuacct, v1) through `sh -c 'echo $$ > …/tasks; exec "$@"'` before they become
+/// `onvm nf simple-forward` as `onvm up` would start them.
+fn config_text(socket: &Path, image: Option<(&str, &str)>, bare: Option<(&Path, &str)>) -> String {
     let mut manager = format!(
         "[manager]\nsocket = {:?}\nports = [\"gen:64B,1024flows\", \"null\"]\nshared_cores = true\n",
         socket.display().to_string()
     );
-    let mut nf_extra = String::new();
-    if let Some((tag, endpoint)) = image {
+    let nf = |name: &str, service: u16| {
+        let mut e = format!("[[nfs]]\nname = {name:?}\nservice = \"fwd{service}\"\n");
+        if let Some((tag, _)) = image {
+            e.push_str(&format!("image = {tag:?}\n"));
+        } else if let Some((exe, group)) = bare {
+            let join =
+                format!("for c in cpu cpuacct; do echo $$ > {CGROUPS}/$c/{group}/tasks || exit 1; done; exec \"$@\"");
+            let args: Vec<String> = [
+                "-c",
+                &join,
+                "sh",
+                &exe.display().to_string(),
+                "nf",
+                "--service",
+                &service.to_string(),
+                "--tag",
+                name,
+                "--shared-core",
+                "--socket",
+                &socket.display().to_string(),
+                "simple-forward",
+            ]
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect();
+            e.push_str(&format!("binary = \"/bin/sh\"\nargs = [{}]\n", args.join(", ")));
+        }
+        e
+    };
+    if let Some((_, endpoint)) = image {
         manager.push_str(&format!("docker = {endpoint:?}\n"));
-        nf_extra = format!("image = {tag:?}\n");
     }
     format!(
-        "{manager}\n[services]\nfwd1 = 1\nfwd2 = 2\n\n\
-         [[nfs]]\nname = \"simple_forward\"\nservice = \"fwd1\"\n{nf_extra}\n\
-         [[nfs]]\nname = \"simple-forward\"\nservice = \"fwd2\"\n{nf_extra}\n\
-         [[chains]]\nname = \"bench\"\nchain = [\"fwd1\", \"fwd2\", \"out:1\"]\nin_port = 0\n"
+        "{manager}\n[services]\nfwd1 = 1\nfwd2 = 2\n\n{}\n{}\n\
+         [[chains]]\nname = \"bench\"\nchain = [\"fwd1\", \"fwd2\", \"out:1\"]\nin_port = 0\n",
+        nf("simple_forward", 1),
+        nf("simple-forward", 2)
     )
+}
+
+/// Where cgroup v1 hierarchies are mounted.
+const CGROUPS: &str = "/sys/fs/cgroup";
+
+/// A cgroup (cpu and cpuacct, v1) for the bare NFs, so that the scheduler weighs them
+/// as it weighs Docker's: removed on drop.
+struct BareCgroup {
+    name: String,
+}
+
+impl BareCgroup {
+    fn create() -> Result<BareCgroup, String> {
+        let name = format!("onvm-bench-{}", std::process::id());
+        let g = BareCgroup { name };
+        for c in ["cpu", "cpuacct"] {
+            let dir = Path::new(CGROUPS).join(c).join(&g.name);
+            std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        Ok(g)
+    }
+
+    fn usage_file(&self) -> std::path::PathBuf {
+        Path::new(CGROUPS)
+            .join("cpuacct")
+            .join(&self.name)
+            .join("cpuacct.usage")
+    }
+}
+
+impl Drop for BareCgroup {
+    fn drop(&mut self) {
+        for c in ["cpu", "cpuacct"] {
+            let _ = std::fs::remove_dir(Path::new(CGROUPS).join(c).join(&self.name));
+        }
+    }
 }
 
 /// Which stream a line came from.
@@ -516,6 +604,7 @@ fn one_round(
     exe: &Path,
     dir: &Path,
     image: Option<(&str, &str)>,
+    bare: Option<&BareCgroup>,
     run_for: f64,
     max_intervals: usize,
 ) -> Result<Measured, String> {
@@ -523,7 +612,8 @@ fn one_round(
     let socket = dir.join("run/onvm.sock");
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let cfg = dir.join("up.toml");
-    std::fs::write(&cfg, config_text(&socket, image)).map_err(|e| format!("cannot write {}: {e}", cfg.display()))?;
+    std::fs::write(&cfg, config_text(&socket, image, bare.map(|g| (exe, g.name.as_str()))))
+        .map_err(|e| format!("cannot write {}: {e}", cfg.display()))?;
     let mut cmd = Command::new(exe);
     cmd.arg("up")
         .arg(&cfg)
@@ -564,7 +654,12 @@ fn one_round(
     drop(tx);
     let deadline = Duration::from_secs_f64(run_for) + Duration::from_secs(60);
     let mut socket_seen = None;
-    let mut nf_cpu = NfCpu::new(child.id(), image.is_some());
+    let usage = match (image, bare) {
+        (Some(_), _) => Some(Path::new(DOCKER_CPUACCT).to_path_buf()),
+        (None, Some(g)) => Some(g.usage_file()),
+        (None, None) => None,
+    };
+    let mut nf_cpu = NfCpu::new(child.id(), usage);
     let status = loop {
         if socket_seen.is_none() && socket.exists() {
             socket_seen = Some(t0.elapsed());
@@ -673,7 +768,9 @@ fn one_round(
 /// children of `onvm up`), containers from Docker's cgroup (cpuacct, v1).
 struct NfCpu {
     up: u32,
-    containers: bool,
+    /// The cpuacct usage file of the NFs' cgroup (Docker's, or the bench's for bare
+    /// NFs); `None`: bare NFs read from /proc.
+    cgroup: Option<std::path::PathBuf>,
     /// Each bare NF's latest utime + stime.
     bare: std::collections::BTreeMap<u32, Duration>,
     /// Docker's cgroup usage when the round started.
@@ -684,25 +781,25 @@ struct NfCpu {
 
 const DOCKER_CPUACCT: &str = "/sys/fs/cgroup/cpuacct/docker/cpuacct.usage";
 
-fn docker_cpu() -> Option<Duration> {
-    let t = std::fs::read_to_string(DOCKER_CPUACCT).ok()?;
+fn cgroup_cpu(usage: &Path) -> Option<Duration> {
+    let t = std::fs::read_to_string(usage).ok()?;
     t.trim().parse().ok().map(Duration::from_nanos)
 }
 
 impl NfCpu {
-    fn new(up: u32, containers: bool) -> NfCpu {
+    fn new(up: u32, cgroup: Option<std::path::PathBuf>) -> NfCpu {
         NfCpu {
             up,
-            containers,
+            base: cgroup.as_deref().and_then(cgroup_cpu),
+            cgroup,
             bare: Default::default(),
-            base: if containers { docker_cpu() } else { None },
             readings: Vec::new(),
         }
     }
 
     fn read(&mut self, at: Duration) {
-        let total = if self.containers {
-            match (self.base, docker_cpu()) {
+        let total = if let Some(usage) = &self.cgroup {
+            match (self.base, cgroup_cpu(usage)) {
                 (Some(b), Some(now)) => now.saturating_sub(b),
                 _ => return,
             }
@@ -1053,7 +1150,7 @@ mod tests {
 
     #[test]
     fn the_config_runs_both_nfs_in_the_image_or_neither() {
-        let bare = config_text(Path::new("/t/run/onvm.sock"), None);
+        let bare = config_text(Path::new("/t/run/onvm.sock"), None, None);
         let cfg = onvm_proto::config::Config::from_toml(&bare).unwrap();
         assert_eq!(cfg.nfs.len(), 2);
         assert!(cfg.nfs.iter().all(|n| n.image.is_none()));
@@ -1062,10 +1159,41 @@ mod tests {
         let ct = config_text(
             Path::new("/t/run/onvm.sock"),
             Some(("onvm/nfs:bench", "unix:///tmp/dk/docker.sock")),
+            None,
         );
         let cfg = onvm_proto::config::Config::from_toml(&ct).unwrap();
         assert!(cfg.nfs.iter().all(|n| n.image.as_deref() == Some("onvm/nfs:bench")));
         assert_eq!(cfg.manager.docker.as_deref(), Some("unix:///tmp/dk/docker.sock"));
+        // Bare NFs in a cgroup: `sh` joins it, then becomes `onvm nf simple-forward`.
+        let grouped = config_text(
+            Path::new("/t/run/onvm.sock"),
+            None,
+            Some((Path::new("/x/onvm"), "onvm-bench-7")),
+        );
+        let cfg = onvm_proto::config::Config::from_toml(&grouped).unwrap();
+        let n = &cfg.nfs[1];
+        assert_eq!(n.binary.as_deref(), Some(Path::new("/bin/sh")));
+        assert!(
+            n.args[1].contains("/sys/fs/cgroup/$c/onvm-bench-7/tasks"),
+            "{:?}",
+            n.args
+        );
+        assert_eq!(
+            n.args[2..],
+            [
+                "sh",
+                "/x/onvm",
+                "nf",
+                "--service",
+                "2",
+                "--tag",
+                "simple-forward",
+                "--shared-core",
+                "--socket",
+                "/t/run/onvm.sock",
+                "simple-forward"
+            ]
+        );
         assert!(selected(Some("container")) && selected(Some("container-chain2")));
         assert!(!selected(Some("chain2")) && !selected(None));
     }
