@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use onvm_mgr::openflow::{OpenFlowOptions, parse_controller, parse_listen};
+use onvm_mgr::openflow::{OpenFlowOptions, TlsConfig, parse_controller, parse_listen};
 use onvm_mgr::{ManagerCore, Options, Report, StatsMode};
 use onvm_proto::config::Config;
 use onvm_proto::port::PortSpec;
@@ -95,11 +95,13 @@ pub struct CommonMgr {
     /// are dropped as nf-over-quota [default: a quarter of the pool].
     #[arg(long, value_name = "BUFFERS")]
     pub nf_quota: Option<u32>,
-    /// OpenFlow 1.3: listen for `ovs-ofctl` and controllers, as ptcp:PORT[:IP] (without
-    /// IP on 127.0.0.1 only; ptcp:PORT:0.0.0.0 for every address).
+    /// OpenFlow 1.3: listen for `ovs-ofctl` and controllers, as ptcp:PORT[:IP], or
+    /// pssl:PORT[:IP] for TLS (without IP on 127.0.0.1 only; ptcp:PORT:0.0.0.0 for every
+    /// address).
     #[arg(long, value_name = "ptcp:PORT[:IP]")]
     pub openflow_listen: Option<String>,
-    /// OpenFlow 1.3: a controller to connect to, as tcp:HOST:PORT (repeatable).
+    /// OpenFlow 1.3: a controller to connect to, as tcp:HOST:PORT, or ssl:HOST:PORT for
+    /// TLS (repeatable).
     #[arg(long = "controller", value_name = "tcp:HOST:PORT")]
     pub controllers: Vec<String>,
     /// When the last controller goes: keep its rules (secure, the default) or put the
@@ -109,6 +111,23 @@ pub struct CommonMgr {
     /// OpenFlow datapath ID, hex or decimal (default: derived from the socket path).
     #[arg(long)]
     pub datapath_id: Option<String>,
+}
+
+/// The files of OpenFlow over TLS (`ssl:`, `pssl:`), the three of `ovs-vsctl set-ssl`,
+/// all PEM. Flags of `onvm mgr`; every command also takes them from the config's
+/// `[manager]` keys `ssl_private_key`, `ssl_certificate` and `ssl_ca_cert`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SslArgs {
+    /// OpenFlow over TLS: the switch's private key.
+    #[arg(long, value_name = "FILE")]
+    pub ssl_private_key: Option<PathBuf>,
+    /// OpenFlow over TLS: the switch's certificate (chain), which peers check.
+    #[arg(long, value_name = "FILE")]
+    pub ssl_certificate: Option<PathBuf>,
+    /// OpenFlow over TLS: the CA certificate that controllers' and tools' certificates
+    /// must chain to (both ways: the switch refuses a peer without one).
+    #[arg(long, value_name = "FILE")]
+    pub ssl_ca_cert: Option<PathBuf>,
 }
 
 /// `onvm mgr`.
@@ -122,6 +141,8 @@ pub struct MgrArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonMgr,
+    #[command(flatten)]
+    pub ssl: SslArgs,
 }
 
 /// Seconds as a `Duration`. `bounds::check_mgr` has refused what is out of range
@@ -135,6 +156,16 @@ fn secs(v: f64, what: &str) -> Result<Duration, String> {
 /// command that starts a manager (`mgr`, `up`, `demo`) has them checked, and the
 /// config's by `Config::from_toml`.
 pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[String]) -> Result<Options, String> {
+    options_with_ssl(common, &SslArgs::default(), config, extra_ports)
+}
+
+/// [`options`], with the TLS files of `onvm mgr`'s flags before the config's.
+pub fn options_with_ssl(
+    common: &CommonMgr,
+    ssl: &SslArgs,
+    config: Option<&Config>,
+    extra_ports: &[String],
+) -> Result<Options, String> {
     bounds::check_mgr(common)?;
     let socket = common
         .socket
@@ -185,7 +216,7 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     if let Some(c) = config {
         o.service_names = c.services.iter().map(|(name, &id)| (id, name.clone())).collect();
     }
-    o.openflow = openflow_options(common, config.map(|c| &c.manager), &o.socket)?;
+    o.openflow = openflow_options(common, ssl, config.map(|c| &c.manager), &o.socket)?;
     Ok(o)
 }
 
@@ -239,6 +270,7 @@ fn id_of(db: &str, name: &str) -> Result<u32, String> {
 /// (`--controller` flags replace the config's list).
 fn openflow_options(
     common: &CommonMgr,
+    ssl: &SslArgs,
     config: Option<&onvm_proto::config::ManagerConfig>,
     socket: &std::path::Path,
 ) -> Result<OpenFlowOptions, String> {
@@ -276,18 +308,55 @@ fn openflow_options(
             h & 0xffff_ffff_ffff
         }
     };
-    Ok(OpenFlowOptions {
-        listen: listen.map(parse_listen).transpose().map_err(|e| e.to_string())?,
+    let listen = listen.map(parse_listen).transpose().map_err(|e| e.to_string())?;
+    let mut o = OpenFlowOptions {
+        listen: listen.map(|l| l.addr),
+        listen_transport: listen.map(|l| l.transport).unwrap_or_default(),
         controllers: controllers
             .iter()
             .map(|c| parse_controller(c))
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?,
+        tls: None,
         fail_mode: fail_mode
             .parse()
             .map_err(|e: onvm_mgr::openflow::OptionError| e.to_string())?,
         datapath_id,
-    })
+    };
+    if o.uses_tls() {
+        o.tls = Some(tls_config(ssl, config)?);
+    }
+    Ok(o)
+}
+
+/// The TLS files, each from its flag or else the config's key, read and checked now:
+/// a missing or bad one is a start-up error that names it.
+fn tls_config(ssl: &SslArgs, config: Option<&onvm_proto::config::ManagerConfig>) -> Result<TlsConfig, String> {
+    let files = [
+        (
+            "--ssl-private-key",
+            (ssl.ssl_private_key.as_deref()).or_else(|| config.and_then(|c| c.ssl_private_key.as_deref())),
+        ),
+        (
+            "--ssl-certificate",
+            (ssl.ssl_certificate.as_deref()).or_else(|| config.and_then(|c| c.ssl_certificate.as_deref())),
+        ),
+        (
+            "--ssl-ca-cert",
+            (ssl.ssl_ca_cert.as_deref()).or_else(|| config.and_then(|c| c.ssl_ca_cert.as_deref())),
+        ),
+    ];
+    match files {
+        [(_, Some(key)), (_, Some(cert)), (_, Some(ca))] => TlsConfig::load(key, cert, ca).map_err(|e| e.to_string()),
+        _ => {
+            let missing: Vec<&str> = files.iter().filter(|f| f.1.is_none()).map(|f| f.0).collect();
+            Err(format!(
+                "OpenFlow over TLS (ssl:, pssl:) needs {} (or the [manager] keys ssl_private_key, ssl_certificate, \
+                 ssl_ca_cert)",
+                missing.join(", ")
+            ))
+        }
+    }
 }
 
 fn parse_ports(specs: &[String]) -> Result<Vec<PortSpec>, String> {
@@ -354,7 +423,7 @@ pub fn print_report(r: &Report) -> ExitCode {
 /// `onvm mgr`.
 pub fn run(a: MgrArgs) -> CliResult {
     let config = a.config.as_deref().map(|p| load_config(p, &a.ports)).transpose()?;
-    let opts = options(&a.common, config.as_ref(), &a.ports)?;
+    let opts = options_with_ssl(&a.common, &a.ssl, config.as_ref(), &a.ports)?;
     onvm_mgr::stats::emit_err(format_args!("onvm mgr: listening on {}\n", opts.socket.display()));
     let stop = crate::stop_on_signals();
     let report = onvm_mgr::run(opts, &stop).map_err(|e| e.to_string())?;

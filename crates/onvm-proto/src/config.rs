@@ -13,6 +13,9 @@
 //! controllers = ["tcp:10.0.0.1:6653"]     # optional: OpenFlow controllers to dial
 //! openflow_listen = "ptcp:6634:127.0.0.1" # optional: for ovs-ofctl
 //! fail_mode = "secure"                    # or "standalone"
+//! ssl_private_key = "sc-privkey.pem"      # for ssl: and pssl: (all three, PEM)
+//! ssl_certificate = "sc-cert.pem"
+//! ssl_ca_cert = "cacert.pem"              # the CA that signs controllers
 //! datapath_id = 0xa
 //! socket_group = "onvm"                   # optional: this group may use the socket
 //! socket_uids = [1001, "alice"]           # optional: so may these users
@@ -195,6 +198,11 @@ pub struct ManagerConfig {
     pub fail_mode: Option<String>,
     /// OpenFlow datapath ID.
     pub datapath_id: Option<u64>,
+    /// OpenFlow over TLS (`ssl:`, `pssl:`): the switch's private key, its certificate,
+    /// and the CA certificate that its peers' certificates must chain to (PEM files).
+    pub ssl_private_key: Option<PathBuf>,
+    pub ssl_certificate: Option<PathBuf>,
+    pub ssl_ca_cert: Option<PathBuf>,
     /// A group (name or GID) whose members may use the control socket.
     pub socket_group: Option<String>,
     /// Further users (names or UIDs) who may use the control socket.
@@ -485,6 +493,9 @@ struct RawManager {
     openflow_listen: Option<String>,
     fail_mode: Option<String>,
     datapath_id: Option<u64>,
+    ssl_private_key: Option<PathBuf>,
+    ssl_certificate: Option<PathBuf>,
+    ssl_ca_cert: Option<PathBuf>,
     socket_group: Option<NameOrId>,
     #[serde(default)]
     socket_uids: Vec<NameOrId>,
@@ -989,6 +1000,9 @@ impl Config {
                 openflow_listen: raw.manager.openflow_listen,
                 fail_mode: raw.manager.fail_mode,
                 datapath_id: raw.manager.datapath_id,
+                ssl_private_key: raw.manager.ssl_private_key,
+                ssl_certificate: raw.manager.ssl_certificate,
+                ssl_ca_cert: raw.manager.ssl_ca_cert,
                 socket_group: raw.manager.socket_group.map(NameOrId::into_string),
                 socket_uids: raw.manager.socket_uids.into_iter().map(NameOrId::into_string).collect(),
                 watchdog_ms: raw.manager.watchdog_ms.map(Spanned::into_inner),
@@ -1150,6 +1164,29 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
         );
         let e = err("[manager]\ncontroller = \"tcp:1.2.3.4:1\"\n");
         assert!(e.to_string().contains("controller"), "a misspelt key is named: {e}");
+    }
+
+    #[test]
+    fn openflow_tls_files_in_the_manager_section() {
+        let c = Config::from_toml(
+            "[manager]\ncontrollers = [\"ssl:10.0.0.1:6653\"]\nssl_private_key = \"/etc/onvm/key.pem\"\n\
+             ssl_certificate = \"cert.pem\"\nssl_ca_cert = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.manager.ssl_private_key.as_deref(),
+                c.manager.ssl_certificate.as_deref(),
+                c.manager.ssl_ca_cert.as_deref()
+            ),
+            (
+                Some(std::path::Path::new("/etc/onvm/key.pem")),
+                Some(std::path::Path::new("cert.pem")),
+                Some(std::path::Path::new("ca.pem"))
+            )
+        );
+        let e = err("[manager]\nssl_ca_certificate = \"ca.pem\"\n");
+        assert!(e.to_string().contains("ssl_ca_certificate"), "{e}");
     }
 
     #[test]

@@ -1,9 +1,14 @@
-//! One OpenFlow connection: a non-blocking TCP stream cut into messages.
+//! One OpenFlow connection: a non-blocking TCP stream, plain or TLS, cut into messages.
 //!
 //! The manager's thread must never wait on a controller, so the stream is polled from
 //! the control tick: reads take what the kernel has, writes queue what does not fit
 //! and go on at the next tick. A controller that stops reading while the switch has
 //! more than [`MAX_QUEUED`] bytes for it is cut off rather than letting the queue grow.
+//!
+//! Over TLS (`ssl:`, `pssl:`) the same holds: rustls only ever gets the bytes the
+//! kernel has (`read_tls`) and hands back records for the kernel to take
+//! (`write_tls`), so the handshake moves on at each tick as its messages come and go,
+//! and the queue of OpenFlow bytes ([`MAX_QUEUED`]) waits until it is done.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -43,6 +48,27 @@ pub enum Closed {
     HelloFailed(String),
     #[error("no answer to an echo request for {0:?}")]
     NoEchoReply(Duration),
+    /// The TLS handshake failed (a certificate refused, a peer that does not speak
+    /// TLS), or a record did not decrypt.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// The byte stream under the messages.
+#[derive(Debug)]
+enum Link {
+    Tcp(TcpStream),
+    /// TLS over the TCP stream: rustls holds the records both ways.
+    Tls(TcpStream, Box<rustls::Connection>),
+}
+
+/// What one read from the link brought.
+enum Fill {
+    /// Plain bytes (TLS decrypted) in the buffer.
+    Got(usize),
+    /// Nothing for now (a TLS record may be half here).
+    Idle,
+    Closed(Closed),
 }
 
 /// What a read brought.
@@ -55,10 +81,10 @@ pub enum Input {
     Closed(Closed),
 }
 
-/// A TCP connection to a controller or tool.
+/// A TCP or TLS connection to a controller or tool.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    link: Link,
     pub peer: SocketAddr,
     pub origin: Origin,
     /// The non-blocking connect has not finished.
@@ -82,11 +108,21 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// A connection over `stream`, which must be non-blocking.
-    pub fn new(stream: TcpStream, peer: SocketAddr, origin: Origin, connecting: bool) -> Conn {
+    /// A connection over `stream`, which must be non-blocking; with `tls`, a TLS
+    /// session over it (the client or server side, whose handshake starts at once).
+    pub fn new(
+        stream: TcpStream,
+        tls: Option<rustls::Connection>,
+        peer: SocketAddr,
+        origin: Origin,
+        connecting: bool,
+    ) -> Conn {
         let _ = stream.set_nodelay(true);
         Conn {
-            stream,
+            link: match tls {
+                None => Link::Tcp(stream),
+                Some(t) => Link::Tls(stream, Box::new(t)),
+            },
             peer,
             origin,
             connecting,
@@ -108,12 +144,18 @@ impl Conn {
         self.ready && self.async_on && (port_status || self.role != Role::Slave)
     }
 
+    fn tcp(&self) -> &TcpStream {
+        match &self.link {
+            Link::Tcp(s) | Link::Tls(s, _) => s,
+        }
+    }
+
     /// Whether a pending connect finished: `Ok(true)` connected, `Ok(false)` not yet.
     pub fn check_connected(&mut self) -> Result<bool, Closed> {
-        if let Ok(Some(e)) | Err(e) = self.stream.take_error() {
+        if let Ok(Some(e)) | Err(e) = self.tcp().take_error() {
             return Err(e.into());
         }
-        match self.stream.peer_addr() {
+        match self.tcp().peer_addr() {
             Ok(_) => {
                 self.connecting = false;
                 Ok(true)
@@ -165,36 +207,209 @@ impl Conn {
                 }
             }
             let mut chunk = [0u8; 16 * 1024];
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Input::Closed(Closed::ByPeer),
-                Ok(n) => {
+            match self.fill(&mut chunk) {
+                Fill::Got(n) => {
                     self.last_rx = Instant::now();
                     self.probe_sent = None;
                     self.rx.extend_from_slice(&chunk[..n]);
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Input::Idle,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Input::Closed(e.into()),
+                Fill::Idle => return Input::Idle,
+                Fill::Closed(why) => return Input::Closed(why),
             }
         }
     }
 
-    /// Writes what is queued, as far as the kernel takes it.
-    pub fn flush(&mut self) -> Result<(), Closed> {
-        while !self.tx.is_empty() {
-            match self.stream.write(&self.tx) {
-                Ok(0) => return Err(Closed::WhileWriting),
-                Ok(n) => {
-                    self.tx.drain(..n);
+    /// Reads what the kernel has into `chunk`, through TLS when it is on.
+    fn fill(&mut self, chunk: &mut [u8]) -> Fill {
+        let io = |e: std::io::Error| match e.kind() {
+            ErrorKind::WouldBlock => Fill::Idle,
+            _ => Fill::Closed(e.into()),
+        };
+        match &mut self.link {
+            Link::Tcp(s) => loop {
+                match s.read(chunk) {
+                    Ok(0) => return Fill::Closed(Closed::ByPeer),
+                    Ok(n) => return Fill::Got(n),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return io(e),
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+            },
+            Link::Tls(s, tls) => loop {
+                // Plaintext already decrypted first; `Ok(0)` is the peer's close_notify.
+                match tls.reader().read(chunk) {
+                    Ok(0) => return Fill::Closed(Closed::ByPeer),
+                    Ok(n) => return Fill::Got(n),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => return io(e),
+                }
+                match tls.read_tls(s) {
+                    Ok(0) => return Fill::Closed(Closed::ByPeer),
+                    Ok(_) => {
+                        // A refused certificate, or bytes that are not TLS. rustls has
+                        // queued the alert that says so; the close flushes it.
+                        if let Err(e) = tls.process_new_packets() {
+                            return Fill::Closed(e.into());
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return io(e),
+                }
+            },
+        }
+    }
+
+    /// Writes what is queued, as far as the kernel takes it. Over TLS, rustls's own
+    /// records (handshake, alerts) go first; queued messages are encrypted once the
+    /// handshake is done and only as fast as the records leave, so that they wait in
+    /// `tx`, where [`MAX_QUEUED`] counts them.
+    pub fn flush(&mut self) -> Result<(), Closed> {
+        match &mut self.link {
+            Link::Tcp(s) => {
+                while !self.tx.is_empty() {
+                    match s.write(&self.tx) {
+                        Ok(0) => return Err(Closed::WhileWriting),
+                        Ok(n) => {
+                            self.tx.drain(..n);
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
+            Link::Tls(s, tls) => 'records: loop {
+                while tls.wants_write() {
+                    match tls.write_tls(s) {
+                        Ok(0) => return Err(Closed::WhileWriting),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break 'records,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                if self.tx.is_empty() || tls.is_handshaking() {
+                    break;
+                }
+                // Encrypts into rustls's buffer (never blocks); 0 when that is full.
+                match tls.writer().write(&self.tx)? {
+                    0 => break,
+                    n => {
+                        self.tx.drain(..n);
+                    }
+                }
+            },
         }
         if self.tx.len() > MAX_QUEUED {
             return Err(Closed::Stuck(self.tx.len()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use onvm_openflow::{Hello, VersionBitmap};
+
+    use super::super::tls::TlsConfig;
+    use super::super::tls::testing::Ca;
+    use super::*;
+
+    /// A client and a server connection over loopback: `client` and `server` say
+    /// whether each side speaks TLS, and with which config.
+    fn pair(client: Option<&TlsConfig>, server: Option<&TlsConfig>) -> (Conn, Conn) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = TcpStream::connect(addr).unwrap();
+        let (s, peer) = l.accept().unwrap();
+        c.set_nonblocking(true).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let ct = client.map(|t| rustls::Connection::Client(t.client(addr).unwrap()));
+        let st = server.map(|t| rustls::Connection::Server(t.server().unwrap()));
+        (
+            Conn::new(c, ct, addr, Origin::Active(0), false),
+            Conn::new(s, st, peer, Origin::Passive, false),
+        )
+    }
+
+    /// Flushes and reads both sides until one has a message or closes; which one.
+    fn pump(a: &mut Conn, b: &mut Conn) -> (Input, Input) {
+        for _ in 0..2000 {
+            let fa = a.flush();
+            let fb = b.flush();
+            let (ia, ib) = (a.next(), b.next());
+            if let (Err(e), _) | (_, Err(e)) = (fa, fb) {
+                return (Input::Closed(e), Input::Idle);
+            }
+            if !matches!((&ia, &ib), (Input::Idle, Input::Idle)) {
+                return (ia, ib);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("neither side got anything")
+    }
+
+    fn hello() -> Message {
+        Message::Hello(Hello::ours(VersionBitmap::of(&[4])))
+    }
+
+    #[test]
+    fn messages_cross_mutual_tls_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("OpenFlow CA");
+        let (switch, controller) = (ca.config(dir.path(), "switch"), ca.config(dir.path(), "controller"));
+        let (mut c, mut s) = pair(Some(&switch), Some(&controller));
+        // Queued before the handshake: it waits in `tx` and goes once it is done.
+        c.send(&hello());
+        match pump(&mut c, &mut s) {
+            (Input::Idle, Input::Msg(_, m)) => assert!(matches!(*m, Ok((1, Message::Hello(_))))),
+            _ => panic!("the server did not get the HELLO"),
+        }
+        // More than rustls buffers and the socket takes at once: it goes over ticks.
+        for xid in 0..20 {
+            s.send_xid(xid, &Message::EchoRequest(vec![xid as u8; 60_000]));
+        }
+        for xid in 0..20 {
+            match pump(&mut c, &mut s) {
+                (Input::Msg(_, m), Input::Idle) => assert!(
+                    matches!(*m, Ok((x, Message::EchoRequest(ref d))) if x == xid && d.len() == 60_000 && d[0] == xid as u8)
+                ),
+                _ => panic!("the client did not get ECHO_REQUEST {xid}"),
+            }
+        }
+    }
+
+    /// Whichever side notices first closes with the TLS reason.
+    fn refused(a: &mut Conn, b: &mut Conn) -> String {
+        a.send(&hello());
+        match pump(a, b) {
+            (Input::Closed(why), _) | (_, Input::Closed(why)) => why.to_string(),
+            _ => panic!("a message crossed"),
+        }
+    }
+
+    #[test]
+    fn a_certificate_from_another_ca_is_refused_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, theirs) = (Ca::new("ours"), Ca::new("theirs"));
+        let (switch, stranger) = (ours.config(dir.path(), "switch"), theirs.config(dir.path(), "stranger"));
+        // A stranger dialling our pssl: listener.
+        let (mut c, mut s) = pair(Some(&stranger), Some(&switch));
+        let why = refused(&mut c, &mut s);
+        assert!(why.starts_with("TLS: ") && why.contains("UnknownIssuer"), "{why}");
+        // Our ssl: connection to a controller whose certificate our CA did not sign.
+        let (mut c, mut s) = pair(Some(&switch), Some(&stranger));
+        let why = refused(&mut c, &mut s);
+        assert!(why.starts_with("TLS: ") && why.contains("UnknownIssuer"), "{why}");
+    }
+
+    #[test]
+    fn plain_openflow_to_a_tls_listener_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let switch = Ca::new("ours").config(dir.path(), "switch");
+        let (mut c, mut s) = pair(None, Some(&switch));
+        let why = refused(&mut c, &mut s);
+        assert!(why.starts_with("TLS: "), "{why}");
     }
 }

@@ -6,6 +6,8 @@
 //!   (`--openflow-listen ptcp:PORT[:IP]`) for `ovs-ofctl` and controllers that dial in.
 //!   Everything is non-blocking and polled from the manager's control tick (every
 //!   millisecond under load), so a slow or dead controller never stalls the switch.
+//!   `ssl:HOST:PORT` and `pssl:PORT[:IP]` are the same over mutual TLS ([`tls`]); the
+//!   handshake is polled like the rest, and a failed one is an event naming the peer.
 //! * **Ports**: physical port `p` is OpenFlow port `p + 1`; every service is a
 //!   logical port `0x1000 + id` named after it (PORT_DESC, `ovs-ofctl show`), up
 //!   while it has a running instance. A change is announced with PORT_STATUS.
@@ -37,6 +39,7 @@ mod conn;
 mod handle;
 mod options;
 mod reports;
+mod tls;
 pub mod translate;
 
 #[cfg(test)]
@@ -56,7 +59,8 @@ use onvm_shm::Buf;
 use crate::control_plane::{self, ControlPlane, Fate};
 pub use crate::control_plane::{Payload, PortCounters, PortView, Switch};
 use conn::{Closed, Conn, Input, Origin};
-pub use options::{FailMode, OpenFlowOptions, OptionError, parse_controller, parse_listen};
+pub use options::{Endpoint, FailMode, OpenFlowOptions, OptionError, Transport, parse_controller, parse_listen};
+pub use tls::{TlsConfig, TlsError};
 pub use translate::Out;
 use translate::{from_match, of_port};
 
@@ -89,6 +93,7 @@ struct Held {
 #[derive(Debug)]
 struct Dial {
     addr: SocketAddr,
+    transport: Transport,
     at: Instant,
     backoff: Duration,
     /// A connection to it exists (connecting or up).
@@ -127,6 +132,12 @@ pub struct Agent {
 impl Agent {
     /// An agent with these options; binds the listener (an error names the address).
     pub fn new(opts: OpenFlowOptions) -> std::io::Result<Agent> {
+        if opts.uses_tls() && opts.tls.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "ssl: and pssl: need a private key, a certificate and a CA certificate",
+            ));
+        }
         let listener = match opts.listen {
             Some(a) => {
                 let l = TcpListener::bind(a)
@@ -140,8 +151,9 @@ impl Agent {
         let dials = opts
             .controllers
             .iter()
-            .map(|&addr| Dial {
-                addr,
+            .map(|c| Dial {
+                addr: c.addr,
+                transport: c.transport,
                 at: now,
                 backoff: FIRST_BACKOFF,
                 live: false,
@@ -281,6 +293,8 @@ impl Agent {
                         ));
                     } else if c.ready {
                         sw.event(format!("openflow: {} disconnected ({why})", c.peer));
+                    } else if matches!(why, Closed::Tls(_)) {
+                        sw.event(format!("openflow: {} refused ({why})", c.peer));
                     }
                 }
             }
@@ -317,7 +331,19 @@ impl Agent {
                     if s.set_nonblocking(true).is_err() {
                         continue;
                     }
-                    let mut c = Conn::new(s, peer, Origin::Passive, false);
+                    let tls = match (self.opts.listen_transport, &self.opts.tls) {
+                        (Transport::Tcp, _) => None,
+                        (Transport::Ssl, Some(t)) => match t.server() {
+                            Ok(t) => Some(rustls::Connection::Server(t)),
+                            Err(e) => {
+                                sw.event(format!("openflow: {peer} refused: TLS: {e}"));
+                                continue;
+                            }
+                        },
+                        // `new` refused options with pssl: and no TLS config.
+                        (Transport::Ssl, None) => continue,
+                    };
+                    let mut c = Conn::new(s, tls, peer, Origin::Passive, false);
                     c.send(&hello());
                     self.conns.push(c);
                 }
@@ -335,10 +361,18 @@ impl Agent {
             if d.live || now < d.at {
                 continue;
             }
-            match connect_nonblocking(d.addr) {
-                Ok(s) => {
+            let tls = match (d.transport, &self.opts.tls) {
+                (Transport::Tcp, _) => Ok(None),
+                (Transport::Ssl, Some(t)) => t
+                    .client(d.addr)
+                    .map(|t| Some(rustls::Connection::Client(t)))
+                    .map_err(|e| std::io::Error::other(format!("TLS: {e}"))),
+                (Transport::Ssl, None) => Err(std::io::Error::other("TLS: no key, certificate and CA")),
+            };
+            match tls.and_then(|tls| connect_nonblocking(d.addr).map(|s| (s, tls))) {
+                Ok((s, tls)) => {
                     d.live = true;
-                    self.conns.push(Conn::new(s, d.addr, Origin::Active(i), true));
+                    self.conns.push(Conn::new(s, tls, d.addr, Origin::Active(i), true));
                 }
                 Err(e) => {
                     let wait = d.retry_later(now);

@@ -1,18 +1,21 @@
 //! How the switch meets controllers: `--controller`, `--openflow-listen`, the fail mode
-//! and the datapath ID, and the parsing of their Open vSwitch-style addresses.
+//! and the datapath ID, the TLS settings, and the parsing of their Open vSwitch-style
+//! addresses (`tcp:`/`ssl:` to dial, `ptcp:`/`pssl:` to listen).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use thiserror::Error;
+
+use super::tls::TlsConfig;
 
 /// Why an OpenFlow option was refused; each says what was expected.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum OptionError {
     #[error("fail mode {0:?}: expected secure or standalone")]
     FailMode(String),
-    #[error("{0:?}: an OpenFlow listener is ptcp:PORT[:IP]")]
+    #[error("{0:?}: an OpenFlow listener is ptcp:PORT[:IP] or pssl:PORT[:IP]")]
     Listen(String),
-    #[error("{0:?}: a controller is tcp:HOST:PORT")]
+    #[error("{0:?}: a controller is tcp:HOST:PORT or ssl:HOST:PORT")]
     Controller(String),
     #[error("{spec:?}: {port:?} is not a TCP port")]
     Port { spec: String, port: String },
@@ -53,13 +56,33 @@ impl std::str::FromStr for FailMode {
     }
 }
 
+/// Plain TCP or TLS (Open vSwitch's `tcp:`/`ptcp:` and `ssl:`/`pssl:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Ssl,
+}
+
+/// An address to dial or listen on, and how to speak there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
 /// How the switch meets controllers.
 #[derive(Clone, Debug, Default)]
 pub struct OpenFlowOptions {
-    /// `ptcp:PORT[:IP]`: where `ovs-ofctl` and dialling-in controllers connect.
+    /// `ptcp:PORT[:IP]` or `pssl:PORT[:IP]`: where `ovs-ofctl` and dialling-in
+    /// controllers connect.
     pub listen: Option<SocketAddr>,
-    /// `tcp:HOST:PORT` controllers to dial.
-    pub controllers: Vec<SocketAddr>,
+    /// Whether the listener speaks TLS (`pssl:`).
+    pub listen_transport: Transport,
+    /// `tcp:HOST:PORT` and `ssl:HOST:PORT` controllers to dial.
+    pub controllers: Vec<Endpoint>,
+    /// The key, certificate and CA for `ssl:` and `pssl:`; required when either is used.
+    pub tls: Option<TlsConfig>,
     pub fail_mode: FailMode,
     /// FEATURES_REPLY's datapath ID (how a controller tells switches apart).
     pub datapath_id: u64,
@@ -70,30 +93,47 @@ impl OpenFlowOptions {
     pub fn enabled(&self) -> bool {
         self.listen.is_some() || !self.controllers.is_empty()
     }
+
+    /// Whether `ssl:` or `pssl:` is asked for (and so [`Self::tls`] is needed).
+    pub fn uses_tls(&self) -> bool {
+        (self.listen.is_some() && self.listen_transport == Transport::Ssl)
+            || self.controllers.iter().any(|c| c.transport == Transport::Ssl)
+    }
 }
 
-/// Parses `ptcp:PORT[:IP]` (Open vSwitch's syntax). Without an IP it listens on
-/// 127.0.0.1 only: OpenFlow has no authentication, and whoever reaches the port can
-/// rewrite every rule, so other machines must be let in explicitly (`ptcp:6653:0.0.0.0`).
-pub fn parse_listen(s: &str) -> Result<SocketAddr, OptionError> {
-    let rest = s.strip_prefix("ptcp:").ok_or_else(|| OptionError::Listen(s.into()))?;
+/// Parses `ptcp:PORT[:IP]` or `pssl:PORT[:IP]` (Open vSwitch's syntax). Without an IP
+/// it listens on 127.0.0.1 only: over `ptcp:` OpenFlow has no authentication, and
+/// whoever reaches the port can rewrite every rule, so other machines must be let in
+/// explicitly (`ptcp:6653:0.0.0.0`); `pssl:` keeps the same default.
+pub fn parse_listen(s: &str) -> Result<Endpoint, OptionError> {
+    let (transport, rest) = match (s.strip_prefix("ptcp:"), s.strip_prefix("pssl:")) {
+        (Some(rest), _) => (Transport::Tcp, rest),
+        (_, Some(rest)) => (Transport::Ssl, rest),
+        _ => return Err(OptionError::Listen(s.into())),
+    };
     let (port, ip) = rest.split_once(':').unwrap_or((rest, "127.0.0.1"));
     let port = tcp_port(s, port)?;
     let ip: std::net::IpAddr = ip.trim_matches(['[', ']']).parse().map_err(|_| OptionError::Ip {
         spec: s.into(),
         ip: ip.into(),
     })?;
-    Ok(SocketAddr::new(ip, port))
+    Ok(Endpoint {
+        transport,
+        addr: SocketAddr::new(ip, port),
+    })
 }
 
-/// Parses `tcp:HOST:PORT` (`tcp:[::1]:6653` for IPv6), resolving HOST once.
-pub fn parse_controller(s: &str) -> Result<SocketAddr, OptionError> {
-    let (host, port) = s
-        .strip_prefix("tcp:")
-        .and_then(|rest| rest.rsplit_once(':'))
-        .ok_or_else(|| OptionError::Controller(s.into()))?;
+/// Parses `tcp:HOST:PORT` or `ssl:HOST:PORT` (`tcp:[::1]:6653` for IPv6), resolving
+/// HOST once.
+pub fn parse_controller(s: &str) -> Result<Endpoint, OptionError> {
+    let (transport, rest) = match (s.strip_prefix("tcp:"), s.strip_prefix("ssl:")) {
+        (Some(rest), _) => (Transport::Tcp, rest),
+        (_, Some(rest)) => (Transport::Ssl, rest),
+        _ => return Err(OptionError::Controller(s.into())),
+    };
+    let (host, port) = rest.rsplit_once(':').ok_or_else(|| OptionError::Controller(s.into()))?;
     let port = tcp_port(s, port)?;
-    (host.trim_matches(['[', ']']), port)
+    let addr = (host.trim_matches(['[', ']']), port)
         .to_socket_addrs()
         .map_err(|e| OptionError::Resolve {
             spec: s.into(),
@@ -104,19 +144,78 @@ pub fn parse_controller(s: &str) -> Result<SocketAddr, OptionError> {
         .ok_or_else(|| OptionError::NoAddress {
             spec: s.into(),
             host: host.into(),
-        })
+        })?;
+    Ok(Endpoint { transport, addr })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn tcp(addr: &str) -> Result<Endpoint, OptionError> {
+        Ok(Endpoint {
+            transport: Transport::Tcp,
+            addr: addr.parse().unwrap(),
+        })
+    }
+
+    fn ssl(addr: &str) -> Result<Endpoint, OptionError> {
+        Ok(Endpoint {
+            transport: Transport::Ssl,
+            addr: addr.parse().unwrap(),
+        })
+    }
+
+    #[test]
+    fn tls_addresses_as_open_vswitch_writes_them() {
+        assert_eq!(parse_listen("pssl:6653"), ssl("127.0.0.1:6653"));
+        assert_eq!(parse_listen("pssl:6653:0.0.0.0"), ssl("0.0.0.0:6653"));
+        assert_eq!(parse_listen("pssl:6653:[::1]"), ssl("[::1]:6653"));
+        assert_eq!(parse_controller("ssl:127.0.0.1:6653"), ssl("127.0.0.1:6653"));
+        assert_eq!(parse_controller("ssl:[::1]:6653"), ssl("[::1]:6653"));
+        assert!(
+            parse_listen("ssl:6653")
+                .unwrap_err()
+                .to_string()
+                .contains("pssl:PORT[:IP]")
+        );
+        assert!(
+            parse_controller("pssl:6653")
+                .unwrap_err()
+                .to_string()
+                .contains("ssl:HOST:PORT")
+        );
+        assert!(
+            parse_controller("ssl:127.0.0.1")
+                .unwrap_err()
+                .to_string()
+                .contains("ssl:HOST:PORT")
+        );
+        assert!(
+            parse_listen("pssl:x")
+                .unwrap_err()
+                .to_string()
+                .contains("not a TCP port")
+        );
+        let mut o = OpenFlowOptions {
+            listen: Some(parse_listen("ptcp:1").unwrap().addr),
+            controllers: vec![parse_controller("tcp:127.0.0.1:1").unwrap()],
+            ..OpenFlowOptions::default()
+        };
+        assert!(!o.uses_tls());
+        o.controllers.push(parse_controller("ssl:127.0.0.1:2").unwrap());
+        assert!(o.uses_tls());
+        o.controllers.clear();
+        o.listen_transport = Transport::Ssl;
+        assert!(o.uses_tls());
+    }
+
     #[test]
     fn addresses_as_open_vswitch_writes_them() {
-        assert_eq!(parse_listen("ptcp:6653"), Ok("127.0.0.1:6653".parse().unwrap()));
-        assert_eq!(parse_listen("ptcp:6653:0.0.0.0"), Ok("0.0.0.0:6653".parse().unwrap()));
-        assert_eq!(parse_listen("ptcp:0:127.0.0.1"), Ok("127.0.0.1:0".parse().unwrap()));
-        assert_eq!(parse_listen("ptcp:6653:[::1]"), Ok("[::1]:6653".parse().unwrap()));
+        assert_eq!(parse_listen("ptcp:6653"), tcp("127.0.0.1:6653"));
+        assert_eq!(parse_listen("ptcp:6653:0.0.0.0"), tcp("0.0.0.0:6653"));
+        assert_eq!(parse_listen("ptcp:0:127.0.0.1"), tcp("127.0.0.1:0"));
+        assert_eq!(parse_listen("ptcp:6653:[::1]"), tcp("[::1]:6653"));
         assert!(
             parse_listen("tcp:6653")
                 .unwrap_err()
@@ -135,12 +234,9 @@ mod tests {
                 .to_string()
                 .contains("not an IP address")
         );
-        assert_eq!(
-            parse_controller("tcp:127.0.0.1:6653"),
-            Ok("127.0.0.1:6653".parse().unwrap())
-        );
-        assert_eq!(parse_controller("tcp:[::1]:6653"), Ok("[::1]:6653".parse().unwrap()));
-        assert_eq!(parse_controller("tcp:localhost:1").map(|a| a.port()), Ok(1));
+        assert_eq!(parse_controller("tcp:127.0.0.1:6653"), tcp("127.0.0.1:6653"));
+        assert_eq!(parse_controller("tcp:[::1]:6653"), tcp("[::1]:6653"));
+        assert_eq!(parse_controller("tcp:localhost:1").map(|a| a.addr.port()), Ok(1));
         assert!(
             parse_controller("ptcp:6653")
                 .unwrap_err()
