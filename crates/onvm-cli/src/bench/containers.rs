@@ -22,7 +22,7 @@
 //! something else wants it too (on this VM: other sessions' builds). Plain bare NFs
 //! share the autogroup of `onvm up`, whose manager keeps core 0 busy, while containers
 //! are in Docker's cgroup, whose weight is all on core 1: under load the containers
-//! got about twice the bare NFs' share and won by 1.2–1.8×, which says nothing about
+//! got about twice the bare NFs' share and won by 1.1–1.8×, which says nothing about
 //! the data path. So the bench puts the bare NFs in a cgroup of its own (cpu and
 //! cpuacct, v1: [`BareCgroup`]) as Docker puts each container in one, and both sides
 //! are weighed alike; where it cannot create one it says so. Each round also reports
