@@ -75,6 +75,22 @@ fn config(dir: &TempDir, ports: &[String], body: &str) -> (PathBuf, PathBuf) {
     (dir.write("up.toml", &text), socket)
 }
 
+/// Removes the containers of the manager on its socket however the test ends: a failed
+/// assertion kills `onvm up` outright, which leaves them to the engine.
+struct Leftovers(PathBuf);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let filter = format!("label=org.onvm-rs.socket={}", self.0.display());
+        let Ok(out) = Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output() else {
+            return;
+        };
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("docker").args(["rm", "-f", id]).output();
+        }
+    }
+}
+
 fn up(cfg: &Path, extra: &[&str]) -> Proc {
     let mut cmd = onvm();
     cmd.arg("up")
@@ -155,10 +171,10 @@ fn a_capture_crosses_a_chain_of_containers_unchanged() {
 mon = 1
 fwd = 2
 
+# One NF for two services: two entries of one name, two containers.
 [[nfs]]
-name = "basic_monitor"
+name = "simple_forward"
 service = "mon"
-args = ["--quiet"]
 image = "{IMAGE}"
 
 [[nfs]]
@@ -178,6 +194,7 @@ in_port = 0
         format!("pcapout:{}", dir.join("out.pcap").display()),
     ];
     let (cfg, socket) = config(&dir, &ports, &body);
+    let _left = Leftovers(socket.clone());
     let mut p = up(&cfg, &["--exit-when-drained", "1"]);
     assert_eq!(
         p.exit_code(Duration::from_secs(60)),
@@ -188,6 +205,7 @@ in_port = 0
     assert_conserved(&p);
     let err = p.stderr.text();
     assert_eq!(err.matches("started (container onvm-").count(), 2, "{err}");
+    assert!(!err.contains("exited"), "neither container was removed by the other's start: {err}");
     let out = read_pcap(&dir.join("out.pcap"));
     assert_eq!(out.len(), frames.len(), "every packet comes out\n{}", p.output());
     for (i, (o, e)) in out.iter().zip(&frames).enumerate() {
@@ -233,6 +251,7 @@ in_port = 0
     );
     let ports = ["gen:64B,64flows,rate=200k".to_string(), "null".to_string()];
     let (cfg, socket) = config(&dir, &ports, &body);
+    let _left = Leftovers(socket.clone());
     let mut p = up(&cfg, &["--run-for", "3"]);
     assert_eq!(
         p.exit_code(Duration::from_secs(60)),
@@ -306,6 +325,7 @@ in_port = 0
     );
     let ports = ["gen:64B,64flows,rate=200k".to_string(), "null".to_string()];
     let (cfg, socket) = config(&dir, &ports, &body);
+    let _left = Leftovers(socket.clone());
     let mut p = up(&cfg, &[]);
     assert!(wait_for(SOON, || registered(&p) >= 2), "{}", p.output());
     let name = ours(&socket)
@@ -388,6 +408,7 @@ in_port = 0
     };
     let ports = ["gen:64B,256flows,rate=200k".to_string(), "null".to_string()];
     let (cfg, socket) = config(&dir, &ports, &body(1));
+    let _left = Leftovers(socket.clone());
     let mut p = up(&cfg, &[]);
     assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
     std::thread::sleep(Duration::from_millis(500));
@@ -456,6 +477,7 @@ in_port = 0
     );
     let ports = ["gen:64B,8flows,rate=10k".to_string(), "null".to_string()];
     let (cfg, socket) = config(&dir, &ports, &body);
+    let _left = Leftovers(socket.clone());
     // onvm up killed outright: its container stays (the NF ends when its manager goes).
     let mut p = up(&cfg, &[]);
     assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
@@ -505,6 +527,7 @@ in_port = 0
     );
     let ports = ["gen:64B,8flows,rate=10k".to_string(), "null".to_string()];
     let (cfg, socket) = config(&dir, &ports, &body);
+    let _left = Leftovers(socket.clone());
     let mut p = up(&cfg, &[]);
     assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
     let name = ours(&socket).pop().expect("its container");
@@ -620,7 +643,8 @@ in_port = 0
 "#
     );
     let ports = ["gen:64B,64flows,rate=100k".to_string(), "null".to_string()];
-    let (cfg, _socket) = config(&dir, &ports, &body);
+    let (cfg, socket) = config(&dir, &ports, &body);
+    let _left = Leftovers(socket.clone());
     let mut p = up(&cfg, &["--run-for", "3"]);
     assert_eq!(p.exit_code(Duration::from_secs(60)), 0, "{}", p.output());
     assert_conserved(&p);

@@ -87,8 +87,8 @@ impl ContainerLauncher {
 
     /// The container name of an NF instance: stable across restarts (the old container
     /// is removed first), distinct between managers on different sockets.
-    pub fn name_of(&self, nf: &Label) -> String {
-        container_name(&self.owner(), nf)
+    pub fn name_of(&self, nf: &Label, service: u16) -> String {
+        container_name(&self.owner(), nf, service)
     }
 
     /// Create and start a container of `image` running `args` with `env` (`KEY=VALUE`;
@@ -96,12 +96,13 @@ impl ContainerLauncher {
     pub fn start(
         &self,
         nf: &Label,
+        service: u16,
         image: &str,
         args: Vec<OsString>,
         env: Vec<String>,
         memory: Option<u64>,
     ) -> io::Result<ContainerHandle> {
-        let name = self.name_of(nf);
+        let name = self.name_of(nf, service);
         let dir = self.socket.parent().unwrap_or(std::path::Path::new("/"));
         let memory = memory.or(self.limits.memory).map(|m| m as i64);
         let host = HostConfig {
@@ -120,6 +121,7 @@ impl ContainerLauncher {
         let labels = HashMap::from([
             (labels::SOCKET.to_string(), self.owner()),
             (labels::NF.to_string(), nf.name.clone()),
+            (labels::SERVICE.to_string(), service.to_string()),
             (labels::INSTANCE.to_string(), nf.index.to_string()),
         ]);
         let body = ContainerCreateBody {
@@ -331,9 +333,10 @@ impl Handle for ContainerHandle {
     }
 }
 
-/// `onvm-NAME-INDEX-TAG`, TAG a hash of the owner (the socket path); characters Docker
+/// `onvm-NAME-sSERVICE-INDEX-TAG`, TAG a hash of the owner (the socket path): an entry is
+/// its name and service (two entries may run one NF for two services); characters Docker
 /// refuses in names become `-`.
-fn container_name(owner: &str, nf: &Label) -> String {
+fn container_name(owner: &str, nf: &Label, service: u16) -> String {
     let clean: String = nf
         .name
         .chars()
@@ -345,7 +348,11 @@ fn container_name(owner: &str, nf: &Label) -> String {
             }
         })
         .collect();
-    format!("onvm-{clean}-{}-{:08x}", nf.index, fnv(owner.as_bytes()) as u32)
+    format!(
+        "onvm-{clean}-s{service}-{}-{:08x}",
+        nf.index,
+        fnv(owner.as_bytes()) as u32
+    )
 }
 
 /// FNV-1a, for a short stable tag of a socket path.
@@ -365,9 +372,18 @@ mod tests {
             name: "my nf/1".into(),
             index: 2,
         };
-        let a = container_name("/tmp/a/onvm.sock", &label);
-        assert!(a.starts_with("onvm-my-nf-1-2-"), "{a}");
-        assert_ne!(a, container_name("/tmp/b/onvm.sock", &label));
-        assert_eq!(a, container_name("/tmp/a/onvm.sock", &label), "stable across restarts");
+        let a = container_name("/tmp/a/onvm.sock", &label, 7);
+        assert!(a.starts_with("onvm-my-nf-1-s7-2-"), "{a}");
+        assert_ne!(a, container_name("/tmp/b/onvm.sock", &label, 7));
+        assert_ne!(
+            a,
+            container_name("/tmp/a/onvm.sock", &label, 8),
+            "one NF for two services"
+        );
+        assert_eq!(
+            a,
+            container_name("/tmp/a/onvm.sock", &label, 7),
+            "stable across restarts"
+        );
     }
 }

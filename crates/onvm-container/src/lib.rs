@@ -34,6 +34,8 @@ pub mod labels {
     pub const SOCKET: &str = "org.onvm-rs.socket";
     /// On containers: the NF's config name.
     pub const NF: &str = "org.onvm-rs.nf";
+    /// On containers: the service ID it serves.
+    pub const SERVICE: &str = "org.onvm-rs.service";
     /// On containers: the instance index.
     pub const INSTANCE: &str = "org.onvm-rs.instance";
     /// On images: the image holds the `onvm` binary, whose `onvm nf NAME` runs every

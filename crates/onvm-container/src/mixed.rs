@@ -97,7 +97,14 @@ impl Launcher for NfLauncher {
         let builtin = self.check_image(containers.engine(), nf).map_err(io::Error::other)?;
         let args = self.container_args(nf, builtin);
         containers
-            .start(&nf.label(), &img, args, self.container_env(nf), nf.spec.memory)
+            .start(
+                &nf.label(),
+                nf.spec.service,
+                &img,
+                args,
+                self.container_env(nf),
+                nf.spec.memory,
+            )
             .map(NfHandle::Container)
     }
 }
