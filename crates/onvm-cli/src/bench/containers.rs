@@ -503,11 +503,6 @@ struct Measured {
 
 /// The config of a round: `image` = (tag, engine endpoint) for containers.
 ///
-/// The second NF is spelled `simple-forward` (the same built-in NF): a container's
-/// name comes from its entry's NF name and instance index only, so two entries named
-/// `simple_forward` in two services would get one container name, and starting the
-/// second would remove the first as a leftover.
-///
 /// `bare` = (the onvm binary, a cgroup name) puts bare NFs in that cgroup (cpu and
 /// cpuacct, v1) through `sh -c 'echo $$ > …/tasks; exec "$@"'` before they become
 /// `onvm nf simple-forward` as `onvm up` would start them.
@@ -552,7 +547,7 @@ fn config_text(socket: &Path, image: Option<(&str, &str)>, bare: Option<(&Path, 
         "{manager}\n[services]\nfwd1 = 1\nfwd2 = 2\n\n{}\n{}\n\
          [[chains]]\nname = \"bench\"\nchain = [\"fwd1\", \"fwd2\", \"out:1\"]\nin_port = 0\n",
         nf("simple_forward", 1),
-        nf("simple-forward", 2)
+        nf("simple_forward", 2)
     )
 }
 
@@ -1154,7 +1149,11 @@ mod tests {
         let cfg = onvm_proto::config::Config::from_toml(&bare).unwrap();
         assert_eq!(cfg.nfs.len(), 2);
         assert!(cfg.nfs.iter().all(|n| n.image.is_none()));
-        assert_ne!(cfg.nfs[0].name, cfg.nfs[1].name, "distinct container names");
+        assert_eq!(
+            cfg.nfs.iter().map(|n| (n.name.as_str(), n.service)).collect::<Vec<_>>(),
+            [("simple_forward", 1), ("simple_forward", 2)],
+            "one NF for two services"
+        );
         assert!(cfg.manager.shared_cores);
         let ct = config_text(
             Path::new("/t/run/onvm.sock"),
