@@ -1186,7 +1186,7 @@ mod tests {
                 "--service",
                 "2",
                 "--tag",
-                "simple-forward",
+                "simple_forward",
                 "--shared-core",
                 "--socket",
                 "/t/run/onvm.sock",
