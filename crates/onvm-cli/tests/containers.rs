@@ -205,7 +205,10 @@ in_port = 0
     assert_conserved(&p);
     let err = p.stderr.text();
     assert_eq!(err.matches("started (container onvm-").count(), 2, "{err}");
-    assert!(!err.contains("exited"), "neither container was removed by the other's start: {err}");
+    assert!(
+        !err.contains("exited"),
+        "neither container was removed by the other's start: {err}"
+    );
     let out = read_pcap(&dir.join("out.pcap"));
     assert_eq!(out.len(), frames.len(), "every packet comes out\n{}", p.output());
     for (i, (o, e)) in out.iter().zip(&frames).enumerate() {
@@ -279,14 +282,17 @@ in_port = 0
     assert_eq!(in_container.len(), 2, "the monitor and one forwarder:\n{out}");
     let err = p.stderr.text();
     for line in in_container {
-        let id = line.rsplit(' ').next().unwrap();
+        // `... container NAME (ID)`, as onvm up said when it started it.
+        let named = line.split(" container ").nth(1).unwrap();
+        let id = named.rsplit(['(', ')']).nth(1).unwrap();
         assert_eq!(id.len(), 12, "{line}");
+        assert!(named.starts_with("onvm-"), "{line}");
         assert!(
-            err.contains(&format!("({id}")),
-            "onvm up named container {id} when it started it:\n{err}"
+            err.contains(&format!("(container {named})")),
+            "onvm up named container {named} when it started it:\n{err}"
         );
         assert!(
-            err.contains(&format!(", container {id}")),
+            err.contains(&format!(", container {named}")),
             "the manager's registration names it:\n{err}"
         );
     }

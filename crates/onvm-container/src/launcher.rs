@@ -127,7 +127,11 @@ impl ContainerLauncher {
         let body = ContainerCreateBody {
             image: Some(image.into()),
             cmd: Some(args.iter().map(|a| a.to_string_lossy().into_owned()).collect()),
-            env: Some(env),
+            env: Some(
+                env.into_iter()
+                    .chain([format!("{}={name}", onvm_proto::ctrl::env::CONTAINER)])
+                    .collect(),
+            ),
             labels: Some(labels),
             network_disabled: Some(true),
             host_config: Some(host),

@@ -76,8 +76,8 @@ pub struct Instance {
     pub quota: u32,
     /// When it registered.
     pub since: Instant,
-    /// The Docker container it runs in (short ID), read from its process's cgroup when
-    /// it registered; `None` for a bare process.
+    /// The Docker container it runs in, `NAME (ID)` (or the short ID), read from its
+    /// process's cgroup and environment when it registered; `None` for a bare process.
     pub container: Option<String>,
 }
 

@@ -45,7 +45,7 @@ pub struct NfRow {
     pub counters: NfCounters,
     /// Packets the manager could not enqueue to it.
     pub rx_drop: u64,
-    /// The container it runs in (short ID), if any.
+    /// The container it runs in (`NAME (ID)`, or the short ID), if any.
     pub container: Option<String>,
 }
 

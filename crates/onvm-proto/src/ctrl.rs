@@ -40,6 +40,8 @@ pub mod env {
     pub const TAG: &str = "ONVM_TAG";
     /// `1` when NFs share cores and sleep when idle (`shared_cores = true`), else `0`.
     pub const SHARED_CORE: &str = "ONVM_SHARED_CORE";
+    /// The name of the container the NF runs in, for the manager's stats.
+    pub const CONTAINER: &str = "ONVM_CONTAINER";
 }
 
 /// Version of this protocol (and of the region layout it hands out). Bump on any change.

@@ -52,8 +52,7 @@ impl Mgr<'_> {
             .sock
             .peer_cred()
             .ok()
-            .and_then(|c| std::fs::read_to_string(format!("/proc/{}/cgroup", c.pid)).ok())
-            .and_then(|text| container_id(&text));
+            .and_then(|c| container_of(c.pid));
         self.fwd.acct.event(format!(
             "NF {:?} registered: instance {id}, service {service}, core {}{}",
             req.tag,
@@ -209,6 +208,32 @@ impl Mgr<'_> {
     }
 }
 
+/// The container process `pid` runs in, as `NAME (ID)` (or `ID`): the ID from its
+/// cgroup, the name from the `ONVM_CONTAINER` its launcher set (`onvm up` does; a
+/// display name only, trusted for nothing).
+fn container_of(pid: u32) -> Option<String> {
+    let id = container_id(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)?;
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    Some(match container_name(&environ) {
+        Some(name) => format!("{name} ({id})"),
+        None => id,
+    })
+}
+
+/// `ONVM_CONTAINER`'s value in a `/proc/PID/environ` (NUL-separated), if it is there and
+/// a plausible container name.
+fn container_name(environ: &[u8]) -> Option<String> {
+    let key = format!("{}=", onvm_proto::ctrl::env::CONTAINER);
+    environ
+        .split(|&b| b == 0)
+        .find_map(|v| v.strip_prefix(key.as_bytes()))
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map(String::from)
+}
+
 /// The short ID (12 hex digits) of the Docker container whose cgroup is in `cgroup`
 /// (a `/proc/PID/cgroup`): the 64-hex-digit component of the path, which Docker names
 /// `docker-ID.scope` (systemd driver) or `docker/ID` (cgroupfs driver). `None` for a
@@ -224,7 +249,18 @@ fn container_id(cgroup: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::container_id;
+    use super::{container_id, container_name};
+
+    #[test]
+    fn the_container_name_is_read_from_the_environment_when_plausible() {
+        assert_eq!(
+            container_name(b"PATH=/x\0ONVM_CONTAINER=onvm-fw-s1-0-1a2b3c4d\0ONVM_TAG=fw\0").as_deref(),
+            Some("onvm-fw-s1-0-1a2b3c4d")
+        );
+        assert_eq!(container_name(b"PATH=/x\0"), None);
+        assert_eq!(container_name(b"ONVM_CONTAINER=a b\0"), None, "not a name");
+        assert_eq!(container_name(b"ONVM_CONTAINER=\0"), None);
+    }
 
     #[test]
     fn the_container_is_read_from_either_cgroup_driver_and_a_bare_process_has_none() {
