@@ -115,12 +115,18 @@ impl TableFeatures {
         ];
         let actions = [ofpat::OUTPUT, ofpat::SET_FIELD];
         let next: Vec<u8> = (table_id.saturating_add(1)..n_tables).collect();
+        // Every field a match may hold (`Match::decode`): (field, maskable, length).
         let matchable = [
             (ofpxmt::IN_PORT, false, 4),
+            (ofpxmt::IN_PHY_PORT, false, 4),
+            (ofpxmt::METADATA, true, 8),
             (ofpxmt::ETH_DST, true, 6),
             (ofpxmt::ETH_SRC, true, 6),
             (ofpxmt::ETH_TYPE, false, 2),
-            (ofpxmt::VLAN_VID, false, 2),
+            (ofpxmt::VLAN_VID, true, 2),
+            (ofpxmt::VLAN_PCP, false, 1),
+            (ofpxmt::IP_DSCP, false, 1),
+            (ofpxmt::IP_ECN, false, 1),
             (ofpxmt::IP_PROTO, false, 1),
             (ofpxmt::IPV4_SRC, true, 4),
             (ofpxmt::IPV4_DST, true, 4),
@@ -128,8 +134,27 @@ impl TableFeatures {
             (ofpxmt::TCP_DST, false, 2),
             (ofpxmt::UDP_SRC, false, 2),
             (ofpxmt::UDP_DST, false, 2),
+            (ofpxmt::SCTP_SRC, false, 2),
+            (ofpxmt::SCTP_DST, false, 2),
+            (ofpxmt::ICMPV4_TYPE, false, 1),
+            (ofpxmt::ICMPV4_CODE, false, 1),
+            (ofpxmt::ARP_OP, false, 2),
+            (ofpxmt::ARP_SPA, true, 4),
+            (ofpxmt::ARP_TPA, true, 4),
+            (ofpxmt::ARP_SHA, true, 6),
+            (ofpxmt::ARP_THA, true, 6),
             (ofpxmt::IPV6_SRC, true, 16),
             (ofpxmt::IPV6_DST, true, 16),
+            (ofpxmt::IPV6_FLABEL, true, 4),
+            (ofpxmt::ICMPV6_TYPE, false, 1),
+            (ofpxmt::ICMPV6_CODE, false, 1),
+            (ofpxmt::IPV6_ND_TARGET, false, 16),
+            (ofpxmt::IPV6_ND_SLL, false, 6),
+            (ofpxmt::IPV6_ND_TLL, false, 6),
+            (ofpxmt::MPLS_LABEL, false, 4),
+            (ofpxmt::MPLS_TC, false, 1),
+            (ofpxmt::MPLS_BOS, false, 1),
+            (ofpxmt::TUNNEL_ID, true, 8),
         ];
         let settable = [
             (ofpxmt::ETH_DST, false, 6),
@@ -148,7 +173,8 @@ impl TableFeatures {
         TableFeatures {
             table_id,
             name: format!("table{table_id}"),
-            metadata_match: 0,
+            // Packets' metadata is matchable in every bit (it is 0 until written).
+            metadata_match: u64::MAX,
             metadata_write: 0,
             config: 0,
             max_entries: 65536,

@@ -66,8 +66,10 @@ fn ovs_reads_our_table_features() {
         "instructions: apply_actions clear_actions write_actions goto_table",
         "actions: output set_field",
         "Set-Field: eth_{src,dst} ip_{src,dst} ipv6_{src,dst} tcp_{src,dst} udp_{src,dst}",
-        "arbitrary mask: eth_{src,dst} ip_{src,dst} ipv6_{src,dst}",
-        "exact match or wildcard: in_port_oxm eth_type vlan_vid nw_proto tcp_{src,dst} udp_{src,dst}",
+        "metadata: match=0xffffffffffffffff write=0",
+        "arbitrary mask: tun_id metadata eth_{src,dst} vlan_vid ip_{src,dst} ipv6_{src,dst,label} arp_{spa,tpa,sha,tha}",
+        "exact match or wildcard: in_port_oxm eth_type vlan_pcp mpls_{label,tc,bos} nw_proto ip_dscp nw_ecn arp_op \
+         tcp_{src,dst} udp_{src,dst} sctp_{src,dst} icmp_{type,code} icmpv6_{type,code} nd_{target,sll,tll}",
         "max_entries=65536",
     ] {
         assert!(stdout.contains(want), "no {want:?} in:\n{stdout}");
