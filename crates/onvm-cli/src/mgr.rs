@@ -111,10 +111,12 @@ pub struct CommonMgr {
     /// OpenFlow datapath ID, hex or decimal (default: derived from the socket path).
     #[arg(long)]
     pub datapath_id: Option<String>,
+    #[command(flatten)]
+    pub ssl: SslArgs,
 }
 
 /// The files of OpenFlow over TLS (`ssl:`, `pssl:`), the three of `ovs-vsctl set-ssl`,
-/// all PEM. Flags of `onvm mgr`; every command also takes them from the config's
+/// all PEM: flags of every command that starts a manager, before the config's
 /// `[manager]` keys `ssl_private_key`, `ssl_certificate` and `ssl_ca_cert`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SslArgs {
@@ -141,8 +143,6 @@ pub struct MgrArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonMgr,
-    #[command(flatten)]
-    pub ssl: SslArgs,
 }
 
 /// Seconds as a `Duration`. `bounds::check_mgr` has refused what is out of range
@@ -156,16 +156,6 @@ fn secs(v: f64, what: &str) -> Result<Duration, String> {
 /// command that starts a manager (`mgr`, `up`, `demo`) has them checked, and the
 /// config's by `Config::from_toml`.
 pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[String]) -> Result<Options, String> {
-    options_with_ssl(common, &SslArgs::default(), config, extra_ports)
-}
-
-/// [`options`], with the TLS files of `onvm mgr`'s flags before the config's.
-pub fn options_with_ssl(
-    common: &CommonMgr,
-    ssl: &SslArgs,
-    config: Option<&Config>,
-    extra_ports: &[String],
-) -> Result<Options, String> {
     bounds::check_mgr(common)?;
     let socket = common
         .socket
@@ -216,7 +206,7 @@ pub fn options_with_ssl(
     if let Some(c) = config {
         o.service_names = c.services.iter().map(|(name, &id)| (id, name.clone())).collect();
     }
-    o.openflow = openflow_options(common, ssl, config.map(|c| &c.manager), &o.socket)?;
+    o.openflow = openflow_options(common, &common.ssl, config.map(|c| &c.manager), &o.socket)?;
     Ok(o)
 }
 
@@ -423,7 +413,7 @@ pub fn print_report(r: &Report) -> ExitCode {
 /// `onvm mgr`.
 pub fn run(a: MgrArgs) -> CliResult {
     let config = a.config.as_deref().map(|p| load_config(p, &a.ports)).transpose()?;
-    let opts = options_with_ssl(&a.common, &a.ssl, config.as_ref(), &a.ports)?;
+    let opts = options(&a.common, config.as_ref(), &a.ports)?;
     onvm_mgr::stats::emit_err(format_args!("onvm mgr: listening on {}\n", opts.socket.display()));
     let stop = crate::stop_on_signals();
     let report = onvm_mgr::run(opts, &stop).map_err(|e| e.to_string())?;

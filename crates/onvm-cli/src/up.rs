@@ -438,6 +438,7 @@ pub fn demo(a: DemoArgs) -> CliResult {
         controllers: Vec::new(),
         fail_mode: None,
         datapath_id: None,
+        ssl: Default::default(),
     };
     let code = run_config(&cfg, None, &common, true)?;
     onvm_mgr::stats::emit(format_args!(
