@@ -116,6 +116,13 @@ pub mod ofpfmfc {
     pub const BAD_FLAGS: u16 = 7;
 }
 
+/// `ofp_table_mod_failed_code` values.
+pub mod ofptmfc {
+    pub const BAD_TABLE: u16 = 0;
+    pub const BAD_CONFIG: u16 = 1;
+    pub const EPERM: u16 = 2;
+}
+
 /// `ofp_switch_config_failed_code` values.
 pub mod ofpscfc {
     pub const BAD_FLAGS: u16 = 0;

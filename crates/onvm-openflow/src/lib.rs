@@ -37,13 +37,15 @@
 //!
 //! # What is covered
 //!
-//! HELLO, ERROR, ECHO, FEATURES, GET/SET_CONFIG, BARRIER, ROLE, FLOW_MOD (all five
+//! HELLO, ERROR, ECHO, FEATURES, GET/SET_CONFIG, BARRIER, ROLE, SET_ASYNC / GET_ASYNC,
+//! TABLE_MOD, FLOW_MOD (all five
 //! commands), OXM matches on in_port, eth src/dst/type, vlan_vid, ip_proto, IPv4/IPv6
 //! src/dst and TCP/UDP ports (masks where the spec allows them, prerequisites
 //! checked), instructions GOTO_TABLE / WRITE / APPLY / CLEAR_ACTIONS, actions OUTPUT
 //! and SET_FIELD, PACKET_IN, PACKET_OUT, FLOW_REMOVED, PORT_STATUS, and MULTIPART
 //! DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC and TABLE_FEATURES (query only:
-//! `ovs-ofctl` needs it). Anything else gets the
+//! `ovs-ofctl` needs it), with requests split by REQ_MORE put back together by a
+//! [`RequestAssembler`]. Anything else gets the
 //! spec's "not supported" error (BAD_TYPE, BAD_MULTIPART, BAD_FIELD, ...).
 //!
 //! # Interop evidence
@@ -76,6 +78,7 @@
 #![forbid(unsafe_code)]
 
 mod action;
+mod async_config;
 mod config;
 mod error;
 mod features;
@@ -91,6 +94,7 @@ mod packet;
 mod port;
 mod role;
 mod table_features;
+mod table_mod;
 mod wire;
 
 #[cfg(test)]
@@ -100,10 +104,11 @@ mod tests;
 pub const OFP_VERSION: u8 = 0x04;
 
 pub use action::{Action, SetField, ofpat, ofpcml};
+pub use async_config::{ASYNC_CONFIG_LEN, AsyncConfig};
 pub use config::{SwitchConfig, ofpc_frag};
 pub use error::{
     ERROR_DATA_LEN, ErrorKind, ErrorMsg, OfpError, error_reply, ofpbac, ofpbic, ofpbmc, ofpbrc, ofpet, ofpfmfc, ofphfc,
-    ofprrfc, ofpscfc, ofptffc,
+    ofprrfc, ofpscfc, ofptffc, ofptmfc,
 };
 pub use features::{FeaturesReply, ofpc};
 pub use flow_mod::{FlowMod, FlowModCommand, OFP_NO_BUFFER, OFPG_ANY, OFPTT_ALL, OFPTT_MAX, ofpff};
@@ -113,8 +118,9 @@ pub use hello::{Hello, OFPHET_VERSIONBITMAP, VersionBitmap, negotiate};
 pub use instruction::{Instruction, ofpit};
 pub use message::{EncodeError, Message, type_name};
 pub use multipart::{
-    AggregateStats, DESC_STR_LEN, Desc, FlowStats, FlowStatsRequest, MultipartReply, MultipartReplyBody,
-    MultipartRequest, MultipartRequestBody, OFPMPF_MORE, PortStats, SERIAL_NUM_LEN, TableStats, ofpmp,
+    AggregateStats, DESC_STR_LEN, Desc, FlowStats, FlowStatsRequest, MAX_ASSEMBLED, MAX_ASSEMBLING, MultipartReply,
+    MultipartReplyBody, MultipartRequest, MultipartRequestBody, OFPMPF_MORE, PortStats, RequestAssembler,
+    SERIAL_NUM_LEN, TableStats, ofpmp,
 };
 pub use oxm::{
     ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_MPLS, ETH_TYPE_MPLS_MCAST, ICMPV6_ND_ADVERT,
@@ -125,3 +131,4 @@ pub use packet::{PacketIn, PacketOut, ofpr};
 pub use port::{MAX_PORT_NAME_LEN, PORT_LEN, Port, PortStatus, is_output_port, ofpp, ofppc, ofppf, ofppr, ofpps};
 pub use role::{Role, RoleMsg};
 pub use table_features::{MAX_TABLE_NAME_LEN, TableFeatureProp, TableFeatures, ofptfpt};
+pub use table_mod::{OFPTC_DEPRECATED_MASK, TableMod};

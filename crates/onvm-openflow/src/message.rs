@@ -9,6 +9,7 @@
 use thiserror::Error;
 
 use crate::OFP_VERSION;
+use crate::async_config::AsyncConfig;
 use crate::config::SwitchConfig;
 use crate::error::{ErrorKind, ErrorMsg, OfpError, ofpbrc, ofpet};
 use crate::features::FeaturesReply;
@@ -20,6 +21,7 @@ use crate::multipart::{MultipartReply, MultipartRequest};
 use crate::packet::{PacketIn, PacketOut};
 use crate::port::PortStatus;
 use crate::role::RoleMsg;
+use crate::table_mod::TableMod;
 use crate::wire::{Reader, Writer};
 
 /// An OpenFlow 1.3 message, either direction.
@@ -45,6 +47,10 @@ pub enum Message {
     BarrierReply,
     RoleRequest(RoleMsg),
     RoleReply(RoleMsg),
+    TableMod(TableMod),
+    GetAsyncRequest,
+    GetAsyncReply(AsyncConfig),
+    SetAsync(AsyncConfig),
 }
 
 /// A message too long for OpenFlow's 16-bit length (split multipart replies).
@@ -113,6 +119,10 @@ impl Message {
             Message::BarrierReply => ofpt::BARRIER_REPLY,
             Message::RoleRequest(_) => ofpt::ROLE_REQUEST,
             Message::RoleReply(_) => ofpt::ROLE_REPLY,
+            Message::TableMod(_) => ofpt::TABLE_MOD,
+            Message::GetAsyncRequest => ofpt::GET_ASYNC_REQUEST,
+            Message::GetAsyncReply(_) => ofpt::GET_ASYNC_REPLY,
+            Message::SetAsync(_) => ofpt::SET_ASYNC,
         }
     }
 
@@ -160,6 +170,10 @@ impl Message {
             ofpt::BARRIER_REPLY => Message::BarrierReply,
             ofpt::ROLE_REQUEST => Message::RoleRequest(RoleMsg::decode(r)?),
             ofpt::ROLE_REPLY => Message::RoleReply(RoleMsg::decode(r)?),
+            ofpt::TABLE_MOD => Message::TableMod(TableMod::decode(r)?),
+            ofpt::GET_ASYNC_REQUEST => Message::GetAsyncRequest,
+            ofpt::GET_ASYNC_REPLY => Message::GetAsyncReply(AsyncConfig::decode(r)?),
+            ofpt::SET_ASYNC => Message::SetAsync(AsyncConfig::decode(r)?),
             ofpt::EXPERIMENTER => {
                 return Err(OfpError::of(
                     ofpet::BAD_REQUEST,
@@ -193,7 +207,11 @@ impl Message {
             Message::Hello(h) => h.encode(&mut w),
             Message::Error(e) => e.encode(&mut w),
             Message::EchoRequest(data) | Message::EchoReply(data) => w.bytes(data),
-            Message::FeaturesRequest | Message::GetConfigRequest | Message::BarrierRequest | Message::BarrierReply => {}
+            Message::FeaturesRequest
+            | Message::GetConfigRequest
+            | Message::BarrierRequest
+            | Message::BarrierReply
+            | Message::GetAsyncRequest => {}
             Message::FeaturesReply(f) => f.encode(&mut w),
             Message::GetConfigReply(c) | Message::SetConfig(c) => c.encode(&mut w),
             Message::PacketIn(p) => p.encode(&mut w),
@@ -204,6 +222,8 @@ impl Message {
             Message::MultipartRequest(m) => m.encode(&mut w),
             Message::MultipartReply(m) => m.encode(&mut w),
             Message::RoleRequest(r) | Message::RoleReply(r) => r.encode(&mut w),
+            Message::TableMod(t) => t.encode(&mut w),
+            Message::GetAsyncReply(a) | Message::SetAsync(a) => a.encode(&mut w),
         }
         if w.pos() > usize::from(u16::MAX) {
             return Err(EncodeError(w.pos()));

@@ -499,3 +499,98 @@ impl PortStats {
         w.u32(self.duration_nsec);
     }
 }
+
+/// `ofp_multipart_request` up to its body: the header, type, flags and padding.
+const MULTIPART_HEAD_LEN: usize = crate::header::HEADER_LEN + 8;
+
+/// Most body bytes one connection's unfinished REQ_MORE requests may hold together: an
+/// assembled request must fit one message (its 16-bit length), and none of the
+/// requests this switch answers is longer. Over it: `OFPBRC_MULTIPART_BUFFER_OVERFLOW`.
+pub const MAX_ASSEMBLED: usize = u16::MAX as usize - MULTIPART_HEAD_LEN;
+
+/// Most unfinished requests (distinct xids) one connection may have at once; parts
+/// with empty bodies cost no bytes, so the count is bounded too.
+pub const MAX_ASSEMBLING: usize = 16;
+
+/// Puts a multipart request split over several messages with `OFPMPF_REQ_MORE` back
+/// together (spec 7.3.5: the parts share an xid and a type; the last lacks the flag).
+///
+/// One per connection. [`RequestAssembler::push`] takes every whole message as framed:
+/// anything but a multipart request part passes through; a part with REQ_MORE is kept
+/// (`Ok(None)`); the last part yields one request with every part's body in order and
+/// the flag clear, for [`crate::Message::decode`]. What it holds is bounded by
+/// [`MAX_ASSEMBLED`] bytes and [`MAX_ASSEMBLING`] requests, so a peer that never sends
+/// the last part cannot grow it.
+#[derive(Clone, Debug, Default)]
+pub struct RequestAssembler {
+    /// (xid, multipart type, bodies so far), oldest first.
+    pending: Vec<(u32, u16, Vec<u8>)>,
+}
+
+impl RequestAssembler {
+    /// Bytes of bodies held.
+    pub fn held(&self) -> usize {
+        self.pending.iter().map(|(_, _, b)| b.len()).sum()
+    }
+
+    /// One whole message `msg`: `Ok(Some(bytes))` to decode now (`msg` itself, or the
+    /// assembled request), `Ok(None)` while a request waits for more parts, or the
+    /// error to answer (the request is then dropped).
+    pub fn push<'m>(&mut self, msg: &'m [u8]) -> Result<Option<std::borrow::Cow<'m, [u8]>>, OfpError> {
+        use std::borrow::Cow;
+        let is_part = msg.len() >= MULTIPART_HEAD_LEN
+            && msg[0] == crate::OFP_VERSION
+            && msg[1] == crate::header::ofpt::MULTIPART_REQUEST;
+        if !is_part {
+            return Ok(Some(Cow::Borrowed(msg)));
+        }
+        let xid = u32::from_be_bytes([msg[4], msg[5], msg[6], msg[7]]);
+        let ty = u16::from_be_bytes([msg[8], msg[9]]);
+        let more = u16::from_be_bytes([msg[10], msg[11]]) & OFPMPF_MORE != 0;
+        let body = &msg[MULTIPART_HEAD_LEN..];
+        let at = self.pending.iter().position(|(x, _, _)| *x == xid);
+        if at.is_none() && !more {
+            return Ok(Some(Cow::Borrowed(msg)));
+        }
+        let overflow = |detail: String| OfpError::of(ofpet::BAD_REQUEST, ofpbrc::MULTIPART_BUFFER_OVERFLOW, detail);
+        let k = match at {
+            Some(k) => k,
+            None if self.pending.len() >= MAX_ASSEMBLING => {
+                return Err(overflow(format!(
+                    "{MAX_ASSEMBLING} multipart requests are already waiting for their last part"
+                )));
+            }
+            None => {
+                self.pending.push((xid, ty, Vec::new()));
+                self.pending.len() - 1
+            }
+        };
+        if self.pending[k].1 != ty {
+            let was = self.pending.remove(k).1;
+            return Err(OfpError::of(
+                ofpet::BAD_REQUEST,
+                ofpbrc::BAD_MULTIPART,
+                format!("xid {xid:#x}: a part of multipart type {ty} continues a request of type {was}"),
+            ));
+        }
+        if self.held() + body.len() > MAX_ASSEMBLED {
+            self.pending.remove(k);
+            return Err(overflow(format!(
+                "multipart request parts exceed the {MAX_ASSEMBLED} bytes a connection may hold"
+            )));
+        }
+        self.pending[k].2.extend_from_slice(body);
+        if more {
+            return Ok(None);
+        }
+        let (_, _, bodies) = self.pending.remove(k);
+        let mut w = Writer::default();
+        crate::header::Header::start(&mut w, crate::OFP_VERSION, crate::header::ofpt::MULTIPART_REQUEST, xid);
+        w.u16(ty);
+        w.u16(0);
+        w.zeros(4);
+        w.bytes(&bodies);
+        crate::header::Header::finish(&mut w);
+        Ok(Some(Cow::Owned(w.buf)))
+    }
+}

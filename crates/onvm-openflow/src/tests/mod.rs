@@ -1,6 +1,7 @@
 //! Crate-level tests: exact wire layouts, round trips, the malformed-input table and
 //! the proptest fuzzing. Per-structure unit tests sit in their own modules.
 
+mod async_msgs;
 mod layout;
 mod malformed;
 mod props;

@@ -458,7 +458,19 @@ pub(crate) fn message() -> impl Strategy<Value = Message> {
         Just(Message::BarrierReply),
         role().prop_map(Message::RoleRequest),
         role().prop_map(Message::RoleReply),
+        any::<(u8, u32)>().prop_map(|(table_id, config)| Message::TableMod(TableMod { table_id, config })),
+        Just(Message::GetAsyncRequest),
+        async_config().prop_map(Message::GetAsyncReply),
+        async_config().prop_map(Message::SetAsync),
     ]
+}
+
+fn async_config() -> impl Strategy<Value = AsyncConfig> {
+    any::<[u32; 6]>().prop_map(|m| AsyncConfig {
+        packet_in_mask: [m[0], m[1]],
+        port_status_mask: [m[2], m[3]],
+        flow_removed_mask: [m[4], m[5]],
+    })
 }
 
 fn table_features() -> impl Strategy<Value = TableFeatures> {
