@@ -14,7 +14,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use onvm_openflow::{Message, OfpError, Role, frame_len};
+use onvm_openflow::{AsyncConfig, Message, OfpError, RequestAssembler, Role, frame_len};
 use thiserror::Error;
 
 /// Bytes queued for a peer before it counts as stuck.
@@ -96,6 +96,11 @@ pub struct Conn {
     /// listener is a tool's (`ovs-ofctl` fails on a message it did not ask for) until
     /// it sends a ROLE_REQUEST, as a controller that dials in does.
     pub async_on: bool,
+    /// Which asynchronous messages it wants, by reason and role (SET_ASYNC; the
+    /// spec's defaults until then).
+    pub async_config: AsyncConfig,
+    /// Multipart requests split with REQ_MORE, until their last part.
+    pub parts: RequestAssembler,
     /// Last time anything came in (for the inactivity probe).
     pub last_rx: Instant,
     /// An ECHO_REQUEST of ours is unanswered since then.
@@ -129,6 +134,8 @@ impl Conn {
             ready: false,
             role: Role::Equal,
             async_on: origin != Origin::Passive,
+            async_config: AsyncConfig::default(),
+            parts: RequestAssembler::default(),
             last_rx: Instant::now(),
             probe_sent: None,
             rx: Vec::new(),
@@ -138,10 +145,17 @@ impl Conn {
         }
     }
 
-    /// Whether this peer gets asynchronous messages (PACKET_IN, FLOW_REMOVED,
-    /// PORT_STATUS): a slave gets only PORT_STATUS, as in the spec's default.
-    pub fn wants_async(&self, port_status: bool) -> bool {
-        self.ready && self.async_on && (port_status || self.role != Role::Slave)
+    /// Whether this peer gets an asynchronous message of type `ty` (PACKET_IN,
+    /// FLOW_REMOVED, PORT_STATUS) sent for `reason` (`None`: for some reason), as its
+    /// [`AsyncConfig`] says for its role: by default a slave gets only PORT_STATUS.
+    pub fn wants_async(&self, ty: u8, reason: Option<u8>) -> bool {
+        let slave = self.role == Role::Slave;
+        self.ready
+            && self.async_on
+            && match reason {
+                Some(r) => self.async_config.wants(ty, r, slave),
+                None => (0..32).any(|r| self.async_config.wants(ty, r, slave)),
+            }
     }
 
     fn tcp(&self) -> &TcpStream {

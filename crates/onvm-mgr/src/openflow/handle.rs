@@ -1,19 +1,20 @@
 //! What the agent does with each message a peer sends: the protocol's answers, the
-//! table edits (FLOW_MOD), packets (PACKET_OUT), statistics (MULTIPART) and roles.
+//! table edits (FLOW_MOD, TABLE_MOD), packets (PACKET_OUT), statistics (MULTIPART, with
+//! requests split by REQ_MORE put back together first), roles and async configs.
 
 use onvm_openflow::{
     self as of, AggregateStats, Desc, FeaturesReply, FlowMod, FlowModCommand, FlowStats, Message, MultipartReply,
-    MultipartReplyBody, MultipartRequestBody, OFP_NO_BUFFER, OFP_VERSION, OFPMPF_MORE, OFPTT_ALL, OfpError, PacketOut,
-    Role, RoleMsg, TableFeatures, TableStats, VersionBitmap, error_reply, negotiate, ofpbrc, ofpc, ofpet, ofpff,
-    ofpfmfc, ofpp, ofppr, ofprrfc,
+    MultipartReplyBody, MultipartRequestBody, OFP_NO_BUFFER, OFP_VERSION, OFPMPF_MORE, OFPTC_DEPRECATED_MASK,
+    OFPTT_ALL, OfpError, PacketOut, Role, RoleMsg, TableFeatures, TableMod, TableStats, VersionBitmap, error_reply,
+    negotiate, ofpbrc, ofpc, ofpet, ofpff, ofpfmfc, ofpp, ofppr, ofprrfc, ofptmfc,
 };
 use onvm_proto::flow::{DeleteFilter, N_TABLES, PortNo, Rule};
 
 use super::conn::{Closed, Origin};
 use super::reports::{flow_stats, port_desc, port_stats, port_status, selected};
 use super::translate::{of_port, onvm_port, packet_out_actions, to_actions, to_match};
-use super::{Agent, BUFFER_TIMEOUT, FIRST_BACKOFF, FLOWS_PER_PART, Held, N_BUFFERS};
-use crate::control_plane::{Out, Payload, PortView, Switch};
+use super::{Agent, BUFFER_TIMEOUT, FIRST_BACKOFF, FLOWS_PER_PART, Held, N_BUFFERS, PORTS_PER_PART};
+use crate::control_plane::{InjectError, Out, Payload, PortView, Switch};
 
 impl Agent {
     /// One message from connection `k`.
@@ -24,6 +25,14 @@ impl Agent {
         decoded: Result<(u32, Message), OfpError>,
         sw: &mut dyn Switch,
     ) -> Result<(), Closed> {
+        // A multipart request's parts wait for the last one; then the whole request
+        // is decoded as one (its errors name the last part).
+        let decoded = match self.conns[k].parts.push(bytes) {
+            Ok(Some(std::borrow::Cow::Borrowed(_))) => decoded,
+            Ok(Some(std::borrow::Cow::Owned(whole))) => Message::decode(&whole),
+            Ok(None) => return Ok(()),
+            Err(e) => Err(e),
+        };
         let (xid, msg) = match decoded {
             Ok(m) => m,
             Err(e) => {
@@ -81,6 +90,18 @@ impl Agent {
             }
             Message::PacketOut(p) => {
                 if let Err(e) = self.slave_check(k).and_then(|()| self.packet_out(p, sw)) {
+                    refuse(self, e);
+                }
+            }
+            Message::SetAsync(c) => {
+                // A connection that says what it wants gets it, a tool's included.
+                let conn = &mut self.conns[k];
+                conn.async_config = c;
+                conn.async_on = true;
+            }
+            Message::GetAsyncRequest => reply(self, Message::GetAsyncReply(self.conns[k].async_config)),
+            Message::TableMod(t) => {
+                if let Err(e) = self.slave_check(k).and_then(|()| table_mod(t)) {
                     refuse(self, e);
                 }
             }
@@ -262,6 +283,10 @@ impl Agent {
         let outs = packet_out_actions(&p.actions)?;
         let in_port = match p.in_port {
             ofpp::CONTROLLER | ofpp::ANY => PortNo::CONTROLLER,
+            // As Open vSwitch does, a number where a port can be is taken whether or not
+            // the port is there now (a packet "from" a port that just went is still
+            // sendable); numbers outside the ranges (0, LOCAL, 0x1000 + 32 and up, other
+            // reserved ones) are OFPBRC_BAD_PORT.
             n => onvm_port(n).ok_or_else(|| {
                 OfpError::of(
                     ofpet::BAD_REQUEST,
@@ -281,10 +306,22 @@ impl Agent {
             }
             return Ok(());
         }
-        if let Err(e) = sw.inject(payload, in_port, &outs) {
-            sw.event(format!("openflow: packet-out: {e}"));
+        let carried = matches!(payload, Payload::Data(_));
+        match sw.inject(payload, in_port, &outs) {
+            Ok(()) => Ok(()),
+            // Carried bytes that no buffer of the region holds (or, the same answer
+            // from the switch, no buffer free): the controller learns the packet did
+            // not go. Open vSwitch has no such limit below the message's 64 KiB.
+            Err(InjectError::NoBuffer { len }) if carried => Err(OfpError::of(
+                ofpet::BAD_REQUEST,
+                ofpbrc::BAD_LEN,
+                format!("packet-out of {len} bytes: larger than a packet buffer holds, or none is free"),
+            )),
+            Err(e) => {
+                sw.event(format!("openflow: packet-out: {e}"));
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     fn multipart(&mut self, body: MultipartRequestBody, sw: &mut dyn Switch) -> Result<Vec<MultipartReply>, OfpError> {
@@ -303,18 +340,7 @@ impl Agent {
                     .into_iter()
                     .map(|r| flow_stats(r, now))
                     .collect();
-                let mut parts: Vec<MultipartReply> = stats
-                    .chunks(FLOWS_PER_PART)
-                    .map(|c| MultipartReply {
-                        flags: OFPMPF_MORE,
-                        body: MultipartReplyBody::Flow(c.to_vec()),
-                    })
-                    .collect();
-                match parts.last_mut() {
-                    Some(last) => last.flags = 0,
-                    None => parts = one(MultipartReplyBody::Flow(Vec::new())),
-                }
-                parts
+                Self::parts(&stats, FLOWS_PER_PART, MultipartReplyBody::Flow)
             }
             MultipartRequestBody::Aggregate(req) => {
                 let rules = selected(sw.table(), &req)?;
@@ -352,20 +378,44 @@ impl Agent {
                     ));
                 }
                 let up = sw.now();
-                one(MultipartReplyBody::PortStats(
-                    chosen
-                        .iter()
-                        .map(|p| port_stats(p.no, sw.port_counters(p.no), up))
-                        .collect(),
-                ))
+                let stats: Vec<of::PortStats> = chosen
+                    .iter()
+                    .map(|p| port_stats(p.no, sw.port_counters(p.no), up))
+                    .collect();
+                Self::parts(&stats, PORTS_PER_PART, MultipartReplyBody::PortStats)
             }
             MultipartRequestBody::PortDesc => {
-                one(MultipartReplyBody::PortDesc(sw.ports().iter().map(port_desc).collect()))
+                let ports: Vec<of::Port> = sw.ports().iter().map(port_desc).collect();
+                Self::parts(&ports, PORTS_PER_PART, MultipartReplyBody::PortDesc)
             }
             MultipartRequestBody::TableFeatures => one(MultipartReplyBody::TableFeatures(
                 (0..N_TABLES).map(|t| TableFeatures::onvm(t, N_TABLES)).collect(),
             )),
         })
+    }
+
+    /// Splits `entries` into replies of at most `per_part` entries, REPLY_MORE on all
+    /// but the last; an empty list is one empty reply.
+    fn parts<T: Clone>(
+        entries: &[T],
+        per_part: usize,
+        body: impl Fn(Vec<T>) -> MultipartReplyBody,
+    ) -> Vec<MultipartReply> {
+        let mut parts: Vec<MultipartReply> = entries
+            .chunks(per_part)
+            .map(|c| MultipartReply {
+                flags: OFPMPF_MORE,
+                body: body(c.to_vec()),
+            })
+            .collect();
+        match parts.last_mut() {
+            Some(last) => last.flags = 0,
+            None => parts.push(MultipartReply {
+                flags: 0,
+                body: body(Vec::new()),
+            }),
+        }
+        parts
     }
 
     pub(super) fn announce_ports(&mut self, sw: &mut dyn Switch) {
@@ -376,14 +426,41 @@ impl Agent {
         let before = std::mem::take(&mut self.ports);
         for p in &now {
             match before.iter().find(|b| b.no == p.no) {
-                None => self.async_send(&port_status(ofppr::ADD, p), true),
-                Some(b) if b != p => self.async_send(&port_status(ofppr::MODIFY, p), true),
+                None => self.async_send(&port_status(ofppr::ADD, p), ofppr::ADD),
+                Some(b) if b != p => self.async_send(&port_status(ofppr::MODIFY, p), ofppr::MODIFY),
                 Some(_) => {}
             }
         }
         for b in before.iter().filter(|b| now.iter().all(|p| p.no != b.no)) {
-            self.async_send(&port_status(ofppr::DELETE, b), true);
+            self.async_send(&port_status(ofppr::DELETE, b), ofppr::DELETE);
         }
         self.ports = now;
     }
+}
+
+/// TABLE_MOD: OpenFlow 1.3 has no table config left to set (its two bits are the
+/// deprecated table-miss ones, which Open vSwitch accepts and ignores, as here); the
+/// table must exist.
+fn table_mod(t: TableMod) -> Result<(), OfpError> {
+    if t.table_id != OFPTT_ALL && t.table_id >= N_TABLES {
+        return Err(OfpError::of(
+            ofpet::TABLE_MOD_FAILED,
+            ofptmfc::BAD_TABLE,
+            format!(
+                "table {} does not exist (this switch has tables 0..{N_TABLES})",
+                t.table_id
+            ),
+        ));
+    }
+    if t.config & !OFPTC_DEPRECATED_MASK != 0 {
+        return Err(OfpError::of(
+            ofpet::TABLE_MOD_FAILED,
+            ofptmfc::BAD_CONFIG,
+            format!(
+                "table config {:#x}: OpenFlow 1.3 defines only the deprecated bits 0x3",
+                t.config
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -34,6 +34,16 @@
 //!   with `--controller` instead).
 //! * **Roles**: EQUAL by default; a MASTER request makes every other master a slave;
 //!   slaves may not change the table or send packets (IS_SLAVE) and get no PACKET_IN.
+//! * **Async configs**: each connection keeps its SET_ASYNC reason masks (the spec's
+//!   defaults until then: master/equal get PACKET_IN for NO_MATCH and ACTION and every
+//!   PORT_STATUS and FLOW_REMOVED; a slave only PORT_STATUS), answers GET_ASYNC with
+//!   them, and gets a PACKET_IN / FLOW_REMOVED / PORT_STATUS only where its mask for
+//!   its role has the reason's bit. A tool's connection that sends SET_ASYNC gets what
+//!   it asked for, as after a ROLE_REQUEST.
+//! * **Multipart**: requests split with REQ_MORE are put back together per xid before
+//!   they are answered (bounded per connection: MULTIPART_BUFFER_OVERFLOW); flow,
+//!   port-stats and port-desc replies longer than one message go in parts with
+//!   REPLY_MORE.
 
 mod conn;
 mod handle;
@@ -44,6 +54,8 @@ pub mod translate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_async;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -79,6 +91,9 @@ const MAX_CONNS: usize = 64;
 const MSGS_PER_TICK: usize = 256;
 /// Flow stats per MULTIPART_REPLY part (each well under 1 KB, the part under 64 KB).
 const FLOWS_PER_PART: usize = 64;
+/// Port stats (112 bytes each) or descriptions (64) per MULTIPART_REPLY part: under
+/// 64 KB. Today's ports (physical ones and 32 services) fit one part.
+const PORTS_PER_PART: usize = 512;
 /// How often the port list is compared for PORT_STATUS.
 const PORT_CHECK_EVERY: Duration = Duration::from_millis(20);
 
@@ -184,11 +199,21 @@ impl Agent {
 
     /// Whether a controller would get a PACKET_IN now.
     pub fn has_controller(&self) -> bool {
-        self.conns.iter().any(|c| c.wants_async(false))
+        self.conns.iter().any(|c| c.wants_async(of::ofpt::PACKET_IN, None))
     }
 
-    fn async_send(&mut self, msg: &Message, port_status: bool) {
-        for c in self.conns.iter_mut().filter(|c| c.wants_async(port_status)) {
+    /// Whether a controller would get a PACKET_IN sent for `reason` ([`ofpr`]).
+    fn wants_packet_in(&self, reason: u8) -> bool {
+        self.conns
+            .iter()
+            .any(|c| c.wants_async(of::ofpt::PACKET_IN, Some(reason)))
+    }
+
+    /// Sends an asynchronous message, sent for `reason`, to every connection whose
+    /// role and async config ask for it.
+    fn async_send(&mut self, msg: &Message, reason: u8) {
+        let ty = msg.ty();
+        for c in self.conns.iter_mut().filter(|c| c.wants_async(ty, Some(reason))) {
             c.send(msg);
         }
     }
@@ -196,6 +221,7 @@ impl Agent {
     /// A rule sent a packet (whose bytes are `data`) to the controller. Returns the
     /// buffer when it was sent whole (the caller frees it), `None` when the agent keeps it.
     pub fn packet_in(&mut self, p: control_plane::PacketIn, data: &[u8]) -> Option<Buf> {
+        let reason = packet_in_reason(&p);
         let buffered = p.max_len != of::ofpcml::NO_BUFFER && self.held.len() < N_BUFFERS;
         let total_len = data.len().min(usize::from(u16::MAX)) as u16;
         let (buffer_id, data, kept) = if buffered {
@@ -215,7 +241,7 @@ impl Agent {
         let msg = Message::PacketIn(PacketIn {
             buffer_id,
             total_len,
-            reason: if p.table_miss { ofpr::NO_MATCH } else { ofpr::ACTION },
+            reason,
             table_id: p.table_id,
             cookie: p.cookie,
             match_: of::Match {
@@ -224,7 +250,7 @@ impl Agent {
             },
             data: data.to_vec(),
         });
-        self.async_send(&msg, false);
+        self.async_send(&msg, reason);
         kept
     }
 
@@ -256,7 +282,7 @@ impl Agent {
             byte_count: rule.bytes,
             match_: from_match(&rule.matcher),
         });
-        self.async_send(&msg, false);
+        self.async_send(&msg, reason);
     }
 
     /// Every buffered packet, for the manager to free at shutdown.
@@ -430,7 +456,7 @@ impl ControlPlane for Agent {
     }
 
     fn packet_in(&mut self, p: control_plane::PacketIn, data: &[u8]) -> Fate {
-        if !self.has_controller() {
+        if !self.wants_packet_in(packet_in_reason(&p)) {
             return Fate::Refused(p.buf);
         }
         match Agent::packet_in(self, p, data) {
@@ -450,6 +476,11 @@ impl ControlPlane for Agent {
     fn take_kept(&mut self) -> Vec<Buf> {
         self.take_held()
     }
+}
+
+/// Why a rule sends a packet to the controller ([`ofpr`]).
+fn packet_in_reason(p: &control_plane::PacketIn) -> u8 {
+    if p.table_miss { ofpr::NO_MATCH } else { ofpr::ACTION }
 }
 
 fn hello() -> Message {

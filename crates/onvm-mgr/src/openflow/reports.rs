@@ -3,15 +3,28 @@
 
 use std::time::Duration;
 
-use onvm_openflow::{self as of, FlowStats, FlowStatsRequest, Message, OFPTT_ALL, OfpError, PortStatus, ofpp, ofpps};
-use onvm_proto::flow::{DeleteFilter, FlowTable, Match, PortKind, PortNo, Rule};
+use onvm_openflow::{
+    self as of, FlowStats, FlowStatsRequest, Message, OFPTT_ALL, OfpError, PortStatus, ofpbrc, ofpet, ofpp, ofpps,
+};
+use onvm_proto::flow::{DeleteFilter, FlowTable, Match, N_TABLES, PortKind, PortNo, Rule};
 
 use super::translate::{from_match, of_port, onvm_port, to_instructions, to_match};
 use super::{PortCounters, PortView};
 
 /// The rules a FLOW / AGGREGATE request selects: its table, cookie, out_port and a
-/// match that covers theirs (the non-strict rule).
+/// match that covers theirs (the non-strict rule). A table that does not exist (other
+/// than OFPTT_ALL) is `OFPBRC_BAD_TABLE_ID`, as Open vSwitch answers, not an empty reply.
 pub fn selected<'t>(table: &'t FlowTable, req: &FlowStatsRequest) -> Result<Vec<&'t Rule>, OfpError> {
+    if req.table_id != OFPTT_ALL && req.table_id >= N_TABLES {
+        return Err(OfpError::of(
+            ofpet::BAD_REQUEST,
+            ofpbrc::BAD_TABLE_ID,
+            format!(
+                "table {} does not exist (this switch has tables 0..{N_TABLES})",
+                req.table_id
+            ),
+        ));
+    }
     let m: Match = to_match(&req.match_)?;
     let filter = DeleteFilter {
         table: (req.table_id != OFPTT_ALL).then_some(req.table_id),
