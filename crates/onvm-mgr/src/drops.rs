@@ -39,11 +39,14 @@ pub enum DropReason {
     /// The destination NF's rx ring had corrupt indices (some process scribbled them;
     /// the event names the ring and the NF): treated as full until the ring heals.
     RingCorrupt,
+    /// A rule or PACKET_OUT output a packet to the physical port it came in on by that
+    /// port's number: OpenFlow sends it back only through IN_PORT.
+    OutputInPort,
 }
 
 impl DropReason {
     /// Every reason, in the order stats list them.
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::NoRule,
         DropReason::Rule,
         DropReason::Nf,
@@ -59,6 +62,7 @@ impl DropReason {
         DropReason::HungNf,
         DropReason::OverQuota,
         DropReason::RingCorrupt,
+        DropReason::OutputInPort,
     ];
 
     /// Short name used in stats.
@@ -79,6 +83,7 @@ impl DropReason {
             DropReason::HungNf => "nf-hung",
             DropReason::OverQuota => "nf-over-quota",
             DropReason::RingCorrupt => "ring-corrupt",
+            DropReason::OutputInPort => "output-in-port",
         }
     }
 }

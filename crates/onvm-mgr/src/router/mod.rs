@@ -352,6 +352,11 @@ impl Router {
     ) -> Plan {
         let port = if to == PortNo::IN_PORT { in_port } else { to };
         match port.kind() {
+            // OpenFlow sends a packet back out of its ingress port only through IN_PORT
+            // (`to` is then the reserved number, never `in_port`): a plain output to it
+            // is dropped, as Open vSwitch does, so a rule flooding by listing every port
+            // echoes nothing to the sender. One compare, on this arm only.
+            PortKind::Physical(_) if to == in_port => Plan::drop(DropReason::OutputInPort),
             PortKind::Physical(p) if p < self.ports => Plan::To(Target::Port(p)),
             PortKind::All => Plan::Steps {
                 steps: (0..self.ports)

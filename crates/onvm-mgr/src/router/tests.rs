@@ -263,12 +263,17 @@ fn rule_with(actions: Vec<Action>) -> Rule {
 }
 
 #[test]
-fn in_port_sends_back_and_a_plain_output_to_the_in_port_is_honoured() {
+fn in_port_sends_back() {
     let mut t = table(vec![rule_with(out(PortNo::IN_PORT))]);
     let mut r = Router::new(3);
     let s = Svc::default();
     let f = udp([10, 0, 0, 1], 80);
     assert_eq!(from_port(&mut r, &mut t, &s, 2, &f), to(Target::Port(2)));
+    // Through the switch's step path too.
+    assert_eq!(
+        r.output(PortNo::IN_PORT, PortNo::physical(1), None, &s, Some(&f)),
+        Plan::To(Target::Port(1))
+    );
     // IN_PORT from a service port goes back to that service, and learns no edge.
     let s = Svc::with(&[(1, &[5])]);
     let d = from_nf(&mut r, &mut t, &s, 5, Verdict::Next, &f);
@@ -478,5 +483,47 @@ fn new_match_fields_route_packets_and_metadata_starts_at_zero() {
     assert_eq!(
         from_port(&mut r, &mut t, &s, 1, &arp),
         to(Target::Drop(DropReason::NoRule))
+    );
+}
+
+#[test]
+fn a_plain_output_to_the_in_port_is_dropped_as_output_in_port() {
+    // `output:1` for a packet from port 1: OpenFlow wants IN_PORT for that (OVS drops it).
+    let mut t = table(vec![
+        rule(1, Match::in_port(PortNo::physical(1)), out(PortNo::physical(1))),
+        rule(1, Match::in_port(PortNo::physical(0)), out(PortNo::physical(1))),
+    ]);
+    let mut r = Router::new(3);
+    let s = Svc::default();
+    let f = udp([10, 0, 0, 1], 80);
+    // The fixed-rule path (a catch-all per port)...
+    assert_eq!(
+        from_port(&mut r, &mut t, &s, 1, &f),
+        to(Target::Drop(DropReason::OutputInPort))
+    );
+    assert_eq!(from_port(&mut r, &mut t, &s, 0, &f), to(Target::Port(1)));
+    // ... the lookup path ...
+    let mut t = table(vec![rule(
+        1,
+        Match {
+            in_port: Some(PortNo::physical(2)),
+            eth_type: Some(0x0800),
+            ip_proto: Some(17),
+            ..Match::any()
+        },
+        out(PortNo::physical(2)),
+    )]);
+    assert_eq!(
+        from_port(&mut r, &mut t, &s, 2, &f),
+        to(Target::Drop(DropReason::OutputInPort))
+    );
+    // ... and a step of several (the switch's, and a PACKET_OUT's).
+    assert_eq!(
+        r.output(PortNo::physical(2), PortNo::physical(2), None, &s, Some(&f)),
+        Plan::To(Target::Drop(DropReason::OutputInPort))
+    );
+    assert_eq!(
+        r.output(PortNo::physical(0), PortNo::physical(2), None, &s, Some(&f)),
+        Plan::To(Target::Port(0))
     );
 }
