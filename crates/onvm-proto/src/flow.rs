@@ -86,6 +86,20 @@ impl Action {
     }
 }
 
+/// How a controller spelled a rule's actions where onvm carries out two spellings alike
+/// (OpenFlow's WRITE_ACTIONS at the end of a rule and APPLY_ACTIONS; FLOOD and ALL),
+/// kept with the rule so that flow stats read back what was installed. Nothing that
+/// forwards looks at it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spelling {
+    /// How many of the actions, the last ones (a rule that has them has no goto), came
+    /// from WRITE_ACTIONS rather than APPLY_ACTIONS.
+    pub written: u16,
+    /// Bit `i` set: action `i`, an output to [`PortNo::ALL`], was written as FLOOD
+    /// (an output past the 64th action reads back as ALL).
+    pub flood: u64,
+}
+
 /// One flow rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
@@ -111,6 +125,8 @@ pub struct Rule {
     pub flags: u16,
     /// When [`FlowTable::add`] installed it (the caller's clock, as `now`).
     pub installed: Duration,
+    /// How the installer spelled the actions (for reading them back; default: plainly).
+    pub spelling: Spelling,
 }
 
 impl Rule {
@@ -128,6 +144,7 @@ impl Rule {
             bytes: 0,
             flags: 0,
             installed: Duration::ZERO,
+            spelling: Spelling::default(),
         }
     }
 
@@ -322,14 +339,16 @@ impl FlowTable {
 
     /// FLOW_MOD modify: gives every rule that `matcher` covers (non-strict) or that has
     /// exactly this priority and match (strict, `priority` given), and that `filter`
-    /// admits, these actions and flags, keeping its counters unless `reset_counts`.
-    /// Returns how many rules changed (0 adds nothing, as in OpenFlow 1.3).
+    /// admits, these actions (spelled so) and flags, keeping its counters unless
+    /// `reset_counts`. Returns how many rules changed (0 adds nothing, as in OpenFlow 1.3).
+    #[allow(clippy::too_many_arguments)]
     pub fn modify(
         &mut self,
         matcher: &Match,
         priority: Option<u16>,
         filter: &DeleteFilter,
         actions: &[Action],
+        spelling: Spelling,
         flags: u16,
         reset_counts: bool,
     ) -> usize {
@@ -341,6 +360,7 @@ impl FlowTable {
             };
             if hit && filter.admits(&e.rule) {
                 e.rule.actions = actions.to_vec();
+                e.rule.spelling = spelling;
                 e.rule.flags = flags;
                 if reset_counts {
                     e.rule.packets = 0;
@@ -616,11 +636,30 @@ mod tests {
         let g = t.generation();
         let none = DeleteFilter::default();
         // Strict with another priority: nothing.
-        assert_eq!(t.modify(&m, Some(6), &none, &[Action::Output(PortNo(1))], 0, false), 0);
+        assert_eq!(
+            t.modify(
+                &m,
+                Some(6),
+                &none,
+                &[Action::Output(PortNo(1))],
+                Spelling::default(),
+                0,
+                false
+            ),
+            0
+        );
         assert_eq!(t.generation(), g);
         // Non-strict with a covering match.
         assert_eq!(
-            t.modify(&Match::any(), None, &none, &[Action::Output(PortNo(1))], 1, false),
+            t.modify(
+                &Match::any(),
+                None,
+                &none,
+                &[Action::Output(PortNo(1))],
+                Spelling::default(),
+                1,
+                false
+            ),
             1
         );
         let r = t.get(id).unwrap();
@@ -629,7 +668,7 @@ mod tests {
             (&[Action::Output(PortNo(1))][..], 1, 4)
         );
         assert_ne!(t.generation(), g, "fixed-rule caches must see new actions");
-        assert_eq!(t.modify(&m, Some(5), &none, &[], 0, true), 1);
+        assert_eq!(t.modify(&m, Some(5), &none, &[], Spelling::default(), 0, true), 1);
         assert_eq!(t.get(id).unwrap().packets, 0);
         assert_eq!(t.len(), 1, "modify never adds");
     }

@@ -12,7 +12,7 @@ use onvm_proto::flow::{DeleteFilter, N_TABLES, PortNo, Rule};
 
 use super::conn::{Closed, Origin};
 use super::reports::{flow_stats, port_desc, port_stats, port_status, selected};
-use super::translate::{of_port, onvm_port, packet_out_actions, to_actions, to_match};
+use super::translate::{of_port, onvm_port, packet_out_actions, rule_instructions, to_actions, to_match};
 use super::{Agent, BUFFER_TIMEOUT, FIRST_BACKOFF, FLOWS_PER_PART, Held, N_BUFFERS, PORTS_PER_PART};
 use crate::control_plane::{InjectError, Out, Payload, PortView, Switch};
 
@@ -188,7 +188,7 @@ impl Agent {
                 if f.table_id >= N_TABLES {
                     return Err(bad_table());
                 }
-                let actions = to_actions(&f.instructions, f.table_id)?;
+                let (actions, spelling) = to_actions(&f.instructions, f.table_id)?;
                 if f.flags & ofpff::CHECK_OVERLAP != 0 && sw.table().overlaps(f.table_id, f.priority, &matcher) {
                     return Err(failed(
                         ofpfmfc::OVERLAP,
@@ -201,6 +201,7 @@ impl Agent {
                 rule.idle_timeout = f.idle_timeout;
                 rule.hard_timeout = f.hard_timeout;
                 rule.flags = f.flags;
+                rule.spelling = spelling;
                 let (id, old) = sw.table().add(rule, now);
                 // An identical rule's counters carry over unless asked otherwise (spec 6.4).
                 if let Some(old) = old
@@ -213,7 +214,7 @@ impl Agent {
                 if f.table_id >= N_TABLES {
                     return Err(bad_table());
                 }
-                let actions = to_actions(&f.instructions, f.table_id)?;
+                let (actions, spelling) = to_actions(&f.instructions, f.table_id)?;
                 let filter = DeleteFilter {
                     table: Some(f.table_id),
                     cookie,
@@ -225,6 +226,7 @@ impl Agent {
                     strict,
                     &filter,
                     &actions,
+                    spelling,
                     f.flags,
                     f.flags & ofpff::RESET_COUNTS != 0,
                 );
@@ -338,7 +340,11 @@ impl Agent {
                 let now = sw.now();
                 let stats: Vec<FlowStats> = selected(sw.table(), &req)?
                     .into_iter()
-                    .map(|r| flow_stats(r, now))
+                    .map(|r| FlowStats {
+                        // As the FLOW_MOD wrote them (FLOOD, write-actions), not plainly.
+                        instructions: rule_instructions(r),
+                        ..flow_stats(r, now)
+                    })
                     .collect();
                 Self::parts(&stats, FLOWS_PER_PART, MultipartReplyBody::Flow)
             }

@@ -10,7 +10,8 @@ use onvm_openflow::{self as of, Instruction, Masked, OfpError, SetField, ofpbac,
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use onvm_proto::flow::{
-    Action, Bits, Ipv4Prefix, Ipv6Prefix, MacMatch, MaskedBits, Match, N_TABLES, PortKind, PortNo, Rewrite, VID_PRESENT,
+    Action, Bits, Ipv4Prefix, Ipv6Prefix, MacMatch, MaskedBits, Match, N_TABLES, PortKind, PortNo, Rewrite, Rule,
+    Spelling, VID_PRESENT,
 };
 use onvm_proto::limits::MAX_SERVICES;
 
@@ -241,25 +242,31 @@ fn rule_action(a: &of::Action) -> Result<Action, OfpError> {
 }
 
 /// onvm's actions for the instructions of a FLOW_MOD to `table`: apply-actions in
-/// their order, then write-actions, then the goto.
+/// their order, then write-actions, then the goto; with how they were spelled (which
+/// came from write-actions, which outputs said FLOOD), for [`to_instructions`] to
+/// read them back as installed.
 ///
 /// onvm keeps no action set between tables: WRITE_ACTIONS is carried out at the end of
 /// its own rule, which is what the action set would do there, so it is refused in a
 /// rule that goes on to another table (where the action set would wait for later
 /// tables). CLEAR_ACTIONS has nothing to clear.
-pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<Vec<Action>, OfpError> {
+pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<(Vec<Action>, Spelling), OfpError> {
     let (mut apply, mut write) = (Vec::new(), Vec::new());
+    let (mut apply_flood, mut write_flood) = (Vec::new(), Vec::new());
     let mut goto = None;
+    let is_flood = |a: &of::Action| matches!(a, of::Action::Output { port: ofpp::FLOOD, .. });
     for i in instructions {
         match i {
             Instruction::ApplyActions(a) => {
                 for a in a {
                     apply.push(rule_action(a)?);
+                    apply_flood.push(is_flood(a));
                 }
             }
             Instruction::WriteActions(a) => {
                 for a in a {
                     write.push(rule_action(a)?);
+                    write_flood.push(is_flood(a));
                 }
             }
             Instruction::ClearActions => {}
@@ -282,20 +289,43 @@ pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<Vec<Action>
             "write-actions with goto-table: onvm keeps no action set between tables (use apply-actions)",
         ));
     }
+    let spelling = Spelling {
+        written: u16::try_from(write.len()).unwrap_or(u16::MAX),
+        flood: apply_flood
+            .iter()
+            .chain(&write_flood)
+            .take(64)
+            .enumerate()
+            .fold(0, |bits, (i, f)| bits | (u64::from(*f) << i)),
+    };
     apply.extend(write);
     apply.extend(goto);
-    Ok(apply)
+    Ok((apply, spelling))
 }
 
-/// The instructions that describe onvm's actions (what dump-flows shows); `udp` says
-/// whether port rewrites are UDP's (the rule matches UDP) or TCP's.
+/// The instructions that describe onvm's actions (what dump-flows shows), plainly
+/// spelled (apply-actions, ALL); `udp` says whether port rewrites are UDP's (the rule
+/// matches UDP) or TCP's.
 pub fn to_instructions(actions: &[Action], udp: bool) -> Vec<Instruction> {
+    spelled_instructions(actions, Spelling::default(), udp)
+}
+
+/// A rule's instructions as its installer wrote them (its [`Spelling`]): what a
+/// controller reads back in flow stats is what it sent in the FLOW_MOD.
+pub fn rule_instructions(r: &Rule) -> Vec<Instruction> {
+    spelled_instructions(&r.actions, r.spelling, r.matcher.ip_proto == Some(of::IP_PROTO_UDP))
+}
+
+fn spelled_instructions(actions: &[Action], spelling: Spelling, udp: bool) -> Vec<Instruction> {
     let mut apply = Vec::new();
     let mut goto = None;
-    for a in actions {
+    for (i, a) in actions.iter().enumerate() {
         match *a {
             Action::Output(p) => apply.push(of::Action::Output {
-                port: of_port(p),
+                port: match p {
+                    PortNo::ALL if i < 64 && spelling.flood & (1 << i) != 0 => ofpp::FLOOD,
+                    _ => of_port(p),
+                },
                 max_len: 0,
             }),
             Action::Controller { max_len } => apply.push(of::Action::Output {
@@ -307,9 +337,14 @@ pub fn to_instructions(actions: &[Action], udp: bool) -> Vec<Instruction> {
             Action::Drop => {}
         }
     }
+    // Written actions are the last ones (a rule with them has no goto).
+    let write = apply.split_off(apply.len().saturating_sub(usize::from(spelling.written)));
     let mut v = Vec::new();
     if !apply.is_empty() {
         v.push(Instruction::ApplyActions(apply));
+    }
+    if !write.is_empty() {
+        v.push(Instruction::WriteActions(write));
     }
     v.extend(goto);
     v
@@ -567,18 +602,19 @@ pub(crate) mod tests {
     fn instructions_onvm_can_and_cannot_carry_out() {
         let out = |port| of::Action::Output { port, max_len: 0 };
         let apply = |a: Vec<of::Action>| Instruction::ApplyActions(a);
+        let acts = |i: &[Instruction], t| to_actions(i, t).map(|(a, _)| a);
         assert_eq!(
-            to_actions(&[apply(vec![out(0x1001)])], 0).unwrap(),
+            acts(&[apply(vec![out(0x1001)])], 0).unwrap(),
             [Action::Output(PortNo::service(1))]
         );
-        assert_eq!(to_actions(&[Instruction::GotoTable(2)], 1).unwrap(), [Action::Goto(2)]);
-        assert_eq!(to_actions(&[], 0).unwrap(), [], "no instructions = drop");
+        assert_eq!(acts(&[Instruction::GotoTable(2)], 1).unwrap(), [Action::Goto(2)]);
+        assert_eq!(acts(&[], 0).unwrap(), [], "no instructions = drop");
         let miss = of::Action::Output {
             port: ofpp::CONTROLLER,
             max_len: of::ofpcml::NO_BUFFER,
         };
         assert_eq!(
-            to_actions(&[apply(vec![miss])], 0).unwrap(),
+            acts(&[apply(vec![miss])], 0).unwrap(),
             [Action::Controller {
                 max_len: of::ofpcml::NO_BUFFER
             }]
@@ -606,7 +642,7 @@ pub(crate) mod tests {
         // Rewrites, several outputs and a goto, in order; write-actions after apply.
         let set = of::Action::SetField(of::SetField::TcpDst(80));
         let mac = of::Action::SetField(of::SetField::EthDst([2; 6]));
-        let got = to_actions(
+        let got = acts(
             &[
                 Instruction::WriteActions(vec![out(2)]),
                 apply(vec![set, out(1), mac, out(ofpp::FLOOD)]),
@@ -633,11 +669,37 @@ pub(crate) mod tests {
             vec![],
             vec![apply(vec![set, v6, out(1), out(ofpp::ALL)]), Instruction::GotoTable(2)],
         ] {
-            assert_eq!(to_instructions(&to_actions(&i, 0).unwrap(), false), i);
+            assert_eq!(to_instructions(&acts(&i, 0).unwrap(), false), i);
         }
         let udp = of::Action::SetField(of::SetField::UdpSrc(53));
         let i = vec![apply(vec![udp])];
-        assert_eq!(to_instructions(&to_actions(&i, 0).unwrap(), true), i);
+        assert_eq!(to_instructions(&acts(&i, 0).unwrap(), true), i);
+    }
+
+    #[test]
+    fn instructions_read_back_as_written() {
+        let out = |port| of::Action::Output { port, max_len: 0 };
+        let apply = |a: Vec<of::Action>| Instruction::ApplyActions(a);
+        let write = |a: Vec<of::Action>| Instruction::WriteActions(a);
+        let set = of::Action::SetField(of::SetField::TcpDst(80));
+        for i in [
+            vec![apply(vec![out(ofpp::FLOOD)])],
+            vec![apply(vec![out(ofpp::ALL)])],
+            vec![write(vec![out(2)])],
+            vec![
+                apply(vec![set, out(ofpp::FLOOD), out(ofpp::ALL)]),
+                write(vec![out(ofpp::FLOOD), out(1)]),
+            ],
+            vec![apply(vec![out(1)]), Instruction::GotoTable(3)],
+        ] {
+            let (actions, spelling) = to_actions(&i, 0).unwrap();
+            let mut r = Rule::new(1, Match::any(), actions);
+            r.spelling = spelling;
+            assert_eq!(rule_instructions(&r), i, "{spelling:?}");
+        }
+        // A rule installed otherwise (a config chain) reads back plainly.
+        let r = Rule::new(1, Match::any(), vec![Action::Output(PortNo::ALL)]);
+        assert_eq!(rule_instructions(&r), [apply(vec![out(ofpp::ALL)])]);
     }
 
     #[test]
