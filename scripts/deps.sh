@@ -8,6 +8,9 @@
 #   pkg-config           finds it
 #   openvswitch-common   ovs-ofctl: the OpenFlow tests program managers with it, and
 #                        the codec's interop test has it decode what we encode
+#   openvswitch-testcontroller  ovs-testcontroller: the MAC-learning controller of the
+#                        interop test (tests/interop_testcontroller.rs)
+#   iputils-ping         ping: that test's hosts ping each other through the manager
 #   python3, python3-pip os-ken (PyPI), the controller of the OpenFlow tests
 #   docker.io            dockerd (and the docker client) for the container NF tests;
 #                        scripts/test.sh starts a private dockerd
@@ -27,6 +30,8 @@ declare -A NEED=(
     [pkg-config]=pkg-config
     [/usr/include/dpdk/rte_ethdev.h]=libdpdk-dev
     [ovs-ofctl]=openvswitch-common
+    [ovs-testcontroller]=openvswitch-testcontroller
+    [ping]=iputils-ping
     [python3]=python3
     [pip3]=python3-pip
     [dockerd]=docker.io
