@@ -378,6 +378,21 @@ impl Running {
     }
 }
 
+/// Scribbles both indices of ring `r` in turn, over and over for a second, checking
+/// now and then that the innocent NF `b` is still running.
+fn scribble_for_a_second(spy: &Bad, r: u32, b: &Running) {
+    let t = Instant::now();
+    let mut k = 0u32;
+    while t.elapsed() < Duration::from_secs(1) {
+        k = k.wrapping_add(1);
+        spy.scribble_ring(r, u64::from(k % 2), 0xdead_0000 | (k & 0xffff));
+        if k.is_multiple_of(64) {
+            assert!(!b.handle.is_finished(), "b exited");
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
 /// The rig plus onvm-nf NFs on rings of 256 slots (so a writer's cached view of a ring
 /// says full often and it re-reads the consumer's index): with `Some(a)`, a chain port 2
 /// -> service 3 (A, instance 10) -> service 4 (B, instance 11) -> port 1, where A sends
@@ -477,17 +492,7 @@ fn a_third_nf_scribbling_an_innocent_nfs_rx_ring_disconnects_no_one() {
     b.expect_seeing("after one scribble of its consumer index");
     spy.scribble_ring(rx, 0, ring.consumed().wrapping_add(0x4000_0000));
     b.expect_seeing("after one scribble of its producer index");
-    let t = Instant::now();
-    let mut k = 0u32;
-    while t.elapsed() < Duration::from_secs(1) {
-        k = k.wrapping_add(1);
-        let line = u64::from(k % 2);
-        spy.scribble_ring(rx, line, 0xdead_0000 | (k & 0xffff));
-        if k.is_multiple_of(64) {
-            assert!(!b.handle.is_finished(), "b exited");
-            std::thread::sleep(Duration::from_micros(50));
-        }
-    }
+    scribble_for_a_second(&spy, rx, &b);
     rig.expect_flowing("after the rx scribbling");
     b.expect_seeing("b after the scribbling stopped");
     spy.die();
@@ -513,16 +518,7 @@ fn a_third_nf_scribbling_an_innocent_nfs_alloc_ring_disconnects_no_one() {
     let (rig, spy, _, b) = rig_b("allocscribbler", false);
     let alloc = onvm_mgr::registry::rings_of(11).alloc;
     wait_for("b's alloc ring to be filled", || spy.ring_len(alloc) >= 32);
-    let t = Instant::now();
-    let mut k = 0u32;
-    while t.elapsed() < Duration::from_secs(1) {
-        k = k.wrapping_add(1);
-        spy.scribble_ring(alloc, u64::from(k % 2), 0xdead_0000 | (k & 0xffff));
-        if k.is_multiple_of(64) {
-            assert!(!b.handle.is_finished(), "b exited");
-            std::thread::sleep(Duration::from_micros(50));
-        }
-    }
+    scribble_for_a_second(&spy, alloc, &b);
     rig.expect_flowing("after the alloc scribbling");
     b.expect_seeing("b after the alloc scribbling");
     spy.die();
