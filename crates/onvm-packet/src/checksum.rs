@@ -197,8 +197,10 @@ fn l4_checksum(frame: &[u8], l4: &L4Sum) -> u16 {
 }
 
 /// Adds the big-endian 16-bit words of `data` to `acc` (no folding; a `u64` cannot
-/// overflow on any frame).
-fn sum(data: &[u8], mut acc: u64) -> u64 {
+/// overflow on any frame; an odd last byte is padded with zero). With [`fold`], the
+/// building block of every Internet checksum: sums of pieces (a pseudo-header, a
+/// precomputed base) add up before one fold.
+pub fn sum(data: &[u8], mut acc: u64) -> u64 {
     let mut words = data.chunks_exact(2);
     for w in &mut words {
         acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
@@ -209,8 +211,8 @@ fn sum(data: &[u8], mut acc: u64) -> u64 {
     acc
 }
 
-/// Folds carries back in until the sum fits 16 bits.
-fn fold(mut acc: u64) -> u16 {
+/// Folds carries back in until the sum fits 16 bits (the checksum is its complement).
+pub fn fold(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }

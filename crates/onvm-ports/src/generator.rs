@@ -19,6 +19,7 @@
 //! That costs the same for 1 or 4 billion flows, where a table of per-flow frames would
 //! not fit in cache (or memory). Tests check every byte against `PacketBuilder` output.
 
+use onvm_packet::checksum::{fold, sum};
 use std::time::Instant;
 
 use etherparse::PacketBuilder;
@@ -61,23 +62,6 @@ pub(crate) fn build_frame(frame_size: u16, port_no: u16, i: u32) -> Vec<u8> {
     b.write(&mut v, &payload).expect("writing to a Vec cannot fail");
     debug_assert_eq!(v.len(), len);
     v
-}
-
-/// Ones'-complement sum of big-endian 16-bit words (odd tail padded with zero), unfolded.
-fn sum16(bytes: &[u8]) -> u64 {
-    let mut chunks = bytes.chunks_exact(2);
-    let mut s: u64 = chunks.by_ref().map(|c| u16::from_be_bytes([c[0], c[1]]) as u64).sum();
-    if let [last] = chunks.remainder() {
-        s += (*last as u64) << 8;
-    }
-    s
-}
-
-fn fold(mut s: u64) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
 }
 
 /// Token bucket in nano-packets (one packet = 1e9), so integer arithmetic keeps the
@@ -151,13 +135,13 @@ impl GenPort {
         let template = build_frame(spec.frame_size, port_no, 0);
         let mut ip = template[ETH..UDP].to_vec();
         ip[10..16].fill(0); // checksum, source address
-        let ip_base = sum16(&ip);
+        let ip_base = sum(&ip, 0);
         let mut udp = template[UDP..].to_vec();
         udp[0..2].fill(0); // source port
         udp[6..8].fill(0); // checksum
         let udp_len = udp.len() as u64;
         // Pseudo header: (source address varies), destination address, protocol, UDP length.
-        let udp_base = sum16(&DST_IP) + 17 + udp_len + sum16(&udp);
+        let udp_base = sum(&DST_IP, 0) + 17 + udp_len + sum(&udp, 0);
         GenPort {
             name,
             port_no,
@@ -177,7 +161,7 @@ impl GenPort {
     #[inline]
     fn patch(&self, frame: &mut [u8], i: u32) {
         let (src, sport) = flow_tuple(i);
-        let var = sum16(&src);
+        let var = sum(&src, 0);
         frame[IP_SRC..IP_SRC + 4].copy_from_slice(&src);
         frame[IP_CSUM..IP_CSUM + 2].copy_from_slice(&(!fold(self.ip_base + var)).to_be_bytes());
         frame[UDP_SRC..UDP_SRC + 2].copy_from_slice(&sport.to_be_bytes());
