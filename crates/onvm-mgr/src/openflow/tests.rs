@@ -18,12 +18,15 @@ use onvm_shm::Buf;
 use super::*;
 use crate::control_plane::InjectError;
 
+/// A switch whose table is real and whose ports are a list; shared with `tests_async.rs`.
 #[derive(Default)]
-struct FakeSwitch {
-    table: FlowTable,
-    ports: Vec<PortView>,
-    injected: Vec<(PortNo, Vec<Out>, Vec<u8>)>,
-    events: Vec<String>,
+pub(super) struct FakeSwitch {
+    pub(super) table: FlowTable,
+    pub(super) ports: Vec<PortView>,
+    pub(super) injected: Vec<(PortNo, Vec<Out>, Vec<u8>)>,
+    pub(super) events: Vec<String>,
+    /// The most a buffer holds (a region's data room); `None`: no limit.
+    pub(super) room: Option<usize>,
 }
 
 impl Switch for FakeSwitch {
@@ -46,6 +49,9 @@ impl Switch for FakeSwitch {
         let Payload::Data(d) = packet else {
             return Err(InjectError::CopiesLost(1));
         };
+        if self.room.is_some_and(|room| d.len() > room) {
+            return Err(InjectError::NoBuffer { len: d.len() });
+        }
         self.injected.push((in_port, outs.to_vec(), d));
         Ok(())
     }
@@ -58,19 +64,24 @@ impl Switch for FakeSwitch {
     }
 }
 
-/// A test controller: a blocking TCP client that speaks through the codec.
-struct Peer {
+/// A test controller: a blocking TCP client that speaks through the codec; shared with
+/// `tests_async.rs`.
+pub(super) struct Peer {
     s: TcpStream,
     rx: Vec<u8>,
 }
 
 impl Peer {
-    fn send(&mut self, xid: u32, m: &Message) {
-        self.s.write_all(&m.encode(xid).unwrap()).unwrap();
+    pub(super) fn send(&mut self, xid: u32, m: &Message) {
+        self.raw(&m.encode(xid).unwrap());
+    }
+
+    pub(super) fn raw(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
     }
 
     /// The next message, polling the agent meanwhile; `None` after `wait`.
-    fn recv(&mut self, agent: &mut Agent, sw: &mut FakeSwitch, wait: Duration) -> Option<(u32, Message)> {
+    pub(super) fn recv(&mut self, agent: &mut Agent, sw: &mut FakeSwitch, wait: Duration) -> Option<(u32, Message)> {
         let t = Instant::now();
         loop {
             if let Ok(Some(n)) = frame_len(&self.rx) {
@@ -81,7 +92,7 @@ impl Peer {
                 return None;
             }
             agent.poll(sw);
-            let mut b = [0u8; 4096];
+            let mut b = [0u8; 16384];
             match self.s.read(&mut b) {
                 Ok(0) => return None,
                 Ok(n) => self.rx.extend_from_slice(&b[..n]),
@@ -90,15 +101,27 @@ impl Peer {
         }
     }
 
-    fn expect(&mut self, agent: &mut Agent, sw: &mut FakeSwitch) -> (u32, Message) {
+    pub(super) fn expect(&mut self, agent: &mut Agent, sw: &mut FakeSwitch) -> (u32, Message) {
         self.recv(agent, sw, Duration::from_secs(5))
             .expect("an answer from the agent")
     }
 
-    fn error_of(&mut self, agent: &mut Agent, sw: &mut FakeSwitch) -> (u16, u16) {
+    pub(super) fn error_of(&mut self, agent: &mut Agent, sw: &mut FakeSwitch) -> (u16, u16) {
         match self.expect(agent, sw) {
             (_, Message::Error(e)) => (e.ty, e.code),
             (_, other) => panic!("expected an ERROR, got {other:?}"),
+        }
+    }
+
+    /// Sends a BARRIER and returns what came before its reply.
+    pub(super) fn until_barrier(&mut self, agent: &mut Agent, sw: &mut FakeSwitch) -> Vec<Message> {
+        self.send(0xb0b, &Message::BarrierRequest);
+        let mut got = Vec::new();
+        loop {
+            match self.expect(agent, sw) {
+                (0xb0b, Message::BarrierReply) => return got,
+                (_, m) => got.push(m),
+            }
         }
     }
 }
@@ -107,22 +130,31 @@ const SHORT: Duration = Duration::from_millis(100);
 
 /// An agent listening on a loopback port, and a peer connected through HELLO.
 fn setup() -> (Agent, FakeSwitch, Peer) {
+    setup_with(FakeSwitch::default(), &[1, 4])
+}
+
+/// An agent listening on a loopback port over `sw`, and a peer connected through a HELLO
+/// that offers `versions`.
+pub(super) fn setup_with(mut sw: FakeSwitch, versions: &[u8]) -> (Agent, FakeSwitch, Peer) {
     let mut agent = Agent::new(OpenFlowOptions {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         datapath_id: 7,
         ..OpenFlowOptions::default()
     })
     .unwrap();
-    let mut sw = FakeSwitch::default();
-    let peer = connect(&mut agent, &mut sw);
+    let peer = connect_with(&mut agent, &mut sw, versions);
     (agent, sw, peer)
 }
 
 fn connect(agent: &mut Agent, sw: &mut FakeSwitch) -> Peer {
+    connect_with(agent, sw, &[1, 4])
+}
+
+fn connect_with(agent: &mut Agent, sw: &mut FakeSwitch, versions: &[u8]) -> Peer {
     let s = TcpStream::connect(agent.local_addr().unwrap()).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
     let mut p = Peer { s, rx: Vec::new() };
-    p.send(1, &Message::Hello(Hello::ours(VersionBitmap::of(&[1, 4]))));
+    p.send(1, &Message::Hello(Hello::ours(VersionBitmap::of(versions))));
     match p.expect(agent, sw) {
         (_, Message::Hello(h)) => assert!(h.bitmap.unwrap().supports(4)),
         other => panic!("expected HELLO, got {other:?}"),

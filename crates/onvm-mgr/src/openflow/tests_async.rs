@@ -2,146 +2,36 @@
 //! TABLE_MOD, REQ_MORE requests and REPLY_MORE replies, and the error answers for a
 //! PACKET_OUT from a port that is not there or too long for a buffer and for stats of
 //! a table that does not exist: over real loopback TCP, with a switch whose table is
-//! real and whose ports are a list (as in `tests.rs`, whose helpers are its own).
+//! real and whose ports are a list (the harness of `tests.rs`).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use onvm_openflow::{
-    Action, AsyncConfig, FlowMod, FlowModCommand, FlowStatsRequest, Hello, Message, MultipartReplyBody,
-    MultipartRequest, MultipartRequestBody, OFP_NO_BUFFER, OFPG_ANY, OFPMPF_MORE, OFPTT_ALL, PacketOut, Role, RoleMsg,
-    TableMod, VersionBitmap, frame_len, ofpbrc, ofpet, ofpff, ofpp, ofppr, ofprr, ofpt, ofptmfc,
+    Action, AsyncConfig, FlowMod, FlowModCommand, FlowStatsRequest, Message, MultipartReplyBody, MultipartRequest,
+    MultipartRequestBody, OFP_NO_BUFFER, OFPG_ANY, OFPMPF_MORE, OFPTT_ALL, PacketOut, Role, RoleMsg, TableMod, ofpbrc,
+    ofpet, ofpff, ofpp, ofppr, ofprr, ofpt, ofptmfc,
 };
-use onvm_proto::flow::{FlowTable, PortNo};
-use onvm_shm::Buf;
+use onvm_proto::flow::PortNo;
 
+use super::tests::{FakeSwitch, Peer, setup_with};
 use super::*;
-use crate::control_plane::InjectError;
 
 /// What this fake switch's buffers hold (a region's data room).
 const ROOM: usize = 2048;
 
-#[derive(Default)]
-struct FakeSwitch {
-    table: FlowTable,
-    ports: Vec<PortView>,
-    injected: Vec<(PortNo, Vec<u8>)>,
-}
-
-impl Switch for FakeSwitch {
-    fn table(&mut self) -> &mut FlowTable {
-        &mut self.table
-    }
-    fn now(&self) -> Duration {
-        Duration::from_secs(10)
-    }
-    fn ports(&self) -> Vec<PortView> {
-        self.ports.clone()
-    }
-    fn port_counters(&self, _: PortNo) -> PortCounters {
-        PortCounters::default()
-    }
-    fn table_counts(&self, _: u8) -> (u64, u64) {
-        (0, 0)
-    }
-    fn inject(&mut self, packet: Payload, in_port: PortNo, _: &[Out]) -> Result<(), InjectError> {
-        let Payload::Data(d) = packet else {
-            return Err(InjectError::CopiesLost(1));
-        };
-        if d.len() > ROOM {
-            return Err(InjectError::NoBuffer { len: d.len() });
-        }
-        self.injected.push((in_port, d));
-        Ok(())
-    }
-    fn release(&mut self, _: Buf, _: bool) {}
-    fn restore_config_rules(&mut self) {}
-    fn event(&mut self, _: String) {}
-}
-
-/// A test controller: a blocking TCP client that speaks through the codec.
-struct Peer {
-    s: TcpStream,
-    rx: Vec<u8>,
-}
-
-impl Peer {
-    fn send(&mut self, xid: u32, m: &Message) {
-        self.raw(&m.encode(xid).unwrap());
-    }
-
-    fn raw(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).unwrap();
-    }
-
-    /// The next message, polling the agent meanwhile; `None` after `wait`.
-    fn recv(&mut self, agent: &mut Agent, sw: &mut FakeSwitch, wait: Duration) -> Option<(u32, Message)> {
-        let t = Instant::now();
-        loop {
-            if let Ok(Some(n)) = frame_len(&self.rx) {
-                let bytes: Vec<u8> = self.rx.drain(..n).collect();
-                return Some(Message::decode(&bytes).expect("the agent sends what it can decode"));
-            }
-            if t.elapsed() > wait {
-                return None;
-            }
-            agent.poll(sw);
-            let mut b = [0u8; 16384];
-            match self.s.read(&mut b) {
-                Ok(0) => return None,
-                Ok(n) => self.rx.extend_from_slice(&b[..n]),
-                Err(_) => {}
-            }
-        }
-    }
-
-    fn expect(&mut self, agent: &mut Agent, sw: &mut FakeSwitch) -> (u32, Message) {
-        self.recv(agent, sw, Duration::from_secs(5))
-            .expect("an answer from the agent")
-    }
-
-    fn error_of(&mut self, agent: &mut Agent, sw: &mut FakeSwitch) -> (u16, u16) {
-        match self.expect(agent, sw) {
-            (_, Message::Error(e)) => (e.ty, e.code),
-            (_, other) => panic!("expected an ERROR, got {other:?}"),
-        }
-    }
-
-    /// Sends a BARRIER and returns what came before its reply.
-    fn until_barrier(&mut self, agent: &mut Agent, sw: &mut FakeSwitch) -> Vec<Message> {
-        self.send(0xb0b, &Message::BarrierRequest);
-        let mut got = Vec::new();
-        loop {
-            match self.expect(agent, sw) {
-                (0xb0b, Message::BarrierReply) => return got,
-                (_, m) => got.push(m),
-            }
-        }
-    }
-}
-
+/// The agent, a switch with one port (p0) and buffers of `ROOM`, and a controller that
+/// offered OpenFlow 1.3 only.
 fn setup() -> (Agent, FakeSwitch, Peer) {
-    let mut agent = Agent::new(OpenFlowOptions {
-        listen: Some("127.0.0.1:0".parse().unwrap()),
-        datapath_id: 7,
-        ..OpenFlowOptions::default()
-    })
-    .unwrap();
-    let mut sw = FakeSwitch {
+    let sw = FakeSwitch {
         ports: vec![PortView {
             no: PortNo(0),
             name: "p0".into(),
             up: true,
         }],
+        room: Some(ROOM),
         ..FakeSwitch::default()
     };
-    let s = TcpStream::connect(agent.local_addr().unwrap()).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-    let mut p = Peer { s, rx: Vec::new() };
-    p.send(1, &Message::Hello(Hello::ours(VersionBitmap::of(&[4]))));
-    assert!(matches!(p.expect(&mut agent, &mut sw), (_, Message::Hello(_))));
-    (agent, sw, p)
+    setup_with(sw, &[4])
 }
 
 fn add_flow(table_id: u8, flags: u16) -> Message {
