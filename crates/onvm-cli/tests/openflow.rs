@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -18,6 +18,9 @@ use std::time::Duration;
 use onvm_openflow as of;
 
 use common::netns::{Netns, capture, whole_records};
+use common::openflow::{
+    flows, free_port, have_os_ken, have_ovs_ofctl, listen_addr, ofctl, ofctl_ok, spawn_mgr, start_pcap_mgr,
+};
 use common::{
     Proc, SOON, TempDir, assert_conserved, distinct_udp_frames, read_pcap, start_forwarder, stop_cleanly, wait_for,
     write_pcap,
@@ -25,97 +28,15 @@ use common::{
 
 const PACKETS: usize = 200;
 
-/// Fails the test without `ovs-ofctl` (`false` only with ONVM_ALLOW_SKIP=1: return).
-#[must_use]
-#[track_caller]
-fn have_ovs_ofctl() -> bool {
-    onvm_testkit::require_tool("ovs-ofctl", "apt install openvswitch-common")
-}
-
-/// Fails the test without python3 and os-ken (`false` only with ONVM_ALLOW_SKIP=1: return).
-#[must_use]
-#[track_caller]
-fn have_os_ken() -> bool {
-    onvm_testkit::require_python_module("os_ken", "python3 -m pip install os-ken")
-}
-
 /// The example controller app.
 fn example_app() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/openflow/onvm_chain.py")
-}
-
-/// A TCP port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `onvm mgr --stats off --buffers 4095 --socket DIR/onvm.sock ARGS`, started.
-fn spawn_mgr(dir: &TempDir, args: &[&str]) -> Proc {
-    let mut cmd = common::onvm();
-    cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket"])
-        .arg(dir.socket())
-        .args(args);
-    Proc::spawn("onvm mgr", cmd)
-}
-
-/// `onvm mgr` with a pcap input (port 0) and output (port 1) and these arguments; it
-/// receives only once `nfs` NFs run, so the rules can be set up first.
-fn start_mgr(dir: &TempDir, frames: &[Vec<u8>], nfs: usize, extra: &[&str]) -> Proc {
-    let input = dir.join("in.pcap");
-    write_pcap(&input, frames, Duration::from_secs(1_700_000_000));
-    let (pcap, pcapout) = (
-        format!("pcap:{}", input.display()),
-        format!("pcapout:{}", dir.join("out.pcap").display()),
-    );
-    let nfs = nfs.to_string();
-    let mut args = vec!["-p", &pcap, "-p", &pcapout, "--wait-for-nfs", &nfs];
-    args.extend_from_slice(extra);
-    let mut p = spawn_mgr(dir, &args);
-    let up = wait_for(SOON, || dir.socket().exists() || p.exited());
-    assert!(up && dir.socket().exists(), "the manager did not start\n{}", p.output());
-    p
-}
-
-/// Where the manager's OpenFlow listener is (asked for as port 0).
-fn listen_addr(mgr: &Proc) -> String {
-    let (_, line) = mgr
-        .stderr
-        .wait(SOON, |l| l.contains("openflow: listening on "))
-        .unwrap_or_else(|| panic!("no OpenFlow listener\n{}", mgr.output()));
-    let addr: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
-    format!("tcp:{addr}")
-}
-
-/// `ovs-ofctl -O OpenFlow13 --no-names CMD TARGET ARGS`: (success, stdout + stderr).
-fn ofctl(cmd: &str, target: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args(["10", "ovs-ofctl", "-O", "OpenFlow13", "--no-names", cmd, target])
-        .args(args)
-        .output()
-        .expect("run ovs-ofctl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn ofctl_ok(cmd: &str, target: &str, args: &[&str]) -> String {
-    let (ok, text) = ofctl(cmd, target, args);
-    assert!(ok, "ovs-ofctl {cmd} {args:?} failed:\n{text}");
-    text
 }
 
 /// [`stop_cleanly`], and what port 1 sent.
 fn stop(mut mgr: Proc, dir: &TempDir) -> Vec<Vec<u8>> {
     stop_cleanly(&mut mgr);
     read_pcap(&dir.join("out.pcap"))
-}
-
-/// The flow lines of a dump-flows.
-fn flows(dump: &str) -> Vec<&str> {
-    dump.lines().filter(|l| l.contains("cookie=")).collect()
 }
 
 #[test]
@@ -126,7 +47,7 @@ fn ovs_ofctl_shows_programs_and_reads_the_switch() {
     let _serial = common::serial();
     let dir = TempDir::new("of-ofctl");
     let frames = distinct_udp_frames(PACKETS, 16);
-    let mgr = start_mgr(&dir, &frames, 1, &["--openflow-listen", "ptcp:0:127.0.0.1"]);
+    let mgr = start_pcap_mgr(&dir, &frames, 1, &["--openflow-listen", "ptcp:0:127.0.0.1"]);
     let sw = listen_addr(&mgr);
 
     // Ports 1 and 2; no service yet.
@@ -259,7 +180,7 @@ fn chain_under_os_ken(mode: &str, frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, Proc) {
         "--exit-when-drained",
         "1",
     ];
-    let mut mgr = start_mgr(&dir, frames, 2, &extra);
+    let mut mgr = start_pcap_mgr(&dir, frames, 2, &extra);
     assert!(
         ctl.stdout.wait(SOON, |l| l.contains("rules on 0x42")).is_some(),
         "the controller did not program the switch\n{}\n{}",
@@ -634,7 +555,7 @@ fn packet_in_buffers_packet_out_floods_and_unclaimed_buffers_expire() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let controller = format!("tcp:{}", l.local_addr().unwrap());
     let out3 = format!("pcapout:{}", dir.join("out3.pcap").display());
-    let mgr = start_mgr(&dir, &frames, 1, &["--controller", &controller, "-p", &out3]);
+    let mgr = start_pcap_mgr(&dir, &frames, 1, &["--controller", &controller, "-p", &out3]);
     let mut c = RawController::accept(&l);
     // Table miss → controller, 64 bytes of each packet.
     c.send(&of::Message::FlowMod(of::FlowMod {
@@ -791,7 +712,7 @@ fn timeouts_and_deletes_send_flow_removed() {
     let dir = TempDir::new("of-timeouts");
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let controller = format!("tcp:{}", l.local_addr().unwrap());
-    let mgr = start_mgr(&dir, &[], 0, &["--controller", &controller]);
+    let mgr = start_pcap_mgr(&dir, &[], 0, &["--controller", &controller]);
     let mut c = RawController::accept(&l);
     let notify = of::ofpff::SEND_FLOW_REM;
     c.send(&add(1, 1, 0, 1, notify)); // hard 1 s
@@ -983,7 +904,7 @@ fn rules_rewrite_headers_and_send_copies() {
     let dir = TempDir::new("of-rewrite");
     let frames = distinct_udp_frames(40, 8);
     let out3 = format!("pcapout:{}", dir.join("out3.pcap").display());
-    let mut mgr = start_mgr(
+    let mut mgr = start_pcap_mgr(
         &dir,
         &frames,
         1,
@@ -1150,7 +1071,7 @@ fn ovs_ofctl_match_fields_and_testcontroller_flows() {
         tcp.clone(),
         frame(&[], 0x0800, &ipv4(0, None, Some((1234, 81)))), // another tp_dst
     ];
-    let mgr = start_mgr(&dir, &frames, 1, &["--openflow-listen", "ptcp:0:127.0.0.1"]);
+    let mgr = start_pcap_mgr(&dir, &frames, 1, &["--openflow-listen", "ptcp:0:127.0.0.1"]);
     let sw = listen_addr(&mgr);
     let learned = testcontroller_flows();
     let all: Vec<&str> = learned

@@ -21,14 +21,8 @@ use onvm_openflow::{
     AsyncConfig, Hello, Message, MultipartReplyBody, TableMod, VersionBitmap, frame_len, ofpmp, ofppr, ofpt, ofptmfc,
 };
 
+use common::openflow::{have_ovs_ofctl, listen_socket, ofctl, spawn_mgr};
 use common::{Proc, SOON, TempDir, read_pcap, start_forwarder, stop_cleanly};
-
-/// Fails the test without `ovs-ofctl` (`false` only with ONVM_ALLOW_SKIP=1: return).
-#[must_use]
-#[track_caller]
-fn have_ovs_ofctl() -> bool {
-    onvm_testkit::require_tool("ovs-ofctl", "apt install openvswitch-common")
-}
 
 /// `onvm mgr` with two pcapout ports (OpenFlow ports 1 and 2) and a listener on a free
 /// loopback port; its address.
@@ -37,39 +31,14 @@ fn start_mgr(dir: &TempDir) -> (Proc, SocketAddr) {
         format!("pcapout:{}", dir.join("o1.pcap").display()),
         format!("pcapout:{}", dir.join("o2.pcap").display()),
     );
-    let mut cmd = common::onvm();
-    cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket"])
-        .arg(dir.socket())
-        .args(["-p", &o1, "-p", &o2, "--openflow-listen", "ptcp:0:127.0.0.1"]);
-    let mgr = Proc::spawn("onvm mgr", cmd);
-    let (_, line) = mgr
-        .stderr
-        .wait(SOON, |l| l.contains("openflow: listening on "))
-        .unwrap_or_else(|| panic!("no OpenFlow listener\n{}", mgr.output()));
-    (mgr, line.rsplit(' ').next().unwrap().parse().unwrap())
+    let mgr = spawn_mgr(dir, &["-p", &o1, "-p", &o2, "--openflow-listen", "ptcp:0:127.0.0.1"]);
+    let addr = listen_socket(&mgr);
+    (mgr, addr)
 }
 
-/// `ovs-ofctl -O OpenFlow13 --no-names CMD tcp:ADDR ARGS`: (success, stdout + stderr).
-fn ofctl(cmd: &str, addr: SocketAddr, args: &[&str]) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args([
-            "10",
-            "ovs-ofctl",
-            "-O",
-            "OpenFlow13",
-            "--no-names",
-            cmd,
-            &format!("tcp:{addr}"),
-        ])
-        .args(args)
-        .output()
-        .expect("run ovs-ofctl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+/// [`ofctl`] at `tcp:ADDR`.
+fn ofctl_at(cmd: &str, addr: SocketAddr, args: &[&str]) -> (bool, String) {
+    ofctl(cmd, &format!("tcp:{addr}"), args)
 }
 
 #[test]
@@ -83,9 +52,9 @@ fn ovs_ofctl_gets_bad_table_id_bad_port_and_bad_len() {
 
     // Stats of table 9 (this switch has 0..8): an error, not an empty reply.
     for cmd in ["dump-flows", "dump-aggregate"] {
-        let (_, text) = ofctl(cmd, sw, &["table=9"]);
+        let (_, text) = ofctl_at(cmd, sw, &["table=9"]);
         assert!(text.contains("OFPBRC_BAD_TABLE_ID"), "{cmd} table=9:\n{text}");
-        let (ok, text) = ofctl(cmd, sw, &["table=7"]);
+        let (ok, text) = ofctl_at(cmd, sw, &["table=7"]);
         assert!(ok && !text.contains("OFPT_ERROR"), "{cmd} table=7:\n{text}");
     }
 
@@ -100,7 +69,7 @@ fn ovs_ofctl_gets_bad_table_id_bad_port_and_bad_len() {
         ("controller", &big, Some("OFPBRC_BAD_LEN")),
         ("1", &frame, None),
     ] {
-        let (ok, text) = ofctl(
+        let (ok, text) = ofctl_at(
             "packet-out",
             sw,
             &[&format!("in_port={in_port} packet={data} actions=output:2")],

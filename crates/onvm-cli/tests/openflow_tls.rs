@@ -11,30 +11,20 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
+use common::openflow::{
+    flows, free_port, have_os_ken, have_ovs_ofctl, listen_socket, ofctl, ofctl_ok_with, ofctl_with, start_mgr,
+};
 use common::{
     Proc, SOON, TempDir, distinct_udp_frames, read_pcap, start_forwarder, stop_cleanly, wait_for, write_pcap,
 };
 
 const PACKETS: usize = 200;
-
-#[must_use]
-#[track_caller]
-fn have_ovs_ofctl() -> bool {
-    onvm_testkit::require_tool("ovs-ofctl", "apt install openvswitch-common")
-}
-
-#[must_use]
-#[track_caller]
-fn have_os_ken() -> bool {
-    onvm_testkit::require_python_module("os_ken", "python3 -m pip install os-ken")
-}
 
 /// A certificate authority that lives for one test.
 struct Ca {
@@ -88,55 +78,15 @@ impl Identity {
         }
         v
     }
-}
 
-/// `onvm mgr --stats off --buffers 4095 --socket DIR/onvm.sock ARGS`, once it listens.
-fn start_mgr(dir: &TempDir, args: &[String]) -> Proc {
-    let mut cmd = common::onvm();
-    cmd.args(["mgr", "--stats", "off", "--buffers", "4095", "--socket"])
-        .arg(dir.socket())
-        .args(args);
-    let mut p = Proc::spawn("onvm mgr", cmd);
-    let up = wait_for(SOON, || dir.socket().exists() || p.exited());
-    assert!(up && dir.socket().exists(), "the manager did not start\n{}", p.output());
-    p
-}
-
-/// Where the manager's OpenFlow listener is (asked for as port 0).
-fn listen_addr(mgr: &Proc) -> SocketAddr {
-    let (_, line) = mgr
-        .stderr
-        .wait(SOON, |l| l.contains("openflow: listening on "))
-        .unwrap_or_else(|| panic!("no OpenFlow listener\n{}", mgr.output()));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
-/// `ovs-ofctl -O OpenFlow13 --no-names [TLS files] CMD TARGET ARGS`: (success, output).
-fn ofctl(tls: Option<&Identity>, cmd: &str, target: &str, args: &[&str]) -> (bool, String) {
-    let mut c = Command::new("timeout");
-    c.args(["10", "ovs-ofctl", "-O", "OpenFlow13", "--no-names"]);
-    if let Some(t) = tls {
-        c.arg(format!("--private-key={}", t.key.display()))
-            .arg(format!("--certificate={}", t.cert.display()))
-            .arg(format!("--ca-cert={}", t.ca.display()));
+    /// `ovs-ofctl`'s options for these files.
+    fn ofctl_options(&self) -> Vec<String> {
+        vec![
+            format!("--private-key={}", self.key.display()),
+            format!("--certificate={}", self.cert.display()),
+            format!("--ca-cert={}", self.ca.display()),
+        ]
     }
-    let out = c.args([cmd, target]).args(args).output().expect("run ovs-ofctl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn ofctl_ok(tls: &Identity, cmd: &str, target: &str, args: &[&str]) -> String {
-    let (ok, text) = ofctl(Some(tls), cmd, target, args);
-    assert!(ok, "ovs-ofctl {cmd} {args:?} failed:\n{text}");
-    text
-}
-
-fn flows(dump: &str) -> Vec<&str> {
-    dump.lines().filter(|l| l.contains("cookie=")).collect()
 }
 
 #[test]
@@ -157,20 +107,25 @@ fn ovs_ofctl_over_tls_programs_the_switch_and_strangers_are_refused() {
         .into();
     args.extend(switch.mgr_flags());
     let mut mgr = start_mgr(&dir, &args);
-    let addr = listen_addr(&mgr);
+    let addr = listen_socket(&mgr);
     assert!(addr.ip().is_loopback(), "pssl:PORT listens on 127.0.0.1 only: {addr}");
     let sw = format!("ssl:{addr}");
 
-    ofctl_ok(&tool, "add-flow", &sw, &["in_port=1,actions=output:2"]);
-    ofctl_ok(&tool, "add-flow", &sw, &["table=0,priority=10,udp,actions=drop"]);
-    let dump = ofctl_ok(&tool, "dump-flows", &sw, &[]);
+    ofctl_ok_with(&tool.ofctl_options(), "add-flow", &sw, &["in_port=1,actions=output:2"]);
+    ofctl_ok_with(
+        &tool.ofctl_options(),
+        "add-flow",
+        &sw,
+        &["table=0,priority=10,udp,actions=drop"],
+    );
+    let dump = ofctl_ok_with(&tool.ofctl_options(), "dump-flows", &sw, &[]);
     assert_eq!(flows(&dump).len(), 2, "{dump}");
     assert!(dump.contains("in_port=1 actions=output:2"), "{dump}");
-    let show = ofctl_ok(&tool, "show", &sw, &[]);
+    let show = ofctl_ok_with(&tool.ofctl_options(), "show", &sw, &[]);
     assert!(show.contains("n_tables:"), "{show}");
 
     // A certificate from another CA: the handshake fails, the manager says why.
-    let (ok, text) = ofctl(Some(&stranger), "dump-flows", &sw, &[]);
+    let (ok, text) = ofctl_with(&stranger.ofctl_options(), "dump-flows", &sw, &[]);
     assert!(!ok, "a stranger read the table:\n{text}");
     let refused = mgr.stderr.wait(SOON, |l| {
         l.contains("openflow: 127.0.0.1:") && l.contains("refused (TLS: ")
@@ -179,7 +134,7 @@ fn ovs_ofctl_over_tls_programs_the_switch_and_strangers_are_refused() {
     assert!(line.contains("UnknownIssuer"), "{line}");
     // Plain OpenFlow to the TLS listener: refused the same way.
     let before = mgr.stderr.count(|l| l.contains("refused (TLS: "));
-    let (ok, text) = ofctl(None, "dump-flows", &format!("tcp:{addr}"), &[]);
+    let (ok, text) = ofctl("dump-flows", &format!("tcp:{addr}"), &[]);
     assert!(!ok, "plain TCP read the table:\n{text}");
     assert!(
         wait_for(SOON, || mgr.stderr.count(|l| l.contains("refused (TLS: ")) > before),
@@ -189,8 +144,11 @@ fn ovs_ofctl_over_tls_programs_the_switch_and_strangers_are_refused() {
 
     // The manager went on: the rules are still there and can be changed.
     assert!(!mgr.exited(), "{}", mgr.output());
-    ofctl_ok(&tool, "del-flows", &sw, &["table=0,udp"]);
-    assert_eq!(flows(&ofctl_ok(&tool, "dump-flows", &sw, &[])).len(), 1);
+    ofctl_ok_with(&tool.ofctl_options(), "del-flows", &sw, &["table=0,udp"]);
+    assert_eq!(
+        flows(&ofctl_ok_with(&tool.ofctl_options(), "dump-flows", &sw, &[])).len(),
+        1
+    );
     stop_cleanly(&mut mgr);
 }
 
@@ -233,10 +191,6 @@ fn start_tls_controller(dir: &TempDir, port: u16, id: &Identity, chain: &[u16]) 
         p.output()
     );
     p
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[test]

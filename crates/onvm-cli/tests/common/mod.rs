@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub mod netns;
+pub mod openflow;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
