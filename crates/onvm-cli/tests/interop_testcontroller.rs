@@ -23,7 +23,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::netns::Netns;
+use common::netns::{Netns, start_tcp_transfer, two_hosts};
 use common::{Proc, SOON, TempDir, assert_conserved, wait_for};
 
 /// The controller's port, on the manager namespace's loopback (fresh: nothing else
@@ -70,39 +70,6 @@ fn ping(ns: &Netns, to: &str, n: u32) -> (u32, String) {
     (received, text)
 }
 
-/// The TCP server (`server`, in h2) or client: 1 MiB, and the SHA-256 of what moved.
-fn tcp_script(role: &str) -> String {
-    format!(
-        r#"
-import hashlib, socket
-n = {TCP_BYTES}
-if "{role}" == "server":
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("{H2}", 5001))
-    s.listen(1)
-    s.settimeout(60)
-    print("listening", flush=True)
-    c, _ = s.accept()
-    c.settimeout(60)
-    h, got = hashlib.sha256(), 0
-    while True:
-        d = c.recv(1 << 16)
-        if not d:
-            break
-        h.update(d)
-        got += len(d)
-    print("received", got, h.hexdigest(), flush=True)
-else:
-    data = bytes((i * 7 + i // 1000) % 256 for i in range(n))
-    s = socket.create_connection(("{H2}", 5001), timeout=60)
-    s.sendall(data)
-    s.close()
-    print("sent", n, hashlib.sha256(data).hexdigest(), flush=True)
-"#
-    )
-}
-
 #[test]
 fn ovs_testcontroller_learns_and_two_hosts_ping_and_move_tcp_through_the_manager() {
     if !can_run() {
@@ -111,12 +78,7 @@ fn ovs_testcontroller_learns_and_two_hosts_ping_and_move_tcp_through_the_manager
     let _serial = common::serial();
     let dir = TempDir::new("interop-tc");
     // Declared first, dropped last: the processes in them go before the namespaces.
-    let sw = Netns::create("tcsw");
-    let (h1, h2) = (Netns::create("tch1"), Netns::create("tch2"));
-    sw.veth_to("p0", &h1, "h1");
-    sw.veth_to("p1", &h2, "h2");
-    h1.addr("h1", &format!("{H1}/16"));
-    h2.addr("h2", &format!("{H2}/16"));
+    let (sw, h1, h2) = two_hosts("tc", &format!("{H1}/16"), &format!("{H2}/16"));
 
     let mut ctl = sw.command("ovs-testcontroller");
     // Its control socket in the test's directory: /var/run/openvswitch may not exist.
@@ -178,17 +140,7 @@ fn ovs_testcontroller_learns_and_two_hosts_ping_and_move_tcp_through_the_manager
     );
 
     // 1 MiB over TCP, offloads on (partial checksums, super-frames on the veths).
-    let mut server = h2.command("python3");
-    server.args(["-c", &tcp_script("server")]);
-    let mut server = Proc::spawn("tcp server", server);
-    assert!(
-        server.stdout.wait(SOON, |l| l.contains("listening")).is_some(),
-        "the server did not start\n{}",
-        server.output()
-    );
-    let mut client = h1.command("python3");
-    client.args(["-c", &tcp_script("client")]);
-    let mut client = Proc::spawn("tcp client", client);
+    let (mut client, mut server) = start_tcp_transfer(&h1, &h2, H2, TCP_BYTES);
     let client_code = client.exit_code(Duration::from_secs(90));
     let server_code = server.exit_code(Duration::from_secs(90));
     let moved = format!("{}{}", client.output(), server.output());

@@ -16,7 +16,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::netns::{Netns, can_run, capture_filtered, whole_records};
+use common::netns::{Netns, can_run, capture_filtered, start_tcp_transfer, two_hosts, whole_records};
 use common::{Proc, SOON, TempDir, assert_conserved, read_pcap, udp_frames_up_to, wait_for, write_pcap};
 
 const PACKETS: usize = 300;
@@ -327,12 +327,7 @@ fn tcp_through(kind: &str, ports: (&str, &str), expect: SenderFrames) {
     }
     let _serial = common::serial();
     let dir = TempDir::new(kind);
-    let mgr_ns = Netns::create(kind);
-    let (h1, h2) = (Netns::create(&format!("{kind}1")), Netns::create(&format!("{kind}2")));
-    mgr_ns.veth_to("p0", &h1, "h1");
-    mgr_ns.veth_to("p1", &h2, "h2");
-    h1.addr("h1", "10.213.10.1/24");
-    h2.addr("h2", "10.213.10.2/24");
+    let (mgr_ns, h1, h2) = two_hosts(kind, "10.213.10.1/24", "10.213.10.2/24");
     let cfg = two_way_config(&dir, ports);
     let mut up_cmd = mgr_ns.command(env!("CARGO_BIN_EXE_onvm"));
     up_cmd.arg("up").arg(&cfg).args(["--stats", "off", "--buffers", "8191"]);
@@ -345,46 +340,7 @@ fn tcp_through(kind: &str, ports: (&str, &str), expect: SenderFrames) {
     // What the sender puts on its veth, to show the offloads were on.
     let sent_pcap = dir.join("sent.pcap");
     let mut dump = capture_filtered(&h1, "h1", &sent_pcap, "tcp");
-    let script = |role: &str| {
-        format!(
-            r#"
-import hashlib, socket, sys
-n = {TCP_BYTES}
-if "{role}" == "server":
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("10.213.10.2", 5001))
-    s.listen(1)
-    print("listening", flush=True)
-    c, _ = s.accept()
-    h, got = hashlib.sha256(), 0
-    while True:
-        d = c.recv(1 << 16)
-        if not d:
-            break
-        h.update(d)
-        got += len(d)
-    print("received", got, h.hexdigest(), flush=True)
-else:
-    data = bytes((i * 7 + i // 1000) % 256 for i in range(n))
-    s = socket.create_connection(("10.213.10.2", 5001), timeout=20)
-    s.sendall(data)
-    s.close()
-    print("sent", n, hashlib.sha256(data).hexdigest(), flush=True)
-"#
-        )
-    };
-    let mut server = h2.command("python3");
-    server.args(["-c", &script("server")]);
-    let mut server = Proc::spawn("tcp server", server);
-    assert!(
-        server.stdout.wait(SOON, |l| l.contains("listening")).is_some(),
-        "the server did not start\n{}",
-        server.output()
-    );
-    let mut client = h1.command("python3");
-    client.args(["-c", &script("client")]);
-    let mut client = Proc::spawn("tcp client", client);
+    let (mut client, mut server) = start_tcp_transfer(&h1, &h2, "10.213.10.2", TCP_BYTES);
     let client_code = client.exit_code(Duration::from_secs(30));
     let server_code = server.exit_code(Duration::from_secs(30));
     up.signal("TERM");

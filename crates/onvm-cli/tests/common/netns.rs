@@ -131,3 +131,67 @@ pub fn capture_filtered(ns: &Netns, iface: &str, path: &Path, filter: &str) -> P
     );
     p
 }
+
+/// Two hosts on one switch: namespace `tag` with veths `p0` and `p1` to the namespaces
+/// `{tag}1` (interface `h1`, address `h1_cidr`) and `{tag}2` (`h2`, `h2_cidr`). Bound
+/// with one `let`, the switch's namespace is dropped last.
+pub fn two_hosts(tag: &str, h1_cidr: &str, h2_cidr: &str) -> (Netns, Netns, Netns) {
+    let sw = Netns::create(tag);
+    let (h1, h2) = (Netns::create(&format!("{tag}1")), Netns::create(&format!("{tag}2")));
+    sw.veth_to("p0", &h1, "h1");
+    sw.veth_to("p1", &h2, "h2");
+    h1.addr("h1", h1_cidr);
+    h2.addr("h2", h2_cidr);
+    (sw, h1, h2)
+}
+
+/// A python3 script that moves `bytes` over TCP to `server`, port 5001. The server
+/// (`role` "server") prints `listening`, then `received N SHA-256`; the client prints
+/// `sent N SHA-256`.
+pub fn tcp_script(role: &str, server: &str, bytes: usize) -> String {
+    format!(
+        r#"
+import hashlib, socket
+n = {bytes}
+if "{role}" == "server":
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("{server}", 5001))
+    s.listen(1)
+    s.settimeout(60)
+    print("listening", flush=True)
+    c, _ = s.accept()
+    c.settimeout(60)
+    h, got = hashlib.sha256(), 0
+    while True:
+        d = c.recv(1 << 16)
+        if not d:
+            break
+        h.update(d)
+        got += len(d)
+    print("received", got, h.hexdigest(), flush=True)
+else:
+    data = bytes((i * 7 + i // 1000) % 256 for i in range(n))
+    s = socket.create_connection(("{server}", 5001), timeout=60)
+    s.sendall(data)
+    s.close()
+    print("sent", n, hashlib.sha256(data).hexdigest(), flush=True)
+"#
+    )
+}
+
+/// [`tcp_script`]'s server in `server_ns` at `server` (once it listens), then its client
+/// in `client_ns`: (client, server).
+pub fn start_tcp_transfer(client_ns: &Netns, server_ns: &Netns, server: &str, bytes: usize) -> (Proc, Proc) {
+    let mut cmd = server_ns.command("python3");
+    cmd.args(["-c", &tcp_script("server", server, bytes)]);
+    let server_proc = Proc::spawn("tcp server", cmd);
+    assert!(
+        server_proc.stdout.wait(SOON, |l| l.contains("listening")).is_some(),
+        "the server did not start\n{}",
+        server_proc.output()
+    );
+    let mut cmd = client_ns.command("python3");
+    cmd.args(["-c", &tcp_script("client", server, bytes)]);
+    (Proc::spawn("tcp client", cmd), server_proc)
+}
