@@ -64,7 +64,7 @@ fn ours(socket: &Path) -> Vec<String> {
 
 /// A config: `ports`, then `body` (services, NFs, chains); the socket in its own
 /// folder, which the manager creates (0750, group of the NF image's user).
-fn config(dir: &TempDir, ports: &[String], body: &str) -> (PathBuf, PathBuf) {
+fn config(dir: &TempDir, ports: &[&str], body: &str) -> (PathBuf, PathBuf) {
     let socket = dir.join("run/onvm.sock");
     let ports: Vec<String> = ports.iter().map(|p| format!("{p:?}")).collect();
     let text = format!(
@@ -73,6 +73,35 @@ fn config(dir: &TempDir, ports: &[String], body: &str) -> (PathBuf, PathBuf) {
         ports.join(", ")
     );
     (dir.write("up.toml", &text), socket)
+}
+
+/// [`config`], and the [`Leftovers`] guard of its socket.
+fn configured(dir: &TempDir, ports: &[&str], body: &str) -> (PathBuf, PathBuf, Leftovers) {
+    let (cfg, socket) = config(dir, ports, body);
+    let left = Leftovers(socket.clone());
+    (cfg, socket, left)
+}
+
+/// An `[[nfs]]` entry: NF `name` for `service`, then `more` (TOML lines).
+fn nf(name: &str, service: &str, more: &str) -> String {
+    format!("[[nfs]]\nname = {name:?}\nservice = {service:?}\n{more}\n")
+}
+
+/// [`nf`] in a container of `image`.
+fn nf_in(image: &str, name: &str, service: &str, more: &str) -> String {
+    nf(name, service, &format!("image = {image:?}\n{more}"))
+}
+
+/// A config's body: the services of `chain`, numbered from 1 in its order, the `nfs`
+/// entries, and chain `c`: port 0, the services, port 1.
+fn chain_body(chain: &[&str], nfs: &[String]) -> String {
+    let services: String = chain.iter().zip(1..).map(|(s, n)| format!("{s} = {n}\n")).collect();
+    let hops: Vec<String> = chain.iter().chain(&["out:1"]).map(|h| format!("{h:?}")).collect();
+    format!(
+        "[services]\n{services}\n{}\n[[chains]]\nname = \"c\"\nchain = [{}]\nin_port = 0\n",
+        nfs.join("\n"),
+        hops.join(", ")
+    )
 }
 
 /// Removes the containers of the manager on its socket however the test ends: a failed
@@ -98,6 +127,31 @@ fn up(cfg: &Path, extra: &[&str]) -> Proc {
         .args(["--stats", "off", "--buffers", "4095"])
         .args(extra);
     Proc::spawn("onvm up", cmd)
+}
+
+/// [`up`], once `n` NFs have registered.
+fn up_registered(cfg: &Path, n: usize) -> Proc {
+    let p = up(cfg, &[]);
+    assert!(wait_for(SOON, || registered(&p) >= n), "{}", p.output());
+    p
+}
+
+/// Waits (up to 60 s) for `onvm up` to exit by itself; it must exit 0 and account for
+/// every buffer.
+fn finished(p: &mut Proc) {
+    assert_eq!(
+        p.exit_code(Duration::from_secs(60)),
+        0,
+        "onvm up failed\n{}",
+        p.output()
+    );
+    assert_conserved(p);
+}
+
+/// SIGTERM to `onvm up`, which must exit 0.
+fn stop(p: &mut Proc) {
+    p.signal("TERM");
+    assert_eq!(p.exit_code(SOON), 0, "{}", p.output());
 }
 
 /// From the summary, the `rx` of every NF instance tagged `tag`.
@@ -166,43 +220,21 @@ fn a_capture_crosses_a_chain_of_containers_unchanged() {
     let dir = TempDir::new("ct-pcap");
     let frames = distinct_udp_frames(500, 32);
     write_pcap(&dir.join("in.pcap"), &frames, Duration::ZERO);
-    let body = format!(
-        r#"[services]
-mon = 1
-fwd = 2
-
-# One NF for two services: two entries of one name, two containers.
-[[nfs]]
-name = "simple_forward"
-service = "mon"
-image = "{IMAGE}"
-
-[[nfs]]
-name = "simple_forward"
-service = "fwd"
-image = "{IMAGE}"
-memory = "128M"
-
-[[chains]]
-name = "c"
-chain = ["mon", "fwd", "out:1"]
-in_port = 0
-"#
+    // One NF for two services: two entries of one name, two containers.
+    let body = chain_body(
+        &["mon", "fwd"],
+        &[
+            nf_in(IMAGE, "simple_forward", "mon", ""),
+            nf_in(IMAGE, "simple_forward", "fwd", "memory = \"128M\""),
+        ],
     );
-    let ports = [
+    let (input, output) = (
         format!("pcap:{}", dir.join("in.pcap").display()),
         format!("pcapout:{}", dir.join("out.pcap").display()),
-    ];
-    let (cfg, socket) = config(&dir, &ports, &body);
-    let _left = Leftovers(socket.clone());
-    let mut p = up(&cfg, &["--exit-when-drained", "1"]);
-    assert_eq!(
-        p.exit_code(Duration::from_secs(60)),
-        0,
-        "onvm up failed\n{}",
-        p.output()
     );
-    assert_conserved(&p);
+    let (cfg, socket, _left) = configured(&dir, &[&input, &output], &body);
+    let mut p = up(&cfg, &["--exit-when-drained", "1"]);
+    finished(&mut p);
     let err = p.stderr.text();
     assert_eq!(err.matches("started (container onvm-").count(), 2, "{err}");
     assert!(
@@ -226,43 +258,17 @@ fn processes_and_containers_share_a_chain_and_a_service() {
     image();
     let dir = TempDir::new("ct-mixed");
     // Service fwd: one process and one container; then a container monitor.
-    let body = format!(
-        r#"[services]
-fwd = 1
-mon = 2
-
-[[nfs]]
-name = "simple_forward"
-service = "fwd"
-
-[[nfs]]
-name = "simple_forward"
-service = "fwd"
-image = "{IMAGE}"
-
-[[nfs]]
-name = "basic_monitor"
-service = "mon"
-args = ["--quiet"]
-image = "{IMAGE}"
-
-[[chains]]
-name = "c"
-chain = ["fwd", "mon", "out:1"]
-in_port = 0
-"#
+    let body = chain_body(
+        &["fwd", "mon"],
+        &[
+            nf("simple_forward", "fwd", ""),
+            nf_in(IMAGE, "simple_forward", "fwd", ""),
+            nf_in(IMAGE, "basic_monitor", "mon", "args = [\"--quiet\"]"),
+        ],
     );
-    let ports = ["gen:64B,64flows,rate=200k".to_string(), "null".to_string()];
-    let (cfg, socket) = config(&dir, &ports, &body);
-    let _left = Leftovers(socket.clone());
+    let (cfg, socket, _left) = configured(&dir, &["gen:64B,64flows,rate=200k", "null"], &body);
     let mut p = up(&cfg, &["--run-for", "3"]);
-    assert_eq!(
-        p.exit_code(Duration::from_secs(60)),
-        0,
-        "onvm up failed\n{}",
-        p.output()
-    );
-    assert_conserved(&p);
+    finished(&mut p);
     let fwd = rx_of(&p, "simple_forward");
     assert_eq!(fwd.len(), 2, "{}", p.output());
     assert!(
@@ -307,33 +313,15 @@ fn a_killed_or_stopped_container_is_reclaimed_and_restarted_under_load() {
     let _g = serial();
     image();
     let dir = TempDir::new("ct-kill");
-    let body = format!(
-        r#"[services]
-mon = 1
-fwd = 2
-
-[[nfs]]
-name = "basic_monitor"
-service = "mon"
-args = ["--quiet"]
-
-[[nfs]]
-name = "simple_forward"
-service = "fwd"
-image = "{IMAGE}"
-restart = "always"
-
-[[chains]]
-name = "c"
-chain = ["mon", "fwd", "out:1"]
-in_port = 0
-"#
+    let body = chain_body(
+        &["mon", "fwd"],
+        &[
+            nf("basic_monitor", "mon", "args = [\"--quiet\"]"),
+            nf_in(IMAGE, "simple_forward", "fwd", "restart = \"always\""),
+        ],
     );
-    let ports = ["gen:64B,64flows,rate=200k".to_string(), "null".to_string()];
-    let (cfg, socket) = config(&dir, &ports, &body);
-    let _left = Leftovers(socket.clone());
-    let mut p = up(&cfg, &[]);
-    assert!(wait_for(SOON, || registered(&p) >= 2), "{}", p.output());
+    let (cfg, socket, _left) = configured(&dir, &["gen:64B,64flows,rate=200k", "null"], &body);
+    let mut p = up_registered(&cfg, 2);
     let name = ours(&socket)
         .into_iter()
         .find(|n| n.contains("simple_forward"))
@@ -372,8 +360,7 @@ in_port = 0
         p.output()
     );
     std::thread::sleep(Duration::from_millis(800));
-    p.signal("TERM");
-    assert_eq!(p.exit_code(SOON), 0, "{}", p.output());
+    stop(&mut p);
     assert_conserved(&p);
     let fwd = rx_of(&p, "simple_forward");
     assert_eq!(fwd.len(), 3, "three runs of the forwarder\n{}", p.output());
@@ -395,28 +382,14 @@ fn scaling_a_container_service_while_it_runs_loses_nothing_uncounted() {
     image();
     let dir = TempDir::new("ct-scale");
     let body = |n: u16| {
-        format!(
-            r#"[services]
-fwd = 1
-
-[[nfs]]
-name = "simple_forward"
-service = "fwd"
-image = "{IMAGE}"
-instances = {n}
-
-[[chains]]
-name = "c"
-chain = ["fwd", "out:1"]
-in_port = 0
-"#
+        chain_body(
+            &["fwd"],
+            &[nf_in(IMAGE, "simple_forward", "fwd", &format!("instances = {n}"))],
         )
     };
-    let ports = ["gen:64B,256flows,rate=200k".to_string(), "null".to_string()];
-    let (cfg, socket) = config(&dir, &ports, &body(1));
-    let _left = Leftovers(socket.clone());
-    let mut p = up(&cfg, &[]);
-    assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
+    let ports = ["gen:64B,256flows,rate=200k", "null"];
+    let (cfg, socket, _left) = configured(&dir, &ports, &body(1));
+    let mut p = up_registered(&cfg, 1);
     std::thread::sleep(Duration::from_millis(500));
     config(&dir, &ports, &body(3));
     p.signal("HUP");
@@ -444,8 +417,7 @@ in_port = 0
         p.output()
     );
     std::thread::sleep(Duration::from_millis(500));
-    p.signal("TERM");
-    assert_eq!(p.exit_code(SOON), 0, "{}", p.output());
+    stop(&mut p);
     assert_conserved(&p);
     let fwd = rx_of(&p, "simple_forward");
     assert_eq!(fwd.len(), 3, "{}", p.output());
@@ -466,27 +438,10 @@ fn no_container_outlives_its_manager() {
     let networks = docker(&["network", "ls", "-q"]);
     let volumes = docker(&["volume", "ls", "-q"]);
     let dir = TempDir::new("ct-left");
-    let body = format!(
-        r#"[services]
-fwd = 1
-
-[[nfs]]
-name = "simple_forward"
-service = "fwd"
-image = "{IMAGE}"
-
-[[chains]]
-name = "c"
-chain = ["fwd", "out:1"]
-in_port = 0
-"#
-    );
-    let ports = ["gen:64B,8flows,rate=10k".to_string(), "null".to_string()];
-    let (cfg, socket) = config(&dir, &ports, &body);
-    let _left = Leftovers(socket.clone());
+    let body = chain_body(&["fwd"], &[nf_in(IMAGE, "simple_forward", "fwd", "")]);
+    let (cfg, socket, _left) = configured(&dir, &["gen:64B,8flows,rate=10k", "null"], &body);
     // onvm up killed outright: its container stays (the NF ends when its manager goes).
-    let mut p = up(&cfg, &[]);
-    assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
+    let mut p = up_registered(&cfg, 1);
     p.kill();
     assert_eq!(ours(&socket).len(), 1);
     // The next onvm up on that socket removes it first, and its own at the end.
@@ -500,8 +455,7 @@ in_port = 0
         p.output()
     );
     assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
-    p.signal("TERM");
-    assert_eq!(p.exit_code(SOON), 0, "{}", p.output());
+    stop(&mut p);
     assert!(ours(&socket).is_empty(), "{:?}", ours(&socket));
     assert_eq!(docker(&["network", "ls", "-q"]), networks, "no network of ours");
     assert_eq!(docker(&["volume", "ls", "-q"]), volumes, "no volume of ours");
@@ -515,27 +469,9 @@ fn a_container_nf_gets_the_socket_folder_and_nothing_else() {
     let _g = serial();
     image();
     let dir = TempDir::new("ct-inspect");
-    let body = format!(
-        r#"[services]
-fwd = 1
-
-[[nfs]]
-name = "simple_forward"
-service = "fwd"
-image = "{IMAGE}"
-memory = "96M"
-
-[[chains]]
-name = "c"
-chain = ["fwd", "out:1"]
-in_port = 0
-"#
-    );
-    let ports = ["gen:64B,8flows,rate=10k".to_string(), "null".to_string()];
-    let (cfg, socket) = config(&dir, &ports, &body);
-    let _left = Leftovers(socket.clone());
-    let mut p = up(&cfg, &[]);
-    assert!(wait_for(SOON, || registered(&p) >= 1), "{}", p.output());
+    let body = chain_body(&["fwd"], &[nf_in(IMAGE, "simple_forward", "fwd", "memory = \"96M\"")]);
+    let (cfg, socket, _left) = configured(&dir, &["gen:64B,8flows,rate=10k", "null"], &body);
+    let mut p = up_registered(&cfg, 1);
     let name = ours(&socket).pop().expect("its container");
     let f = "{{.HostConfig.NetworkMode}}|{{json .HostConfig.CapDrop}}|{{json .HostConfig.CapAdd}}|\
              {{.HostConfig.Privileged}}|{{json .HostConfig.SecurityOpt}}|{{.HostConfig.ReadonlyRootfs}}|\
@@ -582,8 +518,7 @@ in_port = 0
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(uid.split_whitespace().skip(1).all(|u| u == "65532"), "{uid}");
-    p.signal("TERM");
-    assert_eq!(p.exit_code(SOON), 0, "{}", p.output());
+    stop(&mut p);
     assert_conserved(&p);
 }
 
@@ -631,29 +566,13 @@ fn flows_spread_over_container_instances_and_each_stays_on_one() {
     let _g = serial();
     let img = count_nf_image();
     let dir = TempDir::new("ct-affinity");
-    let body = format!(
-        r#"[services]
-cnt = 1
-
-[[nfs]]
-name = "count-nf"
-service = "cnt"
-image = "{img}"
-instances = 3
-args = ["--per-flow"]
-
-[[chains]]
-name = "c"
-chain = ["cnt", "out:1"]
-in_port = 0
-"#
+    let body = chain_body(
+        &["cnt"],
+        &[nf_in(img, "count-nf", "cnt", "instances = 3\nargs = [\"--per-flow\"]")],
     );
-    let ports = ["gen:64B,64flows,rate=100k".to_string(), "null".to_string()];
-    let (cfg, socket) = config(&dir, &ports, &body);
-    let _left = Leftovers(socket.clone());
+    let (cfg, _socket, _left) = configured(&dir, &["gen:64B,64flows,rate=100k", "null"], &body);
     let mut p = up(&cfg, &["--run-for", "3"]);
-    assert_eq!(p.exit_code(Duration::from_secs(60)), 0, "{}", p.output());
-    assert_conserved(&p);
+    finished(&mut p);
     // Each container's totals reach onvm up's stderr (its log is copied out before the
     // container goes): `count-nf (instance N) flow A:P > B:Q udp: ...`.
     let err = p.stderr.text();
