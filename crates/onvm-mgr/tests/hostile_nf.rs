@@ -378,9 +378,10 @@ impl Running {
     }
 }
 
-/// Scribbles both indices of ring `r` in turn, over and over for a second, checking
-/// now and then that the innocent NF `b` is still running.
-fn scribble_for_a_second(spy: &Bad, r: u32, b: &Running) {
+/// The spy scribbles both indices of ring `r` in turn, over and over for a second,
+/// checking now and then that the innocent NF `b` is still running; then traffic still
+/// flows and reaches `b`, the spy dies, and it is the only crash: the report.
+fn b_outlives_a_second_of_scribbling(rig: Rig, spy: Bad, r: u32, b: Running) -> Report {
     let t = Instant::now();
     let mut k = 0u32;
     while t.elapsed() < Duration::from_secs(1) {
@@ -391,6 +392,19 @@ fn scribble_for_a_second(spy: &Bad, r: u32, b: &Running) {
             std::thread::sleep(Duration::from_micros(50));
         }
     }
+    rig.expect_flowing("after the scribbling");
+    b.expect_seeing("b after the scribbling stopped");
+    spy.die();
+    // b first: it sees packets only while a sends them.
+    let sb = b.stop();
+    eprintln!("b: {:?}", sb.counters);
+    let report = rig.finish();
+    assert_eq!(
+        report.crashes, 1,
+        "only the spy died, b was not disconnected: {:#?}",
+        report.events
+    );
+    report
 }
 
 /// The rig plus onvm-nf NFs on rings of 256 slots (so a writer's cached view of a ring
@@ -492,19 +506,7 @@ fn a_third_nf_scribbling_an_innocent_nfs_rx_ring_disconnects_no_one() {
     b.expect_seeing("after one scribble of its consumer index");
     spy.scribble_ring(rx, 0, ring.consumed().wrapping_add(0x4000_0000));
     b.expect_seeing("after one scribble of its producer index");
-    scribble_for_a_second(&spy, rx, &b);
-    rig.expect_flowing("after the rx scribbling");
-    b.expect_seeing("b after the scribbling stopped");
-    spy.die();
-    // b first: it sees packets only while a sends them.
-    let sb = b.stop();
-    eprintln!("b: {:?}", sb.counters);
-    let report = rig.finish();
-    assert_eq!(
-        report.crashes, 1,
-        "only the spy died, b was not disconnected: {:#?}",
-        report.events
-    );
+    let report = b_outlives_a_second_of_scribbling(rig, spy, rx, b);
     assert!(drops(&report, "ring-corrupt") > 0, "{:?}", report.drops);
     let e = event(&report, "its rx ring (ring ");
     assert!(e.contains("\"b\" (instance 11)") && e.contains("ring-corrupt"), "{e}");
@@ -518,18 +520,7 @@ fn a_third_nf_scribbling_an_innocent_nfs_alloc_ring_disconnects_no_one() {
     let (rig, spy, _, b) = rig_b("allocscribbler", false);
     let alloc = onvm_mgr::registry::rings_of(11).alloc;
     wait_for("b's alloc ring to be filled", || spy.ring_len(alloc) >= 32);
-    scribble_for_a_second(&spy, alloc, &b);
-    rig.expect_flowing("after the alloc scribbling");
-    b.expect_seeing("b after the alloc scribbling");
-    spy.die();
-    let sb = b.stop();
-    eprintln!("b: {:?}", sb.counters);
-    let report = rig.finish();
-    assert_eq!(
-        report.crashes, 1,
-        "only the spy died, b was not disconnected: {:#?}",
-        report.events
-    );
+    let report = b_outlives_a_second_of_scribbling(rig, spy, alloc, b);
     let e = event(&report, "its alloc ring (ring ");
     assert!(e.contains("\"b\" (instance 11)") && e.contains("corrupt"), "{e}");
 }
