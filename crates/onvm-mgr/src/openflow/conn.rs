@@ -48,6 +48,10 @@ pub enum Closed {
     HelloFailed(String),
     #[error("no answer to an echo request for {0:?}")]
     NoEchoReply(Duration),
+    /// Connected (or dialled) this long ago and no HELLO exchanged yet (a peer that
+    /// never speaks, or never finishes its TLS handshake): its slot goes to others.
+    #[error("no HELLO within {0:?}")]
+    NoHello(Duration),
     /// The TLS handshake failed (a certificate refused, a peer that does not speak
     /// TLS), or a record did not decrypt.
     #[error("TLS: {0}")]
@@ -103,6 +107,8 @@ pub struct Conn {
     pub parts: RequestAssembler,
     /// Last time anything came in (for the inactivity probe).
     pub last_rx: Instant,
+    /// When it was accepted or dialled.
+    pub opened: Instant,
     /// An ECHO_REQUEST of ours is unanswered since then.
     pub probe_sent: Option<Instant>,
     rx: Vec<u8>,
@@ -137,6 +143,7 @@ impl Conn {
             async_config: AsyncConfig::default(),
             parts: RequestAssembler::default(),
             last_rx: Instant::now(),
+            opened: Instant::now(),
             probe_sent: None,
             rx: Vec::new(),
             tx: Vec::new(),

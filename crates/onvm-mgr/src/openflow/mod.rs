@@ -85,6 +85,9 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// A peer silent this long gets an ECHO_REQUEST; silent twice as long, it is dropped.
 const PROBE_AFTER: Duration = Duration::from_secs(5);
+/// How long a connection may take to exchange HELLOs (its TLS handshake included)
+/// before it is closed: one that never does would hold one of [`MAX_CONNS`] for ever.
+const HELLO_WITHIN: Duration = Duration::from_secs(10);
 /// Connections served at once; more to the listener are closed as they come.
 const MAX_CONNS: usize = 64;
 /// Messages taken from one connection per tick, so a flood of them cannot stall packets.
@@ -319,7 +322,7 @@ impl Agent {
                         ));
                     } else if c.ready {
                         sw.event(format!("openflow: {} disconnected ({why})", c.peer));
-                    } else if matches!(why, Closed::Tls(_)) {
+                    } else if matches!(why, Closed::Tls(_) | Closed::NoHello(_)) {
                         sw.event(format!("openflow: {} refused ({why})", c.peer));
                     }
                 }
@@ -428,6 +431,9 @@ impl Agent {
             }
         }
         let c = &mut self.conns[k];
+        if !c.ready && now.duration_since(c.opened) >= HELLO_WITHIN {
+            return Err(Closed::NoHello(now.duration_since(c.opened)));
+        }
         if c.ready {
             let quiet = now.duration_since(c.last_rx);
             match c.probe_sent {

@@ -441,6 +441,34 @@ fn tools_get_no_async_messages_until_they_ask_for_a_role() {
     );
 }
 
+/// A peer that connects and never says HELLO (or never finishes its TLS handshake)
+/// is closed after HELLO_WITHIN, so it cannot hold one of the MAX_CONNS slots for ever.
+#[test]
+fn a_peer_that_never_says_hello_is_closed() {
+    let (mut agent, mut sw, mut first) = setup();
+    let s = TcpStream::connect(agent.local_addr().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    let mut mute = Peer { s, rx: Vec::new() };
+    // Accepted, greeted, and kept while its time has not come.
+    assert!(matches!(
+        mute.recv(&mut agent, &mut sw, SHORT),
+        Some((_, Message::Hello(_)))
+    ));
+    assert_eq!(agent.conns.len(), 2);
+    let k = agent.conns.iter().position(|c| !c.ready).expect("the mute peer");
+    agent.conns[k].opened -= HELLO_WITHIN;
+    agent.poll(&mut sw);
+    assert_eq!(agent.conns.len(), 1, "closed");
+    assert!(
+        sw.events.iter().any(|e| e.contains("no HELLO within")),
+        "{:?}",
+        sw.events
+    );
+    // The peer that did say HELLO is served on.
+    first.send(9, &Message::BarrierRequest);
+    assert_eq!(first.expect(&mut agent, &mut sw), (9, Message::BarrierReply));
+}
+
 #[test]
 fn connections_beyond_the_limit_are_closed() {
     let (mut agent, mut sw, _first) = setup();
