@@ -23,8 +23,10 @@
 //!   rule is seen by the very next packet.
 
 mod cache;
+pub mod group;
 mod key;
 mod matcher;
+pub mod meter;
 mod port_no;
 mod prefix;
 

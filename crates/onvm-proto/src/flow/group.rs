@@ -1,0 +1,1 @@
+//! OpenFlow groups (ALL, SELECT, INDIRECT, FAST_FAILOVER): the group table.

@@ -1,0 +1,1 @@
+//! OpenFlow meters: token-bucket rate limiters with drop and DSCP-remark bands.
