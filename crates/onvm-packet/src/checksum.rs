@@ -1,4 +1,6 @@
-//! Internet checksums (RFC 1071) of IPv4, TCP, UDP, ICMPv4 and ICMPv6, fixed in place.
+//! Internet checksums (RFC 1071) of IPv4, TCP, UDP, ICMPv4 and ICMPv6, and SCTP's
+//! CRC32c, fixed in place; and the incremental updates ([`recalc_csum16`]) the in-place
+//! field rewrites use.
 //!
 //! An NF that rewrites addresses, ports or payload bytes must leave the frame with
 //! correct checksums, or the receiver drops it silently; [`fix_checksums`] recomputes
@@ -12,7 +14,9 @@
 //! IPv6 routing headers are not followed: the pseudo-header uses the destination of the
 //! fixed header, which is the final one unless a routing header is present.
 
-use crate::layout::{IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO_UDP, IpVersion, Layout, be16};
+use crate::layout::{
+    IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_SCTP, IP_PROTO_TCP, IP_PROTO_UDP, IpVersion, Layout, be16,
+};
 use crate::{Error, Result};
 
 /// The RFC 1071 Internet checksum of `data`: the one's complement of the one's-complement
@@ -40,6 +44,8 @@ struct L4Sum {
     pseudo: Option<(IpVersion, usize, u8)>,
     /// UDP: a computed 0 is sent as 0xffff, since 0 means "no checksum".
     udp: bool,
+    /// SCTP: a 32-bit CRC32c at `field` instead of a 16-bit Internet checksum.
+    crc: bool,
 }
 
 fn plan(frame: &[u8]) -> Result<Plan> {
@@ -86,6 +92,7 @@ fn plan(frame: &[u8]) -> Result<Plan> {
                 field: l4 + 6,
                 pseudo,
                 udp: true,
+                crc: false,
             }
         }
         (IP_PROTO_TCP, _) => {
@@ -104,6 +111,7 @@ fn plan(frame: &[u8]) -> Result<Plan> {
                 field: l4 + 16,
                 pseudo,
                 udp: false,
+                crc: false,
             }
         }
         (IP_PROTO_ICMP, IpVersion::V4) => {
@@ -114,6 +122,18 @@ fn plan(frame: &[u8]) -> Result<Plan> {
                 field: l4 + 2,
                 pseudo: None,
                 udp: false,
+                crc: false,
+            }
+        }
+        (IP_PROTO_SCTP, _) => {
+            need("SCTP", 12)?;
+            L4Sum {
+                start: l4,
+                end,
+                field: l4 + 8,
+                pseudo: None,
+                udp: false,
+                crc: true,
             }
         }
         (IP_PROTO_ICMPV6, IpVersion::V6) => {
@@ -124,6 +144,7 @@ fn plan(frame: &[u8]) -> Result<Plan> {
                 field: l4 + 2,
                 pseudo,
                 udp: false,
+                crc: false,
             }
         }
         _ => return Ok(Plan { ipv4_header, l4: None }),
@@ -134,8 +155,8 @@ fn plan(frame: &[u8]) -> Result<Plan> {
     })
 }
 
-/// Recomputes, in place, the IPv4 header checksum and the TCP, UDP, ICMPv4 or ICMPv6
-/// checksum of `frame`, whichever it has. A frame with none (ARP, other EtherTypes or
+/// Recomputes, in place, the IPv4 header checksum and the TCP, UDP, ICMPv4, ICMPv6 or
+/// SCTP checksum of `frame`, whichever it has. A frame with none (ARP, other EtherTypes or
 /// IP protocols) is left as it is.
 ///
 /// Errors if the IP or L4 header is truncated or malformed; the frame is then unchanged.
@@ -146,7 +167,10 @@ pub fn fix_checksums(frame: &mut [u8]) -> Result<()> {
         let c = internet_checksum(&frame[at..at + len]);
         frame[at + 10..at + 12].copy_from_slice(&c.to_be_bytes());
     }
-    if let Some(l4) = plan.l4 {
+    if let Some(l4) = plan.l4.filter(|l4| l4.crc) {
+        let c = sctp_crc(frame, l4.start, l4.end);
+        frame[l4.field..l4.field + 4].copy_from_slice(&c.to_le_bytes());
+    } else if let Some(l4) = plan.l4 {
         frame[l4.field..l4.field + 2].fill(0);
         let mut c = l4_checksum(frame, &l4);
         if l4.udp && c == 0 {
@@ -167,6 +191,10 @@ pub fn verify_checksums(frame: &[u8]) -> Result<bool> {
         && fold(sum(&frame[at..at + len], 0)) != 0xffff
     {
         return Ok(false);
+    }
+    if let Some(l4) = plan.l4.filter(|l4| l4.crc) {
+        let stored = &frame[l4.field..l4.field + 4];
+        return Ok(stored == sctp_crc(frame, l4.start, l4.end).to_le_bytes());
     }
     if let Some(l4) = plan.l4 {
         let stored = be16(frame, l4.field);
@@ -194,6 +222,70 @@ fn l4_checksum(frame: &[u8], l4: &L4Sum) -> u16 {
         acc += u64::from(proto) + len as u64;
     }
     !fold(sum(&frame[l4.start..l4.end], acc))
+}
+
+/// Open vSwitch's `recalc_csum16` (lib/csum.c, RFC 1624 eqn. 3): the new checksum of a
+/// packet whose checksum was `old_csum` after one 16-bit word went from `old` to `new`.
+///
+/// Every incremental update in this crate goes through it, one word at a time and in
+/// memory order as OVS's `recalc_csum32/48/128` do, so a rewritten frame carries the same
+/// checksum bytes as one rewritten by OVS's userspace datapath.
+pub fn recalc_csum16(old_csum: u16, old: u16, new: u16) -> u16 {
+    !fold(u64::from(!old_csum) + u64::from(!old) + u64::from(new))
+}
+
+/// [`recalc_csum16`] over each 16-bit word of `old` → `new` (equal, even lengths).
+pub(crate) fn recalc_words(mut csum: u16, old: &[u8], new: &[u8]) -> u16 {
+    for (o, n) in old.chunks_exact(2).zip(new.chunks_exact(2)) {
+        csum = recalc_csum16(csum, u16::from_be_bytes([o[0], o[1]]), u16::from_be_bytes([n[0], n[1]]));
+    }
+    csum
+}
+
+/// Patches the 16-bit checksum stored at `at` for `old` → `new` (see [`recalc_words`]).
+/// Callers have checked that `at + 2 <= frame.len()`.
+pub(crate) fn patch_csum(frame: &mut [u8], at: usize, old: &[u8], new: &[u8]) {
+    let c = recalc_words(be16(frame, at), old, new);
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// CRC32c (Castagnoli, reflected polynomial 0x82f63b78), as SCTP uses it (RFC 9260
+/// appendix A). The value is stored in the SCTP header as its little-endian bytes.
+pub fn crc32c(data: &[u8]) -> u32 {
+    !crc32c_update(!0, data)
+}
+
+/// Feeds `data` into a running (non-inverted) CRC32c register.
+fn crc32c_update(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        crc = CRC32C_TABLE[usize::from((crc as u8) ^ b)] ^ (crc >> 8);
+    }
+    crc
+}
+
+/// The byte-at-a-time table of the reflected Castagnoli polynomial.
+const CRC32C_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0x82f6_3b78 } else { c >> 1 };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// The CRC32c of an SCTP packet `l4..end` computed with its checksum field (at `l4 + 8`)
+/// taken as zero, as RFC 9260 defines it. Callers have checked `l4 + 12 <= end <= len`.
+pub(crate) fn sctp_crc(frame: &[u8], l4: usize, end: usize) -> u32 {
+    let mut crc = crc32c_update(!0, &frame[l4..l4 + 8]);
+    crc = crc32c_update(crc, &[0; 4]);
+    !crc32c_update(crc, &frame[l4 + 12..end])
 }
 
 /// Adds the big-endian 16-bit words of `data` to `acc` (no folding; a `u64` cannot

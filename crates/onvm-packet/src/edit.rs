@@ -2,17 +2,21 @@
 //!
 //! These are openNetVM's packet helpers (`onvm_pkt_swap_src_mac_addr` and friends) on a
 //! byte slice: a bridge or "forward" NF swaps MACs and sends the frame back out, a
-//! reflector also swaps addresses and ports, a router decrements the TTL. Each one
+//! reflector also swaps addresses and ports. Each one
 //! touches only the bytes it must, finds them through [`Layout`], and keeps every
-//! checksum valid — swapping two fields of a one's-complement sum leaves it unchanged,
-//! and the TTL decrement patches the IPv4 header checksum incrementally (RFC 1624) —
+//! checksum valid — swapping two fields of a one's-complement sum leaves it unchanged —
 //! so no [`crate::fix_checksums`] call is needed after them. Setting an address or a
-//! port (an OpenFlow SET_FIELD) patches the IPv4 header and TCP/UDP checksums the same
-//! incremental way.
+//! port (an OpenFlow SET_FIELD, see [`crate::field`]) patches the IPv4 header and L4
+//! checksums incrementally, word by word as Open vSwitch does, so both write the same
+//! bytes. TTLs are in [`crate::ttl`].
 
 use std::net::IpAddr;
 
-use crate::layout::{IpVersion, Layout};
+use crate::checksum::{patch_csum, sctp_crc};
+use crate::layout::{
+    IP_PROTO_ICMPV6, IP_PROTO_SCTP, IP_PROTO_TCP, IP_PROTO_UDP, IPV6_HEADER_LEN, IpVersion, Layout, SCTP_HEADER_LEN,
+    TCP_HEADER_LEN, UDP_HEADER_LEN, be16,
+};
 use crate::{ETHERNET_HEADER_LEN, Error, MacAddr, Result};
 
 fn ethernet(frame: &mut [u8]) -> Result<&mut [u8]> {
@@ -74,87 +78,88 @@ pub fn swap_ports(frame: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-/// Decrements the IPv4 TTL or IPv6 hop limit and returns the new value; the IPv4 header
-/// checksum is updated incrementally. A router drops the packet when this returns 0.
-///
-/// Errors with [`Error::TtlExpired`] if the value is already 0 (the frame is unchanged).
-pub fn decrement_ttl(frame: &mut [u8]) -> Result<u8> {
-    let layout = Layout::of(frame)?;
-    let l3 = layout.l3;
-    let at = match layout.ip()?.version {
-        IpVersion::V4 => l3 + 8,
-        IpVersion::V6 => l3 + 7,
-    };
-    let ttl = frame[at].checked_sub(1).ok_or(Error::TtlExpired)?;
-    frame[at] = ttl;
-    if layout.ip()?.version == IpVersion::V4 {
-        // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), m the 16-bit word holding TTL and protocol.
-        // The TTL is its high byte, so m' = m - 0x0100 and ~m + m' = 0xfeff (one's complement).
-        let old = u16::from_be_bytes([frame[l3 + 10], frame[l3 + 11]]);
-        let mut sum = u32::from(!old) + 0xfeff;
-        sum = (sum & 0xffff) + (sum >> 16);
-        sum = (sum & 0xffff) + (sum >> 16);
-        frame[l3 + 10..l3 + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    }
-    Ok(ttl)
+/// Which kind of 16-bit L4 checksum an incremental update patches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SumKind {
+    /// TCP, ICMPv4, ICMPv6: patched as it is.
+    Plain,
+    /// UDP: a stored 0 ("no checksum", IPv4 only) stays 0 and a computed 0 is sent as
+    /// 0xffff (OVS `packet_set_udp_port`, `packet_set_ipv4_addr`).
+    Udp,
 }
 
-/// RFC 1624 eqn. 3 on the checksum at `sum_at` after the 16-bit words `old` became `new`.
-/// A UDP checksum of 0 (IPv4: "none") stays 0, and a computed 0 is sent as 0xffff.
-fn patch_checksum(frame: &mut [u8], sum_at: usize, old: &[u8], new: &[u8], udp: bool) {
-    let hc = u16::from_be_bytes([frame[sum_at], frame[sum_at + 1]]);
-    if udp && hc == 0 {
+/// Patches the L4 checksum at `at` (in bounds) for `old` → `new` (see [`SumKind`]).
+pub(crate) fn patch_l4(frame: &mut [u8], at: usize, kind: SumKind, old: &[u8], new: &[u8]) {
+    if kind == SumKind::Udp && be16(frame, at) == 0 {
         return;
     }
-    let word = |b: &[u8]| u32::from(u16::from_be_bytes([b[0], b[1]]));
-    let mut sum = u32::from(!hc);
-    for (o, n) in old.chunks(2).zip(new.chunks(2)) {
-        sum += (!word(o) & 0xffff) + word(n);
+    patch_csum(frame, at, old, new);
+    if kind == SumKind::Udp && be16(frame, at) == 0 {
+        frame[at..at + 2].copy_from_slice(&[0xff, 0xff]);
     }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let mut out = !(sum as u16);
-    if udp && out == 0 {
-        out = 0xffff;
-    }
-    frame[sum_at..sum_at + 2].copy_from_slice(&out.to_be_bytes());
 }
 
-/// Where the TCP/UDP checksum is (and whether it is UDP's), when the frame has the header.
-fn l4_checksum(layout: &Layout) -> Option<(usize, bool)> {
-    let (l4, proto, _) = layout.tcp_udp().ok()?;
-    Some(if proto == crate::layout::IP_PROTO_TCP {
-        (l4 + 16, false)
-    } else {
-        (l4 + 6, true)
-    })
+/// The L4 checksum whose pseudo-header holds the IP addresses — TCP, UDP, or ICMPv6 over
+/// IPv6 — when the IP packet holds that header's fixed part, as OVS's
+/// `packet_set_ipv4_addr` and `packet_update_csum128` (lib/packets.c) choose it. ICMPv4
+/// and SCTP checksums do not cover the addresses.
+fn pseudo_sum(layout: &Layout) -> Option<(usize, SumKind)> {
+    let ip = layout.ip?;
+    let l4 = ip.l4?;
+    let size = ip.end.checked_sub(l4)?;
+    match ip.proto {
+        IP_PROTO_TCP if size >= TCP_HEADER_LEN => Some((l4 + 16, SumKind::Plain)),
+        IP_PROTO_UDP if size >= UDP_HEADER_LEN => Some((l4 + 6, SumKind::Udp)),
+        IP_PROTO_ICMPV6 if ip.version == IpVersion::V6 && size >= 4 => Some((l4 + 2, SumKind::Plain)),
+        _ => None,
+    }
 }
 
-/// Writes `new` at `at`, patching the L4 checksum and, when `ip_header`, the IPv4 one.
-fn replace(frame: &mut [u8], layout: &Layout, at: usize, new: &[u8], ip_header: bool) {
-    let mut old = [0u8; 16];
-    old[..new.len()].copy_from_slice(&frame[at..at + new.len()]);
-    let old = &old[..new.len()];
-    if ip_header {
-        patch_checksum(frame, layout.l3 + 10, old, new, false);
+/// Whether the IPv6 packet at `l3` has a routing header with segments left: its L4
+/// pseudo-header then holds the final destination, not the one in the fixed header, so a
+/// new destination address must not be patched into the L4 checksum (OVS
+/// `packet_rh_present`, used by `packet_set_ipv6`).
+fn routing_pending(frame: &[u8], l3: usize, end: usize) -> bool {
+    let (Some(&first), mut at) = (frame.get(l3 + 6), l3 + IPV6_HEADER_LEN) else {
+        return false;
+    };
+    let mut proto = first;
+    for _ in 0..32 {
+        let (Some(&next), Some(&len)) = (frame.get(at), frame.get(at + 1)) else {
+            return false;
+        };
+        let len = match proto {
+            43 if frame.get(at + 3).is_some_and(|&left| left > 0) && at + 8 <= end => return true,
+            0 | 43 | 60 => (usize::from(len) + 1) * 8,
+            51 => (usize::from(len) + 2) * 4,
+            44 => 8,
+            _ => return false,
+        };
+        proto = next;
+        at += len;
     }
-    if let Some((sum_at, udp)) = l4_checksum(layout) {
-        patch_checksum(frame, sum_at, old, new, udp);
-    }
-    frame[at..at + new.len()].copy_from_slice(new);
+    false
 }
 
 /// Sets the source (`src`) or destination IP address; the IPv4 header checksum and the
-/// TCP/UDP checksum (whose pseudo-header holds the addresses) stay valid.
+/// TCP, UDP or ICMPv6 checksum (whose pseudo-header holds the addresses) stay valid,
+/// patched incrementally as OVS's userspace datapath does (`packet_set_ipv4_addr`,
+/// `packet_set_ipv6_addr`): a UDP-over-IPv4 checksum of 0 stays 0, and a new IPv6
+/// destination is not patched into the L4 checksum while a routing header has segments
+/// left.
 ///
 /// Errors with [`Error::IpVersionMismatch`] for an address of the other version.
 pub fn set_ip(frame: &mut [u8], src: bool, addr: IpAddr) -> Result<()> {
     let layout = Layout::of(frame)?;
     let l3 = layout.l3;
-    match (layout.ip()?.version, addr) {
-        (IpVersion::V4, IpAddr::V4(a)) => replace(frame, &layout, l3 + if src { 12 } else { 16 }, &a.octets(), true),
-        (IpVersion::V6, IpAddr::V6(a)) => replace(frame, &layout, l3 + if src { 8 } else { 24 }, &a.octets(), false),
+    let ip = *layout.ip()?;
+    let (at, new, len) = match (ip.version, addr) {
+        (IpVersion::V4, IpAddr::V4(a)) => {
+            let mut n = [0; 16];
+            n[..4].copy_from_slice(&a.octets());
+            (l3 + if src { 12 } else { 16 }, n, 4)
+        }
+        (IpVersion::V6, IpAddr::V6(a)) => (l3 + if src { 8 } else { 24 }, a.octets(), 16),
         (packet, _) => {
             let v = |v6: bool| if v6 { 6 } else { 4 };
             return Err(Error::IpVersionMismatch {
@@ -162,17 +167,70 @@ pub fn set_ip(frame: &mut [u8], src: bool, addr: IpAddr) -> Result<()> {
                 packet: v(packet == IpVersion::V6),
             });
         }
+    };
+    let new = &new[..len];
+    let mut old = [0u8; 16];
+    old[..len].copy_from_slice(&frame[at..at + len]);
+    let old = &old[..len];
+    if old == new {
+        return Ok(());
     }
+    let skip_l4 = ip.version == IpVersion::V6 && !src && routing_pending(frame, l3, ip.end);
+    if let Some((sum_at, kind)) = pseudo_sum(&layout)
+        && !skip_l4
+    {
+        patch_l4(frame, sum_at, kind, old, new);
+    }
+    if ip.version == IpVersion::V4 {
+        patch_csum(frame, l3 + 10, old, new);
+    }
+    frame[at..at + len].copy_from_slice(new);
     Ok(())
 }
 
-/// Sets the source (`src`) or destination TCP/UDP port; the checksum stays valid.
+/// Sets the source (`src`) or destination TCP, UDP or SCTP port; the checksum stays
+/// valid: TCP/UDP patched incrementally (a UDP checksum of 0 stays 0), SCTP's CRC32c
+/// recomputed the way OVS's `packet_set_sctp_port` does it — the new CRC is XORed with
+/// the difference between the stored and the correct old one, so a wrong checksum stays
+/// exactly as wrong.
 ///
-/// Errors as [`swap_ports`] does for frames without a TCP/UDP header.
+/// Errors with [`Error::NotTcpUdp`] for other protocols, [`Error::NoL4Header`] for a
+/// non-first fragment and [`Error::Truncated`] if the fixed L4 header does not fit.
 pub fn set_port(frame: &mut [u8], src: bool, port: u16) -> Result<()> {
     let layout = Layout::of(frame)?;
-    let (l4, _, _) = layout.tcp_udp()?;
-    replace(frame, &layout, l4 + if src { 0 } else { 2 }, &port.to_be_bytes(), false);
+    let ip = *layout.ip()?;
+    let new = port.to_be_bytes();
+    if ip.proto == IP_PROTO_SCTP {
+        let l4 = ip.l4.ok_or(Error::NoL4Header)?;
+        if l4 + SCTP_HEADER_LEN > ip.end {
+            return Err(Error::Truncated {
+                header: "SCTP",
+                need: l4 + SCTP_HEADER_LEN,
+                have: ip.end,
+            });
+        }
+        let sum_at = l4 + 8;
+        let stored = u32::from_le_bytes([frame[sum_at], frame[sum_at + 1], frame[sum_at + 2], frame[sum_at + 3]]);
+        let old_correct = sctp_crc(frame, l4, ip.end);
+        let at = l4 + if src { 0 } else { 2 };
+        frame[at..at + 2].copy_from_slice(&new);
+        let new_correct = sctp_crc(frame, l4, ip.end);
+        frame[sum_at..sum_at + 4].copy_from_slice(&(stored ^ old_correct ^ new_correct).to_le_bytes());
+        return Ok(());
+    }
+    let (l4, proto, _) = layout.tcp_udp()?;
+    let at = l4 + if src { 0 } else { 2 };
+    let old = [frame[at], frame[at + 1]];
+    if old == new {
+        return Ok(());
+    }
+    let (sum_at, kind) = if proto == IP_PROTO_TCP {
+        (l4 + 16, SumKind::Plain)
+    } else {
+        (l4 + 6, SumKind::Udp)
+    };
+    patch_l4(frame, sum_at, kind, &old, &new);
+    frame[at..at + 2].copy_from_slice(&new);
     Ok(())
 }
 
@@ -290,10 +348,6 @@ mod tests {
         let arp = [&[0u8; 12][..], &[0x08, 0x06], &[0; 28]].concat();
         assert_eq!(swap_ips(&mut arp.clone()), Err(Error::NotIp { ether_type: 0x0806 }));
         assert_eq!(swap_ports(&mut arp.clone()), Err(Error::NotIp { ether_type: 0x0806 }));
-        assert_eq!(
-            decrement_ttl(&mut arp.clone()),
-            Err(Error::NotIp { ether_type: 0x0806 })
-        );
         let mut icmp = PacketBuilder::ethernet2(A, B)
             .ipv4([1; 4], [2; 4], 9)
             .icmpv4_echo_request(1, 1)
@@ -312,38 +366,16 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn ttl_decrement() {
-        let mut f = udp4(2);
-        assert_eq!(decrement_ttl(&mut f), Ok(1));
-        assert_eq!(verify_checksums(&f), Ok(true));
-        assert_eq!(decrement_ttl(&mut f), Ok(0));
-        assert_eq!(verify_checksums(&f), Ok(true));
-        let before = f.clone();
-        assert_eq!(decrement_ttl(&mut f), Err(Error::TtlExpired));
-        assert_eq!(f, before);
-        let mut v6 = tcp6();
-        assert_eq!(decrement_ttl(&mut v6), Ok(6));
-        assert_eq!(Headers::parse(&v6).unwrap().ipv6().unwrap().header().hop_limit(), 6);
-    }
-
     proptest! {
-        #[test]
-        fn ttl_decrement_matches_full_recompute(ttl in 1u8.., src in any::<[u8; 4]>(), dst in any::<[u8; 4]>()) {
-            let mut f = PacketBuilder::ethernet2(A, B).ipv4(src, dst, ttl).udp(1, 2).build(&[]).unwrap();
-            prop_assert_eq!(decrement_ttl(&mut f), Ok(ttl - 1));
-            let mut recomputed = f.clone();
-            fix_checksums(&mut recomputed).unwrap();
-            prop_assert_eq!(f, recomputed);
-        }
-
         #[test]
         fn random_bytes_never_panic(frame in proptest::collection::vec(any::<u8>(), 0..120)) {
             let _ = swap_macs(&mut frame.clone());
             let _ = reflect_macs(&mut frame.clone(), A);
             let _ = swap_ips(&mut frame.clone());
             let _ = swap_ports(&mut frame.clone());
-            let _ = decrement_ttl(&mut frame.clone());
+            let _ = set_ip(&mut frame.clone(), true, IpAddr::from([1, 2, 3, 4]));
+            let _ = set_ip(&mut frame.clone(), false, IpAddr::from([9; 16]));
+            let _ = set_port(&mut frame.clone(), true, 7);
         }
     }
 }

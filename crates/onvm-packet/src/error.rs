@@ -47,9 +47,87 @@ pub enum Error {
     /// The frame is a non-first IP fragment, which has no L4 header.
     #[error("IP fragment without an L4 header (fragment offset is not zero)")]
     NoL4Header,
-    /// An IPv4 TTL / IPv6 hop limit is already zero and cannot be decremented.
-    #[error("TTL / hop limit is already zero")]
-    TtlExpired,
+    /// A TTL decrement (IPv4 TTL, IPv6 hop limit or MPLS TTL) found 0 or 1: the packet
+    /// must not be forwarded (OpenFlow "invalid TTL": the switch sends it to the
+    /// controllers that asked for it and stops processing). The frame is unchanged.
+    #[error("invalid TTL {ttl}: cannot be decremented below 1")]
+    InvalidTtl {
+        /// The TTL the frame holds (0 or 1).
+        ttl: u8,
+    },
+    /// The operation needs a VLAN tag and the frame has none.
+    #[error("frame has no VLAN tag")]
+    NoVlanTag,
+    /// The operation needs an MPLS label stack and the frame has none.
+    #[error("not MPLS: EtherType {ether_type:#06x}")]
+    NotMpls {
+        /// EtherType after any VLAN tags.
+        ether_type: u16,
+    },
+    /// The operation needs an ARP (or RARP) packet and the frame carries something else.
+    #[error("not ARP: EtherType {ether_type:#06x}")]
+    NotArp {
+        /// EtherType after any VLAN tags.
+        ether_type: u16,
+    },
+    /// The operation needs a given L4 protocol and the IP packet carries another.
+    #[error("not {want}: IP protocol {ip_proto}")]
+    WrongIpProto {
+        /// The protocol the operation needs (`"ICMP"`, `"ICMPv6"`, `"TCP/UDP/SCTP"`).
+        want: &'static str,
+        /// The IP protocol number the packet carries.
+        ip_proto: u8,
+    },
+    /// The operation needs an ICMPv6 Neighbor Solicitation or Advertisement (type 135
+    /// or 136, code 0).
+    #[error("not an IPv6 neighbor solicitation/advertisement: ICMPv6 type {icmp_type} code {icmp_code}")]
+    NotNd {
+        /// The ICMPv6 type.
+        icmp_type: u8,
+        /// The ICMPv6 code.
+        icmp_code: u8,
+    },
+    /// The operation needs one IP version and the packet is of the other (an IPv6 flow
+    /// label on an IPv4 packet).
+    #[error("the operation needs IPv{need}; the packet is IPv{packet}")]
+    WrongIpVersion {
+        /// The version needed (4 or 6).
+        need: u8,
+        /// The packet's version.
+        packet: u8,
+    },
+    /// A value does not fit the header field it is to be written into.
+    #[error("{field} value {value:#x} does not fit (max {max:#x})")]
+    ValueOutOfRange {
+        /// The field (`"VLAN VID"`, `"MPLS label"`, ...).
+        field: &'static str,
+        /// The value given.
+        value: u32,
+        /// The largest value the field holds.
+        max: u32,
+    },
+    /// An MPLS push or pop was given an EtherType it cannot use (a push needs 0x8847
+    /// or 0x8848).
+    #[error("EtherType {ether_type:#06x} is not an MPLS EtherType (0x8847/0x8848)")]
+    NotMplsEtherType {
+        /// The EtherType given.
+        ether_type: u16,
+    },
+    /// A VLAN push was given a TPID that is not a VLAN EtherType (0x8100 or 0x88a8).
+    #[error("EtherType {ether_type:#06x} is not a VLAN TPID (0x8100/0x88a8)")]
+    NotVlanTpid {
+        /// The TPID given.
+        ether_type: u16,
+    },
+    /// The MPLS stack already holds the most labels a push (or a pop) may handle; Open
+    /// vSwitch drops such packets (`XLATE_TOO_MANY_MPLS_LABELS`).
+    #[error("MPLS stack of {labels} labels is too deep (at most {max})")]
+    TooManyMplsLabels {
+        /// Labels found before giving up.
+        labels: usize,
+        /// The limit.
+        max: usize,
+    },
     /// etherparse's strict parser rejected the frame (see [`crate::Headers::parse`]).
     #[error("cannot parse frame: {0}")]
     Parse(#[from] etherparse::err::packet::SliceError),

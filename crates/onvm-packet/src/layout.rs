@@ -18,6 +18,12 @@ pub const ETHER_TYPE_IPV4: u16 = 0x0800;
 pub const ETHER_TYPE_IPV6: u16 = 0x86dd;
 /// EtherType of ARP.
 pub const ETHER_TYPE_ARP: u16 = 0x0806;
+/// EtherType of RARP (its packet has ARP's layout).
+pub const ETHER_TYPE_RARP: u16 = 0x8035;
+/// EtherType of MPLS unicast.
+pub const ETHER_TYPE_MPLS: u16 = 0x8847;
+/// EtherType of MPLS multicast.
+pub const ETHER_TYPE_MPLS_MCAST: u16 = 0x8848;
 /// EtherTypes announcing a VLAN tag: 802.1Q, 802.1ad (QinQ) and the old 0x9100 QinQ.
 pub const VLAN_ETHER_TYPES: [u16; 3] = [0x8100, 0x88a8, 0x9100];
 /// Most VLAN tags followed before the EtherType is taken as final (etherparse's limit too).
@@ -31,6 +37,8 @@ pub const IP_PROTO_TCP: u8 = 6;
 pub const IP_PROTO_UDP: u8 = 17;
 /// IP protocol number of ICMPv6.
 pub const IP_PROTO_ICMPV6: u8 = 58;
+/// IP protocol number of SCTP.
+pub const IP_PROTO_SCTP: u8 = 132;
 
 /// Length of an IPv4 header without options.
 pub const IPV4_HEADER_LEN: usize = 20;
@@ -40,6 +48,8 @@ pub const IPV6_HEADER_LEN: usize = 40;
 pub const UDP_HEADER_LEN: usize = 8;
 /// Length of a TCP header without options.
 pub const TCP_HEADER_LEN: usize = 20;
+/// Length of the SCTP common header.
+pub const SCTP_HEADER_LEN: usize = 12;
 
 /// IP version of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -148,7 +158,7 @@ pub fn l4_offset(frame: &[u8]) -> Option<usize> {
 }
 
 /// Ethernet header and VLAN tags: `(l3 offset, EtherType, number of tags)`.
-fn link(frame: &[u8]) -> Result<(usize, u16, usize)> {
+pub(crate) fn link(frame: &[u8]) -> Result<(usize, u16, usize)> {
     if frame.len() < ETHERNET_HEADER_LEN {
         return Err(Error::TooShortForEthernet { len: frame.len() });
     }

@@ -8,8 +8,12 @@
 //! |---|---|
 //! | [`headers`] | [`Headers`]: strict, typed read access to a frame's headers (etherparse slices) |
 //! | [`layout`] | [`Layout`]: where L3/L4 start, found by hand from a few header bytes, for in-place edits |
-//! | [`edit`] | in-place rewrites: MAC/IP/port swaps, MAC setters, TTL decrement |
-//! | [`checksum`] | recompute ([`fix_checksums`]) and check ([`verify_checksums`]) IPv4/TCP/UDP/ICMP checksums |
+//! | [`edit`] | in-place rewrites: MAC/IP/port swaps, MAC, IP address and port setters |
+//! | [`field`] | OpenFlow SET_FIELD: [`Field`] and [`set_field`], every checksum kept valid as Open vSwitch keeps it |
+//! | [`vlan`] | push/pop an 802.1Q/802.1ad tag ([`push_vlan`], [`pop_vlan`]), set its VID/PCP |
+//! | [`mpls`] | push/pop an MPLS label stack entry ([`push_mpls`], [`pop_mpls`]), set its fields |
+//! | [`ttl`] | set/decrement/copy the IP and MPLS TTLs ([`dec_nw_ttl`], [`dec_mpls_ttl`], ...) |
+//! | [`checksum`] | recompute ([`fix_checksums`]) and check ([`verify_checksums`]) IPv4/TCP/UDP/ICMP/SCTP checksums |
 //! | [`builder`] | [`UdpSpec`] / [`TcpSpec`] frame builders and the per-flow generator helper [`build_udp_for_flow`] |
 //!
 //! Reading and writing are deliberately split: [`Headers`] borrows the frame immutably
@@ -56,21 +60,33 @@
 pub mod builder;
 pub mod checksum;
 pub mod edit;
+pub mod field;
 pub mod headers;
 pub mod layout;
+pub mod mpls;
+pub mod ttl;
+pub mod vlan;
 
 mod error;
 
 pub use builder::{
     FlowTuple, TcpFlags, TcpSpec, UdpSpec, build_udp_for_flow, build_udp_for_flow_vec, frame_len_for_wire_size,
 };
-pub use checksum::{fix_checksums, internet_checksum, verify_checksums};
-pub use edit::{
-    decrement_ttl, reflect_macs, set_dst_mac, set_ip, set_port, set_src_mac, swap_ips, swap_macs, swap_ports,
-};
+pub use checksum::{crc32c, fix_checksums, internet_checksum, recalc_csum16, verify_checksums};
+pub use edit::{reflect_macs, set_dst_mac, set_ip, set_port, set_src_mac, swap_ips, swap_macs, swap_ports};
 pub use error::{Error, Result};
+pub use field::{Field, NdOption, set_field, set_nd_lla};
 pub use headers::Headers;
 pub use layout::{Layout, l3_offset, l4_offset};
+pub use mpls::{
+    Lse, MPLS_LSE_LEN, MPLS_MAX_LABELS, outer_lse, pop_mpls, pop_mpls_vec, push_mpls, push_mpls_vec, set_mpls_bos,
+    set_mpls_label, set_mpls_tc,
+};
+pub use ttl::{copy_ttl_in, copy_ttl_out, dec_mpls_ttl, dec_nw_ttl, set_mpls_ttl, set_nw_ttl};
+pub use vlan::{
+    TPID_8021AD, TPID_8021Q, outer_vlan, pop_vlan, pop_vlan_vec, push_vlan, push_vlan_tci, push_vlan_vec, set_vlan_pcp,
+    set_vlan_vid,
+};
 
 /// The etherparse version whose types [`Headers`] hands out, so users need not keep
 /// their own dependency in step.
