@@ -116,6 +116,41 @@ pub mod ofpfmfc {
     pub const BAD_FLAGS: u16 = 7;
 }
 
+/// `ofp_group_mod_failed_code` values (type [`ofpet::GROUP_MOD_FAILED`]).
+pub mod ofpgmfc {
+    pub const GROUP_EXISTS: u16 = 0;
+    pub const INVALID_GROUP: u16 = 1;
+    pub const WEIGHT_UNSUPPORTED: u16 = 2;
+    pub const OUT_OF_GROUPS: u16 = 3;
+    pub const OUT_OF_BUCKETS: u16 = 4;
+    pub const CHAINING_UNSUPPORTED: u16 = 5;
+    pub const WATCH_UNSUPPORTED: u16 = 6;
+    pub const LOOP: u16 = 7;
+    pub const UNKNOWN_GROUP: u16 = 8;
+    pub const CHAINED_GROUP: u16 = 9;
+    pub const BAD_TYPE: u16 = 10;
+    pub const BAD_COMMAND: u16 = 11;
+    pub const BAD_BUCKET: u16 = 12;
+    pub const BAD_WATCH: u16 = 13;
+    pub const EPERM: u16 = 14;
+}
+
+/// `ofp_meter_mod_failed_code` values (type [`ofpet::METER_MOD_FAILED`]).
+pub mod ofpmmfc {
+    pub const UNKNOWN: u16 = 0;
+    pub const METER_EXISTS: u16 = 1;
+    pub const INVALID_METER: u16 = 2;
+    pub const UNKNOWN_METER: u16 = 3;
+    pub const BAD_COMMAND: u16 = 4;
+    pub const BAD_FLAGS: u16 = 5;
+    pub const BAD_RATE: u16 = 6;
+    pub const BAD_BURST: u16 = 7;
+    pub const BAD_BAND: u16 = 8;
+    pub const BAD_BAND_VALUE: u16 = 9;
+    pub const OUT_OF_METERS: u16 = 10;
+    pub const OUT_OF_BANDS: u16 = 11;
+}
+
 /// `ofp_table_mod_failed_code` values.
 pub mod ofptmfc {
     pub const BAD_TABLE: u16 = 0;

@@ -2,12 +2,13 @@
 //!
 //! Decoding checks what only needs the message itself: a known command and flags, a
 //! table id that is not OFPTT_ALL except for deletes, and GOTO_TABLE only forward
-//! (`OFPBIC_BAD_TABLE_ID`), and SET_FIELDs whose header the match guarantees
-//! (`OFPBAC_MATCH_INCONSISTENT`: rewriting tcp_dst needs `ip_proto = 6`). Whether a flow overlaps another (CHECK_OVERLAP) or fits
-//! the table is for the flow table to say.
+//! (`OFPBIC_BAD_TABLE_ID`), and actions whose header the match, or a push before them,
+//! guarantees (`OFPBAC_MATCH_INCONSISTENT`: rewriting tcp_dst needs `ip_proto = 6`,
+//! vlan_vid a tag or a push_vlan; see [`crate::HeaderState`]). Whether a flow overlaps
+//! another (CHECK_OVERLAP) or fits the table is for the flow table to say.
 
-use crate::action::Action;
-use crate::error::{ErrorKind, OfpError, ofpbac, ofpbic, ofpet, ofpfmfc};
+use crate::action::HeaderState;
+use crate::error::{ErrorKind, OfpError, ofpbic, ofpet, ofpfmfc};
 use crate::instruction::Instruction;
 use crate::oxm::Match;
 use crate::wire::{Reader, Writer};
@@ -18,8 +19,6 @@ pub const OFPTT_ALL: u8 = 0xff;
 pub const OFPTT_MAX: u8 = 0xfe;
 /// `buffer_id` meaning "no buffered packet".
 pub const OFP_NO_BUFFER: u32 = 0xffff_ffff;
-/// Group id meaning "any group" (the `out_group` filter).
-pub const OFPG_ANY: u32 = 0xffff_ffff;
 
 /// `ofp_flow_mod_command`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,7 +56,7 @@ pub struct FlowMod {
     pub buffer_id: u32,
     /// For deletes: only flows that output to this port ([`crate::ofpp::ANY`] = any).
     pub out_port: u32,
-    /// For deletes: only flows that output to this group ([`OFPG_ANY`] = any).
+    /// For deletes: only flows that output to this group ([`crate::OFPG_ANY`] = any).
     pub out_group: u32,
     /// [`ofpff`] bits.
     pub flags: u16,
@@ -150,7 +149,9 @@ impl FlowMod {
 
 /// What the spec makes a switch check of the instructions of a flow it installs (a
 /// delete ignores its instructions, so it is not checked): GOTO_TABLE only forward, and
-/// SET_FIELDs only of headers the match guarantees.
+/// actions only on headers the packet has. Apply-actions run first and change the
+/// packet the action set then sees, whatever order the instructions come in, so the
+/// write-actions are checked in the state the apply-actions leave.
 fn check_instructions(table_id: u8, match_: &Match, instructions: &[Instruction]) -> Result<(), OfpError> {
     if let Some(Instruction::GotoTable(next)) = instructions
         .iter()
@@ -161,19 +162,15 @@ fn check_instructions(table_id: u8, match_: &Match, instructions: &[Instruction]
             format!("goto table {next} from table {table_id}: tables only go forward"),
         ));
     }
-    let actions = instructions.iter().flat_map(|i| match i {
-        Instruction::WriteActions(a) | Instruction::ApplyActions(a) => a.as_slice(),
-        _ => &[],
-    });
-    for action in actions {
-        if let Action::SetField(f) = action
-            && !f.prereqs_met(match_)
-        {
-            return Err(OfpError::of(
-                ofpet::BAD_ACTION,
-                ofpbac::MATCH_INCONSISTENT,
-                format!("{f:?} needs a match that guarantees its header (eth_type / ip_proto)"),
-            ));
+    let mut state = HeaderState::of(match_);
+    for i in instructions {
+        if let Instruction::ApplyActions(a) = i {
+            state.check_list(a)?;
+        }
+    }
+    for i in instructions {
+        if let Instruction::WriteActions(a) = i {
+            state.check_list(a)?;
         }
     }
     Ok(())

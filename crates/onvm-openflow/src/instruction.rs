@@ -1,12 +1,17 @@
 //! Instructions: what a matching flow does — run actions now (APPLY), add them to the
 //! action set (WRITE), empty the action set (CLEAR), continue in a later table (GOTO).
 //!
-//! `type:16 len:16` and a body, `len` a multiple of 8. WRITE_METADATA and METER are
-//! valid 1.3 instructions this switch does not implement (`OFPBIC_UNSUP_INST`); any
-//! other type is `OFPBIC_UNKNOWN_INST`.
+//! Also WRITE_METADATA (set bits of the metadata register that later tables match) and
+//! METER (pass the packet through a meter first).
+//!
+//! `type:16 len:16` and a body, `len` a multiple of 8; a type outside the spec is
+//! `OFPBIC_UNKNOWN_INST`. A METER instruction must name a real meter: id 0 and the
+//! virtual or reserved ids above [`crate::OFPM_MAX`] are `OFPMMFC_INVALID_METER`, as in
+//! Open vSwitch (`check_METER`).
 
 use crate::action::Action;
-use crate::error::{ErrorKind, OfpError, ofpbic, ofpet};
+use crate::error::{ErrorKind, OfpError, ofpbic, ofpet, ofpmmfc};
+use crate::meter::OFPM_MAX;
 use crate::wire::{Reader, Writer};
 
 /// `ofp_instruction_type` values.
@@ -27,6 +32,13 @@ pub enum Instruction {
     WriteActions(Vec<Action>),
     ApplyActions(Vec<Action>),
     ClearActions,
+    /// Set the metadata bits that are 1 in `mask` to those of `metadata`.
+    WriteMetadata {
+        metadata: u64,
+        mask: u64,
+    },
+    /// Run the packet through meter `meter_id` (in `1..=OFPM_MAX`).
+    Meter(u32),
 }
 
 fn instruction_error(code: u16, message: String) -> OfpError {
@@ -72,10 +84,25 @@ impl Instruction {
                 fixed(8)?;
                 Ok(Instruction::ClearActions)
             }
-            ofpit::WRITE_METADATA | ofpit::METER => Err(instruction_error(
-                ofpbic::UNSUP_INST,
-                format!("instruction type {ty} is not supported by this switch"),
-            )),
+            ofpit::WRITE_METADATA => {
+                fixed(24)?;
+                body.skip(4)?;
+                Ok(Instruction::WriteMetadata {
+                    metadata: body.u64()?,
+                    mask: body.u64()?,
+                })
+            }
+            ofpit::METER => {
+                fixed(8)?;
+                match body.u32()? {
+                    id @ 1..=OFPM_MAX => Ok(Instruction::Meter(id)),
+                    id => Err(OfpError::of(
+                        ofpet::METER_MOD_FAILED,
+                        ofpmmfc::INVALID_METER,
+                        format!("meter instruction with meter id {id:#x} (ids are 1 to {OFPM_MAX:#x})"),
+                    )),
+                }
+            }
             ofpit::EXPERIMENTER => Err(instruction_error(
                 ofpbic::BAD_EXPERIMENTER,
                 "experimenter instructions are not supported".into(),
@@ -94,6 +121,8 @@ impl Instruction {
             Instruction::WriteActions(a) => (ofpit::WRITE_ACTIONS, Some(a)),
             Instruction::ApplyActions(a) => (ofpit::APPLY_ACTIONS, Some(a)),
             Instruction::ClearActions => (ofpit::CLEAR_ACTIONS, None),
+            Instruction::WriteMetadata { .. } => (ofpit::WRITE_METADATA, None),
+            Instruction::Meter(_) => (ofpit::METER, None),
         };
         w.u16(ty);
         let at = w.len_placeholder();
@@ -102,6 +131,12 @@ impl Instruction {
                 w.u8(*table);
                 w.zeros(3);
             }
+            Instruction::WriteMetadata { metadata, mask } => {
+                w.zeros(4);
+                w.u64(*metadata);
+                w.u64(*mask);
+            }
+            Instruction::Meter(id) => w.u32(*id),
             _ => w.zeros(4),
         }
         if let Some(actions) = actions {

@@ -84,10 +84,12 @@ mod error;
 mod features;
 mod flow_mod;
 mod flow_removed;
+mod group;
 mod header;
 mod hello;
 mod instruction;
 mod message;
+mod meter;
 mod multipart;
 mod oxm;
 mod packet;
@@ -103,20 +105,28 @@ mod tests;
 /// The wire version of OpenFlow 1.3.
 pub const OFP_VERSION: u8 = 0x04;
 
-pub use action::{Action, SetField, ofpat, ofpcml};
+pub use action::{Action, ETH_TYPE_VLAN, ETH_TYPE_VLAN_QINQ, HeaderState, SetField, ofpat, ofpcml};
 pub use async_config::{ASYNC_CONFIG_LEN, AsyncConfig};
 pub use config::{SwitchConfig, ofpc_frag};
 pub use error::{
-    ERROR_DATA_LEN, ErrorKind, ErrorMsg, OfpError, error_reply, ofpbac, ofpbic, ofpbmc, ofpbrc, ofpet, ofpfmfc, ofphfc,
-    ofprrfc, ofpscfc, ofptffc, ofptmfc,
+    ERROR_DATA_LEN, ErrorKind, ErrorMsg, OfpError, error_reply, ofpbac, ofpbic, ofpbmc, ofpbrc, ofpet, ofpfmfc,
+    ofpgmfc, ofphfc, ofpmmfc, ofprrfc, ofpscfc, ofptffc, ofptmfc,
 };
 pub use features::{FeaturesReply, ofpc};
-pub use flow_mod::{FlowMod, FlowModCommand, OFP_NO_BUFFER, OFPG_ANY, OFPTT_ALL, OFPTT_MAX, ofpff};
+pub use flow_mod::{FlowMod, FlowModCommand, OFP_NO_BUFFER, OFPTT_ALL, OFPTT_MAX, ofpff};
 pub use flow_removed::{FlowRemoved, ofprr};
+pub use group::{
+    Bucket, BucketCounter, GroupDesc, GroupFeatures, GroupMod, GroupModCommand, GroupStats, GroupType, OFPG_ALL,
+    OFPG_ANY, OFPG_MAX, ofpgc, ofpgfc, ofpgt,
+};
 pub use header::{HEADER_LEN, Header, frame_len, ofpt};
 pub use hello::{Hello, OFPHET_VERSIONBITMAP, VersionBitmap, negotiate};
 pub use instruction::{Instruction, ofpit};
 pub use message::{EncodeError, Message, type_name};
+pub use meter::{
+    MeterBand, MeterBandKind, MeterBandStats, MeterConfig, MeterFeatures, MeterMod, MeterModCommand, MeterStats,
+    OFPM_ALL, OFPM_CONTROLLER, OFPM_MAX, OFPM_SLOWPATH, ofpmbt, ofpmc, ofpmf,
+};
 pub use multipart::{
     AggregateStats, DESC_STR_LEN, Desc, FlowStats, FlowStatsRequest, MAX_ASSEMBLED, MAX_ASSEMBLING, MultipartReply,
     MultipartReplyBody, MultipartRequest, MultipartRequestBody, OFPMPF_MORE, PortStats, RequestAssembler,

@@ -15,8 +15,10 @@ use crate::error::{ErrorKind, ErrorMsg, OfpError, ofpbrc, ofpet};
 use crate::features::FeaturesReply;
 use crate::flow_mod::FlowMod;
 use crate::flow_removed::FlowRemoved;
+use crate::group::GroupMod;
 use crate::header::{HEADER_LEN, Header, ofpt};
 use crate::hello::Hello;
+use crate::meter::MeterMod;
 use crate::multipart::{MultipartReply, MultipartRequest};
 use crate::packet::{PacketIn, PacketOut};
 use crate::port::PortStatus;
@@ -41,6 +43,7 @@ pub enum Message {
     PortStatus(PortStatus),
     PacketOut(PacketOut),
     FlowMod(FlowMod),
+    GroupMod(GroupMod),
     MultipartRequest(MultipartRequest),
     MultipartReply(MultipartReply),
     BarrierRequest,
@@ -51,6 +54,7 @@ pub enum Message {
     GetAsyncRequest,
     GetAsyncReply(AsyncConfig),
     SetAsync(AsyncConfig),
+    MeterMod(MeterMod),
 }
 
 /// A message too long for OpenFlow's 16-bit length (split multipart replies).
@@ -113,6 +117,7 @@ impl Message {
             Message::PortStatus(_) => ofpt::PORT_STATUS,
             Message::PacketOut(_) => ofpt::PACKET_OUT,
             Message::FlowMod(_) => ofpt::FLOW_MOD,
+            Message::GroupMod(_) => ofpt::GROUP_MOD,
             Message::MultipartRequest(_) => ofpt::MULTIPART_REQUEST,
             Message::MultipartReply(_) => ofpt::MULTIPART_REPLY,
             Message::BarrierRequest => ofpt::BARRIER_REQUEST,
@@ -123,6 +128,7 @@ impl Message {
             Message::GetAsyncRequest => ofpt::GET_ASYNC_REQUEST,
             Message::GetAsyncReply(_) => ofpt::GET_ASYNC_REPLY,
             Message::SetAsync(_) => ofpt::SET_ASYNC,
+            Message::MeterMod(_) => ofpt::METER_MOD,
         }
     }
 
@@ -164,6 +170,7 @@ impl Message {
             ofpt::PORT_STATUS => Message::PortStatus(PortStatus::decode(r)?),
             ofpt::PACKET_OUT => Message::PacketOut(PacketOut::decode(r)?),
             ofpt::FLOW_MOD => Message::FlowMod(FlowMod::decode(r)?),
+            ofpt::GROUP_MOD => Message::GroupMod(GroupMod::decode(r)?),
             ofpt::MULTIPART_REQUEST => Message::MultipartRequest(MultipartRequest::decode(r)?),
             ofpt::MULTIPART_REPLY => Message::MultipartReply(MultipartReply::decode(r)?),
             ofpt::BARRIER_REQUEST => Message::BarrierRequest,
@@ -174,6 +181,7 @@ impl Message {
             ofpt::GET_ASYNC_REQUEST => Message::GetAsyncRequest,
             ofpt::GET_ASYNC_REPLY => Message::GetAsyncReply(AsyncConfig::decode(r)?),
             ofpt::SET_ASYNC => Message::SetAsync(AsyncConfig::decode(r)?),
+            ofpt::METER_MOD => Message::MeterMod(MeterMod::decode(r)?),
             ofpt::EXPERIMENTER => {
                 return Err(OfpError::of(
                     ofpet::BAD_REQUEST,
@@ -219,6 +227,8 @@ impl Message {
             Message::PortStatus(p) => p.encode(&mut w),
             Message::PacketOut(p) => p.encode(&mut w),
             Message::FlowMod(f) => f.encode(&mut w),
+            Message::GroupMod(g) => g.encode(&mut w),
+            Message::MeterMod(m) => m.encode(&mut w),
             Message::MultipartRequest(m) => m.encode(&mut w),
             Message::MultipartReply(m) => m.encode(&mut w),
             Message::RoleRequest(r) | Message::RoleReply(r) => r.encode(&mut w),

@@ -1,14 +1,17 @@
 //! MULTIPART_REQUEST / MULTIPART_REPLY: statistics and descriptions, possibly spread
 //! over several messages (the REQ_MORE / REPLY_MORE flag says "more follows").
 //!
-//! Supported kinds: DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC and TABLE_FEATURES
-//! (query only, see `table_features.rs`). Any other kind
-//! is `OFPBRC_BAD_MULTIPART`. The codec does not split a long reply; an encoder that
+//! Supported kinds: DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC, TABLE_FEATURES
+//! (query only, see `table_features.rs`), GROUP, GROUP_DESC, GROUP_FEATURES (entries in
+//! `group.rs`), METER, METER_CONFIG and METER_FEATURES (entries in `meter.rs`). Any
+//! other kind (QUEUE, EXPERIMENTER) is `OFPBRC_BAD_MULTIPART`. The codec does not split a long reply; an encoder that
 //! would exceed 64 KiB fails ([`crate::EncodeError`]) so the agent splits the entries
 //! itself and sets REPLY_MORE on all parts but the last.
 
 use crate::error::{ErrorKind, OfpError, ofpbrc, ofpet, ofptffc};
+use crate::group::{GroupDesc, GroupFeatures, GroupStats};
 use crate::instruction::Instruction;
+use crate::meter::{MeterConfig, MeterFeatures, MeterStats};
 use crate::oxm::Match;
 use crate::port::{PORT_LEN, Port};
 use crate::table_features::TableFeatures;
@@ -61,6 +64,21 @@ pub enum MultipartRequestBody {
     PortDesc,
     /// A query of every table's features (setting them is refused).
     TableFeatures,
+    /// Counters of one group, or of all with [`crate::OFPG_ALL`].
+    Group {
+        group_id: u32,
+    },
+    GroupDesc,
+    GroupFeatures,
+    /// Counters of one meter, or of all with [`crate::OFPM_ALL`].
+    Meter {
+        meter_id: u32,
+    },
+    /// Configuration of one meter, or of all with [`crate::OFPM_ALL`].
+    MeterConfig {
+        meter_id: u32,
+    },
+    MeterFeatures,
 }
 
 /// A multipart reply: its flags and what it answers.
@@ -80,6 +98,12 @@ pub enum MultipartReplyBody {
     PortStats(Vec<PortStats>),
     PortDesc(Vec<Port>),
     TableFeatures(Vec<TableFeatures>),
+    Group(Vec<GroupStats>),
+    GroupDesc(Vec<GroupDesc>),
+    GroupFeatures(GroupFeatures),
+    Meter(Vec<MeterStats>),
+    MeterConfig(Vec<MeterConfig>),
+    MeterFeatures(MeterFeatures),
 }
 
 /// `ofp_flow_stats_request` (also the aggregate request): which flows.
@@ -160,6 +184,8 @@ pub struct PortStats {
 
 /// Wire sizes of the fixed-size entries.
 const TABLE_STATS_LEN: usize = 24;
+const GROUP_FEATURES_LEN: usize = 40;
+const METER_FEATURES_LEN: usize = 16;
 const PORT_STATS_LEN: usize = 112;
 /// `ofp_flow_stats` up to its match.
 const FLOW_STATS_FIXED_LEN: usize = 48;
@@ -180,7 +206,7 @@ fn unsupported(ty: u16) -> OfpError {
     }
 }
 
-/// A body that must be empty (DESC, TABLE, PORT_DESC requests).
+/// A body that must be empty (DESC, TABLE, PORT_DESC, ... requests).
 fn empty(r: &mut Reader<'_>) -> Result<(), OfpError> {
     if r.is_empty() {
         Ok(())
@@ -190,6 +216,23 @@ fn empty(r: &mut Reader<'_>) -> Result<(), OfpError> {
             r.remaining()
         )))
     }
+}
+
+/// The body of a request for one port, group or meter: `id:32 pad:32`.
+fn id_pad(r: &mut Reader<'_>) -> Result<u32, OfpError> {
+    let id = r.u32()?;
+    r.skip(4)?;
+    empty(r)?;
+    Ok(id)
+}
+
+/// Reads variable-length entries until the body is used up.
+fn entries<T>(r: &mut Reader<'_>, decode: impl Fn(&mut Reader<'_>) -> Result<T, OfpError>) -> Result<Vec<T>, OfpError> {
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        out.push(decode(r)?);
+    }
+    Ok(out)
 }
 
 /// Reads entries of one fixed size until the body is used up.
@@ -216,13 +259,14 @@ impl MultipartRequest {
             ofpmp::FLOW => MultipartRequestBody::Flow(FlowStatsRequest::decode(r)?),
             ofpmp::AGGREGATE => MultipartRequestBody::Aggregate(FlowStatsRequest::decode(r)?),
             ofpmp::TABLE => empty(r).map(|()| MultipartRequestBody::Table)?,
-            ofpmp::PORT_STATS => {
-                let port_no = r.u32()?;
-                r.skip(4)?;
-                empty(r)?;
-                MultipartRequestBody::PortStats { port_no }
-            }
+            ofpmp::PORT_STATS => MultipartRequestBody::PortStats { port_no: id_pad(r)? },
             ofpmp::PORT_DESC => empty(r).map(|()| MultipartRequestBody::PortDesc)?,
+            ofpmp::GROUP => MultipartRequestBody::Group { group_id: id_pad(r)? },
+            ofpmp::GROUP_DESC => empty(r).map(|()| MultipartRequestBody::GroupDesc)?,
+            ofpmp::GROUP_FEATURES => empty(r).map(|()| MultipartRequestBody::GroupFeatures)?,
+            ofpmp::METER => MultipartRequestBody::Meter { meter_id: id_pad(r)? },
+            ofpmp::METER_CONFIG => MultipartRequestBody::MeterConfig { meter_id: id_pad(r)? },
+            ofpmp::METER_FEATURES => empty(r).map(|()| MultipartRequestBody::MeterFeatures)?,
             ofpmp::TABLE_FEATURES if r.is_empty() => MultipartRequestBody::TableFeatures,
             ofpmp::TABLE_FEATURES => {
                 return Err(OfpError::of(
@@ -245,20 +289,32 @@ impl MultipartRequest {
             MultipartRequestBody::PortStats { .. } => ofpmp::PORT_STATS,
             MultipartRequestBody::PortDesc => ofpmp::PORT_DESC,
             MultipartRequestBody::TableFeatures => ofpmp::TABLE_FEATURES,
+            MultipartRequestBody::Group { .. } => ofpmp::GROUP,
+            MultipartRequestBody::GroupDesc => ofpmp::GROUP_DESC,
+            MultipartRequestBody::GroupFeatures => ofpmp::GROUP_FEATURES,
+            MultipartRequestBody::Meter { .. } => ofpmp::METER,
+            MultipartRequestBody::MeterConfig { .. } => ofpmp::METER_CONFIG,
+            MultipartRequestBody::MeterFeatures => ofpmp::METER_FEATURES,
         };
         w.u16(ty);
         w.u16(self.flags);
         w.zeros(4);
         match &self.body {
             MultipartRequestBody::Flow(f) | MultipartRequestBody::Aggregate(f) => f.encode(w),
-            MultipartRequestBody::PortStats { port_no } => {
-                w.u32(*port_no);
+            MultipartRequestBody::PortStats { port_no: id }
+            | MultipartRequestBody::Group { group_id: id }
+            | MultipartRequestBody::Meter { meter_id: id }
+            | MultipartRequestBody::MeterConfig { meter_id: id } => {
+                w.u32(*id);
                 w.zeros(4);
             }
             MultipartRequestBody::Desc
             | MultipartRequestBody::Table
             | MultipartRequestBody::PortDesc
-            | MultipartRequestBody::TableFeatures => {}
+            | MultipartRequestBody::TableFeatures
+            | MultipartRequestBody::GroupDesc
+            | MultipartRequestBody::GroupFeatures
+            | MultipartRequestBody::MeterFeatures => {}
         }
     }
 }
@@ -314,13 +370,7 @@ impl MultipartReply {
                 empty(r)?;
                 MultipartReplyBody::Desc(desc)
             }
-            ofpmp::FLOW => {
-                let mut flows = Vec::new();
-                while !r.is_empty() {
-                    flows.push(FlowStats::decode(r)?);
-                }
-                MultipartReplyBody::Flow(flows)
-            }
+            ofpmp::FLOW => MultipartReplyBody::Flow(entries(r, FlowStats::decode)?),
             ofpmp::AGGREGATE => {
                 let agg = AggregateStats {
                     packet_count: r.u64()?,
@@ -343,12 +393,20 @@ impl MultipartReply {
             })?),
             ofpmp::PORT_STATS => MultipartReplyBody::PortStats(fixed_entries(r, PORT_STATS_LEN, PortStats::decode)?),
             ofpmp::PORT_DESC => MultipartReplyBody::PortDesc(fixed_entries(r, PORT_LEN, Port::decode)?),
-            ofpmp::TABLE_FEATURES => {
-                let mut tables = Vec::new();
-                while !r.is_empty() {
-                    tables.push(TableFeatures::decode(r)?);
-                }
-                MultipartReplyBody::TableFeatures(tables)
+            ofpmp::TABLE_FEATURES => MultipartReplyBody::TableFeatures(entries(r, TableFeatures::decode)?),
+            ofpmp::GROUP => MultipartReplyBody::Group(entries(r, GroupStats::decode)?),
+            ofpmp::GROUP_DESC => MultipartReplyBody::GroupDesc(entries(r, GroupDesc::decode)?),
+            ofpmp::GROUP_FEATURES => {
+                let mut e = r.sub(GROUP_FEATURES_LEN, ErrorKind::BAD_REQUEST_LEN, "group features")?;
+                empty(r)?;
+                MultipartReplyBody::GroupFeatures(GroupFeatures::decode(&mut e)?)
+            }
+            ofpmp::METER => MultipartReplyBody::Meter(entries(r, MeterStats::decode)?),
+            ofpmp::METER_CONFIG => MultipartReplyBody::MeterConfig(entries(r, MeterConfig::decode)?),
+            ofpmp::METER_FEATURES => {
+                let mut e = r.sub(METER_FEATURES_LEN, ErrorKind::BAD_REQUEST_LEN, "meter features")?;
+                empty(r)?;
+                MultipartReplyBody::MeterFeatures(MeterFeatures::decode(&mut e)?)
             }
             other => return Err(unsupported(other)),
         };
@@ -364,6 +422,12 @@ impl MultipartReply {
             MultipartReplyBody::PortStats(_) => ofpmp::PORT_STATS,
             MultipartReplyBody::PortDesc(_) => ofpmp::PORT_DESC,
             MultipartReplyBody::TableFeatures(_) => ofpmp::TABLE_FEATURES,
+            MultipartReplyBody::Group(_) => ofpmp::GROUP,
+            MultipartReplyBody::GroupDesc(_) => ofpmp::GROUP_DESC,
+            MultipartReplyBody::GroupFeatures(_) => ofpmp::GROUP_FEATURES,
+            MultipartReplyBody::Meter(_) => ofpmp::METER,
+            MultipartReplyBody::MeterConfig(_) => ofpmp::METER_CONFIG,
+            MultipartReplyBody::MeterFeatures(_) => ofpmp::METER_FEATURES,
         };
         w.u16(ty);
         w.u16(self.flags);
@@ -395,6 +459,12 @@ impl MultipartReply {
             MultipartReplyBody::PortStats(ports) => ports.iter().for_each(|p| p.encode(w)),
             MultipartReplyBody::PortDesc(ports) => ports.iter().for_each(|p| p.encode(w)),
             MultipartReplyBody::TableFeatures(tables) => tables.iter().for_each(|t| t.encode(w)),
+            MultipartReplyBody::Group(groups) => groups.iter().for_each(|g| g.encode(w)),
+            MultipartReplyBody::GroupDesc(groups) => groups.iter().for_each(|g| g.encode(w)),
+            MultipartReplyBody::GroupFeatures(f) => f.encode(w),
+            MultipartReplyBody::Meter(meters) => meters.iter().for_each(|m| m.encode(w)),
+            MultipartReplyBody::MeterConfig(meters) => meters.iter().for_each(|m| m.encode(w)),
+            MultipartReplyBody::MeterFeatures(f) => f.encode(w),
         }
     }
 }

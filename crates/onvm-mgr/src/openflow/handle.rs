@@ -397,6 +397,18 @@ impl Agent {
             MultipartRequestBody::TableFeatures => one(MultipartReplyBody::TableFeatures(
                 (0..N_TABLES).map(|t| TableFeatures::onvm(t, N_TABLES)).collect(),
             )),
+            MultipartRequestBody::Group { .. }
+            | MultipartRequestBody::GroupDesc
+            | MultipartRequestBody::GroupFeatures
+            | MultipartRequestBody::Meter { .. }
+            | MultipartRequestBody::MeterConfig { .. }
+            | MultipartRequestBody::MeterFeatures => {
+                return Err(OfpError::of(
+                    ofpet::BAD_REQUEST,
+                    ofpbrc::BAD_MULTIPART,
+                    format!("multipart request {body:?} is not supported by this switch"),
+                ));
+            }
         })
     }
 

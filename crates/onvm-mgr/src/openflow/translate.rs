@@ -183,9 +183,11 @@ fn bad_action(code: u16, message: String) -> OfpError {
     OfpError::of(ofpet::BAD_ACTION, code, message)
 }
 
-/// onvm's rewrite for a SET_FIELD (the codec has checked its prerequisites).
-fn rewrite(f: SetField) -> Rewrite {
-    match f {
+/// onvm's rewrite for a SET_FIELD (the codec has checked its prerequisites); the
+/// fields onvm cannot rewrite yet are refused as the codec refused them before it
+/// knew them (`OFPBAC_BAD_SET_TYPE`).
+fn rewrite(f: SetField) -> Result<Rewrite, OfpError> {
+    Ok(match f {
         SetField::EthDst(m) => Rewrite::EthDst(m),
         SetField::EthSrc(m) => Rewrite::EthSrc(m),
         SetField::Ipv4Src(a) => Rewrite::IpSrc(a.into()),
@@ -194,7 +196,21 @@ fn rewrite(f: SetField) -> Rewrite {
         SetField::Ipv6Dst(a) => Rewrite::IpDst(a.into()),
         SetField::TcpSrc(p) | SetField::UdpSrc(p) => Rewrite::L4Src(p),
         SetField::TcpDst(p) | SetField::UdpDst(p) => Rewrite::L4Dst(p),
-    }
+        other => {
+            return Err(bad_action(
+                ofpbac::BAD_SET_TYPE,
+                format!("set-field {other:?} is not supported by this switch"),
+            ));
+        }
+    })
+}
+
+/// The actions the codec decodes that onvm does not carry out yet.
+fn unsupported_action(a: &of::Action) -> OfpError {
+    bad_action(
+        ofpbac::BAD_TYPE,
+        format!("action {a:?} is not supported by this switch"),
+    )
 }
 
 /// The SET_FIELD for onvm's rewrite; a port is TCP's unless the rule matches UDP.
@@ -237,7 +253,8 @@ fn rule_action(a: &of::Action) -> Result<Action, OfpError> {
                 ),
             )),
         },
-        of::Action::SetField(f) => Ok(Action::Set(rewrite(f))),
+        of::Action::SetField(f) => rewrite(f).map(Action::Set),
+        _ => Err(unsupported_action(a)),
     }
 }
 
@@ -270,6 +287,13 @@ pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<(Vec<Action
                 }
             }
             Instruction::ClearActions => {}
+            Instruction::WriteMetadata { .. } | Instruction::Meter(_) => {
+                return Err(OfpError::of(
+                    ofpet::BAD_INSTRUCTION,
+                    ofpbic::UNSUP_INST,
+                    format!("instruction {i:?} is not supported by this switch"),
+                ));
+            }
             Instruction::GotoTable(t) => {
                 if *t <= table || *t >= N_TABLES {
                     return Err(OfpError::of(
@@ -370,7 +394,8 @@ pub fn packet_out_actions(actions: &[of::Action]) -> Result<Vec<Out>, OfpError> 
                     )),
                 },
             },
-            of::Action::SetField(f) => Ok(Out::Set(rewrite(f))),
+            of::Action::SetField(f) => rewrite(f).map(Out::Set),
+            _ => Err(unsupported_action(a)),
         })
         .collect()
 }

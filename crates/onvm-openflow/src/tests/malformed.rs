@@ -45,6 +45,32 @@ fn apply(actions: &[u8]) -> Vec<u8> {
     out
 }
 
+/// WRITE_ACTIONS around raw actions.
+fn write(actions: &[u8]) -> Vec<u8> {
+    let mut out = apply(actions);
+    out[1] = 3;
+    out
+}
+
+/// A SET_FIELD action around one OXM TLV (hex), padded to a multiple of 8.
+fn set_field(tlv: &str) -> Vec<u8> {
+    let tlv = hex(tlv);
+    let len = (4 + tlv.len()).div_ceil(8) * 8;
+    let mut out = vec![0, 25];
+    out.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
+    out.extend_from_slice(&tlv);
+    out.resize(len, 0);
+    out
+}
+
+/// An ADD of a flow matching `match_tlvs` (hex) with raw instructions.
+fn add_instr_over(match_tlvs: &str, instructions: &[u8]) -> Vec<u8> {
+    flow_mod(0, 0, 0, &oxm_match(&hex(match_tlvs)), instructions)
+}
+
+/// A match TLV of VLAN 5 (tagged: what vlan_pcp / vlan_vid rewrites need).
+const TAGGED: &str = "80 00 0c 02 10 05";
+
 fn output(port: u32) -> Vec<u8> {
     let mut out = hex("00 00 00 10");
     out.extend_from_slice(&port.to_be_bytes());
@@ -113,8 +139,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             ofpbrc::BAD_TYPE,
         ),
         (
-            "unsupported GROUP_MOD",
-            msg(V, ofpt::GROUP_MOD, 1, &[0; 8]),
+            "unsupported PORT_MOD",
+            msg(V, ofpt::PORT_MOD, 1, &[0; 32]),
             BAD_REQUEST,
             ofpbrc::BAD_TYPE,
         ),
@@ -526,16 +552,36 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             ofpbic::UNKNOWN_INST,
         ),
         (
-            "meter instruction",
-            add_instr(&hex("00 06 00 08 00 00 00 01")),
+            "meter instruction of 16 bytes",
+            add_instr(&hex("00 06 00 10 00 00 00 01 00 00 00 00 00 00 00 00")),
             BAD_INSTRUCTION,
-            ofpbic::UNSUP_INST,
+            ofpbic::BAD_LEN,
         ),
         (
-            "write_metadata instruction",
-            add_instr(&hex("00 02 00 18 00000000 0000000000000001 ffffffffffffffff")),
+            "meter instruction of meter 0",
+            add_instr(&hex("00 06 00 08 00 00 00 00")),
+            METER_MOD_FAILED,
+            ofpmmfc::INVALID_METER,
+        ),
+        (
+            "meter instruction of OFPM_CONTROLLER",
+            add_instr(&hex("00 06 00 08 ff ff ff fe")),
+            METER_MOD_FAILED,
+            ofpmmfc::INVALID_METER,
+        ),
+        (
+            "write_metadata of 16 bytes",
+            add_instr(&hex("00 02 00 10 00000000 0000000000000001")),
             BAD_INSTRUCTION,
-            ofpbic::UNSUP_INST,
+            ofpbic::BAD_LEN,
+        ),
+        (
+            "write_metadata of 32 bytes",
+            add_instr(&hex(
+                "00 02 00 20 00000000 0000000000000001 ffffffffffffffff 0000000000000000",
+            )),
+            BAD_INSTRUCTION,
+            ofpbic::BAD_LEN,
         ),
         (
             "experimenter instruction",
@@ -601,16 +647,109 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             ofpbac::BAD_OUT_PORT,
         ),
         (
-            "pop_vlan",
-            add_instr(&apply(&hex("00 12 00 08 00 00 00 00"))),
+            "push_pbb",
+            add_instr(&apply(&hex("00 1a 00 08 88 e7 00 00"))),
             BAD_ACTION,
             ofpbac::BAD_TYPE,
         ),
         (
-            "group action",
-            add_instr(&apply(&hex("00 16 00 08 00 00 00 01"))),
+            "pop_pbb",
+            add_instr(&apply(&hex("00 1b 00 08 00 00 00 00"))),
             BAD_ACTION,
             ofpbac::BAD_TYPE,
+        ),
+        (
+            "push_vlan of 0x0800",
+            add_instr(&apply(&hex("00 11 00 08 08 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_ARGUMENT,
+        ),
+        (
+            "push_mpls of 0x8100",
+            add_instr(&apply(&hex("00 13 00 08 81 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_ARGUMENT,
+        ),
+        (
+            "push_vlan of 16 bytes",
+            add_instr(&apply(&hex("00 11 00 10 81 00 00 00 00 00 00 00 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "pop_vlan of 16 bytes",
+            add_instr(&apply(&hex("00 12 00 10 00 00 00 00 00 00 00 00 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "copy_ttl_out of 16 bytes",
+            add_instr(&apply(&hex("00 0b 00 10 00 00 00 00 00 00 00 00 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "set_nw_ttl of 16 bytes",
+            add_instr(&apply(&hex("00 17 00 10 40 00 00 00 00 00 00 00 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "set_queue of 16 bytes",
+            add_instr(&apply(&hex("00 15 00 10 00 00 00 01 00 00 00 00 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "group action of 16 bytes",
+            add_instr(&apply(&hex("00 16 00 10 00 00 00 01 00 00 00 00 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "group action to OFPG_ALL",
+            add_instr(&apply(&hex("00 16 00 08 ff ff ff fc"))),
+            BAD_ACTION,
+            ofpbac::BAD_OUT_GROUP,
+        ),
+        (
+            "group action to a reserved id",
+            add_instr(&apply(&hex("00 16 00 08 ff ff ff 01"))),
+            BAD_ACTION,
+            ofpbac::BAD_OUT_GROUP,
+        ),
+        (
+            "set_mpls_ttl without MPLS",
+            add_instr(&apply(&hex("00 0f 00 08 40 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "dec_mpls_ttl over IPv4",
+            add_instr_over("80 00 0a 02 08 00", &apply(&hex("00 10 00 08 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "pop_mpls without MPLS",
+            add_instr(&apply(&hex("00 14 00 08 08 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "dec_nw_ttl without IP",
+            add_instr(&apply(&hex("00 18 00 08 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "dec_nw_ttl after push_mpls",
+            add_instr_over(
+                "80 00 0a 02 08 00",
+                &apply(&hex("00 13 00 08 88 47 00 00  00 18 00 08 00 00 00 00")),
+            ),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
         ),
         (
             "unknown action 200",
@@ -625,10 +764,187 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             ofpbac::BAD_EXPERIMENTER,
         ),
         (
-            "set_field vlan_vid",
-            add_instr(&apply(&hex("00 19 00 10 80 00 0c 02 10 05 00 00 00 00 00 00"))),
+            "set_field vlan_vid on an untagged match",
+            add_instr(&apply(&set_field("80 00 0c 02 10 05"))),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "set_field vlan_vid after pop_vlan",
+            add_instr_over(
+                TAGGED,
+                &apply(&[hex("00 12 00 08 00 00 00 00"), set_field("80 00 0c 02 10 05")].concat()),
+            ),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "set_field vlan_pcp on a match of OFPVID_NONE",
+            add_instr_over("80 00 0c 02 00 00", &apply(&set_field("80 00 0e 01 03"))),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "set_field vlan_vid before push_vlan",
+            add_instr(&apply(
+                &[set_field("80 00 0c 02 10 05"), hex("00 11 00 08 81 00 00 00")].concat(),
+            )),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "set_field ipv4_dst after push_mpls",
+            add_instr_over(
+                "80 00 0a 02 08 00",
+                &apply(&[hex("00 13 00 08 88 47 00 00"), set_field("80 00 18 04 0a 00 00 01")].concat()),
+            ),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "set_field mpls_label after pop_mpls",
+            add_instr_over(
+                "80 00 0a 02 88 47",
+                &apply(&[hex("00 14 00 08 08 00 00 00"), set_field("80 00 44 04 00 00 00 05")].concat()),
+            ),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "write-actions set vlan_vid after apply-actions pop_vlan",
+            add_instr_over(
+                TAGGED,
+                &[
+                    write(&set_field("80 00 0c 02 10 05")),
+                    apply(&hex("00 12 00 08 00 00 00 00")),
+                ]
+                .concat(),
+            ),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "set_field arp_op over IPv4",
+            add_instr_over("80 00 0a 02 08 00", &apply(&set_field("80 00 2a 02 00 01"))),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "set_field icmpv4_type over TCP",
+            add_instr_over(TCP_PREREQS, &apply(&set_field("80 00 26 01 08"))),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "set_field ipv6_nd_sll on an advertisement",
+            add_instr_over(
+                "80 00 0a 02 86 dd  80 00 14 01 3a  80 00 3a 01 88",
+                &apply(&set_field("80 00 40 06 02 00 00 00 00 01")),
+            ),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
+            "set_field vlan_vid 0x2005",
+            add_instr_over(TAGGED, &apply(&set_field("80 00 0c 02 20 05"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_ARGUMENT,
+        ),
+        (
+            "set_field vlan_pcp 8",
+            add_instr_over(TAGGED, &apply(&set_field("80 00 0e 01 08"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_ARGUMENT,
+        ),
+        (
+            "set_field ip_dscp 64",
+            add_instr_over("80 00 0a 02 08 00", &apply(&set_field("80 00 10 01 40"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_ARGUMENT,
+        ),
+        (
+            "set_field ip_ecn 4",
+            add_instr_over("80 00 0a 02 08 00", &apply(&set_field("80 00 12 01 04"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_ARGUMENT,
+        ),
+        (
+            "set_field ipv6_flabel of 21 bits",
+            add_instr_over("80 00 0a 02 86 dd", &apply(&set_field("80 00 38 04 00 10 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_ARGUMENT,
+        ),
+        (
+            "set_field mpls_label of 21 bits",
+            add_instr_over("80 00 0a 02 88 47", &apply(&set_field("80 00 44 04 00 10 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_ARGUMENT,
+        ),
+        (
+            "set_field mpls_tc 8",
+            add_instr_over("80 00 0a 02 88 47", &apply(&set_field("80 00 46 01 08"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_ARGUMENT,
+        ),
+        (
+            "set_field mpls_bos 2",
+            add_instr_over("80 00 0a 02 88 47", &apply(&set_field("80 00 48 01 02"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_ARGUMENT,
+        ),
+        (
+            "set_field in_port",
+            add_instr(&apply(&set_field("80 00 00 04 00 00 00 01"))),
             BAD_ACTION,
             ofpbac::BAD_SET_TYPE,
+        ),
+        (
+            "set_field in_phy_port",
+            add_instr(&apply(&set_field("80 00 02 04 00 00 00 01"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_TYPE,
+        ),
+        (
+            "set_field metadata",
+            add_instr(&apply(&set_field("80 00 04 08 00 00 00 00 00 00 00 01"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_TYPE,
+        ),
+        (
+            "set_field eth_type",
+            add_instr(&apply(&set_field("80 00 0a 02 08 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_TYPE,
+        ),
+        (
+            "set_field ip_proto",
+            add_instr_over("80 00 0a 02 08 00", &apply(&set_field("80 00 14 01 06"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_TYPE,
+        ),
+        (
+            "set_field pbb_isid",
+            add_instr(&apply(&set_field("80 00 4a 03 00 00 01"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_TYPE,
+        ),
+        (
+            "set_field ipv6_exthdr",
+            add_instr(&apply(&set_field("80 00 4e 02 00 01"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_TYPE,
+        ),
+        (
+            "set_field vlan_pcp of 2 bytes",
+            add_instr_over(TAGGED, &apply(&set_field("80 00 0e 02 00 03"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_LEN,
+        ),
+        (
+            "set_field tunnel_id of 4 bytes",
+            add_instr(&apply(&set_field("80 00 4c 04 00 00 00 01"))),
+            BAD_ACTION,
+            ofpbac::BAD_SET_LEN,
         ),
         (
             "set_field Nicira class",
@@ -701,7 +1017,7 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
         ),
         (
             "packet out bad action",
-            packet_out(1, 8, &hex("00 12 00 08 00 00 00 00")),
+            packet_out(1, 8, &hex("00 1b 00 08 00 00 00 00")),
             BAD_ACTION,
             ofpbac::BAD_TYPE,
         ),
@@ -713,14 +1029,8 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             ofpbrc::BAD_LEN,
         ),
         (
-            "multipart group stats",
-            multipart(ofpmp::GROUP, &[0; 8]),
-            BAD_REQUEST,
-            ofpbrc::BAD_MULTIPART,
-        ),
-        (
-            "multipart meter features",
-            multipart(ofpmp::METER_FEATURES, &[]),
+            "multipart queue stats",
+            multipart(ofpmp::QUEUE, &[0; 8]),
             BAD_REQUEST,
             ofpbrc::BAD_MULTIPART,
         ),

@@ -106,26 +106,98 @@ fn out_port() -> impl Strategy<Value = u32> {
     ]
 }
 
+/// Every settable field, each value within its field's width.
 fn set_field() -> impl Strategy<Value = SetField> {
+    use SetField as S;
+    let ip4 = || any::<[u8; 4]>().prop_map(Ipv4Addr::from);
+    let ip6 = || any::<[u8; 16]>().prop_map(Ipv6Addr::from);
+    let l2 = prop_oneof![
+        any::<[u8; 6]>().prop_map(S::EthDst),
+        any::<[u8; 6]>().prop_map(S::EthSrc),
+        (0u16..0x1000).prop_map(S::VlanVid),
+        (0u8..8).prop_map(S::VlanPcp),
+        any::<u64>().prop_map(S::TunnelId),
+        (0u32..1 << 20).prop_map(S::MplsLabel),
+        (0u8..8).prop_map(S::MplsTc),
+        (0u8..2).prop_map(S::MplsBos),
+    ];
+    let l3 = prop_oneof![
+        (0u8..64).prop_map(S::IpDscp),
+        (0u8..4).prop_map(S::IpEcn),
+        ip4().prop_map(S::Ipv4Src),
+        ip4().prop_map(S::Ipv4Dst),
+        ip6().prop_map(S::Ipv6Src),
+        ip6().prop_map(S::Ipv6Dst),
+        (0u32..1 << 20).prop_map(S::Ipv6Flabel),
+        any::<u16>().prop_map(S::ArpOp),
+        ip4().prop_map(S::ArpSpa),
+        ip4().prop_map(S::ArpTpa),
+        any::<[u8; 6]>().prop_map(S::ArpSha),
+        any::<[u8; 6]>().prop_map(S::ArpTha),
+    ];
+    let l4 = prop_oneof![
+        any::<u16>().prop_map(S::TcpSrc),
+        any::<u16>().prop_map(S::TcpDst),
+        any::<u16>().prop_map(S::UdpSrc),
+        any::<u16>().prop_map(S::UdpDst),
+        any::<u16>().prop_map(S::SctpSrc),
+        any::<u16>().prop_map(S::SctpDst),
+        any::<u8>().prop_map(S::Icmpv4Type),
+        any::<u8>().prop_map(S::Icmpv4Code),
+        any::<u8>().prop_map(S::Icmpv6Type),
+        any::<u8>().prop_map(S::Icmpv6Code),
+        ip6().prop_map(S::Ipv6NdTarget),
+        any::<[u8; 6]>().prop_map(S::Ipv6NdSll),
+        any::<[u8; 6]>().prop_map(S::Ipv6NdTll),
+    ];
+    prop_oneof![l2, l3, l4]
+}
+
+/// Every action, with valid arguments (no header checks: see [`flow_mod`]).
+pub(crate) fn action() -> impl Strategy<Value = Action> {
+    let ttl = prop_oneof![
+        Just(Action::CopyTtlOut),
+        Just(Action::CopyTtlIn),
+        any::<u8>().prop_map(Action::SetMplsTtl),
+        Just(Action::DecMplsTtl),
+        any::<u8>().prop_map(Action::SetNwTtl),
+        Just(Action::DecNwTtl),
+    ];
+    let tags = prop_oneof![
+        prop::sample::select(vec![ETH_TYPE_VLAN, ETH_TYPE_VLAN_QINQ]).prop_map(Action::PushVlan),
+        Just(Action::PopVlan),
+        prop::sample::select(vec![ETH_TYPE_MPLS, ETH_TYPE_MPLS_MCAST]).prop_map(Action::PushMpls),
+        prop_oneof![
+            Just(ETH_TYPE_IPV4),
+            Just(ETH_TYPE_IPV6),
+            Just(ETH_TYPE_MPLS),
+            any::<u16>()
+        ]
+        .prop_map(Action::PopMpls),
+    ];
     prop_oneof![
-        any::<[u8; 6]>().prop_map(SetField::EthDst),
-        any::<[u8; 6]>().prop_map(SetField::EthSrc),
-        any::<[u8; 4]>().prop_map(|a| SetField::Ipv4Src(a.into())),
-        any::<[u8; 4]>().prop_map(|a| SetField::Ipv4Dst(a.into())),
-        any::<u16>().prop_map(SetField::TcpSrc),
-        any::<u16>().prop_map(SetField::TcpDst),
-        any::<u16>().prop_map(SetField::UdpSrc),
-        any::<u16>().prop_map(SetField::UdpDst),
-        any::<[u8; 16]>().prop_map(|a| SetField::Ipv6Src(a.into())),
-        any::<[u8; 16]>().prop_map(|a| SetField::Ipv6Dst(a.into())),
+        2 => (out_port(), any::<u16>()).prop_map(|(port, max_len)| Action::Output { port, max_len }),
+        1 => ttl,
+        1 => tags,
+        1 => any::<u32>().prop_map(Action::SetQueue),
+        1 => (0..=OFPG_MAX).prop_map(Action::Group),
+        3 => set_field().prop_map(Action::SetField),
     ]
 }
 
-pub(crate) fn action() -> impl Strategy<Value = Action> {
-    prop_oneof![
-        (out_port(), any::<u16>()).prop_map(|(port, max_len)| Action::Output { port, max_len }),
-        set_field().prop_map(Action::SetField),
-    ]
+/// Keeps the actions that have their header where they stand (in a flow whose match
+/// is `m`): apply-actions first, then write-actions, as [`HeaderState`] checks them.
+pub(crate) fn keep_consistent(m: &Match, instructions: &mut [Instruction]) {
+    let mut state = HeaderState::of(m);
+    for write in [false, true] {
+        for i in instructions.iter_mut() {
+            match i {
+                Instruction::ApplyActions(a) if !write => a.retain(|a| state.step(a).is_ok()),
+                Instruction::WriteActions(a) if write => a.retain(|a| state.step(a).is_ok()),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Instructions; a GOTO_TABLE target is in `1..=OFPTT_MAX` (flow mods fix it up to go forward).
@@ -135,6 +207,8 @@ pub(crate) fn instructions() -> impl Strategy<Value = Vec<Instruction>> {
         vec(action(), 0..4).prop_map(Instruction::WriteActions),
         vec(action(), 0..4).prop_map(Instruction::ApplyActions),
         Just(Instruction::ClearActions),
+        any::<(u64, u64)>().prop_map(|(metadata, mask)| Instruction::WriteMetadata { metadata, mask }),
+        (1..=OFPM_MAX).prop_map(Instruction::Meter),
     ];
     vec(one, 0..4)
 }
@@ -172,14 +246,11 @@ pub(crate) fn flow_mod() -> impl Strategy<Value = FlowMod> {
                 mut instructions,
             )| {
                 for i in &mut instructions {
-                    match i {
-                        Instruction::GotoTable(t) => *t = table_id + 1 + *t % (OFPTT_MAX - table_id),
-                        Instruction::WriteActions(a) | Instruction::ApplyActions(a) => {
-                            a.retain(|a| !matches!(a, Action::SetField(f) if !f.prereqs_met(&match_)));
-                        }
-                        Instruction::ClearActions => {}
+                    if let Instruction::GotoTable(t) = i {
+                        *t = table_id + 1 + *t % (OFPTT_MAX - table_id);
                     }
                 }
+                keep_consistent(&match_, &mut instructions);
                 FlowMod {
                     cookie,
                     cookie_mask,
