@@ -323,15 +323,17 @@ impl Mgr<'_> {
         }
     }
 
-    /// Republish our indices of the rings we produce into (every running NF's rx and
-    /// alloc ring), should a process have scribbled them: a ring we have nothing to
-    /// write to heals too. One relaxed load per ring when nothing is wrong; done when
-    /// idle and every watchdog round.
+    /// Republish our indices of every running NF's rings (rx and alloc, which we
+    /// write; tx, which we read), should a process have scribbled them: a ring we have
+    /// nothing to write to or read from heals too (the rings' hot paths do not). One
+    /// relaxed load per ring when nothing is wrong; done when idle and every watchdog
+    /// round.
     pub(super) fn heal_rings(&mut self) {
         let io = &self.io;
         for &id in &io.active {
             let r = &io.rings[usize::from(id) - 1];
             r.rx.heal();
+            r.tx.heal();
             r.alloc.heal();
         }
     }

@@ -92,6 +92,15 @@ impl<'r> Inbound<'r> {
         self.edges.retain(|e| e.ring != ring);
     }
 
+    /// Republish our index of every edge, should a peer have scribbled it (one relaxed
+    /// load each when not): the housekeeping's share of ring healing on the reading
+    /// side (see `onvm_shm::ring`).
+    pub(super) fn heal(&self) {
+        for e in &self.edges {
+            e.cons.heal();
+        }
+    }
+
     /// Reads that found a ring corrupt since the start, and the last one with its
     /// error. (Not in the NF's summary yet.)
     #[cfg_attr(not(test), allow(dead_code))]

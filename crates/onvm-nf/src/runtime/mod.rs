@@ -252,7 +252,11 @@ impl<'r> Runtime<'r> {
         if signal_flag().load(Ordering::Relaxed) {
             return Ok(Some(StopReason::Signal));
         }
+        // Every ring this NF writes or reads republishes its index here (a peer may
+        // have scribbled it): the rings' hot paths do not.
         self.out.heal();
+        self.rx.heal();
+        self.inbound.heal();
         let due = self.timers.due(now);
         if due.tick {
             handler.tick(&mut self.ctx);
