@@ -8,6 +8,10 @@
 #   pkg-config           finds it
 #   openvswitch-common   ovs-ofctl: the OpenFlow tests program managers with it, and
 #                        the codec's interop test has it decode what we encode
+#   openvswitch-switch   ovsdb-server, ovs-vswitchd, ovs-vsctl: the userspace switch the
+#                        os-ken interop test runs beside a manager, with its own database
+#                        and sockets in a temp folder (tests/interop_osken_ovs.rs); a
+#                        system instance the package may start is not used
 #   openvswitch-testcontroller  ovs-testcontroller: the MAC-learning controller of the
 #                        interop test (tests/interop_testcontroller.rs)
 #   iputils-ping         ping: that test's hosts ping each other through the manager
@@ -30,6 +34,7 @@ declare -A NEED=(
     [pkg-config]=pkg-config
     [/usr/include/dpdk/rte_ethdev.h]=libdpdk-dev
     [ovs-ofctl]=openvswitch-common
+    [ovs-vswitchd]=openvswitch-switch
     [ovs-testcontroller]=openvswitch-testcontroller
     [ping]=iputils-ping
     [python3]=python3

@@ -5,6 +5,7 @@
 
 pub mod netns;
 pub mod openflow;
+pub mod ovs;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
