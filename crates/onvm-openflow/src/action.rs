@@ -543,3 +543,149 @@ impl Action {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Masked;
+    use crate::tests::hex;
+
+    fn encode(a: Action) -> Vec<u8> {
+        let mut w = Writer::default();
+        a.encode(&mut w);
+        w.buf
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Vec<Action>, OfpError> {
+        Action::decode_list(Reader::new(bytes, ErrorKind::BAD_ACTION_LEN, "action"))
+    }
+
+    /// The spec's layouts (`ofp_action_generic`, `_mpls_ttl`, `_push`, `_pop_mpls`,
+    /// `_set_queue`, `_group`, `_nw_ttl`, `_set_field`), byte for byte.
+    #[test]
+    fn wire_layouts() {
+        for (a, want) in [
+            (Action::CopyTtlOut, "00 0b 00 08 00 00 00 00"),
+            (Action::CopyTtlIn, "00 0c 00 08 00 00 00 00"),
+            (Action::SetMplsTtl(9), "00 0f 00 08 09 00 00 00"),
+            (Action::DecMplsTtl, "00 10 00 08 00 00 00 00"),
+            (Action::PushVlan(ETH_TYPE_VLAN), "00 11 00 08 81 00 00 00"),
+            (Action::PopVlan, "00 12 00 08 00 00 00 00"),
+            (Action::PushMpls(ETH_TYPE_MPLS), "00 13 00 08 88 47 00 00"),
+            (Action::PopMpls(ETH_TYPE_IPV4), "00 14 00 08 08 00 00 00"),
+            (Action::SetQueue(3), "00 15 00 08 00 00 00 03"),
+            (Action::Group(7), "00 16 00 08 00 00 00 07"),
+            (Action::SetNwTtl(64), "00 17 00 08 40 00 00 00"),
+            (Action::DecNwTtl, "00 18 00 08 00 00 00 00"),
+            (
+                Action::SetField(SetField::VlanVid(5)),
+                "00 19 00 10 80 00 0c 02 10 05 00 00 00 00 00 00",
+            ),
+            (
+                Action::SetField(SetField::MplsLabel(0x12345)),
+                "00 19 00 10 80 00 44 04 00 01 23 45 00 00 00 00",
+            ),
+            (
+                Action::SetField(SetField::TunnelId(1)),
+                "00 19 00 10 80 00 4c 08 00 00 00 00 00 00 00 01",
+            ),
+            (
+                Action::SetField(SetField::Ipv6NdTarget(Ipv6Addr::LOCALHOST)),
+                "00 19 00 18 80 00 3e 10 00000000 00000000 00000000 00000001",
+            ),
+        ] {
+            assert_eq!(encode(a), hex(want), "{a:?}");
+            assert_eq!(decode(&hex(want)), Ok(vec![a]), "{a:?}");
+        }
+    }
+
+    /// A vlan_vid set-field is taken with or without OFPVID_PRESENT (Open vSwitch
+    /// takes both) and always written with it.
+    #[test]
+    fn set_vlan_vid_with_or_without_present() {
+        let with = hex("00 19 00 10 80 00 0c 02 10 05 00 00 00 00 00 00");
+        let without = hex("00 19 00 10 80 00 0c 02 00 05 00 00 00 00 00 00");
+        let want = vec![Action::SetField(SetField::VlanVid(5))];
+        assert_eq!(decode(&with), Ok(want.clone()));
+        assert_eq!(decode(&without), Ok(want));
+        assert_eq!(encode(Action::SetField(SetField::VlanVid(5))), with);
+        let too_wide = hex("00 19 00 10 80 00 0c 02 20 05 00 00 00 00 00 00");
+        let e = decode(&too_wide).unwrap_err();
+        assert_eq!((e.kind.ty, e.kind.code), (ofpet::BAD_ACTION, ofpbac::BAD_SET_ARGUMENT));
+    }
+
+    fn check(m: &Match, actions: &[Action]) -> Result<HeaderState, u16> {
+        let mut h = HeaderState::of(m);
+        h.check_list(actions).map(|()| h).map_err(|e| e.kind.code)
+    }
+
+    /// Pushes provide what later set-fields need; pops take it away.
+    #[test]
+    fn pushes_and_pops_change_what_set_fields_may_rewrite() {
+        let set = |f| Action::SetField(f);
+        let untagged = Match::default();
+        let ipv4 = Match {
+            eth_type: Some(ETH_TYPE_IPV4),
+            ..Match::default()
+        };
+        let mpls = Match {
+            eth_type: Some(ETH_TYPE_MPLS),
+            ..Match::default()
+        };
+        let tagged = Match {
+            vlan_vid: Some(Masked::with_mask(OFPVID_PRESENT, OFPVID_PRESENT)),
+            ..Match::default()
+        };
+        let vid = set(SetField::VlanVid(10));
+        let bad = Err(ofpbac::MATCH_INCONSISTENT);
+        assert_eq!(check(&untagged, &[vid]), bad);
+        assert!(check(&untagged, &[Action::PushVlan(ETH_TYPE_VLAN), vid]).is_ok());
+        assert!(check(&tagged, &[vid, set(SetField::VlanPcp(3))]).is_ok());
+        assert_eq!(check(&tagged, &[Action::PopVlan, vid]), bad);
+        let label = set(SetField::MplsLabel(100));
+        assert_eq!(check(&ipv4, &[label]), bad);
+        let pushed = check(&ipv4, &[Action::PushMpls(ETH_TYPE_MPLS), label, Action::DecMplsTtl]).unwrap();
+        assert_eq!(pushed.eth_type, Some(ETH_TYPE_MPLS));
+        assert_eq!(
+            check(
+                &ipv4,
+                &[
+                    Action::PushMpls(ETH_TYPE_MPLS),
+                    set(SetField::Ipv4Dst(Ipv4Addr::LOCALHOST))
+                ]
+            ),
+            bad
+        );
+        assert!(
+            check(
+                &mpls,
+                &[
+                    Action::PopMpls(ETH_TYPE_IPV4),
+                    set(SetField::IpDscp(8)),
+                    Action::DecNwTtl
+                ]
+            )
+            .is_ok()
+        );
+        assert_eq!(check(&mpls, &[Action::PopMpls(ETH_TYPE_IPV4), label]), bad);
+        assert_eq!(check(&ipv4, &[Action::PopMpls(ETH_TYPE_IPV4)]), bad);
+        assert_eq!(check(&untagged, &[Action::DecNwTtl]), bad);
+        assert_eq!(check(&ipv4, &[Action::SetMplsTtl(1)]), bad);
+        // Actions that change no header leave the state alone.
+        let tcp = Match {
+            ip_proto: Some(IP_PROTO_TCP),
+            ..ipv4.clone()
+        };
+        let same = check(
+            &tcp,
+            &[
+                Action::SetQueue(1),
+                Action::Group(2),
+                Action::CopyTtlIn,
+                Action::DecNwTtl,
+            ],
+        );
+        assert_eq!(same, Ok(HeaderState::of(&tcp)));
+        assert!(set(SetField::TcpDst(80)).ty() == ofpat::SET_FIELD && SetField::TcpDst(80).prereqs_met(&tcp));
+    }
+}

@@ -351,3 +351,84 @@ impl GroupFeatures {
         self.max_groups.iter().chain(&self.actions).for_each(|v| w.u32(*v));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::tests::{hex, round_trip};
+    use crate::*;
+
+    /// `ofp_group_mod` and `ofp_bucket` as the spec lays them out.
+    #[test]
+    fn group_mod_layout() {
+        let g = Message::GroupMod(GroupMod {
+            command: GroupModCommand::Add,
+            kind: GroupType::Select,
+            group_id: 1,
+            buckets: vec![Bucket {
+                weight: 10,
+                watch_port: ofpp::ANY,
+                watch_group: OFPG_ANY,
+                actions: vec![Action::Output { port: 2, max_len: 0 }],
+            }],
+        });
+        let want = hex("04 0f 00 30 00 00 00 05  00 00 01 00 00 00 00 01
+             00 20 00 0a ff ff ff ff ff ff ff ff 00 00 00 00
+             00 00 00 10 00 00 00 02 00 00 00 00 00 00 00 00");
+        assert_eq!(round_trip(&g, 5), want);
+    }
+
+    #[test]
+    fn group_stats_desc_and_features_layouts() {
+        let stats = Message::MultipartReply(MultipartReply {
+            flags: 0,
+            body: MultipartReplyBody::Group(vec![GroupStats {
+                group_id: 1,
+                ref_count: 2,
+                packet_count: 3,
+                byte_count: 4,
+                duration_sec: 5,
+                duration_nsec: 6,
+                bucket_stats: vec![BucketCounter {
+                    packet_count: 7,
+                    byte_count: 8,
+                }],
+            }]),
+        });
+        let want = hex("04 13 00 48 00 00 00 01  00 06 00 00 00 00 00 00
+             00 38 00 00 00 00 00 01 00 00 00 02 00 00 00 00
+             00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 04
+             00 00 00 05 00 00 00 06
+             00 00 00 00 00 00 00 07 00 00 00 00 00 00 00 08");
+        assert_eq!(round_trip(&stats, 1), want);
+        let desc = Message::MultipartReply(MultipartReply {
+            flags: 0,
+            body: MultipartReplyBody::GroupDesc(vec![GroupDesc {
+                kind: GroupType::FastFailover,
+                group_id: 9,
+                buckets: vec![Bucket {
+                    weight: 0,
+                    watch_port: 3,
+                    watch_group: OFPG_ANY,
+                    actions: vec![],
+                }],
+            }]),
+        });
+        let want = hex("04 13 00 28 00 00 00 01  00 07 00 00 00 00 00 00
+             00 18 03 00 00 00 00 09
+             00 10 00 00 00 00 00 03 ff ff ff ff 00 00 00 00");
+        assert_eq!(round_trip(&desc, 1), want);
+        let features = Message::MultipartReply(MultipartReply {
+            flags: 0,
+            body: MultipartReplyBody::GroupFeatures(GroupFeatures {
+                types: 0xf,
+                capabilities: ofpgfc::SELECT_WEIGHT,
+                max_groups: [1, 2, 3, 4],
+                actions: [5, 6, 7, 8],
+            }),
+        });
+        let bytes = round_trip(&features, 1);
+        assert_eq!(bytes.len(), 16 + 40);
+        assert_eq!(&bytes[16..24], &hex("00 00 00 0f 00 00 00 01"));
+        assert_eq!(&bytes[52..56], &hex("00 00 00 08"));
+    }
+}

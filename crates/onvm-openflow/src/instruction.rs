@@ -161,3 +161,28 @@ impl Instruction {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::hex;
+
+    #[test]
+    fn write_metadata_and_meter_layouts() {
+        for (i, want) in [
+            (
+                Instruction::WriteMetadata {
+                    metadata: 0xab00,
+                    mask: 0xff00,
+                },
+                "00 02 00 18 00 00 00 00 00 00 00 00 00 00 ab 00 00 00 00 00 00 00 ff 00",
+            ),
+            (Instruction::Meter(1), "00 06 00 08 00 00 00 01"),
+        ] {
+            let mut w = Writer::default();
+            Instruction::encode_list(std::slice::from_ref(&i), &mut w);
+            assert_eq!(w.buf, hex(want), "{i:?}");
+            assert_eq!(Instruction::decode_list(&hex(want)), Ok(vec![i]));
+        }
+    }
+}

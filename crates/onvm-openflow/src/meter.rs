@@ -352,3 +352,89 @@ impl MeterFeatures {
         w.zeros(2);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::tests::{hex, round_trip};
+    use crate::*;
+
+    /// `ofp_meter_mod` with a drop and a DSCP remark band, as the spec lays them out.
+    #[test]
+    fn meter_mod_layout() {
+        let m = Message::MeterMod(MeterMod {
+            command: MeterModCommand::Add,
+            flags: ofpmf::PKTPS | ofpmf::BURST,
+            meter_id: 1,
+            bands: vec![
+                MeterBand {
+                    kind: MeterBandKind::Drop,
+                    rate: 1000,
+                    burst_size: 100,
+                },
+                MeterBand {
+                    kind: MeterBandKind::DscpRemark { prec_level: 2 },
+                    rate: 10,
+                    burst_size: 0,
+                },
+            ],
+        });
+        let want = hex("04 1d 00 30 00 00 00 05  00 00 00 06 00 00 00 01
+             00 01 00 10 00 00 03 e8 00 00 00 64 00 00 00 00
+             00 02 00 10 00 00 00 0a 00 00 00 00 02 00 00 00");
+        assert_eq!(round_trip(&m, 5), want);
+    }
+
+    #[test]
+    fn meter_stats_config_and_features_layouts() {
+        let stats = Message::MultipartReply(MultipartReply {
+            flags: OFPMPF_MORE,
+            body: MultipartReplyBody::Meter(vec![MeterStats {
+                meter_id: 1,
+                flow_count: 2,
+                packet_in_count: 3,
+                byte_in_count: 4,
+                duration_sec: 5,
+                duration_nsec: 6,
+                band_stats: vec![MeterBandStats {
+                    packet_band_count: 7,
+                    byte_band_count: 8,
+                }],
+            }]),
+        });
+        let want = hex("04 13 00 48 00 00 00 01  00 09 00 01 00 00 00 00
+             00 00 00 01 00 38 00 00 00 00 00 00 00 00 00 02
+             00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 04
+             00 00 00 05 00 00 00 06
+             00 00 00 00 00 00 00 07 00 00 00 00 00 00 00 08");
+        assert_eq!(round_trip(&stats, 1), want);
+        let config = Message::MultipartReply(MultipartReply {
+            flags: 0,
+            body: MultipartReplyBody::MeterConfig(vec![MeterConfig {
+                flags: ofpmf::KBPS,
+                meter_id: 3,
+                bands: vec![MeterBand {
+                    kind: MeterBandKind::Drop,
+                    rate: 1,
+                    burst_size: 2,
+                }],
+            }]),
+        });
+        let want = hex("04 13 00 28 00 00 00 01  00 0a 00 00 00 00 00 00
+             00 18 00 01 00 00 00 03
+             00 01 00 10 00 00 00 01 00 00 00 02 00 00 00 00");
+        assert_eq!(round_trip(&config, 1), want);
+        let features = Message::MultipartReply(MultipartReply {
+            flags: 0,
+            body: MultipartReplyBody::MeterFeatures(MeterFeatures {
+                max_meter: 1024,
+                band_types: 6,
+                capabilities: 0xf,
+                max_bands: 2,
+                max_color: 0,
+            }),
+        });
+        let want = hex("04 13 00 20 00 00 00 01  00 0b 00 00 00 00 00 00
+             00 00 04 00 00 00 00 06 00 00 00 0f 02 00 00 00");
+        assert_eq!(round_trip(&features, 1), want);
+    }
+}

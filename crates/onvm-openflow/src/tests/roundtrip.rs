@@ -71,21 +71,73 @@ fn all_actions() -> Vec<Action> {
         max_len: ofpcml::NO_BUFFER,
     })
     .collect();
+    v.extend([
+        Action::SetQueue(3),
+        Action::Group(OFPG_MAX),
+        Action::CopyTtlOut,
+        Action::CopyTtlIn,
+        Action::SetNwTtl(64),
+        Action::DecNwTtl,
+    ]);
+    let mac = |b| [2, 0, 0, 0, 0, b];
+    let v6 = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 7);
     v.extend(
         [
-            SetField::EthDst([2, 0, 0, 0, 0, 9]),
-            SetField::EthSrc([2, 0, 0, 0, 0, 8]),
+            SetField::EthDst(mac(9)),
+            SetField::EthSrc(mac(8)),
+            SetField::TunnelId(u64::MAX),
+            SetField::VlanVid(0xfff),
+            SetField::VlanPcp(7),
+            SetField::IpDscp(63),
+            SetField::IpEcn(3),
             SetField::Ipv4Src(Ipv4Addr::new(1, 2, 3, 4)),
             SetField::Ipv4Dst(Ipv4Addr::new(5, 6, 7, 8)),
             SetField::Ipv6Src(Ipv6Addr::LOCALHOST),
             SetField::Ipv6Dst(Ipv6Addr::UNSPECIFIED),
+            SetField::Ipv6Flabel(0xfffff),
             SetField::TcpSrc(1),
             SetField::TcpDst(2),
             SetField::UdpSrc(3),
             SetField::UdpDst(4),
+            SetField::SctpSrc(5),
+            SetField::SctpDst(6),
+            SetField::Icmpv4Type(8),
+            SetField::Icmpv4Code(1),
+            SetField::Icmpv6Type(128),
+            SetField::Icmpv6Code(2),
+            SetField::ArpOp(2),
+            SetField::ArpSpa(Ipv4Addr::new(10, 0, 0, 1)),
+            SetField::ArpTpa(Ipv4Addr::new(10, 0, 0, 2)),
+            SetField::ArpSha(mac(1)),
+            SetField::ArpTha(mac(2)),
+            SetField::Ipv6NdTarget(v6),
+            SetField::Ipv6NdSll(mac(3)),
+            SetField::Ipv6NdTll(mac(4)),
+            SetField::MplsLabel(0xfffff),
+            SetField::MplsTc(7),
+            SetField::MplsBos(1),
         ]
         .map(Action::SetField),
     );
+    // Pushes and pops last, each followed by what it makes possible: a flow keeps
+    // these whatever its match (see `flow_mod_matching`).
+    v.extend([
+        Action::PushVlan(ETH_TYPE_VLAN),
+        Action::SetField(SetField::VlanVid(0)),
+        Action::PushVlan(ETH_TYPE_VLAN_QINQ),
+        Action::SetField(SetField::VlanPcp(0)),
+        Action::PushMpls(ETH_TYPE_MPLS),
+        Action::SetField(SetField::MplsLabel(16)),
+        Action::SetMplsTtl(9),
+        Action::DecMplsTtl,
+        Action::PushMpls(ETH_TYPE_MPLS_MCAST),
+        Action::PopMpls(ETH_TYPE_MPLS),
+        Action::PopMpls(ETH_TYPE_IPV4),
+        Action::SetField(SetField::IpDscp(1)),
+        Action::DecNwTtl,
+        Action::PopVlan,
+        Action::PopVlan,
+    ]);
     v
 }
 
@@ -95,8 +147,18 @@ fn flow_mod(command: FlowModCommand) -> FlowMod {
 
 /// A flow mod using every instruction, and every action its match allows.
 fn flow_mod_matching(command: FlowModCommand, match_: Match) -> FlowMod {
-    let mut actions = all_actions();
-    actions.retain(|a| !matches!(a, Action::SetField(f) if !f.prereqs_met(&match_)));
+    let mut instructions = vec![
+        Instruction::ClearActions,
+        Instruction::WriteActions(vec![Action::Output { port: 4, max_len: 0 }]),
+        Instruction::ApplyActions(all_actions()),
+        Instruction::WriteMetadata {
+            metadata: 0xab00,
+            mask: 0xff00,
+        },
+        Instruction::Meter(OFPM_MAX),
+        Instruction::GotoTable(2),
+    ];
+    super::strategy::keep_consistent(&match_, &mut instructions);
     FlowMod {
         cookie: 0xdead_beef,
         cookie_mask: u64::MAX,
@@ -110,13 +172,31 @@ fn flow_mod_matching(command: FlowModCommand, match_: Match) -> FlowMod {
         out_group: OFPG_ANY,
         flags: ofpff::SEND_FLOW_REM | ofpff::CHECK_OVERLAP | ofpff::RESET_COUNTS,
         match_,
-        instructions: vec![
-            Instruction::ClearActions,
-            Instruction::WriteActions(vec![Action::Output { port: 4, max_len: 0 }]),
-            Instruction::ApplyActions(actions),
-            Instruction::GotoTable(2),
-        ],
+        instructions,
     }
+}
+
+/// Every action and every settable field, in a PACKET_OUT (which has no match to
+/// check them against) and, where its match allows, in a FLOW_MOD.
+#[test]
+fn every_action_round_trips() {
+    let actions = all_actions();
+    let out = Message::PacketOut(PacketOut {
+        buffer_id: OFP_NO_BUFFER,
+        in_port: ofpp::CONTROLLER,
+        actions: actions.clone(),
+        data: vec![],
+    });
+    round_trip(&out, 1);
+    // After the pushes, every set-field of the list is kept over the widest matches.
+    let Instruction::ApplyActions(kept) = &flow_mod_matching(FlowModCommand::Add, Match::default()).instructions[2]
+    else {
+        panic!("apply-actions moved")
+    };
+    assert!(kept.contains(&Action::SetField(SetField::VlanVid(0))), "{kept:?}");
+    assert!(kept.contains(&Action::SetField(SetField::MplsLabel(16))), "{kept:?}");
+    assert!(kept.contains(&Action::SetField(SetField::IpDscp(1))), "{kept:?}");
+    assert!(!kept.contains(&Action::SetField(SetField::TcpSrc(1))), "{kept:?}");
 }
 
 #[test]
@@ -271,6 +351,13 @@ fn multipart_requests() {
         MultipartRequestBody::Table,
         MultipartRequestBody::PortStats { port_no: ofpp::ANY },
         MultipartRequestBody::PortDesc,
+        MultipartRequestBody::Group { group_id: OFPG_ALL },
+        MultipartRequestBody::Group { group_id: 7 },
+        MultipartRequestBody::GroupDesc,
+        MultipartRequestBody::GroupFeatures,
+        MultipartRequestBody::Meter { meter_id: OFPM_ALL },
+        MultipartRequestBody::MeterConfig { meter_id: 1 },
+        MultipartRequestBody::MeterFeatures,
     ] {
         round_trip(&Message::MultipartRequest(MultipartRequest { flags: 0, body }), 5);
     }
@@ -334,6 +421,95 @@ fn multipart_replies() {
         (
             0,
             MultipartReplyBody::PortDesc(vec![port(1, "eth0"), port(0x1001, "firewall")]),
+        ),
+        (
+            OFPMPF_MORE,
+            MultipartReplyBody::Group(vec![
+                GroupStats {
+                    group_id: 1,
+                    ref_count: 2,
+                    packet_count: 3,
+                    byte_count: 4,
+                    duration_sec: 5,
+                    duration_nsec: 6,
+                    bucket_stats: vec![
+                        BucketCounter {
+                            packet_count: 7,
+                            byte_count: 8,
+                        };
+                        3
+                    ],
+                },
+                GroupStats::default(),
+            ]),
+        ),
+        (0, MultipartReplyBody::Group(vec![])),
+        (
+            0,
+            MultipartReplyBody::GroupDesc(vec![
+                GroupDesc {
+                    kind: GroupType::Select,
+                    group_id: 1,
+                    buckets: select_group().buckets,
+                },
+                GroupDesc {
+                    kind: GroupType::All,
+                    group_id: 2,
+                    buckets: vec![],
+                },
+            ]),
+        ),
+        (
+            0,
+            MultipartReplyBody::GroupFeatures(GroupFeatures {
+                types: 0xf,
+                capabilities: ofpgfc::SELECT_WEIGHT | ofpgfc::CHAINING,
+                max_groups: [1, 2, 3, 4],
+                actions: [1 << ofpat::OUTPUT, 2, 3, 1 << ofpat::GROUP],
+            }),
+        ),
+        (
+            OFPMPF_MORE,
+            MultipartReplyBody::Meter(vec![
+                MeterStats {
+                    meter_id: 1,
+                    flow_count: 2,
+                    packet_in_count: 3,
+                    byte_in_count: 4,
+                    duration_sec: 5,
+                    duration_nsec: 6,
+                    band_stats: vec![MeterBandStats {
+                        packet_band_count: 7,
+                        byte_band_count: 8,
+                    }],
+                },
+                MeterStats::default(),
+            ]),
+        ),
+        (
+            0,
+            MultipartReplyBody::MeterConfig(vec![
+                MeterConfig {
+                    flags: ofpmf::PKTPS | ofpmf::BURST,
+                    meter_id: 1,
+                    bands: meter_mod().bands,
+                },
+                MeterConfig {
+                    flags: 0,
+                    meter_id: 2,
+                    bands: vec![],
+                },
+            ]),
+        ),
+        (
+            0,
+            MultipartReplyBody::MeterFeatures(MeterFeatures {
+                max_meter: 1024,
+                band_types: 1 << ofpmbt::DROP | 1 << ofpmbt::DSCP_REMARK,
+                capabilities: u32::from(ofpmf::ALL),
+                max_bands: 4,
+                max_color: 8,
+            }),
         ),
     ] {
         round_trip(&Message::MultipartReply(MultipartReply { flags, body }), 6);
@@ -490,4 +666,98 @@ fn prerequisites_may_come_after_the_field() {
         ..Match::default()
     };
     assert_eq!(m.check_prereqs(), Ok(()));
+}
+
+/// A select group of three weighted buckets, one watching a port.
+fn select_group() -> GroupMod {
+    let out = |port| Action::Output { port, max_len: 0 };
+    GroupMod {
+        command: GroupModCommand::Add,
+        kind: GroupType::Select,
+        group_id: 1,
+        buckets: vec![
+            Bucket {
+                weight: 50,
+                watch_port: ofpp::ANY,
+                watch_group: OFPG_ANY,
+                actions: vec![Action::SetField(SetField::EthDst([2, 0, 0, 0, 0, 1])), out(1)],
+            },
+            Bucket {
+                weight: 30,
+                watch_port: 2,
+                watch_group: OFPG_ANY,
+                actions: vec![out(2)],
+            },
+            Bucket {
+                weight: 20,
+                watch_port: ofpp::ANY,
+                watch_group: OFPG_ANY,
+                actions: vec![Action::PushVlan(ETH_TYPE_VLAN), Action::Group(7)],
+            },
+        ],
+    }
+}
+
+fn meter_mod() -> MeterMod {
+    MeterMod {
+        command: MeterModCommand::Add,
+        flags: ofpmf::PKTPS | ofpmf::BURST | ofpmf::STATS,
+        meter_id: 1,
+        bands: vec![
+            MeterBand {
+                kind: MeterBandKind::Drop,
+                rate: 1000,
+                burst_size: 100,
+            },
+            MeterBand {
+                kind: MeterBandKind::DscpRemark { prec_level: 1 },
+                rate: 500,
+                burst_size: 50,
+            },
+        ],
+    }
+}
+
+#[test]
+fn group_mods() {
+    round_trip(&Message::GroupMod(select_group()), 9);
+    for (command, kind, group_id, buckets) in [
+        (GroupModCommand::Modify, GroupType::All, 2, select_group().buckets),
+        (
+            GroupModCommand::Add,
+            GroupType::Indirect,
+            OFPG_MAX,
+            select_group().buckets[..1].to_vec(),
+        ),
+        (GroupModCommand::Add, GroupType::FastFailover, 3, select_group().buckets),
+        (GroupModCommand::Delete, GroupType::All, OFPG_ALL, vec![]),
+        (GroupModCommand::Add, GroupType::All, 0, vec![]),
+    ] {
+        let g = GroupMod {
+            command,
+            kind,
+            group_id,
+            buckets,
+        };
+        round_trip(&Message::GroupMod(g), 9);
+    }
+}
+
+#[test]
+fn meter_mods() {
+    round_trip(&Message::MeterMod(meter_mod()), 10);
+    for (command, flags, meter_id) in [
+        (MeterModCommand::Modify, ofpmf::KBPS, OFPM_MAX),
+        (MeterModCommand::Add, 0, OFPM_CONTROLLER),
+        (MeterModCommand::Add, ofpmf::KBPS, OFPM_SLOWPATH),
+        (MeterModCommand::Delete, 0, OFPM_ALL),
+    ] {
+        let m = MeterMod {
+            command,
+            flags,
+            meter_id,
+            bands: vec![],
+        };
+        round_trip(&Message::MeterMod(m), 10);
+    }
 }

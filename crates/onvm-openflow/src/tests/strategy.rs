@@ -379,6 +379,12 @@ fn multipart_request() -> impl Strategy<Value = MultipartRequest> {
         any::<u32>().prop_map(|port_no| MultipartRequestBody::PortStats { port_no }),
         Just(MultipartRequestBody::PortDesc),
         Just(MultipartRequestBody::TableFeatures),
+        any::<u32>().prop_map(|group_id| MultipartRequestBody::Group { group_id }),
+        Just(MultipartRequestBody::GroupDesc),
+        Just(MultipartRequestBody::GroupFeatures),
+        any::<u32>().prop_map(|meter_id| MultipartRequestBody::Meter { meter_id }),
+        any::<u32>().prop_map(|meter_id| MultipartRequestBody::MeterConfig { meter_id }),
+        Just(MultipartRequestBody::MeterFeatures),
     ];
     (prop::sample::select(vec![0, OFPMPF_MORE]), body).prop_map(|(flags, body)| MultipartRequest { flags, body })
 }
@@ -419,6 +425,27 @@ fn multipart_reply() -> impl Strategy<Value = MultipartReply> {
         vec(port_stats(), 0..4).prop_map(MultipartReplyBody::PortStats),
         vec(port(), 0..4).prop_map(MultipartReplyBody::PortDesc),
         vec(table_features(), 0..3).prop_map(MultipartReplyBody::TableFeatures),
+        vec(group_stats(), 0..3).prop_map(MultipartReplyBody::Group),
+        vec(group_desc(), 0..3).prop_map(MultipartReplyBody::GroupDesc),
+        any::<(u32, u32, [u32; 4], [u32; 4])>().prop_map(|(types, capabilities, max_groups, actions)| {
+            MultipartReplyBody::GroupFeatures(GroupFeatures {
+                types,
+                capabilities,
+                max_groups,
+                actions,
+            })
+        }),
+        vec(meter_stats(), 0..3).prop_map(MultipartReplyBody::Meter),
+        vec(meter_config(), 0..3).prop_map(MultipartReplyBody::MeterConfig),
+        any::<(u32, u32, u32, u8, u8)>().prop_map(|(max_meter, band_types, capabilities, max_bands, max_color)| {
+            MultipartReplyBody::MeterFeatures(MeterFeatures {
+                max_meter,
+                band_types,
+                capabilities,
+                max_bands,
+                max_color,
+            })
+        }),
     ];
     (prop::sample::select(vec![0, OFPMPF_MORE]), body).prop_map(|(flags, body)| MultipartReply { flags, body })
 }
@@ -533,7 +560,145 @@ pub(crate) fn message() -> impl Strategy<Value = Message> {
         Just(Message::GetAsyncRequest),
         async_config().prop_map(Message::GetAsyncReply),
         async_config().prop_map(Message::SetAsync),
+        group_mod().prop_map(Message::GroupMod),
+        meter_mod().prop_map(Message::MeterMod),
     ]
+}
+
+fn group_type() -> impl Strategy<Value = GroupType> {
+    prop::sample::select(vec![
+        GroupType::All,
+        GroupType::Select,
+        GroupType::Indirect,
+        GroupType::FastFailover,
+    ])
+}
+
+pub(crate) fn bucket() -> impl Strategy<Value = Bucket> {
+    (any::<(u16, u32, u32)>(), vec(action(), 0..3)).prop_map(|((weight, watch_port, watch_group), actions)| Bucket {
+        weight,
+        watch_port,
+        watch_group,
+        actions,
+    })
+}
+
+/// Group mods a switch accepts: ids in range (OFPG_ALL for deletes), one bucket at
+/// most in an indirect group that is not deleted.
+pub(crate) fn group_mod() -> impl Strategy<Value = GroupMod> {
+    let command = prop::sample::select(vec![
+        GroupModCommand::Add,
+        GroupModCommand::Modify,
+        GroupModCommand::Delete,
+    ]);
+    (command, group_type(), 0..=OFPG_MAX, any::<bool>(), vec(bucket(), 0..4)).prop_map(
+        |(command, kind, group_id, all, mut buckets)| {
+            let deletes = command == GroupModCommand::Delete;
+            if kind == GroupType::Indirect && !deletes {
+                buckets.truncate(1);
+            }
+            GroupMod {
+                command,
+                kind,
+                group_id: if deletes && all { OFPG_ALL } else { group_id },
+                buckets,
+            }
+        },
+    )
+}
+
+fn meter_band() -> impl Strategy<Value = MeterBand> {
+    let kind = prop_oneof![
+        Just(MeterBandKind::Drop),
+        any::<u8>().prop_map(|prec_level| MeterBandKind::DscpRemark { prec_level }),
+    ];
+    (kind, any::<u32>(), any::<u32>()).prop_map(|(kind, rate, burst_size)| MeterBand { kind, rate, burst_size })
+}
+
+/// Meter mods a switch accepts: known flags, not both KBPS and PKTPS but in a
+/// delete, ids of a meter (virtual ones included; OFPM_ALL for deletes).
+pub(crate) fn meter_mod() -> impl Strategy<Value = MeterMod> {
+    let command = prop::sample::select(vec![
+        MeterModCommand::Add,
+        MeterModCommand::Modify,
+        MeterModCommand::Delete,
+    ]);
+    let id = prop_oneof![
+        4 => 1..=OFPM_MAX,
+        1 => prop::sample::select(vec![OFPM_SLOWPATH, OFPM_CONTROLLER, OFPM_ALL]),
+    ];
+    (command, 0..=ofpmf::ALL, id, vec(meter_band(), 0..4)).prop_map(|(command, mut flags, mut meter_id, bands)| {
+        if command != MeterModCommand::Delete {
+            if flags & ofpmf::KBPS != 0 {
+                flags &= !ofpmf::PKTPS;
+            }
+            if meter_id == OFPM_ALL {
+                meter_id = OFPM_MAX;
+            }
+        }
+        MeterMod {
+            command,
+            flags,
+            meter_id,
+            bands,
+        }
+    })
+}
+
+fn group_stats() -> impl Strategy<Value = GroupStats> {
+    (any::<(u32, u32, u64, u64, u32, u32)>(), vec(any::<(u64, u64)>(), 0..4)).prop_map(
+        |((group_id, ref_count, packet_count, byte_count, duration_sec, duration_nsec), b)| GroupStats {
+            group_id,
+            ref_count,
+            packet_count,
+            byte_count,
+            duration_sec,
+            duration_nsec,
+            bucket_stats: b
+                .into_iter()
+                .map(|(packet_count, byte_count)| BucketCounter {
+                    packet_count,
+                    byte_count,
+                })
+                .collect(),
+        },
+    )
+}
+
+fn group_desc() -> impl Strategy<Value = GroupDesc> {
+    (group_type(), any::<u32>(), vec(bucket(), 0..3)).prop_map(|(kind, group_id, buckets)| GroupDesc {
+        kind,
+        group_id,
+        buckets,
+    })
+}
+
+fn meter_stats() -> impl Strategy<Value = MeterStats> {
+    (any::<(u32, u32, u64, u64, u32, u32)>(), vec(any::<(u64, u64)>(), 0..4)).prop_map(
+        |((meter_id, flow_count, packet_in_count, byte_in_count, duration_sec, duration_nsec), b)| MeterStats {
+            meter_id,
+            flow_count,
+            packet_in_count,
+            byte_in_count,
+            duration_sec,
+            duration_nsec,
+            band_stats: b
+                .into_iter()
+                .map(|(packet_band_count, byte_band_count)| MeterBandStats {
+                    packet_band_count,
+                    byte_band_count,
+                })
+                .collect(),
+        },
+    )
+}
+
+fn meter_config() -> impl Strategy<Value = MeterConfig> {
+    (any::<(u16, u32)>(), vec(meter_band(), 0..4)).prop_map(|((flags, meter_id), bands)| MeterConfig {
+        flags,
+        meter_id,
+        bands,
+    })
 }
 
 fn async_config() -> impl Strategy<Value = AsyncConfig> {
