@@ -397,6 +397,60 @@ mod tests {
     }
 
     #[test]
+    fn crc32c_check_values() {
+        // The CRC catalogue's check value, and RFC 3720 B.4 (32 zero bytes: sent as
+        // aa 36 91 8a, the little-endian bytes of 0x8a9136aa).
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(crc32c(&[0; 32]), 0x8a91_36aa);
+        assert_eq!(crc32c(&[0xff; 32]), 0x62a8_ab43);
+        assert_eq!(crc32c(&[]), 0);
+    }
+
+    #[test]
+    fn sctp_crc_is_fixed_and_verified() {
+        for v6 in [false, true] {
+            let good = crate::test_util::sctp(v6);
+            let field = if v6 { 54 + 8 } else { 34 + 8 };
+            let mut data = good[field - 8..].to_vec();
+            data[8..12].fill(0);
+            assert_eq!(&good[field..field + 4], &crc32c(&data).to_le_bytes());
+            assert_eq!(verify_checksums(&good), Ok(true));
+            for i in [field, field + 3, good.len() - 1] {
+                let mut bad = good.clone();
+                bad[i] ^= 1;
+                assert_eq!(verify_checksums(&bad), Ok(false), "byte {i}");
+                if i != good.len() - 1 {
+                    fix_checksums(&mut bad).unwrap();
+                    assert_eq!(bad, good);
+                }
+            }
+            // Only 4 bytes of SCTP header inside the IP packet.
+            let mut cut = good[..field - 4].to_vec();
+            let (len_at, ip_len) = if v6 { (18, 4u16) } else { (16, 24) };
+            cut[len_at..len_at + 2].copy_from_slice(&ip_len.to_be_bytes());
+            assert!(matches!(
+                verify_checksums(&cut),
+                Err(Error::Truncated { header: "SCTP", .. })
+            ));
+        }
+    }
+
+    proptest! {
+        /// OVS's word-by-word update lands on the full recompute's value.
+        #[test]
+        fn recalc_csum16_matches_recompute(data in proptest::collection::vec(any::<u16>(), 1..20), at in any::<prop::sample::Index>(), new in any::<u16>()) {
+            let bytes: Vec<u8> = data.iter().flat_map(|w| w.to_be_bytes()).collect();
+            let i = at.index(data.len());
+            let mut changed = bytes.clone();
+            changed[2 * i..2 * i + 2].copy_from_slice(&new.to_be_bytes());
+            let sum = internet_checksum(&bytes);
+            // All-zero data is the one case where the full sum is -0 and the update +0.
+            prop_assume!(changed.iter().any(|&b| b != 0));
+            prop_assert_eq!(recalc_csum16(sum, data[i], new), internet_checksum(&changed));
+        }
+    }
+
+    #[test]
     fn rfc1071_example() {
         // RFC 1071 section 3: the words 0001 f203 f4f5 f6f7 sum to ddf2.
         assert_eq!(

@@ -130,4 +130,99 @@ mod test_util {
         )*};
     }
     build!(UdpHeader, TcpHeader, Icmpv4Header, Icmpv6Header);
+
+    pub(crate) const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0xa];
+    pub(crate) const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0xb];
+    pub(crate) const V6_A: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    pub(crate) const V6_B: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+
+    fn eth() -> etherparse::PacketBuilderStep<etherparse::Ethernet2Header> {
+        etherparse::PacketBuilder::ethernet2(MAC_A, MAC_B)
+    }
+
+    /// UDP over IPv4 (TOS 0, TTL `ttl`).
+    pub(crate) fn udp4(ttl: u8) -> Vec<u8> {
+        eth()
+            .ipv4([10, 0, 0, 1], [10, 9, 8, 7], ttl)
+            .udp(1000, 2000)
+            .build(b"hello")
+            .unwrap()
+    }
+
+    /// TCP over IPv6 (hop limit 7).
+    pub(crate) fn tcp6() -> Vec<u8> {
+        eth().ipv6(V6_A, V6_B, 7).tcp(80, 443, 1, 10).build(b"payload").unwrap()
+    }
+
+    /// ICMPv4 / ICMPv6 echo requests.
+    pub(crate) fn icmp4() -> Vec<u8> {
+        eth()
+            .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+            .icmpv4_echo_request(1, 2)
+            .build(b"ping")
+            .unwrap()
+    }
+
+    pub(crate) fn icmp6() -> Vec<u8> {
+        eth()
+            .ipv6(V6_A, V6_B, 9)
+            .icmpv6_echo_request(1, 2)
+            .build(b"ping")
+            .unwrap()
+    }
+
+    /// SCTP (one DATA chunk) over IPv4 or IPv6 with a correct CRC32c.
+    pub(crate) fn sctp(v6: bool) -> Vec<u8> {
+        let mut l4 = vec![0x04, 0xd2, 0x16, 0x2e, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0];
+        l4.extend_from_slice(&[0, 3, 0, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, b'd', b'a', b't', b'a']);
+        let mut v = Vec::new();
+        let proto = etherparse::IpNumber(132);
+        if v6 {
+            eth().ipv6(V6_A, V6_B, 64).write(&mut v, proto, &l4).unwrap();
+        } else {
+            eth()
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .write(&mut v, proto, &l4)
+                .unwrap();
+        }
+        crate::fix_checksums(&mut v).unwrap();
+        v
+    }
+
+    /// A neighbor solicitation (135) or advertisement (136) for `V6_B` with `options`.
+    pub(crate) fn nd(icmp_type: u8, options: &[u8]) -> Vec<u8> {
+        use etherparse::Icmpv6Type;
+        let t = if icmp_type == 135 {
+            Icmpv6Type::NeighborSolicitation
+        } else {
+            Icmpv6Type::NeighborAdvertisement(etherparse::icmpv6::NeighborAdvertisementHeader {
+                router: false,
+                solicited: true,
+                r#override: true,
+            })
+        };
+        let body = [&V6_B[..], options].concat();
+        eth().ipv6(V6_A, V6_B, 255).icmpv6(t).build(&body).unwrap()
+    }
+
+    /// An Ethernet/IPv4 ARP request, padded to 60 bytes.
+    pub(crate) fn arp() -> Vec<u8> {
+        let mut f = [&[0xff; 6][..], &MAC_A, &[0x08, 0x06]].concat();
+        f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&MAC_A);
+        f.extend_from_slice(&[10, 0, 0, 1]);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&[10, 0, 0, 2]);
+        f.resize(60, 0);
+        f
+    }
+
+    /// Every prefix of `frame` (and `frame` with bytes cut off its front), run through
+    /// `op`: whatever it returns, it must not panic.
+    pub(crate) fn truncations(frame: &[u8], mut op: impl FnMut(&mut Vec<u8>)) {
+        for len in 0..=frame.len() {
+            op(&mut frame[..len].to_vec());
+            op(&mut frame[frame.len() - len..].to_vec());
+        }
+    }
 }

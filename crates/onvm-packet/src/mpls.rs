@@ -251,3 +251,258 @@ pub fn pop_mpls_vec(v: &mut Vec<u8>, ether_type: u16) -> Result<()> {
     v.drain(..MPLS_LSE_LEN);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::ETHER_TYPE_ARP;
+    use crate::test_util::{Build, MAC_A, MAC_B, V6_A, V6_B, arp, tcp6, truncations, udp4};
+    use crate::vlan::{TPID_8021AD, TPID_8021Q, push_vlan_vec, set_vlan_vid};
+    use crate::{Headers, verify_checksums};
+    use etherparse::PacketBuilder;
+    use proptest::prelude::*;
+
+    fn lse(label: u32, tc: u8, bos: bool, ttl: u8) -> Lse {
+        Lse { label, tc, bos, ttl }
+    }
+
+    #[test]
+    fn lse_encoding() {
+        let l = lse(0xabcde, 5, true, 200);
+        assert_eq!(l.to_bytes(), [0xab, 0xcd, 0xeb, 200]);
+        assert_eq!(Lse::from_bytes(l.to_bytes()), l);
+        assert_eq!(lse(u32::MAX, 0xff, false, 1).to_bytes(), [0xff, 0xff, 0xfe, 1]);
+    }
+
+    #[test]
+    fn first_label_is_what_ovs_pushes() {
+        // IPv4, DSCP 46 (EF) + ECN 1, TTL 33: label 0, TC = 46 & 7 = 6, TTL 33, BoS.
+        let mut f = PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 33)
+            .udp(1, 2)
+            .build(b"x")
+            .unwrap();
+        f[15] = 0xb9;
+        crate::fix_checksums(&mut f).unwrap();
+        let original = f.clone();
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        assert_eq!(&f[12..14], &[0x88, 0x47]);
+        assert_eq!(outer_lse(&f), Ok(lse(0, 6, true, 33)));
+        assert_eq!(&f[18..], &original[14..]);
+        pop_mpls_vec(&mut f, ETHER_TYPE_IPV4).unwrap();
+        assert_eq!(f, original);
+
+        // IPv6: label 2 (IPv6 explicit null), hop limit copied.
+        let mut f = tcp6();
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS_MCAST).unwrap();
+        assert_eq!(&f[12..14], &[0x88, 0x48]);
+        assert_eq!(outer_lse(&f), Ok(lse(2, 0, true, 7)));
+
+        // Not IP: TTL 64. An IP TTL of 0: 64 as well.
+        let mut f = arp();
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        assert_eq!(outer_lse(&f), Ok(lse(0, 0, true, 64)));
+        pop_mpls_vec(&mut f, ETHER_TYPE_ARP).unwrap();
+        assert_eq!(f, arp());
+        let mut f = udp4(0);
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        assert_eq!(outer_lse(&f), Ok(lse(0, 0, true, 64)));
+    }
+
+    #[test]
+    fn stacks_up_to_three_labels() {
+        let original = udp4(20);
+        let mut f = original.clone();
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        set_mpls_label(&mut f, 1000).unwrap();
+        set_mpls_tc(&mut f, 3).unwrap();
+        let one = f.clone();
+        // Onto a stack: a copy of the outer LSE with BoS cleared.
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        assert_eq!(outer_lse(&f), Ok(lse(1000, 3, false, 20)));
+        assert_eq!(lse_at(&f, 18), Ok(lse(1000, 3, true, 20)));
+        set_mpls_label(&mut f, 2000).unwrap();
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        let three = f.clone();
+        assert_eq!(
+            push_mpls_vec(&mut f, ETHER_TYPE_MPLS),
+            Err(Error::TooManyMplsLabels { labels: 3, max: 2 })
+        );
+        assert_eq!(f, three);
+        assert_eq!(
+            [0, 1, 2].map(|i| lse_at(&f, 14 + 4 * i).unwrap().label),
+            [2000, 2000, 1000]
+        );
+        pop_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        pop_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        assert_eq!(outer_lse(&f), Ok(lse(1000, 3, true, 20)));
+        assert_eq!(f, one);
+        pop_mpls_vec(&mut f, ETHER_TYPE_IPV4).unwrap();
+        assert_eq!(f, original);
+        assert_eq!(verify_checksums(&f), Ok(true));
+        assert_eq!(
+            pop_mpls_vec(&mut f, ETHER_TYPE_IPV4),
+            Err(Error::NotMpls { ether_type: 0x0800 })
+        );
+        assert_eq!(f, original);
+    }
+
+    #[test]
+    fn pop_refuses_a_stack_deeper_than_three() {
+        let mut f = udp4(9);
+        f.splice(12..14, [0x88, 0x47]);
+        for l in [
+            lse(1, 0, false, 1),
+            lse(2, 0, false, 1),
+            lse(3, 0, false, 1),
+            lse(4, 0, true, 1),
+        ]
+        .into_iter()
+        .rev()
+        {
+            f.splice(14..14, l.to_bytes());
+        }
+        let before = f.clone();
+        assert_eq!(
+            pop_mpls_vec(&mut f, ETHER_TYPE_MPLS),
+            Err(Error::TooManyMplsLabels { labels: 4, max: 3 })
+        );
+        assert_eq!(
+            push_mpls_vec(&mut f, ETHER_TYPE_MPLS),
+            Err(Error::TooManyMplsLabels { labels: 3, max: 2 })
+        );
+        assert_eq!(f, before);
+        assert_eq!(payload_at(&f, 14), Ok(30));
+    }
+
+    #[test]
+    fn behind_vlan_tags() {
+        let original = udp4(64);
+        let mut f = original.clone();
+        push_vlan_vec(&mut f, TPID_8021Q).unwrap();
+        set_vlan_vid(&mut f, 7).unwrap();
+        push_vlan_vec(&mut f, TPID_8021AD).unwrap();
+        let tagged = f.clone();
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        // MACs, both tags, then the LSE; the inner tag's EtherType is now MPLS.
+        assert_eq!(&f[..20], &[&tagged[..20], &[0x88, 0x47]].concat()[..20]);
+        assert_eq!(&f[20..22], &[0x88, 0x47]);
+        assert_eq!(outer_lse(&f), Ok(lse(0, 0, true, 64)));
+        assert_eq!(&f[26..], &tagged[22..]);
+        let h = Headers::parse(&f).unwrap();
+        assert_eq!(h.vlan_id(), Some(0));
+        assert_eq!(h.ether_type(), ETHER_TYPE_MPLS);
+        drop(h);
+        pop_mpls_vec(&mut f, ETHER_TYPE_IPV4).unwrap();
+        assert_eq!(f, tagged);
+    }
+
+    #[test]
+    fn field_setters_and_errors() {
+        let mut f = udp4(64);
+        assert_eq!(set_mpls_label(&mut f, 1), Err(Error::NotMpls { ether_type: 0x0800 }));
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        set_mpls_label(&mut f, MPLS_LABEL_MAX).unwrap();
+        set_mpls_tc(&mut f, 7).unwrap();
+        set_mpls_bos(&mut f, 0).unwrap();
+        assert_eq!(outer_lse(&f), Ok(lse(MPLS_LABEL_MAX, 7, false, 64)));
+        set_mpls_bos(&mut f, 1).unwrap();
+        assert!(matches!(
+            set_mpls_label(&mut f, 1 << 20),
+            Err(Error::ValueOutOfRange {
+                field: "MPLS label",
+                ..
+            })
+        ));
+        assert!(matches!(
+            set_mpls_tc(&mut f, 8),
+            Err(Error::ValueOutOfRange { field: "MPLS TC", .. })
+        ));
+        assert!(matches!(
+            set_mpls_bos(&mut f, 2),
+            Err(Error::ValueOutOfRange { field: "MPLS BoS", .. })
+        ));
+        assert_eq!(
+            push_mpls_vec(&mut f, 0x0800),
+            Err(Error::NotMplsEtherType { ether_type: 0x0800 })
+        );
+        let mut bare = f[..14].to_vec();
+        assert!(matches!(outer_lse(&bare), Err(Error::Truncated { header: "MPLS", .. })));
+        assert!(matches!(
+            pop_mpls_vec(&mut bare, 0x0800),
+            Err(Error::Truncated { header: "MPLS", .. })
+        ));
+        assert!(matches!(
+            push_mpls_vec(&mut bare, ETHER_TYPE_MPLS),
+            Err(Error::Truncated { header: "MPLS", .. })
+        ));
+        // An IP frame whose header is cut short: no label is made up for it.
+        let mut cut = udp4(64)[..30].to_vec();
+        assert!(matches!(
+            push_mpls_vec(&mut cut, ETHER_TYPE_MPLS),
+            Err(Error::Truncated { header: "IPv4", .. })
+        ));
+        assert_eq!(cut.len(), 30);
+    }
+
+    #[test]
+    fn truncated_frames_never_panic() {
+        let mut f = PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv6(V6_A, V6_B, 5)
+            .udp(1, 2)
+            .build(b"abc")
+            .unwrap();
+        push_vlan_vec(&mut f, TPID_8021Q).unwrap();
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        truncations(&f, |f| {
+            let _ = outer_lse(f);
+            let _ = set_mpls_label(f, 5);
+            let _ = set_mpls_tc(f, 5);
+            let _ = set_mpls_bos(f, 1);
+            let _ = push_mpls_vec(f, ETHER_TYPE_MPLS);
+            let _ = pop_mpls_vec(f, ETHER_TYPE_IPV6);
+            let _ = push_mpls(f, ETHER_TYPE_MPLS);
+            let _ = pop_mpls(f, ETHER_TYPE_MPLS);
+        });
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(
+            mut frame in proptest::collection::vec(any::<u8>(), 0..80),
+            et in prop_oneof![Just(0x8847u16), Just(0x8848), Just(0x8100), Just(0x0800), Just(0x86dd)],
+        ) {
+            if frame.len() >= 14 {
+                frame[12..14].copy_from_slice(&et.to_be_bytes());
+            }
+            let _ = push_mpls_vec(&mut frame.clone(), ETHER_TYPE_MPLS);
+            let _ = pop_mpls_vec(&mut frame.clone(), ETHER_TYPE_IPV4);
+            let _ = set_mpls_label(&mut frame.clone(), 3);
+            let _ = outer_lse(&frame);
+            if let Ok(at) = outer_at(&frame) {
+                let _ = payload_at(&frame, at);
+            }
+        }
+
+        /// Push then pop with the old EtherType gives back any well-formed frame.
+        #[test]
+        fn push_pop_round_trip(ttl in any::<u8>(), tos in any::<u8>(), qinq in any::<bool>(), labels in 1usize..=3) {
+            let mut f = udp4(ttl);
+            f[15] = tos;
+            crate::fix_checksums(&mut f).unwrap();
+            if qinq {
+                push_vlan_vec(&mut f, TPID_8021Q).unwrap();
+                push_vlan_vec(&mut f, TPID_8021AD).unwrap();
+            }
+            let original = f.clone();
+            for _ in 0..labels {
+                push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+            }
+            for i in (0..labels).rev() {
+                pop_mpls_vec(&mut f, if i == 0 { ETHER_TYPE_IPV4 } else { ETHER_TYPE_MPLS }).unwrap();
+            }
+            prop_assert_eq!(f, original);
+        }
+    }
+}

@@ -190,3 +190,198 @@ pub fn copy_ttl_in(frame: &mut [u8]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{ETHER_TYPE_IPV4, ETHER_TYPE_MPLS};
+    use crate::mpls::{outer_lse, pop_mpls_vec, push_mpls_vec};
+    use crate::test_util::{Build, MAC_A, MAC_B, arp, tcp6, truncations, udp4};
+    use crate::vlan::{TPID_8021Q, push_vlan_vec};
+    use crate::{Headers, fix_checksums, verify_checksums};
+    use etherparse::PacketBuilder;
+    use proptest::prelude::*;
+
+    fn ipv4_ttl(f: &[u8]) -> u8 {
+        Headers::parse(f).unwrap().ipv4().unwrap().header().ttl()
+    }
+
+    #[test]
+    fn nw_ttl_decrement() {
+        let mut f = udp4(3);
+        assert_eq!(dec_nw_ttl(&mut f), Ok(2));
+        assert_eq!(verify_checksums(&f), Ok(true));
+        assert_eq!(dec_nw_ttl(&mut f), Ok(1));
+        assert_eq!((ipv4_ttl(&f), verify_checksums(&f)), (1, Ok(true)));
+        // 1 and 0 are invalid TTLs: the frame is left as it is.
+        let before = f.clone();
+        assert_eq!(dec_nw_ttl(&mut f), Err(Error::InvalidTtl { ttl: 1 }));
+        assert_eq!(f, before);
+        let mut zero = udp4(0);
+        let before = zero.clone();
+        assert_eq!(dec_nw_ttl(&mut zero), Err(Error::InvalidTtl { ttl: 0 }));
+        assert_eq!(zero, before);
+        assert_eq!(
+            Error::InvalidTtl { ttl: 1 }.to_string(),
+            "invalid TTL 1: cannot be decremented below 1"
+        );
+
+        let mut v6 = tcp6();
+        assert_eq!(dec_nw_ttl(&mut v6), Ok(6));
+        assert_eq!(Headers::parse(&v6).unwrap().ipv6().unwrap().header().hop_limit(), 6);
+        let mut tagged = udp4(9);
+        push_vlan_vec(&mut tagged, TPID_8021Q).unwrap();
+        assert_eq!(dec_nw_ttl(&mut tagged), Ok(8));
+        assert_eq!(verify_checksums(&tagged), Ok(true));
+        assert_eq!(dec_nw_ttl(&mut arp()), Err(Error::NotIp { ether_type: 0x0806 }));
+    }
+
+    #[test]
+    fn nw_ttl_set() {
+        let mut f = udp4(64);
+        set_nw_ttl(&mut f, 1).unwrap();
+        assert_eq!((ipv4_ttl(&f), verify_checksums(&f)), (1, Ok(true)));
+        set_nw_ttl(&mut f, 255).unwrap();
+        assert_eq!((ipv4_ttl(&f), verify_checksums(&f)), (255, Ok(true)));
+        let mut v6 = tcp6();
+        set_nw_ttl(&mut v6, 0).unwrap();
+        assert_eq!(v6[21], 0);
+        assert_eq!(set_nw_ttl(&mut arp(), 3), Err(Error::NotIp { ether_type: 0x0806 }));
+    }
+
+    proptest! {
+        /// OVS's incremental update writes what a full recompute would.
+        #[test]
+        fn nw_ttl_matches_full_recompute(ttl in 2u8.., new in any::<u8>(), src in any::<[u8; 4]>(), dst in any::<[u8; 4]>()) {
+            let mut f = PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(src, dst, ttl).udp(1, 2).build(&[]).unwrap();
+            prop_assert_eq!(dec_nw_ttl(&mut f), Ok(ttl - 1));
+            let mut recomputed = f.clone();
+            fix_checksums(&mut recomputed).unwrap();
+            prop_assert_eq!(&f, &recomputed);
+            set_nw_ttl(&mut f, new).unwrap();
+            let mut recomputed = f.clone();
+            fix_checksums(&mut recomputed).unwrap();
+            prop_assert_eq!(f, recomputed);
+        }
+    }
+
+    /// An IPv4 frame under `labels` MPLS labels, their TTLs 10, 20, ... from the outside.
+    fn mpls_frame(ip_ttl: u8, labels: usize) -> Vec<u8> {
+        let mut f = udp4(ip_ttl);
+        for i in 0..labels {
+            push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+            set_mpls_ttl(&mut f, 10 * (labels - i) as u8).unwrap();
+        }
+        f
+    }
+
+    #[test]
+    fn mpls_ttl_set_and_decrement() {
+        let mut f = mpls_frame(64, 2);
+        assert_eq!(outer_lse(&f).unwrap().ttl, 10);
+        assert_eq!(dec_mpls_ttl(&mut f), Ok(9));
+        set_mpls_ttl(&mut f, 2).unwrap();
+        assert_eq!(dec_mpls_ttl(&mut f), Ok(1));
+        let before = f.clone();
+        assert_eq!(dec_mpls_ttl(&mut f), Err(Error::InvalidTtl { ttl: 1 }));
+        set_mpls_ttl(&mut f, 0).unwrap();
+        assert_eq!(dec_mpls_ttl(&mut f), Err(Error::InvalidTtl { ttl: 0 }));
+        assert_eq!(&f[18..], &before[18..]);
+        assert_eq!(dec_mpls_ttl(&mut udp4(5)), Err(Error::NotMpls { ether_type: 0x0800 }));
+        assert_eq!(
+            set_mpls_ttl(&mut udp4(5), 1),
+            Err(Error::NotMpls { ether_type: 0x0800 })
+        );
+    }
+
+    #[test]
+    fn copy_ttl_between_ip_and_one_label() {
+        let mut f = mpls_frame(64, 1);
+        assert_eq!(outer_lse(&f).unwrap().ttl, 10);
+        copy_ttl_out(&mut f).unwrap();
+        assert_eq!(outer_lse(&f).unwrap().ttl, 64);
+        set_mpls_ttl(&mut f, 3).unwrap();
+        copy_ttl_in(&mut f).unwrap();
+        pop_mpls_vec(&mut f, ETHER_TYPE_IPV4).unwrap();
+        assert_eq!((ipv4_ttl(&f), verify_checksums(&f)), (3, Ok(true)));
+
+        let mut v6 = tcp6();
+        push_mpls_vec(&mut v6, ETHER_TYPE_MPLS).unwrap();
+        set_mpls_ttl(&mut v6, 99).unwrap();
+        copy_ttl_in(&mut v6).unwrap();
+        assert_eq!(v6[4 + 21], 99);
+        set_mpls_ttl(&mut v6, 1).unwrap();
+        copy_ttl_out(&mut v6).unwrap();
+        assert_eq!(outer_lse(&v6).unwrap().ttl, 99);
+    }
+
+    #[test]
+    fn copy_ttl_between_labels() {
+        let mut f = mpls_frame(64, 3);
+        copy_ttl_out(&mut f).unwrap();
+        assert_eq!([14, 18, 22].map(|at| lse_at(&f, at).unwrap().ttl), [20, 20, 30]);
+        set_mpls_ttl(&mut f, 77).unwrap();
+        copy_ttl_in(&mut f).unwrap();
+        assert_eq!([14, 18, 22].map(|at| lse_at(&f, at).unwrap().ttl), [77, 77, 30]);
+        assert_eq!(&f[26..], &udp4(64)[14..]);
+    }
+
+    #[test]
+    fn copy_ttl_errors() {
+        assert_eq!(copy_ttl_out(&mut udp4(3)), Err(Error::NotMpls { ether_type: 0x0800 }));
+        assert_eq!(copy_ttl_in(&mut udp4(3)), Err(Error::NotMpls { ether_type: 0x0800 }));
+        // An ARP packet under a label has no TTL.
+        let mut f = arp();
+        push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+        assert!(matches!(
+            copy_ttl_out(&mut f),
+            Err(Error::Malformed { header: "MPLS", .. })
+        ));
+        assert!(matches!(
+            copy_ttl_in(&mut f),
+            Err(Error::Malformed { header: "MPLS", .. })
+        ));
+        let mut cut = mpls_frame(5, 1)[..30].to_vec();
+        assert!(matches!(
+            copy_ttl_in(&mut cut),
+            Err(Error::Truncated { header: "IPv4", .. })
+        ));
+        let mut cut = mpls_frame(5, 2)[..20].to_vec();
+        assert!(matches!(
+            copy_ttl_in(&mut cut),
+            Err(Error::Truncated { header: "MPLS", .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_frames_never_panic() {
+        for f in [mpls_frame(9, 1), mpls_frame(9, 2), udp4(9), tcp6()] {
+            truncations(&f, |f| {
+                let _ = set_nw_ttl(f, 1);
+                let _ = dec_nw_ttl(f);
+                let _ = set_mpls_ttl(f, 1);
+                let _ = dec_mpls_ttl(f);
+                let _ = copy_ttl_out(f);
+                let _ = copy_ttl_in(f);
+            });
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(
+            mut frame in proptest::collection::vec(any::<u8>(), 0..100),
+            et in prop_oneof![Just(0x8847u16), Just(0x0800), Just(0x86dd)],
+        ) {
+            if frame.len() >= 14 {
+                frame[12..14].copy_from_slice(&et.to_be_bytes());
+            }
+            let _ = set_nw_ttl(&mut frame.clone(), 1);
+            let _ = dec_nw_ttl(&mut frame.clone());
+            let _ = set_mpls_ttl(&mut frame.clone(), 1);
+            let _ = dec_mpls_ttl(&mut frame.clone());
+            let _ = copy_ttl_out(&mut frame.clone());
+            let _ = copy_ttl_in(&mut frame.clone());
+        }
+    }
+}

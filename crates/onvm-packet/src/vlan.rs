@@ -159,3 +159,160 @@ pub fn pop_vlan_vec(v: &mut Vec<u8>) -> Result<()> {
     v.drain(..VLAN_TAG_LEN);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{tcp6, truncations, udp4};
+    use crate::{Headers, verify_checksums};
+    use etherparse::{LinkExtSlice, SlicedPacket};
+    use proptest::prelude::*;
+
+    /// `(TPID, PCP, DEI, VID)` of each tag etherparse finds, outer first.
+    fn tags(f: &[u8]) -> Vec<(u16, u8, bool, u16)> {
+        let p = SlicedPacket::from_ethernet(f).unwrap();
+        let mut tpid = u16::from_be_bytes([f[12], f[13]]);
+        p.link_exts
+            .iter()
+            .filter_map(|e| match e {
+                LinkExtSlice::Vlan(v) => {
+                    let t = (
+                        tpid,
+                        v.priority_code_point().value(),
+                        v.drop_eligible_indicator(),
+                        v.vlan_identifier().value(),
+                    );
+                    tpid = v.ether_type().0;
+                    Some(t)
+                }
+                LinkExtSlice::Macsec(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn push_then_pop_gives_back_the_frame() {
+        for original in [udp4(64), tcp6()] {
+            let mut f = original.clone();
+            push_vlan_vec(&mut f, TPID_8021Q).unwrap();
+            assert_eq!(f.len(), original.len() + VLAN_TAG_LEN);
+            assert_eq!(&f[..12], &original[..12]);
+            assert_eq!(&f[12..16], &[0x81, 0, 0, 0]);
+            assert_eq!(&f[16..], &original[12..]);
+            assert_eq!(tags(&f), vec![(0x8100, 0, false, 0)]);
+            assert_eq!(verify_checksums(&f), Ok(true));
+            let h = Headers::parse(&f).unwrap();
+            assert_eq!(h.payload(), Headers::parse(&original).unwrap().payload());
+            drop(h);
+            pop_vlan_vec(&mut f).unwrap();
+            assert_eq!(f, original);
+        }
+    }
+
+    #[test]
+    fn qinq_push_pop_and_outer_fields() {
+        let original = udp4(64);
+        let mut f = original.clone();
+        push_vlan_vec(&mut f, TPID_8021Q).unwrap();
+        set_vlan_vid(&mut f, 100).unwrap();
+        set_vlan_pcp(&mut f, 3).unwrap();
+        // As OVS: the new outer tag starts at VID 0, PCP 0, not copied from the inner one.
+        push_vlan_vec(&mut f, TPID_8021AD).unwrap();
+        assert_eq!(tags(&f), vec![(0x88a8, 0, false, 0), (0x8100, 3, false, 100)]);
+        set_vlan_vid(&mut f, 4095).unwrap();
+        set_vlan_pcp(&mut f, 7).unwrap();
+        assert_eq!(tags(&f), vec![(0x88a8, 7, false, 4095), (0x8100, 3, false, 100)]);
+        assert_eq!(outer_vlan(&f), Ok((0x88a8, 0xefff)));
+        assert_eq!(verify_checksums(&f), Ok(true));
+        pop_vlan_vec(&mut f).unwrap();
+        assert_eq!(tags(&f), vec![(0x8100, 3, false, 100)]);
+        pop_vlan_vec(&mut f).unwrap();
+        assert_eq!(f, original);
+        assert_eq!(pop_vlan_vec(&mut f), Err(Error::NoVlanTag));
+        assert_eq!(f, original);
+    }
+
+    #[test]
+    fn push_with_a_tci_and_the_dei_rule() {
+        let mut f = udp4(64);
+        push_vec(&mut f, 4, |f| push_vlan_tci(f, TPID_8021Q, 0xb00a)).unwrap();
+        assert_eq!(tags(&f), vec![(0x8100, 5, true, 10)]);
+        // Setting the same VID writes nothing (OVS commits no change): DEI stays.
+        set_vlan_vid(&mut f, 10).unwrap();
+        assert_eq!(tags(&f), vec![(0x8100, 5, true, 10)]);
+        // A change is written as OVS's pop + push of the tag: DEI cleared.
+        set_vlan_vid(&mut f, 11).unwrap();
+        assert_eq!(tags(&f), vec![(0x8100, 5, false, 11)]);
+    }
+
+    #[test]
+    fn errors() {
+        let mut f = udp4(64);
+        let before = f.clone();
+        assert_eq!(set_vlan_vid(&mut f, 1), Err(Error::NoVlanTag));
+        assert_eq!(set_vlan_pcp(&mut f, 1), Err(Error::NoVlanTag));
+        assert_eq!(outer_vlan(&f), Err(Error::NoVlanTag));
+        assert_eq!(
+            push_vlan_vec(&mut f, 0x0800),
+            Err(Error::NotVlanTpid { ether_type: 0x0800 })
+        );
+        assert_eq!(f, before);
+        push_vlan_vec(&mut f, TPID_8021Q).unwrap();
+        assert_eq!(
+            set_vlan_vid(&mut f, 4096),
+            Err(Error::ValueOutOfRange {
+                field: "VLAN VID",
+                value: 4096,
+                max: 4095
+            })
+        );
+        assert!(matches!(
+            set_vlan_pcp(&mut f, 8),
+            Err(Error::ValueOutOfRange { field: "VLAN PCP", .. })
+        ));
+        let mut short = vec![0u8; 13];
+        assert_eq!(
+            push_vlan_vec(&mut short, TPID_8021Q),
+            Err(Error::TooShortForEthernet { len: 13 })
+        );
+        assert_eq!(short, vec![0u8; 13]);
+        assert_eq!(
+            push_vlan(&mut [0u8; 3], TPID_8021Q),
+            Err(Error::TooShortForEthernet { len: 0 })
+        );
+        assert_eq!(pop_vlan(&mut [0u8; 5]), Err(Error::TooShortForEthernet { len: 5 }));
+        let mut cut = [0u8; 16];
+        cut[12] = 0x81;
+        assert!(matches!(
+            pop_vlan(&mut cut),
+            Err(Error::Truncated { header: "VLAN", .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_frames_never_panic() {
+        let mut tagged = udp4(64);
+        push_vlan_vec(&mut tagged, TPID_8021AD).unwrap();
+        truncations(&tagged, |f| {
+            let _ = push_vlan_vec(f, TPID_8021Q);
+            let _ = pop_vlan_vec(f);
+            let _ = set_vlan_vid(f, 5);
+            let _ = set_vlan_pcp(f, 5);
+            let _ = outer_vlan(f);
+            let _ = push_vlan(f, TPID_8021Q);
+            let _ = pop_vlan(f);
+        });
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(frame in proptest::collection::vec(any::<u8>(), 0..40), vid in any::<u16>(), pcp in any::<u8>()) {
+            let mut f = frame.clone();
+            let _ = push_vlan_vec(&mut f, TPID_8021Q);
+            let _ = set_vlan_vid(&mut f, vid);
+            let _ = set_vlan_pcp(&mut f, pcp);
+            let _ = pop_vlan_vec(&mut f);
+            let _ = pop_vlan_vec(&mut frame.clone());
+        }
+    }
+}
