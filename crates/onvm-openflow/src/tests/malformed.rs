@@ -94,6 +94,45 @@ fn multipart(ty: u16, body: &[u8]) -> Vec<u8> {
     msg(V, ofpt::MULTIPART_REQUEST, 1, &b)
 }
 
+/// A GROUP_MOD of raw buckets.
+fn group_mod(command: u16, ty: u8, group_id: u32, buckets: &[u8]) -> Vec<u8> {
+    let mut body = command.to_be_bytes().to_vec();
+    body.extend_from_slice(&[ty, 0]);
+    body.extend_from_slice(&group_id.to_be_bytes());
+    body.extend_from_slice(buckets);
+    msg(V, ofpt::GROUP_MOD, 1, &body)
+}
+
+/// A bucket of raw actions with the length it says it has.
+fn bucket_of_len(len: u16, actions: &[u8]) -> Vec<u8> {
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(&hex("00 00 ff ff ff ff ff ff ff ff 00 00 00 00"));
+    out.extend_from_slice(actions);
+    out
+}
+
+fn bucket(actions: &[u8]) -> Vec<u8> {
+    bucket_of_len(u16::try_from(16 + actions.len()).unwrap(), actions)
+}
+
+/// A METER_MOD of raw bands.
+fn meter_mod(command: u16, flags: u16, meter_id: u32, bands: &[u8]) -> Vec<u8> {
+    let mut body = command.to_be_bytes().to_vec();
+    body.extend_from_slice(&flags.to_be_bytes());
+    body.extend_from_slice(&meter_id.to_be_bytes());
+    body.extend_from_slice(bands);
+    msg(V, ofpt::METER_MOD, 1, &body)
+}
+
+const DROP_BAND: &str = "00 01 00 10 00 00 03 e8 00 00 00 64 00 00 00 00";
+
+fn multipart_reply(ty: u16, body: &[u8]) -> Vec<u8> {
+    let mut b = ty.to_be_bytes().to_vec();
+    b.extend_from_slice(&[0; 6]);
+    b.extend_from_slice(body);
+    msg(V, ofpt::MULTIPART_REPLY, 1, &b)
+}
+
 const TCP_PREREQS: &str = "80 00 0a 02 08 00  80 00 14 01 06";
 
 fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
@@ -990,6 +1029,198 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             BAD_ACTION,
             ofpbac::MATCH_INCONSISTENT,
         ),
+        // GROUP_MOD.
+        (
+            "group mod cut",
+            msg(V, ofpt::GROUP_MOD, 1, &[0, 0, 1, 0]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "group mod command 3",
+            group_mod(3, ofpgt::ALL, 1, &[]),
+            GROUP_MOD_FAILED,
+            ofpgmfc::BAD_COMMAND,
+        ),
+        (
+            "group mod type 4",
+            group_mod(ofpgc::ADD, 4, 1, &[]),
+            GROUP_MOD_FAILED,
+            ofpgmfc::BAD_TYPE,
+        ),
+        (
+            "group add of OFPG_ALL",
+            group_mod(ofpgc::ADD, ofpgt::ALL, OFPG_ALL, &[]),
+            GROUP_MOD_FAILED,
+            ofpgmfc::INVALID_GROUP,
+        ),
+        (
+            "group modify of a reserved id",
+            group_mod(ofpgc::MODIFY, ofpgt::ALL, OFPG_MAX + 1, &[]),
+            GROUP_MOD_FAILED,
+            ofpgmfc::INVALID_GROUP,
+        ),
+        (
+            "group delete of OFPG_ANY",
+            group_mod(ofpgc::DELETE, ofpgt::ALL, OFPG_ANY, &[]),
+            GROUP_MOD_FAILED,
+            ofpgmfc::INVALID_GROUP,
+        ),
+        (
+            "indirect group of two buckets",
+            group_mod(
+                ofpgc::ADD,
+                ofpgt::INDIRECT,
+                1,
+                &[bucket(&output(1)), bucket(&output(2))].concat(),
+            ),
+            GROUP_MOD_FAILED,
+            ofpgmfc::INVALID_GROUP,
+        ),
+        (
+            "bucket of length 8",
+            group_mod(ofpgc::ADD, ofpgt::ALL, 1, &bucket_of_len(8, &[])[..8]),
+            GROUP_MOD_FAILED,
+            ofpgmfc::BAD_BUCKET,
+        ),
+        (
+            "bucket of length 20",
+            group_mod(ofpgc::ADD, ofpgt::ALL, 1, &bucket_of_len(20, &[0; 4])),
+            GROUP_MOD_FAILED,
+            ofpgmfc::BAD_BUCKET,
+        ),
+        (
+            "bucket past the message",
+            group_mod(ofpgc::ADD, ofpgt::ALL, 1, &bucket_of_len(48, &output(1))),
+            GROUP_MOD_FAILED,
+            ofpgmfc::BAD_BUCKET,
+        ),
+        (
+            "bucket cut in its length",
+            group_mod(ofpgc::ADD, ofpgt::ALL, 1, &[0]),
+            GROUP_MOD_FAILED,
+            ofpgmfc::BAD_BUCKET,
+        ),
+        (
+            "bucket with a PBB action",
+            group_mod(ofpgc::ADD, ofpgt::ALL, 1, &bucket(&hex("00 1b 00 08 00 00 00 00"))),
+            BAD_ACTION,
+            ofpbac::BAD_TYPE,
+        ),
+        (
+            "bucket action past the bucket",
+            group_mod(
+                ofpgc::ADD,
+                ofpgt::ALL,
+                1,
+                &bucket(&hex("00 00 00 18 00 00 00 01 00 00 00 00 00 00 00 00")),
+            ),
+            BAD_ACTION,
+            ofpbac::BAD_LEN,
+        ),
+        (
+            "bucket output to port 0",
+            group_mod(ofpgc::ADD, ofpgt::SELECT, 1, &bucket(&output(0))),
+            BAD_ACTION,
+            ofpbac::BAD_OUT_PORT,
+        ),
+        // METER_MOD.
+        (
+            "meter mod cut",
+            msg(V, ofpt::METER_MOD, 1, &[0, 0, 0, 1, 0, 0]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "meter mod command 3",
+            meter_mod(3, ofpmf::KBPS, 1, &[]),
+            METER_MOD_FAILED,
+            ofpmmfc::BAD_COMMAND,
+        ),
+        (
+            "meter mod flag 0x10",
+            meter_mod(ofpmc::ADD, 0x10, 1, &[]),
+            METER_MOD_FAILED,
+            ofpmmfc::BAD_FLAGS,
+        ),
+        (
+            "meter in kb/s and packets/s",
+            meter_mod(ofpmc::ADD, ofpmf::KBPS | ofpmf::PKTPS, 1, &[]),
+            METER_MOD_FAILED,
+            ofpmmfc::BAD_FLAGS,
+        ),
+        (
+            "meter 0",
+            meter_mod(ofpmc::ADD, ofpmf::KBPS, 0, &[]),
+            METER_MOD_FAILED,
+            ofpmmfc::INVALID_METER,
+        ),
+        (
+            "meter add of OFPM_ALL",
+            meter_mod(ofpmc::ADD, ofpmf::KBPS, OFPM_ALL, &[]),
+            METER_MOD_FAILED,
+            ofpmmfc::INVALID_METER,
+        ),
+        (
+            "meter modify of a reserved id",
+            meter_mod(ofpmc::MODIFY, ofpmf::KBPS, OFPM_MAX + 1, &[]),
+            METER_MOD_FAILED,
+            ofpmmfc::INVALID_METER,
+        ),
+        (
+            "experimenter band",
+            meter_mod(
+                ofpmc::ADD,
+                ofpmf::KBPS,
+                1,
+                &hex("ff ff 00 10 00 00 03 e8 00 00 00 64 00 00 23 20"),
+            ),
+            METER_MOD_FAILED,
+            ofpmmfc::BAD_BAND,
+        ),
+        (
+            "band type 3",
+            meter_mod(
+                ofpmc::ADD,
+                ofpmf::KBPS,
+                1,
+                &hex("00 03 00 10 00 00 03 e8 00 00 00 64 00 00 00 00"),
+            ),
+            METER_MOD_FAILED,
+            ofpmmfc::BAD_BAND,
+        ),
+        (
+            "band of length 8",
+            meter_mod(ofpmc::ADD, ofpmf::KBPS, 1, &hex("00 01 00 08 00 00 03 e8")),
+            METER_MOD_FAILED,
+            ofpmmfc::BAD_BAND,
+        ),
+        (
+            "band of length 24",
+            meter_mod(
+                ofpmc::ADD,
+                ofpmf::KBPS,
+                1,
+                &hex(&format!(
+                    "00 01 00 18 00 00 03 e8 00 00 00 64 00 00 00 00 {}",
+                    "00 ".repeat(8)
+                )),
+            ),
+            METER_MOD_FAILED,
+            ofpmmfc::BAD_BAND,
+        ),
+        (
+            "band cut",
+            meter_mod(ofpmc::ADD, ofpmf::KBPS, 1, &hex(&DROP_BAND[..36])),
+            METER_MOD_FAILED,
+            ofpmmfc::BAD_BAND,
+        ),
+        (
+            "second band cut in its header",
+            meter_mod(ofpmc::ADD, ofpmf::KBPS, 1, &hex(&format!("{DROP_BAND} 00 01"))),
+            METER_MOD_FAILED,
+            ofpmmfc::BAD_BAND,
+        ),
         // PACKET_OUT.
         (
             "packet out actions_len past the end",
@@ -1025,6 +1256,126 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
         (
             "multipart cut header",
             msg(V, ofpt::MULTIPART_REQUEST, 1, &[0, 0, 0]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "group stats request cut",
+            multipart(ofpmp::GROUP, &[0; 4]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "group stats request too long",
+            multipart(ofpmp::GROUP, &[0; 16]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "group desc request with a body",
+            multipart(ofpmp::GROUP_DESC, &[0; 8]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "group features request with a body",
+            multipart(ofpmp::GROUP_FEATURES, &[0; 8]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "meter stats request cut",
+            multipart(ofpmp::METER, &[0; 4]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "meter config request of 12 bytes",
+            multipart(ofpmp::METER_CONFIG, &[0; 12]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "meter features request with a body",
+            multipart(ofpmp::METER_FEATURES, &[0; 8]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "group stats entry of 48 bytes",
+            multipart_reply(ofpmp::GROUP, &[&hex("00 30")[..], &[0; 46]].concat()),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "group stats entry past the reply",
+            multipart_reply(ofpmp::GROUP, &[&hex("00 38")[..], &[0; 38]].concat()),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "group desc entry of 4 bytes",
+            multipart_reply(ofpmp::GROUP_DESC, &hex("00 04 00 00 00 00 00 01")),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "group desc of an unknown type",
+            multipart_reply(ofpmp::GROUP_DESC, &hex("00 08 07 00 00 00 00 01")),
+            GROUP_MOD_FAILED,
+            ofpgmfc::BAD_TYPE,
+        ),
+        (
+            "group desc bucket of length 8",
+            multipart_reply(
+                ofpmp::GROUP_DESC,
+                &[hex("00 18 00 00 00 00 00 01"), bucket_of_len(8, &[])].concat(),
+            ),
+            GROUP_MOD_FAILED,
+            ofpgmfc::BAD_BUCKET,
+        ),
+        (
+            "group features of 36 bytes",
+            multipart_reply(ofpmp::GROUP_FEATURES, &[0; 36]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "group features of 48 bytes",
+            multipart_reply(ofpmp::GROUP_FEATURES, &[0; 48]),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "meter stats entry of 44 bytes",
+            multipart_reply(ofpmp::METER, &[&hex("00 00 00 01 00 2c")[..], &[0; 38]].concat()),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "meter stats cut before its length",
+            multipart_reply(ofpmp::METER, &hex("00 00 00 01 00")),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "meter config entry of 6 bytes",
+            multipart_reply(ofpmp::METER_CONFIG, &hex("00 06 00 00 00 00 00 01")),
+            BAD_REQUEST,
+            ofpbrc::BAD_LEN,
+        ),
+        (
+            "meter config of an experimenter band",
+            multipart_reply(
+                ofpmp::METER_CONFIG,
+                &hex("00 18 00 01 00 00 00 01  ff ff 00 10 00 00 00 01 00 00 00 02 00 00 00 00"),
+            ),
+            METER_MOD_FAILED,
+            ofpmmfc::BAD_BAND,
+        ),
+        (
+            "meter features of 20 bytes",
+            multipart_reply(ofpmp::METER_FEATURES, &[0; 20]),
             BAD_REQUEST,
             ofpbrc::BAD_LEN,
         ),
@@ -1217,6 +1568,86 @@ fn near_misses_are_valid() {
             packet_out(ofpp::CONTROLLER, 16, &output(ofpp::TABLE)),
         ),
         ("packet out from any", packet_out(ofpp::ANY, 0, &[])),
+        ("meter instruction", add_instr(&hex("00 06 00 08 00 00 00 01"))),
+        (
+            "write_metadata",
+            add_instr(&hex("00 02 00 18 00000000 0000000000000001 ffffffffffffffff")),
+        ),
+        ("pop_vlan anywhere", add_instr(&apply(&hex("00 12 00 08 00 00 00 00")))),
+        ("group action", add_instr(&apply(&hex("00 16 00 08 ff ff ff 00")))),
+        ("set_queue", add_instr(&apply(&hex("00 15 00 08 ff ff ff ff")))),
+        (
+            "copy_ttl_in anywhere",
+            add_instr(&apply(&hex("00 0c 00 08 00 00 00 00"))),
+        ),
+        (
+            "set_field vlan_vid after push_vlan",
+            add_instr(&apply(
+                &[hex("00 11 00 08 88 a8 00 00"), set_field("80 00 0c 02 10 05")].concat(),
+            )),
+        ),
+        (
+            "set_field vlan_vid without OFPVID_PRESENT",
+            add_instr_over(TAGGED, &apply(&set_field("80 00 0c 02 00 05"))),
+        ),
+        (
+            "write-actions set vlan_vid after apply-actions push_vlan",
+            add_instr(
+                &[
+                    write(&set_field("80 00 0c 02 10 05")),
+                    apply(&hex("00 11 00 08 81 00 00 00")),
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "set_field mpls_label after push_mpls",
+            add_instr(&apply(
+                &[hex("00 13 00 08 88 48 00 00"), set_field("80 00 44 04 00 0f ff ff")].concat(),
+            )),
+        ),
+        (
+            "set_field ipv4_dst after pop_mpls",
+            add_instr_over(
+                "80 00 0a 02 88 47",
+                &apply(&[hex("00 14 00 08 08 00 00 00"), set_field("80 00 18 04 0a 00 00 01")].concat()),
+            ),
+        ),
+        (
+            "set_field ipv6_nd_tll on an advertisement",
+            add_instr_over(
+                "80 00 0a 02 86 dd  80 00 14 01 3a  80 00 3a 01 88",
+                &apply(&set_field("80 00 42 06 02 00 00 00 00 01")),
+            ),
+        ),
+        (
+            "group delete of OFPG_ALL",
+            group_mod(ofpgc::DELETE, ofpgt::ALL, OFPG_ALL, &[]),
+        ),
+        (
+            "indirect group delete with two buckets",
+            group_mod(
+                ofpgc::DELETE,
+                ofpgt::INDIRECT,
+                1,
+                &[bucket(&output(1)), bucket(&output(2))].concat(),
+            ),
+        ),
+        (
+            "select group of a bucket",
+            group_mod(ofpgc::ADD, ofpgt::SELECT, OFPG_MAX, &bucket(&output(1))),
+        ),
+        ("meter delete of OFPM_ALL", meter_mod(ofpmc::DELETE, 0, OFPM_ALL, &[])),
+        (
+            "meter of the controller",
+            meter_mod(ofpmc::ADD, ofpmf::PKTPS, OFPM_CONTROLLER, &hex(DROP_BAND)),
+        ),
+        ("meter without rate unit", meter_mod(ofpmc::ADD, 0, 1, &hex(DROP_BAND))),
+        (
+            "group stats request",
+            multipart(ofpmp::GROUP, &[0xff, 0xff, 0xff, 0xfc, 0, 0, 0, 0]),
+        ),
+        ("meter features request", multipart(ofpmp::METER_FEATURES, &[])),
     ] {
         assert!(Message::decode(&bytes).is_ok(), "{name}: {:?}", Message::decode(&bytes));
     }
