@@ -38,15 +38,20 @@
 //! # What is covered
 //!
 //! HELLO, ERROR, ECHO, FEATURES, GET/SET_CONFIG, BARRIER, ROLE, SET_ASYNC / GET_ASYNC,
-//! TABLE_MOD, FLOW_MOD (all five
-//! commands), OXM matches on in_port, eth src/dst/type, vlan_vid, ip_proto, IPv4/IPv6
-//! src/dst and TCP/UDP ports (masks where the spec allows them, prerequisites
-//! checked), instructions GOTO_TABLE / WRITE / APPLY / CLEAR_ACTIONS, actions OUTPUT
-//! and SET_FIELD, PACKET_IN, PACKET_OUT, FLOW_REMOVED, PORT_STATUS, and MULTIPART
-//! DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC and TABLE_FEATURES (query only:
-//! `ovs-ofctl` needs it), with requests split by REQ_MORE put back together by a
-//! [`RequestAssembler`]. Anything else gets the
-//! spec's "not supported" error (BAD_TYPE, BAD_MULTIPART, BAD_FIELD, ...).
+//! TABLE_MOD, FLOW_MOD (all five commands), GROUP_MOD and METER_MOD; OXM matches on
+//! every basic field but pbb_isid and ipv6_exthdr (masks where the spec allows them,
+//! prerequisites checked); every instruction (GOTO_TABLE, WRITE_METADATA, WRITE / APPLY
+//! / CLEAR_ACTIONS, METER); every action but the PBB ones (OUTPUT, TTL copies and
+//! decrements, VLAN and MPLS push / pop, SET_QUEUE, GROUP, SET_FIELD of every settable
+//! field, its header guaranteed by the match or a push before it: [`HeaderState`]);
+//! PACKET_IN, PACKET_OUT, FLOW_REMOVED, PORT_STATUS; and MULTIPART DESC, FLOW,
+//! AGGREGATE, TABLE, PORT_STATS, PORT_DESC, TABLE_FEATURES (query only: `ovs-ofctl`
+//! needs it), GROUP, GROUP_DESC, GROUP_FEATURES, METER, METER_CONFIG and
+//! METER_FEATURES, with requests split by REQ_MORE put back together by a
+//! [`RequestAssembler`] and long replies packed into REPLY_MORE parts by
+//! [`MultipartReply::split`]. Anything else gets the spec's "not supported" error
+//! (BAD_TYPE, BAD_MULTIPART, BAD_FIELD, ...). What the codec accepts, the switch may
+//! still refuse: it says which of these it carries out.
 //!
 //! # Interop evidence
 //!
@@ -128,9 +133,9 @@ pub use meter::{
     OFPM_ALL, OFPM_CONTROLLER, OFPM_MAX, OFPM_SLOWPATH, ofpmbt, ofpmc, ofpmf,
 };
 pub use multipart::{
-    AggregateStats, DESC_STR_LEN, Desc, FlowStats, FlowStatsRequest, MAX_ASSEMBLED, MAX_ASSEMBLING, MultipartReply,
-    MultipartReplyBody, MultipartRequest, MultipartRequestBody, OFPMPF_MORE, PortStats, RequestAssembler,
-    SERIAL_NUM_LEN, TableStats, ofpmp,
+    AggregateStats, DESC_STR_LEN, Desc, FlowStats, FlowStatsRequest, MAX_ASSEMBLED, MAX_ASSEMBLING, MAX_REPLY_BODY,
+    MultipartReply, MultipartReplyBody, MultipartRequest, MultipartRequestBody, OFPMPF_MORE, PortStats,
+    RequestAssembler, SERIAL_NUM_LEN, TableStats, ofpmp,
 };
 pub use oxm::{
     ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_MPLS, ETH_TYPE_MPLS_MCAST, ICMPV6_ND_ADVERT,

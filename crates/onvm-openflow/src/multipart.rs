@@ -4,9 +4,13 @@
 //! Supported kinds: DESC, FLOW, AGGREGATE, TABLE, PORT_STATS, PORT_DESC, TABLE_FEATURES
 //! (query only, see `table_features.rs`), GROUP, GROUP_DESC, GROUP_FEATURES (entries in
 //! `group.rs`), METER, METER_CONFIG and METER_FEATURES (entries in `meter.rs`). Any
-//! other kind (QUEUE, EXPERIMENTER) is `OFPBRC_BAD_MULTIPART`. The codec does not split a long reply; an encoder that
-//! would exceed 64 KiB fails ([`crate::EncodeError`]) so the agent splits the entries
-//! itself and sets REPLY_MORE on all parts but the last.
+//! other kind (QUEUE, EXPERIMENTER) is `OFPBRC_BAD_MULTIPART`.
+//!
+//! Encoding a reply never splits it: one over 64 KiB fails ([`crate::EncodeError`]).
+//! The agent either cuts its entries into parts itself (a count per part that fits,
+//! for fixed-size entries) or has [`MultipartReply::split`] pack them by their encoded
+//! size, which entries whose size varies (flows, group descriptions with many buckets,
+//! meter configs) need; either way REPLY_MORE is on all parts but the last.
 
 use crate::error::{ErrorKind, OfpError, ofpbrc, ofpet, ofptffc};
 use crate::group::{GroupDesc, GroupFeatures, GroupStats};
@@ -467,6 +471,68 @@ impl MultipartReply {
             MultipartReplyBody::MeterFeatures(f) => f.encode(w),
         }
     }
+}
+
+/// Most bytes of entries one MULTIPART_REPLY carries: what its 16-bit length leaves
+/// after the message and multipart headers.
+pub const MAX_REPLY_BODY: usize = u16::MAX as usize - MULTIPART_HEAD_LEN;
+
+impl MultipartReply {
+    /// `body` as the replies that carry it (spec 7.3.5): entries packed in order, as
+    /// many per message as fit in [`MAX_REPLY_BODY`] bytes, REPLY_MORE on all parts but
+    /// the last; a body that is not a list, or an empty list, is one reply. An entry
+    /// too large for any message (a group of thousands of buckets) gets a part of its
+    /// own, which then fails to encode ([`crate::EncodeError`]) rather than being cut.
+    pub fn split(body: MultipartReplyBody) -> Vec<MultipartReply> {
+        use MultipartReplyBody as B;
+        match body {
+            B::Flow(v) => pack(v, B::Flow),
+            B::Table(v) => pack(v, B::Table),
+            B::PortStats(v) => pack(v, B::PortStats),
+            B::PortDesc(v) => pack(v, B::PortDesc),
+            B::TableFeatures(v) => pack(v, B::TableFeatures),
+            B::Group(v) => pack(v, B::Group),
+            B::GroupDesc(v) => pack(v, B::GroupDesc),
+            B::Meter(v) => pack(v, B::Meter),
+            B::MeterConfig(v) => pack(v, B::MeterConfig),
+            one @ (B::Desc(_) | B::Aggregate(_) | B::GroupFeatures(_) | B::MeterFeatures(_)) => {
+                vec![MultipartReply { flags: 0, body: one }]
+            }
+        }
+    }
+}
+
+/// Packs `entries` into parts of at most [`MAX_REPLY_BODY`] encoded bytes.
+fn pack<T: Clone>(entries: Vec<T>, wrap: fn(Vec<T>) -> MultipartReplyBody) -> Vec<MultipartReply> {
+    // An entry's size is what it adds to a reply's 8-byte multipart header.
+    let size = |e: &T| {
+        let mut w = Writer::default();
+        MultipartReply {
+            flags: 0,
+            body: wrap(vec![e.clone()]),
+        }
+        .encode(&mut w);
+        w.pos() - (MULTIPART_HEAD_LEN - crate::header::HEADER_LEN)
+    };
+    let mut parts = Vec::new();
+    let (mut part, mut used) = (Vec::new(), 0);
+    for e in entries {
+        let n = size(&e);
+        if !part.is_empty() && used + n > MAX_REPLY_BODY {
+            parts.push(MultipartReply {
+                flags: OFPMPF_MORE,
+                body: wrap(std::mem::take(&mut part)),
+            });
+            used = 0;
+        }
+        used += n;
+        part.push(e);
+    }
+    parts.push(MultipartReply {
+        flags: 0,
+        body: wrap(part),
+    });
+    parts
 }
 
 impl FlowStats {

@@ -761,3 +761,58 @@ fn meter_mods() {
         round_trip(&Message::MeterMod(m), 10);
     }
 }
+
+/// Replies too long for one message are packed into parts by encoded size, each of
+/// which encodes, REPLY_MORE on all but the last, the entries in order.
+#[test]
+fn long_replies_split_into_parts_that_fit() {
+    let groups: Vec<GroupDesc> = (0..300)
+        .map(|i| GroupDesc {
+            kind: GroupType::All,
+            group_id: i,
+            // 1 to 20 buckets: entries of 8 + 32 to 8 + 640 bytes.
+            buckets: vec![select_group().buckets[1].clone(); 1 + i as usize % 20],
+        })
+        .collect();
+    let parts = MultipartReply::split(MultipartReplyBody::GroupDesc(groups.clone()));
+    assert!(parts.len() > 1, "{} parts", parts.len());
+    let entries = |p: &MultipartReply| match &p.body {
+        MultipartReplyBody::GroupDesc(g) => g.clone(),
+        _ => panic!("kind changed"),
+    };
+    let mut back = Vec::new();
+    for (k, part) in parts.iter().enumerate() {
+        let bytes = round_trip(&Message::MultipartReply(part.clone()), 1);
+        assert_eq!(part.flags, if k + 1 < parts.len() { OFPMPF_MORE } else { 0 });
+        // Each part but the last is full: the next entry would not have fitted.
+        if let Some(next) = parts.get(k + 1) {
+            let next_len = 8 + 32 * entries(next)[0].buckets.len();
+            assert!(
+                bytes.len() - 16 + next_len > MAX_REPLY_BODY,
+                "part {k} of {} bytes",
+                bytes.len()
+            );
+        }
+        back.extend(entries(part));
+    }
+    assert_eq!(back, groups);
+
+    let ports = vec![PortStats::default(); 600];
+    let parts = MultipartReply::split(MultipartReplyBody::PortStats(ports));
+    let sizes: Vec<usize> = parts
+        .iter()
+        .map(|p| match &p.body {
+            MultipartReplyBody::PortStats(v) => v.len(),
+            _ => 0,
+        })
+        .collect();
+    assert_eq!(sizes, [MAX_REPLY_BODY / 112, 600 - MAX_REPLY_BODY / 112]);
+
+    for one in [
+        MultipartReplyBody::Meter(vec![]),
+        MultipartReplyBody::MeterFeatures(MeterFeatures::default()),
+    ] {
+        let parts = MultipartReply::split(one.clone());
+        assert_eq!(parts, [MultipartReply { flags: 0, body: one }]);
+    }
+}
