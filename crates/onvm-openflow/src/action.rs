@@ -392,9 +392,40 @@ impl HeaderState {
         Ok(())
     }
 
-    /// [`HeaderState::step`] over a whole list, in order.
+    /// [`HeaderState::step`] over an action list (APPLY_ACTIONS, PACKET_OUT, a
+    /// bucket), in its order.
     pub fn check_list(&mut self, actions: &[Action]) -> Result<(), OfpError> {
         actions.iter().try_for_each(|a| self.step(a))
+    }
+
+    /// [`HeaderState::step`] over the actions of a WRITE_ACTIONS, in the order the
+    /// action set runs them ([`Action::set_order`]), not the order they were written:
+    /// `write_actions(set_field:vlan_vid, push_vlan)` tags the packet before setting
+    /// its VLAN id.
+    pub fn check_action_set(&mut self, actions: &[Action]) -> Result<(), OfpError> {
+        let mut ordered: Vec<&Action> = actions.iter().collect();
+        ordered.sort_by_key(|a| a.set_order());
+        ordered.into_iter().try_for_each(|a| self.step(a))
+    }
+}
+
+impl Action {
+    /// Where this action runs when the action set is executed (OpenFlow 1.3.5,
+    /// 5.10): copy TTL inwards, pops, push MPLS, push VLAN, copy TTL outwards,
+    /// decrement TTLs, sets, set_queue, group, output. Lower runs first.
+    pub fn set_order(&self) -> u8 {
+        match self {
+            Action::CopyTtlIn => 0,
+            Action::PopVlan | Action::PopMpls(_) => 1,
+            Action::PushMpls(_) => 2,
+            Action::PushVlan(_) => 3,
+            Action::CopyTtlOut => 4,
+            Action::DecMplsTtl | Action::DecNwTtl => 5,
+            Action::SetMplsTtl(_) | Action::SetNwTtl(_) | Action::SetField(_) => 6,
+            Action::SetQueue(_) => 7,
+            Action::Group(_) => 8,
+            Action::Output { .. } => 9,
+        }
     }
 }
 
@@ -687,5 +718,44 @@ mod tests {
         );
         assert_eq!(same, Ok(HeaderState::of(&tcp)));
         assert!(set(SetField::TcpDst(80)).ty() == ofpat::SET_FIELD && SetField::TcpDst(80).prereqs_met(&tcp));
+    }
+
+    /// An action set runs its pushes before its sets whatever order they were
+    /// written in, and its pops before its pushes.
+    #[test]
+    fn action_sets_are_checked_in_the_order_they_run() {
+        let vid = Action::SetField(SetField::VlanVid(10));
+        let untagged = Match::default();
+        let mut h = HeaderState::of(&untagged);
+        assert!(h.check_action_set(&[vid, Action::PushVlan(ETH_TYPE_VLAN)]).is_ok());
+        assert!(h.vlan);
+        let mut h = HeaderState::of(&untagged);
+        let e = h.check_list(&[vid, Action::PushVlan(ETH_TYPE_VLAN)]).unwrap_err();
+        assert_eq!(e.kind.code, ofpbac::MATCH_INCONSISTENT);
+        let tagged = Match {
+            vlan_vid: Some(Masked::exact(OFPVID_PRESENT | 3)),
+            ..Match::default()
+        };
+        let mut h = HeaderState::of(&tagged);
+        let e = h.check_action_set(&[vid, Action::PopVlan]).unwrap_err();
+        assert_eq!(e.kind.code, ofpbac::MATCH_INCONSISTENT);
+        let mut order: Vec<u8> = [
+            Action::Output { port: 1, max_len: 0 },
+            Action::Group(1),
+            Action::SetQueue(1),
+            vid,
+            Action::DecNwTtl,
+            Action::CopyTtlOut,
+            Action::PushVlan(ETH_TYPE_VLAN),
+            Action::PushMpls(ETH_TYPE_MPLS),
+            Action::PopVlan,
+            Action::CopyTtlIn,
+        ]
+        .iter()
+        .map(Action::set_order)
+        .collect();
+        let sorted = order.iter().rev().copied().collect::<Vec<_>>();
+        order.sort();
+        assert_eq!(order, sorted, "listed from last to run to first");
     }
 }

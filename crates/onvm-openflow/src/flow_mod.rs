@@ -151,7 +151,8 @@ impl FlowMod {
 /// delete ignores its instructions, so it is not checked): GOTO_TABLE only forward, and
 /// actions only on headers the packet has. Apply-actions run first and change the
 /// packet the action set then sees, whatever order the instructions come in, so the
-/// write-actions are checked in the state the apply-actions leave.
+/// write-actions are checked in the state the apply-actions leave, and in the order
+/// the action set runs them.
 fn check_instructions(table_id: u8, match_: &Match, instructions: &[Instruction]) -> Result<(), OfpError> {
     if let Some(Instruction::GotoTable(next)) = instructions
         .iter()
@@ -170,7 +171,7 @@ fn check_instructions(table_id: u8, match_: &Match, instructions: &[Instruction]
     }
     for i in instructions {
         if let Instruction::WriteActions(a) = i {
-            state.check_list(a)?;
+            state.check_action_set(a)?;
         }
     }
     Ok(())

@@ -863,6 +863,15 @@ fn cases() -> Vec<(&'static str, Vec<u8>, u16, u16)> {
             ofpbac::MATCH_INCONSISTENT,
         ),
         (
+            "write-actions pop_vlan after set vlan_vid (the pop runs first)",
+            add_instr_over(
+                TAGGED,
+                &write(&[set_field("80 00 0c 02 10 05"), hex("00 12 00 08 00 00 00 00")].concat()),
+            ),
+            BAD_ACTION,
+            ofpbac::MATCH_INCONSISTENT,
+        ),
+        (
             "set_field arp_op over IPv4",
             add_instr_over("80 00 0a 02 08 00", &apply(&set_field("80 00 2a 02 00 01"))),
             BAD_ACTION,
@@ -1599,6 +1608,12 @@ fn near_misses_are_valid() {
                 ]
                 .concat(),
             ),
+        ),
+        (
+            "write-actions set vlan_vid before push_vlan (the set runs after the push)",
+            add_instr(&write(
+                &[set_field("80 00 0c 02 10 05"), hex("00 11 00 08 81 00 00 00")].concat(),
+            )),
         ),
         (
             "set_field mpls_label after push_mpls",

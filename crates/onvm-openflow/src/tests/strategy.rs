@@ -186,16 +186,32 @@ pub(crate) fn action() -> impl Strategy<Value = Action> {
 }
 
 /// Keeps the actions that have their header where they stand (in a flow whose match
-/// is `m`): apply-actions first, then write-actions, as [`HeaderState`] checks them.
+/// is `m`): apply-actions first in their order, then write-actions in the order the
+/// action set runs them, as [`HeaderState`] checks them. (A refused step leaves the
+/// state as it was, so dropping it does not change what follows.)
 pub(crate) fn keep_consistent(m: &Match, instructions: &mut [Instruction]) {
     let mut state = HeaderState::of(m);
-    for write in [false, true] {
-        for i in instructions.iter_mut() {
-            match i {
-                Instruction::ApplyActions(a) if !write => a.retain(|a| state.step(a).is_ok()),
-                Instruction::WriteActions(a) if write => a.retain(|a| state.step(a).is_ok()),
-                _ => {}
-            }
+    for i in instructions.iter_mut() {
+        if let Instruction::ApplyActions(a) = i {
+            a.retain(|a| state.step(a).is_ok());
+        }
+    }
+    for i in instructions.iter_mut() {
+        if let Instruction::WriteActions(a) = i {
+            let mut order: Vec<usize> = (0..a.len()).collect();
+            order.sort_by_key(|&k| a[k].set_order());
+            let fine: Vec<bool> = {
+                let mut fine = vec![false; a.len()];
+                for k in order {
+                    fine[k] = state.step(&a[k]).is_ok();
+                }
+                fine
+            };
+            let mut k = 0;
+            a.retain(|_| {
+                k += 1;
+                fine[k - 1]
+            });
         }
     }
 }
