@@ -79,8 +79,9 @@ pub enum Error {
         ip_proto: u8,
     },
     /// The operation needs an ICMPv6 Neighbor Solicitation or Advertisement (type 135
-    /// or 136, code 0).
-    #[error("not an IPv6 neighbor solicitation/advertisement: ICMPv6 type {icmp_type} code {icmp_code}")]
+    /// or 136, code 0; a source link-layer address only in a solicitation, a target one
+    /// only in an advertisement).
+    #[error("not the IPv6 neighbor discovery message the field belongs to: ICMPv6 type {icmp_type} code {icmp_code}")]
     NotNd {
         /// The ICMPv6 type.
         icmp_type: u8,

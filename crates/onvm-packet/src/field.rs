@@ -9,7 +9,25 @@
 //! neighbor-discovery link-layer option that is absent is not added.
 //!
 //! Every function errors, never panics, on a frame without the header (the variant names
-//! which) and on a value the field cannot hold ([`Error::ValueOutOfRange`]).
+//! which) and on a value the field cannot hold ([`Error::ValueOutOfRange`]); a function
+//! that errors has written nothing.
+//!
+//! # Errors and what OVS does instead
+//!
+//! OVS checks a set_field's prerequisites against each packet and *ignores* the action
+//! when they are unmet (ofproto-dpif-xlate.c `OFPACT_SET_FIELD`: "Set the field only if
+//! the packet actually has it"): so a caller matching OVS treats the "no such header"
+//! errors — [`Error::NotIp`], [`Error::NotArp`], [`Error::NotMpls`], [`Error::NoVlanTag`]
+//! for PCP, [`Error::WrongIpProto`], [`Error::NotTcpUdp`], [`Error::NoL4Header`],
+//! [`Error::NotNd`], [`Error::WrongIpVersion`], [`Error::IpVersionMismatch`] — as "leave
+//! the packet as it is", which it is. Two exceptions:
+//!
+//! - [`Field::VlanVid`] on an untagged frame: its prerequisite is only "Ethernet", and OVS
+//!   pushes an 802.1Q tag carrying the VID (PCP 0) — a length change, so here it is
+//!   [`Error::NoVlanTag`] and the caller grows the frame and calls
+//!   [`crate::push_vlan_tci`]`(frame, 0x8100, vid)`.
+//! - [`Error::ValueOutOfRange`]: OVS refuses such a value when the flow is added
+//!   (`OFPBAC_BAD_SET_ARGUMENT`), so it never reaches a packet.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -230,14 +248,15 @@ pub enum NdOption {
 /// Length of an ND solicitation/advertisement before its options.
 const ND_MSG_LEN: usize = 24;
 
-/// Offset and end of the ND message (ICMPv6 type 135/136, code 0, with its target).
-fn nd_at(frame: &[u8]) -> Result<(usize, usize)> {
+/// Offset and end of the ND message (ICMPv6 type 135 or 136 — `only` one of them if
+/// given — code 0, with its target).
+fn nd_at(frame: &[u8], only: Option<u8>) -> Result<(usize, usize)> {
     let (l4, version, end) = icmp_at(frame)?;
     if version != IpVersion::V6 {
         return Err(Error::WrongIpVersion { need: 6, packet: 4 });
     }
     let (icmp_type, icmp_code) = (frame[l4], frame[l4 + 1]);
-    if !matches!(icmp_type, 135 | 136) || icmp_code != 0 {
+    if !matches!(icmp_type, 135 | 136) || only.is_some_and(|t| t != icmp_type) || icmp_code != 0 {
         return Err(Error::NotNd { icmp_type, icmp_code });
     }
     if l4 + ND_MSG_LEN > end {
@@ -253,7 +272,7 @@ fn nd_at(frame: &[u8]) -> Result<(usize, usize)> {
 /// Sets the target address of a neighbor solicitation/advertisement; the ICMPv6 checksum
 /// is patched (OVS `packet_set_nd` → `packet_set_ipv6_addr`).
 fn set_nd_target(frame: &mut [u8], target: Ipv6Addr) -> Result<()> {
-    let (l4, _) = nd_at(frame)?;
+    let (l4, _) = nd_at(frame, None)?;
     let at = l4 + 8;
     let new = target.octets();
     let mut old = [0; 16];
@@ -265,8 +284,10 @@ fn set_nd_target(frame: &mut [u8], target: Ipv6Addr) -> Result<()> {
     Ok(())
 }
 
-/// Sets the MAC of a neighbor discovery message's source (`Sll`) or target (`Tll`)
-/// link-layer address option, patching the ICMPv6 checksum.
+/// Sets the MAC of a neighbor solicitation's source (`Sll`) or a neighbor
+/// advertisement's target (`Tll`) link-layer address option, patching the ICMPv6
+/// checksum. The other message type is [`Error::NotNd`] (OVS's prerequisites "ND
+/// solicit" / "ND advert": the set_field is ignored there).
 ///
 /// As OVS (`odp_set_nd`, `packet_set_nd`): the options are walked until the first
 /// 8-byte SLL or TLL option, and only that one is looked at; if it is of the other kind,
@@ -274,7 +295,11 @@ fn set_nd_target(frame: &mut [u8], target: Ipv6Addr) -> Result<()> {
 /// walk reproduces OVS's exactly, including its length bookkeeping (after moving to the
 /// next option it subtracts *that* option's length).
 pub fn set_nd_lla(frame: &mut [u8], which: NdOption, mac: MacAddr) -> Result<()> {
-    let (l4, end) = nd_at(frame)?;
+    let only = match which {
+        NdOption::Sll => 135,
+        NdOption::Tll => 136,
+    };
+    let (l4, end) = nd_at(frame, Some(only))?;
     let mut at = l4 + ND_MSG_LEN;
     let mut remain = end - at;
     // OVS reads past the message when its count runs ahead of the walk; here the walk
@@ -597,10 +622,14 @@ mod tests {
     fn nd_options_are_never_added() {
         // No option: nothing added, the frame is unchanged.
         let bare = nd(135, &[]);
-        assert_eq!(set(bare.clone(), &[Field::NdSll([1; 6]), Field::NdTll([1; 6])]), bare);
+        assert_eq!(set(bare.clone(), &[Field::NdSll([1; 6])]), bare);
+        let bare = nd(136, &[]);
+        assert_eq!(set(bare.clone(), &[Field::NdTll([1; 6])]), bare);
         // The first link-layer option is the other kind: OVS stops there.
         let na = nd(136, &[SLL, TLL].concat());
         assert_eq!(set(na.clone(), &[Field::NdTll([1; 6])]), na);
+        let ns = nd(135, &[TLL, SLL].concat());
+        assert_eq!(set(ns.clone(), &[Field::NdSll([1; 6])]), ns);
         // An unknown option before it is skipped.
         let ns = nd(135, &[[14, 1, 0, 0, 0, 0, 0, 0], SLL].concat());
         let f = set(ns, &[Field::NdSll([3; 6])]);
@@ -617,6 +646,21 @@ mod tests {
             set_field(&mut icmp6(), Field::NdTarget(Ipv6Addr::LOCALHOST)),
             Err(Error::NotNd {
                 icmp_type: 128,
+                icmp_code: 0
+            })
+        );
+        // SLL belongs to solicitations, TLL to advertisements.
+        assert_eq!(
+            set_field(&mut nd(136, &TLL), Field::NdSll([0; 6])),
+            Err(Error::NotNd {
+                icmp_type: 136,
+                icmp_code: 0
+            })
+        );
+        assert_eq!(
+            set_field(&mut nd(135, &SLL), Field::NdTll([0; 6])),
+            Err(Error::NotNd {
+                icmp_type: 135,
                 icmp_code: 0
             })
         );
@@ -715,7 +759,10 @@ mod tests {
         for frame in frames {
             truncations(&frame, |f| {
                 for field in every_field() {
-                    let _ = set_field(f, field);
+                    let before = f.clone();
+                    if set_field(f, field).is_err() {
+                        assert_eq!(*f, before, "{field:?} failed but wrote");
+                    }
                 }
             });
         }
@@ -734,7 +781,10 @@ mod tests {
                 if et == 0x86dd { frame[14] = 0x60; frame[20] = proto; }
             }
             for field in every_field() {
-                let _ = set_field(&mut frame.clone(), field);
+                let mut f = frame.clone();
+                if set_field(&mut f, field).is_err() {
+                    prop_assert_eq!(&f, &frame, "{:?} failed but wrote", field);
+                }
             }
         }
 
