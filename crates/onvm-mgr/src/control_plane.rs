@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use onvm_proto::flow::{Expiry, FlowTable, PortNo, Rewrite, Rule};
+use onvm_proto::flow::{Edit, Expiry, FlowTable, PortNo, Rewrite, Rule};
 use onvm_shm::Buf;
 use thiserror::Error;
 
@@ -61,6 +61,10 @@ pub enum Out {
     Flood,
     /// Rewrite a header field (the outputs after it see the new value).
     Set(Rewrite),
+    /// Push or pop a tag or label, set or decrement a TTL.
+    Edit(Edit),
+    /// Through a group.
+    Group(u32),
 }
 
 /// Why [`Switch::inject`] could not send everything.
@@ -113,6 +117,8 @@ pub struct PacketIn {
     pub cookie: u64,
     /// That rule is the table-miss rule (OpenFlow's reason NO_MATCH, else ACTION).
     pub table_miss: bool,
+    /// A TTL decrement found the TTL at 0 or 1 (OpenFlow's reason INVALID_TTL).
+    pub invalid_ttl: bool,
 }
 
 impl PacketIn {
@@ -125,6 +131,7 @@ impl PacketIn {
             table_id: rule.table,
             cookie: rule.cookie,
             table_miss: rule.is_table_miss(),
+            invalid_ttl: false,
         }
     }
 }

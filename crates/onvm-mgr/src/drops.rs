@@ -42,11 +42,21 @@ pub enum DropReason {
     /// A rule or PACKET_OUT output a packet to the physical port it came in on by that
     /// port's number: OpenFlow sends it back only through IN_PORT.
     OutputInPort,
+    /// A meter's drop band: the packet's flow is over the meter's rate.
+    Meter,
+    /// A decrement found the TTL at 0 or 1 and no controller took the packet
+    /// (OpenFlow's invalid TTL).
+    InvalidTtl,
+    /// A group had no live bucket for it (SELECT, FAST_FAILOVER), or is gone.
+    NoLiveBucket,
+    /// A push, pop or TTL action could not be done to this packet: no room in front
+    /// of it for a tag, or no such header (the event says which).
+    BadEdit,
 }
 
 impl DropReason {
     /// Every reason, in the order stats list them.
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::NoRule,
         DropReason::Rule,
         DropReason::Nf,
@@ -63,6 +73,10 @@ impl DropReason {
         DropReason::OverQuota,
         DropReason::RingCorrupt,
         DropReason::OutputInPort,
+        DropReason::Meter,
+        DropReason::InvalidTtl,
+        DropReason::NoLiveBucket,
+        DropReason::BadEdit,
     ];
 
     /// Short name used in stats.
@@ -84,6 +98,10 @@ impl DropReason {
             DropReason::OverQuota => "nf-over-quota",
             DropReason::RingCorrupt => "ring-corrupt",
             DropReason::OutputInPort => "output-in-port",
+            DropReason::Meter => "meter",
+            DropReason::InvalidTtl => "invalid-ttl",
+            DropReason::NoLiveBucket => "group-no-live-bucket",
+            DropReason::BadEdit => "bad-edit",
         }
     }
 }

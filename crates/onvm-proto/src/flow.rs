@@ -22,6 +22,7 @@
 //!   It is invalidated by a generation number that every table change bumps, so a new
 //!   rule is seen by the very next packet.
 
+mod action_set;
 mod cache;
 pub mod group;
 mod key;
@@ -34,6 +35,10 @@ use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use group::GroupTable;
+use meter::MeterTable;
+
+pub use action_set::ActionSet;
 pub use cache::FlowCache;
 pub use key::PacketKey;
 pub use matcher::{Bits, MacMatch, MaskedBits, Match, VID_PRESENT};
@@ -43,23 +48,40 @@ pub use prefix::{Ipv4Prefix, Ipv6Prefix, PrefixError};
 /// Number of tables of the pipeline (table IDs `0..N_TABLES`).
 pub const N_TABLES: u8 = 8;
 
-/// A header rewrite (OpenFlow's SET_FIELD), done in place with checksums kept valid.
+/// A header rewrite (OpenFlow's SET_FIELD), done in place with checksums kept valid:
+/// [`onvm_packet::Field`], one variant per settable header field.
+pub use onvm_packet::Field as Rewrite;
+
+/// A header change that may change the packet's length or finds the packet's TTL run
+/// out (OpenFlow's push, pop and TTL actions), done by `onvm_packet`'s functions of the
+/// same names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Rewrite {
-    EthSrc([u8; 6]),
-    EthDst([u8; 6]),
-    /// IPv4 or IPv6 source (of the packet's own version).
-    IpSrc(std::net::IpAddr),
-    IpDst(std::net::IpAddr),
-    /// TCP or UDP source port.
-    L4Src(u16),
-    L4Dst(u16),
+pub enum Edit {
+    /// Push an outer VLAN tag with this TPID (0x8100 or 0x88a8).
+    PushVlan(u16),
+    /// Pop the outer VLAN tag.
+    PopVlan,
+    /// Push an MPLS label stack entry; the packet's EtherType becomes this one.
+    PushMpls(u16),
+    /// Pop the outer MPLS label; the packet's EtherType becomes this one.
+    PopMpls(u16),
+    SetMplsTtl(u8),
+    /// A TTL of 0 or 1 is not decremented: the packet goes to the controller
+    /// (OpenFlow's `OFPR_INVALID_TTL`), or is dropped without one.
+    DecMplsTtl,
+    SetNwTtl(u8),
+    /// As [`Edit::DecMplsTtl`], for the IPv4 TTL or IPv6 hop limit.
+    DecNwTtl,
+    /// Copy the TTL from the next-to-outermost header to the outermost.
+    CopyTtlOut,
+    /// Copy the TTL from the outermost header to the next-to-outermost.
+    CopyTtlIn,
 }
 
 /// What to do with a matching packet. A rule's actions run in order, as OpenFlow's
-/// apply-actions: a rewrite changes the packet, an output sends it as it is by then (a
-/// copy when more follows), a goto (last) continues in a later table. A rule with no
-/// output drops.
+/// apply-actions: a rewrite or edit changes the packet, an output sends it as it is by
+/// then (a copy when more follows), a goto (last) continues in a later table. A rule
+/// with no output (and no action set to run, see [`Instructions`]) drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Send to a port: a physical port's TX, or a service (one of its instances,
@@ -75,6 +97,10 @@ pub enum Action {
     Goto(u8),
     /// Rewrite a header field.
     Set(Rewrite),
+    /// Push or pop a tag or label, or set or decrement a TTL.
+    Edit(Edit),
+    /// Hand the packet to this group ([`group::GroupTable`]).
+    Group(u32),
 }
 
 impl Action {
@@ -83,22 +109,52 @@ impl Action {
         match self {
             Action::Output(p) => *p == port,
             Action::Controller { .. } => port == PortNo::CONTROLLER,
-            Action::Drop | Action::Goto(_) | Action::Set(_) => false,
+            _ => false,
+        }
+    }
+
+    /// The group this action sends to, if it is a group action.
+    pub fn group(&self) -> Option<u32> {
+        match self {
+            Action::Group(g) => Some(*g),
+            _ => None,
         }
     }
 }
 
-/// How a controller spelled a rule's actions where onvm carries out two spellings alike
-/// (OpenFlow's WRITE_ACTIONS at the end of a rule and APPLY_ACTIONS; FLOOD and ALL),
-/// kept with the rule so that flow stats read back what was installed. Nothing that
-/// forwards looks at it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A rule's OpenFlow instructions other than apply-actions and goto-table (which are
+/// its [`Rule::actions`]): run in the spec's order meter, apply-actions, clear-actions,
+/// write-actions, write-metadata, goto. Empty for every rule a config chain or a plain
+/// controller rule makes, which keeps such rules on the fast paths.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Instructions {
+    /// Meter the packet first ([`meter::MeterTable`]); a drop band ends the pipeline.
+    pub meter: Option<u32>,
+    /// Empty the packet's action set.
+    pub clear: bool,
+    /// Merge these actions, as written, into the packet's action set ([`ActionSet`]),
+    /// which runs when the pipeline ends (at a rule with no goto).
+    pub write: Vec<Action>,
+    /// Set the metadata register's bits that are 1 in the mask (value, mask): the
+    /// next table's rules match on it.
+    pub metadata: Option<(u64, u64)>,
+}
+
+impl Instructions {
+    /// Whether there is none (the rule is plain apply-actions and goto).
+    pub fn is_empty(&self) -> bool {
+        self.meter.is_none() && !self.clear && self.write.is_empty() && self.metadata.is_none()
+    }
+}
+
+/// How a controller spelled a rule's outputs where onvm carries out two spellings alike
+/// (FLOOD and ALL), kept with the rule so that flow stats read back what was installed.
+/// Nothing that forwards looks at it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Spelling {
-    /// How many of the actions, the last ones (a rule that has them has no goto), came
-    /// from WRITE_ACTIONS rather than APPLY_ACTIONS.
-    pub written: u16,
-    /// Bit `i` set: action `i`, an output to [`PortNo::ALL`], was written as FLOOD
-    /// (an output past the 64th action reads back as ALL).
+    /// Bit `i` set: action `i` of the rule's actions followed by its written ones
+    /// ([`Instructions::write`]), an output to [`PortNo::ALL`], was written as FLOOD (an
+    /// output past the 64th reads back as ALL).
     pub flood: u64,
 }
 
@@ -111,8 +167,10 @@ pub struct Rule {
     pub priority: u16,
     /// Which packets.
     pub matcher: Match,
-    /// What to do, in order.
+    /// What to do, in order (apply-actions, then a goto if any).
     pub actions: Vec<Action>,
+    /// Meter, clear/write-actions and write-metadata (empty for most rules).
+    pub instructions: Instructions,
     /// Opaque value of whoever installed the rule (controllers use it to find theirs).
     pub cookie: u64,
     /// Seconds without a hit after which the rule expires; 0 = never.
@@ -139,6 +197,7 @@ impl Rule {
             priority,
             matcher,
             actions,
+            instructions: Instructions::default(),
             cookie: 0,
             idle_timeout: 0,
             hard_timeout: 0,
@@ -155,6 +214,12 @@ impl Rule {
     pub fn is_table_miss(&self) -> bool {
         self.priority == 0 && self.matcher == Match::any()
     }
+
+    /// Its apply-actions (and goto) and then its written actions: everything it may do
+    /// to a packet (for the out_port and out_group filters and group references).
+    pub fn all_actions(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().chain(&self.instructions.write)
+    }
 }
 
 /// Handle of an installed rule; never reused within one table.
@@ -168,6 +233,8 @@ pub struct DeleteFilter {
     pub table: Option<u8>,
     /// Only rules with an action that outputs to this port.
     pub out_port: Option<PortNo>,
+    /// Only rules with an action that sends to this group.
+    pub out_group: Option<u32>,
     /// Only rules with `rule.cookie & mask == cookie & mask`.
     pub cookie: Option<(u64, u64)>,
 }
@@ -178,7 +245,10 @@ impl DeleteFilter {
         self.table.is_none_or(|t| rule.table == t)
             && self
                 .out_port
-                .is_none_or(|p| rule.actions.iter().any(|a| a.outputs_to(p)))
+                .is_none_or(|p| rule.all_actions().any(|a| a.outputs_to(p)))
+            && self
+                .out_group
+                .is_none_or(|g| rule.all_actions().any(|a| a.group() == Some(g)))
             && self.cookie.is_none_or(|(c, m)| rule.cookie & m == c & m)
     }
 }
@@ -229,6 +299,11 @@ pub struct FlowTable {
     exact: FxHashMap<(u8, u16, Match), RuleId>,
     next_id: u64,
     generation: u64,
+    /// The groups rules send to (OpenFlow's group table), kept here because a rule may
+    /// only name a group that exists and deleting a group deletes its rules.
+    pub groups: GroupTable,
+    /// The meters rules run packets through.
+    pub meters: MeterTable,
 }
 
 impl Default for FlowTable {
@@ -239,6 +314,8 @@ impl Default for FlowTable {
             exact: FxHashMap::default(),
             next_id: 1,
             generation: next_generation(),
+            groups: GroupTable::with_chaining(Action::group),
+            meters: MeterTable::new(),
         }
     }
 }
@@ -341,7 +418,7 @@ impl FlowTable {
 
     /// FLOW_MOD modify: gives every rule that `matcher` covers (non-strict) or that has
     /// exactly this priority and match (strict, `priority` given), and that `filter`
-    /// admits, these actions (spelled so) and flags, keeping its counters unless
+    /// admits, these actions and instructions (spelled so) and flags, keeping its counters unless
     /// `reset_counts`. Returns how many rules changed (0 adds nothing, as in OpenFlow 1.3).
     #[allow(clippy::too_many_arguments)]
     pub fn modify(
@@ -350,6 +427,7 @@ impl FlowTable {
         priority: Option<u16>,
         filter: &DeleteFilter,
         actions: &[Action],
+        instructions: &Instructions,
         spelling: Spelling,
         flags: u16,
         reset_counts: bool,
@@ -362,6 +440,7 @@ impl FlowTable {
             };
             if hit && filter.admits(&e.rule) {
                 e.rule.actions = actions.to_vec();
+                e.rule.instructions = instructions.clone();
                 e.rule.spelling = spelling;
                 e.rule.flags = flags;
                 if reset_counts {
@@ -396,6 +475,32 @@ impl FlowTable {
         let e = self.entries.remove(i);
         self.changed();
         Some(e.rule)
+    }
+
+    /// GROUP_MOD delete: removes group `id` (every group for [`group::OFPG_ALL`]) and
+    /// every rule that sends to a removed group (returned, for FLOW_REMOVED with reason
+    /// GROUP_DELETE), as Open vSwitch does.
+    pub fn delete_group(&mut self, id: u32) -> Result<Vec<Rule>, group::GroupError> {
+        let gone = self.groups.delete(id)?;
+        if gone.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.remove_where(|e| {
+            e.rule
+                .all_actions()
+                .any(|a| a.group().is_some_and(|g| gone.contains(&g)))
+        }))
+    }
+
+    /// METER_MOD delete: removes meter `id` (every meter for [`meter::OFPM_ALL`]) and
+    /// every rule that uses a removed meter (returned, for FLOW_REMOVED with reason
+    /// METER_DELETE), as Open vSwitch does.
+    pub fn delete_meter(&mut self, id: u32) -> Vec<Rule> {
+        let gone = self.meters.delete(id);
+        if gone.is_empty() {
+            return Vec::new();
+        }
+        self.remove_where(|e| e.rule.instructions.meter.is_some_and(|m| gone.contains(&m)))
     }
 
     fn lookup_index(&self, table: u8, key: &PacketKey) -> Option<usize> {
@@ -644,6 +749,7 @@ mod tests {
                 Some(6),
                 &none,
                 &[Action::Output(PortNo(1))],
+                &Instructions::default(),
                 Spelling::default(),
                 0,
                 false
@@ -658,6 +764,7 @@ mod tests {
                 None,
                 &none,
                 &[Action::Output(PortNo(1))],
+                &Instructions::default(),
                 Spelling::default(),
                 1,
                 false
@@ -670,7 +777,19 @@ mod tests {
             (&[Action::Output(PortNo(1))][..], 1, 4)
         );
         assert_ne!(t.generation(), g, "fixed-rule caches must see new actions");
-        assert_eq!(t.modify(&m, Some(5), &none, &[], Spelling::default(), 0, true), 1);
+        assert_eq!(
+            t.modify(
+                &m,
+                Some(5),
+                &none,
+                &[],
+                &Instructions::default(),
+                Spelling::default(),
+                0,
+                true
+            ),
+            1
+        );
         assert_eq!(t.get(id).unwrap().packets, 0);
         assert_eq!(t.len(), 1, "modify never adds");
     }
@@ -724,5 +843,48 @@ mod tests {
         t.remove(id).unwrap();
         assert_ne!(t.generation(), g1);
         assert_ne!(FlowTable::new().generation(), FlowTable::new().generation());
+    }
+
+    #[test]
+    fn deleting_a_group_or_meter_deletes_the_rules_that_use_it() {
+        let mut t = FlowTable::new();
+        t.groups
+            .add(
+                7,
+                group::GroupType::Indirect,
+                vec![group::Bucket::new(vec![Action::Output(PortNo(1))])],
+                T0,
+            )
+            .unwrap();
+        t.meters
+            .add(
+                3,
+                meter::OFPMF_PKTPS,
+                vec![meter::Band::new(meter::BandKind::Drop, 10, 0)],
+                T0,
+            )
+            .unwrap();
+        let (applied, _) = t.add(Rule::new(3, Match::in_port(PortNo(0)), vec![Action::Group(7)]), T0);
+        let mut written = Rule::new(2, Match::in_port(PortNo(1)), vec![]);
+        written.instructions.write = vec![Action::Group(7)];
+        t.add(written, T0);
+        let mut metered = Rule::new(1, Match::in_port(PortNo(2)), vec![Action::Output(PortNo(0))]);
+        metered.instructions.meter = Some(3);
+        let (metered, _) = t.add(metered, T0);
+        let filter = DeleteFilter {
+            out_group: Some(7),
+            ..Default::default()
+        };
+        assert!(filter.admits(t.get(applied).unwrap()));
+        assert!(!filter.admits(t.get(metered).unwrap()));
+        assert_eq!(t.delete_group(7).unwrap().len(), 2, "applied and written group actions");
+        assert!(t.groups.is_empty());
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.delete_meter(3).len(), 1);
+        assert!(t.is_empty() && t.meters.is_empty());
+        assert!(
+            t.delete_group(9).unwrap().is_empty(),
+            "no such group: nothing, no error"
+        );
     }
 }

@@ -6,7 +6,9 @@
 //! (a rule's or a PACKET_OUT's actions) run here in order: rewrites in place, a copy for
 //! every send but the last, further lookups with the rewritten packet.
 
-use onvm_proto::flow::{PacketKey, PortKind, PortNo, Rewrite, RuleId};
+use onvm_proto::flow::group::GroupType;
+use onvm_proto::flow::meter::MeterVerdict;
+use onvm_proto::flow::{Edit, PacketKey, PortKind, PortNo, Rewrite, RuleId};
 use onvm_proto::limits::MAX_SERVICES;
 use onvm_shm::Buf;
 
@@ -100,30 +102,94 @@ impl Fwd<'_> {
     /// Queue a packet for the planes (handed over at the next control tick).
     #[cold]
     fn for_controller(&mut self, buf: Buf, rule: RuleId, max_len: u16, in_port: PortNo) {
+        self.packet_in(buf, rule, max_len, in_port, false);
+    }
+
+    #[cold]
+    fn packet_in(&mut self, buf: Buf, rule: RuleId, max_len: u16, in_port: PortNo, invalid_ttl: bool) {
         if !self.controller {
-            return self.drop(buf, DropReason::NoController);
+            let why = if invalid_ttl {
+                DropReason::InvalidTtl
+            } else {
+                DropReason::NoController
+            };
+            return self.drop(buf, why);
         }
         match self.table.get(rule) {
-            Some(r) => self.to_planes.push(PacketIn::new(buf, in_port, max_len, r)),
+            Some(r) => {
+                let mut p = PacketIn::new(buf, in_port, max_len, r);
+                p.invalid_ttl = invalid_ttl;
+                self.to_planes.push(p);
+            }
             None => self.drop(buf, DropReason::NoController),
         }
     }
 
-    /// Carry out several steps in order, as OpenFlow's apply-actions (a rule's, or a
-    /// PACKET_OUT's): a rewrite changes the packet in place, and every step that sends
-    /// it somewhere gets a copy, but the last, which gets the packet itself. A packet no
-    /// step sends anywhere is dropped. Returns how many copies could not be made (no
-    /// free buffer).
+    /// Carry out the steps of a packet that starts the pipeline (a rule found from
+    /// table 0, a PACKET_OUT, a flood): with no metadata and an empty action set.
+    /// Returns how many copies could not be made (no free buffer).
     #[inline(never)]
     pub(super) fn run_steps(&mut self, steps: &[Step], buf: Buf, in_port: PortNo, rule: Option<RuleId>) -> usize {
-        let last = steps.iter().rposition(Step::sends);
+        self.pipe.reset();
+        self.steps(steps, buf, in_port, rule)
+    }
+
+    /// Carry out several steps in order, as OpenFlow's instructions and apply-actions:
+    /// a rewrite or edit changes the packet in place, the pipeline steps change its
+    /// metadata and action set, and every step that sends it somewhere gets a copy but
+    /// the last, which gets the packet itself. When the pipeline ends here (no goto)
+    /// with a non-empty action set, the set gets the packet and runs last. A packet
+    /// nothing sends anywhere is dropped. Returns how many copies could not be made.
+    fn steps(&mut self, steps: &[Step], buf: Buf, in_port: PortNo, rule: Option<RuleId>) -> usize {
+        // Whether the action set is non-empty where these steps end the pipeline.
+        let goes_on = matches!(steps.last(), Some(Step::Table(_)));
+        let set_runs = !goes_on
+            && steps.iter().fold(!self.pipe.set.is_empty(), |runs, s| match s {
+                Step::Clear => false,
+                Step::Write(_) => true,
+                _ => runs,
+            });
+        let last = if set_runs {
+            None
+        } else {
+            steps.iter().rposition(Step::sends)
+        };
         let mut held = Some(buf);
         let mut missed = 0;
         for (i, &step) in steps.iter().enumerate() {
             let Some(b) = held.as_mut() else { break };
-            if let Step::Set(rw) = step {
-                self.rewrite(b, rw);
-                continue;
+            match step {
+                Step::Set(rw) => {
+                    self.rewrite(b, rw);
+                    continue;
+                }
+                Step::Edit(e) => {
+                    if let Err(why) = self.edit(b, e) {
+                        let Some(b) = held.take() else { break };
+                        self.edit_failed(b, why, rule, in_port);
+                    }
+                    continue;
+                }
+                Step::Meter(m) => {
+                    if !self.meter(b, m) {
+                        let Some(b) = held.take() else { break };
+                        self.drop(b, DropReason::Meter);
+                    }
+                    continue;
+                }
+                Step::Clear => {
+                    self.pipe.set.clear();
+                    continue;
+                }
+                Step::Write(a) => {
+                    self.pipe.set.write(a);
+                    continue;
+                }
+                Step::Metadata { value, mask } => {
+                    self.pipe.metadata = (self.pipe.metadata & !mask) | (value & mask);
+                    continue;
+                }
+                _ => {}
             }
             let b = if Some(i) == last {
                 match held.take() {
@@ -143,34 +209,58 @@ impl Fwd<'_> {
                 (Step::Table(t), _) => self.lookup_from(t, b, in_port),
                 (Step::Controller { max_len }, Some(r)) => self.for_controller(b, r, max_len, in_port),
                 (Step::Output(to), _) => self.output(to, b, in_port),
-                (Step::Controller { .. } | Step::Drop | Step::Set(_), _) => self.drop(b, DropReason::Rule),
+                (Step::Group(g), _) => missed += self.group(g, b, in_port, rule),
+                _ => self.drop(b, DropReason::Rule),
             }
         }
         if let Some(b) = held {
-            self.drop(b, DropReason::Rule);
+            if set_runs {
+                missed += self.run_action_set(b, in_port, rule);
+            } else {
+                self.drop(b, DropReason::Rule);
+            }
         }
         missed
+    }
+
+    /// The end of the pipeline: the packet's action set runs, in the spec's order.
+    #[cold]
+    fn run_action_set(&mut self, buf: Buf, in_port: PortNo, rule: Option<RuleId>) -> usize {
+        let steps: Vec<Step> = self.pipe.set.take_ordered().into_iter().map(Step::of).collect();
+        self.steps(&steps, buf, in_port, rule)
     }
 
     /// One output step of several.
     fn output(&mut self, to: PortNo, mut buf: Buf, in_port: PortNo) {
         let packet = self.pool.holder().packet(&mut buf);
         let frame = packet.as_ref().ok().map(|p| p.data());
-        let plan = self.router.output(to, in_port, None, &self.reg, frame);
-        self.follow(plan, buf);
+        match self.router.output(to, in_port, None, &self.reg, frame) {
+            Plan::To(t) => self.send(t, buf),
+            // A flood: outputs only, in the middle of a pipeline.
+            Plan::Steps { steps, in_port, rule } => {
+                self.steps(&steps, buf, in_port, rule);
+            }
+        }
     }
 
-    /// Look `buf` up from `table` on, as entering from `in_port`.
+    /// Look `buf` up from `table` on, as entering from `in_port`, in the middle of its
+    /// pipeline: with its metadata, and its action set kept.
     fn lookup_from(&mut self, table: u8, mut buf: Buf, in_port: PortNo) {
         let Ok(packet) = self.pool.holder().packet(&mut buf) else {
             return self.drop(buf, DropReason::BadBuffer);
         };
         let frame = packet.data();
-        let key = PacketKey::from_frame(in_port, frame);
+        let mut key = PacketKey::from_frame(in_port, frame);
+        key.metadata = self.pipe.metadata;
         let plan = self
             .router
-            .lookup(table, &mut self.table, &self.reg, &key, frame, self.now);
-        self.follow(plan, buf);
+            .lookup(table, &mut self.table, &self.reg, &key, frame, self.now, true);
+        match plan {
+            Plan::To(t) => self.send(t, buf),
+            Plan::Steps { steps, in_port, rule } => {
+                self.steps(&steps, buf, in_port, rule);
+            }
+        }
     }
 
     /// Rewrite a header field in place. A packet without the field (the rule's match did
@@ -179,15 +269,132 @@ impl Fwd<'_> {
         let Ok(mut p) = self.pool.holder().packet(buf) else {
             return;
         };
-        let f = p.data_mut();
-        let _ = match rw {
-            Rewrite::EthSrc(m) => onvm_packet::set_src_mac(f, m),
-            Rewrite::EthDst(m) => onvm_packet::set_dst_mac(f, m),
-            Rewrite::IpSrc(a) => onvm_packet::set_ip(f, true, a),
-            Rewrite::IpDst(a) => onvm_packet::set_ip(f, false, a),
-            Rewrite::L4Src(n) => onvm_packet::set_port(f, true, n),
-            Rewrite::L4Dst(n) => onvm_packet::set_port(f, false, n),
+        let _ = onvm_packet::set_field(p.data_mut(), rw);
+    }
+
+    /// Push, pop or a TTL change, in place (a tag or label takes or gives back
+    /// headroom). On an error the packet is as it was.
+    fn edit(&mut self, buf: &mut Buf, e: Edit) -> Result<(), onvm_packet::Error> {
+        use onvm_packet as pk;
+        let Ok(mut p) = self.pool.holder().packet(buf) else {
+            return Err(pk::Error::TooShortForEthernet { len: 0 });
         };
+        // A push grows the frame at its front first; a failed one gives the room back.
+        let grow = |p: &mut onvm_shm::PacketMut<'_>, f: fn(&mut [u8], u16) -> pk::Result<()>, arg: u16| {
+            p.prepend(4).map_err(|_| pk::Error::TooShortForEthernet { len: 0 })?;
+            f(p.data_mut(), arg).inspect_err(|_| {
+                let _ = p.strip(4);
+            })
+        };
+        match e {
+            Edit::PushVlan(tpid) => grow(&mut p, pk::push_vlan, tpid),
+            Edit::PushMpls(ether_type) => grow(&mut p, pk::push_mpls, ether_type),
+            Edit::PopVlan => pk::pop_vlan(p.data_mut()).map(|()| {
+                let _ = p.strip(pk::VLAN_TAG_LEN);
+            }),
+            Edit::PopMpls(ether_type) => pk::pop_mpls(p.data_mut(), ether_type).map(|()| {
+                let _ = p.strip(pk::MPLS_LSE_LEN);
+            }),
+            Edit::SetMplsTtl(t) => pk::set_mpls_ttl(p.data_mut(), t),
+            Edit::DecMplsTtl => pk::dec_mpls_ttl(p.data_mut()).map(drop),
+            Edit::SetNwTtl(t) => pk::set_nw_ttl(p.data_mut(), t),
+            Edit::DecNwTtl => pk::dec_nw_ttl(p.data_mut()).map(drop),
+            Edit::CopyTtlOut => pk::copy_ttl_out(p.data_mut()),
+            Edit::CopyTtlIn => pk::copy_ttl_in(p.data_mut()),
+        }
+    }
+
+    /// A packet an edit could not be done to: a TTL run out goes to the controller
+    /// (reason INVALID_TTL) or is dropped as invalid-ttl; anything else is a bad-edit
+    /// drop, with an event naming the edit's error.
+    #[cold]
+    fn edit_failed(&mut self, buf: Buf, why: onvm_packet::Error, rule: Option<RuleId>, in_port: PortNo) {
+        match (why, rule) {
+            (onvm_packet::Error::InvalidTtl { .. }, Some(r)) => {
+                self.packet_in(buf, r, u16::MAX, in_port, true);
+            }
+            (onvm_packet::Error::InvalidTtl { .. }, None) => self.drop(buf, DropReason::InvalidTtl),
+            (e, _) => {
+                self.acct.complain(format!("a rule's push/pop/TTL action failed: {e}"));
+                self.drop(buf, DropReason::BadEdit);
+            }
+        }
+    }
+
+    /// Run `buf` through meter `m`: false when a drop band takes it; a DSCP-remark band
+    /// raises its drop precedence. A meter that is gone lets it pass (as OVS).
+    fn meter(&mut self, buf: &mut Buf, m: u32) -> bool {
+        let Ok(mut p) = self.pool.holder().packet(buf) else {
+            return true;
+        };
+        match self.table.meters.admit(m, p.len(), self.now) {
+            Some(MeterVerdict::Drop) => false,
+            Some(MeterVerdict::Remark { prec_level }) => {
+                remark_dscp(p.data_mut(), prec_level);
+                true
+            }
+            Some(MeterVerdict::Pass) | None => true,
+        }
+    }
+
+    /// Hand `buf` to group `id`: every chosen bucket's actions run on a copy of their
+    /// own (the last on the packet), outside the pipeline's action set. Returns how many
+    /// copies could not be made.
+    fn group(&mut self, id: u32, mut buf: Buf, in_port: PortNo, rule: Option<RuleId>) -> usize {
+        let (hash, len) = match self.pool.holder().packet(&mut buf) {
+            Ok(p) => (self.router.hash_of(&PacketKey::from_frame(in_port, p.data())), p.len()),
+            Err(_) => {
+                self.drop(buf, DropReason::BadBuffer);
+                return 0;
+            }
+        };
+        let (reg, controller, ports) = (&self.reg, self.controller, self.to_port.len());
+        let live = |p: PortNo| match p.kind() {
+            PortKind::Physical(n) => usize::from(n) < ports,
+            PortKind::Service(s) => !reg.instances_of(s).is_empty(),
+            PortKind::Controller => controller,
+            _ => false,
+        };
+        let chosen: Vec<(usize, Vec<Step>)> = match self.table.groups.buckets_for(id, hash, live) {
+            Some(c) => c
+                .map(|(i, b)| (i, b.actions.iter().map(|&a| Step::of(a)).collect()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let one = match self.table.groups.get(id).map(|g| g.kind) {
+            Some(GroupType::Select | GroupType::FastFailover) => chosen.first().map(|(i, _)| *i),
+            _ => None,
+        };
+        if chosen.is_empty() {
+            self.drop(buf, DropReason::NoLiveBucket);
+            return 0;
+        }
+        self.table.groups.record(id, one, 1, len as u64);
+        let outer = std::mem::take(&mut self.pipe);
+        let mut missed = 0;
+        let n = chosen.len();
+        let mut held = Some(buf);
+        for (k, (_, steps)) in chosen.iter().enumerate() {
+            let Some(b) = held.as_mut() else { break };
+            let b = if k + 1 == n {
+                match held.take() {
+                    Some(b) => b,
+                    None => break,
+                }
+            } else {
+                match self.copy_of(b, in_port) {
+                    Some(c) => c,
+                    None => {
+                        missed += 1;
+                        continue;
+                    }
+                }
+            };
+            self.pipe.reset();
+            missed += self.steps(steps, b, in_port, rule);
+        }
+        self.pipe = outer;
+        missed
     }
 
     /// A copy of `buf` in a fresh buffer (counted as made), or `None` when none is free.
@@ -282,5 +489,49 @@ impl Fwd<'_> {
             return;
         };
         self.acct.drop_all(&mut self.pool, q.drain(..), DropReason::NoInstance);
+    }
+}
+
+/// Raise the drop precedence of an IPv4/IPv6 packet's DSCP by `prec_level` (a meter's
+/// DSCP-remark band): in the assured-forwarding classes (RFC 2597: class 1-4, drop
+/// precedence 1-3 in bits 1-2) the precedence goes up, at most to 3; other code points
+/// have no drop precedence and stay. Checksums stay valid.
+fn remark_dscp(frame: &mut [u8], prec_level: u8) {
+    let Some(dscp) = PacketKey::from_frame(PortNo(0), frame).ip_dscp else {
+        return;
+    };
+    let (class, prec) = (dscp >> 3, (dscp >> 1) & 3);
+    if !(1..=4).contains(&class) || prec == 0 || dscp & 1 != 0 {
+        return;
+    }
+    let raised = prec.saturating_add(prec_level).min(3);
+    let _ = onvm_packet::set_field(frame, Rewrite::IpDscp((class << 3) | (raised << 1)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remark_raises_assured_forwarding_drop_precedence_only() {
+        let frame = |dscp: u8| {
+            let mut f = onvm_packet::build_udp_for_flow_vec(1, 64).unwrap();
+            onvm_packet::set_field(&mut f, Rewrite::IpDscp(dscp)).unwrap();
+            f
+        };
+        let dscp = |f: &[u8]| PacketKey::from_frame(PortNo(0), f).ip_dscp.unwrap();
+        for (before, level, after) in [
+            (10, 1, 12),
+            (10, 2, 14),
+            (12, 5, 14),
+            (34, 1, 36),
+            (46, 1, 46),
+            (0, 1, 0),
+        ] {
+            let mut f = frame(before);
+            remark_dscp(&mut f, level);
+            assert_eq!(dscp(&f), after, "AF/EF/BE {before} + {level}");
+            assert!(onvm_packet::verify_checksums(&f).unwrap());
+        }
     }
 }

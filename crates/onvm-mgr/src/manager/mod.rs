@@ -40,7 +40,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use onvm_ports::Port;
-use onvm_proto::flow::FlowTable;
+use onvm_proto::flow::{ActionSet, FlowTable};
 use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
 use onvm_shm::{BURST, Buf, Consumer, Pool, Producer, Region, Slice};
 
@@ -160,6 +160,24 @@ struct Fwd<'r> {
     acct: Accounting,
     /// The table's clock: time since the manager started.
     now: Duration,
+    /// The pipeline state of the packet being routed through several tables.
+    pipe: Pipe,
+}
+
+/// What a packet carries from table to table (OpenFlow's metadata register and action
+/// set). Reset when a packet starts the pipeline with steps to run; packets routed to
+/// one destination never touch it.
+#[derive(Debug, Default)]
+struct Pipe {
+    metadata: u64,
+    set: ActionSet,
+}
+
+impl Pipe {
+    fn reset(&mut self) {
+        self.metadata = 0;
+        self.set.clear();
+    }
 }
 
 /// The manager.
@@ -269,6 +287,7 @@ impl<'r> Mgr<'r> {
                 outbox: Outbox::new(),
                 acct: Accounting::new(opts.log_events),
                 now: Duration::ZERO,
+                pipe: Pipe::default(),
             },
             ctl: Control::new(listener),
             planes,

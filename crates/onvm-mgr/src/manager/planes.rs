@@ -177,6 +177,8 @@ impl Switch for SwitchView<'_, '_> {
                 Out::InPort => Step::Output(PortNo::IN_PORT),
                 Out::Flood => Step::Output(PortNo::ALL),
                 Out::Set(r) => Step::Set(r),
+                Out::Edit(e) => Step::Edit(e),
+                Out::Group(g) => Step::Group(g),
             })
             .collect();
         if !steps.iter().any(Step::sends) {

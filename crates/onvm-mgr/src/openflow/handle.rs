@@ -8,12 +8,15 @@ use onvm_openflow::{
     OFPTT_ALL, OfpError, PacketOut, Role, RoleMsg, TableFeatures, TableMod, TableStats, VersionBitmap, error_reply,
     negotiate, ofpbrc, ofpc, ofpet, ofpff, ofpfmfc, ofpp, ofppr, ofprrfc, ofptmfc,
 };
-use onvm_proto::flow::{DeleteFilter, N_TABLES, PortNo, Rule};
+use onvm_proto::flow::{Action, DeleteFilter, FlowTable, Instructions, N_TABLES, PortNo, Rule, Spelling};
 
 use super::conn::{Closed, Origin};
+use super::groups::{
+    group_desc, group_features, group_mod, group_stats, meter_config, meter_features, meter_mod, meter_stats,
+};
 use super::reports::{flow_stats, port_desc, port_stats, port_status, selected};
 use super::translate::{of_port, onvm_port, packet_out_actions, rule_instructions, to_actions, to_match};
-use super::{Agent, BUFFER_TIMEOUT, FIRST_BACKOFF, FLOWS_PER_PART, Held, N_BUFFERS, PORTS_PER_PART};
+use super::{Agent, BUFFER_TIMEOUT, FIRST_BACKOFF, FLOWS_PER_PART, GROUPS_PER_PART, Held, N_BUFFERS, PORTS_PER_PART};
 use crate::control_plane::{InjectError, Out, Payload, PortView, Switch};
 
 impl Agent {
@@ -100,6 +103,30 @@ impl Agent {
                 conn.async_on = true;
             }
             Message::GetAsyncRequest => reply(self, Message::GetAsyncReply(self.conns[k].async_config)),
+            Message::GroupMod(g) => {
+                let now = sw.now();
+                match self.slave_check(k).and_then(|()| group_mod(sw.table(), &g, now)) {
+                    Ok(gone) => {
+                        for r in &gone {
+                            self.flow_removed(r, of::ofprr::GROUP_DELETE, now);
+                        }
+                    }
+                    Err(e) => refuse(self, e),
+                }
+            }
+            Message::MeterMod(m) => {
+                let now = sw.now();
+                match self.slave_check(k).and_then(|()| meter_mod(sw.table(), &m, now)) {
+                    // OpenFlow 1.3 has no METER_DELETE reason (1.4 does): DELETE, as
+                    // Open vSwitch says.
+                    Ok(gone) => {
+                        for r in &gone {
+                            self.flow_removed(r, of::ofprr::DELETE, now);
+                        }
+                    }
+                    Err(e) => refuse(self, e),
+                }
+            }
             Message::TableMod(t) => {
                 if let Err(e) = self.slave_check(k).and_then(|()| table_mod(t)) {
                     refuse(self, e);
@@ -188,7 +215,7 @@ impl Agent {
                 if f.table_id >= N_TABLES {
                     return Err(bad_table());
                 }
-                let (actions, spelling) = to_actions(&f.instructions, f.table_id)?;
+                let (actions, extra, spelling) = rule_parts(f, sw.table())?;
                 if f.flags & ofpff::CHECK_OVERLAP != 0 && sw.table().overlaps(f.table_id, f.priority, &matcher) {
                     return Err(failed(
                         ofpfmfc::OVERLAP,
@@ -202,6 +229,7 @@ impl Agent {
                 rule.hard_timeout = f.hard_timeout;
                 rule.flags = f.flags;
                 rule.spelling = spelling;
+                rule.instructions = extra;
                 let (id, old) = sw.table().add(rule, now);
                 // An identical rule's counters carry over unless asked otherwise (spec 6.4).
                 if let Some(old) = old
@@ -214,11 +242,11 @@ impl Agent {
                 if f.table_id >= N_TABLES {
                     return Err(bad_table());
                 }
-                let (actions, spelling) = to_actions(&f.instructions, f.table_id)?;
+                let (actions, extra, spelling) = rule_parts(f, sw.table())?;
                 let filter = DeleteFilter {
                     table: Some(f.table_id),
                     cookie,
-                    out_port: None,
+                    ..Default::default()
                 };
                 let strict = (f.command == FlowModCommand::ModifyStrict).then_some(f.priority);
                 sw.table().modify(
@@ -226,6 +254,7 @@ impl Agent {
                     strict,
                     &filter,
                     &actions,
+                    &extra,
                     spelling,
                     f.flags,
                     f.flags & ofpff::RESET_COUNTS != 0,
@@ -247,6 +276,7 @@ impl Agent {
                     table,
                     cookie,
                     out_port,
+                    out_group: (f.out_group != of::OFPG_ANY).then_some(f.out_group),
                 };
                 let gone = if f.command == FlowModCommand::DeleteStrict {
                     sw.table()
@@ -397,18 +427,26 @@ impl Agent {
             MultipartRequestBody::TableFeatures => one(MultipartReplyBody::TableFeatures(
                 (0..N_TABLES).map(|t| TableFeatures::onvm(t, N_TABLES)).collect(),
             )),
-            MultipartRequestBody::Group { .. }
-            | MultipartRequestBody::GroupDesc
-            | MultipartRequestBody::GroupFeatures
-            | MultipartRequestBody::Meter { .. }
-            | MultipartRequestBody::MeterConfig { .. }
-            | MultipartRequestBody::MeterFeatures => {
-                return Err(OfpError::of(
-                    ofpet::BAD_REQUEST,
-                    ofpbrc::BAD_MULTIPART,
-                    format!("multipart request {body:?} is not supported by this switch"),
-                ));
+            MultipartRequestBody::Group { group_id } => {
+                let now = sw.now();
+                let stats = group_stats(sw.table(), group_id, now);
+                Self::parts(&stats, GROUPS_PER_PART, MultipartReplyBody::Group)
             }
+            MultipartRequestBody::GroupDesc => {
+                let desc = group_desc(sw.table());
+                Self::parts(&desc, GROUPS_PER_PART, MultipartReplyBody::GroupDesc)
+            }
+            MultipartRequestBody::GroupFeatures => one(MultipartReplyBody::GroupFeatures(group_features())),
+            MultipartRequestBody::Meter { meter_id } => {
+                let now = sw.now();
+                let stats = meter_stats(sw.table(), meter_id, now);
+                Self::parts(&stats, GROUPS_PER_PART, MultipartReplyBody::Meter)
+            }
+            MultipartRequestBody::MeterConfig { meter_id } => {
+                let config = meter_config(sw.table(), meter_id);
+                Self::parts(&config, GROUPS_PER_PART, MultipartReplyBody::MeterConfig)
+            }
+            MultipartRequestBody::MeterFeatures => one(MultipartReplyBody::MeterFeatures(meter_features())),
         })
     }
 
@@ -481,4 +519,26 @@ fn table_mod(t: TableMod) -> Result<(), OfpError> {
         ));
     }
     Ok(())
+}
+
+/// A FLOW_MOD's actions, other instructions and spelling, once the groups it sends to
+/// and the meter it names are known to exist (`OFPBAC_BAD_OUT_GROUP` and
+/// `OFPMMFC_INVALID_METER` otherwise, as Open vSwitch answers).
+fn rule_parts(f: &FlowMod, table: &FlowTable) -> Result<(Vec<Action>, Instructions, Spelling), OfpError> {
+    let (actions, extra, spelling) = to_actions(&f.instructions, f.table_id)?;
+    let all: Vec<Action> = actions.iter().chain(&extra.write).copied().collect();
+    table.groups.check_actions(&all).map_err(|e| {
+        let (ty, code) = e.ofp_error();
+        OfpError::of(ty, code, e.to_string())
+    })?;
+    if let Some(m) = extra.meter
+        && table.meters.get(m).is_none()
+    {
+        return Err(OfpError::of(
+            ofpet::METER_MOD_FAILED,
+            of::ofpmmfc::INVALID_METER,
+            format!("meter {m} does not exist"),
+        ));
+    }
+    Ok((actions, extra, spelling))
 }

@@ -46,6 +46,7 @@
 //!   REPLY_MORE.
 
 mod conn;
+mod groups;
 mod handle;
 mod options;
 mod reports;
@@ -97,6 +98,9 @@ const FLOWS_PER_PART: usize = 64;
 /// Port stats (112 bytes each) or descriptions (64) per MULTIPART_REPLY part: under
 /// 64 KB. Today's ports (physical ones and 32 services) fit one part.
 const PORTS_PER_PART: usize = 512;
+/// Groups (stats or descriptions) and meters per multipart reply part: a group of
+/// many buckets is large, and a part must stay under 64 KiB.
+const GROUPS_PER_PART: usize = 16;
 /// How often the port list is compared for PORT_STATUS.
 const PORT_CHECK_EVERY: Duration = Duration::from_millis(20);
 
@@ -486,7 +490,11 @@ impl ControlPlane for Agent {
 
 /// Why a rule sends a packet to the controller ([`ofpr`]).
 fn packet_in_reason(p: &control_plane::PacketIn) -> u8 {
-    if p.table_miss { ofpr::NO_MATCH } else { ofpr::ACTION }
+    match (p.invalid_ttl, p.table_miss) {
+        (true, _) => ofpr::INVALID_TTL,
+        (false, true) => ofpr::NO_MATCH,
+        (false, false) => ofpr::ACTION,
+    }
 }
 
 fn hello() -> Message {

@@ -30,6 +30,7 @@ pub fn selected<'t>(table: &'t FlowTable, req: &FlowStatsRequest) -> Result<Vec<
         table: (req.table_id != OFPTT_ALL).then_some(req.table_id),
         cookie: (req.cookie_mask != 0).then_some((req.cookie, req.cookie_mask)),
         out_port: (req.out_port != ofpp::ANY).then(|| onvm_port(req.out_port).unwrap_or(PortNo(u32::MAX))),
+        out_group: (req.out_group != of::OFPG_ANY).then_some(req.out_group),
     };
     Ok(table
         .iter()
@@ -52,7 +53,7 @@ pub fn flow_stats(r: &Rule, now: Duration) -> FlowStats {
         packet_count: r.packets,
         byte_count: r.bytes,
         match_: from_match(&r.matcher),
-        instructions: to_instructions(&r.actions, r.matcher.ip_proto == Some(of::IP_PROTO_UDP)),
+        instructions: to_instructions(&r.actions, r.matcher.ip_proto),
     }
 }
 

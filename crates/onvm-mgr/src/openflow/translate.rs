@@ -10,8 +10,8 @@ use onvm_openflow::{self as of, Instruction, Masked, OfpError, SetField, ofpbac,
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use onvm_proto::flow::{
-    Action, Bits, Ipv4Prefix, Ipv6Prefix, MacMatch, MaskedBits, Match, N_TABLES, PortKind, PortNo, Rewrite, Rule,
-    Spelling, VID_PRESENT,
+    Action, Bits, Edit, Instructions, Ipv4Prefix, Ipv6Prefix, MacMatch, MaskedBits, Match, N_TABLES, PortKind, PortNo,
+    Rewrite, Rule, Spelling, VID_PRESENT,
 };
 use onvm_proto::limits::MAX_SERVICES;
 
@@ -183,55 +183,143 @@ fn bad_action(code: u16, message: String) -> OfpError {
     OfpError::of(ofpet::BAD_ACTION, code, message)
 }
 
-/// onvm's rewrite for a SET_FIELD (the codec has checked its prerequisites); the
-/// fields onvm cannot rewrite yet are refused as the codec refused them before it
-/// knew them (`OFPBAC_BAD_SET_TYPE`).
+/// onvm's rewrite for a SET_FIELD (the codec has checked its value and prerequisites).
+/// A tunnel ID is refused: onvm has no tunnels to put one in.
 fn rewrite(f: SetField) -> Result<Rewrite, OfpError> {
     Ok(match f {
         SetField::EthDst(m) => Rewrite::EthDst(m),
         SetField::EthSrc(m) => Rewrite::EthSrc(m),
+        SetField::VlanVid(v) => Rewrite::VlanVid(v),
+        SetField::VlanPcp(v) => Rewrite::VlanPcp(v),
+        SetField::IpDscp(v) => Rewrite::IpDscp(v),
+        SetField::IpEcn(v) => Rewrite::IpEcn(v),
         SetField::Ipv4Src(a) => Rewrite::IpSrc(a.into()),
         SetField::Ipv4Dst(a) => Rewrite::IpDst(a.into()),
         SetField::Ipv6Src(a) => Rewrite::IpSrc(a.into()),
         SetField::Ipv6Dst(a) => Rewrite::IpDst(a.into()),
-        SetField::TcpSrc(p) | SetField::UdpSrc(p) => Rewrite::L4Src(p),
-        SetField::TcpDst(p) | SetField::UdpDst(p) => Rewrite::L4Dst(p),
-        other => {
+        SetField::TcpSrc(p) | SetField::UdpSrc(p) | SetField::SctpSrc(p) => Rewrite::L4Src(p),
+        SetField::TcpDst(p) | SetField::UdpDst(p) | SetField::SctpDst(p) => Rewrite::L4Dst(p),
+        SetField::Icmpv4Type(v) | SetField::Icmpv6Type(v) => Rewrite::IcmpType(v),
+        SetField::Icmpv4Code(v) | SetField::Icmpv6Code(v) => Rewrite::IcmpCode(v),
+        SetField::ArpOp(v) => Rewrite::ArpOp(v),
+        SetField::ArpSpa(a) => Rewrite::ArpSpa(a),
+        SetField::ArpTpa(a) => Rewrite::ArpTpa(a),
+        SetField::ArpSha(m) => Rewrite::ArpSha(m),
+        SetField::ArpTha(m) => Rewrite::ArpTha(m),
+        SetField::Ipv6Flabel(v) => Rewrite::Ipv6Flabel(v),
+        SetField::Ipv6NdTarget(a) => Rewrite::NdTarget(a),
+        SetField::Ipv6NdSll(m) => Rewrite::NdSll(m),
+        SetField::Ipv6NdTll(m) => Rewrite::NdTll(m),
+        SetField::MplsLabel(v) => Rewrite::MplsLabel(v),
+        SetField::MplsTc(v) => Rewrite::MplsTc(v),
+        SetField::MplsBos(v) => Rewrite::MplsBos(v),
+        SetField::TunnelId(_) => {
             return Err(bad_action(
                 ofpbac::BAD_SET_TYPE,
-                format!("set-field {other:?} is not supported by this switch"),
+                "set-field tunnel_id: this switch has no tunnel ports".into(),
             ));
         }
     })
 }
 
-/// The actions the codec decodes that onvm does not carry out yet.
-fn unsupported_action(a: &of::Action) -> OfpError {
+/// The SET_FIELD for onvm's rewrite. Fields several protocols share (ports, ICMP
+/// type and code) are the ones of `proto`, the IP protocol the rule matches (the
+/// prerequisite the controller had to give).
+fn set_field(r: Rewrite, proto: Option<u8>) -> SetField {
+    use std::net::IpAddr::{V4, V6};
+    const SCTP: u8 = 132;
+    const ICMPV6: u8 = 58;
+    match r {
+        Rewrite::EthDst(m) => SetField::EthDst(m),
+        Rewrite::EthSrc(m) => SetField::EthSrc(m),
+        Rewrite::VlanVid(v) => SetField::VlanVid(v),
+        Rewrite::VlanPcp(v) => SetField::VlanPcp(v),
+        Rewrite::IpDscp(v) => SetField::IpDscp(v),
+        Rewrite::IpEcn(v) => SetField::IpEcn(v),
+        Rewrite::IpSrc(V4(a)) => SetField::Ipv4Src(a),
+        Rewrite::IpDst(V4(a)) => SetField::Ipv4Dst(a),
+        Rewrite::IpSrc(V6(a)) => SetField::Ipv6Src(a),
+        Rewrite::IpDst(V6(a)) => SetField::Ipv6Dst(a),
+        Rewrite::L4Src(p) => match proto {
+            Some(of::IP_PROTO_UDP) => SetField::UdpSrc(p),
+            Some(SCTP) => SetField::SctpSrc(p),
+            _ => SetField::TcpSrc(p),
+        },
+        Rewrite::L4Dst(p) => match proto {
+            Some(of::IP_PROTO_UDP) => SetField::UdpDst(p),
+            Some(SCTP) => SetField::SctpDst(p),
+            _ => SetField::TcpDst(p),
+        },
+        Rewrite::IcmpType(v) if proto == Some(ICMPV6) => SetField::Icmpv6Type(v),
+        Rewrite::IcmpCode(v) if proto == Some(ICMPV6) => SetField::Icmpv6Code(v),
+        Rewrite::IcmpType(v) => SetField::Icmpv4Type(v),
+        Rewrite::IcmpCode(v) => SetField::Icmpv4Code(v),
+        Rewrite::ArpOp(v) => SetField::ArpOp(v),
+        Rewrite::ArpSpa(a) => SetField::ArpSpa(a),
+        Rewrite::ArpTpa(a) => SetField::ArpTpa(a),
+        Rewrite::ArpSha(m) => SetField::ArpSha(m),
+        Rewrite::ArpTha(m) => SetField::ArpTha(m),
+        Rewrite::Ipv6Flabel(v) => SetField::Ipv6Flabel(v),
+        Rewrite::NdTarget(a) => SetField::Ipv6NdTarget(a),
+        Rewrite::NdSll(m) => SetField::Ipv6NdSll(m),
+        Rewrite::NdTll(m) => SetField::Ipv6NdTll(m),
+        Rewrite::MplsLabel(v) => SetField::MplsLabel(v),
+        Rewrite::MplsTc(v) => SetField::MplsTc(v),
+        Rewrite::MplsBos(v) => SetField::MplsBos(v),
+    }
+}
+
+/// onvm's edit for a push, pop or TTL action, if `a` is one.
+fn edit(a: &of::Action) -> Option<Edit> {
+    Some(match *a {
+        of::Action::CopyTtlOut => Edit::CopyTtlOut,
+        of::Action::CopyTtlIn => Edit::CopyTtlIn,
+        of::Action::SetMplsTtl(t) => Edit::SetMplsTtl(t),
+        of::Action::DecMplsTtl => Edit::DecMplsTtl,
+        of::Action::PushVlan(e) => Edit::PushVlan(e),
+        of::Action::PopVlan => Edit::PopVlan,
+        of::Action::PushMpls(e) => Edit::PushMpls(e),
+        of::Action::PopMpls(e) => Edit::PopMpls(e),
+        of::Action::SetNwTtl(t) => Edit::SetNwTtl(t),
+        of::Action::DecNwTtl => Edit::DecNwTtl,
+        _ => return None,
+    })
+}
+
+/// The OpenFlow action for onvm's edit.
+fn edit_action(e: Edit) -> of::Action {
+    match e {
+        Edit::CopyTtlOut => of::Action::CopyTtlOut,
+        Edit::CopyTtlIn => of::Action::CopyTtlIn,
+        Edit::SetMplsTtl(t) => of::Action::SetMplsTtl(t),
+        Edit::DecMplsTtl => of::Action::DecMplsTtl,
+        Edit::PushVlan(e) => of::Action::PushVlan(e),
+        Edit::PopVlan => of::Action::PopVlan,
+        Edit::PushMpls(e) => of::Action::PushMpls(e),
+        Edit::PopMpls(e) => of::Action::PopMpls(e),
+        Edit::SetNwTtl(t) => of::Action::SetNwTtl(t),
+        Edit::DecNwTtl => of::Action::DecNwTtl,
+    }
+}
+
+/// An action the codec decodes that this switch does not carry out.
+fn unsupported(a: &of::Action) -> OfpError {
     bad_action(
         ofpbac::BAD_TYPE,
         format!("action {a:?} is not supported by this switch"),
     )
 }
 
-/// The SET_FIELD for onvm's rewrite; a port is TCP's unless the rule matches UDP.
-fn set_field(r: Rewrite, udp: bool) -> SetField {
-    use std::net::IpAddr::{V4, V6};
-    match r {
-        Rewrite::EthDst(m) => SetField::EthDst(m),
-        Rewrite::EthSrc(m) => SetField::EthSrc(m),
-        Rewrite::IpSrc(V4(a)) => SetField::Ipv4Src(a),
-        Rewrite::IpDst(V4(a)) => SetField::Ipv4Dst(a),
-        Rewrite::IpSrc(V6(a)) => SetField::Ipv6Src(a),
-        Rewrite::IpDst(V6(a)) => SetField::Ipv6Dst(a),
-        Rewrite::L4Src(p) if udp => SetField::UdpSrc(p),
-        Rewrite::L4Dst(p) if udp => SetField::UdpDst(p),
-        Rewrite::L4Src(p) => SetField::TcpSrc(p),
-        Rewrite::L4Dst(p) => SetField::TcpDst(p),
-    }
+/// onvm has no queues: SET_QUEUE is refused rather than ignored.
+fn no_queues(q: u32) -> OfpError {
+    bad_action(
+        ofpbac::BAD_TYPE,
+        format!("set_queue:{q}: this switch has no output queues"),
+    )
 }
 
-/// onvm's action for one OpenFlow action of a flow rule.
-fn rule_action(a: &of::Action) -> Result<Action, OfpError> {
+/// onvm's action for one OpenFlow action of a flow rule (or a group's bucket).
+pub fn rule_action(a: &of::Action) -> Result<Action, OfpError> {
     match *a {
         of::Action::Output {
             port: ofpp::CONTROLLER,
@@ -254,21 +342,42 @@ fn rule_action(a: &of::Action) -> Result<Action, OfpError> {
             )),
         },
         of::Action::SetField(f) => rewrite(f).map(Action::Set),
-        _ => Err(unsupported_action(a)),
+        of::Action::Group(g) => Ok(Action::Group(g)),
+        of::Action::SetQueue(q) => Err(no_queues(q)),
+        _ => edit(a).map(Action::Edit).ok_or_else(|| unsupported(a)),
     }
 }
 
-/// onvm's actions for the instructions of a FLOW_MOD to `table`: apply-actions in
-/// their order, then write-actions, then the goto; with how they were spelled (which
-/// came from write-actions, which outputs said FLOOD), for [`to_instructions`] to
-/// read them back as installed.
-///
-/// onvm keeps no action set between tables: WRITE_ACTIONS is carried out at the end of
-/// its own rule, which is what the action set would do there, so it is refused in a
-/// rule that goes on to another table (where the action set would wait for later
-/// tables). CLEAR_ACTIONS has nothing to clear.
-pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<(Vec<Action>, Spelling), OfpError> {
-    let (mut apply, mut write) = (Vec::new(), Vec::new());
+/// The OpenFlow action for onvm's (what flow stats and group descriptions show); an
+/// output to ALL was FLOOD when `flood`. `None` for what is no OpenFlow action (a
+/// config chain's drop; a goto, which is an instruction).
+pub fn of_action(a: Action, flood: bool, proto: Option<u8>) -> Option<of::Action> {
+    Some(match a {
+        Action::Output(p) => of::Action::Output {
+            port: match p {
+                PortNo::ALL if flood => ofpp::FLOOD,
+                _ => of_port(p),
+            },
+            max_len: 0,
+        },
+        Action::Controller { max_len } => of::Action::Output {
+            port: ofpp::CONTROLLER,
+            max_len,
+        },
+        Action::Set(r) => of::Action::SetField(set_field(r, proto)),
+        Action::Edit(e) => edit_action(e),
+        Action::Group(g) => of::Action::Group(g),
+        Action::Goto(_) | Action::Drop => return None,
+    })
+}
+
+/// onvm's actions and instructions for those of a FLOW_MOD to `table`: apply-actions
+/// in their order then the goto, the other instructions, and how outputs were spelled
+/// (FLOOD or ALL), for [`rule_instructions`] to read them back as installed. Whether
+/// the groups and meter named exist is the caller's check (it has the tables).
+pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<(Vec<Action>, Instructions, Spelling), OfpError> {
+    let mut apply = Vec::new();
+    let mut extra = Instructions::default();
     let (mut apply_flood, mut write_flood) = (Vec::new(), Vec::new());
     let mut goto = None;
     let is_flood = |a: &of::Action| matches!(a, of::Action::Output { port: ofpp::FLOOD, .. });
@@ -282,18 +391,13 @@ pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<(Vec<Action
             }
             Instruction::WriteActions(a) => {
                 for a in a {
-                    write.push(rule_action(a)?);
+                    extra.write.push(rule_action(a)?);
                     write_flood.push(is_flood(a));
                 }
             }
-            Instruction::ClearActions => {}
-            Instruction::WriteMetadata { .. } | Instruction::Meter(_) => {
-                return Err(OfpError::of(
-                    ofpet::BAD_INSTRUCTION,
-                    ofpbic::UNSUP_INST,
-                    format!("instruction {i:?} is not supported by this switch"),
-                ));
-            }
+            Instruction::ClearActions => extra.clear = true,
+            Instruction::WriteMetadata { metadata, mask } => extra.metadata = Some((*metadata, *mask)),
+            Instruction::Meter(m) => extra.meter = Some(*m),
             Instruction::GotoTable(t) => {
                 if *t <= table || *t >= N_TABLES {
                     return Err(OfpError::of(
@@ -306,15 +410,7 @@ pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<(Vec<Action
             }
         }
     }
-    if goto.is_some() && !write.is_empty() {
-        return Err(OfpError::of(
-            ofpet::BAD_INSTRUCTION,
-            ofpbic::UNSUP_INST,
-            "write-actions with goto-table: onvm keeps no action set between tables (use apply-actions)",
-        ));
-    }
     let spelling = Spelling {
-        written: u16::try_from(write.len()).unwrap_or(u16::MAX),
         flood: apply_flood
             .iter()
             .chain(&write_flood)
@@ -322,54 +418,63 @@ pub fn to_actions(instructions: &[Instruction], table: u8) -> Result<(Vec<Action
             .enumerate()
             .fold(0, |bits, (i, f)| bits | (u64::from(*f) << i)),
     };
-    apply.extend(write);
     apply.extend(goto);
-    Ok((apply, spelling))
+    Ok((apply, extra, spelling))
 }
 
 /// The instructions that describe onvm's actions (what dump-flows shows), plainly
-/// spelled (apply-actions, ALL); `udp` says whether port rewrites are UDP's (the rule
-/// matches UDP) or TCP's.
-pub fn to_instructions(actions: &[Action], udp: bool) -> Vec<Instruction> {
-    spelled_instructions(actions, Spelling::default(), udp)
+/// spelled (apply-actions, ALL); `proto` is the IP protocol the rule matches (whose
+/// ports and ICMP fields its set-fields rewrite).
+pub fn to_instructions(actions: &[Action], proto: Option<u8>) -> Vec<Instruction> {
+    spelled_instructions(actions, &Instructions::default(), Spelling::default(), proto)
 }
 
 /// A rule's instructions as its installer wrote them (its [`Spelling`]): what a
 /// controller reads back in flow stats is what it sent in the FLOW_MOD.
 pub fn rule_instructions(r: &Rule) -> Vec<Instruction> {
-    spelled_instructions(&r.actions, r.spelling, r.matcher.ip_proto == Some(of::IP_PROTO_UDP))
+    spelled_instructions(&r.actions, &r.instructions, r.spelling, r.matcher.ip_proto)
 }
 
-fn spelled_instructions(actions: &[Action], spelling: Spelling, udp: bool) -> Vec<Instruction> {
-    let mut apply = Vec::new();
-    let mut goto = None;
-    for (i, a) in actions.iter().enumerate() {
-        match *a {
-            Action::Output(p) => apply.push(of::Action::Output {
-                port: match p {
-                    PortNo::ALL if i < 64 && spelling.flood & (1 << i) != 0 => ofpp::FLOOD,
-                    _ => of_port(p),
-                },
-                max_len: 0,
-            }),
-            Action::Controller { max_len } => apply.push(of::Action::Output {
-                port: ofpp::CONTROLLER,
-                max_len,
-            }),
-            Action::Set(r) => apply.push(of::Action::SetField(set_field(r, udp))),
-            Action::Goto(t) => goto = Some(Instruction::GotoTable(t)),
-            Action::Drop => {}
-        }
-    }
-    // Written actions are the last ones (a rule with them has no goto).
-    let write = apply.split_off(apply.len().saturating_sub(usize::from(spelling.written)));
+fn spelled_instructions(
+    actions: &[Action],
+    extra: &Instructions,
+    spelling: Spelling,
+    proto: Option<u8>,
+) -> Vec<Instruction> {
+    let flood = |i: usize| i < 64 && spelling.flood & (1 << i) != 0;
+    let applied = actions.iter().filter(|a| !matches!(a, Action::Goto(_))).count();
+    let apply: Vec<of::Action> = actions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &a)| of_action(a, flood(i), proto))
+        .collect();
+    let write: Vec<of::Action> = extra
+        .write
+        .iter()
+        .enumerate()
+        // Written actions' bits follow the apply-actions' (the goto, last, has none).
+        .filter_map(|(j, &a)| of_action(a, flood(applied + j), proto))
+        .collect();
+    let goto = actions.iter().find_map(|a| match a {
+        Action::Goto(t) => Some(Instruction::GotoTable(*t)),
+        _ => None,
+    });
     let mut v = Vec::new();
+    v.extend(extra.meter.map(Instruction::Meter));
     if !apply.is_empty() {
         v.push(Instruction::ApplyActions(apply));
+    }
+    if extra.clear {
+        v.push(Instruction::ClearActions);
     }
     if !write.is_empty() {
         v.push(Instruction::WriteActions(write));
     }
+    v.extend(
+        extra
+            .metadata
+            .map(|(metadata, mask)| Instruction::WriteMetadata { metadata, mask }),
+    );
     v.extend(goto);
     v
 }
@@ -395,7 +500,9 @@ pub fn packet_out_actions(actions: &[of::Action]) -> Result<Vec<Out>, OfpError> 
                 },
             },
             of::Action::SetField(f) => rewrite(f).map(Out::Set),
-            _ => Err(unsupported_action(a)),
+            of::Action::Group(g) => Ok(Out::Group(g)),
+            of::Action::SetQueue(q) => Err(no_queues(q)),
+            _ => edit(a).map(Out::Edit).ok_or_else(|| unsupported(a)),
         })
         .collect()
 }
@@ -627,7 +734,7 @@ pub(crate) mod tests {
     fn instructions_onvm_can_and_cannot_carry_out() {
         let out = |port| of::Action::Output { port, max_len: 0 };
         let apply = |a: Vec<of::Action>| Instruction::ApplyActions(a);
-        let acts = |i: &[Instruction], t| to_actions(i, t).map(|(a, _)| a);
+        let acts = |i: &[Instruction], t| to_actions(i, t).map(|(a, _, _)| a);
         assert_eq!(
             acts(&[apply(vec![out(0x1001)])], 0).unwrap(),
             [Action::Output(PortNo::service(1))]
@@ -656,21 +763,43 @@ pub(crate) mod tests {
             code(&[Instruction::GotoTable(N_TABLES)], 0),
             (ofpet::BAD_INSTRUCTION, ofpbic::BAD_TABLE_ID)
         );
+        // Write-actions with a goto: the action set waits for the later tables.
+        let (a, extra, _) =
+            to_actions(&[Instruction::WriteActions(vec![out(1)]), Instruction::GotoTable(1)], 0).unwrap();
         assert_eq!(
-            code(&[Instruction::WriteActions(vec![out(1)]), Instruction::GotoTable(1)], 0),
-            (ofpet::BAD_INSTRUCTION, ofpbic::UNSUP_INST)
+            (a, extra.write),
+            (vec![Action::Goto(1)], vec![Action::Output(PortNo::physical(0))])
+        );
+        assert_eq!(
+            code(&[apply(vec![of::Action::SetQueue(1)])], 0),
+            (ofpet::BAD_ACTION, ofpbac::BAD_TYPE),
+            "no queues"
+        );
+        assert_eq!(
+            code(&[apply(vec![of::Action::SetField(of::SetField::TunnelId(1))])], 0),
+            (ofpet::BAD_ACTION, ofpbac::BAD_SET_TYPE),
+            "no tunnels"
         );
         assert_eq!(
             code(&[apply(vec![out(ofpp::LOCAL)])], 0),
             (ofpet::BAD_ACTION, ofpbac::BAD_OUT_PORT)
         );
-        // Rewrites, several outputs and a goto, in order; write-actions after apply.
+        // Rewrites, edits and several outputs in order; write-actions to the action set.
         let set = of::Action::SetField(of::SetField::TcpDst(80));
         let mac = of::Action::SetField(of::SetField::EthDst([2; 6]));
-        let got = acts(
+        let (got, extra, _) = to_actions(
             &[
                 Instruction::WriteActions(vec![out(2)]),
-                apply(vec![set, out(1), mac, out(ofpp::FLOOD)]),
+                apply(vec![
+                    set,
+                    out(1),
+                    of::Action::PushVlan(0x8100),
+                    mac,
+                    out(ofpp::FLOOD),
+                    of::Action::Group(3),
+                ]),
+                Instruction::Meter(4),
+                Instruction::WriteMetadata { metadata: 5, mask: 7 },
             ],
             0,
         )
@@ -680,10 +809,20 @@ pub(crate) mod tests {
             [
                 Action::Set(Rewrite::L4Dst(80)),
                 Action::Output(PortNo::physical(0)),
+                Action::Edit(Edit::PushVlan(0x8100)),
                 Action::Set(Rewrite::EthDst([2; 6])),
                 Action::Output(PortNo::ALL),
-                Action::Output(PortNo::physical(1)),
+                Action::Group(3),
             ]
+        );
+        assert_eq!(
+            extra,
+            Instructions {
+                meter: Some(4),
+                clear: false,
+                write: vec![Action::Output(PortNo::physical(1))],
+                metadata: Some((5, 7)),
+            }
         );
         // And back, as dump-flows shows them.
         let v6 = of::Action::SetField(of::SetField::Ipv6Src("2001:db8::1".parse().unwrap()));
@@ -694,11 +833,14 @@ pub(crate) mod tests {
             vec![],
             vec![apply(vec![set, v6, out(1), out(ofpp::ALL)]), Instruction::GotoTable(2)],
         ] {
-            assert_eq!(to_instructions(&acts(&i, 0).unwrap(), false), i);
+            assert_eq!(to_instructions(&acts(&i, 0).unwrap(), None), i);
         }
         let udp = of::Action::SetField(of::SetField::UdpSrc(53));
         let i = vec![apply(vec![udp])];
-        assert_eq!(to_instructions(&acts(&i, 0).unwrap(), true), i);
+        assert_eq!(to_instructions(&acts(&i, 0).unwrap(), Some(of::IP_PROTO_UDP)), i);
+        let icmp6 = of::Action::SetField(of::SetField::Icmpv6Type(135));
+        let i = vec![apply(vec![icmp6])];
+        assert_eq!(to_instructions(&acts(&i, 0).unwrap(), Some(58)), i);
     }
 
     #[test]
@@ -716,10 +858,23 @@ pub(crate) mod tests {
                 write(vec![out(ofpp::FLOOD), out(1)]),
             ],
             vec![apply(vec![out(1)]), Instruction::GotoTable(3)],
+            vec![
+                Instruction::Meter(9),
+                apply(vec![of::Action::PopVlan, of::Action::DecNwTtl, out(1)]),
+                Instruction::ClearActions,
+                write(vec![
+                    of::Action::PushMpls(0x8847),
+                    out(ofpp::FLOOD),
+                    of::Action::Group(2),
+                ]),
+                Instruction::WriteMetadata { metadata: 1, mask: 3 },
+                Instruction::GotoTable(3),
+            ],
         ] {
-            let (actions, spelling) = to_actions(&i, 0).unwrap();
+            let (actions, extra, spelling) = to_actions(&i, 0).unwrap();
             let mut r = Rule::new(1, Match::any(), actions);
             r.spelling = spelling;
+            r.instructions = extra;
             assert_eq!(rule_instructions(&r), i, "{spelling:?}");
         }
         // A rule installed otherwise (a config chain) reads back plainly.

@@ -86,10 +86,8 @@ fn fixed_rule(table: &FlowTable, port: PortNo) -> Option<(RuleId, Option<Action>
     let (id, rule) = table.lookup(&PacketKey::new(port))?;
     let catch_all = rule.matcher == Match::in_port(port) || rule.matcher == Match::any();
     let plain = rule.actions.len() <= 1
-        && !matches!(
-            rule.actions.first(),
-            Some(Action::Goto(_) | Action::Controller { .. } | Action::Set(_))
-        );
+        && rule.instructions.is_empty()
+        && matches!(rule.actions.first(), None | Some(Action::Output(_) | Action::Drop));
     if !catch_all || !plain {
         return None;
     }

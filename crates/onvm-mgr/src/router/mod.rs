@@ -22,7 +22,9 @@ mod tests;
 
 use std::time::Duration;
 
-use onvm_proto::flow::{Action, FlowCache, FlowTable, N_TABLES, PacketKey, PortKind, PortNo, Rewrite, RuleId};
+use onvm_proto::flow::{
+    Action, Edit, FlowCache, FlowTable, N_TABLES, PacketKey, PortKind, PortNo, Rewrite, Rule, RuleId,
+};
 use onvm_proto::rss::Toeplitz;
 use onvm_proto::verdict::Verdict;
 
@@ -86,12 +88,14 @@ pub enum Target {
     Overflow { id: u16 },
 }
 
-/// One step of a rule's or a PACKET_OUT's actions, carried out by the switch in order
-/// (OpenFlow's apply-actions).
+/// One step of a rule's or a PACKET_OUT's actions and instructions, carried out by the
+/// switch in order (OpenFlow's apply-actions, and the instructions around them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Rewrite a header field in place.
     Set(Rewrite),
+    /// Push or pop a tag or label, set or decrement a TTL.
+    Edit(Edit),
     /// Send to a port, a service, IN_PORT or every port ([`Router::output`]).
     Output(PortNo),
     /// Send to the controller.
@@ -100,6 +104,16 @@ pub enum Step {
     Table(u8),
     /// Free it (a rule's DROP).
     Drop,
+    /// Hand it to a group.
+    Group(u32),
+    /// Run it through a meter (a rule's first step): a drop band ends it here.
+    Meter(u32),
+    /// Empty the packet's action set.
+    Clear,
+    /// Write an action into the packet's action set.
+    Write(Action),
+    /// Set the metadata register's bits that are 1 in `mask`.
+    Metadata { value: u64, mask: u64 },
 }
 
 impl Step {
@@ -111,13 +125,35 @@ impl Step {
             Action::Controller { max_len } => Step::Controller { max_len },
             Action::Goto(t) => Step::Table(t),
             Action::Set(r) => Step::Set(r),
+            Action::Edit(e) => Step::Edit(e),
+            Action::Group(g) => Step::Group(g),
         }
     }
 
+    /// The steps of a rule, in OpenFlow's instruction order: meter, apply-actions,
+    /// clear-actions, write-actions, write-metadata, goto.
+    pub fn of_rule(rule: &Rule) -> Vec<Step> {
+        let ins = &rule.instructions;
+        let apply = rule.actions.iter().filter(|a| !matches!(a, Action::Goto(_)));
+        let goto = rule.actions.iter().filter(|a| matches!(a, Action::Goto(_)));
+        ins.meter
+            .map(Step::Meter)
+            .into_iter()
+            .chain(apply.map(|&a| Step::of(a)))
+            .chain(ins.clear.then_some(Step::Clear))
+            .chain(ins.write.iter().map(|&a| Step::Write(a)))
+            .chain(ins.metadata.map(|(value, mask)| Step::Metadata { value, mask }))
+            .chain(goto.map(|&a| Step::of(a)))
+            .collect()
+    }
+
     /// Whether the step sends the packet somewhere (it gets a copy unless it is the
-    /// last such step); rewrites do not.
+    /// last such step); rewrites, edits and the pipeline's bookkeeping do not.
     pub fn sends(&self) -> bool {
-        !matches!(self, Step::Set(_))
+        !matches!(
+            self,
+            Step::Set(_) | Step::Edit(_) | Step::Meter(_) | Step::Clear | Step::Write(_) | Step::Metadata { .. }
+        )
     }
 }
 
@@ -283,11 +319,15 @@ impl Router {
             return Decision { plan, learn };
         }
         let key = PacketKey::from_frame(port, frame);
-        self.lookup(0, table, svc, &key, frame, now).into()
+        self.lookup(0, table, svc, &key, frame, now, false).into()
     }
 
     /// Look `key` up from `table` on, through any gotos. The switch calls this for a
-    /// [`Step::Table`] with the key of the packet as rewritten by then.
+    /// [`Step::Table`] with the key of the packet as rewritten by then, and `steps`:
+    /// the packet is in the middle of a pipeline (it may carry an action set, which the
+    /// switch runs where the pipeline ends), so every rule found is given as its steps,
+    /// never shortened to one destination.
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     pub fn lookup(
         &mut self,
@@ -297,6 +337,7 @@ impl Router {
         key: &PacketKey,
         frame: &[u8],
         now: Duration,
+        steps: bool,
     ) -> Plan {
         loop {
             let found = if t == 0 {
@@ -313,8 +354,13 @@ impl Router {
             };
             counts.1 += 1;
             let first = rule.actions.first().copied();
-            let several = rule.actions.len() > 1 || matches!(first, Some(Action::Set(_)));
-            let steps = several.then(|| rule.actions.iter().map(|&a| Step::of(a)).collect());
+            let plain = rule.actions.len() <= 1
+                && rule.instructions.is_empty()
+                && matches!(
+                    first,
+                    None | Some(Action::Output(_) | Action::Controller { .. } | Action::Goto(_) | Action::Drop)
+                );
+            let steps = (steps || !plain).then(|| Step::of_rule(rule));
             table.record(id, 1, frame.len() as u64, now);
             if let Some(steps) = steps {
                 return Plan::Steps {
@@ -390,6 +436,12 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// The flow hash of `k` (symmetric: both directions of a connection agree), which
+    /// picks a service's instance and a SELECT group's bucket.
+    pub fn hash_of(&self, k: &PacketKey) -> u32 {
+        self.flow_hash(k)
     }
 
     fn flow_hash(&self, k: &PacketKey) -> u32 {
