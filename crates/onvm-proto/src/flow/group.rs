@@ -318,27 +318,51 @@ impl<'a> Iterator for Chosen<'a> {
 
 impl ExactSizeIterator for Chosen<'_> {}
 
-/// Which group an action sends to, if it is a group action.
-pub type GroupOf = fn(&Action) -> Option<u32>;
-
-/// The default [`GroupOf`]. `Action` has no group action yet, so nothing chains; see
-/// [`GroupTable::with_chaining`].
-fn no_group(_: &Action) -> Option<u32> {
-    None
+/// The groups a rule sends to, with repeats: group actions among its apply-actions
+/// and its written actions ([`super::Instructions::write`]).
+pub fn rule_groups(rule: &Rule) -> impl Iterator<Item = u32> + '_ {
+    rule.all_actions().filter_map(Action::group)
 }
+
+/// Per group, how many of `rules` send to it (the `ref_count` of GROUP_STATS; OVS counts
+/// rules, not groups that chain to it). A rule counts once per group.
+pub fn ref_counts<'r>(rules: impl IntoIterator<Item = &'r Rule>) -> FxHashMap<u32, u32> {
+    let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
+    let mut seen: Vec<u32> = Vec::new();
+    for rule in rules {
+        seen.clear();
+        for g in rule_groups(rule) {
+            if !seen.contains(&g) {
+                seen.push(g);
+                let n = counts.entry(g).or_insert(0);
+                *n = n.saturating_add(1);
+            }
+        }
+    }
+    counts
+}
+
+/// Whether `rule` sends to one of `ids` (after a delete: which rules go, with reason
+/// `OFPRR_GROUP_DELETE`).
+pub fn refers_to(rule: &Rule, ids: &[u32]) -> bool {
+    rule_groups(rule).any(|g| ids.contains(&g))
+}
+
+/// Which group an action sends to, if it is a group action ([`Action::group`]).
+pub type GroupOf = fn(&Action) -> Option<u32>;
 
 /// The group table: groups by id, with OpenFlow's GROUP_MOD semantics.
 #[derive(Debug)]
 pub struct GroupTable {
     groups: FxHashMap<u32, Group>,
-    /// How to find group actions in a bucket's (or rule's) actions.
+    /// How to find group actions in a bucket's actions.
     group_of: GroupOf,
     generation: u64,
 }
 
 impl Default for GroupTable {
     fn default() -> Self {
-        GroupTable::with_chaining(no_group)
+        GroupTable::with_chaining(Action::group)
     }
 }
 
@@ -348,14 +372,20 @@ impl GroupTable {
         Self::default()
     }
 
-    /// An empty table that finds group actions with `group_of` (for chaining, loop
-    /// checks and reference counts).
+    /// An empty table that finds group actions in buckets with `group_of` (for the
+    /// chaining and loop checks); [`GroupTable::new`] uses [`Action::group`].
     pub fn with_chaining(group_of: GroupOf) -> Self {
         GroupTable {
             groups: FxHashMap::default(),
             group_of,
             generation: 0,
         }
+    }
+
+    /// The groups `buckets` send to, with repeats.
+    fn bucket_groups<'b>(&self, buckets: &'b [Bucket]) -> impl Iterator<Item = u32> + 'b {
+        let group_of = self.group_of;
+        buckets.iter().flat_map(move |b| b.actions.iter().filter_map(group_of))
     }
 
     /// Number of groups.
@@ -386,43 +416,30 @@ impl GroupTable {
         all.into_iter()
     }
 
-    /// The groups these actions send to (with repeats, in order).
-    pub fn groups_in<'a>(&self, actions: &'a [Action]) -> impl Iterator<Item = u32> + 'a {
-        let group_of = self.group_of;
-        actions.iter().filter_map(group_of)
-    }
-
-    /// Checks a rule's actions before it is installed: every group it sends to exists
-    /// ([`GroupError::UnknownOutGroup`], i.e. `OFPBAC_BAD_OUT_GROUP`, as OVS).
+    /// Checks a rule's actions (apply or written) before it is installed: every group
+    /// they send to exists ([`GroupError::UnknownOutGroup`], i.e. `OFPBAC_BAD_OUT_GROUP`,
+    /// as OVS's `ofproto_check_ofpacts`).
     pub fn check_actions(&self, actions: &[Action]) -> Result<(), GroupError> {
-        match self.groups_in(actions).find(|g| !self.groups.contains_key(g)) {
+        match actions
+            .iter()
+            .filter_map(self.group_of)
+            .find(|g| !self.groups.contains_key(g))
+        {
             Some(g) => Err(GroupError::UnknownOutGroup(g)),
             None => Ok(()),
         }
     }
 
-    /// Per group, how many of `rules` send to it (the `ref_count` of GROUP_STATS; OVS
-    /// counts rules, not groups that chain to it). A rule counts once per group.
-    pub fn ref_counts<'r>(&self, rules: impl IntoIterator<Item = &'r Rule>) -> FxHashMap<u32, u32> {
-        let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
-        let mut seen: Vec<u32> = Vec::new();
-        for rule in rules {
-            seen.clear();
-            for g in self.groups_in(&rule.actions) {
-                if !seen.contains(&g) {
-                    seen.push(g);
-                    let n = counts.entry(g).or_insert(0);
-                    *n = n.saturating_add(1);
-                }
-            }
+    /// [`GroupTable::check_actions`] for all of a rule's actions (apply and written).
+    pub fn check_rule(&self, rule: &Rule) -> Result<(), GroupError> {
+        match rule
+            .all_actions()
+            .filter_map(self.group_of)
+            .find(|g| !self.groups.contains_key(g))
+        {
+            Some(g) => Err(GroupError::UnknownOutGroup(g)),
+            None => Ok(()),
         }
-        counts
-    }
-
-    /// Whether any of `actions` sends to one of `ids` (after a delete: which rules go,
-    /// with reason `OFPRR_GROUP_DELETE`).
-    pub fn refers_to(&self, actions: &[Action], ids: &[u32]) -> bool {
-        self.groups_in(actions).any(|g| ids.contains(&g))
     }
 
     /// GROUP_MOD add: installs group `id` at `now`, with zero counters.
@@ -492,13 +509,10 @@ impl GroupTable {
         if !self.groups.contains_key(&id) {
             return Ok(Vec::new());
         }
-        let group_of = self.group_of;
-        let referrer = self.groups.iter().find(|&(&other, g)| {
-            other != id
-                && g.buckets
-                    .iter()
-                    .any(|b| b.actions.iter().any(|a| group_of(a) == Some(id)))
-        });
+        let referrer = self
+            .groups
+            .iter()
+            .find(|&(&other, g)| other != id && self.bucket_groups(&g.buckets).any(|to| to == id));
         if let Some((&other, _)) = referrer {
             return Err(GroupError::Chained(id, other));
         }
@@ -627,9 +641,8 @@ impl GroupTable {
     /// Chaining checks for group `id` about to have `buckets`: every group they send
     /// to exists, and none leads back to `id`.
     fn check_chains(&self, id: u32, buckets: &[Bucket]) -> Result<(), GroupError> {
-        let group_of = self.group_of;
         let mut stack: Vec<u32> = Vec::new();
-        for g in buckets.iter().flat_map(|b| b.actions.iter().filter_map(group_of)) {
+        for g in self.bucket_groups(buckets) {
             if g == id {
                 return Err(GroupError::Loop(id));
             }
@@ -647,7 +660,7 @@ impl GroupTable {
             let Some(group) = self.groups.get(&g) else {
                 continue;
             };
-            for next in group.buckets.iter().flat_map(|b| b.actions.iter().filter_map(group_of)) {
+            for next in self.bucket_groups(&group.buckets) {
                 if next == id {
                     return Err(GroupError::Loop(id));
                 }
@@ -752,15 +765,6 @@ mod tests {
     use super::*;
 
     const T0: Duration = Duration::ZERO;
-
-    /// Until `Action` has a group action, tests chain with `Goto(n)` standing for
-    /// "group n".
-    fn goto_is_group(a: &Action) -> Option<u32> {
-        match a {
-            Action::Goto(g) => Some(u32::from(*g)),
-            _ => None,
-        }
-    }
 
     fn out(p: u32) -> Vec<Action> {
         vec![Action::Output(PortNo(p))]
@@ -1075,8 +1079,8 @@ mod tests {
 
     #[test]
     fn chaining_checks() {
-        let mut t = GroupTable::with_chaining(goto_is_group);
-        let to = |g: u8| vec![Action::Goto(g)];
+        let mut t = GroupTable::new();
+        let to = |g: u32| vec![Action::Group(g)];
         assert_eq!(
             t.add(1, GroupType::All, vec![Bucket::new(to(2))], T0),
             Err(GroupError::UnknownOutGroup(2))
@@ -1099,17 +1103,113 @@ mod tests {
         assert!(t.get(3).is_some());
         // Rules: reference counts and checks.
         let r = |actions| Rule::new(1, crate::flow::Match::any(), actions);
-        let rules = [r(to(1)), r(vec![Action::Goto(1), Action::Goto(1)]), r(to(3)), r(out(1))];
-        let counts = t.ref_counts(&rules);
+        let mut written = r(out(1));
+        written.instructions.write = to(3);
+        let rules = [
+            r(to(1)),
+            r(vec![Action::Group(1), Action::Group(1)]),
+            written,
+            r(out(1)),
+        ];
+        let counts = ref_counts(&rules);
         assert_eq!(
             (counts.get(&1), counts.get(&2), counts.get(&3)),
             (Some(&2), None, Some(&1))
         );
         assert_eq!(t.check_actions(&to(3)), Ok(()));
         assert_eq!(t.check_actions(&to(4)), Err(GroupError::UnknownOutGroup(4)));
-        assert!(t.refers_to(&to(1), &[1, 2]) && !t.refers_to(&to(3), &[1, 2]));
+        let mut bad = r(to(3));
+        bad.instructions.write = to(5);
+        assert_eq!(t.check_rule(&bad), Err(GroupError::UnknownOutGroup(5)));
+        assert_eq!(t.check_rule(&rules[2]), Ok(()));
+        assert!(refers_to(&rules[0], &[1, 2]) && refers_to(&rules[2], &[3]) && !refers_to(&rules[2], &[1, 2]));
         // Deleting all is always allowed.
         assert_eq!(t.delete(OFPG_ALL), Ok(vec![1, 2, 3]));
+    }
+
+    /// Any sequence of group mods from a controller: no panic, a refused mod changes
+    /// nothing, and following group actions from any group always ends (no loop).
+    mod random_mods {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn bucket() -> impl Strategy<Value = Bucket> {
+            (
+                0u16..4,
+                prop::option::of(0u32..4),
+                prop::option::of(0u32..6),
+                prop::collection::vec(
+                    prop_oneof![
+                        (0u32..6).prop_map(Action::Group),
+                        (0u32..4).prop_map(|p| Action::Output(PortNo(p)))
+                    ],
+                    0..3,
+                ),
+            )
+                .prop_map(|(weight, watch_port, watch_group, actions)| Bucket {
+                    weight,
+                    watch_port: watch_port.map(PortNo),
+                    watch_group,
+                    actions,
+                    packets: 0,
+                    bytes: 0,
+                })
+        }
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Add(u32, u8, Vec<Bucket>),
+            Modify(u32, u8, Vec<Bucket>),
+            Delete(u32),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0u32..6, 0u8..5, prop::collection::vec(bucket(), 0..4)).prop_map(|(i, k, b)| Op::Add(i, k, b)),
+                (0u32..6, 0u8..5, prop::collection::vec(bucket(), 0..4)).prop_map(|(i, k, b)| Op::Modify(i, k, b)),
+                prop_oneof![0u32..6, Just(OFPG_ALL)].prop_map(Op::Delete),
+            ]
+        }
+
+        /// The longest chain of group actions from `id` (panics on a loop).
+        fn depth(t: &GroupTable, id: u32, path: &mut Vec<u32>) -> usize {
+            assert!(!path.contains(&id), "loop through {path:?} back to {id}");
+            let Some(g) = t.get(id) else { return 0 };
+            path.push(id);
+            let next: Vec<u32> = g
+                .buckets
+                .iter()
+                .flat_map(|b| b.actions.iter().filter_map(Action::group))
+                .collect();
+            let d = next.iter().map(|&n| 1 + depth(t, n, path)).max().unwrap_or(0);
+            path.pop();
+            d
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics_never_loops(ops in prop::collection::vec(op(), 1..40), hash: u32, up: u8) {
+                let mut t = GroupTable::new();
+                for op in ops {
+                    let before: Vec<(u32, Group)> = t.iter().map(|(id, g)| (id, g.clone())).collect();
+                    let result = match op {
+                        Op::Add(id, kind, b) => GroupType::from_ofp(kind).and_then(|k| t.add(id, k, b, T0)),
+                        Op::Modify(id, kind, b) => GroupType::from_ofp(kind).and_then(|k| t.modify(id, k, b)),
+                        Op::Delete(id) => t.delete(id).map(|_| ()),
+                    };
+                    if result.is_err() {
+                        let after: Vec<(u32, Group)> = t.iter().map(|(id, g)| (id, g.clone())).collect();
+                        prop_assert_eq!(before, after);
+                    }
+                    for (id, _) in t.iter() {
+                        depth(&t, id, &mut Vec::new());
+                        for (i, _) in t.buckets_for(id, hash, |p| up & (1 << p.0) != 0).unwrap() {
+                            prop_assert!(t.get(id).is_some_and(|g| i < g.buckets.len()));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 use thiserror::Error;
 
+use super::Rule;
+
 /// The largest meter id of a flow meter (`OFPM_MAX`).
 pub const OFPM_MAX: u32 = 0xffff_0000;
 /// The virtual meter of packets sent through the slow path (`OFPM_SLOWPATH`).
@@ -324,6 +326,22 @@ fn check(id: u32, flags: u16, bands: &[Band]) -> Result<Config, MeterError> {
     })
 }
 
+/// Per meter, how many of `rules` use it (the `flow_count` of METER_STATS).
+pub fn flow_counts<'r>(rules: impl IntoIterator<Item = &'r Rule>) -> FxHashMap<u32, u32> {
+    let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
+    for m in rules.into_iter().filter_map(|r| r.instructions.meter) {
+        let n = counts.entry(m).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+    counts
+}
+
+/// Whether `rule` uses one of the meters `ids` (after a delete: which rules go, with
+/// reason `OFPRR_METER_DELETE`, as OVS's `meter_destroy`).
+pub fn refers_to(rule: &Rule, ids: &[u32]) -> bool {
+    rule.instructions.meter.is_some_and(|m| ids.contains(&m))
+}
+
 /// The meter table: meters by id, with OpenFlow's METER_MOD semantics.
 #[derive(Debug, Default)]
 pub struct MeterTable {
@@ -356,6 +374,16 @@ impl MeterTable {
         let mut all: Vec<(u32, &Meter)> = self.meters.iter().map(|(&id, m)| (id, m)).collect();
         all.sort_unstable_by_key(|&(id, _)| id);
         all.into_iter()
+    }
+
+    /// Checks a rule's meter instruction before it is installed: the meter exists, or
+    /// [`MeterError::InvalidMeter`] (`OFPMMFC_INVALID_METER`, as OVS's
+    /// `ofproto_check_ofpacts`).
+    pub fn check_rule(&self, rule: &Rule) -> Result<(), MeterError> {
+        match rule.instructions.meter {
+            Some(m) if !self.meters.contains_key(&m) => Err(MeterError::InvalidMeter(m)),
+            _ => Ok(()),
+        }
     }
 
     /// METER_MOD add: installs meter `id` with OpenFlow's `flags` (`OFPMF_*`) and
@@ -624,6 +652,62 @@ mod tests {
         assert_eq!(t.delete(2), vec![2]);
         assert_eq!(t.delete(OFPM_ALL), vec![1, 3]);
         assert_eq!(t.admit(1, 64, T0), None, "no meter");
+    }
+
+    #[test]
+    fn rules_using_meters() {
+        let mut t = MeterTable::new();
+        t.add(1, PKTPS, vec![drop_band(1, 1)], T0).unwrap();
+        let rule = |meter| {
+            let mut r = Rule::new(1, crate::flow::Match::any(), vec![]);
+            r.instructions.meter = meter;
+            r
+        };
+        let rules = [rule(Some(1)), rule(Some(1)), rule(Some(2)), rule(None)];
+        assert_eq!(t.check_rule(&rules[0]), Ok(()));
+        assert_eq!(t.check_rule(&rules[2]), Err(MeterError::InvalidMeter(2)));
+        assert_eq!(t.check_rule(&rules[3]), Ok(()));
+        let counts = flow_counts(&rules);
+        assert_eq!((counts.get(&1), counts.get(&2), counts.len()), (Some(&2), Some(&1), 2));
+        assert!(refers_to(&rules[0], &[1]) && !refers_to(&rules[2], &[1]) && !refers_to(&rules[3], &[1]));
+    }
+
+    mod random_traffic {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever the rate, burst and arrival times: no more passes than the
+            /// bucket held plus what the rate refilled, and every packet is counted once.
+            #[test]
+            fn passes_at_most_burst_plus_rate(
+                rate in 1u32..5000,
+                burst in 0u32..200,
+                kbps: bool,
+                gaps in prop::collection::vec((0u64..5_000_000, 0usize..2000), 1..300),
+            ) {
+                let mut t = MeterTable::new();
+                let flags = if kbps { OFPMF_KBPS } else { OFPMF_PKTPS };
+                t.add(1, flags, vec![drop_band(rate, burst)], T0).unwrap();
+                let mut now = T0;
+                let mut passed_units = 0u128; // bits or packets
+                let mut passes = 0u64;
+                for &(gap_ns, bytes) in &gaps {
+                    now += Duration::from_nanos(gap_ns);
+                    if t.admit(1, bytes, now) == Some(MeterVerdict::Pass) {
+                        passes += 1;
+                        passed_units += if kbps { bytes as u128 * 8 } else { 1 };
+                    }
+                }
+                let size = u128::from(if burst == 0 { rate } else { burst });
+                let (size, per_sec) = if kbps { (size * 1000, u128::from(rate) * 1000) } else { (size, u128::from(rate)) };
+                let allowed = size + per_sec * now.as_nanos() / 1_000_000_000;
+                prop_assert!(passed_units <= allowed, "{passed_units} > {allowed}");
+                let m = t.get(1).unwrap();
+                prop_assert_eq!(m.packets, gaps.len() as u64);
+                prop_assert_eq!(m.bands[0].packets + passes, gaps.len() as u64);
+            }
+        }
     }
 
     #[test]
