@@ -140,10 +140,13 @@ class PipelineApp(app_manager.OSKenApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Per datapath id: {xid: what that message was}, and the refusals so far.
+        # Per datapath id: {xid: what that message was}, the refusals so far, the
+        # barrier that ends the pipeline, its summary, and ports while PORT_DESC parts come.
         self.sent = {}
         self.errors = {}
         self.barrier_xid = {}
+        self.summary = {}
+        self.known = {}
 
     def send(self, dp, msg, what):
         """Send `msg`, remembering `what` it was so an error can name it."""
@@ -161,7 +164,6 @@ class PipelineApp(app_manager.OSKenApp):
     def ports(self, ev):
         dp = ev.msg.datapath
         ports = {p.port_no: p.name.decode() if isinstance(p.name, bytes) else p.name for p in ev.msg.body}
-        self.known = getattr(self, "known", {})
         self.known.setdefault(dp.id, {}).update(ports)
         if ev.msg.flags & dp.ofproto.OFPMPF_REPLY_MORE:
             return
@@ -262,7 +264,8 @@ class PipelineApp(app_manager.OSKenApp):
         ]
         for s in services:
             # What an NF hands back comes in on its service's port, still tagged.
-            flows.append((f"service {s} -> trunk", PRIORITY, parser.OFPMatch(in_port=s), [], [parser.OFPActionOutput(trunk)]))
+            back = parser.OFPMatch(in_port=s)
+            flows.append((f"service {s} -> trunk", PRIORITY, back, [], [parser.OFPActionOutput(trunk)]))
         for what, priority, match, pre, actions in flows:
             inst = pre + [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
             self.send(
@@ -274,7 +277,6 @@ class PipelineApp(app_manager.OSKenApp):
         barrier = parser.OFPBarrierRequest(dp)
         self.send(dp, barrier, "BARRIER")
         self.barrier_xid[dp.id] = barrier.xid
-        self.summary = getattr(self, "summary", {})
         self.summary[dp.id] = (
             f"{len(flows)} flows, group {GROUP_ID} -> {','.join(map(str, services))}, "
             f"meter {METER_ID} ({meter['rate_pktps']} pktps, burst {meter['burst']}) on UDP "
