@@ -79,8 +79,8 @@ pub use field::{Field, NdOption, set_field, set_nd_lla};
 pub use headers::Headers;
 pub use layout::{Layout, l3_offset, l4_offset};
 pub use mpls::{
-    Lse, MPLS_LSE_LEN, MPLS_MAX_LABELS, outer_lse, pop_mpls, pop_mpls_vec, push_mpls, push_mpls_vec, set_mpls_bos,
-    set_mpls_label, set_mpls_tc,
+    Lse, MPLS_LSE_LEN, MPLS_MAX_LABELS, outer_lse, pop_mpls, pop_mpls_ovs, pop_mpls_ovs_vec, pop_mpls_vec, push_mpls,
+    push_mpls_vec, set_mpls_bos, set_mpls_label, set_mpls_tc,
 };
 pub use ttl::{copy_ttl_in, copy_ttl_out, dec_mpls_ttl, dec_nw_ttl, set_mpls_ttl, set_nw_ttl};
 pub use vlan::{

@@ -11,6 +11,7 @@
 //! [`MPLS_LSE_LEN`] bytes (the old frame is `frame[4..]`; on error nothing was written);
 //! after [`pop_mpls`] the new frame is `frame[4..]` and the caller strips 4 bytes (on error
 //! the frame is unchanged). [`push_mpls_vec`] / [`pop_mpls_vec`] do it on a `Vec<u8>`.
+//! [`pop_mpls_ovs`] may remove more than one LSE and returns how many bytes to strip.
 //!
 //! # What Open vSwitch writes
 //!
@@ -26,7 +27,10 @@
 //!   packet dropped (`compose_mpls_push_action`: `XLATE_TOO_MANY_MPLS_LABELS`); so is a
 //!   pop when the bottom of the stack is not among the first 3 LSEs (`flow_pop_mpls`).
 //! - Pop writes the EtherType given into the last EtherType field whether or not the
-//!   popped LSE was the bottom one, then moves the L2 header forward (`pop_mpls`).
+//!   popped LSE was the bottom one, then moves the L2 header forward (`pop_mpls`). But a
+//!   pop to a non-MPLS EtherType leaves OVS's flow with no labels, so OVS's datapath pops
+//!   the whole stack (lib/odp-util.c `commit_mpls_action`): [`pop_mpls_ovs`] does that;
+//!   [`pop_mpls`] always pops exactly one LSE.
 //! - OVS treats `mpls_bos` as read-only; [`set_mpls_bos`] is here for completeness.
 
 use crate::layout::{
@@ -240,6 +244,38 @@ pub fn pop_mpls(frame: &mut [u8], ether_type: u16) -> Result<()> {
     Ok(())
 }
 
+/// OVS's `pop_mpls` action as its userspace datapath carries it out: with an MPLS
+/// `ether_type` it is [`pop_mpls`] (one label); with another one it removes the *whole*
+/// stack, not just the outer label, because OVS commits the pop as "no labels left"
+/// (lib/odp-util.c `commit_mpls_action`: one `pop_mpls(0x8847)` per inner label, then
+/// `pop_mpls(ether_type)`). Returns the number of bytes the caller strips from the front
+/// (4 per label); the new frame is `frame[n..]`. Errors as [`pop_mpls`]; on error the
+/// frame is unchanged.
+pub fn pop_mpls_ovs(frame: &mut [u8], ether_type: u16) -> Result<usize> {
+    if is_mpls_ether_type(ether_type) {
+        pop_mpls(frame, ether_type)?;
+        return Ok(MPLS_LSE_LEN);
+    }
+    let l3 = outer_at(frame)?;
+    let Some(labels) = depth(frame, l3, MPLS_MAX_LABELS)? else {
+        return Err(Error::TooManyMplsLabels {
+            labels: MPLS_MAX_LABELS + 1,
+            max: MPLS_MAX_LABELS,
+        });
+    };
+    let n = labels * MPLS_LSE_LEN;
+    frame[l3 - 2..l3].copy_from_slice(&ether_type.to_be_bytes());
+    frame.copy_within(0..l3, n);
+    Ok(n)
+}
+
+/// [`pop_mpls_ovs`] on a `Vec`: the vector shrinks by the bytes removed.
+pub fn pop_mpls_ovs_vec(v: &mut Vec<u8>, ether_type: u16) -> Result<()> {
+    let n = pop_mpls_ovs(v, ether_type)?;
+    v.drain(..n);
+    Ok(())
+}
+
 /// [`push_mpls`] on a `Vec`: the vector grows by [`MPLS_LSE_LEN`] at its front.
 pub fn push_mpls_vec(v: &mut Vec<u8>, ether_type: u16) -> Result<()> {
     push_vec(v, MPLS_LSE_LEN, |f| push_mpls(f, ether_type))
@@ -345,6 +381,29 @@ mod tests {
             Err(Error::NotMpls { ether_type: 0x0800 })
         );
         assert_eq!(f, original);
+    }
+
+    #[test]
+    fn ovs_pop_to_a_non_mpls_ether_type_removes_the_stack() {
+        let original = udp4(20);
+        for labels in 1..=3 {
+            let mut f = original.clone();
+            for _ in 0..labels {
+                push_mpls_vec(&mut f, ETHER_TYPE_MPLS).unwrap();
+            }
+            let mut one = f.clone();
+            pop_mpls_ovs_vec(&mut one, ETHER_TYPE_MPLS).unwrap();
+            let mut spec = f.clone();
+            pop_mpls_vec(&mut spec, ETHER_TYPE_MPLS).unwrap();
+            assert_eq!(one, spec);
+            assert_eq!(pop_mpls_ovs(&mut f.clone(), ETHER_TYPE_IPV4), Ok(4 * labels));
+            pop_mpls_ovs_vec(&mut f, ETHER_TYPE_IPV4).unwrap();
+            assert_eq!(f, original, "{labels} labels");
+        }
+        assert_eq!(
+            pop_mpls_ovs(&mut udp4(1), ETHER_TYPE_IPV4),
+            Err(Error::NotMpls { ether_type: 0x0800 })
+        );
     }
 
     #[test]
@@ -464,6 +523,8 @@ mod tests {
             let _ = pop_mpls_vec(f, ETHER_TYPE_IPV6);
             let _ = push_mpls(f, ETHER_TYPE_MPLS);
             let _ = pop_mpls(f, ETHER_TYPE_MPLS);
+            let _ = pop_mpls_ovs_vec(f, ETHER_TYPE_IPV6);
+            let _ = pop_mpls_ovs(f, ETHER_TYPE_IPV4);
         });
     }
 
@@ -478,6 +539,7 @@ mod tests {
             }
             let _ = push_mpls_vec(&mut frame.clone(), ETHER_TYPE_MPLS);
             let _ = pop_mpls_vec(&mut frame.clone(), ETHER_TYPE_IPV4);
+            let _ = pop_mpls_ovs_vec(&mut frame.clone(), ETHER_TYPE_IPV4);
             let _ = set_mpls_label(&mut frame.clone(), 3);
             let _ = outer_lse(&frame);
             if let Ok(at) = outer_at(&frame) {
