@@ -102,9 +102,9 @@ pub struct TableFeatures {
 
 impl TableFeatures {
     /// What a table of onvm's pipeline can do, with the eight properties OVS requires:
-    /// every match field the flow table has (masks where it takes them), the four
-    /// instructions, OUTPUT and SET_FIELD (MACs, IPs, TCP/UDP ports), and goto to any
-    /// later table of `n_tables`.
+    /// every match field the flow table has (masks where it takes them), the six
+    /// instructions, every action but SET_QUEUE and PBB's, SET_FIELD of every header
+    /// field it matches, and goto to any later table of `n_tables`.
     pub fn onvm(table_id: u8, n_tables: u8) -> TableFeatures {
         use ofptfpt::*;
         let instructions = [
@@ -112,8 +112,24 @@ impl TableFeatures {
             ofpit::WRITE_ACTIONS,
             ofpit::APPLY_ACTIONS,
             ofpit::CLEAR_ACTIONS,
+            ofpit::WRITE_METADATA,
+            ofpit::METER,
         ];
-        let actions = [ofpat::OUTPUT, ofpat::SET_FIELD];
+        let actions = [
+            ofpat::OUTPUT,
+            ofpat::COPY_TTL_OUT,
+            ofpat::COPY_TTL_IN,
+            ofpat::SET_MPLS_TTL,
+            ofpat::DEC_MPLS_TTL,
+            ofpat::PUSH_VLAN,
+            ofpat::POP_VLAN,
+            ofpat::PUSH_MPLS,
+            ofpat::POP_MPLS,
+            ofpat::GROUP,
+            ofpat::SET_NW_TTL,
+            ofpat::DEC_NW_TTL,
+            ofpat::SET_FIELD,
+        ];
         let next: Vec<u8> = (table_id.saturating_add(1)..n_tables).collect();
         // Every field a match may hold (`Match::decode`): (field, maskable, length).
         let matchable = [
@@ -156,18 +172,22 @@ impl TableFeatures {
             (ofpxmt::MPLS_BOS, false, 1),
             (ofpxmt::TUNNEL_ID, true, 8),
         ];
-        let settable = [
-            (ofpxmt::ETH_DST, false, 6),
-            (ofpxmt::ETH_SRC, false, 6),
-            (ofpxmt::IPV4_SRC, false, 4),
-            (ofpxmt::IPV4_DST, false, 4),
-            (ofpxmt::TCP_SRC, false, 2),
-            (ofpxmt::TCP_DST, false, 2),
-            (ofpxmt::UDP_SRC, false, 2),
-            (ofpxmt::UDP_DST, false, 2),
-            (ofpxmt::IPV6_SRC, false, 16),
-            (ofpxmt::IPV6_DST, false, 16),
+        // Every header field it matches is settable; the pipeline's own (ports,
+        // metadata), the EtherType and IP protocol (the headers' shape) and the tunnel
+        // ID (no tunnels) are not.
+        let fixed = [
+            ofpxmt::IN_PORT,
+            ofpxmt::IN_PHY_PORT,
+            ofpxmt::METADATA,
+            ofpxmt::ETH_TYPE,
+            ofpxmt::IP_PROTO,
+            ofpxmt::TUNNEL_ID,
         ];
+        let settable: Vec<_> = matchable
+            .iter()
+            .filter(|(field, ..)| !fixed.contains(field))
+            .map(|&(field, _, len)| (field, false, len))
+            .collect();
         // WILDCARDS lists fields that may be left out, unmasked: OVS refuses masked ids there.
         let wildcards: Vec<_> = matchable.iter().map(|&(field, _, len)| (field, false, len)).collect();
         TableFeatures {

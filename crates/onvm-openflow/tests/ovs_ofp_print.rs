@@ -91,9 +91,12 @@ fn ovs_reads_our_table_features() {
     for want in [
         "table 0 (\"table0\")",
         "next tables: 1-3",
-        "instructions: apply_actions clear_actions write_actions goto_table",
-        "actions: output set_field",
-        "Set-Field: eth_{src,dst} ip_{src,dst} ipv6_{src,dst} tcp_{src,dst} udp_{src,dst}",
+        "instructions: meter apply_actions clear_actions write_actions write_metadata goto_table",
+        "actions: output group set_field strip_vlan push_vlan mod_nw_ttl dec_ttl set_mpls_ttl dec_mpls_ttl push_mpls \
+         pop_mpls",
+        "Set-Field: eth_{src,dst} vlan_{vid,pcp} mpls_{label,tc,bos} ip_{src,dst} ipv6_{src,dst,label} ip_dscp nw_ecn \
+         arp_{op,spa,tpa,sha,tha} tcp_{src,dst} udp_{src,dst} sctp_{src,dst} icmp_{type,code} icmpv6_{type,code} \
+         nd_{target,sll,tll}",
         "metadata: match=0xffffffffffffffff write=0",
         "arbitrary mask: tun_id metadata eth_{src,dst} vlan_vid ip_{src,dst} ipv6_{src,dst,label} arp_{spa,tpa,sha,tha}",
         "exact match or wildcard: in_port_oxm eth_type vlan_pcp mpls_{label,tc,bos} nw_proto ip_dscp nw_ecn arp_op \

@@ -17,6 +17,12 @@ use crate::control_plane::PacketIn;
 use crate::registry::{State, rings_of};
 use crate::router::{Decision, Ingress, Learn, Plan, Step, Target};
 
+/// Most groups a packet goes through one inside another (a bucket's group action).
+/// Chains cannot loop (the group table refuses it), but each level may copy the packet
+/// once per bucket: this bounds the work one packet makes, as Open vSwitch's
+/// translation depth limit does.
+const MAX_GROUP_DEPTH: u8 = 16;
+
 impl Fwd<'_> {
     /// Free `buf`, counted under `why`.
     pub(super) fn drop(&mut self, buf: Buf, why: DropReason) {
@@ -361,15 +367,25 @@ impl Fwd<'_> {
                 .collect(),
             None => Vec::new(),
         };
-        let one = match self.table.groups.get(id).map(|g| g.kind) {
+        let kind = self.table.groups.get(id).map(|g| g.kind);
+        let one = match kind {
             Some(GroupType::Select | GroupType::FastFailover) => chosen.first().map(|(i, _)| *i),
             _ => None,
         };
-        if chosen.is_empty() {
+        // A packet through an ALL or INDIRECT group counts even with no bucket (as
+        // OVS); one that found no live bucket of a SELECT or FF group counts nowhere.
+        if one.is_some() || matches!(kind, Some(GroupType::All | GroupType::Indirect)) {
+            self.table.groups.record(id, one, 1, len as u64);
+        }
+        if chosen.is_empty() || self.groups_deep >= MAX_GROUP_DEPTH {
+            if !chosen.is_empty() {
+                self.acct
+                    .complain(format!("group {id}: chained more than {MAX_GROUP_DEPTH} groups deep"));
+            }
             self.drop(buf, DropReason::NoLiveBucket);
             return 0;
         }
-        self.table.groups.record(id, one, 1, len as u64);
+        self.groups_deep += 1;
         let outer = std::mem::take(&mut self.pipe);
         let mut missed = 0;
         let n = chosen.len();
@@ -394,6 +410,7 @@ impl Fwd<'_> {
             missed += self.steps(steps, b, in_port, rule);
         }
         self.pipe = outer;
+        self.groups_deep -= 1;
         missed
     }
 

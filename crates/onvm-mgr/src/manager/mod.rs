@@ -162,6 +162,8 @@ struct Fwd<'r> {
     now: Duration,
     /// The pipeline state of the packet being routed through several tables.
     pipe: Pipe,
+    /// How many groups deep the packet being routed is (a bucket sending to a group).
+    groups_deep: u8,
 }
 
 /// What a packet carries from table to table (OpenFlow's metadata register and action
@@ -288,6 +290,7 @@ impl<'r> Mgr<'r> {
                 acct: Accounting::new(opts.log_events),
                 now: Duration::ZERO,
                 pipe: Pipe::default(),
+                groups_deep: 0,
             },
             ctl: Control::new(listener),
             planes,

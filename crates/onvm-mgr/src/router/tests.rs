@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use onvm_packet::UdpSpec;
-use onvm_proto::flow::{Action, FlowTable, Match, PacketKey, PortNo, Rewrite, Rule};
+use onvm_proto::flow::{Action, Edit, FlowTable, Match, PacketKey, PortNo, Rewrite, Rule};
 use onvm_proto::rss::Toeplitz;
 use onvm_proto::verdict::Verdict;
 
@@ -525,5 +525,61 @@ fn a_plain_output_to_the_in_port_is_dropped_as_output_in_port() {
     assert_eq!(
         r.output(PortNo::physical(0), PortNo::physical(2), None, &s, Some(&f)),
         Plan::To(Target::Port(0))
+    );
+}
+
+#[test]
+fn instructions_become_steps_in_openflows_order() {
+    let mut r = rule(
+        1,
+        Match::any(),
+        vec![Action::Edit(Edit::PushVlan(0x8100)), Action::Goto(2)],
+    );
+    r.instructions = onvm_proto::flow::Instructions {
+        meter: Some(4),
+        clear: true,
+        write: vec![Action::Output(PortNo::physical(1)), Action::Group(3)],
+        metadata: Some((5, 0xff)),
+    };
+    assert_eq!(
+        Step::of_rule(&r),
+        vec![
+            Step::Meter(4),
+            Step::Edit(Edit::PushVlan(0x8100)),
+            Step::Clear,
+            Step::Write(Action::Output(PortNo::physical(1))),
+            Step::Write(Action::Group(3)),
+            Step::Metadata { value: 5, mask: 0xff },
+            Step::Table(2),
+        ]
+    );
+    let sends: Vec<bool> = Step::of_rule(&r).iter().map(Step::sends).collect();
+    assert_eq!(sends, [false, false, false, false, false, false, true]);
+}
+
+#[test]
+fn a_rule_with_instructions_is_steps_and_a_plain_one_stays_one_destination() {
+    let f = udp([10, 0, 0, 1], 80);
+    let s = Svc::default();
+    let mut r = Router::new(2);
+    // A metered output is steps (the meter runs first); so is a group.
+    let mut metered = rule_with(out(PortNo::physical(1)));
+    metered.instructions.meter = Some(1);
+    let mut t = table(vec![metered]);
+    assert!(matches!(from_port(&mut r, &mut t, &s, 0, &f).plan, Plan::Steps { .. }));
+    let mut t = table(vec![rule_with(vec![Action::Group(1)])]);
+    assert!(matches!(from_port(&mut r, &mut t, &s, 0, &f).plan, Plan::Steps { .. }));
+    // A plain output is one destination from a port, but steps in the middle of a
+    // pipeline (the packet may carry an action set that runs after it).
+    let mut t = table(vec![rule(1, Match::any(), out(PortNo::physical(1)))]);
+    assert_eq!(from_port(&mut r, &mut t, &s, 0, &f), to(Target::Port(1)));
+    let key = PacketKey::from_frame(PortNo::physical(0), &f);
+    assert_eq!(
+        r.lookup(0, &mut t, &s, &key, &f, NOW, true),
+        Plan::Steps {
+            steps: vec![Step::Output(PortNo::physical(1))],
+            in_port: PortNo::physical(0),
+            rule: t.iter().next().map(|(id, _)| id),
+        }
     );
 }
