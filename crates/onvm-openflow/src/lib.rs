@@ -78,7 +78,8 @@
 //! The target decodes the input, re-encodes whatever decoded and checks that those bytes
 //! are a fixed point of decode + encode; for what fails it builds the ERROR reply and
 //! checks that it decodes. With cargo-fuzz 0.13.2 and the nightly toolchain it ran here
-//! (2026-12-01): 7.8 million inputs in 90 s, no failure.
+//! (2026-12-01): 7.8 million inputs in 90 s, no failure; again with groups, meters and
+//! every action (2026-12-05): 7.2 million inputs in 91 s, no failure.
 
 #![forbid(unsafe_code)]
 
