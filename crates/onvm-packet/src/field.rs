@@ -14,20 +14,18 @@
 //!
 //! # Errors and what OVS does instead
 //!
-//! OVS checks a set_field's prerequisites against each packet and *ignores* the action
-//! when they are unmet (ofproto-dpif-xlate.c `OFPACT_SET_FIELD`: "Set the field only if
-//! the packet actually has it"): so a caller matching OVS treats the "no such header"
-//! errors — [`Error::NotIp`], [`Error::NotArp`], [`Error::NotMpls`], [`Error::NoVlanTag`]
-//! for PCP, [`Error::WrongIpProto`], [`Error::NotTcpUdp`], [`Error::NoL4Header`],
-//! [`Error::NotNd`], [`Error::WrongIpVersion`], [`Error::IpVersionMismatch`] — as "leave
-//! the packet as it is", which it is. Two exceptions:
-//!
-//! - [`Field::VlanVid`] on an untagged frame: its prerequisite is only "Ethernet", and OVS
-//!   pushes an 802.1Q tag carrying the VID (PCP 0) — a length change, so here it is
-//!   [`Error::NoVlanTag`] and the caller grows the frame and calls
-//!   [`crate::push_vlan_tci`]`(frame, 0x8100, vid)`.
-//! - [`Error::ValueOutOfRange`]: OVS refuses such a value when the flow is added
-//!   (`OFPBAC_BAD_SET_ARGUMENT`), so it never reaches a packet.
+//! OVS checks a set_field's prerequisites twice: when the flow is added, against its
+//! match and the actions before it (lib/ofp-actions.c `check_SET_FIELD`:
+//! `OFPBAC_MATCH_INCONSISTENT`; `vlan_vid` even needs a VLAN tag in the match or a
+//! `push_vlan` before it), and then per packet, where an unmet one makes OVS *ignore* the
+//! action (ofproto-dpif-xlate.c `OFPACT_SET_FIELD`: "Set the field only if the packet
+//! actually has it"). So a caller matching OVS treats the "no such header" errors —
+//! [`Error::NotIp`], [`Error::NotArp`], [`Error::NotMpls`], [`Error::NoVlanTag`],
+//! [`Error::WrongIpProto`], [`Error::NotTcpUdp`], [`Error::NoL4Header`], [`Error::NotNd`],
+//! [`Error::WrongIpVersion`], [`Error::IpVersionMismatch`] — as "leave the packet as it
+//! is", which it is. [`Error::ValueOutOfRange`] is a value OVS refuses when the flow is
+//! added (`OFPBAC_BAD_SET_ARGUMENT`). `VlanVid` takes the bare 12-bit VID, without
+//! OpenFlow's `OFPVID_PRESENT` bit (0x1000).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
