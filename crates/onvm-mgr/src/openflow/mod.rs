@@ -57,6 +57,8 @@ pub mod translate;
 mod tests;
 #[cfg(test)]
 mod tests_async;
+#[cfg(test)]
+mod tests_groups;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
