@@ -1,0 +1,917 @@
+//! The manager's OpenFlow 1.3 pipeline end to end, programmed by Open vSwitch's
+//! `ovs-ofctl -O OpenFlow13` (add-flow, add-group, add-meter): VLAN and MPLS push/pop,
+//! TTL decrements, the action set (write/clear-actions, write-metadata, goto), groups of
+//! every type and meters. Frames are built with etherparse and replayed from a pcap
+//! into port 1; what port 2 writes is compared byte for byte with what the spec and
+//! Open vSwitch emit for the same rule (built with etherparse too, not with the code
+//! under test), and the counters are read back as a user would: dump-flows,
+//! dump-group-stats, meter-stats, the manager's drop reasons.
+//!
+//! Needs `ovs-ofctl` (Debian `openvswitch-common`); without it each test fails naming
+//! it (`ONVM_ALLOW_SKIP=1` skips instead).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use onvm_packet::etherparse::{
+    DoubleVlanHeader, EtherType, IpDscp, IpHeaders, IpNumber, Ipv4Header, NetSlice, PacketBuilder, SingleVlanHeader,
+    SlicedPacket, VlanHeader, VlanId, VlanPcp,
+};
+
+use common::openflow::{flows, have_ovs_ofctl, listen_addr, ofctl, ofctl_ok, start_pcap_mgr};
+use common::{Proc, SOON, TempDir, read_pcap, start_forwarder, stop_cleanly, wait_for};
+
+const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+/// Source MAC number `n`: the tests tell their flows apart by it (`dl_src=`).
+const fn mac(n: u8) -> [u8; 6] {
+    [2, 0, 0, 0, 1, n]
+}
+
+/// [`mac`] as ovs-ofctl writes it.
+fn mac_str(n: u8) -> String {
+    format!("02:00:00:00:01:{n:02x}")
+}
+
+/// The tags of a test frame.
+#[derive(Clone, Copy, Debug)]
+enum Tags {
+    None,
+    /// One 802.1Q tag with this TCI.
+    Q(u16),
+    /// An 802.1ad tag (VID `outer`) over an 802.1Q one (VID `inner`), PCP 0.
+    QinQ {
+        outer: u16,
+        inner: u16,
+    },
+}
+
+/// An Ethernet/IPv4/UDP test frame, as fields; [`V4::frame`] builds it.
+#[derive(Clone, Copy, Debug)]
+struct V4 {
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    tags: Tags,
+    src: [u8; 4],
+    dst: [u8; 4],
+    ttl: u8,
+    dscp: u8,
+    sport: u16,
+    /// Written into the payload, so that no two frames are equal.
+    seq: u32,
+}
+
+impl V4 {
+    fn new(src_mac: u8, seq: u32) -> V4 {
+        V4 {
+            src_mac: mac(src_mac),
+            dst_mac: DST_MAC,
+            tags: Tags::None,
+            src: [10, 0, 0, 1],
+            dst: [10, 0, 0, 2],
+            ttl: 64,
+            dscp: 0,
+            sport: 1000,
+            seq,
+        }
+    }
+
+    fn frame(&self) -> Vec<u8> {
+        let eth = PacketBuilder::ethernet2(self.src_mac, self.dst_mac);
+        let mut ip = Ipv4Header::new(0, self.ttl, IpNumber::UDP, self.src, self.dst).unwrap();
+        ip.dscp = IpDscp::try_new(self.dscp).unwrap();
+        let ip = IpHeaders::Ipv4(ip, Default::default());
+        let tag = |tci: u16, ether_type| SingleVlanHeader {
+            pcp: VlanPcp::try_new((tci >> 13) as u8).unwrap(),
+            drop_eligible_indicator: tci & 0x1000 != 0,
+            vlan_id: VlanId::try_new(tci & 0xfff).unwrap(),
+            ether_type,
+        };
+        let l3 = match self.tags {
+            Tags::None => eth.ip(ip),
+            Tags::Q(tci) => eth.vlan(VlanHeader::Single(tag(tci, EtherType::IPV4))).ip(ip),
+            Tags::QinQ { outer, inner } => eth
+                .vlan(VlanHeader::Double(DoubleVlanHeader {
+                    outer: tag(outer, EtherType::VLAN_TAGGED_FRAME),
+                    inner: tag(inner, EtherType::IPV4),
+                }))
+                .ip(ip),
+        };
+        let mut out = Vec::new();
+        l3.udp(self.sport, 53).write(&mut out, &payload(self.seq)).unwrap();
+        out
+    }
+}
+
+/// 32 bytes: `seq`, then a fixed pattern (frames stay over 60 bytes when a tag is popped).
+fn payload(seq: u32) -> Vec<u8> {
+    let mut p = seq.to_be_bytes().to_vec();
+    p.extend((0..28).map(|i| 0xa0 + i));
+    p
+}
+
+/// An Ethernet/IPv6/UDP frame from [`mac`] `src_mac` with this hop limit.
+fn v6_frame(src_mac: u8, hop_limit: u8, seq: u32) -> Vec<u8> {
+    let (mut src, mut dst) = ([0u8; 16], [0u8; 16]);
+    src[..2].copy_from_slice(&[0x20, 0x01]);
+    dst[..2].copy_from_slice(&[0x20, 0x01]);
+    (src[15], dst[15]) = (1, 2);
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(mac(src_mac), DST_MAC)
+        .ipv6(src, dst, hop_limit)
+        .udp(1000, 53)
+        .write(&mut out, &payload(seq))
+        .unwrap();
+    out
+}
+
+/// `frame` (untagged) with the MPLS label stack entry `lse` inserted after the Ethernet
+/// header and the EtherType 0x8847.
+fn with_mpls(frame: &[u8], lse: u32) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend([0x88, 0x47]);
+    f.extend(lse.to_be_bytes());
+    f.extend(&frame[14..]);
+    f
+}
+
+/// An MPLS label stack entry: label, traffic class, bottom of stack, TTL.
+fn lse(label: u32, tc: u32, bos: bool, ttl: u8) -> u32 {
+    (label << 12) | (tc << 9) | (u32::from(bos) << 8) | u32::from(ttl)
+}
+
+/// What a frame says when parsed back, for the failure messages.
+fn describe(f: &[u8]) -> String {
+    match SlicedPacket::from_ethernet(f) {
+        Err(e) => format!("unparsable ({e}): {f:02x?}"),
+        Ok(p) => {
+            let vlans: Vec<u16> = p.vlan_ids().iter().map(|v| v.value()).collect();
+            let net = match &p.net {
+                Some(NetSlice::Ipv4(ip)) => {
+                    let h = ip.header();
+                    format!(
+                        "{} -> {} ttl {} dscp {}",
+                        h.source_addr(),
+                        h.destination_addr(),
+                        h.ttl(),
+                        h.dcp().value()
+                    )
+                }
+                Some(NetSlice::Ipv6(ip)) => {
+                    let h = ip.header();
+                    format!("{} -> {} hop {}", h.source_addr(), h.destination_addr(), h.hop_limit())
+                }
+                _ => "not IP".to_string(),
+            };
+            format!("{} bytes, vlans {vlans:?}, {net}", f.len())
+        }
+    }
+}
+
+/// Assert `got == want` frame by frame, saying which differs and how.
+#[track_caller]
+fn assert_frames(got: &[Vec<u8>], want: &[Vec<u8>], what: &str) {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            g == w,
+            "{what}: frame {i} differs\n got  {}\n want {}\n got  {g:02x?}\n want {w:02x?}",
+            describe(g),
+            describe(w)
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{what}: how many frames port 2 sent");
+}
+
+/// A manager whose port 1 replays `frames` once the rules are in; port 2 is written.
+struct Bench {
+    dir: TempDir,
+    mgr: Proc,
+    /// The switch, as an ovs-ofctl target.
+    sw: String,
+    sent: usize,
+    _nf: Option<Proc>,
+}
+
+/// What a run left: the frames port 2 sent and the manager's drop counters.
+struct Run {
+    out: Vec<Vec<u8>>,
+    drops: BTreeMap<String, u64>,
+    summary: String,
+}
+
+impl Run {
+    /// Drops counted under `reason` (0 if none).
+    fn dropped(&self, reason: &str) -> u64 {
+        self.drops.get(reason).copied().unwrap_or(0)
+    }
+}
+
+impl Bench {
+    fn new(name: &str, frames: &[Vec<u8>]) -> Bench {
+        let dir = TempDir::new(name);
+        let mgr = start_pcap_mgr(&dir, frames, 1, &["--openflow-listen", "ptcp:0:127.0.0.1"]);
+        let sw = listen_addr(&mgr);
+        Bench {
+            dir,
+            mgr,
+            sw,
+            sent: frames.len(),
+            _nf: None,
+        }
+    }
+
+    /// `ovs-ofctl CMD SWITCH ARGS`, which must succeed.
+    fn ofctl(&self, cmd: &str, args: &[&str]) -> String {
+        ofctl_ok(cmd, &self.sw, args)
+    }
+
+    /// add-flow for each rule.
+    fn add_flows(&self, rules: &[&str]) {
+        for r in rules {
+            self.ofctl("add-flow", &[r]);
+        }
+    }
+
+    /// The flow lines of dump-flows.
+    fn dump_flows(&self) -> String {
+        self.ofctl("dump-flows", &[])
+    }
+
+    /// Start the replay (an NF no rule sends to comes up) and wait until port 1 has
+    /// received every frame and port 2 has stopped sending.
+    fn replay(&mut self) {
+        let (nf, _) = start_forwarder(&self.mgr, &self.dir.socket(), 9, "idle");
+        self._nf = Some(nf);
+        let rx = format!("rx pkts={},", self.sent);
+        let mut ports = String::new();
+        let received = wait_for(SOON, || {
+            ports = self.ofctl("dump-ports", &[]);
+            port_lines(&ports, 1).contains(&rx)
+        });
+        assert!(
+            received,
+            "port 1 did not receive {} frames\n{ports}\n{}",
+            self.sent,
+            self.mgr.output()
+        );
+        let mut last = String::new();
+        let settled = wait_for(SOON, || {
+            std::thread::sleep(Duration::from_millis(30));
+            let now = port_lines(&self.ofctl("dump-ports", &[]), 2);
+            std::mem::replace(&mut last, now) == last
+        });
+        assert!(settled, "port 2 kept sending: {last}");
+    }
+
+    /// Stop the manager (every packet accounted for): what port 2 sent, and the drops.
+    fn finish(mut self) -> Run {
+        stop_cleanly(&mut self.mgr);
+        let summary = self.mgr.stdout.text();
+        let drops = summary
+            .lines()
+            .find_map(|l| l.strip_prefix("manager drops:"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+            .collect();
+        Run {
+            out: read_pcap(&self.dir.join("out.pcap")),
+            drops,
+            summary,
+        }
+    }
+}
+
+/// The two lines dump-ports prints for port `port`.
+fn port_lines(ports: &str, port: u32) -> String {
+    let head = format!("port {port:>2}:");
+    let mut it = ports.lines().skip_while(|l| !l.trim_start().starts_with(&head));
+    format!("{}{}", it.next().unwrap_or_default(), it.next().unwrap_or_default())
+}
+
+/// The number after `key` in `text` (first occurrence), e.g. `count(s, "packet_count=")`.
+#[track_caller]
+fn count(text: &str, key: &str) -> u64 {
+    let at = text.find(key).unwrap_or_else(|| panic!("no {key:?} in {text:?}")) + key.len();
+    let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {key:?} in {text:?}"))
+}
+
+/// The dump-flows line of the rule at `table` with `priority`.
+#[track_caller]
+fn flow_line<'a>(dump: &'a str, table: u8, priority: u16) -> &'a str {
+    let (t, p) = (format!("table={table},"), format!("priority={priority}"));
+    let found: Vec<&str> = flows(dump)
+        .into_iter()
+        .filter(|l| {
+            let table_ok = if table == 0 {
+                !l.contains("table=") || l.contains(&t)
+            } else {
+                l.contains(&t)
+            };
+            table_ok && l.split([',', ' ']).any(|w| w == p)
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one rule at table {table} priority {priority}:\n{dump}");
+    found[0]
+}
+
+/// Frames `make(i)` for i in 0..n.
+fn frames(n: u32, make: impl Fn(u32) -> Vec<u8>) -> Vec<Vec<u8>> {
+    (0..n).map(make).collect()
+}
+
+/// push_vlan tags an untagged frame with the VID set_field writes (PCP 0, DEI 0, as
+/// OVS), pop_vlan takes the whole tag off again, and a push of 0x88a8 on a tagged frame
+/// makes a QinQ frame whose inner tag is untouched.
+#[test]
+fn vlan_tags_are_pushed_set_and_popped_byte_exactly() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    // Interleaved: untagged from mac 1, VID 300 PCP 5 from mac 2, VID 400 from mac 3.
+    let input = |i: u32| match i % 3 {
+        0 => V4::new(1, i),
+        1 => V4 {
+            tags: Tags::Q(5 << 13 | 300),
+            ..V4::new(2, i)
+        },
+        _ => V4 {
+            tags: Tags::Q(400),
+            ..V4::new(3, i)
+        },
+    };
+    let sent: Vec<V4> = (0..30).map(input).collect();
+    let mut b = Bench::new("ofp-vlan", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    let push = format!(
+        "priority=10,in_port=1,dl_src={},actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:2",
+        mac_str(1)
+    );
+    let pop = format!(
+        "priority=10,in_port=1,dl_src={},dl_vlan=300,actions=pop_vlan,output:2",
+        mac_str(2)
+    );
+    let qinq = format!(
+        "priority=10,in_port=1,dl_src={},dl_vlan=400,actions=push_vlan:0x88a8,set_field:4296->vlan_vid,output:2",
+        mac_str(3)
+    );
+    b.add_flows(&[&push, &pop, &qinq]);
+    b.replay();
+    let dump = b.dump_flows();
+    assert_eq!(
+        flows(&dump).iter().filter(|l| l.contains("n_packets=10,")).count(),
+        3,
+        "each rule counts its 10 frames:\n{dump}"
+    );
+    let run = b.finish();
+    let want: Vec<Vec<u8>> = sent
+        .iter()
+        .map(|f| {
+            let tags = match f.tags {
+                Tags::None => Tags::Q(100),
+                Tags::Q(300..) if f.src_mac == mac(2) => Tags::None,
+                _ => Tags::QinQ { outer: 200, inner: 400 },
+            };
+            V4 { tags, ..*f }.frame()
+        })
+        .collect();
+    assert_frames(&run.out, &want, "push VID 100 / pop / QinQ push VID 200");
+    let vids: Vec<Vec<u16>> = run.out[..3]
+        .iter()
+        .map(|f| {
+            SlicedPacket::from_ethernet(f)
+                .unwrap()
+                .vlan_ids()
+                .iter()
+                .map(|v| v.value())
+                .collect()
+        })
+        .collect();
+    assert_eq!(vids, [vec![100], vec![], vec![200, 400]]);
+    assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
+}
+
+/// write_actions fills the action set, write_metadata carries a value to table 1, whose
+/// apply-actions run first; the set runs when the pipeline ends, in the spec's order
+/// (push-VLAN, then set-field, output last, whatever the written order); clear_actions
+/// empties it, and a packet with nothing to do is dropped (`rule-drop`).
+#[test]
+fn the_action_set_runs_at_the_end_of_the_pipeline_in_the_specs_order() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    // mac 1: the set runs; mac 2: table 1 clears it; mac 3: table 1 outputs too, and
+    // the set was written output first.
+    let sent: Vec<V4> = (0..30).map(|i| V4::new(1 + (i % 3) as u8, i)).collect();
+    let mut b = Bench::new("ofp-actset", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    let written =
+        "write_actions(push_vlan:0x8100,set_field:4097->vlan_vid,output:2),write_metadata:0x5/0xff,goto_table:1";
+    let rules = [
+        format!("table=0,priority=10,in_port=1,dl_src={},actions={written}", mac_str(1)),
+        format!("table=0,priority=10,in_port=1,dl_src={},actions={written}", mac_str(2)),
+        format!(
+            "table=0,priority=10,in_port=1,dl_src={},actions=write_actions(output:2,push_vlan:0x8100,set_field:4097->vlan_vid),\
+             write_metadata:0x5/0xff,goto_table:1",
+            mac_str(3)
+        ),
+        format!(
+            "table=1,priority=10,ip,metadata=0x5,dl_src={},actions=set_field:10.0.0.9->ip_dst",
+            mac_str(1)
+        ),
+        format!(
+            "table=1,priority=10,metadata=0x5,dl_src={},actions=clear_actions",
+            mac_str(2)
+        ),
+        format!(
+            "table=1,priority=10,ip,metadata=0x5,dl_src={},actions=set_field:10.0.0.9->ip_dst,output:2",
+            mac_str(3)
+        ),
+        // The metadata is 0x5, nothing else: this never matches.
+        "table=1,priority=20,metadata=0x6/0xff,actions=output:2".to_string(),
+    ];
+    b.add_flows(&rules.iter().map(String::as_str).collect::<Vec<_>>());
+    b.replay();
+    let dump = b.dump_flows();
+    assert!(
+        flow_line(&dump, 1, 20).contains("n_packets=0,"),
+        "the metadata written was 0x5:\n{dump}"
+    );
+    let run = b.finish();
+    let mut want = Vec::new();
+    for f in &sent {
+        let rewritten = V4 {
+            dst: [10, 0, 0, 9],
+            ..*f
+        };
+        let tagged = V4 {
+            tags: Tags::Q(1),
+            ..rewritten
+        };
+        match f.src_mac[5] {
+            1 => want.push(tagged.frame()),
+            2 => {}
+            _ => want.extend([rewritten.frame(), tagged.frame()]),
+        }
+    }
+    assert_frames(
+        &run.out,
+        &want,
+        "table 1's apply (10.0.0.9, its output untagged), then the set (tag VID 1, output)",
+    );
+    assert_eq!(run.dropped("rule-drop"), 10, "the cleared flows: {}", run.summary);
+}
+
+/// dec_ttl: IPv4 TTL 64 → 63 with a valid header checksum, IPv6 hop limit 64 → 63; a
+/// TTL or hop limit of 0 or 1 is not sent on and, with no controller, counted as
+/// `invalid-ttl`.
+#[test]
+fn dec_ttl_decrements_and_drops_expired_packets_as_invalid_ttl() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    // Per 6 frames: v4 TTL 64, v4 TTL 1, v6 hop 64, v4 TTL 0, v6 hop 1, v4 TTL 2.
+    let v4 = |ttl, i| V4 { ttl, ..V4::new(1, i) };
+    let input = |i: u32| match i % 6 {
+        0 => v4(64, i).frame(),
+        1 => v4(1, i).frame(),
+        2 => v6_frame(1, 64, i),
+        3 => v4(0, i).frame(),
+        4 => v6_frame(1, 1, i),
+        _ => v4(2, i).frame(),
+    };
+    let sent = frames(36, input);
+    let mut b = Bench::new("ofp-ttl", &sent);
+    b.add_flows(&[
+        "priority=10,ip,actions=dec_ttl,output:2",
+        "priority=10,ipv6,actions=dec_ttl,output:2",
+    ]);
+    b.replay();
+    let dump = b.dump_flows();
+    let run = b.finish();
+    let want: Vec<Vec<u8>> = (0..36)
+        .filter_map(|i| match i % 6 {
+            0 => Some(v4(63, i).frame()),
+            2 => Some(v6_frame(1, 63, i)),
+            5 => Some(v4(1, i).frame()),
+            _ => None,
+        })
+        .collect();
+    assert_frames(&run.out, &want, "TTL/hop limit one less, checksum valid");
+    assert_eq!(run.dropped("invalid-ttl"), 18, "TTL 0/1, hop 1: {}", run.summary);
+    assert_eq!(run.drops.len(), 1, "no other drops: {:?}", run.drops);
+    let rule = |m| flows(&dump).into_iter().find(|l| l.ends_with(m)).unwrap_or_default();
+    assert!(
+        rule("priority=10,ip actions=dec_ttl,output:2").contains("n_packets=24,"),
+        "{dump}"
+    );
+    assert!(
+        rule("priority=10,ipv6 actions=dec_ttl,output:2").contains("n_packets=12,"),
+        "{dump}"
+    );
+}
+
+/// push_mpls puts one label stack entry after the Ethernet header as OVS does (label 0
+/// for IPv4, TC from the DSCP's low bits, TTL from the IP TTL, bottom of stack) and sets
+/// the EtherType to 0x8847; pop_mpls:0x0800 takes it off again.
+#[test]
+fn mpls_labels_are_pushed_and_popped() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    // mac 1: IPv4 (DSCP 10, TTL 33) to push onto; mac 2: labelled 16 over IPv4, to pop.
+    let plain = |i| V4 {
+        dscp: 10,
+        ttl: 33,
+        ..V4::new(1, i)
+    };
+    let labelled = |i| with_mpls(&V4::new(2, i).frame(), lse(16, 0, true, 64));
+    let sent = frames(20, |i| if i % 2 == 0 { plain(i).frame() } else { labelled(i) });
+    let mut b = Bench::new("ofp-mpls", &sent);
+    b.add_flows(&[
+        &format!("priority=10,ip,dl_src={},actions=push_mpls:0x8847,output:2", mac_str(1)),
+        &format!(
+            "priority=10,mpls,dl_src={},actions=pop_mpls:0x0800,output:2",
+            mac_str(2)
+        ),
+    ]);
+    b.replay();
+    let run = b.finish();
+    let want = frames(20, |i| {
+        if i % 2 == 0 {
+            with_mpls(&plain(i).frame(), lse(0, 10 & 7, true, 33))
+        } else {
+            V4::new(2, i).frame()
+        }
+    });
+    assert_frames(&run.out, &want, "push_mpls / pop_mpls");
+    assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
+}
+
+/// ALL sends a copy per bucket (each bucket's actions on its own copy), INDIRECT runs
+/// its one bucket, FAST_FAILOVER takes the first bucket whose watched port is live (not
+/// service 1's logical port 4097: no NF serves it); dump-group-stats counts each group
+/// and bucket; a rule to a missing group is refused; deleting a group deletes the
+/// rules that use it.
+#[test]
+fn all_indirect_and_fast_failover_groups() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent: Vec<V4> = (0..30).map(|i| V4::new(1 + (i % 3) as u8, i)).collect();
+    let mut b = Bench::new("ofp-groups", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    b.ofctl(
+        "add-group",
+        &["group_id=1,type=all,bucket=output:2,bucket=set_field:10.0.0.7->ip_dst,output:2"],
+    );
+    b.ofctl(
+        "add-group",
+        &["group_id=2,type=indirect,bucket=set_field:10.0.0.8->ip_dst,output:2"],
+    );
+    b.ofctl(
+        "add-group",
+        &["group_id=3,type=ff,bucket=watch_port:4097,output:4097,bucket=watch_port:2,output:2"],
+    );
+    for (m, g) in [(1, 1), (2, 2), (3, 3)] {
+        b.add_flows(&[&format!(
+            "priority=10,ip,in_port=1,dl_src={},actions=group:{g}",
+            mac_str(m)
+        )]);
+    }
+    let (ok, text) = ofctl("add-flow", &b.sw, &["priority=5,ip,actions=group:9"]);
+    assert!(!ok && text.contains("OFPBAC_BAD_OUT_GROUP"), "no group 9: {text}");
+    let groups = b.ofctl("dump-groups", &[]);
+    for g in [
+        "group_id=1,type=all,bucket=actions=output:2,bucket=actions=set_field:10.0.0.7->ip_dst,output:2",
+        "group_id=2,type=indirect,bucket=actions=set_field:10.0.0.8->ip_dst,output:2",
+        "group_id=3,type=ff,bucket=watch_port:4097,actions=output:4097,bucket=watch_port:2,actions=output:2",
+    ] {
+        assert!(groups.lines().any(|l| l.trim() == g), "{g} read back:\n{groups}");
+    }
+    b.replay();
+    let stats = b.ofctl("dump-group-stats", &[]);
+    let of_group = |g: u32| {
+        stats
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("group_id={g},")))
+            .unwrap_or_else(|| panic!("no stats of group {g}:\n{stats}"))
+    };
+    let (g1, g2, g3) = (of_group(1), of_group(2), of_group(3));
+    let bytes = sent[0].frame().len() as u64 * 10;
+    assert_eq!(
+        [
+            count(g1, "packet_count="),
+            count(g1, "bucket0:packet_count="),
+            count(g1, "bucket1:packet_count="),
+            count(g1, "byte_count="),
+        ],
+        [10, 10, 10, bytes],
+        "{g1}"
+    );
+    assert_eq!(count(g1, "ref_count="), 1, "{g1}");
+    assert_eq!(
+        [count(g2, "packet_count="), count(g2, "bucket0:packet_count=")],
+        [10, 10],
+        "{g2}"
+    );
+    assert_eq!(
+        [
+            count(g3, "packet_count="),
+            count(g3, "bucket0:packet_count="),
+            count(g3, "bucket1:packet_count=")
+        ],
+        [10, 0, 10],
+        "the fast-failover group's second bucket: {g3}"
+    );
+    // Deleting group 2 deletes the rule that sends to it, and only that one.
+    b.ofctl("del-groups", &["group_id=2"]);
+    let dump = b.dump_flows();
+    assert!(
+        !dump.contains("group:2") && dump.contains("group:1") && dump.contains("group:3"),
+        "{dump}"
+    );
+    assert!(!b.ofctl("dump-groups", &[]).contains("group_id=2,"));
+    let run = b.finish();
+    let mut want = Vec::new();
+    for f in &sent {
+        match f.src_mac[5] {
+            1 => want.extend([
+                f.frame(),
+                V4 {
+                    dst: [10, 0, 0, 7],
+                    ..*f
+                }
+                .frame(),
+            ]),
+            2 => want.push(
+                V4 {
+                    dst: [10, 0, 0, 8],
+                    ..*f
+                }
+                .frame(),
+            ),
+            _ => want.push(f.frame()),
+        }
+    }
+    assert_frames(&run.out, &want, "ALL: both buckets; INDIRECT: 10.0.0.8; FF: unchanged");
+    assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
+}
+
+/// SELECT: every packet goes to one bucket, chosen by its flow: 48 flows spread over at
+/// least 2 of the 3 buckets, all packets of a flow take the same one, and the bucket
+/// counters add up to what each bucket sent.
+#[test]
+fn select_group_spreads_flows_and_keeps_each_flow_on_one_bucket() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    const FLOWS: u32 = 48;
+    let sent: Vec<V4> = (0..4 * FLOWS)
+        .map(|i| {
+            let flow = i % FLOWS;
+            V4 {
+                sport: 2000 + 7 * flow as u16,
+                ..V4::new(1, i)
+            }
+        })
+        .collect();
+    let mut b = Bench::new("ofp-select", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    let bucket_mac = |k: u8| [2, 0, 0, 0, 0xb0, k];
+    b.ofctl(
+        "add-group",
+        &["group_id=5,type=select,\
+           bucket=set_field:02:00:00:00:b0:00->eth_dst,output:2,\
+           bucket=set_field:02:00:00:00:b0:01->eth_dst,output:2,\
+           bucket=set_field:02:00:00:00:b0:02->eth_dst,output:2"],
+    );
+    b.add_flows(&["priority=10,in_port=1,actions=group:5"]);
+    b.replay();
+    let stats = b.ofctl("dump-group-stats", &["group_id=5"]);
+    let run = b.finish();
+    assert_eq!(run.out.len(), sent.len(), "one copy of each packet");
+    // Which bucket each flow went to (by the eth_dst it got), and how many per bucket.
+    let mut bucket_of: BTreeMap<u16, BTreeSet<u8>> = BTreeMap::new();
+    let mut per_bucket = [0u64; 3];
+    for (got, f) in run.out.iter().zip(&sent) {
+        let k = got[5];
+        assert!(
+            k < 3 && got[..5] == bucket_mac(k)[..5],
+            "not a bucket's MAC: {got:02x?}"
+        );
+        let want = {
+            let mut w = f.frame();
+            w[..6].copy_from_slice(&bucket_mac(k));
+            w
+        };
+        assert_eq!(got, &want, "only eth_dst changes");
+        bucket_of.entry(f.sport).or_default().insert(k);
+        per_bucket[usize::from(k)] += 1;
+    }
+    let split: Vec<_> = bucket_of.iter().filter(|(_, ks)| ks.len() > 1).collect();
+    assert!(split.is_empty(), "flows sent to several buckets: {split:?}");
+    let used = per_bucket.iter().filter(|&&n| n > 0).count();
+    assert!(used >= 2, "{FLOWS} flows all took one bucket: {per_bucket:?}");
+    let counted: Vec<u64> = (0..3)
+        .map(|k| count(&stats, &format!("bucket{k}:packet_count=")))
+        .collect();
+    assert_eq!(counted, per_bucket, "the bucket counters: {stats}");
+    assert_eq!(count(&stats, "packet_count="), sent.len() as u64, "{stats}");
+    assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
+}
+
+/// A meter with a drop band (10 packets/s, burst 10): of 200 frames arriving at once
+/// about the burst passes and the rest are dropped, counted under `meter` and in the
+/// band's meter-stats; dump-meters reads the meter back.
+#[test]
+fn a_drop_band_meter_passes_the_burst_and_drops_the_rest() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent: Vec<V4> = (0..200).map(|i| V4::new(1, i)).collect();
+    let mut b = Bench::new("ofp-meter-drop", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    b.ofctl(
+        "add-meter",
+        &["meter=1,pktps,burst,stats,band=type=drop,rate=10,burst_size=10"],
+    );
+    b.add_flows(&["priority=10,in_port=1,actions=meter:1,output:2"]);
+    let config = b.ofctl("dump-meters", &[]);
+    assert!(
+        config.contains("meter=1 pktps burst stats bands=") && config.contains("type=drop rate=10 burst_size=10"),
+        "{config}"
+    );
+    b.replay();
+    let stats = b.ofctl("meter-stats", &[]);
+    let dump = b.dump_flows();
+    let run = b.finish();
+    let passed = run.out.len() as u64;
+    assert!(
+        (10..=60).contains(&passed),
+        "the burst (10) and what 10/s adds while 200 frames arrive: {passed} passed"
+    );
+    // The ones that passed are the first ones, unchanged.
+    let want: Vec<Vec<u8>> = sent[..run.out.len()].iter().map(V4::frame).collect();
+    assert_frames(&run.out, &want, "the first packets, unchanged");
+    assert_eq!(run.dropped("meter"), 200 - passed, "{}", run.summary);
+    assert_eq!(
+        [
+            count(&stats, "flow_count:"),
+            count(&stats, "packet_in_count:"),
+            count(&stats, "0: packet_count:"),
+        ],
+        [1, 200, 200 - passed],
+        "{stats}"
+    );
+    assert!(
+        dump.contains("n_packets=200,") && dump.contains("actions=meter:1,output:2"),
+        "{dump}"
+    );
+}
+
+/// A DSCP-remark band (10 packets/s, burst 10, prec_level 1): nothing is dropped; the
+/// packets over the rate leave with their AF drop precedence one higher (DSCP 10 → 12,
+/// header checksum valid), the others unchanged.
+#[test]
+fn a_dscp_remark_band_raises_the_drop_precedence_over_the_rate() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent: Vec<V4> = (0..200)
+        .map(|i| V4 {
+            dscp: 10,
+            ..V4::new(1, i)
+        })
+        .collect();
+    let mut b = Bench::new("ofp-meter-remark", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    b.ofctl(
+        "add-meter",
+        &["meter=2,pktps,burst,band=type=dscp_remark,rate=10,burst_size=10,prec_level=1"],
+    );
+    b.add_flows(&["priority=10,in_port=1,actions=meter:2,output:2"]);
+    let config = b.ofctl("dump-meters", &[]);
+    assert!(
+        config.contains("type=dscp_remark rate=10 burst_size=10 prec_level=1"),
+        "{config}"
+    );
+    b.replay();
+    let stats = b.ofctl("meter-stats", &[]);
+    let run = b.finish();
+    assert_eq!(run.out.len(), 200, "a remark band drops nothing: {:?}", run.drops);
+    let mut remarked = 0u64;
+    for (i, (got, f)) in run.out.iter().zip(&sent).enumerate() {
+        let (same, raised) = (f.frame(), V4 { dscp: 12, ..*f }.frame());
+        if *got == raised {
+            remarked += 1;
+        } else {
+            assert_frames(
+                &[got.clone()],
+                &[same],
+                &format!("frame {i}: DSCP 10 or 12, nothing else"),
+            );
+        }
+    }
+    assert!(
+        (140..=190).contains(&remarked),
+        "about all but the burst (10) remarked: {remarked}"
+    );
+    assert_eq!(
+        [count(&stats, "packet_in_count:"), count(&stats, "0: packet_count:")],
+        [200, remarked],
+        "{stats}"
+    );
+    assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
+}
+
+/// dump-flows prints each rule as ovs-ofctl itself parses it (`parse-flow`): meter,
+/// apply-actions, clear-actions, write-actions, write-metadata and goto-table.
+#[test]
+fn dump_flows_reads_back_every_instruction_as_written() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let b = Bench::new("ofp-readback", &[]);
+    b.ofctl(
+        "add-meter",
+        &["meter=1,pktps,burst,band=type=drop,rate=10,burst_size=10"],
+    );
+    b.ofctl("add-group", &["group_id=1,type=all,bucket=output:2"]);
+    let rules = [
+        "table=0,priority=30,in_port=1,actions=meter:1,write_actions(push_vlan:0x8100,set_field:4097->vlan_vid,output:2),\
+         write_metadata:0x5/0xff,goto_table:1",
+        "table=0,priority=20,ip,actions=push_mpls:0x8847,set_field:1000->mpls_label,set_mpls_ttl(9),output:2",
+        "table=0,priority=10,mpls,actions=dec_mpls_ttl,pop_mpls:0x0800,group:1",
+        "table=0,priority=5,ipv6,actions=dec_ttl,set_field:7->ip_dscp,clear_actions,write_actions(group:1)",
+        "table=1,priority=20,ip,metadata=0x5,actions=set_field:10.0.0.9->ip_dst,mod_nw_ttl:9,clear_actions,\
+         write_actions(set_field:02:00:00:00:00:09->eth_dst,output:2),goto_table:2",
+        "table=1,priority=10,metadata=0x6/0xff,actions=clear_actions",
+        "table=2,priority=10,vlan_tci=0x1000/0x1000,actions=pop_vlan,push_vlan:0x88a8,set_field:5->vlan_pcp,output:2",
+    ];
+    b.add_flows(&rules);
+    let dump = b.dump_flows();
+    assert_eq!(flows(&dump).len(), rules.len(), "{dump}");
+    for r in rules {
+        let canon = parse_flow(r);
+        let table: u8 = r["table=".len()..r.find(',').unwrap()].parse().unwrap();
+        let priority: u16 = count(r, "priority=") as u16;
+        let line = flow_line(&dump, table, priority);
+        let actions = line.split(" actions=").nth(1).unwrap_or_default();
+        assert_eq!(actions, canon.1, "the instructions of {r}");
+        assert_eq!(match_of(line), canon.0, "the match of {r}");
+    }
+    let mut mgr = b.mgr;
+    stop_cleanly(&mut mgr);
+}
+
+/// What `ovs-ofctl parse-flow` makes of `rule`: its match fields (sorted, without the
+/// table) and its instructions, as ovs-ofctl prints them.
+fn parse_flow(rule: &str) -> (Vec<String>, String) {
+    let out = std::process::Command::new("ovs-ofctl")
+        .args(["-O", "OpenFlow13", "parse-flow", rule])
+        .output()
+        .expect("run ovs-ofctl parse-flow");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "parse-flow {rule}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains(" ADD "))
+        .unwrap_or_else(|| panic!("no flow in {text}"));
+    let after = line.split(" ADD ").nth(1).unwrap();
+    let (m, actions) = after
+        .split_once(" actions=")
+        .unwrap_or(("", after.trim_start_matches("actions=")));
+    (fields(m), actions.to_string())
+}
+
+/// The match of a dump-flows line, field by field, sorted (without the table and the
+/// counters).
+fn match_of(line: &str) -> Vec<String> {
+    let rule = line.split(" actions=").next().unwrap_or_default();
+    let m = rule.split_whitespace().last().unwrap_or_default();
+    fields(m)
+}
+
+fn fields(m: &str) -> Vec<String> {
+    let mut v: Vec<String> = m
+        .split([',', ' '])
+        .filter(|w| !w.is_empty() && !w.starts_with("table") && !w.starts_with("cookie="))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
