@@ -16,7 +16,7 @@ use super::groups::{
 };
 use super::reports::{flow_stats, port_desc, port_stats, port_status, selected};
 use super::translate::{of_port, onvm_port, packet_out_actions, rule_instructions, to_actions, to_match};
-use super::{Agent, BUFFER_TIMEOUT, FIRST_BACKOFF, FLOWS_PER_PART, GROUPS_PER_PART, Held, N_BUFFERS, PORTS_PER_PART};
+use super::{Agent, BUFFER_TIMEOUT, FIRST_BACKOFF, FLOWS_PER_PART, Held, N_BUFFERS, PORTS_PER_PART};
 use crate::control_plane::{InjectError, Out, Payload, PortView, Switch};
 
 impl Agent {
@@ -430,21 +430,21 @@ impl Agent {
             MultipartRequestBody::Group { group_id } => {
                 let now = sw.now();
                 let stats = group_stats(sw.table(), group_id, now);
-                Self::parts(&stats, GROUPS_PER_PART, MultipartReplyBody::Group)
+                MultipartReply::split(MultipartReplyBody::Group(stats))
             }
             MultipartRequestBody::GroupDesc => {
                 let desc = group_desc(sw.table());
-                Self::parts(&desc, GROUPS_PER_PART, MultipartReplyBody::GroupDesc)
+                MultipartReply::split(MultipartReplyBody::GroupDesc(desc))
             }
             MultipartRequestBody::GroupFeatures => one(MultipartReplyBody::GroupFeatures(group_features())),
             MultipartRequestBody::Meter { meter_id } => {
                 let now = sw.now();
                 let stats = meter_stats(sw.table(), meter_id, now);
-                Self::parts(&stats, GROUPS_PER_PART, MultipartReplyBody::Meter)
+                MultipartReply::split(MultipartReplyBody::Meter(stats))
             }
             MultipartRequestBody::MeterConfig { meter_id } => {
                 let config = meter_config(sw.table(), meter_id);
-                Self::parts(&config, GROUPS_PER_PART, MultipartReplyBody::MeterConfig)
+                MultipartReply::split(MultipartReplyBody::MeterConfig(config))
             }
             MultipartRequestBody::MeterFeatures => one(MultipartReplyBody::MeterFeatures(meter_features())),
         })

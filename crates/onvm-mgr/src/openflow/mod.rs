@@ -100,9 +100,6 @@ const FLOWS_PER_PART: usize = 64;
 /// Port stats (112 bytes each) or descriptions (64) per MULTIPART_REPLY part: under
 /// 64 KB. Today's ports (physical ones and 32 services) fit one part.
 const PORTS_PER_PART: usize = 512;
-/// Groups (stats or descriptions) and meters per multipart reply part: a group of
-/// many buckets is large, and a part must stay under 64 KiB.
-const GROUPS_PER_PART: usize = 16;
 /// How often the port list is compared for PORT_STATUS.
 const PORT_CHECK_EVERY: Duration = Duration::from_millis(20);
 
