@@ -298,8 +298,9 @@ impl Fwd<'_> {
             Edit::PopVlan => pk::pop_vlan(p.data_mut()).map(|()| {
                 let _ = p.strip(pk::VLAN_TAG_LEN);
             }),
-            Edit::PopMpls(ether_type) => pk::pop_mpls(p.data_mut(), ether_type).map(|()| {
-                let _ = p.strip(pk::MPLS_LSE_LEN);
+            // As Open vSwitch: a pop to a non-MPLS EtherType takes the whole stack.
+            Edit::PopMpls(ether_type) => pk::mpls::pop_mpls_ovs(p.data_mut(), ether_type).map(|n| {
+                let _ = p.strip(n);
             }),
             Edit::SetMplsTtl(t) => pk::set_mpls_ttl(p.data_mut(), t),
             Edit::DecMplsTtl => pk::dec_mpls_ttl(p.data_mut()).map(drop),
