@@ -468,6 +468,78 @@ fn the_action_set_runs_at_the_end_of_the_pipeline_in_the_specs_order() {
     assert_eq!(run.dropped("rule-drop"), 10, "the cleared flows: {}", run.summary);
 }
 
+/// A later write_actions replaces the action of the same type already in the set; a
+/// group in the set overrides its output; a dec_ttl in the set runs before the set-fields
+/// and the group. An apply-actions dec_ttl that finds TTL 1 stops the packet there: the
+/// copy an earlier output sent is out, the rest (and the action set) never run.
+#[test]
+fn writes_merge_into_the_set_and_a_group_there_overrides_its_output() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    // mac 1: TTL 64, its set ends with a group; mac 2: TTL 1, dec_ttl between outputs.
+    let sent: Vec<V4> = (0..20)
+        .map(|i| {
+            if i % 2 == 0 {
+                V4::new(1, i)
+            } else {
+                V4 {
+                    ttl: 1,
+                    ..V4::new(2, i)
+                }
+            }
+        })
+        .collect();
+    let mut b = Bench::new("ofp-merge", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    b.ofctl(
+        "add-group",
+        &["group_id=1,type=all,bucket=output:2,bucket=set_field:10.0.0.7->ip_dst,output:2"],
+    );
+    b.add_flows(&[
+        "table=0,priority=10,ip,actions=write_actions(push_vlan:0x8100,set_field:4097->vlan_vid,\
+         set_field:02:00:00:00:00:aa->eth_dst,output:2),goto_table:1",
+        &format!(
+            "table=1,priority=10,ip,dl_src={},actions=write_actions(set_field:02:00:00:00:00:bb->eth_dst,dec_ttl,group:1)",
+            mac_str(1)
+        ),
+        &format!("table=1,priority=10,ip,dl_src={},actions=output:2,dec_ttl,output:2", mac_str(2)),
+    ]);
+    b.replay();
+    let stats = b.ofctl("dump-group-stats", &[]);
+    let run = b.finish();
+    let mut want = Vec::new();
+    for f in &sent {
+        if f.ttl == 1 {
+            want.push(f.frame());
+            continue;
+        }
+        let set = V4 {
+            tags: Tags::Q(1),
+            dst_mac: [2, 0, 0, 0, 0, 0xbb],
+            ttl: 63,
+            ..*f
+        };
+        want.extend([
+            set.frame(),
+            V4 {
+                dst: [10, 0, 0, 7],
+                ..set
+            }
+            .frame(),
+        ]);
+    }
+    assert_frames(
+        &run.out,
+        &want,
+        "mac 1: tagged, eth_dst bb, TTL 63, the group's two copies and no output:2 of the set; \
+         mac 2: one copy before the dec_ttl",
+    );
+    assert_eq!(count(&stats, "packet_count="), 10, "{stats}");
+    assert_eq!(run.dropped("invalid-ttl"), 10, "{}", run.summary);
+    assert_eq!(run.drops.len(), 1, "no other drops: {:?}", run.drops);
+}
+
 /// dec_ttl: IPv4 TTL 64 → 63 with a valid header checksum, IPv6 hop limit 64 → 63; a
 /// TTL or hop limit of 0 or 1 is not sent on and, with no controller, counted as
 /// `invalid-ttl`.
@@ -558,7 +630,8 @@ fn mpls_labels_are_pushed_and_popped() {
 
 /// ALL sends a copy per bucket (each bucket's actions on its own copy), INDIRECT runs
 /// its one bucket, FAST_FAILOVER takes the first bucket whose watched port is live (not
-/// service 1's logical port 4097: no NF serves it); dump-group-stats counts each group
+/// service 1's logical port 4097: no NF serves it; service 9's is, while its NF runs);
+/// dump-group-stats counts each group
 /// and bucket; a rule to a missing group is refused; deleting a group deletes the
 /// rules that use it.
 #[test]
@@ -567,7 +640,7 @@ fn all_indirect_and_fast_failover_groups() {
         return;
     }
     let _serial = common::serial();
-    let sent: Vec<V4> = (0..30).map(|i| V4::new(1 + (i % 3) as u8, i)).collect();
+    let sent: Vec<V4> = (0..40).map(|i| V4::new(1 + (i % 4) as u8, i)).collect();
     let mut b = Bench::new("ofp-groups", &sent.iter().map(V4::frame).collect::<Vec<_>>());
     b.ofctl(
         "add-group",
@@ -581,7 +654,13 @@ fn all_indirect_and_fast_failover_groups() {
         "add-group",
         &["group_id=3,type=ff,bucket=watch_port:4097,output:4097,bucket=watch_port:2,output:2"],
     );
-    for (m, g) in [(1, 1), (2, 2), (3, 3)] {
+    // Service 9's port (4105) is live once the NF that starts the replay runs.
+    b.ofctl(
+        "add-group",
+        &["group_id=4,type=ff,bucket=watch_port:4097,output:4097,\
+           bucket=watch_port:4105,set_field:02:00:00:00:00:cc->eth_dst,output:2,bucket=watch_port:2,output:2"],
+    );
+    for (m, g) in [(1, 1), (2, 2), (3, 3), (4, 4)] {
         b.add_flows(&[&format!(
             "priority=10,ip,in_port=1,dl_src={},actions=group:{g}",
             mac_str(m)
@@ -632,6 +711,16 @@ fn all_indirect_and_fast_failover_groups() {
         [10, 0, 10],
         "the fast-failover group's second bucket: {g3}"
     );
+    let g4 = of_group(4);
+    assert_eq!(
+        [
+            count(g4, "bucket0:packet_count="),
+            count(g4, "bucket1:packet_count="),
+            count(g4, "bucket2:packet_count=")
+        ],
+        [0, 10, 0],
+        "the first live bucket, watching a service port with an NF: {g4}"
+    );
     // Deleting group 2 deletes the rule that sends to it, and only that one.
     b.ofctl("del-groups", &["group_id=2"]);
     let dump = b.dump_flows();
@@ -659,10 +748,21 @@ fn all_indirect_and_fast_failover_groups() {
                 }
                 .frame(),
             ),
-            _ => want.push(f.frame()),
+            3 => want.push(f.frame()),
+            _ => want.push(
+                V4 {
+                    dst_mac: [2, 0, 0, 0, 0, 0xcc],
+                    ..*f
+                }
+                .frame(),
+            ),
         }
     }
-    assert_frames(&run.out, &want, "ALL: both buckets; INDIRECT: 10.0.0.8; FF: unchanged");
+    assert_frames(
+        &run.out,
+        &want,
+        "ALL: both buckets; INDIRECT: 10.0.0.8; FF: unchanged, or eth_dst cc",
+    );
     assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
 }
 
@@ -731,7 +831,7 @@ fn select_group_spreads_flows_and_keeps_each_flow_on_one_bucket() {
 
 /// A meter with a drop band (10 packets/s, burst 10): of 200 frames arriving at once
 /// about the burst passes and the rest are dropped, counted under `meter` and in the
-/// band's meter-stats; dump-meters reads the meter back.
+/// band's meter-stats; dump-meters reads the meter back; deleting it deletes its rule.
 #[test]
 fn a_drop_band_meter_passes_the_burst_and_drops_the_rest() {
     if !have_ovs_ofctl() {
@@ -753,6 +853,10 @@ fn a_drop_band_meter_passes_the_burst_and_drops_the_rest() {
     b.replay();
     let stats = b.ofctl("meter-stats", &[]);
     let dump = b.dump_flows();
+    // Deleting the meter deletes the rule that uses it.
+    b.ofctl("del-meters", &["meter=1"]);
+    assert!(flows(&b.dump_flows()).is_empty(), "{}", b.dump_flows());
+    assert!(!b.ofctl("dump-meters", &[]).contains("meter=1"));
     let run = b.finish();
     let passed = run.out.len() as u64;
     assert!(
