@@ -16,8 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use onvm_packet::etherparse::{
-    DoubleVlanHeader, EtherType, IpDscp, IpHeaders, IpNumber, Ipv4Header, NetSlice, PacketBuilder, SingleVlanHeader,
-    SlicedPacket, VlanHeader, VlanId, VlanPcp,
+    ArpHardwareId, ArpOperation, ArpPacket, DoubleVlanHeader, EtherType, IpDscp, IpEcn, IpHeaders, IpNumber,
+    Ipv4Header, Ipv6FlowLabel, Ipv6Header, NetSlice, PacketBuilder, SingleVlanHeader, SlicedPacket, VlanHeader, VlanId,
+    VlanPcp,
 };
 
 use common::openflow::{flows, have_ovs_ofctl, listen_addr, ofctl, ofctl_ok, start_pcap_mgr};
@@ -58,7 +59,9 @@ struct V4 {
     dst: [u8; 4],
     ttl: u8,
     dscp: u8,
+    ecn: u8,
     sport: u16,
+    dport: u16,
     /// Written into the payload, so that no two frames are equal.
     seq: u32,
 }
@@ -73,7 +76,9 @@ impl V4 {
             dst: [10, 0, 0, 2],
             ttl: 64,
             dscp: 0,
+            ecn: 0,
             sport: 1000,
+            dport: 53,
             seq,
         }
     }
@@ -82,6 +87,7 @@ impl V4 {
         let eth = PacketBuilder::ethernet2(self.src_mac, self.dst_mac);
         let mut ip = Ipv4Header::new(0, self.ttl, IpNumber::UDP, self.src, self.dst).unwrap();
         ip.dscp = IpDscp::try_new(self.dscp).unwrap();
+        ip.ecn = IpEcn::try_new(self.ecn).unwrap();
         let ip = IpHeaders::Ipv4(ip, Default::default());
         let tag = |tci: u16, ether_type| SingleVlanHeader {
             pcp: VlanPcp::try_new((tci >> 13) as u8).unwrap(),
@@ -100,7 +106,9 @@ impl V4 {
                 .ip(ip),
         };
         let mut out = Vec::new();
-        l3.udp(self.sport, 53).write(&mut out, &payload(self.seq)).unwrap();
+        l3.udp(self.sport, self.dport)
+            .write(&mut out, &payload(self.seq))
+            .unwrap();
         out
     }
 }
@@ -304,7 +312,7 @@ fn count(text: &str, key: &str) -> u64 {
 
 /// The dump-flows line of the rule at `table` with `priority`.
 #[track_caller]
-fn flow_line<'a>(dump: &'a str, table: u8, priority: u16) -> &'a str {
+fn flow_line(dump: &str, table: u8, priority: u16) -> &str {
     let (t, p) = (format!("table={table},"), format!("priority={priority}"));
     let found: Vec<&str> = flows(dump)
         .into_iter()
@@ -538,6 +546,168 @@ fn writes_merge_into_the_set_and_a_group_there_overrides_its_output() {
     assert_eq!(count(&stats, "packet_count="), 10, "{stats}");
     assert_eq!(run.dropped("invalid-ttl"), 10, "{}", run.summary);
     assert_eq!(run.drops.len(), 1, "no other drops: {:?}", run.drops);
+}
+
+/// An IPv4/TCP frame from [`mac`] `src_mac` with these ports and TTL.
+fn tcp_frame(src_mac: u8, ports: (u16, u16), ttl: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(mac(src_mac), DST_MAC)
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], ttl)
+        .tcp(ports.0, ports.1, 7, 1024)
+        .write(&mut out, &payload(0))
+        .unwrap();
+    out
+}
+
+/// An IPv4 ICMP echo request (or reply) from [`mac`] `src_mac`.
+fn echo_frame(src_mac: u8, reply: bool) -> Vec<u8> {
+    let ip = PacketBuilder::ethernet2(mac(src_mac), DST_MAC).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64);
+    let icmp = if reply {
+        ip.icmpv4_echo_reply(9, 1)
+    } else {
+        ip.icmpv4_echo_request(9, 1)
+    };
+    let mut out = Vec::new();
+    icmp.write(&mut out, &payload(0)).unwrap();
+    out
+}
+
+/// An IPv6/UDP frame from [`mac`] `src_mac`: source and destination ::1/::2 under
+/// `prefix`, this DSCP and flow label.
+fn v6_fields(src_mac: u8, prefix: u16, dscp: u8, label: u32) -> Vec<u8> {
+    let addr = |last: u8| {
+        let mut a = [0u8; 16];
+        a[..2].copy_from_slice(&prefix.to_be_bytes());
+        a[15] = last;
+        a
+    };
+    let ip = Ipv6Header {
+        traffic_class: dscp << 2,
+        flow_label: Ipv6FlowLabel::try_new(label).unwrap(),
+        payload_length: 0,
+        next_header: IpNumber::UDP,
+        hop_limit: 64,
+        source: addr(1),
+        destination: addr(2),
+    };
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(mac(src_mac), DST_MAC)
+        .ip(IpHeaders::Ipv6(ip, Default::default()))
+        .udp(1000, 53)
+        .write(&mut out, &payload(0))
+        .unwrap();
+    out
+}
+
+/// An ARP packet from [`mac`] `src_mac`: operation, sender and target (MAC, IPv4).
+fn arp_frame(src_mac: u8, op: ArpOperation, sender: ([u8; 6], [u8; 4]), target: ([u8; 6], [u8; 4])) -> Vec<u8> {
+    let arp = ArpPacket::new(
+        ArpHardwareId::ETHERNET,
+        EtherType::IPV4,
+        op,
+        &sender.0,
+        &sender.1,
+        &target.0,
+        &target.1,
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(mac(src_mac), DST_MAC)
+        .arp(arp)
+        .write(&mut out)
+        .unwrap();
+    out
+}
+
+/// set_field of the Ethernet, VLAN, IPv4, IPv6, UDP, TCP, ICMP, ARP and MPLS fields, and
+/// mod_nw_ttl / set_mpls_ttl: each frame leaves with exactly those fields changed and
+/// every checksum recomputed (as OVS writes them).
+#[test]
+fn set_field_rewrites_every_kind_of_header_field() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let tagged = V4 {
+        tags: Tags::Q(7),
+        ..V4::new(1, 0)
+    };
+    let (mac_a, mac_b) = ([2, 0, 0, 0, 0, 0xa1], [2, 0, 0, 0, 0, 0xb2]);
+    let cases: Vec<(Vec<u8>, String, Vec<u8>)> = vec![
+        (
+            tagged.frame(),
+            "udp,dl_vlan=7,actions=set_field:02:00:00:00:00:a1->eth_src,set_field:02:00:00:00:00:b2->eth_dst,\
+             set_field:3->vlan_pcp,set_field:4109->vlan_vid,set_field:10.1.1.1->ip_src,set_field:10.2.2.2->ip_dst,\
+             set_field:46->ip_dscp,set_field:1->ip_ecn,set_field:4000->udp_src,set_field:5000->udp_dst"
+                .into(),
+            V4 {
+                src_mac: mac_a,
+                dst_mac: mac_b,
+                tags: Tags::Q(3 << 13 | 13),
+                src: [10, 1, 1, 1],
+                dst: [10, 2, 2, 2],
+                dscp: 46,
+                ecn: 1,
+                sport: 4000,
+                dport: 5000,
+                ..tagged
+            }
+            .frame(),
+        ),
+        (
+            tcp_frame(2, (1000, 80), 64),
+            "tcp,actions=set_field:4000->tcp_src,set_field:5000->tcp_dst,mod_nw_ttl:9".into(),
+            tcp_frame(2, (4000, 5000), 9),
+        ),
+        (
+            echo_frame(3, false),
+            "icmp,actions=set_field:0->icmp_type,set_field:0->icmp_code".into(),
+            echo_frame(3, true),
+        ),
+        (
+            v6_fields(4, 0x2001, 0, 0),
+            "udp6,actions=set_field:2002::1->ipv6_src,set_field:2002::2->ipv6_dst,\
+             set_field:10->ip_dscp,set_field:0x12345->ipv6_label"
+                .into(),
+            v6_fields(4, 0x2002, 10, 0x12345),
+        ),
+        (
+            arp_frame(
+                5,
+                ArpOperation::REQUEST,
+                (mac(5), [10, 0, 0, 1]),
+                ([0; 6], [10, 0, 0, 2]),
+            ),
+            "arp,actions=set_field:2->arp_op,set_field:02:00:00:00:00:a1->arp_sha,set_field:10.0.0.9->arp_spa,\
+             set_field:02:00:00:00:00:b2->arp_tha,set_field:10.0.0.8->arp_tpa"
+                .into(),
+            arp_frame(5, ArpOperation::REPLY, (mac_a, [10, 0, 0, 9]), (mac_b, [10, 0, 0, 8])),
+        ),
+        (
+            with_mpls(&V4::new(6, 0).frame(), lse(16, 0, true, 64)),
+            "mpls,actions=set_field:1000->mpls_label,set_field:5->mpls_tc,set_mpls_ttl(9)".into(),
+            with_mpls(&V4::new(6, 0).frame(), lse(1000, 5, true, 9)),
+        ),
+    ];
+    let sent: Vec<Vec<u8>> = cases.iter().map(|c| c.0.clone()).collect();
+    let mut b = Bench::new("ofp-setfield", &sent);
+    for (n, (_, rule, _)) in cases.iter().enumerate() {
+        let (m, actions) = rule.split_once(",actions=").unwrap();
+        b.add_flows(&[&format!(
+            "priority=10,in_port=1,dl_src={},{m},actions={actions},output:2",
+            mac_str(n as u8 + 1)
+        )]);
+    }
+    b.replay();
+    let run = b.finish();
+    for (n, (got, (_, rule, want))) in run.out.iter().zip(&cases).enumerate() {
+        assert_frames(
+            std::slice::from_ref(got),
+            std::slice::from_ref(want),
+            &format!("case {n}: {rule}"),
+        );
+    }
+    assert_eq!(run.out.len(), cases.len(), "one frame per case: {:?}", run.drops);
 }
 
 /// dec_ttl: IPv4 TTL 64 → 63 with a valid header checksum, IPv6 hop limit 64 → 63; a
@@ -919,7 +1089,7 @@ fn a_dscp_remark_band_raises_the_drop_precedence_over_the_rate() {
             remarked += 1;
         } else {
             assert_frames(
-                &[got.clone()],
+                std::slice::from_ref(got),
                 &[same],
                 &format!("frame {i}: DSCP 10 or 12, nothing else"),
             );
