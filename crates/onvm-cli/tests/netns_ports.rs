@@ -5,7 +5,8 @@
 //! far side must hold exactly the packets that went in, byte for byte, in order.
 //! One test per backend: AF_PACKET and AF_XDP on veth pairs, TAP on TAP devices; the
 //! same with VLAN-tagged frames (802.1Q, 802.1ad, QinQ), which must come out with their
-//! tags; and a TCP transfer between two namespaces through two AF_PACKET ports with the
+//! tags (through DPDK's `net_af_packet` too, which keeps them but for an outer 802.1ad
+//! TPID); and a TCP transfer between two namespaces through two AF_PACKET ports with the
 //! kernel's offloads left on (partial checksums, super-frames).
 //!
 //! Needs root, `ip`, tcpreplay and tcpdump (scripts/test.sh installs them), and python3
@@ -76,7 +77,7 @@ fn run_with(
     setup: impl FnOnce(&Netns),
 ) {
     let input = udp_frames_up_to(PACKETS, 29, max_len);
-    run_frames(kind, ports, ends, (input, "udp"), extra, setup);
+    run_frames(kind, ports, ends, (input.clone(), input, "udp"), extra, setup);
 }
 
 /// `frames` with VLAN tags after the MAC addresses, by index: 802.1Q (VID and PCP
@@ -105,20 +106,39 @@ fn tagged(frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// [`run`] with VLAN-tagged frames: they must leave with their tags, byte for byte.
-fn run_tagged(kind: &str, ports: (&str, &str), ends: (&str, &str), setup: impl FnOnce(&Netns)) {
+/// What the input port makes of an outer 802.1ad tag.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OuterTpid {
+    /// The frame keeps it, as every port of ours does.
+    Kept,
+    /// It leaves as an 802.1Q tag (0x8100) with the same TCI: DPDK's `net_af_packet`
+    /// hands on the TCI of the tag the kernel took out, not its TPID (onvm-ports'
+    /// `dpdk` module doc).
+    Becomes8021Q,
+}
+
+/// [`run`] with VLAN-tagged frames: they must leave with their tags, byte for byte (but
+/// for the outer TPID, as `outer` says).
+fn run_tagged(kind: &str, ports: (&str, &str), ends: (&str, &str), outer: OuterTpid, setup: impl FnOnce(&Netns)) {
     // At most 1400 bytes before the tags: a QinQ frame longer than the MTU allows
     // untagged plus one tag is refused by the kernel.
     let input = tagged(udp_frames_up_to(PACKETS, 29, 1400));
-    run_frames(kind, ports, ends, (input, "vlan"), &[], setup);
+    let mut expect = input.clone();
+    if outer == OuterTpid::Becomes8021Q {
+        for f in &mut expect {
+            f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+        }
+    }
+    run_frames(kind, ports, ends, (input, expect, "vlan"), &[], setup);
 }
 
-/// The scenario of [`run`] with these `input` frames, captured with tcpdump `filter`.
+/// The scenario of [`run`] with these `input` frames, captured with tcpdump `filter`;
+/// the capture must be `expect`.
 fn run_frames(
     kind: &str,
     ports: (&str, &str),
     (inject, sniff): (&str, &str),
-    (input, filter): (Vec<Vec<u8>>, &str),
+    (input, expect, filter): (Vec<Vec<u8>>, Vec<Vec<u8>>, &str),
     extra: &[&str],
     setup: impl FnOnce(&Netns),
 ) {
@@ -175,16 +195,19 @@ fn run_frames(
         out.len(),
         up.output()
     );
-    if out != input {
-        let first = out.iter().zip(&input).position(|(o, e)| o != e).unwrap_or(0);
-        let (mut a, mut b) = (out.clone(), input.clone());
+    if out != expect {
+        let first = out.iter().zip(&expect).position(|(o, e)| o != e).unwrap_or(0);
+        let (mut a, mut b) = (out.clone(), expect.clone());
         a.sort();
         b.sort();
         let what = if a == b {
-            let pos = input.iter().position(|e| *e == out[first]);
+            let pos = expect.iter().position(|e| *e == out[first]);
             format!("the same packets in another order: capture {first} is input {pos:?}")
         } else {
-            format!("other bytes than were sent, first at packet {first}")
+            format!(
+                "other bytes than expected, first at packet {first}: {:02x?}\nexpected {:02x?}",
+                out[first], expect[first]
+            )
         };
         panic!("{kind}: {what}\n{}", up.output());
     }
@@ -231,6 +254,7 @@ fn vlan_tags_cross_af_packet_ports_intact() {
         "vlan-afpacket",
         ("afpacket:in0", "afpacket:out0"),
         ("in1", "out1"),
+        OuterTpid::Kept,
         |ns| {
             ns.veth("in0", "in1");
             ns.veth("out0", "out1");
@@ -240,15 +264,27 @@ fn vlan_tags_cross_af_packet_ports_intact() {
 
 #[test]
 fn vlan_tags_cross_af_xdp_ports_intact() {
-    run_tagged("vlan-afxdp", ("afxdp:in0", "afxdp:out0"), ("in1", "out1"), |ns| {
-        ns.veth("in0", "in1");
-        ns.veth("out0", "out1");
-    });
+    run_tagged(
+        "vlan-afxdp",
+        ("afxdp:in0", "afxdp:out0"),
+        ("in1", "out1"),
+        OuterTpid::Kept,
+        |ns| {
+            ns.veth("in0", "in1");
+            ns.veth("out0", "out1");
+        },
+    );
 }
 
 #[test]
 fn vlan_tags_cross_tap_ports_intact() {
-    run_tagged("vlan-tap", ("tap:tin", "tap:tout"), ("tin", "tout"), |_| {});
+    run_tagged(
+        "vlan-tap",
+        ("tap:tin", "tap:tout"),
+        ("tin", "tout"),
+        OuterTpid::Kept,
+        |_| {},
+    );
 }
 
 /// Bytes the TCP test sends.
@@ -392,6 +428,24 @@ fn dpdk_af_packet_vdevs_carry_a_replay_through_a_chain() {
     run_on_veths(
         "dpdk-afpacket",
         ("dpdk:net_af_packet0,iface=in0", "dpdk:net_af_packet1,iface=out0"),
+    );
+}
+
+/// 802.1Q, 802.1ad and QinQ frames through `net_af_packet` vdevs: the tag the kernel
+/// takes out of each frame is put back by the port, as 802.1Q (the PMD gives no TPID);
+/// the TCIs, inner tags and everything else arrive as sent.
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_af_packet_vdevs_carry_vlan_tags() {
+    run_tagged(
+        "vlan-dpdk-afpacket",
+        ("dpdk:net_af_packet0,iface=in0", "dpdk:net_af_packet1,iface=out0"),
+        ("in1", "out1"),
+        OuterTpid::Becomes8021Q,
+        |ns| {
+            ns.veth("in0", "in1");
+            ns.veth("out0", "out1");
+        },
     );
 }
 

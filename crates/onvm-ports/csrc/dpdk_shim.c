@@ -127,10 +127,12 @@ struct rte_mempool *onvm_dpdk_copy_pool(const char *name, uint32_t n, uint16_t d
     return rte_pktmbuf_pool_create(name, n, 256, 0, data_room + RTE_PKTMBUF_HEADROOM, SOCKET_ID_ANY);
 }
 
-/* Configure `nq` rx/tx queue pairs on `mp`, set MTU/MAC/promiscuity, start. 0 or -errno;
- * `*step` names the step that failed. */
+/* Configure `nq` rx/tx queue pairs on `mp`, set MTU/MAC/promiscuity, start. With
+ * `vlan_strip`, ask for the RX VLAN strip offload where the device offers it (the port
+ * puts the tag back from vlan_tci; src/dpdk.rs says why). 0 or -errno; `*step` names the
+ * step that failed. */
 int onvm_dpdk_start(uint16_t port, struct rte_mempool *mp, uint16_t nq, uint16_t mtu, int promisc,
-                    const uint8_t *mac, const char **step) {
+                    int vlan_strip, const uint8_t *mac, const char **step) {
     struct rte_eth_conf conf;
     struct rte_eth_dev_info info;
     int r;
@@ -147,6 +149,8 @@ int onvm_dpdk_start(uint16_t port, struct rte_mempool *mp, uint16_t nq, uint16_t
     }
     if (mtu != 0)
         conf.rxmode.mtu = mtu;
+    if (vlan_strip)
+        conf.rxmode.offloads |= info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_VLAN_STRIP;
     *step = "configure";
     if ((r = rte_eth_dev_configure(port, nq, nq, &conf)) != 0)
         return r;
@@ -212,7 +216,18 @@ uint32_t onvm_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 uint16_t onvm_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
 void *onvm_mbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }
 
-/* Frame the mbuf as one segment of `len` bytes starting `off` into its buffer. */
+/* Whether the PMD took the outer VLAN tag out of the received frame
+ * (RTE_MBUF_F_RX_VLAN_STRIPPED); then `*tci` is its TCI. The mbuf carries no TPID. */
+int onvm_mbuf_vlan_stripped(const struct rte_mbuf *m, uint16_t *tci) {
+    if ((m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) == 0)
+        return 0;
+    *tci = m->vlan_tci;
+    return 1;
+}
+
+/* Frame the mbuf as one segment of `len` bytes starting `off` into its buffer. Every
+ * offload flag but EXTERNAL is cleared: a VLAN tag travels in the frame's bytes, sent as
+ * they are (RTE_MBUF_F_TX_VLAN would have the PMD insert vlan_tci, a stale receive's). */
 void onvm_mbuf_set(struct rte_mbuf *m, uint16_t off, uint16_t len) {
     m->data_off = off;
     m->data_len = len;

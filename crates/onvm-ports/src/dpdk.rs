@@ -19,6 +19,23 @@
 //! have; it gets a plain DPDK mempool and the port copies at its edge. (The native
 //! `afxdp:` port is the zero-copy AF_XDP path.)
 //!
+//! **VLAN tags**: a PMD that took a frame's outer tag out (`RTE_MBUF_F_RX_VLAN_STRIPPED`,
+//! its TCI in `vlan_tci`) gets it put back after the MAC addresses, in the buffer's
+//! headroom, as the `afpacket:` port does ([`VlanTag::push`]), so the packets handed on
+//! are the frames as they were on the wire. `net_af_packet` is such a PMD whatever it is
+//! asked: the kernel takes the outer 802.1Q or 802.1ad tag out of every frame a packet
+//! socket receives, and the PMD (DPDK 22.11, `eth_af_packet_rx`) copies `tp_vlan_tci`
+//! into `vlan_tci` and sets `RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED`. Without
+//! the VLAN strip offload it then calls `rte_vlan_insert` itself, which refuses our
+//! external-buffer mbufs (they are not direct) and logs an error per frame, so for
+//! `net_af_packet` the port asks for the offload and puts the tag back itself. The mbuf
+//! has no TPID and the PMD ignores `tp_vlan_tpid` (its TPACKET_V2 ring has one), so the
+//! tag goes back as 802.1Q (0x8100), as `rte_vlan_insert` would put it: **an outer
+//! 802.1ad tag (0x88a8) comes out of a `net_af_packet` port as 802.1Q**, with its TCI,
+//! and an inner tag of a QinQ frame, never taken out, as it was. (The `afpacket:` port
+//! reads `tp_vlan_tpid` and keeps it.) Transmitting, tags are in the frame's bytes and
+//! no TX VLAN flag is set: they are sent as they are.
+//!
 //! EAL starts once per process, at the first DPDK port, with `--in-memory --no-pci`,
 //! on hugepages when enough are free (else `--no-huge --no-shconf`), plus `$ONVM_DPDK_ARGS`.
 
@@ -32,6 +49,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use onvm_proto::port::{DpdkSpec, IfaceSpec};
 use onvm_shm::{Buf, Layout, Pool, Region};
 
+use crate::afpacket::offload::{TAG_LEN, TPID_8021Q, VlanTag};
 use crate::{BadBuffers, Port, PortError, PortStats, fill, now_ns};
 
 mod ffi {
@@ -68,6 +86,7 @@ mod ffi {
             nq: u16,
             mtu: u16,
             promisc: c_int,
+            vlan_strip: c_int,
             mac: *const u8,
             step: *mut *const c_char,
         ) -> c_int;
@@ -80,6 +99,7 @@ mod ffi {
         pub fn onvm_mbuf_pkt_len(m: *const Mbuf) -> u32;
         pub fn onvm_mbuf_nb_segs(m: *const Mbuf) -> u16;
         pub fn onvm_mbuf_data(m: *mut Mbuf) -> *mut c_void;
+        pub fn onvm_mbuf_vlan_stripped(m: *const Mbuf, tci: *mut u16) -> c_int;
         pub fn onvm_mbuf_set(m: *mut Mbuf, off: u16, len: u16);
         pub fn onvm_mbuf_alloc(mp: *mut Mempool) -> *mut Mbuf;
         pub fn onvm_mbuf_free(m: *mut Mbuf);
@@ -335,6 +355,31 @@ fn ext_pool(region: &Arc<Region>) -> Result<NonNull<Mempool>, String> {
     Ok(mp)
 }
 
+/// The outer VLAN tag the PMD took out of `m`'s frame, if it did: its TCI, and 802.1Q for
+/// TPID, the mbuf having none (see the module doc).
+fn stripped_tag(m: *const Mbuf) -> Option<VlanTag> {
+    let mut tci = 0u16;
+    // SAFETY: `m` is an mbuf the PMD just returned to us; `tci` is a live u16.
+    let stripped = unsafe { ffi::onvm_mbuf_vlan_stripped(m, &mut tci) } != 0;
+    stripped.then_some(VlanTag { tpid: TPID_8021Q, tci })
+}
+
+/// Put `tag` (if any) back in front of the frame `buf` holds, in its headroom. False (the
+/// frame unchanged) when there is no headroom for it or the frame has no Ethernet header:
+/// the caller drops the frame and counts it.
+fn put_back_tag(pool: &Pool, buf: &mut Buf, tag: Option<VlanTag>) -> Result<bool, onvm_shm::BufError> {
+    let Some(tag) = tag else { return Ok(true) };
+    let mut p = pool.holder().packet(buf)?;
+    if p.prepend(TAG_LEN).is_err() {
+        return Ok(false);
+    }
+    if tag.push(p.data_mut()) {
+        return Ok(true);
+    }
+    p.strip(TAG_LEN)?;
+    Ok(false)
+}
+
 /// Where a DPDK port is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -365,6 +410,8 @@ pub struct DpdkPort {
     mode: Mode,
     /// Queues, MTU, MAC, promiscuity: applied at start.
     opts: IfaceSpec,
+    /// Ask for the RX VLAN strip offload (`net_af_packet`: see the module doc).
+    vlan_strip: bool,
     /// Queue the next receive starts with.
     next_q: u16,
     mempool: NonNull<Mempool>,
@@ -418,6 +465,7 @@ impl DpdkPort {
             port_id,
             mode,
             opts: spec.opts.clone(),
+            vlan_strip: dev.starts_with("net_af_packet") || dev.starts_with("eth_af_packet"),
             next_q: 0,
             mempool,
             state: State::Probed,
@@ -439,11 +487,11 @@ impl DpdkPort {
         let o = &self.opts;
         let mtu = o.mtu.map_or(0, |m| m.min(u32::from(u16::MAX)) as u16);
         let mac = o.mac.as_ref().map_or(std::ptr::null(), |m| m.as_ptr());
-        let (nq, promisc) = (o.queues, i32::from(o.promisc));
+        let (nq, promisc, strip) = (o.queues, i32::from(o.promisc), i32::from(self.vlan_strip));
         // SAFETY: a probed port id, a live mempool, a live out-pointer, and a MAC of six
         // bytes (or null) that outlives the call.
         let r = with_pool(pool, || unsafe {
-            ffi::onvm_dpdk_start(id, mp, nq, mtu, promisc, mac, &mut step)
+            ffi::onvm_dpdk_start(id, mp, nq, mtu, promisc, strip, mac, &mut step)
         });
         if r != 0 {
             let what = if step.is_null() {
@@ -526,6 +574,8 @@ impl Port for DpdkPort {
                     ffi::onvm_mbuf_nb_segs(m),
                 )
             };
+            let tag = stripped_tag(m);
+            let wire_len = u64::from(len) + if tag.is_some() { TAG_LEN as u64 } else { 0 };
             match self.mode {
                 Mode::ZeroCopy => {
                     let sh = g.as_mut().expect("zero-copy ports have the shared pool");
@@ -539,17 +589,25 @@ impl Port for DpdkPort {
                         continue;
                     }
                     let index = buf.index();
-                    let framed = pool.holder().packet_reset(&mut buf).and_then(|mut p| {
-                        p.set_bounds(usize::from(off), len as usize)?;
-                        p.meta().set_in_port(self.port_no);
-                        p.meta().set_timestamp(now);
-                        Ok(())
-                    });
+                    let framed = pool
+                        .holder()
+                        .packet_reset(&mut buf)
+                        .and_then(|mut p| {
+                            p.set_bounds(usize::from(off), len as usize)?;
+                            p.meta().set_in_port(self.port_no);
+                            p.meta().set_timestamp(now);
+                            Ok(())
+                        })
+                        .and_then(|()| put_back_tag(pool, &mut buf, tag));
                     match framed {
-                        Ok(()) => {
-                            self.stats.rx_bytes += u64::from(len);
+                        Ok(true) => {
+                            self.stats.rx_bytes += wire_len;
                             out.push(buf);
                             got += 1;
+                        }
+                        Ok(false) => {
+                            self.stats.errors += 1;
+                            pool.free(buf);
                         }
                         Err(e) => {
                             self.bad.count(&mut self.stats, "receiving into", index, &e);
@@ -565,11 +623,17 @@ impl Port for DpdkPort {
                         // SAFETY: a one-segment mbuf: `len` bytes at its data pointer.
                         let bytes =
                             unsafe { std::slice::from_raw_parts(ffi::onvm_mbuf_data(m).cast::<u8>(), len as usize) };
-                        match fill(pool, &mut buf, bytes, self.port_no, now) {
-                            Ok(()) => {
-                                self.stats.rx_bytes += u64::from(len);
+                        let framed = fill(pool, &mut buf, bytes, self.port_no, now)
+                            .and_then(|()| put_back_tag(pool, &mut buf, tag));
+                        match framed {
+                            Ok(true) => {
+                                self.stats.rx_bytes += wire_len;
                                 out.push(buf);
                                 got += 1;
+                            }
+                            Ok(false) => {
+                                self.stats.errors += 1;
+                                pool.free(buf);
                             }
                             Err(e) => {
                                 self.bad.count(&mut self.stats, "receiving into", buf.index(), &e);
@@ -856,6 +920,41 @@ mod tests {
     #[test]
     fn af_packet_vdev_on_a_veth() {
         veth_vdev("net_af_packet", 200, false);
+    }
+
+    /// Tagged frames (802.1Q, 802.1ad, QinQ) through `net_af_packet` on a veth, from and
+    /// to our AF_PACKET port on the peer. Received, the outer tag the kernel took out is
+    /// back after the MAC addresses, as 802.1Q (the PMD gives no TPID: see the module
+    /// doc), an inner one as it was; sent, every tag leaves as it is in the frame, 802.1ad
+    /// too (the peer port keeps the kernel's TPID).
+    #[test]
+    fn af_packet_vdev_puts_vlan_tags_back() {
+        let _one = one_at_a_time();
+        let Some(veth) = Veth::create() else { return };
+        let (r, mut pool) = testutil::pool(4096, 2048);
+        let args = format!("net_af_packet{},iface={}", 1000 + std::process::id() % 1000, veth.a);
+        let mut p = DpdkPort::open(&spec(&args), 1, &r).unwrap();
+        let mut peer = crate::AfPacketPort::open(&IfaceSpec::new(&veth.b), 2).unwrap();
+        let mut none = Vec::new();
+        p.rx_burst(&mut pool, &mut none, 32);
+        testutil::take(&mut pool, &mut none);
+        let frames = crate::afpacket::tests::tagged(&testlink::frames(90, 6));
+        assert_eq!(testlink::send(&mut peer, &mut pool, &frames), 90);
+        let got = testlink::receive_marked(&mut p, &mut pool, 90);
+        assert_eq!(got.len(), 90, "{} received", p.name());
+        for (i, (g, f)) in got.iter().zip(&frames).enumerate() {
+            let mut want = f.clone();
+            want[12..14].copy_from_slice(&TPID_8021Q.to_be_bytes());
+            assert!(g == &want, "frame {i}: sent {f:02x?}\nreceived {g:02x?}");
+        }
+        assert_eq!(testlink::send(&mut p, &mut pool, &frames), 90);
+        let got = testlink::receive_marked(&mut peer, &mut pool, 90);
+        assert!(got == frames, "{} sent other bytes: {got:02x?}", p.name());
+        let s = p.stats();
+        assert_eq!((s.tx, s.tx_drop, s.errors), (90, 0, 0), "{s:?}");
+        p.release(&mut pool);
+        drop(peer);
+        testutil::assert_whole(&pool);
     }
 
     #[test]

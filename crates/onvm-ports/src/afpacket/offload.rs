@@ -59,24 +59,31 @@ impl VlanTag {
         Some(VlanTag { tpid, tci })
     }
 
-    fn bytes(self) -> [u8; TAG_LEN] {
-        let [a, b] = self.tpid.to_be_bytes();
-        let [c, d] = self.tci.to_be_bytes();
-        [a, b, c, d]
+    /// Put the tag back after the MAC addresses of the frame `tagged[TAG_LEN..]`: the
+    /// caller made room for it in front (the content of `tagged[..TAG_LEN]` does not
+    /// matter), and on success `tagged` is the frame as it was on the wire. The one
+    /// piece of code every port that gets tags taken out uses (AF_PACKET here, the DPDK
+    /// port for `net_af_packet`): [`onvm_packet::push_vlan_tci`]. False (nothing
+    /// written) if that frame has no Ethernet header or the TPID is neither 802.1Q nor
+    /// 802.1ad (the kernel takes out no other).
+    pub fn push(self, tagged: &mut [u8]) -> bool {
+        onvm_packet::push_vlan_tci(tagged, self.tpid, self.tci).is_ok()
     }
 }
 
-/// Write `frame` into `dst` with `tag` put back after the MAC addresses; `dst` must be
-/// exactly [`TAG_LEN`] bytes longer than `frame`. False (nothing written) if the frame
-/// is too short to have MAC addresses or `dst` has another length.
+/// Write `frame` into `dst` with `tag` put back after the MAC addresses
+/// ([`VlanTag::push`]); `dst` must be exactly [`TAG_LEN`] bytes longer than `frame`.
+/// False (nothing written) if the frame is too short to have an Ethernet header, `dst`
+/// has another length or the tag's TPID is neither 802.1Q nor 802.1ad.
 pub(crate) fn write_tagged(frame: &[u8], tag: VlanTag, dst: &mut [u8]) -> bool {
-    if frame.len() < 12 || dst.len() != frame.len() + TAG_LEN {
+    if frame.len() < 14
+        || dst.len() != frame.len() + TAG_LEN
+        || !matches!(tag.tpid, onvm_packet::TPID_8021Q | onvm_packet::TPID_8021AD)
+    {
         return false;
     }
-    dst[..12].copy_from_slice(&frame[..12]);
-    dst[12..12 + TAG_LEN].copy_from_slice(&tag.bytes());
-    dst[12 + TAG_LEN..].copy_from_slice(&frame[12..]);
-    true
+    dst[TAG_LEN..].copy_from_slice(frame);
+    tag.push(dst)
 }
 
 /// Where the TCP or UDP segment of a frame is, found by [`l4_of`].
@@ -433,6 +440,9 @@ mod tests {
         // Too short, or a destination of the wrong length: nothing written.
         assert!(!write_tagged(&f[..11], tag, &mut [0; 15]));
         assert!(!write_tagged(&f, tag, &mut dst[1..]));
+        // A TPID the kernel never takes out (0x9100) is refused.
+        let old_qinq = VlanTag { tpid: 0x9100, ..tag };
+        assert!(!write_tagged(&f, old_qinq, &mut dst));
     }
 
     #[test]
