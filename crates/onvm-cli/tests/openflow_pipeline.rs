@@ -13,6 +13,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use onvm_packet::etherparse::{
@@ -21,7 +22,9 @@ use onvm_packet::etherparse::{
     VlanPcp,
 };
 
-use common::openflow::{flows, have_ovs_ofctl, listen_addr, ofctl, ofctl_ok, start_pcap_mgr};
+use common::openflow::{RawController, flows, have_ovs_ofctl, listen_addr, ofctl, ofctl_ok, start_pcap_mgr};
+use onvm_openflow as of;
+
 use common::{Proc, SOON, TempDir, read_pcap, start_forwarder, stop_cleanly, wait_for};
 
 const DST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -218,8 +221,15 @@ impl Run {
 
 impl Bench {
     fn new(name: &str, frames: &[Vec<u8>]) -> Bench {
+        Bench::with(name, frames, &[])
+    }
+
+    /// [`Bench::new`] with these more arguments for the manager.
+    fn with(name: &str, frames: &[Vec<u8>], extra: &[&str]) -> Bench {
         let dir = TempDir::new(name);
-        let mgr = start_pcap_mgr(&dir, frames, 1, &["--openflow-listen", "ptcp:0:127.0.0.1"]);
+        let mut args = vec!["--openflow-listen", "ptcp:0:127.0.0.1"];
+        args.extend_from_slice(extra);
+        let mgr = start_pcap_mgr(&dir, frames, 1, &args);
         let sw = listen_addr(&mgr);
         Bench {
             dir,
@@ -757,6 +767,93 @@ fn dec_ttl_decrements_and_drops_expired_packets_as_invalid_ttl() {
     assert!(
         rule("priority=10,ipv6 actions=dec_ttl,output:2").contains("n_packets=12,"),
         "{dump}"
+    );
+}
+
+/// Frames alternating TTL 64 and TTL 1 (`n` of each), mac 1.
+fn ttl_pairs(n: u32) -> Vec<V4> {
+    (0..2 * n)
+        .map(|i| V4 {
+            ttl: if i % 2 == 0 { 64 } else { 1 },
+            ..V4::new(1, i)
+        })
+        .collect()
+}
+
+/// A manager connected to a [`RawController`] that set these PACKET_IN reasons
+/// (`None`: the default, NO_MATCH and ACTION), with `cookie=0x77,ip,actions=dec_ttl,
+/// output:2` and [`ttl_pairs`] replayed: the controller and the run.
+fn dec_ttl_under_a_controller(name: &str, packet_in_mask: Option<u32>, frames: &[V4]) -> (RawController, Bench) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let controller = format!("tcp:{}", l.local_addr().unwrap());
+    let sent: Vec<Vec<u8>> = frames.iter().map(V4::frame).collect();
+    let mut b = Bench::with(name, &sent, &["--controller", &controller]);
+    let mut c = RawController::accept(&l);
+    let config = match packet_in_mask {
+        Some(mask) => of::AsyncConfig {
+            packet_in_mask: [mask, 0],
+            ..Default::default()
+        },
+        None => of::AsyncConfig::default(),
+    };
+    c.send_and_sync(&of::Message::SetAsync(config));
+    b.add_flows(&["cookie=0x77,priority=10,ip,actions=dec_ttl,output:2"]);
+    b.replay();
+    (c, b)
+}
+
+/// A controller that asked for INVALID_TTL packet-ins (SET_ASYNC) gets each packet
+/// whose TTL ran out, whole and as it came (TTL 1), with the reason INVALID_TTL and the
+/// rule's cookie; the others go on with TTL 63.
+#[test]
+fn an_expired_ttl_goes_to_a_controller_that_asks_for_invalid_ttl() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent = ttl_pairs(5);
+    let (mut c, b) = dec_ttl_under_a_controller("ofp-ttl-ctl", Some(0b111), &sent);
+    for f in sent.iter().filter(|f| f.ttl == 1) {
+        let p = c.packet_in();
+        assert_eq!(
+            (p.reason, p.cookie, p.table_id, p.match_.in_port),
+            (of::ofpr::INVALID_TTL, 0x77, 0, Some(1)),
+            "{p:?}"
+        );
+        assert_eq!(
+            (p.buffer_id, usize::from(p.total_len)),
+            (of::OFP_NO_BUFFER, p.data.len())
+        );
+        assert_frames(&[p.data], &[f.frame()], "the packet-in carries the packet as it came");
+    }
+    let run = b.finish();
+    let want: Vec<Vec<u8>> = sent
+        .iter()
+        .filter(|f| f.ttl == 64)
+        .map(|f| V4 { ttl: 63, ..*f }.frame())
+        .collect();
+    assert_frames(&run.out, &want, "TTL 63");
+    assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
+}
+
+/// A controller connected with the default asynchronous configuration (no
+/// INVALID_TTL) does not get the expired packets: they are dropped and counted as
+/// `invalid-ttl`, since no controller took them.
+#[test]
+fn an_expired_ttl_no_controller_asked_for_is_counted_as_invalid_ttl() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent = ttl_pairs(5);
+    let (_c, b) = dec_ttl_under_a_controller("ofp-ttl-noasync", None, &sent);
+    let run = b.finish();
+    assert_eq!(run.out.len(), 5, "the TTL-64 packets only");
+    assert_eq!(
+        run.dropped("invalid-ttl"),
+        5,
+        "the TTL-1 packets, which no controller took, under invalid-ttl: {:?}",
+        run.drops
     );
 }
 

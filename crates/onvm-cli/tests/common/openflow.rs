@@ -7,6 +7,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 use std::time::Duration;
 
+use onvm_openflow as of;
+
 use super::{Proc, SOON, TempDir, wait_for, write_pcap};
 
 /// Fails the test without `ovs-ofctl` (`false` only with ONVM_ALLOW_SKIP=1: return).
@@ -113,4 +115,64 @@ pub fn ofctl_ok(cmd: &str, target: &str, args: &[&str]) -> String {
 /// The flow lines of a dump-flows.
 pub fn flows(dump: &str) -> Vec<&str> {
     dump.lines().filter(|l| l.contains("cookie=")).collect()
+}
+
+/// A controller written against the codec, for what the tools do not do (PACKET_IN
+/// contents, SET_ASYNC): it takes one connection from the manager (`--controller
+/// tcp:ADDR` of its listener) and speaks through blocking reads, answering echoes.
+pub struct RawController {
+    s: std::net::TcpStream,
+    rx: Vec<u8>,
+}
+
+impl RawController {
+    /// The manager's connection on `l`, greeted with an OpenFlow 1.3 HELLO.
+    pub fn accept(l: &TcpListener) -> RawController {
+        let (s, _) = l.accept().expect("the manager dials");
+        s.set_read_timeout(Some(SOON)).unwrap();
+        let mut c = RawController { s, rx: Vec::new() };
+        c.send(&of::Message::Hello(of::Hello::ours(of::VersionBitmap::of(&[4]))));
+        c
+    }
+
+    pub fn send(&mut self, m: &of::Message) {
+        use std::io::Write;
+        self.s.write_all(&m.encode(1).unwrap()).unwrap();
+    }
+
+    /// The next message that is not an echo request.
+    pub fn recv(&mut self) -> of::Message {
+        use std::io::Read;
+        loop {
+            if let Ok(Some(n)) = of::frame_len(&self.rx) {
+                let b: Vec<u8> = self.rx.drain(..n).collect();
+                match of::Message::decode(&b).unwrap().1 {
+                    of::Message::EchoRequest(d) => self.send(&of::Message::EchoReply(d)),
+                    m => return m,
+                }
+                continue;
+            }
+            let mut buf = [0u8; 65536];
+            let n = self.s.read(&mut buf).expect("a message from the manager");
+            assert!(n > 0, "the manager closed the connection");
+            self.rx.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Send `m` and a BARRIER_REQUEST; return once the BARRIER_REPLY came (skipping
+    /// everything before it).
+    pub fn send_and_sync(&mut self, m: &of::Message) {
+        self.send(m);
+        self.send(&of::Message::BarrierRequest);
+        while self.recv() != of::Message::BarrierReply {}
+    }
+
+    /// The next PACKET_IN, skipping everything else.
+    pub fn packet_in(&mut self) -> of::PacketIn {
+        loop {
+            if let of::Message::PacketIn(p) = self.recv() {
+                return p;
+            }
+        }
+    }
 }
