@@ -18,7 +18,8 @@
 //!   is checked on each: the test adds, beside the app's rules, one counting rule per
 //!   (service port, flow) with the same action as the app's rule for that port; each
 //!   flow must have used exactly one bucket, at least two buckets must be used, and the
-//!   group's bucket counters (GROUP stats) must agree with those counts.
+//!   group's bucket counters (GROUP stats), and on onvm each service's NF's `rx`, must
+//!   agree with those counts.
 //! * **Meter** (1000 packets/s, burst 100, one drop band) on one UDP flow from the
 //!   access port, tagged and sent to the trunk. This part is not byte-exact between the
 //!   switches: which packets of a burst a token bucket passes depends on when each
@@ -26,13 +27,16 @@
 //!   milliseconds, onvm by its own clock), so the passed subsets differ. Each switch
 //!   must pass every packet of a flow sent far below the rate (100/s), and of a burst
 //!   of 400 back-to-back packets pass at least `burst` but not more than the burst plus
-//!   what the rate allows between the burst's start and the last passed packet's exit,
-//!   in the order sent, dropping the rest; METER stats must count the drops in the band.
+//!   what the rate allows between the burst's start (its first frame leaving the access
+//!   host) and the last passed packet's exit (a meter that reads the time as packets
+//!   arrive cannot credit more), in the order sent, dropping the rest; METER stats must
+//!   count the drops in the band.
 //!
 //! Topology: one namespace for both switches and the controller (all on its loopback),
 //! one for the access hosts and one for the trunk hosts, each host a veth end per
 //! switch (addresses unused: frames are raw, sent by tcpreplay, captured by tcpdump
-//! `-Q in`). Open vSwitch goes first, as the reference; then onvm gets the same pcaps.
+//! `-Q in`, and `-Q out` on the access host for when the burst left). Open vSwitch goes
+//! first, as the reference; then onvm gets the same pcaps. About 10 s.
 //!
 //! Where onvm lacks a feature the app's FLOW_MOD / GROUP_MOD / METER_MOD is refused:
 //! the app prints each refusal (`error from 0xb1: WHAT: OFPET_... OFP..._...`) and this
@@ -670,7 +674,7 @@ fn one_os_ken_app_programs_ovs_and_onvm_alike_vlan_select_group_and_meter() {
         .args(["--stats", "off", "--buffers", "4095"]);
     let mut up = Proc::spawn("onvm up", cmd);
     assert!(
-        wait_for(SOON, || registered(&up) >= SERVICES.len() || up.exited()),
+        wait_for(SOON, || registered(&up) >= SERVICES.len() || up.exited()) && registered(&up) >= SERVICES.len(),
         "the NFs did not register\n{}",
         up.output()
     );
