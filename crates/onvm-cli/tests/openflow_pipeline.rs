@@ -138,12 +138,14 @@ fn v6_frame(src_mac: u8, hop_limit: u8, seq: u32) -> Vec<u8> {
     out
 }
 
-/// `frame` (untagged) with the MPLS label stack entry `lse` inserted after the Ethernet
-/// header and the EtherType 0x8847.
-fn with_mpls(frame: &[u8], lse: u32) -> Vec<u8> {
+/// `frame` (untagged) with the MPLS label stack `lses` (outermost first) inserted after
+/// the Ethernet header and the EtherType 0x8847.
+fn with_mpls(frame: &[u8], lses: &[u32]) -> Vec<u8> {
     let mut f = frame[..12].to_vec();
     f.extend([0x88, 0x47]);
-    f.extend(lse.to_be_bytes());
+    for l in lses {
+        f.extend(l.to_be_bytes());
+    }
     f.extend(&frame[14..]);
     f
 }
@@ -418,7 +420,8 @@ fn vlan_tags_are_pushed_set_and_popped_byte_exactly() {
 /// write_actions fills the action set, write_metadata carries a value to table 1, whose
 /// apply-actions run first; the set runs when the pipeline ends, in the spec's order
 /// (push-VLAN, then set-field, output last, whatever the written order); clear_actions
-/// empties it, and a packet with nothing to do is dropped (`rule-drop`).
+/// empties it, and a packet with nothing to do is dropped (`rule-drop`); a miss in
+/// table 1 drops the packet without running its set (`no-rule`).
 #[test]
 fn the_action_set_runs_at_the_end_of_the_pipeline_in_the_specs_order() {
     if !have_ovs_ofctl() {
@@ -426,14 +429,16 @@ fn the_action_set_runs_at_the_end_of_the_pipeline_in_the_specs_order() {
     }
     let _serial = common::serial();
     // mac 1: the set runs; mac 2: table 1 clears it; mac 3: table 1 outputs too, and
-    // the set was written output first.
-    let sent: Vec<V4> = (0..30).map(|i| V4::new(1 + (i % 3) as u8, i)).collect();
+    // the set was written output first; mac 4: no rule in table 1 (a miss drops the
+    // packet, its set never runs).
+    let sent: Vec<V4> = (0..40).map(|i| V4::new(1 + (i % 4) as u8, i)).collect();
     let mut b = Bench::new("ofp-actset", &sent.iter().map(V4::frame).collect::<Vec<_>>());
     let written =
         "write_actions(push_vlan:0x8100,set_field:4097->vlan_vid,output:2),write_metadata:0x5/0xff,goto_table:1";
     let rules = [
         format!("table=0,priority=10,in_port=1,dl_src={},actions={written}", mac_str(1)),
         format!("table=0,priority=10,in_port=1,dl_src={},actions={written}", mac_str(2)),
+        format!("table=0,priority=10,in_port=1,dl_src={},actions={written}", mac_str(4)),
         format!(
             "table=0,priority=10,in_port=1,dl_src={},actions=write_actions(output:2,push_vlan:0x8100,set_field:4097->vlan_vid),\
              write_metadata:0x5/0xff,goto_table:1",
@@ -474,7 +479,7 @@ fn the_action_set_runs_at_the_end_of_the_pipeline_in_the_specs_order() {
         };
         match f.src_mac[5] {
             1 => want.push(tagged.frame()),
-            2 => {}
+            2 | 4 => {}
             _ => want.extend([rewritten.frame(), tagged.frame()]),
         }
     }
@@ -484,6 +489,7 @@ fn the_action_set_runs_at_the_end_of_the_pipeline_in_the_specs_order() {
         "table 1's apply (10.0.0.9, its output untagged), then the set (tag VID 1, output)",
     );
     assert_eq!(run.dropped("rule-drop"), 10, "the cleared flows: {}", run.summary);
+    assert_eq!(run.dropped("no-rule"), 10, "the misses in table 1: {}", run.summary);
 }
 
 /// A later write_actions replaces the action of the same type already in the set; a
@@ -694,9 +700,9 @@ fn set_field_rewrites_every_kind_of_header_field() {
             arp_frame(5, ArpOperation::REPLY, (mac_a, [10, 0, 0, 9]), (mac_b, [10, 0, 0, 8])),
         ),
         (
-            with_mpls(&V4::new(6, 0).frame(), lse(16, 0, true, 64)),
+            with_mpls(&V4::new(6, 0).frame(), &[lse(16, 0, true, 64)]),
             "mpls,actions=set_field:1000->mpls_label,set_field:5->mpls_tc,set_mpls_ttl(9)".into(),
-            with_mpls(&V4::new(6, 0).frame(), lse(1000, 5, true, 9)),
+            with_mpls(&V4::new(6, 0).frame(), &[lse(1000, 5, true, 9)]),
         ),
     ];
     let sent: Vec<Vec<u8>> = cases.iter().map(|c| c.0.clone()).collect();
@@ -858,41 +864,60 @@ fn an_expired_ttl_no_controller_asked_for_is_counted_as_invalid_ttl() {
 }
 
 /// push_mpls puts one label stack entry after the Ethernet header as OVS does (label 0
-/// for IPv4, TC from the DSCP's low bits, TTL from the IP TTL, bottom of stack) and sets
-/// the EtherType to 0x8847; pop_mpls:0x0800 takes it off again.
+/// for IPv4, TC from the DSCP's low bits, TTL from the IP TTL, bottom of stack; onto a
+/// stack, a copy of the outer entry without BoS) and sets the EtherType to 0x8847;
+/// pop_mpls:0x0800 takes it off again; dec_mpls_ttl decrements the outer TTL, and one
+/// at 1 is dropped as `invalid-ttl`.
 #[test]
-fn mpls_labels_are_pushed_and_popped() {
+fn mpls_labels_are_pushed_popped_and_their_ttl_decremented() {
     if !have_ovs_ofctl() {
         return;
     }
     let _serial = common::serial();
-    // mac 1: IPv4 (DSCP 10, TTL 33) to push onto; mac 2: labelled 16 over IPv4, to pop.
-    let plain = |i| V4 {
+    let ip = |n: u8, i| V4 {
         dscp: 10,
         ttl: 33,
-        ..V4::new(1, i)
+        ..V4::new(n, i)
     };
-    let labelled = |i| with_mpls(&V4::new(2, i).frame(), lse(16, 0, true, 64));
-    let sent = frames(20, |i| if i % 2 == 0 { plain(i).frame() } else { labelled(i) });
-    let mut b = Bench::new("ofp-mpls", &sent);
-    b.add_flows(&[
-        &format!("priority=10,ip,dl_src={},actions=push_mpls:0x8847,output:2", mac_str(1)),
-        &format!(
-            "priority=10,mpls,dl_src={},actions=pop_mpls:0x0800,output:2",
-            mac_str(2)
-        ),
-    ]);
+    // Per source MAC: (input, rule, output or None).
+    let case = |n: u8, i: u32| -> (Vec<u8>, Option<Vec<u8>>) {
+        let f = ip(n, i).frame();
+        match n {
+            1 => (f.clone(), Some(with_mpls(&f, &[lse(0, 10 & 7, true, 33)]))),
+            2 => (with_mpls(&f, &[lse(16, 0, true, 64)]), Some(f)),
+            3 => (
+                with_mpls(&f, &[lse(16, 3, true, 64)]),
+                Some(with_mpls(&f, &[lse(16, 3, false, 64), lse(16, 3, true, 64)])),
+            ),
+            4 => (
+                with_mpls(&f, &[lse(16, 0, true, 64)]),
+                Some(with_mpls(&f, &[lse(16, 0, true, 63)])),
+            ),
+            _ => (with_mpls(&f, &[lse(16, 0, true, 1)]), None),
+        }
+    };
+    let rules = [
+        "ip,actions=push_mpls:0x8847",
+        "mpls,actions=pop_mpls:0x0800",
+        "mpls,actions=push_mpls:0x8847",
+        "mpls,actions=dec_mpls_ttl",
+        "mpls,actions=dec_mpls_ttl",
+    ];
+    let cases: Vec<_> = (0..20).map(|i| case(1 + (i % 5) as u8, i)).collect();
+    let mut b = Bench::new("ofp-mpls", &cases.iter().map(|c| c.0.clone()).collect::<Vec<_>>());
+    for (n, r) in rules.iter().enumerate() {
+        let (m, a) = r.split_once(",actions=").unwrap();
+        b.add_flows(&[&format!(
+            "priority=10,{m},dl_src={},actions={a},output:2",
+            mac_str(n as u8 + 1)
+        )]);
+    }
     b.replay();
     let run = b.finish();
-    let want = frames(20, |i| {
-        if i % 2 == 0 {
-            with_mpls(&plain(i).frame(), lse(0, 10 & 7, true, 33))
-        } else {
-            V4::new(2, i).frame()
-        }
-    });
-    assert_frames(&run.out, &want, "push_mpls / pop_mpls");
-    assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
+    let want: Vec<Vec<u8>> = cases.into_iter().filter_map(|c| c.1).collect();
+    assert_frames(&run.out, &want, "push onto IP / pop / push onto a label / dec_mpls_ttl");
+    assert_eq!(run.dropped("invalid-ttl"), 4, "MPLS TTL 1: {:?}", run.drops);
+    assert_eq!(run.drops.len(), 1, "no other drops: {:?}", run.drops);
 }
 
 /// ALL sends a copy per bucket (each bucket's actions on its own copy), INDIRECT runs
@@ -1146,6 +1171,37 @@ fn a_drop_band_meter_passes_the_burst_and_drops_the_rest() {
     assert!(
         dump.contains("n_packets=200,") && dump.contains("actions=meter:1,output:2"),
         "{dump}"
+    );
+}
+
+/// A KBPS meter counts bits of whole frames: a burst of 20 kilobits (2500 bytes) passes
+/// 33 frames of 74 bytes at once, not 20 (packets) and not 0.
+#[test]
+fn a_kbps_meter_counts_the_bits_of_each_frame() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent: Vec<V4> = (0..200).map(|i| V4::new(1, i)).collect();
+    let len = sent[0].frame().len();
+    assert_eq!(len, 74);
+    let mut b = Bench::new("ofp-meter-kbps", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    b.ofctl(
+        "add-meter",
+        &["meter=3,kbps,burst,band=type=drop,rate=100,burst_size=20"],
+    );
+    b.add_flows(&["priority=10,in_port=1,actions=meter:3,output:2"]);
+    b.replay();
+    let stats = b.ofctl("meter-stats", &["meter=3"]);
+    let run = b.finish();
+    let passed = run.out.len() as u64;
+    // 2500 / 74 = 33.8; 100 kbit/s adds one frame per 5.9 ms of replay.
+    assert!((33..=60).contains(&passed), "{passed} frames passed\n{stats}");
+    assert_eq!(run.dropped("meter"), 200 - passed, "{:?}", run.drops);
+    assert_eq!(
+        [count(&stats, "byte_in_count:"), count(&stats, "0: packet_count:")],
+        [200 * len as u64, 200 - passed],
+        "{stats}"
     );
 }
 
