@@ -1058,26 +1058,18 @@ fn all_indirect_and_fast_failover_groups() {
     assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
 }
 
-/// SELECT: every packet goes to one bucket, chosen by its flow: 48 flows spread over at
-/// least 2 of the 3 buckets, all packets of a flow take the same one, and the bucket
-/// counters add up to what each bucket sent.
-#[test]
-fn select_group_spreads_flows_and_keeps_each_flow_on_one_bucket() {
-    if !have_ovs_ofctl() {
-        return;
-    }
-    let _serial = common::serial();
-    const FLOWS: u32 = 48;
-    let sent: Vec<V4> = (0..4 * FLOWS)
-        .map(|i| {
-            let flow = i % FLOWS;
-            V4 {
-                sport: 2000 + 7 * flow as u16,
-                ..V4::new(1, i)
-            }
+/// SELECT group 5 of 3 buckets (each sets its own eth_dst) for 4 packets of each of
+/// `flows` flows (`flow(k)`: flow k's fields), interleaved: asserts every packet goes
+/// to one bucket, all packets of a flow to the same one, and the bucket counters match
+/// what each bucket sent; returns how many packets each bucket sent.
+fn select_over(name: &str, flows: u32, flow: impl Fn(u32) -> V4) -> [u64; 3] {
+    let sent: Vec<V4> = (0..4 * flows)
+        .map(|i| V4 {
+            seq: i,
+            ..flow(i % flows)
         })
         .collect();
-    let mut b = Bench::new("ofp-select", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    let mut b = Bench::new(name, &sent.iter().map(V4::frame).collect::<Vec<_>>());
     let bucket_mac = |k: u8| [2, 0, 0, 0, 0xb0, k];
     b.ofctl(
         "add-group",
@@ -1092,7 +1084,7 @@ fn select_group_spreads_flows_and_keeps_each_flow_on_one_bucket() {
     let run = b.finish();
     assert_eq!(run.out.len(), sent.len(), "one copy of each packet");
     // Which bucket each flow went to (by the eth_dst it got), and how many per bucket.
-    let mut bucket_of: BTreeMap<u16, BTreeSet<u8>> = BTreeMap::new();
+    let mut bucket_of: BTreeMap<([u8; 4], u16), BTreeSet<u8>> = BTreeMap::new();
     let mut per_bucket = [0u64; 3];
     for (got, f) in run.out.iter().zip(&sent) {
         let k = got[5];
@@ -1106,19 +1098,55 @@ fn select_group_spreads_flows_and_keeps_each_flow_on_one_bucket() {
             w
         };
         assert_eq!(got, &want, "only eth_dst changes");
-        bucket_of.entry(f.sport).or_default().insert(k);
+        bucket_of.entry((f.src, f.sport)).or_default().insert(k);
         per_bucket[usize::from(k)] += 1;
     }
     let split: Vec<_> = bucket_of.iter().filter(|(_, ks)| ks.len() > 1).collect();
     assert!(split.is_empty(), "flows sent to several buckets: {split:?}");
-    let used = per_bucket.iter().filter(|&&n| n > 0).count();
-    assert!(used >= 2, "{FLOWS} flows all took one bucket: {per_bucket:?}");
     let counted: Vec<u64> = (0..3)
         .map(|k| count(&stats, &format!("bucket{k}:packet_count=")))
         .collect();
     assert_eq!(counted, per_bucket, "the bucket counters: {stats}");
     assert_eq!(count(&stats, "packet_count="), sent.len() as u64, "{stats}");
     assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
+    per_bucket
+}
+
+/// SELECT: 48 flows from one client (source ports 2000, 2007, …) spread over at least
+/// 2 of the 3 buckets, each flow on one bucket, the bucket counters add up.
+#[test]
+fn select_group_spreads_flows_and_keeps_each_flow_on_one_bucket() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let per_bucket = select_over("ofp-select", 48, |k| V4 {
+        sport: 2000 + 7 * k as u16,
+        ..V4::new(1, 0)
+    });
+    let used = per_bucket.iter().filter(|&&n| n > 0).count();
+    assert!(used >= 2, "48 flows all took one bucket: {per_bucket:?}");
+}
+
+/// SELECT: 48 clients 10.0.1.k, each with source port 40000 + k (a traffic generator
+/// that steps both), spread over at least 2 of the 3 buckets too. (OVS hashes the
+/// addresses and ports with a real hash; a linear hash whose key repeats every 16 bits,
+/// such as Toeplitz with the symmetric key 0x6d5a…, sees only the 16-bit XOR fold of the
+/// tuple, src ^ dst ^ sport ^ dport by 16-bit words, which is 0x9d40 ^ … for every k
+/// here: 0x0100 + k and 0x9c40 + k carry together.)
+#[test]
+fn select_group_spreads_clients_whose_address_and_port_step_together() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let per_bucket = select_over("ofp-select-clients", 48, |k| V4 {
+        src: [10, 0, 1, k as u8],
+        sport: 40000 + k as u16,
+        ..V4::new(1, 0)
+    });
+    let used = per_bucket.iter().filter(|&&n| n > 0).count();
+    assert!(used >= 2, "48 flows all took one bucket: {per_bucket:?}");
 }
 
 /// A meter with a drop band (10 packets/s, burst 10): of 200 frames arriving at once
