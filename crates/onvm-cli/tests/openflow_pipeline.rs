@@ -726,6 +726,55 @@ fn set_field_rewrites_every_kind_of_header_field() {
     assert_eq!(run.out.len(), cases.len(), "one frame per case: {:?}", run.drops);
 }
 
+/// The action set pops before it pushes, whatever the order written: a set of
+/// (push_vlan:0x88a8, pop_vlan) on a frame tagged VID 300 leaves with an 802.1ad tag of
+/// TCI 0 in place of its 802.1Q tag (in the written order it would leave unchanged). A
+/// dec_ttl in the set that finds TTL 1 drops the packet as `invalid-ttl`.
+#[test]
+fn the_action_set_pops_before_it_pushes_and_its_dec_ttl_can_expire() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent: Vec<V4> = (0..20)
+        .map(|i| match i % 2 {
+            0 => V4 {
+                tags: Tags::Q(300),
+                ..V4::new(1, i)
+            },
+            _ => V4 {
+                ttl: 1,
+                ..V4::new(2, i)
+            },
+        })
+        .collect();
+    let mut b = Bench::new("ofp-setorder", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    b.add_flows(&[
+        &format!(
+            "priority=10,dl_src={},dl_vlan=300,actions=write_actions(push_vlan:0x88a8,pop_vlan,output:2)",
+            mac_str(1)
+        ),
+        &format!(
+            "priority=10,ip,dl_src={},actions=write_actions(dec_ttl,output:2)",
+            mac_str(2)
+        ),
+    ]);
+    b.replay();
+    let run = b.finish();
+    let want: Vec<Vec<u8>> = sent
+        .iter()
+        .filter(|f| f.ttl != 1)
+        .map(|f| {
+            let mut w = V4 { tags: Tags::None, ..*f }.frame();
+            w.splice(12..12, [0x88, 0xa8, 0, 0]);
+            w
+        })
+        .collect();
+    assert_frames(&run.out, &want, "pop VID 300, then push 0x88a8 (TCI 0)");
+    assert_eq!(run.dropped("invalid-ttl"), 10, "{:?}", run.drops);
+    assert_eq!(run.drops.len(), 1, "no other drops: {:?}", run.drops);
+}
+
 /// dec_ttl: IPv4 TTL 64 → 63 with a valid header checksum, IPv6 hop limit 64 → 63; a
 /// TTL or hop limit of 0 or 1 is not sent on and, with no controller, counted as
 /// `invalid-ttl`.
