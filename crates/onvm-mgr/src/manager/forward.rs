@@ -334,7 +334,9 @@ impl Fwd<'_> {
         let Ok(mut p) = self.pool.holder().packet(buf) else {
             return true;
         };
-        match self.table.meters.admit(m, p.len(), self.now) {
+        // The time now, not the pass's (see `Fwd::epoch`): one clock read per metered
+        // packet, on the steps path only.
+        match self.table.meters.admit(m, p.len(), self.epoch.elapsed()) {
             Some(MeterVerdict::Drop) => false,
             Some(MeterVerdict::Remark { prec_level }) => {
                 remark_dscp(p.data_mut(), prec_level);

@@ -158,8 +158,13 @@ struct Fwd<'r> {
     /// Messages for NFs, sent at the end of the control tick.
     outbox: Outbox,
     acct: Accounting,
-    /// The table's clock: time since the manager started.
+    /// The table's clock: time since the manager started, read once per pass (before
+    /// a pass that follows a wait, it can be as old as the wait).
     now: Duration,
+    /// When the manager started: meters read the time per packet from it, because a
+    /// pass's `now` can be a yield or a sleep old, and a meter given an old time and
+    /// then a fresh one would credit the wait to a burst that came after it.
+    epoch: Instant,
     /// The pipeline state of the packet being routed through several tables.
     pipe: Pipe,
     /// How many groups deep the packet being routed is (a bucket sending to a group).
@@ -289,6 +294,7 @@ impl<'r> Mgr<'r> {
                 outbox: Outbox::new(),
                 acct: Accounting::new(opts.log_events),
                 now: Duration::ZERO,
+                epoch: start,
                 pipe: Pipe::default(),
                 groups_deep: 0,
             },
