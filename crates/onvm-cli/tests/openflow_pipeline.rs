@@ -1107,6 +1107,72 @@ fn all_indirect_and_fast_failover_groups() {
     assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
 }
 
+/// Groups chain: a FAST_FAILOVER bucket watching a group is live while that group has a
+/// live bucket (group 11 has none: service 1 has no NF), and a bucket may hand the
+/// packet to another group (INDIRECT → ALL: two copies), which then cannot be deleted
+/// alone (OFPGMFC_CHAINED_GROUP). dump-groups reads back watch groups and SELECT
+/// weights.
+#[test]
+fn groups_chain_and_watch_groups() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent: Vec<V4> = (0..20).map(|i| V4::new(1 + (i % 2) as u8, i)).collect();
+    let mut b = Bench::new("ofp-chain", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    for g in [
+        "group_id=11,type=ff,bucket=watch_port:4097,output:4097",
+        "group_id=12,type=ff,bucket=watch_group:11,group:11,\
+         bucket=watch_port:2,set_field:02:00:00:00:00:dd->eth_dst,output:2",
+        "group_id=14,type=all,bucket=output:2,bucket=set_field:10.0.0.5->ip_dst,output:2",
+        "group_id=13,type=indirect,bucket=group:14",
+        "group_id=15,type=select,bucket=weight:5,output:2,bucket=weight:1,set_field:10.0.0.6->ip_dst,output:2",
+    ] {
+        b.ofctl("add-group", &[g]);
+    }
+    b.add_flows(&[
+        &format!("priority=10,ip,dl_src={},actions=group:12", mac_str(1)),
+        &format!("priority=10,ip,dl_src={},actions=group:13", mac_str(2)),
+    ]);
+    let groups = b.ofctl("dump-groups", &[]);
+    for g in [
+        "group_id=12,type=ff,bucket=watch_group:11,actions=group:11,\
+         bucket=watch_port:2,actions=set_field:02:00:00:00:00:dd->eth_dst,output:2",
+        "group_id=13,type=indirect,bucket=actions=group:14",
+        "group_id=15,type=select,bucket=weight:5,actions=output:2,bucket=actions=set_field:10.0.0.6->ip_dst,output:2",
+    ] {
+        assert!(groups.lines().any(|l| l.trim() == g), "{g} read back:\n{groups}");
+    }
+    b.replay();
+    // A group another group chains to is not deleted alone (and its flows stay).
+    let (ok, text) = ofctl("del-groups", &b.sw, &["group_id=14"]);
+    assert!(!ok && text.contains("OFPGMFC_CHAINED_GROUP"), "{text}");
+    assert!(b.ofctl("dump-groups", &[]).contains("group_id=14,"));
+    let run = b.finish();
+    let mut want = Vec::new();
+    for f in &sent {
+        match f.src_mac[5] {
+            1 => want.push(
+                V4 {
+                    dst_mac: [2, 0, 0, 0, 0, 0xdd],
+                    ..*f
+                }
+                .frame(),
+            ),
+            _ => want.extend([
+                f.frame(),
+                V4 {
+                    dst: [10, 0, 0, 5],
+                    ..*f
+                }
+                .frame(),
+            ]),
+        }
+    }
+    assert_frames(&run.out, &want, "FF past a dead watched group; INDIRECT → ALL");
+    assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
+}
+
 /// SELECT group 5 of 3 buckets (each sets its own eth_dst) for 4 packets of each of
 /// `flows` flows (`flow(k)`: flow k's fields), interleaved: asserts every packet goes
 /// to one bucket, all packets of a flow to the same one, and the bucket counters match
