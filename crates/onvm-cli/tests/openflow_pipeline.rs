@@ -1403,6 +1403,64 @@ fn a_dscp_remark_band_raises_the_drop_precedence_over_the_rate() {
     assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
 }
 
+/// A meter of two bands in table 1, after a goto: under the remark band's rate (10/s,
+/// burst 10) packets pass unchanged, over it but under the drop band's (20/s, burst 20)
+/// they are remarked (DSCP 10 → 12), over both dropped: the band of the highest rate
+/// exceeded applies, and every band that had tokens gives them.
+#[test]
+fn a_meter_of_two_bands_remarks_then_drops() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent: Vec<V4> = (0..200)
+        .map(|i| V4 {
+            dscp: 10,
+            ..V4::new(1, i)
+        })
+        .collect();
+    let mut b = Bench::new("ofp-meter-bands", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    b.ofctl(
+        "add-meter",
+        &[
+            "meter=4,pktps,burst,band=type=dscp_remark,rate=10,burst_size=10,prec_level=1,\
+           type=drop,rate=20,burst_size=20",
+        ],
+    );
+    b.add_flows(&[
+        "table=0,priority=10,in_port=1,actions=goto_table:1",
+        "table=1,priority=10,in_port=1,actions=meter:4,output:2",
+    ]);
+    b.replay();
+    let stats = b.ofctl("meter-stats", &["meter=4"]);
+    let run = b.finish();
+    let unchanged = run.out.iter().zip(&sent).take_while(|(g, f)| **g == f.frame()).count();
+    let remarked = run.out.len() - unchanged;
+    let want: Vec<Vec<u8>> = sent[..run.out.len()]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if i < unchanged {
+                f.frame()
+            } else {
+                V4 { dscp: 12, ..*f }.frame()
+            }
+        })
+        .collect();
+    assert_frames(&run.out, &want, "unchanged, then remarked");
+    assert!(
+        (10..=15).contains(&unchanged) && (20..=30).contains(&run.out.len()),
+        "about 10 unchanged and 20 in all: {unchanged} unchanged, {remarked} remarked\n{stats}"
+    );
+    let dropped = 200 - run.out.len() as u64;
+    assert_eq!(run.dropped("meter"), dropped, "{:?}", run.drops);
+    assert_eq!(
+        [count(&stats, "0: packet_count:"), count(&stats, "1: packet_count:")],
+        [remarked as u64, dropped],
+        "{stats}"
+    );
+}
+
 /// dump-flows prints each rule as ovs-ofctl itself parses it (`parse-flow`): meter,
 /// apply-actions, clear-actions, write-actions, write-metadata and goto-table.
 #[test]
