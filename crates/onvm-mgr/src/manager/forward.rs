@@ -197,19 +197,8 @@ impl Fwd<'_> {
                 }
                 _ => {}
             }
-            let b = if Some(i) == last {
-                match held.take() {
-                    Some(b) => b,
-                    None => break,
-                }
-            } else {
-                match self.copy_of(b, in_port) {
-                    Some(c) => c,
-                    None => {
-                        missed += 1;
-                        continue;
-                    }
-                }
+            let Some(b) = self.take_or_copy(&mut held, Some(i) == last, in_port, &mut missed) else {
+                continue;
             };
             match (step, rule) {
                 (Step::Table(t), _) => self.lookup_from(t, b, in_port),
@@ -394,20 +383,8 @@ impl Fwd<'_> {
         let n = chosen.len();
         let mut held = Some(buf);
         for (k, (_, steps)) in chosen.iter().enumerate() {
-            let Some(b) = held.as_mut() else { break };
-            let b = if k + 1 == n {
-                match held.take() {
-                    Some(b) => b,
-                    None => break,
-                }
-            } else {
-                match self.copy_of(b, in_port) {
-                    Some(c) => c,
-                    None => {
-                        missed += 1;
-                        continue;
-                    }
-                }
+            let Some(b) = self.take_or_copy(&mut held, k + 1 == n, in_port, &mut missed) else {
+                continue;
             };
             self.pipe.reset();
             missed += self.steps(steps, b, in_port, rule);
@@ -415,6 +392,18 @@ impl Fwd<'_> {
         self.pipe = outer;
         self.groups_deep -= 1;
         missed
+    }
+
+    /// The packet for one of several sends: the held packet itself for the last (`last`),
+    /// else a copy of it (`None`, counted in `missed`, when no buffer is free; `None`
+    /// too once the packet is gone).
+    fn take_or_copy(&mut self, held: &mut Option<Buf>, last: bool, in_port: PortNo, missed: &mut usize) -> Option<Buf> {
+        if last {
+            return held.take();
+        }
+        let copy = self.copy_of(held.as_mut()?, in_port);
+        *missed += usize::from(copy.is_none());
+        copy
     }
 
     /// A copy of `buf` in a fresh buffer (counted as made), or `None` when none is free.
