@@ -342,26 +342,28 @@ fn frames(n: u32, make: impl Fn(u32) -> Vec<u8>) -> Vec<Vec<u8>> {
 
 /// push_vlan tags an untagged frame with the VID set_field writes (PCP 0, DEI 0, as
 /// OVS), pop_vlan takes the whole tag off again, and a push of 0x88a8 on a tagged frame
-/// makes a QinQ frame whose inner tag is untouched.
+/// makes a QinQ frame whose inner tag is untouched; a set of the VID keeps the PCP (and
+/// clears DEI, as OVS), a set of the PCP keeps the VID.
 #[test]
 fn vlan_tags_are_pushed_set_and_popped_byte_exactly() {
     if !have_ovs_ofctl() {
         return;
     }
     let _serial = common::serial();
-    // Interleaved: untagged from mac 1, VID 300 PCP 5 from mac 2, VID 400 from mac 3.
-    let input = |i: u32| match i % 3 {
-        0 => V4::new(1, i),
-        1 => V4 {
-            tags: Tags::Q(5 << 13 | 300),
-            ..V4::new(2, i)
-        },
-        _ => V4 {
-            tags: Tags::Q(400),
-            ..V4::new(3, i)
-        },
+    // Interleaved: untagged from mac 1, VID 300 PCP 5 from mac 2, VID 400 from mac 3,
+    // VID 300 PCP 5 DEI from mac 4, VID 300 from mac 5.
+    let input = |i: u32| {
+        let n = 1 + (i % 5) as u8;
+        let tags = match n {
+            1 => Tags::None,
+            2 => Tags::Q(5 << 13 | 300),
+            3 => Tags::Q(400),
+            4 => Tags::Q(5 << 13 | 0x1000 | 300),
+            _ => Tags::Q(300),
+        };
+        V4 { tags, ..V4::new(n, i) }
     };
-    let sent: Vec<V4> = (0..30).map(input).collect();
+    let sent: Vec<V4> = (0..50).map(input).collect();
     let mut b = Bench::new("ofp-vlan", &sent.iter().map(V4::frame).collect::<Vec<_>>());
     let push = format!(
         "priority=10,in_port=1,dl_src={},actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:2",
@@ -375,12 +377,21 @@ fn vlan_tags_are_pushed_set_and_popped_byte_exactly() {
         "priority=10,in_port=1,dl_src={},dl_vlan=400,actions=push_vlan:0x88a8,set_field:4296->vlan_vid,output:2",
         mac_str(3)
     );
-    b.add_flows(&[&push, &pop, &qinq]);
+    // A set of the VID keeps the PCP and clears DEI (OVS writes the whole tag again).
+    let vid = format!(
+        "priority=10,in_port=1,dl_src={},dl_vlan=300,actions=set_field:4196->vlan_vid,output:2",
+        mac_str(4)
+    );
+    let pcp = format!(
+        "priority=10,in_port=1,dl_src={},dl_vlan=300,actions=set_field:3->vlan_pcp,output:2",
+        mac_str(5)
+    );
+    b.add_flows(&[&push, &pop, &qinq, &vid, &pcp]);
     b.replay();
     let dump = b.dump_flows();
     assert_eq!(
         flows(&dump).iter().filter(|l| l.contains("n_packets=10,")).count(),
-        3,
+        5,
         "each rule counts its 10 frames:\n{dump}"
     );
     let run = b.finish();
@@ -390,12 +401,18 @@ fn vlan_tags_are_pushed_set_and_popped_byte_exactly() {
             let tags = match f.src_mac[5] {
                 1 => Tags::Q(100),
                 2 => Tags::None,
-                _ => Tags::QinQ { outer: 200, inner: 400 },
+                3 => Tags::QinQ { outer: 200, inner: 400 },
+                4 => Tags::Q(5 << 13 | 100),
+                _ => Tags::Q(3 << 13 | 300),
             };
             V4 { tags, ..*f }.frame()
         })
         .collect();
-    assert_frames(&run.out, &want, "push VID 100 / pop / QinQ push VID 200");
+    assert_frames(
+        &run.out,
+        &want,
+        "push VID 100 / pop / QinQ push VID 200 / set VID 100 / set PCP 3",
+    );
     let vids: Vec<Vec<u16>> = run.out[..3]
         .iter()
         .map(|f| {
@@ -1453,6 +1470,56 @@ fn a_meter_of_two_bands_remarks_then_drops() {
         [remarked as u64, dropped],
         "{stats}"
     );
+}
+
+/// PACKET_OUT (ovs-ofctl packet-out) runs the same actions as a rule: a push and set of
+/// a VLAN tag, a dec_ttl, then a group (ALL: two copies, the second rewritten).
+#[test]
+fn packet_out_pushes_decrements_and_sends_through_a_group() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let mut b = Bench::new("ofp-packet-out", &[]);
+    b.ofctl(
+        "add-group",
+        &["group_id=1,type=all,bucket=output:2,bucket=set_field:10.0.0.7->ip_dst,output:2"],
+    );
+    b.replay();
+    let f = V4::new(1, 7);
+    let hex: String = f.frame().iter().map(|b| format!("{b:02x}")).collect();
+    b.ofctl(
+        "packet-out",
+        &[&format!(
+            "in_port=controller,packet={hex},actions=push_vlan:0x8100,set_field:4196->vlan_vid,dec_ttl,group:1"
+        )],
+    );
+    let mut ports = String::new();
+    let sent = wait_for(SOON, || {
+        ports = b.ofctl("dump-ports", &[]);
+        port_lines(&ports, 2).contains("tx pkts=2,")
+    });
+    assert!(sent, "port 2 did not send 2 packets\n{ports}");
+    let stats = b.ofctl("dump-group-stats", &[]);
+    let run = b.finish();
+    let out = V4 {
+        tags: Tags::Q(100),
+        ttl: 63,
+        ..f
+    };
+    assert_frames(
+        &run.out,
+        &[
+            out.frame(),
+            V4 {
+                dst: [10, 0, 0, 7],
+                ..out
+            }
+            .frame(),
+        ],
+        "tagged VID 100, TTL 63, both buckets",
+    );
+    assert_eq!(count(&stats, "packet_count="), 1, "{stats}");
 }
 
 /// dump-flows prints each rule as ovs-ofctl itself parses it (`parse-flow`): meter,
