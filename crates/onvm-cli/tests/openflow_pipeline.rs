@@ -503,6 +503,42 @@ fn the_action_set_runs_at_the_end_of_the_pipeline_in_the_specs_order() {
     assert_eq!(run.dropped("no-rule"), 10, "the misses in table 1: {}", run.summary);
 }
 
+/// Metadata accumulates through masked writes (0x5/0xff, then 0x500/0xff00: 0x505), and
+/// a table matches the packet as the apply-actions before the goto rewrote it.
+#[test]
+fn metadata_accumulates_and_the_next_table_sees_the_rewritten_packet() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent: Vec<V4> = (0..10).map(|i| V4::new(1, i)).collect();
+    let mut b = Bench::new("ofp-metadata", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    b.add_flows(&[
+        "table=0,priority=10,ip,actions=set_field:10.0.0.9->ip_dst,write_metadata:0x5/0xff,goto_table:1",
+        "table=1,priority=10,ip,nw_dst=10.0.0.9,actions=write_metadata:0x500/0xff00,goto_table:2",
+        "table=2,priority=10,metadata=0x505,actions=output:2",
+    ]);
+    b.replay();
+    let dump = b.dump_flows();
+    assert_eq!(
+        flows(&dump).iter().filter(|l| l.contains("n_packets=10,")).count(),
+        3,
+        "each table's rule counts every packet:\n{dump}"
+    );
+    let run = b.finish();
+    let want: Vec<Vec<u8>> = sent
+        .iter()
+        .map(|f| {
+            V4 {
+                dst: [10, 0, 0, 9],
+                ..*f
+            }
+            .frame()
+        })
+        .collect();
+    assert_frames(&run.out, &want, "ip_dst rewritten in table 0");
+}
+
 /// A later write_actions replaces the action of the same type already in the set; a
 /// group in the set overrides its output; a dec_ttl in the set runs before the set-fields
 /// and the group. An apply-actions dec_ttl that finds TTL 1 stops the packet there: the
