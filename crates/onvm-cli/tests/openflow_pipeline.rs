@@ -1277,6 +1277,54 @@ fn groups_chain_and_watch_groups() {
     assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
 }
 
+/// Deleting a group or a meter deletes the rules that use it, and a controller hears of
+/// each rule that asked (send_flow_rem) with its counters: reason GROUP_DELETE for the
+/// group, DELETE for the meter (OpenFlow 1.3 has no METER_DELETE; OVS says DELETE).
+#[test]
+fn deleting_a_group_or_a_meter_reports_the_rules_it_took() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let controller = format!("tcp:{}", l.local_addr().unwrap());
+    let sent: Vec<V4> = (0..20).map(|i| V4::new(1 + (i % 2) as u8, i)).collect();
+    let mut b = Bench::with(
+        "ofp-removed",
+        &sent.iter().map(V4::frame).collect::<Vec<_>>(),
+        &["--controller", &controller],
+    );
+    let mut c = RawController::accept(&l);
+    b.ofctl("add-group", &["group_id=1,type=all,bucket=output:2"]);
+    b.ofctl("add-meter", &["meter=1,pktps,band=type=drop,rate=100000"]);
+    b.add_flows(&[
+        &format!(
+            "cookie=0x61,priority=10,dl_src={},send_flow_rem,actions=group:1",
+            mac_str(1)
+        ),
+        &format!(
+            "cookie=0x62,priority=10,dl_src={},send_flow_rem,actions=meter:1,output:2",
+            mac_str(2)
+        ),
+    ]);
+    b.replay();
+    b.ofctl("del-groups", &["group_id=1"]);
+    b.ofctl("del-meters", &["meter=1"]);
+    let mut removed = Vec::new();
+    while removed.len() < 2 {
+        if let of::Message::FlowRemoved(r) = c.recv() {
+            removed.push((r.cookie, r.reason, r.packet_count));
+        }
+    }
+    assert_eq!(
+        removed,
+        [(0x61, of::ofprr::GROUP_DELETE, 10), (0x62, of::ofprr::DELETE, 10)]
+    );
+    assert!(flows(&b.dump_flows()).is_empty());
+    let run = b.finish();
+    assert_eq!(run.out.len(), 20);
+}
+
 /// SELECT group 5 of 3 buckets (each sets its own eth_dst) for 4 packets of each of
 /// `flows` flows (`flow(k)`: flow k's fields), interleaved: asserts every packet goes
 /// to one bucket, all packets of a flow to the same one, and the bucket counters match
