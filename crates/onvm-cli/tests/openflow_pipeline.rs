@@ -1663,6 +1663,69 @@ fn packet_out_pushes_decrements_and_sends_through_a_group() {
     assert_eq!(count(&stats, "packet_count="), 1, "{stats}");
 }
 
+/// What the spec says a switch refuses, with its error: a rule using a meter or group
+/// that does not exist, a group or meter id taken twice, a modify of an unknown one, a
+/// group loop, a meter of rate 0; none of them changes anything.
+#[test]
+fn bad_group_meter_and_rule_mods_are_refused_with_the_specs_errors() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let b = Bench::new("ofp-errors", &[]);
+    b.ofctl("add-group", &["group_id=1,type=all,bucket=output:2"]);
+    b.ofctl("add-meter", &["meter=1,pktps,band=type=drop,rate=10"]);
+    b.ofctl("add-group", &["group_id=20,type=all,bucket=output:2"]);
+    b.ofctl("add-group", &["group_id=21,type=all,bucket=group:20"]);
+    for (cmd, arg, error) in [
+        // OVS (ofproto_check_ofpacts) answers INVALID_METER here.
+        (
+            "add-flow",
+            "priority=10,actions=meter:9,output:2",
+            "OFPMMFC_INVALID_METER",
+        ),
+        ("add-flow", "priority=10,actions=group:9", "OFPBAC_BAD_OUT_GROUP"),
+        (
+            "add-flow",
+            "priority=10,actions=write_actions(group:9)",
+            "OFPBAC_BAD_OUT_GROUP",
+        ),
+        (
+            "add-group",
+            "group_id=1,type=all,bucket=output:2",
+            "OFPGMFC_GROUP_EXISTS",
+        ),
+        (
+            "mod-group",
+            "group_id=7,type=all,bucket=output:2",
+            "OFPGMFC_UNKNOWN_GROUP",
+        ),
+        ("mod-group", "group_id=20,type=all,bucket=group:21", "OFPGMFC_LOOP"),
+        (
+            "add-meter",
+            "meter=1,pktps,band=type=drop,rate=10",
+            "OFPMMFC_METER_EXISTS",
+        ),
+        (
+            "mod-meter",
+            "meter=7,pktps,band=type=drop,rate=10",
+            "OFPMMFC_UNKNOWN_METER",
+        ),
+        // OVS's datapath: "Rate must be non-zero".
+        ("add-meter", "meter=8,pktps,band=type=drop,rate=0", "OFPMMFC_BAD_RATE"),
+    ] {
+        let (ok, text) = ofctl(cmd, &b.sw, &[arg]);
+        assert!(!ok && text.contains(error), "{cmd} {arg}: want {error}, got:\n{text}");
+    }
+    assert!(flows(&b.dump_flows()).is_empty());
+    let groups = b.ofctl("dump-groups", &[]);
+    assert_eq!(groups.matches("group_id=").count(), 3, "{groups}");
+    let meters = b.ofctl("dump-meters", &[]);
+    assert_eq!(meters.matches("meter=").count(), 1, "{meters}");
+    let mut mgr = b.mgr;
+    stop_cleanly(&mut mgr);
+}
+
 /// dump-flows prints each rule as ovs-ofctl itself parses it (`parse-flow`): meter,
 /// apply-actions, clear-actions, write-actions, write-metadata and goto-table.
 #[test]
