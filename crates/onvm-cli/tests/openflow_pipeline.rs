@@ -1416,6 +1416,38 @@ fn select_group_spreads_clients_whose_address_and_port_step_together() {
     assert!(used >= 2, "48 flows all took one bucket: {per_bucket:?}");
 }
 
+/// SELECT uses only live buckets: one watching service 1's port (no NF) gets no flow,
+/// the two others share them.
+#[test]
+fn select_group_skips_a_dead_bucket() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent: Vec<V4> = (0..96)
+        .map(|i| V4 {
+            sport: 2000 + 7 * (i % 48) as u16,
+            ..V4::new(1, i)
+        })
+        .collect();
+    let mut b = Bench::new("ofp-select-dead", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    b.ofctl(
+        "add-group",
+        &["group_id=5,type=select,bucket=watch_port:4097,output:4097,\
+           bucket=set_field:02:00:00:00:b0:01->eth_dst,output:2,\
+           bucket=set_field:02:00:00:00:b0:02->eth_dst,output:2"],
+    );
+    b.add_flows(&["priority=10,in_port=1,actions=group:5"]);
+    b.replay();
+    let stats = b.ofctl("dump-group-stats", &["group_id=5"]);
+    let run = b.finish();
+    assert_eq!(run.out.len(), 96, "every packet through a live bucket: {:?}", run.drops);
+    let per: Vec<u64> = (0..3)
+        .map(|k| count(&stats, &format!("bucket{k}:packet_count=")))
+        .collect();
+    assert!(per[0] == 0 && per[1] > 0 && per[2] > 0, "{stats}");
+}
+
 /// A meter with a drop band (10 packets/s, burst 10): of 200 frames arriving at once
 /// about the burst passes and the rest are dropped, counted under `meter` and in the
 /// band's meter-stats; dump-meters reads the meter back; deleting it deletes its rule.
