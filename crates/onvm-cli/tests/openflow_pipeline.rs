@@ -397,6 +397,12 @@ fn vlan_tags_are_pushed_set_and_popped_byte_exactly() {
         5,
         "each rule counts its 10 frames:\n{dump}"
     );
+    // Counted as received, before the push: 10 frames of 74 bytes.
+    let push_rule = flows(&dump)
+        .into_iter()
+        .find(|l| l.contains("push_vlan:0x8100"))
+        .unwrap();
+    assert!(push_rule.contains("n_bytes=740,"), "{push_rule}");
     let run = b.finish();
     let want: Vec<Vec<u8>> = sent
         .iter()
@@ -507,7 +513,8 @@ fn the_action_set_runs_at_the_end_of_the_pipeline_in_the_specs_order() {
 }
 
 /// Metadata accumulates through masked writes (0x5/0xff, then 0x500/0xff00: 0x505), and
-/// a table matches the packet as the apply-actions before the goto rewrote it.
+/// a table matches the packet as the apply-actions before the goto rewrote it (a pushed
+/// tag, a new destination).
 #[test]
 fn metadata_accumulates_and_the_next_table_sees_the_rewritten_packet() {
     if !have_ovs_ofctl() {
@@ -517,8 +524,9 @@ fn metadata_accumulates_and_the_next_table_sees_the_rewritten_packet() {
     let sent: Vec<V4> = (0..10).map(|i| V4::new(1, i)).collect();
     let mut b = Bench::new("ofp-metadata", &sent.iter().map(V4::frame).collect::<Vec<_>>());
     b.add_flows(&[
-        "table=0,priority=10,ip,actions=set_field:10.0.0.9->ip_dst,write_metadata:0x5/0xff,goto_table:1",
-        "table=1,priority=10,ip,nw_dst=10.0.0.9,actions=write_metadata:0x500/0xff00,goto_table:2",
+        "table=0,priority=10,ip,actions=push_vlan:0x8100,set_field:4196->vlan_vid,set_field:10.0.0.9->ip_dst,\
+         write_metadata:0x5/0xff,goto_table:1",
+        "table=1,priority=10,dl_vlan=100,ip,nw_dst=10.0.0.9,actions=write_metadata:0x500/0xff00,goto_table:2",
         "table=2,priority=10,metadata=0x505,actions=output:2",
     ]);
     b.replay();
@@ -533,13 +541,14 @@ fn metadata_accumulates_and_the_next_table_sees_the_rewritten_packet() {
         .iter()
         .map(|f| {
             V4 {
+                tags: Tags::Q(100),
                 dst: [10, 0, 0, 9],
                 ..*f
             }
             .frame()
         })
         .collect();
-    assert_frames(&run.out, &want, "ip_dst rewritten in table 0");
+    assert_frames(&run.out, &want, "tagged and ip_dst rewritten in table 0");
 }
 
 /// A frame a rule grew (push_vlan) or shrank (pop_mpls) goes through an NF process and
