@@ -1220,6 +1220,26 @@ fn all_indirect_and_fast_failover_groups() {
     assert!(run.drops.is_empty(), "nothing dropped: {:?}", run.drops);
 }
 
+/// An ALL group's clone whose bucket outputs to the ingress port by its number is
+/// dropped (OpenFlow 1.3 §5.6.1; only IN_PORT sends it back), counted as
+/// `output-in-port`; the other buckets' clones go.
+#[test]
+fn an_all_group_drops_the_clone_for_the_ingress_port() {
+    if !have_ovs_ofctl() {
+        return;
+    }
+    let _serial = common::serial();
+    let sent: Vec<V4> = (0..10).map(|i| V4::new(1, i)).collect();
+    let mut b = Bench::new("ofp-all-inport", &sent.iter().map(V4::frame).collect::<Vec<_>>());
+    b.ofctl("add-group", &["group_id=1,type=all,bucket=output:1,bucket=output:2"]);
+    b.add_flows(&["priority=10,in_port=1,actions=group:1"]);
+    b.replay();
+    let run = b.finish();
+    let want: Vec<Vec<u8>> = sent.iter().map(V4::frame).collect();
+    assert_frames(&run.out, &want, "the port-2 clones");
+    assert_eq!(run.dropped("output-in-port"), 10, "{:?}", run.drops);
+}
+
 /// Groups chain: a FAST_FAILOVER bucket watching a group is live while that group has a
 /// live bucket (group 11 has none: service 1 has no NF), and a bucket may hand the
 /// packet to another group (INDIRECT → ALL: two copies), which then cannot be deleted
