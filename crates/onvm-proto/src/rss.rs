@@ -190,6 +190,28 @@ impl FlowTuple {
         len
     }
 
+    /// A symmetric, non-linear hash of this flow (both directions agree), for choices
+    /// that must spread flows whatever their addresses: a SELECT group's bucket. The
+    /// Toeplitz hash with the symmetric key is linear and its key repeats every 16 bits,
+    /// so it sees only the 16-bit XOR fold of addresses and ports: clients whose address
+    /// and port step together (10.0.1.k:40000+k) all hash alike. Here the two endpoints,
+    /// put in order, go through a 64-bit hasher and a final avalanche (as Open vSwitch's
+    /// symmetric L4 hash for its select groups).
+    pub fn symmetric_hash(&self) -> u32 {
+        use std::hash::{Hash, Hasher};
+        let ports = self.has_ports();
+        let a = (self.src, if ports { self.src_port } else { 0 });
+        let b = (self.dst, if ports { self.dst_port } else { 0 });
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let mut h = rustc_hash::FxHasher::default();
+        (lo, hi, self.proto).hash(&mut h);
+        // SplitMix64's finalizer: every input bit reaches every output bit.
+        let mut z = h.finish();
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 32) as u32
+    }
+
     /// The RSS hash of this flow: addresses and, for TCP/UDP/SCTP, ports.
     pub fn hash(&self, key: &Toeplitz) -> u32 {
         self.hash_with(key, self.has_ports())
@@ -571,5 +593,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_symmetric_hash_agrees_both_ways_and_spreads_clients_that_step_together() {
+        let flow = |k: u8| FlowTuple {
+            src: IpAddr::from([10, 0, 1, k]),
+            dst: IpAddr::from([10, 0, 0, 2]),
+            src_port: 40_000 + u16::from(k),
+            dst_port: 53,
+            proto: PROTO_UDP,
+        };
+        let key = Toeplitz::symmetric();
+        let toeplitz: std::collections::HashSet<u32> = (1..=48).map(|k| flow(k).hash(&key)).collect();
+        assert_eq!(toeplitz.len(), 1, "the linear hash sees them all alike");
+        let ours: std::collections::HashSet<u32> = (1..=48).map(|k| flow(k).symmetric_hash()).collect();
+        assert_eq!(ours.len(), 48);
+        assert!((1..=48).all(|k| flow(k).symmetric_hash() == flow(k).reversed().symmetric_hash()));
+        // Three buckets by the top bits, roughly even.
+        let mut buckets = [0; 3];
+        for k in 0..=255 {
+            buckets[((u64::from(flow(k).symmetric_hash()) * 3) >> 32) as usize] += 1;
+        }
+        assert!(buckets.iter().all(|&n| n > 50), "{buckets:?}");
     }
 }

@@ -340,7 +340,10 @@ impl Fwd<'_> {
     /// copies could not be made.
     fn group(&mut self, id: u32, mut buf: Buf, in_port: PortNo, rule: Option<RuleId>) -> usize {
         let (hash, len) = match self.pool.holder().packet(&mut buf) {
-            Ok(p) => (self.router.hash_of(&PacketKey::from_frame(in_port, p.data())), p.len()),
+            Ok(p) => {
+                let key = PacketKey::from_frame(in_port, p.data());
+                (key.flow_tuple().map_or(0, |t| t.symmetric_hash()), p.len())
+            }
             Err(_) => {
                 self.drop(buf, DropReason::BadBuffer);
                 return 0;

@@ -26,6 +26,13 @@ impl Mgr<'_> {
                     continue;
                 }
             };
+            // A packet nobody takes is dropped for why it was sent: a TTL run out stays
+            // `invalid-ttl` when the controllers did not ask for those.
+            let refused = if p.invalid_ttl {
+                DropReason::InvalidTtl
+            } else {
+                DropReason::NoController
+            };
             let mut p = Some(p);
             for plane in self.planes.iter_mut().filter(|pl| pl.takes_packets()) {
                 let Some(pi) = p.take() else { break };
@@ -35,11 +42,11 @@ impl Mgr<'_> {
                         fwd.acct.to_controller += 1;
                         fwd.pool.free(buf);
                     }
-                    Fate::Refused(buf) => fwd.drop(buf, DropReason::NoController),
+                    Fate::Refused(buf) => fwd.drop(buf, refused),
                 }
             }
             if let Some(pi) = p {
-                fwd.drop(pi.buf, DropReason::NoController);
+                fwd.drop(pi.buf, refused);
             }
         }
         let mut sw = SwitchView {

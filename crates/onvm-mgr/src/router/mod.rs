@@ -438,12 +438,6 @@ impl Router {
         }
     }
 
-    /// The flow hash of `k` (symmetric: both directions of a connection agree), which
-    /// picks a service's instance and a SELECT group's bucket.
-    pub fn hash_of(&self, k: &PacketKey) -> u32 {
-        self.flow_hash(k)
-    }
-
     fn flow_hash(&self, k: &PacketKey) -> u32 {
         k.flow_tuple().map_or(0, |t| t.hash(&self.toeplitz))
     }
