@@ -20,8 +20,9 @@ enum Slot {
     Unknown,
     /// Its packets need a lookup.
     None,
-    /// Every packet gets this rule's action.
-    Fixed(RuleId, Option<Action>),
+    /// Every packet gets this rule's action; the rule is at this position of the
+    /// table (for `FlowTable::record_at`).
+    Fixed(RuleId, usize, Option<Action>),
 }
 
 /// The fixed rule of each port (physical ports, then services), by table generation.
@@ -43,10 +44,10 @@ impl Default for FixedRules {
 }
 
 impl FixedRules {
-    /// The rule (and its one action) that every packet entering from `port` matches,
-    /// if there is one.
+    /// The rule (its ID, position and one action) that every packet entering from
+    /// `port` matches, if there is one.
     #[inline]
-    pub fn get(&mut self, table: &FlowTable, port: PortNo) -> Option<(RuleId, Option<Action>)> {
+    pub fn get(&mut self, table: &FlowTable, port: PortNo) -> Option<(RuleId, usize, Option<Action>)> {
         if self.generation != table.generation() {
             self.generation = table.generation();
             self.physical.fill(Slot::Unknown);
@@ -65,12 +66,12 @@ impl FixedRules {
         };
         if *slot == Slot::Unknown {
             *slot = match fixed_rule(table, port) {
-                Some((id, a)) => Slot::Fixed(id, a),
+                Some((id, a)) => table.position(id).map_or(Slot::None, |at| Slot::Fixed(id, at, a)),
                 None => Slot::None,
             };
         }
         match *slot {
-            Slot::Fixed(id, a) => Some((id, a)),
+            Slot::Fixed(id, at, a) => Some((id, at, a)),
             _ => None,
         }
     }

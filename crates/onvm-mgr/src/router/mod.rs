@@ -296,10 +296,10 @@ impl Router {
         let Some(frame) = frame else {
             return Target::Drop(DropReason::BadBuffer).into();
         };
-        if let Some((rule, action)) = self.fixed.get(table, port) {
+        if let Some((rule, at, action)) = self.fixed.get(table, port) {
             self.counts[0].0 += 1;
             self.counts[0].1 += 1;
-            table.record(rule, 1, frame.len() as u64, now);
+            table.record_at(at, rule, 1, frame.len() as u64, now);
             // Every packet `from` hands on goes where this rule says: an edge may do it.
             let learn = match (from, action) {
                 (Some(nf), Some(Action::Output(to))) if to != PortNo::IN_PORT => match to.kind() {
