@@ -19,7 +19,8 @@ use onvm_openflow as of;
 
 use common::netns::{Netns, capture, whole_records};
 use common::openflow::{
-    flows, free_port, have_os_ken, have_ovs_ofctl, listen_addr, ofctl, ofctl_ok, spawn_mgr, start_pcap_mgr,
+    RawController, flows, free_port, have_os_ken, have_ovs_ofctl, listen_addr, ofctl, ofctl_ok, spawn_mgr,
+    start_pcap_mgr,
 };
 use common::{
     Proc, SOON, TempDir, assert_conserved, distinct_udp_frames, read_pcap, start_forwarder, stop_cleanly, wait_for,
@@ -486,55 +487,6 @@ fn fail_secure_keeps_the_controllers_rules_and_redials() {
 #[test]
 fn fail_standalone_restores_the_config_chain_and_redials() {
     controller_comes_and_goes("standalone");
-}
-
-/// A controller written against the codec, for what os-ken's example does not do:
-/// it takes one connection from the manager and speaks through blocking reads.
-struct RawController {
-    s: std::net::TcpStream,
-    rx: Vec<u8>,
-}
-
-impl RawController {
-    fn accept(l: &TcpListener) -> RawController {
-        let (s, _) = l.accept().expect("the manager dials");
-        s.set_read_timeout(Some(SOON)).unwrap();
-        let mut c = RawController { s, rx: Vec::new() };
-        c.send(&of::Message::Hello(of::Hello::ours(of::VersionBitmap::of(&[4]))));
-        c
-    }
-
-    fn send(&mut self, m: &of::Message) {
-        use std::io::Write;
-        self.s.write_all(&m.encode(1).unwrap()).unwrap();
-    }
-
-    fn recv(&mut self) -> of::Message {
-        use std::io::Read;
-        loop {
-            if let Ok(Some(n)) = of::frame_len(&self.rx) {
-                let b: Vec<u8> = self.rx.drain(..n).collect();
-                match of::Message::decode(&b).unwrap().1 {
-                    of::Message::EchoRequest(d) => self.send(&of::Message::EchoReply(d)),
-                    m => return m,
-                }
-                continue;
-            }
-            let mut buf = [0u8; 65536];
-            let n = self.s.read(&mut buf).expect("a message from the manager");
-            assert!(n > 0, "the manager closed the connection");
-            self.rx.extend_from_slice(&buf[..n]);
-        }
-    }
-
-    /// The next PACKET_IN, skipping everything else.
-    fn packet_in(&mut self) -> of::PacketIn {
-        loop {
-            if let of::Message::PacketIn(p) = self.recv() {
-                return p;
-            }
-        }
-    }
 }
 
 fn output(port: u32, max_len: u16) -> of::Action {
