@@ -926,7 +926,11 @@ mod tests {
         assert_eq!(t.position(first), Some(at));
         assert!(t.record_at(at, id, 1, 60, T0));
         assert_eq!((t.get(id).unwrap().packets, t.get(id).unwrap().bytes), (3, 180));
-        assert_eq!(t.get(first).unwrap().packets, 0, "the rule now at the old position is not counted");
+        assert_eq!(
+            t.get(first).unwrap().packets,
+            0,
+            "the rule now at the old position is not counted"
+        );
         t.remove(id);
         assert!(!t.record_at(at, id, 1, 60, T0), "a rule that is gone counts nowhere");
     }
