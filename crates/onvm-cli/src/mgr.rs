@@ -135,7 +135,8 @@ pub struct SslArgs {
 /// `onvm mgr`.
 #[derive(Args, Debug)]
 pub struct MgrArgs {
-    /// Ports (repeatable), e.g. gen:64B,100flows  pcap:in.pcap  pcapout:out.pcap  null.
+    /// Ports (repeatable), e.g. gen:64B,100flows  pcap:in.pcap  pcapout:out.pcap  null  null:64B (a source as fast as
+    /// polled, as DPDK's net_null).
     #[arg(long = "port", short = 'p')]
     pub ports: Vec<String>,
     /// Take ports, services and chains from this `onvm up` file (its NFs are not started).

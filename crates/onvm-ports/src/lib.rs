@@ -11,7 +11,7 @@
 //! | `gen:64B,1000flows,rate=5M` | [`GenPort`]: built-in UDP traffic generator |
 //! | `pcap:FILE[,loop][,timing=file]` | [`PcapInPort`]: replay a capture |
 //! | `pcapout:FILE` | [`PcapOutPort`]: write what is sent to a capture |
-//! | `null` | [`NullPort`]: receives nothing, drops what is sent |
+//! | `null[:64B]` | [`NullPort`]: drops what is sent; receives nothing, or frames of the size given, as fast as polled (DPDK's `net_null`) |
 //! | `afpacket:IFACE[,opts]` | [`AfPacketPort`]: any interface, through packet sockets (CAP_NET_RAW) |
 //! | `afxdp:IFACE[,opts]` | [`AfXdpPort`]: AF_XDP sockets whose UMEM is the packet region (root) |
 //! | `tap:NAME[,opts]` | [`TapPort`]: a TAP interface the port creates (CAP_NET_ADMIN) |
@@ -206,25 +206,16 @@ pub fn headroom_for(ports: &[PortSpec], configured: u32) -> u32 {
 pub fn open(spec: &PortSpec, port_no: u16, region: &Arc<Region>) -> Result<Box<dyn Port>, PortError> {
     Ok(match spec {
         PortSpec::Gen(g) => {
-            // The frame without its FCS (see `generator`) must fit a buffer.
-            let room = region.layout().data_room;
-            let bytes = u32::from(g.frame_size).saturating_sub(4);
-            if bytes > room {
-                return Err(PortError::DoesNotFit {
-                    spec: spec.to_string(),
-                    reason: format!(
-                        "{}-byte frames ({bytes} bytes without the FCS) do not fit the {room}-byte data room \
-                         of a buffer: give at most {}B, or a larger --data-room",
-                        g.frame_size,
-                        room.saturating_add(4).min(u32::from(GenSpec::MAX_FRAME))
-                    ),
-                });
-            }
+            fits(spec, g.frame_size, region)?;
             Box::new(GenPort::new(g, port_no, g.count))
         }
         PortSpec::PcapIn(p) => Box::new(PcapInPort::open(p, port_no)?),
         PortSpec::PcapOut(path) => Box::new(PcapOutPort::create(path)?),
-        PortSpec::Null => Box::new(NullPort::new()),
+        PortSpec::Null(None) => Box::new(NullPort::new()),
+        PortSpec::Null(Some(size)) => {
+            fits(spec, *size, region)?;
+            Box::new(NullPort::receiving(port_no, *size))
+        }
         PortSpec::AfPacket(iface) => Box::new(AfPacketPort::open(iface, port_no)?),
         PortSpec::Tap(dev) => Box::new(TapPort::open(dev, port_no)?),
         PortSpec::AfXdp(iface) => Box::new(AfXdpPort::open(iface, port_no, region)?),
@@ -233,6 +224,24 @@ pub fn open(spec: &PortSpec, port_no: u16, region: &Arc<Region>) -> Result<Box<d
         #[cfg(not(feature = "dpdk"))]
         PortSpec::Dpdk(_) => return Err(PortError::Unsupported { spec: spec.to_string() }),
     })
+}
+
+/// Refuse at open a port that would receive `frame_size`-byte frames (FCS included;
+/// the frame without it is stored) into buffers too small for them.
+fn fits(spec: &PortSpec, frame_size: u16, region: &Region) -> Result<(), PortError> {
+    let room = region.layout().data_room;
+    let bytes = u32::from(frame_size).saturating_sub(4);
+    if bytes > room {
+        return Err(PortError::DoesNotFit {
+            spec: spec.to_string(),
+            reason: format!(
+                "{frame_size}-byte frames ({bytes} bytes without the FCS) do not fit the {room}-byte data room \
+                 of a buffer: give at most {}B, or a larger --data-room",
+                room.saturating_add(4).min(u32::from(GenSpec::MAX_FRAME))
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The monotonic clock (`CLOCK_MONOTONIC`) in nanoseconds: the clock of the packet
@@ -346,7 +355,7 @@ mod tests {
         let (r, _pool) = testutil::pool(64, 2048);
         let p = open(&"gen:64B,4flows".parse().unwrap(), 0, &r).unwrap();
         assert_eq!(p.name(), "gen:64B,4flows");
-        assert_eq!(open(&PortSpec::Null, 1, &r).unwrap().name(), "null");
+        assert_eq!(open(&PortSpec::Null(None), 1, &r).unwrap().name(), "null");
         // Kernel backends are dispatched: opening fails on the missing interface (or the
         // missing privilege), naming the spec.
         // (The spec parser refuses "bad/name"; a hand-built spec reaches the port.)
@@ -365,6 +374,9 @@ mod tests {
     #[test]
     fn a_generator_whose_frames_do_not_fit_a_buffer_is_refused() {
         let (r, _pool) = testutil::pool(8, 2048);
+        assert!(open(&"null:2052B".parse().unwrap(), 0, &r).is_ok());
+        let e = open(&"null:2053B".parse().unwrap(), 0, &r).err().unwrap();
+        assert!(e.to_string().starts_with("port null:2053B: 2053-byte frames"), "{e}");
         // 2052 bytes with the FCS is 2048 without: it fits exactly.
         assert!(open(&"gen:2052B".parse().unwrap(), 0, &r).is_ok());
         let e = open(&"gen:2053B,4flows".parse().unwrap(), 0, &r).err().unwrap();
@@ -391,7 +403,7 @@ mod tests {
         let out_spec: PortSpec = format!("pcapout:{}", dir.path().join("o.pcap").display())
             .parse()
             .unwrap();
-        for spec in [PortSpec::Null, "gen:64B,4flows".parse().unwrap(), out_spec] {
+        for spec in [PortSpec::Null(None), "gen:64B,4flows".parse().unwrap(), out_spec] {
             let mut port = open(&spec, 0, &r).unwrap();
             let mut bufs = Vec::new();
             pool.alloc_burst(3, &mut bufs);

@@ -1,29 +1,87 @@
-//! The null port: a sink for benchmarks and for chains whose output nobody needs.
+//! The null port: a sink for benchmarks and for chains whose output nobody needs, and,
+//! given a frame size, a source that costs nothing, as DPDK's `net_null` is: what a
+//! benchmark through it measures is the platform's own cost per packet.
 
 use onvm_shm::{Buf, Pool};
 
-use crate::{BadBuffers, Port, PortStats, swallow};
+use crate::{BadBuffers, Port, PortStats, now_ns, swallow};
 
-/// Receives nothing; counts and frees what is sent.
-#[derive(Debug, Default)]
+/// Counts and frees what is sent; receives nothing, or (`null:<N>B`) a frame of `N`
+/// bytes (FCS included) into every buffer it can take, as fast as it is polled.
+#[derive(Debug)]
 pub struct NullPort {
+    name: String,
+    /// Receive: the port number stamped on packets, and their length without the FCS.
+    rx: Option<(u16, u32)>,
     stats: PortStats,
     bad: BadBuffers,
 }
 
 impl NullPort {
+    /// A sink that receives nothing.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            name: "null".into(),
+            rx: None,
+            stats: PortStats::default(),
+            bad: BadBuffers::default(),
+        }
+    }
+
+    /// A sink that also receives `frame_size`-byte frames (FCS included, as `gen:`'s
+    /// sizes) as port `port_no`. Like `net_null` without `copy`, it writes only the
+    /// metadata: the bytes are whatever the buffer last held (zeros in a new region).
+    pub fn receiving(port_no: u16, frame_size: u16) -> Self {
+        Self {
+            name: format!("null:{frame_size}B"),
+            rx: Some((port_no, u32::from(frame_size).saturating_sub(4))),
+            ..Self::new()
+        }
+    }
+}
+
+impl Default for NullPort {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 impl Port for NullPort {
     fn name(&self) -> &str {
-        "null"
+        &self.name
     }
 
-    fn rx_burst(&mut self, _pool: &mut Pool, _out: &mut Vec<Buf>, _max: usize) -> usize {
-        0
+    fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Buf>, max: usize) -> usize {
+        let Some((port_no, len)) = self.rx else {
+            return 0;
+        };
+        let start = out.len();
+        pool.alloc_burst(max, out);
+        let now = now_ns();
+        let mut i = start;
+        while i < out.len() {
+            // The metadata line is written over, never read (`Holder::packet_reset`);
+            // the length fits (checked at open). Should either fail, the buffer goes
+            // back, counted.
+            let stamped = pool.holder().packet_reset(&mut out[i]).and_then(|mut pkt| {
+                pkt.set_len(len as usize)?;
+                let m = pkt.meta();
+                m.set_in_port(port_no);
+                m.set_timestamp(now);
+                Ok(())
+            });
+            if let Err(e) = stamped {
+                let index = out[i].index();
+                self.bad.count(&mut self.stats, "receiving into", index, &e);
+                pool.free(out.remove(i));
+                continue;
+            }
+            i += 1;
+        }
+        let n = out.len() - start;
+        self.stats.rx += n as u64;
+        self.stats.rx_bytes += n as u64 * u64::from(len);
+        n
     }
 
     fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
@@ -38,10 +96,10 @@ impl Port for NullPort {
         self.bad.take(out);
     }
 
-    /// Nothing will ever arrive, so a manager waiting for its inputs to run dry need not
-    /// wait for this one.
+    /// A sink will never receive, so a manager waiting for its inputs to run dry need
+    /// not wait for it; a receiving one never runs dry.
     fn rx_done(&self) -> bool {
-        true
+        self.rx.is_none()
     }
 }
 
@@ -66,6 +124,35 @@ mod tests {
         assert!(bufs.is_empty());
         let s = port.stats();
         assert_eq!((s.tx, s.tx_bytes, s.rx), (5, 300, 0));
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn receiving_fills_every_free_buffer_with_a_frame_of_its_size() {
+        let (_r, mut pool) = testutil::pool(16, 256);
+        let mut port = NullPort::receiving(3, 64);
+        assert_eq!(port.name(), "null:64B");
+        assert!(!port.rx_done(), "a receiving null port never runs dry");
+        let mut out = Vec::new();
+        // More asked than the pool holds: what it holds, then nothing until some return.
+        assert_eq!(port.rx_burst(&mut pool, &mut out, 32), 16);
+        assert_eq!(port.rx_burst(&mut pool, &mut out, 32), 0);
+        for b in &mut out {
+            let pkt = pool.holder().packet(b).unwrap();
+            assert_eq!(pkt.data().len(), 60, "64 B with the FCS, 60 without");
+            assert_eq!(pkt.meta().in_port(), 3);
+            assert!(pkt.meta().timestamp() > 0);
+        }
+        let s = port.stats();
+        assert_eq!((s.rx, s.rx_bytes), (16, 16 * 60));
+        assert_eq!(port.tx_burst(&mut pool, &mut out), 16);
+        testutil::assert_whole(&pool);
+        assert_eq!(
+            port.rx_burst(&mut pool, &mut out, 8),
+            8,
+            "freed buffers are received into again"
+        );
+        port.tx_burst(&mut pool, &mut out);
         testutil::assert_whole(&pool);
     }
 }

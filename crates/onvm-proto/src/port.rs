@@ -288,8 +288,11 @@ pub enum PortSpec {
     PcapIn(PcapInSpec),
     /// `pcapout:FILE`: write what is sent to a capture.
     PcapOut(PathBuf),
-    /// `null`: receives nothing, drops what is sent.
-    Null,
+    /// `null[:<N>B]`: drops what is sent; with a frame size, also receives frames of
+    /// that size as fast as it is polled, as DPDK's `net_null` does (buffers taken from
+    /// the pool, length set, bytes left as they are): a port that costs nothing, to
+    /// measure the platform's own cost per packet.
+    Null(Option<u16>),
     /// `afpacket:IFACE[,options]`: Linux AF_PACKET (TPACKET_V3).
     AfPacket(IfaceSpec),
     /// `afxdp:IFACE[,options]`: AF_XDP with the packet region as UMEM.
@@ -320,6 +323,20 @@ fn parse_rate(v: &str) -> Option<u64> {
         _ => (v, 1),
     };
     num.parse::<u64>().ok()?.checked_mul(mul).filter(|&r| r > 0)
+}
+
+/// A frame size of `<N>B` (without the `B`), FCS included.
+fn parse_frame_size(v: &str) -> Result<u16, String> {
+    v.parse()
+        .ok()
+        .filter(|s| (GenSpec::MIN_FRAME..=GenSpec::MAX_FRAME).contains(s))
+        .ok_or_else(|| {
+            format!(
+                "frame size {v:?} must be {}..={} bytes",
+                GenSpec::MIN_FRAME,
+                GenSpec::MAX_FRAME
+            )
+        })
 }
 
 fn parse_gen(args: &str) -> Result<GenSpec, String> {
@@ -355,17 +372,7 @@ fn parse_gen(args: &str) -> Result<GenSpec, String> {
                 .ok_or_else(|| format!("flow count {v:?} must be 1..={}", u32::MAX))?;
         } else if let Some(v) = item.strip_suffix('B') {
             dup(&mut size)?;
-            g.frame_size = v
-                .parse()
-                .ok()
-                .filter(|s| (GenSpec::MIN_FRAME..=GenSpec::MAX_FRAME).contains(s))
-                .ok_or_else(|| {
-                    format!(
-                        "frame size {v:?} must be {}..={} bytes",
-                        GenSpec::MIN_FRAME,
-                        GenSpec::MAX_FRAME
-                    )
-                })?;
+            g.frame_size = parse_frame_size(v)?;
         } else {
             return Err(format!(
                 "unknown generator setting {item:?} (expected <N>B, <N>flows, rate=<N> or count=<N>)"
@@ -438,8 +445,12 @@ impl FromStr for PortSpec {
             "gen" => parse_gen(arg.unwrap_or("")).map(PortSpec::Gen).map_err(err),
             "pcap" => parse_pcap_in(need("a file")?).map(PortSpec::PcapIn).map_err(err),
             "pcapout" => Ok(PortSpec::PcapOut(need("a file")?.into())),
-            "null" if arg.is_none() => Ok(PortSpec::Null),
-            "null" => Err(err("null takes no argument".into())),
+            "null" => match arg {
+                None => Ok(PortSpec::Null(None)),
+                Some(a) => parse_frame_size(a.strip_suffix('B').unwrap_or("-"))
+                    .map(|f| PortSpec::Null(Some(f)))
+                    .map_err(|e| err(format!("null takes a receive frame size <N>B, e.g. null:64B: {e}"))),
+            },
             "afpacket" => Ok(PortSpec::AfPacket(iface("an interface", false)?)),
             "afxdp" => Ok(PortSpec::AfXdp(iface("an interface", true)?)),
             "tap" => Ok(PortSpec::Tap(iface("a device name", false)?)),
@@ -477,7 +488,8 @@ impl fmt::Display for PortSpec {
                 Ok(())
             }
             PortSpec::PcapOut(p) => write!(f, "pcapout:{}", p.display()),
-            PortSpec::Null => f.write_str("null"),
+            PortSpec::Null(None) => f.write_str("null"),
+            PortSpec::Null(Some(size)) => write!(f, "null:{size}B"),
             PortSpec::AfPacket(i) => write!(f, "afpacket:{i}"),
             PortSpec::AfXdp(i) => write!(f, "afxdp:{i}"),
             PortSpec::Tap(i) => write!(f, "tap:{i}"),
@@ -521,7 +533,9 @@ mod tests {
             "pcapout:/tmp/o.pcap".parse(),
             Ok(PortSpec::PcapOut("/tmp/o.pcap".into()))
         );
-        assert_eq!("null".parse(), Ok(PortSpec::Null));
+        assert_eq!("null".parse(), Ok(PortSpec::Null(None)));
+        assert_eq!("null:64B".parse(), Ok(PortSpec::Null(Some(64))));
+        assert_eq!(PortSpec::Null(Some(128)).to_string(), "null:128B");
         assert_eq!("afxdp:veth0".parse(), Ok(PortSpec::AfXdp(IfaceSpec::new("veth0"))));
         assert_eq!("afpacket:eth1".parse(), Ok(PortSpec::AfPacket(IfaceSpec::new("eth1"))));
         assert_eq!("tap:tap0".parse(), Ok(PortSpec::Tap(IfaceSpec::new("tap0"))));
@@ -592,7 +606,8 @@ mod tests {
         assert!(reason("gen:jumbo").contains("unknown generator setting"));
         assert!(reason("pcap:").contains("needs a file"));
         assert!(reason("pcap").contains("needs a file"));
-        assert!(reason("null:x").contains("no argument"));
+        assert!(reason("null:x").contains("receive frame size <N>B"));
+        assert!(reason("null:10B").contains("frame size \"10\" must be 64..=9216"));
         assert!(reason("afxdp:averyveryverylongname").contains("interface name"));
         assert!(reason("dpdk:0000:01:00.0").contains("not a DPDK virtual device name"));
         assert!(reason("dpdk:").contains("device arguments"));
