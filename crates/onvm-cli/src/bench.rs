@@ -11,6 +11,10 @@
 //!   on two cores need shared-core mode, so this one runs through the manager.
 //! - `port-chainN`: generator port → N simple_forwards → null port, through the
 //!   manager's switch and flow table (openNetVM's NIC path, scenario D).
+//! - `nullport-chainN`: the same from a receiving null port (`null:64B`, DPDK's
+//!   `net_null`), which costs next to nothing: the platform's own cost per packet.
+//!   With `--profile`, port scenarios also print the switch thread's cycles per
+//!   packet, phase by phase (rx, classify, enqueue, dequeue, tx, rest).
 //! - `*-latency`: one packet in flight, per-packet round trip p50/p99 (L2, L3).
 //! - `container-chain2-64B`, only with `--only container` (it needs a Docker engine):
 //!   `onvm up` runs generator port → 2 simple_forwards → null port with the NFs as
@@ -60,6 +64,16 @@ pub struct BenchArgs {
     /// against bare processes, which needs a Docker engine and runs only when asked).
     #[arg(long)]
     pub only: Option<String>,
+    /// Also measure the switch thread's cycles per packet in each phase of its pass
+    /// (port scenarios): a TSC read per phase costs a few cycles per packet, so the
+    /// rates of a profiled run are a little lower.
+    #[arg(long)]
+    pub profile: bool,
+    /// The port scenarios' ports instead of their own (repeatable: the first receives,
+    /// the chain sends out of the second), e.g. `--ports dpdk:net_null0 --ports
+    /// dpdk:net_null1,no-rx=1` for DPDK's null ports (a `dpdk` build).
+    #[arg(long = "ports")]
+    pub ports: Vec<String>,
     #[command(flatten)]
     pub containers: containers::ContainerArgs,
 }
@@ -94,6 +108,20 @@ pub struct Record {
     /// The same probe just after: a mode switch during the run shows as a difference.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe_after_ns: Option<u64>,
+    /// The switch thread's TSC cycles per packet received, by phase (`--profile`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch_cycles: Option<SwitchCycles>,
+}
+
+/// The switch thread's cycles per packet (`--profile`, port scenarios).
+#[derive(Debug, Clone, Serialize)]
+pub struct SwitchCycles {
+    /// Per phase of the pass.
+    pub phases: Vec<(&'static str, f64)>,
+    /// All phases.
+    pub total: f64,
+    /// The TSC's rate, Hz.
+    pub tsc_hz: f64,
 }
 
 /// openNetVM v21.10 on this VM type (../shared/research/onvm-bench.md): self-loop 64.6
@@ -187,6 +215,7 @@ fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duratio
         open_netvm_slow_mpps: None,
         probe_rtt_ns: None,
         probe_after_ns: None,
+        switch_cycles: None,
     };
     match plan.role {
         Role::Tester { dest, count } => {
@@ -209,13 +238,14 @@ fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duratio
     }
 }
 
-fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>) -> Result<Record, String> {
+fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool) -> Result<Record, String> {
     let dir = std::env::temp_dir().join(format!("onvm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let socket = dir.join(format!("{}.sock", s.name));
     let mut o = Options::new(socket.clone());
     o.stats = StatsMode::Off;
     o.log_events = false;
+    o.profile = profile && !s.ports.is_empty();
     for p in &s.ports {
         o.ports
             .push(p.parse().map_err(|e: onvm_proto::port::PortSpecError| e.to_string())?);
@@ -279,6 +309,14 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>) -> Result<Record, S
     let mut r = measured.ok_or("no measuring NF")?;
     r.name = s.name.clone();
     r.nfs = s.nfs.len();
+    r.switch_cycles = report.profile.map(|p| {
+        let (phases, total) = p.per_packet();
+        SwitchCycles {
+            phases,
+            total,
+            tsc_hz: p.tsc_hz,
+        }
+    });
     (r.open_netvm_mpps, r.open_netvm_slow_mpps) = s.onvm;
     if s.nfs.len() > 1 {
         r.probe_rtt_ns = probe;
@@ -342,19 +380,21 @@ fn scenarios() -> Vec<Scenario> {
             onvm: (None, None),
         });
     }
-    for n in 1..=3u16 {
-        let shared = n > 1;
-        v.push(Scenario {
-            name: format!("port-chain{n}-64B"),
-            frame: 64,
-            latency: false,
-            ports: vec!["gen:64B,1024flows".into(), "null".into()],
-            chain: (1..=n).collect(),
-            nfs: (1..=n)
-                .map(|s| fwd(s, None, if shared { None } else { Some(1) }, shared))
-                .collect(),
-            onvm: (None, None),
-        });
+    for (kind, source) in [("port", "gen:64B,1024flows"), ("nullport", "null:64B")] {
+        for n in 1..=3u16 {
+            let shared = n > 1;
+            v.push(Scenario {
+                name: format!("{kind}-chain{n}-64B"),
+                frame: 64,
+                latency: false,
+                ports: vec![source.into(), "null".into()],
+                chain: (1..=n).collect(),
+                nfs: (1..=n)
+                    .map(|s| fwd(s, None, if shared { None } else { Some(1) }, shared))
+                    .collect(),
+                onvm: (None, None),
+            });
+        }
     }
     v.push(Scenario {
         name: "self-loop-latency-64B".into(),
@@ -404,8 +444,12 @@ pub fn run(a: BenchArgs) -> CliResult {
         if a.only.as_deref().is_some_and(|o| !s.name.starts_with(o)) {
             continue;
         }
+        let mut s = s;
+        if !a.ports.is_empty() && !s.ports.is_empty() {
+            s.ports.clone_from(&a.ports);
+        }
         let before = if s.nfs.len() > 1 { pingpong_ns() } else { probe };
-        let r = run_scenario(&s, a.seconds, before)?;
+        let r = run_scenario(&s, a.seconds, before, a.profile)?;
         let opt = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
         say!(
             "{:<24} {:>9.2} {:>9} {:>9} {:>12} {:>12} {:>14}",
@@ -428,6 +472,15 @@ pub fn run(a: BenchArgs) -> CliResult {
                 _ => "-".into(),
             },
         );
+        if let Some(c) = &r.switch_cycles {
+            let parts: Vec<String> = c.phases.iter().map(|(p, v)| format!("{p} {v:.1}")).collect();
+            say!(
+                "  switch thread, TSC cycles per packet ({:.2} GHz): {} = {:.1}",
+                c.tsc_hz / 1e9,
+                parts.join(", "),
+                c.total
+            );
+        }
         out.push(r);
     }
     write_json(a.json.as_deref(), &out)?;

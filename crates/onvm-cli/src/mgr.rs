@@ -62,6 +62,10 @@ pub struct CommonMgr {
     /// Stop once every port is done receiving and nothing moved for this many seconds.
     #[arg(long)]
     pub exit_when_drained: Option<f64>,
+    /// Count the switch thread's cycles per phase (rx, classify, enqueue, dequeue, tx,
+    /// rest) and print them per packet at the end; costs a few cycles per packet.
+    #[arg(long)]
+    pub profile: bool,
     /// Cores handed out to NFs, e.g. 0,1; each an online CPU (default: every online CPU,
     /// those of the ports' NUMA node first, the manager's last).
     #[arg(long, value_delimiter = ',')]
@@ -176,6 +180,7 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     o.stats = common.stats.into();
     o.stats_every = secs(common.stats_every, "--stats-every")?;
     o.run_for = common.run_for.map(|s| secs(s, "--run-for")).transpose()?;
+    o.profile = common.profile;
     o.exit_when_drained = common
         .exit_when_drained
         .map(|s| secs(s, "--exit-when-drained"))
@@ -401,6 +406,9 @@ pub fn print_report(r: &Report) -> ExitCode {
             "ring entries from NFs refused (not a buffer sent to the manager): {}",
             r.rejected
         );
+    }
+    if let Some(p) = &r.profile {
+        let _ = writeln!(out, "switch thread, TSC cycles per packet received: {}", p.line());
     }
     let _ = writeln!(out, "{}", r.conservation_line());
     onvm_mgr::stats::emit(format_args!("{out}"));

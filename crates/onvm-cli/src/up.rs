@@ -425,6 +425,7 @@ pub fn demo(a: DemoArgs) -> CliResult {
         stats_every: 1.0,
         run_for: Some(a.seconds),
         exit_when_drained: None,
+        profile: false,
         nf_cores: None,
         mgr_core: None,
         sysfs_root: None,

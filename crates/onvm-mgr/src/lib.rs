@@ -36,5 +36,5 @@ pub mod topology;
 
 pub use drops::DropReason;
 pub use error::MgrError;
-pub use manager::{Report, run};
+pub use manager::{Report, SwitchProfile, run};
 pub use options::{ManagerCore, Options, SocketAccess, StatsMode};

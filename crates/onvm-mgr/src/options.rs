@@ -127,6 +127,9 @@ pub struct Options {
     pub service_names: BTreeMap<u16, String>,
     /// OpenFlow controllers and listener (off when neither is given).
     pub openflow: crate::openflow::OpenFlowOptions,
+    /// Count the switch thread's cycles per phase of its pass (a TSC read at each phase
+    /// boundary), reported in [`crate::Report::profile`].
+    pub profile: bool,
 }
 
 impl Options {
@@ -169,6 +172,7 @@ impl Options {
             wait_for_nfs: None,
             service_names: BTreeMap::new(),
             openflow: crate::openflow::OpenFlowOptions::default(),
+            profile: false,
         }
     }
 }

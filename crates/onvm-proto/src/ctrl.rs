@@ -360,12 +360,14 @@ pub enum MgrMsg {
     EdgeOut {
         /// Service the edge serves; 0 = the next hop of this NF's chain.
         service: u16,
-        /// Instance at the other end.
+        /// Instance at the other end; 0 = the manager, for packets that leave by a port
+        /// (the edge implies their verdict, so none is written into the packet).
         instance: u16,
         /// The ring.
         ring: u32,
         /// The ring whose doorbell to ring after enqueueing (the receiver's rx ring,
-        /// where a shared-core receiver sleeps); `None` when the receiver busy-polls.
+        /// where a shared-core receiver sleeps, or the manager's wake-up ring); `None`
+        /// when the receiver busy-polls.
         bell: Option<u32>,
     },
     /// Also poll `ring`: another NF hands packets to this one on it.

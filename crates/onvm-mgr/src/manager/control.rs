@@ -386,6 +386,8 @@ impl Mgr<'_> {
                 self.drain_nf_fully(id);
                 self.flush();
                 self.fwd.direct.edges.switched(id, ring, &mut self.fwd.outbox);
+                // An edge to the manager is read from now on (no consumer to tell).
+                self.settle_manager_edges();
                 Ok(())
             }
             (NfMsg::EdgeReleased { ring }, Some(id)) => {
@@ -394,6 +396,7 @@ impl Mgr<'_> {
                 {
                     ring.set_ends(0, 0);
                 }
+                self.settle_manager_edges();
                 Ok(())
             }
             (NfMsg::Msg { to, bytes }, Some(id)) => {

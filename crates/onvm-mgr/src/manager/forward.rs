@@ -6,16 +6,18 @@
 //! (a rule's or a PACKET_OUT's actions) run here in order: rewrites in place, a copy for
 //! every send but the last, further lookups with the rewritten packet.
 
+use onvm_proto::edge::MANAGER;
 use onvm_proto::flow::group::GroupType;
 use onvm_proto::flow::meter::MeterVerdict;
 use onvm_proto::flow::{Edit, PacketKey, PortKind, PortNo, Rewrite, RuleId};
 use onvm_proto::limits::MAX_SERVICES;
+use onvm_proto::verdict::Verdict;
 use onvm_shm::Buf;
 
 use super::{DropReason, Fwd};
 use crate::control_plane::PacketIn;
-use crate::registry::{State, rings_of};
-use crate::router::{Decision, Ingress, Learn, Plan, Step, Target};
+use crate::registry::{State, WAKE_RING, rings_of};
+use crate::router::{Decision, Fixed, Ingress, Learn, Plan, Step, Target};
 
 /// Most groups a packet goes through one inside another (a bucket's group action).
 /// Chains cannot loop (the group table refuses it), but each level may copy the packet
@@ -27,6 +29,95 @@ impl Fwd<'_> {
     /// Free `buf`, counted under `why`.
     pub(super) fn drop(&mut self, buf: Buf, why: DropReason) {
         self.acct.drop(&mut self.pool, buf, why);
+    }
+
+    /// A burst received on port `p` (drained). When the port's fixed rule sends every
+    /// packet to one place, the burst goes there whole: no per-packet decision.
+    #[inline]
+    pub(super) fn ingress_port_burst(&mut self, p: u16, burst: &mut Vec<Buf>) {
+        let port = PortNo::physical(p);
+        if let Some(f) = self.router.fixed_target(&self.table, &self.reg, port)
+            && self.route_burst(&f, burst)
+        {
+            return;
+        }
+        for buf in burst.drain(..) {
+            self.ingress_port(p, buf);
+        }
+    }
+
+    /// A burst instance `id` handed back (drained): from its tx ring, each packet's
+    /// verdict in its metadata, or from an edge to the manager, every verdict
+    /// `implied` by the edge. When every packet says `Next` and its service's fixed
+    /// rule sends them out of one port, the burst goes there whole. (To a service, the
+    /// packets go one by one: that path learns direct edges.)
+    #[inline]
+    pub(super) fn ingress_nf_burst(&mut self, id: u16, burst: &mut Vec<Buf>, implied: Option<Verdict>) {
+        if implied.is_none_or(|v| v == Verdict::Next)
+            && let Some(service) = self.reg.get(id).map(|i| i.service)
+            && let Some(f) = self
+                .router
+                .fixed_target(&self.table, &self.reg, PortNo::service(service))
+            && matches!(f.target, Target::Port(_))
+        {
+            let (next, zero) = Verdict::Next.encode();
+            let holder = self.pool.holder();
+            let all_next = implied.is_some()
+                || burst.iter().all(|b| {
+                    let m = holder.meta(b);
+                    m.action() == next && m.dest() == zero
+                });
+            if all_next && self.route_burst(&f, burst) {
+                // They all leave by a port: an edge to the manager may carry them.
+                self.learn_edge(Learn {
+                    from: id,
+                    key: 0,
+                    service: None,
+                });
+                return;
+            }
+        }
+        match implied {
+            None => {
+                for buf in burst.drain(..) {
+                    self.ingress_nf(id, buf);
+                }
+            }
+            Some(v) => {
+                let (action, dest) = v.encode();
+                for buf in burst.drain(..) {
+                    self.route(Ingress::Nf { id, action, dest }, buf);
+                }
+            }
+        }
+    }
+
+    /// Queue all of `burst` for `f`'s target, counted on its rule; false (nothing
+    /// moved) if some buffer's metadata is unusable, for the per-packet path to name it.
+    #[inline]
+    fn route_burst(&mut self, f: &Fixed, burst: &mut Vec<Buf>) -> bool {
+        let holder = self.pool.holder();
+        let mut bytes = 0u64;
+        for b in burst.iter_mut() {
+            match holder.packet(b) {
+                Ok(p) => bytes += p.data().len() as u64,
+                Err(_) => return false,
+            }
+        }
+        let q = match f.target {
+            Target::Port(p) => self.to_port.get_mut(usize::from(p)),
+            Target::Instance { id, .. } => usize::from(id).checked_sub(1).and_then(|i| self.to_nf.get_mut(i)),
+            _ => None,
+        };
+        let Some(q) = q else { return false };
+        self.router
+            .count_fixed(&mut self.table, f, burst.len() as u64, bytes, self.now);
+        if q.is_empty() {
+            std::mem::swap(q, burst);
+        } else {
+            q.append(burst);
+        }
+        true
     }
 
     /// A packet received on port `p`.
@@ -456,22 +547,30 @@ impl Fwd<'_> {
     #[inline(never)]
     fn open_edge(&mut self, l: Learn) {
         let Learn { from, key, service } = l;
-        let &[to] = self.reg.instances_of(service) else {
-            return;
+        let to = match service {
+            Some(service) => match self.reg.instances_of(service) {
+                &[to] => to,
+                _ => return,
+            },
+            None => MANAGER,
         };
         let running = |i: Option<&crate::registry::Instance>| i.is_some_and(|i| i.state == State::Running);
         // Never into a hung NF: its edge would hold a ring's worth of buffers, past its
         // quota, for as long as it stays hung (the watchdog closed the edges into it).
         let hung = self.reg.get(to).is_some_and(|i| i.hung);
         if !running(self.reg.get(from))
-            || !running(self.reg.get(to))
+            || (to != MANAGER && !running(self.reg.get(to)))
             || hung
             || self.direct.edges.find(from, key).is_some()
         {
             return;
         }
-        // A receiver that sleeps (shared core) is woken through its rx ring's doorbell.
-        let bell = self.reg.get(to).filter(|i| i.shared).map(|_| rings_of(to).rx);
+        // A receiver that sleeps (shared core) is woken through its rx ring's doorbell;
+        // the manager through its wake-up ring, as after any packet sent to it.
+        let bell = match to {
+            MANAGER => Some(WAKE_RING),
+            _ => self.reg.get(to).filter(|i| i.shared).map(|_| rings_of(to).rx),
+        };
         let opened = self.direct.edges.open(from, to, key, bell, &mut self.outbox);
         if let Some(ring) = opened
             && let Ok(r) = self.region.ring(ring)
@@ -483,9 +582,12 @@ impl Fwd<'_> {
                 0 => "next hop".to_string(),
                 s => format!("service {s}"),
             };
-            self.acct.event(format!(
-                "direct edge: instance {from} → instance {to} ({what}) on ring {ring}"
-            ));
+            let who = match to {
+                MANAGER => "the manager, out of a port".to_string(),
+                to => format!("instance {to}"),
+            };
+            self.acct
+                .event(format!("direct edge: instance {from} → {who} ({what}) on ring {ring}"));
         }
     }
 

@@ -141,6 +141,7 @@ impl Mgr<'_> {
 
     /// Empty edge rings whose consumer is gone.
     pub(super) fn drain_orphans(&mut self) -> Result<(), MgrError> {
+        self.settle_manager_edges();
         let fwd = &mut self.fwd;
         for (ring, dead, done) in fwd.direct.edges.orphaned() {
             let n = fwd.pool.drain_ring(ring, OwnerId(dead))?;
@@ -159,6 +160,7 @@ impl Mgr<'_> {
         let clean = self.fwd.reg.get(id).is_some_and(|i| i.state == State::Stopping);
         // Packets it handed on before going are still good.
         self.drain_nf_fully(id);
+        self.drain_edges_from(id);
         self.io.active.retain(|&a| a != id);
         self.watchdog.forget(id);
         self.fwd.drop_queued_for(id);

@@ -29,6 +29,7 @@ mod control;
 mod forward;
 mod lifecycle;
 mod planes;
+mod profile;
 mod report;
 mod socket;
 mod switch;
@@ -55,6 +56,7 @@ use crate::router::Router;
 use crate::topology::Topology;
 
 pub use crate::drops::DropReason;
+pub use profile::SwitchProfile;
 pub use report::Report;
 
 use control::Control;
@@ -109,6 +111,15 @@ impl<'r> NfRings<'r> {
     }
 }
 
+/// An edge whose consumer is the manager (`onvm_proto::edge::MANAGER`): instance
+/// `from`'s packets for `key` (0 = `Next`), verdict implied, read as it reads tx rings.
+struct FromEdge<'r> {
+    ring: u32,
+    from: u16,
+    key: u16,
+    cons: Consumer<'r>,
+}
+
 /// What the switch loop polls: ports and NF rings.
 struct Io<'r> {
     ports: Vec<Box<dyn Port>>,
@@ -118,6 +129,9 @@ struct Io<'r> {
     wake: Consumer<'r>,
     /// Running instances, ascending.
     active: Vec<u16>,
+    /// Edges the manager reads (see [`FromEdge`]), kept in step with the edge table
+    /// by `Mgr::settle_manager_edges`.
+    from_edges: Vec<FromEdge<'r>>,
     /// Scratch, reused every burst.
     burst: Vec<Buf>,
     /// Per instance: since when packets wait in its rx ring without its doorbell rung
@@ -198,6 +212,8 @@ struct Mgr<'r> {
     planes: Vec<Box<dyn ControlPlane>>,
     timers: Timers,
     watchdog: Watchdog,
+    /// Cycles per phase of the switch's pass (`Options::profile`).
+    prof: profile::Profiler,
     start: Instant,
 }
 
@@ -271,6 +287,7 @@ impl<'r> Mgr<'r> {
                 rings,
                 wake: region.consumer(crate::registry::WAKE_RING)?,
                 active: Vec::new(),
+                from_edges: Vec::new(),
                 burst: Vec::with_capacity(BURST),
                 unwoken: vec![None; usize::from(MAX_INSTANCES)],
                 rx_on: true,
@@ -302,6 +319,7 @@ impl<'r> Mgr<'r> {
             planes,
             timers: Timers::new(start, opts.stats_every),
             watchdog: Watchdog::new(opts.watchdog, usize::from(MAX_INSTANCES)),
+            prof: profile::Profiler::new(opts.profile),
             opts,
             topo,
             place,

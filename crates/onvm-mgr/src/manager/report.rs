@@ -41,6 +41,8 @@ pub struct Report {
     pub events: Vec<String>,
     /// Time run.
     pub uptime: Duration,
+    /// The switch thread's cycles per phase, when `Options::profile` asked for them.
+    pub profile: Option<super::SwitchProfile>,
 }
 
 impl Report {
@@ -205,6 +207,7 @@ impl Mgr<'_> {
         let ports = self.port_rows();
         let port_sum = |f: fn(&PortStats) -> u64| ports.iter().map(|p| f(&p.stats)).sum::<u64>();
         let acct = &mut self.fwd.acct;
+        let profile = self.prof.finish(port_sum(|s| s.rx));
         let created = port_sum(|s| s.rx) + acct.alloc_given + acct.made;
         let sent = port_sum(|s| s.tx) + acct.to_controller;
         let dropped = port_sum(|s| s.tx_drop) + acct.drops.total();
@@ -226,6 +229,7 @@ impl Mgr<'_> {
             rejected: self.fwd.pool.holder().rejected(),
             events: std::mem::take(&mut acct.events),
             uptime: self.start.elapsed(),
+            profile,
         }
     }
 }

@@ -13,17 +13,20 @@ use onvm_proto::limits::{EDGE_RINGS, FIRST_EDGE_RING, MAX_INSTANCES};
 use onvm_shm::{BURST, OwnerId, RingError};
 
 use super::control::worth_logging;
+use super::profile::Phase;
 use super::timers::Timer;
 use super::watchdog::Change;
 use super::{
-    CONTROL_EVERY, DRAIN_GRACE, DropReason, LOW_WATER_DIV, Mgr, NfRings, RING_FULL_YIELDS, STOP_GRACE, WAKE_BATCH,
-    WAKE_DELAY,
+    CONTROL_EVERY, DRAIN_GRACE, DropReason, FromEdge, LOW_WATER_DIV, Mgr, NfRings, RING_FULL_YIELDS, STOP_GRACE,
+    WAKE_BATCH, WAKE_DELAY,
 };
 use crate::edges::EdgeState;
 use crate::error::MgrError;
 use crate::options::StatsMode;
 use crate::registry::rings_of;
 use crate::stats;
+use onvm_proto::edge::MANAGER;
+use onvm_proto::verdict::Verdict;
 
 impl Mgr<'_> {
     pub(super) fn main_loop(&mut self, stop: &AtomicBool) -> Result<(), MgrError> {
@@ -133,13 +136,14 @@ impl Mgr<'_> {
     /// Sleep on the wake-up bell unless an NF's transmit ring already holds packets.
     fn sleep(&mut self, timeout: Duration) {
         let io = &mut self.io;
-        let (rings, active) = (&mut io.rings, &io.active);
+        let (rings, active, edges) = (&mut io.rings, &io.active, &mut io.from_edges);
         io.wake.wait_until(
             |_| {
                 // A corrupt ring is not ready: the NF's next write mends it and rings.
                 active
                     .iter()
                     .any(|&id| rings[usize::from(id) - 1].tx.ready().is_ok_and(|n| n > 0))
+                    || edges.iter_mut().any(|e| e.cons.ready().is_ok_and(|n| n > 0))
             },
             Some(timeout),
         );
@@ -147,22 +151,28 @@ impl Mgr<'_> {
 
     /// One pass: every port's receive, every NF's transmit ring, then flush.
     pub(super) fn switch_once(&mut self) -> Result<(), MgrError> {
-        let (io, fwd) = (&mut self.io, &mut self.fwd);
+        let (io, fwd, prof) = (&mut self.io, &mut self.fwd, &mut self.prof);
+        prof.end(Phase::Rest);
         let nports = if io.rx_on { io.ports.len() } else { 0 };
         for p in 0..nports {
             // Its packets land in buffers of its node (a no-op with one slice).
             fwd.pool.prefer_node(self.place.port_buffer_node(p));
-            if io.ports[p].rx_burst(&mut fwd.pool, &mut io.burst, BURST) > 0 {
+            let got = io.ports[p].rx_burst(&mut fwd.pool, &mut io.burst, BURST);
+            prof.end(Phase::Rx);
+            if got > 0 {
                 io.moved = true;
-                for buf in io.burst.drain(..) {
-                    fwd.ingress_port(p as u16, buf);
-                }
+                fwd.ingress_port_burst(p as u16, &mut io.burst);
+                prof.end(Phase::Classify);
             }
         }
         for k in 0..self.io.active.len() {
             let id = self.io.active[k];
             self.drain_nf(id);
         }
+        for i in 0..self.io.from_edges.len() {
+            self.drain_edge(i);
+        }
+        self.prof.end(Phase::Dequeue);
         self.flush();
         Ok(())
     }
@@ -192,10 +202,95 @@ impl Mgr<'_> {
             return false;
         }
         io.moved = true;
-        for buf in io.burst.drain(..) {
-            fwd.ingress_nf(id, buf);
-        }
+        fwd.ingress_nf_burst(id, &mut io.burst, None);
         true
+    }
+
+    /// Route one burst from the edge to the manager at `i` of `Io::from_edges`; whether
+    /// it had any. A corrupt ring gives nothing (it heals when the manager is idle).
+    fn drain_edge(&mut self, i: usize) -> bool {
+        let (io, fwd) = (&mut self.io, &mut self.fwd);
+        let e = &mut io.from_edges[i];
+        let n = fwd
+            .pool
+            .holder()
+            .dequeue(&mut e.cons, BURST, &mut io.burst)
+            .unwrap_or(0);
+        if n == 0 {
+            return false;
+        }
+        io.moved = true;
+        let v = match e.key {
+            0 => Verdict::Next,
+            s => Verdict::ToService(s),
+        };
+        fwd.ingress_nf_burst(e.from, &mut io.burst, Some(v));
+        true
+    }
+
+    /// Route everything in the edge to the manager at `i` (at most a ring's worth:
+    /// a producer that keeps writing cannot hold the manager).
+    fn drain_edge_fully(&mut self, i: usize) {
+        let bursts = self.fwd.region.layout().ring_capacity as usize / BURST + 1;
+        for _ in 0..bursts {
+            if !self.drain_edge(i) {
+                return;
+            }
+        }
+    }
+
+    /// Route what instance `id` wrote into its edges to the manager (it is going).
+    pub(super) fn drain_edges_from(&mut self, id: u16) {
+        for i in 0..self.io.from_edges.len() {
+            if self.io.from_edges[i].from == id {
+                self.drain_edge_fully(i);
+            }
+        }
+    }
+
+    /// Keep the edges the manager reads in step with the edge table: start reading
+    /// those whose producer switched to them, and empty and free those whose producer
+    /// let go (or died). Called when a producer answers and every control tick.
+    pub(super) fn settle_manager_edges(&mut self) {
+        let listed: Vec<(u32, u16, u16, bool)> = self.fwd.direct.edges.for_manager().collect();
+        self.io
+            .from_edges
+            .retain(|e| listed.iter().any(|&(ring, ..)| ring == e.ring));
+        for (ring, from, key, closing) in listed {
+            let i = match self.io.from_edges.iter().position(|e| e.ring == ring) {
+                Some(i) => i,
+                None => {
+                    let Ok(cons) = self.fwd.region.consumer(ring) else {
+                        continue;
+                    };
+                    self.io.from_edges.push(FromEdge { ring, from, key, cons });
+                    self.io.from_edges.len() - 1
+                }
+            };
+            if !closing {
+                continue;
+            }
+            // The producer no longer writes it: once empty, it is free. A ring left
+            // corrupt is emptied of what can be read and freed too; its ends reset.
+            self.drain_edge_fully(i);
+            let empty = self.io.from_edges[i].cons.ready().is_ok_and(|n| n == 0);
+            let corrupt = self.io.from_edges[i].cons.ready().is_err();
+            if (empty || corrupt)
+                && self
+                    .fwd
+                    .direct
+                    .edges
+                    .released(MANAGER, ring, &mut self.fwd.outbox)
+                    .is_some()
+                && let Ok(r) = self.fwd.region.ring(ring)
+            {
+                if corrupt {
+                    r.reset();
+                }
+                r.set_ends(0, 0);
+                self.io.from_edges.swap_remove(i);
+            }
+        }
     }
 
     /// Route what instance `id`'s tx ring holds: at most one ring's worth, so a process
@@ -316,11 +411,13 @@ impl Mgr<'_> {
                 fwd.acct.drop_all(&mut fwd.pool, q.drain(..), why);
             }
         }
+        self.prof.end(Phase::Enqueue);
         for (port, q) in io.ports.iter_mut().zip(&mut fwd.to_port) {
             if !q.is_empty() {
                 port.tx_burst(&mut fwd.pool, q);
             }
         }
+        self.prof.end(Phase::Tx);
     }
 
     /// Republish our indices of every running NF's rings (rx and alloc, which we
@@ -335,6 +432,9 @@ impl Mgr<'_> {
             r.rx.heal();
             r.tx.heal();
             r.alloc.heal();
+        }
+        for e in &io.from_edges {
+            e.cons.heal();
         }
     }
 

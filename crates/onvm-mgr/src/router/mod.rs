@@ -178,14 +178,25 @@ impl Plan {
     }
 }
 
+/// The destination of every packet of a port whose fixed rule needs no look at them
+/// ([`Router::fixed_target`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fixed {
+    pub rule: RuleId,
+    /// The rule's position in the table (for `FlowTable::record_at`).
+    pub at: usize,
+    pub target: Target,
+}
+
 /// Everything NF `from` sends with `key` (0 = `Next`, else the service it names) goes
 /// to `service`: a direct edge may carry it (the switch checks that the service has one
-/// running instance).
+/// running instance). `service` = `None`: it all leaves by one port, and an edge to
+/// the manager may carry it (its verdict implied, not written into each packet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Learn {
     pub from: u16,
     pub key: u16,
-    pub service: u16,
+    pub service: Option<u16>,
 }
 
 /// The router's answer for one packet.
@@ -268,7 +279,7 @@ impl Router {
                 learn: Some(Learn {
                     from: id,
                     key: s,
-                    service: s,
+                    service: Some(s),
                 }),
             },
             Verdict::ToInstance(i) => match svc.service_of(i) {
@@ -280,6 +291,32 @@ impl Router {
             Verdict::EdgeFull(to) => Target::Overflow { id: to }.into(),
             Verdict::OverQuota => Target::Drop(DropReason::OverQuota).into(),
         }
+    }
+
+    /// Where every packet entering table 0 from `port` goes when none of them needs a
+    /// look (a whole burst of them, routed at once): the port's fixed rule outputs to a
+    /// physical port (not its own) or to a service with one instance. With the rule
+    /// that decides it, for [`Router::count_fixed`]. `None`: route packet by packet.
+    #[inline]
+    pub fn fixed_target(&mut self, table: &FlowTable, svc: &impl Services, port: PortNo) -> Option<Fixed> {
+        let (rule, at, Some(Action::Output(to))) = self.fixed.get(table, port)? else {
+            return None;
+        };
+        match self.output(to, port, None, svc, None) {
+            Plan::To(target @ (Target::Port(_) | Target::Instance { hash: None, .. })) => {
+                Some(Fixed { rule, at, target })
+            }
+            _ => None,
+        }
+    }
+
+    /// Count `packets` (of `bytes` in all) that [`Router::fixed_target`]'s rule took,
+    /// as routing them one by one would have.
+    #[inline]
+    pub fn count_fixed(&mut self, table: &mut FlowTable, f: &Fixed, packets: u64, bytes: u64, now: Duration) {
+        self.counts[0].0 += packets;
+        self.counts[0].1 += packets;
+        table.record_at(f.at, f.rule, packets, bytes, now);
     }
 
     /// A packet entering the table from `port` (`from` = the NF whose `Next` it is).
@@ -306,7 +343,12 @@ impl Router {
                     PortKind::Service(s) => Some(Learn {
                         from: nf,
                         key: 0,
-                        service: s,
+                        service: Some(s),
+                    }),
+                    PortKind::Physical(p) if p < self.ports => Some(Learn {
+                        from: nf,
+                        key: 0,
+                        service: None,
                     }),
                     _ => None,
                 },

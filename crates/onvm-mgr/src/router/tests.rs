@@ -92,11 +92,20 @@ fn a_fixed_chain_goes_port_nf_nf_port_and_learns_its_edges() {
         Some(Learn {
             from: 3,
             key: 0,
-            service: 2
+            service: Some(2)
         })
     );
     let d = from_nf(&mut r, &mut t, &s, 4, Verdict::Next, &f);
-    assert_eq!(d, to(Target::Port(1)), "output to a port learns no edge");
+    assert_eq!(d.plan, Plan::To(Target::Port(1)));
+    assert_eq!(
+        d.learn,
+        Some(Learn {
+            from: 4,
+            key: 0,
+            service: None
+        }),
+        "output to a port learns an edge to the manager"
+    );
     // Every packet is counted on its rule and its table, parsed or not.
     assert!(t.iter().all(|(_, r)| r.packets == 1 && r.bytes == f.len() as u64));
     assert_eq!(r.table_counts(0), (3, 3));
@@ -371,7 +380,7 @@ fn nf_verdicts() {
         Some(Learn {
             from: 2,
             key: 3,
-            service: 3
+            service: Some(3)
         }),
         "what an NF sends to a service by name may take an edge"
     );
@@ -397,7 +406,7 @@ fn nf_verdicts() {
 }
 
 #[test]
-fn edges_are_learnt_only_from_a_fixed_rule_to_a_service() {
+fn edges_are_learnt_only_from_a_fixed_rule() {
     let s = Svc::with(&[(1, &[2]), (2, &[3])]);
     let f = udp([10, 0, 0, 1], 80);
     // A rule that matches only some of the NF's packets: no edge (others go elsewhere).

@@ -219,9 +219,16 @@ impl<'r> Out<'r> {
             if let Some(b) = &e.bell {
                 b.notify();
             }
-            let (a, d) = Verdict::EdgeFull(e.to.0).encode();
+            // An edge to the manager that is full goes the old way, the verdict written:
+            // the manager reads both, so nothing need be dropped.
+            let (v, dropped) = match (e.to, e.key) {
+                (OwnerId::MANAGER, 0) => (Verdict::Next, 0),
+                (OwnerId::MANAGER, s) => (Verdict::ToService(s), 0),
+                (to, _) => (Verdict::EdgeFull(to.0), 1),
+            };
+            let (a, d) = v.encode();
             for buf in e.pending.drain(..) {
-                counters.tx_drop += 1;
+                counters.tx_drop += dropped;
                 let m = holder.meta(&buf);
                 m.set_action(a);
                 m.set_dest(d);

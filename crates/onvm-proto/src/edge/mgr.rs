@@ -22,6 +22,13 @@
 use crate::ctrl::MgrMsg;
 use crate::limits::{EDGE_RINGS, FIRST_EDGE_RING};
 
+/// The consumer of an edge the manager reads itself: an NF's packets that leave by a
+/// port go to the manager through it with their verdict implied by the edge (the NF
+/// writes none into the packet, the manager reads none), which spares both a cache
+/// miss per packet on the packet's metadata line. No NF is told of it: the manager
+/// reads it as soon as the producer switched, and empties it once the producer let go.
+pub const MANAGER: u16 = 0;
+
 /// Where an edge is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EdgeState {
@@ -146,7 +153,7 @@ impl Edges {
             EdgeState::ClosingUnswitched => EdgeState::ClosingProducer,
             _ => return,
         };
-        if !e.to_dead {
+        if !e.to_dead && e.to != MANAGER {
             out.push((e.to, MgrMsg::EdgeIn { ring: e.ring }));
         }
     }
@@ -177,7 +184,7 @@ impl Edges {
 
     fn to_consumer_step(e: &mut Edge, out: &mut Outbox) {
         e.state = EdgeState::ClosingConsumer;
-        if !e.to_dead {
+        if !e.to_dead && e.to != MANAGER {
             out.push((e.to, MgrMsg::EdgeClosed { ring: e.ring }));
         }
     }
@@ -249,6 +256,21 @@ impl Edges {
         if let Some(slot) = self.slot(ring) {
             *slot = None;
         }
+    }
+
+    /// Edges the manager reads ([`MANAGER`]) whose producer switched to them: `(ring,
+    /// producer, key, closing)`, where `closing` = the producer let go, so once the
+    /// manager has emptied the ring it answers [`Edges::released`] for it as [`MANAGER`].
+    pub fn for_manager(&self) -> impl Iterator<Item = (u32, u16, u16, bool)> + '_ {
+        self.iter()
+            .filter(|e| e.to == MANAGER)
+            .filter(|e| {
+                matches!(
+                    e.state,
+                    EdgeState::Open | EdgeState::ClosingProducer | EdgeState::ClosingConsumer
+                )
+            })
+            .map(|e| (e.ring, e.from, e.key, e.state == EdgeState::ClosingConsumer))
     }
 
     /// The slot of edge ring `ring`, if it is one.
@@ -390,6 +412,49 @@ mod tests {
             assert!(out.is_empty(), "{out:?}");
             assert_eq!(e.orphaned(), vec![(ring, 3, true)]);
         }
+    }
+
+    #[test]
+    fn an_edge_the_manager_reads_tells_only_its_producer() {
+        let mut e = Edges::default();
+        let mut out = Outbox::new();
+        let ring = e.open(4, MANAGER, 0, Some(99), &mut out).unwrap();
+        assert!(matches!(
+            out[..],
+            [(
+                4,
+                MgrMsg::EdgeOut {
+                    instance: MANAGER,
+                    bell: Some(99),
+                    ..
+                }
+            )]
+        ));
+        assert_eq!(e.for_manager().count(), 0, "not read before the producer switched");
+        out.clear();
+        assert!(e.switched(4, ring, &mut out));
+        assert!(out.is_empty(), "no consumer to tell: {out:?}");
+        assert_eq!(e.for_manager().collect::<Vec<_>>(), vec![(ring, 4, 0, false)]);
+        e.close_all(&mut out);
+        assert!(matches!(out[..], [(4, MgrMsg::EdgeClosed { .. })]));
+        out.clear();
+        assert_eq!(e.released(4, ring, &mut out), None);
+        assert!(out.is_empty());
+        assert_eq!(
+            e.for_manager().collect::<Vec<_>>(),
+            vec![(ring, 4, 0, true)],
+            "now to be emptied"
+        );
+        assert_eq!(e.released(MANAGER, ring, &mut out), Some(ring));
+        assert!(e.iter().next().is_none());
+        // A producer that dies: the manager empties what it wrote, then frees the ring.
+        let ring = e.open(5, MANAGER, 0, None, &mut out).unwrap();
+        assert!(e.switched(5, ring, &mut out));
+        out.clear();
+        e.instance_gone(5, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(e.for_manager().collect::<Vec<_>>(), vec![(ring, 5, 0, true)]);
+        assert_eq!(e.released(MANAGER, ring, &mut out), Some(ring));
     }
 
     #[test]

@@ -54,5 +54,5 @@ pub mod nf;
 #[cfg(test)]
 mod pair;
 
-pub use mgr::{Edge, EdgeState, Edges, Outbox};
+pub use mgr::{Edge, EdgeState, Edges, MANAGER, Outbox};
 pub use nf::{Answer, EdgeError, NfEdges, NfEvent};
