@@ -41,6 +41,51 @@ fn generator_through_a_two_nf_chain_to_a_port_conserves_every_packet() {
     }
 }
 
+#[test]
+fn the_last_nf_hands_packets_to_the_manager_on_an_edge_and_they_leave_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.pcap");
+    let sink = format!("pcapout:{}", out.display());
+    let mut o = opts("mgredge", &["gen:64B,16flows,count=100k", &sink], chain(&[1], 1));
+    o.exit_when_drained = Some(Duration::from_millis(300));
+    o.wait_for_nfs = Some((1, Duration::from_secs(10)));
+    let path = o.socket.clone();
+    let (_stop, mgr) = start(o);
+    let nf = Nf::builder("fwd")
+        .service(1)
+        .shared_core(true)
+        .socket(path)
+        .connect()
+        .unwrap();
+    let h = std::thread::spawn(move || nf.run(handler_fn(|_, _| Action::Next)).unwrap());
+    let report = mgr.join().unwrap();
+    let s = h.join().unwrap();
+    assert!(
+        report
+            .events
+            .iter()
+            .any(|e| e.contains("instance 1 → the manager, out of a port")),
+        "{:?}",
+        report.events
+    );
+    let sent = report.ports[1].stats.tx;
+    assert_eq!(sent + report.dropped, 100_000, "{report:#?}");
+    assert!(report.conserved(), "{}", report.conservation_line());
+    assert_eq!(report.in_flight, 0);
+    assert_eq!(s.counters.rx, s.counters.act_next, "{s:?}");
+    // What left is what the generator made: the edge carries buffers, not copies, and
+    // the manager routed them without a verdict in their metadata.
+    let mut reader = pcap_file::pcap::PcapReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut n = 0u64;
+    while let Some(pkt) = reader.next_packet() {
+        let pkt = pkt.unwrap();
+        assert_eq!(pkt.data.len(), 60);
+        assert_eq!(&pkt.data[12..14], &[0x08, 0x00], "an IPv4 frame as generated");
+        n += 1;
+    }
+    assert_eq!(n, sent);
+}
+
 /// A fake two-node machine (sysfs tree in a temp dir) whose two kernel ports are on
 /// different nodes: the switch goes to port 0's node, the buffers are split into one
 /// slice per node, and a slice whose node this machine lacks is reported unbound while
