@@ -24,11 +24,7 @@ KINDS=${KINDS:-testpmd null dpdknull}
 JSON=""
 [ "${1:-}" = "--json" ] && JSON=${2:?--json needs a file}
 
-[ "$(id -u)" = 0 ] || { echo "bench-null: needs root (hugepages for DPDK)" >&2; exit 1; }
-scripts/deps.sh
-command -v dpdk-testpmd >/dev/null ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q dpdk-dev >/dev/null 2>&1 ||
-    { echo "bench-null: needs dpdk-testpmd (apt-get install dpdk-dev)" >&2; exit 1; }
+. scripts/bench-setup.sh bench-null "hugepages for DPDK"
 
 # One binary for every kind: the dpdk build also has the built-in ports.
 cargo build --release -q -p onvm-cli --features dpdk

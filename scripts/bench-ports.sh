@@ -23,11 +23,7 @@ ROUNDS=${ROUNDS:-3}
 JSON=""
 [ "${1:-}" = "--json" ] && JSON=${2:?--json needs a file}
 
-[ "$(id -u)" = 0 ] || { echo "bench-ports: needs root (namespaces, XDP)" >&2; exit 1; }
-scripts/deps.sh
-command -v dpdk-testpmd >/dev/null ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q dpdk-dev >/dev/null 2>&1 ||
-    { echo "bench-ports: needs dpdk-testpmd (apt-get install dpdk-dev)" >&2; exit 1; }
+. scripts/bench-setup.sh bench-ports "namespaces, XDP"
 
 cargo build --release -q -p onvm-cli
 ONVM=$PWD/target/release/onvm
