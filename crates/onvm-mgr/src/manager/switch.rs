@@ -28,6 +28,11 @@ use crate::stats;
 use onvm_proto::edge::MANAGER;
 use onvm_proto::verdict::Verdict;
 
+/// Bursts a pass takes from one port or one edge to the manager while they come full:
+/// the queues it fills are then flushed (into NF rings, out of ports) once per several
+/// bursts, and each flush's cross-core index publication is shared by more packets.
+const PASS_BURSTS: usize = 4;
+
 impl Mgr<'_> {
     pub(super) fn main_loop(&mut self, stop: &AtomicBool) -> Result<(), MgrError> {
         let described: Vec<String> = self
@@ -157,12 +162,17 @@ impl Mgr<'_> {
         for p in 0..nports {
             // Its packets land in buffers of its node (a no-op with one slice).
             fwd.pool.prefer_node(self.place.port_buffer_node(p));
-            let got = io.ports[p].rx_burst(&mut fwd.pool, &mut io.burst, BURST);
-            prof.end(Phase::Rx);
-            if got > 0 {
-                io.moved = true;
-                fwd.ingress_port_burst(p as u16, &mut io.burst);
-                prof.end(Phase::Classify);
+            for _ in 0..PASS_BURSTS {
+                let got = io.ports[p].rx_burst(&mut fwd.pool, &mut io.burst, BURST);
+                prof.end(Phase::Rx);
+                if got > 0 {
+                    io.moved = true;
+                    fwd.ingress_port_burst(p as u16, &mut io.burst);
+                    prof.end(Phase::Classify);
+                }
+                if got < BURST {
+                    break;
+                }
             }
         }
         for k in 0..self.io.active.len() {
@@ -170,7 +180,11 @@ impl Mgr<'_> {
             self.drain_nf(id);
         }
         for i in 0..self.io.from_edges.len() {
-            self.drain_edge(i);
+            for _ in 0..PASS_BURSTS {
+                if self.drain_edge(i) < BURST {
+                    break;
+                }
+            }
         }
         self.prof.end(Phase::Dequeue);
         self.flush();
@@ -208,7 +222,7 @@ impl Mgr<'_> {
 
     /// Route one burst from the edge to the manager at `i` of `Io::from_edges`; whether
     /// it had any. A corrupt ring gives nothing (it heals when the manager is idle).
-    fn drain_edge(&mut self, i: usize) -> bool {
+    fn drain_edge(&mut self, i: usize) -> usize {
         let (io, fwd) = (&mut self.io, &mut self.fwd);
         let e = &mut io.from_edges[i];
         let n = fwd
@@ -217,7 +231,7 @@ impl Mgr<'_> {
             .dequeue(&mut e.cons, BURST, &mut io.burst)
             .unwrap_or(0);
         if n == 0 {
-            return false;
+            return 0;
         }
         io.moved = true;
         let v = match e.key {
@@ -225,7 +239,7 @@ impl Mgr<'_> {
             s => Verdict::ToService(s),
         };
         fwd.ingress_nf_burst(e.from, &mut io.burst, Some(v));
-        true
+        n
     }
 
     /// Route everything in the edge to the manager at `i` (at most a ring's worth:
@@ -233,7 +247,7 @@ impl Mgr<'_> {
     fn drain_edge_fully(&mut self, i: usize) {
         let bursts = self.fwd.region.layout().ring_capacity as usize / BURST + 1;
         for _ in 0..bursts {
-            if !self.drain_edge(i) {
+            if self.drain_edge(i) == 0 {
                 return;
             }
         }
