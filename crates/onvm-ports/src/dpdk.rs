@@ -103,6 +103,7 @@ mod ffi {
         pub fn onvm_mbuf_set(m: *mut Mbuf, off: u16, len: u16);
         pub fn onvm_mbuf_alloc(mp: *mut Mempool) -> *mut Mbuf;
         pub fn onvm_mbuf_free(m: *mut Mbuf);
+        pub fn onvm_dpdk_pool_flush(mp: *mut Mempool);
         pub fn onvm_dpdk_strerror(e: c_int) -> *const c_char;
     }
 }
@@ -764,6 +765,14 @@ impl Port for DpdkPort {
         }
         self.state = State::Released;
         if self.mode == Mode::ZeroCopy {
+            // What the mempool's caches hold comes back through the driver first, so no
+            // cache keeps an mbuf whose buffer the pool has given to someone else.
+            let mp = shared().as_ref().map(|sh| sh.mempool);
+            if let Some(mp) = mp {
+                // SAFETY: a live mempool (never freed); the ports on it are stopped or
+                // only used from this thread, which is in this call.
+                with_pool(pool, || unsafe { ffi::onvm_dpdk_pool_flush(mp.as_ptr()) });
+            }
             let mut g = shared();
             if let Some(sh) = g.as_mut() {
                 flush_limbo(sh, pool);
