@@ -227,14 +227,17 @@ int onvm_dpdk_stats(uint16_t port, uint64_t out[6]) {
 }
 
 void *onvm_mbuf_buf_addr(const struct rte_mbuf *m) { return m->buf_addr; }
-uint16_t onvm_mbuf_data_off(const struct rte_mbuf *m) { return m->data_off; }
-uint32_t onvm_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
-uint16_t onvm_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
 void *onvm_mbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }
 
-/* Whether the PMD took the outer VLAN tag out of the received frame
- * (RTE_MBUF_F_RX_VLAN_STRIPPED); then `*tci` is its TCI. The mbuf carries no TPID. */
-int onvm_mbuf_vlan_stripped(const struct rte_mbuf *m, uint16_t *tci) {
+/* Everything the port reads of a received mbuf, in one call (these accessors are not
+ * inlined into Rust): its buffer, data offset, packet length and segments; the return
+ * value says whether the PMD took the outer VLAN tag out, and then `*tci` is its TCI. */
+int onvm_mbuf_rx_info(const struct rte_mbuf *m, void **buf_addr, uint16_t *off, uint32_t *len, uint16_t *segs,
+                      uint16_t *tci) {
+    *buf_addr = m->buf_addr;
+    *off = m->data_off;
+    *len = m->pkt_len;
+    *segs = m->nb_segs;
     if ((m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) == 0)
         return 0;
     *tci = m->vlan_tci;

@@ -95,15 +95,19 @@ mod ffi {
         pub fn onvm_dpdk_tx(port: u16, q: u16, pkts: *mut *mut Mbuf, n: u16) -> u16;
         pub fn onvm_dpdk_stats(port: u16, out: *mut u64) -> c_int;
         pub fn onvm_mbuf_buf_addr(m: *const Mbuf) -> *mut c_void;
-        pub fn onvm_mbuf_data_off(m: *const Mbuf) -> u16;
-        pub fn onvm_mbuf_pkt_len(m: *const Mbuf) -> u32;
-        pub fn onvm_mbuf_nb_segs(m: *const Mbuf) -> u16;
         pub fn onvm_mbuf_data(m: *mut Mbuf) -> *mut c_void;
-        pub fn onvm_mbuf_vlan_stripped(m: *const Mbuf, tci: *mut u16) -> c_int;
         pub fn onvm_mbuf_set(m: *mut Mbuf, off: u16, len: u16);
         pub fn onvm_mbuf_alloc(mp: *mut Mempool) -> *mut Mbuf;
         pub fn onvm_mbuf_free(m: *mut Mbuf);
         pub fn onvm_dpdk_pool_flush(mp: *mut Mempool);
+        pub fn onvm_mbuf_rx_info(
+            m: *const Mbuf,
+            buf_addr: *mut *mut c_void,
+            off: *mut u16,
+            len: *mut u32,
+            segs: *mut u16,
+            tci: *mut u16,
+        ) -> c_int;
         pub fn onvm_dpdk_strerror(e: c_int) -> *const c_char;
     }
 }
@@ -163,7 +167,11 @@ fn lent<'a>() -> Option<&'a mut Pool> {
 
 fn index_of(sh: &Shared, m: *const Mbuf) -> Option<u32> {
     // SAFETY: `m` is an mbuf of our mempool (DPDK hands the driver only its own objects).
-    let addr = unsafe { ffi::onvm_mbuf_buf_addr(m) } as usize;
+    index_at(sh, unsafe { ffi::onvm_mbuf_buf_addr(m) } as usize)
+}
+
+/// The buffer whose packet area starts at `addr` (an mbuf's `buf_addr`).
+fn index_at(sh: &Shared, addr: usize) -> Option<u32> {
     let (idx, within) = sh.layout.locate(addr.checked_sub(sh.base)? as u64)?;
     (within == 0).then_some(idx)
 }
@@ -354,15 +362,6 @@ fn ext_pool(region: &Arc<Region>) -> Result<NonNull<Mempool>, String> {
         .map(|m| NonNull::new(m).ok_or("the mbuf pool has fewer mbufs than the region has buffers"))
         .collect::<Result<_, _>>()?;
     Ok(mp)
-}
-
-/// The outer VLAN tag the PMD took out of `m`'s frame, if it did: its TCI, and 802.1Q for
-/// TPID, the mbuf having none (see the module doc).
-fn stripped_tag(m: *const Mbuf) -> Option<VlanTag> {
-    let mut tci = 0u16;
-    // SAFETY: `m` is an mbuf the PMD just returned to us; `tci` is a live u16.
-    let stripped = unsafe { ffi::onvm_mbuf_vlan_stripped(m, &mut tci) } != 0;
-    stripped.then_some(VlanTag { tpid: TPID_8021Q, tci })
 }
 
 /// Put `tag` (if any) back in front of the frame `buf` holds, in its headroom. False (the
@@ -567,20 +566,17 @@ impl Port for DpdkPort {
         let mut got = 0;
         let mut g = shared();
         for &m in &self.mbufs[..n] {
-            // SAFETY: `m` is an mbuf the PMD just returned to us.
-            let (off, len, segs) = unsafe {
-                (
-                    ffi::onvm_mbuf_data_off(m),
-                    ffi::onvm_mbuf_pkt_len(m),
-                    ffi::onvm_mbuf_nb_segs(m),
-                )
-            };
-            let tag = stripped_tag(m);
+            let (mut addr, mut off, mut len, mut segs, mut tci) = (std::ptr::null_mut(), 0u16, 0u32, 0u16, 0u16);
+            // SAFETY: `m` is an mbuf the PMD just returned to us; the outputs are live locals.
+            let stripped =
+                unsafe { ffi::onvm_mbuf_rx_info(m, &mut addr, &mut off, &mut len, &mut segs, &mut tci) } != 0;
+            // A tag the PMD took out goes back as 802.1Q: the mbuf has no TPID (module doc).
+            let tag = stripped.then_some(VlanTag { tpid: TPID_8021Q, tci });
             let wire_len = u64::from(len) + if tag.is_some() { TAG_LEN as u64 } else { 0 };
             match self.mode {
                 Mode::ZeroCopy => {
                     let sh = g.as_mut().expect("zero-copy ports have the shared pool");
-                    let Some(mut buf) = index_of(sh, m).and_then(|i| sh.parked[i as usize].take()) else {
+                    let Some(mut buf) = index_at(sh, addr as usize).and_then(|i| sh.parked[i as usize].take()) else {
                         self.stats.errors += 1;
                         continue;
                     };
