@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use onvm_proto::ctrl::MgrMsg;
+use onvm_proto::edge::MANAGER;
 use onvm_proto::limits::{EDGE_RINGS, FIRST_EDGE_RING, MAX_INSTANCES};
+use onvm_proto::verdict::Verdict;
 use onvm_shm::{BURST, OwnerId, RingError};
 
 use super::control::worth_logging;
@@ -25,8 +27,6 @@ use crate::error::MgrError;
 use crate::options::StatsMode;
 use crate::registry::rings_of;
 use crate::stats;
-use onvm_proto::edge::MANAGER;
-use onvm_proto::verdict::Verdict;
 
 /// Bursts a pass takes from one port or one edge to the manager while they come full:
 /// the queues it fills are then flushed (into NF rings, out of ports) once per several
@@ -245,9 +245,15 @@ impl Mgr<'_> {
     /// Route everything in the edge to the manager at `i` (at most a ring's worth:
     /// a producer that keeps writing cannot hold the manager).
     fn drain_edge_fully(&mut self, i: usize) {
+        self.up_to_a_ring(|m| m.drain_edge(i) > 0);
+    }
+
+    /// Run `burst` (one burst from a ring; whether it had any) until it finds the ring
+    /// empty or has read a ring's worth.
+    fn up_to_a_ring(&mut self, mut burst: impl FnMut(&mut Self) -> bool) {
         let bursts = self.fwd.region.layout().ring_capacity as usize / BURST + 1;
         for _ in 0..bursts {
-            if self.drain_edge(i) == 0 {
+            if !burst(self) {
                 return;
             }
         }
@@ -287,9 +293,9 @@ impl Mgr<'_> {
             // The producer no longer writes it: once empty, it is free. A ring left
             // corrupt is emptied of what can be read and freed too; its ends reset.
             self.drain_edge_fully(i);
-            let empty = self.io.from_edges[i].cons.ready().is_ok_and(|n| n == 0);
-            let corrupt = self.io.from_edges[i].cons.ready().is_err();
-            if (empty || corrupt)
+            let left = self.io.from_edges[i].cons.ready();
+            let corrupt = left.is_err();
+            if (left == Ok(0) || corrupt)
                 && self
                     .fwd
                     .direct
@@ -311,12 +317,7 @@ impl Mgr<'_> {
     /// that keeps publishing (after its socket closed, say) cannot hold the manager;
     /// anything left is reclaimed as half-sent.
     pub(super) fn drain_nf_fully(&mut self, id: u16) {
-        let bursts = self.fwd.region.layout().ring_capacity as usize / BURST + 1;
-        for _ in 0..bursts {
-            if !self.drain_nf(id) {
-                return;
-            }
-        }
+        self.up_to_a_ring(|m| m.drain_nf(id));
     }
 
     /// Ring the doorbells of shared-core NFs whose packets waited [`WAKE_DELAY`], or all
