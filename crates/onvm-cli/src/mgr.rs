@@ -66,6 +66,11 @@ pub struct CommonMgr {
     /// rest) and print them per packet at the end; costs a few cycles per packet.
     #[arg(long)]
     pub profile: bool,
+    /// Serve the REST API (/api/v1), live stream, Prometheus /metrics and the web console
+    /// at [ADDR:]PORT; a bare port listens on 127.0.0.1 only (port 0: any free port,
+    /// named in the event log).
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = parse_http)]
+    pub http: Option<std::net::SocketAddr>,
     /// Cores handed out to NFs, e.g. 0,1; each an online CPU (default: every online CPU,
     /// those of the ports' NUMA node first, the manager's last).
     #[arg(long, value_delimiter = ',')]
@@ -150,6 +155,16 @@ pub struct MgrArgs {
     pub common: CommonMgr,
 }
 
+/// `--http`: an address and port, or a port on loopback.
+fn parse_http(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    s.parse::<u16>()
+        .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)))
+        .map_err(|_| format!("{s:?} is neither ADDR:PORT (e.g. 127.0.0.1:8080, [::1]:8080) nor a port number"))
+}
+
 /// Seconds as a `Duration`. `bounds::check_mgr` has refused what is out of range
 /// already; the error is for a value that no check saw, instead of a panic.
 fn secs(v: f64, what: &str) -> Result<Duration, String> {
@@ -181,6 +196,7 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     o.stats_every = secs(common.stats_every, "--stats-every")?;
     o.run_for = common.run_for.map(|s| secs(s, "--run-for")).transpose()?;
     o.profile = common.profile;
+    o.http = common.http;
     o.exit_when_drained = common
         .exit_when_drained
         .map(|s| secs(s, "--exit-when-drained"))

@@ -426,6 +426,7 @@ pub fn demo(a: DemoArgs) -> CliResult {
         run_for: Some(a.seconds),
         exit_when_drained: None,
         profile: false,
+        http: None,
         nf_cores: None,
         mgr_core: None,
         sysfs_root: None,

@@ -18,6 +18,8 @@ use onvm_proto::flow::{Edit, Expiry, FlowTable, PortNo, Rewrite, Rule};
 use onvm_shm::Buf;
 use thiserror::Error;
 
+use crate::stats::Snapshot;
+
 /// Counters of one port, as PORT_STATS reports them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PortCounters {
@@ -37,6 +39,42 @@ pub struct PortView {
     pub name: String,
     /// Link up (a physical port; a service with a running instance).
     pub up: bool,
+}
+
+/// A service and the instances that serve it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceView {
+    pub id: u16,
+    pub name: String,
+    /// Instances that take packets (its load-balancing table's members).
+    pub instances: Vec<u16>,
+}
+
+/// How full an instance's rings are, as the manager reads their indices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingLevel {
+    pub id: u16,
+    /// Packets waiting in its rx ring.
+    pub rx: u32,
+    /// Packets waiting in its tx ring.
+    pub tx: u32,
+    /// Slots of each ring.
+    pub capacity: u32,
+}
+
+/// What an observer (the HTTP plane) reads of the switch at one control tick: counters
+/// are copied, so it can format them off the switch thread.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    /// Ports, NFs (running and gone), drops by reason; no events (see [`Switch::events`]).
+    pub snap: Snapshot,
+    pub services: Vec<ServiceView>,
+    /// Per running instance.
+    pub rings: Vec<RingLevel>,
+    /// Events so far: [`Switch::events`] from here gives only newer ones.
+    pub events: usize,
+    /// Per table with lookups: (table, lookups, matches).
+    pub tables: Vec<(u8, u64, u64)>,
 }
 
 /// A packet a plane hands to the switch.
@@ -100,6 +138,10 @@ pub trait Switch {
     fn restore_config_rules(&mut self);
     /// Note something in the manager's event log.
     fn event(&mut self, text: String);
+    /// Counters, NFs, services and ring levels now.
+    fn observe(&self) -> Observation;
+    /// The event log from entry `from` on (entries are never removed while running).
+    fn events(&self, from: usize) -> &[String];
 }
 
 /// A packet a rule sent to the controller, waiting for a plane to take it.

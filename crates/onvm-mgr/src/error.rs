@@ -16,6 +16,14 @@ pub enum MgrError {
     /// Another manager serves this socket.
     #[error("another NF manager is already running on {0} (stop it, or use another --socket)")]
     AlreadyRunning(PathBuf),
+    /// The HTTP endpoint could not listen.
+    #[error("http: cannot listen on {addr}: {source} (use another --http address, or port 0 for any)")]
+    Http {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
     /// The control socket could not be created.
     #[error("cannot listen on {path}: {source}")]
     Socket {

@@ -14,7 +14,8 @@
 //! | [`router`] | where a packet goes: a pure decision from frame, table, services and time |
 //! | [`drops`] | drop reasons and their counters |
 //! | [`manager`] | the loop: switch, control socket, NF lifecycle and reclaim, shutdown, report |
-//! | [`control_plane`] | the seam that OpenFlow (and later REST, exporters) plug into |
+//! | [`control_plane`] | the seam that OpenFlow and the HTTP endpoint plug into |
+//! | [`http`] | REST API, live stream, Prometheus metrics and the web console (`--http`) |
 //! | [`stats`] | console table, CSV, snapshots |
 //! | [`openflow`] | the OpenFlow 1.3 agent: controllers and `ovs-ofctl` program the table |
 //! | [`supervisor`] | NF processes started, watched and restarted under their policy (backoff) |
@@ -24,6 +25,7 @@ pub mod control_plane;
 pub mod drops;
 pub mod edges;
 pub mod error;
+pub mod http;
 pub mod manager;
 pub mod openflow;
 pub mod options;

@@ -130,6 +130,9 @@ pub struct Options {
     /// Count the switch thread's cycles per phase of its pass (a TSC read at each phase
     /// boundary), reported in [`crate::Report::profile`].
     pub profile: bool,
+    /// Serve the REST API, live stream, metrics and web console here ([`crate::http`]);
+    /// off when `None`.
+    pub http: Option<std::net::SocketAddr>,
 }
 
 impl Options {
@@ -173,6 +176,7 @@ impl Options {
             service_names: BTreeMap::new(),
             openflow: crate::openflow::OpenFlowOptions::default(),
             profile: false,
+            http: None,
         }
     }
 }

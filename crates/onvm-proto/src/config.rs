@@ -588,18 +588,26 @@ fn build_backoff(raw: &RawBackoff) -> Result<Backoff, String> {
     Ok(Backoff { initial, max, factor })
 }
 
-#[derive(Deserialize, Default)]
+/// A chain's header match as a config (or a REST request) writes it.
+#[derive(Deserialize, Default, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-struct RawMatch {
-    eth_type: Option<u16>,
-    vlan_id: Option<u16>,
-    ipv4_src: Option<String>,
-    ipv4_dst: Option<String>,
-    ipv6_src: Option<String>,
-    ipv6_dst: Option<String>,
-    ip_proto: Option<u8>,
-    l4_src: Option<u16>,
-    l4_dst: Option<u16>,
+pub struct MatchSpec {
+    pub eth_type: Option<u16>,
+    pub vlan_id: Option<u16>,
+    pub ipv4_src: Option<String>,
+    pub ipv4_dst: Option<String>,
+    pub ipv6_src: Option<String>,
+    pub ipv6_dst: Option<String>,
+    pub ip_proto: Option<u8>,
+    pub l4_src: Option<u16>,
+    pub l4_dst: Option<u16>,
+}
+
+impl MatchSpec {
+    /// The flow-table match; `used_in` names the chain or request in errors.
+    pub fn to_match(&self, used_in: &str) -> Result<Match, ConfigErrorKind> {
+        build_match(self, used_in)
+    }
 }
 
 #[derive(Deserialize)]
@@ -609,7 +617,7 @@ struct RawChain {
     chain: Spanned<Vec<Spanned<String>>>,
     in_port: Option<u16>,
     #[serde(rename = "match")]
-    matcher: Option<Spanned<RawMatch>>,
+    matcher: Option<Spanned<MatchSpec>>,
     #[serde(default)]
     default: bool,
     priority: Option<u16>,
@@ -659,7 +667,7 @@ fn prefix<P: std::str::FromStr<Err = PrefixError>>(
         })
 }
 
-fn build_match(raw: &RawMatch, chain: &str) -> Result<Match, ConfigErrorKind> {
+fn build_match(raw: &MatchSpec, chain: &str) -> Result<Match, ConfigErrorKind> {
     if let Some(vlan) = raw.vlan_id.filter(|&v| v > 0x0fff) {
         return Err(ConfigErrorKind::BadVlan {
             chain: chain.to_string(),

@@ -248,10 +248,19 @@ pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
             listening = agent.local_addr();
             planes.push(Box::new(agent));
         }
+        let mut serving = None;
+        if let Some(addr) = opts.http {
+            let plane = crate::http::HttpPlane::start(addr).map_err(|source| MgrError::Http { addr, source })?;
+            serving = Some(plane.local_addr());
+            planes.push(Box::new(plane));
+        }
         let mut mgr = Mgr::new(opts, topo, place, &region, pool, listener, ports, planes)?;
         mgr.fwd.acct.event(numa);
         if let Some(a) = listening {
             mgr.fwd.acct.event(format!("openflow: listening on {a}"));
+        }
+        if let Some(a) = serving {
+            mgr.fwd.acct.event(format!("http: listening on http://{a}/"));
         }
         mgr.main_loop(stop)?;
         Ok(mgr.finish())

@@ -1,17 +1,21 @@
 //! The manager's side of the control-plane seam: what the planes see of the switch
 //! ([`SwitchView`]), and handing them what the switch queued for them.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use onvm_ports::Port;
 use onvm_proto::flow::{FlowTable, PortKind, PortNo};
 use onvm_shm::Buf;
 
 use super::{DropReason, Fwd, Mgr};
-use crate::control_plane::{Fate, InjectError, Out, Payload, PortCounters, PortView, Switch};
+use crate::control_plane::{
+    Fate, InjectError, Observation, Out, Payload, PortCounters, PortView, RingLevel, ServiceView, Switch,
+};
 use crate::options::Options;
 use crate::registry::State;
+use crate::registry::rings_of;
 use crate::router::Step;
+use crate::stats::Snapshot;
 
 impl Mgr<'_> {
     /// Hand queued packets to the planes, then let each serve its peers.
@@ -53,6 +57,7 @@ impl Mgr<'_> {
             fwd: &mut self.fwd,
             ports: &self.io.ports,
             opts: &self.opts,
+            start: self.start,
         };
         for plane in &mut self.planes {
             // A peer mid-exchange counts as work: no back-off sleep before its next message.
@@ -80,9 +85,19 @@ struct SwitchView<'a, 'r> {
     fwd: &'a mut Fwd<'r>,
     ports: &'a [Box<dyn Port>],
     opts: &'a Options,
+    start: Instant,
 }
 
 impl SwitchView<'_, '_> {
+    /// Every service with a name or an instance, ascending.
+    fn service_ids(&self) -> Vec<u16> {
+        let mut services: Vec<u16> = self.opts.service_names.keys().copied().collect();
+        services.extend(self.fwd.reg.iter().map(|i| i.service));
+        services.sort_unstable();
+        services.dedup();
+        services
+    }
+
     fn service_name(&self, s: u16) -> String {
         let reg = &self.fwd.reg;
         self.opts.service_names.get(&s).cloned().unwrap_or_else(|| {
@@ -115,11 +130,7 @@ impl Switch for SwitchView<'_, '_> {
                 up: true,
             })
             .collect();
-        let mut services: Vec<u16> = self.opts.service_names.keys().copied().collect();
-        services.extend(reg.iter().map(|i| i.service));
-        services.sort_unstable();
-        services.dedup();
-        v.extend(services.into_iter().map(|s| {
+        v.extend(self.service_ids().into_iter().map(|s| {
             PortView {
                 no: PortNo::service(s),
                 name: self.service_name(s),
@@ -215,5 +226,63 @@ impl Switch for SwitchView<'_, '_> {
 
     fn event(&mut self, text: String) {
         self.fwd.acct.event(text);
+    }
+
+    fn observe(&self) -> Observation {
+        let (fwd, reg) = (&*self.fwd, &self.fwd.reg);
+        let mut nfs = fwd.acct.exited.clone();
+        nfs.extend(reg.iter().map(super::report::nf_row));
+        let snap = Snapshot {
+            uptime: self.start.elapsed(),
+            ports: super::report::port_rows(self.ports),
+            nfs,
+            drops: fwd.acct.drops.list(),
+            events: Vec::new(),
+        };
+        let services = self
+            .service_ids()
+            .into_iter()
+            .map(|id| ServiceView {
+                id,
+                name: self.service_name(id),
+                instances: reg.instances_of(id).to_vec(),
+            })
+            .collect();
+        // Racy reads of the indices (both ends run): a level, not an audit.
+        let level = |ring: u32| {
+            fwd.region
+                .ring(ring)
+                .map_or((0, 0), |r| (r.len().unwrap_or(0), r.capacity()))
+        };
+        let rings = reg
+            .iter()
+            .map(|i| {
+                let ids = rings_of(i.id);
+                let ((rx, capacity), (tx, _)) = (level(ids.rx), level(ids.tx));
+                RingLevel {
+                    id: i.id,
+                    rx,
+                    tx,
+                    capacity,
+                }
+            })
+            .collect();
+        let tables = (0..onvm_proto::flow::N_TABLES)
+            .filter_map(|t| {
+                let (lookups, matches) = fwd.router.table_counts(t);
+                (lookups > 0 || t == 0).then_some((t, lookups, matches))
+            })
+            .collect();
+        Observation {
+            snap,
+            services,
+            rings,
+            events: fwd.acct.events.len(),
+            tables,
+        }
+    }
+
+    fn events(&self, from: usize) -> &[String] {
+        self.fwd.acct.events.get(from..).unwrap_or_default()
     }
 }

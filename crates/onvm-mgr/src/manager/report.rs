@@ -171,16 +171,7 @@ impl Mgr<'_> {
     }
 
     fn port_rows(&self) -> Vec<PortRow> {
-        self.io
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PortRow {
-                no: i as u16,
-                name: p.name().to_string(),
-                stats: p.stats(),
-            })
-            .collect()
+        port_rows(&self.io.ports)
     }
 
     /// Free what no one will take now, audit the pool, add everything up.
@@ -232,6 +223,19 @@ impl Mgr<'_> {
             profile,
         }
     }
+}
+
+/// Ports as the stats show them.
+pub(super) fn port_rows(ports: &[Box<dyn onvm_ports::Port>]) -> Vec<PortRow> {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PortRow {
+            no: i as u16,
+            name: p.name().to_string(),
+            stats: p.stats(),
+        })
+        .collect()
 }
 
 /// An instance as the stats show it.

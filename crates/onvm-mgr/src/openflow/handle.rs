@@ -8,7 +8,7 @@ use onvm_openflow::{
     OFPTT_ALL, OfpError, PacketOut, Role, RoleMsg, TableFeatures, TableMod, TableStats, VersionBitmap, error_reply,
     negotiate, ofpbrc, ofpc, ofpet, ofpff, ofpfmfc, ofpp, ofppr, ofprrfc, ofptmfc,
 };
-use onvm_proto::flow::{Action, DeleteFilter, FlowTable, Instructions, N_TABLES, PortNo, Rule, Spelling};
+use onvm_proto::flow::{Action, DeleteFilter, FlowTable, Instructions, N_TABLES, PortNo, Rule, RuleId, Spelling};
 
 use super::conn::{Closed, Origin};
 use super::groups::{
@@ -212,31 +212,7 @@ impl Agent {
         let cookie = (f.cookie_mask != 0).then_some((f.cookie, f.cookie_mask));
         match f.command {
             FlowModCommand::Add => {
-                if f.table_id >= N_TABLES {
-                    return Err(bad_table());
-                }
-                let (actions, extra, spelling) = rule_parts(f, sw.table())?;
-                if f.flags & ofpff::CHECK_OVERLAP != 0 && sw.table().overlaps(f.table_id, f.priority, &matcher) {
-                    return Err(failed(
-                        ofpfmfc::OVERLAP,
-                        format!("a priority-{} rule of table {} overlaps", f.priority, f.table_id),
-                    ));
-                }
-                let mut rule = Rule::new(f.priority, matcher, actions);
-                rule.table = f.table_id;
-                rule.cookie = f.cookie;
-                rule.idle_timeout = f.idle_timeout;
-                rule.hard_timeout = f.hard_timeout;
-                rule.flags = f.flags;
-                rule.spelling = spelling;
-                rule.instructions = extra;
-                let (id, old) = sw.table().add(rule, now);
-                // An identical rule's counters carry over unless asked otherwise (spec 6.4).
-                if let Some(old) = old
-                    && f.flags & ofpff::RESET_COUNTS == 0
-                {
-                    sw.table().record(id, old.packets, old.bytes, now);
-                }
+                add_flow(f, sw)?;
             }
             FlowModCommand::Modify | FlowModCommand::ModifyStrict => {
                 if f.table_id >= N_TABLES {
@@ -524,6 +500,49 @@ fn table_mod(t: TableMod) -> Result<(), OfpError> {
 /// A FLOW_MOD's actions, other instructions and spelling, once the groups it sends to
 /// and the meter it names are known to exist (`OFPBAC_BAD_OUT_GROUP` and
 /// `OFPMMFC_INVALID_METER` otherwise, as Open vSwitch answers).
+/// A FLOW_MOD ADD, checked as OpenFlow checks it (table, match, actions, groups,
+/// meters, overlap) and installed: the OpenFlow agent and the REST API both add rules
+/// through it, so both refuse the same rules with the same errors.
+pub(crate) fn add_flow(f: &FlowMod, sw: &mut dyn Switch) -> Result<RuleId, OfpError> {
+    if f.table_id >= N_TABLES {
+        return Err(OfpError::of(
+            ofpet::FLOW_MOD_FAILED,
+            ofpfmfc::BAD_TABLE_ID,
+            format!(
+                "table {} does not exist (this switch has tables 0..{N_TABLES})",
+                f.table_id
+            ),
+        ));
+    }
+    f.match_.check_prereqs()?;
+    let matcher = to_match(&f.match_)?;
+    let now = sw.now();
+    let (actions, extra, spelling) = rule_parts(f, sw.table())?;
+    if f.flags & ofpff::CHECK_OVERLAP != 0 && sw.table().overlaps(f.table_id, f.priority, &matcher) {
+        return Err(OfpError::of(
+            ofpet::FLOW_MOD_FAILED,
+            ofpfmfc::OVERLAP,
+            format!("a priority-{} rule of table {} overlaps", f.priority, f.table_id),
+        ));
+    }
+    let mut rule = Rule::new(f.priority, matcher, actions);
+    rule.table = f.table_id;
+    rule.cookie = f.cookie;
+    rule.idle_timeout = f.idle_timeout;
+    rule.hard_timeout = f.hard_timeout;
+    rule.flags = f.flags;
+    rule.spelling = spelling;
+    rule.instructions = extra;
+    let (id, old) = sw.table().add(rule, now);
+    // An identical rule's counters carry over unless asked otherwise (spec 6.4).
+    if let Some(old) = old
+        && f.flags & ofpff::RESET_COUNTS == 0
+    {
+        sw.table().record(id, old.packets, old.bytes, now);
+    }
+    Ok(id)
+}
+
 fn rule_parts(f: &FlowMod, table: &FlowTable) -> Result<(Vec<Action>, Instructions, Spelling), OfpError> {
     let (actions, extra, spelling) = to_actions(&f.instructions, f.table_id)?;
     let all: Vec<Action> = actions.iter().chain(&extra.write).copied().collect();

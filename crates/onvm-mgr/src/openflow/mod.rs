@@ -74,6 +74,7 @@ use onvm_shm::Buf;
 use crate::control_plane::{self, ControlPlane, Fate};
 pub use crate::control_plane::{Payload, PortCounters, PortView, Switch};
 use conn::{Closed, Conn, Input, Origin};
+pub(crate) use handle::add_flow;
 pub use options::{Endpoint, FailMode, OpenFlowOptions, OptionError, Transport, parse_controller, parse_listen};
 pub use tls::{TlsConfig, TlsError};
 pub use translate::Out;

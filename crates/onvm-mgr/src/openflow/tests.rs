@@ -62,6 +62,12 @@ impl Switch for FakeSwitch {
     fn event(&mut self, text: String) {
         self.events.push(text);
     }
+    fn observe(&self) -> crate::control_plane::Observation {
+        crate::control_plane::Observation::default()
+    }
+    fn events(&self, from: usize) -> &[String] {
+        self.events.get(from..).unwrap_or_default()
+    }
 }
 
 /// A test controller: a blocking TCP client that speaks through the codec; shared with
