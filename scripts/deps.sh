@@ -19,6 +19,9 @@
 #   docker.io            dockerd (and the docker client) for the container NF tests;
 #                        scripts/test.sh starts a private dockerd
 #   binutils             strip: `onvm image build` strips debug info from NF binaries
+#   prometheus           promtool lints the manager's /metrics, and a Prometheus server
+#                        (started by the test, its data in a temp folder) scrapes it
+#   chromium             the web console's test loads the page in headless Chromium
 set -euo pipefail
 
 die() {
@@ -41,6 +44,9 @@ declare -A NEED=(
     [pip3]=python3-pip
     [dockerd]=docker.io
     [strip]=binutils
+    [promtool]=prometheus
+    [prometheus]=prometheus
+    [chromium]=chromium
 )
 have() {
     if [[ $1 == /* ]]; then [ -e "$1" ]; else command -v "$1" >/dev/null; fi

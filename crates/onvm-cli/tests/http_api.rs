@@ -1,0 +1,424 @@
+//! The manager's HTTP endpoint (`--http`) against a running `onvm up` with traffic: the
+//! REST API's reads, its writes (a chain it adds steers real packets), its errors, the
+//! live stream, and `/metrics` linted by promtool and scraped by a real Prometheus.
+
+mod common;
+
+use std::io::BufRead as _;
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use common::{Proc, SOON, TempDir, onvm, serial, stop_cleanly, wait_for};
+
+/// A generator through monitor → forward and out of a null port.
+const CONFIG: &str = r#"
+[manager]
+ports = ["gen:64B,100flows,rate=100k", "null"]
+shared_cores = true
+[services]
+monitor = 1
+forward = 2
+[[nfs]]
+name = "basic_monitor"
+service = "monitor"
+args = ["--quiet"]
+[[nfs]]
+name = "simple_forward"
+service = "forward"
+[[chains]]
+name = "main"
+chain = ["monitor", "forward", "out:1"]
+in_port = 0
+"#;
+
+/// A running `onvm up` with its HTTP endpoint.
+struct Mgr {
+    proc: Proc,
+    base: String,
+    http: ureq::Agent,
+}
+
+impl Mgr {
+    fn start(dir: &TempDir) -> Mgr {
+        let config = dir.write("http.toml", CONFIG);
+        let mut cmd = onvm();
+        cmd.arg("up")
+            .arg(&config)
+            .args([
+                "--stats",
+                "off",
+                "--buffers",
+                "4095",
+                "--http",
+                "127.0.0.1:0",
+                "--socket",
+            ])
+            .arg(dir.socket());
+        let proc = Proc::spawn("onvm up", cmd);
+        let line = proc
+            .stderr
+            .wait(SOON, |l| l.contains("http: listening on http://"))
+            .unwrap_or_else(|| panic!("no http endpoint\n{}", proc.output()))
+            .1;
+        let base = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .trim_end_matches('/')
+            .to_string();
+        let http = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        Mgr { proc, base, http }
+    }
+
+    /// (status, body) of a request.
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        let resp = match (method, body) {
+            ("GET", _) => self.http.get(&url).call(),
+            ("DELETE", _) => self.http.delete(&url).call(),
+            ("POST", Some(b)) => self.http.post(&url).header("content-type", "application/json").send(b),
+            ("POST", None) => self.http.post(&url).send_empty(),
+            _ => unreachable!(),
+        };
+        let mut resp = resp.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap())
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call("GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let (status, text) = self.call("POST", path, Some(&body.to_string()));
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+        )
+    }
+
+    /// The NF tagged `tag` in `/api/v1/nfs`, once it is there.
+    fn find_nf(&self, tag: &str) -> Option<Value> {
+        let nfs = self.get("/api/v1/nfs");
+        nfs.as_array().unwrap().iter().find(|n| n["tag"] == tag).cloned()
+    }
+
+    fn nf(&self, tag: &str) -> Value {
+        self.find_nf(tag).unwrap_or_else(|| panic!("no NF {tag}"))
+    }
+
+    /// Wait until `tag`'s per-second rx rate satisfies `ok`.
+    fn wait_rate(&self, tag: &str, ok: impl Fn(f64) -> bool) -> bool {
+        wait_for(SOON, || {
+            std::thread::sleep(Duration::from_millis(200));
+            self.find_nf(tag).is_some_and(|n| ok(n["rx_pps"].as_f64().unwrap()))
+        })
+    }
+}
+
+#[test]
+fn rest_api_reads_counters_and_a_chain_it_adds_steers_packets() {
+    let _one = serial();
+    let dir = TempDir::new("http-rest");
+    let mut m = Mgr::start(&dir);
+    assert!(m.wait_rate("basic_monitor", |r| r > 0.0), "{}", m.proc.output());
+
+    let status = m.get("/api/v1/status");
+    assert_eq!(status["api"], "v1");
+    assert_eq!(status["nfs_running"], 2, "{status}");
+    assert_eq!(status["ports"], 2, "{status}");
+    assert_eq!(status["rules"], 3, "the chain's three rules: {status}");
+    let ports = m.get("/api/v1/ports");
+    assert!(
+        ports[0]["rx"].as_u64().unwrap() > 0 && ports[0]["rx_pps"].as_f64().unwrap() > 0.0,
+        "{ports}"
+    );
+    assert!(ports[1]["tx_pps"].as_f64().unwrap() > 0.0, "{ports}");
+    let services = m.get("/api/v1/services");
+    let names: Vec<&str> = services
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["monitor", "forward"], "{services}");
+    assert_eq!(services[0]["instances"].as_array().unwrap().len(), 1);
+    let edges = m.get("/api/v1/edges");
+    assert!(
+        edges
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["from"] == "service:1" && e["to"] == "service:2" && e["pps"].as_f64().unwrap() > 0.0),
+        "the chain's middle edge carries packets: {edges}"
+    );
+    let monitor = m.nf("basic_monitor");
+    assert_eq!(monitor["state"], "running");
+    assert!(monitor["ring_capacity"].as_u64().unwrap() > 0, "{monitor}");
+
+    // A chain added through the API, above the config's, skips the monitor.
+    let (status, added) = m.post(
+        "/api/v1/chains",
+        json!({ "name": "bypass", "chain": ["forward", "out:1"], "in_port": 0, "priority": 300 }),
+    );
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["rules"].as_array().unwrap().len(), 2, "{added}");
+    assert!(
+        m.wait_rate("basic_monitor", |r| r == 0.0),
+        "the monitor still gets packets"
+    );
+    assert!(m.nf("simple_forward")["rx_pps"].as_f64().unwrap() > 0.0);
+    let flows = m.get("/api/v1/flows");
+    let ours: Vec<&Value> = flows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["priority"] == 300)
+        .collect();
+    assert_eq!(ours.len(), 2, "{flows}");
+    assert_eq!(ours[0]["match"]["in_port"], "port:0", "{flows}");
+    assert_eq!(ours[0]["actions"], json!(["service:2"]), "{flows}");
+    let (status, body) = m.post(
+        "/api/v1/chains",
+        json!({ "name": "bypass", "chain": ["forward", "out:1"], "in_port": 0, "priority": 300 }),
+    );
+    assert_eq!(status, 409, "{body}");
+    // Deleting it sends packets through the monitor again.
+    let (status, body) = m.call("DELETE", "/api/v1/chains/bypass", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        m.wait_rate("basic_monitor", |r| r > 0.0),
+        "the monitor gets no packets back"
+    );
+
+    // A rule that drops UDP from port 0: drops show by reason.
+    let (status, rule) = m.post(
+        "/api/v1/flows",
+        json!({ "priority": 500, "in_port": "port:0", "match": { "eth_type": 2048, "ip_proto": 17 }, "actions": ["drop"] }),
+    );
+    assert_eq!(status, 201, "{rule}");
+    assert!(
+        wait_for(SOON, || m
+            .get("/api/v1/drops")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["per_s"].as_f64().unwrap() > 0.0)),
+        "no drops: {}",
+        m.get("/api/v1/drops")
+    );
+    let id = rule["id"].as_u64().unwrap();
+    assert_eq!(m.call("DELETE", &format!("/api/v1/flows/{id}"), None).0, 200);
+
+    // Bad requests: 4xx naming the problem.
+    let refused = |body: Value, status: u16, says: &str| {
+        let (s, b) = m.post("/api/v1/flows", body.clone());
+        assert_eq!(s, status, "{body} -> {b}");
+        assert!(b["error"].as_str().unwrap().contains(says), "{body} -> {b}");
+    };
+    refused(
+        json!({ "priority": 9, "match": { "ip_proto": 17 }, "actions": ["drop"] }),
+        400,
+        "ip_proto needs eth_type",
+    );
+    refused(
+        json!({ "priority": 9, "actions": ["service:nope"] }),
+        400,
+        "unknown service \"nope\"",
+    );
+    refused(json!({ "priority": 9, "actions": ["group:7"] }), 400, "group 7");
+    refused(
+        json!({ "priority": 9, "actions": ["teleport"] }),
+        400,
+        "unknown action \"teleport\"",
+    );
+    refused(json!({ "priority": 9, "actions": [], "table": 0 }), 400, "no actions");
+    refused(
+        json!({ "priority": 9, "actions": ["drop"], "colour": 1 }),
+        400,
+        "unknown field `colour`",
+    );
+    refused(
+        json!({ "priority": 9, "actions": ["drop"], "table": 9 }),
+        400,
+        "table 9 does not exist",
+    );
+    let (s, b) = m.call("POST", "/api/v1/flows", Some("{not json"));
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = m.call("DELETE", "/api/v1/flows/987654", None);
+    assert!(s == 404 && b.contains("no rule 987654"), "{s} {b}");
+    let (s, b) = m.call("DELETE", "/api/v1/flows/x", None);
+    assert!(s == 400 && b.contains("not a number"), "{s} {b}");
+    let (s, b) = m.call("GET", "/api/v1/nothing", None);
+    assert!(s == 404 && b.contains("no such resource"), "{s} {b}");
+    let (s, b) = m.call("GET", "/api/v1/events?from=x", None);
+    assert_eq!(s, 400, "{b}");
+
+    let events = m.get("/api/v1/events?from=0");
+    let texts: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert!(texts.iter().any(|t| t.contains("chain \"bypass\" added")), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.contains("chain \"bypass\" deleted")),
+        "{texts:?}"
+    );
+    let later = m.get(&format!("/api/v1/events?from={}", events["next"]));
+    assert!(later["events"].as_array().unwrap().is_empty(), "{later}");
+    stop_cleanly(&mut m.proc);
+}
+
+#[test]
+fn the_stream_sends_stats_every_second_and_new_events() {
+    let _one = serial();
+    let dir = TempDir::new("http-stream");
+    let mut m = Mgr::start(&dir);
+    let mut resp = m.http.get(&format!("{}/api/v1/stream", m.base)).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ctype.starts_with("text/event-stream"), "{ctype}");
+    let mut lines = std::io::BufReader::new(resp.body_mut().as_reader()).lines();
+    let mut next = |want: &str| -> String {
+        loop {
+            let l = lines.next().expect("the stream ended").unwrap();
+            if l == format!("event: {want}") {
+                let data = lines.next().unwrap().unwrap();
+                return data.strip_prefix("data: ").unwrap().to_string();
+            }
+        }
+    };
+    let a: Value = serde_json::from_str(&next("stats")).unwrap();
+    let b: Value = serde_json::from_str(&next("stats")).unwrap();
+    let (ta, tb) = (a["uptime_s"].as_f64().unwrap(), b["uptime_s"].as_f64().unwrap());
+    assert!(tb > ta && tb - ta < 3.0, "a document about each second: {ta} then {tb}");
+    assert!(b["nfs"].as_array().unwrap().len() == 2, "{b}");
+    let (s, r) = m.post(
+        "/api/v1/flows",
+        json!({ "priority": 7, "in_port": "port:1", "actions": ["drop"] }),
+    );
+    assert_eq!(s, 201, "{r}");
+    let e: Value = serde_json::from_str(&next("event")).unwrap();
+    // Events of before the connection may come first; the rule's comes.
+    let mut text = e["text"].as_str().unwrap().to_string();
+    while !text.contains("http: rule") {
+        text = serde_json::from_str::<Value>(&next("event")).unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    drop(lines);
+    stop_cleanly(&mut m.proc);
+}
+
+/// A free TCP port on loopback (the listener closes; nothing else here takes it).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn promtool_check(text: &str) -> (bool, String) {
+    use std::io::Write as _;
+    let mut p = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn prometheus_config(dir: &Path, target: &str) -> std::path::PathBuf {
+    let path = dir.join("prometheus.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: onvm\n    \
+             static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn metrics_pass_promtool_and_a_real_prometheus_scrapes_a_rate() {
+    if !onvm_testkit::require_tool("promtool", "apt install prometheus")
+        || !onvm_testkit::require_tool("prometheus", "apt install prometheus")
+    {
+        return;
+    }
+    let _one = serial();
+    let dir = TempDir::new("http-metrics");
+    let mut m = Mgr::start(&dir);
+    assert!(m.wait_rate("simple_forward", |r| r > 0.0), "{}", m.proc.output());
+    let mut resp = m.http.get(&format!("{}/metrics", m.base)).call().unwrap();
+    let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    let text = resp.body_mut().read_to_string().unwrap();
+    let (ok, lint) = promtool_check(&text);
+    assert!(ok && lint.trim().is_empty(), "promtool: {lint}\n{text}");
+    for want in [
+        "onvm_port_rx_packets_total{name=\"gen:64B,100flows,rate=100000\",port=\"0\"}",
+        "onvm_nf_rx_packets_total{instance=\"1\",service=\"1\",tag=\"basic_monitor\"}",
+        "onvm_nf_ring_packets{instance=\"2\",ring=\"rx\",service=\"2\",tag=\"simple_forward\"}",
+        "onvm_table_lookups_total{table=\"0\"}",
+        "onvm_service_instances{name=\"forward\",service=\"2\"} 1",
+        "onvm_http_answer_seconds_bucket",
+    ] {
+        assert!(text.contains(want), "no {want} in\n{text}");
+    }
+
+    // A real Prometheus scrapes it every second; the rate it computes is the generator's.
+    let port = free_port();
+    let target = m.base.trim_start_matches("http://").to_string();
+    let cfg = prometheus_config(dir.path(), &target);
+    let mut cmd = std::process::Command::new("prometheus");
+    cmd.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    let prom = Proc::spawn("prometheus", cmd);
+    let query = "rate(onvm_port_rx_packets_total{port=\"0\"}[5s])";
+    let url = format!("http://127.0.0.1:{port}/api/v1/query");
+    let mut last = String::new();
+    let got = wait_for(Duration::from_secs(40), || {
+        std::thread::sleep(Duration::from_millis(500));
+        let Ok(mut r) = m.http.get(&url).query("query", query).call() else {
+            return false;
+        };
+        last = r.body_mut().read_to_string().unwrap_or_default();
+        let v: Value = serde_json::from_str(&last).unwrap_or(Value::Null);
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            .is_some_and(|r| r > 50_000.0 && r < 200_000.0)
+    });
+    assert!(
+        got,
+        "Prometheus did not compute the port's rate (about 100k/s): {last}\n{}",
+        prom.output()
+    );
+    drop(prom);
+    stop_cleanly(&mut m.proc);
+}
