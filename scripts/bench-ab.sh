@@ -6,6 +6,9 @@
 # Usage: scripts/bench-ab.sh BASE_ONVM NEW_ONVM [ROUNDS] [SCENARIO ...]
 #   e.g. scripts/bench-ab.sh /tmp/base/onvm target/release/onvm 3 self-loop-64B chain2-64B port-chain1-64B
 # Prints every run, then per scenario the median of each build and new/base.
+# BASE_ARGS and NEW_ARGS add `onvm bench` flags to each side: one build against itself
+# with a feature on, e.g. the HTTP endpoint scraped every second:
+#   NEW_ARGS=--http scripts/bench-ab.sh target/release/onvm target/release/onvm 5
 set -euo pipefail
 base=${1:?base onvm binary}
 new=${2:?new onvm binary}
@@ -19,8 +22,10 @@ trap 'rm -rf "$out"' EXIT
 for s in "${scenarios[@]}"; do
     for r in $(seq 1 "$rounds"); do
         for build in base new; do
-            bin=$base; [ "$build" = new ] && bin=$new
-            "$bin" bench --only "$s" --json "$out/$s.$build.$r.json" >/dev/null
+            bin=$base extra=${BASE_ARGS:-}
+            [ "$build" = new ] && bin=$new extra=${NEW_ARGS:-}
+            # shellcheck disable=SC2086 # extra holds separate flags
+            "$bin" bench --only "$s" $extra --json "$out/$s.$build.$r.json" >/dev/null
             printf '%-18s round %d %-4s %s\n' "$s" "$r" "$build" \
                 "$(python3 -c 'import json,sys; print(" ".join("%.2f" % x["mpps"] for x in json.load(open(sys.argv[1])) if x["name"]==sys.argv[2]))' "$out/$s.$build.$r.json" "$s")"
         done

@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// rates of a profiled run are a little lower.
     #[arg(long)]
     pub profile: bool,
+    /// Run each manager with its HTTP endpoint on (loopback) and scraped every second
+    /// (`/metrics` and `/api/v1/stats`), to measure what watching costs the data path.
+    #[arg(long)]
+    pub http: bool,
     /// The port scenarios' ports instead of their own (repeatable: the first receives,
     /// the chain sends out of the second), e.g. `--ports dpdk:net_null0 --ports
     /// dpdk:net_null1,no-rx=1` for DPDK's null ports (a `dpdk` build).
@@ -238,7 +242,26 @@ fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duratio
     }
 }
 
-fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool) -> Result<Record, String> {
+/// `--http`: scrape `/metrics` and `/api/v1/stats` at `addr` every second until `stop`;
+/// how many scrapes answered 200.
+fn scrape(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> u32 {
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut ok = 0;
+    while !stop.load(Ordering::Relaxed) {
+        for path in ["/metrics", "/api/v1/stats"] {
+            if let Ok(mut r) = http.get(format!("http://{addr}{path}")).call() {
+                ok += u32::from(r.body_mut().read_to_string().is_ok());
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    ok
+}
+
+fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool, http: bool) -> Result<Record, String> {
     let dir = std::env::temp_dir().join(format!("onvm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let socket = dir.join(format!("{}.sock", s.name));
@@ -246,6 +269,12 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool) -> R
     o.stats = StatsMode::Off;
     o.log_events = false;
     o.profile = profile && !s.ports.is_empty();
+    if http {
+        // A port free now; the manager fails to start, saying so, if it went meanwhile.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        o.http = Some(l.local_addr().map_err(|e| e.to_string())?);
+    }
+    let http = o.http;
     for p in &s.ports {
         o.ports
             .push(p.parse().map_err(|e: onvm_proto::port::PortSpecError| e.to_string())?);
@@ -284,6 +313,11 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool) -> R
         std::thread::sleep(Duration::from_millis(2));
     }
     let ttl = Duration::try_from_secs_f64(secs).map_err(|_| "--seconds must be positive")?;
+    let scraping = Arc::new(AtomicBool::new(false));
+    let scraper = http.map(|addr| {
+        let stop = scraping.clone();
+        std::thread::spawn(move || scrape(addr, stop))
+    });
     // Receivers first, so the first packets find them; the measuring NF (index 0) last.
     let mut handles = Vec::new();
     for (i, plan) in s.nfs.iter().enumerate().rev() {
@@ -297,6 +331,11 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool) -> R
         if i == 0 {
             measured = Some(r);
         }
+    }
+    scraping.store(true, Ordering::Relaxed);
+    let scrapes = scraper.map(|t| t.join().unwrap_or(0));
+    if scrapes == Some(0) {
+        return Err(format!("{}: --http: no scrape was answered", s.name));
     }
     stop.store(true, Ordering::Relaxed);
     let report = mgr
@@ -449,7 +488,7 @@ pub fn run(a: BenchArgs) -> CliResult {
             s.ports.clone_from(&a.ports);
         }
         let before = if s.nfs.len() > 1 { pingpong_ns() } else { probe };
-        let r = run_scenario(&s, a.seconds, before, a.profile)?;
+        let r = run_scenario(&s, a.seconds, before, a.profile, a.http)?;
         let opt = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
         say!(
             "{:<24} {:>9.2} {:>9} {:>9} {:>12} {:>12} {:>14}",

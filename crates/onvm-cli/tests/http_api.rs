@@ -237,6 +237,17 @@ fn rest_api_reads_counters_and_a_chain_it_adds_steers_packets() {
         "unknown service \"nope\"",
     );
     refused(json!({ "priority": 9, "actions": ["group:7"] }), 400, "group 7");
+    refused(json!({ "priority": 9, "actions": ["out:5000"] }), 400, "no port 5000");
+    refused(
+        json!({ "priority": 9, "actions": ["service:40"] }),
+        400,
+        "unknown service \"40\"",
+    );
+    refused(
+        json!({ "priority": 9, "match": { "eth_type": 2048, "l4_dst": 53 }, "actions": ["drop"] }),
+        400,
+        "l4_src/l4_dst need ip_proto",
+    );
     refused(
         json!({ "priority": 9, "actions": ["teleport"] }),
         400,

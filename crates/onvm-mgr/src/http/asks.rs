@@ -170,33 +170,42 @@ pub(crate) fn answer(ask: Ask, sw: &mut dyn Switch) -> Answer {
     }
 }
 
-/// A port as a request names it.
+/// A port as a request names it: a physical port of this switch, or a service it knows.
 fn port_named(s: &str, sw: &dyn Switch) -> Result<PortNo, Refusal> {
     let s = s.trim();
-    let number = |t: &str, what: &str| {
-        t.parse::<u16>()
-            .map_err(|_| Refusal::bad(format!("{s:?}: {what} must be a number")))
-    };
+    let ports = sw.ports();
+    let services = || ports.iter().filter(|p| matches!(p.no.kind(), PortKind::Service(_)));
     if let Some(svc) = s.strip_prefix("service:") {
-        if let Ok(id) = svc.parse::<u16>() {
-            return Ok(PortNo::service(id));
-        }
-        let ports = sw.ports();
-        return ports
-            .iter()
-            .find(|p| matches!(p.no.kind(), PortKind::Service(_)) && p.name == svc)
+        return services()
+            .find(|p| p.name == svc || matches!(p.no.kind(), PortKind::Service(id) if id.to_string() == svc))
             .map(|p| p.no)
             .ok_or_else(|| {
-                let known: Vec<&str> = ports
-                    .iter()
-                    .filter(|p| matches!(p.no.kind(), PortKind::Service(_)))
-                    .map(|p| p.name.as_str())
-                    .collect();
+                let known: Vec<&str> = services().map(|p| p.name.as_str()).collect();
                 Refusal::bad(format!("unknown service {svc:?} (known: {})", known.join(", ")))
             });
     }
     let n = s.strip_prefix("port:").or_else(|| s.strip_prefix("out:")).unwrap_or(s);
-    Ok(PortNo::physical(number(n, "a port")?))
+    let n: u16 = n
+        .parse()
+        .map_err(|_| Refusal::bad(format!("{s:?}: a port must be a number")))?;
+    let physical = ports.len() - services().count();
+    if usize::from(n) >= physical {
+        return Err(Refusal::bad(format!(
+            "{s:?}: no port {n} (this switch has ports 0..{physical})"
+        )));
+    }
+    Ok(PortNo::physical(n))
+}
+
+/// The checks of a request's match that the OpenFlow match cannot carry: a transport
+/// port without its protocol would be left out of the rule, which would then match more.
+fn check_match(m: &MatchSpec) -> Result<(), Refusal> {
+    if (m.l4_src.is_some() || m.l4_dst.is_some()) && !matches!(m.ip_proto, Some(6 | 17 | 132)) {
+        return Err(Refusal::bad(
+            "l4_src/l4_dst need ip_proto 6 (TCP), 17 (UDP) or 132 (SCTP) and its eth_type",
+        ));
+    }
+    Ok(())
 }
 
 /// One action as a request writes it.
@@ -248,6 +257,7 @@ fn install(rule: &Rule, check_overlap: bool, sw: &mut dyn Switch) -> Result<Rule
 }
 
 fn add_spec(spec: &FlowSpec, sw: &mut dyn Switch) -> Result<serde_json::Value, Refusal> {
+    check_match(&spec.matcher)?;
     let mut matcher = spec
         .matcher
         .to_match("the request")
@@ -278,6 +288,14 @@ fn add_spec(spec: &FlowSpec, sw: &mut dyn Switch) -> Result<serde_json::Value, R
 
 fn add_chain(spec: &ChainSpec, sw: &mut dyn Switch) -> Result<serde_json::Value, Refusal> {
     let name = &spec.name;
+    if name.is_empty() || name.contains('/') {
+        return Err(Refusal::bad(format!(
+            "chain name {name:?}: must be non-empty, without '/'"
+        )));
+    }
+    if let Some(m) = &spec.matcher {
+        check_match(m)?;
+    }
     let ports = sw.ports();
     let nports = ports
         .iter()

@@ -168,8 +168,8 @@ async fn delete_flow(State(sh): St, Path(id): Path<String>) -> Result<impl IntoR
     write(&sh, Ask::DeleteFlow(id), StatusCode::OK).await
 }
 
-/// Chains are sets of rules: the graph they make is in `edges`; those added here are
-/// listed by name (their rules carry the chain's cookie).
+/// Chains are sets of rules: what they make is the graph of `edges` (a chain added
+/// here has its rules carry a cookie of its name, which is how it is deleted).
 async fn chains(State(sh): St) -> Result<Json<Value>, ApiError> {
     let mut d = document(&sh).await?;
     Ok(Json(json!({ "edges": d["edges"].take() })))
