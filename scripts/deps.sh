@@ -21,6 +21,7 @@
 #   binutils             strip: `onvm image build` strips debug info from NF binaries
 #   prometheus           promtool lints the manager's /metrics, and a Prometheus server
 #                        (started by the test, its data in a temp folder) scrapes it
+#   tmux                 `onvm top` is tested in a tmux pane
 #   chromium             the web console's test loads the page in headless Chromium
 set -euo pipefail
 
@@ -47,6 +48,7 @@ declare -A NEED=(
     [promtool]=prometheus
     [prometheus]=prometheus
     [chromium]=chromium
+    [tmux]=tmux
 )
 have() {
     if [[ $1 == /* ]]; then [ -e "$1" ]; else command -v "$1" >/dev/null; fi

@@ -7,6 +7,7 @@ mod bounds;
 mod image;
 mod mgr;
 mod nf;
+mod top;
 mod up;
 
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Build container images of NFs.
     Image(image::ImageCmd),
+    /// Watch a running manager live (its `--http` endpoint): ports, NFs, services, drops.
+    Top(top::TopArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Cmd::Demo(a) => bounds::check_demo(a.seconds).and_then(|()| up::demo(a)),
         Cmd::Bench(a) => bounds::check_bench(a.seconds).and_then(|()| bench::run(a)),
         Cmd::Image(a) => image::run(a),
+        Cmd::Top(a) => top::run(a),
     };
     match result {
         Ok(code) => code,

@@ -433,3 +433,63 @@ fn metrics_pass_promtool_and_a_real_prometheus_scrapes_a_rate() {
     drop(prom);
     stop_cleanly(&mut m.proc);
 }
+
+fn tmux(args: &[&str]) -> String {
+    let out = std::process::Command::new("tmux").args(args).output().expect("tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn onvm_top_shows_the_nfs_and_their_rates_under_tmux() {
+    if !onvm_testkit::require_tool("tmux", "apt install tmux") {
+        return;
+    }
+    let _one = serial();
+    let dir = TempDir::new("http-top");
+    let mut m = Mgr::start(&dir);
+    assert!(m.wait_rate("simple_forward", |r| r > 0.0), "{}", m.proc.output());
+    let session = format!("onvm-top-{}", std::process::id());
+    // Its own server socket, so no tmux of the machine's user is touched.
+    let sock = dir.join("tmux.sock");
+    let sock = sock.to_str().unwrap();
+    let command = format!("{} top --url {}", env!("CARGO_BIN_EXE_onvm"), m.base);
+    tmux(&[
+        "-S",
+        sock,
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "140",
+        "-y",
+        "40",
+        &command,
+    ]);
+    let mut screen = String::new();
+    let shown = wait_for(SOON, || {
+        std::thread::sleep(Duration::from_millis(200));
+        screen = tmux(&["-S", sock, "capture-pane", "-p", "-t", &session]);
+        // Each NF's row with a rate in thousands of packets per second (100k/s flow).
+        ["basic_monitor", "simple_forward"].iter().all(|tag| {
+            screen
+                .lines()
+                .find(|l| l.contains(tag))
+                .is_some_and(|l| l.split_whitespace().any(|w| w.ends_with('k') && w.len() > 1))
+        }) && screen.contains("live")
+    });
+    assert!(shown, "onvm top did not show the NFs' rates:\n{screen}");
+    assert!(screen.contains("gen:64B") && screen.contains("services"), "{screen}");
+    tmux(&["-S", sock, "send-keys", "-t", &session, "q"]);
+    let gone = wait_for(SOON, || {
+        !std::process::Command::new("tmux")
+            .args(["-S", sock, "has-session", "-t", &session])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !gone {
+        tmux(&["-S", sock, "kill-server"]);
+    }
+    assert!(gone, "q did not end onvm top");
+    stop_cleanly(&mut m.proc);
+}
