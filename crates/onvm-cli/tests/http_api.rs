@@ -493,3 +493,104 @@ fn onvm_top_shows_the_nfs_and_their_rates_under_tmux() {
     assert!(gone, "q did not end onvm top");
     stop_cleanly(&mut m.proc);
 }
+
+/// Headless Chromium with its own profile in `dir`; its stdout.
+fn chromium(dir: &TempDir, args: &[&str], url: &str) -> String {
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--window-size=1400,1000",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("chromium").display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("chromium");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The number in the element whose class list ends with `class` inside the first row
+/// that starts with `row_start` in `html`.
+fn cell(html: &str, row_start: &str, class: &str) -> Option<f64> {
+    let row = &html[html.find(row_start)?..];
+    let row = &row[..row.find("</tr>")?];
+    let at = row
+        .find(&format!(" {class}\""))
+        .or_else(|| row.find(&format!("\"{class}\"")))?;
+    let text = &row[at..];
+    let text = &text[text.find('>')? + 1..];
+    text[..text.find('<')?].trim().parse().ok()
+}
+
+#[test]
+fn the_web_console_shows_live_nfs_rates_and_the_topology_in_chromium() {
+    if !onvm_testkit::require_tool("chromium", "apt install chromium") {
+        return;
+    }
+    let _one = serial();
+    let dir = TempDir::new("http-console");
+    let mut m = Mgr::start(&dir);
+    assert!(m.wait_rate("simple_forward", |r| r > 0.0), "{}", m.proc.output());
+    // The page's own script fills the DOM from the stream; `?frames=3` closes the stream
+    // after three updates, since Chromium's virtual time runs out only once every request
+    // has ended, and then prints the DOM as it is.
+    let url = format!("{}/?frames=3", m.base);
+    let dom = chromium(&dir, &["--virtual-time-budget=8000", "--dump-dom"], &url);
+    assert!(
+        dom.contains("data-live=\"1\""),
+        "the page never rendered live data:\n{dom}"
+    );
+    for tag in ["basic_monitor", "simple_forward"] {
+        let rx = cell(&dom, &format!("<tr data-tag=\"{tag}\""), "rx-pps");
+        assert!(rx.is_some_and(|r| r > 1000.0), "{tag}'s rx rate: {rx:?}\n{dom}");
+    }
+    let tx = cell(&dom, "<tr data-port=\"1\"", "tx-pps");
+    assert!(tx.is_some_and(|r| r > 1000.0), "port 1's tx rate: {tx:?}\n{dom}");
+    for (from, to) in [
+        ("port:0", "service:1"),
+        ("service:1", "service:2"),
+        ("service:2", "port:1"),
+    ] {
+        let edge = format!("data-from=\"{from}\" data-to=\"{to}\"");
+        assert!(dom.contains(&edge), "no topology edge {from} -> {to}:\n{dom}");
+    }
+    assert!(dom.contains("id=\"drops\"") && dom.contains("id=\"events\""), "{dom}");
+
+    let shot = dir.join("console.png");
+    chromium(
+        &dir,
+        &[
+            "--virtual-time-budget=8000",
+            &format!("--screenshot={}", shot.display()),
+        ],
+        &url,
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&shot).unwrap_or_else(|e| panic!("no screenshot {}: {e}", shot.display())),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert!(
+        info.width >= 1000 && info.height >= 700,
+        "{}x{}",
+        info.width,
+        info.height
+    );
+    // Not blank: a page of tables, graphs and text has many colours and many pixels
+    // that differ from the background.
+    let px = info.color_type.samples();
+    let pixels = &pixels[..info.buffer_size()];
+    let background = &pixels[..px];
+    let differ = pixels.chunks(px).filter(|p| p != &background).count();
+    let colours: std::collections::HashSet<&[u8]> = pixels.chunks(px).collect();
+    assert!(
+        differ > pixels.len() / px / 50 && colours.len() > 50,
+        "the screenshot looks blank: {differ} pixels differ from the background, {} colours",
+        colours.len()
+    );
+    stop_cleanly(&mut m.proc);
+}

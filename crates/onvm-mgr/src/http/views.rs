@@ -115,13 +115,21 @@ fn edges(flows: &[(RuleId, Rule)], next: &BTreeMap<u16, u64>) -> BTreeMap<(Strin
             PortKind::Service(s) => r.packets.max(next.get(&s).copied().unwrap_or(0)),
             _ => r.packets,
         };
+        // A rule that neither outputs nor goes on (a drop is no action at all, as in
+        // OpenFlow) ends its packets: an edge to `drop`.
+        let ends = !r.all_actions().any(|a| {
+            matches!(
+                a,
+                Action::Output(_) | Action::Goto(_) | Action::Group(_) | Action::Controller { .. }
+            )
+        });
+        if ends {
+            *e.entry((port_name(from), "drop".into())).or_insert(0) += packets;
+        }
         for a in &r.actions {
-            let to = match a {
-                Action::Output(p) => port_name(*p),
-                Action::Drop => "drop".into(),
-                _ => continue,
-            };
-            *e.entry((port_name(from), to)).or_insert(0) += packets;
+            if let Action::Output(p) = a {
+                *e.entry((port_name(from), port_name(*p))).or_insert(0) += packets;
+            }
         }
     }
     e
