@@ -4,6 +4,7 @@
 
 mod bench;
 mod bounds;
+mod capture;
 mod image;
 mod mgr;
 mod nf;
@@ -36,6 +37,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Build container images of NFs.
     Image(image::ImageCmd),
+    /// Write the packets passing a port or an NF of a running manager (its `--http`
+    /// endpoint) to a pcap file.
+    Capture(capture::CaptureArgs),
     /// Watch a running manager live (its `--http` endpoint): ports, NFs, services, drops.
     Top(top::TopArgs),
 }
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bounds::check_bench(a.seconds).and_then(|()| bench::run(a)),
         Cmd::Image(a) => image::run(a),
         Cmd::Top(a) => top::run(a),
+        Cmd::Capture(a) => capture::run(a),
     };
     match result {
         Ok(code) => code,

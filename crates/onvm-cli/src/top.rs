@@ -36,7 +36,7 @@ enum Msg {
     Gone(String),
 }
 
-fn base_url(u: &str) -> String {
+pub(crate) fn base_url(u: &str) -> String {
     let u = u.trim_end_matches('/');
     if u.starts_with("http://") || u.starts_with("https://") {
         u.to_string()

@@ -594,3 +594,85 @@ fn the_web_console_shows_live_nfs_rates_and_the_topology_in_chromium() {
     );
     stop_cleanly(&mut m.proc);
 }
+
+#[test]
+fn onvm_capture_writes_what_passes_a_port_or_an_nf_to_pcap_files_tcpdump_reads() {
+    if !onvm_testkit::require_tool("tcpdump", "apt install tcpdump") {
+        return;
+    }
+    let _one = serial();
+    let dir = TempDir::new("http-capture");
+    let mut m = Mgr::start(&dir);
+    assert!(m.wait_rate("simple_forward", |r| r > 0.0), "{}", m.proc.output());
+    let capture = |at: &str, way: &str, count: &str, file: &Path| {
+        let mut cmd = onvm();
+        cmd.args(["capture", "--url", &m.base, "--at", at, "--dir", way, "-c", count, "-w"])
+            .arg(file);
+        common::run_to_end("onvm capture", cmd)
+    };
+    for (at, way, n) in [
+        ("port:0", "rx", 40),
+        ("nf:1", "rx", 25),
+        ("nf:2", "tx", 25),
+        ("port:1", "tx", 10),
+    ] {
+        let file = dir.join(&format!("{}-{way}.pcap", at.replace(':', "")));
+        let mut c = capture(at, way, &n.to_string(), &file);
+        assert_eq!(c.exit_code(SOON), 0, "{}", c.output());
+        assert!(
+            c.stderr.text().contains(&format!("{n} packets at {at} {way}")),
+            "{}",
+            c.output()
+        );
+        let out = std::process::Command::new("tcpdump")
+            .arg("-nr")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(text.lines().count(), n, "{at} {way}:\n{text}");
+        assert!(text.lines().all(|l| l.contains("UDP")), "{text}");
+    }
+    // What is not there, or not a direction, is refused naming it.
+    let mut c = capture("nf:9", "rx", "3", &dir.join("x.pcap"));
+    assert_ne!(c.exit_code(SOON), 0);
+    assert!(
+        c.stderr.text().contains("no NF instance 9 is registered"),
+        "{}",
+        c.output()
+    );
+    let mut c = capture("port:0", "sideways", "3", &dir.join("x.pcap"));
+    assert_ne!(c.exit_code(SOON), 0);
+    assert!(c.stderr.text().contains("rx or tx"), "{}", c.output());
+    // A capture without a count runs until its reader goes; the manager notices.
+    let edge = |l: &str| l.contains("direct edge: instance 1 → instance 2");
+    let edges_before = m.proc.stderr.count(edge);
+    let mut cmd = onvm();
+    cmd.args(["capture", "--url", &m.base, "--at", "nf:1", "--dir", "tx", "-w"])
+        .arg(dir.join("open.pcap"));
+    let mut open = Proc::spawn("onvm capture", cmd);
+    assert!(
+        m.proc
+            .stderr
+            .wait(SOON, |l| l.contains("capture at nf:1 tx started"))
+            .is_some()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    open.kill();
+    assert!(
+        m.proc
+            .stderr
+            .wait(SOON, |l| l.contains("capture at nf:1 tx ended (its reader went away"))
+            .is_some(),
+        "{}",
+        m.proc.output()
+    );
+    // The NFs' direct edge, closed while instance 1 was captured, is back.
+    assert!(
+        wait_for(SOON, || m.proc.stderr.count(edge) > edges_before),
+        "{}",
+        m.proc.output()
+    );
+    stop_cleanly(&mut m.proc);
+}

@@ -142,6 +142,9 @@ pub trait Switch {
     fn observe(&self) -> Observation;
     /// The event log from entry `from` on (entries are never removed while running).
     fn events(&self, from: usize) -> &[String];
+    /// Start copying the packets passing a point ([`crate::capture`]); an error names a
+    /// port or NF that is not there.
+    fn capture(&mut self, tap: crate::capture::Tap) -> Result<(), String>;
 }
 
 /// A packet a rule sent to the controller, waiting for a plane to take it.

@@ -16,11 +16,13 @@
 //! | [`manager`] | the loop: switch, control socket, NF lifecycle and reclaim, shutdown, report |
 //! | [`control_plane`] | the seam that OpenFlow and the HTTP endpoint plug into |
 //! | [`http`] | REST API, live stream, Prometheus metrics and the web console (`--http`) |
+//! | [`capture`] | copies of the packets passing a port or an NF, for `onvm capture` |
 //! | [`stats`] | console table, CSV, snapshots |
 //! | [`openflow`] | the OpenFlow 1.3 agent: controllers and `ovs-ofctl` program the table |
 //! | [`supervisor`] | NF processes started, watched and restarted under their policy (backoff) |
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod control_plane;
 pub mod drops;
 pub mod edges;

@@ -26,6 +26,7 @@ pub(crate) enum Ask {
     DeleteFlow(u64),
     AddChain(ChainSpec),
     DeleteChain(String),
+    Capture(crate::capture::Tap),
 }
 
 /// What the switch read for an [`Ask::Observe`].
@@ -152,6 +153,14 @@ pub(crate) fn answer(ask: Ask, sw: &mut dyn Switch) -> Answer {
             None => Err(Refusal::not_found(format!("no rule {id}"))),
         }),
         Ask::AddChain(spec) => done(add_chain(&spec, sw)),
+        Ask::Capture(tap) => {
+            let at = tap.point.to_string();
+            done(
+                sw.capture(tap)
+                    .map(|()| serde_json::json!({ "capturing": at }))
+                    .map_err(Refusal::not_found),
+            )
+        }
         Ask::DeleteChain(name) => {
             let filter = DeleteFilter {
                 cookie: Some((chain_cookie(&name), u64::MAX)),

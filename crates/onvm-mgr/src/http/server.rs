@@ -26,6 +26,8 @@ use super::{metrics, views};
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the stream gets a stats document.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// Copies a capture's reader may fall behind by before copies are missed.
+const CAPTURE_BACKLOG: usize = 8192;
 /// Stream messages a slow client may fall behind by before it misses some.
 const STREAM_BACKLOG: usize = 64;
 
@@ -202,6 +204,81 @@ async fn events(
     })))
 }
 
+#[derive(Deserialize)]
+struct CaptureQuery {
+    at: String,
+    dir: String,
+    count: Option<u64>,
+    snaplen: Option<u32>,
+}
+
+/// Copies the capture's records arrive as: pcap bytes written to a buffer taken after
+/// each record.
+#[derive(Clone, Default)]
+struct Chunks(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Chunks {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Chunks {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}
+
+/// `GET /api/v1/capture?at=port:N|nf:ID&dir=rx|tx[&count=N][&snaplen=S]`: a pcap file,
+/// streamed as packets pass; it ends after `count` packets, or when the client goes.
+async fn capture(
+    State(sh): St,
+    q: Result<Query<CaptureQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = q.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?.0;
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let point = crate::capture::parse_point(&q.at, &q.dir).map_err(bad)?;
+    if q.count == Some(0) {
+        return Err(bad(
+            "count=0 captures nothing: leave it out to capture until you stop".into()
+        ));
+    }
+    let snaplen = q.snaplen.unwrap_or(65535).clamp(64, 65535);
+    let (to, copies) = tokio::sync::mpsc::channel(CAPTURE_BACKLOG);
+    let tap = crate::capture::Tap {
+        point,
+        remaining: q.count.unwrap_or(u64::MAX),
+        snaplen: snaplen as usize,
+        to,
+        missed: 0,
+    };
+    let _accepted = write(&sh, Ask::Capture(tap), StatusCode::OK).await?;
+    let sink = Chunks::default();
+    let header = pcap_file::pcap::PcapHeader {
+        snaplen,
+        ts_resolution: pcap_file::TsResolution::NanoSecond,
+        ..Default::default()
+    };
+    let mut pcap = pcap_file::pcap::PcapWriter::with_header(sink.clone(), header)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let head = tokio_stream::once(Ok::<_, Infallible>(sink.take()));
+    let records = tokio_stream::wrappers::ReceiverStream::new(copies).map(move |r| {
+        // Writing to memory fails only for a record pcap cannot hold (none here).
+        let _ = pcap.write_packet(&pcap_file::pcap::PcapPacket::new(r.time, r.len, &r.data));
+        Ok(sink.take())
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/vnd.tcpdump.pcap")],
+        axum::body::Body::from_stream(head.chain(records)),
+    )
+        .into_response())
+}
+
 async fn prometheus_metrics(State(sh): St) -> Result<Response, ApiError> {
     let seen = observe(&sh, usize::MAX, false).await?;
     let text = metrics::render(&seen, &sh.answer_time);
@@ -271,6 +348,7 @@ fn app(sh: Arc<Shared>) -> Router {
         .route("/api/v1/chains", get(chains).post(add_chain))
         .route("/api/v1/chains/{name}", delete(delete_chain))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/capture", get(capture))
         .route("/api/v1/stream", get(stream))
         .route("/api/v1/{section}", get(section))
         .fallback(not_found)

@@ -6,6 +6,8 @@
 //! (a rule's or a PACKET_OUT's actions) run here in order: rewrites in place, a copy for
 //! every send but the last, further lookups with the rewritten packet.
 
+use std::time::SystemTime;
+
 use onvm_proto::edge::MANAGER;
 use onvm_proto::flow::group::GroupType;
 use onvm_proto::flow::meter::MeterVerdict;
@@ -15,6 +17,7 @@ use onvm_proto::verdict::Verdict;
 use onvm_shm::Buf;
 
 use super::{DropReason, Fwd};
+use crate::capture::Point;
 use crate::control_plane::PacketIn;
 use crate::registry::{State, WAKE_RING, rings_of};
 use crate::router::{Decision, Fixed, Ingress, Learn, Plan, Step, Target};
@@ -29,6 +32,40 @@ impl Fwd<'_> {
     /// Free `buf`, counted under `why`.
     pub(super) fn drop(&mut self, buf: Buf, why: DropReason) {
         self.acct.drop(&mut self.pool, buf, why);
+    }
+
+    /// Copy `bufs`, passing `p`, to the captures there (`self.taps.on(p)` said some are).
+    #[inline(never)]
+    pub(super) fn tap(&mut self, p: Point, bufs: &mut [Buf]) {
+        let time = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let holder = self.pool.holder();
+        for b in bufs.iter_mut() {
+            // A buffer whose metadata is unusable is named where it is routed.
+            if let Ok(pkt) = holder.packet(b) {
+                self.taps.copy(p, pkt.data(), time);
+            }
+        }
+        self.taps_ended();
+    }
+
+    /// Note the captures that ended; an NF no longer captured may have direct edges again.
+    pub(super) fn taps_ended(&mut self) {
+        for e in self.taps.take_ended() {
+            let why = if e.reader_gone {
+                "its reader went away"
+            } else {
+                "count reached"
+            };
+            self.acct.event(format!(
+                "capture at {} ended ({why}; {} copies missed)",
+                e.point, e.missed
+            ));
+            if e.point.instance().is_some() {
+                self.topology_changed();
+            }
+        }
     }
 
     /// A burst received on port `p` (drained). When the port's fixed rule sends every
@@ -53,6 +90,9 @@ impl Fwd<'_> {
     /// packets go one by one: that path learns direct edges.)
     #[inline]
     pub(super) fn ingress_nf_burst(&mut self, id: u16, burst: &mut Vec<Buf>, implied: Option<Verdict>) {
+        if self.taps.on(Point::NfTx(id)) {
+            self.tap(Point::NfTx(id), burst);
+        }
         if implied.is_none_or(|v| v == Verdict::Next)
             && let Some(service) = self.reg.get(id).map(|i| i.service)
             && let Some(f) = self
@@ -558,7 +598,10 @@ impl Fwd<'_> {
         // Never into a hung NF: its edge would hold a ring's worth of buffers, past its
         // quota, for as long as it stays hung (the watchdog closed the edges into it).
         let hung = self.reg.get(to).is_some_and(|i| i.hung);
-        if !running(self.reg.get(from))
+        // A captured NF's packets must pass the switch (the manager's own edges do).
+        let tapped = self.taps.at_instance(from) || (to != MANAGER && self.taps.at_instance(to));
+        if tapped
+            || !running(self.reg.get(from))
             || (to != MANAGER && !running(self.reg.get(to)))
             || hung
             || self.direct.edges.find(from, key).is_some()

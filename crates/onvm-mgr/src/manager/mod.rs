@@ -183,6 +183,8 @@ struct Fwd<'r> {
     pipe: Pipe,
     /// How many groups deep the packet being routed is (a bucket sending to a group).
     groups_deep: u8,
+    /// Captures in progress (`crate::capture`).
+    taps: crate::capture::Taps,
 }
 
 /// What a packet carries from table to table (OpenFlow's metadata register and action
@@ -323,6 +325,7 @@ impl<'r> Mgr<'r> {
                 epoch: start,
                 pipe: Pipe::default(),
                 groups_deep: 0,
+                taps: crate::capture::Taps::default(),
             },
             ctl: Control::new(listener),
             planes,

@@ -8,6 +8,7 @@ use onvm_proto::flow::{FlowTable, PortKind, PortNo};
 use onvm_shm::Buf;
 
 use super::{DropReason, Fwd, Mgr};
+use crate::capture::{Point, Tap};
 use crate::control_plane::{
     Fate, InjectError, Observation, Out, Payload, PortCounters, PortView, RingLevel, ServiceView, Switch,
 };
@@ -21,6 +22,8 @@ impl Mgr<'_> {
     /// Hand queued packets to the planes, then let each serve its peers.
     pub(super) fn poll_planes(&mut self) {
         let fwd = &mut self.fwd;
+        fwd.taps.prune();
+        fwd.taps_ended();
         for p in std::mem::take(&mut fwd.to_planes) {
             let mut p = p;
             let data = match fwd.pool.holder().packet(&mut p.buf) {
@@ -284,5 +287,26 @@ impl Switch for SwitchView<'_, '_> {
 
     fn events(&self, from: usize) -> &[String] {
         self.fwd.acct.events.get(from..).unwrap_or_default()
+    }
+
+    fn capture(&mut self, tap: Tap) -> Result<(), String> {
+        match tap.point {
+            Point::PortRx(p) | Point::PortTx(p) if usize::from(p) >= self.ports.len() => {
+                return Err(format!("no port {p} (this switch has ports 0..{})", self.ports.len()));
+            }
+            Point::NfRx(id) | Point::NfTx(id) if self.fwd.reg.get(id).is_none() => {
+                return Err(format!("no NF instance {id} is registered"));
+            }
+            _ => {}
+        }
+        let point = tap.point;
+        self.fwd.taps.add(tap);
+        // Its packets must pass the switch: direct edges to and from it close, and
+        // do not open again while it is captured.
+        if point.instance().is_some() {
+            self.fwd.topology_changed();
+        }
+        self.fwd.acct.event(format!("capture at {point} started"));
+        Ok(())
     }
 }

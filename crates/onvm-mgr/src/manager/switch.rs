@@ -22,6 +22,7 @@ use super::{
     CONTROL_EVERY, DRAIN_GRACE, DropReason, FromEdge, LOW_WATER_DIV, Mgr, NfRings, RING_FULL_YIELDS, STOP_GRACE,
     WAKE_BATCH, WAKE_DELAY,
 };
+use crate::capture::Point;
 use crate::edges::EdgeState;
 use crate::error::MgrError;
 use crate::options::StatsMode;
@@ -167,6 +168,9 @@ impl Mgr<'_> {
                 prof.end(Phase::Rx);
                 if got > 0 {
                     io.moved = true;
+                    if fwd.taps.on(Point::PortRx(p as u16)) {
+                        fwd.tap(Point::PortRx(p as u16), &mut io.burst);
+                    }
                     fwd.ingress_port_burst(p as u16, &mut io.burst);
                     prof.end(Phase::Classify);
                 }
@@ -342,6 +346,11 @@ impl Mgr<'_> {
         let low_water = fwd.region.buffers() / LOW_WATER_DIV;
         for &id in &io.active {
             let i = usize::from(id) - 1;
+            if fwd.taps.on(Point::NfRx(id)) && !fwd.to_nf[i].is_empty() {
+                let mut q = std::mem::take(&mut fwd.to_nf[i]);
+                fwd.tap(Point::NfRx(id), &mut q);
+                fwd.to_nf[i] = q;
+            }
             let q = &mut fwd.to_nf[i];
             if q.is_empty() {
                 continue;
@@ -427,7 +436,14 @@ impl Mgr<'_> {
             }
         }
         self.prof.end(Phase::Enqueue);
-        for (port, q) in io.ports.iter_mut().zip(&mut fwd.to_port) {
+        for (p, port) in io.ports.iter_mut().enumerate() {
+            let point = Point::PortTx(p as u16);
+            if fwd.taps.on(point) && !fwd.to_port[p].is_empty() {
+                let mut q = std::mem::take(&mut fwd.to_port[p]);
+                fwd.tap(point, &mut q);
+                fwd.to_port[p] = q;
+            }
+            let q = &mut fwd.to_port[p];
             if !q.is_empty() {
                 port.tx_burst(&mut fwd.pool, q);
             }

@@ -68,6 +68,9 @@ impl Switch for FakeSwitch {
     fn events(&self, from: usize) -> &[String] {
         self.events.get(from..).unwrap_or_default()
     }
+    fn capture(&mut self, _: crate::capture::Tap) -> Result<(), String> {
+        Err("no captures in this fake".into())
+    }
 }
 
 /// A test controller: a blocking TCP client that speaks through the codec; shared with
