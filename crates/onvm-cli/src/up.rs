@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use onvm_container::{ContainerLauncher, Engine, Limits, NF_USER, NfLauncher};
 use onvm_mgr::supervisor::{
-    Decision, GiveUp, NfInstance, NfOutput, Outcome, ProcessLauncher, Supervisor, SupervisorEvent,
+    Command, Decision, GiveUp, NfInstance, NfOutput, Outcome, ProcessLauncher, Supervisor, SupervisorEvent,
 };
 use onvm_proto::config::{Config, NfSpec};
 
@@ -224,6 +224,9 @@ pub fn run_config(cfg: &Config, file: Option<&Path>, common: &CommonMgr, quiet_n
     if file.is_some() {
         let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone());
     }
+    // The HTTP endpoint's NF stops, restarts and scaling come to this loop.
+    let (to_supervisor, requests) = std::sync::mpsc::channel();
+    opts.supervisor = Some(to_supervisor);
     let mgr_stop = stop.clone();
     let mgr = std::thread::spawn(move || onvm_mgr::run(opts, &mgr_stop));
     let t = Instant::now();
@@ -262,6 +265,17 @@ pub fn run_config(cfg: &Config, file: Option<&Path>, common: &CommonMgr, quiet_n
             && !stop.load(Ordering::Relaxed)
         {
             rescale(&mut nfs, &mut running, path);
+        }
+        while let Ok(r) = requests.try_recv() {
+            let done = if stop.load(Ordering::Relaxed) {
+                Err("stopping: no NF starts or stops on request now".into())
+            } else {
+                operate(&mut nfs, &mut running, r.command)
+            };
+            if let Ok(d) = &done {
+                onvm_mgr::stats::emit_err(format_args!("onvm up: on request: {d}\n"));
+            }
+            let _ = r.reply.send(done);
         }
         for event in nfs.poll(Instant::now()) {
             log(&event);
@@ -346,6 +360,36 @@ fn rescale(nfs: &mut Supervisor<NfLauncher>, running: &mut Config, path: &Path) 
             say(format_args!("NF entry {k} ({}): cannot start an instance: {e}", n.name));
         }
         r.instances = n.instances;
+    }
+}
+
+/// An operator's request from the HTTP endpoint: what was done, or why not.
+fn operate(nfs: &mut Supervisor<NfLauncher>, running: &mut Config, c: Command) -> Result<String, String> {
+    match c {
+        Command::Stop(id) => nfs.stop_one(&id).map(|e| e.to_string()),
+        Command::Restart(id) => nfs.restart_one(&id),
+        Command::Scale { service, instances } => {
+            let id = running.services.get(&service).copied();
+            let mut serving = running.nfs.iter_mut().filter(|n| Some(n.service) == id);
+            let (Some(entry), None) = (serving.next(), serving.next()) else {
+                return Err(match id {
+                    None => format!("no service {service:?} in the config"),
+                    Some(_) => format!("service {service:?} is not served by exactly one NF entry of the config"),
+                });
+            };
+            if instances == 0 {
+                return Err("instances must be at least 1 (stop an instance to have none)".into());
+            }
+            let from = entry.instances;
+            let (events, result) = nfs.scale(entry, instances, Instant::now());
+            entry.instances = instances;
+            for e in &events {
+                log(e);
+            }
+            result
+                .map(|()| format!("NF {} ({service}): {from} -> {instances} instance(s)", entry.name))
+                .map_err(|e| format!("NF {} ({service}): cannot start an instance: {e}", entry.name))
+        }
     }
 }
 

@@ -42,22 +42,27 @@ struct Mgr {
 }
 
 impl Mgr {
+    /// `onvm up` with [`CONFIG`].
     fn start(dir: &TempDir) -> Mgr {
         let config = dir.write("http.toml", CONFIG);
         let mut cmd = onvm();
-        cmd.arg("up")
-            .arg(&config)
-            .args([
-                "--stats",
-                "off",
-                "--buffers",
-                "4095",
-                "--http",
-                "127.0.0.1:0",
-                "--socket",
-            ])
-            .arg(dir.socket());
-        let proc = Proc::spawn("onvm up", cmd);
+        cmd.arg("up").arg(&config);
+        Mgr::start_with(dir, cmd)
+    }
+
+    /// `cmd` (`onvm up ...` or `onvm mgr ...`) with a small pool and the endpoint on.
+    fn start_with(dir: &TempDir, mut cmd: std::process::Command) -> Mgr {
+        cmd.args([
+            "--stats",
+            "off",
+            "--buffers",
+            "4095",
+            "--http",
+            "127.0.0.1:0",
+            "--socket",
+        ])
+        .arg(dir.socket());
+        let proc = Proc::spawn("onvm", cmd);
         let line = proc
             .stderr
             .wait(SOON, |l| l.contains("http: listening on http://"))
@@ -392,8 +397,15 @@ fn metrics_pass_promtool_and_a_real_prometheus_scrapes_a_rate() {
     assert!(ok && lint.trim().is_empty(), "promtool: {lint}\n{text}");
     for want in [
         "onvm_port_rx_packets_total{name=\"gen:64B,100flows,rate=100000\",port=\"0\"}",
-        "onvm_nf_rx_packets_total{instance=\"1\",service=\"1\",tag=\"basic_monitor\"}",
-        "onvm_nf_ring_packets{instance=\"2\",ring=\"rx\",service=\"2\",tag=\"simple_forward\"}",
+        // Instance IDs go in the order the NFs registered.
+        &format!(
+            "onvm_nf_rx_packets_total{{instance=\"{}\",service=\"1\",tag=\"basic_monitor\"}}",
+            m.nf("basic_monitor")["id"]
+        ),
+        &format!(
+            "onvm_nf_ring_packets{{instance=\"{}\",ring=\"rx\",service=\"2\",tag=\"simple_forward\"}}",
+            m.nf("simple_forward")["id"]
+        ),
         "onvm_table_lookups_total{table=\"0\"}",
         "onvm_service_instances{name=\"forward\",service=\"2\"} 1",
         "onvm_http_answer_seconds_bucket",
@@ -604,6 +616,9 @@ fn onvm_capture_writes_what_passes_a_port_or_an_nf_to_pcap_files_tcpdump_reads()
     let dir = TempDir::new("http-capture");
     let mut m = Mgr::start(&dir);
     assert!(m.wait_rate("simple_forward", |r| r > 0.0), "{}", m.proc.output());
+    // Instance IDs go in the order the NFs registered.
+    let monitor = format!("nf:{}", m.nf("basic_monitor")["id"]);
+    let forward = format!("nf:{}", m.nf("simple_forward")["id"]);
     let capture = |at: &str, way: &str, count: &str, file: &Path| {
         let mut cmd = onvm();
         cmd.args(["capture", "--url", &m.base, "--at", at, "--dir", way, "-c", count, "-w"])
@@ -612,8 +627,8 @@ fn onvm_capture_writes_what_passes_a_port_or_an_nf_to_pcap_files_tcpdump_reads()
     };
     for (at, way, n) in [
         ("port:0", "rx", 40),
-        ("nf:1", "rx", 25),
-        ("nf:2", "tx", 25),
+        (monitor.as_str(), "rx", 25),
+        (forward.as_str(), "tx", 25),
         ("port:1", "tx", 10),
     ] {
         let file = dir.join(&format!("{}-{way}.pcap", at.replace(':', "")));
@@ -646,16 +661,18 @@ fn onvm_capture_writes_what_passes_a_port_or_an_nf_to_pcap_files_tcpdump_reads()
     assert_ne!(c.exit_code(SOON), 0);
     assert!(c.stderr.text().contains("rx or tx"), "{}", c.output());
     // A capture without a count runs until its reader goes; the manager notices.
-    let edge = |l: &str| l.contains("direct edge: instance 1 → instance 2");
+    let (m_id, f_id) = (&monitor[3..], &forward[3..]);
+    let edge_line = format!("direct edge: instance {m_id} → instance {f_id}");
+    let edge = |l: &str| l.contains(&edge_line);
     let edges_before = m.proc.stderr.count(edge);
     let mut cmd = onvm();
-    cmd.args(["capture", "--url", &m.base, "--at", "nf:1", "--dir", "tx", "-w"])
+    cmd.args(["capture", "--url", &m.base, "--at", &monitor, "--dir", "tx", "-w"])
         .arg(dir.join("open.pcap"));
     let mut open = Proc::spawn("onvm capture", cmd);
     assert!(
         m.proc
             .stderr
-            .wait(SOON, |l| l.contains("capture at nf:1 tx started"))
+            .wait(SOON, |l| l.contains(&format!("capture at {monitor} tx started")))
             .is_some()
     );
     std::thread::sleep(Duration::from_millis(300));
@@ -663,7 +680,8 @@ fn onvm_capture_writes_what_passes_a_port_or_an_nf_to_pcap_files_tcpdump_reads()
     assert!(
         m.proc
             .stderr
-            .wait(SOON, |l| l.contains("capture at nf:1 tx ended (its reader went away"))
+            .wait(SOON, |l| l
+                .contains(&format!("capture at {monitor} tx ended (its reader went away")))
             .is_some(),
         "{}",
         m.proc.output()
@@ -675,4 +693,83 @@ fn onvm_capture_writes_what_passes_a_port_or_an_nf_to_pcap_files_tcpdump_reads()
         m.proc.output()
     );
     stop_cleanly(&mut m.proc);
+}
+
+#[test]
+fn nfs_are_restarted_scaled_and_stopped_through_the_api_under_onvm_up() {
+    let _one = serial();
+    let dir = TempDir::new("http-supervise");
+    let mut m = Mgr::start(&dir);
+    assert!(m.wait_rate("simple_forward", |r| r > 0.0), "{}", m.proc.output());
+    let registered = |m: &Mgr| m.proc.stderr.count(|l| l.contains("NF \"simple_forward\" registered"));
+    assert_eq!(registered(&m), 1);
+    let id = m.nf("simple_forward")["id"].clone();
+    let (s, b) = m.post(&format!("/api/v1/nfs/{id}/restart"), json!({}));
+    assert_eq!(s, 202, "{b}");
+    assert!(
+        wait_for(SOON, || registered(&m) == 2),
+        "not restarted\n{}",
+        m.proc.output()
+    );
+    assert!(
+        m.wait_rate("simple_forward", |r| r > 0.0),
+        "no packets after the restart"
+    );
+
+    let forward = |m: &Mgr| m.get("/api/v1/services")[1]["instances"].as_array().unwrap().clone();
+    let (s, b) = m.post("/api/v1/services/forward/scale", json!({ "instances": 2 }));
+    assert_eq!(s, 202, "{b}");
+    assert!(
+        wait_for(SOON, || forward(&m).len() == 2),
+        "not scaled to 2\n{}",
+        m.proc.output()
+    );
+    let second = forward(&m)[1].as_u64().unwrap();
+    let (s, b) = m.post(&format!("/api/v1/nfs/{second}/stop"), json!({}));
+    assert_eq!(s, 202, "{b}");
+    assert!(
+        wait_for(SOON, || forward(&m).len() == 1),
+        "not stopped\n{}",
+        m.proc.output()
+    );
+
+    for (path, body, status, says) in [
+        ("/api/v1/nfs/99/stop", json!({}), 404, "no NF instance 99 is running"),
+        ("/api/v1/nfs/1/jump", json!({}), 404, "no action \"jump\""),
+        (
+            "/api/v1/services/nope/scale",
+            json!({ "instances": 2 }),
+            409,
+            "no service \"nope\"",
+        ),
+        (
+            "/api/v1/services/forward/scale",
+            json!({ "instances": 0 }),
+            409,
+            "at least 1",
+        ),
+        (
+            "/api/v1/services/forward/scale",
+            json!({ "count": 2 }),
+            400,
+            "unknown field",
+        ),
+    ] {
+        let (s, b) = m.post(path, body);
+        assert_eq!(s, status, "{path}: {b}");
+        assert!(b["error"].as_str().unwrap().contains(says), "{path}: {b}");
+    }
+    stop_cleanly(&mut m.proc);
+
+    // A manager on its own has no supervisor to ask.
+    let dir = TempDir::new("http-nosupervisor");
+    let mut cmd = onvm();
+    cmd.args(["mgr", "--port", "null"]);
+    let mut alone = Mgr::start_with(&dir, cmd);
+    let (s, b) = alone.post("/api/v1/services/forward/scale", json!({ "instances": 2 }));
+    assert!(
+        s == 409 && b["error"].as_str().unwrap().contains("no supervisor"),
+        "{s} {b}"
+    );
+    stop_cleanly(&mut alone.proc);
 }

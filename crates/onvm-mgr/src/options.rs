@@ -133,6 +133,9 @@ pub struct Options {
     /// Serve the REST API, live stream, metrics and web console here ([`crate::http`]);
     /// off when `None`.
     pub http: Option<std::net::SocketAddr>,
+    /// Where the HTTP endpoint sends NF stops, restarts and scaling: the supervisor of
+    /// `onvm up`, which runs the NFs (a manager alone has none).
+    pub supervisor: Option<std::sync::mpsc::Sender<crate::supervisor::Request>>,
 }
 
 impl Options {
@@ -177,6 +180,7 @@ impl Options {
             openflow: crate::openflow::OpenFlowOptions::default(),
             profile: false,
             http: None,
+            supervisor: None,
         }
     }
 }

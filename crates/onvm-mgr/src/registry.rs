@@ -79,6 +79,8 @@ pub struct Instance {
     /// The Docker container it runs in, `NAME (ID)` (or the short ID), read from its
     /// process's cgroup and environment when it registered; `None` for a bare process.
     pub container: Option<String>,
+    /// Its process (the kernel's word for who connected), when known.
+    pub pid: Option<u32>,
 }
 
 /// The registry.
@@ -232,6 +234,7 @@ impl Registry {
             quota: u32::MAX,
             since: Instant::now(),
             container: None,
+            pid: None,
         }))
     }
 

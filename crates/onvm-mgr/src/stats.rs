@@ -47,6 +47,8 @@ pub struct NfRow {
     pub rx_drop: u64,
     /// The container it runs in (`NAME (ID)`, or the short ID), if any.
     pub container: Option<String>,
+    /// What a supervisor calls it (`pid N`, `container NAME (ID)`), when known.
+    pub supervised_as: Option<String>,
 }
 
 /// Everything the views show at one moment.
@@ -298,6 +300,7 @@ mod tests {
             nfs: vec![
                 NfRow {
                     container: None,
+                    supervised_as: None,
                     tag: "fwd".into(),
                     id: 1,
                     service: 1,
@@ -314,6 +317,7 @@ mod tests {
                 },
                 NfRow {
                     container: None,
+                    supervised_as: None,
                     tag: "fwd".into(),
                     id: 2,
                     service: 1,

@@ -75,7 +75,11 @@ pub(crate) fn render(seen: &Seen, answer: &Histogram) -> String {
     }
     let nf = ["tag", "service", "instance"];
     let running = |id: u16| seen.obs.rings.iter().find(|l| l.id == id);
-    let live: Vec<_> = snap.nfs.iter().filter(|n| running(n.id).is_some()).collect();
+    let live: Vec<_> = snap
+        .nfs
+        .iter()
+        .filter(|n| n.state != "exited" && running(n.id).is_some())
+        .collect();
     let labels = |n: &crate::stats::NfRow| [n.tag.clone(), n.service.to_string(), n.id.to_string()];
     let nf_counters: [Read<crate::stats::NfRow>; 4] = [
         ("onvm_nf_rx_packets_total", "Packets an NF took from its rings", |n| {

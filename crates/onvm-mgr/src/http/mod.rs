@@ -33,7 +33,11 @@ pub struct HttpPlane {
 
 impl HttpPlane {
     /// Listen on `addr` (port 0: any free port) and start serving on a new thread.
-    pub fn start(addr: SocketAddr) -> std::io::Result<HttpPlane> {
+    /// NF stops, restarts and scaling go to `supervisor`, if there is one.
+    pub fn start(
+        addr: SocketAddr,
+        supervisor: Option<mpsc::Sender<crate::supervisor::Request>>,
+    ) -> std::io::Result<HttpPlane> {
         // Bound here, so that a busy address is the caller's error, not the thread's.
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
@@ -42,7 +46,7 @@ impl HttpPlane {
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("onvm-http".into())
-            .spawn(move || server::serve(listener, tx, stopped))?;
+            .spawn(move || server::serve(listener, tx, supervisor, stopped))?;
         Ok(HttpPlane {
             asks: rx,
             addr,

@@ -44,6 +44,7 @@ struct Shared {
     /// the stream gets first.
     last_doc: Mutex<Option<Arc<Value>>>,
     answer_time: prometheus::Histogram,
+    supervisor: Option<mpsc::Sender<crate::supervisor::Request>>,
 }
 
 type St = State<Arc<Shared>>;
@@ -279,6 +280,74 @@ async fn capture(
         .into_response())
 }
 
+/// Ask the supervisor to do `command`; 202 with what it did.
+async fn supervise(sh: &Shared, command: crate::supervisor::Command) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let conflict = |m: String| ApiError(StatusCode::CONFLICT, m);
+    let Some(to) = &sh.supervisor else {
+        return Err(conflict(
+            "this manager runs no supervisor: NFs are started, stopped and scaled by `onvm up`".into(),
+        ));
+    };
+    let (reply, answer) = oneshot::channel();
+    to.send(crate::supervisor::Request { command, reply })
+        .map_err(|_| unavailable("the supervisor has stopped"))?;
+    match tokio::time::timeout(ASK_TIMEOUT, answer).await {
+        Ok(Ok(Ok(done))) => Ok((StatusCode::ACCEPTED, Json(json!({ "done": done })))),
+        Ok(Ok(Err(why))) => Err(conflict(why)),
+        Ok(Err(_)) => Err(unavailable("the supervisor has stopped")),
+        Err(_) => Err(unavailable("the supervisor did not answer within 5 s")),
+    }
+}
+
+/// `POST /api/v1/nfs/{id}/stop` and `.../restart`: by the supervisor that runs it.
+async fn nf_action(State(sh): St, Path((id, action)): Path<(String, String)>) -> Result<impl IntoResponse, ApiError> {
+    let id: u16 = id
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, format!("instance {id:?} is not a number")))?;
+    let seen = observe(&sh, usize::MAX, false).await?;
+    let running = seen.obs.rings.iter().any(|r| r.id == id);
+    let nf = seen
+        .obs
+        .snap
+        .nfs
+        .iter()
+        .find(|n| n.id == id && running && n.state != "exited")
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no NF instance {id} is running")))?;
+    let who = nf.supervised_as.clone().ok_or_else(|| {
+        ApiError(
+            StatusCode::CONFLICT,
+            format!("instance {id}: which process it is was not known when it registered"),
+        )
+    })?;
+    let command = match action.as_str() {
+        "stop" => crate::supervisor::Command::Stop(who),
+        "restart" => crate::supervisor::Command::Restart(who),
+        a => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no action {a:?} on NFs (stop, restart)"),
+            ));
+        }
+    };
+    supervise(&sh, command).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScaleSpec {
+    instances: u16,
+}
+
+/// `POST /api/v1/services/{name}/scale` `{"instances": N}`.
+async fn scale(
+    State(sh): St,
+    Path(service): Path<String>,
+    body: Result<Json<ScaleSpec>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let instances = body?.0.instances;
+    supervise(&sh, crate::supervisor::Command::Scale { service, instances }).await
+}
+
 async fn prometheus_metrics(State(sh): St) -> Result<Response, ApiError> {
     let seen = observe(&sh, usize::MAX, false).await?;
     let text = metrics::render(&seen, &sh.answer_time);
@@ -349,6 +418,8 @@ fn app(sh: Arc<Shared>) -> Router {
         .route("/api/v1/chains/{name}", delete(delete_chain))
         .route("/api/v1/events", get(events))
         .route("/api/v1/capture", get(capture))
+        .route("/api/v1/nfs/{id}/{action}", axum::routing::post(nf_action))
+        .route("/api/v1/services/{name}/scale", axum::routing::post(scale))
         .route("/api/v1/stream", get(stream))
         .route("/api/v1/{section}", get(section))
         .fallback(not_found)
@@ -356,7 +427,12 @@ fn app(sh: Arc<Shared>) -> Router {
 }
 
 /// The thread's body: serve on `listener` until `stop` (or the manager's end drops it).
-pub(super) fn serve(listener: std::net::TcpListener, asks: mpsc::Sender<Asked>, stop: oneshot::Receiver<()>) {
+pub(super) fn serve(
+    listener: std::net::TcpListener,
+    asks: mpsc::Sender<Asked>,
+    supervisor: Option<mpsc::Sender<crate::supervisor::Request>>,
+    stop: oneshot::Receiver<()>,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -371,6 +447,7 @@ pub(super) fn serve(listener: std::net::TcpListener, asks: mpsc::Sender<Asked>, 
         last: Mutex::new(None),
         last_doc: Mutex::new(None),
         answer_time: metrics::answer_time(),
+        supervisor,
     });
     rt.block_on(async move {
         let listener = match tokio::net::TcpListener::from_std(listener) {

@@ -176,13 +176,13 @@ pub(crate) fn document(now: &Seen, prev: Option<&Seen>) -> Value {
                 rate(c.rx, b.map(|b| b.counters.rx), dt),
                 rate(c.tx, b.map(|b| b.counters.tx), dt),
             );
-            let running = level(n.id).is_some();
+            let running = n.state != "exited" && level(n.id).is_some();
             if running {
                 let s = service_pps.entry(n.service).or_default();
                 s.0 += rx_pps;
                 s.1 += tx_pps;
             }
-            let ring = level(n.id);
+            let ring = level(n.id).filter(|_| running);
             json!({
                 "id": n.id, "tag": n.tag, "service": n.service,
                 "state": if running { n.state } else { "exited" },

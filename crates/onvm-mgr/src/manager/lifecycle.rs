@@ -48,11 +48,8 @@ impl Mgr<'_> {
             .send_with_fd(&reply.encode()?, self.fwd.region.fd().as_fd())
             .map_err(ControlError::Reply)?;
         self.ctl.conns[k].instance = Some(id);
-        let container = self.ctl.conns[k]
-            .sock
-            .peer_cred()
-            .ok()
-            .and_then(|c| container_of(c.pid));
+        let pid = self.ctl.conns[k].sock.peer_cred().ok().map(|c| c.pid);
+        let container = pid.and_then(container_of);
         self.fwd.acct.event(format!(
             "NF {:?} registered: instance {id}, service {service}, core {}{}",
             req.tag,
@@ -63,6 +60,7 @@ impl Mgr<'_> {
         ));
         if let Some(i) = self.fwd.reg.get_mut(id) {
             i.container = container;
+            i.pid = pid;
         }
         Ok(())
     }

@@ -252,7 +252,8 @@ pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
         }
         let mut serving = None;
         if let Some(addr) = opts.http {
-            let plane = crate::http::HttpPlane::start(addr).map_err(|source| MgrError::Http { addr, source })?;
+            let plane = crate::http::HttpPlane::start(addr, opts.supervisor.clone())
+                .map_err(|source| MgrError::Http { addr, source })?;
             serving = Some(plane.local_addr());
             planes.push(Box::new(plane));
         }

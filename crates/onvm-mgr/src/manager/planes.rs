@@ -233,7 +233,11 @@ impl Switch for SwitchView<'_, '_> {
 
     fn observe(&self) -> Observation {
         let (fwd, reg) = (&*self.fwd, &self.fwd.reg);
+        // Gone NFs as they last were, but said to be gone: a restarted one has their ID.
         let mut nfs = fwd.acct.exited.clone();
+        for n in &mut nfs {
+            n.state = "exited";
+        }
         nfs.extend(reg.iter().map(super::report::nf_row));
         let snap = Snapshot {
             uptime: self.start.elapsed(),

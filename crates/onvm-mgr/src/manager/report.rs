@@ -255,5 +255,11 @@ pub(super) fn nf_row(i: &Instance) -> NfRow {
         counters: i.counters,
         rx_drop: i.rx_drop,
         container: i.container.clone(),
+        // The supervisor's handles are named so (`supervisor::Handle::id`).
+        supervised_as: match (&i.container, i.pid) {
+            (Some(c), _) => Some(format!("container {c}")),
+            (None, Some(p)) => Some(format!("pid {p}")),
+            (None, None) => None,
+        },
     }
 }

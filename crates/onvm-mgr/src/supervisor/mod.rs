@@ -102,6 +102,25 @@ pub enum SupervisorEvent {
     },
 }
 
+/// What an operator asks of a running supervisor (the HTTP endpoint's NF writes),
+/// carried out by whoever drives it (`onvm up`) at its next poll.
+#[derive(Debug)]
+pub enum Command {
+    /// Stop this NF for good ([`Supervisor::stop_one`]), by its handle's id.
+    Stop(String),
+    /// Restart it ([`Supervisor::restart_one`]).
+    Restart(String),
+    /// Run this many instances of the NF entry that serves this service.
+    Scale { service: String, instances: u16 },
+}
+
+/// A [`Command`] and where its outcome goes (a line saying what was done, or why not).
+#[derive(Debug)]
+pub struct Request {
+    pub command: Command,
+    pub reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+}
+
 impl fmt::Display for SupervisorEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -145,6 +164,9 @@ struct Slot<H> {
     handle: Option<H>,
     /// Scaled away: asked to stop, never restarted, forgotten once reaped.
     retiring: bool,
+    /// An operator asked for a restart: launched again as soon as it has exited,
+    /// whatever its policy, with a fresh restart count.
+    restart_now: bool,
 }
 
 /// Owns launched NFs and keeps them running under their policies. See the module doc for
@@ -183,6 +205,7 @@ impl<L: Launcher> Supervisor<L> {
             label,
             handle: Some(handle),
             retiring: false,
+            restart_now: false,
         });
         Ok(event)
     }
@@ -253,6 +276,26 @@ impl<L: Launcher> Supervisor<L> {
         let mut events = Vec::new();
         for slot in &mut self.slots {
             slot.reap(now, &mut events);
+            if slot.handle.is_none() && slot.restart_now {
+                slot.restart_now = false;
+                slot.restarts = Restarts::new(slot.nf.spec.restart, now);
+                match self.launcher.launch(&slot.nf) {
+                    Ok(handle) => {
+                        events.push(SupervisorEvent::Started {
+                            nf: slot.label.clone(),
+                            id: handle.id(),
+                            restart: 0,
+                        });
+                        slot.handle = Some(handle);
+                    }
+                    Err(error) => events.push(SupervisorEvent::LaunchFailed {
+                        nf: slot.label.clone(),
+                        error,
+                        then: slot.restarts.handle_launch_failed(now),
+                    }),
+                }
+                continue;
+            }
             if slot.handle.is_none() && slot.restarts.poll_start(now) == Poll::Start {
                 match self.launcher.launch(&slot.nf) {
                     Ok(handle) => {
@@ -275,6 +318,43 @@ impl<L: Launcher> Supervisor<L> {
         // Instances scaled away are forgotten once they have exited.
         self.slots.retain(|s| !(s.retiring && s.handle.is_none()));
         events
+    }
+
+    /// The running slot whose handle is `id` ([`Handle::id`]).
+    fn running_slot(&mut self, id: &str) -> Result<&mut Slot<L::Handle>, String> {
+        self.slots
+            .iter_mut()
+            .find(|s| !s.retiring && s.handle.as_ref().is_some_and(|h| h.id() == id))
+            .ok_or_else(|| format!("no NF the supervisor runs is {id}"))
+    }
+
+    /// Stop the NF whose handle is `id` for good: asked to stop, not restarted,
+    /// forgotten once it has exited (as an instance scaled away).
+    pub fn stop_one(&mut self, id: &str) -> Result<SupervisorEvent, String> {
+        let slot = self.running_slot(id)?;
+        slot.retiring = true;
+        slot.restarts.handle_stop();
+        if let Some(h) = slot.handle.as_mut() {
+            h.stop().map_err(|e| format!("{id}: {e}"))?;
+        }
+        Ok(SupervisorEvent::Retiring {
+            nf: slot.label.clone(),
+            id: id.to_string(),
+        })
+    }
+
+    /// Restart the NF whose handle is `id`: asked to stop, launched again once it has
+    /// exited (by [`Supervisor::poll`]), whatever its policy.
+    pub fn restart_one(&mut self, id: &str) -> Result<String, String> {
+        let slot = self.running_slot(id)?;
+        slot.restart_now = true;
+        if let Some(h) = slot.handle.as_mut() {
+            h.stop().map_err(|e| format!("{id}: {e}"))?;
+        }
+        Ok(format!(
+            "NF {} ({id}) asked to stop; restarting it when it has",
+            slot.label
+        ))
     }
 
     /// The earliest pending restart: a driver with nothing else to do may sleep until
