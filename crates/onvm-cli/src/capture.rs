@@ -43,27 +43,6 @@ pub struct CaptureArgs {
     pub write: PathBuf,
 }
 
-/// Bytes written to it, kept until taken.
-#[derive(Clone, Default)]
-struct Staged(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Staged {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(b);
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Staged {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
-    }
-}
-
 /// `onvm capture`.
 pub fn run(a: CaptureArgs) -> CliResult {
     let base = crate::top::base_url(&a.url);
@@ -94,7 +73,7 @@ pub fn run(a: CaptureArgs) -> CliResult {
         let mut from = PcapReader::new(reader).map_err(|e| format!("the manager's stream: {e}"))?;
         // Each record is put together here and written with one call, so the file is
         // whole up to the last packet whenever it is read or we are stopped.
-        let staged = Staged::default();
+        let staged = onvm_mgr::capture::Staged::default();
         let mut to = PcapWriter::with_header(staged.clone(), from.header()).map_err(|e| e.to_string())?;
         let put = |out: &mut Box<dyn std::io::Write + Send>| {
             out.write_all(&staged.take())

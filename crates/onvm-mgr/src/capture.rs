@@ -122,6 +122,29 @@ pub struct Ended {
     pub reader_gone: bool,
 }
 
+/// A writer that keeps what is written until taken: pcap records are put together in
+/// one and sent (or written to a file) whole, by the HTTP endpoint and `onvm capture`.
+#[derive(Clone, Debug, Default)]
+pub struct Staged(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Staged {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Staged {
+    /// What was written since the last call.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// The switch's taps.
 #[derive(Debug, Default)]
 pub struct Taps {

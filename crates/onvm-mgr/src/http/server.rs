@@ -213,28 +213,6 @@ struct CaptureQuery {
     snaplen: Option<u32>,
 }
 
-/// Copies the capture's records arrive as: pcap bytes written to a buffer taken after
-/// each record.
-#[derive(Clone, Default)]
-struct Chunks(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Chunks {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(b);
-        Ok(b.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Chunks {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
-    }
-}
-
 /// `GET /api/v1/capture?at=port:N|nf:ID&dir=rx|tx[&count=N][&snaplen=S]`: a pcap file,
 /// streamed as packets pass; it ends after `count` packets, or when the client goes.
 async fn capture(
@@ -259,7 +237,7 @@ async fn capture(
         missed: 0,
     };
     let _accepted = write(&sh, Ask::Capture(tap), StatusCode::OK).await?;
-    let sink = Chunks::default();
+    let sink = crate::capture::Staged::default();
     let header = pcap_file::pcap::PcapHeader {
         snaplen,
         ts_resolution: pcap_file::TsResolution::NanoSecond,

@@ -187,6 +187,7 @@ pub(crate) fn document(now: &Seen, prev: Option<&Seen>) -> Value {
                 "id": n.id, "tag": n.tag, "service": n.service,
                 "state": if running { n.state } else { "exited" },
                 "core": n.core, "parent": n.parent, "container": n.container,
+                "supervised_as": n.supervised_as,
                 "rx": c.rx, "tx": c.tx, "tx_drop": c.tx_drop, "rx_drop": n.rx_drop,
                 "actions": {
                     "out": c.act_out, "tonf": c.act_tonf, "drop": c.act_drop, "next": c.act_next,
