@@ -113,7 +113,8 @@ pub struct Tap {
     pub missed: u64,
 }
 
-/// What happened to a tap at [`Taps::copy`].
+/// A tap that ended (at [`Taps::copy`] or [`Taps::prune`]); the switch notes them at its
+/// control tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ended {
     pub point: Point,
@@ -170,6 +171,21 @@ impl Taps {
     /// Whether some tap is at NF instance `id` (no direct edge may bypass the switch).
     pub fn at_instance(&self, id: u16) -> bool {
         self.taps.iter().any(|t| t.point.instance() == Some(id))
+    }
+
+    /// Copy the packets of `bufs`, passing `p` now, to the taps at `p` (`on(p)` said
+    /// some are). A buffer whose metadata is unusable is skipped: it is named where it
+    /// is routed.
+    #[inline(never)]
+    pub fn copy_bufs(&mut self, p: Point, holder: &onvm_shm::Holder, bufs: &mut [onvm_shm::Buf]) {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        for b in bufs.iter_mut() {
+            if let Ok(pkt) = holder.packet(b) {
+                self.copy(p, pkt.data(), time);
+            }
+        }
     }
 
     /// Copy `frame`, passing `p` at `time`, to the taps at `p`. Taps that end (count

@@ -6,8 +6,6 @@
 //! (a rule's or a PACKET_OUT's actions) run here in order: rewrites in place, a copy for
 //! every send but the last, further lookups with the rewritten packet.
 
-use std::time::SystemTime;
-
 use onvm_proto::edge::MANAGER;
 use onvm_proto::flow::group::GroupType;
 use onvm_proto::flow::meter::MeterVerdict;
@@ -34,23 +32,7 @@ impl Fwd<'_> {
         self.acct.drop(&mut self.pool, buf, why);
     }
 
-    /// Copy `bufs`, passing `p`, to the captures there (`self.taps.on(p)` said some are).
-    #[inline(never)]
-    pub(super) fn tap(&mut self, p: Point, bufs: &mut [Buf]) {
-        let time = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let holder = self.pool.holder();
-        for b in bufs.iter_mut() {
-            // A buffer whose metadata is unusable is named where it is routed.
-            if let Ok(pkt) = holder.packet(b) {
-                self.taps.copy(p, pkt.data(), time);
-            }
-        }
-        self.taps_ended();
-    }
-
-    /// Note the captures that ended; an NF no longer captured may have direct edges again.
+    /// Note the captures that ended (at the control tick); an NF no longer captured may have direct edges again.
     pub(super) fn taps_ended(&mut self) {
         for e in self.taps.take_ended() {
             let why = if e.reader_gone {
@@ -91,7 +73,7 @@ impl Fwd<'_> {
     #[inline]
     pub(super) fn ingress_nf_burst(&mut self, id: u16, burst: &mut Vec<Buf>, implied: Option<Verdict>) {
         if self.taps.on(Point::NfTx(id)) {
-            self.tap(Point::NfTx(id), burst);
+            self.taps.copy_bufs(Point::NfTx(id), self.pool.holder(), burst);
         }
         if implied.is_none_or(|v| v == Verdict::Next)
             && let Some(service) = self.reg.get(id).map(|i| i.service)

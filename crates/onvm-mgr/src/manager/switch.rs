@@ -169,7 +169,8 @@ impl Mgr<'_> {
                 if got > 0 {
                     io.moved = true;
                     if fwd.taps.on(Point::PortRx(p as u16)) {
-                        fwd.tap(Point::PortRx(p as u16), &mut io.burst);
+                        fwd.taps
+                            .copy_bufs(Point::PortRx(p as u16), fwd.pool.holder(), &mut io.burst);
                     }
                     fwd.ingress_port_burst(p as u16, &mut io.burst);
                     prof.end(Phase::Classify);
@@ -346,14 +347,12 @@ impl Mgr<'_> {
         let low_water = fwd.region.buffers() / LOW_WATER_DIV;
         for &id in &io.active {
             let i = usize::from(id) - 1;
-            if fwd.taps.on(Point::NfRx(id)) && !fwd.to_nf[i].is_empty() {
-                let mut q = std::mem::take(&mut fwd.to_nf[i]);
-                fwd.tap(Point::NfRx(id), &mut q);
-                fwd.to_nf[i] = q;
-            }
             let q = &mut fwd.to_nf[i];
             if q.is_empty() {
                 continue;
+            }
+            if fwd.taps.on(Point::NfRx(id)) {
+                fwd.taps.copy_bufs(Point::NfRx(id), fwd.pool.holder(), q);
             }
             let rx = &mut io.rings[i].rx;
             // When the pool runs low, what waits in an NF's rings (its rx ring and the
@@ -436,15 +435,11 @@ impl Mgr<'_> {
             }
         }
         self.prof.end(Phase::Enqueue);
-        for (p, port) in io.ports.iter_mut().enumerate() {
-            let point = Point::PortTx(p as u16);
-            if fwd.taps.on(point) && !fwd.to_port[p].is_empty() {
-                let mut q = std::mem::take(&mut fwd.to_port[p]);
-                fwd.tap(point, &mut q);
-                fwd.to_port[p] = q;
-            }
-            let q = &mut fwd.to_port[p];
+        for (p, (port, q)) in io.ports.iter_mut().zip(&mut fwd.to_port).enumerate() {
             if !q.is_empty() {
+                if fwd.taps.on(Point::PortTx(p as u16)) {
+                    fwd.taps.copy_bufs(Point::PortTx(p as u16), fwd.pool.holder(), q);
+                }
                 port.tx_burst(&mut fwd.pool, q);
             }
         }
