@@ -8,17 +8,16 @@
 //! This module owns the bounds that only flags have (durations). The others are owned
 //! where they are enforced, and taken from there: the packet region's sizes
 //! (`--buffers`, `--data-room`) from [`onvm_shm::Layout`], so the flag is named before
-//! the region is made; IDs from [`onvm_proto::limits`]; frame sizes from [`GenSpec`];
+//! the region is made; IDs from [`onvm_proto::limits`]; an NF's own flags from the NF (`Catalogued::build`);
 //! the watchdog time and the NF quota, which the config file also sets, from
 //! [`onvm_proto::config`], which checks the file's values with the same functions.
 
 use onvm_proto::config::{check_nf_quota, check_watchdog_ms};
 use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
-use onvm_proto::port::GenSpec;
 use onvm_shm::Layout;
 
 use crate::mgr::CommonMgr;
-use crate::nf::{NfCmd, NfKind};
+use crate::nf::NfCmd;
 
 /// A year, in seconds: the longest run any duration flag takes.
 const YEAR_S: f64 = 365.0 * 24.0 * 3600.0;
@@ -79,10 +78,12 @@ fn service(flag: &str, s: u16) -> Result<(), String> {
     count(flag, u64::from(s), 1, u64::from(MAX_SERVICES) - 1)
 }
 
-/// `onvm nf`: the NF's numbers and its kind's.
+/// `onvm nf`: the NF's numbers and its kind's (each NF checks its own flags).
 pub fn check_nf(a: &NfCmd) -> Result<(), String> {
     let c = &a.common;
-    service("--service", c.service)?;
+    if let Some(s) = c.service {
+        service("--service", s)?;
+    }
     if let Some(i) = c.instance {
         count("--instance", u64::from(i), 1, u64::from(MAX_INSTANCES) - 1)?;
     }
@@ -92,29 +93,7 @@ pub fn check_nf(a: &NfCmd) -> Result<(), String> {
     if let Some(l) = c.packet_limit {
         count("--packet-limit", l, 1, u64::MAX)?;
     }
-    match &a.kind {
-        NfKind::SpeedTester {
-            dest, count: n, size, ..
-        } => {
-            if let Some(d) = dest {
-                service("--dest", *d)?;
-            }
-            count("--count", *n as u64, 1, u64::from(Layout::MAX_BUFFERS))?;
-            count(
-                "--size",
-                *size as u64,
-                u64::from(GenSpec::MIN_FRAME),
-                u64::from(GenSpec::MAX_FRAME),
-            )?;
-        }
-        NfKind::SimpleForward { dest } | NfKind::BasicMonitor { dest, .. } => {
-            if let Some(d) = dest {
-                service("--dest", *d)?;
-            }
-        }
-        NfKind::Bridge => {}
-    }
-    Ok(())
+    a.kind.check()
 }
 
 /// `onvm bench --seconds`: per scenario.

@@ -15,22 +15,27 @@
 //! | Module | Holds |
 //! |---|---|
 //! | [`action`] | what a handler answers for a packet |
+//! | [`args`] | openNetVM's NF flags (`-r`, `-n`, `-t`, …) as a `clap` group for any NF's command line |
 //! | [`builder`] | openNetVM's NF options and the registration handshake |
 //! | [`handler`] | the callbacks an NF implements (packet, batch, setup, tick, message, stop) |
 //! | [`ctx`] | what a callback may do: keep and return packets, allocate, send messages, stop |
+//! | [`offline`] | a handler run over frames without a manager, for tests and micro-benchmarks |
 //! | [`runtime`] | the receive → handle → hand-on loop, direct NF→NF edges, shutdown |
 //!
 //! Everything is safe Rust; the shared memory is behind `onvm-shm`'s checked API.
 #![forbid(unsafe_code)]
 
 pub mod action;
+pub mod args;
 pub mod builder;
 pub mod ctx;
 pub mod error;
 pub mod handler;
+pub mod offline;
 pub mod runtime;
 
 pub use action::Action;
+pub use args::NfArgs;
 pub use builder::{ENV_SERVICE, ENV_SHARED_CORE, ENV_TAG, Nf, NfBuilder};
 pub use ctx::{Ctx, Kept};
 pub use error::NfError;

@@ -4,6 +4,8 @@ use onvm_nf::{Action, Ctx, Handler, PacketMut};
 use onvm_packet::Headers;
 use std::io::Write as _;
 
+use crate::catalogue::{Catalogued, check_service};
+
 /// What the monitor counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -88,6 +90,29 @@ impl Handler for BasicMonitor {
             );
         }
         self.last = self.counts;
+    }
+}
+
+/// `onvm nf basic-monitor [-d SERVICE] [--quiet]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Destination service (default: the chain's next hop).
+    #[arg(short = 'd', long)]
+    pub dest: Option<u16>,
+    /// Do not print every second.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Catalogued for Args {
+    const NAME: &'static str = "basic_monitor";
+    type Nf = BasicMonitor;
+    fn build(&self) -> Result<BasicMonitor, String> {
+        let dest = self.dest.map(|d| check_service("--dest", d)).transpose()?;
+        Ok(BasicMonitor::new(dest, !self.quiet))
+    }
+    fn report(nf: &BasicMonitor) -> Option<String> {
+        Some(format!("basic_monitor: {:?}", nf.counts))
     }
 }
 

@@ -11,8 +11,11 @@
 //! | [`bridge`] | sends a packet out of the other port of a pair (0↔1, 2↔3, …) |
 #![forbid(unsafe_code)]
 
+pub use catalogue::{Catalogue, Catalogued, Launched};
+
 pub mod basic_monitor;
 pub mod bridge;
+pub mod catalogue;
 pub mod meter;
 pub mod simple_forward;
 pub mod speed_tester;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use onvm_nf::{Action, Batch, Ctx, Handler, PacketMut};
 
+use crate::catalogue::{Catalogued, check_service};
 use crate::meter::Meter;
 use crate::now_ns;
 
@@ -177,5 +178,61 @@ impl Handler for SpeedTester {
             p99_ns: pct(0.99),
             in_flight: self.sent,
         });
+    }
+}
+
+/// `onvm nf speed-tester [-d SERVICE] [-c COUNT] [-s SIZE] [-l]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Destination service (default: itself).
+    #[arg(short = 'd', long)]
+    pub dest: Option<u16>,
+    /// Packets in flight.
+    #[arg(short = 'c', long, default_value_t = 128)]
+    pub count: usize,
+    /// Frame size in bytes (with FCS).
+    #[arg(short = 's', long, default_value_t = 64)]
+    pub size: usize,
+    /// Measure per-packet round-trip latency.
+    #[arg(short = 'l', long)]
+    pub latency: bool,
+}
+
+impl Catalogued for Args {
+    const NAME: &'static str = "speed_tester";
+    type Nf = SpeedTester;
+    fn build(&self) -> Result<SpeedTester, String> {
+        let dest = self.dest.map(|d| check_service("--dest", d)).transpose()?;
+        let max = onvm_shm::Layout::MAX_BUFFERS as usize;
+        if !(1..=max).contains(&self.count) {
+            return Err(format!("--count {}: out of range, must be 1..={max}", self.count));
+        }
+        let (lo, hi) = (
+            usize::from(onvm_proto::port::GenSpec::MIN_FRAME),
+            usize::from(onvm_proto::port::GenSpec::MAX_FRAME),
+        );
+        if !(lo..=hi).contains(&self.size) {
+            return Err(format!("--size {}: out of range, must be {lo}..={hi}", self.size));
+        }
+        Ok(SpeedTester::new(Config {
+            dest,
+            count: self.count,
+            size: self.size,
+            latency: self.latency,
+            print: true,
+        }))
+    }
+    fn report(nf: &SpeedTester) -> Option<String> {
+        let m = nf.result?;
+        Some(format!(
+            "speed_tester: {:.2} Mpps over {:.1} s ({} packets in flight){}",
+            m.mpps,
+            m.window.as_secs_f64(),
+            m.in_flight,
+            match (m.p50_ns, m.p99_ns) {
+                (Some(a), Some(b)) => format!("; latency p50 {a} ns, p99 {b} ns"),
+                _ => String::new(),
+            }
+        ))
     }
 }
