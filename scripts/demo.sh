@@ -10,5 +10,8 @@ if ! command -v cargo >/dev/null; then
     echo "error: cargo not found; install Rust 1.95 or newer (https://rustup.rs)" >&2
     exit 1
 fi
-cargo build --release -q -p onvm-cli
+# Cargo shows its progress: the first build compiles a few hundred crates (minutes on
+# two cores); later ones take seconds.
+echo "demo.sh: building onvm (cargo build --release -p onvm-cli)" >&2
+cargo build --release -p onvm-cli
 exec target/release/onvm demo "$@"

@@ -185,7 +185,7 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     let mut o = Options::new(socket);
     o.socket_access = socket_access(common, config.map(|c| &c.manager))?;
     match config {
-        // The config already holds the extra ports (see `load_config`).
+        // The config already holds the --port ports, if any (see `load_config`).
         Some(c) => {
             o.ports = c.manager.ports.clone();
             o.rules = c.rules.clone();
@@ -378,10 +378,20 @@ fn parse_ports(specs: &[String]) -> Result<Vec<PortSpec>, String> {
         .collect()
 }
 
-/// Read and check an `onvm up` file; `extra_ports` (from `--port`) come after its own.
-pub fn load_config(path: &std::path::Path, extra_ports: &[String]) -> Result<Config, String> {
+/// Read and check an `onvm up` file; `ports` (from `--port`), if any, replace its own
+/// (said on stderr when the file had some).
+pub fn load_config(path: &std::path::Path, ports: &[String]) -> Result<Config, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Config::from_toml_with_ports(&text, &parse_ports(extra_ports)?).map_err(|e| format!("{}: {e}", path.display()))
+    let cfg =
+        Config::from_toml_with_ports(&text, &parse_ports(ports)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    let own = cfg.manager.file_ports;
+    if !ports.is_empty() && own > 0 {
+        onvm_mgr::stats::emit_err(format_args!(
+            "onvm mgr: --port replaces the {own} port(s) of {} (the chains' port numbers name the --port list)\n",
+            path.display()
+        ));
+    }
+    Ok(cfg)
 }
 
 /// Print the end-of-run summary; the exit code says whether every packet was accounted for.

@@ -48,7 +48,7 @@ pub struct DemoArgs {
 /// port 1, a pcap file in the temp dir that tcpdump can read.
 pub const DEMO_CONFIG: &str = r#"# onvm demo: generator -> basic_monitor -> simple_forward -> port 1
 [manager]
-ports = ["gen:64B,64flows,rate=1M", "pcapout:{OUT}"]
+ports = ["gen:64B,64flows,rate=1M", "pcapout:{OUT},count={KEEP}"]
 shared_cores = true
 
 [services]
@@ -446,10 +446,13 @@ pub fn run_file(a: UpArgs) -> CliResult {
 
 /// `onvm demo`.
 pub fn demo(a: DemoArgs) -> CliResult {
+    remove_old_demos(&std::env::temp_dir());
     let dir = std::env::temp_dir().join(format!("onvm-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let out = dir.join("demo-out.pcap");
-    let text = DEMO_CONFIG.replace("{OUT}", &out.display().to_string());
+    let text = DEMO_CONFIG
+        .replace("{OUT}", &out.display().to_string())
+        .replace("{KEEP}", &DEMO_CAPTURE_PACKETS.to_string());
     if a.print_config {
         onvm_mgr::stats::emit(format_args!("{text}"));
         return Ok(ExitCode::SUCCESS);
@@ -488,9 +491,32 @@ pub fn demo(a: DemoArgs) -> CliResult {
     };
     let code = run_config(&cfg, None, &common, true)?;
     onvm_mgr::stats::emit(format_args!(
-        "onvm demo: packets sent out are in {} (try: tcpdump -r {} | head)\n",
+        "onvm demo: the first {DEMO_CAPTURE_PACKETS} packets sent out are in {} (try: tcpdump -r {} | head); \
+         the next demo removes it\n",
         out.display(),
         out.display()
     ));
     Ok(code)
+}
+
+/// Packets the demo's capture keeps (about 8 MB of 64-byte frames; a run sends
+/// millions).
+const DEMO_CAPTURE_PACKETS: u64 = 100_000;
+
+/// Remove the folders earlier demos left in `tmp` (`onvm-demo-PID`), except those of a
+/// demo still running, so demos do not pile captures up.
+fn remove_old_demos(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("onvm-demo-")) else {
+            continue;
+        };
+        let running = pid
+            .parse::<u32>()
+            .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !running {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }

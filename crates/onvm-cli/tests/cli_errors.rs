@@ -215,15 +215,15 @@ fn a_second_manager_on_the_same_socket_is_refused_and_the_socket_goes_with_the_f
     assert!(!socket.exists(), "the socket file is removed when the manager exits");
 }
 
-/// `onvm mgr --config` takes chains from the file and `--port` adds ports after the
-/// config's own; the chains may use them.
+/// `onvm mgr --config` takes chains from the file and `--port` replaces the config's
+/// ports (flags override the file); the chains use them, and the manager says so.
 #[test]
 fn mgr_config_chains_may_use_ports_given_on_the_command_line() {
     let dir = TempDir::new("mgr-ports-config");
     let socket = dir.socket();
     let cfg = dir.write(
         "chain.toml",
-        "[services]\na = 1\n\n[[chains]]\nchain = [\"a\", \"out:1\"]\nin_port = 0\n",
+        "[manager]\nports = [\"null\", \"null\", \"null\"]\n\n[services]\na = 1\n\n[[chains]]\nchain = [\"a\", \"out:1\"]\nin_port = 0\n",
     );
     let mut mgr = start_mgr(
         &socket,
@@ -237,6 +237,15 @@ fn mgr_config_chains_may_use_ports_given_on_the_command_line() {
         ],
     );
     stop_cleanly(&mut mgr);
+    let err = mgr.stderr.text();
+    assert!(err.contains("--port replaces the 3 port(s) of"), "{}", mgr.output());
+    let out = mgr.stdout.text();
+    assert!(
+        out.lines().any(|l| l.starts_with("port 0 ") && l.contains("gen:"))
+            && out.lines().any(|l| l.starts_with("port 1 ") && l.contains("null"))
+            && !out.lines().any(|l| l.starts_with("port 2 ")),
+        "the manager has the two ports of --port, not the file's three\n{out}"
+    );
 }
 
 /// `onvm mgr ARGS` that must fail before starting anything: its stderr.
@@ -558,4 +567,27 @@ in_port = 0
     assert!(err.contains("1 NF(s) failed and were not restarted"), "{}", p.output());
     // The packets are still all accounted for: the failure is the config's, not theirs.
     assert!(p.stdout.text().contains("conservation: OK"), "{}", p.output());
+}
+
+/// An NF on a service that no chain or rule reaches is told about, not left to idle
+/// silently while the manager drops everything as `no-rule`; one a chain reaches is not.
+#[test]
+fn an_nf_no_chain_reaches_is_warned_about() {
+    let dir = TempDir::new("unreached-nf");
+    let socket = dir.socket();
+    let cfg = dir.write(
+        "chain.toml",
+        "[services]\na = 1\nb = 2\n\n[[chains]]\nchain = [\"a\", \"out:0\"]\nin_port = 0\n",
+    );
+    let mut mgr = start_mgr(&socket, &["--port", "null", "--config", cfg.to_str().unwrap()]);
+    let (_a, _) = start_forwarder(&mgr, &socket, 1, "reached");
+    let (_b, _) = start_forwarder(&mgr, &socket, 2, "lonely");
+    let warned = |tag: &str| {
+        mgr.stderr.count(|l| {
+            l.contains(&format!("NF {tag:?} (instance")) && l.contains("no chain or rule sends packets to service")
+        })
+    };
+    assert_eq!(warned("lonely"), 1, "{}", mgr.output());
+    assert_eq!(warned("reached"), 0, "{}", mgr.output());
+    stop_cleanly(&mut mgr);
 }

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `gen:64B,1000flows,rate=5M` | [`GenPort`]: built-in UDP traffic generator |
 //! | `pcap:FILE[,loop][,timing=file]` | [`PcapInPort`]: replay a capture |
-//! | `pcapout:FILE` | [`PcapOutPort`]: write what is sent to a capture |
+//! | `pcapout:FILE[,count=N]` | [`PcapOutPort`]: write what is sent to a capture |
 //! | `null[:64B]` | [`NullPort`]: drops what is sent; receives nothing, or frames of the size given, as fast as polled (DPDK's `net_null`) |
 //! | `afpacket:IFACE[,opts]` | [`AfPacketPort`]: any interface, through packet sockets (CAP_NET_RAW) |
 //! | `afxdp:IFACE[,opts]` | [`AfXdpPort`]: AF_XDP sockets whose UMEM is the packet region (root) |
@@ -210,7 +210,7 @@ pub fn open(spec: &PortSpec, port_no: u16, region: &Arc<Region>) -> Result<Box<d
             Box::new(GenPort::new(g, port_no, g.count))
         }
         PortSpec::PcapIn(p) => Box::new(PcapInPort::open(p, port_no)?),
-        PortSpec::PcapOut(path) => Box::new(PcapOutPort::create(path)?),
+        PortSpec::PcapOut(spec) => Box::new(PcapOutPort::create(&spec.path)?.with_count(spec.count)),
         PortSpec::Null(None) => Box::new(NullPort::new()),
         PortSpec::Null(Some(size)) => {
             fits(spec, *size, region)?;

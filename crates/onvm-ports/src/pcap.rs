@@ -8,7 +8,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use onvm_proto::port::{PcapInSpec, PcapTiming, PortSpec};
+use onvm_proto::port::{PcapInSpec, PcapOutSpec, PcapTiming, PortSpec};
 use onvm_shm::{Buf, Pool};
 use pcap_file::pcap::{PcapHeader, PcapParser};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
@@ -489,6 +489,8 @@ pub struct PcapOutPort {
     out: BufWriter<File>,
     stats: PortStats,
     bad: BadBuffers,
+    /// Packets still to write (`count=`); `None`: all.
+    left: Option<u64>,
 }
 
 fn pcap_io(e: PcapError) -> std::io::Error {
@@ -501,7 +503,7 @@ fn pcap_io(e: PcapError) -> std::io::Error {
 impl PcapOutPort {
     /// Create (or truncate) `path` and write the pcap header.
     pub fn create(path: &Path) -> Result<PcapOutPort, PortError> {
-        let name = PortSpec::PcapOut(path.to_path_buf()).to_string();
+        let name = PortSpec::PcapOut(PcapOutSpec::new(path)).to_string();
         let io = |what: &'static str| {
             let spec = name.clone();
             move |source| PortError::Io {
@@ -528,10 +530,26 @@ impl PcapOutPort {
             out,
             stats: PortStats::default(),
             bad: BadBuffers::default(),
+            left: None,
         })
     }
 
+    /// Write only the first `count` packets (`None`: all); the rest are sent on (counted
+    /// in `tx`) without being written, so a long run leaves a bounded file.
+    pub fn with_count(mut self, count: Option<u64>) -> Self {
+        if let Some(n) = count {
+            self.name = format!("{},count={n}", self.name);
+        }
+        self.left = count;
+        self
+    }
+
     fn write(&mut self, wall: Duration, data: &[u8]) -> std::io::Result<()> {
+        match &mut self.left {
+            Some(0) => return Ok(()),
+            Some(n) => *n -= 1,
+            None => {}
+        }
         let incl = data.len().min(SNAPLEN as usize);
         let mut rec = [0u8; 16];
         rec[0..4].copy_from_slice(&(wall.as_secs() as u32).to_le_bytes());
@@ -719,6 +737,28 @@ mod tests {
         assert_eq!(port.stats().rx, 75);
         assert_eq!(port.stats().rx_bytes, s.tx_bytes);
         testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn with_a_count_only_the_first_packets_are_written_and_all_are_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.pcap");
+        let (_r, mut pool) = testutil::pool(16, 2048);
+        let mut out = PcapOutPort::create(&path).unwrap().with_count(Some(4));
+        assert!(out.name().ends_with(",count=4"), "{}", out.name());
+        for round in 0..2 {
+            let mut bufs = Vec::new();
+            pool.alloc_burst(3, &mut bufs);
+            for (i, b) in bufs.iter_mut().enumerate() {
+                let f = build_frame(64, (round * 3 + i) as u16, 1);
+                pool.holder().packet(b).unwrap().copy_from(&f).unwrap();
+            }
+            assert_eq!(out.tx_burst(&mut pool, &mut bufs), 3);
+        }
+        out.flush().unwrap();
+        assert_eq!(out.stats().tx, 6);
+        testutil::assert_whole(&pool);
+        assert_eq!(open_in(&path, false, PcapTiming::Fast).unwrap().packets(), Some(4));
     }
 
     #[test]

@@ -188,6 +188,8 @@ pub struct ManagerConfig {
     pub socket: Option<PathBuf>,
     /// Ports, in port-number order (port 0 first).
     pub ports: Vec<PortSpec>,
+    /// How many ports the file itself named (`ports` may be others given in their place).
+    pub file_ports: usize,
     /// Let NFs share cores and sleep when idle.
     pub shared_cores: bool,
     /// OpenFlow controllers to dial (`tcp:HOST:PORT`, checked by the manager).
@@ -697,9 +699,11 @@ impl Config {
         Self::from_toml_with_ports(text, &[])
     }
 
-    /// Like [`Config::from_toml`], with `extra` ports appended after the file's own
-    /// (`onvm mgr --config FILE --port SPEC`): chains may use them.
-    pub fn from_toml_with_ports(text: &str, extra: &[PortSpec]) -> Result<Config, ConfigError> {
+    /// Like [`Config::from_toml`], with `ports`, when there are any, in place of the
+    /// file's own (`onvm mgr --config FILE --port SPEC`: flags override the file, as
+    /// every other flag does; the chains' port numbers then name these ports). The
+    /// file's ports are still checked.
+    pub fn from_toml_with_ports(text: &str, ports_given: &[PortSpec]) -> Result<Config, ConfigError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError {
             line: e.span().and_then(|s| Lines(text).at(s)),
             kind: ConfigErrorKind::Toml(e),
@@ -744,7 +748,10 @@ impl Config {
                 .map_err(|error| lines.err(p.span(), ConfigErrorKind::BadPortSpec { index, error }))?;
             ports.push(spec);
         }
-        ports.extend(extra.iter().cloned());
+        let file_ports = ports.len();
+        if !ports_given.is_empty() {
+            ports = ports_given.to_vec();
+        }
         let port_count = u16::try_from(ports.len())
             .ok()
             .filter(|&n| n <= crate::limits::MAX_PORTS)
@@ -1001,6 +1008,7 @@ impl Config {
 
         Ok(Config {
             manager: ManagerConfig {
+                file_ports,
                 socket: raw.manager.socket,
                 ports,
                 shared_cores: raw.manager.shared_cores,
@@ -1117,7 +1125,7 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
                     rate_pps: None,
                     count: None
                 }),
-                PortSpec::PcapOut("out.pcap".into())
+                PortSpec::PcapOut(crate::port::PcapOutSpec::new("out.pcap"))
             ]
         );
         assert_eq!(c.services["monitor"], 2);

@@ -543,6 +543,19 @@ impl FlowTable {
         self.entries.iter().map(|e| (e.id, &e.rule))
     }
 
+    /// Whether any rule sends packets to `port`: an output in its actions or written
+    /// action set, or in a bucket of a group (any group: a rule may name it later).
+    pub fn reaches(&self, port: PortNo) -> bool {
+        let sends = |a: &Action| a.outputs_to(port);
+        self.entries
+            .iter()
+            .any(|e| e.rule.actions.iter().any(sends) || e.rule.instructions.write.iter().any(sends))
+            || self
+                .groups
+                .iter()
+                .any(|(_, g)| g.buckets.iter().any(|b| b.actions.iter().any(sends)))
+    }
+
     /// Adds `packets`/`bytes` to a rule's counters and marks it used at `now` (for the
     /// idle timeout). Returns false if the rule is gone. Does not bump the generation:
     /// counters do not change where packets go.

@@ -85,6 +85,45 @@ impl PcapInSpec {
     }
 }
 
+/// Settings of a capture output port: `pcapout:FILE[,count=N]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PcapOutSpec {
+    /// The capture written.
+    pub path: PathBuf,
+    /// Write the first `count` packets only (as `tcpdump -c`); the rest are sent on
+    /// without being written, so a long run leaves a bounded file.
+    pub count: Option<u64>,
+}
+
+impl PcapOutSpec {
+    /// Write every packet to `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        PcapOutSpec {
+            path: path.into(),
+            count: None,
+        }
+    }
+}
+
+/// `FILE[,count=N]`.
+fn parse_pcap_out(arg: &str) -> Result<PcapOutSpec, String> {
+    let Some((path, v)) = arg.rsplit_once(",count=") else {
+        return Ok(PcapOutSpec::new(arg));
+    };
+    let count = v
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("count {v:?} must be a number of packets, 1 or more"))?;
+    if path.is_empty() {
+        return Err("pcapout needs a file before \",count=\"".into());
+    }
+    Ok(PcapOutSpec {
+        path: path.into(),
+        count: Some(count),
+    })
+}
+
 /// How an AF_XDP port binds its sockets (`mode=`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum XdpMode {
@@ -286,8 +325,8 @@ pub enum PortSpec {
     Gen(GenSpec),
     /// `pcap:FILE[,loop][,timing=file]`: replay a capture.
     PcapIn(PcapInSpec),
-    /// `pcapout:FILE`: write what is sent to a capture.
-    PcapOut(PathBuf),
+    /// `pcapout:FILE[,count=N]`: write what is sent to a capture (the first N packets).
+    PcapOut(PcapOutSpec),
     /// `null[:<N>B]`: drops what is sent; with a frame size, also receives frames of
     /// that size as fast as it is polled, as DPDK's `net_null` does (buffers taken from
     /// the pool, length set, bytes left as they are): a port that costs nothing, to
@@ -444,7 +483,7 @@ impl FromStr for PortSpec {
         match kind {
             "gen" => parse_gen(arg.unwrap_or("")).map(PortSpec::Gen).map_err(err),
             "pcap" => parse_pcap_in(need("a file")?).map(PortSpec::PcapIn).map_err(err),
-            "pcapout" => Ok(PortSpec::PcapOut(need("a file")?.into())),
+            "pcapout" => parse_pcap_out(need("a file")?).map(PortSpec::PcapOut).map_err(err),
             "null" => match arg {
                 None => Ok(PortSpec::Null(None)),
                 Some(a) => parse_frame_size(a.strip_suffix('B').unwrap_or("-"))
@@ -487,7 +526,13 @@ impl fmt::Display for PortSpec {
                 }
                 Ok(())
             }
-            PortSpec::PcapOut(p) => write!(f, "pcapout:{}", p.display()),
+            PortSpec::PcapOut(p) => {
+                write!(f, "pcapout:{}", p.path.display())?;
+                match p.count {
+                    Some(n) => write!(f, ",count={n}"),
+                    None => Ok(()),
+                }
+            }
             PortSpec::Null(None) => f.write_str("null"),
             PortSpec::Null(Some(size)) => write!(f, "null:{size}B"),
             PortSpec::AfPacket(i) => write!(f, "afpacket:{i}"),
@@ -531,7 +576,25 @@ mod tests {
         assert_eq!("pcap:in.pcap".parse(), Ok(PortSpec::PcapIn(PcapInSpec::new("in.pcap"))));
         assert_eq!(
             "pcapout:/tmp/o.pcap".parse(),
-            Ok(PortSpec::PcapOut("/tmp/o.pcap".into()))
+            Ok(PortSpec::PcapOut(PcapOutSpec::new("/tmp/o.pcap")))
+        );
+        assert_eq!(
+            "pcapout:/tmp/o,x.pcap,count=100".parse(),
+            Ok(PortSpec::PcapOut(PcapOutSpec {
+                path: "/tmp/o,x.pcap".into(),
+                count: Some(100)
+            }))
+        );
+        assert_eq!(
+            "pcapout:/tmp/o.pcap,count=100".parse::<PortSpec>().unwrap().to_string(),
+            "pcapout:/tmp/o.pcap,count=100"
+        );
+        assert!(
+            "pcapout:o.pcap,count=0"
+                .parse::<PortSpec>()
+                .unwrap_err()
+                .to_string()
+                .contains("count \"0\"")
         );
         assert_eq!("null".parse(), Ok(PortSpec::Null(None)));
         assert_eq!("null:64B".parse(), Ok(PortSpec::Null(Some(64))));

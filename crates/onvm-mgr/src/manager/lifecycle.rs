@@ -5,6 +5,7 @@
 use std::os::fd::AsFd;
 
 use onvm_proto::ctrl::{MgrMsg, Register, Registered};
+use onvm_proto::flow::PortNo;
 use onvm_shm::OwnerId;
 
 use super::control::ControlError;
@@ -61,6 +62,16 @@ impl Mgr<'_> {
         if let Some(i) = self.fwd.reg.get_mut(id) {
             i.container = container;
             i.pid = pid;
+        }
+        // The README's old two-shell recipe started an NF no chain reached: it idled
+        // while the manager dropped everything as `no-rule`. Say so where it shows.
+        if !self.fwd.table.reaches(PortNo::service(service)) {
+            self.fwd.acct.event(format!(
+                "NF {:?} (instance {id}): no chain or rule sends packets to service {service} yet; \
+                 it idles until one does (a [[chains]] entry, a controller's rule, the HTTP API) \
+                 or another NF sends to it",
+                req.tag
+            ));
         }
         Ok(())
     }
