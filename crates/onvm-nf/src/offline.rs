@@ -212,7 +212,7 @@ impl Running<'_> {
 
     /// Messages the handler sent so far (taken).
     pub fn take_messages(&mut self) -> Vec<NfMsg> {
-        self.sent.extend(self.ctx.msgs.drain(..));
+        self.sent.append(&mut self.ctx.msgs);
         std::mem::take(&mut self.sent)
     }
 
@@ -278,7 +278,7 @@ impl Running<'_> {
         for (buf, v) in std::mem::take(&mut self.ctx.returned) {
             out.push(self.leave(buf, v));
         }
-        self.sent.extend(self.ctx.msgs.drain(..));
+        self.sent.append(&mut self.ctx.msgs);
         self.top_up();
     }
 

@@ -3,6 +3,7 @@
 //! killed and reaped whatever happens, polling with a timeout, and pcap files.
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
+pub mod docpage;
 pub mod golden;
 pub mod netns;
 pub mod openflow;
