@@ -97,4 +97,8 @@ catalogue! {
     BasicMonitor => basic_monitor,
     /// Send packets out of the other port of their pair (0↔1).
     Bridge => bridge,
+    /// Stateless ACL on IPv4/IPv6 prefixes (longest match on the source, or --dst).
+    Firewall => firewall,
+    /// Forward on the destination IP (LPM, or -e exact 5-tuple) to a port, TTL decremented.
+    L3fwd => l3fwd,
 }

@@ -9,6 +9,9 @@
 //! | [`basic_monitor`] | counts packets, bytes and protocols; prints them every tick |
 //! | [`meter`] | packet-rate measurement over a warm window, and a wrapper that meters any NF |
 //! | [`bridge`] | sends a packet out of the other port of a pair (0↔1, 2↔3, …) |
+//! | [`iptable`] | (shared) IPv4/IPv6 prefixes, a longest-prefix-match table, table files |
+//! | [`firewall`] | stateless ACL: longest prefix match on the source (or destination) address, IPv4 and IPv6 |
+//! | [`l3fwd`] | DPDK's l3fwd: LPM on the destination (or exact 5-tuple match) → output port, TTL decremented, MACs rewritten |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
@@ -16,9 +19,15 @@ pub use catalogue::{Catalogue, Catalogued, Launched};
 pub mod basic_monitor;
 pub mod bridge;
 pub mod catalogue;
+pub mod firewall;
+pub mod iptable;
+pub mod l3fwd;
 pub mod meter;
 pub mod simple_forward;
 pub mod speed_tester;
+
+#[cfg(test)]
+mod test_frames;
 
 /// Monotonic clock in nanoseconds, the same in every process of the machine (so one NF
 /// can stamp a packet and another can read the stamp).
