@@ -97,4 +97,14 @@ catalogue! {
     BasicMonitor => basic_monitor,
     /// Send packets out of the other port of their pair (0↔1).
     Bridge => bridge,
+    /// Stateless ACL on IPv4/IPv6 prefixes (longest match on the source, or --dst).
+    Firewall => firewall,
+    /// Forward on the destination IP (LPM, or -e exact 5-tuple) to a port, TTL decremented.
+    L3fwd => l3fwd,
+    /// Route on the destination IP to a service from openNetVM's route.conf.
+    NfRouter => nf_router,
+    /// Send packets out of the paired port (0↔1), rewriting their MACs (-n: not).
+    L2fwd => l2fwd,
+    /// Answer ARP requests for each port's IPv4 address (-s ip0,ip1,…).
+    ArpResponse => arp_response,
 }

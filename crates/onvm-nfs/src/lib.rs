@@ -9,16 +9,31 @@
 //! | [`basic_monitor`] | counts packets, bytes and protocols; prints them every tick |
 //! | [`meter`] | packet-rate measurement over a warm window, and a wrapper that meters any NF |
 //! | [`bridge`] | sends a packet out of the other port of a pair (0↔1, 2↔3, …) |
+//! | [`iptable`] | (shared) IPv4/IPv6 prefixes, a longest-prefix-match table, table files |
+//! | [`firewall`] | stateless ACL: longest prefix match on the source (or destination) address, IPv4 and IPv6 |
+//! | [`l3fwd`] | DPDK's l3fwd: LPM on the destination (or exact 5-tuple match) → output port, TTL decremented, MACs rewritten |
+//! | [`nf_router`] | openNetVM's nf_router: destination IP (host or prefix, IPv4 and IPv6) → service, from route.conf |
+//! | [`l2fwd`] | DPDK's l2fwd: out of the paired port (0↔1, 2↔3, …), MACs rewritten |
+//! | [`arp_response`] | answers ARP requests for each port's IPv4 address, out of the arrival port |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
 
+pub mod arp_response;
 pub mod basic_monitor;
 pub mod bridge;
 pub mod catalogue;
+pub mod firewall;
+pub mod iptable;
+pub mod l2fwd;
+pub mod l3fwd;
 pub mod meter;
+pub mod nf_router;
 pub mod simple_forward;
 pub mod speed_tester;
+
+#[cfg(test)]
+mod test_frames;
 
 /// Monotonic clock in nanoseconds, the same in every process of the machine (so one NF
 /// can stamp a packet and another can read the stamp).
