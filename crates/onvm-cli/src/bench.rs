@@ -15,6 +15,9 @@
 //!   `net_null`), which costs next to nothing: the platform's own cost per packet.
 //!   With `--profile`, port scenarios also print the switch thread's cycles per
 //!   packet, phase by phase (rx, classify, enqueue, dequeue, tx, rest).
+//! - `nf-NAME`: generator port → one catalogue NF → null port, 64-byte frames of 1024
+//!   flows, with flags and files that make the NF do its usual work on them (see
+//!   [`nfs`]): each NF's Mpps on one core.
 //! - `*-latency`: one packet in flight, per-packet round trip p50/p99 (L2, L3).
 //! - `container-chain2-64B`, only with `--only container` (it needs a Docker engine):
 //!   `onvm up` runs generator port → 2 simple_forwards → null port with the NFs as
@@ -50,6 +53,7 @@ macro_rules! say {
 }
 
 mod containers;
+mod nfs;
 
 /// `onvm bench`.
 #[derive(Args, Debug)]
@@ -167,15 +171,17 @@ pub fn pingpong_ns() -> Option<u64> {
 }
 
 /// What an NF of a scenario runs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Role {
     /// speed_tester to `dest` (None = itself), `count` in flight.
     Tester { dest: Option<u16>, count: usize },
     /// simple_forward to `dest` (None = the chain's next hop), metered.
     Forward { dest: Option<u16> },
+    /// A catalogue NF with these flags (`["firewall", "-f", FILE]`), metered.
+    Nf(Vec<String>),
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Plan {
     service: u16,
     core: Option<u16>,
@@ -190,14 +196,17 @@ struct Scenario {
     ports: Vec<String>,
     chain: Vec<u16>,
     nfs: Vec<Plan>,
+    /// Files its NFs read (rules, routes), written before it starts.
+    files: Vec<(PathBuf, String)>,
     /// openNetVM's figures: (fast or only mode, slow mode).
     onvm: (Option<f64>, Option<f64>),
 }
 
 fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duration) -> Result<Record, String> {
-    let mut b = Nf::builder(match plan.role {
+    let mut b = Nf::builder(match &plan.role {
         Role::Tester { .. } => "speed_tester",
         Role::Forward { .. } => "simple_forward",
+        Role::Nf(words) => words.first().map_or("nf", String::as_str),
     })
     .service(plan.service)
     .shared_core(plan.shared)
@@ -239,6 +248,11 @@ fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duratio
             nf.run(&mut h).map_err(|e| e.to_string())?;
             Ok(rec(h.meter.window().0, None, None))
         }
+        Role::Nf(words) => {
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            let mpps = onvm_nfs::Catalogue::parse(&words)?.visit(nfs::MeteredRun(nf))?;
+            Ok(rec(mpps, None, None))
+        }
     }
 }
 
@@ -265,6 +279,9 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool, http
     let dir = std::env::temp_dir().join(format!("onvm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let socket = dir.join(format!("{}.sock", s.name));
+    for (path, text) in &s.files {
+        std::fs::write(path, text).map_err(|e| format!("{}: cannot write {}: {e}", s.name, path.display()))?;
+    }
     let mut o = Options::new(socket.clone());
     o.stats = StatsMode::Off;
     o.log_events = false;
@@ -321,7 +338,7 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool, http
     // Receivers first, so the first packets find them; the measuring NF (index 0) last.
     let mut handles = Vec::new();
     for (i, plan) in s.nfs.iter().enumerate().rev() {
-        let (socket, plan, frame, latency) = (socket.clone(), *plan, s.frame, s.latency);
+        let (socket, plan, frame, latency) = (socket.clone(), plan.clone(), s.frame, s.latency);
         handles.push((i, std::thread::spawn(move || run_nf(plan, socket, frame, latency, ttl))));
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -386,6 +403,7 @@ fn scenarios() -> Vec<Scenario> {
             ports: vec![],
             chain: vec![],
             nfs: vec![tester(None, 128)],
+            files: Vec::new(),
             onvm: (Some(ONVM_SELF_LOOP), None),
         });
         v.push(Scenario {
@@ -395,6 +413,7 @@ fn scenarios() -> Vec<Scenario> {
             ports: vec![],
             chain: vec![],
             nfs: vec![tester(Some(2), 128), fwd(2, Some(1), Some(0), false)],
+            files: Vec::new(),
             onvm: if frame == 64 {
                 (Some(ONVM_CHAIN2_FAST), Some(ONVM_CHAIN2_SLOW))
             } else {
@@ -416,6 +435,7 @@ fn scenarios() -> Vec<Scenario> {
                 fwd(2, Some(3), None, true),
                 fwd(3, Some(1), None, true),
             ],
+            files: Vec::new(),
             onvm: (None, None),
         });
     }
@@ -431,10 +451,14 @@ fn scenarios() -> Vec<Scenario> {
                 nfs: (1..=n)
                     .map(|s| fwd(s, None, if shared { None } else { Some(1) }, shared))
                     .collect(),
+                files: Vec::new(),
                 onvm: (None, None),
             });
         }
     }
+    v.extend(nfs::scenarios(
+        &std::env::temp_dir().join(format!("onvm-bench-{}", std::process::id())),
+    ));
     v.push(Scenario {
         name: "self-loop-latency-64B".into(),
         frame: 64,
@@ -442,6 +466,7 @@ fn scenarios() -> Vec<Scenario> {
         ports: vec![],
         chain: vec![],
         nfs: vec![tester(None, 1)],
+        files: Vec::new(),
         onvm: (None, None),
     });
     v.push(Scenario {
@@ -451,6 +476,7 @@ fn scenarios() -> Vec<Scenario> {
         ports: vec![],
         chain: vec![],
         nfs: vec![tester(Some(2), 1), fwd(2, Some(1), Some(0), false)],
+        files: Vec::new(),
         onvm: (None, None),
     });
     v
@@ -521,6 +547,14 @@ pub fn run(a: BenchArgs) -> CliResult {
             );
         }
         out.push(r);
+    }
+    if a.only
+        .as_deref()
+        .is_none_or(|o| "nf-".starts_with(o) || o.starts_with("nf-"))
+    {
+        for (name, why) in nfs::NOT_BENCHED {
+            say!("nf-{name}: not benched: {why}");
+        }
     }
     write_json(a.json.as_deref(), &out)?;
     Ok(ExitCode::SUCCESS)

@@ -55,10 +55,42 @@ pub fn check_service(flag: &str, id: u16) -> Result<u16, String> {
     }
 }
 
+/// Something done with a catalogued NF's flags whatever NF it is (run it, check it,
+/// benchmark its handler): [`Catalogue::visit`] calls `visit` with the NF's own `Args`.
+pub trait Visit {
+    /// What it gives back.
+    type Out;
+    /// Do it with these flags.
+    fn visit<A: Catalogued>(self, args: A) -> Self::Out;
+}
+
+/// [`Catalogued::launch`], as a [`Visit`].
+struct Launch<'c> {
+    builder: NfBuilder,
+    connected: &'c dyn Fn(&Nf),
+}
+
+impl Visit for Launch<'_> {
+    type Out = Result<Launched, String>;
+    fn visit<A: Catalogued>(self, args: A) -> Self::Out {
+        args.launch(self.builder, self.connected)
+    }
+}
+
+/// [`Catalogued::build`], its handler dropped, as a [`Visit`].
+struct Check;
+
+impl Visit for Check {
+    type Out = Result<(), String>;
+    fn visit<A: Catalogued>(self, args: A) -> Self::Out {
+        args.build().map(drop)
+    }
+}
+
 macro_rules! catalogue {
     ($($(#[$doc:meta])* $variant:ident => $module:ident,)*) => {
         /// Every NF of the catalogue, as `onvm nf` subcommands.
-        #[derive(clap::Subcommand, Debug)]
+        #[derive(clap::Subcommand, Debug, Clone)]
         pub enum Catalogue {
             $($(#[$doc])* $variant(crate::$module::Args),)*
         }
@@ -71,21 +103,40 @@ macro_rules! catalogue {
                 }
             }
 
-            /// Check the flags, register with `b` and run until stopped.
-            pub fn launch(self, b: NfBuilder, connected: &dyn Fn(&Nf)) -> Result<Launched, String> {
+            /// Call `v` with the NF's own flags.
+            pub fn visit<V: Visit>(self, v: V) -> V::Out {
                 match self {
-                    $(Catalogue::$variant(a) => a.launch(b, connected),)*
-                }
-            }
-
-            /// Check the flags without running (what `build` would refuse).
-            pub fn check(&self) -> Result<(), String> {
-                match self {
-                    $(Catalogue::$variant(a) => a.build().map(drop),)*
+                    $(Catalogue::$variant(a) => v.visit(a),)*
                 }
             }
         }
     };
+}
+
+impl Catalogue {
+    /// Check the flags, register with `b` and run until stopped.
+    pub fn launch(self, builder: NfBuilder, connected: &dyn Fn(&Nf)) -> Result<Launched, String> {
+        self.visit(Launch { builder, connected })
+    }
+
+    /// Check the flags without running (what `build` would refuse).
+    pub fn check(&self) -> Result<(), String> {
+        self.clone().visit(Check)
+    }
+
+    /// The NF `words` name, with its flags (`["firewall", "-f", "rules.txt"]`), as
+    /// `onvm nf` would parse them.
+    pub fn parse(words: &[&str]) -> Result<Catalogue, String> {
+        #[derive(clap::Parser, Debug)]
+        struct One {
+            #[command(subcommand)]
+            nf: Catalogue,
+        }
+        use clap::Parser as _;
+        One::try_parse_from(std::iter::once("nf").chain(words.iter().copied()))
+            .map(|o| o.nf)
+            .map_err(|e| e.to_string())
+    }
 }
 
 catalogue! {

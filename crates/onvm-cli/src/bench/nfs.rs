@@ -1,0 +1,163 @@
+//! `nf-NAME` scenarios: each catalogue NF alone between a generator port and a null
+//! port, on one core, with flags (and files) that make it do its usual work on the
+//! generator's traffic: 64-byte UDP frames of 1024 flows from 10.0.0.0/16 to
+//! 198.19.255.254:9. The NF's handler runs metered, so its Mpps is what it handled.
+//!
+//! Every catalogue NF has a line here (a test says so), or a reason it has none.
+
+use std::path::Path;
+
+use onvm_nf::{Nf, NfError};
+use onvm_nfs::Catalogued;
+use onvm_nfs::catalogue::Visit;
+use onvm_nfs::meter::Metered;
+
+use super::{Plan, Role, Scenario};
+
+/// Runs a catalogue NF's handler, metered, on a registered NF: its Mpps over the window.
+pub(super) struct MeteredRun(pub Nf);
+
+impl Visit for MeteredRun {
+    type Out = Result<f64, String>;
+    fn visit<A: Catalogued>(self, args: A) -> Self::Out {
+        let mut h = Metered::new(args.build()?);
+        self.0.run(&mut h).map_err(|e: NfError| e.to_string())?;
+        Ok(h.meter.window().0)
+    }
+}
+
+/// One NF's scenario: its words (name and flags; `{dir}` is the bench's folder), the
+/// files it reads, and a second hop (service 2, a simple_forward) for NFs that send to
+/// another service.
+struct Bench {
+    words: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    second_hop: bool,
+}
+
+const fn nf(words: &'static str) -> Bench {
+    Bench {
+        words,
+        files: &[],
+        second_hop: false,
+    }
+}
+
+/// NFs with no scenario, and why.
+pub(super) const NOT_BENCHED: &[(&str, &str)] = &[
+    (
+        "speed_tester",
+        "it is the platform's own benchmark (self-loop, chain2, chain3)",
+    ),
+    (
+        "scaling",
+        "it starts children: its figure is the service's, not one core's",
+    ),
+    ("load_generator", "it makes packets rather than handling the port's"),
+    ("messaging", "a test of NF messages, not of packets"),
+];
+
+/// The scenarios.
+fn benches() -> Vec<Bench> {
+    vec![
+        nf("simple_forward"),
+        nf("basic_monitor --quiet"),
+        nf("bridge"),
+        Bench {
+            files: &[(
+                "firewall.rules",
+                "# the generator's sources pass, a few other prefixes to look past\n\
+                 10.0.0.0/16 pass\n10.1.0.0/16 drop\n192.168.0.0/16 drop\n172.16.0.0/12 drop\n\
+                 10.0.128.0/17 pass\n2001:db8::/32 drop\n",
+            )],
+            ..nf("firewall -f {dir}/firewall.rules")
+        },
+        Bench {
+            files: &[(
+                "l3fwd.routes",
+                "198.19.0.0/16 1\n198.18.0.0/16 0\n10.0.0.0/8 0\n0.0.0.0/0 1\n2001:db8::/32 1\n",
+            )],
+            ..nf("l3fwd -f {dir}/l3fwd.routes")
+        },
+        Bench {
+            files: &[("route.conf", "LIST_SIZE 2\n198.19.255.254 2\n10.0.0.1 2\n")],
+            second_hop: true,
+            ..nf("nf_router -f {dir}/route.conf")
+        },
+        nf("l2fwd"),
+        nf("arp_response -s 198.19.255.254,10.0.0.1"),
+    ]
+}
+
+/// The `nf-NAME` scenarios, their files in `dir`.
+pub(super) fn scenarios(dir: &Path) -> Vec<Scenario> {
+    benches()
+        .into_iter()
+        .map(|b| {
+            let words: Vec<String> = b
+                .words
+                .split_whitespace()
+                .map(|w| w.replace("{dir}", &dir.display().to_string()))
+                .collect();
+            let name = format!("nf-{}", words[0]);
+            let mut nfs = vec![Plan {
+                service: 1,
+                core: Some(1),
+                shared: false,
+                role: Role::Nf(words),
+            }];
+            if b.second_hop {
+                nfs.push(Plan {
+                    service: 2,
+                    core: None,
+                    shared: true,
+                    role: Role::Forward { dest: None },
+                });
+            }
+            Scenario {
+                name,
+                frame: 64,
+                latency: false,
+                ports: vec!["gen:64B,1024flows".into(), "null".into()],
+                chain: if b.second_hop { vec![1, 2] } else { vec![1] },
+                nfs,
+                files: b.files.iter().map(|(f, t)| (dir.join(f), (*t).to_string())).collect(),
+                onvm: (None, None),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every catalogue NF has a scenario or a reason; every scenario's flags are the
+    /// NF's (its files written, its `build` accepts them).
+    #[test]
+    fn every_nf_is_benched_or_says_why_and_every_scenario_s_flags_build() {
+        let dir = std::env::temp_dir().join(format!("onvm-bench-nfs-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut benched = Vec::new();
+        for s in scenarios(&dir) {
+            for (p, t) in &s.files {
+                std::fs::write(p, t).unwrap();
+            }
+            let Role::Nf(words) = &s.nfs[0].role else {
+                panic!("{}: the measured NF is a catalogue NF", s.name)
+            };
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            let nf = onvm_nfs::Catalogue::parse(&words).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            nf.check().unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            benched.push(nf.name().to_string());
+        }
+        for name in crate::nf::builtin_names() {
+            let name = name.replace('-', "_");
+            assert!(
+                benched.contains(&name) || NOT_BENCHED.iter().any(|(n, _)| *n == name),
+                "catalogue NF {name} has no nf- scenario and no reason in NOT_BENCHED"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
