@@ -97,4 +97,6 @@ catalogue! {
     BasicMonitor => basic_monitor,
     /// Send packets out of the other port of their pair (0↔1).
     Bridge => bridge,
+    /// Connection tracking: outbound opens connections, inbound passes only on one.
+    StatefulFirewall => stateful_firewall,
 }

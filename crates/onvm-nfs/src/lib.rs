@@ -9,6 +9,8 @@
 //! | [`basic_monitor`] | counts packets, bytes and protocols; prints them every tick |
 //! | [`meter`] | packet-rate measurement over a warm window, and a wrapper that meters any NF |
 //! | [`bridge`] | sends a packet out of the other port of a pair (0↔1, 2↔3, …) |
+//! | [`netarg`] | flag values NFs share: prefixes, destinations, a frame's IP part |
+//! | [`stateful_firewall`] | connection tracking: outbound opens, inbound follows; TCP states and timeouts |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
@@ -17,8 +19,10 @@ pub mod basic_monitor;
 pub mod bridge;
 pub mod catalogue;
 pub mod meter;
+pub mod netarg;
 pub mod simple_forward;
 pub mod speed_tester;
+pub mod stateful_firewall;
 
 /// Monotonic clock in nanoseconds, the same in every process of the machine (so one NF
 /// can stamp a packet and another can read the stamp).

@@ -1,0 +1,110 @@
+//! NFs that keep per-connection or per-flow state: stateful_firewall, nat, vxlan
+//! (encap/decap) and rate_limiter.
+
+use std::time::Duration;
+
+use onvm_packet::{TcpFlags, TcpSpec, UdpSpec};
+
+use crate::common::golden::Golden;
+
+/// Port 0 is the inside, port 1 the outside (its frames come after port 0's); the NF
+/// `name` on service 1 with `args` sends outbound packets out of port 2 and inbound out
+/// of port 3 (its args say so).
+fn two_sided(name: &str, args: &[&str]) -> String {
+    format!(
+        r#"
+[services]
+nf = 1
+
+[[nfs]]
+name = "{name}"
+service = "nf"
+args = {args:?}
+
+[[chains]]
+name = "outbound"
+chain = ["nf"]
+in_port = 0
+
+[[chains]]
+name = "inbound"
+chain = ["nf"]
+in_port = 1
+match = {{ eth_type = 2048 }}
+"#
+    )
+}
+
+const IN: [u8; 4] = [10, 0, 0, 5];
+const OUT: [u8; 4] = [198, 51, 100, 7];
+
+fn tcp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16, flags: TcpFlags) -> Vec<u8> {
+    TcpSpec {
+        flags,
+        seq: 1000,
+        ..TcpSpec::new(src, dst, sp, dp)
+    }
+    .to_vec()
+    .unwrap()
+}
+
+fn udp(src: [u8; 4], dst: [u8; 4], sp: u16, dp: u16) -> Vec<u8> {
+    UdpSpec {
+        payload: b"query",
+        ..UdpSpec::new(src, dst, sp, dp)
+    }
+    .to_vec()
+    .unwrap()
+}
+
+#[test]
+fn stateful_firewall_passes_replies_and_allowed_inbound_and_drops_the_rest() {
+    let syn = tcp(IN, OUT, 40000, 80, TcpFlags::SYN);
+    let query = udp(IN, OUT, 5000, 53);
+    let no_syn = tcp(IN, OUT, 40001, 80, TcpFlags::ACK);
+    let synack = tcp(OUT, IN, 80, 40000, TcpFlags::SYN | TcpFlags::ACK);
+    let answer = udp(OUT, IN, 53, 5000);
+    let unsolicited = udp(OUT, IN, 53, 6000);
+    let ssh = tcp(OUT, IN, 5555, 22, TcpFlags::SYN);
+    let rst = tcp(OUT, IN, 80, 40000, TcpFlags::RST);
+    let after_rst = tcp(OUT, IN, 80, 40000, TcpFlags::ACK);
+    let args = [
+        "--inside",
+        "10.0.0.0/8",
+        "--allow-in",
+        "tcp:22",
+        "--to-outside",
+        "out:2",
+        "--to-inside",
+        "out:3",
+    ];
+    let run = Golden::new("stateful-firewall", &two_sided("stateful_firewall", &args))
+        .input(vec![syn.clone(), query.clone(), no_syn])
+        .input_after(
+            vec![
+                synack.clone(),
+                answer.clone(),
+                unsolicited,
+                ssh.clone(),
+                rst.clone(),
+                after_rst,
+            ],
+            Duration::from_millis(500),
+        )
+        .outputs(2)
+        .run();
+    run.assert_port(0, &[syn, query]);
+    run.assert_port(1, &[synack, answer, ssh, rst]);
+    let c = |k| run.counter("stateful_firewall", k);
+    assert_eq!(
+        (
+            c("new"),
+            c("closed"),
+            c("dropped_invalid"),
+            c("dropped_no_conn"),
+            c("table_full"),
+            c("passed")
+        ),
+        (3, 1, 2, 1, 0, 6)
+    );
+}
