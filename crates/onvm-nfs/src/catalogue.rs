@@ -99,4 +99,6 @@ catalogue! {
     Bridge => bridge,
     /// Connection tracking: outbound opens connections, inbound passes only on one.
     StatefulFirewall => stateful_firewall,
+    /// NAT44: inside sources out through one public IPv4 address, replies back; static DNAT.
+    Nat => nat,
 }

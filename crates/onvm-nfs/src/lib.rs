@@ -11,6 +11,7 @@
 //! | [`bridge`] | sends a packet out of the other port of a pair (0↔1, 2↔3, …) |
 //! | [`netarg`] | flag values NFs share: prefixes, destinations, a frame's IP part |
 //! | [`stateful_firewall`] | connection tracking: outbound opens, inbound follows; TCP states and timeouts |
+//! | [`nat`] | NAT44: source NAT with per-protocol port pools, ICMP echo by identifier, static DNAT rules |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
@@ -19,6 +20,7 @@ pub mod basic_monitor;
 pub mod bridge;
 pub mod catalogue;
 pub mod meter;
+pub mod nat;
 pub mod netarg;
 pub mod simple_forward;
 pub mod speed_tester;

@@ -108,3 +108,93 @@ fn stateful_firewall_passes_replies_and_allowed_inbound_and_drops_the_rest() {
         (3, 1, 2, 1, 0, 6)
     );
 }
+
+fn icmp_echo(src: [u8; 4], dst: [u8; 4], request: bool, id: u16) -> Vec<u8> {
+    let b =
+        onvm_packet::etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4(src, dst, 64);
+    let b = if request {
+        b.icmpv4_echo_request(id, 1)
+    } else {
+        b.icmpv4_echo_reply(id, 1)
+    };
+    let mut v = Vec::new();
+    b.write(&mut v, b"ping").unwrap();
+    v
+}
+
+#[test]
+fn nat_translates_out_and_back_with_a_two_port_pool_and_a_static_rule() {
+    const PUB: [u8; 4] = [203, 0, 113, 1];
+    const A: [u8; 4] = [10, 0, 0, 5];
+    const B: [u8; 4] = [10, 0, 0, 6];
+    const SRV: [u8; 4] = [10, 0, 0, 9];
+    let args = [
+        "--public",
+        "203.0.113.1",
+        "--inside",
+        "10.0.0.0/8",
+        "--ports",
+        "20000-20001",
+        "--forward",
+        "tcp:2222=10.0.0.9:22",
+        "--to-outside",
+        "out:2",
+        "--to-inside",
+        "out:3",
+    ];
+    let syn = |s, d, sp, dp| tcp(s, d, sp, dp, TcpFlags::SYN);
+    let synack = |s, d, sp, dp| tcp(s, d, sp, dp, TcpFlags::SYN | TcpFlags::ACK);
+    let outbound = vec![
+        udp(A, OUT, 5000, 53),
+        syn(B, OUT, 40000, 80),
+        udp(B, OUT, 5001, 53),
+        udp([10, 0, 0, 7], OUT, 5002, 53), // the UDP pool is used up
+        icmp_echo(A, OUT, true, 7),
+        udp(A, OUT, 5000, 123), // the same inside endpoint keeps its port
+    ];
+    let inbound = vec![
+        udp(OUT, PUB, 53, 20000),
+        synack(OUT, PUB, 80, 20000),
+        icmp_echo(OUT, PUB, false, 20000),
+        udp(OUT, PUB, 53, 20005), // no mapping
+        syn(OUT, PUB, 5555, 2222),
+        udp(OUT, PUB, 53, 20001),
+    ];
+    let run = Golden::new("nat", &two_sided("nat", &args))
+        .input(outbound)
+        .input_after(inbound, Duration::from_millis(500))
+        .outputs(2)
+        .run();
+    run.assert_port(
+        0,
+        &[
+            udp(PUB, OUT, 20000, 53),
+            syn(PUB, OUT, 20000, 80),
+            udp(PUB, OUT, 20001, 53),
+            icmp_echo(PUB, OUT, true, 20000),
+            udp(PUB, OUT, 20000, 123),
+        ],
+    );
+    run.assert_port(
+        1,
+        &[
+            udp(OUT, A, 53, 5000),
+            synack(OUT, B, 80, 40000),
+            icmp_echo(OUT, A, false, 7),
+            syn(OUT, SRV, 5555, 22),
+            udp(OUT, B, 53, 5001),
+        ],
+    );
+    let c = |k| run.counter("nat", k);
+    assert_eq!(
+        (
+            c("translations"),
+            c("out"),
+            c("in"),
+            c("no_ports"),
+            c("no_mapping"),
+            c("dropped")
+        ),
+        (4, 5, 5, 1, 1, 0)
+    );
+}
