@@ -101,4 +101,6 @@ catalogue! {
     StatefulFirewall => stateful_firewall,
     /// NAT44: inside sources out through one public IPv4 address, replies back; static DNAT.
     Nat => nat,
+    /// VXLAN: --mode encap wraps frames for a remote tunnel end, --mode decap unwraps them.
+    Vxlan => vxlan,
 }

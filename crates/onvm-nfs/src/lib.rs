@@ -12,6 +12,7 @@
 //! | [`netarg`] | flag values NFs share: prefixes, destinations, a frame's IP part |
 //! | [`stateful_firewall`] | connection tracking: outbound opens, inbound follows; TCP states and timeouts |
 //! | [`nat`] | NAT44: source NAT with per-protocol port pools, ICMP echo by identifier, static DNAT rules |
+//! | [`vxlan`] | VXLAN encap (outer Ethernet/IPv4/UDP/VXLAN, source port by inner flow) or decap (`--mode`) |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
@@ -25,6 +26,7 @@ pub mod netarg;
 pub mod simple_forward;
 pub mod speed_tester;
 pub mod stateful_firewall;
+pub mod vxlan;
 
 /// Monotonic clock in nanoseconds, the same in every process of the machine (so one NF
 /// can stamp a packet and another can read the stamp).

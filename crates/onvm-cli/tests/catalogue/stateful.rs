@@ -198,3 +198,88 @@ fn nat_translates_out_and_back_with_a_two_port_pool_and_a_static_rule() {
         (4, 5, 5, 1, 1, 0)
     );
 }
+
+/// The outer frame RFC 7348 puts around `inner`, built with etherparse; the source port
+/// by the documented formula (49152 + CRC32c of the inner addresses, protocol and ports).
+fn vxlan_outer(inner: &[u8], vni: u32) -> Vec<u8> {
+    use onvm_packet::etherparse::{IpHeaders, Ipv4Header, PacketBuilder};
+    let mut key = inner[26..34].to_vec(); // inner IPv4 source and destination
+    key.push(inner[23]); // protocol
+    key.extend_from_slice(&inner[34..38]); // ports
+    let sport = 49152 + (onvm_packet::crc32c(&key) % 16384) as u16;
+    let mut ip = Ipv4Header::new(0, 64, 17.into(), [192, 0, 2, 1], [192, 0, 2, 2]).unwrap();
+    ip.dont_fragment = true;
+    let mut payload = vec![0x08, 0, 0, 0];
+    payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    payload.extend_from_slice(inner);
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb])
+        .ip(IpHeaders::Ipv4(ip, Default::default()))
+        .udp(sport, 4789)
+        .write(&mut v, &payload)
+        .unwrap();
+    v[40..42].copy_from_slice(&[0, 0]); // no UDP checksum
+    v
+}
+
+#[test]
+fn vxlan_encap_builds_rfc7348_frames_and_decap_gives_the_input_back() {
+    let encap = r#"["--mode", "encap", "--vni", "4242", "--local", "192.0.2.1", "--remote", "192.0.2.2", "--src-mac", "02:00:00:00:00:0a", "--dst-mac", "02:00:00:00:00:0b"]"#;
+    let body = format!(
+        r#"
+[services]
+enc1 = 1
+enc2 = 2
+dec = 3
+
+[[nfs]]
+name = "vxlan"
+service = "enc1"
+args = {encap}
+
+[[nfs]]
+name = "vxlan"
+service = "enc2"
+args = {encap}
+
+[[nfs]]
+name = "vxlan"
+service = "dec"
+args = ["--mode", "decap", "--vni", "4242"]
+
+[[chains]]
+name = "wrap"
+chain = ["enc1", "out:2"]
+in_port = 0
+
+[[chains]]
+name = "there-and-back"
+chain = ["enc2", "dec", "out:3"]
+in_port = 1
+"#
+    );
+    let input = crate::common::distinct_udp_frames(200, 23);
+    let run = Golden::new("vxlan", &body)
+        .input(input.clone())
+        .input(input.clone())
+        .outputs(2)
+        .run();
+    let want: Vec<Vec<u8>> = input.iter().map(|f| vxlan_outer(f, 4242)).collect();
+    run.assert_port(0, &want);
+    run.assert_port(1, &input);
+    let lines: Vec<&str> = run.log.lines().filter(|l| l.starts_with("vxlan: ")).collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("encapsulated 200, dropped 0"))
+            .count(),
+        2,
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("decapsulated 200, wrong_vni 0, not_vxlan 0")),
+        "{lines:?}"
+    );
+}
