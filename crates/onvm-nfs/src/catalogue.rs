@@ -103,4 +103,6 @@ catalogue! {
     Nat => nat,
     /// VXLAN: --mode encap wraps frames for a remote tunnel end, --mode decap unwraps them.
     Vxlan => vxlan,
+    /// Police packets (or bytes) per second per flow, source, destination or prefix.
+    RateLimiter => rate_limiter,
 }

@@ -13,6 +13,7 @@
 //! | [`stateful_firewall`] | connection tracking: outbound opens, inbound follows; TCP states and timeouts |
 //! | [`nat`] | NAT44: source NAT with per-protocol port pools, ICMP echo by identifier, static DNAT rules |
 //! | [`vxlan`] | VXLAN encap (outer Ethernet/IPv4/UDP/VXLAN, source port by inner flow) or decap (`--mode`) |
+//! | [`rate_limiter`] | a token-bucket policer per flow, source, destination or prefix; drops or marks DSCP |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
@@ -23,6 +24,7 @@ pub mod catalogue;
 pub mod meter;
 pub mod nat;
 pub mod netarg;
+pub mod rate_limiter;
 pub mod simple_forward;
 pub mod speed_tester;
 pub mod stateful_firewall;

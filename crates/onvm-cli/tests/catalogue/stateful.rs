@@ -283,3 +283,48 @@ in_port = 1
         "{lines:?}"
     );
 }
+
+#[test]
+fn rate_limiter_passes_the_burst_of_a_flood_and_leaves_another_flow_alone() {
+    // Flow A: 1000 packets at once (numbered in the payload); flow B: 100, one after
+    // every 10th of A's. 10 pps with a burst of 100: A gets its burst (plus what refills
+    // while the capture replays, a packet per 100 ms), B all of its 100.
+    let frame = |sport: u16, i: u32| {
+        let payload = i.to_be_bytes();
+        UdpSpec {
+            payload: &payload,
+            frame_len: Some(60),
+            ..UdpSpec::new(IN, OUT, sport, 53)
+        }
+        .to_vec()
+        .unwrap()
+    };
+    let mut input = Vec::new();
+    for i in 0..1000 {
+        input.push((true, frame(1000, i)));
+        if i % 10 == 9 {
+            input.push((false, frame(2000, i)));
+        }
+    }
+    let body = crate::basics::one_nf("rate_limiter", &["--rate", "10", "--burst", "100", "--per", "flow"]);
+    let run = Golden::new("rate-limiter", &body)
+        .input(input.iter().map(|(_, f)| f.clone()).collect())
+        .run();
+    let a_passed = run.counter("rate_limiter", "passed") - 100;
+    assert!((100..=110).contains(&a_passed), "{}", run.report("rate_limiter"));
+    let mut left = a_passed;
+    let want: Vec<Vec<u8>> = input
+        .into_iter()
+        .filter(|(a, _)| {
+            if *a && left > 0 {
+                left -= 1;
+                return true;
+            }
+            !*a
+        })
+        .map(|(_, f)| f)
+        .collect();
+    run.assert_port(0, &want);
+    assert_eq!(run.counter("rate_limiter", "dropped"), 1000 - a_passed);
+    assert_eq!(run.counter("rate_limiter", "keys"), 2);
+}
