@@ -158,4 +158,12 @@ catalogue! {
     L2fwd => l2fwd,
     /// Answer ARP requests for each port's IPv4 address (-s ip0,ip1,…).
     ArpResponse => arp_response,
+    /// Connection tracking: outbound opens connections, inbound passes only on one.
+    StatefulFirewall => stateful_firewall,
+    /// NAT44: inside sources out through one public IPv4 address, replies back; static DNAT.
+    Nat => nat,
+    /// VXLAN: --mode encap wraps frames for a remote tunnel end, --mode decap unwraps them.
+    Vxlan => vxlan,
+    /// Police packets (or bytes) per second per flow, source, destination or prefix.
+    RateLimiter => rate_limiter,
 }

@@ -15,6 +15,11 @@
 //! | [`nf_router`] | openNetVM's nf_router: destination IP (host or prefix, IPv4 and IPv6) → service, from route.conf |
 //! | [`l2fwd`] | DPDK's l2fwd: out of the paired port (0↔1, 2↔3, …), MACs rewritten |
 //! | [`arp_response`] | answers ARP requests for each port's IPv4 address, out of the arrival port |
+//! | [`netarg`] | flag values NFs share: prefixes, destinations, a frame's IP part |
+//! | [`stateful_firewall`] | connection tracking: outbound opens, inbound follows; TCP states and timeouts |
+//! | [`nat`] | NAT44: source NAT with per-protocol port pools, ICMP echo by identifier, static DNAT rules |
+//! | [`vxlan`] | VXLAN encap (outer Ethernet/IPv4/UDP/VXLAN, source port by inner flow) or decap (`--mode`) |
+//! | [`rate_limiter`] | a token-bucket policer per flow, source, destination or prefix; drops or marks DSCP |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
@@ -29,8 +34,13 @@ pub mod l2fwd;
 pub mod l3fwd;
 pub mod meter;
 pub mod nf_router;
+pub mod nat;
+pub mod netarg;
+pub mod rate_limiter;
 pub mod simple_forward;
 pub mod speed_tester;
+pub mod stateful_firewall;
+pub mod vxlan;
 
 #[cfg(test)]
 mod test_frames;

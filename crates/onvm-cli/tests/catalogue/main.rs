@@ -8,3 +8,4 @@ mod common;
 
 mod basics;
 mod routing;
+mod stateful;
