@@ -125,7 +125,7 @@ impl Catalogue {
     }
 
     /// The NF `words` name, with its flags (`["firewall", "-f", "rules.txt"]`), as
-    /// `onvm nf` would parse them.
+    /// `onvm nf` would parse them (the name with `_` or `-`).
     pub fn parse(words: &[&str]) -> Result<Catalogue, String> {
         #[derive(clap::Parser, Debug)]
         struct One {
@@ -133,7 +133,10 @@ impl Catalogue {
             nf: Catalogue,
         }
         use clap::Parser as _;
-        One::try_parse_from(std::iter::once("nf").chain(words.iter().copied()))
+        // The name as configs write it (`simple_forward`) or as `onvm nf` takes it.
+        let name = words.first().map(|w| w.replace('_', "-"));
+        let rest = words.iter().skip(1).map(|w| w.to_string());
+        One::try_parse_from(std::iter::once("nf".to_string()).chain(name).chain(rest))
             .map(|o| o.nf)
             .map_err(|e| e.to_string())
     }

@@ -86,6 +86,13 @@ fn benches() -> Vec<Bench> {
         },
         nf("l2fwd"),
         nf("arp_response -s 198.19.255.254,10.0.0.1"),
+        // Every flow opens a connection from the inside port and is then tracked.
+        nf("stateful_firewall --inside 10.0.0.0/16"),
+        // 1024 flows, 1024 mappings: each packet is a table hit and a rewrite.
+        nf("nat --inside 10.0.0.0/16 --public 198.18.0.1 --ports 20000-40000"),
+        nf("vxlan --mode encap --vni 42 --local 198.18.0.1 --remote 198.18.0.2"),
+        // A rate far above what passes: every packet is metered and passes.
+        nf("rate_limiter --rate 100000000 --per flow"),
     ]
 }
 
