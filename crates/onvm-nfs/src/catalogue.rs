@@ -97,4 +97,8 @@ catalogue! {
     BasicMonitor => basic_monitor,
     /// Send packets out of the other port of their pair (0↔1).
     Bridge => bridge,
+    /// Encrypt UDP payloads with AES-GCM (nonce and tag added).
+    AesEncrypt => aes_encrypt,
+    /// Decrypt AES-GCM UDP payloads; drop those whose tag does not verify.
+    AesDecrypt => aes_decrypt,
 }

@@ -9,13 +9,19 @@
 //! | [`basic_monitor`] | counts packets, bytes and protocols; prints them every tick |
 //! | [`meter`] | packet-rate measurement over a warm window, and a wrapper that meters any NF |
 //! | [`bridge`] | sends a packet out of the other port of a pair (0↔1, 2↔3, …) |
+//! | [`flow`] | (shared) a frame's 5-tuple and a bounded flow table |
+//! | [`aes_encrypt`] | AES-GCM-encrypts UDP payloads (nonce and tag added) |
+//! | [`aes_decrypt`] | verifies and decrypts what `aes_encrypt` made; drops forgeries |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
 
+pub mod aes_decrypt;
+pub mod aes_encrypt;
 pub mod basic_monitor;
 pub mod bridge;
 pub mod catalogue;
+pub mod flow;
 pub mod meter;
 pub mod simple_forward;
 pub mod speed_tester;

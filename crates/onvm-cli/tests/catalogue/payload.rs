@@ -1,0 +1,164 @@
+//! NFs that work on payloads and flows: aes_encrypt / aes_decrypt.
+
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes128Gcm, KeyInit, Nonce, Tag};
+use onvm_packet::{Headers, TcpSpec, UdpSpec};
+
+use crate::common::golden::Golden;
+use crate::common::udp_frames_up_to;
+
+const KEY_HEX: &str = "00112233445566778899aabbccddeeff";
+const KEY: [u8; 16] = [
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff,
+];
+
+/// Services `a` (1) and `b` (2) running `a` and `b` with their args, chained port 0 →
+/// a → b → out (or port 0 → a → out when `b` is `None`).
+fn chain(a: (&str, &[&str]), b: Option<(&str, &[&str])>) -> String {
+    let mut s = String::from("[services]\na = 1\nb = 2\n\n");
+    s += &format!("[[nfs]]\nname = {:?}\nservice = \"a\"\nargs = {:?}\n\n", a.0, a.1);
+    let hops = match b {
+        Some((name, args)) => {
+            s += &format!("[[nfs]]\nname = {name:?}\nservice = \"b\"\nargs = {args:?}\n\n");
+            "\"a\", \"b\""
+        }
+        None => "\"a\"",
+    };
+    s + &format!("[[chains]]\nname = \"through\"\nchain = [{hops}, \"out:1\"]\nin_port = 0\n")
+}
+
+/// What goes in: UDP frames of many lengths (IPv4 and IPv6) and a TCP one, which passes.
+fn aes_input() -> Vec<Vec<u8>> {
+    let mut input = udp_frames_up_to(120, 7, 1480);
+    let (a, b): (std::net::Ipv6Addr, std::net::Ipv6Addr) =
+        ("2001:db8::a".parse().unwrap(), "2001:db8::b".parse().unwrap());
+    for n in [0usize, 1, 15, 16, 17, 100, 1000] {
+        let payload: Vec<u8> = (0..n).map(|i| i as u8).collect();
+        input.push(
+            UdpSpec {
+                payload: &payload,
+                ..UdpSpec::new(a, b, 4000, 53)
+            }
+            .to_vec()
+            .unwrap(),
+        );
+    }
+    input.push(TcpSpec::new([10, 0, 0, 1], [10, 0, 0, 2], 1000, 80).to_vec().unwrap());
+    input
+}
+
+/// The frame `f` with its UDP payload replaced by `payload`, built anew.
+fn with_payload(f: &[u8], payload: &[u8]) -> Vec<u8> {
+    let h = Headers::parse(f).unwrap();
+    let spec = UdpSpec {
+        src_mac: h.src_mac(),
+        dst_mac: h.dst_mac(),
+        payload,
+        ..UdpSpec::new(
+            h.src_ip().unwrap(),
+            h.dst_ip().unwrap(),
+            h.src_port().unwrap(),
+            h.dst_port().unwrap(),
+        )
+    };
+    spec.to_vec().unwrap()
+}
+
+fn is_udp(f: &[u8]) -> bool {
+    Headers::parse(f).is_ok_and(|h| h.udp().is_some())
+}
+
+/// `nonce ‖ AES-128-GCM(payload) ‖ tag`, by the aes-gcm crate.
+fn seal(nonce: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut body = payload.to_vec();
+    let tag = Aes128Gcm::new_from_slice(&KEY)
+        .unwrap()
+        .encrypt_in_place_detached(Nonce::from_slice(nonce), b"", &mut body)
+        .unwrap();
+    [nonce, &body, &tag[..]].concat()
+}
+
+#[test]
+fn aes_encrypt_then_decrypt_gives_back_the_input_byte_for_byte() {
+    let input = aes_input();
+    let run = Golden::new(
+        "aes-chain",
+        &chain(
+            ("aes_encrypt", &["-k", KEY_HEX]),
+            Some(("aes_decrypt", &["-k", KEY_HEX])),
+        ),
+    )
+    .input(input.clone())
+    .run();
+    run.assert_port(0, &input);
+    let n = input.len() as u64;
+    assert_eq!(run.counter("aes_encrypt", "encrypted"), n - 1);
+    assert_eq!(run.counter("aes_encrypt", "passed"), 1);
+    assert_eq!(run.counter("aes_decrypt", "decrypted"), n - 1);
+    assert_eq!(run.counter("aes_decrypt", "auth_failed"), 0);
+}
+
+#[test]
+fn aes_encrypt_alone_gives_payloads_the_aes_gcm_crate_decrypts_to_the_input() {
+    let input = aes_input();
+    let run = Golden::new("aes-encrypt", &chain(("aes_encrypt", &["-k", KEY_HEX]), None))
+        .input(input.clone())
+        .run();
+    let out = run.port(0);
+    assert_eq!(out.len(), input.len());
+    let mut want = Vec::new();
+    let mut nonces = std::collections::HashSet::new();
+    for (o, i) in out.iter().zip(&input) {
+        if !is_udp(i) {
+            want.push(i.clone());
+            continue;
+        }
+        let sealed = Headers::parse(o).unwrap().payload().to_vec();
+        assert!(sealed.len() >= 28, "{sealed:?}");
+        let (nonce, rest) = sealed.split_at(12);
+        let (ct, tag) = rest.split_at(rest.len() - 16);
+        let mut plain = ct.to_vec();
+        Aes128Gcm::new_from_slice(&KEY)
+            .unwrap()
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), b"", &mut plain, Tag::from_slice(tag))
+            .expect("the tag verifies");
+        assert_eq!(plain, Headers::parse(i).unwrap().payload());
+        assert!(nonces.insert(nonce.to_vec()), "a nonce repeated");
+        // The whole frame, lengths and checksums included, built from the input.
+        want.push(with_payload(i, &seal(nonce, &plain)));
+    }
+    run.assert_port(0, &want);
+}
+
+#[test]
+fn aes_decrypt_drops_and_counts_a_tampered_frame() {
+    let plain: Vec<Vec<u8>> = udp_frames_up_to(20, 3, 800);
+    let mut sealed: Vec<Vec<u8>> = plain
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut nonce = [0u8; 12];
+            nonce[..4].copy_from_slice(&(i as u32).to_be_bytes());
+            with_payload(f, &seal(&nonce, Headers::parse(f).unwrap().payload()))
+        })
+        .collect();
+    // Flip a bit of the ciphertext of frame 5 and of the tag of frame 9 (checksums fixed,
+    // so only the tag tells).
+    for (i, back) in [(5usize, 20usize), (9, 1)] {
+        let n = sealed[i].len();
+        sealed[i][n - back] ^= 0x40;
+        onvm_packet::fix_checksums(&mut sealed[i]).unwrap();
+    }
+    let run = Golden::new("aes-decrypt", &chain(("aes_decrypt", &["-k", KEY_HEX]), None))
+        .input(sealed)
+        .run();
+    let want: Vec<Vec<u8>> = plain
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 5 && *i != 9)
+        .map(|(_, f)| f)
+        .collect();
+    run.assert_port(0, &want);
+    assert_eq!(run.counter("aes_decrypt", "auth_failed"), 2);
+    assert_eq!(run.counter("aes_decrypt", "decrypted"), 18);
+}
