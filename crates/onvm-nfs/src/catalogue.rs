@@ -101,4 +101,6 @@ catalogue! {
     AesEncrypt => aes_encrypt,
     /// Decrypt AES-GCM UDP payloads; drop those whose tag does not verify.
     AesDecrypt => aes_decrypt,
+    /// Forward TCP/UDP packets whose payload holds one of the strings; drop the rest.
+    PayloadScan => payload_scan,
 }

@@ -12,6 +12,7 @@
 //! | [`flow`] | (shared) a frame's 5-tuple and a bounded flow table |
 //! | [`aes_encrypt`] | AES-GCM-encrypts UDP payloads (nonce and tag added) |
 //! | [`aes_decrypt`] | verifies and decrypts what `aes_encrypt` made; drops forgeries |
+//! | [`payload_scan`] | forwards TCP/UDP packets whose payload holds one of many strings (Aho-Corasick), drops the rest (`-i` inverts) |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
@@ -23,6 +24,7 @@ pub mod bridge;
 pub mod catalogue;
 pub mod flow;
 pub mod meter;
+pub mod payload_scan;
 pub mod simple_forward;
 pub mod speed_tester;
 

@@ -162,3 +162,65 @@ fn aes_decrypt_drops_and_counts_a_tampered_frame() {
     assert_eq!(run.counter("aes_decrypt", "auth_failed"), 2);
     assert_eq!(run.counter("aes_decrypt", "decrypted"), 18);
 }
+
+#[test]
+fn payload_scan_forwards_payloads_holding_a_pattern_and_drops_the_rest() {
+    let words: [&[u8]; 6] = [
+        b"GET /evil HTTP/1.1",
+        b"nothing here",
+        b"x\0attack\0",
+        b"ev il",
+        b"signature-in-file",
+        b"",
+    ];
+    let mut input = Vec::new();
+    for (i, w) in words.iter().cycle().take(60).enumerate() {
+        let f = if i % 2 == 0 {
+            UdpSpec {
+                payload: w,
+                ..UdpSpec::new([10, 0, 0, 1], [10, 0, 0, 2], 1000 + i as u16, 53)
+            }
+            .to_vec()
+        } else {
+            TcpSpec {
+                payload: w,
+                ..TcpSpec::new([10, 0, 0, 1], [10, 0, 0, 2], 1000 + i as u16, 80)
+            }
+            .to_vec()
+        };
+        input.push(f.unwrap());
+    }
+    // No TCP/UDP payload to search: not a match.
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+    arp.resize(60, 0);
+    input.push(arp);
+    let dir = crate::common::TempDir::new("scan-patterns");
+    let file = dir.write("patterns.txt", "signature-in-file\r\n\n");
+    let file = file.display().to_string();
+    let holds = |f: &Vec<u8>| {
+        let p = Headers::parse(f).map(|h| h.payload().to_vec()).unwrap_or_default();
+        [&b"evil"[..], b"attack", b"signature-in-file"]
+            .iter()
+            .any(|pat| p.windows(pat.len()).any(|w| w == *pat))
+    };
+    let want: Vec<Vec<u8>> = input.iter().filter(|f| holds(f)).cloned().collect();
+    assert_eq!(want.len(), 30);
+    let args = ["-s", "evil", "-s", "attack", "-f", file.as_str()];
+    let run = Golden::new("payload-scan", &chain(("payload_scan", &args), None))
+        .input(input.clone())
+        .run();
+    run.assert_port(0, &want);
+    assert_eq!(run.counter("payload_scan", "matched"), 30);
+    assert_eq!(run.counter("payload_scan", "unmatched"), 30);
+    assert_eq!(run.counter("payload_scan", "no_payload"), 1);
+    assert_eq!(run.counter("payload_scan", "dropped"), 31);
+
+    let inverted = ["-i", "-s", "evil", "-s", "attack", "-f", file.as_str()];
+    let run = Golden::new("payload-scan-i", &chain(("payload_scan", &inverted), None))
+        .input(input.clone())
+        .run();
+    let rest: Vec<Vec<u8>> = input.iter().filter(|f| !holds(f)).cloned().collect();
+    run.assert_port(0, &rest);
+    assert_eq!(run.counter("payload_scan", "forwarded"), 31);
+}
