@@ -103,4 +103,8 @@ catalogue! {
     AesDecrypt => aes_decrypt,
     /// Forward TCP/UDP packets whose payload holds one of the strings; drop the rest.
     PayloadScan => payload_scan,
+    /// Track flows in a bounded table (idle expiry); print the top flows every -p seconds.
+    FlowTracker => flow_tracker,
+    /// Flow-director demo: a flow's first packet to -d, later ones to the next hop.
+    TestFlowDir => test_flow_dir,
 }

@@ -13,6 +13,8 @@
 //! | [`aes_encrypt`] | AES-GCM-encrypts UDP payloads (nonce and tag added) |
 //! | [`aes_decrypt`] | verifies and decrypts what `aes_encrypt` made; drops forgeries |
 //! | [`payload_scan`] | forwards TCP/UDP packets whose payload holds one of many strings (Aho-Corasick), drops the rest (`-i` inverts) |
+//! | [`flow_tracker`] | tracks flows (packets, bytes, first/last seen) in a bounded table with idle expiry; prints the top ones |
+//! | [`test_flow_dir`] | flow-director demo: a flow's first packet to `-d`, the rest to the next hop |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
@@ -23,10 +25,12 @@ pub mod basic_monitor;
 pub mod bridge;
 pub mod catalogue;
 pub mod flow;
+pub mod flow_tracker;
 pub mod meter;
 pub mod payload_scan;
 pub mod simple_forward;
 pub mod speed_tester;
+pub mod test_flow_dir;
 
 /// Monotonic clock in nanoseconds, the same in every process of the machine (so one NF
 /// can stamp a packet and another can read the stamp).

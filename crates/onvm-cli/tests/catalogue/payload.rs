@@ -224,3 +224,102 @@ fn payload_scan_forwards_payloads_holding_a_pattern_and_drops_the_rest() {
     run.assert_port(0, &rest);
     assert_eq!(run.counter("payload_scan", "forwarded"), 31);
 }
+
+/// `n` UDP frames over `flows` conversations, every third round of them replies (ports and
+/// addresses swapped).
+fn conversations(n: usize, flows: u8) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let f = (i % usize::from(flows)) as u8;
+            let payload = (i as u32).to_be_bytes();
+            let spec = UdpSpec {
+                payload: &payload,
+                ..UdpSpec::new([10, 0, 1, f], [10, 0, 2, 1], 5000 + u16::from(f), 80)
+            };
+            let spec = if (i / usize::from(flows)) % 3 == 2 {
+                UdpSpec {
+                    payload: &payload,
+                    ..UdpSpec::new(spec.dst_ip, spec.src_ip, spec.dst_port, spec.src_port)
+                }
+            } else {
+                spec
+            };
+            spec.to_vec().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn flow_tracker_counts_conversations_and_passes_every_frame() {
+    let mut input = conversations(200, 9);
+    input.push(vec![0xee; 20]);
+    let args = ["--bidir", "-p", "1", "--max-flows", "100"];
+    let run = Golden::new("flow-tracker", &chain(("flow_tracker", &args), None))
+        .input(input.clone())
+        .run();
+    run.assert_port(0, &input);
+    assert_eq!(run.counter("flow_tracker", "flows"), 9);
+    assert_eq!(run.counter("flow_tracker", "packets"), 201);
+    assert_eq!(run.counter("flow_tracker", "other"), 1);
+    assert_eq!(run.counter("flow_tracker", "evicted"), 0);
+
+    // One way only, in a table of 8: the 18 directions do not fit, so flows are evicted
+    // and the table never holds more than 8.
+    let args = ["-p", "0", "--max-flows", "8"];
+    let run = Golden::new("flow-tracker-small", &chain(("flow_tracker", &args), None))
+        .input(input.clone())
+        .run();
+    run.assert_port(0, &input);
+    assert!(run.counter("flow_tracker", "active") <= 8);
+    assert!(run.counter("flow_tracker", "evicted") > 0);
+    assert_eq!(
+        run.counter("flow_tracker", "flows"),
+        run.counter("flow_tracker", "active") + run.counter("flow_tracker", "evicted")
+    );
+}
+
+#[test]
+fn test_flow_dir_sends_each_flow_s_first_packet_to_its_service_and_the_rest_on() {
+    let input = conversations(90, 6);
+    let body = r#"
+[services]
+dir = 1
+side = 2
+
+[[nfs]]
+name = "test_flow_dir"
+service = "dir"
+args = ["-d", "2"]
+
+[[nfs]]
+name = "simple_forward"
+service = "side"
+
+[[chains]]
+name = "through"
+chain = ["dir", "out:1"]
+in_port = 0
+
+[[chains]]
+name = "detour"
+chain = ["side", "out:2"]
+in_port = 1
+"#;
+    let run = Golden::new("test-flow-dir", body).input(input.clone()).outputs(2).run();
+    // Each direction of each conversation is a flow: 12, whose first packets go round.
+    let mut seen = std::collections::HashSet::new();
+    let (mut first, mut rest) = (Vec::new(), Vec::new());
+    for f in &input {
+        let h = Headers::parse(f).unwrap();
+        if seen.insert((h.src_ip(), h.src_port(), h.dst_ip(), h.dst_port())) {
+            first.push(f.clone());
+        } else {
+            rest.push(f.clone());
+        }
+    }
+    assert_eq!(first.len(), 12);
+    run.assert_port(0, &rest);
+    run.assert_port(1, &first);
+    assert_eq!(run.counter("test_flow_dir", "new"), 12);
+    assert_eq!(run.counter("test_flow_dir", "hits"), 78);
+}
