@@ -107,4 +107,6 @@ catalogue! {
     FlowTracker => flow_tracker,
     /// Flow-director demo: a flow's first packet to -d, later ones to the next hop.
     TestFlowDir => test_flow_dir,
+    /// L3 load balancer for a virtual IP: flows spread over backends, replies rewritten back.
+    LoadBalancer => load_balancer,
 }

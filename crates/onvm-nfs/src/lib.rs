@@ -15,6 +15,7 @@
 //! | [`payload_scan`] | forwards TCP/UDP packets whose payload holds one of many strings (Aho-Corasick), drops the rest (`-i` inverts) |
 //! | [`flow_tracker`] | tracks flows (packets, bytes, first/last seen) in a bounded table with idle expiry; prints the top ones |
 //! | [`test_flow_dir`] | flow-director demo: a flow's first packet to `-d`, the rest to the next hop |
+//! | [`load_balancer`] | L3 load balancer for a VIP: flow-affine round-robin/weighted/hash over backends, replies rewritten back, ARP for the VIP |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
@@ -26,6 +27,7 @@ pub mod bridge;
 pub mod catalogue;
 pub mod flow;
 pub mod flow_tracker;
+pub mod load_balancer;
 pub mod meter;
 pub mod payload_scan;
 pub mod simple_forward;

@@ -323,3 +323,122 @@ in_port = 1
     assert_eq!(run.counter("test_flow_dir", "new"), 12);
     assert_eq!(run.counter("test_flow_dir", "hits"), 78);
 }
+
+const VIP: [u8; 4] = [10, 0, 0, 100];
+const VIP_MAC: [u8; 6] = [2, 0, 0, 0, 1, 0];
+
+fn backend_ip(i: usize) -> [u8; 4] {
+    [192, 168, 1, 1 + i as u8]
+}
+
+fn backend_mac(i: usize) -> [u8; 6] {
+    [2, 0, 0, 0, 2, i as u8]
+}
+
+/// FNV-1a (32 bits), the `hash` policy's function as its docs give it.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+#[test]
+fn load_balancer_spreads_two_clients_flows_per_policy_and_rewrites_replies_back() {
+    // Client c (10.0.0.1, .2) flow f (ports 1000, 1001, 1002), UDP to VIP:80, in order
+    // of first appearance: (1,1000), (2,1000), (1,1001), (2,1001), (1,1002), (2,1002).
+    let flows: Vec<(u8, u16)> = (0..3).flat_map(|f| [(1, 1000 + f), (2, 1000 + f)]).collect();
+    let client_mac = |c: u8| [2, 0, 0, 0, 0, 0xc0 + c];
+    let dir = crate::common::TempDir::new("lb-backends");
+    let file = dir.write(
+        "server.conf",
+        "LIST_SIZE 3\n192.168.1.1 02:00:00:00:02:00 2\n192.168.1.2 02:00:00:00:02:01 # weight 1\n192.168.1.3 02:00:00:00:02:02 1\n",
+    );
+    for policy in ["round-robin", "weighted", "hash"] {
+        // The backend of each flow, by the policy's definition.
+        let pick: Vec<usize> = match policy {
+            "round-robin" => vec![0, 1, 2, 0, 1, 2],
+            // Smooth weighted round-robin over weights 2, 1, 1: a b c a, a b c a, …
+            "weighted" => vec![0, 1, 2, 0, 0, 1],
+            _ => flows
+                .iter()
+                .map(|&(c, p)| {
+                    let key = [&[10, 0, 0, c][..], &p.to_be_bytes(), &80u16.to_be_bytes(), &[17]].concat();
+                    match fnv1a(&key) % 4 {
+                        0 | 1 => 0,
+                        2 => 1,
+                        _ => 2,
+                    }
+                })
+                .collect(),
+        };
+        let (mut input, mut to_servers, mut replies, mut to_clients) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for round in 0..4u8 {
+            for (i, &(c, p)) in flows.iter().enumerate() {
+                let payload = [round, i as u8];
+                let b = pick[i];
+                let spec = |src, dst, sp, dp, src_mac, dst_mac| UdpSpec {
+                    payload: &payload,
+                    src_mac,
+                    dst_mac,
+                    ..UdpSpec::new(src, dst, sp, dp)
+                };
+                let client = [10, 0, 0, c];
+                input.push(spec(client, VIP, p, 80, client_mac(c), VIP_MAC).to_vec().unwrap());
+                to_servers.push(
+                    spec(client, backend_ip(b), p, 80, VIP_MAC, backend_mac(b))
+                        .to_vec()
+                        .unwrap(),
+                );
+                if round < 2 {
+                    replies.push(
+                        spec(backend_ip(b), client, 80, p, backend_mac(b), VIP_MAC)
+                            .to_vec()
+                            .unwrap(),
+                    );
+                    to_clients.push(spec(VIP, client, 80, p, VIP_MAC, client_mac(c)).to_vec().unwrap());
+                }
+            }
+        }
+        let args = [
+            "--vip",
+            "10.0.0.100",
+            "--vip-mac",
+            "02:00:00:00:01:00",
+            "-f",
+            &file.display().to_string(),
+            "--policy",
+            policy,
+            "--server-port",
+            "2",
+            "--client-port",
+            "3",
+        ]
+        .map(String::from);
+        let body = format!(
+            "[services]\nlb = 1\n\n[[nfs]]\nname = \"load_balancer\"\nservice = \"lb\"\nargs = {args:?}\n\n\
+             [[chains]]\nname = \"clients\"\nchain = [\"lb\"]\nin_port = 0\n\n\
+             [[chains]]\nname = \"servers\"\nchain = [\"lb\"]\nin_port = 1\nmatch = {{ eth_type = 2048 }}\n"
+        );
+        let run = Golden::new(&format!("lb-{policy}"), &body)
+            .input(input)
+            .input_after(replies, std::time::Duration::from_millis(300))
+            .outputs(2)
+            .run();
+        run.assert_port(0, &to_servers);
+        run.assert_port(1, &to_clients);
+        assert_eq!(run.counter("load_balancer", "flows"), 6);
+        assert_eq!(run.counter("load_balancer", "to_server"), 24);
+        assert_eq!(run.counter("load_balancer", "to_client"), 12);
+        assert_eq!(run.counter("load_balancer", "reply_unknown"), 0);
+        if policy != "hash" {
+            let mut per = [0u64; 3];
+            pick.iter().for_each(|&b| per[b] += 4);
+            let want = format!("per_backend [{} {} {}]", per[0], per[1], per[2]);
+            assert!(
+                run.report("load_balancer").contains(&want),
+                "{}",
+                run.report("load_balancer")
+            );
+        }
+    }
+}
