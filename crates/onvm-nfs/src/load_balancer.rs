@@ -45,7 +45,7 @@ use onvm_nf::{Action, Ctx, Handler, PacketMut};
 use onvm_packet::layout::{ETHER_TYPE_ARP, IpVersion};
 use onvm_packet::{Layout, MacAddr, set_dst_mac, set_ip, set_src_mac};
 
-use crate::catalogue::{Catalogued, check_service};
+use crate::catalogue::Catalogued;
 use crate::flow::{FlowKey, FlowTable, Hasher, Lookup, parse_mac};
 
 /// A backend server.
@@ -415,13 +415,10 @@ impl Catalogued for Args {
                 self.backends.display()
             ));
         }
-        // Ports are checked against the switch's when packets go out; a service-sized
-        // bound catches typos.
+        let max = onvm_proto::limits::MAX_PORTS;
         for (flag, p) in [("--client-port", self.client_port), ("--server-port", self.server_port)] {
-            if let Some(p) = p
-                && check_service(flag, p + 1).is_err()
-            {
-                return Err(format!("{flag} {p}: out of range"));
+            if let Some(p) = p.filter(|&p| p >= max) {
+                return Err(format!("{flag} {p}: out of range, must be 0..={}", max - 1));
             }
         }
         Ok(
