@@ -169,4 +169,16 @@ catalogue! {
     Vxlan => vxlan,
     /// Police packets (or bytes) per second per flow, source, destination or prefix.
     RateLimiter => rate_limiter,
+    /// Encrypt UDP payloads with AES-GCM (nonce and tag added).
+    AesEncrypt => aes_encrypt,
+    /// Decrypt AES-GCM UDP payloads; drop those whose tag does not verify.
+    AesDecrypt => aes_decrypt,
+    /// Forward TCP/UDP packets whose payload holds one of the strings; drop the rest.
+    PayloadScan => payload_scan,
+    /// Track flows in a bounded table (idle expiry); print the top flows every -p seconds.
+    FlowTracker => flow_tracker,
+    /// Flow-director demo: a flow's first packet to -d, later ones to the next hop.
+    TestFlowDir => test_flow_dir,
+    /// L3 load balancer for a virtual IP: flows spread over backends, replies rewritten back.
+    LoadBalancer => load_balancer,
 }

@@ -20,26 +20,40 @@
 //! | [`nat`] | NAT44: source NAT with per-protocol port pools, ICMP echo by identifier, static DNAT rules |
 //! | [`vxlan`] | VXLAN encap (outer Ethernet/IPv4/UDP/VXLAN, source port by inner flow) or decap (`--mode`) |
 //! | [`rate_limiter`] | a token-bucket policer per flow, source, destination or prefix; drops or marks DSCP |
+//! | [`flow`] | (shared) a frame's 5-tuple and a bounded flow table |
+//! | [`aes_encrypt`] | AES-GCM-encrypts UDP payloads (nonce and tag added) |
+//! | [`aes_decrypt`] | verifies and decrypts what `aes_encrypt` made; drops forgeries |
+//! | [`payload_scan`] | forwards TCP/UDP packets whose payload holds one of many strings (Aho-Corasick), drops the rest (`-i` inverts) |
+//! | [`flow_tracker`] | tracks flows (packets, bytes, first/last seen) in a bounded table with idle expiry; prints the top ones |
+//! | [`test_flow_dir`] | flow-director demo: a flow's first packet to `-d`, the rest to the next hop |
+//! | [`load_balancer`] | L3 load balancer for a VIP: flow-affine round-robin/weighted/hash over backends, replies rewritten back, ARP for the VIP |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
 
+pub mod aes_decrypt;
+pub mod aes_encrypt;
 pub mod arp_response;
 pub mod basic_monitor;
 pub mod bridge;
 pub mod catalogue;
 pub mod firewall;
+pub mod flow;
+pub mod flow_tracker;
 pub mod iptable;
 pub mod l2fwd;
 pub mod l3fwd;
+pub mod load_balancer;
 pub mod meter;
 pub mod nat;
 pub mod netarg;
 pub mod nf_router;
+pub mod payload_scan;
 pub mod rate_limiter;
 pub mod simple_forward;
 pub mod speed_tester;
 pub mod stateful_firewall;
+pub mod test_flow_dir;
 pub mod vxlan;
 
 #[cfg(test)]

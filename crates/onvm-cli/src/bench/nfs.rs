@@ -27,19 +27,22 @@ impl Visit for MeteredRun {
 }
 
 /// One NF's scenario: its words (name and flags; `{dir}` is the bench's folder), the
-/// files it reads, and a second hop (service 2, a simple_forward) for NFs that send to
-/// another service.
+/// files it reads, an NF in front of it (its input's maker: aes_decrypt needs what
+/// aes_encrypt makes), and a hop after it (the next service, a simple_forward) for NFs
+/// that send to another service. Services are numbered along the chain from 1.
 struct Bench {
     words: &'static str,
     files: &'static [(&'static str, &'static str)],
-    second_hop: bool,
+    before: Option<&'static str>,
+    after: bool,
 }
 
 const fn nf(words: &'static str) -> Bench {
     Bench {
         words,
         files: &[],
-        second_hop: false,
+        before: None,
+        after: false,
     }
 }
 
@@ -81,7 +84,7 @@ fn benches() -> Vec<Bench> {
         },
         Bench {
             files: &[("route.conf", "LIST_SIZE 2\n198.19.255.254 2\n10.0.0.1 2\n")],
-            second_hop: true,
+            after: true,
             ..nf("nf_router -f {dir}/route.conf")
         },
         nf("l2fwd"),
@@ -93,40 +96,65 @@ fn benches() -> Vec<Bench> {
         nf("vxlan --mode encap --vni 42 --local 198.18.0.1 --remote 198.18.0.2"),
         // A rate far above what passes: every packet is metered and passes.
         nf("rate_limiter --rate 100000000 --per flow"),
+        nf("aes_encrypt -k 000102030405060708090a0b0c0d0e0f"),
+        Bench {
+            before: Some("aes_encrypt -k 000102030405060708090a0b0c0d0e0f"),
+            ..nf("aes_decrypt -k 000102030405060708090a0b0c0d0e0f")
+        },
+        // Eight patterns, none in the generator's zero payloads: every byte is scanned.
+        nf("payload_scan -i -s attack -s exploit -s /bin/sh -s passwd -s SELECT -s cmd.exe -s wget -s curl"),
+        nf("flow_tracker -p 0"),
+        // Each flow's first packet takes the detour through service 2.
+        Bench {
+            after: true,
+            ..nf("test_flow_dir -d 2")
+        },
+        Bench {
+            files: &[(
+                "backends",
+                "LIST_SIZE 3\n10.9.0.1 02:00:00:00:09:01 1\n10.9.0.2 02:00:00:00:09:02 2\n10.9.0.3 02:00:00:00:09:03 1\n",
+            )],
+            ..nf("load_balancer --vip 198.19.255.254 -f {dir}/backends --policy weighted")
+        },
     ]
 }
 
 /// The `nf-NAME` scenarios, their files in `dir`.
 pub(super) fn scenarios(dir: &Path) -> Vec<Scenario> {
+    let words = |w: &str| -> Vec<String> {
+        w.split_whitespace()
+            .map(|w| w.replace("{dir}", &dir.display().to_string()))
+            .collect()
+    };
+    let plan = |service: u16, role: Role| Plan {
+        service,
+        core: if service == 1 { Some(1) } else { None },
+        shared: service != 1,
+        role,
+    };
     benches()
         .into_iter()
         .map(|b| {
-            let words: Vec<String> = b
-                .words
-                .split_whitespace()
-                .map(|w| w.replace("{dir}", &dir.display().to_string()))
-                .collect();
-            let name = format!("nf-{}", words[0]);
-            let mut nfs = vec![Plan {
-                service: 1,
-                core: Some(1),
-                shared: false,
-                role: Role::Nf(words),
-            }];
-            if b.second_hop {
-                nfs.push(Plan {
-                    service: 2,
-                    core: None,
-                    shared: true,
-                    role: Role::Forward { dest: None },
-                });
+            let measured = words(b.words);
+            let name = format!("nf-{}", measured[0]);
+            // The measured NF is service 1 (its own core) and the first plan.
+            let mut nfs = vec![plan(1, Role::Nf(measured))];
+            let mut chain = vec![1];
+            if let Some(w) = b.before {
+                nfs.push(plan(2, Role::Nf(words(w))));
+                chain.insert(0, 2);
+            }
+            if b.after {
+                let s = chain.len() as u16 + 1;
+                nfs.push(plan(s, Role::Forward { dest: None }));
+                chain.push(s);
             }
             Scenario {
                 name,
                 frame: 64,
                 latency: false,
                 ports: vec!["gen:64B,1024flows".into(), "null".into()],
-                chain: if b.second_hop { vec![1, 2] } else { vec![1] },
+                chain,
                 nfs,
                 files: b.files.iter().map(|(f, t)| (dir.join(f), (*t).to_string())).collect(),
                 onvm: (None, None),

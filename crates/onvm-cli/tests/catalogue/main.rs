@@ -7,5 +7,6 @@
 mod common;
 
 mod basics;
+mod payload;
 mod routing;
 mod stateful;
