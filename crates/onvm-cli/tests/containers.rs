@@ -249,6 +249,58 @@ fn a_capture_crosses_a_chain_of_containers_unchanged() {
     assert!(ours(&socket).is_empty(), "containers left: {:?}", ours(&socket));
 }
 
+/// The NF catalogue runs from the image as it does as processes: a chain of catalogue
+/// NFs that change packets (AES-GCM out and back, then NAT) writes the same capture
+/// either way. (What they write is checked frame by frame in tests/catalogue/.)
+#[test]
+fn catalogue_nfs_in_containers_write_what_they_write_as_processes() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    image();
+    let key = "000102030405060708090a0b0c0d0e0f";
+    let frames = distinct_udp_frames(300, 24);
+    let run = |name: &str, image: Option<&str>| {
+        let dir = TempDir::new(name);
+        write_pcap(&dir.join("in.pcap"), &frames, Duration::ZERO);
+        let entry = |nf_name: &str, service: &str, args: &[&str]| {
+            let more = format!("args = {args:?}");
+            match image {
+                Some(i) => nf_in(i, nf_name, service, &more),
+                None => nf(nf_name, service, &more),
+            }
+        };
+        let body = chain_body(
+            &["enc", "dec", "nat"],
+            &[
+                entry("aes_encrypt", "enc", &["-k", key]),
+                entry("aes_decrypt", "dec", &["-k", key]),
+                entry("nat", "nat", &["--inside", "10.0.0.0/16", "--public", "198.18.0.1"]),
+            ],
+        );
+        let (input, output) = (
+            format!("pcap:{}", dir.join("in.pcap").display()),
+            format!("pcapout:{}", dir.join("out.pcap").display()),
+        );
+        let (cfg, socket, _left) = configured(&dir, &[&input, &output], &body);
+        let mut p = up(&cfg, &["--exit-when-drained", "1"]);
+        finished(&mut p);
+        let started = p.stderr.text().matches("started (container onvm-").count();
+        assert_eq!(started, if image.is_some() { 3 } else { 0 }, "{}", p.output());
+        assert!(ours(&socket).is_empty(), "containers left: {:?}", ours(&socket));
+        read_pcap(&dir.join("out.pcap"))
+    };
+    let as_processes = run("ct-cat-proc", None);
+    let in_containers = run("ct-cat-img", Some(IMAGE));
+    assert_eq!(as_processes.len(), frames.len(), "every packet comes out");
+    assert_ne!(as_processes[0], frames[0], "NAT rewrote the source");
+    assert!(
+        as_processes == in_containers,
+        "the containers wrote other frames than the processes"
+    );
+}
+
 #[test]
 fn processes_and_containers_share_a_chain_and_a_service() {
     if !docker_ready() {
