@@ -353,7 +353,11 @@ fn up_refuses_an_nf_it_cannot_launch_before_starting_anything() {
         (
             "name = \"ghost\"".to_string(),
             "NF \"ghost\" is neither a built-in NF nor has a `binary` or `image` \
-             (built-in: speed_tester, simple_forward, basic_monitor, bridge)",
+             (built-in: speed_tester, simple_forward, basic_monitor, bridge, firewall,",
+        ),
+        (
+            "name = \"firewall\"\nargs = [\"-f\", \"/no/such/rules\"]".to_string(),
+            "NF \"firewall\": its args [\"-f\", \"/no/such/rules\"] are refused: ",
         ),
         (
             "name = \"fw\"\nbinary = \"/no/such/dir/fw\"".to_string(),
