@@ -97,4 +97,8 @@ catalogue! {
     BasicMonitor => basic_monitor,
     /// Send packets out of the other port of their pair (0↔1).
     Bridge => bridge,
+    /// The template NF: every callback documented; counts packets, passes them on.
+    Skeleton => skeleton,
+    /// Token-bucket shaper: -D depth, -R MB/s; waiting packets leave in order.
+    Tbf => tbf,
 }

@@ -7,3 +7,4 @@
 mod common;
 
 mod basics;
+mod examples;
