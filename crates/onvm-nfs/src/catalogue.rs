@@ -101,4 +101,6 @@ catalogue! {
     Skeleton => skeleton,
     /// Token-bucket shaper: -D depth, -R MB/s; waiting packets leave in order.
     Tbf => tbf,
+    /// Hash flows into -n queues, send them by deficit round robin (--rate to pace).
+    FairQueue => fair_queue,
 }

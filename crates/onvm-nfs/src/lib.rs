@@ -24,6 +24,7 @@ pub use catalogue::{Catalogue, Catalogued, Launched};
 pub mod basic_monitor;
 pub mod bridge;
 pub mod catalogue;
+pub mod fair_queue;
 pub mod meter;
 pub mod simple_forward;
 pub mod skeleton;

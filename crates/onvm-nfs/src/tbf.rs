@@ -259,15 +259,21 @@ impl Catalogued for Args {
 
     /// Runs with a 1 ms tick ([`TICK`]), so waiting packets leave an idle NF on time.
     fn launch(self, b: NfBuilder, connected: &dyn Fn(&Nf)) -> Result<Launched, String> {
-        let mut h = self.build()?;
-        let nf = b.tick(TICK).connect().map_err(|e| e.to_string())?;
-        connected(&nf);
-        let summary = nf.run(&mut h).map_err(|e| e.to_string())?;
-        Ok(Launched {
-            summary,
-            report: Self::report(&h),
-        })
+        launch_ticking(self, b.tick(TICK), connected)
     }
+}
+
+/// [`Catalogued::launch`]'s default body, for NFs that override `launch` only to set
+/// builder options (the tick interval).
+pub(crate) fn launch_ticking<A: Catalogued>(a: A, b: NfBuilder, connected: &dyn Fn(&Nf)) -> Result<Launched, String> {
+    let mut h = a.build()?;
+    let nf = b.connect().map_err(|e| e.to_string())?;
+    connected(&nf);
+    let summary = nf.run(&mut h).map_err(|e| e.to_string())?;
+    Ok(Launched {
+        summary,
+        report: A::report(&h),
+    })
 }
 
 #[cfg(test)]
