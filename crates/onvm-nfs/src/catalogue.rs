@@ -103,4 +103,8 @@ catalogue! {
     Tbf => tbf,
     /// Hash flows into -n queues, send them by deficit round robin (--rate to pace).
     FairQueue => fair_queue,
+    /// Count-min sketch and top-K: keys over --threshold per --window (drop or divert them).
+    HeavyHitter => heavy_hitter,
+    /// Drop UDP floods to a victim and DNS responses that answer no query seen.
+    FloodMitigator => flood_mitigator,
 }

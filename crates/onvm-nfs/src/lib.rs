@@ -25,6 +25,8 @@ pub mod basic_monitor;
 pub mod bridge;
 pub mod catalogue;
 pub mod fair_queue;
+pub mod flood_mitigator;
+pub mod heavy_hitter;
 pub mod meter;
 pub mod simple_forward;
 pub mod skeleton;

@@ -110,3 +110,128 @@ fn fair_queue_interleaves_a_flow_that_arrives_behind_another() {
         assert_eq!(run.counter("fair_queue", &format!("q{q} sent")), 100, "{r}");
     }
 }
+
+/// A UDP frame from `src`:`sport` to `dst`:`dport` carrying `payload`.
+fn udp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
+    onvm_packet::UdpSpec {
+        payload,
+        ..onvm_packet::UdpSpec::new(src, dst, sport, dport)
+    }
+    .to_vec()
+    .unwrap()
+}
+
+#[test]
+fn heavy_hitter_drops_sources_past_the_threshold_and_lists_them() {
+    // Sources .1 (100 packets), .2 (60) and .3 (20), interleaved; over 50 a window
+    // (60 s: one window in the test) a source is heavy and the rest of its packets drop.
+    let mut input = Vec::new();
+    let mut want = Vec::new();
+    let mut seen = [0u32; 4];
+    for i in 0..100u16 {
+        for (s, every) in [(1u8, 1), (2, 5), (3, 5)] {
+            let take = match s {
+                1 => true,
+                2 => i % every != 4,
+                _ => i % every == 4,
+            };
+            if !take {
+                continue;
+            }
+            let f = udp([10, 0, 0, s], 1000 + i, [10, 9, 9, 9], 80, &i.to_be_bytes());
+            seen[usize::from(s)] += 1;
+            if seen[usize::from(s)] <= 50 {
+                want.push(f.clone());
+            }
+            input.push(f);
+        }
+    }
+    assert_eq!(seen[1..], [100, 80, 20]);
+    let run = Golden::new(
+        "heavy-hitter",
+        &one_nf(
+            "heavy_hitter",
+            &[
+                "--threshold",
+                "50",
+                "--window",
+                "60",
+                "--drop",
+                "--quiet",
+                "--seed",
+                "7",
+            ],
+        ),
+    )
+    .input(input)
+    .run();
+    run.assert_port(0, &want);
+    assert_eq!(run.counter("heavy_hitter", "packets"), 200);
+    assert_eq!(run.counter("heavy_hitter", "heavy"), 50 + 30);
+    let r = run.report("heavy_hitter");
+    assert!(r.ends_with("; top 10.0.0.1=100 10.0.0.2=80"), "{r}");
+}
+
+/// A DNS message: `id`, a query or a response, one question for example.com.
+fn dns(id: u16, response: bool) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[if response { 0x81 } else { 0x01 }, 0x80, 0, 1, 0, 0, 0, 0, 0, 0]);
+    m.extend_from_slice(b"\x07example\x03com\x00\x00\x01\x00\x01");
+    m
+}
+
+#[test]
+fn flood_mitigator_drops_a_flood_and_amplified_answers_but_not_the_asked_one() {
+    const CLIENT: [u8; 4] = [192, 168, 1, 10];
+    const VICTIM: [u8; 4] = [192, 168, 1, 20];
+    const RESOLVER: [u8; 4] = [8, 8, 8, 8];
+    // 1 packet/s over a 60 s window: a destination's 61st UDP packet is a flood.
+    let query = udp(CLIENT, 5353, RESOLVER, 53, &dns(0x1234, false));
+    let flood: Vec<Vec<u8>> = (0..80u8)
+        .map(|i| udp([203, 0, 113, i], 40000, VICTIM, 9999, &[i; 32]))
+        .collect();
+    let amplified: Vec<Vec<u8>> = (0..70u16)
+        .map(|i| udp([198, 51, 100, i as u8], 53, CLIENT, 5353, &dns(i, true)))
+        .collect();
+    let answer = udp(RESOLVER, 53, CLIENT, 5353, &dns(0x1234, true));
+    let tcp = onvm_packet::TcpSpec::new([203, 0, 113, 1], VICTIM, 40000, 80)
+        .to_vec()
+        .unwrap();
+    let mut input = vec![query.clone()];
+    input.extend(flood.iter().cloned());
+    input.extend(amplified.iter().cloned());
+    input.push(answer.clone());
+    input.push(tcp.clone());
+    let mut want = vec![query];
+    want.extend(flood[..60].iter().cloned());
+    want.push(answer);
+    want.push(tcp);
+    let run = Golden::new(
+        "flood-mitigator",
+        &one_nf(
+            "flood_mitigator",
+            &[
+                "--udp-threshold",
+                "1",
+                "--window",
+                "60",
+                "--inside",
+                "192.168.1.0/24",
+                "--dns-strict",
+            ],
+        ),
+    )
+    .input(input)
+    .run();
+    run.assert_port(0, &want);
+    let c = |k| run.counter("flood_mitigator", k);
+    assert_eq!(
+        (
+            c("passed"),
+            c("dropped_flood"),
+            c("dropped_unsolicited_dns"),
+            c("answered")
+        ),
+        (63, 20, 70, 1)
+    );
+}
