@@ -107,4 +107,6 @@ catalogue! {
     HeavyHitter => heavy_hitter,
     /// Drop UDP floods to a victim and DNS responses that answer no query seen.
     FloodMitigator => flood_mitigator,
+    /// Test NF-to-self messages (single, batch, size limit, volume); packets pass meanwhile.
+    Messaging => messaging,
 }
