@@ -109,4 +109,6 @@ catalogue! {
     FloodMitigator => flood_mitigator,
     /// Test NF-to-self messages (single, batch, size limit, volume); packets pass meanwhile.
     Messaging => messaging,
+    /// Generate UDP flows at -t pps to -d or out of -o; measure what comes back.
+    LoadGenerator => load_generator,
 }

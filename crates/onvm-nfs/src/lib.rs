@@ -27,6 +27,7 @@ pub mod catalogue;
 pub mod fair_queue;
 pub mod flood_mitigator;
 pub mod heavy_hitter;
+pub mod load_generator;
 pub mod messaging;
 pub mod meter;
 pub mod simple_forward;

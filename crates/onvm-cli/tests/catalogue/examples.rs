@@ -45,6 +45,7 @@ fn tbf_holds_a_burst_and_releases_it_in_order_without_loss() {
     // The replay is far faster than 1 MB/s, so most frames had to wait.
     assert!(released >= 100, "{}", run.report("tbf"));
     assert_eq!(run.counter("tbf", "dropped"), 0);
+    eprintln!("{}", run.report("tbf"));
 }
 
 /// A UDP frame of `len` bytes from source port `sport`, `seq` in its first payload bytes.
@@ -251,4 +252,70 @@ fn messaging_passes_its_self_tests_through_the_manager_while_packets_pass() {
     assert_eq!(run.counter("messaging", "failed"), 0, "{r}");
     assert_eq!(run.counter("messaging", "received"), 1 + 32 + 1 + 256, "{r}");
     assert_eq!(run.counter("messaging", "packets"), 100, "{r}");
+}
+
+/// A frame no chain takes (IEEE 802 local experimental ethertype): the manager drops
+/// it. An input of it 2 s late keeps `onvm up` running while an NF generates.
+fn keep_alive() -> Vec<Vec<u8>> {
+    let mut f = vec![0xffu8; 12];
+    f.extend_from_slice(&0x88b5u16.to_be_bytes());
+    f.resize(60, 0);
+    vec![f]
+}
+
+#[test]
+fn load_generator_sends_its_flows_out_of_a_port_and_stops_at_the_count() {
+    let body = r#"
+[services]
+gen = 1
+
+[[nfs]]
+name = "load_generator"
+service = "gen"
+args = ["-o", "1", "-t", "2000", "-s", "128", "-m", "02:00:00:00:00:aa", "--flows", "4", "--count", "100", "--quiet"]
+"#;
+    let run = Golden::new("load-generator-out", body)
+        .input_after(keep_alive(), Duration::from_secs(2))
+        .run();
+    let want: Vec<Vec<u8>> = (0..100u32)
+        .map(|i| {
+            let mut f = onvm_packet::build_udp_for_flow_vec(i % 4, 124).unwrap();
+            f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xaa]);
+            f
+        })
+        .collect();
+    run.assert_port(0, &want);
+    assert_eq!(run.counter("load_generator", "sent"), 100);
+    // Paced at 2000/s: 100 packets take about 50 ms; a busy machine only slows it.
+    let pps = run.counter("load_generator", "tx_pps");
+    assert!(pps <= 2200, "{}", run.report("load_generator"));
+}
+
+#[test]
+fn load_generator_measures_the_packets_a_forwarder_sends_back() {
+    let body = r#"
+[services]
+gen = 1
+back = 2
+
+[[nfs]]
+name = "load_generator"
+service = "gen"
+args = ["-d", "2", "-t", "5000", "--flows", "8", "--count", "300", "--quiet"]
+
+[[nfs]]
+name = "simple_forward"
+service = "back"
+args = ["-d", "1"]
+"#;
+    let run = Golden::new("load-generator-loop", body)
+        .input_after(keep_alive(), Duration::from_secs(2))
+        .run();
+    let c = |k| run.counter("load_generator", k);
+    let r = run.report("load_generator");
+    eprintln!("{r}");
+    assert_eq!((c("sent"), c("received")), (300, 300), "{r}");
+    let (p50, p99) = (c("p50_ns"), c("p99_ns"));
+    assert!(p50 > 0 && p50 <= p99 && p99 < 1_000_000_000, "{r}");
+    assert!(c("rx_pps") > 0, "{r}");
 }
