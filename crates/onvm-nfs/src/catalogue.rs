@@ -111,4 +111,6 @@ catalogue! {
     Messaging => messaging,
     /// Generate UDP flows at -t pps to -d or out of -o; measure what comes back.
     LoadGenerator => load_generator,
+    /// Start -n more instances of this NF's service on threads (the scaling API).
+    Scaling => scaling,
 }

@@ -30,6 +30,7 @@ pub mod heavy_hitter;
 pub mod load_generator;
 pub mod messaging;
 pub mod meter;
+pub mod scaling;
 pub mod simple_forward;
 pub mod skeleton;
 pub mod speed_tester;
