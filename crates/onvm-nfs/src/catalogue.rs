@@ -181,4 +181,20 @@ catalogue! {
     TestFlowDir => test_flow_dir,
     /// L3 load balancer for a virtual IP: flows spread over backends, replies rewritten back.
     LoadBalancer => load_balancer,
+    /// The template NF: every callback documented; counts packets, passes them on.
+    Skeleton => skeleton,
+    /// Token-bucket shaper: -D depth, -R MB/s; waiting packets leave in order.
+    Tbf => tbf,
+    /// Hash flows into -n queues, send them by deficit round robin (--rate to pace).
+    FairQueue => fair_queue,
+    /// Count-min sketch and top-K: keys over --threshold per --window (drop or divert them).
+    HeavyHitter => heavy_hitter,
+    /// Drop UDP floods to a victim and DNS responses that answer no query seen.
+    FloodMitigator => flood_mitigator,
+    /// Test NF-to-self messages (single, batch, size limit, volume); packets pass meanwhile.
+    Messaging => messaging,
+    /// Generate UDP flows at -t pps to -d or out of -o; measure what comes back.
+    LoadGenerator => load_generator,
+    /// Start -n more instances of this NF's service on threads (the scaling API).
+    Scaling => scaling,
 }

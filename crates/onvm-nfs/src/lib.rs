@@ -27,6 +27,14 @@
 //! | [`flow_tracker`] | tracks flows (packets, bytes, first/last seen) in a bounded table with idle expiry; prints the top ones |
 //! | [`test_flow_dir`] | flow-director demo: a flow's first packet to `-d`, the rest to the next hop |
 //! | [`load_balancer`] | L3 load balancer for a VIP: flow-affine round-robin/weighted/hash over backends, replies rewritten back, ARP for the VIP |
+//! | [`skeleton`] | the template NF: every callback, documented; counts and passes packets |
+//! | [`tbf`] | token-bucket shaper: keeps packets until tokens allow, releases them in order |
+//! | [`fair_queue`] | hashes flows into queues and releases them by deficit round robin, optionally paced |
+//! | [`load_generator`] | generates UDP flows at a rate and measures what comes back (rate, latency) |
+//! | [`scaling`] | starts `-n` child instances of its service with the scaling API |
+//! | [`messaging`] | tests NF-to-self messages (single, batch, overflow) while passing packets |
+//! | [`heavy_hitter`] | count-min sketch and top-K of keys over a threshold per window |
+//! | [`flood_mitigator`] | drops UDP floods to a victim and unsolicited DNS responses |
 #![forbid(unsafe_code)]
 
 pub use catalogue::{Catalogue, Catalogued, Launched};
@@ -37,22 +45,30 @@ pub mod arp_response;
 pub mod basic_monitor;
 pub mod bridge;
 pub mod catalogue;
+pub mod fair_queue;
 pub mod firewall;
+pub mod flood_mitigator;
 pub mod flow;
 pub mod flow_tracker;
+pub mod heavy_hitter;
 pub mod iptable;
 pub mod l2fwd;
 pub mod l3fwd;
 pub mod load_balancer;
+pub mod load_generator;
+pub mod messaging;
 pub mod meter;
 pub mod nat;
 pub mod netarg;
 pub mod nf_router;
 pub mod payload_scan;
 pub mod rate_limiter;
+pub mod scaling;
 pub mod simple_forward;
+pub mod skeleton;
 pub mod speed_tester;
 pub mod stateful_firewall;
+pub mod tbf;
 pub mod test_flow_dir;
 pub mod vxlan;
 
@@ -64,4 +80,13 @@ mod test_frames;
 pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Parse an NF's flags as `onvm nf` would (unit tests).
+#[cfg(test)]
+pub(crate) fn parse_flags<A: clap::Args + clap::FromArgMatches>(flags: &[&str]) -> Result<A, String> {
+    let m = A::augment_args(clap::Command::new("nf"))
+        .try_get_matches_from(std::iter::once("nf").chain(flags.iter().copied()))
+        .map_err(|e| e.to_string())?;
+    A::from_arg_matches(&m).map_err(|e| e.to_string())
 }

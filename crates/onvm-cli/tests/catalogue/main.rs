@@ -7,6 +7,7 @@
 mod common;
 
 mod basics;
+mod examples;
 mod payload;
 mod routing;
 mod stateful;
