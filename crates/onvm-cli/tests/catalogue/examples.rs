@@ -324,10 +324,12 @@ args = ["-d", "1"]
         .run();
     let c = |k| run.counter("load_generator", k);
     let r = run.report("load_generator");
-    eprintln!("{r}");
     assert_eq!((c("sent"), c("received")), (300, 300), "{r}");
     let (p50, p99) = (c("p50_ns"), c("p99_ns"));
     assert!(p50 > 0 && p50 <= p99 && p99 < 1_000_000_000, "{r}");
+    // Packets a tick allocates leave before the NF sleeps (up to 5 ms on a shared core,
+    // which the median round trip once was): typically tens of µs, 2.5 ms on a busy box.
+    assert!(p50 < 2_500_000, "{r}");
     assert!(c("rx_pps") > 0, "{r}");
 }
 

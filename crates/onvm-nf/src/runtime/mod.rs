@@ -187,6 +187,10 @@ impl<'r> Runtime<'r> {
             if let Some(reason) = self.housekeeping(handler, Instant::now())? {
                 break reason;
             }
+            // What `tick` or `message` returned or allocated leaves now, not after the
+            // sleep that may follow (up to 5 ms on a shared core: a shaper's released
+            // packets, a generator's new ones).
+            self.send()?;
             self.idle();
         };
         handler.stop(&mut self.ctx);
