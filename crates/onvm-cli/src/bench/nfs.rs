@@ -116,6 +116,15 @@ fn benches() -> Vec<Bench> {
             )],
             ..nf("load_balancer --vip 198.19.255.254 -f {dir}/backends --policy weighted")
         },
+        nf("skeleton -p 0"),
+        // Tokens far beyond the offered load: every packet is metered, none waits.
+        nf("tbf -D 1000000 -R 100000"),
+        // Eight queues, every packet queued and released by deficit round robin.
+        nf("fair_queue -n 8"),
+        // A threshold no source reaches: every packet updates the sketch and passes.
+        nf("heavy_hitter --key src --threshold 100000000"),
+        // Every packet is UDP to one destination, rated; the threshold is far above.
+        nf("flood_mitigator --udp-threshold 1000000000 --inside 10.0.0.0/16"),
     ]
 }
 
