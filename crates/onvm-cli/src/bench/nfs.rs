@@ -135,9 +135,11 @@ pub(super) fn scenarios(dir: &Path) -> Vec<Scenario> {
             .map(|w| w.replace("{dir}", &dir.display().to_string()))
             .collect()
     };
+    // The measured NF has core 1 to itself; the others share core 0 with the manager
+    // and sleep when idle.
     let plan = |service: u16, role: Role| Plan {
         service,
-        core: if service == 1 { Some(1) } else { None },
+        core: Some(if service == 1 { 1 } else { 0 }),
         shared: service != 1,
         role,
     };
