@@ -119,6 +119,11 @@ pub struct Record {
     /// The switch thread's TSC cycles per packet received, by phase (`--profile`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub switch_cycles: Option<SwitchCycles>,
+    /// `nf-` scenarios: the NF's handler alone, run offline on this thread over the
+    /// scenario's traffic (no manager, no rings): Mpps, and its ns per packet over the
+    /// library's own cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handler_alone: Option<nfs::HandlerAlone>,
 }
 
 /// The switch thread's cycles per packet (`--profile`, port scenarios).
@@ -229,6 +234,7 @@ fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duratio
         probe_rtt_ns: None,
         probe_after_ns: None,
         switch_cycles: None,
+        handler_alone: None,
     };
     match plan.role {
         Role::Tester { dest, count } => {
@@ -514,7 +520,13 @@ pub fn run(a: BenchArgs) -> CliResult {
             s.ports.clone_from(&a.ports);
         }
         let before = if s.nfs.len() > 1 { pingpong_ns() } else { probe };
-        let r = run_scenario(&s, a.seconds, before, a.profile, a.http)?;
+        let mut r = run_scenario(&s, a.seconds, before, a.profile, a.http)?;
+        if let Some(Plan {
+            role: Role::Nf(words), ..
+        }) = s.nfs.first()
+        {
+            r.handler_alone = Some(nfs::handler_alone(words)?);
+        }
         let opt = |v: Option<u64>| v.map_or_else(|| "-".into(), |v| v.to_string());
         say!(
             "{:<24} {:>9.2} {:>9} {:>9} {:>12} {:>12} {:>14}",
@@ -537,6 +549,14 @@ pub fn run(a: BenchArgs) -> CliResult {
                 _ => "-".into(),
             },
         );
+        if let Some(h) = &r.handler_alone {
+            say!(
+                "  its handler alone (offline, one core): {:.2} Mpps, {:.1} ns per packet over the library's {:.1}",
+                h.mpps,
+                h.ns_per_packet,
+                h.library_ns
+            );
+        }
         if let Some(c) = &r.switch_cycles {
             let parts: Vec<String> = c.phases.iter().map(|(p, v)| format!("{p} {v:.1}")).collect();
             say!(

@@ -118,13 +118,16 @@ struct Talker {
 impl Handler for Talker {
     fn setup(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(s) = self.ping_to {
-            ctx.send_msg(Dest::Service(s), b"ping".to_vec());
+            ctx.send_msg(Dest::Service(s), b"ping".to_vec())
+                .expect("a short message");
         }
     }
     fn message(&mut self, from: u16, bytes: &[u8], ctx: &mut Ctx<'_>) {
         self.got.lock().unwrap().push((from, bytes.to_vec()));
         match bytes {
-            b"ping" => ctx.send_msg(Dest::Instance(from), b"pong".to_vec()),
+            b"ping" => ctx
+                .send_msg(Dest::Instance(from), b"pong".to_vec())
+                .expect("a short message"),
             _ => ctx.stop(),
         }
     }

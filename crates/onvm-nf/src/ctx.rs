@@ -3,11 +3,16 @@
 use std::time::{Duration, Instant};
 
 use onvm_proto::ctrl::{Dest, NfCounters, NfMsg};
+use onvm_proto::limits::MAX_MSG_PAYLOAD;
 use onvm_proto::verdict::Verdict;
 use onvm_shm::{Buf, Consumer, Holder, PacketMut};
 
 use crate::action::Action;
 use crate::error::NfError;
+
+/// Messages an NF may have waiting for the manager (sent at housekeeping, every 256
+/// passes; while the control socket is full they wait).
+pub const MAX_PENDING_MSGS: usize = 1024;
 
 /// A packet the NF holds outside the handler: one it kept ([`Action::Keep`]) or
 /// allocated. It must be handed on with [`Ctx::return_pkt`]; one still held when the
@@ -139,9 +144,24 @@ impl<'r> Ctx<'r> {
         Some(Kept(buf))
     }
 
-    /// Send a message to another NF (through the manager).
-    pub fn send_msg(&mut self, to: Dest, bytes: Vec<u8>) {
+    /// Send a message to another NF (through the manager), at the next housekeeping.
+    /// Refused, and not sent, when it is longer than the control path carries
+    /// ([`MAX_MSG_PAYLOAD`] bytes) or [`MAX_PENDING_MSGS`] are still waiting for the
+    /// manager to take them: a message never makes the NF stop.
+    pub fn send_msg(&mut self, to: Dest, bytes: Vec<u8>) -> Result<(), NfError> {
+        if bytes.len() > MAX_MSG_PAYLOAD {
+            return Err(NfError::Message(format!(
+                "{} bytes is longer than a message may be ({MAX_MSG_PAYLOAD} bytes)",
+                bytes.len()
+            )));
+        }
+        if self.msgs.len() >= MAX_PENDING_MSGS {
+            return Err(NfError::Message(format!(
+                "{MAX_PENDING_MSGS} messages are still waiting for the manager to take them"
+            )));
+        }
         self.msgs.push(NfMsg::Msg { to, bytes });
+        Ok(())
     }
 
     /// Stop after this callback.

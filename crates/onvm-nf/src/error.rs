@@ -39,6 +39,9 @@ pub enum NfError {
     /// The control socket failed.
     #[error("control socket: {0}")]
     Io(#[from] io::Error),
+    /// A message the NF asked to send was refused (too long, too many waiting).
+    #[error("message not sent: {0}")]
+    Message(String),
     /// A builder option is out of range.
     #[error("bad NF option: {0}")]
     Option(String),

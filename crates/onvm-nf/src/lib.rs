@@ -37,7 +37,7 @@ pub mod runtime;
 pub use action::Action;
 pub use args::NfArgs;
 pub use builder::{ENV_SERVICE, ENV_SHARED_CORE, ENV_TAG, Nf, NfBuilder};
-pub use ctx::{Ctx, Kept};
+pub use ctx::{Ctx, Kept, MAX_PENDING_MSGS};
 pub use error::NfError;
 pub use handler::{Batch, Handler, handler_fn};
 /// Typed headers, checksums and frame builders (`onvm-packet`), for NF authors.

@@ -112,11 +112,8 @@ pub struct TooLong(pub usize);
 
 /// Queue a message unless it is over the control path's limit.
 pub fn try_send(ctx: &mut Ctx<'_>, to: Dest, bytes: Vec<u8>) -> Result<(), TooLong> {
-    if bytes.len() > MAX_MSG_PAYLOAD {
-        return Err(TooLong(bytes.len()));
-    }
-    ctx.send_msg(to, bytes);
-    Ok(())
+    let len = bytes.len();
+    ctx.send_msg(to, bytes).map_err(|_| TooLong(len))
 }
 
 /// The NF.

@@ -6,11 +6,14 @@
 //! Every catalogue NF has a line here (a test says so), or a reason it has none.
 
 use std::path::Path;
+use std::time::Instant;
 
-use onvm_nf::{Nf, NfError};
+use onvm_nf::offline::Offline;
+use onvm_nf::{Action, Handler, Nf, NfError, handler_fn};
 use onvm_nfs::Catalogued;
 use onvm_nfs::catalogue::Visit;
 use onvm_nfs::meter::Metered;
+use serde::Serialize;
 
 use super::{Plan, Role, Scenario};
 
@@ -24,6 +27,77 @@ impl Visit for MeteredRun {
         self.0.run(&mut h).map_err(|e: NfError| e.to_string())?;
         Ok(h.meter.window().0)
     }
+}
+
+/// An NF's handler alone, offline (see `Record::handler_alone`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HandlerAlone {
+    /// Packets per second through the handler and the offline runner, million.
+    pub mpps: f64,
+    /// The handler's own ns per packet: the runner's time less a pass-through's.
+    pub ns_per_packet: f64,
+    /// The runner's own ns per packet (frame copy, bookkeeping), with a pass-through.
+    pub library_ns: f64,
+}
+
+/// Frames like the generator's (`gen:64B,1024flows`): 64-byte UDP from 10.0.0.0/16
+/// (flow i from 10.0.i/256.i%256, port 1024) to 198.19.255.254:9.
+fn generator_frames() -> Vec<Vec<u8>> {
+    (0..1024u32)
+        .map(|i| {
+            let [_, _, hi, lo] = i.to_be_bytes();
+            onvm_nf::packet::UdpSpec {
+                frame_len: Some(60),
+                ..onvm_nf::packet::UdpSpec::new([10, 0, hi, lo], [198, 19, 255, 254], 1024, 9)
+            }
+            .to_vec()
+            .expect("a valid UDP frame")
+        })
+        .collect()
+}
+
+/// ns per packet of `h` over `frames`, best of a few rounds after a warm-up.
+fn ns_per_packet(h: &mut impl Handler, frames: &[Vec<u8>]) -> Result<f64, String> {
+    let mut off = Offline::new().map_err(|e| e.to_string())?;
+    let mut sim = off.start(h);
+    const ROUNDS: usize = 400;
+    let mut best = f64::MAX;
+    for round in 0..6 {
+        let t = Instant::now();
+        for _ in 0..ROUNDS {
+            sim.pass(h, 0, frames).map_err(|e| e.to_string())?;
+            // Release what a shaper keeps, as its ticks would.
+            sim.tick(h);
+        }
+        if round > 0 {
+            best = best.min(t.elapsed().as_nanos() as f64 / (ROUNDS * frames.len()) as f64);
+        }
+    }
+    sim.stop(h);
+    Ok(best)
+}
+
+/// Runs a catalogue NF's handler offline: [`HandlerAlone`].
+struct Alone<'f>(&'f [Vec<u8>]);
+
+impl Visit for Alone<'_> {
+    type Out = Result<f64, String>;
+    fn visit<A: Catalogued>(self, args: A) -> Self::Out {
+        ns_per_packet(&mut args.build()?, self.0)
+    }
+}
+
+/// The handler of the NF `words` name, alone on this thread over generator-like frames.
+pub(super) fn handler_alone(words: &[String]) -> Result<HandlerAlone, String> {
+    let frames = generator_frames();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let total = onvm_nfs::Catalogue::parse(&words)?.visit(Alone(&frames))?;
+    let library = ns_per_packet(&mut handler_fn(|_, _| Action::Next), &frames)?;
+    Ok(HandlerAlone {
+        mpps: 1e3 / total,
+        ns_per_packet: (total - library).max(0.0),
+        library_ns: library,
+    })
 }
 
 /// One NF's scenario: its words (name and flags; `{dir}` is the bench's folder), the

@@ -269,9 +269,16 @@ impl<'r> Runtime<'r> {
         if self.manager_gone {
             return Ok(Some(StopReason::ManagerGone));
         }
-        for m in self.ctx.msgs.drain(..) {
-            tell(self.sock, &m)?;
+        // A full control socket (the manager is busy) keeps the rest for next time.
+        let mut sent = 0;
+        for m in &self.ctx.msgs {
+            match tell(self.sock, m) {
+                Ok(()) => sent += 1,
+                Err(NfError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
         }
+        self.ctx.msgs.drain(..sent);
         if due.report {
             self.report()?;
         }
