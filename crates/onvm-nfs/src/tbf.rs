@@ -369,7 +369,7 @@ mod tests {
         set_now(100_000_000);
         assert_eq!(ids(&sim.tick(&mut h)), [2]);
         set_now(120_000_000);
-        assert_eq!(ids(&sim.tick(&mut h)), []);
+        assert_eq!(ids(&sim.tick(&mut h)), Vec::<u16>::new());
         set_now(200_000_000);
         assert_eq!(ids(&sim.tick(&mut h)), [3]);
         sim.stop(&mut h);
