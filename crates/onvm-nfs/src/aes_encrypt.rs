@@ -114,7 +114,7 @@ impl KeyArgs {
             (Some(k), _) => ("-k".to_string(), k.clone()),
             (None, Some(p)) => (
                 format!("--key-file {}", p.display()),
-                std::fs::read_to_string(p).map_err(|e| format!("--key-file {}: {e}", p.display()))?,
+                crate::table_file::read_text("--key-file", p)?,
             ),
             (None, None) => return Err("a key is needed: -k HEX or --key-file PATH".into()),
         };
@@ -444,26 +444,15 @@ pub(crate) mod tests {
             udp(b"some payload bytes here!", false),
             udp(b"v6 payload bytes here, too", true),
         ] {
-            frames.extend((0..=f.len()).map(|n| f[..n].to_vec()));
+            frames.extend(crate::test_frames::prefixes(&f));
+            frames.push(f.clone());
             for (at, v) in [(16, 0u8), (17, 0xff), (14, 0x4f), (14, 0x41), (38, 0), (39, 3), (19, 0)] {
                 let mut g = f.clone();
                 g[at] = v;
                 frames.push(g);
             }
         }
-        let mut x = 0x1234_5678u32;
-        for len in 0..200 {
-            frames.push(
-                (0..len)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 17;
-                        x ^= x << 5;
-                        x as u8
-                    })
-                    .collect(),
-            );
-        }
+        frames.extend(crate::test_frames::garbage(200));
         frames
     }
 

@@ -4,7 +4,7 @@
 //!
 //! Port `p` owns the `p`-th address of `-s` and the `p`-th MAC of `--mac` (default
 //! `02:00:00:00:00:<p + 0x10>`, the port's own MAC throughout this catalogue:
-//! [`crate::iptable::port_mac`]). An Ethernet/IPv4 ARP request (VLAN tags allowed)
+//! [`crate::net::port_mac`]). An Ethernet/IPv4 ARP request (VLAN tags allowed)
 //! that arrived on port `p` asking for `p`'s address is turned into the reply in
 //! place: Ethernet destination = the requester's source, source = `p`'s MAC; opcode 2;
 //! sender = `p`'s MAC and address, target = the requester's; the frame keeps its length
@@ -29,7 +29,7 @@ use onvm_packet::l3_offset;
 use onvm_packet::layout::ETHER_TYPE_ARP;
 
 use crate::catalogue::{Catalogued, check_service};
-use crate::iptable::{parse_mac, port_mac};
+use crate::net::{parse_mac, port_mac};
 
 /// Length of an Ethernet/IPv4 ARP packet.
 const ARP_LEN: usize = 28;
@@ -209,7 +209,7 @@ impl Catalogued for Args {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_frames::{arp_request, garbage, udp};
+    use crate::test_frames::{arp_request, garbage, prefixes, udp};
     use onvm_nf::offline::Offline;
 
     const ASKER: [u8; 6] = [0x0a, 0xbb, 0xcc, 0xdd, 0xee, 0x01];
@@ -320,7 +320,7 @@ mod tests {
         let mut off = Offline::new().unwrap();
         let mut sim = off.start(&mut r);
         let good = arp_request(ASKER, [10, 0, 0, 9], [10, 0, 0, 1]);
-        let cuts: Vec<Vec<u8>> = (0..42).map(|n| good[..n].to_vec()).collect();
+        let cuts = prefixes(&good[..42]);
         let out = sim.frames(&mut r, 0, &cuts).unwrap();
         assert!(out.iter().all(|s| s.action == Action::Drop));
         let mut bad = good.clone();

@@ -368,6 +368,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::test_frames::{garbage, prefixes};
     use onvm_nf::offline::{Offline, Sent};
 
     thread_local! {
@@ -513,25 +514,14 @@ mod tests {
         let mut off = Offline::new().unwrap();
         let mut sim = off.start(&mut h);
         let good = frame(7, 0, 90);
-        let mut frames: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+        let mut frames = prefixes(&good);
         let mut bad_ihl = good.clone();
         bad_ihl[14] = 0x4f;
         let mut bad_len = good.clone();
         bad_len[16..18].copy_from_slice(&9000u16.to_be_bytes());
         frames.push(bad_ihl);
         frames.push(bad_len);
-        let mut x = 0x1234_5678u32;
-        for _ in 0..50 {
-            let f: Vec<u8> = (0..(x % 200))
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
-            frames.push(f);
-        }
+        frames.extend(garbage(50));
         let n = frames.len();
         let mut out = sim.frames(&mut h, 0, &frames).unwrap().len();
         out += sim.tick(&mut h).len();

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use onvm_nf::{Action, Ctx, Handler, PacketMut};
 
 use crate::catalogue::{Catalogued, check_service};
-use crate::iptable::{Class, LpmTable, Prefix, addr, classify, line_err, lines_of, read_text};
+use crate::iptable::{Class, LpmTable, addr, classify};
+use crate::net::Prefix;
+use crate::table_file::{line_err, lines_of, read_text};
 
 /// A rule's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -29,49 +29,17 @@ use onvm_nf::{Action, Batch, Ctx, Handler, Nf, NfBuilder};
 use onvm_packet::Headers;
 
 use crate::catalogue::{Catalogued, Launched, check_service};
+use crate::net::{Prefix, PrefixError};
 use crate::now_ns;
 use crate::tbf::launch_ticking;
 
-/// An address prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Prefix {
-    /// Network address.
-    pub addr: IpAddr,
-    /// Prefix length.
-    pub len: u8,
-}
-
-impl Prefix {
-    /// Parse `ADDR/LEN` (or a bare address).
-    pub fn parse(s: &str) -> Result<Prefix, String> {
-        let (a, l) = s.split_once('/').unwrap_or((s, ""));
-        let addr: IpAddr = a.parse().map_err(|_| format!("bad address {a:?}"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let len = if l.is_empty() {
-            max
-        } else {
-            l.parse::<u8>()
-                .ok()
-                .filter(|&n| n <= max)
-                .ok_or_else(|| format!("bad prefix length {l:?}"))?
-        };
-        Ok(Prefix { addr, len })
-    }
-
-    /// Whether `ip` is inside.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
+/// Parse `--inside`'s `ADDR/LEN` (or a bare address, or `ADDR/`: a host).
+pub fn parse_prefix(s: &str) -> Result<Prefix, String> {
+    let t = s.strip_suffix('/').filter(|t| !t.contains('/')).unwrap_or(s);
+    Prefix::parse_text(t).map_err(|e| match e {
+        PrefixError::Addr(a) => format!("bad address {a:?}"),
+        PrefixError::Len(l, _) => format!("bad prefix length {l:?}"),
+    })
 }
 
 /// A DNS query in flight: client address and port, server address, ID.
@@ -191,7 +159,7 @@ impl FloodMitigator {
         let dns = dns_header(h.payload());
         if dport == 53
             && let Some((id, false)) = dns
-            && self.inside.iter().any(|p| p.contains(src))
+            && self.inside.iter().any(|p| p.contains_ip(src))
         {
             if self.queries.len() < self.max_tracked || self.queries.contains_key(&(src, sport, dst, id)) {
                 self.queries.insert((src, sport, dst, id), self.now);
@@ -293,7 +261,7 @@ impl Catalogued for Args {
         let inside = self
             .inside
             .iter()
-            .map(|s| Prefix::parse(s).map_err(|e| format!("--inside {s}: {e}")))
+            .map(|s| parse_prefix(s).map_err(|e| format!("--inside {s}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         if !(1..=1 << 24).contains(&self.max_tracked) {
             return Err(format!(
@@ -337,6 +305,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::test_frames::{garbage, prefixes};
     use onvm_nf::offline::Offline;
 
     thread_local! {
@@ -451,11 +420,23 @@ mod tests {
 
     #[test]
     fn prefixes_and_bad_flags() {
-        let p = Prefix::parse("10.1.0.0/16").unwrap();
-        assert!(p.contains("10.1.200.3".parse().unwrap()) && !p.contains("10.2.0.1".parse().unwrap()));
-        assert!(Prefix::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
-        assert!(Prefix::parse("fd00::/8").unwrap().contains("fd12::1".parse().unwrap()));
-        assert!(!Prefix::parse("fd00::/8").unwrap().contains("10.0.0.1".parse().unwrap()));
+        let p = parse_prefix("10.1.0.0/16").unwrap();
+        assert!(p.contains_ip("10.1.200.3".parse().unwrap()) && !p.contains_ip("10.2.0.1".parse().unwrap()));
+        assert!(
+            parse_prefix("0.0.0.0/0")
+                .unwrap()
+                .contains_ip("1.2.3.4".parse().unwrap())
+        );
+        assert!(
+            parse_prefix("fd00::/8")
+                .unwrap()
+                .contains_ip("fd12::1".parse().unwrap())
+        );
+        assert!(
+            !parse_prefix("fd00::/8")
+                .unwrap()
+                .contains_ip("10.0.0.1".parse().unwrap())
+        );
         let e = |f: &[&str]| crate::parse_flags::<Args>(f).unwrap().build().unwrap_err();
         assert_eq!(
             e(&["--inside", "10.0.0/33"]),
@@ -482,19 +463,11 @@ mod tests {
         assert_eq!(out.iter().filter(|s| s.action == Action::Drop).count(), 2);
         assert_eq!(f.counts.untracked, 3);
         let good = udp(RESOLVER, 53, CLIENT, 5000, &dns(2, true));
-        let mut frames: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+        let mut frames = prefixes(&good);
         let mut bad = good.clone();
         bad[16..18].copy_from_slice(&20u16.to_be_bytes());
         frames.push(bad);
-        let mut x = 99u32;
-        frames.extend((0..40).map(|_| {
-            (0..(x % 150))
-                .map(|_| {
-                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                    (x >> 16) as u8
-                })
-                .collect::<Vec<u8>>()
-        }));
+        frames.extend(garbage(40));
         assert_eq!(sim.frames(&mut f, 0, &frames).unwrap().len(), frames.len());
     }
 }

@@ -11,8 +11,9 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use onvm_packet::layout::{IP_PROTO_SCTP, IP_PROTO_TCP, IP_PROTO_UDP, IpVersion};
-use onvm_packet::{Layout, MacAddr};
+use onvm_packet::layout::{IP_PROTO_SCTP, IP_PROTO_TCP, IP_PROTO_UDP};
+
+use crate::net::{Ip, to_ip};
 
 /// The fast, seeded hasher of the flow tables (hashbrown's default).
 pub type Hasher = foldhash::fast::RandomState;
@@ -39,32 +40,20 @@ impl FlowKey {
     /// The 5-tuple of an IPv4/IPv6 frame; `None` for other frames and malformed IP
     /// headers.
     pub fn of(frame: &[u8]) -> Option<FlowKey> {
-        let layout = Layout::of(frame).ok()?;
-        let ip = layout.ip?;
-        let l3 = layout.l3;
-        let mut key = FlowKey {
-            v6: ip.version == IpVersion::V6,
-            proto: ip.proto,
-            src: [0; 16],
-            dst: [0; 16],
-            sport: 0,
-            dport: 0,
-        };
-        if key.v6 {
-            key.src.copy_from_slice(frame.get(l3 + 8..l3 + 24)?);
-            key.dst.copy_from_slice(frame.get(l3 + 24..l3 + 40)?);
+        let ip = Ip::of(frame).ok()??;
+        let (sport, dport) = if matches!(ip.proto, IP_PROTO_TCP | IP_PROTO_UDP | IP_PROTO_SCTP) {
+            ip.l4_words(frame).unwrap_or((0, 0))
         } else {
-            key.src[..4].copy_from_slice(frame.get(l3 + 12..l3 + 16)?);
-            key.dst[..4].copy_from_slice(frame.get(l3 + 16..l3 + 20)?);
-        }
-        if let Some(l4) = ip.l4
-            && matches!(ip.proto, IP_PROTO_TCP | IP_PROTO_UDP | IP_PROTO_SCTP)
-            && l4 + 4 <= ip.end
-        {
-            key.sport = u16::from_be_bytes([frame[l4], frame[l4 + 1]]);
-            key.dport = u16::from_be_bytes([frame[l4 + 2], frame[l4 + 3]]);
-        }
-        Some(key)
+            (0, 0)
+        };
+        Some(FlowKey {
+            v6: ip.v6,
+            proto: ip.proto,
+            src: ip.src,
+            dst: ip.dst,
+            sport,
+            dport,
+        })
     }
 
     /// The same flow seen from the other end.
@@ -89,14 +78,7 @@ impl FlowKey {
 
     /// `a:p → b:q (proto)` for printing.
     pub fn display(&self) -> String {
-        let ip = |a: &[u8; 16]| -> std::net::IpAddr {
-            if self.v6 {
-                std::net::Ipv6Addr::from(*a).into()
-            } else {
-                std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).into()
-            }
-        };
-        let (s, d) = (ip(&self.src), ip(&self.dst));
+        let (s, d) = (to_ip(&self.src, self.v6), to_ip(&self.dst, self.v6));
         if self.v6 {
             format!("[{s}]:{} -> [{d}]:{} proto {}", self.sport, self.dport, self.proto)
         } else {
@@ -213,20 +195,6 @@ impl<K: Hash + Eq + Copy, V> FlowTable<K, V> {
     }
 }
 
-/// Parse `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Option<MacAddr> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,8 +222,5 @@ mod tests {
         assert_eq!(t.get_or_insert(999, 2000, || ()).1, Lookup::Hit);
         let n = t.len();
         assert_eq!(t.expire(1500), n - 1);
-        assert_eq!(parse_mac("02:00:00:00:00:0a"), Some([2, 0, 0, 0, 0, 10]));
-        assert_eq!(parse_mac("02:00:00:00:00"), None);
-        assert_eq!(parse_mac("02:00:00:00:00:0a:1"), None);
     }
 }

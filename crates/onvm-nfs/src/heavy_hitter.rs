@@ -380,6 +380,7 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::test_frames::{garbage, prefixes};
     use onvm_nf::offline::Offline;
 
     thread_local! {
@@ -493,19 +494,11 @@ mod tests {
         let mut off = Offline::new().unwrap();
         let mut sim = off.start(&mut h);
         let good = from([10, 0, 0, 1], 1, 80);
-        let mut frames: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+        let mut frames = prefixes(&good);
         let mut bad = good.clone();
         bad[14] = 0x41;
         frames.push(bad);
-        let mut x = 7u32;
-        frames.extend((0..40).map(|_| {
-            (0..(x % 150))
-                .map(|_| {
-                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                    (x >> 16) as u8
-                })
-                .collect::<Vec<u8>>()
-        }));
+        frames.extend(garbage(40));
         let out = sim.frames(&mut h, 0, &frames).unwrap();
         assert_eq!(out.len(), frames.len());
     }

@@ -5,7 +5,7 @@
 //! A frame that came in on port `p` leaves on `p ^ 1` (0↔1, 2↔3, …). Unless `-n`, its
 //! destination MAC becomes `02:00:00:00:00:<tx>` (the peer, as DPDK's l2fwd addresses
 //! it) and its source MAC `02:00:00:00:00:<tx + 0x10>` (the port's own in this
-//! catalogue: [`crate::iptable::port_mac`]). Frames shorter than an Ethernet header are
+//! catalogue: [`crate::net::port_mac`]). Frames shorter than an Ethernet header are
 //! dropped (`malformed`).
 //!
 //! Counters: `forwarded`, `malformed`.
@@ -17,7 +17,7 @@
 use onvm_nf::{Action, Batch, Ctx, Handler, PacketMut};
 
 use crate::catalogue::Catalogued;
-use crate::iptable::{peer_mac, port_mac};
+use crate::net::{peer_mac, port_mac};
 
 /// What l2fwd counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl Catalogued for Args {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_frames::{garbage, udp};
+    use crate::test_frames::{garbage, prefixes, udp};
     use onvm_nf::offline::Offline;
 
     #[test]
@@ -135,7 +135,7 @@ mod tests {
         let mut off = Offline::new().unwrap();
         let mut sim = off.start(&mut f);
         let frame = udp("10.0.0.1", "10.0.0.2", 64);
-        let cuts: Vec<Vec<u8>> = (0..frame.len()).map(|n| frame[..n].to_vec()).collect();
+        let cuts = prefixes(&frame);
         let out = sim.frames(&mut f, 0, &cuts).unwrap();
         assert!(out[..14].iter().all(|s| s.action == Action::Drop));
         assert!(out[14..].iter().all(|s| s.action == Action::Out(1)));

@@ -12,8 +12,8 @@
 //! A forwarded packet's IPv4 TTL or IPv6 hop limit is decremented (the IPv4 header
 //! checksum patched incrementally, RFC 1624); one that arrives with 1 or 0 is dropped
 //! (`ttl_expired`). Its destination MAC becomes `02:00:00:00:00:<port>` and its source
-//! MAC `02:00:00:00:00:<port + 0x10>` ([`crate::iptable::peer_mac`],
-//! [`crate::iptable::port_mac`]), as DPDK's l3fwd addresses its peers, unless `-n`.
+//! MAC `02:00:00:00:00:<port + 0x10>` ([`crate::net::peer_mac`],
+//! [`crate::net::port_mac`]), as DPDK's l3fwd addresses its peers, unless `-n`.
 //! It then leaves by that port. No route: dropped (`no_route`); not IP or malformed:
 //! dropped (`non_ip`, `malformed`).
 //!
@@ -30,7 +30,9 @@ use onvm_packet::{Layout, recalc_csum16};
 use rustc_hash::FxHashMap;
 
 use crate::catalogue::Catalogued;
-use crate::iptable::{Class, LpmTable, Prefix, addr, classify, line_err, lines_of, peer_mac, port_mac, read_text};
+use crate::iptable::{Class, LpmTable, addr, classify};
+use crate::net::{Prefix, peer_mac, port_mac};
+use crate::table_file::{line_err, lines_of, read_text};
 
 /// A 5-tuple, IPv4 addresses as IPv4-mapped IPv6 ones (with `v6` false).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,13 +9,15 @@
 //! | [`basic_monitor`] | counts packets, bytes and protocols; prints them every tick |
 //! | [`meter`] | packet-rate measurement over a warm window, and a wrapper that meters any NF |
 //! | [`bridge`] | sends a packet out of the other port of a pair (0↔1, 2↔3, …) |
-//! | [`iptable`] | (shared) IPv4/IPv6 prefixes, a longest-prefix-match table, table files |
+//! | [`net`] | (shared) IPv4/IPv6 prefixes, MAC addresses, a frame's addresses, protocol and ports |
+//! | [`iptable`] | (shared) a longest-prefix-match table over both IP families |
+//! | [`table_file`] | (shared) table and key files read with errors by file and line |
 //! | [`firewall`] | stateless ACL: longest prefix match on the source (or destination) address, IPv4 and IPv6 |
 //! | [`l3fwd`] | DPDK's l3fwd: LPM on the destination (or exact 5-tuple match) → output port, TTL decremented, MACs rewritten |
 //! | [`nf_router`] | openNetVM's nf_router: destination IP (host or prefix, IPv4 and IPv6) → service, from route.conf |
 //! | [`l2fwd`] | DPDK's l2fwd: out of the paired port (0↔1, 2↔3, …), MACs rewritten |
 //! | [`arp_response`] | answers ARP requests for each port's IPv4 address, out of the arrival port |
-//! | [`netarg`] | flag values NFs share: prefixes, destinations, a frame's IP part |
+//! | [`netarg`] | (shared) flag values: prefix lists, destinations, protocol names |
 //! | [`stateful_firewall`] | connection tracking: outbound opens, inbound follows; TCP states and timeouts |
 //! | [`nat`] | NAT44: source NAT with per-protocol port pools, ICMP echo by identifier, static DNAT rules |
 //! | [`vxlan`] | VXLAN encap (outer Ethernet/IPv4/UDP/VXLAN, source port by inner flow) or decap (`--mode`) |
@@ -59,6 +61,7 @@ pub mod load_generator;
 pub mod messaging;
 pub mod meter;
 pub mod nat;
+pub mod net;
 pub mod netarg;
 pub mod nf_router;
 pub mod payload_scan;
@@ -68,6 +71,7 @@ pub mod simple_forward;
 pub mod skeleton;
 pub mod speed_tester;
 pub mod stateful_firewall;
+pub mod table_file;
 pub mod tbf;
 pub mod test_flow_dir;
 pub mod vxlan;

@@ -46,7 +46,9 @@ use onvm_packet::layout::{ETHER_TYPE_ARP, IpVersion};
 use onvm_packet::{Layout, MacAddr, set_dst_mac, set_ip, set_src_mac};
 
 use crate::catalogue::Catalogued;
-use crate::flow::{FlowKey, FlowTable, Hasher, Lookup, parse_mac};
+use crate::flow::{FlowKey, FlowTable, Hasher, Lookup};
+use crate::net::parse_mac;
+use crate::table_file::{line_err, lines_of, read_text};
 
 /// A backend server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,21 +332,24 @@ impl Handler for LoadBalancer {
 /// Read a backends file: `IP MAC [WEIGHT]` lines, an optional `LIST_SIZE n` first.
 pub fn read_backends(path: &Path) -> Result<Vec<Backend>, String> {
     let name = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("-f {name}: {e}"))?;
+    let text = read_text("-f", path)?;
     let mut backends: Vec<Backend> = Vec::new();
     let mut size = None;
-    for (i, line) in text.lines().enumerate() {
-        let err = |why: String| format!("-f {name}: line {}: {why}", i + 1);
-        let line = line.split('#').next().unwrap_or("").trim();
-        let words: Vec<&str> = line.split_whitespace().collect();
+    for l in lines_of(&text) {
+        let err = |why: String| line_err("-f", path, l.no, why);
+        let line = &l.text;
+        let words: Vec<&str> = l.words.iter().map(String::as_str).collect();
         match words[..] {
-            [] => {}
             ["LIST_SIZE", n] if backends.is_empty() && size.is_none() => {
                 size = Some(n.parse::<usize>().map_err(|_| err(format!("bad LIST_SIZE {n:?}")))?);
             }
             [ip, mac, ref weight @ ..] if weight.len() <= 1 => {
                 let ip: Ipv4Addr = ip.parse().map_err(|_| err(format!("bad IPv4 address {ip:?}")))?;
-                let mac = parse_mac(mac).ok_or_else(|| err(format!("bad MAC {mac:?}")))?;
+                // Colons only (`parse_mac` also takes dashes).
+                let mac = parse_mac(mac)
+                    .ok()
+                    .filter(|_| !mac.contains('-'))
+                    .ok_or_else(|| err(format!("bad MAC {mac:?}")))?;
                 let weight = match weight.first() {
                     None => 1,
                     Some(w) => w
@@ -403,7 +408,10 @@ impl Catalogued for Args {
     const NAME: &'static str = "load_balancer";
     type Nf = LoadBalancer;
     fn build(&self) -> Result<LoadBalancer, String> {
-        let vip_mac = parse_mac(&self.vip_mac).ok_or_else(|| format!("--vip-mac {}: not a MAC", self.vip_mac))?;
+        let vip_mac = parse_mac(&self.vip_mac)
+            .ok()
+            .filter(|_| !self.vip_mac.contains('-'))
+            .ok_or_else(|| format!("--vip-mac {}: not a MAC", self.vip_mac))?;
         if !(1..=1 << 24).contains(&self.max_flows) {
             return Err(format!("--max-flows {}: must be 1..={}", self.max_flows, 1 << 24));
         }
@@ -626,7 +634,8 @@ mod tests {
         let mut sim = off.start(&mut b);
         let mut frames = crate::aes_encrypt::tests::malformed_frames();
         let f = to_vip(1, 5);
-        frames.extend((0..=f.len()).map(|n| f[..n].to_vec()));
+        frames.extend(crate::test_frames::prefixes(&f));
+        frames.push(f);
         assert_eq!(sim.frames(&mut b, 0, &frames).unwrap().len(), frames.len());
     }
 }

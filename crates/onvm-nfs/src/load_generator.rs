@@ -198,18 +198,9 @@ impl Handler for LoadGenerator {
     }
 }
 
-/// A MAC address `aa:bb:cc:dd:ee:ff`.
+/// A MAC address written `aa:bb:cc:dd:ee:ff` (colons, two hex digits a byte).
 pub fn parse_mac(s: &str) -> Option<MacAddr> {
-    let mut m = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut m {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(m)
+    crate::net::parse_mac(s).ok().filter(|_| crate::net::is_colon_mac(s))
 }
 
 /// `onvm nf load-generator (-d SERVICE | -o PORT) [-t PPS] [-s SIZE] [-m MAC] [--flows N] [--count N]`.

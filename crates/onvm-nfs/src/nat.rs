@@ -49,7 +49,8 @@ use onvm_packet::{recalc_csum16, set_ip, set_port};
 use rustc_hash::FxHashMap;
 
 use crate::catalogue::Catalogued;
-use crate::netarg::{Dest, Ip, Prefix, be16, prefixes};
+use crate::net::{Ip, Prefix, be16};
+use crate::netarg::{Dest, prefixes};
 
 /// Pool index of a protocol: TCP 0, UDP 1, ICMP 2.
 fn pool_of(proto: u8) -> Option<usize> {
@@ -481,7 +482,7 @@ impl Catalogued for Args {
     fn build(&self) -> Result<Nat, String> {
         let public = ipv4("--public", &self.public)?;
         let inside = prefixes("--inside", &self.inside)?;
-        if let Some(i) = self.inside.iter().zip(&inside).find(|(_, p)| p.v6) {
+        if let Some(i) = self.inside.iter().zip(&inside).find(|(_, p)| p.addr.is_ipv6()) {
             return Err(format!("--inside {:?}: NAT44 takes IPv4 prefixes only", i.0));
         }
         let bad_ports = || format!("--ports {:?}: expected LO-HI with 1 <= LO <= HI <= 65535", self.ports);
@@ -562,6 +563,7 @@ impl Catalogued for Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_frames::{garbage, prefixes};
     use onvm_nf::offline::Offline;
     use onvm_packet::etherparse::PacketBuilder;
     use onvm_packet::{Headers, TcpFlags, TcpSpec, UdpSpec, verify_checksums};
@@ -703,7 +705,7 @@ mod tests {
         let tcp = TcpSpec::new([10, 0, 0, 5], REMOTE, 1, 2).to_vec().unwrap();
         let mut frames: Vec<Vec<u8>> = Vec::new();
         for g in [&good, &tcp] {
-            frames.extend((0..g.len()).map(|n| g[..n].to_vec()));
+            frames.extend(prefixes(g));
             let mut b = g.clone();
             b[16..18].copy_from_slice(&[0xff, 0xff]);
             frames.push(b);
@@ -714,17 +716,7 @@ mod tests {
             b[16..18].copy_from_slice(&[0, 21]); // IP total length too short for L4
             frames.push(b);
         }
-        let mut seed = 99u32;
-        for n in 0..200 {
-            frames.push(
-                (0..n % 80)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                        (seed >> 16) as u8
-                    })
-                    .collect(),
-            );
-        }
+        frames.extend(garbage(200));
         for f in &frames {
             n.process(&mut f.clone(), 0, 0);
             n.process(&mut f.clone(), 1, 0);

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use onvm_nf::{Action, Ctx, Handler, PacketMut};
 
 use crate::catalogue::{Catalogued, check_service};
-use crate::iptable::{Class, LpmTable, Prefix, addr, classify, line_err, lines_of, read_text};
+use crate::iptable::{Class, LpmTable, addr, classify};
+use crate::net::Prefix;
+use crate::table_file::{line_err, lines_of, read_text};
 
 /// What the router counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

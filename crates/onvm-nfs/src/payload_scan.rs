@@ -141,7 +141,9 @@ impl Args {
             pats.push(s.as_bytes().to_vec());
         }
         if let Some(p) = &self.file {
-            let bytes = std::fs::read(p).map_err(|e| format!("-f {}: {e}", p.display()))?;
+            // Patterns are raw bytes, one a line (a `#` is part of a pattern): not
+            // `table_file::lines_of`'s words.
+            let bytes = crate::table_file::read_bytes("-f", p)?;
             for line in bytes.split(|&b| b == b'\n') {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 if !line.is_empty() {
@@ -272,7 +274,8 @@ mod tests {
         let frames = crate::aes_encrypt::tests::malformed_frames();
         let mut more = frames.clone();
         let t = tcp(b"aaaa");
-        more.extend((0..=t.len()).map(|n| t[..n].to_vec()));
+        more.extend(crate::test_frames::prefixes(&t));
+        more.push(t.clone());
         let mut bad_off = t.clone();
         bad_off[14 + 20 + 12] = 0xf0; // data offset 60, past the packet
         more.push(bad_off);

@@ -32,7 +32,7 @@ use onvm_packet::{Field, set_field};
 use rustc_hash::FxHashMap;
 
 use crate::catalogue::{Catalogued, check_service};
-use crate::netarg::{Ip, mask};
+use crate::net::{Ip, mask};
 
 /// Nanotokens per token: rates are per second and time is in nanoseconds.
 const NANO: u64 = 1_000_000_000;
@@ -386,6 +386,7 @@ impl Catalogued for Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_frames::{garbage, prefixes};
     use onvm_nf::offline::Offline;
     use onvm_packet::{UdpSpec, verify_checksums};
 
@@ -479,24 +480,14 @@ mod tests {
             ..cfg(Some((1, 1)), Some((100, 100)), Per::Flow)
         });
         let good = flow([10, 0, 0, 1], 1, 80);
-        let mut frames: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+        let mut frames = prefixes(&good);
         let mut b = good.clone();
         b[16..18].copy_from_slice(&[0xff, 0xff]);
         frames.push(b);
         let mut b = good.clone();
         b[14] = 0x41;
         frames.push(b);
-        let mut seed = 3u32;
-        for n in 0..200 {
-            frames.push(
-                (0..n % 90)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(22_695_477).wrapping_add(1);
-                        (seed >> 23) as u8
-                    })
-                    .collect(),
-            );
-        }
+        frames.extend(garbage(200));
         for f in &frames {
             r.police(&mut f.clone(), 0);
         }

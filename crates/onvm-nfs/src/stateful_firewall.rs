@@ -50,7 +50,8 @@ use onvm_packet::layout::{IP_PROTO_ICMP, IP_PROTO_ICMPV6, IP_PROTO_TCP, IP_PROTO
 use rustc_hash::FxHashMap;
 
 use crate::catalogue::Catalogued;
-use crate::netarg::{Dest, Ip, Prefix, be16, prefixes};
+use crate::net::{Ip, Prefix, be16};
+use crate::netarg::{Dest, prefixes};
 
 /// Which end of a connection sent a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -583,6 +584,7 @@ impl Catalogued for Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_frames::{garbage, prefixes};
     use onvm_nf::offline::Offline;
     use onvm_packet::{TcpFlags, TcpSpec, UdpSpec};
 
@@ -771,7 +773,7 @@ mod tests {
         let mut off = Offline::new().unwrap();
         let mut sim = off.start(&mut h);
         let good = tcp(true, TcpFlags::SYN);
-        let mut frames: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+        let mut frames = prefixes(&good);
         let mut bad_len = good.clone();
         bad_len[16..18].copy_from_slice(&[0xff, 0xff]); // IPv4 total length past the end
         frames.push(bad_len);
@@ -781,18 +783,7 @@ mod tests {
         let mut short_ihl = good.clone();
         short_ihl[14] = 0x42;
         frames.push(short_ihl);
-        let mut seed = 0x1234_5678u32;
-        for n in 0..200 {
-            let v: Vec<u8> = (0..n % 90)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    seed as u8
-                })
-                .collect();
-            frames.push(v);
-        }
+        frames.extend(garbage(200));
         for fr in &frames {
             f.decide(fr, 0, 0);
             f.decide(fr, 1, 0);

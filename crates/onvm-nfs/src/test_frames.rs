@@ -34,10 +34,15 @@ pub fn arp_request(sha: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
     f
 }
 
+/// Every prefix of `frame` shorter than it (the empty one first).
+pub fn prefixes(frame: &[u8]) -> Vec<Vec<u8>> {
+    (0..frame.len()).map(|n| frame[..n].to_vec()).collect()
+}
+
 /// Every prefix of `good`, and `good` with its IP version, header length and total
 /// length set wrong (IPv4 or IPv6, found from the EtherType at 12).
 pub fn malformed_variants(good: &[u8]) -> Vec<Vec<u8>> {
-    let mut v: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+    let mut v = prefixes(good);
     let v6 = good.get(12..14) == Some(&[0x86, 0xdd][..]);
     let set = |at: usize, bytes: &[u8]| {
         let mut f = good.to_vec();

@@ -28,7 +28,7 @@ use onvm_packet::layout::{IP_PROTO_TCP, IP_PROTO_UDP};
 use onvm_packet::{MacAddr, crc32c, internet_checksum};
 
 use crate::catalogue::{Catalogued, check_service};
-use crate::netarg::{Ip, be16};
+use crate::net::{Ip, be16};
 
 /// The IANA port of VXLAN.
 pub const VXLAN_PORT: u16 = 4789;
@@ -286,22 +286,12 @@ pub struct Args {
     pub dest: Option<u16>,
 }
 
-/// Parse a MAC `aa:bb:cc:dd:ee:ff`, naming `flag`.
+/// Parse a MAC `aa:bb:cc:dd:ee:ff` (colons, two hex digits a byte), naming `flag`.
 pub fn parse_mac(flag: &str, s: &str) -> Result<MacAddr, String> {
-    let bad = || format!("{flag} {s:?}: expected a MAC like 02:00:00:00:00:01");
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        let p = parts.next().ok_or_else(bad)?;
-        if p.len() != 2 {
-            return Err(bad());
-        }
-        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
-    }
-    if parts.next().is_some() {
-        return Err(bad());
-    }
-    Ok(mac)
+    crate::net::parse_mac(s)
+        .ok()
+        .filter(|_| crate::net::is_colon_mac(s))
+        .ok_or_else(|| format!("{flag} {s:?}: expected a MAC like 02:00:00:00:00:01"))
 }
 
 impl Catalogued for Args {
@@ -362,6 +352,7 @@ impl Catalogued for Args {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_frames::{garbage, prefixes};
     use onvm_nf::offline::Offline;
     use onvm_packet::etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
     use onvm_packet::{UdpSpec, verify_checksums};
@@ -445,7 +436,7 @@ mod tests {
         let mut off = Offline::new().unwrap();
         let mut sim = off.start(&mut enc);
         let good = sim.frames(&mut enc, 0, &[inner(0)]).unwrap().remove(0).frame;
-        let mut frames: Vec<Vec<u8>> = (0..good.len()).map(|n| good[..n].to_vec()).collect();
+        let mut frames = prefixes(&good);
         let mut b = good.clone();
         b[16..18].copy_from_slice(&[0xff, 0xff]);
         frames.push(b);
@@ -455,17 +446,7 @@ mod tests {
         let mut b = good.clone();
         b[38..40].copy_from_slice(&[0xff, 0xff]);
         frames.push(b);
-        let mut seed = 7u32;
-        for n in 0..200 {
-            frames.push(
-                (0..n % 100)
-                    .map(|_| {
-                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                        (seed >> 24) as u8
-                    })
-                    .collect(),
-            );
-        }
+        frames.extend(garbage(200));
         let mut sim = off.start(&mut dec);
         let out = sim.frames(&mut dec, 0, &frames).unwrap();
         assert_eq!(out.len(), frames.len());
