@@ -53,15 +53,6 @@ impl Batch<'_> {
     pub fn set_all(&mut self, a: Action) {
         self.actions.fill(a);
     }
-
-    /// Start fetching every packet's metadata and first bytes into this core's cache:
-    /// call it before reading the packets of a burst one by one, so the fetches from the
-    /// core that received them overlap (the default [`Handler::batch`] does).
-    pub fn prefetch(&self) {
-        for b in self.bufs.iter() {
-            self.holder.prefetch(b);
-        }
-    }
 }
 
 /// An NF's callbacks. Implement [`Handler::packet`], or [`Handler::batch`] for NFs that
@@ -75,10 +66,9 @@ pub trait Handler {
         Action::Next
     }
 
-    /// A burst. The default prefetches the burst ([`Batch::prefetch`]), then calls
-    /// [`Handler::packet`] for each packet; a packet whose metadata is corrupt is dropped.
+    /// A burst. The default calls [`Handler::packet`] for each packet; a packet whose
+    /// metadata is corrupt is dropped.
     fn batch(&mut self, batch: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
-        batch.prefetch();
         for i in 0..batch.len() {
             let a = match batch.holder.packet(&mut batch.bufs[i]) {
                 Ok(mut pkt) => self.packet(&mut pkt, ctx),

@@ -644,24 +644,6 @@ impl Holder {
         PacketMut::new(buf.idx, self.slots.meta(buf.idx), area, l.headroom)
     }
 
-    /// Start fetching a buffer's metadata line and the first line of its frame (at the
-    /// default headroom) into this core's cache, writable: an NF that is about to read
-    /// the packets of a burst issues this for all of them first, so the cross-core
-    /// fetches overlap instead of costing one round trip per packet. A hint: it reads
-    /// nothing and does nothing for a `Buf` of another region.
-    #[inline]
-    pub fn prefetch(&self, buf: &Buf) {
-        if !self.slots.minted(buf) {
-            return;
-        }
-        let meta = self.slots.ptr(buf.idx);
-        crate::sync::prefetch_for_write(meta);
-        // Pointer arithmetic only (`wrapping_add` needs no `unsafe`); the prefetch never
-        // faults whatever the address, and this one is inside the buffer's slot.
-        let data = meta.wrapping_add(META_SIZE + self.region.layout.headroom as usize);
-        crate::sync::prefetch_for_write(data);
-    }
-
     /// The bytes of a buffer we hold, emptied: length 0 at the default headroom, written
     /// over whatever its metadata line said without reading it. For ports and
     /// generators that fill a fresh buffer anyway: a peer's stray write into the line
