@@ -53,6 +53,19 @@ impl Batch<'_> {
     pub fn set_all(&mut self, a: Action) {
         self.actions.fill(a);
     }
+
+    /// Choose every packet's action with `f`, which sees the packet in place (bytes and
+    /// metadata); a packet whose shared metadata is corrupt is dropped without a call.
+    /// What an NF that overrides `batch` usually wants: work once per burst (read the
+    /// clock) around a decision per packet.
+    pub fn map(&mut self, mut f: impl FnMut(&mut PacketMut<'_>) -> Action) {
+        for (buf, a) in self.bufs.iter_mut().zip(self.actions.iter_mut()) {
+            *a = match self.holder.packet(buf) {
+                Ok(mut p) => f(&mut p),
+                Err(_) => Action::Drop,
+            };
+        }
+    }
 }
 
 /// An NF's callbacks. Implement [`Handler::packet`], or [`Handler::batch`] for NFs that
@@ -69,13 +82,7 @@ pub trait Handler {
     /// A burst. The default calls [`Handler::packet`] for each packet; a packet whose
     /// metadata is corrupt is dropped.
     fn batch(&mut self, batch: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
-        for i in 0..batch.len() {
-            let a = match batch.holder.packet(&mut batch.bufs[i]) {
-                Ok(mut pkt) => self.packet(&mut pkt, ctx),
-                Err(_) => Action::Drop,
-            };
-            batch.actions[i] = a;
-        }
+        batch.map(|pkt| self.packet(pkt, ctx));
     }
 
     /// Periodically (the builder's tick interval), whether or not packets flow.

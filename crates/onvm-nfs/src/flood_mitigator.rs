@@ -194,13 +194,7 @@ impl FloodMitigator {
 impl Handler for FloodMitigator {
     fn batch(&mut self, batch: &mut Batch<'_>, _ctx: &mut Ctx<'_>) {
         self.roll((self.clock)());
-        for i in 0..batch.len() {
-            let a = match batch.packet(i) {
-                Some(p) => self.decide(p.data()),
-                None => Action::Drop,
-            };
-            batch.set_action(i, a);
-        }
+        batch.map(|p| self.decide(p.data()));
     }
 
     fn tick(&mut self, _ctx: &mut Ctx<'_>) {
@@ -302,21 +296,9 @@ impl Catalogued for Args {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-
     use super::*;
-    use crate::test_frames::{garbage, prefixes};
+    use crate::test_frames::{fake_now, garbage, prefixes, set_now};
     use onvm_nf::offline::Offline;
-
-    thread_local! {
-        static NOW: Cell<u64> = const { Cell::new(0) };
-    }
-    fn fake_now() -> u64 {
-        NOW.with(Cell::get)
-    }
-    fn set_now(ns: u64) {
-        NOW.with(|c| c.set(ns));
-    }
 
     fn fm(flags: &[&str]) -> FloodMitigator {
         let mut f = crate::parse_flags::<Args>(flags).unwrap().build().unwrap();

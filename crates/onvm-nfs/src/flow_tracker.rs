@@ -160,16 +160,10 @@ impl Handler for FlowTracker {
     /// One clock read per burst.
     fn batch(&mut self, batch: &mut Batch<'_>, _ctx: &mut Ctx<'_>) {
         let now = crate::now_ns();
-        for i in 0..batch.len() {
-            let a = match batch.packet(i) {
-                Some(p) => {
-                    self.observe(p.data(), now);
-                    self.dest
-                }
-                None => Action::Drop,
-            };
-            batch.set_action(i, a);
-        }
+        batch.map(|p| {
+            self.observe(p.data(), now);
+            self.dest
+        });
     }
 
     fn tick(&mut self, ctx: &mut Ctx<'_>) {

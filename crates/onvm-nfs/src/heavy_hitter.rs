@@ -249,13 +249,7 @@ impl HeavyHitter {
 impl Handler for HeavyHitter {
     fn batch(&mut self, batch: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
         self.roll((self.clock)(), ctx.instance());
-        for i in 0..batch.len() {
-            let a = match batch.packet(i) {
-                Some(p) => self.decide(p.data()),
-                None => Action::Drop,
-            };
-            batch.set_action(i, a);
-        }
+        batch.map(|p| self.decide(p.data()));
     }
 
     fn tick(&mut self, ctx: &mut Ctx<'_>) {
@@ -377,21 +371,9 @@ impl Catalogued for Args {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-
     use super::*;
-    use crate::test_frames::{garbage, prefixes};
+    use crate::test_frames::{fake_now, garbage, prefixes, set_now};
     use onvm_nf::offline::Offline;
-
-    thread_local! {
-        static NOW: Cell<u64> = const { Cell::new(0) };
-    }
-    fn fake_now() -> u64 {
-        NOW.with(Cell::get)
-    }
-    fn set_now(ns: u64) {
-        NOW.with(|c| c.set(ns));
-    }
 
     fn hh(flags: &[&str]) -> HeavyHitter {
         let mut h = crate::parse_flags::<Args>(flags).unwrap().build().unwrap();

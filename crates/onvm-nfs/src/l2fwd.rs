@@ -69,16 +69,7 @@ impl Handler for L2fwd {
     }
 
     fn batch(&mut self, batch: &mut Batch<'_>, _ctx: &mut Ctx<'_>) {
-        for i in 0..batch.len() {
-            let a = match batch.packet(i) {
-                Some(mut p) => {
-                    let in_port = p.meta().in_port();
-                    self.forward(in_port, p.data_mut())
-                }
-                None => Action::Drop,
-            };
-            batch.set_action(i, a);
-        }
+        batch.map(|p| self.forward(p.meta().in_port(), p.data_mut()));
     }
 }
 

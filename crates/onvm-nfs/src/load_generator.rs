@@ -293,20 +293,9 @@ impl Catalogued for Args {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-
     use super::*;
+    use crate::test_frames::{fake_now, set_now};
     use onvm_nf::offline::Offline;
-
-    thread_local! {
-        static NOW: Cell<u64> = const { Cell::new(0) };
-    }
-    fn fake_now() -> u64 {
-        NOW.with(Cell::get)
-    }
-    fn set_now(ns: u64) {
-        NOW.with(|c| c.set(ns));
-    }
 
     fn lg(flags: &[&str]) -> LoadGenerator {
         let mut g = crate::parse_flags::<Args>(flags).unwrap().build().unwrap();

@@ -413,16 +413,10 @@ impl Handler for Nat {
 
     fn batch(&mut self, batch: &mut Batch<'_>, _ctx: &mut Ctx<'_>) {
         let now = self.now();
-        for i in 0..batch.len() {
-            let a = match batch.packet(i) {
-                Some(mut p) => {
-                    let port = p.meta().in_port();
-                    self.process(p.data_mut(), port, now)
-                }
-                None => Action::Drop,
-            };
-            batch.set_action(i, a);
-        }
+        batch.map(|p| {
+            let port = p.meta().in_port();
+            self.process(p.data_mut(), port, now)
+        });
     }
 
     fn tick(&mut self, _ctx: &mut Ctx<'_>) {

@@ -273,13 +273,7 @@ impl Handler for RateLimiter {
 
     fn batch(&mut self, batch: &mut Batch<'_>, _ctx: &mut Ctx<'_>) {
         let now = self.now();
-        for i in 0..batch.len() {
-            let a = match batch.packet(i) {
-                Some(mut p) => self.police(p.data_mut(), now),
-                None => Action::Drop,
-            };
-            batch.set_action(i, a);
-        }
+        batch.map(|p| self.police(p.data_mut(), now));
     }
 
     fn tick(&mut self, _ctx: &mut Ctx<'_>) {

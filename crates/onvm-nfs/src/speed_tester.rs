@@ -138,13 +138,7 @@ impl Handler for SpeedTester {
     /// API's point).
     fn batch(&mut self, batch: &mut Batch<'_>, ctx: &mut Ctx<'_>) {
         if self.cfg.latency {
-            for i in 0..batch.len() {
-                let a = match batch.packet(i) {
-                    Some(mut p) => self.packet(&mut p, ctx),
-                    None => Action::Drop,
-                };
-                batch.set_action(i, a);
-            }
+            batch.map(|p| self.packet(p, ctx));
         } else {
             self.meter.add(batch.len() as u64);
             batch.set_all(Action::ToService(self.dest));

@@ -463,16 +463,7 @@ impl Handler for StatefulFirewall {
 
     fn batch(&mut self, batch: &mut Batch<'_>, _ctx: &mut Ctx<'_>) {
         let now = self.now();
-        for i in 0..batch.len() {
-            let a = match batch.packet(i) {
-                Some(p) => {
-                    let port = p.meta().in_port();
-                    self.decide(p.data(), port, now)
-                }
-                None => Action::Drop,
-            };
-            batch.set_action(i, a);
-        }
+        batch.map(|p| self.decide(p.data(), p.meta().in_port(), now));
     }
 
     fn tick(&mut self, _ctx: &mut Ctx<'_>) {

@@ -278,20 +278,9 @@ pub(crate) fn launch_ticking<A: Catalogued>(a: A, b: NfBuilder, connected: &dyn 
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-
     use super::*;
+    use crate::test_frames::{fake_now, set_now};
     use onvm_nf::offline::Offline;
-
-    thread_local! {
-        static NOW: Cell<u64> = const { Cell::new(0) };
-    }
-    fn fake_now() -> u64 {
-        NOW.with(Cell::get)
-    }
-    fn set_now(ns: u64) {
-        NOW.with(|c| c.set(ns));
-    }
 
     fn tbf(flags: &[&str]) -> Tbf {
         let mut t = crate::parse_flags::<Args>(flags).unwrap().build().unwrap();

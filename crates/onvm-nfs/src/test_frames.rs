@@ -1,5 +1,5 @@
-//! Frames the NFs' unit tests share: well-formed ones, and the malformed variants every
-//! NF must survive (drop or pass on, never panic).
+//! What the NFs' unit tests share: well-formed frames, the malformed variants every NF
+//! must survive (drop or pass on, never panic), and a clock set by hand.
 
 use std::net::IpAddr;
 
@@ -92,4 +92,19 @@ pub fn garbage(n: usize) -> Vec<Vec<u8>> {
             f
         })
         .collect()
+}
+
+thread_local! {
+    static NOW: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A clock the test sets by hand ([`set_now`]), in nanoseconds: NFs that age state or
+/// pace packets read time through a `clock: fn() -> u64` field, which tests point here.
+pub fn fake_now() -> u64 {
+    NOW.with(std::cell::Cell::get)
+}
+
+/// Set [`fake_now`] (per test thread).
+pub fn set_now(ns: u64) {
+    NOW.with(|c| c.set(ns));
 }
