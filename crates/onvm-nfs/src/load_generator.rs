@@ -5,8 +5,9 @@
 //! distinct UDP flows in turn ([`onvm_packet::build_udp_for_flow`]: flow `i % flows`
 //! for packet `i`), `-s SIZE` bytes each counting the 4-byte FCS (as `speed_tester`),
 //! with destination MAC `-m`, at `-t PPS` (paced on the clock: it catches up after a
-//! stall, at most 256 packets at once), to `-d SERVICE` or out of `-o PORT`, and stops
-//! sending after `--count N`. Each packet carries its send time in its metadata; a
+//! stall, at most 256 packets at once), to `-d SERVICE` or out of `-o PORT`, from
+//! `--delay SECS` after it registers (a packet to a service no NF has registered for
+//! yet is dropped), and stops sending after `--count N`. Each packet carries its send time in its metadata; a
 //! packet that comes back to the NF (a chain that loops, a reflector) is counted, its
 //! round trip recorded in a histogram, and dropped. The report gives `sent`,
 //! `received`, `p50_ns`, `p99_ns` and the rates.
@@ -46,6 +47,9 @@ pub struct Config {
     pub count: Option<u64>,
     /// Print the rates every second.
     pub print: bool,
+    /// Nanoseconds after setup before the first packet (`--delay`): time for the NFs it
+    /// sends to to register, since a packet to a service with no instance is dropped.
+    pub delay_ns: u64,
 }
 
 /// The NF.
@@ -88,7 +92,10 @@ impl LoadGenerator {
 
     /// Packets due by `now` that are not sent yet (the first one at once).
     fn due(&mut self, now: u64) -> u64 {
-        let start = *self.start.get_or_insert(now);
+        let start = *self.start.get_or_insert(now + self.cfg.delay_ns);
+        if now < start {
+            return 0;
+        }
         let mut due = (now.saturating_sub(start) as f64 * 1e-9 * self.cfg.pps) as u64 + 1;
         if let Some(c) = self.cfg.count {
             due = due.min(c);
@@ -230,6 +237,10 @@ pub struct Args {
     /// Do not print every second.
     #[arg(long)]
     pub quiet: bool,
+    /// Seconds to wait after registering before the first packet (for the NFs it sends
+    /// to to register).
+    #[arg(long, default_value_t = 0.0)]
+    pub delay: f64,
 }
 
 impl Catalogued for Args {
@@ -262,6 +273,12 @@ impl Catalogued for Args {
         if self.count == Some(0) {
             return Err("--count 0: must be at least 1".into());
         }
+        if !(self.delay.is_finite() && (0.0..=3600.0).contains(&self.delay)) {
+            return Err(format!(
+                "--delay {}: out of range, must be 0..=3600 seconds",
+                self.delay
+            ));
+        }
         Ok(LoadGenerator::new(Config {
             out,
             pps: self.rate,
@@ -270,6 +287,7 @@ impl Catalogued for Args {
             flows: self.flows,
             count: self.count,
             print: !self.quiet,
+            delay_ns: (self.delay * 1e9) as u64,
         }))
     }
 

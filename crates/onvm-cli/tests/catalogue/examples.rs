@@ -312,7 +312,7 @@ back = 2
 [[nfs]]
 name = "load_generator"
 service = "gen"
-args = ["-d", "2", "-t", "5000", "--flows", "8", "--count", "300", "--quiet"]
+args = ["-d", "2", "-t", "5000", "--flows", "8", "--count", "300", "--quiet", "--delay", "0.5"]
 
 [[nfs]]
 name = "simple_forward"
@@ -324,7 +324,7 @@ args = ["-d", "1"]
         .run();
     let c = |k| run.counter("load_generator", k);
     let r = run.report("load_generator");
-    assert_eq!((c("sent"), c("received")), (300, 300), "{r}");
+    assert_eq!((c("sent"), c("received")), (300, 300), "{r}\n{}", run.log);
     let (p50, p99) = (c("p50_ns"), c("p99_ns"));
     assert!(p50 > 0 && p50 <= p99 && p99 < 1_000_000_000, "{r}");
     // Packets a tick allocates leave before the NF sleeps (up to 5 ms on a shared core,
