@@ -9,6 +9,9 @@
 //! - `chain2`: speed_tester → simple_forward → speed_tester (scenario B).
 //! - `chain3`: speed_tester → simple_forward → simple_forward → speed_tester; three NFs
 //!   on two cores need shared-core mode, so this one runs through the manager.
+//! - `shared1core-Nnf`: speed_tester → simple_forwards → speed_tester, N NFs all on
+//!   core 1 in shared-core mode (the manager on core 0): switching between NFs on one
+//!   core (openNetVM's scenario C for N = 2).
 //! - `port-chainN`: generator port → N simple_forwards → null port, through the
 //!   manager's switch and flow table (openNetVM's NIC path, scenario D).
 //! - `nullport-chainN`: the same from a receiving null port (`null:64B`, DPDK's
@@ -142,6 +145,9 @@ pub struct SwitchCycles {
 const ONVM_SELF_LOOP: f64 = 64.6;
 const ONVM_CHAIN2_FAST: f64 = 51.7;
 const ONVM_CHAIN2_SLOW: f64 = 18.4;
+/// Its scenario C, speed_tester and simple_forward sharing core 1 in shared-core mode:
+/// 0.89 Mpps in the side-by-side run of 2026-12-02 (4.9 alone on 2026-11-21).
+const ONVM_SHARED1CORE_2NF: f64 = 0.89;
 
 /// Round trip of a cache line bounced between core 0 and core 1 (plain spinning, no
 /// PAUSE, which alone costs ~140 cycles on recent x86).
@@ -443,6 +449,32 @@ fn scenarios() -> Vec<Scenario> {
             ],
             files: Vec::new(),
             onvm: (None, None),
+        });
+    }
+    // NFs sharing one core (shared-core mode, all on core 1, the manager on core 0):
+    // speed_tester → simple_forward … → speed_tester over direct edges. What it
+    // measures is switching between NFs on one core, not their work.
+    for n in [2u16, 4] {
+        let on1 = |p: Plan| Plan {
+            shared: true,
+            core: Some(1),
+            ..p
+        };
+        let mut nfs = vec![on1(tester(Some(2), 128))];
+        nfs.extend((2..=n).map(|s| on1(fwd(s, Some(if s == n { 1 } else { s + 1 }), None, true))));
+        v.push(Scenario {
+            name: format!("shared1core-{n}nf"),
+            frame: 64,
+            latency: false,
+            ports: vec![],
+            chain: vec![],
+            nfs,
+            files: Vec::new(),
+            onvm: if n == 2 {
+                (Some(ONVM_SHARED1CORE_2NF), None)
+            } else {
+                (None, None)
+            },
         });
     }
     for (kind, source) in [("port", "gen:64B,1024flows"), ("nullport", "null:64B")] {

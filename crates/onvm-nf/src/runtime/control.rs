@@ -98,6 +98,7 @@ impl<'r> Runtime<'r> {
                         to: OwnerId(to),
                         prod,
                         bell: bell.map(|b| self.region.producer(b)).transpose()?,
+                        unrung: 0,
                         pending: Vec::with_capacity(BURST),
                     });
                 }

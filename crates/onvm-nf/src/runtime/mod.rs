@@ -45,7 +45,7 @@ use onvm_shm::{BURST, Buf, Consumer, Holder, OwnerId, Region};
 use self::control::tell;
 use self::inbound::Inbound;
 use self::out::{Manager, Out};
-use self::policy::{CoreUse, Idle, Limits, Pace, StopReason, Timers};
+use self::policy::{CoreUse, Idle, Limits, Pace, Step, StopReason, Timers};
 use crate::action::Action;
 use crate::builder::{Nf, NfBuilder, signal_flag};
 use crate::ctx::Ctx;
@@ -81,6 +81,13 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
     } = nf;
     let pinned = |core: u16| core_affinity::set_for_current(core_affinity::CoreId { id: usize::from(core) });
     let core = if opts.shared_core {
+        // A shared-core NF that names its core stays on it (openNetVM's `-s` with
+        // `-l`): NFs told to share core 1 share it, rather than float.
+        if opts.pin
+            && let Some(core) = reg.core
+        {
+            pinned(core);
+        }
         CoreUse::Shared
     } else if opts.pin
         && let Some(core) = reg.core
@@ -131,7 +138,10 @@ impl<'r> Runtime<'r> {
         holder: &'r Holder,
         core: CoreUse,
     ) -> Result<Self, NfError> {
-        let out = Out::new(region.producer(reg.rings.tx)?, region.producer(reg.rings.wake)?);
+        let mut out = Out::new(region.producer(reg.rings.tx)?, region.producer(reg.rings.wake)?);
+        if core == CoreUse::Shared {
+            out.ring_late();
+        }
         let ctx = Ctx::new(
             holder,
             reg.instance,
@@ -181,10 +191,28 @@ impl<'r> Runtime<'r> {
                 self.handle_burst(handler);
             }
             self.send()?;
-            if !self.pace.pass(got) {
-                continue;
-            }
-            if let Some(reason) = self.housekeeping(handler, Instant::now())? {
+            let now = match self.pace.pass(got) {
+                Step::Poll => continue,
+                Step::Idle => {
+                    // A shared-core NF gives up its core: receivers' bells ring now.
+                    self.out.ring_bells();
+                    let now = Instant::now();
+                    match self.pace.shared_idle(now) {
+                        Idle::Yield => {
+                            std::thread::yield_now();
+                            continue;
+                        }
+                        Idle::Sleep => {
+                            self.sleep();
+                            continue;
+                        }
+                        Idle::Spin => now,
+                    }
+                }
+                Step::Housekeep => Instant::now(),
+            };
+            self.pace.housekept(now);
+            if let Some(reason) = self.housekeeping(handler, now)? {
                 break reason;
             }
             // What `tick` or `message` returned or allocated leaves now, not after the
@@ -294,19 +322,24 @@ impl<'r> Runtime<'r> {
     fn idle(&mut self) {
         match self.pace.idle() {
             Idle::Spin => {}
-            Idle::Sleep => {
-                // Senders on edges ring the same doorbell as the manager, so one sleep
-                // covers every ring this NF reads.
-                let inbound = &mut self.inbound;
-                self.rx.wait_until(
-                    // A corrupt ring is not ready: the manager's write that mends it
-                    // rings the bell.
-                    |c| c.ready().is_ok_and(|n| n > 0) || inbound.any_ready(),
-                    Some(SLEEP_AT_MOST),
-                );
-            }
+            Idle::Sleep => self.sleep(),
             Idle::Yield => std::thread::yield_now(),
         }
+    }
+
+    /// Sleep on the rx doorbell until a ring this NF reads has packets, or at most
+    /// [`SLEEP_AT_MOST`].
+    fn sleep(&mut self) {
+        self.out.ring_bells();
+        // Senders on edges ring the same doorbell as the manager, so one sleep covers
+        // every ring this NF reads.
+        let inbound = &mut self.inbound;
+        self.rx.wait_until(
+            // A corrupt ring is not ready: the manager's write that mends it rings the
+            // bell.
+            |c| c.ready().is_ok_and(|n| n > 0) || inbound.any_ready(),
+            Some(SLEEP_AT_MOST),
+        );
     }
 
     /// Give back everything still held (kept, returned, fresh allocations), say goodbye.

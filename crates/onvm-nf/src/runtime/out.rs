@@ -36,8 +36,16 @@ pub(super) struct OutEdge<'r> {
     pub(super) prod: Producer<'r>,
     /// The receiver's rx ring, only to ring its doorbell (it sleeps: shared core).
     pub(super) bell: Option<Producer<'r>>,
+    /// Packets written since the bell was last rung (shared-core senders ring late).
+    pub(super) unrung: u32,
     pub(super) pending: Vec<Buf>,
 }
+
+/// A shared-core NF rings a sleeping receiver's bell when it gives up its core (it
+/// yields or sleeps), so the receiver wakes to a whole turn's packets and does not
+/// preempt the sender in the middle of its turn; or once this many packets wait, so a
+/// sender that never runs out of work still wakes it.
+pub(super) const RING_EVERY: u32 = 128;
 
 /// Where outgoing packets wait for the end of the burst.
 pub(super) struct Out<'r> {
@@ -48,6 +56,8 @@ pub(super) struct Out<'r> {
     /// Index into `edges` per key (0 = Next); `u8::MAX` = none.
     by_key: [u8; MAX_SERVICES as usize],
     edges: Vec<OutEdge<'r>>,
+    /// Ring receivers' bells late (see [`RING_EVERY`]): this NF shares its core.
+    late_bells: bool,
 }
 
 /// Count `n` packets with verdict `v`; the edge key they may take (0 = `Next`, else a
@@ -100,6 +110,27 @@ impl<'r> Out<'r> {
             to_mgr: Vec::with_capacity(4 * BURST),
             by_key: [u8::MAX; MAX_SERVICES as usize],
             edges: Vec::new(),
+            late_bells: false,
+        }
+    }
+
+    /// Ring receivers' bells when this NF gives up its core (see [`RING_EVERY`]), not
+    /// after every burst.
+    pub(super) fn ring_late(&mut self) {
+        self.late_bells = true;
+    }
+
+    /// This NF is about to give up its core: ring the bells of the edges written since
+    /// they were last rung.
+    #[inline]
+    pub(super) fn ring_bells(&mut self) {
+        for e in &mut self.edges {
+            if e.unrung > 0
+                && let Some(b) = &e.bell
+            {
+                b.notify();
+                e.unrung = 0;
+            }
         }
     }
 
@@ -215,9 +246,14 @@ impl<'r> Out<'r> {
             }
             // Err: a corrupt ring (what went before the error is sent and gone from
             // `pending`), or a buffer of another region, which cannot be in `pending`.
+            let before = e.pending.len();
             let _ = holder.enqueue(&mut e.prod, e.to, &mut e.pending);
             if let Some(b) = &e.bell {
-                b.notify();
+                e.unrung += (before - e.pending.len()) as u32;
+                if !self.late_bells || e.unrung >= RING_EVERY {
+                    b.notify();
+                    e.unrung = 0;
+                }
             }
             // An edge to the manager that is full goes the old way, the verdict written:
             // the manager reads both, so nothing need be dropped.
@@ -357,6 +393,7 @@ mod tests {
             to: PEER,
             prod: region.producer(EDGE).unwrap(),
             bell: None,
+            unrung: 0,
             pending: Vec::new(),
         }
     }

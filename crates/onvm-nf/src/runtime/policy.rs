@@ -7,8 +7,15 @@ use std::time::{Duration, Instant};
 /// Passes between two housekeeping rounds (clock, control socket: a syscall). An idle
 /// pass must stay cheap, because it is the delay before the NF sees the next packet.
 pub(super) const HOUSEKEEP_EVERY: u32 = 256;
-/// Empty polls before a shared-core NF sleeps on its doorbell.
-pub(super) const SPIN_BEFORE_SLEEP: u32 = 16;
+/// A yield that took longer than this let another thread run: the core is shared with
+/// someone who had work.
+pub(super) const CONTENDED: Duration = Duration::from_micros(1);
+/// How long a shared-core NF that has the core to itself keeps yielding (a poll that
+/// costs a syscall) before it sleeps on its doorbell.
+pub(super) const YIELD_ALONE_FOR: Duration = Duration::from_micros(50);
+/// A shared-core NF about to sleep housekeeps first unless it did within this long:
+/// one that sleeps after every turn would otherwise pay a `recvmsg` per turn.
+pub(super) const HOUSEKEEP_BEFORE_SLEEP: Duration = Duration::from_millis(1);
 /// Empty polls before an NF without a core of its own yields the CPU.
 pub(super) const YIELD_AFTER: u32 = 4096;
 /// How often the NF reports its counters to the manager.
@@ -19,13 +26,13 @@ pub(super) const REPORT_EVERY: Duration = Duration::from_millis(100);
 pub(super) enum CoreUse {
     /// Pinned to a core of its own: it busy-polls.
     Own,
-    /// Shares a core (`-s`): it sleeps on its doorbell when idle.
+    /// Shares a core (`-s`): it yields, then sleeps on its doorbell, when idle.
     Shared,
     /// Not pinned: it yields the CPU when idle for long.
     Unpinned,
 }
 
-/// What to do after a housekeeping round.
+/// What an NF with nothing to do does now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Idle {
     /// Poll again.
@@ -36,35 +43,102 @@ pub(super) enum Idle {
     Yield,
 }
 
-/// Counts passes and empty polls.
+/// What the loop does after a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Poll again at once.
+    Poll,
+    /// A shared-core NF found nothing: ask [`Pace::shared_idle`].
+    Idle,
+    /// Run housekeeping, then [`Pace::idle`].
+    Housekeep,
+}
+
+/// Counts passes and empty polls, and paces a shared-core NF with nothing to do.
+///
+/// A shared-core NF that finds its rings empty yields at once: what it waits for comes
+/// from the NFs sharing its core, which run only when it lets them. If that yield let
+/// someone run ([`CONTENDED`]), it goes to sleep on its doorbell after it: whoever
+/// sends it packets next wakes it, and the scheduler runs a woken thread next, so turns
+/// follow the packets (sender, then receiver) instead of the scheduler's round robin,
+/// where NFs with nothing to do take turns. If its yields return at once, it has the
+/// core to itself and yields on (a cheap poll) for [`YIELD_ALONE_FOR`] first. The
+/// measurements behind this are in docs/ARCHITECTURE.md, "Shared cores".
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Pace {
     core: CoreUse,
     pass: u32,
     idle: u32,
+    /// A shared-core NF with nothing to do: when it first yielded, and when last.
+    yielding: Option<(Instant, Instant)>,
+    /// It chose to sleep: the next housekeeping ends in a sleep.
+    sleepy: bool,
+    /// When housekeeping last ran.
+    housekept: Option<Instant>,
 }
 
 impl Pace {
     pub(super) fn new(core: CoreUse) -> Self {
-        Pace { core, pass: 0, idle: 0 }
+        Pace {
+            core,
+            pass: 0,
+            idle: 0,
+            yielding: None,
+            sleepy: false,
+            housekept: None,
+        }
     }
 
-    /// A pass ended, having received `got` packets: whether housekeeping is due (every
-    /// [`HOUSEKEEP_EVERY`] passes, busy or idle, and before a shared-core NF sleeps).
+    /// A pass ended, having received `got` packets: what next. Housekeeping is due
+    /// every [`HOUSEKEEP_EVERY`] passes, busy or idle; a shared-core NF asks
+    /// [`Pace::shared_idle`] after every empty pass.
     #[inline]
-    pub(super) fn pass(&mut self, got: usize) -> bool {
-        self.idle = if got > 0 { 0 } else { self.idle.saturating_add(1) };
+    pub(super) fn pass(&mut self, got: usize) -> Step {
+        if got > 0 {
+            self.idle = 0;
+            self.yielding = None;
+            self.sleepy = false;
+        } else {
+            self.idle = self.idle.saturating_add(1);
+        }
         self.pass = self.pass.wrapping_add(1);
-        self.pass.is_multiple_of(HOUSEKEEP_EVERY) || self.sleepy()
+        if self.pass.is_multiple_of(HOUSEKEEP_EVERY) {
+            Step::Housekeep
+        } else if got == 0 && self.core == CoreUse::Shared {
+            Step::Idle
+        } else {
+            Step::Poll
+        }
     }
 
-    fn sleepy(&self) -> bool {
-        self.core == CoreUse::Shared && self.idle > SPIN_BEFORE_SLEEP
+    /// A shared-core NF found nothing at `now`: yield, sleep, or (`Spin`) housekeep
+    /// and then sleep.
+    pub(super) fn shared_idle(&mut self, now: Instant) -> Idle {
+        let (first, last) = *self.yielding.get_or_insert((now, now));
+        let contended = last != now && now.duration_since(last) > CONTENDED;
+        if !contended && now.duration_since(first) < YIELD_ALONE_FOR {
+            self.yielding = Some((first, now));
+            return Idle::Yield;
+        }
+        self.sleepy = true;
+        if self
+            .housekept
+            .is_some_and(|t| now.duration_since(t) < HOUSEKEEP_BEFORE_SLEEP)
+        {
+            Idle::Sleep
+        } else {
+            Idle::Spin
+        }
+    }
+
+    /// Housekeeping ran at `now`.
+    pub(super) fn housekept(&mut self, now: Instant) {
+        self.housekept = Some(now);
     }
 
     /// After housekeeping: go on polling, sleep or yield.
     pub(super) fn idle(&self) -> Idle {
-        if self.sleepy() {
+        if self.sleepy {
             Idle::Sleep
         } else if self.core == CoreUse::Unpinned && self.idle > YIELD_AFTER {
             Idle::Yield
@@ -174,8 +248,9 @@ impl Timers {
 mod tests {
     use super::*;
 
+    /// The passes (1-based) among the next `n` that housekeep.
     fn passes(p: &mut Pace, n: u32, got: usize) -> Vec<u32> {
-        (1..=n).filter(|_| p.pass(got)).collect()
+        (1..=n).filter(|_| p.pass(got) == Step::Housekeep).collect()
     }
 
     #[test]
@@ -188,14 +263,56 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_core_nf_sleeps_after_16_empty_polls_and_checks_first() {
+    fn a_shared_core_nf_yields_at_once_and_sleeps_after_a_yield_that_let_someone_run() {
+        let t0 = Instant::now();
         let mut p = Pace::new(CoreUse::Shared);
-        assert_eq!(passes(&mut p, 16, 0), [], "spins first");
+        p.housekept(t0);
+        assert_eq!(p.pass(0), Step::Idle, "the first empty pass");
+        assert_eq!(p.shared_idle(t0), Idle::Yield);
+        // The yield returned after 3 µs: an NF sharing the core ran. Housekeeping ran
+        // within the millisecond, so straight to sleep.
+        let t1 = t0 + Duration::from_micros(3);
+        assert_eq!(p.pass(0), Step::Idle);
+        assert_eq!(p.shared_idle(t1), Idle::Sleep);
+        // A packet wakes it up for good.
+        assert_eq!(p.pass(1), Step::Poll);
         assert_eq!(p.idle(), Idle::Spin);
-        assert!(p.pass(0), "the 17th empty poll housekeeps before it sleeps");
+        assert_eq!(p.pass(0), Step::Idle);
+        assert_eq!(p.shared_idle(t1), Idle::Yield, "a new idle spell starts with a yield");
+    }
+
+    #[test]
+    fn a_shared_core_nf_alone_on_its_core_yields_for_a_while_then_housekeeps_and_sleeps() {
+        let t0 = Instant::now();
+        let mut p = Pace::new(CoreUse::Shared);
+        p.housekept(t0);
+        let mut t = t0;
+        let mut yields = 0;
+        // Each yield returns after 300 ns: nobody else wants the core.
+        while p.pass(0) == Step::Idle && p.shared_idle(t) == Idle::Yield {
+            yields += 1;
+            t += Duration::from_nanos(300);
+        }
+        assert!(t >= t0 + YIELD_ALONE_FOR, "yielded for {:?}", t - t0);
+        assert!(yields > 100, "{yields}");
+        // Housekeeping is more than a millisecond old: housekeep first, then sleep.
+        let mut p = Pace::new(CoreUse::Shared);
+        p.housekept(t0);
+        let late = t0 + Duration::from_millis(2);
+        assert_eq!(p.pass(0), Step::Idle);
+        assert_eq!(p.shared_idle(late), Idle::Yield);
+        assert_eq!(p.pass(0), Step::Idle);
+        assert_eq!(p.shared_idle(late + Duration::from_micros(5)), Idle::Spin);
+        p.housekept(late + Duration::from_micros(6));
         assert_eq!(p.idle(), Idle::Sleep);
-        assert!(!p.pass(1), "a packet wakes it up for good");
-        assert_eq!(p.idle(), Idle::Spin);
+    }
+
+    #[test]
+    fn only_a_shared_core_nf_asks_what_to_do_between_housekeeping() {
+        for core in [CoreUse::Own, CoreUse::Unpinned] {
+            let mut p = Pace::new(core);
+            assert!((0..1000).all(|_| p.pass(0) != Step::Idle), "{core:?}");
+        }
     }
 
     #[test]
