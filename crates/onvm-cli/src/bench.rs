@@ -12,6 +12,10 @@
 //! - `shared1core-Nnf`: speed_tester → simple_forwards → speed_tester, N NFs all on
 //!   core 1 in shared-core mode (the manager on core 0): switching between NFs on one
 //!   core (openNetVM's scenario C for N = 2).
+//! - `backpressure-off`/`-on`: generator port → 2 simple_forwards → a simple_forward
+//!   that spends 2 µs per packet (alone on core 1) → null, in shared-core mode, with chain
+//!   backpressure off and on: the figure is what leaves port 1, and the run also says
+//!   how much the first NF handled that dropped later (wasted work).
 //! - `port-chainN`: generator port → N simple_forwards → null port, through the
 //!   manager's switch and flow table (openNetVM's NIC path, scenario D).
 //! - `nullport-chainN`: the same from a receiving null port (`null:64B`, DPDK's
@@ -127,6 +131,43 @@ pub struct Record {
     /// library's own cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub handler_alone: Option<nfs::HandlerAlone>,
+    /// Backpressure scenarios: useful and wasted work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waste: Option<Waste>,
+}
+
+/// Backpressure scenarios: where the packets went, over the whole run (Mpps).
+#[derive(Debug, Clone, Serialize)]
+pub struct Waste {
+    /// Out of port 1: the useful work.
+    pub out_mpps: f64,
+    /// Handled by the first NF but not sent: work spent on packets that dropped later.
+    pub wasted_mpps: f64,
+    /// Dropped where they entered the chain, before any NF (`backpressure`).
+    pub entry_drop_mpps: f64,
+}
+
+impl Waste {
+    fn of(report: &onvm_mgr::Report) -> Waste {
+        let secs = report.uptime.as_secs_f64().max(1e-9);
+        let out = report.ports.get(1).map_or(0, |p| p.stats.tx);
+        let first: u64 = report
+            .nfs
+            .iter()
+            .filter(|n| n.service == 1)
+            .map(|n| n.counters.rx)
+            .sum();
+        let entry = report
+            .drops
+            .iter()
+            .find(|(name, _)| *name == "backpressure")
+            .map_or(0, |d| d.1);
+        Waste {
+            out_mpps: out as f64 / secs / 1e6,
+            wasted_mpps: first.saturating_sub(out) as f64 / secs / 1e6,
+            entry_drop_mpps: entry as f64 / secs / 1e6,
+        }
+    }
 }
 
 /// The switch thread's cycles per packet (`--profile`, port scenarios).
@@ -211,6 +252,9 @@ struct Scenario {
     files: Vec<(PathBuf, String)>,
     /// openNetVM's figures: (fast or only mode, slow mode).
     onvm: (Option<f64>, Option<f64>),
+    /// `Some(on)`: a backpressure scenario, backpressure on or off; the figure is the
+    /// rate out of port 1 (see [`Waste`]).
+    backpressure: Option<bool>,
 }
 
 fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duration) -> Result<Record, String> {
@@ -241,6 +285,7 @@ fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duratio
         probe_after_ns: None,
         switch_cycles: None,
         handler_alone: None,
+        waste: None,
     };
     match plan.role {
         Role::Tester { dest, count } => {
@@ -256,7 +301,7 @@ fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duratio
             Ok(rec(m.mpps, m.p50_ns, m.p99_ns))
         }
         Role::Forward { dest } => {
-            let mut h = Metered::new(SimpleForward { dest });
+            let mut h = Metered::new(SimpleForward::new(dest));
             nf.run(&mut h).map_err(|e| e.to_string())?;
             Ok(rec(h.meter.window().0, None, None))
         }
@@ -298,6 +343,7 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool, http
     o.stats = StatsMode::Off;
     o.log_events = false;
     o.profile = profile && !s.ports.is_empty();
+    o.backpressure = s.backpressure == Some(true);
     if http {
         // A port free now; the manager fails to start, saying so, if it went meanwhile.
         let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -377,6 +423,11 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool, http
     let mut r = measured.ok_or("no measuring NF")?;
     r.name = s.name.clone();
     r.nfs = s.nfs.len();
+    if s.backpressure.is_some() {
+        let w = Waste::of(&report);
+        r.mpps = w.out_mpps;
+        r.waste = Some(w);
+    }
     r.switch_cycles = report.profile.map(|p| {
         let (phases, total) = p.per_packet();
         SwitchCycles {
@@ -417,6 +468,7 @@ fn scenarios() -> Vec<Scenario> {
             nfs: vec![tester(None, 128)],
             files: Vec::new(),
             onvm: (Some(ONVM_SELF_LOOP), None),
+            backpressure: None,
         });
         v.push(Scenario {
             name: format!("chain2-{frame}B"),
@@ -431,6 +483,7 @@ fn scenarios() -> Vec<Scenario> {
             } else {
                 (None, None)
             },
+            backpressure: None,
         });
         v.push(Scenario {
             name: format!("chain3-{frame}B"),
@@ -449,6 +502,7 @@ fn scenarios() -> Vec<Scenario> {
             ],
             files: Vec::new(),
             onvm: (None, None),
+            backpressure: None,
         });
     }
     // NFs sharing one core (shared-core mode, all on core 1, the manager on core 0):
@@ -475,6 +529,33 @@ fn scenarios() -> Vec<Scenario> {
             } else {
                 (None, None)
             },
+            backpressure: None,
+        });
+    }
+    // A slow last NF (2 µs per packet, core 1) behind two quick ones (core 0, with the
+    // manager), in shared-core mode: what reaches port 1, and the work the quick ones
+    // spend on packets that drop.
+    for on in [false, true] {
+        let nf = |service, words: &[&str]| Plan {
+            service,
+            core: Some(u16::from(service == 3)),
+            shared: true,
+            role: Role::Nf(words.iter().map(|w| w.to_string()).collect()),
+        };
+        v.push(Scenario {
+            name: format!("backpressure-{}", if on { "on" } else { "off" }),
+            frame: 64,
+            latency: false,
+            ports: vec!["gen:64B,1024flows".into(), "null".into()],
+            chain: vec![1, 2, 3],
+            nfs: vec![
+                nf(1, &["simple_forward"]),
+                nf(2, &["simple_forward"]),
+                nf(3, &["simple_forward", "--busy-ns", "2000"]),
+            ],
+            files: Vec::new(),
+            onvm: (None, None),
+            backpressure: Some(on),
         });
     }
     for (kind, source) in [("port", "gen:64B,1024flows"), ("nullport", "null:64B")] {
@@ -491,6 +572,7 @@ fn scenarios() -> Vec<Scenario> {
                     .collect(),
                 files: Vec::new(),
                 onvm: (None, None),
+                backpressure: None,
             });
         }
     }
@@ -506,6 +588,7 @@ fn scenarios() -> Vec<Scenario> {
         nfs: vec![tester(None, 1)],
         files: Vec::new(),
         onvm: (None, None),
+        backpressure: None,
     });
     v.push(Scenario {
         name: "chain2-latency-64B".into(),
@@ -516,6 +599,7 @@ fn scenarios() -> Vec<Scenario> {
         nfs: vec![tester(Some(2), 1), fwd(2, Some(1), Some(0), false)],
         files: Vec::new(),
         onvm: (None, None),
+        backpressure: None,
     });
     v
 }
@@ -556,6 +640,7 @@ pub fn run(a: BenchArgs) -> CliResult {
         if let Some(Plan {
             role: Role::Nf(words), ..
         }) = s.nfs.first()
+            && s.backpressure.is_none()
         {
             r.handler_alone = Some(nfs::handler_alone(words)?);
         }
@@ -581,6 +666,14 @@ pub fn run(a: BenchArgs) -> CliResult {
                 _ => "-".into(),
             },
         );
+        if let Some(w) = &r.waste {
+            say!(
+                "  out of port 1 {:.3} Mpps; handled by the first NF but dropped later {:.3} Mpps; dropped at the chain's entry {:.3} Mpps",
+                w.out_mpps,
+                w.wasted_mpps,
+                w.entry_drop_mpps
+            );
+        }
         if let Some(h) = &r.handler_alone {
             say!(
                 "  its handler alone (offline, one core): {:.2} Mpps, {:.1} ns per packet over the library's {:.1}",

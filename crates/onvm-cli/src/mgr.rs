@@ -100,6 +100,11 @@ pub struct CommonMgr {
     /// Kill a hung NF too (`onvm up` does, so its restart policy brings it back).
     #[arg(long)]
     pub kill_hung: bool,
+    /// Chain-wide backpressure: while an NF's rings are more than 3/4 full, packets
+    /// entering a chain that leads to it are dropped there (`backpressure` drops), so
+    /// the NFs in front of it do no work for packets it would drop; until 1/4 full.
+    #[arg(long)]
+    pub backpressure: bool,
     /// Buffers an NF may hold outside its rings (kept and allocated packets); more
     /// are dropped as nf-over-quota [default: a quarter of the pool].
     #[arg(long, value_name = "BUFFERS")]
@@ -221,6 +226,7 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
         o.watchdog = Duration::from_millis(ms);
     }
     o.kill_hung = common.kill_hung || manager.and_then(|m| m.kill_hung).unwrap_or(false);
+    o.backpressure = common.backpressure || manager.and_then(|m| m.backpressure).unwrap_or(false);
     o.nf_quota = common.nf_quota.or_else(|| manager.and_then(|m| m.nf_quota));
     if let Some(c) = config {
         o.service_quota = c.quotas.clone();

@@ -482,6 +482,7 @@ pub fn demo(a: DemoArgs) -> CliResult {
         wait_for_nfs: None,
         watchdog_ms: None,
         kill_hung: false,
+        backpressure: false,
         nf_quota: None,
         openflow_listen: None,
         controllers: Vec::new(),

@@ -52,11 +52,14 @@ pub enum DropReason {
     /// A push, pop or TTL action could not be done to this packet: no room in front
     /// of it for a tag, or no such header (the event says which).
     BadEdit,
+    /// Backpressure: an NF on the packet's chain was behind, so the packet was dropped
+    /// where it entered the chain (`--backpressure`).
+    Backpressure,
 }
 
 impl DropReason {
     /// Every reason, in the order stats list them.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::NoRule,
         DropReason::Rule,
         DropReason::Nf,
@@ -77,6 +80,7 @@ impl DropReason {
         DropReason::InvalidTtl,
         DropReason::NoLiveBucket,
         DropReason::BadEdit,
+        DropReason::Backpressure,
     ];
 
     /// Short name used in stats.
@@ -102,6 +106,7 @@ impl DropReason {
             DropReason::InvalidTtl => "invalid-ttl",
             DropReason::NoLiveBucket => "group-no-live-bucket",
             DropReason::BadEdit => "bad-edit",
+            DropReason::Backpressure => "backpressure",
         }
     }
 }

@@ -114,6 +114,10 @@ pub struct Options {
     /// A hung NF is also killed (SIGKILL to the process on its socket's other end), so
     /// that a supervisor (`onvm up`) restarts it per its policy.
     pub kill_hung: bool,
+    /// Chain-wide backpressure: packets for an NF whose rings are more than 3/4 full
+    /// are dropped where they enter its chain (counted `backpressure`) until they are
+    /// less than 1/4 full, so NFs in front of it do no work for packets it would drop.
+    pub backpressure: bool,
     /// Buffers one NF may hold outside its rings (kept and allocated packets), unless
     /// its service has its own in `service_quota`; `None`: a quarter of the pool, so
     /// one hoarding NF cannot starve every other chain.
@@ -173,6 +177,7 @@ impl Options {
             log_events: true,
             watchdog: Duration::from_millis(500),
             kill_hung: false,
+            backpressure: false,
             nf_quota: None,
             service_quota: BTreeMap::new(),
             wait_for_nfs: None,

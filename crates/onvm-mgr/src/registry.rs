@@ -71,6 +71,9 @@ pub struct Instance {
     /// The watchdog found it not reading its rx ring: its service's flows go to the
     /// other instances, if there are any.
     pub hung: bool,
+    /// Backpressure found its rings over the high watermark (and not yet under the
+    /// low one): packets for it are dropped where they enter its chain.
+    pub behind: bool,
     /// Buffers it may hold outside its rings, and at most what the manager queues in
     /// its rx ring (set when it registers; `u32::MAX` until then).
     pub quota: u32,
@@ -231,6 +234,7 @@ impl Registry {
             counters: NfCounters::default(),
             rx_drop: 0,
             hung: false,
+            behind: false,
             quota: u32::MAX,
             since: Instant::now(),
             container: None,

@@ -21,6 +21,7 @@
 //! socket_uids = [1001, "alice"]           # optional: so may these users
 //! watchdog_ms = 500                        # an NF not reading its ring this long is hung (0: off)
 //! kill_hung = true                         # and is killed (onvm up then restarts it per policy)
+//! backpressure = true                      # drop at a chain's entry while an NF on it is behind
 //! nf_quota = 4096                          # buffers an NF may hold outside its rings (default: pool / 4)
 //!
 //! [services]                              # name -> service ID (1..32)
@@ -214,6 +215,8 @@ pub struct ManagerConfig {
     pub watchdog_ms: Option<u64>,
     /// A hung NF is killed (so a supervisor restarts it); `None`: the command's default.
     pub kill_hung: Option<bool>,
+    /// Chain-wide backpressure (`None`: the command's default, off).
+    pub backpressure: Option<bool>,
     /// Buffers an NF may hold outside its rings, unless its entry says otherwise;
     /// `None`: the manager's default (a quarter of the pool).
     pub nf_quota: Option<u32>,
@@ -503,6 +506,7 @@ struct RawManager {
     socket_uids: Vec<NameOrId>,
     watchdog_ms: Option<Spanned<u64>>,
     kill_hung: Option<bool>,
+    backpressure: Option<bool>,
     nf_quota: Option<Spanned<u32>>,
     docker: Option<String>,
 }
@@ -1023,6 +1027,7 @@ impl Config {
                 socket_uids: raw.manager.socket_uids.into_iter().map(NameOrId::into_string).collect(),
                 watchdog_ms: raw.manager.watchdog_ms.map(Spanned::into_inner),
                 kill_hung: raw.manager.kill_hung,
+                backpressure: raw.manager.backpressure,
                 nf_quota: raw.manager.nf_quota.map(Spanned::into_inner),
                 docker: raw.manager.docker,
             },

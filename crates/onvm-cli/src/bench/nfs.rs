@@ -246,6 +246,7 @@ pub(super) fn scenarios(dir: &Path) -> Vec<Scenario> {
                 nfs,
                 files: b.files.iter().map(|(f, t)| (dir.join(f), (*t).to_string())).collect(),
                 onvm: (None, None),
+                backpressure: None,
             }
         })
         .collect()

@@ -17,6 +17,7 @@ use onvm_shm::Buf;
 use super::{DropReason, Fwd};
 use crate::capture::Point;
 use crate::control_plane::PacketIn;
+use crate::edges::EdgeState;
 use crate::registry::{State, WAKE_RING, rings_of};
 use crate::router::{Decision, Fixed, Ingress, Learn, Plan, Step, Target};
 
@@ -55,10 +56,17 @@ impl Fwd<'_> {
     #[inline]
     pub(super) fn ingress_port_burst(&mut self, p: u16, burst: &mut Vec<Buf>) {
         let port = PortNo::physical(p);
-        if let Some(f) = self.router.fixed_target(&self.table, &self.reg, port)
-            && self.route_burst(&f, burst)
-        {
-            return;
+        if let Some(f) = self.router.fixed_target(&self.table, &self.reg, port) {
+            if let Target::Instance { id, .. } = f.target {
+                let k = self.pressure.admit(id, burst.len());
+                if k < burst.len() {
+                    self.acct
+                        .drop_all(&mut self.pool, burst.drain(k..), DropReason::Backpressure);
+                }
+            }
+            if self.route_burst(&f, burst) {
+                return;
+            }
         }
         for buf in burst.drain(..) {
             self.ingress_port(p, buf);
@@ -170,6 +178,13 @@ impl Fwd<'_> {
                 Ingress::Nf { id, .. } => format!("instance {id}"),
             };
             self.acct.complain(format!("buffer {index} from {from}: {e}"));
+        }
+        // A packet entering a chain whose NFs are behind stops here (backpressure).
+        if let Ingress::Port(_) = ingress
+            && let Plan::To(Target::Instance { id, .. }) = d.plan
+            && self.pressure.admit(id, 1) == 0
+        {
+            return self.drop(buf, DropReason::Backpressure);
         }
         self.carry_out(d, buf);
     }
@@ -620,6 +635,47 @@ impl Fwd<'_> {
     pub(super) fn topology_changed(&mut self) {
         self.direct.edges.close_all(&mut self.outbox);
         self.direct.tried.fill(false);
+    }
+
+    /// The rings instance `id` reads: its rx ring, and the edges into it it was told of.
+    pub(super) fn rings_read_by(&self, id: u16) -> impl Iterator<Item = u32> + '_ {
+        let edges = self.direct.edges.iter().filter(move |e| {
+            e.to == id
+                && !e.to_dead
+                && matches!(
+                    e.state,
+                    EdgeState::Open | EdgeState::ClosingProducer | EdgeState::ClosingConsumer
+                )
+        });
+        std::iter::once(rings_of(id).rx).chain(edges.map(|e| e.ring))
+    }
+
+    /// What each chain entry lets in under backpressure, from the congested instances,
+    /// their backlogs and the chains' shape (a service's `Next` follows its fixed rule,
+    /// if it has one); instances that caught up are said so.
+    pub(super) fn settle_pressure(&mut self, active: &[u16]) {
+        if !self.pressure.on() {
+            return;
+        }
+        let (reg, table) = (&self.reg, &self.table);
+        let mut next = [None; MAX_SERVICES as usize];
+        for svc in 1..MAX_SERVICES {
+            next[usize::from(svc)] = self.router.fixed_service(table, PortNo::service(svc));
+        }
+        let service_of = |id: u16| reg.get(id).map(|i| i.service);
+        for c in self
+            .pressure
+            .settle(active, service_of, |s| next.get(usize::from(s)).copied().flatten())
+        {
+            if let Some(i) = self.reg.get_mut(c.id) {
+                i.behind = false;
+                let tag = i.tag.clone();
+                self.acct.event(format!(
+                    "backpressure: NF {tag:?} (instance {}) caught up ({} waiting for it, in its rings and in front of it, of {})",
+                    c.id, c.waiting, c.room
+                ));
+            }
+        }
     }
 
     /// Drop what waits for instance `id`'s rx ring (it is gone).

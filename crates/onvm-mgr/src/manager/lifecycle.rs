@@ -172,6 +172,8 @@ impl Mgr<'_> {
         self.drain_edges_from(id);
         self.io.active.retain(|&a| a != id);
         self.watchdog.forget(id);
+        self.fwd.pressure.forget(id);
+        self.fwd.settle_pressure(&self.io.active);
         self.fwd.drop_queued_for(id);
         self.fwd.direct.edges.instance_gone(id, &mut self.fwd.outbox);
         self.fwd.topology_changed();

@@ -29,6 +29,7 @@ mod control;
 mod forward;
 mod lifecycle;
 mod planes;
+mod pressure;
 mod profile;
 mod report;
 mod socket;
@@ -185,6 +186,8 @@ struct Fwd<'r> {
     groups_deep: u8,
     /// Captures in progress (`crate::capture`).
     taps: crate::capture::Taps,
+    /// Which chain entries drop because an NF is behind (`Options::backpressure`).
+    pressure: pressure::Pressure,
 }
 
 /// What a packet carries from table to table (OpenFlow's metadata register and action
@@ -327,6 +330,7 @@ impl<'r> Mgr<'r> {
                 pipe: Pipe::default(),
                 groups_deep: 0,
                 taps: crate::capture::Taps::default(),
+                pressure: pressure::Pressure::new(opts.backpressure, usize::from(MAX_INSTANCES)),
             },
             ctl: Control::new(listener),
             planes,

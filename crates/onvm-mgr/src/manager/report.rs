@@ -248,6 +248,7 @@ pub(super) fn nf_row(i: &Instance) -> NfRow {
         parent: i.parent,
         state: match i.state {
             State::Running if i.hung => "hung",
+            State::Running if i.behind => "behind",
             State::Starting => "starting",
             State::Running => "running",
             State::Stopping => "stopping",

@@ -23,7 +23,6 @@ use super::{
     WAKE_BATCH, WAKE_DELAY,
 };
 use crate::capture::Point;
-use crate::edges::EdgeState;
 use crate::error::MgrError;
 use crate::options::StatsMode;
 use crate::registry::rings_of;
@@ -85,6 +84,7 @@ impl Mgr<'_> {
             }
             if self.timers.fire(Timer::Control, now) {
                 self.control_tick()?;
+                self.pressure_round();
             }
             // After the control tick: a controller's message counts as work too.
             if self.io.moved {
@@ -510,17 +510,8 @@ impl Mgr<'_> {
         let (io, fwd) = (&mut self.io, &mut self.fwd);
         let mut changed = false;
         for &id in &io.active {
-            // Rings this NF reads: its rx ring, and the edges into it it was told of.
-            let edges = fwd.direct.edges.iter().filter(|e| {
-                e.to == id
-                    && !e.to_dead
-                    && matches!(
-                        e.state,
-                        EdgeState::Open | EdgeState::ClosingProducer | EdgeState::ClosingConsumer
-                    )
-            });
             let (mut waiting, mut consumed) = (false, Vec::new());
-            for r in std::iter::once(rings_of(id).rx).chain(edges.map(|e| e.ring)) {
+            for r in fwd.rings_read_by(id) {
                 let Ok(ring) = fwd.region.ring(r) else {
                     continue;
                 };
@@ -556,6 +547,55 @@ impl Mgr<'_> {
         }
         if changed {
             fwd.topology_changed();
+        }
+    }
+
+    /// Backpressure's round (every control tick, when it is on): how full the rings
+    /// each running NF reads are, and so which chain entries drop (see `pressure.rs`).
+    fn pressure_round(&mut self) {
+        let (io, fwd) = (&self.io, &mut self.fwd);
+        if !fwd.pressure.on() {
+            return;
+        }
+        let mut changed = false;
+        for &id in &io.active {
+            // Its fullest ring is the one that overflows first: packets come in through
+            // one ring or another (the rx ring, or an edge), rarely through all.
+            let (mut waiting, mut room) = (0u32, 1u32);
+            let quota = fwd.reg.get(id).map_or(u32::MAX, |i| i.quota.max(1));
+            for r in fwd.rings_read_by(id) {
+                if let Ok(ring) = fwd.region.ring(r) {
+                    // A corrupt ring holds nothing we can count; none holds more than
+                    // the NF's quota (a sender caps an edge at it).
+                    let (n, cap) = (ring.len().unwrap_or(0), ring.capacity().min(quota));
+                    if u64::from(n) * u64::from(room) > u64::from(waiting) * u64::from(cap) {
+                        (waiting, room) = (n, cap);
+                    }
+                }
+            }
+            let hung = fwd.reg.get(id).is_some_and(|i| i.hung);
+            if let Some(c) = fwd.pressure.observe(id, waiting, room, hung) {
+                changed = true;
+                let tag = match fwd.reg.get_mut(id) {
+                    Some(i) => {
+                        i.behind = c.congested;
+                        i.tag.clone()
+                    }
+                    None => String::new(),
+                };
+                fwd.acct.event(if c.congested {
+                    format!(
+                        "backpressure: NF {tag:?} (instance {id}) is behind ({} of {} waiting): packets for it are let into its chain only as it makes room",
+                        c.waiting, c.room
+                    )
+                } else {
+                    format!("backpressure: NF {tag:?} (instance {id}) is hung: left to the watchdog")
+                });
+            }
+        }
+        // While one is behind, its backlog moves every round: so do the credits.
+        if changed || fwd.pressure.pressing() {
+            fwd.settle_pressure(&io.active);
         }
     }
 

@@ -293,6 +293,18 @@ impl Router {
         }
     }
 
+    /// The service every packet entering table 0 from `port` goes to, when the port's
+    /// fixed rule outputs to one (backpressure follows chains with it).
+    pub fn fixed_service(&mut self, table: &FlowTable, port: PortNo) -> Option<u16> {
+        match self.fixed.get(table, port)? {
+            (_, _, Some(Action::Output(to))) => match to.kind() {
+                PortKind::Service(s) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Where every packet entering table 0 from `port` goes when none of them needs a
     /// look (a whole burst of them, routed at once): the port's fixed rule outputs to a
     /// physical port (not its own) or to a service with one instance. With the rule
