@@ -129,7 +129,7 @@ pub fn console(prev: Option<&Snapshot>, cur: &Snapshot) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{:<16} {:>4} / {:>3} / {:>4}  {:>10} / {:<10}  {:>9} / {:<9}  {:>12} / {:>12} / {:>10}  {:>10} / {:>6} / {:>6}",
+        "\n{:<16} {:>4} / {:>3} / {:>4}  {:>10} / {:<10}  {:>9} / {:<9}  {:>12} / {:>12} / {:>10}  {:>10} / {:>6} / {:>6}  {:>5} {:>9}",
         "NF TAG",
         "IID",
         "SID",
@@ -143,15 +143,17 @@ pub fn console(prev: Option<&Snapshot>, cur: &Snapshot) -> String {
         "drop",
         "next",
         "buf",
-        "ret"
+        "ret",
+        "cpu%",
+        "sleeps/s"
     );
-    let _ = writeln!(s, "{}", "-".repeat(150));
+    let _ = writeln!(s, "{}", "-".repeat(166));
     for n in &cur.nfs {
         let old = prev.and_then(|x| x.nf(n));
         let c = &n.counters;
         let _ = writeln!(
             s,
-            "{:<16} {:>4} / {:>3} / {:>4}  {:>10} / {:<10}  {:>9} / {:<9}  {:>12} / {:>12} / {:>10}  {:>10} / {:>6} / {:>6}",
+            "{:<16} {:>4} / {:>3} / {:>4}  {:>10} / {:<10}  {:>9} / {:<9}  {:>12} / {:>12} / {:>10}  {:>10} / {:>6} / {:>6}  {:>5.1} {:>9}",
             n.tag,
             n.id,
             n.service,
@@ -166,6 +168,8 @@ pub fn console(prev: Option<&Snapshot>, cur: &Snapshot) -> String {
             c.act_next,
             c.act_buffer,
             c.act_returned,
+            100.0 * cpu_share(c.cpu_ns, old.map(|o| o.counters.cpu_ns), dt),
+            rate(c.sleeps, old.map(|o| o.counters.sleeps), dt),
         );
         if let Some(id) = &n.container {
             // The row's end: the container it runs in.
@@ -251,7 +255,7 @@ pub fn csv_lines(prev: Option<&Snapshot>, cur: &Snapshot, at: SystemTime) -> Str
         let tx_drop_rate = rate(c.tx_drop, old.map(|o| o.counters.tx_drop), dt);
         let _ = writeln!(
             s,
-            "{ts},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},0,0",
+            "{ts},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             n.tag,
             n.id,
             n.service,
@@ -273,9 +277,20 @@ pub fn csv_lines(prev: Option<&Snapshot>, cur: &Snapshot, at: SystemTime) -> Str
             c.act_next,
             c.act_buffer,
             c.act_returned,
+            c.sleeps,
+            rate(c.sleeps, old.map(|o| o.counters.sleeps), dt),
         );
     }
     s
+}
+
+/// The share of one core a thread used between two readings of its CPU time
+/// (nanoseconds) `dt` seconds apart; 0 without an earlier reading.
+pub fn cpu_share(now_ns: u64, before_ns: Option<u64>, dt: f64) -> f64 {
+    match before_ns {
+        Some(b) if dt > 0.0 => now_ns.saturating_sub(b) as f64 / 1e9 / dt,
+        _ => 0.0,
+    }
 }
 
 #[cfg(test)]

@@ -1371,15 +1371,20 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
     fn quotas_and_watchdog() {
         let two = |a: &str, b: &str| {
             format!(
-                "[manager]\nnf_quota = 4096\nwatchdog_ms = 300\nkill_hung = false\n[services]\na = 1\nb = 2\n\
+                "[manager]\nnf_quota = 4096\nwatchdog_ms = 300\nkill_hung = false\nbackpressure = true\n[services]\na = 1\nb = 2\n\
                  [[nfs]]\nname = \"n\"\nservice = \"a\"\n{a}\n[[nfs]]\nname = \"m\"\nservice = \"b\"\n{b}\n"
             )
         };
         let c = Config::from_toml(&two("quota = 100", "")).unwrap();
         assert_eq!(c.quotas, BTreeMap::from([(1, 100)]));
         assert_eq!(
-            (c.manager.nf_quota, c.manager.watchdog_ms, c.manager.kill_hung),
-            (Some(4096), Some(300), Some(false))
+            (
+                c.manager.nf_quota,
+                c.manager.watchdog_ms,
+                c.manager.kill_hung,
+                c.manager.backpressure
+            ),
+            (Some(4096), Some(300), Some(false), Some(true))
         );
         let e = Config::from_toml(&two("quota = 0", "")).unwrap_err();
         assert!(matches!(e.kind, ConfigErrorKind::BadQuota { quota: 0, .. }), "{e}");

@@ -45,7 +45,7 @@ pub mod env {
 }
 
 /// Version of this protocol (and of the region layout it hands out). Bump on any change.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Upper bound of an encoded message, for sizing receive buffers.
 pub const MAX_MESSAGE_LEN: usize = MAX_MSG_PAYLOAD + 16;
@@ -92,10 +92,14 @@ pub struct NfCounters {
     pub act_returned: u64,
     /// Fresh buffers taken from the alloc ring.
     pub allocated: u64,
+    /// Times it slept on its doorbell (a shared-core NF with nothing to do).
+    pub sleeps: u64,
+    /// CPU time its thread used, in nanoseconds (the stats turn it into a CPU share).
+    pub cpu_ns: u64,
 }
 
 impl NfCounters {
-    const FIELDS: usize = 10;
+    const FIELDS: usize = 12;
 
     fn to_array(self) -> [u64; Self::FIELDS] {
         [
@@ -109,6 +113,8 @@ impl NfCounters {
             self.act_buffer,
             self.act_returned,
             self.allocated,
+            self.sleeps,
+            self.cpu_ns,
         ]
     }
 
@@ -124,6 +130,8 @@ impl NfCounters {
             act_buffer,
             act_returned,
             allocated,
+            sleeps,
+            cpu_ns,
         ] = a;
         NfCounters {
             rx,
@@ -136,6 +144,8 @@ impl NfCounters {
             act_buffer,
             act_returned,
             allocated,
+            sleeps,
+            cpu_ns,
         }
     }
 }

@@ -81,7 +81,7 @@ pub(crate) fn render(seen: &Seen, answer: &Histogram) -> String {
         .filter(|n| n.state != "exited" && running(n.id).is_some())
         .collect();
     let labels = |n: &crate::stats::NfRow| [n.tag.clone(), n.service.to_string(), n.id.to_string()];
-    let nf_counters: [Read<crate::stats::NfRow>; 4] = [
+    let nf_counters: [Read<crate::stats::NfRow>; 6] = [
         ("onvm_nf_rx_packets_total", "Packets an NF took from its rings", |n| {
             n.counters.rx
         }),
@@ -95,6 +95,16 @@ pub(crate) fn render(seen: &Seen, answer: &Histogram) -> String {
             "onvm_nf_rx_dropped_total",
             "Packets the manager could not give an NF (its rx ring was full)",
             |n| n.rx_drop,
+        ),
+        (
+            "onvm_nf_sleeps_total",
+            "Times an NF slept on its doorbell (shared-core mode): its wake-ups",
+            |n| n.counters.sleeps,
+        ),
+        (
+            "onvm_nf_cpu_nanoseconds_total",
+            "CPU time an NF's thread used (its share of a core: the rate over time)",
+            |n| n.counters.cpu_ns,
         ),
     ];
     for (name, help, f) in nf_counters {

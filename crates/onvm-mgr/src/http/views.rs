@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use onvm_proto::flow::{Action, Match, PortKind, PortNo, Rule, RuleId};
 
 use super::asks::Seen;
+use crate::stats::cpu_share;
 
 /// Per-second rate of a counter between two observations `dt` seconds apart.
 fn rate(now: u64, before: Option<u64>, dt: f64) -> f64 {
@@ -194,6 +195,8 @@ pub(crate) fn document(now: &Seen, prev: Option<&Seen>) -> Value {
                     "buffer": c.act_buffer, "returned": c.act_returned,
                 },
                 "rx_pps": rx_pps, "tx_pps": tx_pps,
+                "sleeps": c.sleeps, "sleeps_per_s": rate(c.sleeps, b.map(|b| b.counters.sleeps), dt),
+                "cpu_share": cpu_share(c.cpu_ns, b.map(|b| b.counters.cpu_ns), dt),
                 "rx_ring": ring.map(|r| r.rx), "tx_ring": ring.map(|r| r.tx),
                 "ring_capacity": ring.map(|r| r.capacity),
             })

@@ -317,8 +317,10 @@ impl<'r> Runtime<'r> {
         Ok(None)
     }
 
-    /// Send the counters to the manager.
-    fn report(&self) -> Result<(), NfError> {
+    /// Send the counters to the manager, with the CPU time this thread has used.
+    fn report(&mut self) -> Result<(), NfError> {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        self.ctx.counters.cpu_ns = (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64;
         tell(self.sock, &NfMsg::Counters(self.ctx.counters))
     }
 
@@ -337,6 +339,7 @@ impl<'r> Runtime<'r> {
         self.out.ring_bells();
         // Senders on edges ring the same doorbell as the manager, so one sleep covers
         // every ring this NF reads.
+        self.ctx.counters.sleeps += 1;
         let inbound = &mut self.inbound;
         self.rx.wait_until(
             // A corrupt ring is not ready: the manager's write that mends it rings the
