@@ -165,6 +165,7 @@ mod tests {
                 restart: RestartPolicy::NEVER,
                 image: image.map(String::from),
                 memory: None,
+                weight: None,
             },
             index: 0,
         }

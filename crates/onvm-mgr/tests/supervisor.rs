@@ -44,6 +44,7 @@ fn sh(script: &str, mode: RestartMode, max_restarts: Option<u32>) -> NfInstance 
             },
             image: None,
             memory: None,
+            weight: None,
         },
         index: 0,
     }

@@ -53,6 +53,10 @@ pub struct NfArgs {
     /// Run on this core (openNetVM -m with -l CORE).
     #[arg(long)]
     pub core: Option<u16>,
+    /// CPU weight against the NFs sharing its core, cgroup v2's `cpu.weight` scale
+    /// (1..=10000, 100 = default; above 100 needs root) [default: $ONVM_WEIGHT].
+    #[arg(long, value_name = "WEIGHT")]
+    pub weight: Option<u32>,
     /// Manager's control socket (default: $ONVM_SOCKET, else the per-user default).
     #[arg(long)]
     pub socket: Option<PathBuf>,
@@ -85,6 +89,9 @@ impl NfArgs {
         }
         if let Some(l) = self.packet_limit {
             b = b.packet_limit(l);
+        }
+        if let Some(w) = self.weight {
+            b = b.weight(w);
         }
         if let Some(core) = self.core {
             b = b.core(core);

@@ -22,6 +22,7 @@ pub struct NfBuilder {
     pub(crate) instance: Option<u16>,
     pub(crate) core: Option<u16>,
     pub(crate) shared_core: bool,
+    pub(crate) weight: Option<u32>,
     pub(crate) ttl: Option<Duration>,
     pub(crate) packet_limit: Option<u64>,
     pub(crate) socket: Option<PathBuf>,
@@ -40,6 +41,8 @@ pub const ENV_SERVICE: &str = onvm_proto::ctrl::env::SERVICE;
 pub const ENV_TAG: &str = onvm_proto::ctrl::env::TAG;
 /// `1` when the NF should share its core and sleep when idle (`shared_cores = true`).
 pub const ENV_SHARED_CORE: &str = onvm_proto::ctrl::env::SHARED_CORE;
+/// The NF's CPU weight, set by `onvm up` from the config's `weight`.
+pub const ENV_WEIGHT: &str = onvm_proto::ctrl::env::WEIGHT;
 
 /// A registered NF, ready to [`run`](Nf::run).
 #[derive(Debug)]
@@ -73,6 +76,7 @@ impl NfBuilder {
             instance: None,
             core: None,
             shared_core: false,
+            weight: None,
             ttl: None,
             packet_limit: None,
             socket: None,
@@ -108,6 +112,12 @@ impl NfBuilder {
             Some("1") => b.shared_core = true,
             Some(v) => b.env_error = Some(format!("{ENV_SHARED_CORE}={v:?} is neither 0 nor 1")),
         }
+        if let Some(v) = var(ENV_WEIGHT) {
+            match v.parse() {
+                Ok(w) => b.weight = Some(w),
+                Err(_) => b.env_error = Some(format!("{ENV_WEIGHT}={v:?} is not a weight")),
+            }
+        }
         b
     }
 
@@ -131,6 +141,15 @@ impl NfBuilder {
     /// Insist on an instance ID (`-n`).
     pub fn instance(mut self, id: u16) -> Self {
         self.instance = Some(id);
+        self
+    }
+
+    /// Its CPU weight against the NFs it shares a core with, on cgroup v2's
+    /// `cpu.weight` scale (1..=10000; 100, the default, is a plain thread's): its thread
+    /// gets the nice value the kernel's scheduler weighs so (1.25× per step, so 200 is
+    /// nice -3, 50 is nice 3). Above 100 needs CAP_SYS_NICE (root).
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = Some(weight);
         self
     }
 
@@ -184,6 +203,13 @@ impl NfBuilder {
             return Err(NfError::Option(format!(
                 "tag {:?} must be 1 to {MAX_TAG_LEN} bytes",
                 self.tag
+            )));
+        }
+        if let Some(w) = self.weight
+            && !(1..=10_000).contains(&w)
+        {
+            return Err(NfError::Option(format!(
+                "weight {w} is out of range (1..=10000, 100 being a plain thread's)"
             )));
         }
         if self.service == 0 || self.service >= MAX_SERVICES {

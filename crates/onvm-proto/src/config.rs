@@ -246,6 +246,9 @@ pub struct NfSpec {
     /// A container's memory limit in bytes (`memory = "256M"`); `None`: the launcher's
     /// default.
     pub memory: Option<u64>,
+    /// CPU weight against the NFs sharing its core (`weight = 200`; cgroup v2's
+    /// `cpu.weight` scale, 1..=10000, 100 = default): handed to it as `ONVM_WEIGHT`.
+    pub weight: Option<u32>,
 }
 
 /// A checked config.
@@ -379,6 +382,14 @@ pub enum ConfigErrorKind {
         quota: u32,
         /// What is wrong.
         problem: &'static str,
+    },
+    /// A `weight` outside 1..=10000.
+    #[error("NF {nf:?}: weight {weight} is out of range (1..=10000, 100 = default)")]
+    BadWeight {
+        /// NF name.
+        nf: String,
+        /// The weight given.
+        weight: u32,
     },
     /// Both `image` and `binary`: a container runs its image's entrypoint.
     #[error("NF {nf:?}: give `image` (a container) or `binary` (a process), not both")]
@@ -551,6 +562,7 @@ struct RawNf {
     quota: Option<Spanned<u32>>,
     image: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
+    weight: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -941,6 +953,18 @@ impl Config {
                     )
                 })?),
             };
+            let weight = match &nf.weight {
+                Some(w) if !(1..=10_000).contains(w.get_ref()) => {
+                    return Err(lines.err(
+                        w.span(),
+                        ConfigErrorKind::BadWeight {
+                            nf: name,
+                            weight: *w.get_ref(),
+                        },
+                    ));
+                }
+                w => w.as_ref().map(|w| *w.get_ref()),
+            };
             nfs.push(NfSpec {
                 name,
                 binary: nf.binary.clone(),
@@ -950,6 +974,7 @@ impl Config {
                 restart,
                 image,
                 memory,
+                weight,
             });
         }
         let total: usize = per_service.values().sum();
@@ -1385,6 +1410,13 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
                 c.manager.backpressure
             ),
             (Some(4096), Some(300), Some(false), Some(true))
+        );
+        let c = Config::from_toml(&two("weight = 200", "")).unwrap();
+        assert_eq!((c.nfs[0].weight, c.nfs[1].weight), (Some(200), None));
+        let e = Config::from_toml(&two("", "weight = 0")).unwrap_err();
+        assert!(
+            matches!(e.kind, ConfigErrorKind::BadWeight { weight: 0, .. }) && e.line.is_some(),
+            "{e}"
         );
         let e = Config::from_toml(&two("quota = 0", "")).unwrap_err();
         assert!(matches!(e.kind, ConfigErrorKind::BadQuota { quota: 0, .. }), "{e}");

@@ -42,6 +42,8 @@ pub mod env {
     pub const SHARED_CORE: &str = "ONVM_SHARED_CORE";
     /// The name of the container the NF runs in, for the manager's stats.
     pub const CONTAINER: &str = "ONVM_CONTAINER";
+    /// The NF's CPU weight (cgroup v2's `cpu.weight` scale: 1..=10000, 100 = default).
+    pub const WEIGHT: &str = "ONVM_WEIGHT";
 }
 
 /// Version of this protocol (and of the region layout it hands out). Bump on any change.

@@ -556,6 +556,7 @@ mod tests {
                 },
                 image: None,
                 memory: None,
+                weight: None,
             },
             index: 0,
         }

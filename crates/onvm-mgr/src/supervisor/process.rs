@@ -160,6 +160,9 @@ impl ProcessLauncher {
         cmd.env(env::SERVICE, spec.service.to_string());
         cmd.env(env::TAG, &spec.name);
         cmd.env(env::SHARED_CORE, if self.shared_cores { "1" } else { "0" });
+        if let Some(w) = spec.weight {
+            cmd.env(env::WEIGHT, w.to_string());
+        }
         cmd.stdin(Stdio::null());
         if self.stdout == NfOutput::Null {
             cmd.stdout(Stdio::null());
@@ -237,6 +240,7 @@ mod tests {
                 restart: RestartPolicy::NEVER,
                 image: None,
                 memory: None,
+                weight: None,
             },
             index: 1,
         }

@@ -97,8 +97,34 @@ pub(crate) fn run<H: Handler>(nf: Nf, handler: &mut H) -> Result<Summary, NfErro
     } else {
         CoreUse::Unpinned
     };
+    if let Some(w) = opts.weight {
+        weigh(w)?;
+    }
     let holder = region.holder(OwnerId(reg.instance))?;
     Runtime::new(&opts, &reg, &sock, &region, &holder, core)?.run(handler)
+}
+
+/// The nice value the kernel's scheduler weighs as `weight` against 100 (nice 0): each
+/// nice step is 1.25× (the kernel's `sched_prio_to_weight`).
+pub(crate) fn nice_for(weight: u32) -> i32 {
+    let n = (100.0 / f64::from(weight.max(1))).ln() / 1.25f64.ln();
+    (n.round() as i32).clamp(-20, 19)
+}
+
+/// Give this thread the scheduler weight `weight` (see [`crate::NfBuilder::weight`]).
+fn weigh(weight: u32) -> Result<(), NfError> {
+    let nice = nice_for(weight);
+    let tid = rustix::thread::gettid();
+    rustix::process::setpriority_process(Some(tid), nice).map_err(|e| {
+        NfError::Option(format!(
+            "weight {weight} (nice {nice}) cannot be set: {e}{}",
+            if nice < 0 {
+                "; a weight above 100 needs CAP_SYS_NICE (root)"
+            } else {
+                ""
+            }
+        ))
+    })
 }
 
 /// A running NF: its rings, its buffers, the edge protocol's state, its counters and
@@ -388,5 +414,20 @@ impl<'r> Runtime<'r> {
             elapsed: self.started.elapsed(),
             reason: reason.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nice_for;
+
+    #[test]
+    fn weights_map_to_the_nice_values_the_scheduler_weighs_so() {
+        // The kernel's table: nice 0 = 1024, -3 = 1991 (1.94x), 3 = 526 (0.51x).
+        assert_eq!(nice_for(100), 0);
+        assert_eq!(nice_for(200), -3);
+        assert_eq!(nice_for(50), 3);
+        assert_eq!(nice_for(125), -1);
+        assert_eq!((nice_for(1), nice_for(10_000)), (19, -20), "clamped to nice's range");
     }
 }
