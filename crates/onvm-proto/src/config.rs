@@ -36,6 +36,7 @@
 //! restart = "on-failure"                  # never | on-failure | always
 //! max_restarts = 3                       # over the NF's life; default 5
 //! backoff = { initial_ms = 100, max_ms = 10000, factor = 2 }   # optional; these are the defaults
+//! weight = 200                            # CPU weight against NFs sharing its core (100 = default)
 //!
 //! [[chains]]
 //! name = "main"
