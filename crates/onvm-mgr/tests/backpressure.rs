@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{chain, opts, start};
+use common::{busy_nf, chain, opts, start};
 use onvm_mgr::Report;
-use onvm_nf::{Action, Nf, handler_fn};
 
 /// Runs the chain port 0 → quick NF → slow NF → port 1 for 2 s; the report, and how
 /// many packets the quick NF handled.
@@ -22,28 +21,8 @@ fn run(name: &str, backpressure: bool) -> (Report, u64) {
     let (_stop, mgr) = start(o);
     // The quick NF shares core 0 with the manager, the slow one has core 1: the quick
     // one is not held back by the slow one's use of its core.
-    let nf = |service: u16, core: u16, busy: Duration| {
-        let p = path.clone();
-        std::thread::spawn(move || {
-            let nf = Nf::builder(format!("s{service}"))
-                .service(service)
-                .shared_core(true)
-                .core(core)
-                .socket(p)
-                .connect()
-                .unwrap();
-            nf.run(handler_fn(move |_, _| {
-                let t = Instant::now();
-                while t.elapsed() < busy {
-                    std::hint::spin_loop();
-                }
-                Action::Next
-            }))
-            .unwrap()
-        })
-    };
-    let slow = nf(2, 1, Duration::from_micros(20));
-    let quick = nf(1, 0, Duration::ZERO);
+    let slow = busy_nf(&path, 2, Some(1), None, Duration::from_micros(20));
+    let quick = busy_nf(&path, 1, Some(0), None, Duration::ZERO);
     let report = mgr.join().unwrap();
     let (q, _) = (quick.join().unwrap(), slow.join().unwrap());
     assert!(report.conserved(), "{}", report.conservation_line());

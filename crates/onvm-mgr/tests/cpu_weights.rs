@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{opts, start};
-use onvm_nf::{Action, Nf, handler_fn};
+use common::{busy_nf, opts, start};
 use onvm_proto::flow::{Action as RuleAction, Match, PortNo, Rule};
 
 fn to(from: PortNo, to: PortNo) -> Rule {
@@ -29,31 +28,8 @@ fn run(name: &str, weights: (Option<u32>, Option<u32>)) -> (u64, u64) {
     o.wait_for_nfs = Some((2, Duration::from_secs(10)));
     let path = o.socket.clone();
     let (_stop, mgr) = start(o);
-    let nf = |service: u16, cost: Duration, weight: Option<u32>| {
-        let p = path.clone();
-        std::thread::spawn(move || {
-            let mut b = Nf::builder(format!("s{service}"))
-                .service(service)
-                .shared_core(true)
-                .core(1)
-                .socket(p);
-            if let Some(w) = weight {
-                b = b.weight(w);
-            }
-            b.connect()
-                .unwrap()
-                .run(handler_fn(move |_, _| {
-                    let t = Instant::now();
-                    while t.elapsed() < cost {
-                        std::hint::spin_loop();
-                    }
-                    Action::Next
-                }))
-                .unwrap_or_else(|e| panic!("NF of service {service}: {e}"))
-        })
-    };
-    let cheap = nf(1, Duration::from_micros(1), weights.0);
-    let costly = nf(2, Duration::from_micros(2), weights.1);
+    let cheap = busy_nf(&path, 1, Some(1), weights.0, Duration::from_micros(1));
+    let costly = busy_nf(&path, 2, Some(1), weights.1, Duration::from_micros(2));
     let report = mgr.join().unwrap();
     let (a, b) = (cheap.join().unwrap(), costly.join().unwrap());
     assert!(report.conserved(), "{}", report.conservation_line());

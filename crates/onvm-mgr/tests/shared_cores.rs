@@ -6,8 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{chain, opts, start};
-use onvm_nf::{Action, Nf, handler_fn};
+use common::{busy_nf, chain, opts, start};
 
 #[test]
 fn shared_core_nfs_under_light_load_sleep_and_report_their_wakeups_and_cpu() {
@@ -16,21 +15,8 @@ fn shared_core_nfs_under_light_load_sleep_and_report_their_wakeups_and_cpu() {
     o.wait_for_nfs = Some((2, Duration::from_secs(10)));
     let path = o.socket.clone();
     let (_stop, mgr) = start(o);
-    let nf = |service: u16| {
-        let p = path.clone();
-        std::thread::spawn(move || {
-            Nf::builder(format!("s{service}"))
-                .service(service)
-                .shared_core(true)
-                .core(1)
-                .socket(p)
-                .connect()
-                .unwrap()
-                .run(handler_fn(|_, _| Action::Next))
-                .unwrap()
-        })
-    };
-    let (second, first) = (nf(2), nf(1));
+    let second = busy_nf(&path, 2, Some(1), None, Duration::ZERO);
+    let first = busy_nf(&path, 1, Some(1), None, Duration::ZERO);
     let report = mgr.join().unwrap();
     let summaries = [first.join().unwrap(), second.join().unwrap()];
     assert!(report.conserved(), "{}", report.conservation_line());

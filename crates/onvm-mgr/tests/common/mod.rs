@@ -106,3 +106,37 @@ pub fn register_by_hand(path: &Path, tag: &str, service: u16) -> ByHand {
         reg,
     }
 }
+
+/// An NF thread in shared-core mode (on `core`, if given, at `weight`, if given) that
+/// spends `cost` per packet busy-waiting and sends each on (`Next`): its summary.
+pub fn busy_nf(
+    path: &Path,
+    service: u16,
+    core: Option<u16>,
+    weight: Option<u32>,
+    cost: Duration,
+) -> std::thread::JoinHandle<onvm_nf::Summary> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let mut b = onvm_nf::Nf::builder(format!("s{service}"))
+            .service(service)
+            .shared_core(true)
+            .socket(path);
+        if let Some(c) = core {
+            b = b.core(c);
+        }
+        if let Some(w) = weight {
+            b = b.weight(w);
+        }
+        b.connect()
+            .unwrap_or_else(|e| panic!("NF of service {service}: {e}"))
+            .run(onvm_nf::handler_fn(move |_, _| {
+                let t = Instant::now();
+                while t.elapsed() < cost {
+                    std::hint::spin_loop();
+                }
+                onvm_nf::Action::Next
+            }))
+            .unwrap_or_else(|e| panic!("NF of service {service}: {e}"))
+    })
+}
