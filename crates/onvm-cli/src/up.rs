@@ -216,6 +216,19 @@ pub fn run_config(cfg: &Config, file: Option<&Path>, common: &CommonMgr, quiet_n
     // A hung NF is killed here unless the config says otherwise: its restart policy
     // then brings it back, which a manager alone cannot do.
     opts.kill_hung |= cfg.manager.kill_hung.is_none();
+    // Entries with `autoscale`: the manager asks this loop's supervisor for instances.
+    for nf in &cfg.nfs {
+        if let Some(policy) = nf.autoscale
+            && let Some((name, _)) = cfg.services.iter().find(|(_, id)| **id == nf.service)
+        {
+            opts.autoscale.push(onvm_mgr::AutoscaleRule {
+                service: nf.service,
+                name: name.clone(),
+                min: nf.instances,
+                policy,
+            });
+        }
+    }
     let socket = opts.socket.clone();
     let stop = crate::stop_on_signals();
     // SIGHUP reloads the file (scaling); taken from the start, so that an early one

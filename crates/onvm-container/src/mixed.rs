@@ -166,6 +166,7 @@ mod tests {
                 image: image.map(String::from),
                 memory: None,
                 weight: None,
+                autoscale: None,
             },
             index: 0,
         }

@@ -41,4 +41,4 @@ pub mod topology;
 pub use drops::DropReason;
 pub use error::MgrError;
 pub use manager::{Report, SwitchProfile, run};
-pub use options::{ManagerCore, Options, SocketAccess, StatsMode};
+pub use options::{AutoscaleRule, ManagerCore, Options, SocketAccess, StatsMode};

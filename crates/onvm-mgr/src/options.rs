@@ -140,6 +140,22 @@ pub struct Options {
     /// Where the HTTP endpoint sends NF stops, restarts and scaling: the supervisor of
     /// `onvm up`, which runs the NFs (a manager alone has none).
     pub supervisor: Option<std::sync::mpsc::Sender<crate::supervisor::Request>>,
+    /// Services whose instances follow their load (`onvm up`, from the config's
+    /// `autoscale`): the manager asks [`Options::supervisor`] for more or fewer.
+    pub autoscale: Vec<AutoscaleRule>,
+}
+
+/// One service's autoscaling (see `onvm_proto::config::Autoscale`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoscaleRule {
+    /// Service ID.
+    pub service: u16,
+    /// Its name, as the supervisor knows it.
+    pub name: String,
+    /// Fewest instances.
+    pub min: u16,
+    /// When to add and remove one, and the most.
+    pub policy: onvm_proto::config::Autoscale,
 }
 
 impl Options {
@@ -186,6 +202,7 @@ impl Options {
             profile: false,
             http: None,
             supervisor: None,
+            autoscale: Vec::new(),
         }
     }
 }

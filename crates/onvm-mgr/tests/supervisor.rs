@@ -45,6 +45,7 @@ fn sh(script: &str, mode: RestartMode, max_restarts: Option<u32>) -> NfInstance 
             image: None,
             memory: None,
             weight: None,
+            autoscale: None,
         },
         index: 0,
     }

@@ -37,6 +37,7 @@
 //! max_restarts = 3                       # over the NF's life; default 5
 //! backoff = { initial_ms = 100, max_ms = 10000, factor = 2 }   # optional; these are the defaults
 //! weight = 200                            # CPU weight against NFs sharing its core (100 = default)
+//! autoscale = { max = 4, ring_percent = 50, after_ms = 200, idle_ms = 2000 }   # instances follow load
 //!
 //! [[chains]]
 //! name = "main"
@@ -250,6 +251,25 @@ pub struct NfSpec {
     /// CPU weight against the NFs sharing its core (`weight = 200`; cgroup v2's
     /// `cpu.weight` scale, 1..=10000, 100 = default): handed to it as `ONVM_WEIGHT`.
     pub weight: Option<u32>,
+    /// Autoscaling between `instances` and a maximum (`autoscale = { max = 4 }`).
+    pub autoscale: Option<Autoscale>,
+}
+
+/// When an NF entry's instances follow its load (`autoscale = { max = 4, ring_percent
+/// = 50, after_ms = 200, idle_ms = 2000 }` in its `[[nfs]]` entry): the manager asks for
+/// one more instance when its instances' fullest rings stay over `ring_percent` for
+/// `after_ms`, up to `max`, and for one fewer when they stay under a quarter of that
+/// for `idle_ms`, down to `instances`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Autoscale {
+    /// Most instances.
+    pub max: u16,
+    /// Ring occupancy (percent of the fullest ring an instance reads) that is load.
+    pub ring_percent: u8,
+    /// How long load must last before an instance is added.
+    pub after: std::time::Duration,
+    /// How long it must be quiet before one is removed.
+    pub idle: std::time::Duration,
 }
 
 /// A checked config.
@@ -391,6 +411,14 @@ pub enum ConfigErrorKind {
         nf: String,
         /// The weight given.
         weight: u32,
+    },
+    /// An `autoscale` table that cannot work.
+    #[error("NF {nf:?}: autoscale: {problem}")]
+    BadAutoscale {
+        /// NF name.
+        nf: String,
+        /// What is wrong.
+        problem: String,
     },
     /// Both `image` and `binary`: a container runs its image's entrypoint.
     #[error("NF {nf:?}: give `image` (a container) or `binary` (a process), not both")]
@@ -564,6 +592,16 @@ struct RawNf {
     image: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
     weight: Option<Spanned<u32>>,
+    autoscale: Option<Spanned<RawAutoscale>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAutoscale {
+    max: u16,
+    ring_percent: Option<u8>,
+    after_ms: Option<u64>,
+    idle_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -966,6 +1004,32 @@ impl Config {
                 }
                 w => w.as_ref().map(|w| *w.get_ref()),
             };
+            let autoscale = match &nf.autoscale {
+                None => None,
+                Some(a) => {
+                    let r = a.get_ref();
+                    let ring_percent = r.ring_percent.unwrap_or(50);
+                    let problem = if r.max < instances || usize::from(r.max) > MAX_INSTANCES_PER_SERVICE {
+                        Some(format!(
+                            "max {} must be between its instances ({instances}) and {MAX_INSTANCES_PER_SERVICE}",
+                            r.max
+                        ))
+                    } else if !(1..=99).contains(&ring_percent) {
+                        Some(format!("ring_percent {ring_percent} must be 1..=99"))
+                    } else {
+                        None
+                    };
+                    if let Some(problem) = problem {
+                        return Err(lines.err(a.span(), ConfigErrorKind::BadAutoscale { nf: name, problem }));
+                    }
+                    Some(Autoscale {
+                        max: r.max,
+                        ring_percent,
+                        after: std::time::Duration::from_millis(r.after_ms.unwrap_or(200)),
+                        idle: std::time::Duration::from_millis(r.idle_ms.unwrap_or(2000)),
+                    })
+                }
+            };
             nfs.push(NfSpec {
                 name,
                 binary: nf.binary.clone(),
@@ -976,6 +1040,7 @@ impl Config {
                 image,
                 memory,
                 weight,
+                autoscale,
             });
         }
         let total: usize = per_service.values().sum();
@@ -1412,6 +1477,19 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
             ),
             (Some(4096), Some(300), Some(false), Some(true))
         );
+        let c = Config::from_toml(&two("autoscale = { max = 3, after_ms = 50 }", "")).unwrap();
+        let a = c.nfs[0].autoscale.unwrap();
+        assert_eq!(
+            (a.max, a.ring_percent, a.after.as_millis(), a.idle.as_millis()),
+            (3, 50, 50, 2000)
+        );
+        for bad in ["autoscale = { max = 0 }", "autoscale = { max = 2, ring_percent = 100 }"] {
+            let e = Config::from_toml(&two(bad, "")).unwrap_err();
+            assert!(
+                matches!(e.kind, ConfigErrorKind::BadAutoscale { .. }) && e.line.is_some(),
+                "{bad}: {e}"
+            );
+        }
         let c = Config::from_toml(&two("weight = 200", "")).unwrap();
         assert_eq!((c.nfs[0].weight, c.nfs[1].weight), (Some(200), None));
         let e = Config::from_toml(&two("", "weight = 0")).unwrap_err();

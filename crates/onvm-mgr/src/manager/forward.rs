@@ -650,6 +650,24 @@ impl Fwd<'_> {
         std::iter::once(rings_of(id).rx).chain(edges.map(|e| e.ring))
     }
 
+    /// The fullest ring instance `id` reads, as (packets in it, its room): the one that
+    /// overflows first (packets come in through one ring or another, the rx ring or an
+    /// edge, rarely through all). A corrupt ring counts as empty; no ring holds more
+    /// than the NF's quota (a sender caps an edge at it). (0, 1) when all are empty.
+    pub(super) fn fullest_ring(&self, id: u16) -> (u32, u32) {
+        let (mut waiting, mut room) = (0u32, 1u32);
+        let quota = self.reg.get(id).map_or(u32::MAX, |i| i.quota.max(1));
+        for r in self.rings_read_by(id) {
+            if let Ok(ring) = self.region.ring(r) {
+                let (n, cap) = (ring.len().unwrap_or(0), ring.capacity().min(quota));
+                if u64::from(n) * u64::from(room) > u64::from(waiting) * u64::from(cap) {
+                    (waiting, room) = (n, cap);
+                }
+            }
+        }
+        (waiting, room)
+    }
+
     /// What each chain entry lets in under backpressure, from the congested instances,
     /// their backlogs and the chains' shape (a service's `Next` follows its fixed rule,
     /// if it has one); instances that caught up are said so.

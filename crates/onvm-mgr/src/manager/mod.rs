@@ -25,6 +25,7 @@
 //! decision out into a per-NF or per-port queue → `Mgr::flush` enqueues to rx rings
 //! (ringing doorbells) and ports' `tx_burst`.
 
+mod autoscale;
 mod control;
 mod forward;
 mod lifecycle;
@@ -217,6 +218,8 @@ struct Mgr<'r> {
     planes: Vec<Box<dyn ControlPlane>>,
     timers: Timers,
     watchdog: Watchdog,
+    /// Autoscaled services (`Options::autoscale`).
+    scaling: autoscale::Scaling,
     /// Cycles per phase of the switch's pass (`Options::profile`).
     prof: profile::Profiler,
     start: Instant,
@@ -336,6 +339,10 @@ impl<'r> Mgr<'r> {
             planes,
             timers: Timers::new(start, opts.stats_every),
             watchdog: Watchdog::new(opts.watchdog, usize::from(MAX_INSTANCES)),
+            scaling: autoscale::Scaling {
+                scaler: autoscale::Autoscaler::new(&opts.autoscale),
+                ..Default::default()
+            },
             prof: profile::Profiler::new(opts.profile),
             opts,
             topo,

@@ -14,6 +14,7 @@ use onvm_proto::limits::{EDGE_RINGS, FIRST_EDGE_RING, MAX_INSTANCES};
 use onvm_proto::verdict::Verdict;
 use onvm_shm::{BURST, OwnerId, RingError};
 
+use super::autoscale;
 use super::control::worth_logging;
 use super::profile::Phase;
 use super::timers::Timer;
@@ -96,6 +97,7 @@ impl Mgr<'_> {
             }
             if self.timers.fire(Timer::Watchdog, now) {
                 self.watch(now);
+                self.autoscale_round(now);
             }
             if self.timers.fire(Timer::Stats, now) {
                 let snap = self.snapshot();
@@ -559,20 +561,7 @@ impl Mgr<'_> {
         }
         let mut changed = false;
         for &id in &io.active {
-            // Its fullest ring is the one that overflows first: packets come in through
-            // one ring or another (the rx ring, or an edge), rarely through all.
-            let (mut waiting, mut room) = (0u32, 1u32);
-            let quota = fwd.reg.get(id).map_or(u32::MAX, |i| i.quota.max(1));
-            for r in fwd.rings_read_by(id) {
-                if let Ok(ring) = fwd.region.ring(r) {
-                    // A corrupt ring holds nothing we can count; none holds more than
-                    // the NF's quota (a sender caps an edge at it).
-                    let (n, cap) = (ring.len().unwrap_or(0), ring.capacity().min(quota));
-                    if u64::from(n) * u64::from(room) > u64::from(waiting) * u64::from(cap) {
-                        (waiting, room) = (n, cap);
-                    }
-                }
-            }
+            let (waiting, room) = fwd.fullest_ring(id);
             let hung = fwd.reg.get(id).is_some_and(|i| i.hung);
             if let Some(c) = fwd.pressure.observe(id, waiting, room, hung) {
                 changed = true;
@@ -596,6 +585,111 @@ impl Mgr<'_> {
         // While one is behind, its backlog moves every round: so do the credits.
         if changed || fwd.pressure.pressing() {
             fwd.settle_pressure(&io.active);
+        }
+    }
+
+    /// Autoscaling's round (every watchdog round): each autoscaled service's running
+    /// instances and their fullest ring; what the policy asks for goes to the
+    /// supervisor, its answers and the first packets of a new instance become events.
+    fn autoscale_round(&mut self, now: Instant) {
+        let fwd = &mut self.fwd;
+        // The supervisor's answers to earlier requests.
+        self.scaling.answers.retain_mut(|(what, rx)| match rx.try_recv() {
+            Ok(Ok(line)) => {
+                fwd.acct.event(format!("autoscale: {what}: {line}"));
+                false
+            }
+            Ok(Err(why)) => {
+                fwd.acct.event(format!("autoscale: {what}: refused: {why}"));
+                false
+            }
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => true,
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => false,
+        });
+        // A new instance's first packets: how long after its load began.
+        self.scaling.waiting.retain(|w| {
+            let Some(new) = fwd
+                .reg
+                .iter()
+                .find(|i| i.service == w.service && !w.before.contains(&i.id) && i.counters.rx > 0)
+            else {
+                return now.duration_since(w.asked) < autoscale::ASK_TIMEOUT * 2;
+            };
+            fwd.acct.event(format!(
+                "autoscale: service {}: instance {} took traffic {:.0} ms after the load began ({:.0} ms after the request)",
+                w.name,
+                new.id,
+                now.duration_since(w.since).as_secs_f64() * 1e3,
+                now.duration_since(w.asked).as_secs_f64() * 1e3,
+            ));
+            false
+        });
+        let rules: Vec<(u16, String)> = self
+            .scaling
+            .scaler
+            .rules()
+            .map(|r| (r.service, r.name.clone()))
+            .collect();
+        for (k, (service, name)) in rules.into_iter().enumerate() {
+            let ids: Vec<u16> = fwd
+                .reg
+                .iter()
+                .filter(|i| i.service == service && i.state == crate::registry::State::Running)
+                .map(|i| i.id)
+                .collect();
+            let percent = ids
+                .iter()
+                .map(|&id| {
+                    let (w, room) = fwd.fullest_ring(id);
+                    // An rx ring may hold more than the quota (the manager caps it
+                    // there only when the pool runs low): full is full.
+                    (u64::from(w) * 100 / u64::from(room.max(1))).min(100) as u32
+                })
+                .max()
+                .unwrap_or(0);
+            let Some(ask) = self.scaling.scaler.observe(k, ids.len() as u16, percent, now) else {
+                continue;
+            };
+            let what = format!("service {name}: {} -> {} instance(s)", ask.from, ask.to);
+            let how_long = now.duration_since(ask.since).as_secs_f64() * 1e3;
+            let Some(sup) = &self.opts.supervisor else {
+                fwd.acct.event(format!(
+                    "autoscale: {what} wanted, but no supervisor runs the NFs (a manager alone; use onvm up)"
+                ));
+                continue;
+            };
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            let req = crate::supervisor::Request {
+                command: crate::supervisor::Command::Scale {
+                    service: name.clone(),
+                    instances: ask.to,
+                },
+                reply,
+            };
+            if sup.send(req).is_err() {
+                fwd.acct
+                    .event(format!("autoscale: {what} wanted, but the supervisor is gone"));
+                continue;
+            }
+            let mark = self.scaling.scaler.mark(k);
+            fwd.acct.event(if ask.to > ask.from {
+                format!("autoscale: {what}: its fullest ring over {mark} % for {how_long:.0} ms (now {percent} %)")
+            } else {
+                format!(
+                    "autoscale: {what}: its fullest ring under {} % for {how_long:.0} ms (now {percent} %)",
+                    mark / 4
+                )
+            });
+            self.scaling.answers.push((what, rx));
+            if ask.to > ask.from {
+                self.scaling.waiting.push(autoscale::Waiting {
+                    service,
+                    name,
+                    before: ids,
+                    since: ask.since,
+                    asked: now,
+                });
+            }
         }
     }
 

@@ -557,6 +557,7 @@ mod tests {
                 image: None,
                 memory: None,
                 weight: None,
+                autoscale: None,
             },
             index: 0,
         }

@@ -241,6 +241,7 @@ mod tests {
                 image: None,
                 memory: None,
                 weight: None,
+                autoscale: None,
             },
             index: 1,
         }
