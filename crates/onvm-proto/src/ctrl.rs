@@ -873,8 +873,8 @@ mod tests {
     #[test]
     fn register_layout_is_fixed() {
         let bytes = NfMsg::Register(register()).encode().unwrap();
-        // ABI version 3 (Registered carries the NF's buffer quota).
-        let mut want = vec![0x01, 3, 0, 0, 0, 8, 0];
+        // ABI version 4 (the counters carry sleeps and CPU time).
+        let mut want = vec![0x01, 4, 0, 0, 0, 8, 0];
         want.extend_from_slice(b"firewall");
         want.extend_from_slice(&[2, 0, 1, 7, 0, 0, 0, 1, 0, 0, 0]);
         assert_eq!(bytes, want);

@@ -81,7 +81,7 @@ pub(crate) fn render(seen: &Seen, answer: &Histogram) -> String {
         .filter(|n| n.state != "exited" && running(n.id).is_some())
         .collect();
     let labels = |n: &crate::stats::NfRow| [n.tag.clone(), n.service.to_string(), n.id.to_string()];
-    let nf_counters: [Read<crate::stats::NfRow>; 6] = [
+    let nf_counters: [Read<crate::stats::NfRow>; 5] = [
         ("onvm_nf_rx_packets_total", "Packets an NF took from its rings", |n| {
             n.counters.rx
         }),
@@ -101,11 +101,6 @@ pub(crate) fn render(seen: &Seen, answer: &Histogram) -> String {
             "Times an NF slept on its doorbell (shared-core mode): its wake-ups",
             |n| n.counters.sleeps,
         ),
-        (
-            "onvm_nf_cpu_nanoseconds_total",
-            "CPU time an NF's thread used (its share of a core: the rate over time)",
-            |n| n.counters.cpu_ns,
-        ),
     ];
     for (name, help, f) in nf_counters {
         let c = r.counter(name, help, &nf);
@@ -113,6 +108,21 @@ pub(crate) fn render(seen: &Seen, answer: &Histogram) -> String {
             let l = labels(n);
             c.with_label_values(&[&l[0], &l[1], &l[2]]).inc_by(f(n));
         }
+    }
+    // CPU time in seconds (Prometheus' base unit), so a float counter.
+    let cpu = prometheus::CounterVec::new(
+        Opts::new(
+            "onvm_nf_cpu_seconds_total",
+            "CPU time an NF's thread used (its share of a core: the rate over time)",
+        ),
+        &nf,
+    )
+    .expect("valid metric");
+    r.0.register(Box::new(cpu.clone())).expect("one metric per name");
+    for n in &live {
+        let l = labels(n);
+        cpu.with_label_values(&[&l[0], &l[1], &l[2]])
+            .inc_by(n.counters.cpu_ns as f64 / 1e9);
     }
     let actions = r.counter(
         "onvm_nf_actions_total",
