@@ -217,10 +217,6 @@ impl<'r> Runtime<'r> {
                 self.handle_burst(handler);
             }
             self.send()?;
-            if self.out.take_backed_up() {
-                // A receiver's edge is full: let it (maybe on this core) catch up.
-                std::thread::yield_now();
-            }
             let now = match self.pace.pass(got) {
                 Step::Poll => continue,
                 Step::Idle => {

@@ -58,9 +58,6 @@ pub(super) struct Out<'r> {
     edges: Vec<OutEdge<'r>>,
     /// Ring receivers' bells late (see [`RING_EVERY`]): this NF shares its core.
     late_bells: bool,
-    /// A shared-core NF found an edge full: its receiver (maybe on this core) needs
-    /// the core more than this NF does.
-    backed_up: bool,
 }
 
 /// Count `n` packets with verdict `v`; the edge key they may take (0 = `Next`, else a
@@ -114,7 +111,6 @@ impl<'r> Out<'r> {
             by_key: [u8::MAX; MAX_SERVICES as usize],
             edges: Vec::new(),
             late_bells: false,
-            backed_up: false,
         }
     }
 
@@ -122,12 +118,6 @@ impl<'r> Out<'r> {
     /// after every burst.
     pub(super) fn ring_late(&mut self) {
         self.late_bells = true;
-    }
-
-    /// Whether an edge was full since last asked (shared-core NFs only): the NF yields.
-    #[inline]
-    pub(super) fn take_backed_up(&mut self) -> bool {
-        std::mem::take(&mut self.backed_up)
     }
 
     /// This NF is about to give up its core: ring the bells of the edges written since
@@ -272,7 +262,11 @@ impl<'r> Out<'r> {
                 (OwnerId::MANAGER, s) => (Verdict::ToService(s), 0),
                 (to, _) => (Verdict::EdgeFull(to.0), 1),
             };
-            self.backed_up |= self.late_bells && dropped > 0 && !e.pending.is_empty();
+            if self.late_bells && dropped > 0 && !e.pending.is_empty() {
+                // A shared-core NF found its receiver's edge full: the receiver (maybe
+                // on this core) needs the core more than this NF does.
+                std::thread::yield_now();
+            }
             let (a, d) = v.encode();
             for buf in e.pending.drain(..) {
                 counters.tx_drop += dropped;
