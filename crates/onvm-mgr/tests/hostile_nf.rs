@@ -322,7 +322,8 @@ fn a_ring_scribbler_costs_only_its_own_packets_and_its_buffers_come_back() {
 /// An NF built with onvm-nf on a thread: counts what it sees, stops when told.
 struct Running {
     quit: Arc<AtomicBool>,
-    /// While set, it takes 2 ms per 32 packets (a reader slower than its writer).
+    /// While set, it takes 2 ms per packet: a reader slower than its writer even when
+    /// the writer is starved on a busy machine (2 ms per 32 packets was not).
     slow: Arc<AtomicBool>,
     seen: Arc<AtomicU64>,
     handle: JoinHandle<onvm_nf::Summary>,
@@ -344,7 +345,8 @@ impl Running {
                     .connect()
                     .unwrap();
                 nf.run(handler_fn(move |_, ctx| {
-                    if seen.fetch_add(1, Ordering::Relaxed) % 32 == 0 && slow.load(Ordering::Relaxed) {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                    if slow.load(Ordering::Relaxed) {
                         std::thread::sleep(Duration::from_millis(2));
                     }
                     if quit.load(Ordering::Relaxed) {
@@ -379,7 +381,8 @@ impl Running {
 }
 
 /// The spy scribbles both indices of ring `r` in turn, over and over for a second,
-/// checking now and then that the innocent NF `b` is still running; then traffic still
+/// checking now and then that the innocent NF `b` is still running (and ending `b`'s
+/// slowness if the caller set it); then traffic still
 /// flows and reaches `b`, the spy dies, and it is the only crash: the report.
 fn b_outlives_a_second_of_scribbling(rig: Rig, spy: Bad, r: u32, b: Running) -> Report {
     let t = Instant::now();
@@ -392,6 +395,7 @@ fn b_outlives_a_second_of_scribbling(rig: Rig, spy: Bad, r: u32, b: Running) -> 
             std::thread::sleep(Duration::from_micros(50));
         }
     }
+    b.slow.store(false, Ordering::Relaxed);
     rig.expect_flowing("after the scribbling");
     b.expect_seeing("b after the scribbling stopped");
     spy.die();
@@ -506,6 +510,10 @@ fn a_third_nf_scribbling_an_innocent_nfs_rx_ring_disconnects_no_one() {
     b.expect_seeing("after one scribble of its consumer index");
     spy.scribble_ring(rx, 0, ring.consumed().wrapping_add(0x4000_0000));
     b.expect_seeing("after one scribble of its producer index");
+    // b reads slower than the port sends, so its ring stays full and the manager
+    // re-reads b's index at every burst: it meets the scribbled value, not only in the
+    // moments before b republishes it (a fast b left that to chance on a busy machine).
+    b.slow.store(true, Ordering::Relaxed);
     let report = b_outlives_a_second_of_scribbling(rig, spy, rx, b);
     assert!(drops(&report, "ring-corrupt") > 0, "{:?}", report.drops);
     let e = event(&report, "its rx ring (ring ");

@@ -82,7 +82,8 @@ const WAKE_DELAY: Duration = Duration::from_micros(200);
 /// See [`WAKE_DELAY`].
 const WAKE_BATCH: u32 = 128;
 /// Times the manager yields its CPU to a shared-core NF whose rx ring is full before it
-/// drops what does not fit (a few scheduler slices at most: a stuck NF cannot stall it).
+/// drops what does not fit, as long as each yield let the NF take some (a few scheduler
+/// slices at most: a stuck or slow NF cannot stall it).
 const RING_FULL_YIELDS: u32 = 8;
 /// The pool is low when fewer than 1/this of its buffers are free: then an NF's rx
 /// ring may hold no more than its quota (see `Mgr::flush`).

@@ -419,16 +419,20 @@ impl Mgr<'_> {
                     io.unwoken[i] = Some(Instant::now());
                 }
                 // A full ring of an NF that shares a core (maybe ours) empties only when
-                // it gets to run: give it the CPU a few times before dropping.
+                // it gets to run: give it the CPU a few times before dropping, while it
+                // takes something each time. One that took nothing is busy (in a slow
+                // handler) or waits on us (its flush, for us to drain its tx ring):
+                // more yields would only slow us (on a busy machine each is a whole time
+                // slice: a chain with a slow NF crawled at a thousand packets a second).
                 for _ in 0..RING_FULL_YIELDS {
                     if q.is_empty() {
                         break;
                     }
                     std::thread::yield_now();
-                    if holder.enqueue(rx, OwnerId(id), q).is_err() {
-                        break;
+                    match holder.enqueue(rx, OwnerId(id), q) {
+                        Ok(n) if n > 0 => rx.notify(),
+                        _ => break,
                     }
-                    rx.notify();
                 }
             }
             if !q.is_empty() {
