@@ -153,6 +153,12 @@ impl<'a> RingRef<'a> {
         self.ctl.head.word.load(Ordering::Acquire)
     }
 
+    /// How many entries the producer has published, ever (its free-running index): the
+    /// manager marks where an instance's queue ended when its flows moved.
+    pub fn produced(&self) -> u32 {
+        self.ctl.tail.word.load(Ordering::Acquire)
+    }
+
     pub fn is_empty(&self) -> Result<bool, RingError> {
         Ok(self.len()? == 0)
     }

@@ -236,6 +236,7 @@ impl Mgr<'_> {
             ));
         }
         self.poll_planes();
+        self.fwd.settle_handovers(now);
         if self.fwd.table.generation() != self.fwd.direct.generation {
             // A rule changed (a controller, an expiry): where a service's packets go may
             // have too, so the edges that bypass the table close and are learnt anew.

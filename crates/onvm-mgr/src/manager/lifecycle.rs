@@ -16,6 +16,7 @@ use crate::registry::{State, rings_of};
 impl Mgr<'_> {
     /// A registration on connection `k`: an instance ID, its rings, the region's fd.
     pub(super) fn register(&mut self, k: usize, req: &Register) -> Result<(), ControlError> {
+        let before = self.fwd.reta_now(req.service);
         let inst = match self.fwd.reg.register(req) {
             Ok(inst) => inst,
             Err(why) => {
@@ -27,6 +28,7 @@ impl Mgr<'_> {
             }
         };
         let (id, service, core) = (inst.id, inst.service, inst.core);
+        self.fwd.hand_over(service, before, std::time::Instant::now());
         let rings = rings_of(id);
         for (r, ends) in [(rings.rx, (0, id)), (rings.tx, (id, 0)), (rings.alloc, (0, id))] {
             if let Ok(ring) = self.fwd.region.ring(r) {
@@ -214,6 +216,7 @@ impl Mgr<'_> {
             }
             fwd.acct.exited.push(super::report::nf_row(&inst));
         }
+        fwd.settle_handovers(std::time::Instant::now());
         for c in children {
             self.ctl.send_to(c, &MgrMsg::Stop);
         }

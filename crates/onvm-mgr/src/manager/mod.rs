@@ -28,6 +28,7 @@
 mod autoscale;
 mod control;
 mod forward;
+mod handover;
 mod lifecycle;
 mod planes;
 mod pressure;
@@ -190,6 +191,8 @@ struct Fwd<'r> {
     taps: crate::capture::Taps,
     /// Which chain entries drop because an NF is behind (`Options::backpressure`).
     pressure: pressure::Pressure,
+    /// Moved flows waiting for their old instance to read its queue (`handover.rs`).
+    handovers: handover::Handovers<Buf>,
 }
 
 /// What a packet carries from table to table (OpenFlow's metadata register and action
@@ -335,6 +338,7 @@ impl<'r> Mgr<'r> {
                 groups_deep: 0,
                 taps: crate::capture::Taps::default(),
                 pressure: pressure::Pressure::new(opts.backpressure, usize::from(MAX_INSTANCES)),
+                handovers: handover::Handovers::default(),
             },
             ctl: Control::new(listener),
             planes,

@@ -178,6 +178,7 @@ impl Mgr<'_> {
     pub(super) fn finish(mut self) -> Report {
         // Buffers waiting to go to ports were flushed; anything still queued for an NF
         // has no NF left to go to.
+        self.fwd.end_handovers();
         for id in 1..=self.fwd.to_nf.len() as u16 {
             self.fwd.drop_queued_for(id);
         }

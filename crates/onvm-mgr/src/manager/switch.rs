@@ -532,7 +532,9 @@ impl Mgr<'_> {
                 .reg
                 .get(id)
                 .map_or((String::new(), 0), |i| (i.tag.clone(), i.service));
+            let before = fwd.reta_now(service);
             let moved = fwd.reg.set_hung(id, matches!(change, Change::Hung { .. }));
+            fwd.hand_over(service, before, now);
             let flows = match (moved, change) {
                 (true, Change::Hung { .. }) => format!("its flows go to the other instances of service {service}"),
                 (false, Change::Hung { .. }) => format!("service {service} has no other instance to take its flows"),
