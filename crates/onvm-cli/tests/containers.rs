@@ -521,14 +521,18 @@ fn a_container_nf_gets_the_socket_folder_and_nothing_else() {
     let _g = serial();
     image();
     let dir = TempDir::new("ct-inspect");
-    let body = chain_body(&["fwd"], &[nf_in(IMAGE, "simple_forward", "fwd", "memory = \"96M\"")]);
+    let body = chain_body(
+        &["fwd"],
+        &[nf_in(IMAGE, "simple_forward", "fwd", "memory = \"96M\"\nweight = 200")],
+    );
     let (cfg, socket, _left) = configured(&dir, &["gen:64B,8flows,rate=10k", "null"], &body);
     let mut p = up_registered(&cfg, 1);
     let name = ours(&socket).pop().expect("its container");
     let f = "{{.HostConfig.NetworkMode}}|{{json .HostConfig.CapDrop}}|{{json .HostConfig.CapAdd}}|\
              {{.HostConfig.Privileged}}|{{json .HostConfig.SecurityOpt}}|{{.HostConfig.ReadonlyRootfs}}|\
              {{json .HostConfig.Binds}}|{{json .HostConfig.Devices}}|{{.HostConfig.Memory}}|\
-             {{.HostConfig.CpusetCpus}}|{{.Config.User}}|{{json .HostConfig.GroupAdd}}|{{len .Mounts}}";
+             {{.HostConfig.CpusetCpus}}|{{.Config.User}}|{{json .HostConfig.GroupAdd}}|{{len .Mounts}}|\
+             {{.HostConfig.CpuShares}}";
     let info = docker(&["inspect", &name, "--format", f]);
     let v: Vec<&str> = info.split('|').collect();
     let run = socket.parent().unwrap().display().to_string();
@@ -560,6 +564,9 @@ fn a_container_nf_gets_the_socket_folder_and_nothing_else() {
     assert_eq!(v[10], "65532:65532", "the image's user: {info}");
     assert_eq!(v[11], "[\"65532\"]", "the socket's group: {info}");
     assert_eq!(v[12], "1", "one mount: {info}");
+    // Its weight (200) is its cgroup's CPU shares, not a nice value it could not set
+    // without CAP_SYS_NICE (it registered: `up_registered`).
+    assert_eq!(v[13], "2048", "the config's weight as CPU shares: {info}");
     // Its user is 65532 and reaches the socket by the group: 0750 / 0660, no more.
     use std::os::unix::fs::MetadataExt;
     let d = std::fs::metadata(socket.parent().unwrap()).unwrap();
@@ -570,6 +577,32 @@ fn a_container_nf_gets_the_socket_folder_and_nothing_else() {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(uid.split_whitespace().skip(1).all(|u| u == "65532"), "{uid}");
+    // And the kernel weighs it so: its cgroup's cpu.shares (cgroup v1), or on a cgroup
+    // v2 host the cpu.weight the engine converts 2048 shares to (1 + 2046 * 9999 / 262142).
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let weight = cgroups
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':').skip(1);
+            let (controllers, path) = (f.next()?, f.next()?);
+            let (files, want) = match controllers {
+                "" => (
+                    vec![
+                        format!("/sys/fs/cgroup{path}/cpu.weight"),
+                        format!("/sys/fs/cgroup/unified{path}/cpu.weight"),
+                    ],
+                    "79",
+                ),
+                c if c.split(',').any(|c| c == "cpu") => (vec![format!("/sys/fs/cgroup/{c}{path}/cpu.shares")], "2048"),
+                _ => return None,
+            };
+            files
+                .into_iter()
+                .find_map(|f| Some((std::fs::read_to_string(&f).ok()?, want, f)))
+        })
+        .next()
+        .unwrap_or_else(|| panic!("no cpu.shares or cpu.weight for the container's cgroups:\n{cgroups}"));
+    assert_eq!(weight.0.trim(), weight.1, "{weight:?}");
     stop(&mut p);
     assert_conserved(&p);
 }

@@ -92,7 +92,10 @@ impl ContainerLauncher {
     }
 
     /// Create and start a container of `image` running `args` with `env` (`KEY=VALUE`;
-    /// the launcher's `ONVM_*` variables) for `nf`.
+    /// the launcher's `ONVM_*` variables) for `nf`, with `memory` as its limit and
+    /// `weight` (cgroup v2's `cpu.weight` scale, 100 a plain process's) as its CPU
+    /// shares (see [`cpu_shares`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         &self,
         nf: &Label,
@@ -101,6 +104,7 @@ impl ContainerLauncher {
         args: Vec<OsString>,
         env: Vec<String>,
         memory: Option<u64>,
+        weight: Option<u32>,
     ) -> io::Result<ContainerHandle> {
         let name = self.name_of(nf, service);
         let dir = self.socket.parent().unwrap_or(std::path::Path::new("/"));
@@ -116,6 +120,7 @@ impl ContainerLauncher {
             memory_swap: memory,
             pids_limit: self.limits.pids,
             group_add: self.group.map(|g| vec![g.to_string()]),
+            cpu_shares: weight.map(cpu_shares),
             ..Default::default()
         };
         let labels = HashMap::from([
@@ -364,6 +369,16 @@ fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// A container NF's CPU weight (cgroup v2's `cpu.weight` scale: 1..=10000, 100 a
+/// plain process's) as the engine's CPU shares (1024 a plain container's), which the
+/// engine writes to the container's cgroup: `cpu.shares` on a cgroup v1 host, converted
+/// to `cpu.weight` on a cgroup v2 one. So a weight holds between containers without
+/// the NF setting its own nice value, which a container (every capability dropped)
+/// may not do above 100.
+pub fn cpu_shares(weight: u32) -> i64 {
+    (i64::from(weight) * 1024 / 100).clamp(2, 262_144)
 }
 
 #[cfg(test)]

@@ -62,11 +62,14 @@ impl NfLauncher {
         Ok(builtin)
     }
 
-    /// The container's environment for `nf`: the `ONVM_*` variables a process gets.
+    /// The container's environment for `nf`: the `ONVM_*` variables a process gets,
+    /// but its weight, which the engine applies to the container's cgroup instead
+    /// ([`crate::launcher::cpu_shares`]).
     pub fn container_env(&self, nf: &NfInstance) -> Vec<String> {
         self.process
             .command(nf)
             .get_envs()
+            .filter(|(k, _)| *k != onvm_proto::ctrl::env::WEIGHT)
             .filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, v?.to_str()?)))
             .collect()
     }
@@ -104,6 +107,7 @@ impl Launcher for NfLauncher {
                 args,
                 self.container_env(nf),
                 nf.spec.memory,
+                nf.spec.weight,
             )
             .map(NfHandle::Container)
     }
@@ -210,6 +214,23 @@ mod tests {
             l.container_args(&nf("mine", Some("me/nf")), false),
             [OsString::from("--quiet")]
         );
+    }
+
+    #[test]
+    fn a_container_s_weight_goes_to_the_engine_not_to_the_nf() {
+        let l = launcher();
+        let mut weighted = nf("basic_monitor", Some("onvm/nfs"));
+        weighted.spec.weight = Some(200);
+        let env = l.container_env(&weighted);
+        assert!(env.iter().any(|e| e == "ONVM_SERVICE=2"), "{env:?}");
+        assert!(
+            !env.iter().any(|e| e.starts_with("ONVM_WEIGHT=")),
+            "a container cannot renice itself above 100: {env:?}"
+        );
+        assert_eq!(crate::launcher::cpu_shares(200), 2048);
+        assert_eq!(crate::launcher::cpu_shares(100), 1024);
+        assert_eq!(crate::launcher::cpu_shares(1), 10);
+        assert_eq!(crate::launcher::cpu_shares(10_000), 102_400);
     }
 
     #[test]
