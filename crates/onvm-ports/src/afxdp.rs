@@ -723,18 +723,34 @@ mod tests {
         // The host's UDP out of the peer carries a partial checksum (checksum offload
         // is on by default on veth); the port completes it.
         let host = HostTraffic::new(&veth.b, 2);
-        host.send(10, 100);
-        host.send(10, 1001);
-        let got = testlink::receive_marked(&mut x, &mut pool, 20);
-        assert_eq!(got.len(), 20);
+        // The kernel of a busy machine may drop one of a burst of datagrams (CI saw 19
+        // of 20 once): a round that did not bring all 20, stragglers included, goes
+        // again, at most three times. Each completes every partial checksum it brings.
+        let (mut got, mut completed) = (Vec::new(), 0);
+        for round in 0..3 {
+            let before = x.checksums_completed();
+            host.send(10, 100);
+            host.send(10, 1001);
+            got = testlink::receive_marked(&mut x, &mut pool, 20);
+            if got.len() < 20 {
+                got.extend(testlink::receive_marked(&mut x, &mut pool, 0));
+            }
+            completed = x.checksums_completed() - before;
+            if got.len() == 20 {
+                break;
+            }
+            eprintln!("round {round}: {} of 20 datagrams came: {:?}", got.len(), x.stats());
+        }
+        assert_eq!(got.len(), 20, "{:?}", x.stats());
         for (i, f) in got.iter().enumerate() {
             assert!(udp_checksum_ok(f), "frame {i}: {f:02x?}");
         }
-        assert_eq!(x.checksums_completed(), 20);
+        assert_eq!(completed, 20);
         // Whole checksums are left alone.
+        let total = x.checksums_completed();
         assert_eq!(testlink::send(&mut peer, &mut pool, &testlink::frames(10, 9)), 10);
         assert_eq!(testlink::receive_marked(&mut x, &mut pool, 10), testlink::frames(10, 9));
-        assert_eq!(x.checksums_completed(), 20);
+        assert_eq!(x.checksums_completed(), total);
         x.release(&mut pool);
         testutil::assert_whole(&pool);
     }
