@@ -112,8 +112,10 @@ pub(crate) fn nice_for(weight: u32) -> i32 {
 }
 
 /// Give this thread the scheduler weight `weight` (see [`crate::NfBuilder::weight`]).
-/// Out of line and cold: inlined into `run` (generic, so built once per handler) it
-/// moved the run loop's code and cost a self-looping NF 5-7 % (bisected).
+/// Out of line and cold: it runs once, before the loop, and need not sit in `run`
+/// (generic, built once per handler). (Moving it out did not bring back the self-loop
+/// speed lost with the commit that added it: that was code placement, which the
+/// loop alignment in `.cargo/config.toml` fixed.)
 #[cold]
 #[inline(never)]
 fn weigh(weight: u32) -> Result<(), NfError> {
