@@ -216,20 +216,16 @@ impl Fwd<'_> {
                 None => self.drop(buf, DropReason::NoSuchPort),
             },
             Target::Instance { id, hash } => {
+                if let Some(h) = hash {
+                    self.pool.holder().meta(&buf).set_flow_hash(h);
+                }
+                // A flow that just moved here waits for its old instance.
                 let buf = match hash {
-                    Some(h) => {
-                        self.pool.holder().meta(&buf).set_flow_hash(h);
-                        // A flow that just moved here waits for its old instance.
-                        if self.handovers.is_empty() {
-                            buf
-                        } else {
-                            match self.handovers.hold(id, h, buf) {
-                                Some(buf) => buf,
-                                None => return,
-                            }
-                        }
-                    }
-                    None => buf,
+                    Some(h) if !self.handovers.is_empty() => match self.handovers.hold(id, h, buf) {
+                        Some(buf) => buf,
+                        None => return,
+                    },
+                    _ => buf,
                 };
                 match usize::from(id).checked_sub(1).and_then(|i| self.to_nf.get_mut(i)) {
                     Some(q) => q.push(buf),

@@ -43,10 +43,8 @@ pub(super) struct Handover<T> {
     /// written or queued for it when the table changed).
     pub(super) mark: u32,
     pub(super) since: Instant,
-    /// Packets of moved flows, in arrival order.
+    /// Packets of moved flows, in arrival order; at [`HOLD_MAX`] no more wait.
     pub(super) held: Vec<T>,
-    /// The hold filled up: its packets no longer wait.
-    pub(super) full: bool,
     /// Where the old instance's rx ring index was when first seen past the mark.
     past: Option<u32>,
 }
@@ -127,7 +125,6 @@ impl<T> Handovers<T> {
                         mark,
                         since: now,
                         held: Vec::new(),
-                        full: false,
                         past: None,
                     });
                     self.list.last_mut().expect("just pushed")
@@ -143,9 +140,8 @@ impl<T> Handovers<T> {
     pub(super) fn hold(&mut self, to: u16, hash: u32, buf: T) -> Option<T> {
         let bucket = hash as usize % RETA_SIZE;
         match self.list.iter_mut().find(|h| h.to == to && h.buckets[bucket]) {
-            Some(h) if !h.full => {
+            Some(h) if h.held.len() < HOLD_MAX => {
                 h.held.push(buf);
-                h.full = h.held.len() >= HOLD_MAX;
                 None
             }
             _ => Some(buf),
@@ -170,7 +166,7 @@ impl<T> Handovers<T> {
         while i < self.list.len() {
             let h = &mut self.list[i];
             let why = match look(h) {
-                _ if h.full => Some(End::Full),
+                _ if h.held.len() >= HOLD_MAX => Some(End::Full),
                 Look::Over(why) => Some(why),
                 Look::Old { edges: true, .. } => None,
                 Look::Old { consumed, .. } if !read_past(consumed, h.mark) => None,
