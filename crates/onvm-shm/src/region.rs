@@ -428,10 +428,6 @@ impl Region {
         idx
     }
 
-    pub(crate) fn set_owner(&self, idx: BufIdx, o: Owner) {
-        self.slots.owner(idx).store(o.encode(), Ordering::Relaxed)
-    }
-
     /// Attach owner `id` in this process. Only one holder per id may exist in a process:
     /// that is what makes the holder's buffer tokens unique.
     pub fn holder(self: &Arc<Self>, id: OwnerId) -> Result<Holder, BufError> {
@@ -579,15 +575,24 @@ impl Holder {
         buf.idx.0
     }
 
-    /// Take a buffer the manager's pool just handed us (owner entry `Held(self)`); used
-    /// by the pool, which holds the manager's holder. `idx` is from the pool's free list
-    /// of this region.
-    pub(crate) fn adopt(&self, idx: BufIdx) -> Buf {
+    /// Take a buffer the manager's pool just handed us (owner entry `Held(self)`), empty:
+    /// its metadata line says length 0 at `headroom` (the layout's). Used by the pool,
+    /// which holds the manager's holder; `idx` is from its free list of this region, so
+    /// there is no region check.
+    #[inline(always)]
+    pub(crate) fn adopt_empty(&self, idx: BufIdx, headroom: u32) -> Buf {
         self.slots.owner(idx).store(self.held, Ordering::Relaxed);
+        self.slots.meta(idx).set_len_off(0, headroom);
         Buf {
             idx,
             region: self.slots.region,
         }
+    }
+
+    /// Mark a buffer of this region free (it is going back to the pool's free list).
+    #[inline(always)]
+    pub(crate) fn release(&self, idx: BufIdx) {
+        self.slots.owner(idx).store(Owner::Free.encode(), Ordering::Relaxed);
     }
 
     /// Whether `buf` belongs to this holder's region.
