@@ -246,13 +246,16 @@ int onvm_mbuf_rx_info(const struct rte_mbuf *m, void **buf_addr, uint16_t *off, 
 
 /* Frame the mbuf as one segment of `len` bytes starting `off` into its buffer. Every
  * offload flag but EXTERNAL is cleared: a VLAN tag travels in the frame's bytes, sent as
- * they are (RTE_MBUF_F_TX_VLAN would have the PMD insert vlan_tci, a stale receive's). */
+ * they are (RTE_MBUF_F_TX_VLAN would have the PMD insert vlan_tci, a stale receive's).
+ * `next` (in the mbuf's second cache line, which this would be the only per-packet
+ * touch of) is NULL already: it is for every mbuf in or from the mempool (DPDK resets
+ * it when a segment is freed), and a received chain is never sent — the port frees a
+ * multi-segment receive whole (`rx_burst`). */
 void onvm_mbuf_set(struct rte_mbuf *m, uint16_t off, uint16_t len) {
     m->data_off = off;
     m->data_len = len;
     m->pkt_len = len;
     m->nb_segs = 1;
-    m->next = NULL;
     m->ol_flags &= RTE_MBUF_F_EXTERNAL;
 }
 

@@ -564,6 +564,7 @@ impl Port for DpdkPort {
         self.next_q = (self.next_q + 1) % self.opts.queues;
         let now = now_ns();
         let mut got = 0;
+        let mut chains = Vec::new();
         let mut g = shared();
         for &m in &self.mbufs[..n] {
             let (mut addr, mut off, mut len, mut segs, mut tci) = (std::ptr::null_mut(), 0u16, 0u32, 0u16, 0u16);
@@ -581,8 +582,14 @@ impl Port for DpdkPort {
                         continue;
                     };
                     if segs != 1 {
+                        // A chain goes back whole through DPDK, which frees every
+                        // segment (their buffers are parked too) and leaves each mbuf
+                        // unchained, as `onvm_mbuf_set` expects. Not here: that calls
+                        // the driver, which takes the lock this loop holds.
                         self.stats.errors += 1;
-                        pool.free(buf);
+                        let idx = buf.index() as usize;
+                        sh.parked[idx] = Some(buf);
+                        chains.push(m);
                         continue;
                     }
                     let index = buf.index();
@@ -648,6 +655,14 @@ impl Port for DpdkPort {
             }
         }
         drop(g);
+        if !chains.is_empty() {
+            with_pool(pool, || {
+                for m in chains {
+                    // SAFETY: a received mbuf chain we own and no longer use.
+                    unsafe { ffi::onvm_mbuf_free(m) };
+                }
+            });
+        }
         self.stats.rx += got as u64;
         got
     }
@@ -665,7 +680,8 @@ impl Port for DpdkPort {
         while !bufs.is_empty() {
             let take = bufs.len().min(64);
             self.mbufs.clear();
-            let mut lens = Vec::with_capacity(take);
+            // The framed packets' lengths, for the byte count of those the device takes.
+            let mut lens = [0u16; 64];
             {
                 let mut g = shared();
                 for mut b in bufs.drain(..take) {
@@ -712,15 +728,15 @@ impl Port for DpdkPort {
                             m
                         }
                     };
+                    lens[self.mbufs.len()] = len;
                     self.mbufs.push(m);
-                    lens.push(u64::from(len));
                 }
             }
             let (id, pkts, n) = (self.port_id, self.mbufs.as_mut_ptr(), self.mbufs.len() as u16);
             // SAFETY: a started port and `n` framed mbufs.
             let done = with_pool(pool, || unsafe { ffi::onvm_dpdk_tx(id, 0, pkts, n) }) as usize;
             sent += done;
-            self.stats.tx_bytes += lens[..done].iter().sum::<u64>();
+            self.stats.tx_bytes += lens[..done].iter().map(|&l| u64::from(l)).sum::<u64>();
             // What the device did not take goes back at once.
             let rest: Vec<*mut Mbuf> = self.mbufs[done..].to_vec();
             self.stats.tx_drop += rest.len() as u64;

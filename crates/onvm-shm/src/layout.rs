@@ -104,6 +104,8 @@ pub struct Layout {
     pub bufs_offset: u64,
     pub owners_offset: u64,
     pub size: u64,
+    /// ⌈2⁶⁴ / `buf_stride`⌉, for [`Layout::locate`]'s division.
+    stride_recip: u64,
 }
 
 fn round_up(v: u64, to: u64) -> u64 {
@@ -170,6 +172,8 @@ impl Layout {
             bufs_offset,
             owners_offset,
             size,
+            // buf_stride >= 64, so this is ⌈2⁶⁴ / buf_stride⌉ and fits.
+            stride_recip: u64::MAX / buf_stride + 1,
         })
     }
 
@@ -263,8 +267,17 @@ impl Layout {
     /// metadata lines, slot 0, past the end).
     pub fn locate(&self, off: u64) -> Option<(u32, u32)> {
         let rel = off.checked_sub(self.bufs_offset)?;
-        let idx = rel / u64::from(self.buf_stride);
-        let within = (rel % u64::from(self.buf_stride)).checked_sub(META_SIZE as u64)?;
+        // rel / stride as a multiply by the reciprocal: ports that are handed addresses
+        // (AF_XDP, DPDK's mbufs) locate every packet they receive, and a 64-bit divide
+        // costs tens of cycles. The product's high half is the quotient or one more
+        // (the reciprocal is rounded up by less than 1/2⁶⁴ per unit of rel), so one
+        // correction makes it exact for every offset.
+        let stride = u64::from(self.buf_stride);
+        let mut idx = ((u128::from(rel) * u128::from(self.stride_recip)) >> 64) as u64;
+        if idx.checked_mul(stride).is_none_or(|p| p > rel) {
+            idx -= 1;
+        }
+        let within = (rel - idx * stride).checked_sub(META_SIZE as u64)?;
         let area = u64::from(self.headroom) + u64::from(self.data_room);
         (idx >= 1 && idx <= u64::from(self.buffers) && within < area).then_some((idx as u32, within as u32))
     }
@@ -298,6 +311,22 @@ mod tests {
             assert_eq!(l.locate(a + 2304), None);
         }
         assert_eq!(l.locate(l.area_offset(0)), None, "slot 0 is never a buffer");
+        // The reciprocal division agrees with plain division everywhere, the slots'
+        // edges and offsets far past the region included.
+        for stride_room in [64, 100, 1984, 2048, 9000] {
+            let l = Layout::compute(1000, 128, stride_room, 4, 64).unwrap();
+            let s = u64::from(l.buf_stride);
+            let probes = (0..3000u64).map(|k| l.bufs_offset + k * s / 3 + k % 7);
+            for off in probes.chain([u64::MAX, u64::MAX - 1, 1 << 63, (1 << 40) + 12345]) {
+                let rel = off - l.bufs_offset;
+                let plain = (rel / s, rel % s);
+                let expect = plain.1.checked_sub(64).and_then(|w| {
+                    (plain.0 >= 1 && plain.0 <= 1000 && w < u64::from(l.headroom + l.data_room))
+                        .then_some((plain.0 as u32, w as u32))
+                });
+                assert_eq!(l.locate(off), expect, "offset {off}, stride {s}");
+            }
+        }
         assert_eq!(l.locate(l.area_offset(101)), None);
         assert_eq!(l.locate(0), None);
         assert_eq!(l.locate(u64::MAX), None);
