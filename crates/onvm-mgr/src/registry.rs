@@ -71,6 +71,9 @@ pub struct Instance {
     /// The watchdog found it not reading its rx ring: its service's flows go to the
     /// other instances, if there are any.
     pub hung: bool,
+    /// It asked to leave (`NfMsg::Leaving`): out of its service's table while another
+    /// instance can take its flows, and never back (it is stopping).
+    pub leaving: bool,
     /// Backpressure found its rings over the high watermark (and not yet under the
     /// low one): packets for it are dropped where they enter its chain.
     pub behind: bool,
@@ -234,6 +237,7 @@ impl Registry {
             counters: NfCounters::default(),
             rx_drop: 0,
             hung: false,
+            leaving: false,
             behind: false,
             quota: u32::MAX,
             since: Instant::now(),
@@ -271,13 +275,30 @@ impl Registry {
             return false;
         };
         inst.hung = hung;
+        let leaving = inst.leaving;
         let reta = &mut self.services[usize::from(inst.service)];
         let listed = reta.instances().contains(&id);
         match (hung, listed) {
             (true, true) if reta.instances().len() > 1 => reta.remove_instance(id).is_ok(),
-            (false, false) => reta.add_instance(id).is_ok(),
+            (false, false) if !leaving => reta.add_instance(id).is_ok(),
             _ => false,
         }
+    }
+
+    /// Mark instance `id` leaving: it leaves its service's table for good while another
+    /// instance can take its flows (the only instance stays: there is nowhere else to
+    /// go). Whether the table changed.
+    pub fn set_leaving(&mut self, id: u16) -> bool {
+        let Some(inst) = self
+            .slots
+            .get_mut(usize::from(id).wrapping_sub(1))
+            .and_then(Option::as_mut)
+        else {
+            return false;
+        };
+        inst.leaving = true;
+        let reta = &mut self.services[usize::from(inst.service)];
+        reta.instances().contains(&id) && reta.instances().len() > 1 && reta.remove_instance(id).is_ok()
     }
 
     /// Forget an instance; its ID, core and RETA share are free again.
@@ -402,5 +423,24 @@ mod tests {
         r.remove(2);
         assert!((0..256).all(|h| r.pick(4, h) != Some(2)));
         assert_eq!(r.pick(9, 0), None);
+    }
+
+    #[test]
+    fn a_leaving_instance_leaves_the_table_for_good_unless_it_is_the_only_one() {
+        let mut r = Registry::new(vec![0]);
+        for _ in 0..2 {
+            r.register(&req(4)).unwrap();
+        }
+        assert!(r.set_leaving(2), "its flows go to instance 1");
+        assert_eq!(r.instances_of(4), &[1]);
+        assert!(r.get(2).unwrap().leaving);
+        // A hang and its end do not bring it back, nor does a second ask change more.
+        assert!(!r.set_hung(2, true) && !r.set_hung(2, false));
+        assert!(!r.set_leaving(2));
+        assert_eq!(r.instances_of(4), &[1]);
+        // The only instance stays: there is nowhere else for its flows to go.
+        assert!(!r.set_leaving(1));
+        assert_eq!(r.instances_of(4), &[1]);
+        assert!(!r.set_leaving(9), "no such instance");
     }
 }

@@ -128,10 +128,8 @@ impl GenPort {
     /// A generator for `spec` on port `port_no`; with `count`, it stops after that many
     /// packets (then [`Port::rx_done`]).
     pub fn new(spec: &GenSpec, port_no: u16, count: Option<u64>) -> GenPort {
-        let mut name = PortSpec::Gen(*spec).to_string();
-        if let Some(c) = count {
-            name += &format!(",count={c}");
-        }
+        // The spec's own count is the one this port has (a caller may pass another).
+        let name = PortSpec::Gen(GenSpec { count, ..*spec }).to_string();
         let template = build_frame(spec.frame_size, port_no, 0);
         let mut ip = template[ETH..UDP].to_vec();
         ip[10..16].fill(0); // checksum, source address
@@ -359,6 +357,13 @@ mod tests {
         let (_r, mut pool) = testutil::pool(64, 2048);
         let mut port = GenPort::new(&spec(64, 2, None), 0, Some(70));
         assert_eq!(port.name(), "gen:64B,2flows,count=70");
+        // As `open` makes it (the count in the spec too): named once, not twice.
+        let mut counted = spec(64, 2, None);
+        counted.count = Some(70);
+        assert_eq!(
+            GenPort::new(&counted, 0, counted.count).name(),
+            "gen:64B,2flows,count=70"
+        );
         let mut out = Vec::new();
         let mut total = 0;
         for _ in 0..10 {

@@ -47,7 +47,7 @@ pub mod env {
 }
 
 /// Version of this protocol (and of the region layout it hands out). Bump on any change.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Upper bound of an encoded message, for sizing receive buffers.
 pub const MAX_MESSAGE_LEN: usize = MAX_MSG_PAYLOAD + 16;
@@ -60,6 +60,7 @@ mod tag {
     pub const EDGE_RELEASED: u8 = 0x05;
     pub const COUNTERS: u8 = 0x06;
     pub const EDGE_SWITCHED: u8 = 0x07;
+    pub const LEAVING: u8 = 0x08;
 
     pub const REGISTERED: u8 = 0x81;
     pub const REFUSED: u8 = 0x82;
@@ -68,6 +69,7 @@ mod tag {
     pub const EDGE_OUT: u8 = 0x85;
     pub const EDGE_IN: u8 = 0x86;
     pub const EDGE_CLOSED: u8 = 0x87;
+    pub const LEFT: u8 = 0x88;
 }
 
 /// An NF's packet counters, as openNetVM's stats show them. The NF sends them a few
@@ -239,6 +241,11 @@ pub enum NfMsg {
     Ready,
     /// The NF is shutting down cleanly.
     Stopping,
+    /// The NF was asked to stop (a signal: an operator, a scale-down) and wants to hand
+    /// what was sent to it on first: the manager stops sending it packets, moves its
+    /// flows to the other instances once it has handled what it holds, and answers
+    /// [`MgrMsg::Left`]; the NF then empties its rings and stops.
+    Leaving,
     /// A message for another NF, relayed by the manager.
     Msg {
         /// Recipient.
@@ -360,6 +367,9 @@ pub enum MgrMsg {
     Refused(RefuseReason),
     /// Stop now.
     Stop,
+    /// Answer to [`NfMsg::Leaving`]: nothing more is sent to this NF (no edge into it
+    /// is left, nothing queued for it); what is in its rx ring is the last.
+    Left,
     /// A message from another NF.
     Msg {
         /// Sender's instance ID.
@@ -597,6 +607,7 @@ impl NfMsg {
             }
             NfMsg::Ready => Writer::new(tag::READY),
             NfMsg::Stopping => Writer::new(tag::STOPPING),
+            NfMsg::Leaving => Writer::new(tag::LEAVING),
             NfMsg::Msg { to, bytes } => {
                 let mut w = Writer::new(tag::NF_MSG);
                 match *to {
@@ -660,6 +671,7 @@ impl NfMsg {
             }
             tag::READY => NfMsg::Ready,
             tag::STOPPING => NfMsg::Stopping,
+            tag::LEAVING => NfMsg::Leaving,
             tag::NF_MSG => {
                 let to = match r.u8("to")? {
                     0 => Dest::Service(r.u16("to")?),
@@ -756,6 +768,7 @@ impl MgrMsg {
                 w
             }
             MgrMsg::Stop => Writer::new(tag::STOP),
+            MgrMsg::Left => Writer::new(tag::LEFT),
             MgrMsg::Msg { from, bytes } => {
                 let mut w = Writer::new(tag::MGR_MSG);
                 w.u16(*from);
@@ -835,6 +848,7 @@ impl MgrMsg {
                 }
             }),
             tag::STOP => MgrMsg::Stop,
+            tag::LEFT => MgrMsg::Left,
             tag::MGR_MSG => MgrMsg::Msg {
                 from: r.u16("from")?,
                 bytes: r.bytes("bytes")?,
@@ -873,8 +887,8 @@ mod tests {
     #[test]
     fn register_layout_is_fixed() {
         let bytes = NfMsg::Register(register()).encode().unwrap();
-        // ABI version 4 (the counters carry sleeps and CPU time).
-        let mut want = vec![0x01, 4, 0, 0, 0, 8, 0];
+        // ABI version 5 (an NF stopped by a signal leaves before it stops).
+        let mut want = vec![0x01, 5, 0, 0, 0, 8, 0];
         want.extend_from_slice(b"firewall");
         want.extend_from_slice(&[2, 0, 1, 7, 0, 0, 0, 1, 0, 0, 0]);
         assert_eq!(bytes, want);
@@ -1023,6 +1037,7 @@ mod tests {
             reg,
             Just(NfMsg::Ready),
             Just(NfMsg::Stopping),
+            Just(NfMsg::Leaving),
             (dest, proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(to, bytes)| NfMsg::Msg { to, bytes }),
             any::<u32>().prop_map(|ring| NfMsg::EdgeReleased { ring }),
             any::<u32>().prop_map(|ring| NfMsg::EdgeSwitched { ring }),
@@ -1065,6 +1080,7 @@ mod tests {
                 }),
             refuse().prop_map(MgrMsg::Refused),
             Just(MgrMsg::Stop),
+            Just(MgrMsg::Left),
             (any::<u16>(), proptest::collection::vec(any::<u8>(), 0..300))
                 .prop_map(|(from, bytes)| MgrMsg::Msg { from, bytes }),
             (

@@ -135,6 +135,8 @@ pub(super) struct Control {
     over_cap: Tally,
     /// Connections closed for not registering within [`REGISTER_WITHIN`].
     timed_out: Tally,
+    /// Instances that asked to leave and have not been answered yet, and since when.
+    pub(super) leaving: Vec<(u16, Instant)>,
 }
 
 impl Control {
@@ -147,6 +149,7 @@ impl Control {
             gone: Vec::new(),
             over_cap: Tally::default(),
             timed_out: Tally::default(),
+            leaving: Vec::new(),
         }
     }
 
@@ -237,6 +240,7 @@ impl Mgr<'_> {
         }
         self.poll_planes();
         self.fwd.settle_handovers(now);
+        self.settle_leaving(now);
         if self.fwd.table.generation() != self.fwd.direct.generation {
             // A rule changed (a controller, an expiry): where a service's packets go may
             // have too, so the edges that bypass the table close and are learnt anew.
@@ -367,6 +371,10 @@ impl Mgr<'_> {
             (NfMsg::Register(_), Some(_)) => Err(ControlError::RegisteredTwice),
             (NfMsg::Ready, Some(id)) => {
                 self.ready(id);
+                Ok(())
+            }
+            (NfMsg::Leaving, Some(id)) => {
+                self.leave(id);
                 Ok(())
             }
             (NfMsg::Stopping, Some(id)) => {

@@ -602,7 +602,8 @@ impl Fwd<'_> {
         let running = |i: Option<&crate::registry::Instance>| i.is_some_and(|i| i.state == State::Running);
         // Never into a hung NF: its edge would hold a ring's worth of buffers, past its
         // quota, for as long as it stays hung (the watchdog closed the edges into it).
-        let hung = self.reg.get(to).is_some_and(|i| i.hung);
+        // Nor into one that is leaving: nothing new may reach it once it was told so.
+        let hung = self.reg.get(to).is_some_and(|i| i.hung || i.leaving);
         // A captured NF's packets must pass the switch (the manager's own edges do).
         let tapped = self.taps.at_instance(from) || (to != MANAGER && self.taps.at_instance(to));
         if tapped

@@ -3,6 +3,7 @@
 //! reset, its ID freed.
 
 use std::os::fd::AsFd;
+use std::time::Instant;
 
 use onvm_proto::ctrl::{MgrMsg, Register, Registered};
 use onvm_proto::flow::PortNo;
@@ -14,6 +15,64 @@ use crate::error::MgrError;
 use crate::registry::{State, rings_of};
 
 impl Mgr<'_> {
+    /// Instance `id` asked to leave (`NfMsg::Leaving`: a signal, a scale-down): it
+    /// leaves its service's table (its flows go to the other instances once it has
+    /// handled what it was sent: a handover), the edges into it close and none opens
+    /// again; [`Mgr::settle_leaving`] answers once nothing more is on its way to it.
+    pub(super) fn leave(&mut self, id: u16) {
+        let now = Instant::now();
+        let fwd = &mut self.fwd;
+        let Some((tag, service)) = fwd.reg.get(id).map(|i| (i.tag.clone(), i.service)) else {
+            return;
+        };
+        if self.ctl.leaving.iter().any(|&(l, _)| l == id) {
+            return;
+        }
+        let before = fwd.reta_now(service);
+        let moved = fwd.reg.set_leaving(id);
+        fwd.hand_over(service, before, now);
+        fwd.topology_changed();
+        let flows = if moved {
+            format!("its flows go to the other instances of service {service} once it has handled what it was sent")
+        } else {
+            format!("service {service} has no other instance to take its flows")
+        };
+        fwd.acct
+            .event(format!("NF {tag:?} (instance {id}) is leaving; {flows}"));
+        self.ctl.leaving.push((id, now));
+    }
+
+    /// Answer the leaving instances to which nothing more is on its way (no edge into
+    /// them left, nothing queued for them): `MgrMsg::Left`, after which they empty
+    /// their rings and stop. Every control tick.
+    pub(super) fn settle_leaving(&mut self, now: Instant) {
+        if self.ctl.leaving.is_empty() {
+            return;
+        }
+        let fwd = &mut self.fwd;
+        let mut leaving = std::mem::take(&mut self.ctl.leaving);
+        leaving.retain(|&(id, since)| {
+            let Some((tag, service)) = fwd.reg.get(id).map(|i| (i.tag.clone(), i.service)) else {
+                return false;
+            };
+            // The only instance of its service stays in the table: its packets keep
+            // coming, so waiting would not empty anything. Answered at once.
+            let listed = fwd.reg.reta(service).is_some_and(|r| r.instances().contains(&id));
+            let edges_in = fwd.direct.edges.iter().any(|e| e.to == id);
+            let queued = fwd.to_nf.get(usize::from(id) - 1).is_some_and(|q| !q.is_empty());
+            if !listed && (edges_in || queued) {
+                return true;
+            }
+            self.ctl.send_to(id, &MgrMsg::Left);
+            fwd.acct.event(format!(
+                "NF {tag:?} (instance {id}) left after {:.1} ms: nothing more is sent to it",
+                now.duration_since(since).as_secs_f64() * 1e3
+            ));
+            false
+        });
+        self.ctl.leaving = leaving;
+    }
+
     /// A registration on connection `k`: an instance ID, its rings, the region's fd.
     pub(super) fn register(&mut self, k: usize, req: &Register) -> Result<(), ControlError> {
         let before = self.fwd.reta_now(req.service);

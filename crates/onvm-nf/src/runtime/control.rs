@@ -44,6 +44,11 @@ impl<'r> Runtime<'r> {
                     self.stopped_by = StopReason::Manager;
                     self.ctx.stop = true;
                 }
+                MgrMsg::Left => {
+                    if let Some(l) = &mut self.leaving {
+                        l.left = true;
+                    }
+                }
                 MgrMsg::Msg { from, bytes } => handler.message(from, &bytes, &mut self.ctx),
                 MgrMsg::EdgeOut {
                     service,

@@ -55,6 +55,23 @@ use crate::handler::{Batch, Handler};
 /// How long a shared-core NF sleeps on its doorbell at most, so housekeeping still runs.
 const SLEEP_AT_MOST: Duration = Duration::from_millis(5);
 
+/// How long an NF asked to stop by a signal waits for the manager's [`MgrMsg::Left`]
+/// and for its rings to empty before it stops anyway (what is left in them is then
+/// reclaimed by the manager, counted).
+///
+/// [`MgrMsg::Left`]: onvm_proto::ctrl::MgrMsg::Left
+const LEAVE_AT_MOST: Duration = Duration::from_secs(1);
+
+/// A stop asked for by a signal, while the NF hands on what was sent to it first
+/// ([`NfMsg::Leaving`]): a scale-down or an operator's stop loses no packet.
+#[derive(Clone, Copy, Debug)]
+struct Leaving {
+    /// When it stops even without the manager's answer.
+    by: Instant,
+    /// The manager answered: nothing more comes; what the rings hold is the last.
+    left: bool,
+}
+
 /// What an NF did, returned when it stops.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
@@ -159,6 +176,7 @@ pub(super) struct Runtime<'r> {
     /// Why the NF stops once `ctx.stop` is set.
     stopped_by: StopReason,
     manager_gone: bool,
+    leaving: Option<Leaving>,
 }
 
 impl<'r> Runtime<'r> {
@@ -207,6 +225,7 @@ impl<'r> Runtime<'r> {
             started,
             stopped_by: StopReason::Nf,
             manager_gone: false,
+            leaving: None,
         })
     }
 
@@ -314,7 +333,18 @@ impl<'r> Runtime<'r> {
             return Ok(Some(reason));
         }
         if signal_flag().load(Ordering::Relaxed) {
-            return Ok(Some(StopReason::Signal));
+            let leaving = self.leaving;
+            match leaving {
+                None if !self.manager_gone => {
+                    self.ctx.msgs.push(NfMsg::Leaving);
+                    self.leaving = Some(Leaving {
+                        by: now + LEAVE_AT_MOST,
+                        left: false,
+                    });
+                }
+                Some(l) if now < l.by && !(l.left && self.rings_empty()) => {}
+                _ => return Ok(Some(StopReason::Signal)),
+            }
         }
         // Every ring this NF writes or reads republishes its index here (a peer may
         // have scribbled it): the rings' hot paths do not.
@@ -375,6 +405,11 @@ impl<'r> Runtime<'r> {
             |c| c.ready().is_ok_and(|n| n > 0) || inbound.any_ready(),
             Some(SLEEP_AT_MOST),
         );
+    }
+
+    /// Nothing waits in the rx ring or an inbound edge (a corrupt ring counts as empty).
+    fn rings_empty(&mut self) -> bool {
+        self.rx.ready().is_ok_and(|n| n == 0) && !self.inbound.any_ready()
     }
 
     /// Give back everything still held (kept, returned, fresh allocations), say goodbye.
