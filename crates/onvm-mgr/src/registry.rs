@@ -267,16 +267,11 @@ impl Registry {
     /// again; the only instance of a service stays (there is nowhere else to go).
     /// Whether the table changed.
     pub fn set_hung(&mut self, id: u16, hung: bool) -> bool {
-        let Some(inst) = self
-            .slots
-            .get_mut(usize::from(id).wrapping_sub(1))
-            .and_then(Option::as_mut)
-        else {
+        let Some((inst, reta)) = self.with_reta(id) else {
             return false;
         };
         inst.hung = hung;
         let leaving = inst.leaving;
-        let reta = &mut self.services[usize::from(inst.service)];
         let listed = reta.instances().contains(&id);
         match (hung, listed) {
             (true, true) if reta.instances().len() > 1 => reta.remove_instance(id).is_ok(),
@@ -289,16 +284,18 @@ impl Registry {
     /// instance can take its flows (the only instance stays: there is nowhere else to
     /// go). Whether the table changed.
     pub fn set_leaving(&mut self, id: u16) -> bool {
-        let Some(inst) = self
-            .slots
-            .get_mut(usize::from(id).wrapping_sub(1))
-            .and_then(Option::as_mut)
-        else {
+        let Some((inst, reta)) = self.with_reta(id) else {
             return false;
         };
         inst.leaving = true;
-        let reta = &mut self.services[usize::from(inst.service)];
         reta.instances().contains(&id) && reta.instances().len() > 1 && reta.remove_instance(id).is_ok()
+    }
+
+    /// Instance `id` and its service's table, borrowed together.
+    fn with_reta(&mut self, id: u16) -> Option<(&mut Instance, &mut Reta)> {
+        let inst = self.slots.get_mut(usize::from(id).wrapping_sub(1))?.as_mut()?;
+        let reta = self.services.get_mut(usize::from(inst.service))?;
+        Some((inst, reta))
     }
 
     /// Forget an instance; its ID, core and RETA share are free again.
