@@ -195,26 +195,46 @@ fn measure_flood<R>(chain: &mut Chain, msg: Vec<u8>, probe: impl FnOnce(&Chain) 
     (before, during, sent.load(Ordering::Relaxed), probed)
 }
 
-#[test]
-fn a_repeated_ready_neither_closes_edges_nor_starves_the_chain() {
-    let _one = serial();
-    let mut chain = Chain::start("flood-ready");
+/// A rogue NF repeats `msg` while the chain runs: the chain keeps its rate and the
+/// direct edge a → b reopens at most `reopens` times (the rogue's first `Ready` and its
+/// death may each close it once; the repeats must not). The chain, for more checks.
+fn repeats_neither_close_edges_nor_starve_the_chain(name: &str, msg: NfMsg, reopens: usize) -> Chain {
+    let mut chain = Chain::start(name);
     let opened = chain.edges_opened();
-    let (before, during, sent, ()) = measure_flood(&mut chain, NfMsg::Ready.encode().unwrap(), |_| ());
-    eprintln!("ready flood: {sent} messages; port 1: {before:.0} pps before, {during:.0} pps during");
+    let (before, during, sent, ()) = measure_flood(&mut chain, msg.encode().unwrap(), |_| ());
+    eprintln!("{msg:?} flood: {sent} messages; port 1: {before:.0} pps before, {during:.0} pps during");
     assert!(sent > 1000, "the flood sent only {sent} messages");
-    // The rogue's first Ready closes the edge once (a new NF may change where packets
-    // go), and its death once more; its repeats must not.
     let reopened = chain.edges_opened() - opened;
     assert!(
-        reopened <= 3,
-        "the edge a → b reopened {reopened} times: repeated Ready closes edges\n{}",
+        reopened <= reopens,
+        "the edge a → b reopened {reopened} times: repeated {msg:?} closes edges\n{}",
         chain.mgr.stderr.text()
     );
     assert!(
         during >= KEPT * before,
-        "ready flood: {during:.0} pps during vs {before:.0} before"
+        "{msg:?} flood: {during:.0} pps during vs {before:.0} before"
     );
+    chain
+}
+
+#[test]
+fn a_repeated_ready_neither_closes_edges_nor_starves_the_chain() {
+    let _one = serial();
+    repeats_neither_close_edges_nor_starve_the_chain("flood-ready", NfMsg::Ready, 3).stop();
+}
+
+/// `Leaving` takes an instance out of its service's table once; a hostile NF that
+/// repeats it changes nothing more (each table change closes everyone's edges).
+#[test]
+fn a_repeated_leaving_neither_closes_edges_nor_starves_the_chain() {
+    let _one = serial();
+    // Its Ready, its first Leaving and its death may each close the edge once.
+    let chain = repeats_neither_close_edges_nor_starve_the_chain("flood-leaving", NfMsg::Leaving, 4);
+    let leaving = chain
+        .mgr
+        .stderr
+        .count(|l| l.contains("\"rogue\"") && l.contains("is leaving"));
+    assert_eq!(leaving, 1, "{}", chain.mgr.stderr.text());
     chain.stop();
 }
 

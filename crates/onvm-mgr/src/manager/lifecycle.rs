@@ -22,12 +22,16 @@ impl Mgr<'_> {
     pub(super) fn leave(&mut self, id: u16) {
         let now = Instant::now();
         let fwd = &mut self.fwd;
-        let Some((tag, service)) = fwd.reg.get(id).map(|i| (i.tag.clone(), i.service)) else {
+        // Asked once: a repeat (a buggy or hostile NF) changes nothing, not even the
+        // edges of everyone else, which a table change closes.
+        let Some((tag, service)) = fwd
+            .reg
+            .get(id)
+            .filter(|i| !i.leaving)
+            .map(|i| (i.tag.clone(), i.service))
+        else {
             return;
         };
-        if self.ctl.leaving.iter().any(|&(l, _)| l == id) {
-            return;
-        }
         let before = fwd.reta_now(service);
         let moved = fwd.reg.set_leaving(id);
         fwd.hand_over(service, before, now);
