@@ -45,8 +45,9 @@ impl<'r> Runtime<'r> {
                     self.ctx.stop = true;
                 }
                 MgrMsg::Left => {
+                    let waiting = self.rx.ready().unwrap_or(0);
                     if let Some(l) = &mut self.leaving {
-                        l.left = true;
+                        l.left = Some(self.ctx.counters.rx + u64::from(waiting));
                     }
                 }
                 MgrMsg::Msg { from, bytes } => handler.message(from, &bytes, &mut self.ctx),

@@ -68,8 +68,11 @@ const LEAVE_AT_MOST: Duration = Duration::from_secs(1);
 struct Leaving {
     /// When it stops even without the manager's answer.
     by: Instant,
-    /// The manager answered: nothing more comes; what the rings hold is the last.
-    left: bool,
+    /// The manager answered (nothing more comes; what the rings hold is the last):
+    /// the NF's rx count once it has taken what its rx ring held then. An NF that
+    /// sends to itself (a self-looping generator) never sees its rings empty; it stops
+    /// there instead.
+    left: Option<u64>,
 }
 
 /// What an NF did, returned when it stops.
@@ -339,10 +342,10 @@ impl<'r> Runtime<'r> {
                     self.ctx.msgs.push(NfMsg::Leaving);
                     self.leaving = Some(Leaving {
                         by: now + LEAVE_AT_MOST,
-                        left: false,
+                        left: None,
                     });
                 }
-                Some(l) if now < l.by && !(l.left && self.rings_empty()) => {}
+                Some(Leaving { by, left }) if now < by && !left.is_some_and(|n| self.handed_on(n)) => {}
                 _ => return Ok(Some(StopReason::Signal)),
             }
         }
@@ -407,9 +410,10 @@ impl<'r> Runtime<'r> {
         );
     }
 
-    /// Nothing waits in the rx ring or an inbound edge (a corrupt ring counts as empty).
-    fn rings_empty(&mut self) -> bool {
-        self.rx.ready().is_ok_and(|n| n == 0) && !self.inbound.any_ready()
+    /// Whether a leaving NF is done: nothing waits in its rx ring or an inbound edge (a
+    /// corrupt ring counts as empty), or it has taken `until` packets in all.
+    fn handed_on(&mut self, until: u64) -> bool {
+        self.ctx.counters.rx >= until || (self.rx.ready().is_ok_and(|n| n == 0) && !self.inbound.any_ready())
     }
 
     /// Give back everything still held (kept, returned, fresh allocations), say goodbye.
