@@ -303,25 +303,11 @@ impl Pool {
         got
     }
 
-    /// Give every buffer of `bufs` back (it is left empty), each as [`Pool::free`] does.
-    /// A port's transmit and the switch's drops free a burst at a time: one slice
-    /// search per burst when the pool has one slice (the common case), not one per buffer.
+    /// Give every buffer of `bufs` back (it is left empty), each as [`Pool::free`] does:
+    /// a port's transmit frees its burst in one call.
     pub fn free_burst(&mut self, bufs: &mut Vec<Buf>) {
-        if self.slices.len() != 1 {
-            for b in bufs.drain(..) {
-                self.free(b);
-            }
-            return;
-        }
-        let (holder, list) = (&self.holder, &mut self.free[0]);
-        list.reserve(bufs.len());
         for b in bufs.drain(..) {
-            if holder.minted(&b) {
-                holder.release(b.idx);
-                list.push(b.idx.get());
-            } else {
-                holder.refuse(&b);
-            }
+            self.free(b);
         }
     }
 
@@ -697,8 +683,7 @@ mod tests {
         assert!(audit.is_whole(), "{audit}");
         assert_eq!(audit.free, 127);
 
-        // One slice (the fast path): a foreign Buf in the burst is refused and counted,
-        // the rest go back.
+        // A foreign Buf in the burst is refused and counted, the rest go back.
         let (_r, mut one) = setup();
         let mut mixed = Vec::new();
         one.alloc_burst(5, &mut mixed);

@@ -56,7 +56,7 @@ impl Mgr<'_> {
         let fwd = &mut self.fwd;
         let mut leaving = std::mem::take(&mut self.ctl.leaving);
         leaving.retain(|&(id, since)| {
-            let Some((tag, service)) = fwd.reg.get(id).map(|i| (i.tag.clone(), i.service)) else {
+            let Some(service) = fwd.reg.get(id).map(|i| i.service) else {
                 return false;
             };
             // The only instance of its service stays in the table: its packets keep
@@ -68,6 +68,7 @@ impl Mgr<'_> {
                 return true;
             }
             self.ctl.send_to(id, &MgrMsg::Left);
+            let tag = fwd.reg.get(id).map_or("", |i| i.tag.as_str());
             fwd.acct.event(format!(
                 "NF {tag:?} (instance {id}) left after {:.1} ms: nothing more is sent to it",
                 now.duration_since(since).as_secs_f64() * 1e3
