@@ -40,7 +40,7 @@ pub use error::{BufError, RingError, ShmError};
 #[cfg(not(loom))]
 pub use layout::{ABI_VERSION, BackingChoice, Header, Layout, MAGIC, RegionConfig};
 #[cfg(not(loom))]
-pub use pool::{Audit, Pool, Reclaimed, Slice};
+pub use pool::{Audit, FreeBufs, Pool, Reclaimed, Slice};
 #[cfg(not(loom))]
 pub use region::{BURST, Backing, Holder, Region};
 pub use ring::{Consumer, Producer, RingRef};

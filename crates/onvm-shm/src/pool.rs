@@ -148,6 +148,26 @@ impl Slice {
     }
 }
 
+/// Free buffers on their way from one [`Pool`] of a region to another of the same
+/// region ([`Pool::give`], [`Pool::take`]): their owner entries say `Free` all along.
+#[derive(Debug, Default)]
+pub struct FreeBufs {
+    region: u32,
+    idx: Vec<u32>,
+}
+
+impl FreeBufs {
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.idx.len()
+    }
+
+    /// None.
+    pub fn is_empty(&self) -> bool {
+        self.idx.is_empty()
+    }
+}
+
 /// The manager's side of the region: the free lists and the manager's [`Holder`].
 #[derive(Debug)]
 pub struct Pool {
@@ -301,6 +321,58 @@ impl Pool {
             got += k;
         }
         got
+    }
+
+    /// A pool of its own for another thread of this process: owner `id` (it must not
+    /// be attached here yet), the same slices, and up to `n` of this pool's free
+    /// buffers. A switch thread beside the manager's main one allocates and frees
+    /// through it without touching this pool (DPDK's per-lcore mempool cache, but one
+    /// that another thread refills through [`Pool::give`] and [`Pool::take`]). The
+    /// buffers it holds are `Held(id)` in the owner table, so an audit here must list
+    /// `id` as live while the share exists, and the share must be handed back whole
+    /// ([`Pool::give`] of all, then [`Pool::take`] here) before this pool's final audit.
+    pub fn share(&mut self, id: OwnerId, n: u32) -> Result<Pool, ShmError> {
+        let holder = self.region().holder(id).map_err(|e| ShmError::Config(e.to_string()))?;
+        let mut share = Pool {
+            holder,
+            slices: self.slices.clone(),
+            free: vec![Vec::new(); self.slices.len()],
+            preferred: self.preferred,
+        };
+        share.take(self.give(n));
+        Ok(share)
+    }
+
+    /// Up to `n` free buffers out of this pool, for another pool of the region
+    /// ([`Pool::take`]): from the preferred slice first, as allocations are.
+    pub fn give(&mut self, n: u32) -> FreeBufs {
+        let mut left = n as usize;
+        let mut idx = Vec::with_capacity(left.min(self.free_count() as usize));
+        let others = (0..self.free.len()).filter(|&s| s != self.preferred);
+        for s in std::iter::once(self.preferred).chain(others) {
+            let list = &mut self.free[s];
+            let k = left.min(list.len());
+            idx.extend(list.drain(list.len() - k..));
+            left -= k;
+        }
+        FreeBufs {
+            region: self.holder.region().id(),
+            idx,
+        }
+    }
+
+    /// Free buffers [`Pool::give`] took out of another pool of this region. Ones of
+    /// another region are refused (they would name buffers of ours someone may hold):
+    /// counted in the holder's [`Holder::foreign`], as [`Pool::free`] does.
+    pub fn take(&mut self, bufs: FreeBufs) {
+        if bufs.region != self.holder.region().id() {
+            self.holder.refuse_many(bufs.idx.len() as u64);
+            return;
+        }
+        for i in bufs.idx {
+            let s = self.slice_of(i);
+            self.free[s].push(i);
+        }
     }
 
     /// Give every buffer of `bufs` back (it is left empty), each as [`Pool::free`] does:
@@ -603,6 +675,46 @@ mod tests {
             pool.free(b);
         }
         assert_eq!(pool.audit(&[]).free, 128);
+    }
+
+    #[test]
+    fn a_share_allocates_as_its_own_owner_and_comes_back_whole() {
+        let r = region(128);
+        let mut pool = Pool::with_nodes(&r, &[0, 1]).unwrap();
+        let lane = OwnerId(0x7f01);
+        let mut share = pool.share(lane, 40).unwrap();
+        assert!(pool.share(lane, 1).is_err(), "one holder per owner id");
+        assert_eq!((pool.free_count(), share.free_count()), (88, 40));
+        let mut bufs = Vec::new();
+        assert_eq!(share.alloc_burst(50, &mut bufs), 40, "only its own buffers");
+        assert!(
+            bufs.iter()
+                .all(|b| r.owner(BufIdx(b.index())) == Some(Owner::Held(lane)))
+        );
+        let a = pool.audit(&[lane]);
+        assert_eq!((a.free, a.held, a.missing.len()), (88, 40, 0), "{a}");
+        // A buffer the share allocated may be freed by the main pool (sent out by
+        // another thread): the free lists drift, `give` and `take` even them out.
+        pool.free(bufs.pop().unwrap());
+        share.free_burst(&mut bufs);
+        assert_eq!((pool.free_count(), share.free_count()), (89, 39));
+        share.take(pool.give(11));
+        assert_eq!((pool.free_count(), share.free_count()), (78, 50));
+        pool.take(share.give(u32::MAX));
+        assert_eq!(share.free_count(), 0);
+        drop(share);
+        let a = pool.audit(&[]);
+        assert!(a.is_whole() && a.free == 128, "{a}");
+        assert_eq!(
+            (pool.free_on(0), pool.free_on(1)),
+            (64, 64),
+            "each index back in its slice"
+        );
+        // Free buffers of another region are refused, counted.
+        let other = region(8);
+        let mut theirs = Pool::new(&other).unwrap();
+        pool.take(theirs.give(8));
+        assert_eq!((pool.free_count(), pool.holder().foreign()), (128, 8));
     }
 
     #[test]

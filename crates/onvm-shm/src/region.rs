@@ -601,6 +601,12 @@ impl Holder {
         self.slots.minted(buf)
     }
 
+    /// Count `n` free buffers of another region refused by [`crate::Pool::take`].
+    #[cold]
+    pub(crate) fn refuse_many(&self, n: u64) {
+        self.foreign.set(self.foreign.get() + n);
+    }
+
     /// Count a Buf of another region and say what was wrong.
     #[cold]
     #[inline(never)]
