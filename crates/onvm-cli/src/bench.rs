@@ -89,6 +89,11 @@ pub struct BenchArgs {
     /// dpdk:net_null1,no-rx=1` for DPDK's null ports (a `dpdk` build).
     #[arg(long = "ports")]
     pub ports: Vec<String>,
+    /// Switch threads that receive (`onvm mgr --rx-threads`): with 2, a `null:64B`
+    /// port's second queue is polled by a thread of its own. Interleave runs with 1 and
+    /// with 2 (`scripts/bench-ab.sh`) to see what the second thread gives.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub rx_threads: u16,
     #[command(flatten)]
     pub containers: containers::ContainerArgs,
 }
@@ -332,7 +337,14 @@ fn scrape(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> u32 {
     ok
 }
 
-fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool, http: bool) -> Result<Record, String> {
+fn run_scenario(
+    s: &Scenario,
+    secs: f64,
+    probe: Option<u64>,
+    profile: bool,
+    http: bool,
+    rx_threads: u16,
+) -> Result<Record, String> {
     let dir = std::env::temp_dir().join(format!("onvm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let socket = dir.join(format!("{}.sock", s.name));
@@ -344,6 +356,7 @@ fn run_scenario(s: &Scenario, secs: f64, probe: Option<u64>, profile: bool, http
     o.log_events = false;
     o.profile = profile && !s.ports.is_empty();
     o.backpressure = s.backpressure == Some(true);
+    o.rx_threads = rx_threads;
     if http {
         // A port free now; the manager fails to start, saying so, if it went meanwhile.
         let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -636,7 +649,7 @@ pub fn run(a: BenchArgs) -> CliResult {
             s.ports.clone_from(&a.ports);
         }
         let before = if s.nfs.len() > 1 { pingpong_ns() } else { probe };
-        let mut r = run_scenario(&s, a.seconds, before, a.profile, a.http)?;
+        let mut r = run_scenario(&s, a.seconds, before, a.profile, a.http, a.rx_threads)?;
         if let Some(Plan {
             role: Role::Nf(words), ..
         }) = s.nfs.first()

@@ -66,6 +66,11 @@ pub struct CommonMgr {
     /// rest) and print them per packet at the end; costs a few cycles per packet.
     #[arg(long)]
     pub profile: bool,
+    /// Switch threads that receive (1..=64): each port with several receive queues gets
+    /// one thread per further queue, which writes the packets of a port whose rule sends
+    /// them all to one NF straight into it (`null:64B` has as many queues as asked).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub rx_threads: u16,
     /// Serve the REST API (/api/v1), live stream, Prometheus /metrics and the web console
     /// at [ADDR:]PORT; a bare port listens on 127.0.0.1 only (port 0: any free port,
     /// named in the event log).
@@ -201,6 +206,7 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     o.stats_every = secs(common.stats_every, "--stats-every")?;
     o.run_for = common.run_for.map(|s| secs(s, "--run-for")).transpose()?;
     o.profile = common.profile;
+    o.rx_threads = common.rx_threads;
     o.http = common.http;
     o.exit_when_drained = common
         .exit_when_drained

@@ -486,6 +486,7 @@ pub fn demo(a: DemoArgs) -> CliResult {
         run_for: Some(a.seconds),
         exit_when_drained: None,
         profile: false,
+        rx_threads: 1,
         http: None,
         nf_cores: None,
         mgr_core: None,

@@ -55,11 +55,15 @@ pub enum DropReason {
     /// Backpressure: an NF on the packet's chain was behind, so the packet was dropped
     /// where it entered the chain (`--backpressure`).
     Backpressure,
+    /// A receive thread's packets that need the main switch thread (no fixed route, or
+    /// a route whose edge was not open yet) found its queue to it full: the main thread
+    /// was behind (`--rx-threads`).
+    SwitchBehind,
 }
 
 impl DropReason {
     /// Every reason, in the order stats list them.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::NoRule,
         DropReason::Rule,
         DropReason::Nf,
@@ -81,6 +85,7 @@ impl DropReason {
         DropReason::NoLiveBucket,
         DropReason::BadEdit,
         DropReason::Backpressure,
+        DropReason::SwitchBehind,
     ];
 
     /// Short name used in stats.
@@ -107,6 +112,7 @@ impl DropReason {
             DropReason::NoLiveBucket => "group-no-live-bucket",
             DropReason::BadEdit => "bad-edit",
             DropReason::Backpressure => "backpressure",
+            DropReason::SwitchBehind => "switch-behind",
         }
     }
 }
@@ -125,6 +131,13 @@ impl Drops {
     /// Drops for `why`.
     pub fn get(&self, why: DropReason) -> u64 {
         self.0[why as usize]
+    }
+
+    /// Add what `now` counts beyond `before` (a later reading of the same counters).
+    pub fn add_since(&mut self, now: &Drops, before: &Drops) {
+        for (k, d) in self.0.iter_mut().enumerate() {
+            *d += now.0[k].saturating_sub(before.0[k]);
+        }
     }
 
     /// All drops.

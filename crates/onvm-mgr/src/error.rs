@@ -69,4 +69,12 @@ pub enum MgrError {
     /// The OpenFlow listener could not be opened.
     #[error("{0} (is another switch listening there? pick another ptcp: port)")]
     OpenFlow(io::Error),
+    /// A receive thread (`--rx-threads`) could not start.
+    #[error("cannot start receive thread {lane}: {source}")]
+    Lane {
+        /// Its number.
+        lane: u16,
+        /// Why.
+        source: io::Error,
+    },
 }

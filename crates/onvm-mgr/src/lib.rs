@@ -13,6 +13,7 @@
 //! | [`edges`] | direct NF→NF rings and their two-step close |
 //! | [`router`] | where a packet goes: a pure decision from frame, table, services and time |
 //! | [`drops`] | drop reasons and their counters |
+//! | `lane` | receive lanes: switch threads for a port's further queues (`--rx-threads`) |
 //! | [`manager`] | the loop: switch, control socket, NF lifecycle and reclaim, shutdown, report |
 //! | [`control_plane`] | the seam that OpenFlow and the HTTP endpoint plug into |
 //! | [`http`] | REST API, live stream, Prometheus metrics and the web console (`--http`) |
@@ -28,6 +29,7 @@ pub mod drops;
 pub mod edges;
 pub mod error;
 pub mod http;
+mod lane;
 pub mod manager;
 pub mod openflow;
 pub mod options;

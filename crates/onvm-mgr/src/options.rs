@@ -134,6 +134,11 @@ pub struct Options {
     /// Count the switch thread's cycles per phase of its pass (a TSC read at each phase
     /// boundary), reported in [`crate::Report::profile`].
     pub profile: bool,
+    /// Switch threads that receive: with more than 1, each port that has several
+    /// receive queues (`null:64B` has as many as asked) gets one further thread per
+    /// queue beyond the first ([`crate::lane`]); the main thread keeps queue 0, every
+    /// transmit and the control plane.
+    pub rx_threads: u16,
     /// Serve the REST API, live stream, metrics and web console here ([`crate::http`]);
     /// off when `None`.
     pub http: Option<std::net::SocketAddr>,
@@ -200,6 +205,7 @@ impl Options {
             service_names: BTreeMap::new(),
             openflow: crate::openflow::OpenFlowOptions::default(),
             profile: false,
+            rx_threads: 1,
             http: None,
             supervisor: None,
             autoscale: Vec::new(),

@@ -84,6 +84,23 @@ impl Port for NullPort {
         n
     }
 
+    /// A receiving null port has as many queues as asked, like `net_null`'s: each
+    /// receives as fast as it is polled. A sink has nothing to split.
+    fn rx_queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
+        let Some((port_no, len)) = self.rx else {
+            return Vec::new();
+        };
+        (1..=n)
+            .map(|q| {
+                Box::new(NullPort {
+                    name: format!("{} queue {q}", self.name),
+                    rx: Some((port_no, len)),
+                    ..Self::new()
+                }) as Box<dyn Port>
+            })
+            .collect()
+    }
+
     fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize {
         swallow(pool, bufs, &mut self.stats, &mut self.bad)
     }
@@ -124,6 +141,26 @@ mod tests {
         assert!(bufs.is_empty());
         let s = port.stats();
         assert_eq!((s.tx, s.tx_bytes, s.rx), (5, 300, 0));
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn a_receiving_null_port_splits_into_queues_that_count_apart() {
+        let (_r, mut pool) = testutil::pool(64, 256);
+        assert!(NullPort::new().rx_queues(2).is_empty(), "a sink has no queues");
+        let mut port = NullPort::receiving(1, 64);
+        let mut qs = port.rx_queues(2);
+        assert_eq!(qs.len(), 2);
+        assert_eq!(qs[1].name(), "null:64B queue 2");
+        let mut out = Vec::new();
+        assert_eq!(qs[0].rx_burst(&mut pool, &mut out, 8), 8);
+        assert_eq!(
+            pool.holder().meta(&out[0]).in_port(),
+            1,
+            "stamped with the port's number"
+        );
+        assert_eq!((qs[0].stats().rx, qs[1].stats().rx, port.stats().rx), (8, 0, 0));
+        port.tx_burst(&mut pool, &mut out);
         testutil::assert_whole(&pool);
     }
 

@@ -247,6 +247,7 @@ impl Mgr<'_> {
             self.fwd.direct.generation = self.fwd.table.generation();
             self.fwd.topology_changed();
         }
+        self.settle_lanes();
         self.ctl.flush_outbox(&mut self.fwd.outbox);
         self.top_up_allocs()?;
         self.drain_orphans()

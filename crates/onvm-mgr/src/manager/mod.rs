@@ -29,6 +29,7 @@ mod autoscale;
 mod control;
 mod forward;
 mod handover;
+mod lanes;
 mod lifecycle;
 mod planes;
 mod pressure;
@@ -226,6 +227,8 @@ struct Mgr<'r> {
     scaling: autoscale::Scaling,
     /// Cycles per phase of the switch's pass (`Options::profile`).
     prof: profile::Profiler,
+    /// Receive threads beside this one (`Options::rx_threads`).
+    lanes: lanes::Lanes,
     start: Instant,
 }
 
@@ -269,6 +272,7 @@ pub fn run(opts: Options, stop: &AtomicBool) -> Result<Report, MgrError> {
         }
         let mut mgr = Mgr::new(opts, topo, place, &region, pool, listener, ports, planes)?;
         mgr.fwd.acct.event(numa);
+        mgr.start_lanes()?;
         if let Some(a) = listening {
             mgr.fwd.acct.event(format!("openflow: listening on {a}"));
         }
@@ -349,6 +353,7 @@ impl<'r> Mgr<'r> {
                 ..Default::default()
             },
             prof: profile::Profiler::new(opts.profile),
+            lanes: lanes::Lanes::default(),
             opts,
             topo,
             place,

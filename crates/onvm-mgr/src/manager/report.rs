@@ -171,7 +171,9 @@ impl Mgr<'_> {
     }
 
     fn port_rows(&self) -> Vec<PortRow> {
-        port_rows(&self.io.ports)
+        let mut rows = port_rows(&self.io.ports);
+        self.lanes.add_port_stats(&mut rows);
+        rows
     }
 
     /// Free what no one will take now, audit the pool, add everything up.

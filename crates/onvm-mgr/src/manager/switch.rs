@@ -55,6 +55,7 @@ impl Mgr<'_> {
         }
         let mut waiting = self.opts.wait_for_nfs;
         self.io.rx_on = waiting.is_none();
+        self.lanes.receive(self.io.rx_on);
         if self.io.rx_on {
             self.fwd.acct.event("ports receiving".into());
         }
@@ -70,6 +71,7 @@ impl Mgr<'_> {
                 }
                 waiting = None;
                 self.io.rx_on = true;
+                self.lanes.receive(true);
                 self.fwd.acct.event("ports receiving".into());
             }
             self.io.moved = false;
@@ -131,7 +133,11 @@ impl Mgr<'_> {
                 idle_spins = idle_spins.saturating_add(1);
                 // Back off: spin a little, then yield, then sleep until an NF rings the
                 // wake-up bell (or 1 ms passes: ports and control sockets need polls).
-                if idle_spins > 2000 {
+                // (Receive threads hand over packets without ringing the bell: short
+                // naps then.)
+                if idle_spins > 2000 && !self.lanes.is_empty() {
+                    std::thread::sleep(Duration::from_micros(100));
+                } else if idle_spins > 2000 {
                     self.sleep(CONTROL_EVERY);
                 } else if idle_spins > 100 {
                     std::thread::yield_now();
@@ -159,8 +165,14 @@ impl Mgr<'_> {
 
     /// One pass: every port's receive, every NF's transmit ring, then flush.
     pub(super) fn switch_once(&mut self) -> Result<(), MgrError> {
+        self.prof.end(Phase::Rest);
+        // The receive threads first: under load the free buffers are the ones the last
+        // pass's transmits gave back, and a lane that asked for some gets its share of
+        // them before queue 0 takes the rest.
+        if !self.lanes.is_empty() {
+            self.serve_lanes();
+        }
         let (io, fwd, prof) = (&mut self.io, &mut self.fwd, &mut self.prof);
-        prof.end(Phase::Rest);
         let nports = if io.rx_on { io.ports.len() } else { 0 };
         for p in 0..nports {
             // Its packets land in buffers of its node (a no-op with one slice).
@@ -703,6 +715,7 @@ impl Mgr<'_> {
     /// stop, keep switching while they do, and reclaim stragglers.
     fn shutdown(&mut self) -> Result<(), MgrError> {
         self.io.rx_on = false;
+        self.stop_lanes();
         let t = Instant::now();
         let mut quiet = Instant::now();
         while t.elapsed() < DRAIN_GRACE && quiet.elapsed() < Duration::from_millis(50) {

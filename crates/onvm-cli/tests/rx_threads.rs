@@ -1,0 +1,148 @@
+//! `onvm mgr --rx-threads 2`: a second switch thread polls the second receive queue of
+//! a `null:64B` port. Where the port's rule sends every packet to one NF, the thread
+//! writes them straight into it (an edge it produces); where they need a lookup, it
+//! hands them to the main thread. Either way every packet is accounted for, also when
+//! the NF it writes to crashes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    KillBySocket, Proc, SOON, TempDir, assert_conserved, field, nf_command, serial, start_mgr, wait_registered,
+};
+
+const CHAIN: &str = r#"[manager]
+ports = ["null:64B", "null"]
+
+[services]
+fwd = 1
+
+[[chains]]
+name = "main"
+chain = ["fwd", "out:1"]
+in_port = 0
+"#;
+
+/// The numbers in the `receive thread 1 stopped: received R, D straight into NFs, M
+/// through the main thread, X dropped` event.
+fn lane_figures(mgr: &Proc) -> (u64, u64, u64) {
+    let (_, line) = mgr
+        .stderr
+        .find(|l| l.contains("receive thread 1 stopped"))
+        .unwrap_or_else(|| panic!("no stop event for receive thread 1\n{}", mgr.output()));
+    let num = |after: &str| -> u64 {
+        let rest = line
+            .split(after)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{after:?} in {line:?}"));
+        rest.trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a number after {after:?} in {line:?}"))
+    };
+    let received = num("received");
+    let direct = num(",");
+    let main = line
+        .split("straight into NFs, ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("main-thread count in {line:?}"));
+    (received, direct, main)
+}
+
+#[test]
+fn a_second_receive_thread_writes_straight_into_the_nf_and_survives_its_crash() {
+    let _one = serial();
+    let dir = TempDir::new("rx2");
+    let socket = dir.socket();
+    let _reap = KillBySocket(socket.clone());
+    let cfg = dir.write("rx2.toml", CHAIN);
+    let mut mgr = start_mgr(&socket, &["--config", cfg.to_str().unwrap(), "--rx-threads", "2"]);
+    assert!(
+        mgr.stderr
+            .wait(SOON, |l| l.contains("receive thread 1: port 0 (null:64B queue 1)"))
+            .is_some(),
+        "{}",
+        mgr.output()
+    );
+    let edge = |n: usize| {
+        common::wait_for(SOON, || {
+            mgr.stderr
+                .count(|l| l.contains("direct edge: receive thread 1 → instance"))
+                >= n
+        })
+    };
+    let mut a = Proc::spawn("fwd-a", nf_command(&socket, 1, "fwd-a", &[], &["simple-forward"]));
+    wait_registered(&mgr, "fwd-a", &a);
+    assert!(edge(1), "no edge from the receive thread\n{}", mgr.output());
+    std::thread::sleep(Duration::from_millis(400));
+
+    // The NF dies while the thread writes into it: what was in its rings comes back.
+    a.signal("KILL");
+    a.wait_exit(SOON);
+    assert!(
+        mgr.stderr
+            .wait(SOON, |l| l.contains("\"fwd-a\"") && l.contains("died"))
+            .is_some(),
+        "{}",
+        mgr.output()
+    );
+    let mut b = Proc::spawn("fwd-b", nf_command(&socket, 1, "fwd-b", &[], &["simple-forward"]));
+    wait_registered(&mgr, "fwd-b", &b);
+    assert!(edge(2), "no edge into the new NF\n{}", mgr.output());
+    std::thread::sleep(Duration::from_millis(400));
+
+    mgr.signal("TERM");
+    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    assert_eq!(b.exit_code(SOON), 0, "{}", b.output());
+    assert_conserved(&mgr);
+    let (received, direct, _) = lane_figures(&mgr);
+    assert!(
+        received > 10_000,
+        "the second queue received {received}\n{}",
+        mgr.output()
+    );
+    assert!(
+        direct > received / 2,
+        "most of the second queue's packets should go straight to the NF: {direct} of {received}\n{}",
+        mgr.output()
+    );
+    // Port 0's figures include the second queue's: more than the thread received.
+    let out = mgr.stdout.text();
+    let port0 = out.lines().find(|l| l.starts_with("port 0 ")).unwrap_or_default();
+    assert!(field(port0, "rx").unwrap_or(0) > received, "{port0}");
+}
+
+#[test]
+fn packets_that_need_a_lookup_go_through_the_main_thread() {
+    let _one = serial();
+    let dir = TempDir::new("rx2lb");
+    let socket = dir.socket();
+    let _reap = KillBySocket(socket.clone());
+    // Two instances: each packet's instance depends on its flow, so no fixed route.
+    let cfg = dir.write("rx2lb.toml", CHAIN);
+    let mut mgr = start_mgr(&socket, &["--config", cfg.to_str().unwrap(), "--rx-threads", "2"]);
+    let mut nfs = Vec::new();
+    for tag in ["lb-a", "lb-b"] {
+        let nf = Proc::spawn(tag, nf_command(&socket, 1, tag, &[], &["simple-forward"]));
+        wait_registered(&mgr, tag, &nf);
+        nfs.push(nf);
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    mgr.signal("TERM");
+    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    for nf in &mut nfs {
+        assert_eq!(nf.exit_code(SOON), 0, "{}", nf.output());
+    }
+    assert_conserved(&mgr);
+    let (received, _, main) = lane_figures(&mgr);
+    assert!(
+        received > 10_000,
+        "the second queue received {received}\n{}",
+        mgr.output()
+    );
+    assert!(main > 0, "nothing went through the main thread\n{}", mgr.output());
+}

@@ -1,0 +1,359 @@
+//! Receive lanes: switch threads beside the main one, each polling one receive queue
+//! of every port that has several (`--rx-threads N`: lanes 1..N-1, the main thread keeps
+//! queue 0).
+//!
+//! A lane does the port path's receive half for the packets it can place without the
+//! main thread: a port whose fixed rule sends every packet to one instance
+//! ([`crate::router::FixedRules`]) has them written straight into that instance
+//! through an edge ring the lane produces (an `OwnerId` of its own,
+//! [`lane_owner`]). The edge is opened, closed and drained by the main thread through
+//! the same hand-shake as NF→NF edges ([`onvm_proto::edge`]): the lane is the producer
+//! and answers in-process ([`FromLane::Switched`], [`FromLane::Released`]). Everything
+//! else (a port whose packets need a lookup, a target whose edge is not open yet) goes
+//! to the main thread in bursts ([`Punt`], a bounded queue: when the main thread is
+//! that far behind, the lane drops, counted `switch-behind`) and is routed there as if
+//! it had arrived on queue 0. A lane's answers go on a queue of their own, which never
+//! blocks it; before the main thread acts on `Switched` it takes every burst punted so
+//! far (all sent before the answer), so they reach the NF ahead of the edge's.
+//!
+//! The NF sends what it forwards back as it always does (its tx ring, its edges to
+//! the manager), so transmit stays on the main thread, which frees those buffers into
+//! its own pool: a lane's pool share ([`onvm_shm::Pool::share`]) only shrinks, and the
+//! main thread tops it up to its level every pass, before queue 0 takes its own
+//! (the lane publishes what it holds, [`Stock`]): under overload, when the free
+//! buffers are the few the last transmits gave back, every queue gets its part. Its counters (its
+//! queues' port stats, its drops, what each port's fixed rule matched) are published
+//! every millisecond for the main thread to add in; at the end the lane hands back its
+//! pool and queues whole ([`LaneEnd`]).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use onvm_ports::{Port, PortStats};
+use onvm_shm::{BURST, Buf, FreeBufs, OwnerId, Pool, Producer, Region};
+
+use crate::drops::{DropReason, Drops};
+
+/// Most lanes beside the main thread.
+pub const MAX_LANES: u16 = 64;
+
+/// Lane `k`'s owner ID (and its producer ID on edges): the top of the owner space,
+/// far above any NF instance.
+pub const fn lane_owner(k: u16) -> u16 {
+    OwnerId::MAX.0 - MAX_LANES + k
+}
+
+/// The lane whose owner ID `id` is, if it is one.
+pub fn lane_of(id: u16) -> Option<u16> {
+    let k = id.checked_sub(OwnerId::MAX.0 - MAX_LANES)?;
+    (1..=MAX_LANES).contains(&k).then_some(k)
+}
+
+/// Bursts a lane takes from one queue per pass while they come full.
+const PASS_BURSTS: usize = 4;
+/// Bursts the queue to the main thread holds before the lane drops what it would punt.
+const PUNT_QUEUE: usize = 1024;
+/// Counters are published this often.
+const PUBLISH_EVERY: Duration = Duration::from_millis(1);
+
+/// What the main thread tells a lane.
+#[derive(Debug)]
+pub enum ToLane {
+    /// Per port number: the instance every packet of that port goes to, if one does.
+    Routes(Vec<Option<u16>>),
+    /// Write to `ring` what goes to instance `to`; ring its doorbell through `bell`
+    /// (its rx ring) when it sleeps.
+    EdgeOut { to: u16, ring: u32, bell: Option<u32> },
+    /// Stop writing to `ring`.
+    EdgeClosed { ring: u32 },
+    /// Buffers for the lane's share.
+    Free(FreeBufs),
+    /// Poll the queues (or stop polling them).
+    Receive(bool),
+    /// End: hand back the pool and the queues.
+    Stop,
+}
+
+/// Packets received on a port (its number) for the main thread to route.
+pub type Punt = (u16, Vec<Buf>);
+
+/// What a lane tells the main thread.
+#[derive(Debug)]
+pub enum FromLane {
+    /// The lane writes `ring` from now on (everything it punted before is ahead of this).
+    Switched { ring: u32 },
+    /// The lane no longer writes `ring`.
+    Released { ring: u32 },
+}
+
+/// What a lane's pool holds, for the main thread to top it up.
+#[derive(Debug, Default)]
+pub struct Stock {
+    /// Free buffers in its pool after its last pass.
+    pub free: AtomicU32,
+    /// Buffers it took from [`ToLane::Free`] so far.
+    pub taken: AtomicU64,
+}
+
+/// A lane's counters, cumulative, as last published.
+#[derive(Clone, Debug, Default)]
+pub struct LaneCounts {
+    /// Per queue, in the order given: (port number, its stats).
+    pub queues: Vec<(u16, PortStats)>,
+    /// Packets the lane freed, by reason.
+    pub drops: Drops,
+    /// Per port number: packets and bytes sent by its fixed rule.
+    pub fixed: Vec<(u64, u64)>,
+    /// Packets handed to the main thread.
+    pub punted: u64,
+}
+
+/// What a lane hands back when it stops.
+pub struct LaneEnd {
+    pub pool: Pool,
+    pub queues: Vec<(u16, Box<dyn Port>)>,
+    pub counts: LaneCounts,
+}
+
+/// The main thread's handle on one lane.
+pub struct Lane {
+    /// Its number (1..).
+    pub k: u16,
+    pub to: Sender<ToLane>,
+    pub from: Receiver<FromLane>,
+    pub punts: Receiver<Punt>,
+    pub counts: Arc<Mutex<LaneCounts>>,
+    pub stock: Arc<Stock>,
+    thread: Option<JoinHandle<LaneEnd>>,
+}
+
+impl Lane {
+    /// Start lane `k` on `queues` (port number, queue), with `pool` as its share (it asks
+    /// published in [`Lane::stock`]), pinned to `core` if given.
+    pub fn start(
+        k: u16,
+        region: Arc<Region>,
+        pool: Pool,
+        queues: Vec<(u16, Box<dyn Port>)>,
+        nports: usize,
+        core: Option<u16>,
+    ) -> std::io::Result<Lane> {
+        let (to, cmds) = std::sync::mpsc::channel();
+        let (tell, from) = std::sync::mpsc::channel();
+        let (punt, punts) = std::sync::mpsc::sync_channel(PUNT_QUEUE);
+        let counts = Arc::new(Mutex::new(LaneCounts::default()));
+        let shared = counts.clone();
+        let stock = Arc::new(Stock::default());
+        let held = stock.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("onvm-lane-{k}"))
+            .spawn(move || {
+                if let Some(c) = core {
+                    let mut set = rustix::thread::CpuSet::new();
+                    set.set(usize::from(c));
+                    let _ = rustix::thread::sched_setaffinity(None, &set);
+                }
+                let ends = Ends {
+                    cmds,
+                    tell,
+                    punt,
+                    shared,
+                    stock: held,
+                };
+                run(&region, pool, queues, nports, &ends)
+            })?;
+        Ok(Lane {
+            k,
+            to,
+            from,
+            punts,
+            counts,
+            stock,
+            thread: Some(thread),
+        })
+    }
+
+    /// Tell the lane something (a lane that ended hears nothing more).
+    pub fn tell(&self, msg: ToLane) {
+        let _ = self.to.send(msg);
+    }
+
+    /// Stop the lane and take back what it held. `None` if its thread panicked.
+    pub fn stop(&mut self) -> Option<LaneEnd> {
+        self.tell(ToLane::Stop);
+        self.thread.take()?.join().ok()
+    }
+}
+
+/// One edge the lane writes.
+struct Out<'r> {
+    to: u16,
+    ring: u32,
+    prod: Producer<'r>,
+    bell: Option<Producer<'r>>,
+}
+
+/// The lane's ends of its queues to and from the main thread.
+struct Ends {
+    cmds: Receiver<ToLane>,
+    tell: Sender<FromLane>,
+    punt: SyncSender<Punt>,
+    shared: Arc<Mutex<LaneCounts>>,
+    stock: Arc<Stock>,
+}
+
+/// The lane's loop.
+fn run(
+    region: &Arc<Region>,
+    mut pool: Pool,
+    mut queues: Vec<(u16, Box<dyn Port>)>,
+    nports: usize,
+    ends: &Ends,
+) -> LaneEnd {
+    let Ends {
+        cmds,
+        tell,
+        punt: punter,
+        shared,
+        stock,
+    } = ends;
+    let mut routes: Vec<Option<u16>> = vec![None; nports];
+    let mut outs: Vec<Out<'_>> = Vec::new();
+    let mut counts = LaneCounts {
+        fixed: vec![(0, 0); nports],
+        ..Default::default()
+    };
+    let mut receiving = false;
+    let mut burst: Vec<Buf> = Vec::with_capacity(BURST);
+    let mut published = Instant::now();
+    let mut idle = 0u32;
+    let mut passes = 0u32;
+    'run: loop {
+        loop {
+            let cmd = match cmds.try_recv() {
+                Ok(c) => c,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => break 'run,
+            };
+            match cmd {
+                ToLane::Routes(r) => {
+                    routes = r;
+                    routes.resize(nports, None);
+                }
+                ToLane::EdgeOut { to, ring, bell } => {
+                    if let Ok(prod) = region.producer(ring) {
+                        let bell = bell.and_then(|b| region.producer(b).ok());
+                        outs.push(Out { to, ring, prod, bell });
+                    }
+                    // Everything punted so far is ahead of this answer.
+                    let _ = tell.send(FromLane::Switched { ring });
+                }
+                ToLane::EdgeClosed { ring } => {
+                    outs.retain(|o| o.ring != ring);
+                    let _ = tell.send(FromLane::Released { ring });
+                }
+                ToLane::Free(bufs) => {
+                    let n = bufs.len() as u64;
+                    pool.take(bufs);
+                    stock.taken.fetch_add(n, Ordering::Relaxed);
+                }
+                ToLane::Receive(on) => receiving = on,
+                ToLane::Stop => break 'run,
+            }
+        }
+        let mut moved = false;
+        if receiving {
+            for (port, q) in &mut queues {
+                for _ in 0..PASS_BURSTS {
+                    let got = q.rx_burst(&mut pool, &mut burst, BURST);
+                    if got == 0 {
+                        break;
+                    }
+                    moved = true;
+                    let to = routes.get(usize::from(*port)).copied().flatten();
+                    match to.and_then(|to| outs.iter_mut().find(|o| o.to == to)) {
+                        Some(o) => write(&mut pool, o, *port, &mut burst, &mut counts),
+                        None => punt(punter, *port, &mut burst, &mut pool, &mut counts),
+                    }
+                    if got < BURST {
+                        break;
+                    }
+                }
+            }
+        }
+        stock.free.store(pool.free_count(), Ordering::Relaxed);
+        passes = passes.wrapping_add(1);
+        if passes.is_multiple_of(64) || !moved {
+            let now = Instant::now();
+            if now.duration_since(published) >= PUBLISH_EVERY {
+                published = now;
+                publish(&queues, &mut counts, shared);
+            }
+        }
+        if moved {
+            idle = 0;
+        } else {
+            idle = idle.saturating_add(1);
+            if idle > 2000 {
+                std::thread::sleep(Duration::from_micros(100));
+            } else if idle > 100 {
+                std::thread::yield_now();
+            }
+        }
+    }
+    publish(&queues, &mut counts, shared);
+    LaneEnd { pool, queues, counts }
+}
+
+/// Write `burst` to its edge; what does not fit is dropped as the ring being full.
+fn write(pool: &mut Pool, o: &mut Out<'_>, port: u16, burst: &mut Vec<Buf>, counts: &mut LaneCounts) {
+    let holder = pool.holder();
+    let n = burst.len() as u64;
+    let mut bytes = 0u64;
+    for b in burst.iter_mut() {
+        bytes += holder.packet(b).map_or(0, |p| p.data().len() as u64);
+    }
+    // A ring error (corrupt indices: some process scribbled them) sends nothing; the
+    // burst is dropped as not fitting, and the main thread's drain mends the ring.
+    let _ = holder.enqueue(&mut o.prod, OwnerId(o.to), burst);
+    let left = burst.len() as u64;
+    for b in burst.iter_mut() {
+        bytes -= holder.packet(b).map_or(0, |p| p.data().len() as u64);
+    }
+    if let Some(f) = counts.fixed.get_mut(usize::from(port)) {
+        f.0 += n - left;
+        f.1 += bytes;
+    }
+    if left < n
+        && let Some(b) = &o.bell
+    {
+        b.notify();
+    }
+    if left > 0 {
+        counts.drops.add(DropReason::RingFull, left);
+        pool.free_burst(burst);
+    }
+}
+
+/// Hand `burst` to the main thread; if its queue is full, drop it as `switch-behind`.
+fn punt(to: &SyncSender<Punt>, port: u16, burst: &mut Vec<Buf>, pool: &mut Pool, counts: &mut LaneCounts) {
+    counts.punted += burst.len() as u64;
+    let bufs = std::mem::replace(burst, Vec::with_capacity(BURST));
+    if let Err(TrySendError::Full((_, mut bufs)) | TrySendError::Disconnected((_, mut bufs))) =
+        to.try_send((port, bufs))
+    {
+        counts.punted -= bufs.len() as u64;
+        counts.drops.add(DropReason::SwitchBehind, bufs.len() as u64);
+        pool.free_burst(&mut bufs);
+    }
+}
+
+/// Publish the counters for the main thread.
+fn publish(queues: &[(u16, Box<dyn Port>)], counts: &mut LaneCounts, shared: &Mutex<LaneCounts>) {
+    counts.queues.clear();
+    counts.queues.extend(queues.iter().map(|(p, q)| (*p, q.stats())));
+    *shared.lock().unwrap_or_else(|e| e.into_inner()) = counts.clone();
+}

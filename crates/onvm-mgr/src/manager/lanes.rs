@@ -1,0 +1,328 @@
+//! The main thread's side of the receive lanes (`crate::lane`): starting them,
+//! serving what they send, opening their edges into NFs, adding in their counters,
+//! and taking back their pools and queues at the end.
+
+use onvm_ports::{Port, PortStats};
+use onvm_proto::ctrl::MgrMsg;
+use onvm_proto::flow::PortNo;
+use std::sync::atomic::Ordering;
+
+use onvm_shm::{BURST, OwnerId};
+
+use super::Mgr;
+use crate::capture::Point;
+use crate::error::MgrError;
+use crate::lane::{FromLane, Lane, LaneCounts, ToLane, lane_of, lane_owner};
+use crate::registry::{State, rings_of};
+use crate::router::Target;
+use crate::stats::PortRow;
+
+/// Most buffers a lane starts with, and gets each time it runs low (an eighth of the
+/// pool, split between the lanes, if that is less).
+const SHARE: u32 = 2048;
+/// Messages taken from one lane per pass (a burst each, mostly).
+const MSGS_PER_PASS: usize = 16;
+
+/// The lanes, as the main thread sees them.
+#[derive(Default)]
+pub(super) struct Lanes {
+    lanes: Vec<Lane>,
+    /// Buffers a lane gets at a time.
+    share: u32,
+    /// Per lane: buffers given to it so far.
+    given: Vec<u64>,
+    /// Per lane: its counters as last added in.
+    seen: Vec<LaneCounts>,
+    /// The routes the lanes were last told.
+    routes: Vec<Option<u16>>,
+    /// Queues of lanes that ended, for the final stats.
+    ended: Vec<(u16, Box<dyn Port>)>,
+}
+
+impl Lanes {
+    /// Whether no lane runs.
+    pub(super) fn is_empty(&self) -> bool {
+        self.lanes.is_empty()
+    }
+
+    /// Tell every lane to poll its queues or stop polling them.
+    pub(super) fn receive(&self, on: bool) {
+        for l in &self.lanes {
+            l.tell(ToLane::Receive(on));
+        }
+    }
+
+    /// Add the lanes' queue counters to the ports they belong to.
+    pub(super) fn add_port_stats(&self, rows: &mut [PortRow]) {
+        let mut add = |port: u16, s: &PortStats| {
+            if let Some(r) = rows.get_mut(usize::from(port)) {
+                let t = &mut r.stats;
+                t.rx += s.rx;
+                t.rx_bytes += s.rx_bytes;
+                t.rx_drop += s.rx_drop;
+                t.tx += s.tx;
+                t.tx_bytes += s.tx_bytes;
+                t.tx_drop += s.tx_drop;
+                t.errors += s.errors;
+            }
+        };
+        for l in &self.lanes {
+            let c = l.counts.lock().unwrap_or_else(|e| e.into_inner());
+            for (p, s) in &c.queues {
+                add(*p, s);
+            }
+        }
+        for (p, q) in &self.ended {
+            add(*p, &q.stats());
+        }
+    }
+}
+
+impl Mgr<'_> {
+    /// Start `rx_threads - 1` lanes on the further receive queues of the ports that
+    /// have them; none if no port has.
+    pub(super) fn start_lanes(&mut self) -> Result<(), MgrError> {
+        let n = usize::from(self.opts.rx_threads.max(1)) - 1;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut per_lane: Vec<Vec<(u16, Box<dyn Port>)>> = (0..n).map(|_| Vec::new()).collect();
+        for (p, port) in self.io.ports.iter_mut().enumerate() {
+            for (k, q) in port.rx_queues(n).into_iter().enumerate() {
+                per_lane[k].push((p as u16, q));
+            }
+        }
+        let nports = self.io.ports.len();
+        let share = (self.fwd.region.buffers() / 8 / n as u32).clamp(32, SHARE);
+        self.lanes.share = share;
+        for (i, queues) in per_lane.into_iter().enumerate() {
+            if queues.is_empty() {
+                continue;
+            }
+            let k = i as u16 + 1;
+            let pool = self.fwd.pool.share(OwnerId(lane_owner(k)), share)?;
+            let names: Vec<String> = queues.iter().map(|(p, q)| format!("port {p} ({})", q.name())).collect();
+            let lane = Lane::start(k, self.fwd.region.clone(), pool, queues, nports, None)
+                .map_err(|source| MgrError::Lane { lane: k, source })?;
+            self.fwd.acct.event(format!("receive thread {k}: {}", names.join(", ")));
+            self.lanes.lanes.push(lane);
+            self.lanes.given.push(0);
+            self.lanes.seen.push(LaneCounts::default());
+        }
+        if self.lanes.is_empty() {
+            self.fwd.acct.event(format!(
+                "--rx-threads {}: no port has further receive queues, one switch thread runs",
+                self.opts.rx_threads
+            ));
+        }
+        Ok(())
+    }
+
+    /// Serve what the lanes sent: top up their pools, route their punted bursts, take
+    /// their edge answers.
+    pub(super) fn serve_lanes(&mut self) {
+        for i in 0..self.lanes.lanes.len() {
+            for _ in 0..MSGS_PER_PASS {
+                let Ok((port, bufs)) = self.lanes.lanes[i].punts.try_recv() else {
+                    break;
+                };
+                self.io.moved = true;
+                self.take_punt(port, bufs);
+            }
+            while let Ok(msg) = self.lanes.lanes[i].from.try_recv() {
+                self.io.moved = true;
+                self.lane_answer(i, msg);
+            }
+            self.top_up(i);
+        }
+    }
+
+    /// Give lane `i` what it lacks of its share, as far as the pool has it. Under load
+    /// the free buffers are the few the last pass's transmits gave back: the lanes get
+    /// theirs before queue 0 takes the rest, so every queue keeps receiving.
+    fn top_up(&mut self, i: usize) {
+        let l = &self.lanes.lanes[i];
+        let taken = l.stock.taken.load(Ordering::Relaxed);
+        let held =
+            u64::from(l.stock.free.load(Ordering::Relaxed)) + (self.lanes.given[i] - taken.min(self.lanes.given[i]));
+        let want = u64::from(self.lanes.share).saturating_sub(held) as u32;
+        let n = want.min(self.fwd.pool.free_count());
+        if n >= BURST as u32 {
+            self.lanes.given[i] += u64::from(n);
+            l.tell(ToLane::Free(self.fwd.pool.give(n)));
+        }
+    }
+
+    /// A burst a lane could not place: routed as if queue 0 had received it.
+    fn take_punt(&mut self, port: u16, mut bufs: Vec<onvm_shm::Buf>) {
+        let fwd = &mut self.fwd;
+        if fwd.taps.on(Point::PortRx(port)) {
+            fwd.taps.copy_bufs(Point::PortRx(port), fwd.pool.holder(), &mut bufs);
+        }
+        fwd.ingress_port_burst(port, &mut bufs);
+    }
+
+    /// Act on lane `i`'s answer.
+    fn lane_answer(&mut self, i: usize, msg: FromLane) {
+        let owner = lane_owner(self.lanes.lanes[i].k);
+        match msg {
+            FromLane::Switched { ring } => {
+                // What it punted before the answer is routed and goes into the rx
+                // rings first; then the consumer learns of the edge.
+                while let Ok((port, bufs)) = self.lanes.lanes[i].punts.try_recv() {
+                    self.take_punt(port, bufs);
+                }
+                self.flush();
+                self.fwd.direct.edges.switched(owner, ring, &mut self.fwd.outbox);
+            }
+            FromLane::Released { ring } => {
+                if let Some(r) = self.fwd.direct.edges.released(owner, ring, &mut self.fwd.outbox)
+                    && let Ok(ring) = self.fwd.region.ring(r)
+                {
+                    ring.set_ends(0, 0);
+                }
+            }
+        }
+    }
+
+    /// At the control tick: tell the lanes where each port's packets go, open their
+    /// edges into those NFs, pass them their edge messages, add in their counters.
+    pub(super) fn settle_lanes(&mut self) {
+        if self.lanes.is_empty() {
+            return;
+        }
+        let fwd = &mut self.fwd;
+        let routes: Vec<Option<u16>> = (0..self.io.ports.len() as u16)
+            .map(|p| {
+                let f = fwd.router.fixed_target(&fwd.table, &fwd.reg, PortNo::physical(p))?;
+                let Target::Instance { id, .. } = f.target else {
+                    return None;
+                };
+                let i = fwd.reg.get(id)?;
+                // A captured port or NF, a hung or leaving one: the main thread's path.
+                let plain = i.state == State::Running
+                    && !i.hung
+                    && !i.leaving
+                    && !fwd.taps.on(Point::PortRx(p))
+                    && !fwd.taps.at_instance(id);
+                plain.then_some(id)
+            })
+            .collect();
+        if routes != self.lanes.routes {
+            for l in &self.lanes.lanes {
+                l.tell(ToLane::Routes(routes.clone()));
+            }
+            self.lanes.routes.clone_from(&routes);
+        }
+        for l in &self.lanes.lanes {
+            let from = lane_owner(l.k);
+            for &to in routes.iter().flatten() {
+                if fwd.direct.edges.find(from, to).is_some() {
+                    continue;
+                }
+                let bell = fwd.reg.get(to).filter(|i| i.shared).map(|_| rings_of(to).rx);
+                if let Some(ring) = fwd.direct.edges.open(from, to, to, bell, &mut fwd.outbox)
+                    && let Ok(r) = fwd.region.ring(ring)
+                {
+                    r.reset();
+                    r.set_ends(from, to);
+                    fwd.acct.event(format!(
+                        "direct edge: receive thread {} → instance {to} on ring {ring}",
+                        l.k
+                    ));
+                }
+            }
+        }
+        self.pass_lane_messages();
+        self.add_lane_counts();
+    }
+
+    /// Take the edge messages for lanes out of the outbox and tell the lanes.
+    fn pass_lane_messages(&mut self) {
+        let lanes = &self.lanes.lanes;
+        self.fwd.outbox.retain(|(id, msg)| {
+            let Some(k) = lane_of(*id) else { return true };
+            let Some(l) = lanes.iter().find(|l| l.k == k) else {
+                return false;
+            };
+            match *msg {
+                MgrMsg::EdgeOut {
+                    instance, ring, bell, ..
+                } => l.tell(ToLane::EdgeOut {
+                    to: instance,
+                    ring,
+                    bell,
+                }),
+                MgrMsg::EdgeClosed { ring } => l.tell(ToLane::EdgeClosed { ring }),
+                _ => {}
+            }
+            false
+        });
+    }
+
+    /// Add what the lanes counted since the last time: drops, and each port's fixed
+    /// rule's matches.
+    fn add_lane_counts(&mut self) {
+        for (i, l) in self.lanes.lanes.iter().enumerate() {
+            let now = l.counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            fold(&mut self.fwd, &now, &self.lanes.seen[i]);
+            self.lanes.seen[i] = now;
+        }
+    }
+
+    /// Stop the lanes: take back their pools, queues and what they still sent; the
+    /// edges they wrote close as a gone producer's do.
+    pub(super) fn stop_lanes(&mut self) {
+        for i in 0..self.lanes.lanes.len() {
+            let end = self.lanes.lanes[i].stop();
+            // What it sent before it stopped: routed (or answered) as usual.
+            while let Ok(msg) = self.lanes.lanes[i].from.try_recv() {
+                self.lane_answer(i, msg);
+            }
+            while let Ok((port, bufs)) = self.lanes.lanes[i].punts.try_recv() {
+                self.take_punt(port, bufs);
+            }
+            let k = self.lanes.lanes[i].k;
+            self.fwd.direct.edges.instance_gone(lane_owner(k), &mut self.fwd.outbox);
+            match end {
+                Some(mut end) => {
+                    fold(&mut self.fwd, &end.counts, &self.lanes.seen[i]);
+                    let c = &end.counts;
+                    let rx: u64 = c.queues.iter().map(|(_, s)| s.rx).sum();
+                    let direct: u64 = c.fixed.iter().map(|f| f.0).sum();
+                    self.fwd.acct.event(format!(
+                        "receive thread {k} stopped: received {rx}, {direct} straight into NFs, {} through the main thread, {} dropped",
+                        c.punted,
+                        c.drops.total()
+                    ));
+                    self.fwd.pool.take(end.pool.give(u32::MAX));
+                    for (_, q) in &mut end.queues {
+                        q.release(&mut self.fwd.pool);
+                    }
+                    self.lanes.ended.append(&mut end.queues);
+                }
+                None => self.fwd.acct.event(format!(
+                    "bug: receive thread {k} panicked; the buffers it held are lost"
+                )),
+            }
+        }
+        self.lanes.lanes.clear();
+        self.lanes.given.clear();
+        self.lanes.seen.clear();
+    }
+}
+
+/// Add a lane's counters `now` beyond `before` into the manager's.
+fn fold(fwd: &mut super::Fwd<'_>, now: &LaneCounts, before: &LaneCounts) {
+    fwd.acct.drops.add_since(&now.drops, &before.drops);
+    for (p, &(n, bytes)) in now.fixed.iter().enumerate() {
+        let (n0, b0) = before.fixed.get(p).copied().unwrap_or((0, 0));
+        if n > n0
+            && let Some(f) = fwd
+                .router
+                .fixed_target(&fwd.table, &fwd.reg, PortNo::physical(p as u16))
+        {
+            fwd.router.count_fixed(&mut fwd.table, &f, n - n0, bytes - b0, fwd.now);
+        }
+    }
+}
