@@ -497,6 +497,41 @@ impl Port for AfXdpPort {
 
     /// Detach the program, close the sockets (the kernel lets go of the region), then
     /// free every buffer the kernel had.
+    /// Queues 1..=n move into ports of their own (each its socket and rings, the
+    /// UMEM shared), for switch threads that poll them; this port keeps queue 0 and
+    /// transmits on it alone. Only before the first poll (no buffer is with the
+    /// kernel yet): afterwards, none.
+    fn rx_queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
+        if self.queues.iter().any(|q| q.in_kernel > 0) || self.parked.iter().any(Option::is_some) {
+            return Vec::new();
+        }
+        let k = n.min(self.queues.len().saturating_sub(1));
+        let moved: Vec<Queue> = self.queues.drain(1..=k).collect();
+        moved
+            .into_iter()
+            .enumerate()
+            .map(|(i, q)| {
+                Box::new(AfXdpPort {
+                    name: format!("{} queue {}", self.name, i + 1),
+                    port_no: self.port_no,
+                    region: self.region,
+                    layout: self.layout,
+                    queues: vec![q],
+                    prog: None,
+                    promisc: None,
+                    parked: (0..=self.layout.buffers).map(|_| None).collect(),
+                    fill_target: self.fill_target,
+                    zero_copy: self.zero_copy,
+                    mode: self.mode.clone(),
+                    next: 0,
+                    stats: PortStats::default(),
+                    bad: BadBuffers::default(),
+                    checksums_completed: 0,
+                }) as Box<dyn Port>
+            })
+            .collect()
+    }
+
     fn release(&mut self, pool: &mut Pool) {
         let (drops, invalid) = self.kernel_counters();
         self.stats = self.stats.plus(drops, invalid);
@@ -650,6 +685,51 @@ mod tests {
         eprintln!("afxdp queues=2: frames per queue {per_queue:?}");
         assert_eq!(per_queue.len(), 2);
         x.release(&mut pool);
+        testutil::assert_whole(&pool);
+    }
+
+    /// A switch thread's queue: queue 1 split off into a port of its own, polled with a
+    /// pool share of its own, receives what RSS steers to it; the two halves together
+    /// receive every frame, and give every buffer back.
+    #[test]
+    fn a_queue_split_off_receives_its_share_into_its_own_pool() {
+        let Some(veth) = Veth::with_queues(2) else { return };
+        let (r, mut pool) = region(4096);
+        let mut x = AfXdpPort::open(&spec(&veth.a, ",queues=2"), 0, &r).unwrap();
+        let mut q1 = x.rx_queues(1);
+        assert_eq!(q1.len(), 1);
+        assert!(x.rx_queues(1).is_empty(), "one queue left");
+        let mut q1 = q1.pop().unwrap();
+        assert!(q1.name().ends_with("queue 1"), "{}", q1.name());
+        let mut share = pool.share(onvm_shm::OwnerId(0x7f01), 1024).unwrap();
+        let mut peer = AfPacketPort::open(&IfaceSpec::new(&veth.b), 1).unwrap();
+        let n = 400;
+        let frames = testlink::frames(n, 16);
+        // Stock both fill rings before the frames come.
+        let mut out = Vec::new();
+        x.rx_burst(&mut pool, &mut out, 32);
+        q1.rx_burst(&mut share, &mut out, 32);
+        assert!(out.is_empty());
+        assert_eq!(testlink::send(&mut peer, &mut pool, &frames), n);
+        let (mut got0, mut got1) = (Vec::new(), Vec::new());
+        let start = std::time::Instant::now();
+        while got0.len() + got1.len() < n && start.elapsed() < std::time::Duration::from_secs(10) {
+            x.rx_burst(&mut pool, &mut got0, 32);
+            q1.rx_burst(&mut share, &mut got1, 32);
+        }
+        assert_eq!(got0.len() + got1.len(), n, "every frame on one of the queues");
+        assert_eq!(
+            (x.stats().rx, q1.stats().rx),
+            (got0.len() as u64, got1.len() as u64),
+            "each counts its own"
+        );
+        eprintln!("afxdp split: queue 0 {} frames, queue 1 {}", got0.len(), got1.len());
+        pool.free_burst(&mut got0);
+        share.free_burst(&mut got1);
+        q1.release(&mut share);
+        x.release(&mut pool);
+        pool.take(share.give(u32::MAX));
+        drop(share);
         testutil::assert_whole(&pool);
     }
 
