@@ -69,8 +69,9 @@ pub struct CommonMgr {
     /// Switch threads that receive (1..=64): each port with several receive queues gets
     /// one thread per further queue, which writes the packets of a port whose rule sends
     /// them all to one NF straight into it (`null:64B` has as many queues as asked).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub rx_threads: u16,
+    /// (Default: the config's `rx_threads`, else 1.)
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub rx_threads: Option<u16>,
     /// Serve the REST API (/api/v1), live stream, Prometheus /metrics and the web console
     /// at [ADDR:]PORT; a bare port listens on 127.0.0.1 only (port 0: any free port,
     /// named in the event log).
@@ -84,6 +85,10 @@ pub struct CommonMgr {
     /// ports' NUMA node).
     #[arg(long)]
     pub mgr_core: Option<u16>,
+    /// Cores the receive threads (`--rx-threads`) are pinned to, one each in order,
+    /// e.g. 2,3; each an online CPU (default: not pinned).
+    #[arg(long, value_delimiter = ',')]
+    pub rx_cores: Option<Vec<u16>>,
     /// Read the CPU and NUMA topology from this sysfs root instead of / (default:
     /// $ONVM_SYSFS_ROOT, else /); for tests and for checking a placement.
     #[arg(long)]
@@ -206,7 +211,6 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     o.stats_every = secs(common.stats_every, "--stats-every")?;
     o.run_for = common.run_for.map(|s| secs(s, "--run-for")).transpose()?;
     o.profile = common.profile;
-    o.rx_threads = common.rx_threads;
     o.http = common.http;
     o.exit_when_drained = common
         .exit_when_drained
@@ -214,6 +218,7 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
         .transpose()?;
     // The manager checks cores against the machine's topology when it starts.
     o.nf_cores.clone_from(&common.nf_cores);
+    o.rx_cores.clone_from(&common.rx_cores);
     if let Some(c) = common.mgr_core {
         o.core = ManagerCore::Core(c);
     }
@@ -233,6 +238,7 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     }
     o.kill_hung = common.kill_hung || manager.and_then(|m| m.kill_hung).unwrap_or(false);
     o.backpressure = common.backpressure || manager.and_then(|m| m.backpressure).unwrap_or(false);
+    o.rx_threads = common.rx_threads.or(manager.and_then(|m| m.rx_threads)).unwrap_or(1);
     o.nf_quota = common.nf_quota.or_else(|| manager.and_then(|m| m.nf_quota));
     if let Some(c) = config {
         o.service_quota = c.quotas.clone();

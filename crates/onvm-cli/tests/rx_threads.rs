@@ -9,7 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    KillBySocket, Proc, SOON, TempDir, assert_conserved, field, nf_command, serial, start_mgr, wait_registered,
+    KillBySocket, Proc, SOON, TempDir, assert_conserved, field, nf_command, onvm, run_to_end, serial, start_mgr,
+    wait_registered,
 };
 
 const CHAIN: &str = r#"[manager]
@@ -60,10 +61,21 @@ fn a_second_receive_thread_writes_straight_into_the_nf_and_survives_its_crash() 
     let socket = dir.socket();
     let _reap = KillBySocket(socket.clone());
     let cfg = dir.write("rx2.toml", CHAIN);
-    let mut mgr = start_mgr(&socket, &["--config", cfg.to_str().unwrap(), "--rx-threads", "2"]);
+    let mut mgr = start_mgr(
+        &socket,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--rx-threads",
+            "2",
+            "--rx-cores",
+            "1",
+        ],
+    );
     assert!(
         mgr.stderr
-            .wait(SOON, |l| l.contains("receive thread 1: port 0 (null:64B queue 1)"))
+            .wait(SOON, |l| l
+                .contains("receive thread 1 (core 1): port 0 (null:64B queue 1)"))
             .is_some(),
         "{}",
         mgr.output()
@@ -145,4 +157,31 @@ fn packets_that_need_a_lookup_go_through_the_main_thread() {
         mgr.output()
     );
     assert!(main > 0, "nothing went through the main thread\n{}", mgr.output());
+}
+
+#[test]
+fn a_receive_thread_on_a_cpu_the_machine_lacks_is_refused_by_name() {
+    let dir = TempDir::new("rx2bad");
+    let mut cmd = onvm();
+    cmd.args([
+        "mgr",
+        "--stats",
+        "off",
+        "--port",
+        "null:64B",
+        "--rx-threads",
+        "2",
+        "--rx-cores",
+        "999",
+    ])
+    .arg("--socket")
+    .arg(dir.socket());
+    let mut p = run_to_end("onvm mgr", cmd);
+    assert_ne!(p.exit_code(SOON), 0, "{}", p.output());
+    assert!(
+        p.output()
+            .contains("receive thread 1: --rx-cores: CPU 999 is not online"),
+        "{}",
+        p.output()
+    );
 }

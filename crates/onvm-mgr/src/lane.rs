@@ -122,6 +122,8 @@ pub struct LaneEnd {
 pub struct Lane {
     /// Its number (1..).
     pub k: u16,
+    /// The ports whose queues it polls.
+    pub ports: Vec<u16>,
     pub to: Sender<ToLane>,
     pub from: Receiver<FromLane>,
     pub punts: Receiver<Punt>,
@@ -148,6 +150,7 @@ impl Lane {
         let shared = counts.clone();
         let stock = Arc::new(Stock::default());
         let held = stock.clone();
+        let ports = queues.iter().map(|(p, _)| *p).collect();
         let thread = std::thread::Builder::new()
             .name(format!("onvm-lane-{k}"))
             .spawn(move || {
@@ -167,6 +170,7 @@ impl Lane {
             })?;
         Ok(Lane {
             k,
+            ports,
             to,
             from,
             punts,

@@ -139,6 +139,10 @@ pub struct Options {
     /// queue beyond the first ([`crate::lane`]); the main thread keeps queue 0, every
     /// transmit and the control plane.
     pub rx_threads: u16,
+    /// Cores the receive threads are pinned to, the k-th thread beside the main one to
+    /// the k-th core; `None` (or fewer cores than threads): the rest are not pinned.
+    /// Each must be an online CPU.
+    pub rx_cores: Option<Vec<u16>>,
     /// Serve the REST API, live stream, metrics and web console here ([`crate::http`]);
     /// off when `None`.
     pub http: Option<std::net::SocketAddr>,
@@ -206,6 +210,7 @@ impl Options {
             openflow: crate::openflow::OpenFlowOptions::default(),
             profile: false,
             rx_threads: 1,
+            rx_cores: None,
             http: None,
             supervisor: None,
             autoscale: Vec::new(),

@@ -23,6 +23,7 @@
 //! kill_hung = true                         # and is killed (onvm up then restarts it per policy)
 //! backpressure = true                      # drop at a chain's entry while an NF on it is behind
 //! nf_quota = 4096                          # buffers an NF may hold outside its rings (default: pool / 4)
+//! rx_threads = 2                           # switch threads that receive (a port's further queues; default 1)
 //!
 //! [services]                              # name -> service ID (1..32)
 //! firewall = 1
@@ -85,6 +86,23 @@ pub fn check_watchdog_ms(ms: u64) -> Result<(), String> {
             "out of range, must be 0 (off) or {}..={}",
             WATCHDOG_MS.start(),
             WATCHDOG_MS.end()
+        ))
+    }
+}
+
+/// Switch threads that receive (`[manager] rx_threads`, `--rx-threads`): the main one
+/// and one per further receive queue.
+pub const RX_THREADS: RangeInclusive<u16> = 1..=64;
+
+/// Checks `rx_threads` against [`RX_THREADS`].
+pub fn check_rx_threads(n: u16) -> Result<(), String> {
+    if RX_THREADS.contains(&n) {
+        Ok(())
+    } else {
+        Err(format!(
+            "out of range, must be {}..={}",
+            RX_THREADS.start(),
+            RX_THREADS.end()
         ))
     }
 }
@@ -222,6 +240,8 @@ pub struct ManagerConfig {
     /// Buffers an NF may hold outside its rings, unless its entry says otherwise;
     /// `None`: the manager's default (a quarter of the pool).
     pub nf_quota: Option<u32>,
+    /// Switch threads that receive (`None`: the command's default, 1).
+    pub rx_threads: Option<u16>,
     /// The Docker engine for container NFs (`unix:///PATH`); `None`: `DOCKER_HOST`, or
     /// `/var/run/docker.sock`.
     pub docker: Option<String>,
@@ -464,7 +484,7 @@ pub enum ConfigErrorKind {
         /// What is wrong, with the limits.
         problem: String,
     },
-    /// A `[manager]` number out of range (`watchdog_ms`, `nf_quota`).
+    /// A `[manager]` number out of range (`watchdog_ms`, `nf_quota`, `rx_threads`).
     #[error("manager.{key} = {value}: {problem}")]
     BadManagerValue {
         /// The key.
@@ -548,6 +568,7 @@ struct RawManager {
     kill_hung: Option<bool>,
     backpressure: Option<bool>,
     nf_quota: Option<Spanned<u32>>,
+    rx_threads: Option<Spanned<u16>>,
     docker: Option<String>,
 }
 
@@ -788,6 +809,19 @@ impl Config {
                     ConfigErrorKind::BadManagerValue {
                         key: "nf_quota",
                         value,
+                        problem,
+                    },
+                )
+            })?;
+        }
+
+        if let Some(n) = &raw.manager.rx_threads {
+            check_rx_threads(*n.get_ref()).map_err(|problem| {
+                lines.err(
+                    n.span(),
+                    ConfigErrorKind::BadManagerValue {
+                        key: "rx_threads",
+                        value: u64::from(*n.get_ref()),
                         problem,
                     },
                 )
@@ -1120,6 +1154,7 @@ impl Config {
                 kill_hung: raw.manager.kill_hung,
                 backpressure: raw.manager.backpressure,
                 nf_quota: raw.manager.nf_quota.map(Spanned::into_inner),
+                rx_threads: raw.manager.rx_threads.map(Spanned::into_inner),
                 docker: raw.manager.docker,
             },
             services,
@@ -1456,6 +1491,21 @@ match = { ip_proto = 6, l4_dst = 80, ipv4_dst = "10.0.0.0/8" }
             policy("restart = \"always\"\nmax_restarts = 0\n"),
             RestartPolicy::new(RestartMode::Always, Some(0))
         );
+    }
+
+    #[test]
+    fn rx_threads_in_range_or_a_clear_error() {
+        let c = Config::from_toml("[manager]\nrx_threads = 2\n").unwrap();
+        assert_eq!(c.manager.rx_threads, Some(2));
+        assert_eq!(Config::from_toml("[manager]\n").unwrap().manager.rx_threads, None);
+        for bad in ["0", "65"] {
+            let e = Config::from_toml(&format!("[manager]\nrx_threads = {bad}\n")).unwrap_err();
+            assert!(
+                matches!(e.kind, ConfigErrorKind::BadManagerValue { key: "rx_threads", .. }) && e.line == Some(2),
+                "{bad}: {e}"
+            );
+            assert!(e.to_string().contains("1..=64"), "{e}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::lane::{FromLane, Lane, LaneCounts, ToLane, lane_of, lane_owner};
 use crate::registry::{State, rings_of};
 use crate::router::Target;
 use crate::stats::PortRow;
+use crate::topology::format_cpulist;
 
 /// Most buffers a lane starts with, and gets each time it runs low (an eighth of the
 /// pool, split between the lanes, if that is less).
@@ -100,11 +101,29 @@ impl Mgr<'_> {
                 continue;
             }
             let k = i as u16 + 1;
+            let core = self.opts.rx_cores.as_ref().and_then(|c| c.get(i)).copied();
+            if let Some(c) = core
+                && !self.topo.is_online(c)
+            {
+                return Err(MgrError::Lane {
+                    lane: k,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!(
+                            "--rx-cores: CPU {c} is not online (online: {})",
+                            format_cpulist(self.topo.online())
+                        ),
+                    ),
+                });
+            }
             let pool = self.fwd.pool.share(OwnerId(lane_owner(k)), share)?;
             let names: Vec<String> = queues.iter().map(|(p, q)| format!("port {p} ({})", q.name())).collect();
-            let lane = Lane::start(k, self.fwd.region.clone(), pool, queues, nports, None)
+            let lane = Lane::start(k, self.fwd.region.clone(), pool, queues, nports, core)
                 .map_err(|source| MgrError::Lane { lane: k, source })?;
-            self.fwd.acct.event(format!("receive thread {k}: {}", names.join(", ")));
+            let pinned = core.map_or_else(|| "not pinned".to_string(), |c| format!("core {c}"));
+            self.fwd
+                .acct
+                .event(format!("receive thread {k} ({pinned}): {}", names.join(", ")));
             self.lanes.lanes.push(lane);
             self.lanes.given.push(0);
             self.lanes.seen.push(LaneCounts::default());
@@ -216,7 +235,11 @@ impl Mgr<'_> {
         }
         for l in &self.lanes.lanes {
             let from = lane_owner(l.k);
-            for &to in routes.iter().flatten() {
+            let polled = l
+                .ports
+                .iter()
+                .filter_map(|&p| routes.get(usize::from(p)).copied().flatten());
+            for to in polled {
                 if fwd.direct.edges.find(from, to).is_some() {
                     continue;
                 }
