@@ -284,7 +284,7 @@ fn a_second_receive_thread_takes_an_af_xdp_queue() {
         return; // skipped (ONVM_ALLOW_SKIP)
     }
     assert!(
-        log.contains("receive thread 1: port 0 (afxdp:in0,queues=2 queue 1)"),
+        log.contains("receive thread 1 (not pinned): port 0 (afxdp:in0,queues=2 queue 1)"),
         "{log}"
     );
     let stopped = log
