@@ -56,6 +56,8 @@ pub fn lane_of(id: u16) -> Option<u16> {
 const PASS_BURSTS: usize = 4;
 /// Bursts the queue to the main thread holds before the lane drops what it would punt.
 const PUNT_QUEUE: usize = 1024;
+/// Times a lane yields to a shared-core NF whose edge is full before it drops.
+const RING_FULL_YIELDS: u32 = 8;
 /// Counters are published this often.
 const PUBLISH_EVERY: Duration = Duration::from_millis(1);
 
@@ -323,6 +325,22 @@ fn write(pool: &mut Pool, o: &mut Out<'_>, port: u16, burst: &mut Vec<Buf>, coun
     // A ring error (corrupt indices: some process scribbled them) sends nothing; the
     // burst is dropped as not fitting, and the main thread's drain mends the ring.
     let _ = holder.enqueue(&mut o.prod, OwnerId(o.to), burst);
+    // A full edge into an NF that shares a core empties only when it gets to run: give
+    // it the CPU a few times while it takes something each time, as the main thread
+    // does for its rx ring (`RING_FULL_YIELDS`), rather than spin on drops.
+    if let Some(b) = &o.bell {
+        b.notify();
+        for _ in 0..RING_FULL_YIELDS {
+            if burst.is_empty() {
+                break;
+            }
+            std::thread::yield_now();
+            match holder.enqueue(&mut o.prod, OwnerId(o.to), burst) {
+                Ok(n) if n > 0 => b.notify(),
+                _ => break,
+            }
+        }
+    }
     let left = burst.len() as u64;
     for b in burst.iter_mut() {
         bytes -= holder.packet(b).map_or(0, |p| p.data().len() as u64);
@@ -330,11 +348,6 @@ fn write(pool: &mut Pool, o: &mut Out<'_>, port: u16, burst: &mut Vec<Buf>, coun
     if let Some(f) = counts.fixed.get_mut(usize::from(port)) {
         f.0 += n - left;
         f.1 += bytes;
-    }
-    if left < n
-        && let Some(b) = &o.bell
-    {
-        b.notify();
     }
     if left > 0 {
         counts.drops.add(DropReason::RingFull, left);

@@ -128,6 +128,13 @@ impl Mgr<'_> {
             self.lanes.given.push(0);
             self.lanes.seen.push(LaneCounts::default());
         }
+        let polling = 1 + self.lanes.lanes.len();
+        let cpus = self.topo.online().len();
+        if !self.lanes.is_empty() && polling >= cpus {
+            self.fwd.acct.event(format!(
+                "{polling} switch threads poll on {cpus} CPUs: NFs get what is left (on this machine a second receive thread costs more than it gives)"
+            ));
+        }
         if self.lanes.is_empty() {
             self.fwd.acct.event(format!(
                 "--rx-threads {}: no port has further receive queues, one switch thread runs",
