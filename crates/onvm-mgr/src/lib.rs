@@ -2,7 +2,8 @@
 //!
 //! It owns the packet region and the pool, the ports and the flow table; NFs register
 //! with it over a Unix seqpacket socket. One thread does everything (see
-//! [`manager`]): on a two-core machine the second core belongs to NFs.
+//! [`manager`]): on a two-core machine the second core belongs to NFs. With more cores,
+//! receive threads can poll ports' further queues (`Options::rx_threads`).
 //!
 //! | Module | Holds |
 //! |---|---|

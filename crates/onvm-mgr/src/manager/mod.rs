@@ -6,6 +6,11 @@
 //! the 100 ms promise). When no packet moves, the loop backs off to short sleeps so it
 //! leaves the CPU to NFs that share a core with it.
 //!
+//! On a larger one, receive threads (`Options::rx_threads`, `crate::lane`, their main
+//! side in `lanes.rs`) poll the further queues of ports that have several and write
+//! what they can straight into NFs; the rest comes to this thread, which keeps every
+//! transmit and the control plane.
+//!
 //! The state is grouped by who borrows it, so each part of the loop takes only what it
 //! needs (smoltcp's `Interface` and its inner struct):
 //!
