@@ -185,3 +185,41 @@ fn a_receive_thread_on_a_cpu_the_machine_lacks_is_refused_by_name() {
         p.output()
     );
 }
+
+#[test]
+fn a_generator_split_over_two_threads_delivers_its_count_exactly() {
+    let _one = serial();
+    let dir = TempDir::new("rx2gen");
+    let socket = dir.socket();
+    let _reap = KillBySocket(socket.clone());
+    // Slow enough for a shared-core forwarder: nothing needs to be dropped.
+    let cfg = dir.write(
+        "rx2gen.toml",
+        &CHAIN.replace("\"null:64B\"", "\"gen:64B,64flows,rate=100k,count=60000\""),
+    );
+    let mgr = start_mgr(
+        &socket,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--rx-threads",
+            "2",
+            "--wait-for-nfs",
+            "1",
+            "--exit-when-drained",
+            "0.3",
+        ],
+    );
+    let mut mgr = mgr;
+    let mut nf = Proc::spawn("fwd", nf_command(&socket, 1, "fwd", &[], &["simple-forward"]));
+    wait_registered(&mgr, "fwd", &nf);
+    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    assert_eq!(nf.exit_code(SOON), 0, "{}", nf.output());
+    assert_conserved(&mgr);
+    let (received, _, _) = lane_figures(&mgr);
+    assert_eq!(received, 30_000, "queue 1 generates half the count\n{}", mgr.output());
+    let out = mgr.stdout.text();
+    let line = |p: &str| out.lines().find(|l| l.starts_with(p)).unwrap_or_default().to_string();
+    assert_eq!(field(&line("port 0 "), "rx"), Some(60_000), "{out}");
+    assert_eq!(field(&line("port 1 "), "tx"), Some(60_000), "every packet out\n{out}");
+}

@@ -111,6 +111,8 @@ pub struct LaneCounts {
     pub fixed: Vec<(u64, u64)>,
     /// Packets handed to the main thread.
     pub punted: u64,
+    /// Every queue will never receive again (`Port::rx_done`).
+    pub done: bool,
 }
 
 /// What a lane hands back when it stops.
@@ -372,5 +374,6 @@ fn punt(to: &SyncSender<Punt>, port: u16, burst: &mut Vec<Buf>, pool: &mut Pool,
 fn publish(queues: &[(u16, Box<dyn Port>)], counts: &mut LaneCounts, shared: &Mutex<LaneCounts>) {
     counts.queues.clear();
     counts.queues.extend(queues.iter().map(|(p, q)| (*p, q.stats())));
+    counts.done = queues.iter().all(|(_, q)| q.rx_done());
     *shared.lock().unwrap_or_else(|e| e.into_inner()) = counts.clone();
 }

@@ -117,6 +117,10 @@ pub struct GenPort {
     /// source address and source port.
     udp_base: u64,
     next_flow: u32,
+    /// This queue's flows: `first_flow`, then every `stride`-th (1 and 0 for a port not
+    /// split into queues; see [`Port::rx_queues`]).
+    first_flow: u32,
+    stride: u32,
     pace: Option<Pace>,
     /// Packets still to generate when a count was given.
     remaining: Option<u64>,
@@ -148,6 +152,8 @@ impl GenPort {
             ip_base,
             udp_base,
             next_flow: 0,
+            first_flow: 0,
+            stride: 1,
             pace: spec.rate_pps.map(Pace::new),
             remaining: count,
             stats: PortStats::default(),
@@ -191,7 +197,7 @@ impl Port for GenPort {
             want = p.allowed(want);
             p.take(want);
         }
-        if want == 0 {
+        if want == 0 || self.first_flow >= self.flows {
             return 0;
         }
         if self.template.len() > pool.region().layout().data_room as usize {
@@ -229,10 +235,10 @@ impl Port for GenPort {
             let m = pkt.meta();
             m.set_in_port(self.port_no);
             m.set_timestamp(now);
-            self.next_flow += 1;
-            if self.next_flow == self.flows {
-                self.next_flow = 0;
-            }
+            self.next_flow = match self.next_flow.checked_add(self.stride) {
+                Some(f) if f < self.flows => f,
+                _ => self.first_flow,
+            };
             i += 1;
         }
         let n = out.len() - start;
@@ -256,8 +262,43 @@ impl Port for GenPort {
         self.bad.take(out);
     }
 
+    /// Queues as a NIC whose RSS spreads the flows evenly would have them: queue `q` of
+    /// `n + 1` generates flows `q`, `q + n + 1`, … (so each flow stays on one queue) at
+    /// its share of the rate and of the count (the first queues get the remainders).
+    /// Only before the first poll.
+    fn rx_queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
+        let total = n as u64 + 1;
+        // A rate too low to give each queue a packet per second is not split.
+        if n == 0 || self.stats.rx > 0 || self.stride != 1 || self.pace.as_ref().is_some_and(|p| p.rate < total) {
+            return Vec::new();
+        }
+        let share = |q: u64, x: u64| x / total + u64::from(q < x % total);
+        let rate = self.pace.as_ref().map(|p| p.rate);
+        let count = self.remaining;
+        let queues = (1..total)
+            .map(|q| {
+                Box::new(GenPort {
+                    name: format!("{} queue {q}", self.name),
+                    template: self.template.clone(),
+                    next_flow: q as u32,
+                    first_flow: q as u32,
+                    stride: total as u32,
+                    pace: rate.map(|r| Pace::new(share(q, r))),
+                    remaining: count.map(|c| share(q, c)),
+                    stats: PortStats::default(),
+                    bad: BadBuffers::default(),
+                    ..*self
+                }) as Box<dyn Port>
+            })
+            .collect();
+        self.stride = total as u32;
+        self.pace = rate.map(|r| Pace::new(share(0, r)));
+        self.remaining = count.map(|c| share(0, c));
+        queues
+    }
+
     fn rx_done(&self) -> bool {
-        self.remaining == Some(0)
+        self.remaining == Some(0) || self.first_flow >= self.flows
     }
 }
 
@@ -350,6 +391,46 @@ mod tests {
         }
         assert_eq!(seen.len(), 1000);
         testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn queues_split_the_flows_the_rate_and_the_count() {
+        let (_r, mut pool) = testutil::pool(256, 2048);
+        let mut port = GenPort::new(&spec(64, 5, None), 2, Some(10));
+        let mut qs = port.rx_queues(2);
+        assert_eq!(qs.len(), 2);
+        assert_eq!(qs[1].name(), "gen:64B,5flows,count=10 queue 2");
+        assert!(port.rx_queues(1).is_empty(), "split once");
+        // Queue q generates flows q, q + 3, ... and its share of the 10 packets.
+        let mut expect = |p: &mut dyn Port, flows: &[u32], count: usize| {
+            let mut out = Vec::new();
+            assert_eq!(p.rx_burst(&mut pool, &mut out, 32), count);
+            assert_eq!(p.rx_burst(&mut pool, &mut out, 32), 0);
+            assert!(p.rx_done());
+            let frames = testutil::take(&mut pool, &mut out);
+            for (n, f) in frames.iter().enumerate() {
+                assert_eq!(*f, build_frame(64, 2, flows[n % flows.len()]), "packet {n}");
+            }
+        };
+        expect(&mut port, &[0, 3], 4);
+        expect(qs[0].as_mut(), &[1, 4], 3);
+        expect(qs[1].as_mut(), &[2], 3);
+        testutil::assert_whole(&pool);
+        // More queues than flows: the extra ones never generate and are done at once.
+        let mut two = GenPort::new(&spec(64, 1, None), 0, None);
+        let mut qs = two.rx_queues(1);
+        let mut out = Vec::new();
+        assert_eq!(qs[0].rx_burst(&mut pool, &mut out, 32), 0);
+        assert!(qs[0].rx_done() && !two.rx_done());
+        // A rate is shared too: 3 queues of 3000 pps, each its third.
+        let mut paced = GenPort::new(&spec(64, 8, Some(3000)), 0, None);
+        let qs = paced.rx_queues(2);
+        assert_eq!(qs.len(), 2);
+        assert_eq!(paced.pace.as_ref().map(|p| p.rate), Some(1000));
+        assert!(
+            GenPort::new(&spec(64, 8, Some(2)), 0, None).rx_queues(2).is_empty(),
+            "2 pps for 3 queues"
+        );
     }
 
     #[test]

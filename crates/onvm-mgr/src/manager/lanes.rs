@@ -53,6 +53,13 @@ impl Lanes {
         }
     }
 
+    /// Whether every lane's queues will never receive again (as last published).
+    pub(super) fn rx_done(&self) -> bool {
+        self.lanes
+            .iter()
+            .all(|l| l.counts.lock().unwrap_or_else(|e| e.into_inner()).done)
+    }
+
     /// Add the lanes' queue counters to the ports they belong to.
     pub(super) fn add_port_stats(&self, rows: &mut [PortRow]) {
         let mut add = |port: u16, s: &PortStats| {

@@ -126,6 +126,7 @@ impl Mgr<'_> {
                 && self.io.rx_on
                 && self.io.ports.iter().all(|p| p.rx_done())
                 && now.duration_since(idle_since) >= d
+                && self.lanes.rx_done()
             {
                 break;
             }
