@@ -325,8 +325,12 @@ fn write(pool: &mut Pool, o: &mut Out<'_>, port: u16, burst: &mut Vec<Buf>, coun
         bytes += holder.packet(b).map_or(0, |p| p.data().len() as u64);
     }
     // A ring error (corrupt indices: some process scribbled them) sends nothing; the
-    // burst is dropped as not fitting, and the main thread's drain mends the ring.
-    let _ = holder.enqueue(&mut o.prod, OwnerId(o.to), burst);
+    // burst is dropped, counted as such, and the ring mends when its reader next polls
+    // it (each end republishes its own index).
+    let mut why = DropReason::RingFull;
+    if holder.enqueue(&mut o.prod, OwnerId(o.to), burst).is_err() {
+        why = DropReason::RingCorrupt;
+    }
     // A full edge into an NF that shares a core empties only when it gets to run: give
     // it the CPU a few times while it takes something each time, as the main thread
     // does for its rx ring (`RING_FULL_YIELDS`), rather than spin on drops.
@@ -339,7 +343,11 @@ fn write(pool: &mut Pool, o: &mut Out<'_>, port: u16, burst: &mut Vec<Buf>, coun
             std::thread::yield_now();
             match holder.enqueue(&mut o.prod, OwnerId(o.to), burst) {
                 Ok(n) if n > 0 => b.notify(),
-                _ => break,
+                Ok(_) => break,
+                Err(_) => {
+                    why = DropReason::RingCorrupt;
+                    break;
+                }
             }
         }
     }
@@ -352,7 +360,7 @@ fn write(pool: &mut Pool, o: &mut Out<'_>, port: u16, burst: &mut Vec<Buf>, coun
         f.1 += bytes;
     }
     if left > 0 {
-        counts.drops.add(DropReason::RingFull, left);
+        counts.drops.add(why, left);
         pool.free_burst(burst);
     }
 }
@@ -376,4 +384,110 @@ fn publish(queues: &[(u16, Box<dyn Port>)], counts: &mut LaneCounts, shared: &Mu
     counts.queues.extend(queues.iter().map(|(p, q)| (*p, q.stats())));
     counts.done = queues.iter().all(|(_, q)| q.rx_done());
     *shared.lock().unwrap_or_else(|e| e.into_inner()) = counts.clone();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use onvm_ports::NullPort;
+    use onvm_shm::{BackingChoice, RegionConfig};
+
+    use super::*;
+
+    /// Wait up to 10 s for `f` to give something.
+    fn within<T>(mut f: impl FnMut() -> Option<T>) -> T {
+        let t = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "timed out");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_lane_punts_until_its_edge_opens_then_writes_it_and_hands_everything_back() {
+        let region = Region::create(&RegionConfig {
+            buffers: 512,
+            rings: 2,
+            ring_capacity: 64,
+            backing: BackingChoice::Normal,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut pool = Pool::new(&region).unwrap();
+        let owner = lane_owner(1);
+        assert_eq!(lane_of(owner), Some(1));
+        assert_eq!(
+            (lane_of(1), lane_of(0)),
+            (None, None),
+            "NF instances and the manager are no lanes"
+        );
+        let share = pool.share(OwnerId(owner), 128).unwrap();
+        let queues: Vec<(u16, Box<dyn Port>)> = vec![(0, Box::new(NullPort::receiving(0, 64)))];
+        let mut lane = Lane::start(1, region.clone(), share, queues, 2, None).unwrap();
+        lane.tell(ToLane::Routes(vec![Some(7), None]));
+        lane.tell(ToLane::Receive(true));
+
+        // No edge yet: what it receives comes to us, stamped with its port.
+        let (port, mut bufs) = within(|| lane.punts.try_recv().ok());
+        assert_eq!(port, 0);
+        assert!(!bufs.is_empty());
+        pool.free_burst(&mut bufs);
+
+        // The edge into instance 7: the lane answers, then writes it (the ring fills,
+        // what does not fit is dropped, counted).
+        let ring = region.ring(1).unwrap();
+        ring.set_ends(owner, 7);
+        lane.tell(ToLane::EdgeOut {
+            to: 7,
+            ring: 1,
+            bell: None,
+        });
+        within(|| match lane.from.try_recv() {
+            Ok(FromLane::Switched { ring }) => Some(assert_eq!(ring, 1)),
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => None,
+        });
+        // Its share went out in punts: what comes back to us it gets again.
+        while let Ok((_, mut bufs)) = lane.punts.try_recv() {
+            pool.free_burst(&mut bufs);
+        }
+        lane.tell(ToLane::Free(pool.give(200)));
+        let nf = region.holder(OwnerId(7)).unwrap();
+        let mut cons = region.consumer(1).unwrap();
+        let mut got = Vec::new();
+        within(|| (nf.dequeue(&mut cons, 32, &mut got).unwrap() > 0).then_some(()));
+        assert_eq!(nf.rejected(), 0, "sent as the lane, to instance 7");
+        within(|| (lane.counts.lock().unwrap().drops.get(DropReason::RingFull) > 0).then_some(()));
+
+        // Closed: it lets go, and stops: pool, queue and counters come back.
+        lane.tell(ToLane::EdgeClosed { ring: 1 });
+        within(|| match lane.from.try_recv() {
+            Ok(FromLane::Released { ring }) => Some(assert_eq!(ring, 1)),
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => None,
+        });
+        let end = lane.stop().expect("the lane ended cleanly");
+        let fixed = end.counts.fixed[0].0;
+        assert!(fixed >= got.len() as u64, "counted on port 0's rule: {fixed}");
+        assert_eq!(end.queues.len(), 1);
+        // Everything back in one pool: what the NF got, what is still in the edge.
+        for b in got.drain(..) {
+            pool.free(b);
+        }
+        while nf.dequeue(&mut cons, 32, &mut got).unwrap() > 0 {
+            pool.free_burst(&mut got);
+        }
+        let mut end = end;
+        pool.take(end.pool.give(u32::MAX));
+        while let Ok((_, mut bufs)) = lane.punts.try_recv() {
+            pool.free_burst(&mut bufs);
+        }
+        drop(end);
+        let a = pool.audit(&[]);
+        assert!(a.is_whole() && a.free == 512, "{a}");
+    }
 }
