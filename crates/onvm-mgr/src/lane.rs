@@ -446,11 +446,12 @@ mod tests {
             ring: 1,
             bell: None,
         });
-        within(|| match lane.from.try_recv() {
-            Ok(FromLane::Switched { ring }) => Some(assert_eq!(ring, 1)),
+        let switched = within(|| match lane.from.try_recv() {
+            Ok(FromLane::Switched { ring }) => Some(ring),
             Ok(other) => panic!("{other:?}"),
             Err(_) => None,
         });
+        assert_eq!(switched, 1);
         // Its share went out in punts: what comes back to us it gets again.
         while let Ok((_, mut bufs)) = lane.punts.try_recv() {
             pool.free_burst(&mut bufs);
@@ -465,11 +466,12 @@ mod tests {
 
         // Closed: it lets go, and stops: pool, queue and counters come back.
         lane.tell(ToLane::EdgeClosed { ring: 1 });
-        within(|| match lane.from.try_recv() {
-            Ok(FromLane::Released { ring }) => Some(assert_eq!(ring, 1)),
+        let released = within(|| match lane.from.try_recv() {
+            Ok(FromLane::Released { ring }) => Some(ring),
             Ok(other) => panic!("{other:?}"),
             Err(_) => None,
         });
+        assert_eq!(released, 1);
         let end = lane.stop().expect("the lane ended cleanly");
         let fixed = end.counts.fixed[0].0;
         assert!(fixed >= got.len() as u64, "counted on port 0's rule: {fixed}");
