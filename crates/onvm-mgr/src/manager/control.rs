@@ -401,11 +401,7 @@ impl Mgr<'_> {
                 Ok(())
             }
             (NfMsg::EdgeReleased { ring }, Some(id)) => {
-                if let Some(r) = self.fwd.direct.edges.released(id, ring, &mut self.fwd.outbox)
-                    && let Ok(ring) = self.fwd.region.ring(r)
-                {
-                    ring.set_ends(0, 0);
-                }
+                self.fwd.edge_released(id, ring);
                 self.settle_manager_edges();
                 Ok(())
             }

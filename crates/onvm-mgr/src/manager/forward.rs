@@ -640,6 +640,16 @@ impl Fwd<'_> {
         }
     }
 
+    /// `who` (an NF, a receive thread) let go of edge `ring`: if the edge is gone, its
+    /// ring is free, its ends reset.
+    pub(super) fn edge_released(&mut self, who: u16, ring: u32) {
+        if let Some(r) = self.direct.edges.released(who, ring, &mut self.outbox)
+            && let Ok(ring) = self.region.ring(r)
+        {
+            ring.set_ends(0, 0);
+        }
+    }
+
     /// Close all edges; the next packets re-learn the ones that still make sense.
     pub(super) fn topology_changed(&mut self) {
         self.direct.edges.close_all(&mut self.outbox);

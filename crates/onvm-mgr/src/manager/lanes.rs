@@ -208,13 +208,7 @@ impl Mgr<'_> {
                 self.flush();
                 self.fwd.direct.edges.switched(owner, ring, &mut self.fwd.outbox);
             }
-            FromLane::Released { ring } => {
-                if let Some(r) = self.fwd.direct.edges.released(owner, ring, &mut self.fwd.outbox)
-                    && let Ok(ring) = self.fwd.region.ring(r)
-                {
-                    ring.set_ends(0, 0);
-                }
-            }
+            FromLane::Released { ring } => self.fwd.edge_released(owner, ring),
         }
     }
 
