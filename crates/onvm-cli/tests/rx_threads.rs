@@ -1,8 +1,9 @@
-//! `onvm mgr --rx-threads 2`: a second switch thread polls the second receive queue of
-//! a `null:64B` port. Where the port's rule sends every packet to one NF, the thread
-//! writes them straight into it (an edge it produces); where they need a lookup, it
-//! hands them to the main thread. Either way every packet is accounted for, also when
-//! the NF it writes to crashes.
+//! `onvm mgr --rx-threads 2`: a second switch thread polls the second queue of each
+//! port (`null` ports have as many as asked). Where a port's rule sends every packet to
+//! one NF, the thread writes them straight into it (an edge it produces), and what
+//! that NF forwards comes back to it (an edge it reads) to leave by its own queue of
+//! the output port; where packets need a lookup, it hands them to the main thread.
+//! Either way every packet is accounted for, also when the NF crashes.
 
 mod common;
 
@@ -26,7 +27,7 @@ in_port = 0
 "#;
 
 /// The numbers in the `receive thread 1 stopped: received R, D straight into NFs, M
-/// through the main thread, X dropped` event.
+/// through the main thread, X dropped; sent S` event: (R, D, M).
 fn lane_figures(mgr: &Proc) -> (u64, u64, u64) {
     let (_, line) = mgr
         .stderr
@@ -122,6 +123,22 @@ fn a_second_receive_thread_writes_straight_into_the_nf_and_survives_its_crash() 
         "most of the second queue's packets should go straight to the NF: {direct} of {received}\n{}",
         mgr.output()
     );
+    // What the NF forwards goes back to the thread that has port 1's second queue,
+    // which sends it out there.
+    assert!(
+        mgr.stderr
+            .find(|l| l.contains("→ receive thread 1, out of port 1 (next hop)"))
+            .is_some(),
+        "{}",
+        mgr.output()
+    );
+    let (_, stopped) = mgr.stderr.find(|l| l.contains("receive thread 1 stopped")).unwrap();
+    let sent: u64 = stopped
+        .rsplit("sent ")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{stopped}"));
+    assert!(sent > 0, "the thread sent nothing out: {stopped}");
     // Port 0's figures include the second queue's: more than the thread received.
     let out = mgr.stdout.text();
     let port0 = out.lines().find(|l| l.starts_with("port 0 ")).unwrap_or_default();

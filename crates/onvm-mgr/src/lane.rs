@@ -33,24 +33,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use onvm_ports::{Port, PortStats};
-use onvm_shm::{BURST, Buf, FreeBufs, OwnerId, Pool, Producer, Region};
+use onvm_shm::{BURST, Buf, Consumer, FreeBufs, OwnerId, Pool, Producer, Region};
 
 use crate::drops::{DropReason, Drops};
 
-/// Most lanes beside the main thread.
-pub const MAX_LANES: u16 = 64;
-
-/// Lane `k`'s owner ID (and its producer ID on edges): the top of the owner space,
-/// far above any NF instance.
-pub const fn lane_owner(k: u16) -> u16 {
-    OwnerId::MAX.0 - MAX_LANES + k
-}
-
-/// The lane whose owner ID `id` is, if it is one.
-pub fn lane_of(id: u16) -> Option<u16> {
-    let k = id.checked_sub(OwnerId::MAX.0 - MAX_LANES)?;
-    (1..=MAX_LANES).contains(&k).then_some(k)
-}
+pub use onvm_proto::edge::{lane_of, lane_owner};
 
 /// Bursts a lane takes from one queue per pass while they come full.
 const PASS_BURSTS: usize = 4;
@@ -69,7 +56,11 @@ pub enum ToLane {
     /// Write to `ring` what goes to instance `to`; ring its doorbell through `bell`
     /// (its rx ring) when it sleeps.
     EdgeOut { to: u16, ring: u32, bell: Option<u32> },
-    /// Stop writing to `ring`.
+    /// Read `ring` (an NF's packets that leave by port `port`) and send what it holds
+    /// out of this lane's queue of that port.
+    EdgeIn { ring: u32, port: u16 },
+    /// Stop writing to `ring`; or, for a ring it reads, read it until it is empty, then
+    /// let go of it.
     EdgeClosed { ring: u32 },
     /// Buffers for the lane's share.
     Free(FreeBufs),
@@ -87,8 +78,11 @@ pub type Punt = (u16, Vec<Buf>);
 pub enum FromLane {
     /// The lane writes `ring` from now on (everything it punted before is ahead of this).
     Switched { ring: u32 },
-    /// The lane no longer writes `ring`.
+    /// The lane no longer writes (or reads) `ring`.
     Released { ring: u32 },
+    /// Buffers beyond its share (it sent out more than it received), for the main
+    /// thread's pool.
+    Free(FreeBufs),
 }
 
 /// What a lane's pool holds, for the main thread to top it up.
@@ -147,6 +141,7 @@ impl Lane {
         nports: usize,
         core: Option<u16>,
     ) -> std::io::Result<Lane> {
+        let share = pool.free_count();
         let (to, cmds) = std::sync::mpsc::channel();
         let (tell, from) = std::sync::mpsc::channel();
         let (punt, punts) = std::sync::mpsc::sync_channel(PUNT_QUEUE);
@@ -169,6 +164,7 @@ impl Lane {
                     punt,
                     shared,
                     stock: held,
+                    share,
                 };
                 run(&region, pool, queues, nports, &ends)
             })?;
@@ -204,6 +200,15 @@ struct Out<'r> {
     bell: Option<Producer<'r>>,
 }
 
+/// One edge the lane reads: an NF's packets that leave by `port`.
+struct In<'r> {
+    ring: u32,
+    port: u16,
+    cons: Consumer<'r>,
+    /// Its producer let go: read until empty, then answer.
+    closing: bool,
+}
+
 /// The lane's ends of its queues to and from the main thread.
 struct Ends {
     cmds: Receiver<ToLane>,
@@ -211,6 +216,8 @@ struct Ends {
     punt: SyncSender<Punt>,
     shared: Arc<Mutex<LaneCounts>>,
     stock: Arc<Stock>,
+    /// Free buffers beyond twice this many go back to the main thread.
+    share: u32,
 }
 
 /// The lane's loop.
@@ -227,9 +234,12 @@ fn run(
         punt: punter,
         shared,
         stock,
+        share,
     } = ends;
     let mut routes: Vec<Option<u16>> = vec![None; nports];
     let mut outs: Vec<Out<'_>> = Vec::new();
+    let mut ins: Vec<In<'_>> = Vec::new();
+    let mut sending: Vec<Buf> = Vec::with_capacity(BURST);
     let mut counts = LaneCounts {
         fixed: vec![(0, 0); nports],
         ..Default::default()
@@ -259,9 +269,23 @@ fn run(
                     // Everything punted so far is ahead of this answer.
                     let _ = tell.send(FromLane::Switched { ring });
                 }
+                ToLane::EdgeIn { ring, port } => {
+                    if let Ok(cons) = region.consumer(ring) {
+                        ins.push(In {
+                            ring,
+                            port,
+                            cons,
+                            closing: false,
+                        });
+                    }
+                }
                 ToLane::EdgeClosed { ring } => {
-                    outs.retain(|o| o.ring != ring);
-                    let _ = tell.send(FromLane::Released { ring });
+                    if let Some(e) = ins.iter_mut().find(|e| e.ring == ring) {
+                        e.closing = true;
+                    } else {
+                        outs.retain(|o| o.ring != ring);
+                        let _ = tell.send(FromLane::Released { ring });
+                    }
                 }
                 ToLane::Free(bufs) => {
                     let n = bufs.len() as u64;
@@ -292,6 +316,23 @@ fn run(
                 }
             }
         }
+        let mut i = 0;
+        while i < ins.len() {
+            let e = &mut ins[i];
+            moved |= send_out(&mut pool, e, &mut queues, &mut sending, &mut counts);
+            // Let go once the producer did and the ring is empty (or unreadable: its
+            // buffers are the reclaim's then).
+            if e.closing && e.cons.ready().unwrap_or(0) == 0 {
+                let ring = e.ring;
+                ins.swap_remove(i);
+                let _ = tell.send(FromLane::Released { ring });
+                continue;
+            }
+            i += 1;
+        }
+        if pool.free_count() > 2 * *share {
+            let _ = tell.send(FromLane::Free(pool.give(pool.free_count() - *share)));
+        }
         stock.free.store(pool.free_count(), Ordering::Relaxed);
         passes = passes.wrapping_add(1);
         if passes.is_multiple_of(64) || !moved {
@@ -314,6 +355,39 @@ fn run(
     }
     publish(&queues, &mut counts, shared);
     LaneEnd { pool, queues, counts }
+}
+
+/// Send what edge `e` holds out of this lane's queue of its port; whether anything came.
+fn send_out(
+    pool: &mut Pool,
+    e: &mut In<'_>,
+    queues: &mut [(u16, Box<dyn Port>)],
+    sending: &mut Vec<Buf>,
+    counts: &mut LaneCounts,
+) -> bool {
+    let mut moved = false;
+    for _ in 0..PASS_BURSTS {
+        // Entries that fail the claim (not sent by the edge's producer to us) are
+        // skipped, counted in the holder; a corrupt ring reads as empty until it heals.
+        let got = pool.holder().dequeue(&mut e.cons, BURST, sending).unwrap_or(0);
+        if got == 0 {
+            break;
+        }
+        moved = true;
+        match queues.iter_mut().find(|(p, _)| *p == e.port) {
+            Some((_, q)) => {
+                q.tx_burst(pool, sending);
+            }
+            None => {
+                counts.drops.add(DropReason::NoSuchPort, sending.len() as u64);
+                pool.free_burst(sending);
+            }
+        }
+        if got < BURST {
+            break;
+        }
+    }
+    moved
 }
 
 /// Write `burst` to its edge; what does not fit is dropped as the ring being full.

@@ -501,7 +501,7 @@ impl Port for AfXdpPort {
     /// UMEM shared), for switch threads that poll them; this port keeps queue 0 and
     /// transmits on it alone. Only before the first poll (no buffer is with the
     /// kernel yet): afterwards, none.
-    fn rx_queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
+    fn queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
         if self.queues.iter().any(|q| q.in_kernel > 0) || self.parked.iter().any(Option::is_some) {
             return Vec::new();
         }
@@ -696,9 +696,9 @@ mod tests {
         let Some(veth) = Veth::with_queues(2) else { return };
         let (r, mut pool) = region(4096);
         let mut x = AfXdpPort::open(&spec(&veth.a, ",queues=2"), 0, &r).unwrap();
-        let mut q1 = x.rx_queues(1);
+        let mut q1 = x.queues(1);
         assert_eq!(q1.len(), 1);
-        assert!(x.rx_queues(1).is_empty(), "one queue left");
+        assert!(x.queues(1).is_empty(), "one queue left");
         let mut q1 = q1.pop().unwrap();
         assert!(q1.name().ends_with("queue 1"), "{}", q1.name());
         let mut share = pool.share(onvm_shm::OwnerId(0x7f01), 1024).unwrap();

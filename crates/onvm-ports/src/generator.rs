@@ -118,7 +118,7 @@ pub struct GenPort {
     udp_base: u64,
     next_flow: u32,
     /// This queue's flows: `first_flow`, then every `stride`-th (1 and 0 for a port not
-    /// split into queues; see [`Port::rx_queues`]).
+    /// split into queues; see [`Port::queues`]).
     first_flow: u32,
     stride: u32,
     pace: Option<Pace>,
@@ -266,7 +266,7 @@ impl Port for GenPort {
     /// `n + 1` generates flows `q`, `q + n + 1`, … (so each flow stays on one queue) at
     /// its share of the rate and of the count (the first queues get the remainders).
     /// Only before the first poll.
-    fn rx_queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
+    fn queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
         let total = n as u64 + 1;
         // A rate too low to give each queue a packet per second is not split.
         if n == 0 || self.stats.rx > 0 || self.stride != 1 || self.pace.as_ref().is_some_and(|p| p.rate < total) {
@@ -397,10 +397,10 @@ mod tests {
     fn queues_split_the_flows_the_rate_and_the_count() {
         let (_r, mut pool) = testutil::pool(256, 2048);
         let mut port = GenPort::new(&spec(64, 5, None), 2, Some(10));
-        let mut qs = port.rx_queues(2);
+        let mut qs = port.queues(2);
         assert_eq!(qs.len(), 2);
         assert_eq!(qs[1].name(), "gen:64B,5flows,count=10 queue 2");
-        assert!(port.rx_queues(1).is_empty(), "split once");
+        assert!(port.queues(1).is_empty(), "split once");
         // Queue q generates flows q, q + 3, ... and its share of the 10 packets.
         let mut expect = |p: &mut dyn Port, flows: &[u32], count: usize| {
             let mut out = Vec::new();
@@ -418,17 +418,17 @@ mod tests {
         testutil::assert_whole(&pool);
         // More queues than flows: the extra ones never generate and are done at once.
         let mut two = GenPort::new(&spec(64, 1, None), 0, None);
-        let mut qs = two.rx_queues(1);
+        let mut qs = two.queues(1);
         let mut out = Vec::new();
         assert_eq!(qs[0].rx_burst(&mut pool, &mut out, 32), 0);
         assert!(qs[0].rx_done() && !two.rx_done());
         // A rate is shared too: 3 queues of 3000 pps, each its third.
         let mut paced = GenPort::new(&spec(64, 8, Some(3000)), 0, None);
-        let qs = paced.rx_queues(2);
+        let qs = paced.queues(2);
         assert_eq!(qs.len(), 2);
         assert_eq!(paced.pace.as_ref().map(|p| p.rate), Some(1000));
         assert!(
-            GenPort::new(&spec(64, 8, Some(2)), 0, None).rx_queues(2).is_empty(),
+            GenPort::new(&spec(64, 8, Some(2)), 0, None).queues(2).is_empty(),
             "2 pps for 3 queues"
         );
     }

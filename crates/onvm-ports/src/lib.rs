@@ -94,12 +94,13 @@ pub trait Port: Send {
     fn rx_burst(&mut self, pool: &mut Pool, out: &mut Vec<Buf>, max: usize) -> usize;
     /// Transmit every buffer in `bufs` (drain it): sent ones and failed ones go back to `pool.free`. Returns sent.
     fn tx_burst(&mut self, pool: &mut Pool, bufs: &mut Vec<Buf>) -> usize;
-    /// Receive queues beyond this one, for switch threads of their own: `n` of them
-    /// (queues 1..=n, this port object keeps queue 0 and every transmit), each a port
-    /// that only receives and counts its own [`PortStats`], which the manager adds to
-    /// this port's. Empty where the backend cannot split its receive: the main switch
-    /// thread alone then serves it.
-    fn rx_queues(&mut self, _n: usize) -> Vec<Box<dyn Port>> {
+    /// Queues beyond this one, for switch threads of their own: up to `n` of them
+    /// (queues 1..=n; this port object keeps queue 0), each a port that receives what
+    /// its queue gets (if the port receives at all) and transmits on its queue, and
+    /// counts its own [`PortStats`], which the manager adds to this port's. Empty
+    /// where the backend cannot split: the main switch thread alone then serves it.
+    /// Only before the first poll.
+    fn queues(&mut self, _n: usize) -> Vec<Box<dyn Port>> {
         Vec::new()
     }
     /// Counters since open.

@@ -84,17 +84,14 @@ impl Port for NullPort {
         n
     }
 
-    /// A receiving null port has as many queues as asked, like `net_null`'s: each
-    /// receives as fast as it is polled. A sink has nothing to split.
-    fn rx_queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
-        let Some((port_no, len)) = self.rx else {
-            return Vec::new();
-        };
+    /// A null port has as many queues as asked, like `net_null`'s: each receiving one
+    /// receives as fast as it is polled, each sink drops what it is sent.
+    fn queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
         (1..=n)
             .map(|q| {
                 Box::new(NullPort {
                     name: format!("{} queue {q}", self.name),
-                    rx: Some((port_no, len)),
+                    rx: self.rx,
                     ..Self::new()
                 }) as Box<dyn Port>
             })
@@ -145,11 +142,12 @@ mod tests {
     }
 
     #[test]
-    fn a_receiving_null_port_splits_into_queues_that_count_apart() {
+    fn a_null_port_splits_into_queues_that_count_apart() {
         let (_r, mut pool) = testutil::pool(64, 256);
-        assert!(NullPort::new().rx_queues(2).is_empty(), "a sink has no queues");
+        let mut sink = NullPort::new().queues(1).pop().unwrap();
+        assert!(sink.rx_done(), "a sink's queue receives nothing");
         let mut port = NullPort::receiving(1, 64);
-        let mut qs = port.rx_queues(2);
+        let mut qs = port.queues(2);
         assert_eq!(qs.len(), 2);
         assert_eq!(qs[1].name(), "null:64B queue 2");
         let mut out = Vec::new();
@@ -160,7 +158,9 @@ mod tests {
             "stamped with the port's number"
         );
         assert_eq!((qs[0].stats().rx, qs[1].stats().rx, port.stats().rx), (8, 0, 0));
-        port.tx_burst(&mut pool, &mut out);
+        // A sink's queue counts what it sends apart too.
+        assert_eq!(sink.tx_burst(&mut pool, &mut out), 8);
+        assert_eq!(sink.stats().tx, 8);
         testutil::assert_whole(&pool);
     }
 

@@ -6,10 +6,11 @@
 //! (a rule's or a PACKET_OUT's actions) run here in order: rewrites in place, a copy for
 //! every send but the last, further lookups with the rewritten packet.
 
-use onvm_proto::edge::MANAGER;
+use onvm_proto::edge::{MANAGER, is_manager, lane_owner};
 use onvm_proto::flow::group::GroupType;
 use onvm_proto::flow::meter::MeterVerdict;
 use onvm_proto::flow::{Edit, PacketKey, PortKind, PortNo, Rewrite, RuleId};
+use onvm_proto::limits::FIRST_EDGE_RING;
 use onvm_proto::limits::MAX_SERVICES;
 use onvm_proto::verdict::Verdict;
 use onvm_shm::Buf;
@@ -45,7 +46,8 @@ impl Fwd<'_> {
                 "capture at {} ended ({why}; {} copies missed)",
                 e.point, e.missed
             ));
-            if e.point.instance().is_some() {
+            // Edges closed for it (an NF's, a receive thread's out of the port) may open.
+            if e.point.instance().is_some() || (matches!(e.point, Point::PortTx(_)) && !self.tx_lanes.is_empty()) {
                 self.topology_changed();
             }
         }
@@ -599,16 +601,21 @@ impl Fwd<'_> {
             },
             None => MANAGER,
         };
+        // Out of a port a receive thread has a queue of: that thread reads the edge and
+        // sends on its queue (the NFs are shared out among the threads by instance ID).
+        let lane = if to == MANAGER { self.tx_lane(from) } else { None };
+        let to = lane.map_or(to, |(k, _)| lane_owner(k));
         let running = |i: Option<&crate::registry::Instance>| i.is_some_and(|i| i.state == State::Running);
         // Never into a hung NF: its edge would hold a ring's worth of buffers, past its
         // quota, for as long as it stays hung (the watchdog closed the edges into it).
         // Nor into one that is leaving: nothing new may reach it once it was told so.
         let hung = self.reg.get(to).is_some_and(|i| i.hung || i.leaving);
+        let to_nf = !is_manager(to);
         // A captured NF's packets must pass the switch (the manager's own edges do).
-        let tapped = self.taps.at_instance(from) || (to != MANAGER && self.taps.at_instance(to));
+        let tapped = self.taps.at_instance(from) || (to_nf && self.taps.at_instance(to));
         if tapped
             || !running(self.reg.get(from))
-            || (to != MANAGER && !running(self.reg.get(to)))
+            || (to_nf && !running(self.reg.get(to)))
             || hung
             || self.direct.edges.find(from, key).is_some()
         {
@@ -618,6 +625,7 @@ impl Fwd<'_> {
         // the manager through its wake-up ring, as after any packet sent to it.
         let bell = match to {
             MANAGER => Some(WAKE_RING),
+            _ if !to_nf => None, // a receive thread polls
             _ => self.reg.get(to).filter(|i| i.shared).map(|_| rings_of(to).rx),
         };
         let opened = self.direct.edges.open(from, to, key, bell, &mut self.outbox);
@@ -631,13 +639,36 @@ impl Fwd<'_> {
                 0 => "next hop".to_string(),
                 s => format!("service {s}"),
             };
-            let who = match to {
-                MANAGER => "the manager, out of a port".to_string(),
-                to => format!("instance {to}"),
+            let who = match (to, lane) {
+                (MANAGER, _) => "the manager, out of a port".to_string(),
+                (_, Some((k, port))) => {
+                    self.edge_port[(ring - FIRST_EDGE_RING) as usize] = port;
+                    format!("receive thread {k}, out of port {port}")
+                }
+                (to, None) => format!("instance {to}"),
             };
             self.acct
                 .event(format!("direct edge: instance {from} → {who} ({what}) on ring {ring}"));
         }
+    }
+
+    /// The receive thread that sends out what `from` sends as `Next`, and the port: the
+    /// one its service's fixed rule outputs to, if that thread has a queue of it and
+    /// no capture watches the port's transmit.
+    fn tx_lane(&mut self, from: u16) -> Option<(u16, u16)> {
+        if self.tx_lanes.is_empty() {
+            return None;
+        }
+        let service = self.reg.get(from)?.service;
+        let f = self
+            .router
+            .fixed_target(&self.table, &self.reg, PortNo::service(service))?;
+        let Target::Port(p) = f.target else {
+            return None;
+        };
+        let k = (usize::from(from) - 1) % self.tx_lanes.len();
+        let watched = self.taps.on(Point::PortTx(p));
+        (self.tx_lanes[k].contains(&p) && !watched).then_some((k as u16 + 1, p))
     }
 
     /// `who` (an NF, a receive thread) let go of edge `ring`: if the edge is gone, its

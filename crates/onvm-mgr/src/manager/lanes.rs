@@ -7,6 +7,7 @@ use onvm_proto::ctrl::MgrMsg;
 use onvm_proto::flow::PortNo;
 use std::sync::atomic::Ordering;
 
+use onvm_proto::limits::FIRST_EDGE_RING;
 use onvm_shm::{BURST, OwnerId};
 
 use super::Mgr;
@@ -96,7 +97,7 @@ impl Mgr<'_> {
         }
         let mut per_lane: Vec<Vec<(u16, Box<dyn Port>)>> = (0..n).map(|_| Vec::new()).collect();
         for (p, port) in self.io.ports.iter_mut().enumerate() {
-            for (k, q) in port.rx_queues(n).into_iter().enumerate() {
+            for (k, q) in port.queues(n).into_iter().enumerate() {
                 per_lane[k].push((p as u16, q));
             }
         }
@@ -131,6 +132,7 @@ impl Mgr<'_> {
             self.fwd
                 .acct
                 .event(format!("receive thread {k} ({pinned}): {}", names.join(", ")));
+            self.fwd.tx_lanes.push(lane.ports.clone());
             self.lanes.lanes.push(lane);
             self.lanes.given.push(0);
             self.lanes.seen.push(LaneCounts::default());
@@ -209,6 +211,7 @@ impl Mgr<'_> {
                 self.fwd.direct.edges.switched(owner, ring, &mut self.fwd.outbox);
             }
             FromLane::Released { ring } => self.fwd.edge_released(owner, ring),
+            FromLane::Free(bufs) => self.fwd.pool.take(bufs),
         }
     }
 
@@ -271,6 +274,7 @@ impl Mgr<'_> {
     /// Take the edge messages for lanes out of the outbox and tell the lanes.
     fn pass_lane_messages(&mut self) {
         let lanes = &self.lanes.lanes;
+        let ports = &self.fwd.edge_port;
         self.fwd.outbox.retain(|(id, msg)| {
             let Some(k) = lane_of(*id) else { return true };
             let Some(l) = lanes.iter().find(|l| l.k == k) else {
@@ -283,6 +287,13 @@ impl Mgr<'_> {
                     to: instance,
                     ring,
                     bell,
+                }),
+                MgrMsg::EdgeIn { ring } => l.tell(ToLane::EdgeIn {
+                    ring,
+                    port: ports
+                        .get(ring.wrapping_sub(FIRST_EDGE_RING) as usize)
+                        .copied()
+                        .unwrap_or(0),
                 }),
                 MgrMsg::EdgeClosed { ring } => l.tell(ToLane::EdgeClosed { ring }),
                 _ => {}
@@ -321,8 +332,9 @@ impl Mgr<'_> {
                     let c = &end.counts;
                     let rx: u64 = c.queues.iter().map(|(_, s)| s.rx).sum();
                     let direct: u64 = c.fixed.iter().map(|f| f.0).sum();
+                    let sent: u64 = c.queues.iter().map(|(_, s)| s.tx).sum();
                     self.fwd.acct.event(format!(
-                        "receive thread {k} stopped: received {rx}, {direct} straight into NFs, {} through the main thread, {} dropped",
+                        "receive thread {k} stopped: received {rx}, {direct} straight into NFs, {} through the main thread, {} dropped; sent {sent}",
                         c.punted,
                         c.drops.total()
                     ));
@@ -338,6 +350,7 @@ impl Mgr<'_> {
             }
         }
         self.lanes.lanes.clear();
+        self.fwd.tx_lanes.clear();
         self.lanes.given.clear();
         self.lanes.seen.clear();
     }

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use onvm_ports::Port;
 use onvm_proto::flow::{ActionSet, FlowTable};
-use onvm_proto::limits::{MAX_INSTANCES, MAX_SERVICES};
+use onvm_proto::limits::{EDGE_RINGS, MAX_INSTANCES, MAX_SERVICES};
 use onvm_shm::{BURST, Buf, Consumer, Pool, Producer, Region, Slice};
 
 use crate::control_plane::{ControlPlane, PacketIn};
@@ -199,6 +199,12 @@ struct Fwd<'r> {
     pressure: pressure::Pressure,
     /// Moved flows waiting for their old instance to read its queue (`handover.rs`).
     handovers: handover::Handovers<Buf>,
+    /// Per receive thread (lane `k` at `k - 1`): the ports it has a queue of, so it can
+    /// send out of them what NFs give it (`lanes.rs`); empty without receive threads.
+    tx_lanes: Vec<Vec<u16>>,
+    /// Per edge ring (from `FIRST_EDGE_RING`): the port a receive thread that reads it
+    /// sends its packets out of.
+    edge_port: Vec<u16>,
 }
 
 /// What a packet carries from table to table (OpenFlow's metadata register and action
@@ -348,6 +354,8 @@ impl<'r> Mgr<'r> {
                 taps: crate::capture::Taps::default(),
                 pressure: pressure::Pressure::new(opts.backpressure, usize::from(MAX_INSTANCES)),
                 handovers: handover::Handovers::default(),
+                tx_lanes: Vec::new(),
+                edge_port: vec![0; EDGE_RINGS as usize],
             },
             ctl: Control::new(listener),
             planes,

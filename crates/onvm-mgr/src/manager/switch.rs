@@ -716,7 +716,9 @@ impl Mgr<'_> {
     /// stop, keep switching while they do, and reclaim stragglers.
     fn shutdown(&mut self) -> Result<(), MgrError> {
         self.io.rx_on = false;
-        self.stop_lanes();
+        // Receive threads stop receiving, but send out what NFs give them until the
+        // NFs are gone.
+        self.lanes.receive(false);
         let t = Instant::now();
         let mut quiet = Instant::now();
         while t.elapsed() < DRAIN_GRACE && quiet.elapsed() < Duration::from_millis(50) {
@@ -743,6 +745,9 @@ impl Mgr<'_> {
             self.fwd.acct.event(format!("instance {id} did not stop in time"));
             self.nf_gone(id)?;
         }
+        self.stop_lanes();
+        // What was left in the edges they read (their NFs are gone) comes back.
+        self.drain_orphans()?;
         // Drain what is still queued for ports.
         self.switch_once()?;
         for p in &mut self.io.ports {

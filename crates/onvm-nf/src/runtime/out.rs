@@ -257,9 +257,10 @@ impl<'r> Out<'r> {
             }
             // An edge to the manager that is full goes the old way, the verdict written:
             // the manager reads both, so nothing need be dropped.
+            // (A receive thread of the manager's, `edge::lane_of`, is the manager too.)
             let (v, dropped) = match (e.to, e.key) {
-                (OwnerId::MANAGER, 0) => (Verdict::Next, 0),
-                (OwnerId::MANAGER, s) => (Verdict::ToService(s), 0),
+                (to, 0) if onvm_proto::edge::is_manager(to.0) => (Verdict::Next, 0),
+                (to, s) if onvm_proto::edge::is_manager(to.0) => (Verdict::ToService(s), 0),
                 (to, _) => (Verdict::EdgeFull(to.0), 1),
             };
             if self.late_bells && dropped > 0 && !e.pending.is_empty() {

@@ -55,4 +55,26 @@ pub mod nf;
 mod pair;
 
 pub use mgr::{Edge, EdgeState, Edges, MANAGER, Outbox};
+
+/// Most receive threads (lanes) a manager runs beside its main switch thread.
+pub const MAX_LANES: u16 = 64;
+
+/// Lane `k`'s ID (1..=[`MAX_LANES`]) as an edge end and buffer owner: the top of the
+/// 15-bit owner space (`onvm_shm::OwnerId::MAX` is 0x7fff), far above any NF instance.
+pub const fn lane_owner(k: u16) -> u16 {
+    0x7fff - MAX_LANES + k
+}
+
+/// The lane whose ID `id` is, if it is one.
+pub fn lane_of(id: u16) -> Option<u16> {
+    let k = id.checked_sub(0x7fff - MAX_LANES)?;
+    (1..=MAX_LANES).contains(&k).then_some(k)
+}
+
+/// Whether an edge's consumer is a thread of the manager (its main one, [`MANAGER`], or
+/// a lane): it reads the NF's tx ring too, so what does not fit goes the old way,
+/// verdict written, instead of being dropped.
+pub fn is_manager(id: u16) -> bool {
+    id == MANAGER || lane_of(id).is_some()
+}
 pub use nf::{Answer, EdgeError, NfEdges, NfEvent};
