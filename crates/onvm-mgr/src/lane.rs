@@ -436,6 +436,10 @@ fn write(pool: &mut Pool, o: &mut Out<'_>, port: u16, burst: &mut Vec<Buf>, coun
     if left > 0 {
         counts.drops.add(why, left);
         pool.free_burst(burst);
+        // The NF is behind: receiving more now only makes drops, and where this thread
+        // shares a CPU with the NF (more polling threads than CPUs) it takes the time
+        // the NF needs. Let whatever else is runnable here go first.
+        std::thread::yield_now();
     }
 }
 
