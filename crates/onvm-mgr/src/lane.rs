@@ -1,30 +1,30 @@
-//! Receive lanes: switch threads beside the main one, each polling one receive queue
-//! of every port that has several (`--rx-threads N`: lanes 1..N-1, the main thread keeps
-//! queue 0).
+//! Switch lanes: threads beside the main switch thread, each serving one queue of every
+//! port that can split into queues (`--rx-threads N`: lanes 1..N-1, the main thread
+//! keeps queue 0 and the control plane). `docs/ARCHITECTURE.md`, "Switch lanes", has
+//! the why and the figures.
 //!
-//! A lane does the port path's receive half for the packets it can place without the
-//! main thread: a port whose fixed rule sends every packet to one instance
-//! ([`crate::router::FixedRules`]) has them written straight into that instance
-//! through an edge ring the lane produces (an `OwnerId` of its own,
-//! [`lane_owner`]). The edge is opened, closed and drained by the main thread through
-//! the same hand-shake as NF→NF edges ([`onvm_proto::edge`]): the lane is the producer
-//! and answers in-process ([`FromLane::Switched`], [`FromLane::Released`]). Everything
-//! else (a port whose packets need a lookup, a target whose edge is not open yet) goes
-//! to the main thread in bursts ([`Punt`], a bounded queue: when the main thread is
-//! that far behind, the lane drops, counted `switch-behind`) and is routed there as if
-//! it had arrived on queue 0. A lane's answers go on a queue of their own, which never
-//! blocks it; before the main thread acts on `Switched` it takes every burst punted so
-//! far (all sent before the answer), so they reach the NF ahead of the edge's.
-//!
-//! The NF sends what it forwards back as it always does (its tx ring, its edges to
-//! the manager), so transmit stays on the main thread, which frees those buffers into
-//! its own pool: a lane's pool share ([`onvm_shm::Pool::share`]) only shrinks, and the
-//! main thread tops it up to its level every pass, before queue 0 takes its own
-//! (the lane publishes what it holds, [`Stock`]): under overload, when the free
-//! buffers are the few the last transmits gave back, every queue gets its part. Its counters (its
-//! queues' port stats, its drops, what each port's fixed rule matched) are published
-//! every millisecond for the main thread to add in; at the end the lane hands back its
-//! pool and queues whole ([`LaneEnd`]).
+//! * **Receive.** A port whose fixed rule sends every packet to one instance
+//!   ([`crate::router::FixedRules`]) has its packets written straight into that
+//!   instance through an edge ring the lane produces (an owner ID of its own,
+//!   [`lane_owner`]). Everything else (a port whose packets need a lookup, a target
+//!   whose edge is not open yet) goes to the main thread in bursts ([`Punt`], a bounded
+//!   queue: when the main thread is that far behind, the lane drops, counted
+//!   `switch-behind`) and is routed there as if it had arrived on queue 0.
+//! * **Transmit.** An NF whose output leaves by a port the lane has a queue of sends it
+//!   through an edge the lane reads ([`ToLane::EdgeIn`]); the lane sends it out of its
+//!   queue and frees into its own pool.
+//! * **Edges** are opened, closed and drained by the main thread through the same
+//!   hand-shakes as NF→NF edges ([`onvm_proto::edge`]), the lane answering in-process
+//!   ([`FromLane::Switched`], [`FromLane::Released`]) on a queue of its own that never
+//!   blocks it; before the main thread acts on `Switched` it takes every burst punted
+//!   so far (all sent before the answer), so they reach the NF ahead of the edge's.
+//! * **Buffers.** A lane has a pool share ([`onvm_shm::Pool::share`]); the main thread
+//!   tops it up every pass, before queue 0 takes its own (the lane publishes what it
+//!   holds, [`Stock`]), and a lane holding more than twice its share gives the rest
+//!   back ([`FromLane::Free`]).
+//! * **Counters** (its queues' port stats, its drops, what each port's fixed rule
+//!   matched) are published every millisecond for the main thread to add in; at the
+//!   end the lane hands back its pool and queues whole ([`LaneEnd`]).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, TrySendError};

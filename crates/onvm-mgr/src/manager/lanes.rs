@@ -1,12 +1,14 @@
-//! The main thread's side of the receive lanes (`crate::lane`): starting them,
-//! serving what they send, opening their edges into NFs, adding in their counters,
-//! and taking back their pools and queues at the end.
+//! The main thread's side of the switch lanes (`crate::lane`): starting them, serving
+//! what they send, opening their edges into NFs (those out of NFs to a lane are opened
+//! where the edges to the manager are, `Fwd::open_edge`), passing them their edge
+//! messages, adding in their counters, and taking back their pools and queues at the
+//! end.
+
+use std::sync::atomic::Ordering;
 
 use onvm_ports::{Port, PortStats};
 use onvm_proto::ctrl::MgrMsg;
 use onvm_proto::flow::PortNo;
-use std::sync::atomic::Ordering;
-
 use onvm_proto::limits::FIRST_EDGE_RING;
 use onvm_shm::{BURST, OwnerId};
 
