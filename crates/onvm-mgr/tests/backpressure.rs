@@ -13,8 +13,14 @@ use onvm_mgr::Report;
 /// Runs the chain port 0 → quick NF → slow NF → port 1 for 2 s; the report, and how
 /// many packets the quick NF handled.
 fn run(name: &str, backpressure: bool) -> (Report, u64) {
+    run_with(name, backpressure, 1)
+}
+
+/// [`run`] with `rx_threads` switch threads receiving.
+fn run_with(name: &str, backpressure: bool, rx_threads: u16) -> (Report, u64) {
     let mut o = opts(name, &["gen:64B,16flows,rate=200k", "null"], chain(&[1, 2], 1));
     o.backpressure = backpressure;
+    o.rx_threads = rx_threads;
     o.run_for = Some(Duration::from_secs(2));
     o.wait_for_nfs = Some((2, Duration::from_secs(10)));
     let path = o.socket.clone();
@@ -72,5 +78,27 @@ fn a_slow_nf_s_excess_is_dropped_at_the_chain_s_entry_not_after_the_nfs_in_front
     assert!(
         out_on * 2 > out_off,
         "out {out_on} with backpressure, {out_off} without"
+    );
+}
+
+/// With a second switch thread receiving half the generator's flows, which it would
+/// write straight into the quick NF: while the chain is behind, those packets too are
+/// admitted (or dropped) at the chain's entry by the main thread.
+#[test]
+fn a_second_switch_thread_leaves_admission_to_the_main_one_while_a_chain_is_behind() {
+    let (on, handled) = run_with("bp-lane", true, 2);
+    assert!(
+        on.events.iter().any(|e| e.contains("receive thread 1")),
+        "{:#?}",
+        on.events
+    );
+    let out = on.ports[1].stats.tx;
+    let at_entry = drops(&on, "backpressure");
+    assert!(at_entry > 100_000, "backpressure drops {at_entry}: {:?}", on.drops);
+    let wasted = handled.saturating_sub(out);
+    assert!(
+        wasted < 10_000,
+        "handled by the quick NF {handled}, out {out}: {:?}",
+        on.drops
     );
 }

@@ -231,10 +231,12 @@ impl Mgr<'_> {
                     return None;
                 };
                 let i = fwd.reg.get(id)?;
-                // A captured port or NF, a hung or leaving one: the main thread's path.
+                // A captured port or NF, a hung or leaving one, one whose chain is
+                // behind (backpressure admits at its entry): the main thread's path.
                 let plain = i.state == State::Running
                     && !i.hung
                     && !i.leaving
+                    && !fwd.pressure.limits(id)
                     && !fwd.taps.on(Point::PortRx(p))
                     && !fwd.taps.at_instance(id);
                 plain.then_some(id)

@@ -178,6 +178,16 @@ impl Pressure {
         cleared
     }
 
+    /// Whether packets entering a chain at instance `id` are limited now (a switch lane
+    /// then hands them to the main thread, which admits them).
+    pub(super) fn limits(&self, id: u16) -> bool {
+        self.any
+            && usize::from(id)
+                .checked_sub(1)
+                .and_then(|i| self.credit.get(i))
+                .is_some_and(Option::is_some)
+    }
+
     /// `n` packets would enter a chain at instance `id`: how many of them may (the
     /// rest are dropped for backpressure).
     #[inline]
