@@ -127,6 +127,10 @@ pub struct Lane {
     pub punts: Receiver<Punt>,
     pub counts: Arc<Mutex<LaneCounts>>,
     pub stock: Arc<Stock>,
+    /// Buffers the main thread gave it so far ([`ToLane::Free`]).
+    pub given: u64,
+    /// Its counters as the main thread last added them in.
+    pub seen: LaneCounts,
     thread: Option<JoinHandle<LaneEnd>>,
 }
 
@@ -176,6 +180,8 @@ impl Lane {
             punts,
             counts,
             stock,
+            given: 0,
+            seen: LaneCounts::default(),
             thread: Some(thread),
         })
     }

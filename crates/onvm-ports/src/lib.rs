@@ -74,6 +74,19 @@ pub struct PortStats {
     pub errors: u64,
 }
 
+/// Counters of two parts of one port (its queues) added up.
+impl std::ops::AddAssign for PortStats {
+    fn add_assign(&mut self, o: PortStats) {
+        self.rx += o.rx;
+        self.tx += o.tx;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_bytes += o.tx_bytes;
+        self.rx_drop += o.rx_drop;
+        self.tx_drop += o.tx_drop;
+        self.errors += o.errors;
+    }
+}
+
 impl PortStats {
     /// These counters plus drops and errors counted elsewhere (by the kernel or a NIC).
     pub fn plus(self, rx_drop: u64, errors: u64) -> PortStats {

@@ -10,8 +10,7 @@ use onvm_proto::edge::{MANAGER, is_manager, lane_owner};
 use onvm_proto::flow::group::GroupType;
 use onvm_proto::flow::meter::MeterVerdict;
 use onvm_proto::flow::{Edit, PacketKey, PortKind, PortNo, Rewrite, RuleId};
-use onvm_proto::limits::FIRST_EDGE_RING;
-use onvm_proto::limits::MAX_SERVICES;
+use onvm_proto::limits::{FIRST_EDGE_RING, MAX_SERVICES};
 use onvm_proto::verdict::Verdict;
 use onvm_shm::Buf;
 
@@ -46,8 +45,8 @@ impl Fwd<'_> {
                 "capture at {} ended ({why}; {} copies missed)",
                 e.point, e.missed
             ));
-            // Edges closed for it (an NF's, a receive thread's out of the port) may open.
-            if e.point.instance().is_some() || (matches!(e.point, Point::PortTx(_)) && !self.tx_lanes.is_empty()) {
+            // Edges closed for it may open again.
+            if self.capture_needs_the_switch(e.point) {
                 self.topology_changed();
             }
         }
@@ -669,6 +668,13 @@ impl Fwd<'_> {
         let k = (usize::from(from) - 1) % self.tx_lanes.len();
         let watched = self.taps.on(Point::PortTx(p));
         (self.tx_lanes[k].contains(&p) && !watched).then_some((k as u16 + 1, p))
+    }
+
+    /// Whether a capture at `point` needs its packets to pass the main switch thread,
+    /// so that the direct edges around it close while it runs: an NF's, and those a
+    /// receive thread would send out of a captured port.
+    pub(super) fn capture_needs_the_switch(&self, point: Point) -> bool {
+        point.instance().is_some() || (matches!(point, Point::PortTx(_)) && !self.tx_lanes.is_empty())
     }
 
     /// `who` (an NF, a receive thread) let go of edge `ring`: if the edge is gone, its

@@ -33,10 +33,6 @@ pub(super) struct Lanes {
     lanes: Vec<Lane>,
     /// Buffers a lane gets at a time.
     share: u32,
-    /// Per lane: buffers given to it so far.
-    given: Vec<u64>,
-    /// Per lane: its counters as last added in.
-    seen: Vec<LaneCounts>,
     /// The routes the lanes were last told.
     routes: Vec<Option<u16>>,
     /// Queues of lanes that ended, for the final stats.
@@ -67,14 +63,7 @@ impl Lanes {
     pub(super) fn add_port_stats(&self, rows: &mut [PortRow]) {
         let mut add = |port: u16, s: &PortStats| {
             if let Some(r) = rows.get_mut(usize::from(port)) {
-                let t = &mut r.stats;
-                t.rx += s.rx;
-                t.rx_bytes += s.rx_bytes;
-                t.rx_drop += s.rx_drop;
-                t.tx += s.tx;
-                t.tx_bytes += s.tx_bytes;
-                t.tx_drop += s.tx_drop;
-                t.errors += s.errors;
+                r.stats += *s;
             }
         };
         for l in &self.lanes {
@@ -136,8 +125,6 @@ impl Mgr<'_> {
                 .event(format!("receive thread {k} ({pinned}): {}", names.join(", ")));
             self.fwd.tx_lanes.push(lane.ports.clone());
             self.lanes.lanes.push(lane);
-            self.lanes.given.push(0);
-            self.lanes.seen.push(LaneCounts::default());
         }
         let polling = 1 + self.lanes.lanes.len();
         let cpus = self.topo.online().len();
@@ -178,14 +165,14 @@ impl Mgr<'_> {
     /// the free buffers are the few the last pass's transmits gave back: the lanes get
     /// theirs before queue 0 takes the rest, so every queue keeps receiving.
     fn top_up(&mut self, i: usize) {
-        let l = &self.lanes.lanes[i];
-        let taken = l.stock.taken.load(Ordering::Relaxed);
-        let held =
-            u64::from(l.stock.free.load(Ordering::Relaxed)) + (self.lanes.given[i] - taken.min(self.lanes.given[i]));
+        let l = &mut self.lanes.lanes[i];
+        // What it holds, with what is on its way to it.
+        let on_the_way = l.given.saturating_sub(l.stock.taken.load(Ordering::Relaxed));
+        let held = u64::from(l.stock.free.load(Ordering::Relaxed)) + on_the_way;
         let want = u64::from(self.lanes.share).saturating_sub(held) as u32;
         let n = want.min(self.fwd.pool.free_count());
         if n >= BURST as u32 {
-            self.lanes.given[i] += u64::from(n);
+            l.given += u64::from(n);
             l.tell(ToLane::Free(self.fwd.pool.give(n)));
         }
     }
@@ -309,10 +296,10 @@ impl Mgr<'_> {
     /// Add what the lanes counted since the last time: drops, and each port's fixed
     /// rule's matches.
     fn add_lane_counts(&mut self) {
-        for (i, l) in self.lanes.lanes.iter().enumerate() {
+        for l in &mut self.lanes.lanes {
             let now = l.counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            fold(&mut self.fwd, &now, &self.lanes.seen[i]);
-            self.lanes.seen[i] = now;
+            fold(&mut self.fwd, &now, &l.seen);
+            l.seen = now;
         }
     }
 
@@ -332,7 +319,7 @@ impl Mgr<'_> {
             self.fwd.direct.edges.instance_gone(lane_owner(k), &mut self.fwd.outbox);
             match end {
                 Some(mut end) => {
-                    fold(&mut self.fwd, &end.counts, &self.lanes.seen[i]);
+                    fold(&mut self.fwd, &end.counts, &self.lanes.lanes[i].seen);
                     let c = &end.counts;
                     let rx: u64 = c.queues.iter().map(|(_, s)| s.rx).sum();
                     let direct: u64 = c.fixed.iter().map(|f| f.0).sum();
@@ -355,8 +342,6 @@ impl Mgr<'_> {
         }
         self.lanes.lanes.clear();
         self.fwd.tx_lanes.clear();
-        self.lanes.given.clear();
-        self.lanes.seen.clear();
     }
 }
 

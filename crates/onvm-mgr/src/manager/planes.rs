@@ -305,11 +305,9 @@ impl Switch for SwitchView<'_, '_> {
         }
         let point = tap.point;
         self.fwd.taps.add(tap);
-        // Its packets must pass the switch: direct edges to and from it close, and
-        // do not open again while it is captured.
-        // So must those a receive thread would send out of a captured port.
-        let lane_tx = matches!(point, Point::PortTx(_)) && !self.fwd.tx_lanes.is_empty();
-        if point.instance().is_some() || lane_tx {
+        // Its packets must pass the switch: direct edges around it close, and do not
+        // open again while it is captured.
+        if self.fwd.capture_needs_the_switch(point) {
             self.fwd.topology_changed();
         }
         self.fwd.acct.event(format!("capture at {point} started"));
