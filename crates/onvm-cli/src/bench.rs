@@ -94,6 +94,10 @@ pub struct BenchArgs {
     /// with 2 (`scripts/bench-ab.sh`) to see what the second thread gives.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub rx_threads: u16,
+    /// Let NFs poll port queues themselves (`onvm mgr --nf-queues`): on the `nullport`
+    /// scenarios the NF is then the whole port path.
+    #[arg(long)]
+    pub nf_queues: bool,
     #[command(flatten)]
     pub containers: containers::ContainerArgs,
 }
@@ -344,6 +348,7 @@ fn run_scenario(
     profile: bool,
     http: bool,
     rx_threads: u16,
+    nf_queues: bool,
 ) -> Result<Record, String> {
     let dir = std::env::temp_dir().join(format!("onvm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -357,6 +362,7 @@ fn run_scenario(
     o.profile = profile && !s.ports.is_empty();
     o.backpressure = s.backpressure == Some(true);
     o.rx_threads = rx_threads;
+    o.nf_queues = nf_queues;
     if http {
         // A port free now; the manager fails to start, saying so, if it went meanwhile.
         let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
@@ -649,7 +655,7 @@ pub fn run(a: BenchArgs) -> CliResult {
             s.ports.clone_from(&a.ports);
         }
         let before = if s.nfs.len() > 1 { pingpong_ns() } else { probe };
-        let mut r = run_scenario(&s, a.seconds, before, a.profile, a.http, a.rx_threads)?;
+        let mut r = run_scenario(&s, a.seconds, before, a.profile, a.http, a.rx_threads, a.nf_queues)?;
         if let Some(Plan {
             role: Role::Nf(words), ..
         }) = s.nfs.first()

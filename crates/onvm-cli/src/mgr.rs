@@ -72,6 +72,11 @@ pub struct CommonMgr {
     /// (Default: the config's `rx_threads`, else 1.)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub rx_threads: Option<u16>,
+    /// Let NFs poll port queues themselves: where a `null` port's rule sends every
+    /// packet to one NF whose next hop is a `null` port, that NF receives and sends
+    /// them itself, and nothing crosses cores on that path (also `[manager] nf_queues`).
+    #[arg(long)]
+    pub nf_queues: bool,
     /// Serve the REST API (/api/v1), live stream, Prometheus /metrics and the web console
     /// at [ADDR:]PORT; a bare port listens on 127.0.0.1 only (port 0: any free port,
     /// named in the event log).
@@ -239,6 +244,7 @@ pub fn options(common: &CommonMgr, config: Option<&Config>, extra_ports: &[Strin
     o.kill_hung = common.kill_hung || manager.and_then(|m| m.kill_hung).unwrap_or(false);
     o.backpressure = common.backpressure || manager.and_then(|m| m.backpressure).unwrap_or(false);
     o.rx_threads = common.rx_threads.or(manager.and_then(|m| m.rx_threads)).unwrap_or(1);
+    o.nf_queues = common.nf_queues || manager.and_then(|m| m.nf_queues).unwrap_or(false);
     o.nf_quota = common.nf_quota.or_else(|| manager.and_then(|m| m.nf_quota));
     if let Some(c) = config {
         o.service_quota = c.quotas.clone();

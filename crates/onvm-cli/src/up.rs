@@ -487,6 +487,7 @@ pub fn demo(a: DemoArgs) -> CliResult {
         exit_when_drained: None,
         profile: false,
         rx_threads: None,
+        nf_queues: false,
         http: None,
         nf_cores: None,
         mgr_core: None,

@@ -143,6 +143,11 @@ pub struct Options {
     /// the k-th core; `None` (or fewer cores than threads): the rest are not pinned.
     /// Each must be an online CPU.
     pub rx_cores: Option<Vec<u16>>,
+    /// Let NFs poll port queues themselves (`crate::manager` `nf_queues`): where a
+    /// `null` port's fixed rule sends everything to one NF whose `Next` leaves by a
+    /// `null` port, that NF receives and sends them itself and the manager stops
+    /// polling the port, so nothing crosses cores on that path.
+    pub nf_queues: bool,
     /// Serve the REST API, live stream, metrics and web console here ([`crate::http`]);
     /// off when `None`.
     pub http: Option<std::net::SocketAddr>,
@@ -210,6 +215,7 @@ impl Options {
             openflow: crate::openflow::OpenFlowOptions::default(),
             profile: false,
             rx_threads: 1,
+            nf_queues: false,
             rx_cores: None,
             http: None,
             supervisor: None,

@@ -98,6 +98,14 @@ impl PortStats {
     }
 }
 
+/// What an NF needs to poll a port's queue itself ([`Port::nf_queue`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NfQueue {
+    /// Bytes of each frame a receive gives (FCS excluded); `None`: it receives nothing,
+    /// and sending to it frees what is sent (a sink).
+    pub frame_len: Option<u16>,
+}
+
 /// One port backend, polled by the manager.
 pub trait Port: Send {
     /// Short description, e.g. "gen:64B,4flows" or "pcap:in.pcap".
@@ -115,6 +123,12 @@ pub trait Port: Send {
     /// Only before the first poll.
     fn queues(&mut self, _n: usize) -> Vec<Box<dyn Port>> {
         Vec::new()
+    }
+    /// A queue of this port an NF process can poll itself (`onvm mgr --nf-queues`):
+    /// `Some` only where the port is pure software, needing no device, socket or
+    /// thread of the manager's (`null` ports).
+    fn nf_queue(&self) -> Option<NfQueue> {
+        None
     }
     /// Counters since open.
     fn stats(&self) -> PortStats;

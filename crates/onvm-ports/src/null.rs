@@ -4,7 +4,7 @@
 
 use onvm_shm::{Buf, Pool};
 
-use crate::{BadBuffers, Port, PortStats, now_ns, swallow};
+use crate::{BadBuffers, NfQueue, Port, PortStats, now_ns, swallow};
 
 /// Counts and frees what is sent; receives nothing, or (`null:<N>B`) a frame of `N`
 /// bytes (FCS included) into every buffer it can take, as fast as it is polled.
@@ -102,6 +102,14 @@ impl Port for NullPort {
         swallow(pool, bufs, &mut self.stats, &mut self.bad)
     }
 
+    /// Nothing but buffers and counts: an NF can receive and send as this port does.
+    fn nf_queue(&self) -> Option<NfQueue> {
+        Some(NfQueue {
+            // Checked at open to fit a buffer, so also a u16.
+            frame_len: self.rx.map(|(_, len)| len as u16),
+        })
+    }
+
     fn stats(&self) -> PortStats {
         self.stats
     }
@@ -182,6 +190,8 @@ mod tests {
         }
         let s = port.stats();
         assert_eq!((s.rx, s.rx_bytes), (16, 16 * 60));
+        assert_eq!(port.nf_queue(), Some(NfQueue { frame_len: Some(60) }));
+        assert_eq!(NullPort::new().nf_queue(), Some(NfQueue { frame_len: None }));
         assert_eq!(port.tx_burst(&mut pool, &mut out), 16);
         testutil::assert_whole(&pool);
         assert_eq!(

@@ -22,6 +22,7 @@
 //! watchdog_ms = 500                        # an NF not reading its ring this long is hung (0: off)
 //! kill_hung = true                         # and is killed (onvm up then restarts it per policy)
 //! backpressure = true                      # drop at a chain's entry while an NF on it is behind
+//! nf_queues = true                         # NFs poll null port queues themselves where rules allow
 //! nf_quota = 4096                          # buffers an NF may hold outside its rings (default: pool / 4)
 //! rx_threads = 2                           # switch threads that receive (a port's further queues; default 1)
 //!
@@ -237,6 +238,8 @@ pub struct ManagerConfig {
     pub kill_hung: Option<bool>,
     /// Chain-wide backpressure (`None`: the command's default, off).
     pub backpressure: Option<bool>,
+    /// NFs poll `null` port queues themselves where the rules allow (`None`: off).
+    pub nf_queues: Option<bool>,
     /// Buffers an NF may hold outside its rings, unless its entry says otherwise;
     /// `None`: the manager's default (a quarter of the pool).
     pub nf_quota: Option<u32>,
@@ -567,6 +570,7 @@ struct RawManager {
     watchdog_ms: Option<Spanned<u64>>,
     kill_hung: Option<bool>,
     backpressure: Option<bool>,
+    nf_queues: Option<bool>,
     nf_quota: Option<Spanned<u32>>,
     rx_threads: Option<Spanned<u16>>,
     docker: Option<String>,
@@ -1153,6 +1157,7 @@ impl Config {
                 watchdog_ms: raw.manager.watchdog_ms.map(Spanned::into_inner),
                 kill_hung: raw.manager.kill_hung,
                 backpressure: raw.manager.backpressure,
+                nf_queues: raw.manager.nf_queues,
                 nf_quota: raw.manager.nf_quota.map(Spanned::into_inner),
                 rx_threads: raw.manager.rx_threads.map(Spanned::into_inner),
                 docker: raw.manager.docker,

@@ -47,7 +47,7 @@ pub mod env {
 }
 
 /// Version of this protocol (and of the region layout it hands out). Bump on any change.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 
 /// Upper bound of an encoded message, for sizing receive buffers.
 pub const MAX_MESSAGE_LEN: usize = MAX_MSG_PAYLOAD + 16;
@@ -61,6 +61,7 @@ mod tag {
     pub const COUNTERS: u8 = 0x06;
     pub const EDGE_SWITCHED: u8 = 0x07;
     pub const LEAVING: u8 = 0x08;
+    pub const PORT_COUNTS: u8 = 0x09;
 
     pub const REGISTERED: u8 = 0x81;
     pub const REFUSED: u8 = 0x82;
@@ -70,6 +71,7 @@ mod tag {
     pub const EDGE_IN: u8 = 0x86;
     pub const EDGE_CLOSED: u8 = 0x87;
     pub const LEFT: u8 = 0x88;
+    pub const PORT_QUEUE: u8 = 0x89;
 }
 
 /// An NF's packet counters, as openNetVM's stats show them. The NF sends them a few
@@ -268,6 +270,43 @@ pub enum NfMsg {
     },
     /// The NF's counters so far.
     Counters(NfCounters),
+    /// What the NF received from and sent to the port queue it polls
+    /// ([`MgrMsg::PortQueue`]), in all since it started; sent with its counters and
+    /// whenever the queue is taken away, so each report's increase belongs to the
+    /// ports it names.
+    PortCounts(PortCounts),
+}
+
+/// A port queue an NF polls itself (`onvm mgr --nf-queues`): it receives `port`'s
+/// frames of `frame_len` bytes (FCS excluded) into buffers of its own and sends its
+/// `Next` out of `out`. Only ports that need no device and no kernel object can be
+/// polled from an NF process (`null` ports now); the manager stops polling the port
+/// while an NF does, and takes the queue back whenever the topology changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PortQueue {
+    /// The port received from.
+    pub port: u16,
+    /// Bytes of each frame received (FCS excluded).
+    pub frame_len: u16,
+    /// The port the NF's `Next` leaves by (a sink: what is sent is freed, counted).
+    pub out: u16,
+}
+
+/// [`NfMsg::PortCounts`]: an NF's totals on the port queues it polled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PortCounts {
+    /// The port it received from (the queue it polls, or last polled).
+    pub port: u16,
+    /// The port it sent to.
+    pub out: u16,
+    /// Frames received, in all.
+    pub rx: u64,
+    /// Their bytes (FCS excluded).
+    pub rx_bytes: u64,
+    /// Frames sent, in all.
+    pub tx: u64,
+    /// Their bytes.
+    pub tx_bytes: u64,
 }
 
 /// Rings of a registered instance, as indices into the region's ring directory.
@@ -403,6 +442,9 @@ pub enum MgrMsg {
         /// The ring.
         ring: u32,
     },
+    /// Poll this port queue yourself (`Some`), or stop polling it (`None`; the NF then
+    /// reports its [`NfMsg::PortCounts`] and gives back the buffers it kept for it).
+    PortQueue(Option<PortQueue>),
 }
 
 /// A malformed control message.
@@ -640,6 +682,15 @@ impl NfMsg {
                 }
                 w
             }
+            NfMsg::PortCounts(c) => {
+                let mut w = Writer::new(tag::PORT_COUNTS);
+                w.u16(c.port);
+                w.u16(c.out);
+                for v in [c.rx, c.rx_bytes, c.tx, c.tx_bytes] {
+                    w.u64(v);
+                }
+                w
+            }
         };
         Ok(w.0)
     }
@@ -692,6 +743,14 @@ impl NfMsg {
                 }
                 NfMsg::Counters(NfCounters::from_array(a))
             }
+            tag::PORT_COUNTS => NfMsg::PortCounts(PortCounts {
+                port: r.u16("port")?,
+                out: r.u16("out")?,
+                rx: r.u64("rx")?,
+                rx_bytes: r.u64("rx_bytes")?,
+                tx: r.u64("tx")?,
+                tx_bytes: r.u64("tx_bytes")?,
+            }),
             other => return Err(DecodeError::UnknownTag(other)),
         };
         r.finish(msg)
@@ -798,6 +857,19 @@ impl MgrMsg {
                 w.u32(*ring);
                 w
             }
+            MgrMsg::PortQueue(q) => {
+                let mut w = Writer::new(tag::PORT_QUEUE);
+                match q {
+                    None => w.u8(0),
+                    Some(q) => {
+                        w.u8(1);
+                        w.u16(q.port);
+                        w.u16(q.frame_len);
+                        w.u16(q.out);
+                    }
+                }
+                w
+            }
         };
         Ok(w.0)
     }
@@ -861,6 +933,15 @@ impl MgrMsg {
             },
             tag::EDGE_IN => MgrMsg::EdgeIn { ring: r.u32("ring")? },
             tag::EDGE_CLOSED => MgrMsg::EdgeClosed { ring: r.u32("ring")? },
+            tag::PORT_QUEUE => MgrMsg::PortQueue(match r.u8("queue")? {
+                0 => None,
+                1 => Some(PortQueue {
+                    port: r.u16("port")?,
+                    frame_len: r.u16("frame_len")?,
+                    out: r.u16("out")?,
+                }),
+                byte => return Err(DecodeError::BadOption { field: "queue", byte }),
+            }),
             other => return Err(DecodeError::UnknownTag(other)),
         };
         r.finish(msg)
@@ -887,8 +968,8 @@ mod tests {
     #[test]
     fn register_layout_is_fixed() {
         let bytes = NfMsg::Register(register()).encode().unwrap();
-        // ABI version 5 (an NF stopped by a signal leaves before it stops).
-        let mut want = vec![0x01, 5, 0, 0, 0, 8, 0];
+        // ABI version 6 (NFs may poll port queues themselves).
+        let mut want = vec![0x01, 6, 0, 0, 0, 8, 0];
         want.extend_from_slice(b"firewall");
         want.extend_from_slice(&[2, 0, 1, 7, 0, 0, 0, 1, 0, 0, 0]);
         assert_eq!(bytes, want);
@@ -1042,6 +1123,16 @@ mod tests {
             any::<u32>().prop_map(|ring| NfMsg::EdgeReleased { ring }),
             any::<u32>().prop_map(|ring| NfMsg::EdgeSwitched { ring }),
             any::<[u64; NfCounters::FIELDS]>().prop_map(|a| NfMsg::Counters(NfCounters::from_array(a))),
+            (any::<(u16, u16)>(), any::<[u64; 4]>()).prop_map(|((port, out), [rx, rx_bytes, tx, tx_bytes])| {
+                NfMsg::PortCounts(PortCounts {
+                    port,
+                    out,
+                    rx,
+                    rx_bytes,
+                    tx,
+                    tx_bytes,
+                })
+            }),
         ]
     }
 
@@ -1097,6 +1188,8 @@ mod tests {
                 }),
             any::<u32>().prop_map(|ring| MgrMsg::EdgeIn { ring }),
             any::<u32>().prop_map(|ring| MgrMsg::EdgeClosed { ring }),
+            proptest::option::of(any::<(u16, u16, u16)>())
+                .prop_map(|q| MgrMsg::PortQueue(q.map(|(port, frame_len, out)| PortQueue { port, frame_len, out }))),
         ]
     }
 

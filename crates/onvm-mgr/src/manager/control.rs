@@ -248,6 +248,7 @@ impl Mgr<'_> {
             self.fwd.topology_changed();
         }
         self.settle_lanes();
+        self.settle_nf_queues();
         self.ctl.flush_outbox(&mut self.fwd.outbox);
         self.top_up_allocs()?;
         self.drain_orphans()
@@ -388,6 +389,10 @@ impl Mgr<'_> {
                 if let Some(i) = self.fwd.reg.get_mut(id) {
                     i.counters = c;
                 }
+                Ok(())
+            }
+            (NfMsg::PortCounts(c), Some(id)) => {
+                self.nf_port_counts(id, c);
                 Ok(())
             }
             (NfMsg::EdgeSwitched { ring }, Some(id)) => {

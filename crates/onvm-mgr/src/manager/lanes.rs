@@ -211,24 +211,7 @@ impl Mgr<'_> {
             return;
         }
         let fwd = &mut self.fwd;
-        let routes: Vec<Option<u16>> = (0..self.io.ports.len() as u16)
-            .map(|p| {
-                let f = fwd.router.fixed_target(&fwd.table, &fwd.reg, PortNo::physical(p))?;
-                let Target::Instance { id, .. } = f.target else {
-                    return None;
-                };
-                let i = fwd.reg.get(id)?;
-                // A captured port or NF, a hung or leaving one, one whose chain is
-                // behind (backpressure admits at its entry): the main thread's path.
-                let plain = i.state == State::Running
-                    && !i.hung
-                    && !i.leaving
-                    && !fwd.pressure.limits(id)
-                    && !fwd.taps.on(Point::PortRx(p))
-                    && !fwd.taps.at_instance(id);
-                plain.then_some(id)
-            })
-            .collect();
+        let routes: Vec<Option<u16>> = (0..self.io.ports.len() as u16).map(|p| fwd.plain_route(p)).collect();
         if routes != self.lanes.routes {
             for l in &self.lanes.lanes {
                 l.tell(ToLane::Routes(routes.clone()));
@@ -342,6 +325,27 @@ impl Mgr<'_> {
         }
         self.lanes.lanes.clear();
         self.fwd.tx_lanes.clear();
+    }
+}
+
+impl super::Fwd<'_> {
+    /// The one running instance port `p`'s fixed rule sends every packet to, if the
+    /// packets need nothing else of the main switch thread: not for a captured port or
+    /// NF, a hung or leaving one, or one whose chain is behind (backpressure admits at
+    /// its entry). What a lane may write straight into, or an NF may poll itself.
+    pub(super) fn plain_route(&mut self, p: u16) -> Option<u16> {
+        let f = self.router.fixed_target(&self.table, &self.reg, PortNo::physical(p))?;
+        let Target::Instance { id, .. } = f.target else {
+            return None;
+        };
+        let i = self.reg.get(id)?;
+        let plain = i.state == State::Running
+            && !i.hung
+            && !i.leaving
+            && !self.pressure.limits(id)
+            && !self.taps.on(Point::PortRx(p))
+            && !self.taps.at_instance(id);
+        plain.then_some(id)
     }
 }
 

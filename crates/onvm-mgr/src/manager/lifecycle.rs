@@ -239,6 +239,7 @@ impl Mgr<'_> {
         self.io.active.retain(|&a| a != id);
         self.watchdog.forget(id);
         self.fwd.pressure.forget(id);
+        self.nfq.forget(id);
         self.fwd.settle_pressure(&self.io.active);
         self.fwd.drop_queued_for(id);
         self.fwd.direct.edges.instance_gone(id, &mut self.fwd.outbox);

@@ -21,6 +21,9 @@
 //! | [`control::Control`] | the NF control socket and its connections | `control.rs` (`socket.rs`: its file) |
 //! | planes | the [`ControlPlane`]s (the OpenFlow agent) | `planes.rs` |
 //!
+//! Where the rules allow, an NF polls a `null` port's queue itself
+//! (`Options::nf_queues`, `nf_queues.rs`) and the switch leaves that port alone.
+//!
 //! NF registration, death and reclaim are in `lifecycle.rs`; the report and stats
 //! snapshots in `report.rs`; the loop's deadlines in `timers.rs`; hung NFs in
 //! `watchdog.rs`.
@@ -36,6 +39,7 @@ mod forward;
 mod handover;
 mod lanes;
 mod lifecycle;
+mod nf_queues;
 mod planes;
 mod pressure;
 mod profile;
@@ -240,6 +244,8 @@ struct Mgr<'r> {
     prof: profile::Profiler,
     /// Receive threads beside this one (`Options::rx_threads`).
     lanes: lanes::Lanes,
+    /// Port queues NFs poll themselves (`Options::nf_queues`).
+    nfq: nf_queues::NfQueues,
     start: Instant,
 }
 
@@ -367,6 +373,7 @@ impl<'r> Mgr<'r> {
             },
             prof: profile::Profiler::new(opts.profile),
             lanes: lanes::Lanes::default(),
+            nfq: nf_queues::NfQueues::new(opts.ports.len()),
             opts,
             topo,
             place,

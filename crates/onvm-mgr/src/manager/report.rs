@@ -173,6 +173,7 @@ impl Mgr<'_> {
     fn port_rows(&self) -> Vec<PortRow> {
         let mut rows = port_rows(&self.io.ports);
         self.lanes.add_port_stats(&mut rows);
+        self.nfq.add_port_stats(&mut rows);
         rows
     }
 
@@ -202,7 +203,9 @@ impl Mgr<'_> {
         let port_sum = |f: fn(&PortStats) -> u64| ports.iter().map(|p| f(&p.stats)).sum::<u64>();
         let acct = &mut self.fwd.acct;
         let profile = self.prof.finish(port_sum(|s| s.rx));
-        let created = port_sum(|s| s.rx) + acct.alloc_given + acct.made;
+        // What NFs received on their own queues went into buffers counted in when they
+        // were allocated; what they sent is what came in that way (`nf_queues.rs`).
+        let created = port_sum(|s| s.rx) + acct.alloc_given + acct.made + self.nfq.tx - self.nfq.rx;
         let sent = port_sum(|s| s.tx) + acct.to_controller;
         let dropped = port_sum(|s| s.tx_drop) + acct.drops.total();
         let live: Vec<OwnerId> = self.fwd.reg.iter().map(|i| OwnerId(i.id)).collect();

@@ -176,6 +176,9 @@ impl Mgr<'_> {
         let (io, fwd, prof) = (&mut self.io, &mut self.fwd, &mut self.prof);
         let nports = if io.rx_on { io.ports.len() } else { 0 };
         for p in 0..nports {
+            if self.nfq.polled[p] {
+                continue; // an NF polls it itself (`nf_queues.rs`)
+            }
             // Its packets land in buffers of its node (a no-op with one slice).
             fwd.pool.prefer_node(self.place.port_buffer_node(p));
             for _ in 0..PASS_BURSTS {

@@ -62,6 +62,15 @@ impl<'r> Runtime<'r> {
                     .map_err(refused)?,
                 MgrMsg::EdgeIn { ring } => self.edges.handle_edge_in(ring).map_err(refused)?,
                 MgrMsg::EdgeClosed { ring } => self.edges.handle_edge_closed(ring).map_err(refused)?,
+                MgrMsg::PortQueue(q) => {
+                    // What it counted on the old queue is reported under the old ports.
+                    if self.out.port.stop() {
+                        self.report_port()?;
+                    }
+                    if let Some(q) = q {
+                        self.out.port.start(q);
+                    }
+                }
                 other @ (MgrMsg::Registered(_) | MgrMsg::Refused(_)) => {
                     return Err(NfError::Protocol(format!(
                         "unexpected message while running: {other:?}"

@@ -27,11 +27,13 @@
 //! | `inbound.rs` | the edges the NF reads |
 //! | `control.rs` | the control socket and the edge protocol's events |
 //! | `policy.rs` | when to housekeep, sleep, yield, tick, report and stop (pure) |
+//! | `port.rs` | a port queue the NF polls itself (`onvm mgr --nf-queues`) |
 
 mod control;
 mod inbound;
 mod out;
 mod policy;
+mod port;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -292,6 +294,13 @@ impl<'r> Runtime<'r> {
         if self.bufs.len() < BURST {
             self.inbound.fill(self.holder, &mut self.bufs);
         }
+        if self.bufs.len() < BURST && self.out.port.sends() {
+            let Ctx { alloc, counters, .. } = &mut self.ctx;
+            let room = BURST - self.bufs.len();
+            self.out
+                .port
+                .rx_burst(self.holder, alloc, &mut counters.allocated, &mut self.bufs, room);
+        }
         self.bufs.len()
     }
 
@@ -382,7 +391,16 @@ impl<'r> Runtime<'r> {
     fn report(&mut self) -> Result<(), NfError> {
         let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
         self.ctx.counters.cpu_ns = (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64;
-        tell(self.sock, &NfMsg::Counters(self.ctx.counters))
+        tell(self.sock, &NfMsg::Counters(self.ctx.counters))?;
+        self.report_port()
+    }
+
+    /// Send what this NF received from and sent to port queues, if it ever polled one.
+    pub(super) fn report_port(&mut self) -> Result<(), NfError> {
+        match self.out.port.counts() {
+            Some(c) => tell(self.sock, &NfMsg::PortCounts(c)),
+            None => Ok(()),
+        }
     }
 
     /// Nothing came for a while: sleep (shared core) or yield (no core of its own).

@@ -9,6 +9,7 @@ use onvm_proto::limits::MAX_SERVICES;
 use onvm_proto::verdict::Verdict;
 use onvm_shm::{BURST, Buf, Holder, OwnerId, Producer};
 
+use super::port::PortPoll;
 use crate::action::Action;
 use crate::ctx::Ctx;
 use crate::error::NfError;
@@ -58,6 +59,8 @@ pub(super) struct Out<'r> {
     edges: Vec<OutEdge<'r>>,
     /// Ring receivers' bells late (see [`RING_EVERY`]): this NF shares its core.
     late_bells: bool,
+    /// The port queue this NF polls, where its `Next` leaves when it has one.
+    pub(super) port: PortPoll,
 }
 
 /// Count `n` packets with verdict `v`; the edge key they may take (0 = `Next`, else a
@@ -111,6 +114,7 @@ impl<'r> Out<'r> {
             by_key: [u8::MAX; MAX_SERVICES as usize],
             edges: Vec::new(),
             late_bells: false,
+            port: PortPoll::default(),
         }
     }
 
@@ -149,7 +153,11 @@ impl<'r> Out<'r> {
         n: u64,
         v: Verdict,
     ) {
-        if let Some(k) = tally(counters, v, n)
+        let key = tally(counters, v, n);
+        if key == Some(0) && self.port.sends() {
+            return self.port.tx(holder, bufs);
+        }
+        if let Some(k) = key
             && let Some(&e) = self.by_key.get(usize::from(k))
             && e != u8::MAX
         {
@@ -167,7 +175,11 @@ impl<'r> Out<'r> {
     #[inline]
     fn route_all(&mut self, holder: &Holder, counters: &mut NfCounters, bufs: &mut Vec<Buf>, v: Verdict) {
         let n = bufs.len() as u64;
-        if let Some(k) = tally(counters, v, n)
+        let key = tally(counters, v, n);
+        if key == Some(0) && self.port.sends() {
+            return self.port.tx(holder, bufs.drain(..));
+        }
+        if let Some(k) = key
             && let Some(&e) = self.by_key.get(usize::from(k))
             && e != u8::MAX
         {

@@ -1,0 +1,124 @@
+//! A port queue the NF polls itself (`onvm mgr --nf-queues`, [`MgrMsg::PortQueue`]).
+//!
+//! On the port path (port → NF → port) the manager's switch thread and the NF sit on
+//! two cores, and every packet's buffer, metadata line, owner entry and ring slot cross
+//! between them twice: on a machine where one core-to-core transfer costs hundreds of
+//! cycles that, not the work, bounds the rate (docs/ARCHITECTURE.md, "The port path").
+//! When the manager's fixed rules send everything a `null` port receives to one NF and
+//! that NF's `Next` out of a `null` port, the NF can be the whole path: it receives the
+//! frames into buffers it holds, handles them, and "sends" them by taking the buffers
+//! back. Nothing crosses cores; the manager stops polling that port meanwhile.
+//!
+//! The buffers it receives into are its own, `Held` by it in the owner table: taken
+//! from its alloc ring (counted as allocations) and kept in a spare stack between
+//! packets, so a crash or a stop gives them back through the manager's reclaim like
+//! anything else it held. What the handler sends elsewhere (another NF, another port,
+//! a drop) takes the usual way and the stack refills from the alloc ring.
+//!
+//! [`MgrMsg::PortQueue`]: onvm_proto::ctrl::MgrMsg::PortQueue
+
+use onvm_proto::ctrl::{PortCounts, PortQueue};
+use onvm_shm::{BURST, Buf, Consumer, Holder};
+
+/// The queue the NF polls, and its counts.
+#[derive(Debug, Default)]
+pub(super) struct PortPoll {
+    /// The queue, while the manager lets this NF poll it.
+    queue: Option<PortQueue>,
+    /// Free buffers this NF holds for receiving into.
+    spare: Vec<Buf>,
+    /// Totals over every queue polled, with the ports of the last one.
+    counts: PortCounts,
+}
+
+impl PortPoll {
+    /// Stop polling. Whether it polled a queue: its counts must then be reported before
+    /// another starts, since each report's increase must belong to the ports it names.
+    pub(super) fn stop(&mut self) -> bool {
+        self.queue.take().is_some()
+    }
+
+    /// Start polling `q`.
+    pub(super) fn start(&mut self, q: PortQueue) {
+        self.queue = Some(q);
+        (self.counts.port, self.counts.out) = (q.port, q.out);
+    }
+
+    /// The counts to report, if this NF ever polled a queue.
+    pub(super) fn counts(&self) -> Option<PortCounts> {
+        (self.counts.rx > 0 || self.queue.is_some()).then_some(self.counts)
+    }
+
+    /// Whether `Next` leaves through this NF's own queue.
+    #[inline]
+    pub(super) fn sends(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Receive up to `max` frames into `out`, as the manager's `null` port would (the
+    /// metadata line written, never read; the bytes whatever the buffer held), stamped
+    /// with the port and the time. Spare buffers first; when those run out, fresh ones
+    /// from `alloc` (counted in `allocated`). The number received.
+    #[inline]
+    pub(super) fn rx_burst(
+        &mut self,
+        holder: &Holder,
+        alloc: &mut Consumer<'_>,
+        allocated: &mut u64,
+        out: &mut Vec<Buf>,
+        max: usize,
+    ) -> usize {
+        let Some(q) = self.queue else { return 0 };
+        if self.spare.len() < max {
+            let before = self.spare.len();
+            // A corrupt alloc ring reads as "nothing now"; the manager's audit names it.
+            let _ = holder.dequeue(alloc, BURST, &mut self.spare);
+            *allocated += (self.spare.len() - before) as u64;
+        }
+        let n = max.min(self.spare.len());
+        let now = now_ns();
+        let len = usize::from(q.frame_len);
+        let start = out.len();
+        for _ in 0..n {
+            let Some(mut buf) = self.spare.pop() else { break };
+            // Only a buffer of another region fails, and ours are all of this one; a
+            // frame longer than the buffer was refused by the manager. Either way the
+            // buffer stays ours, unused, and is reclaimed when this NF goes.
+            let stamped = holder.packet_reset(&mut buf).and_then(|mut pkt| {
+                pkt.set_len(len)?;
+                let m = pkt.meta();
+                m.set_in_port(q.port);
+                m.set_timestamp(now);
+                Ok(())
+            });
+            match stamped {
+                Ok(()) => out.push(buf),
+                // At the bottom of the stack, out of this burst's way.
+                Err(_) => self.spare.insert(0, buf),
+            }
+        }
+        let got = out.len() - start;
+        self.counts.rx += got as u64;
+        self.counts.rx_bytes += (got * len) as u64;
+        got
+    }
+
+    /// Send `bufs` out of the queue's port (a sink): counted, and kept to receive into.
+    #[inline]
+    pub(super) fn tx(&mut self, holder: &Holder, bufs: impl Iterator<Item = Buf>) {
+        for mut buf in bufs {
+            // A buffer whose metadata a peer scribbled still goes (it adds no bytes).
+            if let Ok(p) = holder.packet(&mut buf) {
+                self.counts.tx_bytes += p.len() as u64;
+            }
+            self.counts.tx += 1;
+            self.spare.push(buf);
+        }
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds, the clock of the ports' packet timestamps.
+fn now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
