@@ -9,18 +9,25 @@
 #             (core 1) -> manager -> null, a real manager with its NF in another thread
 #             mapping the region as an NF process does
 #   dpdknull  the same scenario with DPDK's net_null ports (`dpdk:` ports, `dpdk` build)
+#   nfq       `null` with `--nf-queues`: the NF polls port 0's queue itself and sends
+#             out of port 1 (DPDK's ports cannot be polled from an NF process)
+#   proc      `onvm mgr` and `onvm nf simple-forward` as two processes, no `--nf-queues`
+#   proc-nfq  the same with `--nf-queues`
 #
+# The `proc` kinds' rate is port 1's transmit pps in the manager's CSV stats (median of
+# its 1-second lines after the first two).
 # testpmd's rate is its port 0 Rx-pps (median of its 1-second stats after the first
 # two); onvm's is what the NF forwarded over the window after a warm-up second. The
 # manager's cycles per packet by phase come from a separate profiled run (`--profile`).
 #
-# Usage (root): scripts/bench-null.sh [--json FILE]     SECS=5 ROUNDS=3, KINDS="testpmd null"
+# Usage (root): scripts/bench-null.sh [--json FILE]     SECS=5 ROUNDS=3,
+#   KINDS="testpmd null dpdknull nfq proc proc-nfq"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-3}
-KINDS=${KINDS:-testpmd null dpdknull}
+KINDS=${KINDS:-testpmd null dpdknull nfq proc proc-nfq}
 JSON=""
 [ "${1:-}" = "--json" ] && JSON=${2:?--json needs a file}
 
@@ -31,6 +38,33 @@ cargo build --release -q -p onvm-cli --features dpdk
 ONVM=$PWD/target/release/onvm
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+cat > "$WORK/chain.toml" <<'TOML'
+[manager]
+ports = ["null:64B", "null"]
+
+[services]
+fwd = 1
+
+[[chains]]
+name = "main"
+chain = ["fwd", "out:1"]
+in_port = 0
+TOML
+
+# The manager and simple_forward as processes (cores 0 and 1, the defaults); $@: more mgr flags.
+run_procs() {
+    "$ONVM" mgr --config "$WORK/chain.toml" --socket "$WORK/s.sock" --stats csv \
+        --run-for $((SECS + 1)) "$@" > "$WORK/mgr.csv" 2> "$WORK/mgr.err" &
+    local mgr=$!
+    for _ in $(seq 100); do [ -S "$WORK/s.sock" ] && break; sleep 0.05; done
+    "$ONVM" nf --socket "$WORK/s.sock" simple-forward > "$WORK/nf.log" 2>&1 &
+    wait "$mgr"
+    wait || true
+    grep -q 'conservation: OK' "$WORK/mgr.csv" || { cat "$WORK/mgr.csv" "$WORK/mgr.err" >&2; exit 1; }
+    # Port lines: time,port,rx_pkts,rx_pps,tx_pkts,tx_pps,...: port 1's tx_pps.
+    awk -F, '$2 == "1" && NF == 9 { print $6 }' "$WORK/mgr.csv" | tail -n +3 | sort -n |
+        awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", v[int((NR + 1) / 2)] / 1e6; else print "0" }'
+}
 
 run_kind() {
     case $1 in
@@ -43,9 +77,12 @@ run_kind() {
         awk '/NIC statistics for port/ { p = $(NF - 1) } /Rx-pps:/ && p == "0" { print $2 }' "$WORK/testpmd.log" |
             tail -n +3 | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", v[int((NR + 1) / 2)] / 1e6; else print "0" }'
         ;;
-    null | dpdknull)
+    proc) run_procs ;;
+    proc-nfq) run_procs --nf-queues ;;
+    null | dpdknull | nfq)
         local ports=()
         [ "$1" = dpdknull ] && ports=(--ports dpdk:net_null0 --ports 'dpdk:net_null1,no-rx=1')
+        [ "$1" = nfq ] && ports=(--nf-queues)
         "$ONVM" bench --only nullport-chain1-64B --seconds "$SECS" "${ports[@]}" --json "$WORK/b.json" > /dev/null
         python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))[0]["mpps"])' "$WORK/b.json"
         ;;

@@ -7,7 +7,10 @@
 use std::fs;
 use std::path::Path;
 
-use onvm_proto::ctrl::{Dest, MgrMsg, NfCounters, NfMsg, RefuseReason, Register, RegisterFlags, Registered, RingIds};
+use onvm_proto::ctrl::{
+    Dest, MgrMsg, NfCounters, NfMsg, PortCounts, PortQueue, RefuseReason, Register, RegisterFlags, Registered,
+    RingIds,
+};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     fs::create_dir_all(dir).unwrap();
@@ -68,6 +71,14 @@ fn main() {
             tx_drop: 10,
             ..Default::default()
         }),
+        NfMsg::PortCounts(PortCounts {
+            port: 0,
+            out: 1,
+            rx: 640,
+            rx_bytes: 38_400,
+            tx: 600,
+            tx_bytes: 36_000,
+        }),
     ];
     for (i, m) in nf.iter().enumerate() {
         write(&ctrl, &format!("nf-{i}"), &m.encode().unwrap());
@@ -116,6 +127,12 @@ fn main() {
         },
         MgrMsg::EdgeIn { ring: 7 },
         MgrMsg::EdgeClosed { ring: 7 },
+        MgrMsg::PortQueue(Some(PortQueue {
+            port: 0,
+            frame_len: 60,
+            out: 1,
+        })),
+        MgrMsg::PortQueue(None),
     ];
     for (i, m) in mgr.iter().enumerate() {
         write(&ctrl, &format!("mgr-{i}"), &m.encode().unwrap());

@@ -294,7 +294,7 @@ impl<'r> Runtime<'r> {
         if self.bufs.len() < BURST {
             self.inbound.fill(self.holder, &mut self.bufs);
         }
-        if self.bufs.len() < BURST && self.out.port.sends() {
+        if self.bufs.len() < BURST && self.out.port.polls() {
             let Ctx { alloc, counters, .. } = &mut self.ctx;
             let room = BURST - self.bufs.len();
             self.out

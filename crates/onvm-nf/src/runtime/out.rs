@@ -154,7 +154,7 @@ impl<'r> Out<'r> {
         v: Verdict,
     ) {
         let key = tally(counters, v, n);
-        if key == Some(0) && self.port.sends() {
+        if key == Some(0) && self.port.takes(n as usize) {
             return self.port.tx(holder, bufs);
         }
         if let Some(k) = key
@@ -176,7 +176,7 @@ impl<'r> Out<'r> {
     fn route_all(&mut self, holder: &Holder, counters: &mut NfCounters, bufs: &mut Vec<Buf>, v: Verdict) {
         let n = bufs.len() as u64;
         let key = tally(counters, v, n);
-        if key == Some(0) && self.port.sends() {
+        if key == Some(0) && self.port.takes(bufs.len()) {
             return self.port.tx(holder, bufs.drain(..));
         }
         if let Some(k) = key
@@ -426,6 +426,58 @@ mod tests {
                 (Verdict::decode(m.action(), m.dest()).unwrap(), b.index())
             })
             .collect()
+    }
+
+    #[test]
+    fn next_leaves_by_the_polled_queue_while_its_spare_stack_has_room() {
+        let (region, _pool, mut bufs) = setup(160);
+        let nf = region.holder(NF).unwrap();
+        let mut ctx = Ctx::new(&nf, NF.0, 1, region.consumer(ALLOC).unwrap(), u32::MAX);
+        let mut out = Out::new(region.producer(TX).unwrap(), region.producer(WAKE).unwrap());
+        out.add(edge(&region, 0));
+        out.port.start(onvm_proto::ctrl::PortQueue {
+            port: 2,
+            frame_len: 60,
+            out: 1,
+        });
+        for b in &mut bufs {
+            nf.packet(b).unwrap().set_len(100).unwrap();
+        }
+        // Four bursts fill the spare stack (4 x 32): sent, counted, kept.
+        for _ in 0..4 {
+            let mut burst: Vec<Buf> = bufs.drain(..BURST).collect();
+            out.route_burst(&nf, &mut ctx, &mut burst, &[Action::Next; BURST]);
+        }
+        let c = out.port.counts().unwrap();
+        assert_eq!((c.port, c.out, c.tx, c.tx_bytes), (2, 1, 128, 12_800));
+        assert!(out.edges[0].pending.is_empty() && out.to_mgr.is_empty());
+        // The stack is full: the next burst takes the edge, as without a queue.
+        let mut burst: Vec<Buf> = bufs.drain(..BURST).collect();
+        out.route_burst(&nf, &mut ctx, &mut burst, &[Action::Next; BURST]);
+        assert_eq!(out.edges[0].pending.len(), BURST);
+        assert_eq!(out.port.counts().unwrap().tx, 128);
+        assert_eq!(ctx.counters.act_next, 160, "every Next counted as the NF's");
+        // Receiving takes the spare buffers back as port 2's 60-byte frames.
+        let mut got = Vec::new();
+        let mut alloc = region.consumer(ALLOC).unwrap();
+        let mut allocated = 0;
+        assert_eq!(
+            out.port.rx_burst(&nf, &mut alloc, &mut allocated, &mut got, BURST),
+            BURST
+        );
+        for b in &mut got {
+            let p = nf.packet(b).unwrap();
+            assert_eq!((p.len(), p.meta().in_port()), (60, 2));
+            assert!(p.meta().timestamp() > 0);
+        }
+        assert_eq!(allocated, 0, "spare buffers first");
+        let c = out.port.counts().unwrap();
+        assert_eq!((c.rx, c.rx_bytes), (32, 1920));
+        // Taken away: Next goes the usual way again; the counts stay to be reported.
+        assert!(out.port.stop());
+        assert!(!out.port.takes(1) && !out.port.polls());
+        assert_eq!(out.port.rx_burst(&nf, &mut alloc, &mut allocated, &mut got, BURST), 0);
+        assert_eq!(out.port.counts().unwrap().rx, 32);
     }
 
     #[test]

@@ -11,20 +11,34 @@
 //!
 //! The buffers it receives into are its own, `Held` by it in the owner table: taken
 //! from its alloc ring (counted as allocations) and kept in a spare stack between
-//! packets, so a crash or a stop gives them back through the manager's reclaim like
-//! anything else it held. What the handler sends elsewhere (another NF, another port,
-//! a drop) takes the usual way and the stack refills from the alloc ring.
+//! packets (at most [`SPARE_AT_MOST`]), so a crash or a stop gives them back through
+//! the manager's reclaim like anything else it held. What the handler sends elsewhere
+//! (another NF, another port, a drop) takes the usual way and the stack refills from
+//! the alloc ring.
 //!
 //! [`MgrMsg::PortQueue`]: onvm_proto::ctrl::MgrMsg::PortQueue
 
 use onvm_proto::ctrl::{PortCounts, PortQueue};
 use onvm_shm::{BURST, Buf, Consumer, Holder};
 
-/// The queue the NF polls, and its counts.
+/// Most spare buffers the NF keeps. Receiving a burst takes what sending the last one
+/// gave back, so the stack stays near a burst or two; packets the switch put in the
+/// rx ring before the NF had the queue also leave by it, and past this many they take
+/// the switch's way out instead of piling up here, out of the pool's reach.
+const SPARE_AT_MOST: usize = 4 * BURST;
+
+/// The queue the NF polls, and its counts. Only the queue sits in the NF's `Out`
+/// (checked once per burst on every NF's path); the rest is boxed, out of the way of
+/// the NFs that never poll one.
 #[derive(Debug, Default)]
 pub(super) struct PortPoll {
     /// The queue, while the manager lets this NF poll it.
     queue: Option<PortQueue>,
+    held: Box<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
     /// Free buffers this NF holds for receiving into.
     spare: Vec<Buf>,
     /// Totals over every queue polled, with the ports of the last one.
@@ -41,18 +55,25 @@ impl PortPoll {
     /// Start polling `q`.
     pub(super) fn start(&mut self, q: PortQueue) {
         self.queue = Some(q);
-        (self.counts.port, self.counts.out) = (q.port, q.out);
+        (self.held.counts.port, self.held.counts.out) = (q.port, q.out);
     }
 
     /// The counts to report, if this NF ever polled a queue.
     pub(super) fn counts(&self) -> Option<PortCounts> {
-        (self.counts.rx > 0 || self.queue.is_some()).then_some(self.counts)
+        (self.held.counts.rx > 0 || self.queue.is_some()).then_some(self.held.counts)
     }
 
-    /// Whether `Next` leaves through this NF's own queue.
+    /// Whether this NF polls a queue.
     #[inline]
-    pub(super) fn sends(&self) -> bool {
+    pub(super) fn polls(&self) -> bool {
         self.queue.is_some()
+    }
+
+    /// Whether `n` packets sent as `Next` leave through this NF's own queue (else they
+    /// take the usual way: the switch sends them out of the same port).
+    #[inline]
+    pub(super) fn takes(&self, n: usize) -> bool {
+        self.queue.is_some() && self.held.spare.len() + n <= SPARE_AT_MOST
     }
 
     /// Receive up to `max` frames into `out`, as the manager's `null` port would (the
@@ -69,18 +90,18 @@ impl PortPoll {
         max: usize,
     ) -> usize {
         let Some(q) = self.queue else { return 0 };
-        if self.spare.len() < max {
-            let before = self.spare.len();
+        if self.held.spare.len() < max {
+            let before = self.held.spare.len();
             // A corrupt alloc ring reads as "nothing now"; the manager's audit names it.
-            let _ = holder.dequeue(alloc, BURST, &mut self.spare);
-            *allocated += (self.spare.len() - before) as u64;
+            let _ = holder.dequeue(alloc, BURST, &mut self.held.spare);
+            *allocated += (self.held.spare.len() - before) as u64;
         }
-        let n = max.min(self.spare.len());
+        let n = max.min(self.held.spare.len());
         let now = now_ns();
         let len = usize::from(q.frame_len);
         let start = out.len();
         for _ in 0..n {
-            let Some(mut buf) = self.spare.pop() else { break };
+            let Some(mut buf) = self.held.spare.pop() else { break };
             // Only a buffer of another region fails, and ours are all of this one; a
             // frame longer than the buffer was refused by the manager. Either way the
             // buffer stays ours, unused, and is reclaimed when this NF goes.
@@ -94,25 +115,26 @@ impl PortPoll {
             match stamped {
                 Ok(()) => out.push(buf),
                 // At the bottom of the stack, out of this burst's way.
-                Err(_) => self.spare.insert(0, buf),
+                Err(_) => self.held.spare.insert(0, buf),
             }
         }
         let got = out.len() - start;
-        self.counts.rx += got as u64;
-        self.counts.rx_bytes += (got * len) as u64;
+        self.held.counts.rx += got as u64;
+        self.held.counts.rx_bytes += (got * len) as u64;
         got
     }
 
-    /// Send `bufs` out of the queue's port (a sink): counted, and kept to receive into.
+    /// Send `bufs` out of the queue's port (a sink): counted, and kept to receive into
+    /// (only as many as [`PortPoll::takes`] allowed).
     #[inline]
     pub(super) fn tx(&mut self, holder: &Holder, bufs: impl Iterator<Item = Buf>) {
         for mut buf in bufs {
             // A buffer whose metadata a peer scribbled still goes (it adds no bytes).
             if let Ok(p) = holder.packet(&mut buf) {
-                self.counts.tx_bytes += p.len() as u64;
+                self.held.counts.tx_bytes += p.len() as u64;
             }
-            self.counts.tx += 1;
-            self.spare.push(buf);
+            self.held.counts.tx += 1;
+            self.held.spare.push(buf);
         }
     }
 }
