@@ -8,8 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use onvm_proto::ctrl::{
-    Dest, MgrMsg, NfCounters, NfMsg, PortCounts, PortQueue, RefuseReason, Register, RegisterFlags, Registered,
-    RingIds,
+    Dest, MgrMsg, NfCounters, NfMsg, PortCounts, PortQueue, RefuseReason, Register, RegisterFlags, Registered, RingIds,
 };
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
