@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    KillBySocket, Proc, SOON, TempDir, assert_conserved, field, nf_command, serial, start_mgr, wait_registered,
+    KillBySocket, Proc, SOON, TempDir, field, kill_nf, port_line, serial, start_forwarder, start_mgr, stop_cleanly,
 };
 
 const CHAIN: &str = r#"[manager]
@@ -25,25 +25,22 @@ chain = ["fwd", "out:1"]
 in_port = 0
 "#;
 
-/// The `port N` line of the manager's final stats.
-fn port_line(mgr: &Proc, n: u16) -> String {
-    let out = mgr.stdout.text();
-    out.lines()
-        .find(|l| l.starts_with(&format!("port {n} ")))
-        .unwrap_or_else(|| panic!("no port {n} line\n{out}"))
-        .to_string()
+/// A manager on `CHAIN` in `dir`.
+fn start(dir: &TempDir) -> (Proc, KillBySocket) {
+    let socket = dir.socket();
+    let cfg = dir.write("nfq.toml", CHAIN);
+    (
+        start_mgr(&socket, &["--config", cfg.to_str().unwrap()]),
+        KillBySocket(socket),
+    )
 }
 
 #[test]
 fn an_nf_polls_a_null_port_itself_and_sends_every_packet_out() {
     let _one = serial();
     let dir = TempDir::new("nfq");
-    let socket = dir.socket();
-    let _reap = KillBySocket(socket.clone());
-    let cfg = dir.write("nfq.toml", CHAIN);
-    let mut mgr = start_mgr(&socket, &["--config", cfg.to_str().unwrap()]);
-    let mut nf = Proc::spawn("fwd", nf_command(&socket, 1, "fwd", &[], &["simple-forward"]));
-    wait_registered(&mgr, "fwd", &nf);
+    let (mut mgr, _reap) = start(&dir);
+    let (mut nf, _) = start_forwarder(&mgr, &dir.socket(), 1, "fwd");
     assert!(
         mgr.stderr
             .wait(SOON, |l| l
@@ -53,10 +50,8 @@ fn an_nf_polls_a_null_port_itself_and_sends_every_packet_out() {
         mgr.output()
     );
     std::thread::sleep(Duration::from_millis(500));
-    mgr.signal("TERM");
-    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    stop_cleanly(&mut mgr);
     assert_eq!(nf.exit_code(SOON), 0, "{}", nf.output());
-    assert_conserved(&mgr);
     let rx = field(&port_line(&mgr, 0), "rx").unwrap_or(0);
     let tx = field(&port_line(&mgr, 1), "tx").unwrap_or(0);
     assert!(rx > 100_000, "port 0 received {rx}\n{}", mgr.output());
@@ -73,33 +68,19 @@ fn an_nf_polls_a_null_port_itself_and_sends_every_packet_out() {
 fn a_crash_while_polling_and_a_second_instance_give_the_queue_back() {
     let _one = serial();
     let dir = TempDir::new("nfqcrash");
-    let socket = dir.socket();
-    let _reap = KillBySocket(socket.clone());
-    let cfg = dir.write("nfq.toml", CHAIN);
-    let mut mgr = start_mgr(&socket, &["--config", cfg.to_str().unwrap()]);
+    let (mut mgr, _reap) = start(&dir);
     let given =
         |mgr: &Proc, n: usize| common::wait_for(SOON, || mgr.stderr.count(|l| l.contains("polls port 0 itself")) >= n);
-    let mut a = Proc::spawn("fwd-a", nf_command(&socket, 1, "fwd-a", &[], &["simple-forward"]));
-    wait_registered(&mgr, "fwd-a", &a);
+    let (mut a, _) = start_forwarder(&mgr, &dir.socket(), 1, "fwd-a");
     assert!(given(&mgr, 1), "{}", mgr.output());
     std::thread::sleep(Duration::from_millis(300));
     // It dies while it polls: what it held comes back, the switch polls the port.
-    a.signal("KILL");
-    a.wait_exit(SOON);
-    assert!(
-        mgr.stderr
-            .wait(SOON, |l| l.contains("\"fwd-a\"") && l.contains("died"))
-            .is_some(),
-        "{}",
-        mgr.output()
-    );
-    let mut b = Proc::spawn("fwd-b", nf_command(&socket, 1, "fwd-b", &[], &["simple-forward"]));
-    wait_registered(&mgr, "fwd-b", &b);
+    kill_nf(&mgr, &mut a, "fwd-a");
+    let (mut b, _) = start_forwarder(&mgr, &dir.socket(), 1, "fwd-b");
     assert!(given(&mgr, 2), "the new NF was not given the queue\n{}", mgr.output());
     std::thread::sleep(Duration::from_millis(300));
     // A second instance: packets are shared out by flow, so the switch takes it back.
-    let mut c = Proc::spawn("fwd-c", nf_command(&socket, 1, "fwd-c", &[], &["simple-forward"]));
-    wait_registered(&mgr, "fwd-c", &c);
+    let (mut c, _) = start_forwarder(&mgr, &dir.socket(), 1, "fwd-c");
     assert!(
         mgr.stderr
             .wait(SOON, |l| l.contains("no longer polls a port queue"))
@@ -108,12 +89,10 @@ fn a_crash_while_polling_and_a_second_instance_give_the_queue_back() {
         mgr.output()
     );
     std::thread::sleep(Duration::from_millis(300));
-    mgr.signal("TERM");
-    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    stop_cleanly(&mut mgr);
     for nf in [&mut b, &mut c] {
         assert_eq!(nf.exit_code(SOON), 0, "{}", nf.output());
     }
-    assert_conserved(&mgr);
     let tx = field(&port_line(&mgr, 1), "tx").unwrap_or(0);
     assert!(tx > 100_000, "port 1 sent {tx}\n{}", mgr.output());
 }

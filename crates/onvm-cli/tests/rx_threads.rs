@@ -10,8 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    KillBySocket, Proc, SOON, TempDir, assert_conserved, field, nf_command, onvm, run_to_end, serial, start_mgr,
-    wait_registered,
+    KillBySocket, Proc, SOON, TempDir, assert_conserved, field, kill_nf, nf_command, onvm, port_line, run_to_end,
+    serial, start_forwarder, start_mgr, wait_registered,
 };
 
 const CHAIN: &str = r#"[manager]
@@ -88,23 +88,13 @@ fn a_second_receive_thread_writes_straight_into_the_nf_and_survives_its_crash() 
                 >= n
         })
     };
-    let mut a = Proc::spawn("fwd-a", nf_command(&socket, 1, "fwd-a", &[], &["simple-forward"]));
-    wait_registered(&mgr, "fwd-a", &a);
+    let (mut a, _) = start_forwarder(&mgr, &socket, 1, "fwd-a");
     assert!(edge(1), "no edge from the receive thread\n{}", mgr.output());
     std::thread::sleep(Duration::from_millis(400));
 
     // The NF dies while the thread writes into it: what was in its rings comes back.
-    a.signal("KILL");
-    a.wait_exit(SOON);
-    assert!(
-        mgr.stderr
-            .wait(SOON, |l| l.contains("\"fwd-a\"") && l.contains("died"))
-            .is_some(),
-        "{}",
-        mgr.output()
-    );
-    let mut b = Proc::spawn("fwd-b", nf_command(&socket, 1, "fwd-b", &[], &["simple-forward"]));
-    wait_registered(&mgr, "fwd-b", &b);
+    kill_nf(&mgr, &mut a, "fwd-a");
+    let (mut b, _) = start_forwarder(&mgr, &socket, 1, "fwd-b");
     assert!(edge(2), "no edge into the new NF\n{}", mgr.output());
     std::thread::sleep(Duration::from_millis(400));
 
@@ -140,9 +130,8 @@ fn a_second_receive_thread_writes_straight_into_the_nf_and_survives_its_crash() 
         .unwrap_or_else(|| panic!("{stopped}"));
     assert!(sent > 0, "the thread sent nothing out: {stopped}");
     // Port 0's figures include the second queue's: more than the thread received.
-    let out = mgr.stdout.text();
-    let port0 = out.lines().find(|l| l.starts_with("port 0 ")).unwrap_or_default();
-    assert!(field(port0, "rx").unwrap_or(0) > received, "{port0}");
+    let port0 = port_line(&mgr, 0);
+    assert!(field(&port0, "rx").unwrap_or(0) > received, "{port0}");
 }
 
 #[test]
@@ -235,8 +224,11 @@ fn a_generator_split_over_two_threads_delivers_its_count_exactly() {
     assert_conserved(&mgr);
     let (received, _, _) = lane_figures(&mgr);
     assert_eq!(received, 30_000, "queue 1 generates half the count\n{}", mgr.output());
-    let out = mgr.stdout.text();
-    let line = |p: &str| out.lines().find(|l| l.starts_with(p)).unwrap_or_default().to_string();
-    assert_eq!(field(&line("port 0 "), "rx"), Some(60_000), "{out}");
-    assert_eq!(field(&line("port 1 "), "tx"), Some(60_000), "every packet out\n{out}");
+    assert_eq!(field(&port_line(&mgr, 0), "rx"), Some(60_000), "{}", mgr.output());
+    assert_eq!(
+        field(&port_line(&mgr, 1), "tx"),
+        Some(60_000),
+        "every packet out\n{}",
+        mgr.output()
+    );
 }

@@ -301,6 +301,35 @@ pub fn wait_registered(mgr: &Proc, tag: &str, nf: &Proc) -> String {
     }
 }
 
+/// SIGKILL the NF `nf` tagged `tag` and wait until the manager reports it died.
+pub fn kill_nf(mgr: &Proc, nf: &mut Proc, tag: &str) {
+    nf.signal("KILL");
+    nf.wait_exit(SOON);
+    let needle = format!("{tag:?}");
+    assert!(
+        mgr.stderr
+            .wait(SOON, |l| l.contains(&needle) && l.contains("died"))
+            .is_some(),
+        "the manager did not report {tag} dead
+{}",
+        mgr.output()
+    );
+}
+
+/// The `port N ...` line of the manager's final summary.
+pub fn port_line(mgr: &Proc, n: u16) -> String {
+    let out = mgr.stdout.text();
+    out.lines()
+        .find(|l| l.starts_with(&format!("port {n} ")))
+        .unwrap_or_else(|| {
+            panic!(
+                "no port {n} line
+{out}"
+            )
+        })
+        .to_string()
+}
+
 /// The instance ID in a `NF "x" registered: instance N, ...` event.
 pub fn instance_of(registered: &str) -> u16 {
     let rest = registered.split("instance ").nth(1).expect("an instance in the event");
