@@ -79,12 +79,9 @@ pub mod vxlan;
 #[cfg(test)]
 mod test_frames;
 
-/// Monotonic clock in nanoseconds, the same in every process of the machine (so one NF
+/// The clock of packet timestamps, the same in every process of the machine (so one NF
 /// can stamp a packet and another can read the stamp).
-pub fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
+pub use onvm_shm::now_ns;
 
 /// Parse an NF's flags as `onvm nf` would (unit tests).
 #[cfg(test)]

@@ -312,12 +312,7 @@ fn fill_with(
     now: u64,
     write: impl FnOnce(&mut [u8]),
 ) -> Result<(), onvm_shm::BufError> {
-    let mut pkt = pool.holder().packet_reset(buf)?;
-    pkt.set_len(len)?;
-    write(pkt.data_mut());
-    let meta = pkt.meta();
-    meta.set_in_port(port_no);
-    meta.set_timestamp(now);
+    write(pool.holder().received(buf, len, port_no, now)?.data_mut());
     Ok(())
 }
 

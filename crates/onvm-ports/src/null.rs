@@ -63,14 +63,7 @@ impl Port for NullPort {
             // The metadata line is written over, never read (`Holder::packet_reset`);
             // the length fits (checked at open). Should either fail, the buffer goes
             // back, counted.
-            let stamped = pool.holder().packet_reset(&mut out[i]).and_then(|mut pkt| {
-                pkt.set_len(len as usize)?;
-                let m = pkt.meta();
-                m.set_in_port(port_no);
-                m.set_timestamp(now);
-                Ok(())
-            });
-            if let Err(e) = stamped {
+            if let Err(e) = pool.holder().received(&mut out[i], len as usize, port_no, now) {
                 let index = out[i].index();
                 self.bad.count(&mut self.stats, "receiving into", index, &e);
                 pool.free(out.remove(i));

@@ -18,6 +18,8 @@
 
 #[cfg(not(loom))]
 mod buffer;
+#[cfg(not(loom))]
+mod clock;
 mod error;
 #[cfg(not(loom))]
 pub mod fdpass;
@@ -36,6 +38,8 @@ mod sync;
 
 #[cfg(not(loom))]
 pub use buffer::{Buf, BufIdx, META_SIZE, Owner, OwnerId, PacketMut, PktMeta};
+#[cfg(not(loom))]
+pub use clock::now_ns;
 pub use error::{BufError, RingError, ShmError};
 #[cfg(not(loom))]
 pub use layout::{ABI_VERSION, BackingChoice, Header, Layout, MAGIC, RegionConfig};

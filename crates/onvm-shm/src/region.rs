@@ -675,6 +675,27 @@ impl Holder {
         Ok(PacketMut::reset_new(self.slots.meta(buf.idx), area, l.headroom))
     }
 
+    /// A frame of `len` bytes received on `port` at `now` (a [`crate::now_ns`] reading):
+    /// the buffer emptied as by [`Holder::packet_reset`], its length set and its metadata
+    /// stamped with the port and the time. The bytes are whatever the buffer held; the
+    /// view is returned for a port that writes them. Fails, leaving the buffer to the
+    /// caller, when `len` does not fit the data room or `buf` is of another region.
+    #[inline]
+    pub fn received<'b>(
+        &'b self,
+        buf: &'b mut Buf,
+        len: usize,
+        port: u16,
+        now: u64,
+    ) -> Result<PacketMut<'b>, BufError> {
+        let mut pkt = self.packet_reset(buf)?;
+        pkt.set_len(len)?;
+        let m = pkt.meta();
+        m.set_in_port(port);
+        m.set_timestamp(now);
+        Ok(pkt)
+    }
+
     /// Send as many of `bufs` (from the front) to owner `to` through `prod` as fit;
     /// returns how many went. The rest stay in `bufs`, still ours.
     ///
@@ -1073,6 +1094,24 @@ mod tests {
         assert_eq!((p.len(), p.headroom()), (0, 128));
         p.copy_from(b"fresh").unwrap();
         assert_eq!(pool.holder().packet(&mut b).unwrap().data(), b"fresh");
+        pool.free(b);
+    }
+
+    #[test]
+    fn received_frames_are_stamped_whatever_the_line_held() {
+        let r = Region::create(&small()).unwrap();
+        let mut pool = Pool::new(&r).unwrap();
+        let mut b = pool.alloc().unwrap();
+        pool.holder().meta(&b).set_len_off(u32::MAX, u32::MAX);
+        let p = pool.holder().received(&mut b, 60, 7, 1234).unwrap();
+        assert_eq!((p.len(), p.headroom()), (60, 128));
+        let m = pool.holder().meta(&b);
+        assert_eq!((m.in_port(), m.timestamp()), (7, 1234));
+        // A frame longer than the data room is refused; the buffer stays the caller's.
+        assert!(matches!(
+            pool.holder().received(&mut b, 2049, 7, 0),
+            Err(BufError::NoRoom { .. })
+        ));
         pool.free(b);
     }
 

@@ -63,6 +63,16 @@ pub(super) struct Out<'r> {
     pub(super) port: PortPoll,
 }
 
+/// Which way a run of packets leaves ([`Out::way`]).
+enum Way {
+    /// Out of the port queue this NF polls.
+    Queue,
+    /// Through this edge (an index into [`Out::edges`]).
+    Edge(usize),
+    /// Through the manager's rings.
+    Manager,
+}
+
 /// Count `n` packets with verdict `v`; the edge key they may take (0 = `Next`, else a
 /// service), if any.
 #[inline]
@@ -153,19 +163,14 @@ impl<'r> Out<'r> {
         n: u64,
         v: Verdict,
     ) {
-        let key = tally(counters, v, n);
-        if key == Some(0) && self.port.takes(n as usize) {
-            return self.port.tx(holder, bufs);
-        }
-        if let Some(k) = key
-            && let Some(&e) = self.by_key.get(usize::from(k))
-            && e != u8::MAX
-        {
-            self.edges[usize::from(e)].pending.extend(bufs);
-            return;
-        }
-        for buf in bufs {
-            self.via_manager(holder, buf, v);
+        match self.way(counters, v, n) {
+            Way::Queue => self.port.tx(holder, bufs),
+            Way::Edge(e) => self.edges[e].pending.extend(bufs),
+            Way::Manager => {
+                for buf in bufs {
+                    self.via_manager(holder, buf, v);
+                }
+            }
         }
     }
 
@@ -174,25 +179,36 @@ impl<'r> Out<'r> {
     /// the burst's tokens is a cost the self-loop can measure.
     #[inline]
     fn route_all(&mut self, holder: &Holder, counters: &mut NfCounters, bufs: &mut Vec<Buf>, v: Verdict) {
-        let n = bufs.len() as u64;
-        let key = tally(counters, v, n);
-        if key == Some(0) && self.port.takes(bufs.len()) {
-            return self.port.tx(holder, bufs.drain(..));
-        }
-        if let Some(k) = key
-            && let Some(&e) = self.by_key.get(usize::from(k))
-            && e != u8::MAX
-        {
-            let pending = &mut self.edges[usize::from(e)].pending;
-            if pending.is_empty() {
-                std::mem::swap(pending, bufs);
-            } else {
-                pending.append(bufs);
+        match self.way(counters, v, bufs.len() as u64) {
+            Way::Queue => self.port.tx(holder, bufs.drain(..)),
+            Way::Edge(e) => {
+                let pending = &mut self.edges[e].pending;
+                if pending.is_empty() {
+                    std::mem::swap(pending, bufs);
+                } else {
+                    pending.append(bufs);
+                }
             }
-            return;
+            Way::Manager => {
+                for buf in bufs.drain(..) {
+                    self.via_manager(holder, buf, v);
+                }
+            }
         }
-        for buf in bufs.drain(..) {
-            self.via_manager(holder, buf, v);
+    }
+
+    /// Count `n` packets under verdict `v` and say which way they leave: `Next` through
+    /// the port queue this NF polls while its spare stack has room, else through the
+    /// verdict's edge where one is open, else through the manager.
+    #[inline]
+    fn way(&self, counters: &mut NfCounters, v: Verdict, n: u64) -> Way {
+        let key = tally(counters, v, n);
+        if key == Some(0) && self.port.takes(n as usize) {
+            return Way::Queue;
+        }
+        match key.and_then(|k| self.by_key.get(usize::from(k))) {
+            Some(&e) if e != u8::MAX => Way::Edge(usize::from(e)),
+            _ => Way::Manager,
         }
     }
 

@@ -19,7 +19,7 @@
 //! [`MgrMsg::PortQueue`]: onvm_proto::ctrl::MgrMsg::PortQueue
 
 use onvm_proto::ctrl::{PortCounts, PortQueue};
-use onvm_shm::{BURST, Buf, Consumer, Holder};
+use onvm_shm::{BURST, Buf, Consumer, Holder, now_ns};
 
 /// Most spare buffers the NF keeps. Receiving a burst takes what sending the last one
 /// gave back, so the stack stays near a burst or two; packets the switch put in the
@@ -105,14 +105,7 @@ impl PortPoll {
             // Only a buffer of another region fails, and ours are all of this one; a
             // frame longer than the buffer was refused by the manager. Either way the
             // buffer stays ours, unused, and is reclaimed when this NF goes.
-            let stamped = holder.packet_reset(&mut buf).and_then(|mut pkt| {
-                pkt.set_len(len)?;
-                let m = pkt.meta();
-                m.set_in_port(q.port);
-                m.set_timestamp(now);
-                Ok(())
-            });
-            match stamped {
+            match holder.received(&mut buf, len, q.port, now).map(drop) {
                 Ok(()) => out.push(buf),
                 // At the bottom of the stack, out of this burst's way.
                 Err(_) => self.held.spare.insert(0, buf),
@@ -137,10 +130,4 @@ impl PortPoll {
             self.held.spare.push(buf);
         }
     }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds, the clock of the ports' packet timestamps.
-fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
