@@ -42,6 +42,36 @@ pub(super) struct OutEdge<'r> {
     pub(super) pending: Vec<Buf>,
 }
 
+impl OutEdge<'_> {
+    /// What the edge had no room for goes to the manager, its verdict written. Out of
+    /// line and cold: a full edge is the exception, and the burst loop stays short.
+    #[cold]
+    #[inline(never)]
+    fn overflow(&mut self, holder: &Holder, counters: &mut NfCounters, to_mgr: &mut Vec<Buf>, late_bells: bool) {
+        // An edge to the manager that is full goes the old way, the verdict written:
+        // the manager reads both, so nothing need be dropped.
+        // (A receive thread of the manager's, `edge::lane_of`, is the manager too.)
+        let (v, dropped) = match (self.to, self.key) {
+            (to, 0) if onvm_proto::edge::is_manager(to.0) => (Verdict::Next, 0),
+            (to, s) if onvm_proto::edge::is_manager(to.0) => (Verdict::ToService(s), 0),
+            (to, _) => (Verdict::EdgeFull(to.0), 1),
+        };
+        if late_bells && dropped > 0 {
+            // A shared-core NF found its receiver's edge full: the receiver (maybe on
+            // this core) needs the core more than this NF does.
+            std::thread::yield_now();
+        }
+        let (a, d) = v.encode();
+        for buf in self.pending.drain(..) {
+            counters.tx_drop += dropped;
+            let m = holder.meta(&buf);
+            m.set_action(a);
+            m.set_dest(d);
+            to_mgr.push(buf);
+        }
+    }
+}
+
 /// A shared-core NF rings a sleeping receiver's bell when it gives up its core (it
 /// yields or sleeps), so the receiver wakes to a whole turn's packets and does not
 /// preempt the sender in the middle of its turn; or once this many packets wait, so a
@@ -283,26 +313,8 @@ impl<'r> Out<'r> {
                     e.unrung = 0;
                 }
             }
-            // An edge to the manager that is full goes the old way, the verdict written:
-            // the manager reads both, so nothing need be dropped.
-            // (A receive thread of the manager's, `edge::lane_of`, is the manager too.)
-            let (v, dropped) = match (e.to, e.key) {
-                (to, 0) if onvm_proto::edge::is_manager(to.0) => (Verdict::Next, 0),
-                (to, s) if onvm_proto::edge::is_manager(to.0) => (Verdict::ToService(s), 0),
-                (to, _) => (Verdict::EdgeFull(to.0), 1),
-            };
-            if self.late_bells && dropped > 0 && !e.pending.is_empty() {
-                // A shared-core NF found its receiver's edge full: the receiver (maybe
-                // on this core) needs the core more than this NF does.
-                std::thread::yield_now();
-            }
-            let (a, d) = v.encode();
-            for buf in e.pending.drain(..) {
-                counters.tx_drop += dropped;
-                let m = holder.meta(&buf);
-                m.set_action(a);
-                m.set_dest(d);
-                self.to_mgr.push(buf);
+            if !e.pending.is_empty() {
+                e.overflow(holder, counters, &mut self.to_mgr, self.late_bells);
             }
         }
         if self.to_mgr.is_empty() {
