@@ -14,7 +14,8 @@
 #   KINDS="testpmd afxdp" to run only some forwarders, NF_CORES=0 to put the NF on the
 #   sender's core instead of the forwarder's, SHARED=false for a busy-polling NF (two
 #   pollers on one core: 0.48 Mpps, far worse), KEEP=1 to keep the forwarders' logs in
-#   /tmp/bench-ports-work.
+#   /tmp/bench-ports-work, BASE=/path/to/onvm to interleave another build's forwarders
+#   (kinds afxdp-base, afpacket-base; the sender is this tree's build in every case).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,9 +94,11 @@ start_forwarder() {
             --forward-mode=io --nb-cores=1 --stats-period=10 --total-num-mbufs=16384 \
             > "$WORK/testpmd.log" 2>&1 < /dev/null &
         ;;
-    afxdp | afpacket)
-        forwarder_config "$1"
-        ip netns exec "$NS" "$ONVM" up "$WORK/fwd.toml" --stats off --mgr-core 1 --nf-cores "${NF_CORES:-1}" > "$WORK/fwd.log" 2>&1 &
+    afxdp | afpacket | afxdp-base | afpacket-base)
+        forwarder_config "${1%-base}"
+        local bin=$ONVM
+        [ "$1" = "${1%-base}" ] || bin=$BASE
+        ip netns exec "$NS" "$bin" up "$WORK/fwd.toml" --stats off --mgr-core 1 --nf-cores "${NF_CORES:-1}" > "$WORK/fwd.log" 2>&1 &
         ;;
     esac
     FWD=$!
@@ -119,7 +122,7 @@ PIDS+=("$SENDER")
 sleep 2
 
 declare -A SUM RUNS ALL OFF
-KINDS=${KINDS:-testpmd afxdp afpacket}
+KINDS=${KINDS:-testpmd afxdp afpacket${BASE:+ afxdp-base afpacket-base}}
 for round in $(seq "$ROUNDS"); do
     for kind in $KINDS; do
         start_forwarder "$kind"
@@ -144,13 +147,13 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo
-printf '%-9s %10s  %-28s %s\n' "forwarder" "mean Mpps" "runs" "vs testpmd"
+printf '%-13s %10s  %-28s %s\n' "forwarder" "mean Mpps" "runs" "vs testpmd"
 base=$(awk -v s="${SUM[testpmd]:-0}" -v n="${RUNS[testpmd]:-1}" 'BEGIN { print s / n }')
 json="["
 for kind in $KINDS; do
     mean=$(awk -v s="${SUM[$kind]}" -v n="${RUNS[$kind]}" 'BEGIN { printf "%.3f", s / n }')
-    ratio=$(awk -v m="$mean" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", m / b; else print "-" }')
-    printf '%-9s %10s  %-28s %sx\n' "$kind" "$mean" "${ALL[$kind]}" "$ratio"
+    ratio=$(awk -v m="$mean" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", m / b; else print "null" }')
+    printf '%-13s %10s  %-28s %sx\n' "$kind" "$mean" "${ALL[$kind]}" "${ratio/null/-}"
     json="$json{\"name\":\"fwd-veth-64B-$kind\",\"mpps\":$mean,\"runs\":[${ALL[$kind]}],\"offered\":[${OFF[$kind]}],\"vs_testpmd\":$ratio},"
 done
 if [ -n "$JSON" ]; then
