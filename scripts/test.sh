@@ -149,10 +149,11 @@ step "doc tests" cargo test --workspace --doc --no-fail-fast
 
 # The DPDK port, when DPDK's development files are there: its own tests (vdevs
 # net_ring, net_null, net_pcap, net_af_packet, net_af_xdp, net_tap) and the namespace
-# tests through the manager with net_af_packet and net_af_xdp.
+# tests through the manager with net_af_packet and net_af_xdp, and net_null's queues
+# split between two switch threads.
 if pkg-config --exists libdpdk 2>/dev/null; then
     step "DPDK port (cargo feature dpdk)" cargo test -p onvm-ports --features dpdk --lib --no-fail-fast dpdk
-    step "DPDK port through the manager" cargo test -p onvm-cli --features dpdk --test netns_ports --no-fail-fast dpdk
+    step "DPDK port through the manager" cargo test -p onvm-cli --features dpdk --test netns_ports --test rx_threads --no-fail-fast dpdk
 else
     skip_step "DPDK port" "pkg-config finds no libdpdk: apt install libdpdk-dev (scripts/deps.sh installs it)"
 fi

@@ -232,3 +232,60 @@ fn a_generator_split_over_two_threads_delivers_its_count_exactly() {
         mgr.output()
     );
 }
+
+/// DPDK's `net_null` with two queues each side (`--features dpdk`): the second switch
+/// thread polls the receive queue 1 and sends on the transmit queue 1, refilling from
+/// its own pool share; every packet is accounted for and the pool is whole.
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_null_queues_split_between_two_switch_threads() {
+    let _one = serial();
+    let dir = TempDir::new("rx2dpdk");
+    let socket = dir.socket();
+    let _reap = KillBySocket(socket.clone());
+    let cfg = dir.write(
+        "rx2dpdk.toml",
+        &CHAIN.replace(
+            r#"["null:64B", "null"]"#,
+            r#"["dpdk:net_null0,size=64;queues=2", "dpdk:net_null1,no-rx=1;queues=2"]"#,
+        ),
+    );
+    let mut mgr = start_mgr(&socket, &["--config", cfg.to_str().unwrap(), "--rx-threads", "2"]);
+    assert!(
+        mgr.stderr
+            .wait(SOON, |l| l.contains(
+                "receive thread 1 (not pinned): port 0 (dpdk:net_null0,size=64;queues=2 queue 1), port 1 (dpdk:net_null1,no-rx=1;queues=2 queue 1)"
+            ))
+            .is_some(),
+        "{}",
+        mgr.output()
+    );
+    let (mut nf, _) = start_forwarder(&mgr, &socket, 1, "fwd");
+    assert!(
+        common::wait_for(SOON, || mgr
+            .stderr
+            .count(|l| l.contains("direct edge: receive thread 1 → instance"))
+            >= 1),
+        "no edge from the receive thread\n{}",
+        mgr.output()
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    mgr.signal("TERM");
+    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    assert_eq!(nf.exit_code(SOON), 0, "{}", nf.output());
+    assert_conserved(&mgr);
+    let (received, direct, _) = lane_figures(&mgr);
+    assert!(received > 10_000, "queue 1 received {received}\n{}", mgr.output());
+    assert!(
+        direct > received / 2,
+        "most of queue 1's packets should go straight to the NF: {direct} of {received}\n{}",
+        mgr.output()
+    );
+    let (_, stopped) = mgr.stderr.find(|l| l.contains("receive thread 1 stopped")).unwrap();
+    assert!(
+        !stopped.ends_with("sent 0"),
+        "queue 1 of port 1 sent nothing: {stopped}"
+    );
+    let port0 = port_line(&mgr, 0);
+    assert!(field(&port0, "rx").unwrap_or(0) > received, "{port0}");
+}

@@ -44,6 +44,7 @@ use std::ffi::{CStr, CString, c_char, c_void};
 use std::io;
 use std::io::Write as _;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use onvm_proto::port::{DpdkSpec, IfaceSpec};
@@ -412,8 +413,20 @@ pub struct DpdkPort {
     opts: IfaceSpec,
     /// Ask for the RX VLAN strip offload (`net_af_packet`: see the module doc).
     vlan_strip: bool,
-    /// Queue the next receive starts with.
-    next_q: u16,
+    /// The receive queues this object polls: every queue of the device but those split
+    /// off for switch lanes ([`Port::queues`]); a split-off queue polls its own.
+    rx_qs: Vec<u16>,
+    /// Where the next receive starts in `rx_qs`.
+    next_q: usize,
+    /// The transmit queue: 0, or a split-off queue's own.
+    tx_q: u16,
+    /// A queue split off for a switch lane: it polls and sends once the port that keeps
+    /// queue 0 has started the device (`started`), and never starts, counts or stops
+    /// the device itself.
+    split: bool,
+    /// The device runs: set by the port that started it, read by its split-off queues
+    /// on other threads.
+    started: Arc<AtomicBool>,
     mempool: NonNull<Mempool>,
     state: State,
     data_room: usize,
@@ -466,7 +479,11 @@ impl DpdkPort {
             mode,
             opts: spec.opts.clone(),
             vlan_strip: dev.starts_with("net_af_packet") || dev.starts_with("eth_af_packet"),
+            rx_qs: (0..spec.opts.queues).collect(),
             next_q: 0,
+            tx_q: 0,
+            split: false,
+            started: Arc::new(AtomicBool::new(false)),
             mempool,
             state: State::Probed,
             data_room: layout.data_room as usize,
@@ -479,6 +496,9 @@ impl DpdkPort {
     /// Configure and start the device (once), with `pool` lent for the PMD's first
     /// buffers. Whether it runs.
     fn start(&mut self, pool: &mut Pool) -> bool {
+        if self.split {
+            return self.started.load(Ordering::Acquire);
+        }
         if self.state != State::Probed {
             return self.state == State::Started;
         }
@@ -510,12 +530,13 @@ impl DpdkPort {
             return false;
         }
         self.state = State::Started;
+        self.started.store(true, Ordering::Release);
         true
     }
 
     /// The device's own counters: (missed + no mbuf, errors).
     fn device_counters(&self) -> (u64, u64) {
-        if self.state != State::Started {
+        if self.split || self.state != State::Started {
             return (0, 0);
         }
         let mut s = [0u64; 6];
@@ -552,16 +573,18 @@ impl Port for DpdkPort {
         self.mbufs.clear();
         self.mbufs.resize(usize::from(want), std::ptr::null_mut());
         let mut n = 0usize;
-        for k in 0..self.opts.queues {
+        let nq = self.rx_qs.len();
+        for k in 0..nq {
             if n == usize::from(want) {
                 break;
             }
-            let q = (self.next_q + k) % self.opts.queues;
+            let q = self.rx_qs[(self.next_q + k) % nq];
             let (id, pkts, room) = (self.port_id, self.mbufs[n..].as_mut_ptr(), want - n as u16);
-            // SAFETY: a started port and queue; `pkts` has room for `room` pointers.
+            // SAFETY: a started port and one of its queues, polled by this object alone;
+            // `pkts` has room for `room` pointers.
             n += usize::from(with_pool(pool, || unsafe { ffi::onvm_dpdk_rx(id, q, pkts, room) }));
         }
-        self.next_q = (self.next_q + 1) % self.opts.queues;
+        self.next_q = (self.next_q + 1) % nq.max(1);
         let now = now_ns();
         let mut got = 0;
         let mut chains = Vec::new();
@@ -732,9 +755,15 @@ impl Port for DpdkPort {
                     self.mbufs.push(m);
                 }
             }
-            let (id, pkts, n) = (self.port_id, self.mbufs.as_mut_ptr(), self.mbufs.len() as u16);
-            // SAFETY: a started port and `n` framed mbufs.
-            let done = with_pool(pool, || unsafe { ffi::onvm_dpdk_tx(id, 0, pkts, n) }) as usize;
+            let (id, q, pkts, n) = (
+                self.port_id,
+                self.tx_q,
+                self.mbufs.as_mut_ptr(),
+                self.mbufs.len() as u16,
+            );
+            // SAFETY: a started port, a transmit queue this object alone sends on, and
+            // `n` framed mbufs.
+            let done = with_pool(pool, || unsafe { ffi::onvm_dpdk_tx(id, q, pkts, n) }) as usize;
             sent += done;
             self.stats.tx_bytes += lens[..done].iter().map(|&l| u64::from(l)).sum::<u64>();
             // What the device did not take goes back at once.
@@ -751,6 +780,44 @@ impl Port for DpdkPort {
         sent
     }
 
+    /// The device's queues beyond the first (`queues=N`), one per switch lane, each
+    /// receiving what the device's RSS puts in it and sending on its own transmit queue;
+    /// this object keeps queue 0 (and any queue no lane took) and starts the device.
+    /// All share the mempool: a lane's receive queue refills from the lane's pool share
+    /// (the driver uses the pool lent by the calling thread) and what a lane sends goes
+    /// back to its share. None once the device was polled.
+    fn queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
+        if self.split || self.state != State::Probed {
+            return Vec::new();
+        }
+        let k = n.min(self.rx_qs.len().saturating_sub(1));
+        let moved: Vec<u16> = self.rx_qs.drain(1..=k).collect();
+        moved
+            .into_iter()
+            .map(|q| {
+                Box::new(DpdkPort {
+                    name: format!("{} queue {q}", self.name),
+                    port_no: self.port_no,
+                    port_id: self.port_id,
+                    mode: self.mode,
+                    opts: self.opts.clone(),
+                    vlan_strip: self.vlan_strip,
+                    rx_qs: vec![q],
+                    next_q: 0,
+                    tx_q: q,
+                    split: true,
+                    started: Arc::clone(&self.started),
+                    mempool: self.mempool,
+                    state: State::Probed,
+                    data_room: self.data_room,
+                    stats: PortStats::default(),
+                    bad: BadBuffers::default(),
+                    mbufs: Vec::with_capacity(64),
+                }) as Box<dyn Port>
+            })
+            .collect()
+    }
+
     fn stats(&self) -> PortStats {
         let (drops, errors) = self.device_counters();
         self.stats.plus(drops, errors)
@@ -762,10 +829,18 @@ impl Port for DpdkPort {
 
     /// Stop and close the device (the PMD frees what its rings held), then, when it was
     /// the last DPDK port, free every buffer still lent to DPDK.
+    ///
+    /// A split-off queue only stops sending: the device is the port's, and the manager
+    /// stops the lanes that poll its queues before it releases the port.
     fn release(&mut self, pool: &mut Pool) {
         if self.state == State::Released {
             return;
         }
+        if self.split {
+            self.state = State::Released;
+            return;
+        }
+        self.started.store(false, Ordering::Release);
         let (drops, errors) = self.device_counters();
         self.stats = self.stats.plus(drops, errors);
         if self.state != State::Probed {
@@ -875,6 +950,47 @@ mod tests {
             assert!((1..=512).contains(&idx));
         }
         testutil::take(&mut pool, &mut got);
+        p.release(&mut pool);
+        testutil::assert_whole(&pool);
+    }
+
+    #[test]
+    fn split_queues_receive_and_send_on_threads_of_their_own() {
+        let _one = one_at_a_time();
+        let (r, mut pool) = testutil::pool(1024, 2048);
+        let mut p = DpdkPort::open(&spec("net_null2,size=64;queues=3"), 0, &r).unwrap();
+        let mut q = p.queues(1).pop().expect("queue 1 split off");
+        assert_eq!(q.name(), "dpdk:net_null2,size=64;queues=3 queue 1");
+        let mut share = pool.share(onvm_shm::OwnerId(5), 256).unwrap();
+        // Before the port starts the device, its queue passes nothing.
+        let mut early = Vec::new();
+        assert_eq!(q.rx_burst(&mut share, &mut early, 32), 0);
+        // The port starts the device at its first poll, and receives on queues 0 and 2.
+        let mut got = receive(&mut p, &mut pool, 64);
+        assert!(got.len() >= 64);
+        testutil::take(&mut pool, &mut got);
+        assert!(p.queues(1).is_empty(), "no split once the device runs");
+        // The queue, on a thread of its own with its pool share, receives and sends.
+        let (mut q, mut share) = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let start = std::time::Instant::now();
+            while got.len() < 200 && start.elapsed() < std::time::Duration::from_secs(2) {
+                q.rx_burst(&mut share, &mut got, 32);
+            }
+            assert!(got.len() >= 200, "{}", got.len());
+            assert!(got.iter_mut().all(|b| share.holder().packet(b).unwrap().len() == 64));
+            let n = got.len();
+            assert_eq!(q.tx_burst(&mut share, &mut got), n);
+            (q, share)
+        })
+        .join()
+        .unwrap();
+        let s = q.stats();
+        assert!(s.rx >= 200 && s.tx == s.rx && s.tx_bytes == 64 * s.tx, "{s:?}");
+        assert_eq!((s.tx_drop, s.errors), (0, 0), "{s:?}");
+        assert_eq!(p.stats().tx, 0, "the queue counts its own");
+        q.release(&mut pool);
+        pool.take(share.give(u32::MAX));
         p.release(&mut pool);
         testutil::assert_whole(&pool);
     }
