@@ -55,6 +55,41 @@ fn lane_figures(mgr: &Proc) -> (u64, u64, u64) {
     (received, direct, main)
 }
 
+/// Whether receive thread 1 opened `n` direct edges into instances so far.
+fn lane_edges(mgr: &Proc, n: usize) -> bool {
+    common::wait_for(SOON, || {
+        mgr.stderr
+            .count(|l| l.contains("direct edge: receive thread 1 → instance"))
+            >= n
+    })
+}
+
+/// After the manager stopped: receive thread 1 was the port path for its queue. It
+/// received plenty, wrote most of it straight into the NF, sent what came back out of
+/// its queue of port 1, and port 0's figures include its queue's.
+fn assert_lane_was_the_path(mgr: &Proc) {
+    let (received, direct, _) = lane_figures(mgr);
+    assert!(
+        received > 10_000,
+        "the second queue received {received}\n{}",
+        mgr.output()
+    );
+    assert!(
+        direct > received / 2,
+        "most of the second queue's packets should go straight to the NF: {direct} of {received}\n{}",
+        mgr.output()
+    );
+    let (_, stopped) = mgr.stderr.find(|l| l.contains("receive thread 1 stopped")).unwrap();
+    let sent: u64 = stopped
+        .rsplit("sent ")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{stopped}"));
+    assert!(sent > 0, "the thread sent nothing out: {stopped}");
+    let port0 = port_line(mgr, 0);
+    assert!(field(&port0, "rx").unwrap_or(0) > received, "{port0}");
+}
+
 #[test]
 fn a_second_receive_thread_writes_straight_into_the_nf_and_survives_its_crash() {
     let _one = serial();
@@ -81,38 +116,21 @@ fn a_second_receive_thread_writes_straight_into_the_nf_and_survives_its_crash() 
         "{}",
         mgr.output()
     );
-    let edge = |n: usize| {
-        common::wait_for(SOON, || {
-            mgr.stderr
-                .count(|l| l.contains("direct edge: receive thread 1 → instance"))
-                >= n
-        })
-    };
     let (mut a, _) = start_forwarder(&mgr, &socket, 1, "fwd-a");
-    assert!(edge(1), "no edge from the receive thread\n{}", mgr.output());
+    assert!(lane_edges(&mgr, 1), "no edge from the receive thread\n{}", mgr.output());
     std::thread::sleep(Duration::from_millis(400));
 
     // The NF dies while the thread writes into it: what was in its rings comes back.
     kill_nf(&mgr, &mut a, "fwd-a");
     let (mut b, _) = start_forwarder(&mgr, &socket, 1, "fwd-b");
-    assert!(edge(2), "no edge into the new NF\n{}", mgr.output());
+    assert!(lane_edges(&mgr, 2), "no edge into the new NF\n{}", mgr.output());
     std::thread::sleep(Duration::from_millis(400));
 
     mgr.signal("TERM");
     assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
     assert_eq!(b.exit_code(SOON), 0, "{}", b.output());
     assert_conserved(&mgr);
-    let (received, direct, _) = lane_figures(&mgr);
-    assert!(
-        received > 10_000,
-        "the second queue received {received}\n{}",
-        mgr.output()
-    );
-    assert!(
-        direct > received / 2,
-        "most of the second queue's packets should go straight to the NF: {direct} of {received}\n{}",
-        mgr.output()
-    );
+    assert_lane_was_the_path(&mgr);
     // What the NF forwards goes back to the thread that has port 1's second queue,
     // which sends it out there.
     assert!(
@@ -122,16 +140,6 @@ fn a_second_receive_thread_writes_straight_into_the_nf_and_survives_its_crash() 
         "{}",
         mgr.output()
     );
-    let (_, stopped) = mgr.stderr.find(|l| l.contains("receive thread 1 stopped")).unwrap();
-    let sent: u64 = stopped
-        .rsplit("sent ")
-        .next()
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{stopped}"));
-    assert!(sent > 0, "the thread sent nothing out: {stopped}");
-    // Port 0's figures include the second queue's: more than the thread received.
-    let port0 = port_line(&mgr, 0);
-    assert!(field(&port0, "rx").unwrap_or(0) > received, "{port0}");
 }
 
 #[test]
@@ -261,31 +269,11 @@ fn dpdk_null_queues_split_between_two_switch_threads() {
         mgr.output()
     );
     let (mut nf, _) = start_forwarder(&mgr, &socket, 1, "fwd");
-    assert!(
-        common::wait_for(SOON, || mgr
-            .stderr
-            .count(|l| l.contains("direct edge: receive thread 1 → instance"))
-            >= 1),
-        "no edge from the receive thread\n{}",
-        mgr.output()
-    );
+    assert!(lane_edges(&mgr, 1), "no edge from the receive thread\n{}", mgr.output());
     std::thread::sleep(Duration::from_millis(600));
     mgr.signal("TERM");
     assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
     assert_eq!(nf.exit_code(SOON), 0, "{}", nf.output());
     assert_conserved(&mgr);
-    let (received, direct, _) = lane_figures(&mgr);
-    assert!(received > 10_000, "queue 1 received {received}\n{}", mgr.output());
-    assert!(
-        direct > received / 2,
-        "most of queue 1's packets should go straight to the NF: {direct} of {received}\n{}",
-        mgr.output()
-    );
-    let (_, stopped) = mgr.stderr.find(|l| l.contains("receive thread 1 stopped")).unwrap();
-    assert!(
-        !stopped.ends_with("sent 0"),
-        "queue 1 of port 1 sent nothing: {stopped}"
-    );
-    let port0 = port_line(&mgr, 0);
-    assert!(field(&port0, "rx").unwrap_or(0) > received, "{port0}");
+    assert_lane_was_the_path(&mgr);
 }
