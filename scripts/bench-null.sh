@@ -38,22 +38,10 @@ cargo build --release -q -p onvm-cli --features dpdk
 ONVM=$PWD/target/release/onvm
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-cat > "$WORK/chain.toml" <<'TOML'
-[manager]
-ports = ["null:64B", "null"]
-
-[services]
-fwd = 1
-
-[[chains]]
-name = "main"
-chain = ["fwd", "out:1"]
-in_port = 0
-TOML
 
 # The manager and simple_forward as processes (cores 0 and 1, the defaults); $@: more mgr flags.
 run_procs() {
-    "$ONVM" mgr --config "$WORK/chain.toml" --socket "$WORK/s.sock" --stats csv \
+    "$ONVM" mgr --config examples/port-path.toml --socket "$WORK/s.sock" --stats csv \
         --run-for $((SECS + 1)) "$@" > "$WORK/mgr.csv" 2> "$WORK/mgr.err" &
     local mgr=$!
     for _ in $(seq 100); do [ -S "$WORK/s.sock" ] && break; sleep 0.05; done

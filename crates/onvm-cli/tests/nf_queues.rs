@@ -12,23 +12,13 @@ use common::{
     KillBySocket, Proc, SOON, TempDir, field, kill_nf, port_line, serial, start_forwarder, start_mgr, stop_cleanly,
 };
 
-const CHAIN: &str = r#"[manager]
-ports = ["null:64B", "null"]
-nf_queues = true
-
-[services]
-fwd = 1
-
-[[chains]]
-name = "main"
-chain = ["fwd", "out:1"]
-in_port = 0
-"#;
-
-/// A manager on `CHAIN` in `dir`.
+/// A manager on `examples/port-path.toml` with `nf_queues = true`, in `dir`.
 fn start(dir: &TempDir) -> (Proc, KillBySocket) {
     let socket = dir.socket();
-    let cfg = dir.write("nfq.toml", CHAIN);
+    let cfg = dir.write(
+        "nfq.toml",
+        &common::PORT_PATH.replace("[manager]\n", "[manager]\nnf_queues = true\n"),
+    );
     (
         start_mgr(&socket, &["--config", cfg.to_str().unwrap()]),
         KillBySocket(socket),

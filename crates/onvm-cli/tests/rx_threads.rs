@@ -11,20 +11,10 @@ use std::time::Duration;
 
 use common::{
     KillBySocket, Proc, SOON, TempDir, assert_conserved, field, kill_nf, nf_command, onvm, port_line, run_to_end,
-    serial, start_forwarder, start_mgr, wait_registered,
+    serial, start_forwarder, start_mgr, stop_cleanly, wait_registered,
 };
 
-const CHAIN: &str = r#"[manager]
-ports = ["null:64B", "null"]
-
-[services]
-fwd = 1
-
-[[chains]]
-name = "main"
-chain = ["fwd", "out:1"]
-in_port = 0
-"#;
+const CHAIN: &str = common::PORT_PATH;
 
 /// The numbers in the `receive thread 1 stopped: received R, D straight into NFs, M
 /// through the main thread, X dropped; sent S` event: (R, D, M).
@@ -126,10 +116,8 @@ fn a_second_receive_thread_writes_straight_into_the_nf_and_survives_its_crash() 
     assert!(lane_edges(&mgr, 2), "no edge into the new NF\n{}", mgr.output());
     std::thread::sleep(Duration::from_millis(400));
 
-    mgr.signal("TERM");
-    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    stop_cleanly(&mut mgr);
     assert_eq!(b.exit_code(SOON), 0, "{}", b.output());
-    assert_conserved(&mgr);
     assert_lane_was_the_path(&mgr);
     // What the NF forwards goes back to the thread that has port 1's second queue,
     // which sends it out there.
@@ -271,9 +259,7 @@ fn dpdk_null_queues_split_between_two_switch_threads() {
     let (mut nf, _) = start_forwarder(&mgr, &socket, 1, "fwd");
     assert!(lane_edges(&mgr, 1), "no edge from the receive thread\n{}", mgr.output());
     std::thread::sleep(Duration::from_millis(600));
-    mgr.signal("TERM");
-    assert_eq!(mgr.exit_code(SOON), 0, "{}", mgr.output());
+    stop_cleanly(&mut mgr);
     assert_eq!(nf.exit_code(SOON), 0, "{}", nf.output());
-    assert_conserved(&mgr);
     assert_lane_was_the_path(&mgr);
 }

@@ -301,6 +301,10 @@ pub fn wait_registered(mgr: &Proc, tag: &str, nf: &Proc) -> String {
     }
 }
 
+/// `examples/port-path.toml`: a `null:64B` port through one `fwd` (service 1) into a
+/// `null` port.
+pub const PORT_PATH: &str = include_str!("../../../../examples/port-path.toml");
+
 /// SIGKILL the NF `nf` tagged `tag` and wait until the manager reports it died.
 pub fn kill_nf(mgr: &Proc, nf: &mut Proc, tag: &str) {
     nf.signal("KILL");

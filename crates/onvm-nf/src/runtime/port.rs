@@ -105,10 +105,11 @@ impl PortPoll {
             // Only a buffer of another region fails, and ours are all of this one; a
             // frame longer than the buffer was refused by the manager. Either way the
             // buffer stays ours, unused, and is reclaimed when this NF goes.
-            match holder.received(&mut buf, len, q.port, now).map(drop) {
-                Ok(()) => out.push(buf),
+            if holder.received(&mut buf, len, q.port, now).is_ok() {
+                out.push(buf);
+            } else {
                 // At the bottom of the stack, out of this burst's way.
-                Err(_) => self.held.spare.insert(0, buf),
+                self.held.spare.insert(0, buf);
             }
         }
         let got = out.len() - start;
