@@ -418,12 +418,9 @@ pub struct DpdkPort {
     rx_qs: Vec<u16>,
     /// Where the next receive starts in `rx_qs`.
     next_q: usize,
-    /// The transmit queue: 0, or a split-off queue's own.
+    /// The transmit queue: 0 for the port, a split-off queue's own (never 0) for it
+    /// ([`DpdkPort::split`]).
     tx_q: u16,
-    /// A queue split off for a switch lane: it polls and sends once the port that keeps
-    /// queue 0 has started the device (`started`), and never starts, counts or stops
-    /// the device itself.
-    split: bool,
     /// The device runs: set by the port that started it, read by its split-off queues
     /// on other threads.
     started: Arc<AtomicBool>,
@@ -482,7 +479,6 @@ impl DpdkPort {
             rx_qs: (0..spec.opts.queues).collect(),
             next_q: 0,
             tx_q: 0,
-            split: false,
             started: Arc::new(AtomicBool::new(false)),
             mempool,
             state: State::Probed,
@@ -493,10 +489,17 @@ impl DpdkPort {
         })
     }
 
+    /// A queue split off for a switch lane ([`Port::queues`]), which sends on its own
+    /// queue: it polls and sends once the port that keeps queue 0 has started the device
+    /// (`started`), and never starts, counts or stops the device itself.
+    fn split(&self) -> bool {
+        self.tx_q != 0
+    }
+
     /// Configure and start the device (once), with `pool` lent for the PMD's first
     /// buffers. Whether it runs.
     fn start(&mut self, pool: &mut Pool) -> bool {
-        if self.split {
+        if self.split() {
             return self.started.load(Ordering::Acquire);
         }
         if self.state != State::Probed {
@@ -536,7 +539,7 @@ impl DpdkPort {
 
     /// The device's own counters: (missed + no mbuf, errors).
     fn device_counters(&self) -> (u64, u64) {
-        if self.split || self.state != State::Started {
+        if self.split() || self.state != State::Started {
             return (0, 0);
         }
         let mut s = [0u64; 6];
@@ -787,7 +790,7 @@ impl Port for DpdkPort {
     /// (the driver uses the pool lent by the calling thread) and what a lane sends goes
     /// back to its share. None once the device was polled.
     fn queues(&mut self, n: usize) -> Vec<Box<dyn Port>> {
-        if self.split || self.state != State::Probed {
+        if self.split() || self.state != State::Probed {
             return Vec::new();
         }
         let k = n.min(self.rx_qs.len().saturating_sub(1));
@@ -805,7 +808,6 @@ impl Port for DpdkPort {
                     rx_qs: vec![q],
                     next_q: 0,
                     tx_q: q,
-                    split: true,
                     started: Arc::clone(&self.started),
                     mempool: self.mempool,
                     state: State::Probed,
@@ -836,7 +838,7 @@ impl Port for DpdkPort {
         if self.state == State::Released {
             return;
         }
-        if self.split {
+        if self.split() {
             self.state = State::Released;
             return;
         }
