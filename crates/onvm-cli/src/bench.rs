@@ -94,6 +94,11 @@ pub struct BenchArgs {
     /// with 2 (`scripts/bench-ab.sh`) to see what the second thread gives.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub rx_threads: u16,
+    /// Cores the threads beside the main one are pinned to, one each in order (`onvm
+    /// mgr --rx-cores`), e.g. 2,3,4 on a machine with a core per thread: the main
+    /// thread takes core 0 and the measuring NF core 1 (default: not pinned).
+    #[arg(long, value_delimiter = ',')]
+    pub rx_cores: Option<Vec<u16>>,
     /// Let NFs poll port queues themselves (`onvm mgr --nf-queues`): on the `nullport`
     /// scenarios the NF is then the whole port path.
     #[arg(long)]
@@ -341,15 +346,7 @@ fn scrape(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> u32 {
     ok
 }
 
-fn run_scenario(
-    s: &Scenario,
-    secs: f64,
-    probe: Option<u64>,
-    profile: bool,
-    http: bool,
-    rx_threads: u16,
-    nf_queues: bool,
-) -> Result<Record, String> {
+fn run_scenario(s: &Scenario, probe: Option<u64>, a: &BenchArgs) -> Result<Record, String> {
     let dir = std::env::temp_dir().join(format!("onvm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let socket = dir.join(format!("{}.sock", s.name));
@@ -359,11 +356,12 @@ fn run_scenario(
     let mut o = Options::new(socket.clone());
     o.stats = StatsMode::Off;
     o.log_events = false;
-    o.profile = profile && !s.ports.is_empty();
+    o.profile = a.profile && !s.ports.is_empty();
     o.backpressure = s.backpressure == Some(true);
-    o.rx_threads = rx_threads;
-    o.nf_queues = nf_queues;
-    if http {
+    o.rx_threads = a.rx_threads;
+    o.rx_cores.clone_from(&a.rx_cores);
+    o.nf_queues = a.nf_queues;
+    if a.http {
         // A port free now; the manager fails to start, saying so, if it went meanwhile.
         let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         o.http = Some(l.local_addr().map_err(|e| e.to_string())?);
@@ -401,12 +399,21 @@ fn run_scenario(
     let mgr = std::thread::spawn(move || onvm_mgr::run(o, &st));
     let t = Instant::now();
     while !socket.exists() {
-        if t.elapsed() > Duration::from_secs(5) || mgr.is_finished() {
-            return Err(format!("{}: the manager did not start", s.name));
+        if mgr.is_finished() {
+            // Its own error says why (a port that would not open, a core not online).
+            let why = match mgr.join() {
+                Ok(Err(e)) => e.to_string(),
+                Ok(Ok(_)) => "it stopped".into(),
+                Err(_) => "it panicked".into(),
+            };
+            return Err(format!("{}: the manager did not start: {why}", s.name));
+        }
+        if t.elapsed() > Duration::from_secs(5) {
+            return Err(format!("{}: the manager did not start in 5 s", s.name));
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let ttl = Duration::try_from_secs_f64(secs).map_err(|_| "--seconds must be positive")?;
+    let ttl = Duration::try_from_secs_f64(a.seconds).map_err(|_| "--seconds must be positive")?;
     let scraping = Arc::new(AtomicBool::new(false));
     let scraper = http.map(|addr| {
         let stop = scraping.clone();
@@ -420,22 +427,31 @@ fn run_scenario(
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut measured = None;
+    let mut nf_failed = None;
     for (i, h) in handles {
-        let r = h.join().map_err(|_| "an NF thread panicked".to_string())??;
-        if i == 0 {
-            measured = Some(r);
+        match h.join().map_err(|_| "an NF thread panicked".to_string()).flatten() {
+            Ok(r) if i == 0 => measured = Some(r),
+            Ok(_) => {}
+            Err(e) => {
+                nf_failed.get_or_insert(e);
+            }
         }
     }
     scraping.store(true, Ordering::Relaxed);
     let scrapes = scraper.map(|t| t.join().unwrap_or(0));
-    if scrapes == Some(0) {
-        return Err(format!("{}: --http: no scrape was answered", s.name));
-    }
     stop.store(true, Ordering::Relaxed);
+    // The manager's error first: when it fails after listening (a receive thread's
+    // core not online), its NFs only see the connection close.
     let report = mgr
         .join()
         .map_err(|_| "the manager panicked".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{}: the manager: {e}", s.name))?;
+    if let Some(e) = nf_failed {
+        return Err(e);
+    }
+    if scrapes == Some(0) {
+        return Err(format!("{}: --http: no scrape was answered", s.name));
+    }
     if !report.conserved() {
         return Err(format!("{}: {}", s.name, report.conservation_line()));
     }
@@ -655,7 +671,7 @@ pub fn run(a: BenchArgs) -> CliResult {
             s.ports.clone_from(&a.ports);
         }
         let before = if s.nfs.len() > 1 { pingpong_ns() } else { probe };
-        let mut r = run_scenario(&s, a.seconds, before, a.profile, a.http, a.rx_threads, a.nf_queues)?;
+        let mut r = run_scenario(&s, before, &a)?;
         if let Some(Plan {
             role: Role::Nf(words), ..
         }) = s.nfs.first()
