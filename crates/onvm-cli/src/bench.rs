@@ -99,6 +99,16 @@ pub struct BenchArgs {
     /// thread takes core 0 and the measuring NF core 1 (default: not pinned).
     #[arg(long, value_delimiter = ',')]
     pub rx_cores: Option<Vec<u16>>,
+    /// Instances of the first NF of the port scenarios (`port-chainN`, `nullport-chainN`):
+    /// the service's flows are shared out among them, and the figure is what they
+    /// forwarded together. Use it with a port of many flows (`port-`: `gen:64B,1024flows`;
+    /// `null:64B` frames are all one flow).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub instances: u16,
+    /// Cores of those instances, one each in order, e.g. 1,2 (default: the first on
+    /// core 1 as in every scenario; with `--instances`, placed by the manager).
+    #[arg(long, value_delimiter = ',')]
+    pub nf_cores: Option<Vec<u16>>,
     /// Let NFs poll port queues themselves (`onvm mgr --nf-queues`): on the `nullport`
     /// scenarios the NF is then the whole port path.
     #[arg(long)]
@@ -271,6 +281,30 @@ struct Scenario {
     backpressure: Option<bool>,
 }
 
+impl Scenario {
+    /// `--instances`, `--nf-cores`: the first NF of a port scenario as `n` instances,
+    /// pinned to `cores` where given.
+    fn scale_out(&mut self, n: u16, cores: Option<&[u16]>) {
+        let Some(first) = self.nfs.first().filter(|_| !self.ports.is_empty()).cloned() else {
+            return;
+        };
+        if !matches!(first.role, Role::Forward { .. }) || (n == 1 && cores.is_none()) {
+            return;
+        }
+        let at = |j: usize| cores.and_then(|c| c.get(j)).copied();
+        let more = (1..usize::from(n)).map(|j| Plan {
+            core: at(j),
+            ..first.clone()
+        });
+        self.nfs.splice(1..1, more);
+        self.nfs[0].core = if n > 1 && cores.is_none() {
+            None
+        } else {
+            at(0).or(first.core)
+        };
+    }
+}
+
 fn run_nf(plan: Plan, socket: PathBuf, frame: usize, latency: bool, ttl: Duration) -> Result<Record, String> {
     let mut b = Nf::builder(match &plan.role {
         Role::Tester { .. } => "speed_tester",
@@ -426,11 +460,16 @@ fn run_scenario(s: &Scenario, probe: Option<u64>, a: &BenchArgs) -> Result<Recor
         handles.push((i, std::thread::spawn(move || run_nf(plan, socket, frame, latency, ttl))));
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut measured = None;
+    // The measuring NF is the first; instances of its service add theirs (`--instances`).
+    let measuring = s.nfs.first().map(|p| p.service);
+    let mut measured: Option<Record> = None;
     let mut nf_failed = None;
     for (i, h) in handles {
         match h.join().map_err(|_| "an NF thread panicked".to_string()).flatten() {
-            Ok(r) if i == 0 => measured = Some(r),
+            Ok(r) if Some(s.nfs[i].service) == measuring => match &mut measured {
+                Some(m) => m.mpps += r.mpps,
+                None => measured = Some(r),
+            },
             Ok(_) => {}
             Err(e) => {
                 nf_failed.get_or_insert(e);
@@ -670,6 +709,7 @@ pub fn run(a: BenchArgs) -> CliResult {
         if !a.ports.is_empty() && !s.ports.is_empty() {
             s.ports.clone_from(&a.ports);
         }
+        s.scale_out(a.instances, a.nf_cores.as_deref());
         let before = if s.nfs.len() > 1 { pingpong_ns() } else { probe };
         let mut r = run_scenario(&s, before, &a)?;
         if let Some(Plan {
@@ -748,4 +788,44 @@ fn write_json(path: Option<&std::path::Path>, records: &impl Serialize) -> Resul
         say!("results written to {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(name: &str) -> Scenario {
+        scenarios()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no scenario {name}"))
+    }
+
+    #[test]
+    fn instances_scale_out_the_first_nf_of_a_port_scenario_only() {
+        let mut s = scenario("port-chain2-64B");
+        s.scale_out(3, Some(&[4, 5, 6]));
+        let plan: Vec<(u16, Option<u16>)> = s.nfs.iter().map(|p| (p.service, p.core)).collect();
+        // Three instances of service 1 on their cores, then the chain's second NF as it was.
+        assert_eq!(&plan[..3], &[(1, Some(4)), (1, Some(5)), (1, Some(6))]);
+        assert_eq!(plan[3].0, 2);
+        assert_eq!(plan.len(), 4);
+
+        let mut s = scenario("port-chain1-64B");
+        s.scale_out(2, None);
+        assert!(
+            s.nfs.iter().all(|p| p.service == 1 && p.core.is_none()),
+            "placed by the manager"
+        );
+        assert_eq!(s.nfs.len(), 2);
+
+        let mut s = scenario("port-chain1-64B");
+        s.scale_out(1, None);
+        assert_eq!(s.nfs[0].core, Some(1), "no flag, no change");
+
+        // Between-NF scenarios have no port whose flows could be shared out.
+        let mut s = scenario("chain2-64B");
+        s.scale_out(4, None);
+        assert_eq!(s.nfs.len(), 2);
+    }
 }

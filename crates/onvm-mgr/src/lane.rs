@@ -3,10 +3,10 @@
 //! keeps queue 0 and the control plane). `docs/ARCHITECTURE.md`, "Switch lanes", has
 //! the why and the figures.
 //!
-//! * **Receive.** A port whose fixed rule sends every packet to one instance
-//!   ([`crate::router::FixedRules`]) has its packets written straight into that
-//!   instance through an edge ring the lane produces (an owner ID of its own,
-//!   [`lane_owner`]). Everything else (a port whose packets need a lookup, a target
+//! * **Receive.** A port whose fixed rule sends every packet to one instance, or to a
+//!   service whose instances are picked per flow ([`Route`]), has its packets written
+//!   straight into their instance through an edge ring the lane produces (an owner ID
+//!   of its own, [`lane_owner`]). Everything else (a port whose packets need a lookup, a target
 //!   whose edge is not open yet) goes to the main thread in bursts ([`Punt`], a bounded
 //!   queue: when the main thread is that far behind, the lane drops, counted
 //!   `switch-behind`) and is routed there as if it had arrived on queue 0.
@@ -33,6 +33,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use onvm_ports::{Port, PortStats};
+use onvm_proto::flow::{PacketKey, PortNo};
+use onvm_proto::rss::{Reta, Toeplitz};
 use onvm_shm::{BURST, Buf, Consumer, FreeBufs, OwnerId, Pool, Producer, Region};
 
 use crate::drops::{DropReason, Drops};
@@ -48,11 +50,33 @@ const RING_FULL_YIELDS: u32 = 8;
 /// Counters are published this often.
 const PUBLISH_EVERY: Duration = Duration::from_millis(1);
 
+/// Where every packet a port receives goes, when the main thread need not see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// To this one instance.
+    One(u16),
+    /// To its flow's instance in this table of a service's instances: the main
+    /// thread's own pick (the same symmetric Toeplitz hash of the same 5-tuple, the same
+    /// table), so a flow's instance does not depend on the queue it arrives on. The
+    /// hash goes into the packet's metadata, as the main thread writes it.
+    Hashed(Arc<Reta>),
+}
+
+impl Route {
+    /// The instances it writes to.
+    pub fn instances(&self) -> &[u16] {
+        match self {
+            Route::One(id) => std::slice::from_ref(id),
+            Route::Hashed(reta) => reta.instances(),
+        }
+    }
+}
+
 /// What the main thread tells a lane.
 #[derive(Debug)]
 pub enum ToLane {
-    /// Per port number: the instance every packet of that port goes to, if one does.
-    Routes(Vec<Option<u16>>),
+    /// Per port number: where every packet of that port goes, if the lane may send it.
+    Routes(Vec<Option<Route>>),
     /// Write to `ring` what goes to instance `to`; ring its doorbell through `bell`
     /// (its rx ring) when it sleeps.
     EdgeOut { to: u16, ring: u32, bell: Option<u32> },
@@ -242,7 +266,10 @@ fn run(
         stock,
         share,
     } = ends;
-    let mut routes: Vec<Option<u16>> = vec![None; nports];
+    let mut routes: Vec<Option<Route>> = vec![None; nports];
+    let toeplitz = Toeplitz::symmetric();
+    // A hashed route's burst, sorted by instance (`None`: for the main thread).
+    let mut parts: Vec<(Option<u16>, Vec<Buf>)> = Vec::new();
     let mut outs: Vec<Out<'_>> = Vec::new();
     let mut ins: Vec<In<'_>> = Vec::new();
     let mut sending: Vec<Buf> = Vec::with_capacity(BURST);
@@ -311,9 +338,18 @@ fn run(
                         break;
                     }
                     moved = true;
-                    let to = routes.get(usize::from(*port)).copied().flatten();
-                    match to.and_then(|to| outs.iter_mut().find(|o| o.to == to)) {
-                        Some(o) => write(&mut pool, o, *port, &mut burst, &mut counts),
+                    match routes.get(usize::from(*port)).and_then(Option::as_ref) {
+                        Some(Route::One(to)) => {
+                            deliver(Some(*to), &mut outs, punter, *port, &mut burst, &mut pool, &mut counts);
+                        }
+                        Some(Route::Hashed(reta)) => {
+                            split(&pool, &toeplitz, reta, &mut burst, &mut parts);
+                            for (to, part) in &mut parts {
+                                if !part.is_empty() {
+                                    deliver(*to, &mut outs, punter, *port, part, &mut pool, &mut counts);
+                                }
+                            }
+                        }
                         None => punt(punter, *port, &mut burst, &mut pool, &mut counts),
                     }
                     if got < BURST {
@@ -396,6 +432,54 @@ fn send_out(
     moved
 }
 
+/// Send `burst` (received on `port`) into instance `to` through the lane's edge to it,
+/// or to the main thread while there is none (or no instance).
+fn deliver(
+    to: Option<u16>,
+    outs: &mut [Out<'_>],
+    punter: &SyncSender<Punt>,
+    port: u16,
+    burst: &mut Vec<Buf>,
+    pool: &mut Pool,
+    counts: &mut LaneCounts,
+) {
+    match to.and_then(|to| outs.iter_mut().find(|o| o.to == to)) {
+        Some(o) => write(pool, o, port, burst, counts),
+        None => punt(punter, port, burst, pool, counts),
+    }
+}
+
+/// Sort `burst` into `parts` by the instance `reta` picks for each packet's flow (the
+/// hash written into its metadata); a packet whose bytes cannot be read, or that no
+/// instance takes, goes to the `None` part, for the main thread to drop by its reason.
+fn split(
+    pool: &Pool,
+    toeplitz: &Toeplitz,
+    reta: &Reta,
+    burst: &mut Vec<Buf>,
+    parts: &mut Vec<(Option<u16>, Vec<Buf>)>,
+) {
+    let holder = pool.holder();
+    for p in parts.iter_mut() {
+        p.1.clear();
+    }
+    for mut b in burst.drain(..) {
+        let to = holder.packet(&mut b).ok().and_then(|p| {
+            let hash = PacketKey::from_frame(PortNo::physical(0), p.data()).rss_hash(toeplitz);
+            p.meta().set_flow_hash(hash);
+            reta.lookup(hash)
+        });
+        match parts.iter_mut().find(|p| p.0 == to) {
+            Some(p) => p.1.push(b),
+            None => {
+                let mut v = Vec::with_capacity(BURST);
+                v.push(b);
+                parts.push((to, v));
+            }
+        }
+    }
+}
+
 /// Write `burst` to its edge; what does not fit is dropped as the ring being full.
 fn write(pool: &mut Pool, o: &mut Out<'_>, port: u16, burst: &mut Vec<Buf>, counts: &mut LaneCounts) {
     let holder = pool.holder();
@@ -474,7 +558,8 @@ fn publish(queues: &[(u16, Box<dyn Port>)], counts: &mut LaneCounts, shared: &Mu
 mod tests {
     use std::time::Duration;
 
-    use onvm_ports::NullPort;
+    use onvm_ports::{GenPort, NullPort};
+    use onvm_proto::port::GenSpec;
     use onvm_shm::{BackingChoice, RegionConfig};
 
     use super::*;
@@ -489,6 +574,74 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(10), "timed out");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_hashed_route_sends_each_flow_to_the_instance_its_hash_picks() {
+        let region = Region::create(&RegionConfig {
+            buffers: 512,
+            rings: 3,
+            ring_capacity: 256,
+            backing: BackingChoice::Normal,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut pool = Pool::new(&region).unwrap();
+        let owner = lane_owner(1);
+        let share = pool.share(OwnerId(owner), 256).unwrap();
+        let spec = GenSpec {
+            flows: 16,
+            ..GenSpec::default()
+        };
+        let queues: Vec<(u16, Box<dyn Port>)> = vec![(0, Box::new(GenPort::new(&spec, 0, Some(96))))];
+        let mut lane = Lane::start(1, region.clone(), share, queues, 1, None).unwrap();
+        let reta = Reta::new(&[7, 8]).unwrap();
+        lane.tell(ToLane::Routes(vec![Some(Route::Hashed(Arc::new(reta.clone())))]));
+        for (to, ring) in [(7u16, 1u32), (8, 2)] {
+            region.ring(ring).unwrap().set_ends(owner, to);
+            lane.tell(ToLane::EdgeOut { to, ring, bell: None });
+            let switched = within(|| match lane.from.try_recv() {
+                Ok(FromLane::Switched { ring }) => Some(ring),
+                Ok(other) => panic!("{other:?}"),
+                Err(_) => None,
+            });
+            assert_eq!(switched, ring);
+        }
+        lane.tell(ToLane::Receive(true));
+
+        // Every packet reaches the instance the table gives its flow's hash, with the
+        // hash in its metadata; none goes to the main thread.
+        let toeplitz = Toeplitz::symmetric();
+        let mut seen = [0u64; 2];
+        let mut got = Vec::new();
+        within(|| {
+            for (i, (to, ring)) in [(7u16, 1u32), (8, 2)].into_iter().enumerate() {
+                let nf = region.holder(OwnerId(to)).unwrap();
+                let mut cons = region.consumer(ring).unwrap();
+                nf.dequeue(&mut cons, 32, &mut got).unwrap();
+                for b in &mut got {
+                    let p = nf.packet(b).unwrap();
+                    let hash = PacketKey::from_frame(PortNo::physical(0), p.data()).rss_hash(&toeplitz);
+                    assert_eq!(p.meta().flow_hash(), hash);
+                    assert_eq!(reta.lookup(hash), Some(to), "a flow at the wrong instance");
+                    seen[i] += 1;
+                }
+                assert_eq!(nf.rejected(), 0);
+                for b in got.drain(..) {
+                    pool.free(b);
+                }
+            }
+            (seen[0] + seen[1] == 96).then_some(())
+        });
+        assert!(seen[0] > 0 && seen[1] > 0, "16 flows over two instances: {seen:?}");
+        assert!(lane.punts.try_recv().is_err(), "nothing for the main thread");
+
+        let mut end = lane.stop().expect("the lane ended cleanly");
+        assert_eq!(end.counts.fixed[0].0, 96, "counted on port 0's rule");
+        pool.take(end.pool.give(u32::MAX));
+        drop(end);
+        let a = pool.audit(&[]);
+        assert!(a.is_whole() && a.free == 512, "{a}");
     }
 
     #[test]
@@ -512,7 +665,7 @@ mod tests {
         let share = pool.share(OwnerId(owner), 128).unwrap();
         let queues: Vec<(u16, Box<dyn Port>)> = vec![(0, Box::new(NullPort::receiving(0, 64)))];
         let mut lane = Lane::start(1, region.clone(), share, queues, 2, None).unwrap();
-        lane.tell(ToLane::Routes(vec![Some(7), None]));
+        lane.tell(ToLane::Routes(vec![Some(Route::One(7)), None]));
         lane.tell(ToLane::Receive(true));
 
         // No edge yet: what it receives comes to us, stamped with its port.

@@ -15,7 +15,7 @@ use onvm_shm::{BURST, OwnerId};
 use super::Mgr;
 use crate::capture::Point;
 use crate::error::MgrError;
-use crate::lane::{FromLane, Lane, LaneCounts, ToLane, lane_of, lane_owner};
+use crate::lane::{FromLane, Lane, LaneCounts, Route, ToLane, lane_of, lane_owner};
 use crate::registry::{State, rings_of};
 use crate::router::Target;
 use crate::stats::PortRow;
@@ -34,7 +34,7 @@ pub(super) struct Lanes {
     /// Buffers a lane gets at a time.
     share: u32,
     /// The routes the lanes were last told.
-    routes: Vec<Option<u16>>,
+    routes: Vec<Option<Route>>,
     /// Queues of lanes that ended, for the final stats.
     ended: Vec<(u16, Box<dyn Port>)>,
 }
@@ -211,7 +211,7 @@ impl Mgr<'_> {
             return;
         }
         let fwd = &mut self.fwd;
-        let routes: Vec<Option<u16>> = (0..self.io.ports.len() as u16).map(|p| fwd.plain_route(p)).collect();
+        let routes: Vec<Option<Route>> = (0..self.io.ports.len() as u16).map(|p| fwd.lane_route(p)).collect();
         if routes != self.lanes.routes {
             for l in &self.lanes.lanes {
                 l.tell(ToLane::Routes(routes.clone()));
@@ -223,8 +223,9 @@ impl Mgr<'_> {
             let polled = l
                 .ports
                 .iter()
-                .filter_map(|&p| routes.get(usize::from(p)).copied().flatten());
-            for to in polled {
+                .filter_map(|&p| routes.get(usize::from(p)).and_then(Option::as_ref))
+                .flat_map(Route::instances);
+            for &to in polled {
                 if fwd.direct.edges.find(from, to).is_some() {
                     continue;
                 }
@@ -338,14 +339,34 @@ impl super::Fwd<'_> {
         let Target::Instance { id, .. } = f.target else {
             return None;
         };
-        let i = self.reg.get(id)?;
-        let plain = i.state == State::Running
-            && !i.hung
-            && !i.leaving
-            && !self.pressure.limits(id)
+        (!self.taps.on(Point::PortRx(p)) && self.plain(id)).then_some(id)
+    }
+
+    /// Where a lane may send port `p`'s packets itself: the one instance of
+    /// [`Fwd::plain_route`], or a service's instances picked per flow when every one of
+    /// them is as plain and no flow is being handed over between them (the main thread
+    /// holds a moved flow until its old instance is done with it).
+    pub(super) fn lane_route(&mut self, p: u16) -> Option<Route> {
+        if let Some(id) = self.plain_route(p) {
+            return Some(Route::One(id));
+        }
+        let s = self.router.fixed_service(&self.table, PortNo::physical(p))?;
+        let reta = self.reg.reta(s)?;
+        let hashed = reta.instances().len() > 1
+            && self.handovers.is_empty()
             && !self.taps.on(Point::PortRx(p))
-            && !self.taps.at_instance(id);
-        plain.then_some(id)
+            && reta.instances().iter().all(|&id| self.plain(id));
+        hashed.then(|| Route::Hashed(std::sync::Arc::new(reta.clone())))
+    }
+
+    /// Whether instance `id` needs nothing of the main thread for what it receives:
+    /// running, not hung or leaving, no capture of it, its chain not behind.
+    fn plain(&self, id: u16) -> bool {
+        self.reg
+            .get(id)
+            .is_some_and(|i| i.state == State::Running && !i.hung && !i.leaving)
+            && !self.pressure.limits(id)
+            && !self.taps.at_instance(id)
     }
 }
 
@@ -354,12 +375,9 @@ fn fold(fwd: &mut super::Fwd<'_>, now: &LaneCounts, before: &LaneCounts) {
     fwd.acct.drops.add_since(&now.drops, &before.drops);
     for (p, &(n, bytes)) in now.fixed.iter().enumerate() {
         let (n0, b0) = before.fixed.get(p).copied().unwrap_or((0, 0));
-        if n > n0
-            && let Some(f) = fwd
-                .router
-                .fixed_target(&fwd.table, &fwd.reg, PortNo::physical(p as u16))
-        {
-            fwd.router.count_fixed(&mut fwd.table, &f, n - n0, bytes - b0, fwd.now);
+        if n > n0 {
+            fwd.router
+                .count_fixed_of(&mut fwd.table, PortNo::physical(p as u16), n - n0, bytes - b0, fwd.now);
         }
     }
 }

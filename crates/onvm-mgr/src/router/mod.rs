@@ -326,9 +326,29 @@ impl Router {
     /// as routing them one by one would have.
     #[inline]
     pub fn count_fixed(&mut self, table: &mut FlowTable, f: &Fixed, packets: u64, bytes: u64, now: Duration) {
+        self.record_fixed(table, (f.rule, f.at), packets, bytes, now);
+    }
+
+    /// Count `packets` that `port`'s fixed rule took elsewhere (a switch lane), as
+    /// [`Router::count_fixed`] does; nothing if the port has no fixed rule now.
+    pub fn count_fixed_of(&mut self, table: &mut FlowTable, port: PortNo, packets: u64, bytes: u64, now: Duration) {
+        if let Some((rule, at, _)) = self.fixed.get(table, port) {
+            self.record_fixed(table, (rule, at), packets, bytes, now);
+        }
+    }
+
+    #[inline]
+    fn record_fixed(
+        &mut self,
+        table: &mut FlowTable,
+        (rule, at): (RuleId, usize),
+        packets: u64,
+        bytes: u64,
+        now: Duration,
+    ) {
         self.counts[0].0 += packets;
         self.counts[0].1 += packets;
-        table.record_at(f.at, f.rule, packets, bytes, now);
+        table.record_at(at, rule, packets, bytes, now);
     }
 
     /// A packet entering the table from `port` (`from` = the NF whose `Next` it is).
@@ -493,6 +513,6 @@ impl Router {
     }
 
     fn flow_hash(&self, k: &PacketKey) -> u32 {
-        k.flow_tuple().map_or(0, |t| t.hash(&self.toeplitz))
+        k.rss_hash(&self.toeplitz)
     }
 }

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use etherparse::{LaxIpPayloadSlice, LaxIpv4Slice, LaxIpv6Slice};
 
 use super::PortNo;
-use crate::rss::FlowTuple;
+use crate::rss::{FlowTuple, Toeplitz};
 
 /// The header fields of one packet that rules can match, plus where it came from and
 /// its pipeline state.
@@ -320,6 +320,12 @@ impl PacketKey {
             opts = &opts[len..];
         }
         Some(())
+    }
+
+    /// The flow's RSS hash, 0 when the packet is not IP: what picks a service's
+    /// instance, on whichever switch thread the packet arrives (the main one or a lane).
+    pub fn rss_hash(&self, key: &Toeplitz) -> u32 {
+        self.flow_tuple().map_or(0, |t| t.hash(key))
     }
 
     /// The 5-tuple for RSS, if the packet is IP (ports are 0 when absent).
