@@ -576,17 +576,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_hashed_route_sends_each_flow_to_the_instance_its_hash_picks() {
+    /// A region of 512 buffers and `rings` rings of `capacity`, and the pool of all of it.
+    fn region(rings: u32, capacity: u32) -> (Arc<Region>, Pool) {
         let region = Region::create(&RegionConfig {
             buffers: 512,
-            rings: 3,
-            ring_capacity: 256,
+            rings,
+            ring_capacity: capacity,
             backing: BackingChoice::Normal,
             ..Default::default()
         })
         .unwrap();
-        let mut pool = Pool::new(&region).unwrap();
+        let pool = Pool::new(&region).unwrap();
+        (region, pool)
+    }
+
+    #[test]
+    fn a_hashed_route_sends_each_flow_to_the_instance_its_hash_picks() {
+        let (region, mut pool) = region(3, 256);
         let owner = lane_owner(1);
         let share = pool.share(OwnerId(owner), 256).unwrap();
         let spec = GenSpec {
@@ -646,15 +652,7 @@ mod tests {
 
     #[test]
     fn a_lane_punts_until_its_edge_opens_then_writes_it_and_hands_everything_back() {
-        let region = Region::create(&RegionConfig {
-            buffers: 512,
-            rings: 2,
-            ring_capacity: 64,
-            backing: BackingChoice::Normal,
-            ..Default::default()
-        })
-        .unwrap();
-        let mut pool = Pool::new(&region).unwrap();
+        let (region, mut pool) = region(2, 64);
         let owner = lane_owner(1);
         assert_eq!(lane_of(owner), Some(1));
         assert_eq!(
