@@ -297,11 +297,8 @@ impl Scenario {
             ..first.clone()
         });
         self.nfs.splice(1..1, more);
-        self.nfs[0].core = if n > 1 && cores.is_none() {
-            None
-        } else {
-            at(0).or(first.core)
-        };
+        // Without cores, several instances are the manager's to place.
+        self.nfs[0].core = cores.and(at(0).or(first.core));
     }
 }
 

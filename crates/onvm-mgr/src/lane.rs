@@ -459,10 +459,8 @@ fn split(
     burst: &mut Vec<Buf>,
     parts: &mut Vec<(Option<u16>, Vec<Buf>)>,
 ) {
+    // Every part is empty here: delivering one sends, drops or punts all of it.
     let holder = pool.holder();
-    for p in parts.iter_mut() {
-        p.1.clear();
-    }
     for mut b in burst.drain(..) {
         let to = holder.packet(&mut b).ok().and_then(|p| {
             let hash = PacketKey::from_frame(PortNo::physical(0), p.data()).rss_hash(toeplitz);

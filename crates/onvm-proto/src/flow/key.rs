@@ -324,6 +324,7 @@ impl PacketKey {
 
     /// The flow's RSS hash, 0 when the packet is not IP: what picks a service's
     /// instance, on whichever switch thread the packet arrives (the main one or a lane).
+    #[inline]
     pub fn rss_hash(&self, key: &Toeplitz) -> u32 {
         self.flow_tuple().map_or(0, |t| t.hash(key))
     }
